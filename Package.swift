@@ -1,0 +1,80 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "erp-gateway",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "erp-gateway", targets: ["erp-gateway"]),
+        .executable(name: "demo-backend", targets: ["demo-backend"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // C shims over the system libraries (Debian: libjwt-dev, libhiredis-dev).
+        .systemLibrary(name: "CJWT", path: "Sources/CJWT", pkgConfig: "libjwt", providers: [.apt(["libjwt-dev"])]),
+        // hiredis's .pc carries -D_FILE_OFFSET_BITS=64, which SwiftPM drops with a warning; the
+        // module map links it directly instead.
+        .systemLibrary(name: "CHiredis", path: "Sources/CHiredis", providers: [.apt(["libhiredis-dev"])]),
+
+        // Domain modules: pure Swift, no I/O.
+        .target(name: "Hierarchy"),
+        .target(name: "TokenAuth", dependencies: ["CJWT"]),
+        .target(name: "Quotas", dependencies: ["CHiredis"]),
+
+        // Static settings: YAML → validated, immutable GatewaySettings.
+        .target(name: "GatewayConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
+
+        // The HTTP/1.1 data plane on SwiftNIO.
+        .target(name: "ProxyEngine", dependencies: [
+            "GatewayConfig",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOExtras", package: "swift-nio-extras"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        // The executable: command line and wiring only.
+        .executableTarget(name: "erp-gateway", dependencies: [
+            "GatewayConfig", "ProxyEngine", "Hierarchy", "TokenAuth", "Quotas",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+
+        // Loopback HTTP backends used by the tests and by the demo cells.
+        .target(name: "UpstreamFixtures", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
+        .executableTarget(name: "demo-backend", dependencies: [
+            "UpstreamFixtures",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "HierarchyTests", dependencies: ["Hierarchy"]),
+        .testTarget(name: "TokenAuthTests", dependencies: ["TokenAuth"]),
+        .testTarget(name: "QuotasTests", dependencies: ["Quotas"]),
+        .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),
+        .testTarget(name: "ProxyEngineTests", dependencies: [
+            "ProxyEngine", "GatewayConfig",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
+        .testTarget(name: "EndToEndTests", dependencies: [
+            "UpstreamFixtures",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,42 @@
+/// One problem found in a configuration source, located precisely enough for an operator to fix
+/// it without guessing: the key path (`cells[1].endpoints[0]`) and, when the source is a file, the
+/// line and column.
+public struct ConfigurationIssue: Sendable, Hashable, CustomStringConvertible {
+    public var path: String
+    public var line: Int?
+    public var column: Int?
+    public var message: String
+
+    public init(path: String, line: Int? = nil, column: Int? = nil, message: String) {
+        self.path = path
+        self.line = line
+        self.column = column
+        self.message = message
+    }
+
+    public var description: String {
+        var location = ""
+        if let line {
+            location = "\(line):\(column ?? 1): "
+        }
+        let at = self.path.isEmpty ? "(document)" : self.path
+        return "\(location)\(at): \(self.message)"
+    }
+}
+
+/// The configuration was rejected. It carries every issue found, not just the first, so one
+/// `check` run shows everything that needs fixing.
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    public var source: String
+    public var issues: [ConfigurationIssue]
+
+    public init(source: String, issues: [ConfigurationIssue]) {
+        self.source = source
+        self.issues = issues
+    }
+
+    public var description: String {
+        let lines = self.issues.map { "\(self.source):\($0)" }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,74 @@
+/// The static settings of one gateway process, read from the settings file, validated once and
+/// never mutated afterwards. Everything the data plane needs to know about listeners, limits,
+/// timeouts and backend cells is here; tenant policy lives in the Hierarchy snapshot.
+public struct GatewaySettings: Sendable, Hashable {
+    public var listener: Listener
+    public var limits: RequestLimits
+    public var timeouts: Timeouts
+    public var upstreamPool: UpstreamPool
+    public var forwarding: Forwarding
+    public var cells: [Cell]
+    /// The cell that serves requests until tenant placement decides per customer.
+    public var defaultCell: String
+
+    public struct Listener: Sendable, Hashable {
+        public var address: String
+        public var port: Int
+        /// Number of event loops (threads) serving connections; defaults to the core count.
+        public var eventLoops: Int?
+    }
+
+    public struct RequestLimits: Sendable, Hashable {
+        /// Request line excluded: names and values of all header fields plus ": " and CRLF each.
+        public var maxHeaderBytes: Int
+        /// Length of the request target as sent (path and query).
+        public var maxURIBytes: Int
+        /// Largest request body accepted, declared or streamed.
+        public var maxRequestBodyBytes: Int
+    }
+
+    public struct Timeouts: Sendable, Hashable {
+        /// From the first byte of a request (or the connection's accept) to its complete head.
+        public var headerRead: Duration
+        /// How long a client connection may sit idle between requests.
+        public var keepAliveIdle: Duration
+        /// Establishing a TCP connection to an upstream endpoint.
+        public var upstreamConnect: Duration
+        /// From the request being fully sent upstream to the response head arriving.
+        public var upstreamResponse: Duration
+        /// On SIGTERM/SIGINT, how long in-flight requests may take to finish.
+        public var shutdownGrace: Duration
+    }
+
+    public struct UpstreamPool: Sendable, Hashable {
+        /// Open connections to one endpoint from one event loop, leased and idle together.
+        public var maxConnectionsPerEndpoint: Int
+        /// An idle pooled connection is closed after this long; keep it below the upstream's own
+        /// keep-alive timeout so the gateway, not the upstream, closes idle connections.
+        public var idleTimeout: Duration
+    }
+
+    public struct Forwarding: Sendable, Hashable {
+        /// When false (the default) client-sent X-Forwarded-* headers are replaced, since a client
+        /// at the edge can claim any address. Set true only behind a trusted load balancer.
+        public var trustClientForwardedHeaders: Bool
+    }
+
+    public struct Cell: Sendable, Hashable {
+        public enum Kind: String, Sendable, Hashable { case pooled, dedicated }
+        public var id: String
+        public var kind: Kind
+        public var region: String
+        public var endpoints: [Endpoint]
+    }
+
+    public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
+        public var host: String
+        public var port: Int
+        public var description: String { "\(self.host):\(self.port)" }
+    }
+
+    public func cell(named id: String) -> Cell? {
+        self.cells.first { $0.id == id }
+    }
+}

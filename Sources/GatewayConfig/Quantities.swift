@@ -1,0 +1,40 @@
+/// Parsing of the human units used in settings files: durations (`250ms`, `10s`, `2m`, `1h`) and
+/// byte sizes (`512`, `16KiB`, `10MiB`, `1GiB`). Units are explicit so that a bare `30` is never
+/// silently read as seconds when the author meant milliseconds.
+enum Quantities {
+    static func duration(_ text: String) -> Duration? {
+        let units: [(suffix: String, nanoseconds: Int64)] = [
+            ("ms", 1_000_000), ("s", 1_000_000_000), ("m", 60_000_000_000), ("h", 3_600_000_000_000),
+        ]
+        for unit in units where text.hasSuffix(unit.suffix) {
+            let number = text.dropLast(unit.suffix.count)
+            // "ms" also ends in "s": only accept a number in front of the suffix.
+            guard let value = Int64(number), value >= 0 else { continue }
+            let (total, overflow) = value.multipliedReportingOverflow(by: unit.nanoseconds)
+            guard !overflow else { return nil }
+            return .nanoseconds(total)
+        }
+        return nil
+    }
+
+    static func byteSize(_ text: String) -> Int? {
+        let units: [(suffix: String, multiplier: Int)] = [
+            ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("B", 1),
+        ]
+        if let plain = Int(text), plain >= 0 { return plain }
+        for unit in units where text.hasSuffix(unit.suffix) {
+            guard let value = Int(text.dropLast(unit.suffix.count)), value >= 0 else { return nil }
+            let (total, overflow) = value.multipliedReportingOverflow(by: unit.multiplier)
+            return overflow ? nil : total
+        }
+        return nil
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds, for logs and for timers that take an integer.
+    public var milliseconds: Int64 {
+        let (seconds, attoseconds) = self.components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}

@@ -1,0 +1,233 @@
+import Foundation
+import Yams
+
+/// Turns a settings document into `GatewaySettings`, or a `ConfigurationError` listing every
+/// problem with its key path and line. This is the one place that knows the file's shape;
+/// `docs/configuration.md` documents it key by key.
+public enum SettingsLoader {
+    public static func load(path: String) throws(ConfigurationError) -> GatewaySettings {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigurationError(source: path, issues: [ConfigurationIssue(path: "", message: "cannot read the file: \(error.localizedDescription)")])
+        }
+        return try self.parse(text, source: path)
+    }
+
+    public static func parse(_ text: String, source: String = "<settings>") throws(ConfigurationError) -> GatewaySettings {
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                throw ConfigurationError(source: source, issues: [ConfigurationIssue(path: "", message: "the document is empty")])
+            }
+            root = node
+        } catch let error as ConfigurationError {
+            throw error
+        } catch let error as YamlError {
+            throw ConfigurationError(source: source, issues: [Self.issue(from: error)])
+        } catch {
+            throw ConfigurationError(source: source, issues: [ConfigurationIssue(path: "", message: "not valid YAML: \(error)")])
+        }
+        var reader = YAMLReader()
+        let settings = Self.read(root: .init(node: root, path: ""), with: &reader)
+        guard reader.issues.isEmpty, let settings else {
+            throw ConfigurationError(source: source, issues: reader.issues)
+        }
+        return settings
+    }
+
+    private static func issue(from error: YamlError) -> ConfigurationIssue {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            return ConfigurationIssue(path: "", line: mark.line, column: mark.column, message: "not valid YAML: \(problem)")
+        default:
+            return ConfigurationIssue(path: "", message: "not valid YAML: \(error)")
+        }
+    }
+
+    // MARK: - Sections
+
+    private static func read(root: YAMLReader.Cursor, with reader: inout YAMLReader) -> GatewaySettings? {
+        guard let top = reader.mapping(root, allowedKeys: ["listener", "limits", "timeouts", "upstreamPool", "forwarding", "cells", "defaultCell"]) else {
+            return nil
+        }
+        guard let listenerCursor = top["listener"] else {
+            reader.report(root, "missing required section 'listener'")
+            return nil
+        }
+        let listener = Self.listener(listenerCursor, &reader)
+        let limits = top["limits"].map { Self.limits($0, &reader) } ?? Self.defaultLimits
+        let timeouts = top["timeouts"].map { Self.timeouts($0, &reader) } ?? Self.defaultTimeouts
+        let pool = top["upstreamPool"].map { Self.upstreamPool($0, &reader) } ?? Self.defaultPool
+        let forwarding = top["forwarding"].map { Self.forwarding($0, &reader) } ?? Self.defaultForwarding
+        var cells: [GatewaySettings.Cell] = []
+        if let cellsCursor = top["cells"] {
+            cells = Self.cells(cellsCursor, &reader)
+        } else {
+            reader.report(root, "missing required section 'cells'")
+        }
+        var defaultCell = ""
+        if let cursor = top["defaultCell"] {
+            defaultCell = reader.string(cursor) ?? ""
+            if !defaultCell.isEmpty, !cells.contains(where: { $0.id == defaultCell }) {
+                reader.report(cursor, "names cell '\(defaultCell)', which is not defined in 'cells'")
+            }
+        } else {
+            reader.report(root, "missing required key 'defaultCell'")
+        }
+        guard let listener else { return nil }
+        return GatewaySettings(
+            listener: listener, limits: limits, timeouts: timeouts, upstreamPool: pool,
+            forwarding: forwarding, cells: cells, defaultCell: defaultCell
+        )
+    }
+
+    private static func listener(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.Listener? {
+        guard let map = reader.mapping(cursor, allowedKeys: ["address", "port", "eventLoops"]) else { return nil }
+        let address = map["address"].flatMap { reader.string($0) } ?? "127.0.0.1"
+        if let cursor = map["address"], !Self.isValidHost(address) {
+            reader.report(cursor, "'\(address)' is not an IP address or host name")
+        }
+        guard let portCursor = map["port"] else {
+            reader.report(cursor, "missing required key 'port'")
+            return nil
+        }
+        let port = reader.integer(portCursor, in: 0...65535)
+        let loops = map["eventLoops"].flatMap { reader.integer($0, in: 1...256) }
+        guard let port else { return nil }
+        return .init(address: address, port: port, eventLoops: loops)
+    }
+
+    static let defaultLimits = GatewaySettings.RequestLimits(
+        maxHeaderBytes: 16 << 10, maxURIBytes: 8 << 10, maxRequestBodyBytes: 10 << 20
+    )
+
+    private static func limits(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.RequestLimits {
+        var limits = Self.defaultLimits
+        guard let map = reader.mapping(cursor, allowedKeys: ["maxHeaderBytes", "maxURIBytes", "maxRequestBodyBytes"]) else { return limits }
+        if let c = map["maxHeaderBytes"], let v = reader.byteSize(c, in: 1024...(1 << 20)) { limits.maxHeaderBytes = v }
+        if let c = map["maxURIBytes"], let v = reader.byteSize(c, in: 256...(1 << 20)) { limits.maxURIBytes = v }
+        if let c = map["maxRequestBodyBytes"], let v = reader.byteSize(c, in: 0...(1 << 42)) { limits.maxRequestBodyBytes = v }
+        return limits
+    }
+
+    static let defaultTimeouts = GatewaySettings.Timeouts(
+        headerRead: .seconds(10), keepAliveIdle: .seconds(60), upstreamConnect: .seconds(2),
+        upstreamResponse: .seconds(30), shutdownGrace: .seconds(20)
+    )
+
+    private static func timeouts(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.Timeouts {
+        var timeouts = Self.defaultTimeouts
+        let keys = ["headerRead", "keepAliveIdle", "upstreamConnect", "upstreamResponse", "shutdownGrace"]
+        guard let map = reader.mapping(cursor, allowedKeys: Set(keys)) else { return timeouts }
+        let range = Duration.milliseconds(1)...Duration.seconds(24 * 3600)
+        if let c = map["headerRead"], let v = reader.duration(c, in: range) { timeouts.headerRead = v }
+        if let c = map["keepAliveIdle"], let v = reader.duration(c, in: range) { timeouts.keepAliveIdle = v }
+        if let c = map["upstreamConnect"], let v = reader.duration(c, in: range) { timeouts.upstreamConnect = v }
+        if let c = map["upstreamResponse"], let v = reader.duration(c, in: range) { timeouts.upstreamResponse = v }
+        if let c = map["shutdownGrace"], let v = reader.duration(c, in: .zero...Duration.seconds(3600)) { timeouts.shutdownGrace = v }
+        return timeouts
+    }
+
+    static let defaultPool = GatewaySettings.UpstreamPool(maxConnectionsPerEndpoint: 64, idleTimeout: .seconds(30))
+
+    private static func upstreamPool(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.UpstreamPool {
+        var pool = Self.defaultPool
+        guard let map = reader.mapping(cursor, allowedKeys: ["maxConnectionsPerEndpoint", "idleTimeout"]) else { return pool }
+        if let c = map["maxConnectionsPerEndpoint"], let v = reader.integer(c, in: 1...10_000) { pool.maxConnectionsPerEndpoint = v }
+        if let c = map["idleTimeout"], let v = reader.duration(c, in: Duration.milliseconds(100)...Duration.seconds(3600)) { pool.idleTimeout = v }
+        return pool
+    }
+
+    static let defaultForwarding = GatewaySettings.Forwarding(trustClientForwardedHeaders: false)
+
+    private static func forwarding(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.Forwarding {
+        var forwarding = Self.defaultForwarding
+        guard let map = reader.mapping(cursor, allowedKeys: ["trustClientForwardedHeaders"]) else { return forwarding }
+        if let c = map["trustClientForwardedHeaders"], let v = reader.bool(c) { forwarding.trustClientForwardedHeaders = v }
+        return forwarding
+    }
+
+    private static func cells(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> [GatewaySettings.Cell] {
+        guard let items = reader.sequence(cursor) else { return [] }
+        if items.isEmpty { reader.report(cursor, "at least one cell is required") }
+        var cells: [GatewaySettings.Cell] = []
+        var seen: Set<String> = []
+        for item in items {
+            guard let map = reader.mapping(item, allowedKeys: ["id", "kind", "region", "endpoints"]) else { continue }
+            var complete = true
+            func required(_ key: String) -> YAMLReader.Cursor? {
+                if let c = map[key] { return c }
+                reader.report(item, "missing required key '\(key)'")
+                complete = false
+                return nil
+            }
+            var id = ""
+            if let c = required("id"), let value = reader.string(c) {
+                id = value
+                if !Self.isValidIdentifier(value) {
+                    reader.report(c, "'\(value)' is not a valid cell id (lowercase letters, digits and '-', starting with a letter, at most 63)")
+                } else if !seen.insert(value).inserted {
+                    reader.report(c, "cell id '\(value)' is defined twice")
+                }
+            }
+            var kind = GatewaySettings.Cell.Kind.pooled
+            if let c = required("kind"), let value = reader.string(c) {
+                if let parsed = GatewaySettings.Cell.Kind(rawValue: value) {
+                    kind = parsed
+                } else {
+                    reader.report(c, "kind must be 'pooled' or 'dedicated', got '\(value)'")
+                }
+            }
+            var region = ""
+            if let c = required("region"), let value = reader.string(c) {
+                region = value
+                if !Self.isValidIdentifier(value) { reader.report(c, "'\(value)' is not a valid region name") }
+            }
+            var endpoints: [GatewaySettings.Endpoint] = []
+            if let c = required("endpoints"), let list = reader.sequence(c) {
+                if list.isEmpty { reader.report(c, "a cell needs at least one endpoint") }
+                for entry in list {
+                    guard let text = reader.string(entry) else { continue }
+                    if let endpoint = Self.endpoint(text) {
+                        endpoints.append(endpoint)
+                    } else {
+                        reader.report(entry, "'\(text)' is not HOST:PORT")
+                    }
+                }
+            }
+            if complete { cells.append(.init(id: id, kind: kind, region: region, endpoints: endpoints)) }
+        }
+        return cells
+    }
+
+    // MARK: - Syntax
+
+    static func endpoint(_ text: String) -> GatewaySettings.Endpoint? {
+        guard let colon = text.lastIndex(of: ":") else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port), Self.isValidHost(host) else {
+            return nil
+        }
+        return .init(host: host, port: port)
+    }
+
+    static func isValidHost(_ host: String) -> Bool {
+        guard !host.isEmpty, host.utf8.count <= 253 else { return false }
+        return host.utf8.allSatisfy { byte in
+            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+                || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ":")
+        }
+    }
+
+    static func isValidIdentifier(_ id: String) -> Bool {
+        let bytes = Array(id.utf8)
+        guard (1...63).contains(bytes.count), let first = bytes.first, first >= UInt8(ascii: "a"), first <= UInt8(ascii: "z"),
+            bytes.last != UInt8(ascii: "-")
+        else { return false }
+        return bytes.allSatisfy { ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "-") }
+    }
+}

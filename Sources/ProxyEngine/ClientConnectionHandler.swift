@@ -1,0 +1,529 @@
+import GatewayConfig
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Serves one client connection: one exchange (request → upstream → response) at a time, in
+/// order, with pipelined requests held until the one before them has been answered.
+///
+/// Backpressure both ways comes from holding `read()`: the client is not read while the upstream
+/// cannot take more request bytes (or is not connected yet), and the upstream is not read while
+/// the client cannot take more response bytes. Memory per connection stays bounded by one read.
+final class ClientConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let environment: ProxyEnvironment
+    private let startDetector: RequestStartDetector
+    private var context: ChannelHandlerContext?
+    private var identifiers = IdentifierGenerator()
+    private var exchange: Exchange?
+    /// Parts of requests that arrived while an earlier request was still being answered.
+    private var pipelined = CircularBuffer<HTTPServerRequestPart>()
+    private var waitTimer: Scheduled<Void>?
+    private var waitingSince: WaitState = .none
+    private var readPending = false
+    /// Set on shutdown: finish the exchange in progress, then close.
+    private var quiescing = false
+    /// Set once the connection is being closed: nothing more is read or answered.
+    private var closing = false
+
+    private enum WaitState { case none, idle, readingHead }
+
+    init(environment: ProxyEnvironment, startDetector: RequestStartDetector) {
+        self.environment = environment
+        self.startDetector = startDetector
+    }
+
+    private var settings: GatewaySettings { self.environment.settings }
+
+    // MARK: - Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive {
+            self.awaitRequest(first: true)
+        }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.awaitRequest(first: true)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !self.closing else { return }
+        let part = self.unwrapInboundIn(data)
+        if let exchange = self.exchange, exchange.requestComplete {
+            self.pipelined.append(part)
+            return
+        }
+        self.handle(part)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.exchange?.upstream?.flush()
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            self.exchange?.upstream?.resumeReading()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.closing = true
+        self.cancelWaitTimer()
+        self.startDetector.onFirstByte = nil
+        if let exchange = self.exchange {
+            self.exchange = nil
+            exchange.responseTimer?.cancel()
+            if let ticket = exchange.leaseTicket { self.environment.pool.cancel(ticket) }
+            if let upstream = exchange.upstream {
+                // The client went away mid-exchange: the upstream connection is mid-message too.
+                self.environment.pool.release(upstream, reusable: false)
+            }
+            exchange.logger.info("client closed the connection before the response completed", metadata: exchange.logMetadata(status: nil))
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError else {
+            // I/O errors (reset by peer and the like): nothing to answer, just close.
+            self.closeNow()
+            return
+        }
+        let problem = Self.problem(for: parserError)
+        if let exchange = self.exchange {
+            // The body in flight is malformed: the upstream has a partial request, discard it.
+            if let upstream = exchange.upstream {
+                exchange.upstream = nil
+                self.environment.pool.release(upstream, reusable: false)
+            }
+            self.fail(exchange, with: problem)
+        } else {
+            self.respondWithoutExchange(problem)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            self.quiescing = true
+            if self.exchange == nil {
+                self.closeNow()
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if self.shouldRead {
+            context.read()
+        } else {
+            self.readPending = true
+        }
+    }
+
+    // MARK: - Reading the client
+
+    private var shouldRead: Bool {
+        guard !self.closing else { return false }
+        guard let exchange = self.exchange else { return self.pipelined.isEmpty }
+        guard !exchange.requestComplete, let upstream = exchange.upstream else { return false }
+        return upstream.isWritable
+    }
+
+    private func resumeReadingIfPossible() {
+        guard self.readPending, self.shouldRead, let context = self.context else { return }
+        self.readPending = false
+        context.read()
+    }
+
+    private func handle(_ part: HTTPServerRequestPart) {
+        switch part {
+        case .head(let head):
+            self.startExchange(head)
+        case .body(let buffer):
+            guard let exchange = self.exchange else { return }
+            exchange.requestBodyBytes += buffer.readableBytes
+            if exchange.requestBodyBytes > self.settings.limits.maxRequestBodyBytes {
+                if let upstream = exchange.upstream {
+                    exchange.upstream = nil
+                    self.environment.pool.release(upstream, reusable: false)
+                }
+                self.fail(exchange, with: .bodyTooLarge)
+                return
+            }
+            self.sendUpstream(.body(.byteBuffer(buffer)), for: exchange)
+        case .end:
+            guard let exchange = self.exchange else { return }
+            exchange.requestComplete = true
+            self.sendUpstream(.end(nil), for: exchange)
+            exchange.upstream?.flush()
+        }
+    }
+
+    private func sendUpstream(_ part: HTTPClientRequestPart, for exchange: Exchange) {
+        if exchange.responseComplete {
+            return  // the upstream already answered; the rest of the body has nowhere to go
+        }
+        if exchange.replayable, case .body = part {
+            exchange.replayable = false
+        }
+        if let upstream = exchange.upstream {
+            upstream.write(part)
+            if case .end = part { self.requestFullySent(exchange) }
+        } else {
+            exchange.bufferedForUpstream.append(part)
+        }
+    }
+
+    private func requestFullySent(_ exchange: Exchange) {
+        exchange.requestSentUpstream = true
+        let timeout = TimeAmount.milliseconds(self.settings.timeouts.upstreamResponse.milliseconds)
+        exchange.responseTimer = self.context?.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self, weak exchange] in
+            guard let self, let exchange, self.exchange === exchange, !exchange.responseStarted else { return }
+            if let upstream = exchange.upstream {
+                exchange.upstream = nil
+                self.environment.pool.release(upstream, reusable: false)
+            }
+            self.fail(exchange, with: .upstreamResponseTimeout)
+        }
+    }
+
+    // MARK: - Starting an exchange
+
+    private func startExchange(_ head: HTTPRequestHead) {
+        self.cancelWaitTimer()
+        self.startDetector.onFirstByte = nil
+        let clientRequestID = head.headers.first(name: "x-request-id")
+        let requestID = clientRequestID.flatMap { RequestID.isAcceptable($0) ? $0 : nil } ?? self.identifiers.requestID()
+        var logger = self.environment.logger
+        logger[metadataKey: "request-id"] = .string(requestID)
+
+        let framing: RequestHeadValidation.BodyFraming
+        switch RequestHeadValidation.validate(head, limits: self.settings.limits) {
+        case .success(let valid): framing = valid
+        case .failure(let problem):
+            logger.notice("request rejected", metadata: ["problem": "\(problem)", "method": "\(head.method.rawValue)"])
+            self.respondWithoutExchange(problem, requestID: requestID, requestHead: head)
+            return
+        }
+
+        let trace = TraceDecision.decide(incoming: head.headers.first(name: "traceparent"), generator: &self.identifiers)
+        let upstreamHead = ForwardedHeaders.upstreamRequestHead(
+            from: head,
+            facts: .init(
+                clientAddress: self.context?.channel.remoteAddress?.ipAddress,
+                scheme: self.environment.scheme,
+                trustClientForwardedHeaders: self.settings.forwarding.trustClientForwardedHeaders
+            ),
+            requestID: requestID,
+            trace: trace,
+            isChunked: framing == .chunked
+        )
+        let exchange = Exchange(
+            requestID: requestID, clientHead: head, upstreamHead: upstreamHead, logger: logger,
+            started: .now(), replayable: head.method.isIdempotent && framing == .none
+        )
+        exchange.requestComplete = false
+        self.exchange = exchange
+
+        if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }), head.version == .http1_1 {
+            self.context?.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        }
+        self.connectUpstream(exchange)
+    }
+
+    private func connectUpstream(_ exchange: Exchange) {
+        guard let cell = self.settings.cell(named: self.settings.defaultCell) else {
+            self.fail(exchange, with: .upstreamUnreachable)
+            return
+        }
+        let endpoint = self.environment.pool.nextEndpoint(in: cell)
+        exchange.attempts += 1
+        exchange.endpoint = endpoint
+        exchange.leaseTicket = self.environment.pool.lease(endpoint) { [weak self, weak exchange] result in
+            guard let self, let exchange, self.exchange === exchange else {
+                // The client is gone: the untouched connection goes straight back.
+                if case .success(let connection) = result { self?.environment.pool.release(connection, reusable: true) }
+                return
+            }
+            exchange.leaseTicket = nil
+            switch result {
+            case .success(let upstream):
+                self.upstreamLeased(upstream, for: exchange)
+            case .failure(let problem):
+                self.fail(exchange, with: problem)
+            }
+        }
+    }
+
+    private func upstreamLeased(_ upstream: UpstreamConnection, for exchange: Exchange) {
+        upstream.delegate = self
+        exchange.upstream = upstream
+        exchange.upstreamWasReused = upstream.completedExchanges > 0
+        upstream.write(.head(exchange.upstreamHead))
+        let buffered = exchange.bufferedForUpstream
+        exchange.bufferedForUpstream.removeAll()
+        for part in buffered {
+            upstream.write(part)
+            if case .end = part { self.requestFullySent(exchange) }
+        }
+        upstream.flush()
+        self.resumeReadingIfPossible()
+    }
+
+    // MARK: - Answering
+
+    private func respondWithoutExchange(_ problem: GatewayProblem, requestID: String? = nil, requestHead: HTTPRequestHead? = nil) {
+        let id = requestID ?? self.identifiers.requestID()
+        self.writeProblem(problem, requestID: id, version: requestHead?.version ?? .http1_1, close: true)
+    }
+
+    /// Answers the exchange with a problem document if the response has not started; otherwise
+    /// the only honest signal left in HTTP/1.1 is to cut the connection.
+    private func fail(_ exchange: Exchange, with problem: GatewayProblem) {
+        exchange.responseTimer?.cancel()
+        if let ticket = exchange.leaseTicket {
+            self.environment.pool.cancel(ticket)
+            exchange.leaseTicket = nil
+        }
+        if let upstream = exchange.upstream {
+            exchange.upstream = nil
+            self.environment.pool.release(upstream, reusable: false)
+        }
+        self.exchange = nil
+        guard !exchange.responseStarted else {
+            exchange.logger.warning("upstream failed mid-response; closing the client connection", metadata: exchange.logMetadata(status: exchange.responseStatus))
+            self.closeNow()
+            return
+        }
+        let close = problem.closesConnection || !exchange.requestComplete || !exchange.clientHead.isKeepAlive || self.quiescing
+        exchange.logger.info("request answered by the gateway", metadata: exchange.logMetadata(status: problem.status.code, problem: problem))
+        self.writeProblem(problem, requestID: exchange.requestID, version: exchange.clientHead.version, close: close)
+        if !close {
+            self.exchangeFinished()
+        }
+    }
+
+    private func writeProblem(_ problem: GatewayProblem, requestID: String, version: HTTPVersion, close: Bool) {
+        guard let context = self.context else { return }
+        let body = ProblemDocument(problem, requestID: requestID).json
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/problem+json")
+        headers.add(name: "content-length", value: String(body.utf8.count))
+        headers.add(name: "x-request-id", value: requestID)
+        headers.add(name: "cache-control", value: "no-store")
+        if problem == .headerReadTimeout || problem == .upstreamBusy || problem == .shuttingDown {
+            headers.add(name: "retry-after", value: "1")
+        }
+        if close { headers.add(name: "connection", value: "close") }
+        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: version, status: problem.status, headers: headers))), promise: nil)
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
+        if close {
+            self.closing = true
+            self.cancelWaitTimer()
+            written.assumeIsolated().whenComplete { [weak self] _ in self?.closeNow() }
+        }
+    }
+
+    private func closeNow() {
+        self.closing = true
+        self.cancelWaitTimer()
+        self.context?.close(promise: nil)
+    }
+
+    // MARK: - Between requests
+
+    /// The exchange is over and the connection stays open: serve any pipelined request, or wait.
+    private func exchangeFinished() {
+        self.exchange = nil
+        while self.exchange == nil || !(self.exchange!.requestComplete), let part = self.pipelined.popFirst() {
+            self.handle(part)
+            if self.closing { return }
+        }
+        if self.exchange == nil {
+            if self.quiescing {
+                self.closeNow()
+                return
+            }
+            self.awaitRequest(first: false)
+        }
+        self.resumeReadingIfPossible()
+    }
+
+    /// Arms the timers for the gap before the next request head: keep-alive idle until a byte
+    /// arrives, then header-read. A new connection goes straight to header-read.
+    private func awaitRequest(first: Bool) {
+        guard !self.closing, self.waitingSince == .none else { return }
+        if first {
+            self.startWaitTimer(.readingHead)
+        } else {
+            self.startWaitTimer(.idle)
+            self.startDetector.onFirstByte = { [weak self] in
+                guard let self, self.waitingSince == .idle else { return }
+                self.startWaitTimer(.readingHead)
+            }
+        }
+    }
+
+    private func startWaitTimer(_ state: WaitState) {
+        self.waitTimer?.cancel()
+        self.waitingSince = state
+        guard let loop = self.context?.eventLoop else { return }
+        let timeouts = self.settings.timeouts
+        let duration = state == .idle ? timeouts.keepAliveIdle : timeouts.headerRead
+        self.waitTimer = loop.assumeIsolated().scheduleTask(in: .milliseconds(duration.milliseconds)) { [weak self] in
+            guard let self, self.exchange == nil, !self.closing else { return }
+            if self.waitingSince == .readingHead {
+                self.environment.logger.notice("request head not received in time", metadata: ["timeout-ms": "\(duration.milliseconds)"])
+                self.respondWithoutExchange(.headerReadTimeout)
+            } else {
+                self.closeNow()
+            }
+        }
+    }
+
+    private func cancelWaitTimer() {
+        self.waitTimer?.cancel()
+        self.waitTimer = nil
+        self.waitingSince = .none
+    }
+
+    static func problem(for error: HTTPParserError) -> GatewayProblem {
+        switch error {
+        case .headerOverflow: .headerFieldsTooLarge
+        case .unexpectedContentLength, .invalidContentLength, .invalidChunkSize:
+            .requestSmuggling
+        default: .malformedRequest
+        }
+    }
+}
+
+// MARK: - Relaying the upstream's response
+
+extension ClientConnectionHandler: UpstreamExchangeDelegate {
+    var upstreamShouldPauseReading: Bool {
+        !(self.context?.channel.isWritable ?? false)
+    }
+
+    func upstreamReceived(_ part: HTTPClientResponsePart) {
+        guard let exchange = self.exchange, let context = self.context else { return }
+        switch part {
+        case .head(let head):
+            exchange.responseTimer?.cancel()
+            exchange.responseStarted = true
+            exchange.responseStatus = head.status.code
+            exchange.upstreamKeepAlive = head.isKeepAlive
+            let keepClient = exchange.clientHead.isKeepAlive && exchange.requestComplete && !self.quiescing
+            exchange.closeClientAfterResponse = !keepClient
+            let clientHead = ForwardedHeaders.clientResponseHead(
+                from: head, requestID: exchange.requestID, version: exchange.clientHead.version, close: !keepClient
+            )
+            context.write(self.wrapOutboundOut(.head(clientHead)), promise: nil)
+        case .body(let buffer):
+            exchange.responseBytes += buffer.readableBytes
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .end:
+            exchange.responseComplete = true
+            let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
+            exchange.logger.info("request", metadata: exchange.logMetadata(status: exchange.responseStatus))
+            if let upstream = exchange.upstream {
+                exchange.upstream = nil
+                let reusable = exchange.upstreamKeepAlive && exchange.requestSentUpstream
+                self.environment.pool.release(upstream, reusable: reusable)
+            }
+            if exchange.closeClientAfterResponse || !exchange.requestComplete {
+                self.exchange = nil
+                self.closing = true
+                written.assumeIsolated().whenComplete { [weak self] _ in self?.closeNow() }
+            } else {
+                self.exchangeFinished()
+            }
+        }
+    }
+
+    func upstreamReadComplete() {
+        self.context?.flush()
+    }
+
+    func upstreamWritabilityChanged() {
+        self.resumeReadingIfPossible()
+    }
+
+    func upstreamClosed(_ connection: UpstreamConnection, error: (any Error)?) {
+        guard let exchange = self.exchange, exchange.upstream === connection else { return }
+        exchange.upstream = nil
+        self.environment.pool.release(connection, reusable: false)
+        if !exchange.responseStarted, exchange.replayable, exchange.upstreamWasReused, exchange.attempts < 3 {
+            // A pooled connection the upstream had already closed: nothing was processed, and the
+            // request has no body, so it is sent again on another connection.
+            exchange.logger.debug("retrying on a fresh upstream connection after a stale keep-alive connection closed")
+            exchange.responseTimer?.cancel()
+            exchange.requestSentUpstream = false
+            exchange.bufferedForUpstream = exchange.requestComplete ? [.end(nil)] : []
+            self.connectUpstream(exchange)
+            return
+        }
+        self.fail(exchange, with: .upstreamFailed)
+    }
+}
+
+/// The state of one request/response exchange on a client connection.
+final class Exchange {
+    let requestID: String
+    let clientHead: HTTPRequestHead
+    let upstreamHead: HTTPRequestHead
+    let logger: Logger
+    let started: NIODeadline
+    /// Idempotent and without a body: may be sent again if a stale connection fails before any
+    /// response byte.
+    var replayable: Bool
+    var endpoint: GatewaySettings.Endpoint?
+    var attempts = 0
+    var leaseTicket: UpstreamPool.LeaseTicket?
+    var upstream: UpstreamConnection?
+    var upstreamWasReused = false
+    var bufferedForUpstream: [HTTPClientRequestPart] = []
+    var requestBodyBytes = 0
+    var requestComplete = false
+    var requestSentUpstream = false
+    var responseTimer: Scheduled<Void>?
+    var responseStarted = false
+    var responseComplete = false
+    var responseStatus: UInt?
+    var responseBytes = 0
+    var upstreamKeepAlive = false
+    var closeClientAfterResponse = false
+
+    init(requestID: String, clientHead: HTTPRequestHead, upstreamHead: HTTPRequestHead, logger: Logger, started: NIODeadline, replayable: Bool) {
+        self.requestID = requestID
+        self.clientHead = clientHead
+        self.upstreamHead = upstreamHead
+        self.logger = logger
+        self.started = started
+        self.replayable = replayable
+    }
+
+    func logMetadata(status: UInt?, problem: GatewayProblem? = nil) -> Logger.Metadata {
+        let path = self.clientHead.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? ""
+        var metadata: Logger.Metadata = [
+            "method": "\(self.clientHead.method.rawValue)",
+            "path": "\(path)",
+            "duration-ms": "\((NIODeadline.now() - self.started).nanoseconds / 1_000_000)",
+            "bytes-in": "\(self.requestBodyBytes)",
+            "bytes-out": "\(self.responseBytes)",
+        ]
+        if let status { metadata["status"] = "\(status)" }
+        if let problem { metadata["problem"] = "\(problem)" }
+        if let endpoint = self.endpoint { metadata["upstream"] = "\(endpoint)" }
+        return metadata
+    }
+}

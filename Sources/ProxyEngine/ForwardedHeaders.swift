@@ -1,0 +1,87 @@
+import NIOHTTP1
+
+/// Header rewriting between client and upstream, in both directions. Pure functions over
+/// `HTTPHeaders`, so every rule has a test without a socket.
+enum ForwardedHeaders {
+    /// Hop-by-hop headers (RFC 9110 §7.6.1) never cross the proxy; `Connection` may name more.
+    /// Framing headers are also dropped: the gateway re-frames each message itself.
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
+    ]
+
+    /// Removes hop-by-hop headers, the headers listed in `Connection`, and every `Proxy-*` header.
+    static func stripHopByHop(_ headers: inout HTTPHeaders) {
+        var named: Set<String> = []
+        for value in headers[canonicalForm: "connection"] {
+            named.insert(value.lowercased())
+        }
+        headers = HTTPHeaders(headers.filter { name, _ in
+            let lower = name.lowercased()
+            return !self.hopByHop.contains(lower) && !named.contains(lower) && !lower.hasPrefix("proxy-")
+        })
+    }
+
+    struct ClientFacts {
+        /// The peer's IP address as the gateway saw it.
+        var clientAddress: String?
+        /// The scheme the client used to reach the gateway.
+        var scheme: String
+        var trustClientForwardedHeaders: Bool
+    }
+
+    /// The request head sent upstream: hop-by-hop removed, framing restated, X-Forwarded-* set,
+    /// request id and trace context attached.
+    static func upstreamRequestHead(
+        from client: HTTPRequestHead,
+        facts: ClientFacts,
+        requestID: String,
+        trace: TraceDecision,
+        isChunked: Bool
+    ) -> HTTPRequestHead {
+        var headers = client.headers
+        let clientHost = headers.first(name: "host")
+        self.stripHopByHop(&headers)
+        headers.remove(name: "expect")  // the gateway answers 100-continue itself
+        if isChunked {
+            headers.add(name: "transfer-encoding", value: "chunked")
+        }
+
+        let priorFor = facts.trustClientForwardedHeaders ? headers[canonicalForm: "x-forwarded-for"].joined(separator: ", ") : ""
+        let priorProto = facts.trustClientForwardedHeaders ? headers.first(name: "x-forwarded-proto") : nil
+        let priorHost = facts.trustClientForwardedHeaders ? headers.first(name: "x-forwarded-host") : nil
+        headers.remove(name: "x-forwarded-for")
+        headers.remove(name: "x-forwarded-proto")
+        headers.remove(name: "x-forwarded-host")
+        if !facts.trustClientForwardedHeaders {
+            headers.remove(name: "forwarded")
+        }
+        let address = facts.clientAddress ?? "unknown"
+        headers.add(name: "x-forwarded-for", value: priorFor.isEmpty ? address : "\(priorFor), \(address)")
+        headers.add(name: "x-forwarded-proto", value: priorProto ?? facts.scheme)
+        if let host = priorHost ?? clientHost {
+            headers.add(name: "x-forwarded-host", value: host)
+        }
+
+        headers.replaceOrAdd(name: "x-request-id", value: requestID)
+        if !trace.continuesClientTrace {
+            // Trace Context: a tracestate is meaningless without the traceparent it came with.
+            headers.remove(name: "tracestate")
+        }
+        headers.replaceOrAdd(name: "traceparent", value: trace.outgoing.header)
+
+        return HTTPRequestHead(version: .http1_1, method: client.method, uri: client.uri, headers: headers)
+    }
+
+    /// The response head sent to the client: hop-by-hop removed, request id attached.
+    static func clientResponseHead(from upstream: HTTPResponseHead, requestID: String, version: HTTPVersion, close: Bool) -> HTTPResponseHead {
+        var headers = upstream.headers
+        self.stripHopByHop(&headers)
+        headers.replaceOrAdd(name: "x-request-id", value: requestID)
+        if close {
+            headers.add(name: "connection", value: "close")
+        } else if version == .http1_0 {
+            headers.add(name: "connection", value: "keep-alive")
+        }
+        return HTTPResponseHead(version: version, status: upstream.status, headers: headers)
+    }
+}

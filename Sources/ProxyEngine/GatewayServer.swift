@@ -1,0 +1,101 @@
+import GatewayConfig
+import Logging
+import NIOCore
+import NIOExtras
+import NIOHTTP1
+import NIOPosix
+
+/// The HTTP/1.1 listener and everything it owns: per-loop upstream pools, the quiescing helper
+/// that drains connections on shutdown.
+public final class GatewayServer: Sendable {
+    private let serverChannel: any Channel
+    private let quiescing: ServerQuiescingHelper
+    private let group: any EventLoopGroup
+    private let logger: Logger
+
+    /// The address the listener is bound to (useful when the settings asked for port 0).
+    public var localAddress: SocketAddress? { self.serverChannel.localAddress }
+
+    private init(serverChannel: any Channel, quiescing: ServerQuiescingHelper, group: any EventLoopGroup, logger: Logger) {
+        self.serverChannel = serverChannel
+        self.quiescing = quiescing
+        self.group = group
+        self.logger = logger
+    }
+
+    public static func start(settings: GatewaySettings, group: any EventLoopGroup, logger: Logger) async throws -> GatewayServer {
+        // One environment per event loop, built on that loop: the pool inside is loop-confined.
+        var environments: [ObjectIdentifier: NIOLoopBound<ProxyEnvironment>] = [:]
+        for loop in group.makeIterator() {
+            environments[ObjectIdentifier(loop)] = try await loop.submit {
+                let pool = UpstreamPool(eventLoop: loop, settings: settings.upstreamPool, connectTimeout: settings.timeouts.upstreamConnect)
+                return NIOLoopBound(ProxyEnvironment(settings: settings, pool: pool, logger: logger, scheme: "http"), eventLoop: loop)
+            }.get()
+        }
+        let loopEnvironments = environments
+        let decoderLimits = Self.decoderLimits(settings.limits)
+        let quiescing = ServerQuiescingHelper(group: group)
+
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 4)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let environment = loopEnvironments[ObjectIdentifier(channel.eventLoop)]?.value else {
+                        throw ChannelError.ioOnClosedChannel
+                    }
+                    let sync = channel.pipeline.syncOperations
+                    let detector = RequestStartDetector()
+                    try sync.addHandler(detector)
+                    try sync.configureHTTPServerPipeline(
+                        withPipeliningAssistance: false,
+                        withErrorHandling: false,
+                        withOutboundHeaderValidation: true,
+                        withEncoderConfiguration: .init(),
+                        withDecoderLimitConfiguration: decoderLimits
+                    )
+                    try sync.addHandler(ClientConnectionHandler(environment: environment, startDetector: detector))
+                }
+            }
+            .bind(host: settings.listener.address, port: settings.listener.port)
+            .get()
+        return GatewayServer(serverChannel: channel, quiescing: quiescing, group: group, logger: logger)
+    }
+
+    static func decoderLimits(_ limits: GatewaySettings.RequestLimits) -> NIOHTTPDecoderLimitConfiguration {
+        var configuration = NIOHTTPDecoderLimitConfiguration()
+        let bound = RequestHeadValidation.decoderLimit(for: limits)
+        configuration.maxHeaderListSize = bound
+        configuration.maxHeaderFieldSize = bound
+        return configuration
+    }
+
+    /// Stops accepting, lets in-flight exchanges finish (idle keep-alive connections close at
+    /// once), and after `grace` closes whatever is still open. Returns when every client
+    /// connection is closed.
+    public func shutdown(grace: Duration) async {
+        let loop = self.group.any()
+        let drained = loop.makePromise(of: Void.self)
+        self.quiescing.initiateShutdown(promise: drained)
+        let deadline = loop.scheduleTask(in: .milliseconds(grace.milliseconds)) { [logger] in
+            logger.warning("shutdown grace period over; closing the remaining connections")
+        }
+        let graceOver = deadline.futureResult
+        let first = loop.makePromise(of: Bool.self)
+        drained.futureResult.whenComplete { _ in first.succeed(true) }
+        graceOver.whenComplete { _ in first.succeed(false) }
+        let drainedInTime = (try? await first.futureResult.get()) ?? false
+        deadline.cancel()
+        if !drainedInTime {
+            // Hard stop: the event loop group's shutdown closes every channel still open.
+            self.serverChannel.close(promise: nil)
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import GatewayConfig
+import NIOHTTP1
+
+/// Checks a decoded request head before anything is forwarded. The HTTP decoder already rejects
+/// most malformed input; these rules close the gaps where two hops could disagree about where a
+/// message ends (request smuggling) and enforce the configured limits.
+enum RequestHeadValidation {
+    /// How the request body is framed, once the head is known to be unambiguous.
+    enum BodyFraming: Equatable {
+        case none
+        case contentLength(Int)
+        case chunked
+    }
+
+    static func validate(_ head: HTTPRequestHead, limits: GatewaySettings.RequestLimits) -> Result<BodyFraming, GatewayProblem> {
+        if head.uri.utf8.count > limits.maxURIBytes {
+            return .failure(.uriTooLong)
+        }
+        if self.headerBytes(head.headers) > limits.maxHeaderBytes {
+            return .failure(.headerFieldsTooLarge)
+        }
+        let hosts = head.headers[canonicalForm: "host"]
+        if head.version == .http1_1, hosts.count != 1 {
+            return .failure(.malformedRequest)
+        }
+        if hosts.count > 1 {
+            return .failure(.malformedRequest)
+        }
+
+        let lengths = head.headers[canonicalForm: "content-length"]
+        let codings = head.headers[canonicalForm: "transfer-encoding"]
+        if !codings.isEmpty {
+            // RFC 9112 §6.1: both present is a smuggling attempt; HTTP/1.0 has no chunked coding;
+            // and chunked must be the only (so the final) coding for a request.
+            guard lengths.isEmpty, head.version == .http1_1, codings.count == 1, codings[0].lowercased() == "chunked" else {
+                return .failure(.requestSmuggling)
+            }
+            return .success(.chunked)
+        }
+        guard let first = lengths.first else {
+            return .success(.none)
+        }
+        guard lengths.allSatisfy({ $0 == first }), let length = self.contentLength(first) else {
+            return .failure(.requestSmuggling)
+        }
+        if length > limits.maxRequestBodyBytes {
+            return .failure(.bodyTooLarge)
+        }
+        return .success(length == 0 ? .none : .contentLength(length))
+    }
+
+    /// Bytes of the header section as sent: name, ": ", value and CRLF per field.
+    static func headerBytes(_ headers: HTTPHeaders) -> Int {
+        var total = 0
+        for (name, value) in headers {
+            total += name.utf8.count + value.utf8.count + 4
+        }
+        return total
+    }
+
+    /// Digits only: no sign, no whitespace, no list. Anything else is ambiguous framing.
+    private static func contentLength(_ text: Substring) -> Int? {
+        guard !text.isEmpty, text.utf8.count <= 18, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+            return nil
+        }
+        return Int(text)
+    }
+
+    /// The decoder's own limit on the head, in bytes. It counts the request target and all
+    /// header fields together, so it is set generously above the configured limits: the precise
+    /// 414/431 decisions are made on the decoded head, and this only bounds memory for heads far
+    /// beyond either limit (answered 431).
+    static func decoderLimit(for limits: GatewaySettings.RequestLimits) -> Int {
+        max(64 << 10, 2 * (limits.maxHeaderBytes + limits.maxURIBytes) + 1024)
+    }
+}
+
+extension HTTPMethod {
+    /// RFC 9110 §9.2.2: a request with one of these methods can be sent again without a different
+    /// effect, so a stale pooled connection may be retried once.
+    var isIdempotent: Bool {
+        switch self {
+        case .GET, .HEAD, .PUT, .DELETE, .OPTIONS, .TRACE: true
+        default: false
+        }
+    }
+}

@@ -1,0 +1,141 @@
+/// Request ids and W3C trace context: what ties one request's log lines, upstream call and error
+/// body together.
+///
+/// A small, fast generator is kept per connection: request ids need uniqueness, not secrecy, and
+/// asking the kernel for randomness on every request costs a system call.
+struct IdentifierGenerator {
+    private var state: UInt64
+
+    init(seed: UInt64 = UInt64.random(in: .min ... .max)) {
+        self.state = seed
+    }
+
+    /// SplitMix64: statistically sound, one multiply-xorshift chain per call.
+    mutating func next() -> UInt64 {
+        self.state &+= 0x9E37_79B9_7F4A_7C15
+        var z = self.state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    mutating func requestID() -> String {
+        Hex.encode(self.next()) + Hex.encode(self.next())
+    }
+
+    /// A non-zero 64-bit span id as 16 lowercase hex digits.
+    mutating func spanID() -> String {
+        var value = self.next()
+        if value == 0 { value = 1 }
+        return Hex.encode(value)
+    }
+
+    /// A non-zero 128-bit trace id as 32 lowercase hex digits.
+    mutating func traceID() -> String {
+        var high = self.next()
+        if high == 0 { high = 1 }
+        return Hex.encode(high) + Hex.encode(self.next())
+    }
+}
+
+enum Hex {
+    private static let digits = Array("0123456789abcdef".utf8)
+
+    static func encode(_ value: UInt64) -> String {
+        String(unsafeUninitializedCapacity: 16) { buffer in
+            for index in 0..<16 {
+                let shift = UInt64(60 - index * 4)
+                buffer[index] = self.digits[Int((value >> shift) & 0xF)]
+            }
+            return 16
+        }
+    }
+
+    static func isLowercaseHex(_ bytes: Substring.UTF8View) -> Bool {
+        bytes.allSatisfy { ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "f")) }
+    }
+}
+
+enum RequestID {
+    static let maxLength = 128
+
+    /// A client-supplied id is propagated only when it is short and made of characters that are
+    /// safe in logs and headers; anything else is replaced, never echoed.
+    static func isAcceptable(_ candidate: String) -> Bool {
+        let bytes = candidate.utf8
+        guard (1...self.maxLength).contains(bytes.count) else { return false }
+        return bytes.allSatisfy { byte in
+            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: ":")
+        }
+    }
+}
+
+/// A parsed W3C `traceparent` (Trace Context level 1).
+struct TraceParent: Equatable {
+    var version: String
+    var traceID: String
+    var parentID: String
+    var flags: String
+
+    /// Parses per the spec: version 00 must be exactly 55 characters; a later version may carry
+    /// more after a '-', which is ignored. Version ff and all-zero ids are invalid.
+    init?(_ header: String) {
+        let bytes = Array(header.utf8)
+        guard bytes.count >= 55 else { return nil }
+        guard bytes[2] == UInt8(ascii: "-"), bytes[35] == UInt8(ascii: "-"), bytes[52] == UInt8(ascii: "-") else { return nil }
+        let text = Substring(header)
+        let version = text.prefix(2)
+        let traceID = text.dropFirst(3).prefix(32)
+        let parentID = text.dropFirst(36).prefix(16)
+        let flags = text.dropFirst(53).prefix(2)
+        guard Hex.isLowercaseHex(version.utf8), Hex.isLowercaseHex(traceID.utf8), Hex.isLowercaseHex(parentID.utf8),
+            Hex.isLowercaseHex(flags.utf8)
+        else { return nil }
+        guard version != "ff" else { return nil }
+        if version == "00" {
+            guard bytes.count == 55 else { return nil }
+        } else if bytes.count > 55, bytes[55] != UInt8(ascii: "-") {
+            return nil
+        }
+        guard traceID.utf8.contains(where: { $0 != UInt8(ascii: "0") }), parentID.utf8.contains(where: { $0 != UInt8(ascii: "0") }) else {
+            return nil
+        }
+        self.version = String(version)
+        self.traceID = String(traceID)
+        self.parentID = String(parentID)
+        self.flags = String(flags)
+    }
+
+    init(traceID: String, parentID: String, flags: String) {
+        self.version = "00"
+        self.traceID = traceID
+        self.parentID = parentID
+        self.flags = flags
+    }
+
+    /// Always emitted as version 00, the version this gateway implements.
+    var header: String { "00-\(self.traceID)-\(self.parentID)-\(self.flags)" }
+}
+
+/// The gateway is a participant in the trace: it keeps the client's trace id when the client sent a
+/// valid `traceparent`, starts a new trace otherwise, and always forwards its own span id as the
+/// upstream's parent.
+struct TraceDecision {
+    var outgoing: TraceParent
+    var continuesClientTrace: Bool
+
+    static func decide(incoming: String?, generator: inout IdentifierGenerator) -> TraceDecision {
+        if let incoming, let parent = TraceParent(incoming) {
+            return TraceDecision(
+                outgoing: TraceParent(traceID: parent.traceID, parentID: generator.spanID(), flags: parent.flags),
+                continuesClientTrace: true
+            )
+        }
+        return TraceDecision(
+            outgoing: TraceParent(traceID: generator.traceID(), parentID: generator.spanID(), flags: "00"),
+            continuesClientTrace: false
+        )
+    }
+}

@@ -1,0 +1,183 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A small HTTP/1.1 backend on loopback: the demo cells' endpoints, and the real upstream the
+/// end-to-end tests put behind the gateway. It streams in both directions with backpressure, so a
+/// gigabyte can pass through it without being held in memory.
+///
+/// Routes:
+/// - `GET /bytes/N` — N bytes of a repeating pattern, Content-Length framed, written as the
+///   client drains them.
+/// - `GET /delay/MS` — answers after MS milliseconds.
+/// - `GET /close` — answers with `Connection: close` and closes.
+/// - `GET /stats` — connections accepted and requests served, as JSON.
+/// - anything else — the request as seen (method, target, headers, body size and checksum) as
+///   JSON; the body is consumed as it streams, never buffered.
+public final class DemoBackend: Sendable {
+    public struct Statistics: Sendable, Equatable {
+        public var connectionsAccepted = 0
+        public var requests = 0
+    }
+
+    public let name: String
+    private let channel: any Channel
+    private let counters: NIOLockedValueBox<Statistics>
+
+    public var port: Int { self.channel.localAddress?.port ?? 0 }
+    public var statistics: Statistics { self.counters.withLockedValue { $0 } }
+
+    private init(name: String, channel: any Channel, counters: NIOLockedValueBox<Statistics>) {
+        self.name = name
+        self.channel = channel
+        self.counters = counters
+    }
+
+    public static func start(name: String, host: String = "127.0.0.1", port: Int = 0, group: any EventLoopGroup) async throws -> DemoBackend {
+        let counters = NIOLockedValueBox(Statistics())
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                counters.withLockedValue { $0.connectionsAccepted += 1 }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(BackendHandler(name: name, counters: counters))
+                }
+            }
+            .bind(host: host, port: port)
+            .get()
+        return DemoBackend(name: name, channel: channel, counters: counters)
+    }
+
+    public func stop() async {
+        try? await self.channel.close()
+    }
+}
+
+private final class BackendHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let name: String
+    private let counters: NIOLockedValueBox<DemoBackend.Statistics>
+    private var head: HTTPRequestHead?
+    private var bodyBytes = 0
+    private var checksum: UInt64 = 0xcbf2_9ce4_8422_2325
+    private var download: (remaining: Int, offset: Int)?
+
+    init(name: String, counters: NIOLockedValueBox<DemoBackend.Statistics>) {
+        self.name = name
+        self.counters = counters
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            self.bodyBytes = 0
+            self.checksum = 0xcbf2_9ce4_8422_2325
+        case .body(let buffer):
+            self.bodyBytes += buffer.readableBytes
+            buffer.withUnsafeReadableBytes { bytes in
+                for byte in bytes {
+                    self.checksum = (self.checksum ^ UInt64(byte)) &* 0x100_0000_01b3
+                }
+            }
+        case .end:
+            guard let head = self.head else { return }
+            self.counters.withLockedValue { $0.requests += 1 }
+            self.respond(to: head, context: context)
+        }
+    }
+
+    private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        let parts = path.split(separator: "/")
+        if parts.count == 2, parts[0] == "bytes", let count = Int(parts[1]) {
+            var headers = HTTPHeaders([("content-type", "application/octet-stream"), ("content-length", "\(count)")])
+            headers.add(name: "x-backend", value: self.name)
+            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
+            self.download = (count, 0)
+            self.continueDownload(context: context)
+            return
+        }
+        if parts.count == 2, parts[0] == "delay", let milliseconds = Int64(parts[1]) {
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: .milliseconds(milliseconds)) {
+                let (handler, context) = loopBound.value
+                handler.sendJSON(handler.describe(head), head: head, context: context)
+            }
+            return
+        }
+        if path == "/close" {
+            self.sendJSON("{\"closing\":true}", head: head, context: context, close: true)
+            return
+        }
+        if path == "/stats" {
+            let stats = self.counters.withLockedValue { $0 }
+            self.sendJSON("{\"connectionsAccepted\":\(stats.connectionsAccepted),\"requests\":\(stats.requests)}", head: head, context: context)
+            return
+        }
+        self.sendJSON(self.describe(head), head: head, context: context)
+    }
+
+    private func describe(_ head: HTTPRequestHead) -> String {
+        let headers = head.headers.map { "[\(Self.quote($0.name)),\(Self.quote($0.value))]" }.joined(separator: ",")
+        return "{\"backend\":\(Self.quote(self.name)),\"method\":\(Self.quote(head.method.rawValue)),\"uri\":\(Self.quote(head.uri)),"
+            + "\"headers\":[\(headers)],\"bodyBytes\":\(self.bodyBytes),\"bodyChecksum\":\"\(String(self.checksum, radix: 16))\"}"
+    }
+
+    private func sendJSON(_ json: String, head: HTTPRequestHead, context: ChannelHandlerContext, close: Bool = false) {
+        var headers = HTTPHeaders([("content-type", "application/json"), ("content-length", "\(json.utf8.count)")])
+        headers.add(name: "x-backend", value: self.name)
+        if close { headers.add(name: "connection", value: "close") }
+        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: json)))), promise: nil)
+        let done = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
+        if close {
+            let channel = context.channel
+            done.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { self.continueDownload(context: context) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Writes the download while the client keeps up; resumes on writability.
+    private func continueDownload(context: ChannelHandlerContext) {
+        while var download = self.download, context.channel.isWritable {
+            if download.remaining == 0 {
+                self.download = nil
+                context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+                return
+            }
+            let size = min(download.remaining, 64 * 1024)
+            var buffer = context.channel.allocator.buffer(capacity: size)
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { pointer in
+                for index in 0..<size { pointer[index] = UInt8(truncatingIfNeeded: (download.offset + index) % 251) }
+                return size
+            }
+            download.remaining -= size
+            download.offset += size
+            self.download = download
+            context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        }
+    }
+
+    static func quote(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case _ where scalar.value < 0x20: out += "\\u00" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct ERPGateway: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "erp-gateway",
+        abstract: "The API gateway in front of the multi-tenant ERP.",
+        subcommands: [Serve.self, Check.self]
+    )
+}
