@@ -98,6 +98,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             return
         }
         let problem = Self.problem(for: parserError)
+        self.environment.logger.notice("request rejected", metadata: ["problem": "\(problem)", "parser-error": "\(parserError)"])
         if let exchange = self.exchange {
             // The body in flight is malformed: the upstream has a partial request, discard it.
             if let upstream = exchange.upstream {

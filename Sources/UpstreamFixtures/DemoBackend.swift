@@ -13,8 +13,8 @@ import NIOPosix
 /// - `GET /delay/MS` — answers after MS milliseconds.
 /// - `GET /close` — answers with `Connection: close` and closes.
 /// - `GET /stats` — connections accepted and requests served, as JSON.
-/// - anything else — the request as seen (method, target, headers, body size and checksum) as
-///   JSON; the body is consumed as it streams, never buffered.
+/// - anything else — the request as seen (method, target, headers, body size, and whether the
+///   body is the `BytePattern`) as JSON; the body is consumed as it streams, never buffered.
 public final class DemoBackend: Sendable {
     public struct Statistics: Sendable, Equatable {
         public var connectionsAccepted = 0
@@ -24,23 +24,28 @@ public final class DemoBackend: Sendable {
     public let name: String
     private let channel: any Channel
     private let counters: NIOLockedValueBox<Statistics>
+    private let connections: NIOLockedValueBox<[ObjectIdentifier: any Channel]>
 
     public var port: Int { self.channel.localAddress?.port ?? 0 }
     public var statistics: Statistics { self.counters.withLockedValue { $0 } }
 
-    private init(name: String, channel: any Channel, counters: NIOLockedValueBox<Statistics>) {
+    private init(name: String, channel: any Channel, counters: NIOLockedValueBox<Statistics>, connections: NIOLockedValueBox<[ObjectIdentifier: any Channel]>) {
         self.name = name
         self.channel = channel
         self.counters = counters
+        self.connections = connections
     }
 
     public static func start(name: String, host: String = "127.0.0.1", port: Int = 0, group: any EventLoopGroup) async throws -> DemoBackend {
         let counters = NIOLockedValueBox(Statistics())
+        let connections = NIOLockedValueBox([ObjectIdentifier: any Channel]())
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 counters.withLockedValue { $0.connectionsAccepted += 1 }
+                connections.withLockedValue { $0[ObjectIdentifier(channel)] = channel }
+                channel.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(channel)) } }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(BackendHandler(name: name, counters: counters))
@@ -48,11 +53,15 @@ public final class DemoBackend: Sendable {
             }
             .bind(host: host, port: port)
             .get()
-        return DemoBackend(name: name, channel: channel, counters: counters)
+        return DemoBackend(name: name, channel: channel, counters: counters, connections: connections)
     }
 
+    /// Stops like a process exit would: the listener and every open connection close.
     public func stop() async {
         try? await self.channel.close()
+        for connection in self.connections.withLockedValue({ Array($0.values) }) {
+            try? await connection.close()
+        }
     }
 }
 
@@ -64,7 +73,7 @@ private final class BackendHandler: ChannelInboundHandler {
     private let counters: NIOLockedValueBox<DemoBackend.Statistics>
     private var head: HTTPRequestHead?
     private var bodyBytes = 0
-    private var checksum: UInt64 = 0xcbf2_9ce4_8422_2325
+    private var bodyIsPattern = true
     private var download: (remaining: Int, offset: Int)?
 
     init(name: String, counters: NIOLockedValueBox<DemoBackend.Statistics>) {
@@ -77,14 +86,12 @@ private final class BackendHandler: ChannelInboundHandler {
         case .head(let head):
             self.head = head
             self.bodyBytes = 0
-            self.checksum = 0xcbf2_9ce4_8422_2325
+            self.bodyIsPattern = true
         case .body(let buffer):
-            self.bodyBytes += buffer.readableBytes
-            buffer.withUnsafeReadableBytes { bytes in
-                for byte in bytes {
-                    self.checksum = (self.checksum ^ UInt64(byte)) &* 0x100_0000_01b3
-                }
+            if self.bodyIsPattern {
+                self.bodyIsPattern = buffer.withUnsafeReadableBytes { BytePattern.matches($0, at: self.bodyBytes) }
             }
+            self.bodyBytes += buffer.readableBytes
         case .end:
             guard let head = self.head else { return }
             self.counters.withLockedValue { $0.requests += 1 }
@@ -126,7 +133,7 @@ private final class BackendHandler: ChannelInboundHandler {
     private func describe(_ head: HTTPRequestHead) -> String {
         let headers = head.headers.map { "[\(Self.quote($0.name)),\(Self.quote($0.value))]" }.joined(separator: ",")
         return "{\"backend\":\(Self.quote(self.name)),\"method\":\(Self.quote(head.method.rawValue)),\"uri\":\(Self.quote(head.uri)),"
-            + "\"headers\":[\(headers)],\"bodyBytes\":\(self.bodyBytes),\"bodyChecksum\":\"\(String(self.checksum, radix: 16))\"}"
+            + "\"headers\":[\(headers)],\"bodyBytes\":\(self.bodyBytes),\"bodyIsPattern\":\(self.bodyIsPattern)}"
     }
 
     private func sendJSON(_ json: String, head: HTTPRequestHead, context: ChannelHandlerContext, close: Bool = false) {
@@ -157,10 +164,7 @@ private final class BackendHandler: ChannelInboundHandler {
             }
             let size = min(download.remaining, 64 * 1024)
             var buffer = context.channel.allocator.buffer(capacity: size)
-            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { pointer in
-                for index in 0..<size { pointer[index] = UInt8(truncatingIfNeeded: (download.offset + index) % 251) }
-                return size
-            }
+            BytePattern.withBytes(at: download.offset, count: size) { buffer.writeBytes($0) }
             download.remaining -= size
             download.offset += size
             self.download = download

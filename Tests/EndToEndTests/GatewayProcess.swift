@@ -1,0 +1,150 @@
+import Foundation
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The real `erp-gateway` binary, started on a settings file written for the test and stopped
+/// by signal, the way an operator runs it.
+final class GatewayProcess {
+    let port: Int
+    let process: Process
+    let directory: URL
+    private let logFile: URL
+
+    /// The built binaries sit next to the test bundle (`.build/<triple>/<config>/`).
+    static var buildDirectory: URL {
+        if let override = ProcessInfo.processInfo.environment["ERP_GATEWAY_BUILD_DIR"] {
+            return URL(fileURLWithPath: override)
+        }
+        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        while url.pathComponents.count > 1, !FileManager.default.fileExists(atPath: url.appendingPathComponent("erp-gateway").path) {
+            url.deleteLastPathComponent()
+        }
+        return url
+    }
+
+    static var binary: URL { self.buildDirectory.appendingPathComponent("erp-gateway") }
+
+    /// Writes `settings` (YAML with `PORT` standing for the listener port) and starts the gateway.
+    init(settings: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        self.port = try freePort()
+        self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("erp-gateway-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
+        let config = self.directory.appendingPathComponent("gateway.yaml")
+        try settings.replacingOccurrences(of: "PORT", with: "\(self.port)").write(to: config, atomically: true, encoding: .utf8)
+        self.logFile = self.directory.appendingPathComponent("gateway.log")
+        FileManager.default.createFile(atPath: self.logFile.path, contents: nil)
+        let log = try FileHandle(forWritingTo: self.logFile)
+
+        self.process = Process()
+        self.process.executableURL = Self.binary
+        self.process.arguments = ["serve", "--config", config.path]
+        self.process.standardOutput = log
+        self.process.standardError = log
+        try self.process.run()
+        try waitUntilAccepting(port: self.port, process: self.process)
+    }
+
+    var log: String { (try? String(contentsOf: self.logFile, encoding: .utf8)) ?? "" }
+
+    /// Peak resident memory of the gateway process so far, in bytes (VmHWM).
+    var peakResidentBytes: Int {
+        guard let status = try? String(contentsOfFile: "/proc/\(self.process.processIdentifier)/status", encoding: .utf8) else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let kilobytes = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
+            return kilobytes * 1024
+        }
+        return 0
+    }
+
+    func signal(_ number: Int32) {
+        kill(self.process.processIdentifier, number)
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the exit status.
+    @discardableResult
+    func stop(timeout: Double = 30) -> Int32 {
+        if self.process.isRunning { self.signal(SIGTERM) }
+        let deadline = Date().addingTimeInterval(timeout)
+        while self.process.isRunning, Date() < deadline { usleep(20_000) }
+        if self.process.isRunning {
+            self.signal(SIGKILL)
+            self.process.waitUntilExit()
+        }
+        return self.process.terminationStatus
+    }
+
+    deinit {
+        if self.process.isRunning {
+            kill(self.process.processIdentifier, SIGKILL)
+            self.process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: self.directory)
+    }
+}
+
+/// A port nothing listens on right now (the kernel picks it; the socket is closed at once).
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+            guard bind(fd, pointer, length) == 0 else { return -1 }
+            return getsockname(fd, pointer, &length)
+        }
+    }
+    guard bound == 0 else { throw RawHTTPConnection.Failure.connect(errno) }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+func waitUntilAccepting(port: Int, process: Process? = nil, timeout: Double = 20) throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if let process, !process.isRunning {
+            throw RawHTTPConnection.Failure.malformed("the gateway exited with status \(process.terminationStatus) before listening")
+        }
+        if (try? RawHTTPConnection(port: port)) != nil { return }
+        usleep(20_000)
+    }
+    throw RawHTTPConnection.Failure.timeout
+}
+
+/// Settings for a test gateway in front of the given upstream ports. `overrides` replaces single
+/// keys per section, e.g. `["timeouts": ["headerRead": "300ms"]]`.
+func gatewaySettings(endpoints: [Int], _ overrides: [String: [String: String]] = [:]) -> String {
+    let defaults: [(section: String, values: [(String, String)])] = [
+        ("listener", [("address", "127.0.0.1"), ("port", "PORT"), ("eventLoops", "2")]),
+        ("limits", [("maxHeaderBytes", "8KiB"), ("maxURIBytes", "2KiB"), ("maxRequestBodyBytes", "2GiB")]),
+        ("timeouts", [
+            ("headerRead", "2s"), ("keepAliveIdle", "10s"), ("upstreamConnect", "1s"), ("upstreamResponse", "5s"),
+            ("shutdownGrace", "10s"),
+        ]),
+        ("upstreamPool", [("maxConnectionsPerEndpoint", "8"), ("idleTimeout", "30s")]),
+        ("forwarding", [("trustClientForwardedHeaders", "false")]),
+    ]
+    var text = ""
+    for (section, values) in defaults {
+        text += "\(section):\n"
+        var merged = values
+        for (key, value) in overrides[section] ?? [:] {
+            if let index = merged.firstIndex(where: { $0.0 == key }) { merged[index].1 = value } else { merged.append((key, value)) }
+        }
+        for (key, value) in merged { text += "  \(key): \(value)\n" }
+    }
+    text += """
+        cells:
+          - id: test-cell
+            kind: pooled
+            region: test
+            endpoints: [\(endpoints.map { "127.0.0.1:\($0)" }.joined(separator: ", "))]
+        defaultCell: test-cell
+
+        """
+    return text
+}

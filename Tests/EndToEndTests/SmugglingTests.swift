@@ -1,0 +1,51 @@
+import XCTest
+
+/// Requests whose framing two hops could read differently are refused with 400 and the
+/// connection closed, and never reach an upstream.
+final class SmugglingTests: GatewayTestCase {
+    private func assertRejected(_ raw: String, slug: String = "ambiguous-framing", file: StaticString = #filePath, line: UInt = #line) async throws {
+        let before = self.backends[0].statistics.requests
+        let client = try RawHTTPConnection(port: self.port)
+        try client.send(raw)
+        let response = try client.readResponse()
+        try self.assertProblem(response, status: 400, slug: slug, file: file, line: line)
+        XCTAssertEqual(response.header("connection"), "close", file: file, line: line)
+        XCTAssertTrue(client.waitForClose(seconds: 5), "the connection is closed after a framing error", file: file, line: line)
+        XCTAssertEqual(self.backends[0].statistics.requests, before, "nothing is forwarded", file: file, line: line)
+    }
+
+    func testContentLengthWithTransferEncoding() async throws {
+        try await self.startGateway()
+        try await self.assertRejected("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n", slug: "malformed-request")
+    }
+
+    func testConflictingContentLengths() async throws {
+        try await self.startGateway()
+        try await self.assertRejected("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!")
+    }
+
+    func testContentLengthThatIsNotADigitString() async throws {
+        try await self.startGateway()
+        try await self.assertRejected("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nhello")
+    }
+
+    func testTransferEncodingOtherThanChunked() async throws {
+        try await self.startGateway()
+        try await self.assertRejected("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n")
+    }
+
+    func testMalformedChunkSize() async throws {
+        try await self.startGateway()
+        try await self.assertRejected("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")
+    }
+
+    func testChunkWithoutTerminatingCRLF() async throws {
+        try await self.startGateway()
+        try await self.assertRejected("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", slug: "malformed-request")
+    }
+
+    func testMissingHost() async throws {
+        try await self.startGateway()
+        try await self.assertRejected("GET / HTTP/1.1\r\nAccept: */*\r\n\r\n", slug: "malformed-request")
+    }
+}

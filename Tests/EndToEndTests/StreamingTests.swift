@@ -1,0 +1,41 @@
+import UpstreamFixtures
+import XCTest
+
+/// Bodies far larger than memory allows pass through without being held: backpressure both ways.
+final class StreamingTests: GatewayTestCase {
+    static let gibibyte = 1 << 30
+    /// Generous against the gateway's idle footprint (~30 MiB here); a buffered gigabyte would be
+    /// 30 times this.
+    static let residentLimit = 160 << 20
+
+    func testOneGibibyteDownloadStreamsWithBoundedMemory() async throws {
+        try await self.startGateway()
+        let client = try RawHTTPConnection(port: self.port)
+        try client.send(requestText("GET", "/bytes/\(Self.gibibyte)"))
+        var received = 0
+        var mismatches = 0
+        let response = try client.readResponse(keepBody: false) { chunk in
+            if !chunk.withUnsafeBytes({ BytePattern.matches($0, at: received) }) { mismatches += 1 }
+            received += chunk.count
+        }
+        XCTAssertEqual(response.status, 200)
+        XCTAssertEqual(received, Self.gibibyte)
+        XCTAssertEqual(mismatches, 0, "every byte arrives intact and in order")
+        let peak = self.gateway.peakResidentBytes
+        print("gateway peak RSS after 1 GiB download: \(peak >> 20) MiB")
+        XCTAssertLessThan(peak, Self.residentLimit)
+    }
+
+    func testOneGibibyteUploadStreamsWithBoundedMemory() async throws {
+        try await self.startGateway()
+        let client = try RawHTTPConnection(port: self.port)
+        try client.send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: \(Self.gibibyte)\r\n\r\n")
+        try client.sendPattern(count: Self.gibibyte)
+        let seen = try SeenRequest(client.readResponse())
+        XCTAssertEqual(seen.bodyBytes, Self.gibibyte)
+        XCTAssertTrue(seen.bodyIsPattern, "the body arrives intact and in order")
+        let peak = self.gateway.peakResidentBytes
+        print("gateway peak RSS after 1 GiB upload: \(peak >> 20) MiB")
+        XCTAssertLessThan(peak, Self.residentLimit)
+    }
+}
