@@ -41,8 +41,13 @@ public enum SettingsLoader {
         switch error {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
             return ConfigurationIssue(path: "", line: mark.line, column: mark.column, message: "not valid YAML: \(problem)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            let keys = duplicates.map { "'\($0)'" }.joined(separator: ", ")
+            return ConfigurationIssue(path: "", line: context.mark.line, column: context.mark.column, message: "key \(keys) appears twice in one mapping")
         default:
-            return ConfigurationIssue(path: "", message: "not valid YAML: \(error)")
+            // Other Yams errors embed the whole document; keep the report to one line.
+            let summary = "\(error)".split(separator: "\n").first.map(String.init) ?? "unreadable"
+            return ConfigurationIssue(path: "", message: "not valid YAML: \(summary)")
         }
     }
 
@@ -52,11 +57,13 @@ public enum SettingsLoader {
         guard let top = reader.mapping(root, allowedKeys: ["listener", "limits", "timeouts", "upstreamPool", "forwarding", "cells", "defaultCell"]) else {
             return nil
         }
-        guard let listenerCursor = top["listener"] else {
+        var listener: GatewaySettings.Listener?
+        if let listenerCursor = top["listener"] {
+            listener = Self.listener(listenerCursor, &reader)
+        } else {
+            // Reported, and the rest is still checked: one run lists every problem.
             reader.report(root, "missing required section 'listener'")
-            return nil
         }
-        let listener = Self.listener(listenerCursor, &reader)
         let limits = top["limits"].map { Self.limits($0, &reader) } ?? Self.defaultLimits
         let timeouts = top["timeouts"].map { Self.timeouts($0, &reader) } ?? Self.defaultTimeouts
         let pool = top["upstreamPool"].map { Self.upstreamPool($0, &reader) } ?? Self.defaultPool
@@ -70,7 +77,9 @@ public enum SettingsLoader {
         var defaultCell = ""
         if let cursor = top["defaultCell"] {
             defaultCell = reader.string(cursor) ?? ""
-            if !defaultCell.isEmpty, !cells.contains(where: { $0.id == defaultCell }) {
+            if defaultCell.isEmpty {
+                reader.report(cursor, "must name one of the cells")
+            } else if !cells.contains(where: { $0.id == defaultCell }) {
                 reader.report(cursor, "names cell '\(defaultCell)', which is not defined in 'cells'")
             }
         } else {
@@ -204,11 +213,21 @@ public enum SettingsLoader {
 
     // MARK: - Syntax
 
+    /// `host:port`, `a.b.c.d:port` or `[ipv6]:port`; an IPv6 address must be bracketed so the
+    /// port is never ambiguous.
     static func endpoint(_ text: String) -> GatewaySettings.Endpoint? {
         guard let colon = text.lastIndex(of: ":") else { return nil }
         var host = String(text[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port), Self.isValidHost(host) else {
+        if host.hasPrefix("["), host.hasSuffix("]") {
+            host = String(host.dropFirst().dropLast())
+            guard host.contains(":") else { return nil }
+        } else if host.contains(":") {
+            return nil
+        }
+        let portText = text[text.index(after: colon)...]
+        guard portText.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }), let port = Int(portText),
+            (1...65535).contains(port), Self.isValidHost(host)
+        else {
             return nil
         }
         return .init(host: host, port: port)

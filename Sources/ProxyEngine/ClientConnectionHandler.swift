@@ -226,11 +226,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             ),
             requestID: requestID,
             trace: trace,
-            isChunked: framing == .chunked
+            framing: framing
         )
         let exchange = Exchange(
             requestID: requestID, clientHead: head, upstreamHead: upstreamHead, logger: logger,
-            started: .now(), replayable: head.method.isIdempotent && framing == .none
+            started: .now(), replayable: head.method.isIdempotent && framing.isEmpty
         )
         exchange.requestComplete = false
         self.exchange = exchange

@@ -9,10 +9,14 @@ enum ForwardedHeaders {
         "connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
     ]
 
+    /// Fields a `Connection` header may not remove: dropping them would change how the next hop
+    /// frames or routes the message (`Connection: content-length` is a smuggling vector).
+    static let neverNominated: Set<String> = ["host", "content-length"]
+
     /// Removes hop-by-hop headers, the headers listed in `Connection`, and every `Proxy-*` header.
     static func stripHopByHop(_ headers: inout HTTPHeaders) {
         var named: Set<String> = []
-        for value in headers[canonicalForm: "connection"] {
+        for value in headers[canonicalForm: "connection"] where !self.neverNominated.contains(value.lowercased()) {
             named.insert(value.lowercased())
         }
         headers = HTTPHeaders(headers.filter { name, _ in
@@ -36,14 +40,19 @@ enum ForwardedHeaders {
         facts: ClientFacts,
         requestID: String,
         trace: TraceDecision,
-        isChunked: Bool
+        framing: RequestHeadValidation.BodyFraming
     ) -> HTTPRequestHead {
         var headers = client.headers
         let clientHost = headers.first(name: "host")
         self.stripHopByHop(&headers)
         headers.remove(name: "expect")  // the gateway answers 100-continue itself
-        if isChunked {
-            headers.add(name: "transfer-encoding", value: "chunked")
+        // The upstream frames the body exactly as the gateway validated it, whatever else the
+        // client sent.
+        headers.remove(name: "content-length")
+        switch framing {
+        case .none: break
+        case .contentLength(let length): headers.add(name: "content-length", value: String(length))
+        case .chunked: headers.add(name: "transfer-encoding", value: "chunked")
         }
 
         let priorFor = facts.trustClientForwardedHeaders ? headers[canonicalForm: "x-forwarded-for"].joined(separator: ", ") : ""

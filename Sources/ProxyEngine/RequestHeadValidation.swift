@@ -10,6 +10,9 @@ enum RequestHeadValidation {
         case none
         case contentLength(Int)
         case chunked
+
+        /// No body bytes will follow the head.
+        var isEmpty: Bool { self == .none || self == .contentLength(0) }
     }
 
     static func validate(_ head: HTTPRequestHead, limits: GatewaySettings.RequestLimits) -> Result<BodyFraming, GatewayProblem> {
@@ -27,8 +30,10 @@ enum RequestHeadValidation {
             return .failure(.malformedRequest)
         }
 
-        let lengths = head.headers[canonicalForm: "content-length"]
-        let codings = head.headers[canonicalForm: "transfer-encoding"]
+        // Raw field values: the canonical-form view splits lists and drops empty elements, which
+        // would let "5," or " 5" pass as a clean length.
+        let lengths = head.headers["content-length"]
+        let codings = head.headers["transfer-encoding"]
         if !codings.isEmpty {
             // RFC 9112 §6.1: both present is a smuggling attempt; HTTP/1.0 has no chunked coding;
             // and chunked must be the only (so the final) coding for a request.
@@ -46,7 +51,7 @@ enum RequestHeadValidation {
         if length > limits.maxRequestBodyBytes {
             return .failure(.bodyTooLarge)
         }
-        return .success(length == 0 ? .none : .contentLength(length))
+        return .success(.contentLength(length))
     }
 
     /// Bytes of the header section as sent: name, ": ", value and CRLF per field.
@@ -59,7 +64,7 @@ enum RequestHeadValidation {
     }
 
     /// Digits only: no sign, no whitespace, no list. Anything else is ambiguous framing.
-    private static func contentLength(_ text: Substring) -> Int? {
+    private static func contentLength(_ text: String) -> Int? {
         guard !text.isEmpty, text.utf8.count <= 18, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
             return nil
         }

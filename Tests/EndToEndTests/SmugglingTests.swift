@@ -49,3 +49,19 @@ final class SmugglingTests: GatewayTestCase {
         try await self.assertRejected("GET / HTTP/1.1\r\nAccept: */*\r\n\r\n", slug: "malformed-request")
     }
 }
+
+/// A client cannot use `Connection` to strip the framing the gateway validated.
+final class FramingRestatementTests: GatewayTestCase {
+    func testConnectionNominatingContentLengthCannotDesynchronizeTheUpstream() async throws {
+        try await self.startGateway()
+        let client = try RawHTTPConnection(port: self.port)
+        // If Content-Length were dropped upstream, "GET /x" would be read as a second request.
+        try client.send("GET /first HTTP/1.1\r\nHost: x\r\nConnection: content-length\r\nContent-Length: 26\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n")
+        let seen = try SeenRequest(client.readResponse())
+        XCTAssertEqual(seen.uri, "/first")
+        XCTAssertEqual(seen.bodyBytes, 26)
+        try client.send(requestText("GET", "/second"))
+        XCTAssertEqual(try SeenRequest(client.readResponse()).uri, "/second")
+        XCTAssertEqual(self.backends[0].statistics.requests, 2, "the upstream saw exactly the two requests sent")
+    }
+}

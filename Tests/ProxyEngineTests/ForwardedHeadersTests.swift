@@ -1,0 +1,247 @@
+import NIOHTTP1
+import XCTest
+@testable import ProxyEngine
+
+final class ForwardedHeadersTests: XCTestCase {
+    private static let incomingTrace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    private static let continued = TraceDecision(
+        outgoing: TraceParent(traceID: "4bf92f3577b34da6a3ce929d0e0e4736", parentID: "1111111111111111", flags: "01"),
+        continuesClientTrace: true
+    )
+    private static let started = TraceDecision(
+        outgoing: TraceParent(traceID: "0af7651916cd43dd8448eb211c80319c", parentID: "2222222222222222", flags: "00"),
+        continuesClientTrace: false
+    )
+
+    // MARK: - Hop-by-hop headers
+
+    func testHopByHopHeadersAndThoseNamedInConnectionAreStripped() {
+        var headers = HTTPHeaders([
+            ("Host", "shop.example"),
+            ("Connection", "Keep-Alive, X-Custom-Hop ,  x-other-HOP"),
+            ("connection", "X-Second"),
+            ("Keep-Alive", "timeout=5"),
+            ("TE", "trailers"),
+            ("Trailer", "Expires"),
+            ("Transfer-Encoding", "chunked"),
+            ("Upgrade", "websocket"),
+            ("Proxy-Authorization", "Basic YTpi"),
+            ("Proxy-Connection", "keep-alive"),
+            ("X-Custom-Hop", "1"),
+            ("X-OTHER-hop", "2"),
+            ("x-second", "3"),
+            ("Accept", "*/*"),
+            ("X-Keep", "yes"),
+            ("Cookie", "a=b"),
+        ])
+        ForwardedHeaders.stripHopByHop(&headers)
+
+        XCTAssertEqual(headers.map { $0.name }, ["Host", "Accept", "X-Keep", "Cookie"])
+        XCTAssertEqual(headers.first(name: "host"), "shop.example")
+        XCTAssertEqual(headers.first(name: "cookie"), "a=b")
+    }
+
+    func testOrdinaryHeadersKeepTheirOrderAndRepetitions() {
+        let original = HTTPHeaders([("Accept", "text/html"), ("Accept", "application/json"), ("Authorization", "Bearer t"), ("Host", "h")])
+        var headers = original
+        ForwardedHeaders.stripHopByHop(&headers)
+        XCTAssertEqual(headers.map { "\($0.name): \($0.value)" }, original.map { "\($0.name): \($0.value)" })
+    }
+
+    func testUpstreamRequestCarriesNoHopByHopHeaders() {
+        let head = Self.request(headers: [
+            ("Host", "shop.example"), ("Connection", "close, X-Hop"), ("X-Hop", "1"), ("Keep-Alive", "timeout=5"),
+            ("TE", "trailers"), ("Upgrade", "h2c"), ("Proxy-Connection", "keep-alive"), ("Proxy-Authorization", "Basic x"),
+            ("Trailer", "Expires"), ("Accept", "*/*"),
+        ])
+        let forwarded = Self.forward(head)
+
+        for name in ["connection", "x-hop", "keep-alive", "te", "upgrade", "proxy-connection", "proxy-authorization", "trailer", "transfer-encoding"] {
+            XCTAssertFalse(forwarded.headers.contains(name: name), "\(name) was forwarded")
+        }
+        XCTAssertEqual(forwarded.headers["host"], ["shop.example"])
+        XCTAssertEqual(forwarded.headers["accept"], ["*/*"])
+    }
+
+    func testUpstreamRequestKeepsMethodAndTargetAndSpeaksHTTP11() {
+        let head = HTTPRequestHead(version: .http1_0, method: .PATCH, uri: "/orders/7?expand=lines", headers: ["Host": "h"])
+        let forwarded = Self.forward(head)
+        XCTAssertEqual(forwarded.method, .PATCH)
+        XCTAssertEqual(forwarded.uri, "/orders/7?expand=lines")
+        XCTAssertEqual(forwarded.version, .http1_1)
+    }
+
+    // MARK: - X-Forwarded-* and Forwarded
+
+    func testUntrustedXForwardedForIsReplacedByTheClientAddress() {
+        let head = Self.request(headers: [("Host", "h"), ("X-Forwarded-For", "6.6.6.6"), ("x-forwarded-for", "7.7.7.7, 8.8.8.8")])
+        let forwarded = Self.forward(head, trusted: false)
+        XCTAssertEqual(forwarded.headers["x-forwarded-for"], ["203.0.113.7"])
+    }
+
+    func testTrustedXForwardedForIsAppendedTo() {
+        let head = Self.request(headers: [("Host", "h"), ("X-Forwarded-For", "198.51.100.1"), ("x-forwarded-for", "198.51.100.2,198.51.100.3")])
+        let forwarded = Self.forward(head, trusted: true)
+        XCTAssertEqual(forwarded.headers["x-forwarded-for"], ["198.51.100.1, 198.51.100.2, 198.51.100.3, 203.0.113.7"])
+    }
+
+    func testTrustedWithoutAPriorXForwardedForStartsTheList() {
+        let forwarded = Self.forward(Self.request(headers: [("Host", "h")]), trusted: true)
+        XCTAssertEqual(forwarded.headers["x-forwarded-for"], ["203.0.113.7"])
+    }
+
+    func testUnknownClientAddress() {
+        let forwarded = Self.forward(Self.request(headers: [("Host", "h")]), clientAddress: nil)
+        XCTAssertEqual(forwarded.headers["x-forwarded-for"], ["unknown"])
+    }
+
+    func testXForwardedProtoAndHostComeFromTheConnectionWhenUntrusted() {
+        let head = Self.request(headers: [("Host", "shop.example:8080"), ("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "evil.example")])
+        let forwarded = Self.forward(head, trusted: false, scheme: "http")
+        XCTAssertEqual(forwarded.headers["x-forwarded-proto"], ["http"])
+        XCTAssertEqual(forwarded.headers["x-forwarded-host"], ["shop.example:8080"])
+    }
+
+    func testXForwardedProtoAndHostAreKeptWhenTrusted() {
+        let head = Self.request(headers: [("Host", "internal:8080"), ("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "shop.example")])
+        let forwarded = Self.forward(head, trusted: true, scheme: "http")
+        XCTAssertEqual(forwarded.headers["x-forwarded-proto"], ["https"])
+        XCTAssertEqual(forwarded.headers["x-forwarded-host"], ["shop.example"])
+    }
+
+    func testTrustedWithoutPriorProtoOrHostUsesTheConnection() {
+        let forwarded = Self.forward(Self.request(headers: [("Host", "shop.example")]), trusted: true, scheme: "https")
+        XCTAssertEqual(forwarded.headers["x-forwarded-proto"], ["https"])
+        XCTAssertEqual(forwarded.headers["x-forwarded-host"], ["shop.example"])
+    }
+
+    func testNoHostMeansNoXForwardedHost() {
+        let head = HTTPRequestHead(version: .http1_0, method: .GET, uri: "/", headers: [:])
+        XCTAssertFalse(Self.forward(head).headers.contains(name: "x-forwarded-host"))
+    }
+
+    func testForwardedHeaderIsRemovedWhenUntrustedAndKeptWhenTrusted() {
+        let head = Self.request(headers: [("Host", "h"), ("Forwarded", "for=6.6.6.6;proto=https")])
+        XCTAssertFalse(Self.forward(head, trusted: false).headers.contains(name: "forwarded"))
+        XCTAssertEqual(Self.forward(head, trusted: true).headers["forwarded"], ["for=6.6.6.6;proto=https"])
+    }
+
+    // MARK: - Framing, Expect, request id, trace context
+
+    func testExpectIsRemoved() {
+        let head = Self.request(headers: [("Host", "h"), ("Expect", "100-continue"), ("Content-Length", "5")])
+        let forwarded = Self.forward(head, framing: .contentLength(5))
+        XCTAssertFalse(forwarded.headers.contains(name: "expect"))
+        XCTAssertEqual(forwarded.headers["content-length"], ["5"])
+    }
+
+    func testChunkedIsRestatedOnceWhenTheBodyIsChunked() {
+        let head = Self.request(headers: [("Host", "h"), ("Transfer-Encoding", "Chunked")])
+        XCTAssertEqual(Self.forward(head, framing: .chunked).headers["transfer-encoding"], ["chunked"])
+        XCTAssertFalse(Self.forward(Self.request(headers: [("Host", "h")]), framing: .none).headers.contains(name: "transfer-encoding"))
+    }
+
+    func testRequestIDReplacesAnyClientValue() {
+        let head = Self.request(headers: [("Host", "h"), ("X-Request-ID", "from-client"), ("x-request-id", "second")])
+        XCTAssertEqual(Self.forward(head, requestID: "gw-123").headers["x-request-id"], ["gw-123"])
+        XCTAssertEqual(Self.forward(Self.request(headers: [("Host", "h")]), requestID: "gw-456").headers["x-request-id"], ["gw-456"])
+    }
+
+    func testTraceparentIsTheGatewaysOwnAndTracestateFollowsTheTrace() {
+        let head = Self.request(headers: [("Host", "h"), ("traceparent", Self.incomingTrace), ("tracestate", "vendor=abc")])
+
+        let continued = Self.forward(head, trace: Self.continued)
+        XCTAssertEqual(continued.headers["traceparent"], ["00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01"])
+        XCTAssertEqual(continued.headers["tracestate"], ["vendor=abc"])
+
+        let started = Self.forward(head, trace: Self.started)
+        XCTAssertEqual(started.headers["traceparent"], ["00-0af7651916cd43dd8448eb211c80319c-2222222222222222-00"])
+        XCTAssertFalse(started.headers.contains(name: "tracestate"))
+    }
+
+    func testOrdinaryHeadersPassThroughUnchanged() {
+        let head = Self.request(headers: [
+            ("Host", "h"), ("Authorization", "Bearer abc"), ("Content-Type", "application/json"), ("Accept-Language", "de, en;q=0.5"),
+        ])
+        let forwarded = Self.forward(head)
+        XCTAssertEqual(forwarded.headers["authorization"], ["Bearer abc"])
+        XCTAssertEqual(forwarded.headers["content-type"], ["application/json"])
+        XCTAssertEqual(forwarded.headers["accept-language"], ["de, en;q=0.5"])
+    }
+
+    // MARK: - Response to the client
+
+    func testClientResponseStripsHopByHopAndSetsTheRequestID() {
+        let upstream = HTTPResponseHead(version: .http1_1, status: .created, headers: HTTPHeaders([
+            ("Connection", "keep-alive, X-Backend-Hop"), ("Keep-Alive", "timeout=30"), ("Transfer-Encoding", "chunked"),
+            ("Proxy-Connection", "keep-alive"), ("Upgrade", "h2"), ("X-Backend-Hop", "1"), ("Content-Type", "text/plain"),
+            ("X-Request-ID", "upstream-id"), ("Set-Cookie", "a=b, c"),
+        ]))
+        let head = ForwardedHeaders.clientResponseHead(from: upstream, requestID: "gw-1", version: .http1_1, close: false)
+
+        XCTAssertEqual(head.status, .created)
+        XCTAssertEqual(head.version, .http1_1)
+        XCTAssertEqual(head.headers.map { $0.name }.map { $0.lowercased() }, ["content-type", "set-cookie", "x-request-id"])
+        XCTAssertEqual(head.headers["x-request-id"], ["gw-1"])
+        XCTAssertEqual(head.headers["set-cookie"], ["a=b, c"])
+        XCTAssertFalse(head.headers.contains(name: "connection"))
+    }
+
+    func testClientResponseSaysConnectionCloseWhenClosing() {
+        let upstream = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Connection": "keep-alive"])
+        for version in [HTTPVersion.http1_1, .http1_0] {
+            let head = ForwardedHeaders.clientResponseHead(from: upstream, requestID: "r", version: version, close: true)
+            XCTAssertEqual(head.headers["connection"], ["close"])
+            XCTAssertEqual(head.version, version)
+        }
+    }
+
+    func testClientResponseToHTTP10KeepsAliveExplicitly() {
+        let upstream = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Connection": "close"])
+        let head = ForwardedHeaders.clientResponseHead(from: upstream, requestID: "r", version: .http1_0, close: false)
+        XCTAssertEqual(head.headers["connection"], ["keep-alive"])
+    }
+
+    // MARK: - Framing cannot be removed by the client
+
+    func testConnectionCannotNominateContentLengthOrHost() {
+        let head = Self.request(headers: [("Host", "erp.example"), ("Content-Length", "5"), ("Connection", "content-length, host, x-drop")])
+        let forwarded = Self.forward(head, framing: .contentLength(5))
+        XCTAssertEqual(forwarded.headers["content-length"], ["5"], "the validated length is restated upstream")
+        XCTAssertEqual(forwarded.headers["host"], ["erp.example"])
+        XCTAssertFalse(forwarded.headers.contains(name: "connection"))
+    }
+
+    func testFramingIsRestatedFromTheValidatedValue() {
+        let head = Self.request(headers: [("Host", "h"), ("Content-Length", "5")])
+        XCTAssertEqual(Self.forward(head, framing: .contentLength(5)).headers["content-length"], ["5"])
+        XCTAssertEqual(Self.forward(head, framing: .contentLength(0)).headers["content-length"], ["0"])
+        let chunked = Self.forward(head, framing: .chunked).headers
+        XCTAssertEqual(chunked["transfer-encoding"], ["chunked"])
+        XCTAssertFalse(chunked.contains(name: "content-length"))
+    }
+
+    // MARK: - Helpers
+
+    private static func request(headers: [(String, String)]) -> HTTPRequestHead {
+        HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: HTTPHeaders(headers))
+    }
+
+    private static func forward(
+        _ head: HTTPRequestHead,
+        trusted: Bool = false,
+        clientAddress: String? = "203.0.113.7",
+        scheme: String = "http",
+        requestID: String = "req-1",
+        trace: TraceDecision = started,
+        framing: RequestHeadValidation.BodyFraming = .none
+    ) -> HTTPRequestHead {
+        ForwardedHeaders.upstreamRequestHead(
+            from: head,
+            facts: .init(clientAddress: clientAddress, scheme: scheme, trustClientForwardedHeaders: trusted),
+            requestID: requestID,
+            trace: trace,
+            framing: framing
+        )
+    }
+}

@@ -1,0 +1,166 @@
+@testable import GatewayConfig
+import NIOHTTP1
+import XCTest
+@testable import ProxyEngine
+
+final class RequestHeadValidationTests: XCTestCase {
+    private static let limits = GatewaySettings.RequestLimits(maxHeaderBytes: 1024, maxURIBytes: 256, maxRequestBodyBytes: 1000)
+
+    // MARK: - Accepted heads and their framing
+
+    func testRequestWithoutABody() {
+        XCTAssertEqual(Self.validate(headers: [("Host", "h")]), .success(.none))
+        XCTAssertEqual(Self.validate(method: .POST, headers: [("Host", "h"), ("Content-Length", "0")]), .success(.contentLength(0)))
+        XCTAssertTrue(RequestHeadValidation.BodyFraming.contentLength(0).isEmpty)
+        XCTAssertTrue(RequestHeadValidation.BodyFraming.none.isEmpty)
+        XCTAssertFalse(RequestHeadValidation.BodyFraming.chunked.isEmpty)
+    }
+
+    func testContentLength() {
+        XCTAssertEqual(Self.validate(method: .POST, headers: [("Host", "h"), ("Content-Length", "42")]), .success(.contentLength(42)))
+        XCTAssertEqual(Self.validate(method: .PUT, headers: [("Host", "h"), ("content-length", "1000")]), .success(.contentLength(1000)))
+    }
+
+    func testChunked() {
+        XCTAssertEqual(Self.validate(method: .POST, headers: [("Host", "h"), ("Transfer-Encoding", "chunked")]), .success(.chunked))
+        XCTAssertEqual(Self.validate(method: .POST, headers: [("Host", "h"), ("transfer-encoding", "Chunked")]), .success(.chunked))
+    }
+
+    func testRepeatedIdenticalContentLengthsAreAccepted() {
+        let result = Self.validate(method: .POST, headers: [("Host", "h"), ("Content-Length", "5"), ("Content-Length", "5")])
+        XCTAssertEqual(result, .success(.contentLength(5)))
+    }
+
+    func testHTTP10WithoutHost() {
+        XCTAssertEqual(Self.validate(version: .http1_0, headers: []), .success(.none))
+        XCTAssertEqual(Self.validate(version: .http1_0, method: .POST, headers: [("Content-Length", "3")]), .success(.contentLength(3)))
+    }
+
+    // MARK: - Ambiguous framing
+
+    func testContentLengthTogetherWithTransferEncoding() {
+        let result = Self.validate(method: .POST, headers: [("Host", "h"), ("Content-Length", "5"), ("Transfer-Encoding", "chunked")])
+        XCTAssertEqual(result, .failure(.requestSmuggling))
+    }
+
+    func testDifferingContentLengths() {
+        let twoHeaders = Self.validate(method: .POST, headers: [("Host", "h"), ("Content-Length", "5"), ("Content-Length", "6")])
+        XCTAssertEqual(twoHeaders, .failure(.requestSmuggling))
+        XCTAssertEqual(Self.validate(method: .POST, headers: [("Host", "h"), ("Content-Length", "5,6")]), .failure(.requestSmuggling))
+    }
+
+    func testContentLengthThatIsNotJustDigits() {
+        for value in ["+5", "-5", "5a", "0x10", "5.0", "1 2", "١", "", ",", " 5", "5 ", "5,", ",5", "5,,5"] {
+            let result = Self.validate(method: .POST, headers: [("Host", "h"), ("Content-Length", value)])
+            XCTAssertEqual(result, .failure(.requestSmuggling), "Content-Length '\(value)'")
+        }
+    }
+
+    func testEmptyTransferEncodingWithContentLength() {
+        for value in ["", ","] {
+            let result = Self.validate(method: .POST, headers: [("Host", "h"), ("Content-Length", "5"), ("Transfer-Encoding", value)])
+            XCTAssertEqual(result, .failure(.requestSmuggling), "Transfer-Encoding '\(value)'")
+        }
+    }
+
+    func testContentLengthTooLongToBeANumber() {
+        let result = Self.validate(method: .POST, headers: [("Host", "h"), ("Content-Length", String(repeating: "9", count: 30))])
+        XCTAssertEqual(result, .failure(.requestSmuggling))
+    }
+
+    func testTransferEncodingOtherThanChunkedAlone() {
+        let cases: [[(String, String)]] = [
+            [("Transfer-Encoding", "gzip, chunked")],
+            [("Transfer-Encoding", "chunked, gzip")],
+            [("Transfer-Encoding", "gzip"), ("Transfer-Encoding", "chunked")],
+            [("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "chunked")],
+            [("Transfer-Encoding", "gzip")],
+            [("Transfer-Encoding", "identity")],
+            [("Transfer-Encoding", "xchunked")],
+        ]
+        for extra in cases {
+            let result = Self.validate(method: .POST, headers: [("Host", "h")] + extra)
+            XCTAssertEqual(result, .failure(.requestSmuggling), "\(extra)")
+        }
+    }
+
+    func testTransferEncodingOnHTTP10() {
+        let result = Self.validate(version: .http1_0, method: .POST, headers: [("Host", "h"), ("Transfer-Encoding", "chunked")])
+        XCTAssertEqual(result, .failure(.requestSmuggling))
+    }
+
+    // MARK: - Limits
+
+    func testURIUpToTheLimitIsAcceptedAndOneByteMoreIsNot() {
+        let atLimit = "/" + String(repeating: "a", count: 255)
+        XCTAssertEqual(Self.validate(uri: atLimit, headers: [("Host", "h")]), .success(.none))
+        XCTAssertEqual(Self.validate(uri: atLimit + "a", headers: [("Host", "h")]), .failure(.uriTooLong))
+    }
+
+    func testURILengthIsCountedInBytes() {
+        // 128 two-byte characters: 128 characters but 256 bytes, plus the slash.
+        let uri = "/" + String(repeating: "é", count: 128)
+        XCTAssertEqual(Self.validate(uri: uri, headers: [("Host", "h")]), .failure(.uriTooLong))
+    }
+
+    func testHeaderBytesCountNameValueAndSeparators() {
+        XCTAssertEqual(RequestHeadValidation.headerBytes(HTTPHeaders([("Host", "example.com")])), 4 + 11 + 4)
+        XCTAssertEqual(RequestHeadValidation.headerBytes(HTTPHeaders([("a", "b"), ("c", "")])), 6 + 5)
+        XCTAssertEqual(RequestHeadValidation.headerBytes(HTTPHeaders()), 0)
+    }
+
+    func testHeadersUpToTheLimitAreAcceptedAndOneByteMoreIsNot() {
+        // "Host" + "h" + 4 = 9 bytes, and "x-pad" + 4 = 9 bytes before its value.
+        let padding = 1024 - 9 - 9
+        let atLimit = [("Host", "h"), ("x-pad", String(repeating: "p", count: padding))]
+        XCTAssertEqual(RequestHeadValidation.headerBytes(HTTPHeaders(atLimit)), 1024)
+        XCTAssertEqual(Self.validate(headers: atLimit), .success(.none))
+
+        let overLimit = [("Host", "h"), ("x-pad", String(repeating: "p", count: padding + 1))]
+        XCTAssertEqual(Self.validate(headers: overLimit), .failure(.headerFieldsTooLarge))
+    }
+
+    func testDeclaredBodyAboveTheLimit() {
+        XCTAssertEqual(Self.validate(method: .POST, headers: [("Host", "h"), ("Content-Length", "1001")]), .failure(.bodyTooLarge))
+        XCTAssertEqual(Self.validate(method: .POST, headers: [("Host", "h"), ("Content-Length", "999999999999")]), .failure(.bodyTooLarge))
+    }
+
+    // MARK: - Host
+
+    func testHTTP11RequiresExactlyOneHost() {
+        XCTAssertEqual(Self.validate(headers: []), .failure(.malformedRequest))
+        XCTAssertEqual(Self.validate(headers: [("Host", "a"), ("Host", "b")]), .failure(.malformedRequest))
+        XCTAssertEqual(Self.validate(headers: [("Host", "a"), ("host", "a")]), .failure(.malformedRequest))
+    }
+
+    func testHTTP10WithTwoHosts() {
+        XCTAssertEqual(Self.validate(version: .http1_0, headers: [("Host", "a"), ("Host", "b")]), .failure(.malformedRequest))
+    }
+
+    // MARK: - Decoder limit and idempotency
+
+    func testDecoderLimitIsGenerousAboveTheConfiguredLimits() {
+        XCTAssertEqual(RequestHeadValidation.decoderLimit(for: Self.limits), 64 << 10)
+        let large = GatewaySettings.RequestLimits(maxHeaderBytes: 1 << 20, maxURIBytes: 1 << 20, maxRequestBodyBytes: 0)
+        let limit = RequestHeadValidation.decoderLimit(for: large)
+        XCTAssertGreaterThan(limit, large.maxHeaderBytes + large.maxURIBytes)
+    }
+
+    func testIdempotentMethods() {
+        for method in [HTTPMethod.GET, .HEAD, .PUT, .DELETE, .OPTIONS, .TRACE] {
+            XCTAssertTrue(method.isIdempotent, "\(method)")
+        }
+        for method in [HTTPMethod.POST, .PATCH, .CONNECT] {
+            XCTAssertFalse(method.isIdempotent, "\(method)")
+        }
+    }
+
+    // MARK: - Helpers
+
+    private static func validate(
+        version: HTTPVersion = .http1_1, method: HTTPMethod = .GET, uri: String = "/", headers: [(String, String)]
+    ) -> Result<RequestHeadValidation.BodyFraming, GatewayProblem> {
+        let head = HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(headers))
+        return RequestHeadValidation.validate(head, limits: Self.limits)
+    }
+}
