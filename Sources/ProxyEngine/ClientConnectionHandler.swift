@@ -98,8 +98,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             return
         }
         let problem = Self.problem(for: parserError)
-        self.environment.logger.notice("request rejected", metadata: ["problem": "\(problem)", "parser-error": "\(parserError)"])
         if let exchange = self.exchange {
+            exchange.logger.notice("request body rejected", metadata: ["problem": "\(problem)", "parser-error": "\(parserError)"])
             // The body in flight is malformed: the upstream has a partial request, discard it.
             if let upstream = exchange.upstream {
                 exchange.upstream = nil
@@ -107,7 +107,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             }
             self.fail(exchange, with: problem)
         } else {
-            self.respondWithoutExchange(problem)
+            self.respondWithoutExchange(problem, logMetadata: ["parser-error": "\(parserError)"])
         }
     }
 
@@ -211,8 +211,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         switch RequestHeadValidation.validate(head, limits: self.settings.limits) {
         case .success(let valid): framing = valid
         case .failure(let problem):
-            logger.notice("request rejected", metadata: ["problem": "\(problem)", "method": "\(head.method.rawValue)"])
-            self.respondWithoutExchange(problem, requestID: requestID, requestHead: head)
+            self.respondWithoutExchange(problem, requestID: requestID, requestHead: head, logMetadata: ["method": "\(head.method.rawValue)"])
             return
         }
 
@@ -282,8 +281,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     // MARK: - Answering
 
-    private func respondWithoutExchange(_ problem: GatewayProblem, requestID: String? = nil, requestHead: HTTPRequestHead? = nil) {
+    /// Answers a request that never became an exchange (rejected head, unparseable bytes, slow
+    /// client) and closes the connection. Logged with the same request id the client receives.
+    private func respondWithoutExchange(
+        _ problem: GatewayProblem, requestID: String? = nil, requestHead: HTTPRequestHead? = nil, logMetadata: Logger.Metadata = [:]
+    ) {
         let id = requestID ?? self.identifiers.requestID()
+        var metadata = logMetadata
+        metadata["request-id"] = .string(id)
+        metadata["problem"] = "\(problem)"
+        metadata["status"] = "\(problem.status.code)"
+        self.environment.logger.notice("request rejected", metadata: metadata)
         self.writeProblem(problem, requestID: id, version: requestHead?.version ?? .http1_1, close: true)
     }
 
@@ -384,8 +392,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.waitTimer = loop.assumeIsolated().scheduleTask(in: .milliseconds(duration.milliseconds)) { [weak self] in
             guard let self, self.exchange == nil, !self.closing else { return }
             if self.waitingSince == .readingHead {
-                self.environment.logger.notice("request head not received in time", metadata: ["timeout-ms": "\(duration.milliseconds)"])
-                self.respondWithoutExchange(.headerReadTimeout)
+                self.respondWithoutExchange(.headerReadTimeout, logMetadata: ["timeout-ms": "\(duration.milliseconds)"])
             } else {
                 self.closeNow()
             }
