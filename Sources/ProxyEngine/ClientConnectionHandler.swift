@@ -329,7 +329,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         headers.add(name: "content-length", value: String(body.utf8.count))
         headers.add(name: "x-request-id", value: requestID)
         headers.add(name: "cache-control", value: "no-store")
-        if problem == .headerReadTimeout || problem == .upstreamBusy || problem == .shuttingDown {
+        if problem == .upstreamBusy {
             headers.add(name: "retry-after", value: "1")
         }
         if close { headers.add(name: "connection", value: "close") }

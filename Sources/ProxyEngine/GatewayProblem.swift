@@ -18,11 +18,10 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
         case upstreamConnectTimeout
         case upstreamResponseTimeout
         case upstreamBusy
-        case shuttingDown
     }
 
-    /// Where the problem arose: the client's request, the upstream, or the gateway itself.
-    public enum Origin: String, Sendable { case downstream, upstream, gateway }
+    /// Where the problem arose: the client's request or the upstream.
+    public enum Origin: String, Sendable { case downstream, upstream }
 
     private let kind: Kind
 
@@ -37,7 +36,6 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
     public static let upstreamConnectTimeout = GatewayProblem(kind: .upstreamConnectTimeout)
     public static let upstreamResponseTimeout = GatewayProblem(kind: .upstreamResponseTimeout)
     public static let upstreamBusy = GatewayProblem(kind: .upstreamBusy)
-    public static let shuttingDown = GatewayProblem(kind: .shuttingDown)
 
     public var status: HTTPResponseStatus {
         switch self.kind {
@@ -48,7 +46,7 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
         case .headerFieldsTooLarge: .requestHeaderFieldsTooLarge
         case .upstreamUnreachable, .upstreamFailed: .badGateway
         case .upstreamConnectTimeout, .upstreamResponseTimeout: .gatewayTimeout
-        case .upstreamBusy, .shuttingDown: .serviceUnavailable
+        case .upstreamBusy: .serviceUnavailable
         }
     }
 
@@ -66,7 +64,6 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
         case .upstreamConnectTimeout: "upstream-connect-timeout"
         case .upstreamResponseTimeout: "upstream-timeout"
         case .upstreamBusy: "upstream-busy"
-        case .shuttingDown: "shutting-down"
         }
     }
 
@@ -85,7 +82,6 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
         case .upstreamConnectTimeout: "The backend service did not accept a connection in time."
         case .upstreamResponseTimeout: "The backend service did not answer in time."
         case .upstreamBusy: "The backend service is at its connection limit."
-        case .shuttingDown: "The gateway is shutting down."
         }
     }
 
@@ -95,8 +91,6 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
             .downstream
         case .upstreamUnreachable, .upstreamFailed, .upstreamConnectTimeout, .upstreamResponseTimeout, .upstreamBusy:
             .upstream
-        case .shuttingDown:
-            .gateway
         }
     }
 
@@ -104,7 +98,7 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
     /// can no longer be trusted to start at a message boundary.
     public var closesConnection: Bool {
         switch self.kind {
-        case .malformedRequest, .requestSmuggling, .headerReadTimeout, .bodyTooLarge, .uriTooLong, .headerFieldsTooLarge, .shuttingDown:
+        case .malformedRequest, .requestSmuggling, .headerReadTimeout, .bodyTooLarge, .uriTooLong, .headerFieldsTooLarge:
             true
         case .upstreamUnreachable, .upstreamFailed, .upstreamConnectTimeout, .upstreamResponseTimeout, .upstreamBusy:
             false

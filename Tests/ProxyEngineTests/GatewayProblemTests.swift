@@ -18,7 +18,6 @@ final class GatewayProblemTests: XCTestCase {
         (.upstreamConnectTimeout, 504, "upstream-connect-timeout", .upstream, false),
         (.upstreamResponseTimeout, 504, "upstream-timeout", .upstream, false),
         (.upstreamBusy, 503, "upstream-busy", .upstream, false),
-        (.shuttingDown, 503, "shutting-down", .gateway, true),
     ]
 
     func testEachProblemHasItsDocumentedStatusSlugOriginAndClosing() {
