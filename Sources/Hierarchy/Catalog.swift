@@ -1,0 +1,82 @@
+/// The compiled platform catalog: features by index, packages as feature sets, and the route
+/// table. Immutable; part of a `TenantSnapshot`.
+public struct Catalog: Sendable {
+    /// Feature names in declaration order; a feature's index is its bit in a `FeatureSet`.
+    public let features: [String]
+    let featureIndex: [String: Int]
+    /// Platform packages by name.
+    public let packages: [String: FeatureSet]
+    public let routes: RouteTable
+
+    init(features: [String], packages: [String: FeatureSet], routes: RouteTable) {
+        self.features = features
+        var index: [String: Int] = [:]
+        for (position, name) in features.enumerated() { index[name] = position }
+        self.featureIndex = index
+        self.packages = packages
+        self.routes = routes
+    }
+
+    public func index(of feature: String) -> Int? {
+        self.featureIndex[feature]
+    }
+
+    public var all: FeatureSet { FeatureSet(indices: self.features.indices) }
+
+    public func set(_ names: some Sequence<String>) -> FeatureSet {
+        FeatureSet(indices: names.compactMap { self.featureIndex[$0] })
+    }
+
+    /// Feature names of a set, in catalog order.
+    public func names(_ set: FeatureSet) -> [String] {
+        set.indices.map { self.features[$0] }
+    }
+}
+
+/// A route of the catalog after validation.
+public struct Route: Sendable, Hashable {
+    /// Upper-case method, or nil for any method.
+    public let method: String?
+    public let pathPrefix: String
+    /// The feature a tenant needs for this route (its name and catalog index), if any.
+    public let feature: String?
+    public let featureIndex: Int?
+    /// Quota units a request on this route costs.
+    public let cost: Int
+}
+
+/// Longest-prefix route matching. A prefix matches a path when the path equals it or continues
+/// it at a segment boundary (`/v1/ledger` matches `/v1/ledger/7` but not `/v1/ledgers`); a route
+/// with a method beats one without for the same prefix.
+public struct RouteTable: Sendable {
+    /// Sorted by prefix length, longest first, so the first match is the most specific.
+    private let routes: [Route]
+
+    init(_ routes: [Route]) {
+        self.routes = routes.sorted { left, right in
+            if left.pathPrefix.utf8.count != right.pathPrefix.utf8.count {
+                return left.pathPrefix.utf8.count > right.pathPrefix.utf8.count
+            }
+            return left.method != nil && right.method == nil
+        }
+    }
+
+    public var isEmpty: Bool { self.routes.isEmpty }
+    public var all: [Route] { self.routes }
+
+    /// The route for a request, or nil when no route matches (404).
+    public func match(method: String, path: Substring) -> Route? {
+        for route in self.routes {
+            if let routeMethod = route.method, routeMethod != method { continue }
+            if Self.path(path, hasPrefix: route.pathPrefix) { return route }
+        }
+        return nil
+    }
+
+    static func path(_ path: Substring, hasPrefix prefix: String) -> Bool {
+        guard path.utf8.starts(with: prefix.utf8) else { return false }
+        if prefix.utf8.last == UInt8(ascii: "/") { return true }
+        let rest = path.utf8.dropFirst(prefix.utf8.count)
+        return rest.isEmpty || rest.first == UInt8(ascii: "/")
+    }
+}

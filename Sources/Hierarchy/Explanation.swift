@@ -1,0 +1,198 @@
+/// "Why is feature X off for this customer?" — for a node and an attribute, what each node on
+/// the path declared, what was in effect at each step, and which node decided the outcome.
+public struct Explanation: Sendable, Hashable {
+    public struct Step: Sendable, Hashable {
+        public let node: NodePath
+        /// What this node declared for the attribute; nil when it declared nothing (inherits).
+        public let declared: String?
+        /// The value in effect at this node.
+        public let effective: String
+    }
+
+    public let subject: NodePath
+    public let attribute: String
+    public let steps: [Step]
+    public let value: String
+    /// The node whose declaration produced the value; nil when nothing on the path declared it
+    /// (the platform default applies).
+    public let decidedBy: NodePath?
+    /// A sentence for support staff and partners.
+    public let summary: String
+
+    public var text: String {
+        var lines = ["\(self.attribute) for \(self.subject): \(self.value)"]
+        for step in self.steps {
+            lines.append("  \(step.node): declared \(step.declared ?? "(nothing: inherits)") → \(step.effective)")
+        }
+        lines.append("  decided by: \(self.decidedBy?.description ?? "platform default")")
+        lines.append("  \(self.summary)")
+        return lines.joined(separator: "\n")
+    }
+}
+
+public struct ExplainError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+}
+
+extension TenantSnapshot {
+    /// The attributes explain understands: `status`, `features`, `feature.NAME`, `package`,
+    /// `limits`, `placement`, `residency`, `origins`, `branding.FIELD`.
+    public static var explainableAttributes: [String] {
+        ["status", "features", "feature.<name>", "package", "limits", "placement", "residency", "origins"]
+            + BrandingField.allCases.map { "branding.\($0.rawValue)" }
+    }
+
+    public func explain(_ id: NodeID, attribute: String) throws(ExplainError) -> Explanation {
+        guard let subject = self.policy(id) else { throw ExplainError(description: "no node '\(id)'") }
+        let chain = subject.path.ids.compactMap { self.policy($0) }
+        let declarations = chain.map { self.declared[$0.id]! }
+
+        func steps(_ declared: (NodeSource) -> String?, _ effective: (EffectivePolicy) -> String) -> [Explanation.Step] {
+            zip(chain, declarations).map { Explanation.Step(node: $0.path, declared: declared($1), effective: effective($0)) }
+        }
+        func nearest(_ declared: (NodeSource) -> Bool) -> NodePath? {
+            zip(chain, declarations).reversed().first { declared($1) }?.0.path
+        }
+        func list(_ values: [String]) -> String { values.isEmpty ? "none" : values.joined(separator: ", ") }
+
+        switch attribute {
+        case "status":
+            let value = subject.status.rawValue
+            let decider = subject.suspendedBy.flatMap { self.policy($0)?.path }
+            return Explanation(
+                subject: subject.path, attribute: attribute,
+                steps: steps({ $0.status?.rawValue }, { $0.status.rawValue }), value: value, decidedBy: decider,
+                summary: decider.map { "Suspended because \($0) is suspended; suspending a node suspends its whole subtree." }
+                    ?? "Active: no node on the path is suspended."
+            )
+
+        case "features", "package":
+            let value = list(self.catalog.names(subject.features))
+            let decider = nearest { $0.features != nil || $0.package != nil || !$0.addOns.isEmpty }
+            return Explanation(
+                subject: subject.path, attribute: attribute,
+                steps: steps(
+                    { source in
+                        var parts: [String] = []
+                        if let features = source.features { parts.append("allowed: \(list(features))") }
+                        if let package = source.package { parts.append("package: \(package)") }
+                        if !source.addOns.isEmpty { parts.append("add-ons: \(list(source.addOns))") }
+                        return parts.isEmpty ? nil : parts.joined(separator: "; ")
+                    },
+                    { list(self.catalog.names($0.features)) }
+                ),
+                value: value, decidedBy: decider,
+                summary: "Effective features are the package and add-ons, intersected with what every ancestor allows."
+            )
+
+        case _ where attribute.hasPrefix("feature."):
+            let name = String(attribute.dropFirst("feature.".count))
+            guard let index = self.catalog.index(of: name) else { throw ExplainError(description: "no feature '\(name)' in the catalog") }
+            let enabled = subject.features.contains(index)
+            // The first node on the path at which the feature is no longer in effect.
+            let removedAt = chain.first { !$0.features.contains(index) }
+            var summary: String
+            if enabled {
+                summary = "'\(name)' is enabled: the package or an add-on includes it and every ancestor allows it."
+            } else if let removedAt, removedAt.kind != .customer {
+                summary = "'\(name)' is off because \(removedAt.path) does not allow it."
+            } else {
+                summary = "'\(name)' is off because neither the customer's package nor its add-ons include it."
+            }
+            return Explanation(
+                subject: subject.path, attribute: attribute,
+                steps: steps(
+                    { source in
+                        if let features = source.features { return features.contains(name) ? "allows \(name)" : "does not allow \(name)" }
+                        if let package = source.package {
+                            return source.addOns.contains(name) ? "add-on \(name)" : "package \(package)"
+                        }
+                        return nil
+                    },
+                    { $0.features.contains(index) ? "on" : "off" }
+                ),
+                value: enabled ? "on" : "off", decidedBy: enabled ? subject.path : (removedAt?.path ?? subject.path), summary: summary
+            )
+
+        case "limits":
+            let value = subject.limits.map { "\($0.node): \(Self.describe($0.limits))" }.joined(separator: "; ")
+            let decider = nearest { $0.limits != nil || $0.customerDefaults != nil }
+            return Explanation(
+                subject: subject.path, attribute: attribute,
+                steps: steps(
+                    { source in
+                        var parts: [String] = []
+                        if let limits = source.limits { parts.append("limits \(Self.describe(limits))") }
+                        if let defaults = source.customerDefaults { parts.append("customerDefaults \(Self.describe(defaults))") }
+                        return parts.isEmpty ? nil : parts.joined(separator: "; ")
+                    },
+                    { policy in policy.limits.first { $0.node == policy.id }.map { Self.describe($0.limits) } ?? "no own budget" }
+                ),
+                value: value.isEmpty ? "unlimited" : value, decidedBy: decider,
+                summary: "Each level's limits budget its whole subtree; a request is charged at every level listed."
+            )
+
+        case "placement":
+            let value = subject.cell.map { cell in "cell \(cell) (\(self.cells[cell].map { "\($0.kind.rawValue), \($0.region)" } ?? "?"))" } ?? "none"
+            return Explanation(
+                subject: subject.path, attribute: attribute,
+                steps: steps({ $0.placement.map(Self.describe) }, { $0.cell ?? "-" }),
+                value: value, decidedBy: nearest { $0.placement != nil },
+                summary: "The nearest placement on the path wins."
+            )
+
+        case "residency":
+            let value = subject.residency.map { list($0.sorted()) } ?? "unrestricted"
+            return Explanation(
+                subject: subject.path, attribute: attribute,
+                steps: steps({ $0.residency.map(list) }, { $0.residency.map { list($0.sorted()) } ?? "unrestricted" }),
+                value: value, decidedBy: nearest { $0.residency != nil },
+                summary: "Each node may only narrow the regions of its parent."
+            )
+
+        case "origins":
+            return Explanation(
+                subject: subject.path, attribute: attribute,
+                steps: steps({ $0.origins.map(list) }, { list($0.origins) }),
+                value: list(subject.origins), decidedBy: nearest { $0.origins != nil },
+                summary: "Each node may only narrow the origins of its parent."
+            )
+
+        case _ where attribute.hasPrefix("branding."):
+            guard let field = BrandingField(rawValue: String(attribute.dropFirst("branding.".count))) else {
+                throw ExplainError(description: "no branding field '\(attribute.dropFirst("branding.".count))'")
+            }
+            let lockedAt = zip(chain, declarations).first { $1.branding?.locked.contains(field) == true }?.0.path
+            // Below a lock, values are ignored: the nearest value at or above the locking node wins.
+            let lastConsidered = lockedAt.flatMap { locked in chain.firstIndex { $0.path == locked } } ?? chain.count - 1
+            let decider = zip(chain, declarations).prefix(lastConsidered + 1).reversed().first { $1.branding?.values[field] != nil }?.0.path
+            return Explanation(
+                subject: subject.path, attribute: attribute,
+                steps: steps(
+                    { source in
+                        let value = source.branding?.values[field]
+                        let locked = source.branding?.locked.contains(field) == true
+                        if value == nil && !locked { return nil }
+                        return (value ?? "(no value)") + (locked ? " [locked]" : "")
+                    },
+                    { $0.branding.values[field] ?? "(unset)" }
+                ),
+                value: subject.branding.values[field] ?? "(unset)", decidedBy: decider,
+                summary: lockedAt.map { "Locked at \($0): nodes below cannot change it." } ?? "The nearest value on the path wins."
+            )
+
+        default:
+            throw ExplainError(description: "unknown attribute '\(attribute)'; one of: \(Self.explainableAttributes.joined(separator: ", "))")
+        }
+    }
+
+    static func describe(_ limits: Limits) -> String {
+        let parts = limits.fields.compactMap { field in field.value.map { "\(field.name) \($0)" } }
+        return parts.isEmpty ? "none" : parts.joined(separator: ", ")
+    }
+
+    static func describe(_ placement: PlacementSource) -> String {
+        if let cell = placement.cell { return "cell \(cell)" }
+        return "tier \(placement.tier?.rawValue ?? "?"), region \(placement.region ?? "?")"
+    }
+}

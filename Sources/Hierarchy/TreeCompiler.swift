@@ -1,0 +1,565 @@
+/// Turns a declared tree into a `TenantSnapshot`: validates all of it, then computes every
+/// node's effective policy once. One compiler for every source — the settings file now, the admin
+/// store later — so a tree is accepted or rejected by exactly the same rules wherever it came
+/// from. Either every node compiles or nothing does: the error lists every issue.
+public enum TreeCompiler {
+    public static func compile(_ source: TreeSource) throws(TreeValidationError) -> TenantSnapshot {
+        var compilation = Compilation(source: source)
+        compilation.run()
+        guard compilation.issues.isEmpty else {
+            throw TreeValidationError(issues: compilation.issues)
+        }
+        return compilation.snapshot()
+    }
+}
+
+/// The working state of one compilation. Values are resolved top-down: a node is resolved only
+/// after its parent, so every inherited value is read from an already-resolved parent.
+private struct Compilation {
+    let source: TreeSource
+    var issues: [TreeIssue] = []
+    var catalog = Catalog(features: [], packages: [:], routes: RouteTable([]))
+    let cells: [String: CellDescriptor]
+    let regions: Set<String>
+
+    /// Nodes that passed the structural checks, by id, with their declaration.
+    var declared: [NodeID: NodeSource] = [:]
+    var order: [NodeID] = []
+    var resolved: [NodeID: Resolved] = [:]
+    var policies: [NodeID: EffectivePolicy] = [:]
+    var byPortalDomain: [String: NodeID] = [:]
+    var byIssuer: [String: NodeID] = [:]
+    var dedicatedUsers: [String: [NodeID]] = [:]
+
+    /// What a child inherits from a resolved node.
+    struct Resolved {
+        var path: NodePath
+        var suspendedBy: NodeID?
+        var allowed: FeatureSet
+        /// The OEM's own packages (inherited unchanged below the OEM).
+        var oemPackages: [String: FeatureSet]
+        /// Per limits field, the nearest value on the path including this node, and who set it.
+        var ceilings: [String: (value: Int, node: NodeID)]
+        var customerDefaults: Limits?
+        var placement: (placement: PlacementSource, node: NodeID)?
+        var residency: Set<String>?
+        var branding: [BrandingField: String]
+        var lockedBy: [BrandingField: NodeID]
+        var origins: [String]?
+        var levels: [LevelLimits]
+    }
+
+    init(source: TreeSource) {
+        self.source = source
+        var cells: [String: CellDescriptor] = [:]
+        for cell in source.cells { cells[cell.id] = cell }
+        self.cells = cells
+        self.regions = Set(source.cells.map(\.region))
+    }
+
+    mutating func report(_ node: String, _ field: String, _ message: String, _ location: SourceLocation) {
+        self.issues.append(TreeIssue(node: node, field: field, message: message, location: location))
+    }
+
+    mutating func run() {
+        self.compileCatalog()
+        self.indexNodes()
+        for id in self.order { self.resolve(id) }
+        for (cell, users) in self.dedicatedUsers.sorted(by: { $0.key < $1.key }) where users.count > 1 {
+            for user in users.dropFirst() {
+                let node = self.declared[user]!
+                let names = users.map { self.label(for: $0) }.joined(separator: ", ")
+                self.report(self.label(for: user), "placement", "dedicated cell '\(cell)' serves exactly one customer, but is placed for \(names)", node.location(of: "placement"))
+            }
+        }
+        self.issues.sort { ($0.location.line ?? Int.max, $0.location.column ?? 0) < ($1.location.line ?? Int.max, $1.location.column ?? 0) }
+    }
+
+    func snapshot() -> TenantSnapshot {
+        var declared = self.declared
+        for id in declared.keys { declared[id]?.fieldLocations = [:] }
+        return TenantSnapshot(
+            catalog: self.catalog, policies: self.policies, declared: declared,
+            byPortalDomain: self.byPortalDomain, byIssuer: self.byIssuer, cells: self.cells
+        )
+    }
+
+    // MARK: - Catalog
+
+    mutating func compileCatalog() {
+        let catalog = self.source.catalog
+        func location(_ key: String) -> SourceLocation { catalog.locations[key] ?? catalog.locations["features"] ?? .unknown }
+        var features: [String] = []
+        var seen: Set<String> = []
+        for (index, feature) in catalog.features.enumerated() {
+            if !ValueRules.isName(feature) {
+                self.report("catalog", "features[\(index)]", "'\(feature)' is not a valid feature name (lowercase letters, digits and '-')", location("features[\(index)]"))
+            } else if !seen.insert(feature).inserted {
+                self.report("catalog", "features[\(index)]", "feature '\(feature)' is listed twice", location("features[\(index)]"))
+            } else {
+                features.append(feature)
+            }
+        }
+        let provisional = Catalog(features: features, packages: [:], routes: RouteTable([]))
+        var packages: [String: FeatureSet] = [:]
+        for package in catalog.packages {
+            let at = location("packages.\(package.name)")
+            if !ValueRules.isName(package.name) {
+                self.report("catalog", "packages.\(package.name)", "'\(package.name)' is not a valid package name", at)
+                continue
+            }
+            if packages[package.name] != nil {
+                self.report("catalog", "packages.\(package.name)", "package '\(package.name)' is defined twice", at)
+                continue
+            }
+            for feature in package.features where provisional.index(of: feature) == nil {
+                self.report("catalog", "packages.\(package.name)", "unknown feature '\(feature)'", at)
+            }
+            packages[package.name] = provisional.set(package.features)
+        }
+        var routes: [Route] = []
+        var routeKeys: Set<String> = []
+        for (index, route) in catalog.routes.enumerated() {
+            let at = location("routes[\(index)]")
+            let field = "routes[\(index)]"
+            var valid = true
+            if !route.pathPrefix.hasPrefix("/") || route.pathPrefix.contains("?") || route.pathPrefix.contains("#")
+                || route.pathPrefix.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value >= 0x7f })
+            {
+                self.report("catalog", field, "path '\(route.pathPrefix)' must start with '/' and contain no spaces, query or fragment", at)
+                valid = false
+            }
+            let method = route.method?.uppercased()
+            if let method, method.isEmpty || !method.utf8.allSatisfy({ $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) {
+                self.report("catalog", field, "method '\(route.method ?? "")' is not an HTTP method", at)
+                valid = false
+            }
+            var featureIndex: Int?
+            if let feature = route.feature {
+                featureIndex = provisional.index(of: feature)
+                if featureIndex == nil {
+                    self.report("catalog", field, "unknown feature '\(feature)'", at)
+                    valid = false
+                }
+            }
+            if !(1...1000).contains(route.cost) {
+                self.report("catalog", field, "cost must be between 1 and 1000, got \(route.cost)", at)
+                valid = false
+            }
+            let key = "\(method ?? "*") \(route.pathPrefix)"
+            if !routeKeys.insert(key).inserted {
+                self.report("catalog", field, "route '\(key)' is defined twice", at)
+                valid = false
+            }
+            if valid {
+                routes.append(Route(method: method, pathPrefix: route.pathPrefix, feature: route.feature, featureIndex: featureIndex, cost: route.cost))
+            }
+        }
+        self.catalog = Catalog(features: features, packages: packages, routes: RouteTable(routes))
+    }
+
+    // MARK: - Structure: ids, parents, kinds, cycles
+
+    mutating func indexNodes() {
+        var byID: [NodeID: NodeSource] = [:]
+        var documentOrder: [NodeID] = []
+        for node in self.source.nodes {
+            let id: NodeID
+            do {
+                id = try NodeID(node.id)
+            } catch {
+                self.report(node.id.isEmpty ? "(unnamed)" : node.id, "id", "invalid id: \(error)", node.location(of: "id"))
+                continue
+            }
+            if byID[id] != nil {
+                self.report(node.id, "id", "id '\(node.id)' is used by another node; ids are unique in the whole tree", node.location(of: "id"))
+                continue
+            }
+            byID[id] = node
+            documentOrder.append(id)
+        }
+
+        // Parents and kinds. A node with a structural problem is left out of everything below,
+        // together with its subtree; its own problem is reported once.
+        var parentOf: [NodeID: NodeID] = [:]
+        var broken: Set<NodeID> = []
+        for id in documentOrder {
+            let node = byID[id]!
+            guard let parentText = node.parent else {
+                if node.kind != .oem {
+                    self.report(node.id, "parent", "a \(node.kind.rawValue) needs a parent (\(node.kind == .partner ? "an OEM" : "a partner"))", node.location(of: "kind"))
+                    broken.insert(id)
+                }
+                continue
+            }
+            if node.kind == .oem {
+                self.report(node.id, "parent", "an OEM is a root of the tree and has no parent", node.location(of: "parent"))
+                broken.insert(id)
+                continue
+            }
+            guard let parentID = try? NodeID(parentText), byID[parentID] != nil else {
+                self.report(node.id, "parent", "unknown parent '\(parentText)'", node.location(of: "parent"))
+                broken.insert(id)
+                continue
+            }
+            parentOf[id] = parentID
+        }
+
+        // Cycles: follow parents; a walk that comes back to a node it has seen is a cycle.
+        var inCycle: Set<NodeID> = []
+        for start in documentOrder where parentOf[start] != nil && !inCycle.contains(start) {
+            var walk: [NodeID] = [start]
+            var seen: Set<NodeID> = [start]
+            var current = start
+            while let parent = parentOf[current] {
+                if seen.contains(parent) {
+                    let cycle = walk[walk.firstIndex(of: parent)!...]
+                    if cycle.contains(where: inCycle.contains) { break }
+                    inCycle.formUnion(cycle)
+                    let first = cycle.min { documentOrder.firstIndex(of: $0)! < documentOrder.firstIndex(of: $1)! }!
+                    let names = (Array(cycle) + [cycle.first!]).map(\.rawValue).joined(separator: " → ")
+                    self.report(first.rawValue, "parent", "parents form a cycle: \(names)", byID[first]!.location(of: "parent"))
+                    break
+                }
+                seen.insert(parent)
+                walk.append(parent)
+                current = parent
+            }
+        }
+        broken.formUnion(inCycle)
+
+        for id in documentOrder where !broken.contains(id) {
+            let node = byID[id]!
+            guard let parentID = parentOf[id], let parent = byID[parentID] else { continue }
+            let expected: NodeKind = node.kind == .customer ? .partner : .oem
+            if parent.kind != expected {
+                self.report(node.id, "parent", "the parent of a \(node.kind.rawValue) must be a\(expected == .oem ? "n OEM" : " partner"), but '\(parent.id)' is a\(parent.kind == .oem ? "n OEM" : " \(parent.kind.rawValue)")", node.location(of: "parent"))
+                broken.insert(id)
+            }
+        }
+
+        // Top-down order: OEMs, then partners, then customers, each in document order. A node
+        // under a broken ancestor is skipped.
+        func hasBrokenAncestor(_ id: NodeID) -> Bool {
+            var current = id
+            var steps = 0
+            while let parent = parentOf[current], steps < 4 {
+                if broken.contains(parent) { return true }
+                current = parent
+                steps += 1
+            }
+            return false
+        }
+        for kind in [NodeKind.oem, .partner, .customer] {
+            for id in documentOrder where byID[id]!.kind == kind && !broken.contains(id) && !hasBrokenAncestor(id) {
+                self.order.append(id)
+                self.declared[id] = byID[id]!
+            }
+        }
+    }
+
+    func label(for id: NodeID) -> String {
+        self.resolved[id]?.path.description ?? id.rawValue
+    }
+
+    // MARK: - Inheritance
+
+    mutating func resolve(_ id: NodeID) {
+        let node = self.declared[id]!
+        let parentID = node.parent.flatMap { try? NodeID($0) }
+        let parent = parentID.flatMap { self.resolved[$0] }
+        let path: NodePath
+        if let parent {
+            path = parent.path.appending(id)!
+        } else {
+            path = NodePath(oem: id)
+        }
+        let label = path.description
+        func at(_ field: String) -> SourceLocation { node.location(of: field) }
+
+        // Status: suspending a node suspends its whole subtree.
+        let suspendedBy = parent?.suspendedBy ?? (node.status == .suspended ? id : nil)
+
+        // Features: a node may only narrow what its parent may offer.
+        let parentAllowed = parent?.allowed ?? self.catalog.all
+        var allowed = parentAllowed
+        if let features = node.features {
+            if node.kind == .customer {
+                self.report(label, "features", "a customer's features come from its package and add-ons", at("features"))
+            } else {
+                var unknown: [String] = []
+                for feature in features where self.catalog.index(of: feature) == nil { unknown.append(feature) }
+                if !unknown.isEmpty {
+                    self.report(label, "features", "unknown feature\(unknown.count == 1 ? "" : "s") \(Self.quoted(unknown))", at("features"))
+                }
+                let own = self.catalog.set(features)
+                let widened = own.subtracting(parentAllowed)
+                if !widened.isEmpty {
+                    self.report(label, "features", "may only narrow its parent's features; not allowed above: \(Self.quoted(self.catalog.names(widened)))", at("features"))
+                }
+                allowed = own.intersection(parentAllowed)
+            }
+        }
+
+        // Packages: OEMs may define their own, within what they may offer.
+        var oemPackages = parent?.oemPackages ?? [:]
+        if !node.packages.isEmpty {
+            if node.kind != .oem {
+                self.report(label, "packages", "only an OEM defines packages", at("packages"))
+            } else {
+                for package in node.packages {
+                    let field = "packages.\(package.name)"
+                    if !ValueRules.isName(package.name) {
+                        self.report(label, field, "'\(package.name)' is not a valid package name", at(field))
+                        continue
+                    }
+                    if self.catalog.packages[package.name] != nil || oemPackages[package.name] != nil {
+                        self.report(label, field, "package '\(package.name)' is already defined", at(field))
+                        continue
+                    }
+                    let unknown = package.features.filter { self.catalog.index(of: $0) == nil }
+                    if !unknown.isEmpty {
+                        self.report(label, field, "unknown feature\(unknown.count == 1 ? "" : "s") \(Self.quoted(unknown))", at(field))
+                    }
+                    let set = self.catalog.set(package.features)
+                    let beyond = set.subtracting(allowed)
+                    if !beyond.isEmpty {
+                        self.report(label, field, "a package must be a subset of what the OEM may sell; not allowed: \(Self.quoted(self.catalog.names(beyond)))", at(field))
+                    }
+                    oemPackages[package.name] = set
+                }
+            }
+        }
+
+        // A customer's features: its package and add-ons, narrowed by every ancestor.
+        var features = allowed
+        if node.kind == .customer {
+            var subscribed = FeatureSet()
+            if let package = node.package {
+                if let set = oemPackages[package] ?? self.catalog.packages[package] {
+                    subscribed = set
+                } else {
+                    self.report(label, "package", "unknown package '\(package)'", at("package"))
+                }
+            } else {
+                self.report(label, "package", "a customer subscribes to a package", at("kind"))
+            }
+            let unknownAddOns = node.addOns.filter { self.catalog.index(of: $0) == nil }
+            if !unknownAddOns.isEmpty {
+                self.report(label, "addOns", "unknown feature\(unknownAddOns.count == 1 ? "" : "s") \(Self.quoted(unknownAddOns))", at("addOns"))
+            }
+            features = subscribed.union(self.catalog.set(node.addOns)).intersection(allowed)
+        } else {
+            if node.package != nil { self.report(label, "package", "only a customer subscribes to a package", at("package")) }
+            if !node.addOns.isEmpty { self.report(label, "addOns", "only a customer has add-ons", at("addOns")) }
+        }
+
+        // Limits: each node's limits budget its whole subtree; none may exceed an ancestor's.
+        var ceilings = parent?.ceilings ?? [:]
+        var levels = parent?.levels ?? []
+        var ownLimits = node.limits
+        if ownLimits == nil, node.kind == .customer, let defaults = parent?.customerDefaults {
+            ownLimits = defaults
+        }
+        if let limits = node.limits {
+            self.checkLimits(limits, field: "limits", label: label, location: at, ceilings: ceilings)
+        }
+        if let limits = ownLimits, !limits.isEmpty {
+            for (name, value) in limits.fields { if let value { ceilings[name] = (value, id) } }
+            levels.insert(LevelLimits(node: id, kind: node.kind, limits: limits), at: 0)
+        }
+        var customerDefaults = parent?.customerDefaults
+        if let defaults = node.customerDefaults {
+            if node.kind == .customer {
+                self.report(label, "customerDefaults", "customer defaults belong on an OEM or partner", at("customerDefaults"))
+            } else {
+                self.checkLimits(defaults, field: "customerDefaults", label: label, location: at, ceilings: ceilings)
+                customerDefaults = defaults
+            }
+        }
+
+        // Residency: a child may only narrow.
+        var residency = parent?.residency
+        if let regions = node.residency {
+            let unknown = regions.filter { !self.regions.contains($0) }
+            if !unknown.isEmpty {
+                self.report(label, "residency", "no cell is in region\(unknown.count == 1 ? "" : "s") \(Self.quoted(unknown))", at("residency"))
+            }
+            let own = Set(regions)
+            if let inherited = residency, !own.isSubset(of: inherited) {
+                self.report(label, "residency", "may only narrow its parent's regions \(Self.quoted(inherited.sorted())); not allowed: \(Self.quoted(own.subtracting(inherited).sorted()))", at("residency"))
+            }
+            residency = residency.map { own.intersection($0) } ?? own
+        }
+
+        // Placement: nearest setting wins; the cell must exist and lie inside the residency.
+        var placement = parent?.placement
+        if let own = node.placement {
+            placement = (own, id)
+            self.checkPlacement(own, label: label, location: at("placement"), residency: residency)
+        }
+        var cell: String?
+        if node.kind == .customer {
+            cell = self.customerCell(id: id, label: label, placement: placement, residency: residency, location: at("placement"))
+        }
+
+        // Branding: field by field, nearest wins, except fields an ancestor locked.
+        var branding = parent?.branding ?? [:]
+        var lockedBy = parent?.lockedBy ?? [:]
+        if let own = node.branding {
+            for (field, value) in own.values.sorted(by: { $0.key < $1.key }) {
+                let fieldName = "branding.\(field.rawValue)"
+                if let locker = lockedBy[field] {
+                    self.report(label, fieldName, "is locked by \(self.label(for: locker)) and cannot be changed below it", at(fieldName))
+                    continue
+                }
+                if let problem = ValueRules.brandingProblem(field, value) {
+                    self.report(label, fieldName, problem, at(fieldName))
+                    continue
+                }
+                branding[field] = value
+            }
+            for field in own.locked where lockedBy[field] == nil {
+                lockedBy[field] = id
+            }
+        }
+
+        // Portal domains: unique across the whole tree.
+        for domain in node.portalDomains {
+            if let problem = ValueRules.portalDomainProblem(domain) {
+                self.report(label, "portalDomains", problem, at("portalDomains"))
+            } else if let owner = self.byPortalDomain[domain] {
+                self.report(label, "portalDomains", "'\(domain)' is already the portal domain of \(self.label(for: owner))", at("portalDomains"))
+            } else {
+                self.byPortalDomain[domain] = id
+            }
+        }
+
+        // Origins: a child may only narrow; none at the top means none anywhere below.
+        var origins = parent?.origins
+        if let own = node.origins {
+            for origin in own {
+                if let problem = ValueRules.originProblem(origin) { self.report(label, "origins", problem, at("origins")) }
+            }
+            let inherited = Set(origins ?? [])
+            let widened = own.filter { !inherited.contains($0) }
+            if parent != nil, !widened.isEmpty {
+                self.report(label, "origins", "may only narrow its parent's origins; not allowed: \(Self.quoted(widened))", at("origins"))
+            }
+            origins = own.filter { parent == nil || inherited.contains($0) }
+        }
+
+        // Issuers: registered on the platform side of a subtree, each on exactly one node.
+        for issuer in node.issuers {
+            if node.kind == .customer {
+                self.report(label, "issuers", "issuers are registered on an OEM or a partner", at("issuers"))
+                break
+            }
+            if issuer.isEmpty || issuer.utf8.count > 512 || issuer.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7f }) {
+                self.report(label, "issuers", "'\(issuer)' is not a valid issuer (1 to 512 visible characters)", at("issuers"))
+            } else if let owner = self.byIssuer[issuer] {
+                self.report(label, "issuers", "issuer '\(issuer)' is already registered on \(self.label(for: owner))", at("issuers"))
+            } else {
+                self.byIssuer[issuer] = id
+            }
+        }
+
+        self.resolved[id] = Resolved(
+            path: path, suspendedBy: suspendedBy, allowed: allowed, oemPackages: oemPackages, ceilings: ceilings,
+            customerDefaults: customerDefaults, placement: placement, residency: residency, branding: branding,
+            lockedBy: lockedBy, origins: origins, levels: levels
+        )
+        self.policies[id] = EffectivePolicy(
+            id: id, path: path, status: suspendedBy == nil ? .active : .suspended, suspendedBy: suspendedBy,
+            features: features, package: node.package, addOns: node.addOns, limits: levels, cell: cell,
+            residency: residency, branding: EffectiveBranding(values: branding), portalDomains: node.portalDomains,
+            origins: origins ?? []
+        )
+    }
+
+    mutating func checkLimits(
+        _ limits: Limits, field: String, label: String, location: (String) -> SourceLocation, ceilings: [String: (value: Int, node: NodeID)]
+    ) {
+        if limits.burst != nil, limits.ratePerSecond == nil {
+            self.report(label, "\(field).burst", "a burst needs a rate", location("\(field).burst"))
+        }
+        for (name, value) in limits.fields {
+            guard let value else { continue }
+            if value < 1 {
+                self.report(label, "\(field).\(name)", "must be at least 1", location("\(field).\(name)"))
+            } else if let ceiling = ceilings[name], value > ceiling.value {
+                self.report(label, "\(field).\(name)", "\(value) is above the \(ceiling.value) of \(self.label(for: ceiling.node))", location("\(field).\(name)"))
+            }
+        }
+    }
+
+    mutating func checkPlacement(_ placement: PlacementSource, label: String, location: SourceLocation, residency: Set<String>?) {
+        if let cellID = placement.cell {
+            guard let cell = self.cells[cellID] else {
+                self.report(label, "placement.cell", "unknown cell '\(cellID)'", location)
+                return
+            }
+            if placement.tier != nil || placement.region != nil {
+                self.report(label, "placement", "pin a cell or name a tier and region, not both", location)
+            }
+            if let residency, !residency.contains(cell.region) {
+                self.report(label, "placement.cell", "cell '\(cellID)' is in region '\(cell.region)', outside the allowed regions \(Self.quoted(residency.sorted()))", location)
+            }
+            return
+        }
+        guard let region = placement.region, placement.tier != nil else {
+            self.report(label, "placement", "needs either a cell, or a tier and a region", location)
+            return
+        }
+        if !self.regions.contains(region) {
+            self.report(label, "placement.region", "no cell is in region '\(region)'", location)
+        } else if let residency, !residency.contains(region) {
+            self.report(label, "placement.region", "region '\(region)' is outside the allowed regions \(Self.quoted(residency.sorted()))", location)
+        }
+    }
+
+    /// The cell a customer is served by, from its nearest placement.
+    mutating func customerCell(
+        id: NodeID, label: String, placement: (placement: PlacementSource, node: NodeID)?, residency: Set<String>?, location: SourceLocation
+    ) -> String? {
+        guard let (placement, setter) = placement else {
+            self.report(label, "placement", "no placement: set a cell, or a tier and region, on the customer or an ancestor", location)
+            return nil
+        }
+        let inherited = setter != id
+        if let cellID = placement.cell {
+            guard let cell = self.cells[cellID] else { return nil }  // reported where it was set
+            if inherited, let residency, !residency.contains(cell.region) {
+                self.report(label, "placement", "inherits cell '\(cellID)' from \(self.label(for: setter)), which is outside this customer's regions \(Self.quoted(residency.sorted()))", location)
+                return nil
+            }
+            if cell.kind == .dedicated {
+                self.dedicatedUsers[cellID, default: []].append(id)
+            }
+            return cellID
+        }
+        guard let tier = placement.tier, let region = placement.region else { return nil }
+        if tier == .dedicated {
+            self.report(label, "placement", "the dedicated tier needs a pinned cell (a dedicated cell serves one customer)", location)
+            return nil
+        }
+        if inherited, let residency, !residency.contains(region) {
+            self.report(label, "placement", "inherits region '\(region)' from \(self.label(for: setter)), which is outside this customer's regions \(Self.quoted(residency.sorted()))", location)
+            return nil
+        }
+        let candidates = self.source.cells.filter { $0.kind == .pooled && $0.region == region }.map(\.id).sorted()
+        guard !candidates.isEmpty else {
+            self.report(label, "placement", "no pooled cell in region '\(region)'", location)
+            return nil
+        }
+        // Spread customers over a region's pooled cells by a stable hash of their id, so every
+        // gateway node and every recompile places a customer in the same cell.
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in id.rawValue.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return candidates[Int(hash % UInt64(candidates.count))]
+    }
+
+    static func quoted(_ names: [String]) -> String {
+        names.map { "'\($0)'" }.joined(separator: ", ")
+    }
+}

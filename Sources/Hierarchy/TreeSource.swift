@@ -1,0 +1,223 @@
+/// The tenant tree as declared — by a YAML file today, by the admin store later — before any
+/// validation. Every value is kept as written (ids as raw strings, lists as lists), so that the
+/// compiler can report each mistake against the node and field that contains it.
+public struct TreeSource: Sendable {
+    public var catalog: CatalogSource
+    public var nodes: [NodeSource]
+    /// The backend cells the static settings define; placement must name one of them.
+    public var cells: [CellDescriptor]
+
+    public init(catalog: CatalogSource, nodes: [NodeSource], cells: [CellDescriptor]) {
+        self.catalog = catalog
+        self.nodes = nodes
+        self.cells = cells
+    }
+}
+
+/// Where a value was written, when it came from a document.
+public struct SourceLocation: Sendable, Hashable {
+    public var line: Int?
+    public var column: Int?
+
+    public init(line: Int? = nil, column: Int? = nil) {
+        self.line = line
+        self.column = column
+    }
+
+    public static let unknown = SourceLocation()
+}
+
+public struct CellDescriptor: Sendable, Hashable {
+    public enum Kind: String, Sendable, Hashable { case pooled, dedicated }
+    public var id: String
+    public var kind: Kind
+    public var region: String
+
+    public init(id: String, kind: Kind, region: String) {
+        self.id = id
+        self.kind = kind
+        self.region = region
+    }
+}
+
+/// The platform catalog: every feature that exists, the platform's packages, and the routes the
+/// ERP exposes with the feature each needs.
+public struct CatalogSource: Sendable {
+    public var features: [String]
+    public var packages: [PackageSource]
+    public var routes: [RouteSource]
+    /// Positions of catalog entries, keyed like `features[2]`, `packages.starter`, `routes[0]`.
+    public var locations: [String: SourceLocation]
+
+    public init(features: [String], packages: [PackageSource], routes: [RouteSource], locations: [String: SourceLocation] = [:]) {
+        self.features = features
+        self.packages = packages
+        self.routes = routes
+        self.locations = locations
+    }
+}
+
+/// A named bundle of features.
+public struct PackageSource: Sendable, Hashable {
+    public var name: String
+    public var features: [String]
+
+    public init(name: String, features: [String]) {
+        self.name = name
+        self.features = features
+    }
+}
+
+/// One entry of the route catalog: requests whose method matches (any, when `method` is nil)
+/// and whose path starts with `pathPrefix` need `feature` (none, when nil) and cost `cost`
+/// quota units.
+public struct RouteSource: Sendable, Hashable {
+    public var method: String?
+    public var pathPrefix: String
+    public var feature: String?
+    public var cost: Int
+
+    public init(method: String?, pathPrefix: String, feature: String?, cost: Int) {
+        self.method = method
+        self.pathPrefix = pathPrefix
+        self.feature = feature
+        self.cost = cost
+    }
+}
+
+public enum TenantStatus: String, Sendable, Hashable {
+    case active
+    case suspended
+}
+
+/// A node's budget for its whole subtree together. Absent fields are not limited at this level.
+public struct Limits: Sendable, Hashable {
+    /// Sustained requests (cost units) per second.
+    public var ratePerSecond: Int?
+    /// Requests that may arrive back to back above the sustained rate; defaults to the rate.
+    public var burst: Int?
+    /// Cost units per UTC calendar day.
+    public var perDay: Int?
+    /// Cost units per UTC calendar month.
+    public var perMonth: Int?
+    /// Requests in flight at once.
+    public var concurrency: Int?
+
+    public init(ratePerSecond: Int? = nil, burst: Int? = nil, perDay: Int? = nil, perMonth: Int? = nil, concurrency: Int? = nil) {
+        self.ratePerSecond = ratePerSecond
+        self.burst = burst
+        self.perDay = perDay
+        self.perMonth = perMonth
+        self.concurrency = concurrency
+    }
+
+    public var isEmpty: Bool { self == Limits() }
+
+    /// The fields by name, in a fixed order, for validation and explain output.
+    public var fields: [(name: String, value: Int?)] {
+        [("rate", self.ratePerSecond), ("burst", self.burst), ("perDay", self.perDay), ("perMonth", self.perMonth), ("concurrency", self.concurrency)]
+    }
+}
+
+/// Where a node's customers are served: a pinned cell, or a tier and region from which the
+/// compiler picks the cell.
+public struct PlacementSource: Sendable, Hashable {
+    public enum Tier: String, Sendable, Hashable { case pooled, dedicated }
+    public var cell: String?
+    public var tier: Tier?
+    public var region: String?
+
+    public init(cell: String? = nil, tier: Tier? = nil, region: String? = nil) {
+        self.cell = cell
+        self.tier = tier
+        self.region = region
+    }
+}
+
+/// The brand fields a portal shows. Inherited field by field; an ancestor may lock a field.
+public enum BrandingField: String, Sendable, Hashable, CaseIterable, Comparable {
+    case displayName
+    case logoUrl
+    case faviconUrl
+    case primaryColor
+    case accentColor
+    case supportEmail
+    case supportUrl
+    case termsUrl
+    case privacyUrl
+
+    public static func < (lhs: BrandingField, rhs: BrandingField) -> Bool {
+        allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+    }
+}
+
+public struct BrandingSource: Sendable, Hashable {
+    public var values: [BrandingField: String]
+    /// Fields that nodes below this one may not set.
+    public var locked: [BrandingField]
+
+    public init(values: [BrandingField: String] = [:], locked: [BrandingField] = []) {
+        self.values = values
+        self.locked = locked
+    }
+}
+
+/// One node as declared. Optional fields that are nil inherit from the parent.
+public struct NodeSource: Sendable {
+    public var id: String
+    public var kind: NodeKind
+    public var parent: String?
+    public var status: TenantStatus?
+    /// OEM or partner: the features it may offer. A child may only narrow its parent's.
+    public var features: [String]?
+    /// OEM only: packages of its own, each a subset of what the OEM may offer.
+    public var packages: [PackageSource]
+    /// Customer only: the package subscribed to, and add-on features.
+    public var package: String?
+    public var addOns: [String]
+    public var limits: Limits?
+    /// OEM or partner: the limits of each customer below that sets none itself.
+    public var customerDefaults: Limits?
+    public var placement: PlacementSource?
+    public var residency: [String]?
+    public var branding: BrandingSource?
+    public var portalDomains: [String]
+    /// Origins (CORS) allowed to call the ERP from a browser. A child may only narrow.
+    public var origins: [String]?
+    /// Token issuers (`iss`) registered on this node; each may only speak for its subtree.
+    public var issuers: [String]
+    /// Where the node and each of its fields were written (`features`, `branding.logoUrl`, …).
+    public var location: SourceLocation
+    public var fieldLocations: [String: SourceLocation]
+
+    public init(
+        id: String, kind: NodeKind, parent: String? = nil, status: TenantStatus? = nil, features: [String]? = nil,
+        packages: [PackageSource] = [], package: String? = nil, addOns: [String] = [], limits: Limits? = nil,
+        customerDefaults: Limits? = nil, placement: PlacementSource? = nil, residency: [String]? = nil,
+        branding: BrandingSource? = nil, portalDomains: [String] = [], origins: [String]? = nil, issuers: [String] = [],
+        location: SourceLocation = .unknown, fieldLocations: [String: SourceLocation] = [:]
+    ) {
+        self.id = id
+        self.kind = kind
+        self.parent = parent
+        self.status = status
+        self.features = features
+        self.packages = packages
+        self.package = package
+        self.addOns = addOns
+        self.limits = limits
+        self.customerDefaults = customerDefaults
+        self.placement = placement
+        self.residency = residency
+        self.branding = branding
+        self.portalDomains = portalDomains
+        self.origins = origins
+        self.issuers = issuers
+        self.location = location
+        self.fieldLocations = fieldLocations
+    }
+
+    func location(of field: String) -> SourceLocation {
+        self.fieldLocations[field] ?? self.location
+    }
+}
