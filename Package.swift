@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
         // C shims over the system libraries (Debian: libjwt-dev, libhiredis-dev).
@@ -28,11 +29,11 @@ let package = Package(
         .target(name: "Quotas", dependencies: ["CHiredis"]),
 
         // Static settings: YAML → validated, immutable GatewaySettings.
-        .target(name: "GatewayConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "GatewayConfig", dependencies: ["Hierarchy", .product(name: "Yams", package: "Yams")]),
 
         // The HTTP/1.1 data plane on SwiftNIO.
         .target(name: "ProxyEngine", dependencies: [
-            "GatewayConfig",
+            "GatewayConfig", "Hierarchy",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -60,12 +61,15 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "HierarchyTests", dependencies: ["Hierarchy"]),
+        .testTarget(name: "HierarchyTests", dependencies: [
+            "Hierarchy",
+            .product(name: "PropertyBased", package: "swift-property-based"),
+        ]),
         .testTarget(name: "TokenAuthTests", dependencies: ["TokenAuth"]),
         .testTarget(name: "QuotasTests", dependencies: ["Quotas"]),
-        .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),
+        .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "Hierarchy"]),
         .testTarget(name: "ProxyEngineTests", dependencies: [
-            "ProxyEngine", "GatewayConfig",
+            "ProxyEngine", "GatewayConfig", "Hierarchy",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

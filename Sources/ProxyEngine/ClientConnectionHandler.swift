@@ -1,4 +1,5 @@
 import GatewayConfig
+import Hierarchy
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -36,7 +37,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.startDetector = startDetector
     }
 
-    private var settings: GatewaySettings { self.environment.settings }
+    /// The settings in force now: for connection-level timers. An exchange uses its own copy.
+    private var settings: GatewaySettings { self.environment.configuration.settings }
 
     // MARK: - Channel events
 
@@ -135,6 +137,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var shouldRead: Bool {
         guard !self.closing else { return false }
         guard let exchange = self.exchange else { return self.pipelined.isEmpty }
+        if exchange.answeredLocally { return !exchange.requestComplete }
         guard !exchange.requestComplete, let upstream = exchange.upstream else { return false }
         return upstream.isWritable
     }
@@ -152,7 +155,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         case .body(let buffer):
             guard let exchange = self.exchange else { return }
             exchange.requestBodyBytes += buffer.readableBytes
-            if exchange.requestBodyBytes > self.settings.limits.maxRequestBodyBytes {
+            if exchange.answeredLocally { return }
+            if exchange.requestBodyBytes > exchange.settings.limits.maxRequestBodyBytes {
                 if let upstream = exchange.upstream {
                     exchange.upstream = nil
                     self.environment.pool.release(upstream, reusable: false)
@@ -164,6 +168,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         case .end:
             guard let exchange = self.exchange else { return }
             exchange.requestComplete = true
+            if exchange.answeredLocally {
+                self.exchangeFinished()
+                return
+            }
             self.sendUpstream(.end(nil), for: exchange)
             exchange.upstream?.flush()
         }
@@ -186,7 +194,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     private func requestFullySent(_ exchange: Exchange) {
         exchange.requestSentUpstream = true
-        let timeout = TimeAmount.milliseconds(self.settings.timeouts.upstreamResponse.milliseconds)
+        let timeout = TimeAmount.milliseconds(exchange.settings.timeouts.upstreamResponse.milliseconds)
         exchange.responseTimer = self.context?.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self, weak exchange] in
             guard let self, let exchange, self.exchange === exchange, !exchange.responseStarted else { return }
             if let upstream = exchange.upstream {
@@ -207,8 +215,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         var logger = self.environment.logger
         logger[metadataKey: "request-id"] = .string(requestID)
 
+        // The configuration this exchange runs with from here to its log line, even if a reload
+        // installs another one meanwhile.
+        let configuration = self.environment.configuration
+        let settings = configuration.settings
         let framing: RequestHeadValidation.BodyFraming
-        switch RequestHeadValidation.validate(head, limits: self.settings.limits) {
+        switch RequestHeadValidation.validate(head, limits: settings.limits) {
         case .success(let valid): framing = valid
         case .failure(let problem):
             self.respondWithoutExchange(problem, requestID: requestID, requestHead: head, logMetadata: ["method": "\(head.method.rawValue)"])
@@ -221,18 +233,30 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             facts: .init(
                 clientAddress: self.context?.channel.remoteAddress?.ipAddress,
                 scheme: self.environment.scheme,
-                trustClientForwardedHeaders: self.settings.forwarding.trustClientForwardedHeaders
+                trustClientForwardedHeaders: settings.forwarding.trustClientForwardedHeaders
             ),
             requestID: requestID,
             trace: trace,
             framing: framing
         )
         let exchange = Exchange(
-            requestID: requestID, clientHead: head, upstreamHead: upstreamHead, logger: logger,
-            started: .now(), replayable: head.method.isIdempotent && framing.isEmpty
+            requestID: requestID, clientHead: head, upstreamHead: upstreamHead, configuration: configuration, logger: logger,
+            started: .now(), framing: framing, replayable: head.method.isIdempotent && framing.isEmpty
         )
-        exchange.requestComplete = false
         self.exchange = exchange
+
+        if let tenants = configuration.tenants {
+            let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            if path == BrandingEndpoint.path, head.method == .GET || head.method == .HEAD {
+                self.answerBranding(exchange, tenants: tenants)
+                return
+            }
+            // Route match: with a route catalog, only catalogued routes reach a backend.
+            if !tenants.catalog.routes.isEmpty, tenants.catalog.routes.match(method: head.method.rawValue, path: path) == nil {
+                self.fail(exchange, with: .routeNotFound)
+                return
+            }
+        }
 
         if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }), head.version == .http1_1 {
             self.context?.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
@@ -240,8 +264,61 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.connectUpstream(exchange)
     }
 
+    /// The public branding of the portal served on the request's `Host`.
+    private func answerBranding(_ exchange: Exchange, tenants: TenantSnapshot) {
+        guard let branding = BrandingEndpoint.branding(forHost: exchange.clientHead.headers.first(name: "host"), in: tenants) else {
+            self.fail(exchange, with: .portalNotFound)
+            return
+        }
+        let response = BrandingEndpoint.response(for: branding, request: exchange.clientHead)
+        self.answerLocally(exchange, status: response.status, headers: response.headers, body: response.body)
+    }
+
+    /// Sends a response the gateway produced itself (no upstream involved).
+    private func answerLocally(_ exchange: Exchange, status: HTTPResponseStatus, headers: HTTPHeaders, body: String?) {
+        guard let context = self.context else { return }
+        let close = self.mustClose(afterAnswering: exchange, problem: nil)
+        var headers = headers
+        headers.replaceOrAdd(name: "x-request-id", value: exchange.requestID)
+        if close { headers.replaceOrAdd(name: "connection", value: "close") }
+        exchange.responseStarted = true
+        exchange.responseStatus = status.code
+        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: exchange.clientHead.version, status: status, headers: headers))), promise: nil)
+        if let body, exchange.clientHead.method != .HEAD {
+            exchange.responseBytes = body.utf8.count
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        }
+        let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
+        exchange.logger.info("request", metadata: exchange.logMetadata(status: status.code))
+        self.finishLocalAnswer(exchange, close: close, written: written)
+    }
+
+    /// Whether the client connection must close after the gateway answers this exchange itself.
+    /// A request whose body has not been read yet leaves the stream mid-message, unless it has
+    /// no body at all (then only its end marker is still to come).
+    private func mustClose(afterAnswering exchange: Exchange, problem: GatewayProblem?) -> Bool {
+        (problem?.closesConnection ?? false) || !exchange.clientHead.isKeepAlive || self.quiescing
+            || (!exchange.requestComplete && !exchange.framing.isEmpty)
+    }
+
+    private func finishLocalAnswer(_ exchange: Exchange, close: Bool, written: EventLoopFuture<Void>) {
+        exchange.responseComplete = true
+        exchange.answeredLocally = true
+        if close {
+            self.exchange = nil
+            self.closing = true
+            self.cancelWaitTimer()
+            written.assumeIsolated().whenComplete { [weak self] _ in self?.closeNow() }
+        } else if exchange.requestComplete {
+            self.exchangeFinished()
+        } else {
+            // Only the request's end marker is still to come; `handle(.end)` finishes the exchange.
+            self.resumeReadingIfPossible()
+        }
+    }
+
     private func connectUpstream(_ exchange: Exchange) {
-        guard let cell = self.settings.cell(named: self.settings.defaultCell) else {
+        guard let cell = exchange.settings.cell(named: exchange.settings.defaultCell) else {
             self.fail(exchange, with: .upstreamUnreachable)
             return
         }
@@ -307,22 +384,23 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             exchange.upstream = nil
             self.environment.pool.release(upstream, reusable: false)
         }
-        self.exchange = nil
         guard !exchange.responseStarted else {
+            self.exchange = nil
             exchange.logger.warning("upstream failed mid-response; closing the client connection", metadata: exchange.logMetadata(status: exchange.responseStatus))
             self.closeNow()
             return
         }
-        let close = problem.closesConnection || !exchange.requestComplete || !exchange.clientHead.isKeepAlive || self.quiescing
+        let close = self.mustClose(afterAnswering: exchange, problem: problem)
         exchange.logger.info("request answered by the gateway", metadata: exchange.logMetadata(status: problem.status.code, problem: problem))
-        self.writeProblem(problem, requestID: exchange.requestID, version: exchange.clientHead.version, close: close)
-        if !close {
-            self.exchangeFinished()
-        }
+        exchange.responseStarted = true
+        exchange.responseStatus = problem.status.code
+        let written = self.writeProblem(problem, requestID: exchange.requestID, version: exchange.clientHead.version, close: close)
+        self.finishLocalAnswer(exchange, close: close, written: written)
     }
 
-    private func writeProblem(_ problem: GatewayProblem, requestID: String, version: HTTPVersion, close: Bool) {
-        guard let context = self.context else { return }
+    @discardableResult
+    private func writeProblem(_ problem: GatewayProblem, requestID: String, version: HTTPVersion, close: Bool) -> EventLoopFuture<Void> {
+        guard let context = self.context else { return self.environment.pool.eventLoop.makeSucceededVoidFuture() }
         let body = ProblemDocument(problem, requestID: requestID).json
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "application/problem+json")
@@ -336,11 +414,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: version, status: problem.status, headers: headers))), promise: nil)
         context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
-        if close {
+        if close, self.exchange == nil {
             self.closing = true
             self.cancelWaitTimer()
             written.assumeIsolated().whenComplete { [weak self] _ in self?.closeNow() }
         }
+        return written
     }
 
     private func closeNow() {
@@ -489,8 +568,10 @@ final class Exchange {
     let requestID: String
     let clientHead: HTTPRequestHead
     let upstreamHead: HTTPRequestHead
+    let configuration: GatewayConfiguration
     let logger: Logger
     let started: NIODeadline
+    let framing: RequestHeadValidation.BodyFraming
     /// Idempotent and without a body: may be sent again if a stale connection fails before any
     /// response byte.
     var replayable: Bool
@@ -510,13 +591,22 @@ final class Exchange {
     var responseBytes = 0
     var upstreamKeepAlive = false
     var closeClientAfterResponse = false
+    /// The gateway answered this request itself; the rest of the request is read and dropped.
+    var answeredLocally = false
 
-    init(requestID: String, clientHead: HTTPRequestHead, upstreamHead: HTTPRequestHead, logger: Logger, started: NIODeadline, replayable: Bool) {
+    var settings: GatewaySettings { self.configuration.settings }
+
+    init(
+        requestID: String, clientHead: HTTPRequestHead, upstreamHead: HTTPRequestHead, configuration: GatewayConfiguration, logger: Logger,
+        started: NIODeadline, framing: RequestHeadValidation.BodyFraming, replayable: Bool
+    ) {
         self.requestID = requestID
         self.clientHead = clientHead
         self.upstreamHead = upstreamHead
+        self.configuration = configuration
         self.logger = logger
         self.started = started
+        self.framing = framing
         self.replayable = replayable
     }
 

@@ -18,6 +18,8 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
         case upstreamConnectTimeout
         case upstreamResponseTimeout
         case upstreamBusy
+        case routeNotFound
+        case portalNotFound
     }
 
     /// Where the problem arose: the client's request or the upstream.
@@ -36,6 +38,8 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
     public static let upstreamConnectTimeout = GatewayProblem(kind: .upstreamConnectTimeout)
     public static let upstreamResponseTimeout = GatewayProblem(kind: .upstreamResponseTimeout)
     public static let upstreamBusy = GatewayProblem(kind: .upstreamBusy)
+    public static let routeNotFound = GatewayProblem(kind: .routeNotFound)
+    public static let portalNotFound = GatewayProblem(kind: .portalNotFound)
 
     public var status: HTTPResponseStatus {
         switch self.kind {
@@ -47,6 +51,7 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
         case .upstreamUnreachable, .upstreamFailed: .badGateway
         case .upstreamConnectTimeout, .upstreamResponseTimeout: .gatewayTimeout
         case .upstreamBusy: .serviceUnavailable
+        case .routeNotFound, .portalNotFound: .notFound
         }
     }
 
@@ -64,6 +69,8 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
         case .upstreamConnectTimeout: "upstream-connect-timeout"
         case .upstreamResponseTimeout: "upstream-timeout"
         case .upstreamBusy: "upstream-busy"
+        case .routeNotFound: "route-not-found"
+        case .portalNotFound: "portal-not-found"
         }
     }
 
@@ -82,12 +89,15 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
         case .upstreamConnectTimeout: "The backend service did not accept a connection in time."
         case .upstreamResponseTimeout: "The backend service did not answer in time."
         case .upstreamBusy: "The backend service is at its connection limit."
+        case .routeNotFound: "No route matches the request."
+        case .portalNotFound: "No portal is served on this host."
         }
     }
 
     public var origin: Origin {
         switch self.kind {
-        case .malformedRequest, .requestSmuggling, .headerReadTimeout, .bodyTooLarge, .uriTooLong, .headerFieldsTooLarge:
+        case .malformedRequest, .requestSmuggling, .headerReadTimeout, .bodyTooLarge, .uriTooLong, .headerFieldsTooLarge,
+            .routeNotFound, .portalNotFound:
             .downstream
         case .upstreamUnreachable, .upstreamFailed, .upstreamConnectTimeout, .upstreamResponseTimeout, .upstreamBusy:
             .upstream
@@ -100,7 +110,8 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
         switch self.kind {
         case .malformedRequest, .requestSmuggling, .headerReadTimeout, .bodyTooLarge, .uriTooLong, .headerFieldsTooLarge:
             true
-        case .upstreamUnreachable, .upstreamFailed, .upstreamConnectTimeout, .upstreamResponseTimeout, .upstreamBusy:
+        case .upstreamUnreachable, .upstreamFailed, .upstreamConnectTimeout, .upstreamResponseTimeout, .upstreamBusy,
+            .routeNotFound, .portalNotFound:
             false
         }
     }

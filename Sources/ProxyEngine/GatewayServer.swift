@@ -12,28 +12,37 @@ public final class GatewayServer: Sendable {
     private let quiescing: ServerQuiescingHelper
     private let group: any EventLoopGroup
     private let logger: Logger
+    private let environments: [NIOLoopBound<ProxyEnvironment>]
 
     /// The address the listener is bound to (useful when the settings asked for port 0).
     public var localAddress: SocketAddress? { self.serverChannel.localAddress }
 
-    private init(serverChannel: any Channel, quiescing: ServerQuiescingHelper, group: any EventLoopGroup, logger: Logger) {
+    private init(
+        serverChannel: any Channel, quiescing: ServerQuiescingHelper, group: any EventLoopGroup, logger: Logger,
+        environments: [NIOLoopBound<ProxyEnvironment>]
+    ) {
         self.serverChannel = serverChannel
         self.quiescing = quiescing
         self.group = group
         self.logger = logger
+        self.environments = environments
     }
 
-    public static func start(settings: GatewaySettings, group: any EventLoopGroup, logger: Logger) async throws -> GatewayServer {
+    /// Binds the listener of `configuration.settings.listener`. Listener settings (address,
+    /// port, event loops) and the upstream pool's bounds are fixed for the life of the server;
+    /// everything else follows `install`.
+    public static func start(configuration: GatewayConfiguration, group: any EventLoopGroup, logger: Logger) async throws -> GatewayServer {
+        let settings = configuration.settings
         // One environment per event loop, built on that loop: the pool inside is loop-confined.
         var environments: [ObjectIdentifier: NIOLoopBound<ProxyEnvironment>] = [:]
         for loop in group.makeIterator() {
             environments[ObjectIdentifier(loop)] = try await loop.submit {
                 let pool = UpstreamPool(eventLoop: loop, settings: settings.upstreamPool, connectTimeout: settings.timeouts.upstreamConnect)
-                return NIOLoopBound(ProxyEnvironment(settings: settings, pool: pool, logger: logger, scheme: "http"), eventLoop: loop)
+                let environment = ProxyEnvironment(configuration: configuration, generation: 1, pool: pool, logger: logger, scheme: "http")
+                return NIOLoopBound(environment, eventLoop: loop)
             }.get()
         }
         let loopEnvironments = environments
-        let decoderLimits = Self.decoderLimits(settings.limits)
         let quiescing = ServerQuiescingHelper(group: group)
 
         let channel = try await ServerBootstrap(group: group)
@@ -59,14 +68,28 @@ public final class GatewayServer: Sendable {
                         withErrorHandling: false,
                         withOutboundHeaderValidation: true,
                         withEncoderConfiguration: .init(),
-                        withDecoderLimitConfiguration: decoderLimits
+                        withDecoderLimitConfiguration: Self.decoderLimits(environment.configuration.settings.limits)
                     )
                     try sync.addHandler(ClientConnectionHandler(environment: environment, startDetector: detector))
                 }
             }
             .bind(host: settings.listener.address, port: settings.listener.port)
             .get()
-        return GatewayServer(serverChannel: channel, quiescing: quiescing, group: group, logger: logger)
+        return GatewayServer(
+            serverChannel: channel, quiescing: quiescing, group: group, logger: logger, environments: Array(environments.values)
+        )
+    }
+
+    /// Installs a new configuration on every event loop. Each loop swaps it in one step between
+    /// two events; exchanges already running keep the configuration they started with. Returns
+    /// once every loop has it.
+    public func install(_ configuration: GatewayConfiguration, generation: Int) async {
+        for environment in self.environments {
+            try? await environment.eventLoop.submit {
+                environment.value.configuration = configuration
+                environment.value.generation = generation
+            }.get()
+        }
     }
 
     static func decoderLimits(_ limits: GatewaySettings.RequestLimits) -> NIOHTTPDecoderLimitConfiguration {

@@ -2,12 +2,25 @@ import GatewayConfig
 import Logging
 import NIOCore
 
-/// What every client connection on one event loop shares: the settings snapshot, the loop's
-/// upstream pool and the logger. Created once per loop.
-struct ProxyEnvironment {
-    var settings: GatewaySettings
-    var pool: UpstreamPool
-    var logger: Logger
+/// What every client connection on one event loop shares: the configuration in force, the
+/// loop's upstream pool and the logger. One per loop, touched only on that loop, so a reload
+/// reaches each loop as one task that swaps `configuration` — no locks on the request path.
+final class ProxyEnvironment {
+    /// Replaced whole on reload. An exchange copies it when it starts and keeps that copy, so
+    /// requests in flight finish with the configuration they started with.
+    var configuration: GatewayConfiguration
+    /// Counts installed configurations; logged with each reload.
+    var generation: Int
+    let pool: UpstreamPool
+    let logger: Logger
     /// The scheme clients use to reach this listener, for X-Forwarded-Proto.
-    var scheme: String
+    let scheme: String
+
+    init(configuration: GatewayConfiguration, generation: Int, pool: UpstreamPool, logger: Logger, scheme: String) {
+        self.configuration = configuration
+        self.generation = generation
+        self.pool = pool
+        self.logger = logger
+        self.scheme = scheme
+    }
 }

@@ -10,8 +10,9 @@ import ProxyEngine
 import Glibc
 #endif
 
-/// `erp-gateway serve`: loads the settings, starts the listener, and on SIGTERM or SIGINT stops
-/// accepting, lets in-flight requests finish within the grace period and exits 0.
+/// `erp-gateway serve`: loads the configuration, starts the listener, reloads on SIGHUP or when
+/// a configuration file changes, and on SIGTERM or SIGINT stops accepting, lets in-flight
+/// requests finish within the grace period and exits 0.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the gateway.")
 
@@ -20,6 +21,9 @@ struct Serve: AsyncParsableCommand {
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
+
+    @Option(name: .long, help: "How often to look for changed configuration files, in milliseconds (0: only on SIGHUP).")
+    var watchIntervalMs: Int = 1000
 
     func run() async throws {
         let level = self.logLevel
@@ -30,67 +34,159 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "erp-gateway")
 
-        let settings: GatewaySettings
+        let initial: GatewayConfiguration
         do {
-            settings = try SettingsLoader.load(path: self.config)
+            initial = try GatewayConfiguration.load(path: self.config)
         } catch {
             printToStandardError(error.description)
             throw ExitCode(2)
         }
+        let settings = initial.settings
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: settings.listener.eventLoops ?? System.coreCount)
         let server: GatewayServer
         do {
-            server = try await GatewayServer.start(settings: settings, group: group, logger: logger)
+            server = try await GatewayServer.start(configuration: initial, group: group, logger: logger)
         } catch {
             logger.critical("cannot start the listener", metadata: ["address": "\(settings.listener.address):\(settings.listener.port)", "error": "\(error)"])
             try? await group.shutdownGracefully()
             throw ExitCode(1)
         }
-        logger.notice("listening", metadata: ["address": "\(server.localAddress.map { "\($0)" } ?? "?")", "cell": "\(settings.defaultCell)"])
+        logger.notice("listening", metadata: [
+            "address": "\(server.localAddress.map { "\($0)" } ?? "?")",
+            "tenants": "\(initial.tenants?.nodeCount ?? 0)",
+            "generation": "1",
+        ])
 
-        let signal = await ShutdownSignal.wait()
-        logger.notice("shutting down", metadata: ["signal": "\(signal)", "grace-ms": "\(settings.timeouts.shutdownGrace.milliseconds)"])
-        await server.shutdown(grace: settings.timeouts.shutdownGrace)
+        var reloader = Reloader(path: self.config, current: initial, logger: logger)
+        let events = ServeEvents.start(watchInterval: self.watchIntervalMs, files: { reloader.fingerprintFiles })
+        for await event in events.stream {
+            switch event {
+            case .reload(let reason):
+                if let next = reloader.reload(reason: reason) {
+                    await server.install(next.configuration, generation: next.generation)
+                    logger.notice("configuration reloaded", metadata: [
+                        "reason": "\(reason)", "generation": "\(next.generation)", "tenants": "\(next.configuration.tenants?.nodeCount ?? 0)",
+                    ])
+                }
+                events.watch(reloader.fingerprintFiles)
+            case .stop(let signal):
+                events.finish()
+                logger.notice("shutting down", metadata: ["signal": "\(signal)", "grace-ms": "\(reloader.current.settings.timeouts.shutdownGrace.milliseconds)"])
+                await server.shutdown(grace: reloader.current.settings.timeouts.shutdownGrace)
+            }
+        }
         try? await group.shutdownGracefully()
         logger.notice("stopped")
     }
 }
 
-/// Waits for SIGTERM or SIGINT. The default handlers are replaced so the process can drain
-/// instead of dying mid-response.
-enum ShutdownSignal {
-    static func wait() async -> String {
-        await withCheckedContinuation { continuation in
-            let queue = DispatchQueue(label: "erp-gateway.signals")
-            let once = ResumeOnce(continuation)
-            var sources: [any DispatchSourceSignal] = []
-            for (number, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")] {
-                signal(number, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-                source.setEventHandler { once.resume(name) }
-                source.resume()
-                sources.append(source)
+/// Loads the next configuration and decides whether it may replace the current one. A file
+/// with errors never replaces anything: every error is logged and the current configuration
+/// keeps serving.
+struct Reloader {
+    let path: String
+    private(set) var current: GatewayConfiguration
+    private(set) var generation = 1
+    let logger: Logger
+
+    init(path: String, current: GatewayConfiguration, logger: Logger) {
+        self.path = path
+        self.current = current
+        self.logger = logger
+    }
+
+    var fingerprintFiles: [String] { self.current.files }
+
+    mutating func reload(reason: String) -> (configuration: GatewayConfiguration, generation: Int)? {
+        let next: GatewayConfiguration
+        do {
+            next = try GatewayConfiguration.load(path: self.path)
+        } catch {
+            self.logger.error("configuration rejected; still serving the previous one", metadata: [
+                "reason": "\(reason)", "generation": "\(self.generation)", "errors": "\(error.issues.count)",
+            ])
+            for line in error.description.split(separator: "\n") {
+                self.logger.error("configuration error", metadata: ["error": "\(line)"])
             }
-            SignalSources.retain(sources)
+            return nil
+        }
+        if next.settings.listener != self.current.settings.listener || next.settings.upstreamPool != self.current.settings.upstreamPool {
+            self.logger.warning("listener and upstreamPool changes take effect at the next restart")
+        }
+        self.current = next
+        self.generation += 1
+        return (next, self.generation)
+    }
+}
+
+/// Signals and file changes as one stream of events for the serve loop.
+final class ServeEvents: @unchecked Sendable {
+    enum Event: Sendable {
+        case reload(String)
+        case stop(String)
+    }
+
+    let stream: AsyncStream<Event>
+    private let continuation: AsyncStream<Event>.Continuation
+    private let queue = DispatchQueue(label: "erp-gateway.events")
+    // Touched only on `queue`.
+    private var sources: [any DispatchSourceProtocol] = []
+    private var watchedFiles: [String] = []
+    private var fingerprint: FileFingerprint?
+
+    private init() {
+        (self.stream, self.continuation) = AsyncStream.makeStream(of: Event.self)
+    }
+
+    static func start(watchInterval: Int, files: () -> [String]) -> ServeEvents {
+        let events = ServeEvents()
+        let initialFiles = files()
+        events.queue.sync {
+            for (number, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT"), (SIGHUP, "SIGHUP")] {
+                // The default actions would end the process mid-response (or, for SIGHUP, not
+                // reload at all); the dispatch source sees the signal instead.
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: events.queue)
+                source.setEventHandler {
+                    events.continuation.yield(number == SIGHUP ? .reload("SIGHUP") : .stop(name))
+                }
+                source.resume()
+                events.sources.append(source)
+            }
+            events.watchedFiles = initialFiles
+            events.fingerprint = FileFingerprint(files: initialFiles)
+            if watchInterval > 0 {
+                let timer = DispatchSource.makeTimerSource(queue: events.queue)
+                timer.schedule(deadline: .now() + .milliseconds(watchInterval), repeating: .milliseconds(watchInterval))
+                timer.setEventHandler {
+                    let now = FileFingerprint(files: events.watchedFiles)
+                    if now != events.fingerprint {
+                        events.fingerprint = now
+                        events.continuation.yield(.reload("file changed"))
+                    }
+                }
+                timer.resume()
+                events.sources.append(timer)
+            }
+        }
+        return events
+    }
+
+    /// Watches `files` from now on, taking their current state as the baseline, so a rejected
+    /// file is not reported again until it changes again.
+    func watch(_ files: [String]) {
+        self.queue.sync {
+            self.watchedFiles = files
+            self.fingerprint = FileFingerprint(files: files)
         }
     }
 
-    /// Resumes a continuation at most once, whichever signal comes first.
-    private final class ResumeOnce: @unchecked Sendable {
-        // Only touched on the signal queue, which is serial.
-        private var continuation: CheckedContinuation<String, Never>?
-        init(_ continuation: CheckedContinuation<String, Never>) { self.continuation = continuation }
-        func resume(_ name: String) {
-            self.continuation?.resume(returning: name)
-            self.continuation = nil
+    func finish() {
+        self.queue.sync {
+            for source in self.sources where !(source is any DispatchSourceSignal) { source.cancel() }
         }
-    }
-
-    /// Keeps the signal sources alive for the life of the process.
-    private enum SignalSources {
-        nonisolated(unsafe) static var all: [any DispatchSourceSignal] = []
-        static func retain(_ sources: [any DispatchSourceSignal]) { self.all = sources }
+        self.continuation.finish()
     }
 }
 

@@ -1,0 +1,46 @@
+import Hierarchy
+import NIOHTTP1
+
+/// `GET /v1/branding`: the effective branding of the portal served on the request's `Host`,
+/// for a partner's login page before anyone has signed in. Cacheable: a strong `ETag` computed
+/// when the snapshot was compiled, `If-None-Match` answered 304.
+enum BrandingEndpoint {
+    static let path = "/v1/branding"
+    /// Browsers and CDNs may keep it briefly; a reload is visible within this many seconds.
+    static let maxAgeSeconds = 60
+
+    /// The branding for a `Host` header value (port and letter case ignored).
+    static func branding(forHost host: String?, in tenants: TenantSnapshot) -> EffectiveBranding? {
+        guard let host else { return nil }
+        var name = Substring(host)
+        if let colon = name.lastIndex(of: ":"), !name.hasSuffix("]") { name = name[..<colon] }
+        return tenants.node(forPortalDomain: name.lowercased())?.branding
+    }
+
+    struct Response {
+        var status: HTTPResponseStatus
+        var headers: HTTPHeaders
+        var body: String?
+    }
+
+    static func response(for branding: EffectiveBranding, request: HTTPRequestHead) -> Response {
+        var headers = HTTPHeaders()
+        headers.add(name: "etag", value: branding.etag)
+        headers.add(name: "cache-control", value: "public, max-age=\(self.maxAgeSeconds)")
+        headers.add(name: "vary", value: "Host")
+        if self.matches(request.headers[canonicalForm: "if-none-match"], etag: branding.etag) {
+            return Response(status: .notModified, headers: headers, body: nil)
+        }
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-length", value: String(branding.json.utf8.count))
+        return Response(status: .ok, headers: headers, body: branding.json)
+    }
+
+    /// RFC 9110 §13.1.2: `*` or any listed tag, compared weakly (a `W/` prefix is ignored).
+    static func matches(_ candidates: [Substring], etag: String) -> Bool {
+        candidates.contains { candidate in
+            let tag = candidate.hasPrefix("W/") ? candidate.dropFirst(2) : candidate
+            return tag == "*" || tag == etag
+        }
+    }
+}
