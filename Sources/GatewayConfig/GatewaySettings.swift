@@ -10,6 +10,9 @@ public struct GatewaySettings: Sendable, Hashable {
     public var cells: [Cell]
     /// The cell that serves requests until tenant placement decides per customer.
     public var defaultCell: String
+    /// Absolute path of the tenant-tree file (`TenantTreeLoader`) when loaded with
+    /// `SettingsLoader.load(path:)`; nil when the gateway runs without tenants, as a plain proxy.
+    public var tenantTreePath: String?
 
     public struct Listener: Sendable, Hashable {
         public var address: String
@@ -60,12 +63,24 @@ public struct GatewaySettings: Sendable, Hashable {
         public var kind: Kind
         public var region: String
         public var endpoints: [Endpoint]
+
+        public init(id: String, kind: Kind, region: String, endpoints: [Endpoint]) {
+            self.id = id
+            self.kind = kind
+            self.region = region
+            self.endpoints = endpoints
+        }
     }
 
     public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
         public var host: String
         public var port: Int
         public var description: String { "\(self.host):\(self.port)" }
+
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
     }
 
     public func cell(named id: String) -> Cell? {

@@ -5,56 +5,31 @@ import Yams
 /// problem with its key path and line. This is the one place that knows the file's shape;
 /// `docs/configuration.md` documents it key by key.
 public enum SettingsLoader {
+    /// Reads the settings file at `path`. A relative `tenantTree` is resolved against the
+    /// directory of that file, so the pair can be moved together.
     public static func load(path: String) throws(ConfigurationError) -> GatewaySettings {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw ConfigurationError(source: path, issues: [ConfigurationIssue(path: "", message: "cannot read the file: \(error.localizedDescription)")])
-        }
-        return try self.parse(text, source: path)
+        let text = try YAMLReader.readFile(path: path)
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        return try self.parse(text, source: path, baseDirectory: directory)
     }
 
-    public static func parse(_ text: String, source: String = "<settings>") throws(ConfigurationError) -> GatewaySettings {
-        let root: Node
-        do {
-            guard let node = try Yams.compose(yaml: text) else {
-                throw ConfigurationError(source: source, issues: [ConfigurationIssue(path: "", message: "the document is empty")])
-            }
-            root = node
-        } catch let error as ConfigurationError {
-            throw error
-        } catch let error as YamlError {
-            throw ConfigurationError(source: source, issues: [Self.issue(from: error)])
-        } catch {
-            throw ConfigurationError(source: source, issues: [ConfigurationIssue(path: "", message: "not valid YAML: \(error)")])
-        }
+    /// `baseDirectory` is where a relative `tenantTree` path is resolved; without one the path
+    /// is kept as written (relative to the process's working directory).
+    public static func parse(_ text: String, source: String = "<settings>", baseDirectory: String? = nil) throws(ConfigurationError) -> GatewaySettings {
+        let root = try YAMLReader.compose(text, source: source)
         var reader = YAMLReader()
-        let settings = Self.read(root: .init(node: root, path: ""), with: &reader)
+        let settings = Self.read(root: .init(node: root, path: ""), baseDirectory: baseDirectory, with: &reader)
         guard reader.issues.isEmpty, let settings else {
             throw ConfigurationError(source: source, issues: reader.issues)
         }
         return settings
     }
 
-    private static func issue(from error: YamlError) -> ConfigurationIssue {
-        switch error {
-        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
-            return ConfigurationIssue(path: "", line: mark.line, column: mark.column, message: "not valid YAML: \(problem)")
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            let keys = duplicates.map { "'\($0)'" }.joined(separator: ", ")
-            return ConfigurationIssue(path: "", line: context.mark.line, column: context.mark.column, message: "key \(keys) appears twice in one mapping")
-        default:
-            // Other Yams errors embed the whole document; keep the report to one line.
-            let summary = "\(error)".split(separator: "\n").first.map(String.init) ?? "unreadable"
-            return ConfigurationIssue(path: "", message: "not valid YAML: \(summary)")
-        }
-    }
-
     // MARK: - Sections
 
-    private static func read(root: YAMLReader.Cursor, with reader: inout YAMLReader) -> GatewaySettings? {
-        guard let top = reader.mapping(root, allowedKeys: ["listener", "limits", "timeouts", "upstreamPool", "forwarding", "cells", "defaultCell"]) else {
+    private static func read(root: YAMLReader.Cursor, baseDirectory: String?, with reader: inout YAMLReader) -> GatewaySettings? {
+        let keys: Set<String> = ["listener", "limits", "timeouts", "upstreamPool", "forwarding", "cells", "defaultCell", "tenantTree"]
+        guard let top = reader.mapping(root, allowedKeys: keys) else {
             return nil
         }
         var listener: GatewaySettings.Listener?
@@ -85,10 +60,18 @@ public enum SettingsLoader {
         } else {
             reader.report(root, "missing required key 'defaultCell'")
         }
+        var tenantTreePath: String?
+        if let cursor = top["tenantTree"], let path = reader.presentString(cursor) {
+            if path.isEmpty {
+                reader.report(cursor, "must be the path of the tenant-tree file")
+            } else {
+                tenantTreePath = Self.resolve(path, against: baseDirectory)
+            }
+        }
         guard let listener else { return nil }
         return GatewaySettings(
             listener: listener, limits: limits, timeouts: timeouts, upstreamPool: pool,
-            forwarding: forwarding, cells: cells, defaultCell: defaultCell
+            forwarding: forwarding, cells: cells, defaultCell: defaultCell, tenantTreePath: tenantTreePath
         )
     }
 
@@ -212,6 +195,17 @@ public enum SettingsLoader {
     }
 
     // MARK: - Syntax
+
+    /// An absolute path stays where it points (normalized); a relative one is joined to
+    /// `baseDirectory` when there is one, and kept as written otherwise.
+    static func resolve(_ path: String, against baseDirectory: String?) -> String {
+        if path.hasPrefix("/") {
+            return URL(fileURLWithPath: path).standardizedFileURL.path
+        }
+        guard let baseDirectory else { return path }
+        let base = URL(fileURLWithPath: baseDirectory, isDirectory: true)
+        return URL(fileURLWithPath: path, relativeTo: base).standardizedFileURL.path
+    }
 
     /// `host:port`, `a.b.c.d:port` or `[ipv6]:port`; an IPv6 address must be bracketed so the
     /// port is never ambiguous.

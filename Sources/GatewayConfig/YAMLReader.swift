@@ -1,3 +1,4 @@
+import Foundation
 import Yams
 
 /// Walks a composed YAML document and reads typed values out of it, collecting every problem
@@ -10,6 +11,12 @@ struct YAMLReader {
     struct Cursor {
         var node: Node
         var path: String
+        /// The mapping key this value was written under; nil for the root and for list items.
+        var key: Node? = nil
+
+        /// Where the value was written: its key when it has one (a block list or mapping starts
+        /// on the line after its key), else the value itself.
+        var mark: Mark? { self.key?.mark ?? self.node.mark }
 
         func child(_ key: String) -> String { self.path.isEmpty ? key : "\(self.path).\(key)" }
         func element(_ index: Int) -> String { "\(self.path)[\(index)]" }
@@ -26,29 +33,41 @@ struct YAMLReader {
 
     /// The members of a mapping by key; reports unknown keys and non-mapping values.
     mutating func mapping(_ cursor: Cursor, allowedKeys: Set<String>) -> [String: Cursor]? {
+        guard let entries = self.entries(cursor) else { return nil }
+        var members: [String: Cursor] = [:]
+        for (key, member) in entries {
+            guard allowedKeys.contains(key) else {
+                let known = allowedKeys.sorted().joined(separator: ", ")
+                self.report(path: member.path, node: member.key, "unknown key '\(key)' (known here: \(known))")
+                continue
+            }
+            members[key] = member
+        }
+        return members
+    }
+
+    /// The members of a mapping whose keys are names chosen by the author (package names), in
+    /// document order; reports non-string and repeated keys and non-mapping values.
+    mutating func entries(_ cursor: Cursor) -> [(key: String, cursor: Cursor)]? {
         guard case .mapping(let mapping) = cursor.node else {
             self.report(cursor, "expected a mapping of keys to values")
             return nil
         }
-        var members: [String: Cursor] = [:]
+        var entries: [(key: String, cursor: Cursor)] = []
+        var seen: Set<String> = []
         for (keyNode, valueNode) in mapping {
             guard let key = keyNode.string else {
                 self.report(path: cursor.path, node: keyNode, "keys must be strings")
                 continue
             }
             let path = cursor.child(key)
-            guard allowedKeys.contains(key) else {
-                let known = allowedKeys.sorted().joined(separator: ", ")
-                self.report(path: path, node: keyNode, "unknown key '\(key)' (known here: \(known))")
-                continue
-            }
-            if members[key] != nil {
+            guard seen.insert(key).inserted else {
                 self.report(path: path, node: keyNode, "key '\(key)' appears twice")
                 continue
             }
-            members[key] = Cursor(node: valueNode, path: path)
+            entries.append((key, Cursor(node: valueNode, path: path, key: keyNode)))
         }
-        return members
+        return entries
     }
 
     mutating func sequence(_ cursor: Cursor) -> [Cursor]? {
@@ -65,6 +84,37 @@ struct YAMLReader {
             return nil
         }
         return scalar.string
+    }
+
+    /// A single value that is present: `key:` with nothing after it, `~` and `null` are reported
+    /// rather than read as an empty string.
+    mutating func presentString(_ cursor: Cursor) -> String? {
+        guard let text = self.string(cursor) else { return nil }
+        // Only plain scalars: a quoted '' or 'null' is a value as written.
+        if cursor.node.null != nil {
+            // The usual cause: an unquoted `#` starts a comment, so `color: #1a2b3c` is empty.
+            self.report(cursor, "expected a value, found none (quote values that start with '#')")
+            return nil
+        }
+        return text
+    }
+
+    /// A list of single values, in document order; each bad item is reported at its index.
+    mutating func stringList(_ cursor: Cursor) -> [String]? {
+        guard let items = self.sequence(cursor) else { return nil }
+        return items.compactMap { self.presentString($0) }
+    }
+
+    /// One of a fixed set of names, such as a kind or a status. `options` lists every case
+    /// (not every enum read this way is `CaseIterable`) and is quoted in the report.
+    mutating func choice<Choice: RawRepresentable>(_ cursor: Cursor, among options: [Choice]) -> Choice? where Choice.RawValue == String {
+        guard let text = self.presentString(cursor) else { return nil }
+        guard let value = options.first(where: { $0.rawValue == text }) else {
+            let names = options.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+            self.report(cursor, "must be one of \(names), got '\(text)'")
+            return nil
+        }
+        return value
     }
 
     mutating func integer(_ cursor: Cursor, in range: ClosedRange<Int>) -> Int? {
@@ -120,5 +170,46 @@ struct YAMLReader {
     private static func format(_ duration: Duration) -> String {
         let ms = duration.milliseconds
         return ms % 1000 == 0 ? "\(ms / 1000)s" : "\(ms)ms"
+    }
+
+    // MARK: - Documents
+
+    /// The text of a configuration file, or an error naming the file.
+    static func readFile(path: String) throws(ConfigurationError) -> String {
+        do {
+            return try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigurationError(source: path, issues: [ConfigurationIssue(path: "", message: "cannot read the file: \(error.localizedDescription)")])
+        }
+    }
+
+    /// The root node of a one-document YAML text; syntax errors are reported with their position.
+    static func compose(_ text: String, source: String) throws(ConfigurationError) -> Node {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw ConfigurationError(source: source, issues: [Self.issue(from: error)])
+        } catch {
+            throw ConfigurationError(source: source, issues: [ConfigurationIssue(path: "", message: "not valid YAML: \(error)")])
+        }
+        guard let root else {
+            throw ConfigurationError(source: source, issues: [ConfigurationIssue(path: "", message: "the document is empty")])
+        }
+        return root
+    }
+
+    private static func issue(from error: YamlError) -> ConfigurationIssue {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            return ConfigurationIssue(path: "", line: mark.line, column: mark.column, message: "not valid YAML: \(problem)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            let keys = duplicates.map { "'\($0)'" }.joined(separator: ", ")
+            return ConfigurationIssue(path: "", line: context.mark.line, column: context.mark.column, message: "key \(keys) appears twice in one mapping")
+        default:
+            // Other Yams errors embed the whole document; keep the report to one line.
+            let summary = "\(error)".split(separator: "\n").first.map(String.init) ?? "unreadable"
+            return ConfigurationIssue(path: "", message: "not valid YAML: \(summary)")
+        }
     }
 }

@@ -23,6 +23,13 @@ public struct NodeID: Hashable, Sendable, Comparable, CustomStringConvertible, R
         if length == 0 { throw .empty }
         if length > Self.maxLength { throw .tooLong(length: length) }
 
+        // Fast path over bytes: every valid id is ASCII, and ids are validated by the hundred
+        // thousand when a tree compiles. Only an invalid id pays for the Character walk below,
+        // which finds the offending character and its offset for the message.
+        if Self.isValidASCII(text.utf8) {
+            self.rawValue = String(text)
+            return
+        }
         var previousWasHyphen = false
         for (offset, character) in text.enumerated() {
             let kind = Self.classify(character)
@@ -56,6 +63,20 @@ public struct NodeID: Hashable, Sendable, Comparable, CustomStringConvertible, R
     }
 
     private enum CharacterClass { case letter, digit, hyphen, invalid }
+
+    private static func isValidASCII(_ bytes: some Collection<UInt8>) -> Bool {
+        var previous: UInt8 = 0
+        for (offset, byte) in bytes.enumerated() {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): break
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): if offset == 0 { return false }
+            case UInt8(ascii: "-"): if offset == 0 || previous == UInt8(ascii: "-") { return false }
+            default: return false
+            }
+            previous = byte
+        }
+        return previous != UInt8(ascii: "-")
+    }
 
     private static func classify(_ character: Character) -> CharacterClass {
         // `asciiValue` maps "\r\n" to 0x0A; that is rejected as invalid either way.

@@ -21,6 +21,8 @@ private struct Compilation {
     var catalog = Catalog(features: [], packages: [:], routes: RouteTable([]))
     let cells: [String: CellDescriptor]
     let regions: Set<String>
+    /// Pooled cell ids per region, sorted: the candidates for tier-and-region placement.
+    let pooledCells: [String: [String]]
 
     /// Nodes that passed the structural checks, by id, with their declaration.
     var declared: [NodeID: NodeSource] = [:]
@@ -39,14 +41,26 @@ private struct Compilation {
         /// The OEM's own packages (inherited unchanged below the OEM).
         var oemPackages: [String: FeatureSet]
         /// Per limits field, the nearest value on the path including this node, and who set it.
-        var ceilings: [String: (value: Int, node: NodeID)]
+        var ceilings: LimitCeilings
         var customerDefaults: Limits?
         var placement: (placement: PlacementSource, node: NodeID)?
         var residency: Set<String>?
         var branding: [BrandingField: String]
         var lockedBy: [BrandingField: NodeID]
+        /// The compiled branding, handed down unchanged to children that set no branding.
+        var effectiveBranding: EffectiveBranding
         var origins: [String]?
         var levels: [LevelLimits]
+    }
+
+    /// The nearest value of each limits field on a path, and the node that set it.
+    struct LimitCeilings {
+        private var values: [(value: Int, node: NodeID)?] = Array(repeating: nil, count: 5)
+
+        subscript(index: Int) -> (value: Int, node: NodeID)? {
+            get { self.values[index] }
+            set { self.values[index] = newValue }
+        }
     }
 
     init(source: TreeSource) {
@@ -55,6 +69,7 @@ private struct Compilation {
         for cell in source.cells { cells[cell.id] = cell }
         self.cells = cells
         self.regions = Set(source.cells.map(\.region))
+        self.pooledCells = Dictionary(grouping: source.cells.filter { $0.kind == .pooled }, by: \.region).mapValues { $0.map(\.id).sorted() }
     }
 
     mutating func report(_ node: String, _ field: String, _ message: String, _ location: SourceLocation) {
@@ -259,7 +274,7 @@ private struct Compilation {
     }
 
     func label(for id: NodeID) -> String {
-        self.resolved[id]?.path.description ?? id.rawValue
+        self.policies[id]?.path.description ?? id.rawValue
     }
 
     // MARK: - Inheritance
@@ -355,7 +370,7 @@ private struct Compilation {
         }
 
         // Limits: each node's limits budget its whole subtree; none may exceed an ancestor's.
-        var ceilings = parent?.ceilings ?? [:]
+        var ceilings = parent?.ceilings ?? LimitCeilings()
         var levels = parent?.levels ?? []
         var ownLimits = node.limits
         if ownLimits == nil, node.kind == .customer, let defaults = parent?.customerDefaults {
@@ -365,7 +380,7 @@ private struct Compilation {
             self.checkLimits(limits, field: "limits", label: label, location: at, ceilings: ceilings)
         }
         if let limits = ownLimits, !limits.isEmpty {
-            for (name, value) in limits.fields { if let value { ceilings[name] = (value, id) } }
+            for (index, field) in limits.fields.enumerated() { if let value = field.value { ceilings[index] = (value, id) } }
             levels.insert(LevelLimits(node: id, kind: node.kind, limits: limits), at: 0)
         }
         var customerDefaults = parent?.customerDefaults
@@ -464,30 +479,40 @@ private struct Compilation {
             }
         }
 
-        self.resolved[id] = Resolved(
-            path: path, suspendedBy: suspendedBy, allowed: allowed, oemPackages: oemPackages, ceilings: ceilings,
-            customerDefaults: customerDefaults, placement: placement, residency: residency, branding: branding,
-            lockedBy: lockedBy, origins: origins, levels: levels
-        )
+        // Most nodes set no branding of their own: they share their parent's compiled value.
+        let effectiveBranding: EffectiveBranding
+        if let inherited = parent?.effectiveBranding, inherited.values == branding {
+            effectiveBranding = inherited
+        } else {
+            effectiveBranding = EffectiveBranding(values: branding)
+        }
+        if node.kind != .customer {
+            // Customers have no children: nothing needs their inheritable state.
+            self.resolved[id] = Resolved(
+                path: path, suspendedBy: suspendedBy, allowed: allowed, oemPackages: oemPackages, ceilings: ceilings,
+                customerDefaults: customerDefaults, placement: placement, residency: residency, branding: branding,
+                lockedBy: lockedBy, effectiveBranding: effectiveBranding, origins: origins, levels: levels
+            )
+        }
         self.policies[id] = EffectivePolicy(
             id: id, path: path, status: suspendedBy == nil ? .active : .suspended, suspendedBy: suspendedBy,
             features: features, package: node.package, addOns: node.addOns, limits: levels, cell: cell,
-            residency: residency, branding: EffectiveBranding(values: branding), portalDomains: node.portalDomains,
+            residency: residency, branding: effectiveBranding, portalDomains: node.portalDomains,
             origins: origins ?? []
         )
     }
 
     mutating func checkLimits(
-        _ limits: Limits, field: String, label: String, location: (String) -> SourceLocation, ceilings: [String: (value: Int, node: NodeID)]
+        _ limits: Limits, field: String, label: String, location: (String) -> SourceLocation, ceilings: LimitCeilings
     ) {
         if limits.burst != nil, limits.ratePerSecond == nil {
             self.report(label, "\(field).burst", "a burst needs a rate", location("\(field).burst"))
         }
-        for (name, value) in limits.fields {
+        for (index, (name, value)) in limits.fields.enumerated() {
             guard let value else { continue }
             if value < 1 {
                 self.report(label, "\(field).\(name)", "must be at least 1", location("\(field).\(name)"))
-            } else if let ceiling = ceilings[name], value > ceiling.value {
+            } else if let ceiling = ceilings[index], value > ceiling.value {
                 self.report(label, "\(field).\(name)", "\(value) is above the \(ceiling.value) of \(self.label(for: ceiling.node))", location("\(field).\(name)"))
             }
         }
@@ -547,8 +572,7 @@ private struct Compilation {
             self.report(label, "placement", "inherits region '\(region)' from \(self.label(for: setter)), which is outside this customer's regions \(Self.quoted(residency.sorted()))", location)
             return nil
         }
-        let candidates = self.source.cells.filter { $0.kind == .pooled && $0.region == region }.map(\.id).sorted()
-        guard !candidates.isEmpty else {
+        guard let candidates = self.pooledCells[region], !candidates.isEmpty else {
             self.report(label, "placement", "no pooled cell in region '\(region)'", location)
             return nil
         }

@@ -94,6 +94,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Once the connection is closing (an answer that closes it is on its way) or gone, the
+        // decoder's complaint about the unread rest — typically "stream ended at an unexpected
+        // time" — is not a new request to answer or log.
+        guard !self.closing, context.channel.isActive else {
+            self.closeNow()
+            return
+        }
         guard let parserError = error as? HTTPParserError else {
             // I/O errors (reset by peer and the like): nothing to answer, just close.
             self.closeNow()

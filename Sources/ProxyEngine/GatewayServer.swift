@@ -60,17 +60,7 @@ public final class GatewayServer: Sendable {
                     guard let environment = loopEnvironments[ObjectIdentifier(channel.eventLoop)]?.value else {
                         throw ChannelError.ioOnClosedChannel
                     }
-                    let sync = channel.pipeline.syncOperations
-                    let detector = RequestStartDetector()
-                    try sync.addHandler(detector)
-                    try sync.configureHTTPServerPipeline(
-                        withPipeliningAssistance: false,
-                        withErrorHandling: false,
-                        withOutboundHeaderValidation: true,
-                        withEncoderConfiguration: .init(),
-                        withDecoderLimitConfiguration: Self.decoderLimits(environment.configuration.settings.limits)
-                    )
-                    try sync.addHandler(ClientConnectionHandler(environment: environment, startDetector: detector))
+                    try Self.configureClientPipeline(channel.pipeline.syncOperations, environment: environment)
                 }
             }
             .bind(host: settings.listener.address, port: settings.listener.port)
@@ -90,6 +80,22 @@ public final class GatewayServer: Sendable {
                 environment.value.generation = generation
             }.get()
         }
+    }
+
+    /// The handlers of one client connection, in order: the first-byte detector in front of the
+    /// HTTP codec (no pipelining assistance, no automatic error answers: the connection handler
+    /// does both), then the connection handler.
+    static func configureClientPipeline(_ sync: ChannelPipeline.SynchronousOperations, environment: ProxyEnvironment) throws {
+        let detector = RequestStartDetector()
+        try sync.addHandler(detector)
+        try sync.configureHTTPServerPipeline(
+            withPipeliningAssistance: false,
+            withErrorHandling: false,
+            withOutboundHeaderValidation: true,
+            withEncoderConfiguration: .init(),
+            withDecoderLimitConfiguration: Self.decoderLimits(environment.configuration.settings.limits)
+        )
+        try sync.addHandler(ClientConnectionHandler(environment: environment, startDetector: detector))
     }
 
     static func decoderLimits(_ limits: GatewaySettings.RequestLimits) -> NIOHTTPDecoderLimitConfiguration {

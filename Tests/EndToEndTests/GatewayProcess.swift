@@ -10,6 +10,7 @@ final class GatewayProcess {
     let port: Int
     let process: Process
     let directory: URL
+    let configPath: String
     private let logFile: URL
 
     /// The built binaries sit next to the test bundle (`.build/<triple>/<config>/`).
@@ -27,19 +28,23 @@ final class GatewayProcess {
     static var binary: URL { self.buildDirectory.appendingPathComponent("erp-gateway") }
 
     /// Writes `settings` (YAML with `PORT` standing for the listener port) and starts the gateway.
-    init(settings: String, file: StaticString = #filePath, line: UInt = #line) throws {
+    init(settings: String, files: [String: String] = [:], arguments: [String] = [], file: StaticString = #filePath, line: UInt = #line) throws {
         self.port = try freePort()
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("erp-gateway-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
         let config = self.directory.appendingPathComponent("gateway.yaml")
         try settings.replacingOccurrences(of: "PORT", with: "\(self.port)").write(to: config, atomically: true, encoding: .utf8)
+        for (name, contents) in files {
+            try contents.write(to: self.directory.appendingPathComponent(name), atomically: true, encoding: .utf8)
+        }
+        self.configPath = config.path
         self.logFile = self.directory.appendingPathComponent("gateway.log")
         FileManager.default.createFile(atPath: self.logFile.path, contents: nil)
         let log = try FileHandle(forWritingTo: self.logFile)
 
         self.process = Process()
         self.process.executableURL = Self.binary
-        self.process.arguments = ["serve", "--config", config.path]
+        self.process.arguments = ["serve", "--config", config.path] + arguments
         self.process.standardOutput = log
         self.process.standardError = log
         try self.process.run()
@@ -47,6 +52,21 @@ final class GatewayProcess {
     }
 
     var log: String { (try? String(contentsOf: self.logFile, encoding: .utf8)) ?? "" }
+
+    /// Replaces a file next to the settings the way deployment tools do: write aside, rename over.
+    func replaceFile(_ name: String, with contents: String) throws {
+        try contents.write(to: self.directory.appendingPathComponent(name), atomically: true, encoding: .utf8)
+    }
+
+    /// Waits until the log contains `text`; false on timeout.
+    func waitForLog(_ text: String, timeout: Double = 10) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if self.log.contains(text) { return true }
+            usleep(20_000)
+        }
+        return false
+    }
 
     /// Peak resident memory of the gateway process so far, in bytes (VmHWM).
     var peakResidentBytes: Int {
@@ -117,7 +137,7 @@ func waitUntilAccepting(port: Int, process: Process? = nil, timeout: Double = 20
 
 /// Settings for a test gateway in front of the given upstream ports. `overrides` replaces single
 /// keys per section, e.g. `["timeouts": ["headerRead": "300ms"]]`.
-func gatewaySettings(endpoints: [Int], _ overrides: [String: [String: String]] = [:]) -> String {
+func gatewaySettings(endpoints: [Int], _ overrides: [String: [String: String]] = [:], tenantTree: String? = nil) -> String {
     let defaults: [(section: String, values: [(String, String)])] = [
         ("listener", [("address", "127.0.0.1"), ("port", "PORT"), ("eventLoops", "2")]),
         ("limits", [("maxHeaderBytes", "8KiB"), ("maxURIBytes", "2KiB"), ("maxRequestBodyBytes", "2GiB")]),
@@ -146,5 +166,6 @@ func gatewaySettings(endpoints: [Int], _ overrides: [String: [String: String]] =
         defaultCell: test-cell
 
         """
+    if let tenantTree { text += "tenantTree: \(tenantTree)\n" }
     return text
 }

@@ -1,0 +1,139 @@
+import Foundation
+import GatewayConfig
+import Hierarchy
+
+/// Generates a large tenant tree (OEMs × partners × customers), compiles it, and prints how
+/// long that took and how much memory the process holds. `bench/tree-compile.sh` runs it on a
+/// release build.
+@main
+struct TreeBenchmark {
+    static func main() throws {
+        let arguments = CommandLine.arguments.dropFirst()
+        let oems = arguments.first.flatMap(Int.init) ?? 100
+        let partnersPerOEM = arguments.dropFirst().first.flatMap(Int.init) ?? 10
+        let customersPerPartner = arguments.dropFirst(2).first.flatMap(Int.init) ?? 100
+        let withYAML = arguments.contains("--yaml")
+
+        let baseline = residentBytes()
+        let source = makeTree(oems: oems, partnersPerOEM: partnersPerOEM, customersPerPartner: customersPerPartner)
+        let customers = oems * partnersPerOEM * customersPerPartner
+        print("tree: \(oems) OEMs × \(partnersPerOEM) partners × \(customersPerPartner) customers = \(customers) customers, \(source.nodes.count) nodes")
+
+        let sourceHeld = residentBytes()
+        var start = DispatchTime.now().uptimeNanoseconds
+        var snapshot: TenantSnapshot? = try TreeCompiler.compile(source)
+        var best = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let held = residentBytes()
+        let peak = peakResidentBytes()
+        print(String(format: "compile run 1: %.3f s", best))
+        print(String(format: "memory: source %.0f MiB, source + snapshot %.0f MiB resident, peak during the compile %.0f MiB (process baseline %.0f MiB)",
+                     Double(sourceHeld) / 1_048_576, Double(held) / 1_048_576, Double(peak) / 1_048_576, Double(baseline) / 1_048_576))
+        for run in 2...3 {
+            snapshot = nil
+            start = DispatchTime.now().uptimeNanoseconds
+            snapshot = try TreeCompiler.compile(source)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            best = min(best, seconds)
+            print(String(format: "compile run %d: %.3f s", run, seconds))
+        }
+        print(String(format: "compile (best of 3): %.3f s", best))
+
+        // A lookup on the request path: one dictionary probe.
+        let probe = try NodeID("c-\(oems - 1)-\(partnersPerOEM - 1)-\(customersPerPartner - 1)")
+        let lookups = 1_000_000
+        start = DispatchTime.now().uptimeNanoseconds
+        var found = 0
+        for _ in 0..<lookups where snapshot?.customer(probe) != nil { found += 1 }
+        let perLookup = Double(DispatchTime.now().uptimeNanoseconds - start) / Double(lookups)
+        print(String(format: "customer lookup: %.0f ns (%d found)", perLookup, found))
+
+        if withYAML {
+            let yaml = makeYAML(source)
+            start = DispatchTime.now().uptimeNanoseconds
+            let parsed = try TenantTreeLoader.parse(yaml, source: "generated", cells: [
+                .init(id: "pooled-eu-1", kind: .pooled, region: "eu-west", endpoints: [.init(host: "127.0.0.1", port: 1)]),
+                .init(id: "pooled-us-1", kind: .pooled, region: "us-east", endpoints: [.init(host: "127.0.0.1", port: 1)]),
+            ])
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            print(String(format: "YAML (%.1f MiB) read into a tree source: %.3f s, %d nodes", Double(yaml.utf8.count) / 1_048_576, seconds, parsed.nodes.count))
+        }
+    }
+
+    static func makeTree(oems: Int, partnersPerOEM: Int, customersPerPartner: Int) -> TreeSource {
+        let features = (0..<24).map { "feature-\($0)" }
+        let catalog = CatalogSource(
+            features: features,
+            packages: [
+                PackageSource(name: "starter", features: Array(features[0..<6])),
+                PackageSource(name: "business", features: Array(features[0..<14])),
+                PackageSource(name: "enterprise", features: features),
+            ],
+            routes: features.enumerated().map { RouteSource(method: nil, pathPrefix: "/v1/\($0.element)", feature: $0.element, cost: 1 + $0.offset % 3) }
+        )
+        var nodes: [NodeSource] = []
+        nodes.reserveCapacity(oems * (1 + partnersPerOEM * (1 + customersPerPartner)))
+        for o in 0..<oems {
+            let oem = "o-\(o)"
+            nodes.append(NodeSource(
+                id: oem, kind: .oem, features: Array(features[0..<(16 + o % 8)]),
+                packages: [PackageSource(name: "\(oem)-basic", features: Array(features[0..<4]))],
+                limits: Limits(ratePerSecond: 100_000, burst: 200_000, perDay: 1_000_000_000, concurrency: 10_000),
+                customerDefaults: Limits(ratePerSecond: 50, burst: 100, perDay: 100_000, concurrency: 20),
+                placement: PlacementSource(tier: .pooled, region: o % 2 == 0 ? "eu-west" : "us-east"),
+                residency: o % 2 == 0 ? ["eu-west"] : ["us-east", "eu-west"],
+                branding: BrandingSource(values: [.displayName: "OEM \(o)", .logoUrl: "https://cdn.o\(o).example/logo.svg", .primaryColor: "#123456"], locked: [.logoUrl]),
+                portalDomains: ["erp.o\(o).example"], origins: ["https://app.o\(o).example"], issuers: ["https://id.o\(o).example"]
+            ))
+            for p in 0..<partnersPerOEM {
+                let partner = "p-\(o)-\(p)"
+                nodes.append(NodeSource(
+                    id: partner, kind: .partner, parent: oem, status: p == 7 ? .suspended : nil,
+                    features: Array(features[0..<(12 + p % 4)]),
+                    limits: Limits(ratePerSecond: 10_000, burst: 20_000, perDay: 100_000_000, concurrency: 1000),
+                    branding: BrandingSource(values: [.displayName: "Partner \(o)-\(p)", .accentColor: "#abc"]),
+                    portalDomains: ["portal.p\(o)-\(p).example"], issuers: ["https://id.p\(o)-\(p).example"]
+                ))
+                for c in 0..<customersPerPartner {
+                    nodes.append(NodeSource(
+                        id: "c-\(o)-\(p)-\(c)", kind: .customer, parent: partner,
+                        package: c % 3 == 0 ? "\(oem)-basic" : (c % 3 == 1 ? "business" : "starter"),
+                        addOns: c % 5 == 0 ? ["feature-13"] : [],
+                        limits: c % 10 == 0 ? Limits(ratePerSecond: 200, burst: 400, perDay: 1_000_000, concurrency: 50) : nil,
+                        branding: c % 4 == 0 ? BrandingSource(values: [.primaryColor: "#0f0f0f"]) : nil
+                    ))
+                }
+            }
+        }
+        return TreeSource(
+            catalog: catalog, nodes: nodes,
+            cells: [CellDescriptor(id: "pooled-eu-1", kind: .pooled, region: "eu-west"), CellDescriptor(id: "pooled-us-1", kind: .pooled, region: "us-east")]
+        )
+    }
+
+    /// The same tree as a tenant-tree document.
+    static func makeYAML(_ source: TreeSource) -> String {
+        var out = "catalog:\n  features: [\(source.catalog.features.joined(separator: ", "))]\n  packages:\n"
+        for package in source.catalog.packages { out += "    \(package.name): [\(package.features.joined(separator: ", "))]\n" }
+        out += "  routes:\n"
+        for route in source.catalog.routes { out += "    - { path: \(route.pathPrefix), feature: \(route.feature ?? ""), cost: \(route.cost) }\n" }
+        out += "tenants:\n"
+        for node in source.nodes {
+            out += "  - id: \(node.id)\n    kind: \(node.kind.rawValue)\n"
+            if let parent = node.parent { out += "    parent: \(parent)\n" }
+            if let package = node.package { out += "    package: \(package)\n" }
+            if let features = node.features { out += "    features: [\(features.joined(separator: ", "))]\n" }
+        }
+        return out
+    }
+
+    static func residentBytes() -> Int { statusField("VmRSS:") }
+    static func peakResidentBytes() -> Int { statusField("VmHWM:") }
+
+    static func statusField(_ name: String) -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix(name) {
+            return (line.split(separator: " ").compactMap { Int($0) }.first ?? 0) * 1024
+        }
+        return 0
+    }
+}
