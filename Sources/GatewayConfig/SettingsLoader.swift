@@ -16,13 +16,9 @@ public enum SettingsLoader {
     /// `baseDirectory` is where a relative `tenantTree` path is resolved; without one the path
     /// is kept as written (relative to the process's working directory).
     public static func parse(_ text: String, source: String = "<settings>", baseDirectory: String? = nil) throws(ConfigurationError) -> GatewaySettings {
-        let root = try YAMLReader.compose(text, source: source)
-        var reader = YAMLReader()
-        let settings = Self.read(root: .init(node: root, path: ""), baseDirectory: baseDirectory, with: &reader)
-        guard reader.issues.isEmpty, let settings else {
-            throw ConfigurationError(source: source, issues: reader.issues)
+        try YAMLReader.readDocument(text, source: source) { root, reader in
+            Self.read(root: root, baseDirectory: baseDirectory, with: &reader)
         }
-        return settings
     }
 
     // MARK: - Sections

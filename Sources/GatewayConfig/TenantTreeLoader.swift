@@ -17,13 +17,9 @@ public enum TenantTreeLoader {
     }
 
     public static func parse(_ text: String, source: String = "<tenant-tree>", cells: [GatewaySettings.Cell]) throws(ConfigurationError) -> TreeSource {
-        let root = try YAMLReader.compose(text, source: source)
-        var reader = YAMLReader()
-        let tree = Self.read(root: .init(node: root, path: ""), cells: cells, with: &reader)
-        guard reader.issues.isEmpty, let tree else {
-            throw ConfigurationError(source: source, issues: reader.issues)
+        try YAMLReader.readDocument(text, source: source) { root, reader in
+            Self.read(root: root, cells: cells, with: &reader)
         }
-        return tree
     }
 
     /// Limits count requests, cost units or connections: at least 1, and 10^12 leaves room for

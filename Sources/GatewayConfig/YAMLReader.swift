@@ -183,8 +183,22 @@ struct YAMLReader {
         }
     }
 
+    /// Reads a whole document with `read`, which reports every problem into the reader; the
+    /// document is rejected, with all of them, when there is any.
+    static func readDocument<Value>(
+        _ text: String, source: String, _ read: (Cursor, inout YAMLReader) -> Value?
+    ) throws(ConfigurationError) -> Value {
+        let root = try Self.compose(text, source: source)
+        var reader = YAMLReader()
+        let value = read(Cursor(node: root, path: ""), &reader)
+        guard reader.issues.isEmpty, let value else {
+            throw ConfigurationError(source: source, issues: reader.issues)
+        }
+        return value
+    }
+
     /// The root node of a one-document YAML text; syntax errors are reported with their position.
-    static func compose(_ text: String, source: String) throws(ConfigurationError) -> Node {
+    private static func compose(_ text: String, source: String) throws(ConfigurationError) -> Node {
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)

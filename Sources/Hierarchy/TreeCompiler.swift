@@ -372,7 +372,8 @@ private struct Compilation {
         // Limits: each node's limits budget its whole subtree; none may exceed an ancestor's.
         var ceilings = parent?.ceilings ?? LimitCeilings()
         var levels = parent?.levels ?? []
-        var ownLimits = node.limits
+        // An empty `limits: {}` sets nothing, exactly like leaving it out.
+        var ownLimits = node.limits.flatMap { $0.isEmpty ? nil : $0 }
         if ownLimits == nil, node.kind == .customer, let defaults = parent?.customerDefaults {
             ownLimits = defaults
         }

@@ -85,7 +85,7 @@ public struct RouteSource: Sendable, Hashable {
     }
 }
 
-public enum TenantStatus: String, Sendable, Hashable {
+public enum TenantStatus: String, Sendable, Hashable, CaseIterable {
     case active
     case suspended
 }
@@ -122,7 +122,7 @@ public struct Limits: Sendable, Hashable {
 /// Where a node's customers are served: a pinned cell, or a tier and region from which the
 /// compiler picks the cell.
 public struct PlacementSource: Sendable, Hashable {
-    public enum Tier: String, Sendable, Hashable { case pooled, dedicated }
+    public enum Tier: String, Sendable, Hashable, CaseIterable { case pooled, dedicated }
     public var cell: String?
     public var tier: Tier?
     public var region: String?

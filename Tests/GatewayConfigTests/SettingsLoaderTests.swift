@@ -29,9 +29,9 @@ final class SettingsLoaderTests: XCTestCase {
         XCTAssertFalse(settings.forwarding.trustClientForwardedHeaders)
         XCTAssertEqual(settings.defaultCell, "pooled-eu-1")
 
-        XCTAssertEqual(settings.cells.map(\.id), ["pooled-eu-1", "dedicated-acme"])
-        XCTAssertEqual(settings.cells.map(\.kind), [.pooled, .dedicated])
-        XCTAssertEqual(settings.cells.map(\.region), ["eu-west", "eu-west"])
+        XCTAssertEqual(settings.cells.map(\.id), ["pooled-eu-1", "dedicated-acme", "pooled-us-1"])
+        XCTAssertEqual(settings.cells.map(\.kind), [.pooled, .dedicated, .pooled])
+        XCTAssertEqual(settings.cells.map(\.region), ["eu-west", "eu-west", "us-east"])
         XCTAssertEqual(settings.cells[0].endpoints.map(\.description), ["127.0.0.1:9101", "127.0.0.1:9102"])
         XCTAssertEqual(settings.cells[1].endpoints, [GatewaySettings.Endpoint(host: "127.0.0.1", port: 9103)])
         XCTAssertEqual(settings.cell(named: "dedicated-acme")?.kind, .dedicated)

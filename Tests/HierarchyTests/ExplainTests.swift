@@ -1,0 +1,253 @@
+import XCTest
+@testable import Hierarchy
+
+/// `snapshot.explain(id, attribute:)`: for each attribute, the value, the node that decided it,
+/// and what every node on the path declared and had in effect.
+final class ExplainTests: XCTestCase {
+    private func explain(_ source: TreeSource, _ attribute: String, of id: String = "contoso") throws -> Explanation {
+        try compile(source).explain(try NodeID(id), attribute: attribute)
+    }
+
+    // MARK: - Status
+
+    func testStatusOfAnActiveCustomer() throws {
+        let explanation = try explain(Fixtures.chain(), "status")
+
+        XCTAssertEqual(explanation.value, "active")
+        XCTAssertNil(explanation.decidedBy)
+        XCTAssertEqual(explanation.steps.map(\.declared), [nil, nil, nil])
+        XCTAssertEqual(explanation.steps.map(\.effective), ["active", "active", "active"])
+        XCTAssertTrue(explanation.summary.contains("no node on the path is suspended"), explanation.summary)
+    }
+
+    func testStatusNamesTheSuspendedAncestor() throws {
+        let explanation = try explain(Fixtures.chain(partner: { $0.status = .suspended }), "status")
+
+        XCTAssertEqual(explanation.value, "suspended")
+        XCTAssertEqual(explanation.decidedBy?.description, Fixtures.partnerPath)
+        XCTAssertEqual(explanation.steps.map(\.declared), [nil, "suspended", nil])
+        XCTAssertEqual(explanation.steps.map(\.effective), ["active", "suspended", "suspended"])
+        XCTAssertTrue(explanation.summary.contains("because acme/northwind is suspended"), explanation.summary)
+    }
+
+    // MARK: - Features
+
+    func testFeaturesListWhatEachNodeAllowedAndTheCustomersPackage() throws {
+        let explanation = try explain(
+            Fixtures.chain(oem: { $0.features = ["ledger", "invoicing", "reports"] }, customer: {
+                $0.package = "professional"
+                $0.addOns = ["crm"]
+            }),
+            "features"
+        )
+
+        XCTAssertEqual(explanation.subject.description, Fixtures.customerPath)
+        XCTAssertEqual(explanation.value, "ledger, invoicing, reports")
+        XCTAssertEqual(explanation.decidedBy?.description, Fixtures.customerPath)
+        XCTAssertEqual(explanation.steps.map(\.node.description), [Fixtures.oemPath, Fixtures.partnerPath, Fixtures.customerPath])
+        XCTAssertEqual(explanation.steps.map(\.declared), ["allowed: ledger, invoicing, reports", nil, "package: professional; add-ons: crm"])
+        XCTAssertEqual(explanation.steps.map(\.effective), ["ledger, invoicing, reports", "ledger, invoicing, reports", "ledger, invoicing, reports"])
+    }
+
+    func testAFeatureThatIsOn() throws {
+        let explanation = try explain(Fixtures.chain(customer: { $0.addOns = ["crm"] }), "feature.crm")
+
+        XCTAssertEqual(explanation.value, "on")
+        XCTAssertEqual(explanation.decidedBy?.description, Fixtures.customerPath)
+        XCTAssertEqual(explanation.steps.map(\.declared), [nil, nil, "add-on crm"])
+        XCTAssertEqual(explanation.steps.map(\.effective), ["on", "on", "on"])
+        XCTAssertTrue(explanation.summary.contains("'crm' is enabled"), explanation.summary)
+    }
+
+    func testAFeatureTheOEMDisallowsIsDecidedByTheOEM() throws {
+        let explanation = try explain(
+            Fixtures.chain(oem: { $0.features = ["ledger", "invoicing"] }, customer: { $0.package = "enterprise" }),
+            "feature.payroll"
+        )
+
+        XCTAssertEqual(explanation.value, "off")
+        XCTAssertEqual(explanation.decidedBy?.description, Fixtures.oemPath)
+        XCTAssertEqual(explanation.steps.map(\.declared), ["does not allow payroll", nil, "package enterprise"])
+        XCTAssertEqual(explanation.steps.map(\.effective), ["off", "off", "off"])
+        XCTAssertEqual(explanation.summary, "'payroll' is off because acme does not allow it.")
+    }
+
+    func testAFeatureThePartnerDisallowsIsDecidedByThePartner() throws {
+        let explanation = try explain(
+            Fixtures.chain(partner: { $0.features = ["ledger", "invoicing", "reports"] }, customer: { $0.package = "enterprise" }),
+            "feature.payroll"
+        )
+
+        XCTAssertEqual(explanation.value, "off")
+        XCTAssertEqual(explanation.decidedBy?.description, Fixtures.partnerPath)
+        XCTAssertEqual(explanation.steps.map(\.effective), ["on", "off", "off"])
+        XCTAssertEqual(explanation.summary, "'payroll' is off because acme/northwind does not allow it.")
+    }
+
+    func testAFeatureOutsideThePackageIsDecidedByTheCustomer() throws {
+        let explanation = try explain(Fixtures.chain(), "feature.reports")  // starter: ledger, invoicing
+
+        XCTAssertEqual(explanation.value, "off")
+        XCTAssertEqual(explanation.decidedBy?.description, Fixtures.customerPath)
+        XCTAssertEqual(explanation.steps.map(\.declared), [nil, nil, "package starter"])
+        XCTAssertEqual(explanation.steps.map(\.effective), ["on", "on", "off"])
+        XCTAssertTrue(explanation.summary.contains("neither the customer's package nor its add-ons include it"), explanation.summary)
+    }
+
+    // MARK: - Limits, placement, residency, origins
+
+    func testLimitsListEveryChargedLevel() throws {
+        let explanation = try explain(
+            Fixtures.chain(
+                oem: { $0.limits = Limits(ratePerSecond: 1000, perDay: 1_000_000) },
+                partner: { $0.customerDefaults = Limits(ratePerSecond: 10, burst: 20) }
+            ),
+            "limits"
+        )
+
+        XCTAssertEqual(explanation.value, "contoso: rate 10, burst 20; acme: rate 1000, perDay 1000000")
+        XCTAssertEqual(explanation.decidedBy?.description, Fixtures.partnerPath)
+        XCTAssertEqual(explanation.steps.map(\.declared), ["limits rate 1000, perDay 1000000", "customerDefaults rate 10, burst 20", nil])
+        XCTAssertEqual(explanation.steps.map(\.effective), ["rate 1000, perDay 1000000", "no own budget", "rate 10, burst 20"])
+    }
+
+    func testLimitsWithNothingDeclaredAreUnlimited() throws {
+        let explanation = try explain(Fixtures.chain(), "limits")
+
+        XCTAssertEqual(explanation.value, "unlimited")
+        XCTAssertNil(explanation.decidedBy)
+    }
+
+    func testPlacementNamesTheCellAndWhoPlacedIt() throws {
+        let inherited = try explain(Fixtures.chain(oem: { $0.placement = PlacementSource(cell: "us-pool-1") }), "placement")
+        XCTAssertEqual(inherited.value, "cell us-pool-1 (pooled, us)")
+        XCTAssertEqual(inherited.decidedBy?.description, Fixtures.oemPath)
+        XCTAssertEqual(inherited.steps.map(\.declared), ["cell us-pool-1", nil, nil])
+        XCTAssertEqual(inherited.steps.map(\.effective), ["-", "-", "us-pool-1"])
+
+        let own = try explain(Fixtures.chain(customer: { $0.placement = PlacementSource(cell: "eu-dedicated-1") }), "placement")
+        XCTAssertEqual(own.value, "cell eu-dedicated-1 (dedicated, eu)")
+        XCTAssertEqual(own.decidedBy?.description, Fixtures.customerPath)
+        XCTAssertEqual(own.steps.map(\.declared), ["tier pooled, region eu", nil, "cell eu-dedicated-1"])
+    }
+
+    func testResidencyNamesTheNarrowestDeclaration() throws {
+        let narrowed = try explain(
+            Fixtures.chain(oem: { $0.residency = ["us", "eu"] }, partner: { $0.residency = ["eu"] }),
+            "residency"
+        )
+        XCTAssertEqual(narrowed.value, "eu")
+        XCTAssertEqual(narrowed.decidedBy?.description, Fixtures.partnerPath)
+        XCTAssertEqual(narrowed.steps.map(\.declared), ["us, eu", "eu", nil])
+        XCTAssertEqual(narrowed.steps.map(\.effective), ["eu, us", "eu", "eu"])
+
+        let unrestricted = try explain(Fixtures.chain(), "residency")
+        XCTAssertEqual(unrestricted.value, "unrestricted")
+        XCTAssertNil(unrestricted.decidedBy)
+    }
+
+    func testOriginsNameTheNarrowestDeclaration() throws {
+        let explanation = try explain(
+            Fixtures.chain(
+                oem: { $0.origins = ["https://app.acme.example", "https://admin.acme.example"] },
+                customer: { $0.origins = ["https://app.acme.example"] }
+            ),
+            "origins"
+        )
+
+        XCTAssertEqual(explanation.value, "https://app.acme.example")
+        XCTAssertEqual(explanation.decidedBy?.description, Fixtures.customerPath)
+        XCTAssertEqual(explanation.steps.map(\.effective), ["https://app.acme.example, https://admin.acme.example", "https://app.acme.example, https://admin.acme.example", "https://app.acme.example"])
+        XCTAssertEqual(try explain(Fixtures.chain(), "origins").value, "none")
+    }
+
+    // MARK: - Branding
+
+    func testABrandingFieldIsDecidedByTheNearestValue() throws {
+        let explanation = try explain(
+            Fixtures.chain(
+                oem: { $0.branding = BrandingSource(values: [.displayName: "Acme ERP"]) },
+                partner: { $0.branding = BrandingSource(values: [.displayName: "Northwind Books"]) }
+            ),
+            "branding.displayName"
+        )
+
+        XCTAssertEqual(explanation.value, "Northwind Books")
+        XCTAssertEqual(explanation.decidedBy?.description, Fixtures.partnerPath)
+        XCTAssertEqual(explanation.steps.map(\.declared), ["Acme ERP", "Northwind Books", nil])
+        XCTAssertEqual(explanation.summary, "The nearest value on the path wins.")
+    }
+
+    func testALockedBrandingFieldIsDecidedAtOrAboveTheLock() throws {
+        // The partner locks the value it inherited from the OEM.
+        let explanation = try explain(
+            Fixtures.chain(
+                oem: { $0.branding = BrandingSource(values: [.termsUrl: "https://acme.example/terms"]) },
+                partner: { $0.branding = BrandingSource(locked: [.termsUrl]) }
+            ),
+            "branding.termsUrl"
+        )
+
+        XCTAssertEqual(explanation.value, "https://acme.example/terms")
+        XCTAssertEqual(explanation.decidedBy?.description, Fixtures.oemPath)
+        XCTAssertEqual(explanation.steps.map(\.declared), ["https://acme.example/terms", "(no value) [locked]", nil])
+        XCTAssertEqual(explanation.steps.map(\.effective), Array(repeating: "https://acme.example/terms", count: 3))
+        XCTAssertEqual(explanation.summary, "Locked at acme/northwind: nodes below cannot change it.")
+    }
+
+    func testAnUnsetBrandingFieldIsDecidedByNobody() throws {
+        let explanation = try explain(Fixtures.chain(), "branding.logoUrl")
+
+        XCTAssertEqual(explanation.value, "(unset)")
+        XCTAssertNil(explanation.decidedBy)
+        XCTAssertEqual(explanation.steps.map(\.effective), ["(unset)", "(unset)", "(unset)"])
+    }
+
+    // MARK: - Errors
+
+    func testUnknownAttributesFeaturesFieldsAndNodesThrow() throws {
+        let snapshot = try compile(Fixtures.chain())
+        let cases: [(id: String, attribute: String, message: String)] = [
+            ("contoso", "colour", "unknown attribute 'colour'; one of: status, features, feature.<name>"),
+            ("contoso", "feature.teleport", "no feature 'teleport' in the catalog"),
+            ("contoso", "branding.font", "no branding field 'font'"),
+            ("nobody", "status", "no node 'nobody'"),
+        ]
+        for (id, attribute, message) in cases {
+            do {
+                let explanation = try snapshot.explain(try NodeID(id), attribute: attribute)
+                XCTFail("\(id) \(attribute) explained as \(explanation.value)")
+            } catch let error as ExplainError {
+                XCTAssertTrue(error.description.contains(message), "'\(error.description)' does not contain '\(message)'")
+            }
+        }
+    }
+
+    // MARK: - Text
+
+    func testTheTextShowsTheValueEveryStepTheDeciderAndTheSummary() throws {
+        let snapshot = try compile(Fixtures.chain(
+            oem: {
+                $0.features = ["ledger", "invoicing", "reports"]
+                $0.branding = BrandingSource(values: [.displayName: "Acme ERP"], locked: [.displayName])
+                $0.limits = Limits(ratePerSecond: 100)
+            },
+            partner: { $0.status = .suspended }
+        ))
+        let attributes = TenantSnapshot.explainableAttributes.map { $0 == "feature.<name>" ? "feature.reports" : $0 }
+
+        for attribute in attributes {
+            for id in ["acme", "northwind", "contoso"] {
+                let explanation = try snapshot.explain(try NodeID(id), attribute: attribute)
+                let text = explanation.text
+                XCTAssertTrue(text.hasPrefix("\(attribute) for \(explanation.subject): \(explanation.value)\n"), text)
+                XCTAssertEqual(explanation.steps.count, explanation.subject.depth, "\(id) \(attribute)")
+                for step in explanation.steps {
+                    XCTAssertTrue(text.contains("  \(step.node): declared \(step.declared ?? "(nothing: inherits)") → \(step.effective)\n"), text)
+                }
+                XCTAssertTrue(text.contains("  decided by: \(explanation.decidedBy?.description ?? "platform default")\n"), text)
+                XCTAssertTrue(text.hasSuffix("  \(explanation.summary)"), text)
+            }
+        }
+    }
+}
