@@ -115,6 +115,15 @@ final class InheritanceTests: XCTestCase {
         XCTAssertEqual(snapshot.policy(of: "litware")?.limits.first?.limits, Limits(ratePerSecond: 15))
     }
 
+    func testACustomerWithEmptyLimitsTakesTheDefaultsLikeOneWithout() throws {
+        let snapshot = try compile(Fixtures.chain(
+            partner: { $0.customerDefaults = Limits(perDay: 5000) },
+            customer: { $0.limits = Limits() }
+        ))
+
+        XCTAssertEqual(snapshot.policy(of: "contoso")?.limits, [LevelLimits(node: try NodeID("contoso"), kind: .customer, limits: Limits(perDay: 5000))])
+    }
+
     // MARK: - Placement
 
     func testTheNearestPlacementWinsAndAPinnedCellIsUsedAsIs() throws {
