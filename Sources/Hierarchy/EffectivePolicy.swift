@@ -17,7 +17,7 @@ public struct EffectivePolicy: Sendable {
     public let addOns: [String]
 
     /// The quota levels a customer's request is charged at, customer first, then partner, OEM.
-    /// Levels without limits are absent. For OEMs and partners: their own subtree budget only.
+    /// Levels without limits are absent. For an OEM or partner: the levels from itself up.
     public let limits: [LevelLimits]
 
     /// Customers: the cell serving them. OEMs and partners: nil.

@@ -178,16 +178,21 @@ private struct Compilation {
     mutating func indexNodes() {
         var byID: [NodeID: NodeSource] = [:]
         var documentOrder: [NodeID] = []
+        // Ids already reported as invalid or duplicated: their children are left out quietly,
+        // since which node they hang under is unknown — one report per mistake.
+        var rejectedIDs: Set<String> = []
         for node in self.source.nodes {
             let id: NodeID
             do {
                 id = try NodeID(node.id)
             } catch {
                 self.report(node.id.isEmpty ? "(unnamed)" : node.id, "id", "invalid id: \(error)", node.location(of: "id"))
+                rejectedIDs.insert(node.id)
                 continue
             }
             if byID[id] != nil {
                 self.report(node.id, "id", "id '\(node.id)' is used by another node; ids are unique in the whole tree", node.location(of: "id"))
+                rejectedIDs.insert(node.id)
                 continue
             }
             byID[id] = node
@@ -209,6 +214,10 @@ private struct Compilation {
             }
             if node.kind == .oem {
                 self.report(node.id, "parent", "an OEM is a root of the tree and has no parent", node.location(of: "parent"))
+                broken.insert(id)
+                continue
+            }
+            if rejectedIDs.contains(parentText) {
                 broken.insert(id)
                 continue
             }
@@ -378,10 +387,12 @@ private struct Compilation {
             ownLimits = defaults
         }
         if let limits = node.limits {
-            self.checkLimits(limits, field: "limits", label: label, location: at, ceilings: ceilings)
+            self.checkLimits(limits, field: "limits", label: label, location: at, ceilings: ceilings, selfID: id)
         }
         if let limits = ownLimits, !limits.isEmpty {
             for (index, field) in limits.fields.enumerated() { if let value = field.value { ceilings[index] = (value, id) } }
+            // An unset burst means "as the rate": that is the ceiling for bursts below.
+            if limits.burst == nil, let rate = limits.ratePerSecond { ceilings[Limits.burstIndex] = (rate, id) }
             levels.insert(LevelLimits(node: id, kind: node.kind, limits: limits), at: 0)
         }
         var customerDefaults = parent?.customerDefaults
@@ -389,8 +400,15 @@ private struct Compilation {
             if node.kind == .customer {
                 self.report(label, "customerDefaults", "customer defaults belong on an OEM or partner", at("customerDefaults"))
             } else {
-                self.checkLimits(defaults, field: "customerDefaults", label: label, location: at, ceilings: ceilings)
+                self.checkLimits(defaults, field: "customerDefaults", label: label, location: at, ceilings: ceilings, selfID: id)
                 customerDefaults = defaults
+            }
+        } else if let inherited = customerDefaults, node.kind != .customer, node.limits != nil {
+            // Defaults set higher up must still fit inside this node's own, narrower budget.
+            let before = self.issues.count
+            self.checkLimits(inherited, field: "customerDefaults", label: label, location: at, ceilings: ceilings, selfID: id)
+            for index in before..<self.issues.count {
+                self.issues[index].message += " (inherited customer defaults: set customerDefaults on this node)"
             }
         }
 
@@ -504,7 +522,7 @@ private struct Compilation {
     }
 
     mutating func checkLimits(
-        _ limits: Limits, field: String, label: String, location: (String) -> SourceLocation, ceilings: LimitCeilings
+        _ limits: Limits, field: String, label: String, location: (String) -> SourceLocation, ceilings: LimitCeilings, selfID: NodeID
     ) {
         if limits.burst != nil, limits.ratePerSecond == nil {
             self.report(label, "\(field).burst", "a burst needs a rate", location("\(field).burst"))
@@ -514,7 +532,8 @@ private struct Compilation {
             if value < 1 {
                 self.report(label, "\(field).\(name)", "must be at least 1", location("\(field).\(name)"))
             } else if let ceiling = ceilings[index], value > ceiling.value {
-                self.report(label, "\(field).\(name)", "\(value) is above the \(ceiling.value) of \(self.label(for: ceiling.node))", location("\(field).\(name)"))
+                let owner = ceiling.node == selfID ? label : self.label(for: ceiling.node)
+                self.report(label, "\(field).\(name)", "\(value) is above the \(ceiling.value) of \(owner)", location("\(field).\(name)"))
             }
         }
     }
@@ -574,7 +593,10 @@ private struct Compilation {
             return nil
         }
         guard let candidates = self.pooledCells[region], !candidates.isEmpty else {
-            self.report(label, "placement", "no pooled cell in region '\(region)'", location)
+            // A region with no cell at all was reported where the placement was set.
+            if self.regions.contains(region) {
+                self.report(label, "placement", "no pooled cell in region '\(region)'", location)
+            }
             return nil
         }
         // Spread customers over a region's pooled cells by a stable hash of their id, so every

@@ -113,6 +113,9 @@ public struct Limits: Sendable, Hashable {
 
     public var isEmpty: Bool { self == Limits() }
 
+    /// The position of `burst` in `fields`.
+    static let burstIndex = 1
+
     /// The fields by name, in a fixed order, for validation and explain output.
     public var fields: [(name: String, value: Int?)] {
         [("rate", self.ratePerSecond), ("burst", self.burst), ("perDay", self.perDay), ("perMonth", self.perMonth), ("concurrency", self.concurrency)]

@@ -31,9 +31,12 @@ enum ValueRules {
         guard value.utf8.count <= self.maxURLLength else { return "must be at most \(self.maxURLLength) characters" }
         guard value.hasPrefix("https://") else { return "must be an https:// URL" }
         let rest = value.dropFirst("https://".count)
-        let host = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
-        let hostOnly = host.split(separator: ":", maxSplits: 1).first.map(String.init) ?? ""
-        guard self.isHostname(hostOnly) else { return "must name a valid host after https://" }
+        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        // No userinfo: in `https://support.acme.example@evil.example/` the host is evil.example.
+        guard !authority.contains("@") else { return "must not contain user information ('@') before the host" }
+        let parts = authority.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+        guard self.isHostname(String(parts[0])) else { return "must name a valid host after https://" }
+        if parts.count == 2, !self.isPort(parts[1]) { return "has an invalid port" }
         guard value.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f && $0 != "\"" && $0 != "<" && $0 != ">" && $0 != "\\" }) else {
             return "must not contain spaces, quotes, angle brackets or non-ASCII characters (percent-encode them)"
         }
@@ -76,24 +79,29 @@ enum ValueRules {
 
     /// A CORS origin: `https://host[:port]`, or `http://localhost[:port]` for development.
     static func originProblem(_ value: String) -> String? {
-        let rest: Substring
-        if value.hasPrefix("https://") {
-            rest = value.dropFirst("https://".count)
-        } else if value.hasPrefix("http://localhost") || value.hasPrefix("http://127.0.0.1") {
-            rest = value.dropFirst("http://".count)
-        } else {
+        let secure = value.hasPrefix("https://")
+        guard secure || value.hasPrefix("http://") else {
             return "'\(value)' must be an https:// origin (http:// only for localhost)"
         }
+        let rest = value.dropFirst(secure ? "https://".count : "http://".count)
         let parts = rest.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
         guard self.isHostname(String(parts[0])), value == value.lowercased() else {
             return "'\(value)' must be scheme://host[:port], lowercase, with no path"
         }
-        if parts.count == 2 {
-            guard let port = Int(parts[1]), (1...65535).contains(port), parts[1].utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
-                return "'\(value)' has an invalid port"
-            }
+        // Plain http only for the machine itself: the whole host, not a prefix of it
+        // (http://localhost.evil.example is someone else's site).
+        if !secure, parts[0] != "localhost", parts[0] != "127.0.0.1" {
+            return "'\(value)' must be an https:// origin (http:// only for localhost)"
+        }
+        if parts.count == 2, !self.isPort(parts[1]) {
+            return "'\(value)' has an invalid port"
         }
         return nil
+    }
+
+    static func isPort(_ text: Substring) -> Bool {
+        guard !text.isEmpty, text.utf8.count <= 5, text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let port = Int(text) else { return false }
+        return (1...65535).contains(port)
     }
 
     /// Catalog feature and package names, regions: the node id alphabet.

@@ -1,0 +1,70 @@
+import XCTest
+@testable import Hierarchy
+
+/// Mistakes once accepted or misreported by the compiler, each pinned down.
+final class ValidationRegressionTests: XCTestCase {
+    func testPlainHTTPOriginsOnlyForTheMachineItself() {
+        for origin in ["http://localhost.evil.example", "http://localhostevil.example", "http://127.0.0.1.nip.io"] {
+            self.assertOnlyIssue(
+                Fixtures.chain(oem: { $0.origins = [origin] }), node: "acme", field: "origins",
+                message: "must be an https:// origin (http:// only for localhost)"
+            )
+        }
+        XCTAssertNoThrow(try TreeCompiler.compile(Fixtures.chain(oem: { $0.origins = ["http://localhost:3000", "http://127.0.0.1"] })))
+    }
+
+    func testChildrenOfAnInvalidOrDuplicatedIdAreNotReportedAgain() {
+        let invalid = Fixtures.tree([Fixtures.oem("Acme"), Fixtures.partner("northwind", under: "Acme"), Fixtures.customer("contoso", under: "northwind")])
+        self.assertOnlyIssue(invalid, node: "Acme", field: "id", message: "invalid id")
+
+        let duplicated = Fixtures.tree([
+            Fixtures.oem("acme"), Fixtures.oem("globex"),
+            Fixtures.partner("northwind", under: "acme"), Fixtures.partner("northwind", under: "globex"),
+            Fixtures.customer("contoso", under: "northwind"),
+        ])
+        self.assertOnlyIssue(duplicated, node: "northwind", field: "id", message: "is used by another node")
+    }
+
+    func testALimitOnTheSameNodeIsNamedByItsPath() {
+        self.assertOnlyIssue(
+            Fixtures.chain(partner: { $0.limits = Limits(ratePerSecond: 100); $0.customerDefaults = Limits(ratePerSecond: 150) }),
+            node: "acme/northwind", field: "customerDefaults.rate", message: "150 is above the 100 of acme/northwind"
+        )
+    }
+
+    func testABurstCannotExceedTheParentsRateWhenTheParentSetNoBurst() {
+        self.assertOnlyIssue(
+            Fixtures.chain(partner: { $0.limits = Limits(ratePerSecond: 100) }, customer: { $0.limits = Limits(ratePerSecond: 50, burst: 500) }),
+            node: "acme/northwind/contoso", field: "limits.burst", message: "500 is above the 100 of acme/northwind"
+        )
+    }
+
+    func testInheritedCustomerDefaultsMustFitANarrowerBudget() {
+        self.assertOnlyIssue(
+            Fixtures.chain(
+                oem: { $0.limits = Limits(ratePerSecond: 1000); $0.customerDefaults = Limits(ratePerSecond: 500) },
+                partner: { $0.limits = Limits(ratePerSecond: 100) }
+            ),
+            node: "acme/northwind", field: "customerDefaults.rate", message: "inherited customer defaults"
+        )
+    }
+
+    func testAnUnknownRegionIsReportedOnce() {
+        self.assertOnlyIssue(
+            Fixtures.chain(partner: { $0.placement = PlacementSource(tier: .pooled, region: "mars") }),
+            node: "acme/northwind", field: "placement.region", message: "no cell is in region 'mars'"
+        )
+    }
+
+    func testBrandingURLsMayNotHideTheirHostBehindUserInformation() {
+        for (url, message) in [
+            ("https://support.acme.example:443@evil.example/reset", "user information"),
+            ("https://acme.example:notaport/x", "invalid port"),
+        ] {
+            self.assertOnlyIssue(
+                Fixtures.chain(oem: { $0.branding = BrandingSource(values: [.supportUrl: url]) }), node: "acme", field: "branding.supportUrl",
+                message: message
+            )
+        }
+    }
+}
