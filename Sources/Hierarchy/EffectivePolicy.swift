@@ -67,8 +67,10 @@ public struct EffectiveBranding: Sendable, Hashable {
     }
 }
 
-enum JSONText {
-    static func quote(_ text: String) -> String {
+/// JSON string literals without Foundation's encoder, for the few small documents the gateway
+/// renders on the request path (branding, problem bodies).
+public enum JSONText {
+    public static func quote(_ text: String) -> String {
         var out = "\""
         for scalar in text.unicodeScalars {
             switch scalar {

@@ -1,3 +1,4 @@
+import Hierarchy
 import NIOHTTP1
 
 /// Why the gateway answered a request itself instead of relaying the upstream's response.
@@ -132,31 +133,11 @@ public struct ProblemDocument: Sendable {
 
     public var json: String {
         var out = "{"
-        out += "\"type\":" + JSONString.quote(self.problem.type)
-        out += ",\"title\":" + JSONString.quote(self.problem.title)
+        out += "\"type\":" + JSONText.quote(self.problem.type)
+        out += ",\"title\":" + JSONText.quote(self.problem.title)
         out += ",\"status\":\(self.problem.status.code)"
-        out += ",\"requestId\":" + JSONString.quote(self.requestID)
+        out += ",\"requestId\":" + JSONText.quote(self.requestID)
         out += "}"
         return out
-    }
-}
-
-enum JSONString {
-    static func quote(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
     }
 }
