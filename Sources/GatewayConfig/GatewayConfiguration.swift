@@ -1,5 +1,6 @@
 import Foundation
 import Hierarchy
+import TokenAuth
 
 /// Everything the gateway serves with, read and validated in one step: the static settings and,
 /// when they name one, the compiled tenant tree. `serve`, `check`, `explain` and every reload go
@@ -7,12 +8,15 @@ import Hierarchy
 public struct GatewayConfiguration: Sendable {
     public let settings: GatewaySettings
     public let tenants: TenantSnapshot?
+    /// With a tenant tree: the token verifier for every platform and tree issuer.
+    public let authentication: AuthenticationConfiguration?
     /// The files this configuration was read from, for change detection.
     public let files: [String]
 
-    public init(settings: GatewaySettings, tenants: TenantSnapshot?, files: [String]) {
+    public init(settings: GatewaySettings, tenants: TenantSnapshot?, authentication: AuthenticationConfiguration? = nil, files: [String]) {
         self.settings = settings
         self.tenants = tenants
+        self.authentication = authentication
         self.files = files
     }
 
@@ -23,13 +27,17 @@ public struct GatewayConfiguration: Sendable {
         guard let treePath = settings.tenantTreePath else {
             return GatewayConfiguration(settings: settings, tenants: nil, files: [path])
         }
-        let source = try TenantTreeLoader.load(path: treePath, cells: settings.cells)
+        let document = try TenantTreeLoader.loadDocument(path: treePath, cells: settings.cells)
+        let snapshot: TenantSnapshot
         do {
-            let snapshot = try TreeCompiler.compile(source)
-            return GatewayConfiguration(settings: settings, tenants: snapshot, files: [path, treePath])
+            snapshot = try TreeCompiler.compile(document.tree)
         } catch {
             throw ConfigurationError(source: treePath, issues: error.issues.map(Self.issue(from:)))
         }
+        let authentication = try AuthenticationConfiguration.compile(
+            platform: settings.platformIssuers, tree: document.issuers, settings: settings.authentication, settingsPath: path, treePath: treePath
+        )
+        return GatewayConfiguration(settings: settings, tenants: snapshot, authentication: authentication, files: [path, treePath])
     }
 
     static func issue(from tree: TreeIssue) -> ConfigurationIssue {
@@ -61,5 +69,62 @@ public struct FileFingerprint: Equatable, Sendable {
             )
         }
         self.entries = entries
+    }
+}
+
+/// The compiled token verifier (every key parsed once into an OpenSSL key) and which issuers
+/// belong to the platform — those may speak for any customer; every other issuer only for the
+/// subtree of the node it is registered on.
+public struct AuthenticationConfiguration: Sendable {
+    public let verifier: TokenVerifier
+    public let platformIssuers: Set<String>
+    /// Verified tokens each event loop keeps.
+    public let cacheCapacity: Int
+
+    static func compile(
+        platform: [IssuerDefinition], tree: [IssuerDefinition], settings: GatewaySettings.Authentication, settingsPath: String, treePath: String
+    ) throws(ConfigurationError) -> AuthenticationConfiguration {
+        var issues: [(source: String, issue: ConfigurationIssue)] = []
+        var policies: [IssuerPolicy] = []
+        for definition in platform + tree {
+            let source = definition.node == nil ? settingsPath : treePath
+            var keys: [VerificationKey] = []
+            for key in definition.keys {
+                guard let algorithm = SigningAlgorithm(rawValue: key.algorithm) else {
+                    let known = SigningAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")
+                    issues.append((source, ConfigurationIssue(path: key.path, line: key.line, message: "unknown algorithm '\(key.algorithm)' (one of \(known))")))
+                    continue
+                }
+                do {
+                    switch key.material {
+                    case .publicKeyPEM(let pem): keys.append(try VerificationKey(kid: key.kid, algorithm: algorithm, pem: pem))
+                    case .secret(let secret): keys.append(try VerificationKey(kid: key.kid, algorithm: algorithm, secret: secret))
+                    }
+                } catch {
+                    issues.append((source, ConfigurationIssue(path: key.path, line: key.line, message: "key '\(key.kid)': \(error)")))
+                }
+            }
+            do {
+                policies.append(try IssuerPolicy(
+                    issuer: definition.issuer, audience: definition.audience, maxLifetimeSeconds: definition.maxLifetime.components.seconds,
+                    clockSkewSeconds: definition.clockSkew.components.seconds, tenantClaim: definition.tenantClaim, keys: keys
+                ))
+            } catch {
+                issues.append((source, ConfigurationIssue(path: definition.path, line: definition.line, message: "issuer '\(definition.issuer)': \(error)")))
+            }
+        }
+        let verifier: TokenVerifier
+        do {
+            verifier = try TokenVerifier(issuers: policies, maxTokenBytes: settings.maxTokenBytes)
+        } catch {
+            issues.append((treePath, ConfigurationIssue(path: "issuers", message: "\(error): an issuer (iss) is registered twice")))
+            throw ConfigurationError(source: issues[0].source, issues: issues.map(\.issue))
+        }
+        guard issues.isEmpty else {
+            throw ConfigurationError(source: issues[0].source, issues: issues.map(\.issue))
+        }
+        return AuthenticationConfiguration(
+            verifier: verifier, platformIssuers: Set(platform.map(\.issuer)), cacheCapacity: settings.tokenCacheEntries
+        )
     }
 }

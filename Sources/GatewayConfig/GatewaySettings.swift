@@ -13,6 +13,32 @@ public struct GatewaySettings: Sendable, Hashable {
     /// Absolute path of the tenant-tree file (`TenantTreeLoader`) when loaded with
     /// `SettingsLoader.load(path:)`; nil when the gateway runs without tenants, as a plain proxy.
     public var tenantTreePath: String?
+    /// Issuers that may speak for any customer (the platform's own identity service).
+    public var platformIssuers: [IssuerDefinition] = []
+    public var authentication = SettingsLoader.defaultAuthentication
+    /// How the tenant context sent upstream is signed; required with a tenant tree.
+    public var upstreamContext: UpstreamContext?
+
+    public struct Authentication: Sendable, Hashable {
+        /// Longer bearer tokens are refused before any parsing.
+        public var maxTokenBytes: Int
+        /// Verified tokens kept per event loop (0 disables the cache).
+        public var tokenCacheEntries: Int
+    }
+
+    /// HMAC-SHA256 keys for the context signature. The active key signs; backends accept every
+    /// listed key, which is how a key is rotated without a flag day.
+    public struct UpstreamContext: Sendable, Hashable {
+        public struct SigningKey: Sendable, Hashable {
+            public var id: String
+            public var secret: [UInt8]
+        }
+
+        public var signingKeys: [SigningKey]
+        public var activeKey: String
+
+        public var active: SigningKey { self.signingKeys.first { $0.id == self.activeKey }! }
+    }
 
     public struct Listener: Sendable, Hashable {
         public var address: String

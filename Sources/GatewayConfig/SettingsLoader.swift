@@ -24,7 +24,10 @@ public enum SettingsLoader {
     // MARK: - Sections
 
     private static func read(root: YAMLReader.Cursor, baseDirectory: String?, with reader: inout YAMLReader) -> GatewaySettings? {
-        let keys: Set<String> = ["listener", "limits", "timeouts", "upstreamPool", "forwarding", "cells", "defaultCell", "tenantTree"]
+        let keys: Set<String> = [
+            "listener", "limits", "timeouts", "upstreamPool", "forwarding", "cells", "defaultCell", "tenantTree", "platformIssuers",
+            "authentication", "upstreamContext",
+        ]
         guard let top = reader.mapping(root, allowedKeys: keys) else {
             return nil
         }
@@ -64,11 +67,77 @@ public enum SettingsLoader {
                 tenantTreePath = Self.resolve(path, against: baseDirectory)
             }
         }
+        let platformIssuers = top["platformIssuers"].map { reader.issuers($0, node: nil, baseDirectory: baseDirectory) } ?? []
+        let authentication = top["authentication"].map { Self.authentication($0, &reader) } ?? Self.defaultAuthentication
+        let upstreamContext = top["upstreamContext"].flatMap { Self.upstreamContext($0, baseDirectory: baseDirectory, &reader) }
+        if tenantTreePath != nil, top["upstreamContext"] == nil {
+            reader.report(root, "with a tenantTree, 'upstreamContext' is required: backends need the signing key to trust the tenant context")
+        }
         guard let listener else { return nil }
         return GatewaySettings(
             listener: listener, limits: limits, timeouts: timeouts, upstreamPool: pool,
-            forwarding: forwarding, cells: cells, defaultCell: defaultCell, tenantTreePath: tenantTreePath
+            forwarding: forwarding, cells: cells, defaultCell: defaultCell, tenantTreePath: tenantTreePath,
+            platformIssuers: platformIssuers, authentication: authentication, upstreamContext: upstreamContext
         )
+    }
+
+    static let defaultAuthentication = GatewaySettings.Authentication(maxTokenBytes: 8192, tokenCacheEntries: 10_000)
+
+    private static func authentication(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.Authentication {
+        var authentication = Self.defaultAuthentication
+        guard let map = reader.mapping(cursor, allowedKeys: ["maxTokenBytes", "tokenCacheEntries"]) else { return authentication }
+        if let c = map["maxTokenBytes"], let v = reader.byteSize(c, in: 512...(64 << 10)) { authentication.maxTokenBytes = v }
+        if let c = map["tokenCacheEntries"], let v = reader.integer(c, in: 0...10_000_000) { authentication.tokenCacheEntries = v }
+        return authentication
+    }
+
+    private static func upstreamContext(
+        _ cursor: YAMLReader.Cursor, baseDirectory: String?, _ reader: inout YAMLReader
+    ) -> GatewaySettings.UpstreamContext? {
+        guard let map = reader.mapping(cursor, allowedKeys: ["signingKeys", "activeKey"]) else { return nil }
+        var keys: [GatewaySettings.UpstreamContext.SigningKey] = []
+        if let list = map["signingKeys"].flatMap({ reader.sequence($0) }) {
+            for item in list {
+                guard let entry = reader.mapping(item, allowedKeys: ["id", "secret", "secretFile"]) else { continue }
+                guard let idCursor = entry["id"], let id = reader.presentString(idCursor) else {
+                    reader.report(item, "missing required key 'id'")
+                    continue
+                }
+                if !Self.isValidIdentifier(id) {
+                    reader.report(idCursor, "'\(id)' is not a valid key id (lowercase letters, digits and '-')")
+                }
+                var text: String?
+                if let c = entry["secret"] {
+                    text = reader.presentString(c)
+                } else if let c = entry["secretFile"], let path = reader.presentString(c) {
+                    text = try? String(contentsOfFile: Self.resolve(path, against: baseDirectory), encoding: .utf8)
+                    if text == nil { reader.report(c, "cannot read '\(path)'") }
+                } else {
+                    reader.report(item, "give secret (base64) or secretFile")
+                }
+                guard let text else { continue }
+                guard let bytes = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)), bytes.count >= 32 else {
+                    reader.report(item, "the secret must be base64 of at least 32 bytes")
+                    continue
+                }
+                if keys.contains(where: { $0.id == id }) {
+                    reader.report(idCursor, "key '\(id)' is listed twice")
+                    continue
+                }
+                keys.append(.init(id: id, secret: Array(bytes)))
+            }
+        } else if map["signingKeys"] == nil {
+            reader.report(cursor, "missing required key 'signingKeys'")
+        }
+        guard let activeCursor = map["activeKey"], let active = reader.presentString(activeCursor) else {
+            if map["activeKey"] == nil { reader.report(cursor, "missing required key 'activeKey'") }
+            return nil
+        }
+        guard keys.contains(where: { $0.id == active }) else {
+            reader.report(activeCursor, "names '\(active)', which is not among signingKeys")
+            return nil
+        }
+        return GatewaySettings.UpstreamContext(signingKeys: keys, activeKey: active)
     }
 
     private static func listener(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.Listener? {

@@ -1,3 +1,4 @@
+import Foundation
 import Hierarchy
 import Yams
 
@@ -12,13 +13,26 @@ import Yams
 /// node and field for its reports. `docs/configuration.md` documents the file field by field.
 public enum TenantTreeLoader {
     public static func load(path: String, cells: [GatewaySettings.Cell]) throws(ConfigurationError) -> TreeSource {
-        let text = try YAMLReader.readFile(path: path)
-        return try self.parse(text, source: path, cells: cells)
+        try self.loadDocument(path: path, cells: cells).tree
     }
 
     public static func parse(_ text: String, source: String = "<tenant-tree>", cells: [GatewaySettings.Cell]) throws(ConfigurationError) -> TreeSource {
+        try self.parseDocument(text, source: source, cells: cells).tree
+    }
+
+    /// The tree and the token issuers its nodes register (with their keys read, key files
+    /// resolved against the tree file's directory).
+    public static func loadDocument(path: String, cells: [GatewaySettings.Cell]) throws(ConfigurationError) -> TenantTreeDocument {
+        let text = try YAMLReader.readFile(path: path)
+        let directory = (path as NSString).deletingLastPathComponent
+        return try self.parseDocument(text, source: path, cells: cells, baseDirectory: directory.isEmpty ? "." : directory)
+    }
+
+    public static func parseDocument(
+        _ text: String, source: String = "<tenant-tree>", cells: [GatewaySettings.Cell], baseDirectory: String? = nil
+    ) throws(ConfigurationError) -> TenantTreeDocument {
         try YAMLReader.readDocument(text, source: source) { root, reader in
-            Self.read(root: root, cells: cells, with: &reader)
+            Self.read(root: root, cells: cells, baseDirectory: baseDirectory, with: &reader)
         }
     }
 
@@ -30,7 +44,9 @@ public enum TenantTreeLoader {
 
     // MARK: - Sections
 
-    private static func read(root: YAMLReader.Cursor, cells: [GatewaySettings.Cell], with reader: inout YAMLReader) -> TreeSource? {
+    private static func read(
+        root: YAMLReader.Cursor, cells: [GatewaySettings.Cell], baseDirectory: String?, with reader: inout YAMLReader
+    ) -> TenantTreeDocument? {
         guard let top = reader.mapping(root, allowedKeys: ["catalog", "tenants"]) else { return nil }
         var catalog: CatalogSource?
         if let cursor = top["catalog"] {
@@ -39,16 +55,21 @@ public enum TenantTreeLoader {
             reader.report(root, "missing required section 'catalog'")
         }
         var nodes: [NodeSource] = []
+        var issuers: [IssuerDefinition] = []
         if let cursor = top["tenants"] {
             if let items = reader.sequence(cursor) {
                 if items.isEmpty { reader.report(cursor, "at least one tenant is required") }
-                nodes = items.compactMap { Self.node($0, &reader) }
+                for item in items {
+                    guard let (node, registered) = Self.node(item, baseDirectory: baseDirectory, &reader) else { continue }
+                    nodes.append(node)
+                    issuers += registered
+                }
             }
         } else {
             reader.report(root, "missing required section 'tenants'")
         }
         guard let catalog else { return nil }
-        return TreeSource(catalog: catalog, nodes: nodes, cells: cells.map(Self.descriptor))
+        return TenantTreeDocument(tree: TreeSource(catalog: catalog, nodes: nodes, cells: cells.map(Self.descriptor)), issuers: issuers)
     }
 
     private static func descriptor(_ cell: GatewaySettings.Cell) -> CellDescriptor {
@@ -116,7 +137,9 @@ public enum TenantTreeLoader {
         "placement", "residency", "branding", "portalDomains", "origins", "issuers",
     ]
 
-    private static func node(_ item: YAMLReader.Cursor, _ reader: inout YAMLReader) -> NodeSource? {
+    private static func node(
+        _ item: YAMLReader.Cursor, baseDirectory: String?, _ reader: inout YAMLReader
+    ) -> (NodeSource, [IssuerDefinition])? {
         guard let map = reader.mapping(item, allowedKeys: Self.nodeKeys) else { return nil }
         // Every field is located at its key; nested fields (`limits.rate`) are added below.
         var locations = map.mapValues(Self.location)
@@ -147,15 +170,16 @@ public enum TenantTreeLoader {
         let branding = map["branding"].flatMap { Self.branding($0, &locations, &reader) }
         let portalDomains = map["portalDomains"].flatMap { reader.stringList($0) } ?? []
         let origins = map["origins"].flatMap { reader.stringList($0) }
-        let issuers = map["issuers"].flatMap { reader.stringList($0) } ?? []
+        let issuers = map["issuers"].map { reader.issuers($0, node: id, baseDirectory: baseDirectory) } ?? []
 
         guard let id, let kind else { return nil }
-        return NodeSource(
+        let node = NodeSource(
             id: id, kind: kind, parent: parent, status: status, features: features, packages: packages, package: package,
             addOns: addOns, limits: limits, customerDefaults: customerDefaults, placement: placement, residency: residency,
-            branding: branding, portalDomains: portalDomains, origins: origins, issuers: issuers,
+            branding: branding, portalDomains: portalDomains, origins: origins, issuers: issuers.map(\.issuer),
             location: Self.location(item), fieldLocations: locations
         )
+        return (node, issuers)
     }
 
     private static func limits(
@@ -207,4 +231,11 @@ public enum TenantTreeLoader {
     private static func location(_ cursor: YAMLReader.Cursor) -> SourceLocation {
         SourceLocation(line: cursor.mark?.line, column: cursor.mark?.column)
     }
+}
+
+/// A tenant-tree file as read: the tree for the Hierarchy compiler, and the issuers (with their
+/// keys) its nodes register, for the token verifier.
+public struct TenantTreeDocument: Sendable {
+    public var tree: TreeSource
+    public var issuers: [IssuerDefinition]
 }

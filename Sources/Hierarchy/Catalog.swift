@@ -73,6 +73,18 @@ public struct RouteTable: Sendable {
         return nil
     }
 
+    /// The methods routes serve for `path`, when some route matches it with another method
+    /// (for `405` and its `Allow` header); nil when no route matches the path at all.
+    public func methods(forPath path: Substring) -> Set<String>? {
+        var methods: Set<String> = []
+        var matched = false
+        for route in self.routes where Self.path(path, hasPrefix: route.pathPrefix) {
+            matched = true
+            if let method = route.method { methods.insert(method) }
+        }
+        return matched ? methods : nil
+    }
+
     static func path(_ path: Substring, hasPrefix prefix: String) -> Bool {
         guard path.utf8.starts(with: prefix.utf8) else { return false }
         if prefix.utf8.last == UInt8(ascii: "/") { return true }

@@ -9,6 +9,8 @@ public struct TenantSnapshot: Sendable {
     private let byPortalDomain: [String: NodeID]
     private let byIssuer: [String: NodeID]
     let cells: [String: CellDescriptor]
+    /// Every origin any node allows: the origins a CORS preflight may be answered for.
+    public let registeredOrigins: Set<String>
 
     init(
         catalog: Catalog, policies: [NodeID: EffectivePolicy], declared: [NodeID: NodeSource], byPortalDomain: [String: NodeID],
@@ -20,6 +22,10 @@ public struct TenantSnapshot: Sendable {
         self.byPortalDomain = byPortalDomain
         self.byIssuer = byIssuer
         self.cells = cells
+        var origins: Set<String> = []
+        // A customer's origins can only narrow its partner's, so OEMs and partners cover all.
+        for policy in policies.values where policy.kind != .customer { origins.formUnion(policy.origins) }
+        self.registeredOrigins = origins
     }
 
     public var nodeCount: Int { self.policies.count }

@@ -3,6 +3,11 @@ import Hierarchy
 import Logging
 import NIOCore
 import NIOHTTP1
+import TokenAuth
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Serves one client connection: one exchange (request → upstream → response) at a time, in
 /// order, with pipelined requests held until the one before them has been answered.
@@ -234,9 +239,20 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             return
         }
 
+        // One spelling of the path for matching, authorizing and forwarding.
+        let path: RequestPath
+        do {
+            path = try RequestPath.parse(head.uri)
+        } catch {
+            self.respondWithoutExchange(.ambiguousPath, requestID: requestID, requestHead: head, logMetadata: ["reason": "\(error)"])
+            return
+        }
+        var forwardedHead = head
+        forwardedHead.uri = path.target
+
         let trace = TraceDecision.decide(incoming: head.headers.first(name: "traceparent"), generator: &self.identifiers)
-        let upstreamHead = ForwardedHeaders.upstreamRequestHead(
-            from: head,
+        var upstreamHead = ForwardedHeaders.upstreamRequestHead(
+            from: forwardedHead,
             facts: .init(
                 clientAddress: self.context?.channel.remoteAddress?.ipAddress,
                 scheme: self.environment.scheme,
@@ -246,6 +262,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             trace: trace,
             framing: framing
         )
+        // Only the gateway speaks in X-ERP-* headers; the tenant phases add its own below.
+        UpstreamContext.removeClientCopies(from: &upstreamHead.headers)
         let exchange = Exchange(
             requestID: requestID, clientHead: head, upstreamHead: upstreamHead, configuration: configuration, logger: logger,
             started: .now(), framing: framing, replayable: head.method.isIdempotent && framing.isEmpty
@@ -253,18 +271,47 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.exchange = exchange
 
         if let tenants = configuration.tenants {
-            let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-            if path == BrandingEndpoint.path, head.method == .GET || head.method == .HEAD {
+            if path.path == BrandingEndpoint.path, head.method == .GET || head.method == .HEAD {
                 self.answerBranding(exchange, tenants: tenants)
                 return
             }
-            // Route match: with a route catalog, only catalogued routes reach a backend.
-            if !tenants.catalog.routes.isEmpty, tenants.catalog.routes.match(method: head.method.rawValue, path: path) == nil {
-                self.fail(exchange, with: .routeNotFound)
+            guard let authentication = configuration.authentication else {
+                // A tree without issuers: route match only.
+                if tenants.catalog.routes.match(method: head.method.rawValue, path: Substring(path.path)) == nil {
+                    self.fail(exchange, with: .routeNotFound)
+                    return
+                }
+                self.continueToUpstream(exchange)
+                return
+            }
+            let access = TenantAccess(configuration: configuration, tenants: tenants, authentication: authentication)
+            let now = Int64(time(nil))
+            switch access.decide(head: head, path: path, cache: &self.environment.tokenCache, now: now) {
+            case .forward(let request):
+                exchange.tenant = request
+                exchange.logger[metadataKey: "tenant"] = .string(request.policy.path.description)
+                UpstreamContext(
+                    policy: request.policy, catalog: tenants.catalog, cell: request.cell, method: head.method.rawValue,
+                    target: path.target, requestID: requestID, time: now
+                ).apply(to: &exchange.upstreamHead.headers, signingKey: configuration.settings.upstreamContext!.active)
+                // The backend gets the signed context instead of the caller's credential.
+                exchange.upstreamHead.headers.remove(name: "authorization")
+            case .preflight(let headers):
+                var headers = headers
+                headers.add(name: "content-length", value: "0")
+                self.answerLocally(exchange, status: .noContent, headers: headers, body: nil)
+                return
+            case .refuse(let refusal):
+                exchange.logger.notice("request refused", metadata: ["problem": "\(refusal.problem)", "reason": "\(refusal.reason)"])
+                self.fail(exchange, with: refusal.problem, headers: refusal.headers, extensions: refusal.extensions)
                 return
             }
         }
+        self.continueToUpstream(exchange)
+    }
 
+    private func continueToUpstream(_ exchange: Exchange) {
+        let head = exchange.clientHead
         if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }), head.version == .http1_1 {
             self.context?.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
@@ -325,7 +372,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     private func connectUpstream(_ exchange: Exchange) {
-        guard let cell = exchange.settings.cell(named: exchange.settings.defaultCell) else {
+        guard let cell = exchange.tenant?.cell ?? exchange.settings.cell(named: exchange.settings.defaultCell) else {
             self.fail(exchange, with: .upstreamUnreachable)
             return
         }
@@ -381,7 +428,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     /// Answers the exchange with a problem document if the response has not started; otherwise
     /// the only honest signal left in HTTP/1.1 is to cut the connection.
-    private func fail(_ exchange: Exchange, with problem: GatewayProblem) {
+    private func fail(_ exchange: Exchange, with problem: GatewayProblem, headers: HTTPHeaders = HTTPHeaders(), extensions: [(name: String, value: String)] = []) {
         exchange.responseTimer?.cancel()
         if let ticket = exchange.leaseTicket {
             self.environment.pool.cancel(ticket)
@@ -401,15 +448,20 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         exchange.logger.info("request answered by the gateway", metadata: exchange.logMetadata(status: problem.status.code, problem: problem))
         exchange.responseStarted = true
         exchange.responseStatus = problem.status.code
-        let written = self.writeProblem(problem, requestID: exchange.requestID, version: exchange.clientHead.version, close: close)
+        let written = self.writeProblem(
+            problem, requestID: exchange.requestID, version: exchange.clientHead.version, close: close, headers: headers, extensions: extensions
+        )
         self.finishLocalAnswer(exchange, close: close, written: written)
     }
 
     @discardableResult
-    private func writeProblem(_ problem: GatewayProblem, requestID: String, version: HTTPVersion, close: Bool) -> EventLoopFuture<Void> {
+    private func writeProblem(
+        _ problem: GatewayProblem, requestID: String, version: HTTPVersion, close: Bool, headers extra: HTTPHeaders = HTTPHeaders(),
+        extensions: [(name: String, value: String)] = []
+    ) -> EventLoopFuture<Void> {
         guard let context = self.context else { return self.environment.pool.eventLoop.makeSucceededVoidFuture() }
-        let body = ProblemDocument(problem, requestID: requestID).json
-        var headers = HTTPHeaders()
+        let body = ProblemDocument(problem, requestID: requestID, extensions: extensions).json
+        var headers = extra
         headers.add(name: "content-type", value: "application/problem+json")
         headers.add(name: "content-length", value: String(body.utf8.count))
         headers.add(name: "x-request-id", value: requestID)
@@ -518,9 +570,14 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
             exchange.upstreamKeepAlive = head.isKeepAlive
             let keepClient = exchange.clientHead.isKeepAlive && exchange.requestComplete && !self.quiescing
             exchange.closeClientAfterResponse = !keepClient
-            let clientHead = ForwardedHeaders.clientResponseHead(
+            var clientHead = ForwardedHeaders.clientResponseHead(
                 from: head, requestID: exchange.requestID, version: exchange.clientHead.version, close: !keepClient
             )
+            if let origin = exchange.tenant?.corsOrigin {
+                // The one origin this tenant allows, never `*`.
+                clientHead.headers.replaceOrAdd(name: "access-control-allow-origin", value: origin)
+                clientHead.headers.add(name: "vary", value: "Origin")
+            }
             context.write(self.wrapOutboundOut(.head(clientHead)), promise: nil)
         case .body(let buffer):
             exchange.responseBytes += buffer.readableBytes
@@ -574,9 +631,11 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
 final class Exchange {
     let requestID: String
     let clientHead: HTTPRequestHead
-    let upstreamHead: HTTPRequestHead
+    var upstreamHead: HTTPRequestHead
     let configuration: GatewayConfiguration
-    let logger: Logger
+    /// Set once the tenant phases admitted the request.
+    var tenant: TenantAccess.TenantRequest?
+    var logger: Logger
     let started: NIODeadline
     let framing: RequestHeadValidation.BodyFraming
     /// Idempotent and without a body: may be sent again if a stale connection fails before any

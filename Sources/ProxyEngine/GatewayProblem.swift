@@ -3,121 +3,78 @@ import NIOHTTP1
 
 /// Why the gateway answered a request itself instead of relaying the upstream's response.
 ///
-/// A struct around a private enum (the async-http-client habit): callers can compare and switch on
-/// the public constants, the description is short and fixed (safe as a log field or metric label),
-/// and no associated value — an upstream address, another tenant's name — can leak into a response.
+/// Every problem is one of the constants below: a fixed slug (the stable `type` clients switch
+/// on, safe as a log field or metric label), status, title, origin and whether the connection
+/// must close. Nothing from the request — an upstream address, another tenant's name — can end
+/// up in one, because nothing but these constants can be built.
 public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible {
-    private enum Kind: Hashable, Sendable {
-        case malformedRequest
-        case requestSmuggling
-        case headerReadTimeout
-        case bodyTooLarge
-        case uriTooLong
-        case headerFieldsTooLarge
-        case upstreamUnreachable
-        case upstreamFailed
-        case upstreamConnectTimeout
-        case upstreamResponseTimeout
-        case upstreamBusy
-        case routeNotFound
-        case portalNotFound
-    }
-
     /// Where the problem arose: the client's request or the upstream.
     public enum Origin: String, Sendable { case downstream, upstream }
 
-    private let kind: Kind
-
-    public static let malformedRequest = GatewayProblem(kind: .malformedRequest)
-    public static let requestSmuggling = GatewayProblem(kind: .requestSmuggling)
-    public static let headerReadTimeout = GatewayProblem(kind: .headerReadTimeout)
-    public static let bodyTooLarge = GatewayProblem(kind: .bodyTooLarge)
-    public static let uriTooLong = GatewayProblem(kind: .uriTooLong)
-    public static let headerFieldsTooLarge = GatewayProblem(kind: .headerFieldsTooLarge)
-    public static let upstreamUnreachable = GatewayProblem(kind: .upstreamUnreachable)
-    public static let upstreamFailed = GatewayProblem(kind: .upstreamFailed)
-    public static let upstreamConnectTimeout = GatewayProblem(kind: .upstreamConnectTimeout)
-    public static let upstreamResponseTimeout = GatewayProblem(kind: .upstreamResponseTimeout)
-    public static let upstreamBusy = GatewayProblem(kind: .upstreamBusy)
-    public static let routeNotFound = GatewayProblem(kind: .routeNotFound)
-    public static let portalNotFound = GatewayProblem(kind: .portalNotFound)
-
-    public var status: HTTPResponseStatus {
-        switch self.kind {
-        case .malformedRequest, .requestSmuggling: .badRequest
-        case .headerReadTimeout: .requestTimeout
-        case .bodyTooLarge: .payloadTooLarge
-        case .uriTooLong: .uriTooLong
-        case .headerFieldsTooLarge: .requestHeaderFieldsTooLarge
-        case .upstreamUnreachable, .upstreamFailed: .badGateway
-        case .upstreamConnectTimeout, .upstreamResponseTimeout: .gatewayTimeout
-        case .upstreamBusy: .serviceUnavailable
-        case .routeNotFound, .portalNotFound: .notFound
-        }
-    }
-
     /// The stable, documented identifier clients can switch on (`type` in the problem body).
-    public var slug: String {
-        switch self.kind {
-        case .malformedRequest: "malformed-request"
-        case .requestSmuggling: "ambiguous-framing"
-        case .headerReadTimeout: "request-header-timeout"
-        case .bodyTooLarge: "body-too-large"
-        case .uriTooLong: "uri-too-long"
-        case .headerFieldsTooLarge: "header-fields-too-large"
-        case .upstreamUnreachable: "upstream-unreachable"
-        case .upstreamFailed: "upstream-failed"
-        case .upstreamConnectTimeout: "upstream-connect-timeout"
-        case .upstreamResponseTimeout: "upstream-timeout"
-        case .upstreamBusy: "upstream-busy"
-        case .routeNotFound: "route-not-found"
-        case .portalNotFound: "portal-not-found"
-        }
-    }
-
-    public var type: String { "urn:erp-gateway:problem:\(self.slug)" }
-
-    public var title: String {
-        switch self.kind {
-        case .malformedRequest: "The request is not valid HTTP/1.1."
-        case .requestSmuggling: "The request's message framing is ambiguous."
-        case .headerReadTimeout: "The request head did not arrive in time."
-        case .bodyTooLarge: "The request body is larger than allowed."
-        case .uriTooLong: "The request target is longer than allowed."
-        case .headerFieldsTooLarge: "The request header fields are larger than allowed."
-        case .upstreamUnreachable: "The backend service could not be reached."
-        case .upstreamFailed: "The backend service failed to answer."
-        case .upstreamConnectTimeout: "The backend service did not accept a connection in time."
-        case .upstreamResponseTimeout: "The backend service did not answer in time."
-        case .upstreamBusy: "The backend service is at its connection limit."
-        case .routeNotFound: "No route matches the request."
-        case .portalNotFound: "No portal is served on this host."
-        }
-    }
-
-    public var origin: Origin {
-        switch self.kind {
-        case .malformedRequest, .requestSmuggling, .headerReadTimeout, .bodyTooLarge, .uriTooLong, .headerFieldsTooLarge,
-            .routeNotFound, .portalNotFound:
-            .downstream
-        case .upstreamUnreachable, .upstreamFailed, .upstreamConnectTimeout, .upstreamResponseTimeout, .upstreamBusy:
-            .upstream
-        }
-    }
-
+    public let slug: String
+    public let status: HTTPResponseStatus
+    public let title: String
+    public let origin: Origin
     /// Whether the client connection must be closed after the answer: the rest of the byte stream
     /// can no longer be trusted to start at a message boundary.
-    public var closesConnection: Bool {
-        switch self.kind {
-        case .malformedRequest, .requestSmuggling, .headerReadTimeout, .bodyTooLarge, .uriTooLong, .headerFieldsTooLarge:
-            true
-        case .upstreamUnreachable, .upstreamFailed, .upstreamConnectTimeout, .upstreamResponseTimeout, .upstreamBusy,
-            .routeNotFound, .portalNotFound:
-            false
-        }
+    public let closesConnection: Bool
+
+    private init(_ slug: String, _ status: HTTPResponseStatus, _ title: String, _ origin: Origin, closes: Bool = false) {
+        self.slug = slug
+        self.status = status
+        self.title = title
+        self.origin = origin
+        self.closesConnection = closes
     }
 
+    public static func == (lhs: GatewayProblem, rhs: GatewayProblem) -> Bool { lhs.slug == rhs.slug }
+    public func hash(into hasher: inout Hasher) { hasher.combine(self.slug) }
+
+    public var type: String { "urn:erp-gateway:problem:\(self.slug)" }
     public var description: String { self.slug }
+
+    // MARK: Request framing and limits
+
+    public static let malformedRequest = GatewayProblem("malformed-request", .badRequest, "The request is not valid HTTP/1.1.", .downstream, closes: true)
+    public static let requestSmuggling = GatewayProblem("ambiguous-framing", .badRequest, "The request's message framing is ambiguous.", .downstream, closes: true)
+    public static let headerReadTimeout = GatewayProblem("request-header-timeout", .requestTimeout, "The request head did not arrive in time.", .downstream, closes: true)
+    public static let bodyTooLarge = GatewayProblem("body-too-large", .payloadTooLarge, "The request body is larger than allowed.", .downstream, closes: true)
+    public static let uriTooLong = GatewayProblem("uri-too-long", .uriTooLong, "The request target is longer than allowed.", .downstream, closes: true)
+    public static let headerFieldsTooLarge = GatewayProblem(
+        "header-fields-too-large", .requestHeaderFieldsTooLarge, "The request header fields are larger than allowed.", .downstream, closes: true
+    )
+    public static let ambiguousPath = GatewayProblem("ambiguous-path", .badRequest, "The request path cannot be interpreted unambiguously.", .downstream, closes: true)
+
+    // MARK: Routing
+
+    public static let routeNotFound = GatewayProblem("route-not-found", .notFound, "No route matches the request.", .downstream)
+    public static let methodNotAllowed = GatewayProblem("method-not-allowed", .methodNotAllowed, "The route does not accept this method.", .downstream)
+    public static let portalNotFound = GatewayProblem("portal-not-found", .notFound, "No portal is served on this host.", .downstream)
+
+    // MARK: Authentication and authorization
+
+    public static let tokenMissing = GatewayProblem("token-missing", .unauthorized, "A bearer token is required.", .downstream)
+    public static let tokenInQuery = GatewayProblem("token-in-query", .badRequest, "Tokens are accepted only in the Authorization header.", .downstream)
+    public static let tenantNotPermitted = GatewayProblem("tenant-not-permitted", .forbidden, "The token may not act for this tenant.", .downstream)
+    public static let tenantSuspended = GatewayProblem("tenant-suspended", .forbidden, "The tenant is suspended.", .downstream)
+    public static let featureNotEnabled = GatewayProblem("feature-not-enabled", .forbidden, "The tenant's plan does not include this feature.", .downstream)
+    public static let originNotAllowed = GatewayProblem("origin-not-allowed", .forbidden, "Requests from this origin are not allowed.", .downstream)
+
+    /// A token the verifier refused; `reason` is the verifier's fixed rejection slug (`token-expired`, `bad-signature`, …).
+    public static func tokenRejected(_ reason: String) -> GatewayProblem {
+        GatewayProblem(reason, .unauthorized, "The bearer token is not valid.", .downstream)
+    }
+
+    // MARK: Upstream
+
+    public static let upstreamUnreachable = GatewayProblem("upstream-unreachable", .badGateway, "The backend service could not be reached.", .upstream)
+    public static let upstreamFailed = GatewayProblem("upstream-failed", .badGateway, "The backend service failed to answer.", .upstream)
+    public static let upstreamConnectTimeout = GatewayProblem(
+        "upstream-connect-timeout", .gatewayTimeout, "The backend service did not accept a connection in time.", .upstream
+    )
+    public static let upstreamResponseTimeout = GatewayProblem("upstream-timeout", .gatewayTimeout, "The backend service did not answer in time.", .upstream)
+    public static let upstreamBusy = GatewayProblem("upstream-busy", .serviceUnavailable, "The backend service is at its connection limit.", .upstream)
 }
 
 /// RFC 9457 `application/problem+json`, rendered without Foundation's encoder: the fields are
@@ -125,10 +82,13 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
 public struct ProblemDocument: Sendable {
     public var problem: GatewayProblem
     public var requestID: String
+    /// Extension members (RFC 9457 §3.2), e.g. the one feature a `feature-not-enabled` names.
+    public var extensions: [(name: String, value: String)]
 
-    public init(_ problem: GatewayProblem, requestID: String) {
+    public init(_ problem: GatewayProblem, requestID: String, extensions: [(name: String, value: String)] = []) {
         self.problem = problem
         self.requestID = requestID
+        self.extensions = extensions
     }
 
     public var json: String {
@@ -137,6 +97,9 @@ public struct ProblemDocument: Sendable {
         out += ",\"title\":" + JSONText.quote(self.problem.title)
         out += ",\"status\":\(self.problem.status.code)"
         out += ",\"requestId\":" + JSONText.quote(self.requestID)
+        for (name, value) in self.extensions {
+            out += "," + JSONText.quote(name) + ":" + JSONText.quote(value)
+        }
         out += "}"
         return out
     }

@@ -1,6 +1,7 @@
 import GatewayConfig
 import Logging
 import NIOCore
+import TokenAuth
 
 /// What every client connection on one event loop shares: the configuration in force, the
 /// loop's upstream pool and the logger. One per loop, touched only on that loop, so a reload
@@ -8,9 +9,16 @@ import NIOCore
 final class ProxyEnvironment {
     /// Replaced whole on reload. An exchange copies it when it starts and keeps that copy, so
     /// requests in flight finish with the configuration they started with.
-    var configuration: GatewayConfiguration
+    var configuration: GatewayConfiguration {
+        // Keys may have been retired or issuers removed: nothing verified under the old
+        // configuration is trusted under the new one.
+        didSet { self.tokenCache = Self.makeCache(self.configuration) }
+    }
     /// Counts installed configurations; logged with each reload.
     var generation: Int
+    /// Tokens this loop has verified, so a hot token costs a lookup, not a signature check.
+    /// Nil when there is nothing to verify or the cache is configured off.
+    var tokenCache: VerifiedTokenCache?
     let pool: UpstreamPool
     let logger: Logger
     /// The scheme clients use to reach this listener, for X-Forwarded-Proto.
@@ -18,9 +26,15 @@ final class ProxyEnvironment {
 
     init(configuration: GatewayConfiguration, generation: Int, pool: UpstreamPool, logger: Logger, scheme: String) {
         self.configuration = configuration
+        self.tokenCache = Self.makeCache(configuration)
         self.generation = generation
         self.pool = pool
         self.logger = logger
         self.scheme = scheme
+    }
+
+    private static func makeCache(_ configuration: GatewayConfiguration) -> VerifiedTokenCache? {
+        guard let capacity = configuration.authentication?.cacheCapacity, capacity > 0 else { return nil }
+        return VerifiedTokenCache(capacity: capacity)
     }
 }

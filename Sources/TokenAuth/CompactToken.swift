@@ -28,6 +28,14 @@ public struct CompactToken: Sendable {
 
     /// - Parameter maxLength: the longest token accepted, in bytes.
     public init(_ serialized: Substring, maxLength: Int) throws(CompactTokenError) {
+        try self.init(serialized, maxLength: maxLength, allowingEmptySignature: false)
+    }
+
+    /// - Parameter allowingEmptySignature: whether `header.payload.` parses, with an empty
+    ///   `signature`. The verifier allows it so that an unsigned (`alg: none`) token is refused
+    ///   for its algorithm, and any other with an empty signature as a bad signature, rather
+    ///   than both as malformed text.
+    init(_ serialized: Substring, maxLength: Int, allowingEmptySignature: Bool) throws(CompactTokenError) {
         let bytes = serialized.utf8
         guard bytes.count <= maxLength else { throw .tooLong }
 
@@ -48,7 +56,7 @@ public struct CompactToken: Sendable {
         // An empty payload is legal for detached-content JWS (RFC 7515 appendix F), which this
         // gateway does not accept: its tokens carry their claims.
         if payload.isEmpty { throw .emptySegment(.payload) }
-        if encodedSignature.isEmpty { throw .emptySegment(.signature) }
+        if encodedSignature.isEmpty, !allowingEmptySignature { throw .emptySegment(.signature) }
 
         do { try Base64URL.validate(header, padding: .rejected) } catch { throw .badBase64(.header) }
         do { try Base64URL.validate(payload, padding: .rejected) } catch { throw .badBase64(.payload) }

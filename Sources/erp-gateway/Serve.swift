@@ -44,22 +44,35 @@ struct Serve: AsyncParsableCommand {
         let settings = initial.settings
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: settings.listener.eventLoops ?? System.coreCount)
-        let server: GatewayServer
+        var started: GatewayServer?
         do {
-            server = try await GatewayServer.start(configuration: initial, group: group, logger: logger)
+            started = try await GatewayServer.start(configuration: initial, group: group, logger: logger)
         } catch {
             logger.critical("cannot start the listener", metadata: ["address": "\(settings.listener.address):\(settings.listener.port)", "error": "\(error)"])
             try? await group.shutdownGracefully()
             throw ExitCode(1)
         }
+        if let server = started {
+            await Self.serve(server, initial: initial, path: self.config, watchInterval: self.watchIntervalMs, logger: logger)
+        }
+        // The server (and the quiescing helper in it) must go while its event loops still run.
+        started = nil
+        try? await group.shutdownGracefully()
+        logger.notice("stopped")
+    }
+}
+
+extension Serve {
+    /// Serves until SIGTERM or SIGINT, reloading on SIGHUP and file changes, then drains.
+    static func serve(_ server: GatewayServer, initial: GatewayConfiguration, path: String, watchInterval: Int, logger: Logger) async {
         logger.notice("listening", metadata: [
             "address": "\(server.localAddress.map { "\($0)" } ?? "?")",
             "tenants": "\(initial.tenants?.nodeCount ?? 0)",
             "generation": "1",
         ])
 
-        var reloader = Reloader(path: self.config, current: initial, logger: logger)
-        let events = ServeEvents.start(watchInterval: self.watchIntervalMs, files: { reloader.fingerprintFiles })
+        var reloader = Reloader(path: path, current: initial, logger: logger)
+        let events = ServeEvents.start(watchInterval: watchInterval, files: { reloader.fingerprintFiles })
         for await event in events.stream {
             switch event {
             case .reload(let reason):
@@ -76,8 +89,6 @@ struct Serve: AsyncParsableCommand {
                 await server.shutdown(grace: reloader.current.settings.timeouts.shutdownGrace)
             }
         }
-        try? await group.shutdownGracefully()
-        logger.notice("stopped")
     }
 }
 

@@ -137,7 +137,9 @@ func waitUntilAccepting(port: Int, process: Process? = nil, timeout: Double = 20
 
 /// Settings for a test gateway in front of the given upstream ports. `overrides` replaces single
 /// keys per section, e.g. `["timeouts": ["headerRead": "300ms"]]`.
-func gatewaySettings(endpoints: [Int], _ overrides: [String: [String: String]] = [:], tenantTree: String? = nil) -> String {
+func gatewaySettings(
+    endpoints: [Int], _ overrides: [String: [String: String]] = [:], tenantTree: String? = nil, extra: String = ""
+) -> String {
     let defaults: [(section: String, values: [(String, String)])] = [
         ("listener", [("address", "127.0.0.1"), ("port", "PORT"), ("eventLoops", "2")]),
         ("limits", [("maxHeaderBytes", "8KiB"), ("maxURIBytes", "2KiB"), ("maxRequestBodyBytes", "2GiB")]),
@@ -166,6 +168,6 @@ func gatewaySettings(endpoints: [Int], _ overrides: [String: [String: String]] =
         defaultCell: test-cell
 
         """
-    if let tenantTree { text += "tenantTree: \(tenantTree)\n" }
-    return text
+    if let tenantTree { text += "tenantTree: \(tenantTree)\n" + TestIdentity.upstreamContextSettings }
+    return text + extra
 }

@@ -29,6 +29,14 @@ final class TenantTreeTests: GatewayTestCase {
               logoUrl: https://cdn.alpha.example/logo.svg
               locked: [logoUrl]
             portalDomains: [portal.alpha.test]
+            issuers:
+              - iss: https://id.alpha.test
+                audience: erp-gateway
+                allowHMAC: true
+                keys:
+                  - kid: alpha-dev
+                    alg: HS256
+                    secretFile: \(TestIdentity.sharedSecret)
           - id: alpha-resell
             kind: partner
             parent: alpha
@@ -51,21 +59,27 @@ final class TenantTreeTests: GatewayTestCase {
         )
     }
 
+    /// A token for the tree's one customer.
+    static func token() throws -> String {
+        try TestIdentity.mint(issuer: "https://id.alpha.test", key: TestIdentity.sharedSecret, alg: "HS256", kid: "alpha-dev", tenant: "alpha-shop")
+    }
+
     func branding(host: String) throws -> RawHTTPConnection.Response {
         try request(port: self.port, "GET", "/v1/branding", headers: [("Host", host)])
     }
 
     func testCatalogRoutesAreForwardedAndOthersAre404() async throws {
         try await self.startTreeGateway()
-        XCTAssertEqual(try request(port: self.port, "GET", "/orders/17").status, 200)
-        XCTAssertEqual(try request(port: self.port, "POST", "/v1/ledger", body: "{}").status, 200)
+        let auth = [("Authorization", "Bearer \(try Self.token())")]
+        XCTAssertEqual(try request(port: self.port, "GET", "/orders/17", headers: auth).status, 200)
+        XCTAssertEqual(try request(port: self.port, "POST", "/v1/ledger", headers: auth, body: "{}").status, 200)
         let client = try RawHTTPConnection(port: self.port)
-        try client.send(requestText("GET", "/admin/secrets"))
+        try client.send(requestText("GET", "/admin/secrets", headers: auth))
         try self.assertProblem(client.readResponse(), status: 404, slug: "route-not-found")
-        try client.send(requestText("GET", "/ordersx"))
+        try client.send(requestText("GET", "/ordersx", headers: auth))
         try self.assertProblem(client.readResponse(), status: 404, slug: "route-not-found")
         // A 404 for a bodyless request keeps the connection usable.
-        try client.send(requestText("GET", "/orders"))
+        try client.send(requestText("GET", "/orders", headers: auth))
         XCTAssertEqual(try client.readResponse().status, 200)
         XCTAssertEqual(self.backends[0].statistics.requests, 3)
     }
@@ -101,6 +115,7 @@ final class TenantTreeTests: GatewayTestCase {
     func testReloadUnderLoadLosesNoRequestAndRejectsABadFile() async throws {
         try await self.startTreeGateway(arguments: ["--watch-interval-ms", "0"])
         let port = self.port
+        let auth = [("Authorization", "Bearer \(try Self.token())")]
         let failures = LockedCounter()
         let served = LockedCounter()
         let stop = LockedFlag()
@@ -111,7 +126,7 @@ final class TenantTreeTests: GatewayTestCase {
                 // Bounded: at most 5,000 requests per worker, and only until the test says stop.
                 for index in 0..<5000 where !stop.isSet {
                     do {
-                        try client.send(requestText("GET", "/orders/\(worker)-\(index)"))
+                        try client.send(requestText("GET", "/orders/\(worker)-\(index)", headers: auth))
                         let response = try client.readResponse()
                         if response.status == 200 { served.add() } else { failures.add() }
                     } catch {

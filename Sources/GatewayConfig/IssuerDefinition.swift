@@ -1,0 +1,133 @@
+import Foundation
+
+/// A token issuer as configured: who it is (`iss`), what its tokens must look like, and the keys
+/// that verify them. Platform issuers come from the settings file and may speak for any customer;
+/// an OEM's or partner's come from its node in the tenant tree and may speak only for that
+/// node's subtree. Keys are parsed into OpenSSL keys when the configuration is compiled.
+public struct IssuerDefinition: Sendable, Hashable {
+    public var issuer: String
+    public var audience: String
+    public var maxLifetime: Duration
+    public var clockSkew: Duration
+    public var tenantClaim: String
+    /// HMAC keys are accepted only on an issuer that says so (development and tests).
+    public var allowHMAC: Bool
+    public var keys: [KeyDefinition]
+    /// The node the issuer is registered on; nil for a platform issuer.
+    public var node: String?
+    /// Key path in the document, for messages (`tenants[2].issuers[0]`).
+    public var path: String
+    public var line: Int?
+
+    public struct KeyDefinition: Sendable, Hashable {
+        public var kid: String
+        public var algorithm: String
+        /// A PEM public key (RS*, ES*) or the secret bytes (HS*).
+        public var material: Material
+        public var path: String
+        public var line: Int?
+
+        public enum Material: Sendable, Hashable {
+            case publicKeyPEM(String)
+            case secret([UInt8])
+        }
+    }
+}
+
+extension YAMLReader {
+    static let issuerKeys: Set<String> = ["iss", "audience", "maxLifetime", "clockSkew", "tenantClaim", "allowHMAC", "keys"]
+    static let keyKeys: Set<String> = ["kid", "alg", "pem", "pemFile", "secret", "secretFile"]
+
+    /// Reads a list of issuers. Files named by `pemFile`/`secretFile` are relative to
+    /// `baseDirectory` and read now, so a missing key file is a configuration error, not a
+    /// runtime surprise.
+    mutating func issuers(_ cursor: Cursor, node: String?, baseDirectory: String?) -> [IssuerDefinition] {
+        guard let items = self.sequence(cursor) else { return [] }
+        return items.compactMap { self.issuer($0, node: node, baseDirectory: baseDirectory) }
+    }
+
+    private mutating func issuer(_ item: Cursor, node: String?, baseDirectory: String?) -> IssuerDefinition? {
+        guard let map = self.mapping(item, allowedKeys: Self.issuerKeys) else { return nil }
+        var complete = true
+        func required(_ key: String) -> Cursor? {
+            if let cursor = map[key] { return cursor }
+            self.report(item, "missing required key '\(key)'")
+            complete = false
+            return nil
+        }
+        let issuer = required("iss").flatMap { self.presentString($0) }
+        let audience = required("audience").flatMap { self.presentString($0) }
+        let lifetime = map["maxLifetime"].flatMap { self.duration($0, in: Duration.seconds(1)...Duration.seconds(30 * 24 * 3600)) } ?? .seconds(3600)
+        let skew = map["clockSkew"].flatMap { self.duration($0, in: Duration.zero...Duration.seconds(600)) } ?? .seconds(30)
+        let claim = map["tenantClaim"].flatMap { self.presentString($0) } ?? "tenant"
+        let allowHMAC = map["allowHMAC"].flatMap { self.bool($0) } ?? false
+        var keys: [IssuerDefinition.KeyDefinition] = []
+        if let keysCursor = required("keys"), let list = self.sequence(keysCursor) {
+            if list.isEmpty { self.report(keysCursor, "an issuer needs at least one key") }
+            keys = list.compactMap { self.key($0, allowHMAC: allowHMAC, baseDirectory: baseDirectory) }
+        }
+        guard complete, let issuer, let audience else { return nil }
+        return IssuerDefinition(
+            issuer: issuer, audience: audience, maxLifetime: lifetime, clockSkew: skew, tenantClaim: claim, allowHMAC: allowHMAC,
+            keys: keys, node: node, path: item.path, line: item.node.mark?.line
+        )
+    }
+
+    private mutating func key(_ item: Cursor, allowHMAC: Bool, baseDirectory: String?) -> IssuerDefinition.KeyDefinition? {
+        guard let map = self.mapping(item, allowedKeys: Self.keyKeys) else { return nil }
+        guard let kidCursor = map["kid"], let kid = self.presentString(kidCursor) else {
+            if map["kid"] == nil { self.report(item, "missing required key 'kid'") }
+            return nil
+        }
+        guard let algCursor = map["alg"], let algorithm = self.presentString(algCursor) else {
+            if map["alg"] == nil { self.report(item, "missing required key 'alg'") }
+            return nil
+        }
+        let hmac = algorithm.hasPrefix("HS")
+        let sources = ["pem", "pemFile", "secret", "secretFile"].filter { map[$0] != nil }
+        guard sources.count == 1 else {
+            self.report(item, "give exactly one of \(hmac ? "secret or secretFile" : "pem or pemFile")")
+            return nil
+        }
+        if hmac, !allowHMAC {
+            self.report(algCursor, "HMAC keys are refused unless the issuer sets allowHMAC: true (development and tests only)")
+            return nil
+        }
+        let source = sources[0]
+        let cursor = map[source]!
+        guard let value = self.presentString(cursor) else { return nil }
+        switch (hmac, source) {
+        case (false, "pem"):
+            return .init(kid: kid, algorithm: algorithm, material: .publicKeyPEM(value), path: item.path, line: item.node.mark?.line)
+        case (false, "pemFile"):
+            guard let text = self.readKeyFile(value, cursor: cursor, baseDirectory: baseDirectory) else { return nil }
+            return .init(kid: kid, algorithm: algorithm, material: .publicKeyPEM(text), path: item.path, line: item.node.mark?.line)
+        case (true, "secret"):
+            guard let bytes = Data(base64Encoded: value) else {
+                self.report(cursor, "a secret is base64")
+                return nil
+            }
+            return .init(kid: kid, algorithm: algorithm, material: .secret(Array(bytes)), path: item.path, line: item.node.mark?.line)
+        case (true, "secretFile"):
+            guard let text = self.readKeyFile(value, cursor: cursor, baseDirectory: baseDirectory),
+                let bytes = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines))
+            else {
+                self.report(cursor, "the secret file must hold base64")
+                return nil
+            }
+            return .init(kid: kid, algorithm: algorithm, material: .secret(Array(bytes)), path: item.path, line: item.node.mark?.line)
+        default:
+            self.report(cursor, hmac ? "an \(algorithm) key is a secret (secret or secretFile)" : "an \(algorithm) key is a public key (pem or pemFile)")
+            return nil
+        }
+    }
+
+    private mutating func readKeyFile(_ path: String, cursor: Cursor, baseDirectory: String?) -> String? {
+        let resolved = SettingsLoader.resolve(path, against: baseDirectory)
+        guard let text = try? String(contentsOfFile: resolved, encoding: .utf8) else {
+            self.report(cursor, "cannot read key file '\(resolved)'")
+            return nil
+        }
+        return text
+    }
+}

@@ -1,0 +1,172 @@
+import GatewayConfig
+import Hierarchy
+import NIOHTTP1
+import TokenAuth
+
+/// The phases between route match and forward — authenticate → resolve → authorize — as one
+/// function of the request head, the configuration and the loop's token cache. No I/O: every
+/// decision here has a test without a socket, and the connection handler only carries it out.
+///
+/// Refusals never tell a caller whether another tenant exists: an unknown tenant and a tenant
+/// outside the issuer's subtree get the same answer; the log line gets the precise reason.
+struct TenantAccess {
+    let configuration: GatewayConfiguration
+    let tenants: TenantSnapshot
+    let authentication: AuthenticationConfiguration
+
+    enum Decision {
+        /// Forward to the customer's cell with this context.
+        case forward(TenantRequest)
+        /// Answer a CORS preflight with these headers (204).
+        case preflight(HTTPHeaders)
+        /// Refuse. `reason` is for the log only.
+        case refuse(Refusal)
+    }
+
+    struct Refusal {
+        var problem: GatewayProblem
+        var headers: HTTPHeaders = HTTPHeaders()
+        var extensions: [(name: String, value: String)] = []
+        var reason: String
+    }
+
+    /// A request that passed every phase: who it is for and what it may do.
+    struct TenantRequest {
+        let policy: EffectivePolicy
+        let route: Route
+        let token: VerifiedToken
+        let cell: GatewaySettings.Cell
+        /// The browser origin to allow on the response, when the request came with one.
+        let corsOrigin: String?
+    }
+
+    static let preflightMaxAgeSeconds = 600
+
+    func decide(head: HTTPRequestHead, path: RequestPath, cache: inout VerifiedTokenCache?, now: Int64) -> Decision {
+        let origin = head.headers.first(name: "origin")
+        let routes = self.tenants.catalog.routes
+
+        // CORS preflight: no token (browsers never send one on a preflight).
+        if head.method == .OPTIONS, let origin, let requested = head.headers.first(name: "access-control-request-method") {
+            guard self.tenants.registeredOrigins.contains(origin) else {
+                return .refuse(Refusal(problem: .originNotAllowed, reason: "preflight from an origin no node registered"))
+            }
+            guard routes.match(method: requested.uppercased(), path: Substring(path.path)) != nil else {
+                return .refuse(Refusal(problem: .routeNotFound, reason: "preflight for a method and path no route serves"))
+            }
+            var headers = HTTPHeaders()
+            headers.add(name: "access-control-allow-origin", value: origin)
+            headers.add(name: "access-control-allow-methods", value: requested.uppercased())
+            if let asked = head.headers.first(name: "access-control-request-headers") {
+                let allowed = asked.split(separator: ",").map { String($0.filter { $0 != " " && $0 != "\t" }).lowercased() }
+                    .filter { !$0.isEmpty && $0.utf8.allSatisfy(Self.isTokenCharacter) }
+                if !allowed.isEmpty { headers.add(name: "access-control-allow-headers", value: allowed.joined(separator: ", ")) }
+            }
+            headers.add(name: "access-control-max-age", value: String(Self.preflightMaxAgeSeconds))
+            headers.add(name: "vary", value: "Origin, Access-Control-Request-Method, Access-Control-Request-Headers")
+            return .preflight(headers)
+        }
+
+        // Route match on the normalized path.
+        guard let route = routes.match(method: head.method.rawValue, path: Substring(path.path)) else {
+            if let methods = routes.methods(forPath: Substring(path.path)) {
+                var headers = HTTPHeaders()
+                headers.add(name: "allow", value: methods.sorted().joined(separator: ", "))
+                return .refuse(Refusal(problem: .methodNotAllowed, headers: headers, reason: "no route for this method"))
+            }
+            return .refuse(Refusal(problem: .routeNotFound, reason: "no route matches"))
+        }
+
+        // Authenticate.
+        if path.carriesToken {
+            return .refuse(Refusal(problem: .tokenInQuery, reason: "access_token in the query string"))
+        }
+        let token: Substring
+        switch Self.bearerToken(head.headers) {
+        case .none:
+            return .refuse(Refusal(problem: .tokenMissing, headers: Self.challenge(error: nil), reason: "no bearer token"))
+        case .malformed:
+            return .refuse(Refusal(problem: .tokenRejected(TokenRejection.malformed.slug), headers: Self.challenge(error: "invalid_request"), reason: "malformed Authorization header"))
+        case .token(let value):
+            token = value
+        }
+        let verified: VerifiedToken
+        if let cached = cache?.lookup(token, now: now) {
+            verified = cached
+        } else {
+            switch self.authentication.verifier.verify(token, now: now) {
+            case .success(let value):
+                verified = value
+                cache?.insert(token, value, now: now)
+            case .failure(let rejection):
+                return .refuse(Refusal(
+                    problem: .tokenRejected(rejection.slug), headers: Self.challenge(error: "invalid_token"), reason: rejection.slug
+                ))
+            }
+        }
+
+        // Resolve: the tenant must exist and lie inside the issuer's subtree.
+        guard let tenantID = try? NodeID(verified.tenant), let policy = self.tenants.customer(tenantID) else {
+            return .refuse(Refusal(problem: .tenantNotPermitted, reason: "tenant claim names no customer"))
+        }
+        if !self.authentication.platformIssuers.contains(verified.issuer) {
+            guard let scope = self.tenants.node(forIssuer: verified.issuer), policy.path.ids.contains(scope.id) else {
+                return .refuse(Refusal(problem: .tenantNotPermitted, reason: "tenant outside the issuer's subtree"))
+            }
+        }
+
+        // Authorize.
+        if policy.status == .suspended {
+            return .refuse(Refusal(problem: .tenantSuspended, reason: "suspended by \(policy.suspendedBy?.rawValue ?? "?")"))
+        }
+        if let feature = route.featureIndex, !policy.features.contains(feature) {
+            return .refuse(Refusal(
+                problem: .featureNotEnabled, extensions: [("feature", route.feature ?? "")], reason: "feature \(route.feature ?? "?") not enabled"
+            ))
+        }
+        if let origin, !policy.origins.contains(origin) {
+            return .refuse(Refusal(problem: .originNotAllowed, reason: "origin not in the tenant's origins"))
+        }
+        guard let cellID = policy.cell, let cell = self.configuration.settings.cell(named: cellID) else {
+            return .refuse(Refusal(problem: .upstreamUnreachable, reason: "customer has no cell"))
+        }
+        return .forward(TenantRequest(policy: policy, route: route, token: verified, cell: cell, corsOrigin: origin))
+    }
+
+    enum BearerToken: Equatable {
+        case none
+        case malformed
+        case token(Substring)
+    }
+
+    /// RFC 6750 §2.1: exactly one `Authorization: Bearer <token>`; the scheme is
+    /// case-insensitive, the token is base64url and dots.
+    static func bearerToken(_ headers: HTTPHeaders) -> BearerToken {
+        let values = headers["authorization"]
+        guard let value = values.first else { return .none }
+        guard values.count == 1 else { return .malformed }
+        let parts = value.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return .none }
+        let token = parts[1].drop { $0 == " " }
+        guard !token.isEmpty, token.utf8.allSatisfy({ Self.isBase64URL($0) || $0 == UInt8(ascii: ".") }) else { return .malformed }
+        return .token(token)
+    }
+
+    static func challenge(error: String?) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        var value = "Bearer realm=\"erp-gateway\""
+        if let error { value += ", error=\"\(error)\"" }
+        headers.add(name: "www-authenticate", value: value)
+        return headers
+    }
+
+    private static func isBase64URL(_ byte: UInt8) -> Bool {
+        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+            || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
+    }
+
+    /// RFC 9110 token characters (header field names).
+    private static func isTokenCharacter(_ byte: UInt8) -> Bool {
+        Self.isBase64URL(byte) || "!#$%&'*+.^`|~".utf8.contains(byte)
+    }
+}

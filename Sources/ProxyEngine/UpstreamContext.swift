@@ -1,0 +1,92 @@
+import COpenSSL
+import GatewayConfig
+import Hierarchy
+import NIOHTTP1
+import TokenAuth
+
+/// The tenant context the gateway hands to a backend, and the signature that lets the backend
+/// trust it. Every `X-ERP-*` header a client sent is removed first, so a backend only ever sees
+/// the gateway's own values. `docs/backend-contract.md` shows how to verify.
+///
+/// Canonical form (UTF-8, each line ending in `\n`):
+///
+///     v1
+///     <method>
+///     <path and query, as forwarded>
+///     <x-erp-tenant>
+///     <x-erp-partner>
+///     <x-erp-oem>
+///     <x-erp-tenant-path>
+///     <x-erp-features>
+///     <x-erp-tier>
+///     <x-request-id>
+///     <x-erp-context-time>
+///
+/// Signature header: `X-ERP-Context-Signature: v1;key=<key id>;sig=<base64url HMAC-SHA256>`.
+/// Binding method and target stops a context captured from one request being replayed on
+/// another route; the time lets a backend refuse old contexts.
+struct UpstreamContext {
+    static let headerPrefix = "x-erp-"
+
+    var method: String
+    var target: String
+    var tenant: String
+    var partner: String
+    var oem: String
+    var tenantPath: String
+    /// Catalog order, comma-separated, no spaces.
+    var features: String
+    var tier: String
+    var requestID: String
+    /// Unix seconds when the gateway forwarded the request.
+    var time: Int64
+
+    init(policy: EffectivePolicy, catalog: Catalog, cell: GatewaySettings.Cell?, method: String, target: String, requestID: String, time: Int64) {
+        self.method = method
+        self.target = target
+        self.tenant = policy.id.rawValue
+        self.partner = policy.path.partner?.rawValue ?? ""
+        self.oem = policy.path.oem.rawValue
+        self.tenantPath = policy.path.description
+        self.features = catalog.names(policy.features).joined(separator: ",")
+        self.tier = cell?.kind.rawValue ?? "pooled"
+        self.requestID = requestID
+        self.time = time
+    }
+
+    var canonical: String {
+        ["v1", self.method, self.target, self.tenant, self.partner, self.oem, self.tenantPath, self.features, self.tier, self.requestID, String(self.time)]
+            .map { $0 + "\n" }.joined()
+    }
+
+    /// Removes every client-sent `X-ERP-*` header, then sets the context and its signature.
+    func apply(to headers: inout HTTPHeaders, signingKey: GatewaySettings.UpstreamContext.SigningKey) {
+        Self.removeClientCopies(from: &headers)
+        headers.add(name: "x-erp-tenant", value: self.tenant)
+        headers.add(name: "x-erp-partner", value: self.partner)
+        headers.add(name: "x-erp-oem", value: self.oem)
+        headers.add(name: "x-erp-tenant-path", value: self.tenantPath)
+        headers.add(name: "x-erp-features", value: self.features)
+        headers.add(name: "x-erp-tier", value: self.tier)
+        headers.add(name: "x-erp-context-time", value: String(self.time))
+        let signature = Self.hmacSHA256(key: signingKey.secret, message: Array(self.canonical.utf8))
+        headers.add(name: "x-erp-context-signature", value: "v1;key=\(signingKey.id);sig=\(Base64URL.encode(signature))")
+    }
+
+    static func removeClientCopies(from headers: inout HTTPHeaders) {
+        let names = Set(headers.map { $0.name.lowercased() }.filter { $0.hasPrefix(Self.headerPrefix) })
+        for name in names { headers.remove(name: name) }
+    }
+
+    static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
+        var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        key.withUnsafeBytes { keyBytes in
+            message.withUnsafeBytes { messageBytes in
+                _ = HMAC(EVP_sha256(), keyBytes.baseAddress, Int32(keyBytes.count), messageBytes.bindMemory(to: UInt8.self).baseAddress,
+                         messageBytes.count, &output, &length)
+            }
+        }
+        return Array(output.prefix(Int(length)))
+    }
+}

@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import TokenAuth
+
+/// `erp-gateway token mint`: signs a token the way an OEM's or partner's identity service
+/// would, for local use and tests. The gateway itself never mints.
+struct Token: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Work with bearer tokens.", subcommands: [Mint.self])
+
+    struct Mint: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Mint a signed token (prints it on standard output).",
+            discussion: "Example: erp-gateway token mint --issuer https://id.acme.example --key acme-private.pem --alg RS256 --kid acme-1 --tenant contoso-dist --audience erp-gateway --ttl 900"
+        )
+
+        @Option(help: "The issuer (iss).") var issuer: String
+        @Option(help: "Private key PEM file (RS*, ES*), or a file holding a base64 secret (HS*).") var key: String
+        @Option(help: "Signing algorithm: RS256, RS384, RS512, ES256, ES384, ES512, HS256, HS384, HS512.") var alg: String = "RS256"
+        @Option(help: "Key id (kid) in the header.") var kid: String?
+        @Option(help: "The customer the token speaks for.") var tenant: String
+        @Option(help: "Name of the tenant claim.") var tenantClaim: String = "tenant"
+        @Option(help: "Audience (aud).") var audience: String = "erp-gateway"
+        @Option(help: "Subject (sub).") var subject: String = "local-user"
+        @Option(help: "Lifetime in seconds.") var ttl: Int64 = 900
+        @Option(help: "Token id (jti); random when omitted.") var jti: String?
+        @Option(name: .customLong("claim"), help: "Extra claim NAME=VALUE (repeatable; integers stay integers).") var claims: [String] = []
+
+        func run() throws {
+            guard let algorithm = SigningAlgorithm(rawValue: self.alg) else {
+                throw ValidationError("unknown algorithm '\(self.alg)'")
+            }
+            let now = Int64(Date().timeIntervalSince1970)
+            var values: [String: ClaimValue] = [
+                "iss": .string(self.issuer), "sub": .string(self.subject), "aud": .string(self.audience),
+                "iat": .integer(now), "exp": .integer(now + self.ttl),
+                "jti": .string(self.jti ?? UUID().uuidString.lowercased()),
+                self.tenantClaim: .string(self.tenant),
+            ]
+            for claim in self.claims {
+                guard let equals = claim.firstIndex(of: "="), equals != claim.startIndex else {
+                    throw ValidationError("--claim takes NAME=VALUE, got '\(claim)'")
+                }
+                let name = String(claim[..<equals])
+                let value = String(claim[claim.index(after: equals)...])
+                values[name] = Int64(value).map(ClaimValue.integer) ?? .string(value)
+            }
+            let keyText: String
+            do {
+                keyText = try String(contentsOfFile: self.key, encoding: .utf8)
+            } catch {
+                throw ValidationError("cannot read key file '\(self.key)'")
+            }
+            let token: String
+            if self.alg.hasPrefix("HS") {
+                guard let secret = Data(base64Encoded: keyText.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+                    throw ValidationError("an HS key file holds a base64 secret")
+                }
+                token = try TokenMinter.mint(claims: values, algorithm: algorithm, kid: self.kid, secret: Array(secret))
+            } else {
+                token = try TokenMinter.mint(claims: values, algorithm: algorithm, kid: self.kid, privateKeyPEM: keyText)
+            }
+            print(token)
+        }
+    }
+}
