@@ -286,7 +286,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             }
             let access = TenantAccess(configuration: configuration, tenants: tenants, authentication: authentication)
             let now = Int64(time(nil))
-            switch access.decide(head: head, path: path, cache: &self.environment.tokenCache, now: now) {
+            switch access.decide(head: head, path: path, cache: &self.environment.tokenCache, revocations: self.environment.revocations, now: now) {
             case .forward(let request):
                 exchange.tenant = request
                 exchange.logger[metadataKey: "tenant"] = .string(request.policy.path.description)

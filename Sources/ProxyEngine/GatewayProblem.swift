@@ -56,6 +56,7 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
 
     public static let tokenMissing = GatewayProblem("token-missing", .unauthorized, "A bearer token is required.", .downstream)
     public static let tokenInQuery = GatewayProblem("token-in-query", .badRequest, "Tokens are accepted only in the Authorization header.", .downstream)
+    public static let tokenRevoked = GatewayProblem("token-revoked", .unauthorized, "The bearer token has been revoked.", .downstream)
     public static let tenantNotPermitted = GatewayProblem("tenant-not-permitted", .forbidden, "The token may not act for this tenant.", .downstream)
     public static let tenantSuspended = GatewayProblem("tenant-suspended", .forbidden, "The tenant is suspended.", .downstream)
     public static let featureNotEnabled = GatewayProblem("feature-not-enabled", .forbidden, "The tenant's plan does not include this feature.", .downstream)

@@ -4,6 +4,7 @@ import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
+import TokenAuth
 
 /// The HTTP/1.1 listener and everything it owns: per-loop upstream pools, the quiescing helper
 /// that drains connections on shutdown.
@@ -68,6 +69,25 @@ public final class GatewayServer: Sendable {
         return GatewayServer(
             serverChannel: channel, quiescing: quiescing, group: group, logger: logger, environments: Array(environments.values)
         )
+    }
+
+    /// Applies one revocation on every event loop (from the store's publish channel).
+    public func revoke(_ message: RevocationMessage) async {
+        for environment in self.environments {
+            try? await environment.eventLoop.submit { message.apply(to: &environment.value.revocations) }.get()
+        }
+    }
+
+    /// Replaces every loop's revocations with the store's full list (after a reconnect, when
+    /// messages may have been missed), dropping expired entries.
+    public func replaceRevocations(_ list: RevocationList, now: Int64) async {
+        for environment in self.environments {
+            try? await environment.eventLoop.submit {
+                var merged = list
+                merged.prune(now: now)
+                environment.value.revocations = merged
+            }.get()
+        }
     }
 
     /// Installs a new configuration on every event loop. Each loop swaps it in one step between

@@ -19,6 +19,8 @@ final class ProxyEnvironment {
     /// Tokens this loop has verified, so a hot token costs a lookup, not a signature check.
     /// Nil when there is nothing to verify or the cache is configured off.
     var tokenCache: VerifiedTokenCache?
+    /// Revoked tokens, kept in step with the shared store by the revocation feed.
+    var revocations = RevocationList()
     let pool: UpstreamPool
     let logger: Logger
     /// The scheme clients use to reach this listener, for X-Forwarded-Proto.

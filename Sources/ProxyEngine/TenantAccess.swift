@@ -42,7 +42,9 @@ struct TenantAccess {
 
     static let preflightMaxAgeSeconds = 600
 
-    func decide(head: HTTPRequestHead, path: RequestPath, cache: inout VerifiedTokenCache?, now: Int64) -> Decision {
+    func decide(
+        head: HTTPRequestHead, path: RequestPath, cache: inout VerifiedTokenCache?, revocations: RevocationList, now: Int64
+    ) -> Decision {
         let origin = head.headers.first(name: "origin")
         let routes = self.tenants.catalog.routes
 
@@ -103,6 +105,11 @@ struct TenantAccess {
                     problem: .tokenRejected(rejection.slug), headers: Self.challenge(error: "invalid_token"), reason: rejection.slug
                 ))
             }
+        }
+
+        // Checked on every request, cached or not: a revocation takes effect at once.
+        if revocations.isRevoked(verified) {
+            return .refuse(Refusal(problem: .tokenRevoked, headers: Self.challenge(error: "invalid_token"), reason: "token revoked"))
         }
 
         // Resolve: the tenant must exist and lie inside the issuer's subtree.

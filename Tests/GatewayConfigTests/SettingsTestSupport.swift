@@ -14,12 +14,21 @@ let minimalSettingsYAML = """
     defaultCell: pooled-eu-1
     """
 
+/// A valid `upstreamContext` section (one 32-byte key), which a document with a `tenantTree` needs.
+let upstreamContextYAML = """
+    upstreamContext:
+      signingKeys:
+        - id: ctx-test-1
+          secret: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=
+      activeKey: ctx-test-1
+    """
+
 /// The issues a rejected document produces; fails the test when the document is accepted.
 func rejectionIssues(
-    of yaml: String, source: String = "test.yaml", file: StaticString = #filePath, line: UInt = #line
+    of yaml: String, source: String = "test.yaml", baseDirectory: String? = nil, file: StaticString = #filePath, line: UInt = #line
 ) -> [ConfigurationIssue] {
     do {
-        let settings = try SettingsLoader.parse(yaml, source: source)
+        let settings = try SettingsLoader.parse(yaml, source: source, baseDirectory: baseDirectory)
         XCTFail("expected the document to be rejected, got \(settings)", file: file, line: line)
         return []
     } catch {

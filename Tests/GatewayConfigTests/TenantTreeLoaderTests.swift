@@ -90,7 +90,7 @@ final class TenantTreeLoaderTests: XCTestCase {
         XCTAssertEqual(acme.fieldLocations["branding"]?.line, try Self.line(in: file, containing: "branding:", after: acmeLine))
         XCTAssertEqual(acme.fieldLocations["branding.logoUrl"]?.line, try Self.line(in: file, containing: "logoUrl: https://cdn.acme.example"))
         XCTAssertEqual(acme.fieldLocations["branding.locked"]?.line, try Self.line(in: file, containing: "locked: [termsUrl, privacyUrl]"))
-        XCTAssertEqual(acme.fieldLocations["issuers"]?.line, try Self.line(in: file, containing: "issuers: [https://id.acme.example]"))
+        XCTAssertEqual(acme.fieldLocations["issuers"]?.line, try Self.line(in: file, containing: "issuers:", after: acmeLine))
         let contosoLine = try Self.line(in: file, containing: "- id: contoso-dist")
         XCTAssertEqual(nodes["contoso-dist"]?.fieldLocations["placement.cell"]?.line, try Self.line(in: file, containing: "placement: { cell:", after: contosoLine))
 
@@ -148,7 +148,11 @@ final class TenantTreeLoaderTests: XCTestCase {
                   locked: [displayName, privacyUrl]
                 portalDomains: [erp.a]
                 origins: []
-                issuers: [https://id.a]
+                issuers:
+                  - iss: https://id.a
+                    audience: erp
+                    allowHMAC: true
+                    keys: [{kid: k1, alg: HS256, secret: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=}]
               - id: c1
                 kind: customer
                 parent: p1
@@ -306,7 +310,7 @@ final class TenantTreeLoaderTests: XCTestCase {
                   locked: [logoUrl, favicon]
                 portalDomains: erp.example
                 origins: [{a: b}]
-                issuers: [https://id.example, [x]]
+                issuers: [https://id.example]
                 colour: blue
               - id: contoso
                 parent: northwind
@@ -338,7 +342,7 @@ final class TenantTreeLoaderTests: XCTestCase {
             ("tenants[2].branding.locked[1]", 28, 25, "got 'favicon'"),
             ("tenants[2].portalDomains", 29, 20, "expected a list"),
             ("tenants[2].origins[0]", 30, 15, "expected a single value"),
-            ("tenants[2].issuers[1]", 31, 35, "expected a single value"),
+            ("tenants[2].issuers[0]", 31, 15, "expected a mapping"),  // an issuer is a mapping, not its iss
             ("tenants[2].colour", 32, 5, "unknown key 'colour'"),
             ("tenants[3]", 33, 5, "missing required key 'kind'"),
             ("tenants[4]", 35, 5, "expected a mapping"),
@@ -437,7 +441,7 @@ final class TenantTreeLoaderTests: XCTestCase {
 
     func testRelativeTenantTreeIsResolvedAgainstTheBaseDirectory() throws {
         func path(_ tenantTree: String, base: String?) throws -> String? {
-            try SettingsLoader.parse(minimalSettingsYAML + "\ntenantTree: \(tenantTree)", baseDirectory: base).tenantTreePath
+            try SettingsLoader.parse(minimalSettingsYAML + "\ntenantTree: \(tenantTree)\n" + upstreamContextYAML, baseDirectory: base).tenantTreePath
         }
         XCTAssertEqual(try path("tenants.yaml", base: "/etc/erp-gateway"), "/etc/erp-gateway/tenants.yaml")
         XCTAssertEqual(try path("./trees/../tenants.yaml", base: "/etc/erp-gateway"), "/etc/erp-gateway/tenants.yaml")
@@ -451,7 +455,7 @@ final class TenantTreeLoaderTests: XCTestCase {
         try FileManager.default.createDirectory(at: directory.appendingPathComponent("conf"), withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let settingsFile = directory.appendingPathComponent("conf/gateway.yaml")
-        try (minimalSettingsYAML + "\ntenantTree: ../tenants/tree.yaml\n").write(to: settingsFile, atomically: true, encoding: .utf8)
+        try (minimalSettingsYAML + "\ntenantTree: ../tenants/tree.yaml\n" + upstreamContextYAML).write(to: settingsFile, atomically: true, encoding: .utf8)
 
         let settings = try SettingsLoader.load(path: settingsFile.path)
 

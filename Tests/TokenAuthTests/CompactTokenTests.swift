@@ -97,6 +97,19 @@ final class CompactTokenTests: XCTestCase {
         assertRejects("\(h).\(p).dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXl", .badBase64(.signature))
     }
 
+    func testTheVerifierMayAllowAnEmptySignature() throws {
+        let token = try CompactToken("eyJh.eyJi."[...], maxLength: 8192, allowingEmptySignature: true)
+        XCTAssertEqual(token.signature, [])
+        XCTAssertEqual(Array(token.signingInput), Array("eyJh.eyJi".utf8))
+        XCTAssertEqual(Array(token.encodedSignature), [])
+        // Only the signature may be empty, and the other rules still hold.
+        for (text, expected) in [("eyJh..c2ln", CompactTokenError.emptySegment(.payload)), ("eyJh.eyJi..", .wrongSegmentCount), ("eyJh.e!Ji.", .badBase64(.payload))] {
+            XCTAssertThrowsError(try CompactToken(text[...], maxLength: 8192, allowingEmptySignature: true)) {
+                XCTAssertEqual($0 as? CompactTokenError, expected)
+            }
+        }
+    }
+
     func testSegmentsAreCheckedInOrder() {
         assertRejects("!.!.!", .badBase64(.header))
         assertRejects("eyJh.!.!", .badBase64(.payload))
