@@ -1,8 +1,9 @@
 import Hierarchy
 import NIOHTTP1
 
-/// `GET /v1/branding`: the effective branding of the portal served on the request's `Host`,
-/// for a partner's login page before anyone has signed in. Cacheable: a strong `ETag` computed
+/// `GET /v1/branding`: with a bearer token, the effective branding of the caller's tenant; without
+/// one, that of the portal served on the request's `Host`, for a partner's login page before
+/// anyone has signed in. Cacheable: a strong `ETag` computed
 /// when the snapshot was compiled, `If-None-Match` answered 304.
 enum BrandingEndpoint {
     static let path = "/v1/branding"
@@ -26,8 +27,10 @@ enum BrandingEndpoint {
     static func response(for branding: EffectiveBranding, request: HTTPRequestHead) -> Response {
         var headers = HTTPHeaders()
         headers.add(name: "etag", value: branding.etag)
-        headers.add(name: "cache-control", value: "public, max-age=\(self.maxAgeSeconds)")
-        headers.add(name: "vary", value: "Host")
+        // A tenant's own branding depends on the token: shared caches must not keep it.
+        let personal = request.headers.contains(name: "authorization")
+        headers.add(name: "cache-control", value: personal ? "private, max-age=\(self.maxAgeSeconds)" : "public, max-age=\(self.maxAgeSeconds)")
+        headers.add(name: "vary", value: personal ? "Authorization" : "Host")
         if self.matches(request.headers[canonicalForm: "if-none-match"], etag: branding.etag) {
             return Response(status: .notModified, headers: headers, body: nil)
         }

@@ -272,6 +272,21 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
         if let tenants = configuration.tenants {
             if path.path == BrandingEndpoint.path, head.method == .GET || head.method == .HEAD {
+                // With a token: the caller's own tenant's branding. Without: the portal's, by Host.
+                if head.headers.contains(name: "authorization"), let authentication = configuration.authentication {
+                    let access = TenantAccess(configuration: configuration, tenants: tenants, authentication: authentication)
+                    switch access.authenticate(
+                        head: head, path: path, cache: &self.environment.tokenCache, revocations: self.environment.revocations, now: Int64(time(nil))
+                    ) {
+                    case .success(let (policy, _)):
+                        let response = BrandingEndpoint.response(for: policy.branding, request: head)
+                        self.answerLocally(exchange, status: response.status, headers: response.headers, body: response.body)
+                    case .failure(let refusal):
+                        exchange.logger.notice("request refused", metadata: ["problem": "\(refusal.problem)", "reason": "\(refusal.reason)"])
+                        self.fail(exchange, with: refusal.problem, headers: refusal.headers, extensions: refusal.extensions)
+                    }
+                    return
+                }
                 self.answerBranding(exchange, tenants: tenants)
                 return
             }

@@ -23,7 +23,7 @@ struct TenantAccess {
         case refuse(Refusal)
     }
 
-    struct Refusal {
+    struct Refusal: Error {
         var problem: GatewayProblem
         var headers: HTTPHeaders = HTTPHeaders()
         var extensions: [(name: String, value: String)] = []
@@ -79,47 +79,11 @@ struct TenantAccess {
             return .refuse(Refusal(problem: .routeNotFound, reason: "no route matches"))
         }
 
-        // Authenticate.
-        if path.carriesToken {
-            return .refuse(Refusal(problem: .tokenInQuery, reason: "access_token in the query string"))
-        }
-        let token: Substring
-        switch Self.bearerToken(head.headers) {
-        case .none:
-            return .refuse(Refusal(problem: .tokenMissing, headers: Self.challenge(error: nil), reason: "no bearer token"))
-        case .malformed:
-            return .refuse(Refusal(problem: .tokenRejected(TokenRejection.malformed.slug), headers: Self.challenge(error: "invalid_request"), reason: "malformed Authorization header"))
-        case .token(let value):
-            token = value
-        }
+        let policy: EffectivePolicy
         let verified: VerifiedToken
-        if let cached = cache?.lookup(token, now: now) {
-            verified = cached
-        } else {
-            switch self.authentication.verifier.verify(token, now: now) {
-            case .success(let value):
-                verified = value
-                cache?.insert(token, value, now: now)
-            case .failure(let rejection):
-                return .refuse(Refusal(
-                    problem: .tokenRejected(rejection.slug), headers: Self.challenge(error: "invalid_token"), reason: rejection.slug
-                ))
-            }
-        }
-
-        // Checked on every request, cached or not: a revocation takes effect at once.
-        if revocations.isRevoked(verified) {
-            return .refuse(Refusal(problem: .tokenRevoked, headers: Self.challenge(error: "invalid_token"), reason: "token revoked"))
-        }
-
-        // Resolve: the tenant must exist and lie inside the issuer's subtree.
-        guard let tenantID = try? NodeID(verified.tenant), let policy = self.tenants.customer(tenantID) else {
-            return .refuse(Refusal(problem: .tenantNotPermitted, reason: "tenant claim names no customer"))
-        }
-        if !self.authentication.platformIssuers.contains(verified.issuer) {
-            guard let scope = self.tenants.node(forIssuer: verified.issuer), policy.path.ids.contains(scope.id) else {
-                return .refuse(Refusal(problem: .tenantNotPermitted, reason: "tenant outside the issuer's subtree"))
-            }
+        switch self.authenticate(head: head, path: path, cache: &cache, revocations: revocations, now: now) {
+        case .success(let result): (policy, verified) = result
+        case .failure(let refusal): return .refuse(refusal)
         }
 
         // Authorize.
@@ -138,6 +102,55 @@ struct TenantAccess {
             return .refuse(Refusal(problem: .upstreamUnreachable, reason: "customer has no cell"))
         }
         return .forward(TenantRequest(policy: policy, route: route, token: verified, cell: cell, corsOrigin: origin))
+    }
+
+    /// Authenticate and resolve: the bearer token, verified (or found in the loop's cache), not
+    /// revoked, naming a customer inside its issuer's subtree.
+    func authenticate(
+        head: HTTPRequestHead, path: RequestPath, cache: inout VerifiedTokenCache?, revocations: RevocationList, now: Int64
+    ) -> Result<(EffectivePolicy, VerifiedToken), Refusal> {
+        if path.carriesToken {
+            return .failure(Refusal(problem: .tokenInQuery, reason: "access_token in the query string"))
+        }
+        let token: Substring
+        switch Self.bearerToken(head.headers) {
+        case .none:
+            return .failure(Refusal(problem: .tokenMissing, headers: Self.challenge(error: nil), reason: "no bearer token"))
+        case .malformed:
+            return .failure(Refusal(problem: .tokenRejected(TokenRejection.malformed.slug), headers: Self.challenge(error: "invalid_request"), reason: "malformed Authorization header"))
+        case .token(let value):
+            token = value
+        }
+        let verified: VerifiedToken
+        if let cached = cache?.lookup(token, now: now) {
+            verified = cached
+        } else {
+            switch self.authentication.verifier.verify(token, now: now) {
+            case .success(let value):
+                verified = value
+                cache?.insert(token, value, now: now)
+            case .failure(let rejection):
+                return .failure(Refusal(
+                    problem: .tokenRejected(rejection.slug), headers: Self.challenge(error: "invalid_token"), reason: rejection.slug
+                ))
+            }
+        }
+
+        // Checked on every request, cached or not: a revocation takes effect at once.
+        if revocations.isRevoked(verified) {
+            return .failure(Refusal(problem: .tokenRevoked, headers: Self.challenge(error: "invalid_token"), reason: "token revoked"))
+        }
+
+        // Resolve: the tenant must exist and lie inside the issuer's subtree.
+        guard let tenantID = try? NodeID(verified.tenant), let policy = self.tenants.customer(tenantID) else {
+            return .failure(Refusal(problem: .tenantNotPermitted, reason: "tenant claim names no customer"))
+        }
+        if !self.authentication.platformIssuers.contains(verified.issuer) {
+            guard let scope = self.tenants.node(forIssuer: verified.issuer), policy.path.ids.contains(scope.id) else {
+                return .failure(Refusal(problem: .tenantNotPermitted, reason: "tenant outside the issuer's subtree"))
+            }
+        }
+        return .success((policy, verified))
     }
 
     enum BearerToken: Equatable {

@@ -22,6 +22,7 @@ final class SecurityMatrixTests: GatewayTestCase {
             kind: oem
             placement: { tier: pooled, region: test }
             origins: [https://app.acme.test]
+            branding: { displayName: Acme ERP, primaryColor: "#123456" }
             issuers:
               - iss: https://id.acme.test
                 audience: erp-gateway
@@ -37,7 +38,7 @@ final class SecurityMatrixTests: GatewayTestCase {
                 keys: [{ kid: p1-1, alg: RS256, pemFile: \(TestIdentity.partnerOne.publicKey) }]
           - { id: p2, kind: partner, parent: acme }
           - { id: p3, kind: partner, parent: acme, status: suspended }
-          - { id: c1, kind: customer, parent: p1, package: full }
+          - { id: c1, kind: customer, parent: p1, package: full, branding: { primaryColor: "#abcdef" } }
           - { id: c1basic, kind: customer, parent: p1, package: basic }
           - { id: c2, kind: customer, parent: p2, package: full }
           - { id: c3, kind: customer, parent: p3, package: full }
@@ -245,6 +246,20 @@ final class SecurityMatrixTests: GatewayTestCase {
         }
         _ = try request(port: self.port, "GET", "/v1/ledger", headers: [self.bearer(try TestIdentity.mint(issuer: "https://id.p1.test", key: TestIdentity.partnerOne.privateKey, kid: "p1-1", tenant: "c2"))])
         XCTAssertTrue(self.gateway.waitForLog("reason=tenant outside the issuer's subtree"), "the log has the precise reason")
+    }
+
+    func testBrandingOfTheCallersOwnTenant() throws {
+        let own = try request(port: self.port, "GET", "/v1/branding", headers: [self.bearer(try self.acme("c1"))])
+        XCTAssertEqual(own.status, 200)
+        XCTAssertEqual(try own.json()["displayName"] as? String, "Acme ERP")
+        XCTAssertEqual(try own.json()["primaryColor"] as? String, "#abcdef")
+        XCTAssertEqual(own.header("cache-control"), "private, max-age=60", "never kept by a shared cache")
+        let sibling = try request(port: self.port, "GET", "/v1/branding", headers: [self.bearer(try self.acme("c1basic"))])
+        XCTAssertEqual(try sibling.json()["primaryColor"] as? String, "#123456")
+        try self.assertProblem(
+            request(port: self.port, "GET", "/v1/branding", headers: [self.bearer("not-a-jwt")]), status: 401, slug: "malformed-token"
+        )
+        XCTAssertEqual(self.backends[0].statistics.requests, 0)
     }
 
     // MARK: - Hand-made hostile tokens
