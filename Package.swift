@@ -29,6 +29,13 @@ let package = Package(
         .target(name: "Hierarchy"),
         .target(name: "TokenAuth", dependencies: ["CJWT", "COpenSSL"]),
         .target(name: "Quotas", dependencies: ["CHiredis"]),
+        // Pipelined Redis client: hiredis parses and formats RESP under a SwiftNIO channel.
+        .target(name: "RedisClient", dependencies: [
+            "CHiredis",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
 
         // Static settings: YAML → validated, immutable GatewaySettings.
         .target(name: "GatewayConfig", dependencies: ["Hierarchy", "TokenAuth", .product(name: "Yams", package: "Yams")]),
@@ -74,6 +81,11 @@ let package = Package(
         ]),
         .testTarget(name: "TokenAuthTests", dependencies: ["TokenAuth"]),
         .testTarget(name: "QuotasTests", dependencies: ["Quotas"]),
+        .testTarget(name: "RedisClientTests", dependencies: [
+            "RedisClient",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "Hierarchy"]),
         .testTarget(name: "ProxyEngineTests", dependencies: [
             "ProxyEngine", "GatewayConfig", "Hierarchy",

@@ -6,12 +6,16 @@ public struct ConfigurationIssue: Sendable, Hashable, CustomStringConvertible {
     public var line: Int?
     public var column: Int?
     public var message: String
+    /// The file the issue is in, when it differs from the error's own source (one load reads
+    /// the settings file, the tenant tree and key files).
+    public var file: String?
 
-    public init(path: String, line: Int? = nil, column: Int? = nil, message: String) {
+    public init(path: String, line: Int? = nil, column: Int? = nil, message: String, file: String? = nil) {
         self.path = path
         self.line = line
         self.column = column
         self.message = message
+        self.file = file
     }
 
     public var description: String {
@@ -36,7 +40,7 @@ public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        let lines = self.issues.map { "\(self.source):\($0)" }
+        let lines = self.issues.map { "\($0.file ?? self.source):\($0)" }
         return lines.joined(separator: "\n")
     }
 }

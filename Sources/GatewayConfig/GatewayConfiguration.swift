@@ -25,7 +25,14 @@ public struct GatewayConfiguration: Sendable {
     public static func load(path: String) throws(ConfigurationError) -> GatewayConfiguration {
         let settings = try SettingsLoader.load(path: path)
         guard let treePath = settings.tenantTreePath else {
-            return GatewayConfiguration(settings: settings, tenants: nil, files: [path])
+            // Platform issuers are checked even without a tree, so `check` catches a bad key.
+            let authentication = settings.platformIssuers.isEmpty ? nil : try AuthenticationConfiguration.compile(
+                platform: settings.platformIssuers, tree: [], settings: settings.authentication, settingsPath: path, treePath: nil
+            )
+            return GatewayConfiguration(
+                settings: settings, tenants: nil, authentication: authentication,
+                files: [path] + AuthenticationConfiguration.keyFiles(settings.platformIssuers)
+            )
         }
         let document = try TenantTreeLoader.loadDocument(path: treePath, cells: settings.cells)
         let snapshot: TenantSnapshot
@@ -37,7 +44,8 @@ public struct GatewayConfiguration: Sendable {
         let authentication = try AuthenticationConfiguration.compile(
             platform: settings.platformIssuers, tree: document.issuers, settings: settings.authentication, settingsPath: path, treePath: treePath
         )
-        return GatewayConfiguration(settings: settings, tenants: snapshot, authentication: authentication, files: [path, treePath])
+        let keyFiles = AuthenticationConfiguration.keyFiles(settings.platformIssuers + document.issuers)
+        return GatewayConfiguration(settings: settings, tenants: snapshot, authentication: authentication, files: [path, treePath] + keyFiles)
     }
 
     static func issue(from tree: TreeIssue) -> ConfigurationIssue {
@@ -82,17 +90,26 @@ public struct AuthenticationConfiguration: Sendable {
     public let cacheCapacity: Int
 
     static func compile(
-        platform: [IssuerDefinition], tree: [IssuerDefinition], settings: GatewaySettings.Authentication, settingsPath: String, treePath: String
+        platform: [IssuerDefinition], tree: [IssuerDefinition], settings: GatewaySettings.Authentication, settingsPath: String, treePath: String?
     ) throws(ConfigurationError) -> AuthenticationConfiguration {
-        var issues: [(source: String, issue: ConfigurationIssue)] = []
+        var issues: [ConfigurationIssue] = []
         var policies: [IssuerPolicy] = []
+        var registered: [String: IssuerDefinition] = [:]
         for definition in platform + tree {
-            let source = definition.node == nil ? settingsPath : treePath
+            let file = definition.node == nil ? settingsPath : (treePath ?? settingsPath)
+            if let first = registered[definition.issuer] {
+                let where_ = first.node.map { "on node '\($0)'" } ?? "in platformIssuers"
+                issues.append(ConfigurationIssue(
+                    path: definition.path, line: definition.line, message: "issuer '\(definition.issuer)' is already registered \(where_)", file: file
+                ))
+                continue
+            }
+            registered[definition.issuer] = definition
             var keys: [VerificationKey] = []
             for key in definition.keys {
                 guard let algorithm = SigningAlgorithm(rawValue: key.algorithm) else {
                     let known = SigningAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")
-                    issues.append((source, ConfigurationIssue(path: key.path, line: key.line, message: "unknown algorithm '\(key.algorithm)' (one of \(known))")))
+                    issues.append(ConfigurationIssue(path: key.path, line: key.line, message: "unknown algorithm '\(key.algorithm)' (one of \(known))", file: file))
                     continue
                 }
                 do {
@@ -101,7 +118,7 @@ public struct AuthenticationConfiguration: Sendable {
                     case .secret(let secret): keys.append(try VerificationKey(kid: key.kid, algorithm: algorithm, secret: secret))
                     }
                 } catch {
-                    issues.append((source, ConfigurationIssue(path: key.path, line: key.line, message: "key '\(key.kid)': \(error)")))
+                    issues.append(ConfigurationIssue(path: key.path, line: key.line, message: "key '\(key.kid)': \(error)", file: file))
                 }
             }
             do {
@@ -110,21 +127,25 @@ public struct AuthenticationConfiguration: Sendable {
                     clockSkewSeconds: definition.clockSkew.components.seconds, tenantClaim: definition.tenantClaim, keys: keys
                 ))
             } catch {
-                issues.append((source, ConfigurationIssue(path: definition.path, line: definition.line, message: "issuer '\(definition.issuer)': \(error)")))
+                issues.append(ConfigurationIssue(path: definition.path, line: definition.line, message: "issuer '\(definition.issuer)': \(error)", file: file))
             }
         }
-        let verifier: TokenVerifier
-        do {
-            verifier = try TokenVerifier(issuers: policies, maxTokenBytes: settings.maxTokenBytes)
-        } catch {
-            issues.append((treePath, ConfigurationIssue(path: "issuers", message: "\(error): an issuer (iss) is registered twice")))
-            throw ConfigurationError(source: issues[0].source, issues: issues.map(\.issue))
-        }
         guard issues.isEmpty else {
-            throw ConfigurationError(source: issues[0].source, issues: issues.map(\.issue))
+            throw ConfigurationError(source: issues[0].file ?? settingsPath, issues: issues)
         }
-        return AuthenticationConfiguration(
-            verifier: verifier, platformIssuers: Set(platform.map(\.issuer)), cacheCapacity: settings.tokenCacheEntries
-        )
+        do {
+            let verifier = try TokenVerifier(issuers: policies, maxTokenBytes: settings.maxTokenBytes)
+            return AuthenticationConfiguration(
+                verifier: verifier, platformIssuers: Set(platform.map(\.issuer)), cacheCapacity: settings.tokenCacheEntries
+            )
+        } catch {
+            // Duplicates were reported above; anything else is a bug worth seeing verbatim.
+            throw ConfigurationError(source: settingsPath, issues: [ConfigurationIssue(path: "authentication", message: "\(error)")])
+        }
+    }
+
+    /// The key files the issuers were read from: a change to one is a configuration change.
+    static func keyFiles(_ definitions: [IssuerDefinition]) -> [String] {
+        definitions.flatMap { $0.keys.compactMap(\.file) }
     }
 }

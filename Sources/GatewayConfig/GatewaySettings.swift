@@ -18,6 +18,16 @@ public struct GatewaySettings: Sendable, Hashable {
     public var authentication = SettingsLoader.defaultAuthentication
     /// How the tenant context sent upstream is signed; required with a tenant tree.
     public var upstreamContext: UpstreamContext?
+    /// The shared store every gateway node uses (revocations now; quotas and admin changes).
+    public var redis: Redis?
+
+    public struct Redis: Sendable, Hashable {
+        /// `redis://[user[:password]@]host[:port][/db]`. Never logged: it may hold a password.
+        public var url: String
+        /// Prefix of every key and channel the gateway uses, so several deployments can share
+        /// one Redis.
+        public var keyPrefix: String
+    }
 
     public struct Authentication: Sendable, Hashable {
         /// Longer bearer tokens are refused before any parsing.

@@ -26,6 +26,8 @@ public struct IssuerDefinition: Sendable, Hashable {
         public var material: Material
         public var path: String
         public var line: Int?
+        /// The file the material was read from (`pemFile`, `secretFile`): watched for changes.
+        public var file: String?
 
         public enum Material: Sendable, Hashable {
             case publicKeyPEM(String)
@@ -57,8 +59,8 @@ extension YAMLReader {
         }
         let issuer = required("iss").flatMap { self.presentString($0) }
         let audience = required("audience").flatMap { self.presentString($0) }
-        let lifetime = map["maxLifetime"].flatMap { self.duration($0, in: Duration.seconds(1)...Duration.seconds(30 * 24 * 3600)) } ?? .seconds(3600)
-        let skew = map["clockSkew"].flatMap { self.duration($0, in: Duration.zero...Duration.seconds(600)) } ?? .seconds(30)
+        let lifetime = map["maxLifetime"].flatMap { self.wholeSeconds($0, in: Duration.seconds(1)...Duration.seconds(30 * 24 * 3600)) } ?? .seconds(3600)
+        let skew = map["clockSkew"].flatMap { self.wholeSeconds($0, in: Duration.zero...Duration.seconds(600)) } ?? .seconds(30)
         let claim = map["tenantClaim"].flatMap { self.presentString($0) } ?? "tenant"
         let allowHMAC = map["allowHMAC"].flatMap { self.bool($0) } ?? false
         var keys: [IssuerDefinition.KeyDefinition] = []
@@ -100,8 +102,8 @@ extension YAMLReader {
         case (false, "pem"):
             return .init(kid: kid, algorithm: algorithm, material: .publicKeyPEM(value), path: item.path, line: item.node.mark?.line)
         case (false, "pemFile"):
-            guard let text = self.readKeyFile(value, cursor: cursor, baseDirectory: baseDirectory) else { return nil }
-            return .init(kid: kid, algorithm: algorithm, material: .publicKeyPEM(text), path: item.path, line: item.node.mark?.line)
+            guard let (text, file) = self.readKeyFile(value, cursor: cursor, baseDirectory: baseDirectory) else { return nil }
+            return .init(kid: kid, algorithm: algorithm, material: .publicKeyPEM(text), path: item.path, line: item.node.mark?.line, file: file)
         case (true, "secret"):
             guard let bytes = Data(base64Encoded: value) else {
                 self.report(cursor, "a secret is base64")
@@ -109,25 +111,34 @@ extension YAMLReader {
             }
             return .init(kid: kid, algorithm: algorithm, material: .secret(Array(bytes)), path: item.path, line: item.node.mark?.line)
         case (true, "secretFile"):
-            guard let text = self.readKeyFile(value, cursor: cursor, baseDirectory: baseDirectory),
-                let bytes = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines))
-            else {
+            guard let (text, file) = self.readKeyFile(value, cursor: cursor, baseDirectory: baseDirectory) else { return nil }
+            guard let bytes = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
                 self.report(cursor, "the secret file must hold base64")
                 return nil
             }
-            return .init(kid: kid, algorithm: algorithm, material: .secret(Array(bytes)), path: item.path, line: item.node.mark?.line)
+            return .init(kid: kid, algorithm: algorithm, material: .secret(Array(bytes)), path: item.path, line: item.node.mark?.line, file: file)
         default:
             self.report(cursor, hmac ? "an \(algorithm) key is a secret (secret or secretFile)" : "an \(algorithm) key is a public key (pem or pemFile)")
             return nil
         }
     }
 
-    private mutating func readKeyFile(_ path: String, cursor: Cursor, baseDirectory: String?) -> String? {
+    private mutating func readKeyFile(_ path: String, cursor: Cursor, baseDirectory: String?) -> (String, String)? {
         let resolved = SettingsLoader.resolve(path, against: baseDirectory)
         guard let text = try? String(contentsOfFile: resolved, encoding: .utf8) else {
             self.report(cursor, "cannot read key file '\(resolved)'")
             return nil
         }
-        return text
+        return (text, resolved)
+    }
+
+    /// Token times are whole seconds; a fraction would be silently cut off.
+    private mutating func wholeSeconds(_ cursor: Cursor, in range: ClosedRange<Duration>) -> Duration? {
+        guard let value = self.duration(cursor, in: range) else { return nil }
+        guard value.components.attoseconds == 0 else {
+            self.report(cursor, "must be a whole number of seconds")
+            return nil
+        }
+        return value
     }
 }

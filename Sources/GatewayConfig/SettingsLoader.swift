@@ -26,7 +26,7 @@ public enum SettingsLoader {
     private static func read(root: YAMLReader.Cursor, baseDirectory: String?, with reader: inout YAMLReader) -> GatewaySettings? {
         let keys: Set<String> = [
             "listener", "limits", "timeouts", "upstreamPool", "forwarding", "cells", "defaultCell", "tenantTree", "platformIssuers",
-            "authentication", "upstreamContext",
+            "authentication", "upstreamContext", "redis",
         ]
         guard let top = reader.mapping(root, allowedKeys: keys) else {
             return nil
@@ -70,6 +70,7 @@ public enum SettingsLoader {
         let platformIssuers = top["platformIssuers"].map { reader.issuers($0, node: nil, baseDirectory: baseDirectory) } ?? []
         let authentication = top["authentication"].map { Self.authentication($0, &reader) } ?? Self.defaultAuthentication
         let upstreamContext = top["upstreamContext"].flatMap { Self.upstreamContext($0, baseDirectory: baseDirectory, &reader) }
+        let redis = top["redis"].flatMap { Self.redis($0, &reader) }
         if tenantTreePath != nil, top["upstreamContext"] == nil {
             reader.report(root, "with a tenantTree, 'upstreamContext' is required: backends need the signing key to trust the tenant context")
         }
@@ -77,8 +78,25 @@ public enum SettingsLoader {
         return GatewaySettings(
             listener: listener, limits: limits, timeouts: timeouts, upstreamPool: pool,
             forwarding: forwarding, cells: cells, defaultCell: defaultCell, tenantTreePath: tenantTreePath,
-            platformIssuers: platformIssuers, authentication: authentication, upstreamContext: upstreamContext
+            platformIssuers: platformIssuers, authentication: authentication, upstreamContext: upstreamContext, redis: redis
         )
+    }
+
+    private static func redis(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.Redis? {
+        guard let map = reader.mapping(cursor, allowedKeys: ["url", "keyPrefix"]) else { return nil }
+        guard let urlCursor = map["url"], let url = reader.presentString(urlCursor) else {
+            if map["url"] == nil { reader.report(cursor, "missing required key 'url'") }
+            return nil
+        }
+        guard url.hasPrefix("redis://") else {
+            reader.report(urlCursor, "must be a redis:// URL such as redis://127.0.0.1:6379/0")
+            return nil
+        }
+        var prefix = "erp"
+        if let c = map["keyPrefix"], let value = reader.presentString(c) {
+            if Self.isValidIdentifier(value) { prefix = value } else { reader.report(c, "'\(value)' is not a valid key prefix (lowercase letters, digits and '-')") }
+        }
+        return GatewaySettings.Redis(url: url, keyPrefix: prefix)
     }
 
     static let defaultAuthentication = GatewaySettings.Authentication(maxTokenBytes: 8192, tokenCacheEntries: 10_000)
@@ -99,8 +117,13 @@ public enum SettingsLoader {
         if let list = map["signingKeys"].flatMap({ reader.sequence($0) }) {
             for item in list {
                 guard let entry = reader.mapping(item, allowedKeys: ["id", "secret", "secretFile"]) else { continue }
-                guard let idCursor = entry["id"], let id = reader.presentString(idCursor) else {
+                guard let idCursor = entry["id"] else {
                     reader.report(item, "missing required key 'id'")
+                    continue
+                }
+                guard let id = reader.presentString(idCursor) else { continue }
+                if entry["secret"] != nil, entry["secretFile"] != nil {
+                    reader.report(item, "give exactly one of secret or secretFile")
                     continue
                 }
                 if !Self.isValidIdentifier(id) {

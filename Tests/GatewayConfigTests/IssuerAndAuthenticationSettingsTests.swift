@@ -94,7 +94,7 @@ final class IssuerAndAuthenticationSettingsTests: XCTestCase {
         XCTAssertEqual(issuer.keys.map(\.kid), ["rsa-1", "ec-1", "hs-1", "hs-2"])
         XCTAssertEqual(issuer.keys.map(\.algorithm), ["RS256", "ES256", "HS512", "HS256"])
         XCTAssertEqual(issuer.keys.map(\.path), (0..<4).map { "platformIssuers[0].keys[\($0)]" })
-        XCTAssertEqual(issuer.keys.prefix(2).map(\.line), [19, 20])
+        XCTAssertEqual(issuer.keys.prefix(2).map(\.line), [18, 19])
         // Key files are read at load time; a secret file's surrounding whitespace is not part of it.
         XCTAssertEqual(issuer.keys[0].material, .publicKeyPEM(try self.contents("keys/rsa.public.pem")))
         XCTAssertEqual(issuer.keys[1].material, .publicKeyPEM(ecPEM))
@@ -300,8 +300,9 @@ final class IssuerAndAuthenticationSettingsTests: XCTestCase {
                 keys: [{kid: k, alg: HS256, secretFile: keys/missing.secret}]
             """
         let issues = rejectionIssues(of: yaml, baseDirectory: self.directory.path)
-        // Only the first issue is asserted: the loader reports this one twice (see the report).
-        assertIssue(issues.first, path: "platformIssuers[0].keys[0].secretFile", line: 15, mentioning: "cannot read key file '\(self.file("keys/missing.secret"))'")
+        // Only this first issue is asserted: the loader follows it with a misleading second one
+        // ("the secret file must hold base64") for the same key.
+        assertIssue(issues.first, path: "platformIssuers[0].keys[0].secretFile", line: 14, mentioning: "cannot read key file '\(self.file("keys/missing.secret"))'")
     }
 
     func testIssuerProblemsInTheTreeAreLocatedUnderTheirNode() {
@@ -357,14 +358,17 @@ final class IssuerAndAuthenticationSettingsTests: XCTestCase {
             .replacingOccurrences(of: "pemFile: keys/rsa.public.pem", with: "pemFile: keys/platform.pem")
             .replacingOccurrences(of: "secret: \(Self.secret32)", with: "secretFile: keys/context.secret")
         try settingsYAML.write(toFile: self.file("conf/gateway.yaml"), atomically: true, encoding: .utf8)
-        let treeYAML = Self.treeYAML.replacingOccurrences(of: "{ kid: acme-1, alg: RS256, pemFile: keys/rsa.public.pem }", with: "{ kid: acme-1, alg: ES256, pemFile: keys/acme.pem }")
+        let treeYAML = Self.treeYAML.replacingOccurrences(of: Self.treeKey, with: "{ kid: acme-1, alg: ES256, pemFile: keys/acme.pem }")
         try treeYAML.write(toFile: self.file("tree/tenants.yaml"), atomically: true, encoding: .utf8)
 
         let configuration = try GatewayConfiguration.load(path: self.file("conf/gateway.yaml"))
 
         XCTAssertEqual(configuration.settings.platformIssuers.first?.keys.first?.material, .publicKeyPEM(try self.contents("keys/rsa.public.pem")))
         XCTAssertEqual(configuration.settings.upstreamContext?.active.secret, Self.secret32Bytes)
-        XCTAssertEqual(configuration.files, [self.file("conf/gateway.yaml"), self.file("tree/tenants.yaml")])
+        // Key files are watched too: replacing one is a configuration change.
+        XCTAssertEqual(configuration.files, [
+            self.file("conf/gateway.yaml"), self.file("tree/tenants.yaml"), self.file("conf/keys/platform.pem"), self.file("tree/keys/acme.pem"),
+        ])
         XCTAssertEqual(configuration.authentication?.platformIssuers, ["https://id.platform.test"])
 
         // The tree's key files are looked up next to the tree, not next to the settings.
@@ -501,8 +505,7 @@ final class IssuerAndAuthenticationSettingsTests: XCTestCase {
     /// A key the loader accepts in shape but OpenSSL or the algorithm table refuses: reported
     /// against the file, key path and line of the key.
     func testKeysThatDoNotCompileAreReportedAtTheirKey() throws {
-        let platformKey = "{ kid: platform-1, alg: RS256, pemFile: keys/rsa.public.pem }"
-        let treeKey = "{ kid: acme-1, alg: RS256, pemFile: keys/rsa.public.pem }"
+        let (platformKey, treeKey) = (Self.platformKey, Self.treeKey)
         let cases: [(settingsKey: String, treeKey: String, inTree: Bool, mentioning: String)] = [
             ("{ kid: platform-1, alg: RS256, pemFile: keys/not-a-key.pem }", treeKey, false, "key 'platform-1': key is not a PEM public key"),
             (
@@ -523,66 +526,63 @@ final class IssuerAndAuthenticationSettingsTests: XCTestCase {
 
             XCTAssertEqual(error.source, self.file(inTree ? "tenants.yaml" : "gateway.yaml"), mentioning)
             XCTAssertEqual(error.issues.count, 1, "\(error)")
-            let line = inTree ? try Self.line(containing: "kid: acme-1", in: tree) : try Self.line(containing: "kid: platform-1", in: settings)
+            let line = try Self.line(containing: inTree ? "kid: acme-1" : "kid: platform-1", in: inTree ? tree : settings)
             assertIssue(error.issues.first, path: inTree ? "tenants[0].issuers[0].keys[0]" : "platformIssuers[0].keys[0]", line: line, mentioning: mentioning)
         }
     }
 
     func testHMACKeysCompileOnlyWithALongEnoughSecret() throws {
-        let platformKey = "{ kid: platform-1, alg: RS256, pemFile: keys/rsa.public.pem }"
-        let accepted = Self.settingsYAML.replacingOccurrences(of: platformKey, with: "{ kid: platform-1, alg: HS256, secret: \(Self.secret32) }\n    allowHMAC: true")
+        let accepted = Self.settingsYAML.replacingOccurrences(of: Self.platformKey, with: "{ kid: platform-1, alg: HS256, secret: \(Self.secret32) }\n    allowHMAC: true")
         XCTAssertNotNil(try GatewayConfiguration.load(path: try self.writeConfiguration(settings: accepted)).authentication)
 
         // HS512 needs a secret at least as long as its 64-byte hash output.
         let settings = accepted.replacingOccurrences(of: "alg: HS256", with: "alg: HS512")
         let error = try XCTUnwrap(try Self.loadError(path: try self.writeConfiguration(settings: settings)))
         XCTAssertEqual(error.source, self.file("gateway.yaml"))
-        assertIssue(error.issues.first, path: "platformIssuers[0].keys[0]", line: 15, mentioning: "key 'platform-1': HMAC secret is shorter than the algorithm requires")
+        assertIssue(error.issues.first, path: "platformIssuers[0].keys[0]", line: 16, mentioning: "key 'platform-1': HMAC secret is shorter than the algorithm requires")
         XCTAssertEqual(error.issues.count, 1, "\(error)")
     }
 
     func testTwoKeysOfOneIssuerMayNotShareAKeyID() throws {
-        let platformKey = "{ kid: platform-1, alg: RS256, pemFile: keys/rsa.public.pem }"
-        let settings = Self.settingsYAML.replacingOccurrences(of: platformKey, with: platformKey + "\n      " + platformKey)
+        let settings = Self.settingsYAML.replacingOccurrences(of: Self.platformKey, with: Self.platformKey + "\n      - " + Self.platformKey)
         let error = try XCTUnwrap(try Self.loadError(path: try self.writeConfiguration(settings: settings)))
 
         XCTAssertEqual(error.source, self.file("gateway.yaml"))
         XCTAssertEqual(error.issues.count, 1, "\(error)")
-        assertIssue(error.issues.first, path: "platformIssuers[0]", line: 11, mentioning: "issuer 'https://id.platform.test': two keys of one issuer share a key id")
+        assertIssue(error.issues.first, path: "platformIssuers[0]", line: 12, mentioning: "issuer 'https://id.platform.test': two keys of one issuer share a key id")
     }
 
     func testAnIssuerRegisteredInTheSettingsAndInTheTreeIsRejected() throws {
         let tree = Self.treeYAML.replacingOccurrences(of: "iss: https://id.acme.test", with: "iss: https://id.platform.test")
         let error = try XCTUnwrap(try Self.loadError(path: try self.writeConfiguration(tree: tree)))
 
-        // Where it is reported (source, key path, line) is left out: see the report on
-        // AuthenticationConfiguration.compile's duplicate-issuer issue.
+        // Reported at its second registration, in the tree file, naming the iss and the first.
         XCTAssertEqual(error.issues.count, 1, "\(error)")
-        XCTAssertTrue(error.issues.first?.message.contains("an issuer (iss) is registered twice") ?? false, "\(error)")
+        let issue = try XCTUnwrap(error.issues.first)
+        XCTAssertEqual(issue.path, "tenants[0].issuers[0]")
+        XCTAssertNotNil(issue.line)
+        XCTAssertTrue(issue.file?.hasSuffix("tenants.yaml") ?? false, "\(error)")
+        XCTAssertTrue(issue.message.contains("issuer 'https://id.platform.test' is already registered in platformIssuers"), "\(error)")
     }
 
     // MARK: - Fixtures
 
-    /// A settings file with a tenant tree, one platform issuer (issuer at line 11, its key at 15)
+    /// A settings file with a tenant tree, one platform issuer (issuer at line 12, its key at 16)
     /// and an upstream context; key files are relative to `directory`.
-    private static let settingsYAML = """
-        listener:
-          port: 8080
-        cells:
-          - id: pooled-eu-1
-            kind: pooled
-            region: eu-west
-            endpoints: [127.0.0.1:9101]
-        defaultCell: pooled-eu-1
+    private static let settingsYAML = minimalSettingsYAML + """
+
         tenantTree: tenants.yaml
         platformIssuers:
           - iss: https://id.platform.test
             audience: erp-gateway
             maxLifetime: 1h
             keys:
-              - { kid: platform-1, alg: RS256, pemFile: keys/rsa.public.pem }
+              - \(platformKey)
         \(upstreamContextYAML)
         """
+
+    /// The platform issuer's key in `settingsYAML`, for tests to replace.
+    private static let platformKey = "{ kid: platform-1, alg: RS256, pemFile: keys/rsa.public.pem }"
 
     /// A tree that compiles: one OEM with one issuer (its key at line 10).
     private static let treeYAML = """
@@ -595,8 +595,11 @@ final class IssuerAndAuthenticationSettingsTests: XCTestCase {
               - iss: https://id.acme.test
                 audience: erp-gateway
                 keys:
-                  - { kid: acme-1, alg: RS256, pemFile: keys/rsa.public.pem }
+                  - \(treeKey)
         """
+
+    /// The tree issuer's key in `treeYAML`, for tests to replace.
+    private static let treeKey = "{ kid: acme-1, alg: RS256, pemFile: keys/rsa.public.pem }"
 
     /// Writes `gateway.yaml` and `tenants.yaml` into `directory`; returns the settings path.
     private func writeConfiguration(settings: String = IssuerAndAuthenticationSettingsTests.settingsYAML, tree: String = IssuerAndAuthenticationSettingsTests.treeYAML) throws -> String {

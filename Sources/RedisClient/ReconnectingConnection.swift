@@ -1,0 +1,129 @@
+import Logging
+import NIOCore
+
+/// Keeps one `RedisConnection` alive on one event loop: connects, and after a failed attempt or
+/// a lost connection tries again when `ReconnectBackoff` says, for as long as it is not shut
+/// down. The driver of the backoff state machine: it applies its actions and feeds it events.
+///
+/// Loop-confined (not `Sendable`); every method runs on `eventLoop`. The callbacks run there too.
+final class ReconnectingConnection {
+    let eventLoop: any EventLoop
+    private let url: RedisURL
+    private let configuration: RedisClient.Configuration
+    private let logger: Logger
+    private(set) var backoff: ReconnectBackoff
+    /// The established connection; `nil` while connecting, backing off, or shut down.
+    private(set) var connection: RedisConnection?
+    private(set) var isShutDown = false
+    private var isConnecting = false
+    private var retryTimer: Scheduled<Void>?
+    private var random = SystemRandomNumberGenerator()
+
+    /// Runs on each new connection before it counts as established (the subscriber subscribes
+    /// here). A failure counts as a failed attempt and closes the connection.
+    var prepare: (RedisConnection) -> EventLoopFuture<Void>
+    /// A connection is established and prepared.
+    var onEstablished: (RedisConnection) -> Void = { _ in }
+    /// An attempt failed (the established connection being lost is not an attempt).
+    var onAttemptFailed: (RedisClientError) -> Void = { _ in }
+
+    init(url: RedisURL, eventLoop: any EventLoop, configuration: RedisClient.Configuration, logger: Logger) {
+        self.url = url
+        self.eventLoop = eventLoop
+        self.configuration = configuration
+        self.logger = logger
+        self.backoff = ReconnectBackoff(configuration: configuration.backoff)
+        self.prepare = { $0.eventLoop.makeSucceededVoidFuture() }
+    }
+
+    /// Starts an attempt unless one is running, a connection is up, or a retry is scheduled
+    /// (a retry is never brought forward: that is what keeps a down Redis from being hammered).
+    func connectIfIdle() {
+        self.eventLoop.preconditionInEventLoop()
+        guard !self.isShutDown, self.connection == nil, !self.isConnecting, self.retryTimer == nil else { return }
+        self.attempt()
+    }
+
+    /// Cancels any retry and closes the connection. Final.
+    func shutdown() -> EventLoopFuture<Void> {
+        self.eventLoop.preconditionInEventLoop()
+        self.isShutDown = true
+        self.retryTimer?.cancel()
+        self.retryTimer = nil
+        let connection = self.connection
+        self.connection = nil
+        return connection?.close() ?? self.eventLoop.makeSucceededVoidFuture()
+    }
+
+    private func attempt() {
+        self.retryTimer = nil
+        self.isConnecting = true
+        RedisConnection.connect(
+            to: self.url, on: self.eventLoop,
+            timeout: self.configuration.connectTimeout,
+            responseTimeout: self.configuration.responseTimeout,
+            logger: self.logger
+        )
+        .assumeIsolated()
+        .flatMap { [prepare] connection in
+            prepare(connection).assumeIsolated()
+                .map { connection }
+                .flatMapError { error in
+                    connection.close()
+                    return connection.eventLoop.makeFailedFuture(error)
+                }
+                .nonisolated()
+        }
+        .whenComplete { [weak self] result in
+            guard let self else {
+                if case .success(let connection) = result { connection.close() }
+                return
+            }
+            self.isConnecting = false
+            switch result {
+            case .success(let connection):
+                self.established(connection)
+            case .failure(let error):
+                let reason = error as? RedisClientError ?? .connectionFailed
+                self.onAttemptFailed(reason)
+                self.scheduleRetry(after: reason)
+            }
+        }
+    }
+
+    private func established(_ connection: RedisConnection) {
+        guard !self.isShutDown else {
+            connection.close()
+            return
+        }
+        if !self.backoff.isAvailable {
+            self.logger.info("redis reachable again", metadata: ["redis": "\(self.url)", "failedAttempts": "\(self.backoff.consecutiveFailures)"])
+        }
+        self.backoff.connected()
+        self.connection = connection
+        connection.closeFuture.assumeIsolated().whenComplete { [weak self] _ in
+            guard let self, self.connection === connection else { return }
+            self.connection = nil
+            self.scheduleRetry(after: .connectionClosed)
+        }
+        self.onEstablished(connection)
+    }
+
+    private func scheduleRetry(after reason: RedisClientError) {
+        guard !self.isShutDown else { return }
+        let wasAvailable = self.backoff.isAvailable
+        let now = Int64(clamping: NIODeadline.now().uptimeNanoseconds)
+        switch self.backoff.connectionFailed(now: now, using: &self.random) {
+        case .retry(let delay):
+            // One line per outage, not one per attempt.
+            if wasAvailable {
+                self.logger.warning("redis unavailable; reconnecting with backoff", metadata: ["redis": "\(self.url)", "reason": "\(reason.slug)"])
+            } else {
+                self.logger.debug("redis still unavailable", metadata: ["redis": "\(self.url)", "reason": "\(reason.slug)", "retryInMs": "\(delay / 1_000_000)"])
+            }
+            self.retryTimer = self.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(delay)) { [weak self] in
+                self?.attempt()
+            }
+        }
+    }
+}

@@ -1,0 +1,211 @@
+import Logging
+import NIOCore
+
+/// Redis for a whole event-loop group: one pipelined connection per event loop, opened lazily
+/// on that loop the first time a command is sent from it, and re-opened with
+/// `ReconnectBackoff` whenever it is lost.
+///
+/// Why per loop: a request handled on loop L sends its commands on L's connection, so the
+/// command costs a buffer append instead of a cross-thread hop, and no lock is ever taken
+/// (the per-loop state is confined to its loop). One connection carries any number of
+/// commands in flight.
+///
+/// Contracts:
+/// - Futures complete on the loop passed as `on`. Error replies succeed as `RESPValue.error`.
+/// - While a loop's Redis is known to be down — from the first failed attempt or lost
+///   connection until a reconnect succeeds — commands on that loop fail at once with
+///   `RedisClientError.unavailable`; none waits on a timeout, and none is queued for later.
+///   Reconnection goes on in the background by itself. `isAvailable(on:)` tells the same
+///   without sending anything (the quota fail modes consult it).
+/// - Only commands sent before a loop's very first connection exists wait for it (bounded by
+///   `connectTimeout`), so a freshly started gateway does not refuse its first requests.
+/// - A command in flight when its connection is lost fails (`connectionClosed`) and is not
+///   retried: it may have run.
+/// - Call `shutdown()` before dropping the last reference; connections stay open until then.
+public final class RedisClient: Sendable {
+    public struct Configuration: Sendable, Hashable {
+        /// Bounds a TCP connect and, separately, the login round trip (`AUTH`/`SELECT`/`PING`).
+        public var connectTimeout: TimeAmount
+        /// How long the oldest pending command may go unanswered before its connection is
+        /// declared dead and closed, failing everything pending on it with `responseTimeout`.
+        /// `nil`: never (needed for blocking commands such as `BLPOP`).
+        public var responseTimeout: TimeAmount?
+        public var backoff: ReconnectBackoff.Configuration
+
+        /// Defaults: connect within 1 s, replies within 1 s, backoff 50 ms doubling to 2 s.
+        public init(
+            connectTimeout: TimeAmount = .seconds(1),
+            responseTimeout: TimeAmount? = .seconds(1),
+            backoff: ReconnectBackoff.Configuration = ReconnectBackoff.Configuration()
+        ) {
+            self.connectTimeout = connectTimeout
+            self.responseTimeout = responseTimeout
+            self.backoff = backoff
+        }
+    }
+
+    public let url: RedisURL
+    public let configuration: Configuration
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    /// One slot per loop of the group, filled on its loop at first use. The dictionary itself
+    /// never changes after `init`, so looking a slot up needs no lock.
+    private let slots: [ObjectIdentifier: NIOLoopBoundBox<LoopSlot?>]
+
+    public init(
+        url: RedisURL,
+        group: any EventLoopGroup,
+        configuration: Configuration = Configuration(),
+        logger: Logger = Logger(label: "erp-gateway.redis")
+    ) {
+        self.url = url
+        self.group = group
+        self.configuration = configuration
+        self.logger = logger
+        var slots: [ObjectIdentifier: NIOLoopBoundBox<LoopSlot?>] = [:]
+        for loop in group.makeIterator() {
+            slots[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeEmptyBox(valueType: LoopSlot.self, eventLoop: loop)
+        }
+        self.slots = slots
+    }
+
+    /// Sends one command on `loop`'s connection. Fastest when called on `loop` itself.
+    public func send(on loop: any EventLoop, _ arguments: [String]) -> EventLoopFuture<RESPValue> {
+        do {
+            return self.send(on: loop, try RedisCommand(arguments))
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
+    }
+
+    /// Sends one command with binary arguments (NUL bytes included) on `loop`'s connection.
+    public func send(on loop: any EventLoop, _ arguments: [[UInt8]]) -> EventLoopFuture<RESPValue> {
+        do {
+            return self.send(on: loop, try RedisCommand(arguments))
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
+    }
+
+    /// Runs a Lua script by SHA1 (`EVALSHA`). When Redis answers `NOSCRIPT` (a restart, a
+    /// failover, `SCRIPT FLUSH`), loads `script` (`SCRIPT LOAD`) and retries once; a second
+    /// `NOSCRIPT` — `sha` is not the SHA1 of `script` — comes back as the reply.
+    ///
+    /// - Parameters:
+    ///   - sha: the lowercase hex SHA1 of `script`.
+    ///   - keys: every key the script touches (Redis Cluster routes by them).
+    public func evalSHA(on loop: any EventLoop, sha: String, script: String, keys: [String], args: [String]) -> EventLoopFuture<RESPValue> {
+        let evalSHA: RedisCommand
+        do {
+            evalSHA = try RedisCommand(["EVALSHA", sha, String(keys.count)] + keys + args)
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
+        return self.send(on: loop, evalSHA).flatMap { reply in
+            guard case .error(let message) = reply, message.hasPrefix("NOSCRIPT") else {
+                return loop.makeSucceededFuture(reply)
+            }
+            return self.send(on: loop, ["SCRIPT", "LOAD", script]).flatMap { loaded in
+                if case .error = loaded {
+                    return loop.makeSucceededFuture(loaded)
+                }
+                if loaded.string != sha.lowercased() {
+                    self.logger.error("script SHA1 given to evalSHA is not the script's", metadata: ["given": "\(sha)", "loaded": "\(loaded.string ?? "?")"])
+                }
+                return self.send(on: loop, evalSHA)
+            }
+        }
+    }
+
+    /// False while `loop`'s Redis is known to be down (see the type's contracts). Call on `loop`.
+    public func isAvailable(on loop: any EventLoop) -> Bool {
+        loop.preconditionInEventLoop()
+        guard let box = self.slots[ObjectIdentifier(loop)] else {
+            return true
+        }
+        return box.value?.driver.backoff.isAvailable ?? true
+    }
+
+    /// Closes every connection and stops reconnecting; later commands fail with `shutDown`.
+    public func shutdown() -> EventLoopFuture<Void> {
+        let closed = self.slots.values.map { box in
+            box.eventLoop.flatSubmit {
+                if box.value == nil {
+                    box.value = LoopSlot(client: self, eventLoop: box.eventLoop)
+                }
+                return box.value!.shutdown()
+            }
+        }
+        return EventLoopFuture.andAllComplete(closed, on: self.group.any())
+    }
+
+    private func send(on loop: any EventLoop, _ command: RedisCommand) -> EventLoopFuture<RESPValue> {
+        guard let box = self.slots[ObjectIdentifier(loop)] else {
+            // A loop from outside the group: use one of the group's, and come back.
+            return self.send(on: self.group.next(), command).hop(to: loop)
+        }
+        let promise = loop.makePromise(of: RESPValue.self)
+        if loop.inEventLoop {
+            self.slot(box).send(command, promise: promise)
+        } else {
+            loop.execute {
+                self.slot(box).send(command, promise: promise)
+            }
+        }
+        return promise.futureResult
+    }
+
+    private func slot(_ box: NIOLoopBoundBox<LoopSlot?>) -> LoopSlot {
+        if let slot = box.value { return slot }
+        let slot = LoopSlot(client: self, eventLoop: box.eventLoop)
+        box.value = slot
+        return slot
+    }
+
+    /// The connection of one loop and the commands waiting for its first connect.
+    private final class LoopSlot {
+        let driver: ReconnectingConnection
+        /// Only before the loop's first connection is established.
+        private var waiting: [(command: RedisCommand, promise: EventLoopPromise<RESPValue>)] = []
+
+        init(client: RedisClient, eventLoop: any EventLoop) {
+            self.driver = ReconnectingConnection(url: client.url, eventLoop: eventLoop, configuration: client.configuration, logger: client.logger)
+            self.driver.onEstablished = { [unowned self] connection in
+                let waiting = self.waiting
+                self.waiting = []
+                for (command, promise) in waiting {
+                    connection.send(command, promise: promise)
+                }
+            }
+            self.driver.onAttemptFailed = { [unowned self] error in
+                let waiting = self.waiting
+                self.waiting = []
+                for (_, promise) in waiting {
+                    promise.fail(error)
+                }
+            }
+        }
+
+        func send(_ command: RedisCommand, promise: EventLoopPromise<RESPValue>) {
+            if self.driver.isShutDown {
+                promise.fail(RedisClientError.shutDown)
+            } else if let connection = self.driver.connection {
+                connection.send(command, promise: promise)
+            } else if !self.driver.backoff.isAvailable {
+                promise.fail(RedisClientError.unavailable)
+            } else {
+                self.waiting.append((command, promise))
+                self.driver.connectIfIdle()
+            }
+        }
+
+        func shutdown() -> EventLoopFuture<Void> {
+            let waiting = self.waiting
+            self.waiting = []
+            for (_, promise) in waiting {
+                promise.fail(RedisClientError.shutDown)
+            }
+            return self.driver.shutdown()
+        }
+    }
+}

@@ -1,0 +1,78 @@
+import RedisClient
+import XCTest
+
+final class RedisURLTests: XCTestCase {
+    func testDefaults() throws {
+        let url = try RedisURL("redis://cache.internal")
+        XCTAssertEqual(url, RedisURL(host: "cache.internal", port: 6379, database: 0))
+        XCTAssertNil(url.username)
+        XCTAssertNil(url.password)
+    }
+
+    func testEveryPart() throws {
+        let url = try RedisURL("redis://gateway:s3cret@10.0.0.7:6380/4")
+        XCTAssertEqual(url.host, "10.0.0.7")
+        XCTAssertEqual(url.port, 6380)
+        XCTAssertEqual(url.username, "gateway")
+        XCTAssertEqual(url.password, "s3cret")
+        XCTAssertEqual(url.database, 4)
+    }
+
+    func testPasswordWithoutUsername() throws {
+        let url = try RedisURL("redis://:pw@localhost/")
+        XCTAssertNil(url.username)
+        XCTAssertEqual(url.password, "pw")
+        XCTAssertEqual(url.database, 0)
+    }
+
+    func testPercentDecodingOfUserAndPassword() throws {
+        let url = try RedisURL("redis://us%65r:p%40ss%3Aw%2Fo%25rd%C3%A9@h:1")
+        XCTAssertEqual(url.username, "user")
+        XCTAssertEqual(url.password, "p@ss:w/o%rdé")
+    }
+
+    func testUnencodedAtInPasswordSplitsAtTheLastAt() throws {
+        XCTAssertEqual(try RedisURL("redis://:a@b@host").password, "a@b")
+    }
+
+    func testIPv6Host() throws {
+        let url = try RedisURL("redis://[::1]:7000/2")
+        XCTAssertEqual(url.host, "::1")
+        XCTAssertEqual(url.port, 7000)
+        XCTAssertEqual(url.database, 2)
+        XCTAssertEqual(url.description, "redis://[::1]:7000/2")
+    }
+
+    func testSchemeIsCaseInsensitive() throws {
+        XCTAssertEqual(try RedisURL("REDIS://h").host, "h")
+    }
+
+    func testOtherSchemesAreRefused() {
+        for text in ["rediss://h", "http://h", "unix:///tmp/redis.sock"] {
+            XCTAssertThrowsError(try RedisURL(text), text) { XCTAssertEqual($0 as? RedisClientError, .unsupportedURLScheme) }
+        }
+    }
+
+    func testMalformedURLsAreRefused() {
+        let bad = [
+            "h:6379", "redis://", "redis://:6379", "redis://h:0", "redis://h:65536", "redis://h:-1",
+            "redis://h:63a", "redis://h/x", "redis://h/-1", "redis://h/1/2", "redis://h?db=1",
+            "redis://h#f", "redis://user@h", "redis://:p%4@h", "redis://:p%zz@h", "redis://:%FF@h",
+            "redis://[::1", "redis://[::1]x",
+        ]
+        for text in bad {
+            XCTAssertThrowsError(try RedisURL(text), text) { XCTAssertEqual($0 as? RedisClientError, .invalidURL, text) }
+        }
+    }
+
+    func testDescriptionAndMirrorNeverShowThePassword() throws {
+        let url = try RedisURL("redis://gateway:hunter2@h:6380/1")
+        XCTAssertEqual(url.description, "redis://gateway:***@h:6380/1")
+        XCTAssertEqual("\(url)", "redis://gateway:***@h:6380/1")
+        XCTAssertFalse(String(reflecting: url).contains("hunter2"))
+        var dumped = ""
+        dump(url, to: &dumped)
+        XCTAssertFalse(dumped.contains("hunter2"), dumped)
+        XCTAssertEqual(try RedisURL("redis://:hunter2@h").description, "redis://:***@h:6379/0")
+    }
+}
