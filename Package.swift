@@ -42,7 +42,8 @@ let package = Package(
 
         // The HTTP/1.1 data plane on SwiftNIO.
         .target(name: "ProxyEngine", dependencies: [
-            "GatewayConfig", "Hierarchy", "TokenAuth", "COpenSSL",
+            "GatewayConfig", "Hierarchy", "TokenAuth", "COpenSSL", "RedisClient",
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -52,7 +53,7 @@ let package = Package(
 
         // The executable: command line and wiring only.
         .executableTarget(name: "erp-gateway", dependencies: [
-            "GatewayConfig", "ProxyEngine", "Hierarchy", "TokenAuth", "Quotas",
+            "GatewayConfig", "ProxyEngine", "Hierarchy", "TokenAuth", "Quotas", "RedisClient",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),

@@ -78,14 +78,14 @@ public final class GatewayServer: Sendable {
         }
     }
 
-    /// Replaces every loop's revocations with the store's full list (after a reconnect, when
-    /// messages may have been missed), dropping expired entries.
-    public func replaceRevocations(_ list: RevocationList, now: Int64) async {
+    /// Merges the store's full list into every loop's (after a reconnect, when messages may
+    /// have been missed, and periodically), dropping expired entries. Revocations are never
+    /// undone, so merging cannot lose one that arrived meanwhile.
+    public func mergeRevocations(_ list: RevocationList, now: Int64) async {
         for environment in self.environments {
             try? await environment.eventLoop.submit {
-                var merged = list
-                merged.prune(now: now)
-                environment.value.revocations = merged
+                environment.value.revocations.merge(list)
+                environment.value.revocations.prune(now: now)
             }.get()
         }
     }

@@ -50,6 +50,10 @@ final class ReconnectingConnection {
         self.isShutDown = true
         self.retryTimer?.cancel()
         self.retryTimer = nil
+        // The callbacks may hold the owner; dropping them breaks the cycle.
+        self.prepare = { $0.eventLoop.makeSucceededVoidFuture() }
+        self.onEstablished = { _ in }
+        self.onAttemptFailed = { _ in }
         let connection = self.connection
         self.connection = nil
         return connection?.close() ?? self.eventLoop.makeSucceededVoidFuture()

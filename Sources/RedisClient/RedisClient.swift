@@ -118,6 +118,7 @@ public final class RedisClient: Sendable {
     }
 
     /// False while `loop`'s Redis is known to be down (see the type's contracts). Call on `loop`.
+    /// A loop outside the group has no connection of its own to judge by: always true.
     public func isAvailable(on loop: any EventLoop) -> Bool {
         loop.preconditionInEventLoop()
         guard let box = self.slots[ObjectIdentifier(loop)] else {

@@ -18,7 +18,7 @@ public struct RevocationList: Sendable, Equatable {
         self.tokens[jwtID] = max(self.tokens[jwtID] ?? 0, expiresAt)
     }
 
-    /// Every token of `tenant` issued before `issuedBefore` (or without `iat`) is revoked;
+    /// Every token of `tenant` issued at or before `issuedBefore` (or without `iat`) is revoked;
     /// the entry is kept until `until`, the longest a token issued before then can live.
     public mutating func revoke(tenant: String, issuedBefore: Int64, until: Int64) {
         let previous = self.tenants[tenant]
@@ -28,8 +28,9 @@ public struct RevocationList: Sendable, Equatable {
     public func isRevoked(_ token: VerifiedToken) -> Bool {
         if let jwtID = token.jwtID, self.tokens[jwtID] != nil { return true }
         if let tenant = self.tenants[token.tenant] {
-            // A token without iat cannot prove it was issued after the revocation.
-            return (token.issuedAt ?? Int64.min) < tenant.issuedBefore
+            // `iat` is whole seconds: a token from the revocation's own second may predate it, so
+            // it is revoked too. A token without iat cannot prove it is newer.
+            return (token.issuedAt ?? Int64.min) <= tenant.issuedBefore
         }
         return false
     }

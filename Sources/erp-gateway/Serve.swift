@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ProxyEngine
+import RedisClient
 
 #if canImport(Glibc)
 import Glibc
@@ -53,7 +54,30 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(1)
         }
         if let server = started {
+            // Revocations reach every node through the shared store; without one, only this
+            // node's configuration decides (logged, so nobody assumes revocation works).
+            var redis: RedisClient?
+            var feed: RevocationFeed?
+            if let redisSettings = settings.redis {
+                do {
+                    let url = try RedisURL(redisSettings.url)
+                    let client = RedisClient(url: url, group: group, logger: logger)
+                    let revocations = RevocationFeed(
+                        client: client, url: url, store: RevocationStore(keyPrefix: redisSettings.keyPrefix), server: server, loop: group.next(),
+                        logger: logger
+                    )
+                    revocations.start()
+                    (redis, feed) = (client, revocations)
+                    logger.notice("revocation feed started", metadata: ["redis": "\(url)"])
+                } catch {
+                    logger.error("redis.url is not usable; token revocation is off", metadata: ["error": "\(error)"])
+                }
+            } else if initial.authentication != nil {
+                logger.warning("no redis configured: token revocation is off")
+            }
             await Self.serve(server, initial: initial, path: self.config, watchInterval: self.watchIntervalMs, logger: logger)
+            await feed?.shutdown()
+            try? await redis?.shutdown().get()
         }
         // The server (and the quiescing helper in it) must go while its event loops still run.
         started = nil
@@ -122,8 +146,10 @@ struct Reloader {
             }
             return nil
         }
-        if next.settings.listener != self.current.settings.listener || next.settings.upstreamPool != self.current.settings.upstreamPool {
-            self.logger.warning("listener and upstreamPool changes take effect at the next restart")
+        if next.settings.listener != self.current.settings.listener || next.settings.upstreamPool != self.current.settings.upstreamPool
+            || next.settings.redis != self.current.settings.redis
+        {
+            self.logger.warning("listener, upstreamPool and redis changes take effect at the next restart")
         }
         self.current = next
         self.generation += 1

@@ -1,11 +1,16 @@
 import ArgumentParser
 import Foundation
+import GatewayConfig
+import Hierarchy
+import NIOPosix
+import ProxyEngine
+import RedisClient
 import TokenAuth
 
 /// `erp-gateway token mint`: signs a token the way an OEM's or partner's identity service
 /// would, for local use and tests. The gateway itself never mints.
-struct Token: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Work with bearer tokens.", subcommands: [Mint.self])
+struct Token: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Work with bearer tokens.", subcommands: [Mint.self, Revoke.self])
 
     struct Mint: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -60,6 +65,62 @@ struct Token: ParsableCommand {
                 token = try TokenMinter.mint(claims: values, algorithm: algorithm, kid: self.kid, privateKeyPEM: keyText)
             }
             print(token)
+        }
+    }
+}
+
+extension Token {
+    /// `erp-gateway token revoke`: revokes one token (by `jti`) or every token of a tenant issued
+    /// until now, in the shared store every gateway node listens to. Nodes refuse the token
+    /// within a second.
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a token (--jti) or every token of a tenant (--tenant).")
+
+        @Option(name: .long, help: "Path of the settings file (for redis).") var config: String
+        @Option(help: "The token id to revoke.") var jti: String?
+        @Option(help: "The token's expiry (unix seconds); the revocation is kept until then. Default: 30 days from now.") var expiresAt: Int64?
+        @Option(help: "Revoke every token of this tenant issued before now.") var tenant: String?
+
+        static let longestLifetime: Int64 = 30 * 24 * 3600
+
+        func run() async throws {
+            let settings: GatewaySettings
+            do {
+                settings = try SettingsLoader.load(path: self.config)
+            } catch {
+                printToStandardError(error.description)
+                throw ExitCode(2)
+            }
+            guard let redisSettings = settings.redis else {
+                throw ValidationError("\(self.config) configures no redis: revocations live there")
+            }
+            let now = Int64(Date().timeIntervalSince1970)
+            let message: RevocationMessage
+            switch (self.jti, self.tenant) {
+            case (let jti?, nil):
+                guard !jti.isEmpty, !jti.contains(where: \.isWhitespace) else { throw ValidationError("a jti has no spaces") }
+                message = .token(jwtID: jti, expiresAt: self.expiresAt ?? now + Self.longestLifetime)
+            case (nil, let tenant?):
+                guard (try? NodeID(tenant)) != nil else { throw ValidationError("'\(tenant)' is not a tenant id") }
+                message = .tenant(tenant, issuedBefore: now, until: now + Self.longestLifetime)
+            default:
+                throw ValidationError("give exactly one of --jti or --tenant")
+            }
+            let url = try RedisURL(redisSettings.url)
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            let client = RedisClient(url: url, group: group)
+            let loop = group.next()
+            do {
+                let listeners = try await RevocationStore(keyPrefix: redisSettings.keyPrefix).revoke(message, using: client, on: loop, now: now).get()
+                print("revoked (\(message.text)); \(listeners) gateway node\(listeners == 1 ? "" : "s") notified")
+            } catch {
+                try? await client.shutdown().get()
+                try? await group.shutdownGracefully()
+                printToStandardError("cannot revoke: \(error)")
+                throw ExitCode(1)
+            }
+            try? await client.shutdown().get()
+            try? await group.shutdownGracefully()
         }
     }
 }
