@@ -25,9 +25,12 @@ let package = Package(
         // OpenSSL's libcrypto: token signatures checked with keys parsed once (TokenAuth).
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
 
+        // JSON string literals for the few small documents rendered without an encoder.
+        .target(name: "JSONText"),
+
         // Domain modules: pure Swift, no I/O.
-        .target(name: "Hierarchy"),
-        .target(name: "TokenAuth", dependencies: ["CJWT", "COpenSSL"]),
+        .target(name: "Hierarchy", dependencies: ["JSONText"]),
+        .target(name: "TokenAuth", dependencies: ["CJWT", "COpenSSL", "JSONText"]),
         .target(name: "Quotas", dependencies: ["CHiredis"]),
         // Pipelined Redis client: hiredis parses and formats RESP under a SwiftNIO channel.
         .target(name: "RedisClient", dependencies: [
@@ -42,7 +45,7 @@ let package = Package(
 
         // The HTTP/1.1 data plane on SwiftNIO.
         .target(name: "ProxyEngine", dependencies: [
-            "GatewayConfig", "Hierarchy", "TokenAuth", "COpenSSL", "RedisClient",
+            "GatewayConfig", "Hierarchy", "TokenAuth", "COpenSSL", "RedisClient", "JSONText",
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

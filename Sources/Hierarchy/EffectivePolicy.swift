@@ -1,3 +1,5 @@
+import JSONText
+
 /// Everything that applies to one node once inheritance has run: computed when a snapshot is
 /// compiled, never per request. Customers' policies drive the data plane; OEMs' and partners'
 /// serve their portals and the explain view.
@@ -64,27 +66,5 @@ public struct EffectiveBranding: Sendable, Hashable {
         for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         let hex = String(hash, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
-    }
-}
-
-/// JSON string literals without Foundation's encoder, for the few small documents the gateway
-/// renders on the request path (branding, problem bodies).
-public enum JSONText {
-    public static func quote(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
     }
 }

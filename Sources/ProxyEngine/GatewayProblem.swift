@@ -1,4 +1,4 @@
-import Hierarchy
+import JSONText
 import NIOHTTP1
 
 /// Why the gateway answered a request itself instead of relaying the upstream's response.

@@ -1,4 +1,5 @@
 import CJWT
+import JSONText
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -62,7 +63,7 @@ public enum TokenMinter {
                 status = jwt_add_grant_int(jwt, name, Int(number))
             case .strings(let texts):
                 guard !texts.contains(where: { $0.utf8.contains(0) }) else { throw .invalidClaim }
-                let json = "{\(jsonQuoted(name)):[\(texts.map(jsonQuoted).joined(separator: ","))]}"
+                let json = "{\(JSONText.quote(name)):[\(texts.map { JSONText.quote($0) }.joined(separator: ","))]}"
                 status = jwt_add_grants_json(jwt, json)
             }
             guard status == 0 else { throw .invalidClaim }
@@ -91,27 +92,6 @@ public enum TokenMinter {
         case .HS384: JWT_ALG_HS384
         case .HS512: JWT_ALG_HS512
         }
-    }
-
-    /// A JSON string literal: quotes, backslashes and control characters escaped; other
-    /// characters as UTF-8.
-    private static func jsonQuoted(_ text: String) -> String {
-        var quoted = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": quoted += "\\\""
-            case "\\": quoted += "\\\\"
-            case "\n": quoted += "\\n"
-            case "\r": quoted += "\\r"
-            case "\t": quoted += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                quoted += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default:
-                quoted.unicodeScalars.append(scalar)
-            }
-        }
-        return quoted + "\""
     }
 }
 
