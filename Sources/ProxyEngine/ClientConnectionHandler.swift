@@ -312,8 +312,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 // The backend gets the signed context instead of the caller's credential.
                 exchange.upstreamHead.headers.remove(name: "authorization")
             case .preflight(let headers):
-                var headers = headers
-                headers.add(name: "content-length", value: "0")
+                // 204 carries no body and, per RFC 9110 §8.6, no Content-Length either.
                 self.answerLocally(exchange, status: .noContent, headers: headers, body: nil)
                 return
             case .refuse(let refusal):

@@ -224,6 +224,8 @@ final class SecurityMatrixTests: GatewayTestCase {
             ("Origin", "https://app.acme.test"), ("Access-Control-Request-Method", "GET"), ("Access-Control-Request-Headers", "authorization, content-type"),
         ])
         XCTAssertEqual(preflight.status, 204)
+        XCTAssertNil(preflight.header("content-length"), "a 204 has no Content-Length")
+        XCTAssertNil(preflight.header("transfer-encoding"))
         XCTAssertEqual(preflight.header("access-control-allow-origin"), "https://app.acme.test")
         XCTAssertEqual(preflight.header("access-control-allow-methods"), "GET")
         XCTAssertEqual(preflight.header("access-control-allow-headers"), "authorization, content-type")
