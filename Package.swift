@@ -31,7 +31,10 @@ let package = Package(
         // Domain modules: pure Swift, no I/O.
         .target(name: "Hierarchy", dependencies: ["JSONText"]),
         .target(name: "TokenAuth", dependencies: ["CJWT", "COpenSSL", "JSONText"]),
-        .target(name: "Quotas", dependencies: ["CHiredis"]),
+        .target(name: "Quotas", dependencies: [
+            "Hierarchy", "RedisClient",
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         // Pipelined Redis client: hiredis parses and formats RESP under a SwiftNIO channel.
         .target(name: "RedisClient", dependencies: [
             "CHiredis",
@@ -84,7 +87,11 @@ let package = Package(
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "TokenAuthTests", dependencies: ["TokenAuth"]),
-        .testTarget(name: "QuotasTests", dependencies: ["Quotas"]),
+        .testTarget(name: "QuotasTests", dependencies: [
+            "Quotas", "Hierarchy", "RedisClient",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .testTarget(name: "RedisClientTests", dependencies: [
             "RedisClient",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -92,7 +99,7 @@ let package = Package(
         ]),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "Hierarchy"]),
         .testTarget(name: "ProxyEngineTests", dependencies: [
-            "ProxyEngine", "GatewayConfig", "Hierarchy",
+            "ProxyEngine", "GatewayConfig", "Hierarchy", "TokenAuth",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
