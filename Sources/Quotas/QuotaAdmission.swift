@@ -1,0 +1,56 @@
+import Hierarchy
+import NIOCore
+import RedisClient
+
+/// Checks and charges a request's quotas in Redis: one `EVALSHA` of `QuotaScript.admit` per
+/// admission, one of `QuotaScript.release` when an admitted request with a concurrency limit
+/// ends. No state of its own; call on the event loop serving the request, so the command goes
+/// out on that loop's connection without a thread hop.
+///
+/// Failures (Redis unavailable, connection lost, an error reply) fail the future; choosing a
+/// fail mode is the caller's business.
+public struct QuotaAdmission: Sendable {
+    public let redis: RedisClient
+    /// Separates deployments sharing one Redis; the first segment of every key.
+    public let prefix: String
+    public let inflightTTL: Int64
+
+    public init(redis: RedisClient, prefix: String = "erp", inflightTTL: Int64 = QuotaPlan.defaultInflightTTL) {
+        self.redis = redis
+        self.prefix = prefix
+        self.inflightTTL = inflightTTL
+    }
+
+    public func plan(levels: [LevelLimits], oem: NodeID, cost: Int, now: Int64) throws(RateLimitError) -> QuotaPlan {
+        try QuotaPlan(levels: levels, oem: oem, cost: cost, now: now, prefix: self.prefix, inflightTTL: self.inflightTTL)
+    }
+
+    /// - Parameter now: µs since the epoch, from the gateway's clock (see `QuotaScript`).
+    public func admit(levels: [LevelLimits], oem: NodeID, cost: Int, now: Int64, on loop: any EventLoop) -> EventLoopFuture<(QuotaPlan, QuotaDecision)> {
+        let plan: QuotaPlan
+        do {
+            plan = try self.plan(levels: levels, oem: oem, cost: cost, now: now)
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
+        return self.admit(plan, on: loop).map { (plan, $0) }
+    }
+
+    /// Runs a prepared plan. A plan without levels is admitted without a round trip.
+    public func admit(_ plan: QuotaPlan, on loop: any EventLoop) -> EventLoopFuture<QuotaDecision> {
+        guard !plan.isUnlimited else { return loop.makeSucceededFuture(.admitted([])) }
+        return self.redis.evalSHA(on: loop, sha: QuotaScript.admitSHA, script: QuotaScript.admit, keys: plan.keys, args: plan.arguments)
+            .flatMapThrowing { reply in try QuotaDecision(reply: reply, plan: plan) }
+    }
+
+    /// Ends an admitted request: decrements the in-flight counters it incremented. Call once
+    /// per admitted request, whatever its outcome; never for a refused one.
+    public func release(_ plan: QuotaPlan, on loop: any EventLoop) -> EventLoopFuture<Void> {
+        let keys = plan.inflightKeys
+        guard !keys.isEmpty else { return loop.makeSucceededVoidFuture() }
+        return self.redis.evalSHA(on: loop, sha: QuotaScript.releaseSHA, script: QuotaScript.release, keys: keys, args: [])
+            .flatMapThrowing { reply in
+                guard reply.int64 != nil else { throw QuotaReplyError.scriptError }
+            }
+    }
+}

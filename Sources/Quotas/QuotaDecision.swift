@@ -1,0 +1,101 @@
+import Hierarchy
+import RedisClient
+
+/// What a quota limits.
+public enum QuotaKind: String, Sendable, Hashable, CaseIterable {
+    /// Rate with burst (GCRA).
+    case rate
+    /// Cost units per UTC day.
+    case day
+    /// Cost units per UTC month.
+    case month
+    /// Requests in flight.
+    case concurrency
+}
+
+/// The budget one level has left after an admission; nil where the level has no such limit.
+public struct LevelRemaining: Sendable, Hashable {
+    public let node: NodeID
+    public let kind: NodeKind
+    /// Unit-cost requests that could still pass back to back right now.
+    public let rate: Int?
+    /// Milliseconds until the rate limit is fully idle (the whole burst available again).
+    public let rateResetMilliseconds: Int64?
+    public let day: Int?
+    public let month: Int?
+    public let concurrency: Int?
+
+    public init(node: NodeID, kind: NodeKind, rate: Int?, rateResetMilliseconds: Int64?, day: Int?, month: Int?, concurrency: Int?) {
+        self.node = node
+        self.kind = kind
+        self.rate = rate
+        self.rateResetMilliseconds = rateResetMilliseconds
+        self.day = day
+        self.month = month
+        self.concurrency = concurrency
+    }
+}
+
+/// The answer of `QuotaScript.admit` for one `QuotaPlan`.
+public enum QuotaDecision: Sendable, Hashable {
+    /// Every level was charged. One entry per level of the plan, in its order.
+    case admitted([LevelRemaining])
+    /// Nothing was charged. `retryAfterMilliseconds` nil: never under the current limits.
+    /// A concurrency refusal reports 0 (no way to know when a request ends).
+    case refused(level: NodeID, kind: QuotaKind, retryAfterMilliseconds: Int64?, limit: Int)
+
+    /// Reads the script's reply (layout in `QuotaScript`).
+    public init(reply: RESPValue, plan: QuotaPlan) throws(QuotaReplyError) {
+        guard let elements = reply.elements, let status = elements.first?.int64 else {
+            throw reply.errorMessage != nil ? .scriptError : .malformed
+        }
+        switch status {
+        case 0:
+            guard elements.count == 5,
+                  let index = elements[1].int64, index >= 1, index <= plan.levels.count,
+                  let kindName = elements[2].string, let kind = QuotaKind(rawValue: kindName),
+                  let retry = elements[3].int64, retry >= -1,
+                  let limit = elements[4].int64
+            else { throw .malformed }
+            self = .refused(level: plan.levels[Int(index) - 1].node, kind: kind, retryAfterMilliseconds: retry == -1 ? nil : retry, limit: Int(limit))
+        case 1:
+            guard elements.count == 1 + 5 * plan.levels.count else { throw .malformed }
+            var remaining: [LevelRemaining] = []
+            for (offset, level) in plan.levels.enumerated() {
+                var values: [Int64?] = []
+                for element in elements[(1 + 5 * offset)..<(6 + 5 * offset)] {
+                    guard let value = element.int64, value >= -1 else { throw .malformed }
+                    values.append(value == -1 ? nil : value)
+                }
+                remaining.append(LevelRemaining(
+                    node: level.node, kind: level.kind,
+                    rate: values[0].map { Int($0) }, rateResetMilliseconds: values[1],
+                    day: values[2].map { Int($0) }, month: values[3].map { Int($0) },
+                    concurrency: values[4].map { Int($0) }
+                ))
+            }
+            self = .admitted(remaining)
+        default:
+            throw .malformed
+        }
+    }
+}
+
+/// Why a reply from Redis could not be read as a decision. Fixed descriptions (metrics label).
+public struct QuotaReplyError: Error, Hashable, Sendable, CustomStringConvertible {
+    private enum Code: Hashable, Sendable { case scriptError, malformed }
+    private let code: Code
+    private init(_ code: Code) { self.code = code }
+
+    /// Redis answered with an error (a corrupt key, a script bug, out of memory).
+    public static let scriptError = QuotaReplyError(.scriptError)
+    /// The reply does not have the script's layout for this plan.
+    public static let malformed = QuotaReplyError(.malformed)
+
+    public var description: String {
+        switch self.code {
+        case .scriptError: return "quota script: Redis answered with an error"
+        case .malformed: return "quota script: unexpected reply"
+        }
+    }
+}

@@ -1,0 +1,168 @@
+/// The Lua scripts that check and charge quotas in Redis, and their SHA-1 names.
+///
+/// ## `admit`: every level of one request, all or nothing, one round trip
+///
+/// KEYS, four per level, in level order (customer, partner, OEM — `QuotaKeys.all`):
+/// `rate`, `day`, `month`, `inflight`. Keys of kinds a level does not limit are passed anyway
+/// (so Redis Cluster sees every key the script could touch) and left alone.
+///
+/// ARGV (decimal integers):
+/// 1. `now`, µs since the epoch, 2. `cost` (≥ 1), 3. `n` levels,
+/// 4. µs until the UTC day ends, 5. µs until the UTC month ends,
+/// 6. day-key TTL, s, 7. month-key TTL, s, 8. in-flight-key TTL, s;
+/// then five per level: T (µs, `0` = no rate limit), burst, day limit, month limit,
+/// concurrency limit (`-1` = no such limit).
+///
+/// Every check of every level runs before anything is written, so a request refused at the
+/// OEM level leaves the customer's and partner's keys untouched. Redis runs a script alone,
+/// so no other admission interleaves: with N left, exactly N of any number of concurrent
+/// requests — from any number of gateway nodes — are admitted.
+///
+/// Reply:
+/// - refused: `[0, level (1-based), kind ("rate"|"day"|"month"|"concurrency"), retry-after ms,
+///   limit]`. When several checks refuse, the one with the longest retry-after is reported
+///   (retrying sooner could not succeed). Retry-after `-1`: never under these limits (the cost
+///   exceeds the burst or the calendar limit, or a concurrency limit of 0). A concurrency
+///   refusal has no known retry time and reports `0`. `limit`: the burst for `rate`.
+/// - admitted: `[1]` followed by five per level: burst remaining, ms until the rate limit is
+///   fully idle, day remaining, month remaining, concurrency remaining (`-1` where the level
+///   has no such limit).
+///
+/// Charging an admitted request: TAT := now + max(TAT − now, 0) + cost × T (with the `GCRA`
+/// type's rules, line for line), stored with a TTL one second past the instant it means
+/// "idle"; day and month `INCRBY cost` with their TTL renewed; in-flight `INCR` with its
+/// safety TTL renewed (the request must be `release`d when it ends).
+///
+/// ## Clock
+/// `now` is the calling gateway node's clock, passed in rather than read with Redis `TIME`,
+/// so that tests inject it and the script stays deterministic. Nodes must run NTP: a node δ
+/// ahead of the others admits at most δ × rate more than the limit, a node behind is stricter.
+/// TTLs are relative (`PX`/`EXPIRE`), never absolute, so they do not depend on Redis's clock
+/// agreeing with `now`.
+///
+/// ## Arithmetic
+/// Lua numbers are doubles. Every value stays an integer below 2^53 (see `GCRA.maxInstant`,
+/// `RateLimit.maxWindow`); the one division is corrected to an exact floor, and values are
+/// written back with `%d`, never in exponent notation.
+public enum QuotaScript {
+    public static let admit = #"""
+    local now = tonumber(ARGV[1])
+    local cost = tonumber(ARGV[2])
+    local n = tonumber(ARGV[3])
+    local dayReset = tonumber(ARGV[4])
+    local monthReset = tonumber(ARGV[5])
+    local dayTTL = ARGV[6]
+    local monthTTL = ARGV[7]
+    local inflightTTL = ARGV[8]
+
+    local function idiv(a, b)
+      local q = math.floor(a / b)
+      if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
+      return q
+    end
+    local function ceilms(us) return idiv(us + 999, 1000) end
+    local function int(x) return string.format('%d', x) end
+    local function stored(key)
+      local raw = redis.call('GET', key)
+      return raw and tonumber(raw)
+    end
+
+    local worst = nil
+    local function refuse(level, kind, retry, limit)
+      if worst ~= nil and (worst[4] == -1 or (retry ~= -1 and retry <= worst[4])) then return end
+      worst = {0, level, kind, retry, limit}
+    end
+
+    -- A calendar quota of one level: the units left after this request, or -1 (no limit, or refused).
+    local function calendar(level, kind, key, limit, reset)
+      if limit < 0 then return -1 end
+      local used = stored(key) or 0
+      if cost > limit then refuse(level, kind, -1, limit)
+      elseif used + cost > limit then refuse(level, kind, ceilms(reset), limit)
+      else return limit - used - cost end
+      return -1
+    end
+
+    local tats = {}
+    local reply = {1}
+    for i = 1, n do
+      local a = 8 + (i - 1) * 5
+      local k = (i - 1) * 4
+      local T = tonumber(ARGV[a + 1])
+      local burst = tonumber(ARGV[a + 2])
+      local dayLimit = tonumber(ARGV[a + 3])
+      local monthLimit = tonumber(ARGV[a + 4])
+      local concurrency = tonumber(ARGV[a + 5])
+      local rate, rateReset, day, month, inflight = -1, -1, -1, -1, -1
+      if T > 0 then
+        local window = T * burst
+        local charge = cost * T
+        if charge > window then
+          refuse(i, 'rate', -1, burst)
+        else
+          local ahead = 0
+          local tat = stored(KEYS[k + 1])
+          if tat and tat > now and tat - now <= window then ahead = tat - now end
+          local newAhead = ahead + charge
+          if newAhead > window then
+            refuse(i, 'rate', ceilms(newAhead - window), burst)
+          else
+            tats[i] = now + newAhead
+            rate = idiv(window - newAhead, T)
+            rateReset = ceilms(newAhead)
+          end
+        end
+      end
+      day = calendar(i, 'day', KEYS[k + 2], dayLimit, dayReset)
+      month = calendar(i, 'month', KEYS[k + 3], monthLimit, monthReset)
+      if concurrency >= 0 then
+        local busy = stored(KEYS[k + 4]) or 0
+        if concurrency < 1 then refuse(i, 'concurrency', -1, concurrency)
+        elseif busy + 1 > concurrency then refuse(i, 'concurrency', 0, concurrency)
+        else inflight = concurrency - busy - 1 end
+      end
+      reply[#reply + 1] = rate
+      reply[#reply + 1] = rateReset
+      reply[#reply + 1] = day
+      reply[#reply + 1] = month
+      reply[#reply + 1] = inflight
+    end
+    if worst ~= nil then return worst end
+
+    for i = 1, n do
+      local a = 8 + (i - 1) * 5
+      local k = (i - 1) * 4
+      if tats[i] then
+        redis.call('SET', KEYS[k + 1], int(tats[i]), 'PX', int(ceilms(tats[i] - now) + 1000))
+      end
+      if tonumber(ARGV[a + 3]) >= 0 then
+        redis.call('INCRBY', KEYS[k + 2], int(cost))
+        redis.call('EXPIRE', KEYS[k + 2], dayTTL)
+      end
+      if tonumber(ARGV[a + 4]) >= 0 then
+        redis.call('INCRBY', KEYS[k + 3], int(cost))
+        redis.call('EXPIRE', KEYS[k + 3], monthTTL)
+      end
+      if tonumber(ARGV[a + 5]) >= 0 then
+        redis.call('INCR', KEYS[k + 4])
+        redis.call('EXPIRE', KEYS[k + 4], inflightTTL)
+      end
+    end
+    return reply
+    """#
+
+    public static let admitSHA = SHA1.hex(admit)
+
+    /// KEYS: the in-flight keys of the levels with a concurrency limit (`QuotaPlan.inflightKeys`).
+    /// Decrements each; a counter reaching 0 or below is deleted, so it never goes negative — a
+    /// release after the safety TTL dropped the key, or a duplicate release, changes nothing.
+    /// Reply: the number of keys.
+    public static let release = #"""
+    for i = 1, #KEYS do
+      if redis.call('DECR', KEYS[i]) <= 0 then redis.call('DEL', KEYS[i]) end
+    end
+    return #KEYS
+    """#
+
+    public static let releaseSHA = SHA1.hex(release)
+}
