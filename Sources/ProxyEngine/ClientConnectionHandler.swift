@@ -3,6 +3,7 @@ import Hierarchy
 import Logging
 import NIOCore
 import NIOHTTP1
+import Quotas
 import TokenAuth
 
 #if canImport(Glibc)
@@ -311,6 +312,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 ).apply(to: &exchange.upstreamHead.headers, signingKey: configuration.settings.upstreamContext!.active)
                 // The backend gets the signed context instead of the caller's credential.
                 exchange.upstreamHead.headers.remove(name: "authorization")
+                if let quotas = self.environment.quotas, !request.policy.limits.isEmpty {
+                    self.admit(exchange, request: request, quotas: quotas)
+                    return
+                }
             case .preflight(let headers):
                 // 204 carries no body and, per RFC 9110 §8.6, no Content-Length either.
                 self.answerLocally(exchange, status: .noContent, headers: headers, body: nil)
@@ -322,6 +327,50 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             }
         }
         self.continueToUpstream(exchange)
+    }
+
+    /// Admit: every level of the tenant's path is checked and charged in one round trip; a
+    /// refusal charges nothing. When the store cannot be reached the request is admitted (fail
+    /// open) and the outage logged: availability of the ERP outranks exact metering.
+    private func admit(_ exchange: Exchange, request: TenantAccess.TenantRequest, quotas: QuotaAdmission) {
+        let plan: QuotaPlan
+        do {
+            plan = try quotas.plan(levels: request.policy.limits, oem: request.policy.path.oem, cost: request.route.cost, now: Self.nowMicroseconds())
+        } catch {
+            exchange.logger.error("unusable limits; admitting without quotas", metadata: ["error": "\(error)"])
+            self.continueToUpstream(exchange)
+            return
+        }
+        let loop = self.environment.pool.eventLoop
+        quotas.admit(plan, on: loop).assumeIsolated().whenComplete { [weak self, weak exchange] result in
+            guard let self, let exchange, self.exchange === exchange else {
+                // The client left while the store answered: give back what was charged.
+                if case .success(.admitted) = result { _ = quotas.release(plan, on: loop) }
+                return
+            }
+            switch result {
+            case .success(let decision):
+                let headers = RateLimitHeaders.fields(for: decision, plan: plan)
+                switch decision {
+                case .admitted:
+                    exchange.admittedQuota = (quotas, plan, loop)
+                    exchange.rateLimitHeaders = headers
+                    self.continueToUpstream(exchange)
+                case .refused(let level, let kind, _, _):
+                    exchange.logger.notice("request refused", metadata: ["problem": "quota-exceeded", "reason": "\(kind) limit of \(level)"])
+                    self.fail(exchange, with: .quotaExceeded, headers: HTTPHeaders(headers.map { ($0.name, $0.value) }))
+                }
+            case .failure(let error):
+                exchange.logger.warning("quota store unavailable; admitting", metadata: ["error": "\(error)"])
+                self.continueToUpstream(exchange)
+            }
+        }
+    }
+
+    static func nowMicroseconds() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000
     }
 
     private func continueToUpstream(_ exchange: Exchange) {
@@ -587,6 +636,7 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
             var clientHead = ForwardedHeaders.clientResponseHead(
                 from: head, requestID: exchange.requestID, version: exchange.clientHead.version, close: !keepClient
             )
+            for (name, value) in exchange.rateLimitHeaders { clientHead.headers.replaceOrAdd(name: name, value: value) }
             if let origin = exchange.tenant?.corsOrigin {
                 // The one origin this tenant allows, never `*`.
                 clientHead.headers.replaceOrAdd(name: "access-control-allow-origin", value: origin)
@@ -673,6 +723,17 @@ final class Exchange {
     var closeClientAfterResponse = false
     /// The gateway answered this request itself; the rest of the request is read and dropped.
     var answeredLocally = false
+    /// What admission charged, to give back the in-flight slot when the exchange ends.
+    var admittedQuota: (admission: QuotaAdmission, plan: QuotaPlan, loop: any EventLoop)?
+    /// RateLimit headers for the client's response.
+    var rateLimitHeaders: [(name: String, value: String)] = []
+
+    deinit {
+        // Every admitted exchange ends here exactly once, whatever its outcome.
+        if let (admission, plan, loop) = self.admittedQuota, !plan.inflightKeys.isEmpty {
+            _ = admission.release(plan, on: loop)
+        }
+    }
 
     var settings: GatewaySettings { self.configuration.settings }
 

@@ -67,6 +67,11 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
         GatewayProblem(reason, .unauthorized, "The bearer token is not valid.", .downstream)
     }
 
+    // MARK: Quotas
+
+    /// A level of the tenant's path is over its limit; the RateLimit headers name which.
+    public static let quotaExceeded = GatewayProblem("quota-exceeded", .tooManyRequests, "A usage limit has been reached.", .downstream)
+
     // MARK: Upstream
 
     public static let upstreamUnreachable = GatewayProblem("upstream-unreachable", .badGateway, "The backend service could not be reached.", .upstream)

@@ -4,6 +4,7 @@ import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
+import Quotas
 import TokenAuth
 
 /// The HTTP/1.1 listener and everything it owns: per-loop upstream pools, the quiescing helper
@@ -32,14 +33,16 @@ public final class GatewayServer: Sendable {
     /// Binds the listener of `configuration.settings.listener`. Listener settings (address,
     /// port, event loops) and the upstream pool's bounds are fixed for the life of the server;
     /// everything else follows `install`.
-    public static func start(configuration: GatewayConfiguration, group: any EventLoopGroup, logger: Logger) async throws -> GatewayServer {
+    public static func start(
+        configuration: GatewayConfiguration, group: any EventLoopGroup, quotas: QuotaAdmission? = nil, logger: Logger
+    ) async throws -> GatewayServer {
         let settings = configuration.settings
         // One environment per event loop, built on that loop: the pool inside is loop-confined.
         var environments: [ObjectIdentifier: NIOLoopBound<ProxyEnvironment>] = [:]
         for loop in group.makeIterator() {
             environments[ObjectIdentifier(loop)] = try await loop.submit {
                 let pool = UpstreamPool(eventLoop: loop, settings: settings.upstreamPool, connectTimeout: settings.timeouts.upstreamConnect)
-                let environment = ProxyEnvironment(configuration: configuration, generation: 1, pool: pool, logger: logger, scheme: "http")
+                let environment = ProxyEnvironment(configuration: configuration, generation: 1, pool: pool, quotas: quotas, logger: logger, scheme: "http")
                 return NIOLoopBound(environment, eventLoop: loop)
             }.get()
         }

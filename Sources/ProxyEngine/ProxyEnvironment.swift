@@ -1,6 +1,7 @@
 import GatewayConfig
 import Logging
 import NIOCore
+import Quotas
 import TokenAuth
 
 /// What every client connection on one event loop shares: the configuration in force, the
@@ -22,15 +23,18 @@ final class ProxyEnvironment {
     /// Revoked tokens, kept in step with the shared store by the revocation feed.
     var revocations = RevocationList()
     let pool: UpstreamPool
+    /// Quota admission through the shared store; nil without `redis` (quotas not enforced).
+    let quotas: QuotaAdmission?
     let logger: Logger
     /// The scheme clients use to reach this listener, for X-Forwarded-Proto.
     let scheme: String
 
-    init(configuration: GatewayConfiguration, generation: Int, pool: UpstreamPool, logger: Logger, scheme: String) {
+    init(configuration: GatewayConfiguration, generation: Int, pool: UpstreamPool, quotas: QuotaAdmission? = nil, logger: Logger, scheme: String) {
         self.configuration = configuration
         self.tokenCache = Self.makeCache(configuration)
         self.generation = generation
         self.pool = pool
+        self.quotas = quotas
         self.logger = logger
         self.scheme = scheme
     }

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ProxyEngine
+import Quotas
 import RedisClient
 
 #if canImport(Glibc)
@@ -45,39 +46,44 @@ struct Serve: AsyncParsableCommand {
         let settings = initial.settings
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: settings.listener.eventLoops ?? System.coreCount)
+        // The shared store: quotas and revocations. Unreachable at start is fine (the client
+        // reconnects by itself); an unusable URL means both are off, said loudly.
+        var redis: (client: RedisClient, url: RedisURL, prefix: String)?
+        if let redisSettings = settings.redis {
+            do {
+                let url = try RedisURL(redisSettings.url)
+                redis = (RedisClient(url: url, group: group, logger: logger), url, redisSettings.keyPrefix)
+            } catch {
+                logger.error("redis.url is not usable; quotas and token revocation are off", metadata: ["error": "\(error)"])
+            }
+        } else {
+            logger.warning("no redis configured: quotas are not enforced and token revocation is off")
+        }
+
         var started: GatewayServer?
         do {
-            started = try await GatewayServer.start(configuration: initial, group: group, logger: logger)
+            started = try await GatewayServer.start(
+                configuration: initial, group: group, quotas: redis.map { QuotaAdmission(redis: $0.client, prefix: $0.prefix) }, logger: logger
+            )
         } catch {
             logger.critical("cannot start the listener", metadata: ["address": "\(settings.listener.address):\(settings.listener.port)", "error": "\(error)"])
             try? await group.shutdownGracefully()
             throw ExitCode(1)
         }
         if let server = started {
-            // Revocations reach every node through the shared store; without one, only this
-            // node's configuration decides (logged, so nobody assumes revocation works).
-            var redis: RedisClient?
+            // Revocations reach every node through the shared store.
             var feed: RevocationFeed?
-            if let redisSettings = settings.redis {
-                do {
-                    let url = try RedisURL(redisSettings.url)
-                    let client = RedisClient(url: url, group: group, logger: logger)
-                    let revocations = RevocationFeed(
-                        client: client, url: url, store: RevocationStore(keyPrefix: redisSettings.keyPrefix), server: server, loop: group.next(),
-                        logger: logger
-                    )
-                    revocations.start()
-                    (redis, feed) = (client, revocations)
-                    logger.notice("revocation feed started", metadata: ["redis": "\(url)"])
-                } catch {
-                    logger.error("redis.url is not usable; token revocation is off", metadata: ["error": "\(error)"])
-                }
-            } else if initial.authentication != nil {
-                logger.warning("no redis configured: token revocation is off")
+            if let redis {
+                feed = RevocationFeed(
+                    client: redis.client, url: redis.url, store: RevocationStore(keyPrefix: redis.prefix), server: server, loop: group.next(),
+                    logger: logger
+                )
+                feed?.start()
+                logger.notice("revocation feed started", metadata: ["redis": "\(redis.url)"])
             }
             await Self.serve(server, initial: initial, path: self.config, watchInterval: self.watchIntervalMs, logger: logger)
             await feed?.shutdown()
-            try? await redis?.shutdown().get()
+            try? await redis?.client.shutdown().get()
         }
         // The server (and the quiescing helper in it) must go while its event loops still run.
         started = nil

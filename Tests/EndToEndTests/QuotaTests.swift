@@ -1,0 +1,61 @@
+import Foundation
+import XCTest
+
+/// Quotas in the running gateway: every level of the tenant's path checked and charged in Redis,
+/// refusals answered 429 with Retry-After and RateLimit headers naming the level, never forwarded.
+final class QuotaTests: GatewayTestCase {
+    var redis: RedisProcess!
+
+    static let tree = SecurityMatrixTests.tree
+        .replacingOccurrences(of: "  - { id: p2, kind: partner, parent: acme }", with: "  - { id: p2, kind: partner, parent: acme, limits: { perDay: 3 } }")
+        .replacingOccurrences(of: "  - { id: c1, kind: customer, parent: p1, package: full, branding: { primaryColor: \"#abcdef\" } }",
+                              with: "  - { id: c1, kind: customer, parent: p1, package: full, limits: { rate: 1, burst: 2 } }")
+        + "\n  - { id: c2b, kind: customer, parent: p2, package: full }\n"
+
+    override func setUp() async throws {
+        try await super.setUp()
+        self.redis = try RedisProcess()
+        try await self.startBackends(1)
+        self.gateway = try GatewayProcess(
+            settings: gatewaySettings(
+                endpoints: self.backends.map(\.port), tenantTree: "tenants.yaml",
+                extra: SecurityMatrixTests.platformIssuer + "redis:\n  url: \(self.redis.url)\n  keyPrefix: erp-test\n"
+            ),
+            files: ["tenants.yaml": Self.tree]
+        )
+    }
+
+    override func tearDown() async throws {
+        try await super.tearDown()
+        self.redis.stop()
+    }
+
+    func get(_ tenant: String) throws -> RawHTTPConnection.Response {
+        let token = try TestIdentity.mint(issuer: "https://id.acme.test", key: TestIdentity.acmeOld.privateKey, kid: "acme-1", tenant: tenant)
+        return try request(port: self.port, "GET", "/v1/ledger", headers: [("Authorization", "Bearer \(token)")])
+    }
+
+    func testTheCustomersBurstIsAdmittedThenRefusedWithHeaders() throws {
+        let first = try self.get("c1")
+        XCTAssertEqual(first.status, 200)
+        XCTAssertNotNil(first.header("ratelimit"), "admitted responses carry the remaining budget")
+        XCTAssertNotNil(first.header("ratelimit-policy"))
+        XCTAssertEqual(try self.get("c1").status, 200)
+        let refused = try self.get("c1")
+        try self.assertProblem(refused, status: 429, slug: "quota-exceeded")
+        XCTAssertNotNil(refused.header("retry-after"))
+        XCTAssertTrue(refused.header("ratelimit-policy")?.contains("customer-rate") ?? false, refused.header("ratelimit-policy") ?? "none")
+        XCTAssertEqual(self.backends[0].statistics.requests, 2, "the refused request never reached the upstream")
+    }
+
+    func testAPartnersBudgetIsSharedByItsCustomers() throws {
+        XCTAssertEqual(try self.get("c2").status, 200)
+        XCTAssertEqual(try self.get("c2").status, 200)
+        XCTAssertEqual(try self.get("c2b").status, 200)
+        let refused = try self.get("c2b")
+        try self.assertProblem(refused, status: 429, slug: "quota-exceeded")
+        XCTAssertTrue(refused.header("ratelimit-policy")?.contains("partner-day") ?? false, refused.header("ratelimit-policy") ?? "none")
+        XCTAssertEqual(try self.get("c1").status, 200, "another partner's customer is unaffected")
+        XCTAssertEqual(self.backends[0].statistics.requests, 4)
+    }
+}
