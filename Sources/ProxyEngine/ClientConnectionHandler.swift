@@ -341,6 +341,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.continueToUpstream(exchange)
             return
         }
+        if let remembered = self.environment.overLimit.refusal(for: plan) {
+            let headers = RateLimitHeaders.fields(for: remembered, plan: plan)
+            exchange.logger.info("request refused", metadata: ["problem": "quota-exceeded", "reason": "over limit (remembered)"])
+            self.fail(exchange, with: .quotaExceeded, headers: HTTPHeaders(headers.map { ($0.name, $0.value) }))
+            return
+        }
         let loop = self.environment.pool.eventLoop
         quotas.admit(plan, on: loop).assumeIsolated().whenComplete { [weak self, weak exchange] result in
             guard let self, let exchange, self.exchange === exchange else {
@@ -357,6 +363,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                     exchange.rateLimitHeaders = headers
                     self.continueToUpstream(exchange)
                 case .refused(let level, let kind, _, _):
+                    self.environment.overLimit.record(decision, plan: plan)
                     exchange.logger.notice("request refused", metadata: ["problem": "quota-exceeded", "reason": "\(kind) limit of \(level)"])
                     self.fail(exchange, with: .quotaExceeded, headers: HTTPHeaders(headers.map { ($0.name, $0.value) }))
                 }

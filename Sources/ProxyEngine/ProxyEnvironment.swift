@@ -22,6 +22,8 @@ final class ProxyEnvironment {
     var tokenCache: VerifiedTokenCache?
     /// Revoked tokens, kept in step with the shared store by the revocation feed.
     var revocations = RevocationList()
+    /// Nodes known to be over a limit, so a flood is refused without touching Redis.
+    var overLimit = OverLimitCache()
     let pool: UpstreamPool
     /// Quota admission through the shared store; nil without `redis` (quotas not enforced).
     let quotas: QuotaAdmission?

@@ -58,4 +58,24 @@ final class QuotaTests: GatewayTestCase {
         XCTAssertEqual(try self.get("c1").status, 200, "another partner's customer is unaffected")
         XCTAssertEqual(self.backends[0].statistics.requests, 4)
     }
+
+    func testAFloodIsRefusedLocallyOnceOverLimit() throws {
+        let token = try TestIdentity.mint(issuer: "https://id.acme.test", key: TestIdentity.acmeOld.privateKey, kid: "acme-1", tenant: "c1")
+        // One connection: one event loop, whose memory of the refusal is what is tested.
+        let client = try RawHTTPConnection(port: self.port)
+        func send() throws -> RawHTTPConnection.Response {
+            try client.send(requestText("GET", "/v1/ledger", headers: [("Authorization", "Bearer \(token)")]))
+            return try client.readResponse()
+        }
+        XCTAssertEqual(try send().status, 200)
+        XCTAssertEqual(try send().status, 200)
+        XCTAssertEqual(try send().status, 429)
+        // With Redis gone, an unknown request would be admitted (fail open); the remembered
+        // refusal still holds, so the flood costs neither Redis nor the backend anything.
+        self.redis.stop()
+        let remembered = try send()
+        try self.assertProblem(remembered, status: 429, slug: "quota-exceeded")
+        XCTAssertNotNil(remembered.header("retry-after"))
+        XCTAssertEqual(self.backends[0].statistics.requests, 2)
+    }
 }
