@@ -78,4 +78,55 @@ final class QuotaTests: GatewayTestCase {
         XCTAssertNotNil(remembered.header("retry-after"))
         XCTAssertEqual(self.backends[0].statistics.requests, 2)
     }
+
+    func testTwoGatewayNodesShareOneExactQuota() throws {
+        // c2's partner p2 allows 3 per day; give the second node the same settings and Redis.
+        let second = try GatewayProcess(
+            settings: gatewaySettings(
+                endpoints: self.backends.map(\.port), tenantTree: "tenants.yaml",
+                extra: SecurityMatrixTests.platformIssuer + "redis:\n  url: \(self.redis.url)\n  keyPrefix: erp-test\n"
+            ),
+            files: ["tenants.yaml": Self.tree]
+        )
+        defer { second.stop() }
+        let token = try TestIdentity.mint(issuer: "https://id.acme.test", key: TestIdentity.acmeOld.privateKey, kid: "acme-1", tenant: "c2")
+        var admitted = 0
+        var refused = 0
+        // 3N requests for a quota of N = 3, alternating between the nodes.
+        for index in 0..<9 {
+            let port = index % 2 == 0 ? self.port : second.port
+            let response = try request(port: port, "GET", "/v1/ledger", headers: [("Authorization", "Bearer \(token)")])
+            if response.status == 200 { admitted += 1 } else if response.status == 429 { refused += 1 }
+        }
+        XCTAssertEqual(admitted, 3, "exactly the quota across both nodes")
+        XCTAssertEqual(refused, 6)
+        XCTAssertEqual(self.backends[0].statistics.requests, 3)
+    }
+
+    func testARefusedFloodCostsRedisNothing() throws {
+        let token = try TestIdentity.mint(issuer: "https://id.acme.test", key: TestIdentity.acmeOld.privateKey, kid: "acme-1", tenant: "c1")
+        let client = try RawHTTPConnection(port: self.port)
+        func send() throws -> Int {
+            try client.send(requestText("GET", "/v1/ledger", headers: [("Authorization", "Bearer \(token)")]))
+            return try client.readResponse().status
+        }
+        XCTAssertEqual(try send(), 200)
+        XCTAssertEqual(try send(), 200)
+        XCTAssertEqual(try send(), 429)
+        let before = try self.evalCalls()
+        XCTAssertGreaterThanOrEqual(before, 3, "the three admissions ran the script")
+        for _ in 0..<50 { XCTAssertEqual(try send(), 429) }
+        XCTAssertEqual(try self.evalCalls(), before, "no quota script ran while the tenant was remembered as over its limit")
+    }
+
+    /// Quota script runs so far, from Redis's own command statistics.
+    func evalCalls() throws -> Int {
+        let stats = try self.redis.cli(["INFO", "commandstats"])
+        var total = 0
+        for line in stats.split(separator: "\n") where line.hasPrefix("cmdstat_evalsha:") || line.hasPrefix("cmdstat_eval:") {
+            let calls = line.split(separator: ",").first?.split(separator: "=").last.flatMap { Int($0) } ?? 0
+            total += calls
+        }
+        return total
+    }
 }
