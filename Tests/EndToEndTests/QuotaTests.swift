@@ -123,7 +123,8 @@ final class QuotaTests: GatewayTestCase {
     func evalCalls() throws -> Int {
         let stats = try self.redis.cli(["INFO", "commandstats"])
         var total = 0
-        for line in stats.split(separator: "\n") where line.hasPrefix("cmdstat_evalsha:") || line.hasPrefix("cmdstat_eval:") {
+        // INFO ends lines with CRLF, one Character in Swift: split on any newline.
+        for line in stats.split(whereSeparator: \.isNewline) where line.hasPrefix("cmdstat_evalsha:") || line.hasPrefix("cmdstat_eval:") {
             let calls = line.split(separator: ",").first?.split(separator: "=").last.flatMap { Int($0) } ?? 0
             total += calls
         }
