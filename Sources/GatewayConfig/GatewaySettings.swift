@@ -20,6 +20,18 @@ public struct GatewaySettings: Sendable, Hashable {
     public var upstreamContext: UpstreamContext?
     /// The shared store every gateway node uses (revocations now; quotas and admin changes).
     public var redis: Redis?
+    /// What quotas do while Redis cannot be reached, per isolation tier of the customer's cell.
+    public var quotaFailModes: [Cell.Kind: QuotaFailMode] = [.pooled: .open, .dedicated: .open]
+
+    public enum QuotaFailMode: String, Sendable, Hashable, CaseIterable {
+        /// Admit: the ERP stays available; limits are not enforced until Redis returns.
+        case open
+        /// Refuse with 503: nothing is admitted that could not be counted.
+        case closed
+        /// Enforce every level's rate and burst in each event loop's memory (calendar and
+        /// concurrency limits are not enforced): a flood is still cut, approximately.
+        case local
+    }
 
     public struct Redis: Sendable, Hashable {
         /// `redis://[user[:password]@]host[:port][/db]`. Never logged: it may hold a password.

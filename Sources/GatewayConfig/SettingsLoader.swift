@@ -26,7 +26,7 @@ public enum SettingsLoader {
     private static func read(root: YAMLReader.Cursor, baseDirectory: String?, with reader: inout YAMLReader) -> GatewaySettings? {
         let keys: Set<String> = [
             "listener", "limits", "timeouts", "upstreamPool", "forwarding", "cells", "defaultCell", "tenantTree", "platformIssuers",
-            "authentication", "upstreamContext", "redis",
+            "authentication", "upstreamContext", "redis", "quotas",
         ]
         guard let top = reader.mapping(root, allowedKeys: keys) else {
             return nil
@@ -71,6 +71,14 @@ public enum SettingsLoader {
         let authentication = top["authentication"].map { Self.authentication($0, &reader) } ?? Self.defaultAuthentication
         let upstreamContext = top["upstreamContext"].flatMap { Self.upstreamContext($0, baseDirectory: baseDirectory, &reader) }
         let redis = top["redis"].flatMap { Self.redis($0, &reader) }
+        var failModes: [GatewaySettings.Cell.Kind: GatewaySettings.QuotaFailMode] = [.pooled: .open, .dedicated: .open]
+        if let cursor = top["quotas"], let map = reader.mapping(cursor, allowedKeys: ["failMode"]), let modes = map["failMode"],
+            let tiers = reader.mapping(modes, allowedKeys: ["pooled", "dedicated"])
+        {
+            for (tier, kind) in [("pooled", GatewaySettings.Cell.Kind.pooled), ("dedicated", .dedicated)] {
+                if let c = tiers[tier], let mode = reader.choice(c, among: GatewaySettings.QuotaFailMode.allCases) { failModes[kind] = mode }
+            }
+        }
         if tenantTreePath != nil, top["upstreamContext"] == nil {
             reader.report(root, "with a tenantTree, 'upstreamContext' is required: backends need the signing key to trust the tenant context")
         }
@@ -78,7 +86,8 @@ public enum SettingsLoader {
         return GatewaySettings(
             listener: listener, limits: limits, timeouts: timeouts, upstreamPool: pool,
             forwarding: forwarding, cells: cells, defaultCell: defaultCell, tenantTreePath: tenantTreePath,
-            platformIssuers: platformIssuers, authentication: authentication, upstreamContext: upstreamContext, redis: redis
+            platformIssuers: platformIssuers, authentication: authentication, upstreamContext: upstreamContext, redis: redis,
+            quotaFailModes: failModes
         )
     }
 

@@ -348,6 +348,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             return
         }
         let loop = self.environment.pool.eventLoop
+        // The client knows when Redis is down: no request waits on a timeout to find out.
+        guard quotas.redis.isAvailable(on: loop) else {
+            self.admitWithoutStore(exchange, request: request, plan: plan, reason: "redis unavailable")
+            return
+        }
         quotas.admit(plan, on: loop).assumeIsolated().whenComplete { [weak self, weak exchange] result in
             guard let self, let exchange, self.exchange === exchange else {
                 // The client left while the store answered: give back what was charged.
@@ -368,7 +373,29 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                     self.fail(exchange, with: .quotaExceeded, headers: HTTPHeaders(headers.map { ($0.name, $0.value) }))
                 }
             case .failure(let error):
-                exchange.logger.warning("quota store unavailable; admitting", metadata: ["error": "\(error)"])
+                self.admitWithoutStore(exchange, request: request, plan: plan, reason: "\(error)")
+            }
+        }
+    }
+
+    /// The tier's fail mode decides while Redis cannot be reached.
+    private func admitWithoutStore(_ exchange: Exchange, request: TenantAccess.TenantRequest, plan: QuotaPlan, reason: String) {
+        let mode = exchange.settings.quotaFailModes[request.cell.kind] ?? .open
+        switch mode {
+        case .open:
+            exchange.logger.warning("quota store unavailable; admitting", metadata: ["error": "\(reason)", "fail-mode": "open"])
+            self.continueToUpstream(exchange)
+        case .closed:
+            exchange.logger.warning("quota store unavailable; refusing", metadata: ["error": "\(reason)", "fail-mode": "closed"])
+            var headers = HTTPHeaders()
+            headers.add(name: "retry-after", value: "1")
+            self.fail(exchange, with: .quotaUnavailable, headers: headers)
+        case .local:
+            let decision = self.environment.localLimits.admit(plan)
+            if case .refused = decision {
+                let headers = RateLimitHeaders.fields(for: decision, plan: plan)
+                self.fail(exchange, with: .quotaExceeded, headers: HTTPHeaders(headers.map { ($0.name, $0.value) }))
+            } else {
                 self.continueToUpstream(exchange)
             }
         }

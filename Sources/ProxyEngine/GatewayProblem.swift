@@ -72,6 +72,9 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
     /// A level of the tenant's path is over its limit; the RateLimit headers name which.
     public static let quotaExceeded = GatewayProblem("quota-exceeded", .tooManyRequests, "A usage limit has been reached.", .downstream)
 
+    /// Redis cannot be reached and the tier's fail mode is `closed`.
+    public static let quotaUnavailable = GatewayProblem("quota-store-unavailable", .serviceUnavailable, "Usage limits cannot be checked right now.", .upstream)
+
     // MARK: Upstream
 
     public static let upstreamUnreachable = GatewayProblem("upstream-unreachable", .badGateway, "The backend service could not be reached.", .upstream)

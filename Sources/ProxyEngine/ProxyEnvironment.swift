@@ -24,6 +24,8 @@ final class ProxyEnvironment {
     var revocations = RevocationList()
     /// Nodes known to be over a limit, so a flood is refused without touching Redis.
     var overLimit = OverLimitCache()
+    /// Rate limits enforced in memory while Redis is away, for tiers whose fail mode is `local`.
+    var localLimits = LocalRateLimiter()
     let pool: UpstreamPool
     /// Quota admission through the shared store; nil without `redis` (quotas not enforced).
     let quotas: QuotaAdmission?

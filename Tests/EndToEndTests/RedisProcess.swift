@@ -11,8 +11,9 @@ final class RedisProcess {
     let process: Process
     var url: String { "redis://127.0.0.1:\(self.port)/0" }
 
-    init() throws {
-        self.port = try freePort()
+    /// Starts a server on `port` (a fresh free port when nil; reuse one to "restart" Redis).
+    init(port: Int? = nil) throws {
+        self.port = try port ?? freePort()
         let binary = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let binary else {
             throw RawHTTPConnection.Failure.malformed("redis-server is not installed: run scripts/install-deps.sh")
