@@ -22,6 +22,8 @@ public struct GatewaySettings: Sendable, Hashable {
     public var redis: Redis?
     /// What quotas do while Redis cannot be reached, per isolation tier of the customer's cell.
     public var quotaFailModes: [Cell.Kind: QuotaFailMode] = [.pooled: .open, .dedicated: .open]
+    /// Days of per-customer usage kept in Redis.
+    public var usageRetentionDays = 400
 
     public enum QuotaFailMode: String, Sendable, Hashable, CaseIterable {
         /// Admit: the ERP stays available; limits are not enforced until Redis returns.

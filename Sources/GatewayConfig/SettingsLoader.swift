@@ -72,12 +72,14 @@ public enum SettingsLoader {
         let upstreamContext = top["upstreamContext"].flatMap { Self.upstreamContext($0, baseDirectory: baseDirectory, &reader) }
         let redis = top["redis"].flatMap { Self.redis($0, &reader) }
         var failModes: [GatewaySettings.Cell.Kind: GatewaySettings.QuotaFailMode] = [.pooled: .open, .dedicated: .open]
-        if let cursor = top["quotas"], let map = reader.mapping(cursor, allowedKeys: ["failMode"]), let modes = map["failMode"],
-            let tiers = reader.mapping(modes, allowedKeys: ["pooled", "dedicated"])
-        {
-            for (tier, kind) in [("pooled", GatewaySettings.Cell.Kind.pooled), ("dedicated", .dedicated)] {
-                if let c = tiers[tier], let mode = reader.choice(c, among: GatewaySettings.QuotaFailMode.allCases) { failModes[kind] = mode }
+        var retentionDays = 400
+        if let cursor = top["quotas"], let map = reader.mapping(cursor, allowedKeys: ["failMode", "usageRetentionDays"]) {
+            if let modes = map["failMode"], let tiers = reader.mapping(modes, allowedKeys: ["pooled", "dedicated"]) {
+                for (tier, kind) in [("pooled", GatewaySettings.Cell.Kind.pooled), ("dedicated", .dedicated)] {
+                    if let c = tiers[tier], let mode = reader.choice(c, among: GatewaySettings.QuotaFailMode.allCases) { failModes[kind] = mode }
+                }
             }
+            if let c = map["usageRetentionDays"], let days = reader.integer(c, in: 1...3660) { retentionDays = days }
         }
         if tenantTreePath != nil, top["upstreamContext"] == nil {
             reader.report(root, "with a tenantTree, 'upstreamContext' is required: backends need the signing key to trust the tenant context")
@@ -87,7 +89,7 @@ public enum SettingsLoader {
             listener: listener, limits: limits, timeouts: timeouts, upstreamPool: pool,
             forwarding: forwarding, cells: cells, defaultCell: defaultCell, tenantTreePath: tenantTreePath,
             platformIssuers: platformIssuers, authentication: authentication, upstreamContext: upstreamContext, redis: redis,
-            quotaFailModes: failModes
+            quotaFailModes: failModes, usageRetentionDays: retentionDays
         )
     }
 

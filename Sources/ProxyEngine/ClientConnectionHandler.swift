@@ -341,7 +341,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.continueToUpstream(exchange)
             return
         }
+        let tenant = (oem: request.policy.path.oem, customer: request.policy.id)
         if let remembered = self.environment.overLimit.refusal(for: plan) {
+            self.environment.pendingRefusals.add(oem: tenant.oem, customer: tenant.customer, now: plan.now)
             let headers = RateLimitHeaders.fields(for: remembered, plan: plan)
             exchange.logger.info("request refused", metadata: ["problem": "quota-exceeded", "reason": "over limit (remembered)"])
             self.fail(exchange, with: .quotaExceeded, headers: HTTPHeaders(headers.map { ($0.name, $0.value) }))
@@ -364,10 +366,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 let headers = RateLimitHeaders.fields(for: decision, plan: plan)
                 switch decision {
                 case .admitted:
+                    self.environment.usage?.add(oem: tenant.oem, customer: tenant.customer, now: plan.now, requests: 1, cost: plan.cost, on: loop)
                     exchange.admittedQuota = (quotas, plan, loop)
                     exchange.rateLimitHeaders = headers
                     self.continueToUpstream(exchange)
                 case .refused(let level, let kind, _, _):
+                    self.environment.usage?.add(oem: tenant.oem, customer: tenant.customer, now: plan.now, refused: 1, on: loop)
                     self.environment.overLimit.record(decision, plan: plan)
                     exchange.logger.notice("request refused", metadata: ["problem": "quota-exceeded", "reason": "\(kind) limit of \(level)"])
                     self.fail(exchange, with: .quotaExceeded, headers: HTTPHeaders(headers.map { ($0.name, $0.value) }))

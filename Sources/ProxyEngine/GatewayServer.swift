@@ -34,7 +34,8 @@ public final class GatewayServer: Sendable {
     /// port, event loops) and the upstream pool's bounds are fixed for the life of the server;
     /// everything else follows `install`.
     public static func start(
-        configuration: GatewayConfiguration, group: any EventLoopGroup, quotas: QuotaAdmission? = nil, logger: Logger
+        configuration: GatewayConfiguration, group: any EventLoopGroup, quotas: QuotaAdmission? = nil, usage: UsageMeter? = nil,
+        logger: Logger
     ) async throws -> GatewayServer {
         let settings = configuration.settings
         // One environment per event loop, built on that loop: the pool inside is loop-confined.
@@ -42,8 +43,17 @@ public final class GatewayServer: Sendable {
         for loop in group.makeIterator() {
             environments[ObjectIdentifier(loop)] = try await loop.submit {
                 let pool = UpstreamPool(eventLoop: loop, settings: settings.upstreamPool, connectTimeout: settings.timeouts.upstreamConnect)
-                let environment = ProxyEnvironment(configuration: configuration, generation: 1, pool: pool, quotas: quotas, logger: logger, scheme: "http")
-                return NIOLoopBound(environment, eventLoop: loop)
+                let environment = ProxyEnvironment(
+                    configuration: configuration, generation: 1, pool: pool, quotas: quotas, usage: usage, logger: logger, scheme: "http"
+                )
+                let bound = NIOLoopBound(environment, eventLoop: loop)
+                if let usage {
+                    // Locally decided refusals reach the usage store once a second per loop.
+                    loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+                        if !bound.value.pendingRefusals.isEmpty { bound.value.pendingRefusals.flush(to: usage, on: loop) }
+                    }
+                }
+                return bound
             }.get()
         }
         let loopEnvironments = environments

@@ -29,16 +29,24 @@ final class ProxyEnvironment {
     let pool: UpstreamPool
     /// Quota admission through the shared store; nil without `redis` (quotas not enforced).
     let quotas: QuotaAdmission?
+    /// Usage per customer per day, in the shared store; nil without `redis`.
+    let usage: UsageMeter?
+    /// Refusals decided on this loop without Redis, flushed to `usage` once a second.
+    var pendingRefusals = PendingRefusals()
     let logger: Logger
     /// The scheme clients use to reach this listener, for X-Forwarded-Proto.
     let scheme: String
 
-    init(configuration: GatewayConfiguration, generation: Int, pool: UpstreamPool, quotas: QuotaAdmission? = nil, logger: Logger, scheme: String) {
+    init(
+        configuration: GatewayConfiguration, generation: Int, pool: UpstreamPool, quotas: QuotaAdmission? = nil, usage: UsageMeter? = nil,
+        logger: Logger, scheme: String
+    ) {
         self.configuration = configuration
         self.tokenCache = Self.makeCache(configuration)
         self.generation = generation
         self.pool = pool
         self.quotas = quotas
+        self.usage = usage
         self.logger = logger
         self.scheme = scheme
     }

@@ -63,7 +63,8 @@ struct Serve: AsyncParsableCommand {
         var started: GatewayServer?
         do {
             started = try await GatewayServer.start(
-                configuration: initial, group: group, quotas: redis.map { QuotaAdmission(redis: $0.client, prefix: $0.prefix) }, logger: logger
+                configuration: initial, group: group, quotas: redis.map { QuotaAdmission(redis: $0.client, prefix: $0.prefix) },
+                usage: redis.map { UsageMeter(redis: $0.client, prefix: $0.prefix, retentionDays: settings.usageRetentionDays) }, logger: logger
             )
         } catch {
             logger.critical("cannot start the listener", metadata: ["address": "\(settings.listener.address):\(settings.listener.port)", "error": "\(error)"])

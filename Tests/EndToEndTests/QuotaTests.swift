@@ -130,4 +130,32 @@ final class QuotaTests: GatewayTestCase {
         }
         return total
     }
+
+    func testUsageIsMeteredPerCustomerPerDay() throws {
+        let token = try TestIdentity.mint(issuer: "https://id.acme.test", key: TestIdentity.acmeOld.privateKey, kid: "acme-1", tenant: "c1")
+        let client = try RawHTTPConnection(port: self.port)
+        func send() throws -> Int {
+            try client.send(requestText("GET", "/v1/ledger", headers: [("Authorization", "Bearer \(token)")]))
+            return try client.readResponse().status
+        }
+        XCTAssertEqual([try send(), try send(), try send(), try send()], [200, 200, 429, 429])
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyy-MM-dd"
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        let today = formatter.string(from: Date())
+        // The second refusal was decided locally and reaches Redis within about a second.
+        var output = ""
+        let deadline = Date().addingTimeInterval(5)
+        repeat {
+            usleep(300_000)
+            let (status, text) = try runCommand(
+                GatewayProcess.binary, ["usage", "--config", self.gateway.configPath, "--tenant", "c1", "--from", today, "--to", today, "--format", "json"]
+            )
+            XCTAssertEqual(status, 0, text)
+            output = text
+        } while !output.contains("\"refused\":2") && Date() < deadline
+        XCTAssertTrue(output.contains("\"day\":\"\(today)\",\"requests\":2,\"cost\":2,\"refused\":2"), output)
+        let (_, table) = try runCommand(GatewayProcess.binary, ["usage", "--config", self.gateway.configPath, "--tenant", "c1", "--from", today, "--to", today])
+        XCTAssertTrue(table.contains("acme/p1/c1"), table)
+    }
 }

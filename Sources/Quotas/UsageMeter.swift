@@ -1,0 +1,111 @@
+import Hierarchy
+import NIOCore
+import RedisClient
+
+/// Usage per customer per UTC day — requests admitted, cost units charged, requests refused —
+/// kept in Redis for billing and support, `retentionDays` long. One hash per customer and day,
+/// hash-tagged by OEM like the quota keys: `<prefix>:usage:{<oem>}:<customer>:<yyyymmdd>` with
+/// fields `requests`, `cost`, `refused`.
+///
+/// Metering never delays a request: counts are sent after the decision, without waiting for
+/// the reply. Refusals decided locally (a remembered over-limit) are added up per event loop
+/// and flushed once a second, so a flood costs Redis one command per second, not one per request.
+public struct UsageMeter: Sendable {
+    public let redis: RedisClient
+    public let prefix: String
+    public let retentionDays: Int
+
+    public init(redis: RedisClient, prefix: String = "erp", retentionDays: Int = 400) {
+        self.redis = redis
+        self.prefix = prefix
+        self.retentionDays = retentionDays
+    }
+
+    public static func key(prefix: String, oem: NodeID, customer: NodeID, day: String) -> String {
+        "\(prefix):usage:{\(oem)}:\(customer):\(day)"
+    }
+
+    /// HINCRBY each field, then EXPIRE: one script, one round trip.
+    static let script = """
+        for i = 1, #ARGV - 1, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+        redis.call('EXPIRE', KEYS[1], ARGV[#ARGV])
+        return 1
+        """
+    static let scriptSHA = SHA1.hex(Self.script)
+
+    /// Adds counts for one customer and day. Fire and forget: a failure is only logged by the
+    /// caller's Redis client, never surfaced to the request.
+    public func add(oem: NodeID, customer: NodeID, now: Int64, requests: Int = 0, cost: Int = 0, refused: Int = 0, on loop: any EventLoop) {
+        let day = UTCCalendarPeriod(now: now).dayStamp
+        var arguments: [String] = []
+        if requests != 0 { arguments += ["requests", String(requests)] }
+        if cost != 0 { arguments += ["cost", String(cost)] }
+        if refused != 0 { arguments += ["refused", String(refused)] }
+        guard !arguments.isEmpty, self.redis.isAvailable(on: loop) else { return }
+        arguments.append(String(self.retentionDays * 86_400))
+        _ = self.redis.evalSHA(
+            on: loop, sha: Self.scriptSHA, script: Self.script,
+            keys: [Self.key(prefix: self.prefix, oem: oem, customer: customer, day: day)], args: arguments
+        )
+    }
+
+    /// One day's counts as stored.
+    public struct Day: Sendable, Hashable {
+        public let day: String
+        public let requests: Int
+        public let cost: Int
+        public let refused: Int
+    }
+
+    /// The stored days in `days` (yyyymmdd stamps), in order; missing days count zero.
+    public func read(oem: NodeID, customer: NodeID, days: [String], on loop: any EventLoop) -> EventLoopFuture<[Day]> {
+        let reads = days.map { day in
+            self.redis.send(on: loop, ["HGETALL", Self.key(prefix: self.prefix, oem: oem, customer: customer, day: day)]).map { reply -> Day in
+                var fields: [String: Int] = [:]
+                let elements = reply.elements ?? []
+                var index = 0
+                while index + 1 < elements.count {
+                    if let name = elements[index].string, let value = elements[index + 1].string.flatMap({ Int($0) }) { fields[name] = value }
+                    index += 2
+                }
+                return Day(day: day, requests: fields["requests"] ?? 0, cost: fields["cost"] ?? 0, refused: fields["refused"] ?? 0)
+            }
+        }
+        return EventLoopFuture.whenAllSucceed(reads, on: loop)
+    }
+}
+
+/// Locally decided refusals, counted per customer and day on one event loop until flushed.
+public struct PendingRefusals: Sendable {
+    private var counts: [Key: Int] = [:]
+
+    private struct Key: Hashable, Sendable {
+        var oem: NodeID
+        var customer: NodeID
+        var now: Int64
+        // Only the day matters for the key; `now` is kept to compute it at flush.
+        static func == (lhs: Key, rhs: Key) -> Bool { lhs.oem == rhs.oem && lhs.customer == rhs.customer && lhs.day == rhs.day }
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(self.oem)
+            hasher.combine(self.customer)
+            hasher.combine(self.day)
+        }
+        var day: Int64 { self.now / 86_400_000_000 }
+    }
+
+    public init() {}
+
+    public var isEmpty: Bool { self.counts.isEmpty }
+
+    public mutating func add(oem: NodeID, customer: NodeID, now: Int64) {
+        self.counts[Key(oem: oem, customer: customer, now: now), default: 0] += 1
+    }
+
+    /// Sends the counts and starts over.
+    public mutating func flush(to meter: UsageMeter, on loop: any EventLoop) {
+        for (key, count) in self.counts {
+            meter.add(oem: key.oem, customer: key.customer, now: key.now, refused: count, on: loop)
+        }
+        self.counts.removeAll(keepingCapacity: true)
+    }
+}
