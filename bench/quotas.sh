@@ -45,7 +45,7 @@ tenants:
   - id: bench-oem
     kind: oem
     placement: { tier: pooled, region: bench }
-    limits: { rate: 10000000, burst: 10000000, perDay: 1000000000000 }
+    limits: { rate: 500000, burst: 500000, perDay: 1000000000000 }
     issuers:
       - iss: https://id.bench.test
         audience: erp-gateway
@@ -54,8 +54,8 @@ tenants:
   - id: bench-partner
     kind: partner
     parent: bench-oem
-    limits: { rate: 10000000, burst: 10000000, perDay: 1000000000000 }
-  - { id: heavy, kind: customer, parent: bench-partner, package: basic, limits: { rate: 10000000, burst: 10000000, perDay: 1000000000000 } }
+    limits: { rate: 500000, burst: 500000, perDay: 1000000000000 }
+  - { id: heavy, kind: customer, parent: bench-partner, package: basic, limits: { rate: 500000, burst: 500000, perDay: 1000000000000 } }
   - { id: tenant-a, kind: customer, parent: bench-partner, package: basic, limits: { rate: 100, burst: 100 } }
   - { id: tenant-b, kind: customer, parent: bench-partner, package: basic, limits: { rate: 1000, burst: 1000 } }
 EOF

@@ -527,6 +527,10 @@ private struct Compilation {
         if limits.burst != nil, limits.ratePerSecond == nil {
             self.report(label, "\(field).burst", "a burst needs a rate", location("\(field).burst"))
         }
+        // Quota arithmetic is in whole microseconds: at most one request per microsecond.
+        if let rate = limits.ratePerSecond, rate > Limits.maxRatePerSecond {
+            self.report(label, "\(field).rate", "at most \(Limits.maxRatePerSecond) per second", location("\(field).rate"))
+        }
         for (index, (name, value)) in limits.fields.enumerated() {
             guard let value else { continue }
             if value < 1 {

@@ -115,6 +115,8 @@ public struct Limits: Sendable, Hashable {
 
     /// The position of `burst` in `fields`.
     static let burstIndex = 1
+    /// The highest rate quotas can enforce: one request per microsecond.
+    public static let maxRatePerSecond = 1_000_000
 
     /// The fields by name, in a fixed order, for validation and explain output.
     public var fields: [(name: String, value: Int?)] {

@@ -67,4 +67,11 @@ final class ValidationRegressionTests: XCTestCase {
             )
         }
     }
+
+    func testARateAboveOnePerMicrosecondIsRefused() {
+        self.assertOnlyIssue(
+            Fixtures.chain(oem: { $0.limits = Limits(ratePerSecond: 10_000_000) }),
+            node: "acme", field: "limits.rate", message: "at most 1000000 per second"
+        )
+    }
 }
