@@ -10,6 +10,8 @@ final class QuotaTests: GatewayTestCase {
         .replacingOccurrences(of: "  - { id: p2, kind: partner, parent: acme }", with: "  - { id: p2, kind: partner, parent: acme, limits: { perDay: 3 } }")
         .replacingOccurrences(of: "  - { id: c1, kind: customer, parent: p1, package: full, branding: { primaryColor: \"#abcdef\" } }",
                               with: "  - { id: c1, kind: customer, parent: p1, package: full, limits: { rate: 1, burst: 2 } }")
+        .replacingOccurrences(of: "    - { path: /v1/reports, method: GET }", with: "    - { path: /v1/reports, method: GET }\n    - { path: /delay }")
+        .replacingOccurrences(of: "  - { id: g1, kind: customer, parent: gp, package: full }", with: "  - { id: g1, kind: customer, parent: gp, package: full, limits: { concurrency: 1 } }")
         + "\n  - { id: c2b, kind: customer, parent: p2, package: full }\n"
 
     override func setUp() async throws {
@@ -157,5 +159,27 @@ final class QuotaTests: GatewayTestCase {
         XCTAssertTrue(output.contains("\"day\":\"\(today)\",\"requests\":2,\"cost\":2,\"refused\":2"), output)
         let (_, table) = try runCommand(GatewayProcess.binary, ["usage", "--config", self.gateway.configPath, "--tenant", "c1", "--from", today, "--to", today])
         XCTAssertTrue(table.contains("acme/p1/c1"), table)
+    }
+
+    func testConcurrencySlotsAreHeldWhileInFlightAndGivenBack() throws {
+        let token = try TestIdentity.mint(issuer: "https://id.platform.test", key: TestIdentity.platform.privateKey, kid: "platform-1", tenant: "g1")
+        let slow = try RawHTTPConnection(port: self.port)
+        try slow.send(requestText("GET", "/delay/800", headers: [("Authorization", "Bearer \(token)")]))
+        // While the slow request holds g1's only slot, another is refused.
+        let deadline = Date().addingTimeInterval(5)
+        while self.backends[0].statistics.connectionsAccepted == 0, Date() < deadline { usleep(10_000) }
+        usleep(100_000)
+        let refused = try request(port: self.port, "GET", "/delay/1", headers: [("Authorization", "Bearer \(token)")])
+        try self.assertProblem(refused, status: 429, slug: "quota-exceeded")
+        XCTAssertTrue(refused.header("ratelimit-policy")?.contains("customer-concurrency") ?? false, refused.header("ratelimit-policy") ?? "none")
+        XCTAssertEqual(try slow.readResponse().status, 200)
+        // The slot comes back when the exchange ends.
+        var status = 0
+        let until = Date().addingTimeInterval(5)
+        repeat {
+            status = try request(port: self.port, "GET", "/delay/1", headers: [("Authorization", "Bearer \(token)")]).status
+            if status != 200 { usleep(50_000) }
+        } while status != 200 && Date() < until
+        XCTAssertEqual(status, 200, "the in-flight slot was released")
     }
 }
