@@ -72,6 +72,8 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
+        // A real redis-server for the tests of every module that talks to Redis.
+        .target(name: "RedisTestServer"),
         .executableTarget(name: "demo-backend", dependencies: [
             "UpstreamFixtures",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -88,12 +90,12 @@ let package = Package(
         ]),
         .testTarget(name: "TokenAuthTests", dependencies: ["TokenAuth"]),
         .testTarget(name: "QuotasTests", dependencies: [
-            "Quotas", "Hierarchy", "RedisClient",
+            "Quotas", "Hierarchy", "RedisClient", "RedisTestServer",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "RedisClientTests", dependencies: [
-            "RedisClient",
+            "RedisClient", "RedisTestServer",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
@@ -106,7 +108,7 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .testTarget(name: "EndToEndTests", dependencies: [
-            "UpstreamFixtures",
+            "UpstreamFixtures", "RedisTestServer",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),

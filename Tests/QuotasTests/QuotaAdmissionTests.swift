@@ -1,4 +1,5 @@
 @testable import Hierarchy
+import RedisTestServer
 import NIOCore
 import NIOPosix
 import Quotas

@@ -1,28 +1,28 @@
 import Foundation
-import XCTest
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A real `redis-server` on a loopback port, started for one test and killed by PID.
+/// A real `redis-server` on a loopback port, started for one test and killed by PID. Shared by
+/// every test target that needs Redis, so the tests run against the same thing CI installs.
 ///
 /// No persistence (`--save ""`, `--appendonly no`), so a restart on the same port comes back
 /// empty, like a Redis that lost its memory. The binary comes from `scripts/install-deps.sh`;
 /// without it the tests fail — a skipped Redis suite would hide every regression in CI.
-final class RedisServer {
-    static let binary = "/usr/bin/redis-server"
+public final class RedisServer {
+    public static let binary = "/usr/bin/redis-server"
 
-    struct Failure: Error, CustomStringConvertible {
-        let description: String
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
     }
 
-    let port: Int
-    let extraArguments: [String]
-    private(set) var process: Process?
+    public let port: Int
+    public let extraArguments: [String]
+    public private(set) var process: Process?
     private let directory: URL
 
     /// Starts a server and waits (bounded) until it answers PING.
-    init(port: Int? = nil, arguments: [String] = []) throws {
+    public init(port: Int? = nil, arguments: [String] = []) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
             throw Failure(description: "\(Self.binary) is missing: the Redis client tests need a real redis-server; run scripts/install-deps.sh")
         }
@@ -33,12 +33,12 @@ final class RedisServer {
         try self.start()
     }
 
-    var pid: Int32 { self.process?.processIdentifier ?? 0 }
+    public var pid: Int32 { self.process?.processIdentifier ?? 0 }
     private var logFile: URL { self.directory.appendingPathComponent("redis.log") }
-    var log: String { (try? String(contentsOf: self.logFile, encoding: .utf8)) ?? "" }
+    public var log: String { (try? String(contentsOf: self.logFile, encoding: .utf8)) ?? "" }
 
     /// Starts (or restarts, after `kill()`) the server on the same port.
-    func start() throws {
+    public func start() throws {
         precondition(self.process?.isRunning != true, "already running")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
@@ -52,18 +52,18 @@ final class RedisServer {
     }
 
     /// SIGKILL: no goodbye on the connections, exactly like a crash. Waits for the exit.
-    func kill() {
+    public func kill() {
         guard let process = self.process, process.isRunning else { return }
         Glibc.kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 
-    func signal(_ number: Int32) {
+    public func signal(_ number: Int32) {
         guard let process = self.process, process.isRunning else { return }
         Glibc.kill(process.processIdentifier, number)
     }
 
-    func stop() {
+    public func stop() {
         self.signal(SIGCONT)
         self.kill()
         try? FileManager.default.removeItem(at: self.directory)
@@ -91,7 +91,7 @@ final class RedisServer {
 }
 
 /// A port nothing listens on right now (the kernel picks it; the socket is closed at once).
-func freeLoopbackPort() throws -> Int {
+public func freeLoopbackPort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = loopbackAddress(port: 0)
@@ -108,7 +108,7 @@ func freeLoopbackPort() throws -> Int {
 
 /// One request and the first bytes of the answer over a blocking socket, 200 ms at most per
 /// step; nil when nothing listens or nothing answers. Independent of the client under test.
-func rawExchange(port: Int, send request: String) -> String? {
+public func rawExchange(port: Int, send request: String) -> String? {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
