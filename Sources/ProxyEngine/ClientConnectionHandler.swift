@@ -272,61 +272,79 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.exchange = exchange
 
         if let tenants = configuration.tenants {
-            if path.path == BrandingEndpoint.path, head.method == .GET || head.method == .HEAD {
-                // With a token: the caller's own tenant's branding. Without: the portal's, by Host.
-                if head.headers.contains(name: "authorization"), let authentication = configuration.authentication {
-                    let access = TenantAccess(configuration: configuration, tenants: tenants, authentication: authentication)
-                    switch access.authenticate(
-                        head: head, path: path, cache: &self.environment.tokenCache, revocations: self.environment.revocations, now: Int64(time(nil))
-                    ) {
-                    case .success(let (policy, _)):
-                        let response = BrandingEndpoint.response(for: policy.branding, request: head)
-                        self.answerLocally(exchange, status: response.status, headers: response.headers, body: response.body)
-                    case .failure(let refusal):
-                        exchange.logger.notice("request refused", metadata: ["problem": "\(refusal.problem)", "reason": "\(refusal.reason)"])
-                        self.fail(exchange, with: refusal.problem, headers: refusal.headers, extensions: refusal.extensions)
-                    }
-                    return
-                }
-                self.answerBranding(exchange, tenants: tenants)
-                return
-            }
-            guard let authentication = configuration.authentication else {
-                // A tree without issuers: route match only.
-                if tenants.catalog.routes.match(method: head.method.rawValue, path: Substring(path.path)) == nil {
-                    self.fail(exchange, with: .routeNotFound)
-                    return
-                }
-                self.continueToUpstream(exchange)
-                return
-            }
-            let access = TenantAccess(configuration: configuration, tenants: tenants, authentication: authentication)
-            let now = Int64(time(nil))
-            switch access.decide(head: head, path: path, cache: &self.environment.tokenCache, revocations: self.environment.revocations, now: now) {
-            case .forward(let request):
-                exchange.tenant = request
-                exchange.logger[metadataKey: "tenant"] = .string(request.policy.path.description)
-                UpstreamContext(
-                    policy: request.policy, catalog: tenants.catalog, cell: request.cell, method: head.method.rawValue,
-                    target: path.target, requestID: requestID, time: now
-                ).apply(to: &exchange.upstreamHead.headers, signingKey: configuration.settings.upstreamContext!.active)
-                // The backend gets the signed context instead of the caller's credential.
-                exchange.upstreamHead.headers.remove(name: "authorization")
-                if let quotas = self.environment.quotas, !request.policy.limits.isEmpty {
-                    self.admit(exchange, request: request, quotas: quotas)
-                    return
-                }
-            case .preflight(let headers):
-                // 204 carries no body and, per RFC 9110 §8.6, no Content-Length either.
-                self.answerLocally(exchange, status: .noContent, headers: headers, body: nil)
-                return
-            case .refuse(let refusal):
-                exchange.logger.notice("request refused", metadata: ["problem": "\(refusal.problem)", "reason": "\(refusal.reason)"])
-                self.fail(exchange, with: refusal.problem, headers: refusal.headers, extensions: refusal.extensions)
-                return
-            }
+            self.runTenantPhases(exchange, path: path, tenants: tenants)
+        } else {
+            self.continueToUpstream(exchange)
         }
-        self.continueToUpstream(exchange)
+    }
+
+    /// Route match, authenticate → resolve → authorize, then admit (or the branding endpoint):
+    /// the phases that need the tenant tree. Ends by forwarding or answering.
+    private func runTenantPhases(_ exchange: Exchange, path: RequestPath, tenants: TenantSnapshot) {
+        let head = exchange.clientHead
+        let configuration = exchange.configuration
+        if path.path == BrandingEndpoint.path, head.method == .GET || head.method == .HEAD {
+            self.answerBrandingRequest(exchange, path: path, tenants: tenants)
+            return
+        }
+        guard let authentication = configuration.authentication else {
+            // A tree without issuers (only in tests): route match only.
+            if tenants.catalog.routes.match(method: head.method.rawValue, path: Substring(path.path)) == nil {
+                self.fail(exchange, with: .routeNotFound)
+                return
+            }
+            self.continueToUpstream(exchange)
+            return
+        }
+        let access = TenantAccess(configuration: configuration, tenants: tenants, authentication: authentication)
+        let now = Int64(time(nil))
+        switch access.decide(head: head, path: path, cache: &self.environment.tokenCache, revocations: self.environment.revocations, now: now) {
+        case .forward(let request):
+            exchange.tenant = request
+            exchange.logger[metadataKey: "tenant"] = .string(request.policy.path.description)
+            UpstreamContext(
+                policy: request.policy, catalog: tenants.catalog, cell: request.cell, method: head.method.rawValue,
+                target: path.target, requestID: exchange.requestID, time: now
+            ).apply(to: &exchange.upstreamHead.headers, signingKey: configuration.settings.upstreamContext!.active)
+            // The backend gets the signed context instead of the caller's credential.
+            exchange.upstreamHead.headers.remove(name: "authorization")
+            if let quotas = self.environment.quotas, !request.policy.limits.isEmpty {
+                self.admit(exchange, request: request, quotas: quotas)
+            } else {
+                self.continueToUpstream(exchange)
+            }
+        case .preflight(let headers):
+            // 204 carries no body and, per RFC 9110 §8.6, no Content-Length either.
+            self.answerLocally(exchange, status: .noContent, headers: headers, body: nil)
+        case .refuse(let refusal):
+            self.refuse(exchange, refusal)
+        }
+    }
+
+    /// `GET /v1/branding`: with a token, the caller's own tenant's branding; without, the
+    /// portal's, by `Host`.
+    private func answerBrandingRequest(_ exchange: Exchange, path: RequestPath, tenants: TenantSnapshot) {
+        let head = exchange.clientHead
+        let configuration = exchange.configuration
+        guard head.headers.contains(name: "authorization"), let authentication = configuration.authentication else {
+            self.answerBranding(exchange, tenants: tenants)
+            return
+        }
+        let access = TenantAccess(configuration: configuration, tenants: tenants, authentication: authentication)
+        switch access.authenticate(
+            head: head, path: path, cache: &self.environment.tokenCache, revocations: self.environment.revocations, now: Int64(time(nil))
+        ) {
+        case .success(let (policy, _)):
+            let response = BrandingEndpoint.response(for: policy.branding, request: head)
+            self.answerLocally(exchange, status: response.status, headers: response.headers, body: response.body)
+        case .failure(let refusal):
+            self.refuse(exchange, refusal)
+        }
+    }
+
+    private func refuse(_ exchange: Exchange, _ refusal: TenantAccess.Refusal) {
+        exchange.logger.notice("request refused", metadata: ["problem": "\(refusal.problem)", "reason": "\(refusal.reason)"])
+        self.fail(exchange, with: refusal.problem, headers: refusal.headers, extensions: refusal.extensions)
     }
 
     /// Admit: every level of the tenant's path is checked and charged in one round trip; a
