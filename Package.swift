@@ -28,6 +28,10 @@ let package = Package(
         // JSON string literals for the few small documents rendered without an encoder.
         .target(name: "JSONText"),
 
+        // Backend cells: endpoint health, outlier ejection, P2C choice, retry budget, cell load.
+        // Pure value-type state machines; no I/O, no clock of their own.
+        .target(name: "Cells"),
+
         // Domain modules: pure Swift, no I/O.
         .target(name: "Hierarchy", dependencies: ["JSONText"]),
         .target(name: "TokenAuth", dependencies: ["CJWT", "COpenSSL", "JSONText"]),
@@ -89,6 +93,7 @@ let package = Package(
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "TokenAuthTests", dependencies: ["TokenAuth"]),
+        .testTarget(name: "CellsTests", dependencies: ["Cells"]),
         .testTarget(name: "QuotasTests", dependencies: [
             "Quotas", "Hierarchy", "RedisClient", "RedisTestServer",
             .product(name: "NIOCore", package: "swift-nio"),
