@@ -11,9 +11,14 @@ final class ProxyEnvironment {
     /// Replaced whole on reload. An exchange copies it when it starts and keeps that copy, so
     /// requests in flight finish with the configuration they started with.
     var configuration: GatewayConfiguration {
-        // Keys may have been retired or issuers removed: nothing verified under the old
-        // configuration is trusted under the new one.
-        didSet { self.tokenCache = Self.makeCache(self.configuration) }
+        didSet {
+            // Keys may have been retired or issuers removed: nothing verified under the old
+            // configuration is trusted under the new one.
+            self.tokenCache = Self.makeCache(self.configuration)
+            // Limits may have changed: what was remembered under the old ones no longer holds.
+            self.overLimit = OverLimitCache()
+            self.localLimits = LocalRateLimiter()
+        }
     }
     /// Counts installed configurations; logged with each reload.
     var generation: Int
