@@ -248,26 +248,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.respondWithoutExchange(.ambiguousPath, requestID: requestID, requestHead: head, logMetadata: ["reason": "\(error)"])
             return
         }
-        var forwardedHead = head
-        forwardedHead.uri = path.target
-
-        let trace = TraceDecision.decide(incoming: head.headers.first(name: "traceparent"), generator: &self.identifiers)
-        var upstreamHead = ForwardedHeaders.upstreamRequestHead(
-            from: forwardedHead,
+        let exchange = Exchange(
+            requestID: requestID, clientHead: head, path: path,
+            trace: TraceDecision.decide(incoming: head.headers.first(name: "traceparent"), generator: &self.identifiers),
             facts: .init(
                 clientAddress: self.context?.channel.remoteAddress?.ipAddress,
                 scheme: self.environment.scheme,
                 trustClientForwardedHeaders: settings.forwarding.trustClientForwardedHeaders
             ),
-            requestID: requestID,
-            trace: trace,
-            framing: framing
-        )
-        // Only the gateway speaks in X-ERP-* headers; the tenant phases add its own below.
-        UpstreamContext.removeClientCopies(from: &upstreamHead.headers)
-        let exchange = Exchange(
-            requestID: requestID, clientHead: head, upstreamHead: upstreamHead, configuration: configuration, logger: logger,
-            started: .now(), framing: framing, replayable: head.method.isIdempotent && framing.isEmpty
+            configuration: configuration, logger: logger, started: .now(), framing: framing,
+            replayable: head.method.isIdempotent && framing.isEmpty
         )
         self.exchange = exchange
 
@@ -301,13 +291,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         switch access.decide(head: head, path: path, cache: &self.environment.tokenCache, revocations: self.environment.revocations, now: now) {
         case .forward(let request):
             exchange.tenant = request
+            exchange.contextTime = now
             exchange.logger[metadataKey: "tenant"] = .string(request.policy.path.description)
-            UpstreamContext(
-                policy: request.policy, catalog: tenants.catalog, cell: request.cell, method: head.method.rawValue,
-                target: path.target, requestID: exchange.requestID, time: now
-            ).apply(to: &exchange.upstreamHead.headers, signingKey: configuration.settings.upstreamContext!.active)
-            // The backend gets the signed context instead of the caller's credential.
-            exchange.upstreamHead.headers.remove(name: "authorization")
             if let quotas = self.environment.quotas, !request.policy.limits.isEmpty {
                 self.admit(exchange, request: request, quotas: quotas)
             } else {
@@ -751,10 +736,35 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
 final class Exchange {
     let requestID: String
     let clientHead: HTTPRequestHead
-    var upstreamHead: HTTPRequestHead
+    /// The normalized target: what was matched and authorized is what is forwarded.
+    let path: RequestPath
+    let trace: TraceDecision
+    let facts: ForwardedHeaders.ClientFacts
     let configuration: GatewayConfiguration
     /// Set once the tenant phases admitted the request.
     var tenant: TenantAccess.TenantRequest?
+    /// Unix seconds stamped into the tenant context.
+    var contextTime: Int64 = 0
+
+    /// The head sent upstream, built on first use — only requests that are forwarded pay for
+    /// it; refusals and local answers never do. Client `X-ERP-*` headers are removed; an
+    /// admitted tenant's signed context replaces them, and the caller's credential stays here.
+    lazy var upstreamHead: HTTPRequestHead = {
+        var forwarded = self.clientHead
+        forwarded.uri = self.path.target
+        var head = ForwardedHeaders.upstreamRequestHead(
+            from: forwarded, facts: self.facts, requestID: self.requestID, trace: self.trace, framing: self.framing
+        )
+        UpstreamContext.removeClientCopies(from: &head.headers)
+        if let tenant = self.tenant, let catalog = self.configuration.tenants?.catalog, let key = self.settings.upstreamContext?.active {
+            UpstreamContext(
+                policy: tenant.policy, catalog: catalog, cell: tenant.cell, method: self.clientHead.method.rawValue,
+                target: self.path.target, requestID: self.requestID, time: self.contextTime
+            ).apply(to: &head.headers, signingKey: key)
+            head.headers.remove(name: "authorization")
+        }
+        return head
+    }()
     var logger: Logger
     let started: NIODeadline
     let framing: RequestHeadValidation.BodyFraming
@@ -794,12 +804,14 @@ final class Exchange {
     var settings: GatewaySettings { self.configuration.settings }
 
     init(
-        requestID: String, clientHead: HTTPRequestHead, upstreamHead: HTTPRequestHead, configuration: GatewayConfiguration, logger: Logger,
-        started: NIODeadline, framing: RequestHeadValidation.BodyFraming, replayable: Bool
+        requestID: String, clientHead: HTTPRequestHead, path: RequestPath, trace: TraceDecision, facts: ForwardedHeaders.ClientFacts,
+        configuration: GatewayConfiguration, logger: Logger, started: NIODeadline, framing: RequestHeadValidation.BodyFraming, replayable: Bool
     ) {
         self.requestID = requestID
         self.clientHead = clientHead
-        self.upstreamHead = upstreamHead
+        self.path = path
+        self.trace = trace
+        self.facts = facts
         self.configuration = configuration
         self.logger = logger
         self.started = started
