@@ -336,20 +336,21 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// refusal charges nothing. When the store cannot be reached the request is admitted (fail
     /// open) and the outage logged: availability of the ERP outranks exact metering.
     private func admit(_ exchange: Exchange, request: TenantAccess.TenantRequest, quotas: QuotaAdmission) {
+        let now = Self.nowMicroseconds()
+        let tenant = (oem: request.policy.path.oem, customer: request.policy.id)
+        // A node remembered as over its limit answers before any plan or Redis command.
+        if let remembered = self.environment.overLimit.remembered(nodes: request.policy.limits.lazy.map(\.node), now: now) {
+            self.environment.pendingRefusals.add(oem: tenant.oem, customer: tenant.customer, now: now)
+            exchange.logger.info("request refused", metadata: ["problem": "quota-exceeded", "reason": "over limit (remembered)"])
+            self.fail(exchange, with: .quotaExceeded, headers: HTTPHeaders(remembered.fields.map { ($0.name, $0.value) }))
+            return
+        }
         let plan: QuotaPlan
         do {
-            plan = try quotas.plan(levels: request.policy.limits, oem: request.policy.path.oem, cost: request.route.cost, now: Self.nowMicroseconds())
+            plan = try quotas.plan(levels: request.policy.limits, oem: tenant.oem, cost: request.route.cost, now: now)
         } catch {
             exchange.logger.error("unusable limits; admitting without quotas", metadata: ["error": "\(error)"])
             self.continueToUpstream(exchange)
-            return
-        }
-        let tenant = (oem: request.policy.path.oem, customer: request.policy.id)
-        if let remembered = self.environment.overLimit.refusal(for: plan) {
-            self.environment.pendingRefusals.add(oem: tenant.oem, customer: tenant.customer, now: plan.now)
-            let headers = RateLimitHeaders.fields(for: remembered, plan: plan)
-            exchange.logger.info("request refused", metadata: ["problem": "quota-exceeded", "reason": "over limit (remembered)"])
-            self.fail(exchange, with: .quotaExceeded, headers: HTTPHeaders(headers.map { ($0.name, $0.value) }))
             return
         }
         let loop = self.environment.pool.eventLoop

@@ -13,6 +13,10 @@ public struct OverLimitCache: Sendable {
         var until: Int64
         var kind: QuotaKind
         var limit: Int
+        /// `RateLimit-Policy` and the policy name, fixed at the refusal: a remembered answer is
+        /// written without rebuilding a plan.
+        var policy: String
+        var name: String
     }
 
     /// Unix microseconds until which each node is known to be over a limit.
@@ -35,19 +39,31 @@ public struct OverLimitCache: Sendable {
             if self.entries.count >= self.capacity { self.entries.removeAll(keepingCapacity: true) }
         }
         if let existing = self.entries[node], existing.until >= until { return }
-        self.entries[node] = Entry(until: until, kind: kind, limit: limit)
+        let policy = RateLimitHeaders.fields(for: decision, plan: plan).first { $0.name == "RateLimit-Policy" }?.value ?? ""
+        let name = String(policy.prefix { $0 != ";" })
+        self.entries[node] = Entry(until: until, kind: kind, limit: limit, policy: policy, name: name)
     }
 
     /// The refusal for `plan` if any of its levels is remembered as over a limit at `plan.now`.
     public func refusal(for plan: QuotaPlan) -> QuotaDecision? {
+        self.remembered(nodes: plan.levels.lazy.map(\.node), now: plan.now)?.decision
+    }
+
+    /// The remembered refusal for a request charged at `nodes`, with its response headers:
+    /// checked before any plan is built, so a flood costs a few dictionary lookups.
+    public func remembered(nodes: some Sequence<NodeID>, now: Int64) -> (decision: QuotaDecision, fields: [(name: String, value: String)])? {
         var longest: (NodeID, Entry)?
-        for level in plan.levels {
-            guard let entry = self.entries[level.node], entry.until > plan.now else { continue }
-            if longest == nil || entry.until > longest!.1.until { longest = (level.node, entry) }
+        for node in nodes {
+            guard let entry = self.entries[node], entry.until > now else { continue }
+            if longest == nil || entry.until > longest!.1.until { longest = (node, entry) }
         }
         guard let (node, entry) = longest else { return nil }
         // Rounded up, so a client retrying exactly then finds the limit clear.
-        let milliseconds = (entry.until - plan.now + 999) / 1000
-        return .refused(level: node, kind: entry.kind, retryAfterMilliseconds: milliseconds, limit: entry.limit)
+        let milliseconds = (entry.until - now + 999) / 1000
+        let seconds = max(1, (milliseconds + 999) / 1000)
+        return (
+            .refused(level: node, kind: entry.kind, retryAfterMilliseconds: milliseconds, limit: entry.limit),
+            [("RateLimit-Policy", entry.policy), ("RateLimit", "\(entry.name);r=0;t=\(seconds)"), ("Retry-After", String(seconds))]
+        )
     }
 }

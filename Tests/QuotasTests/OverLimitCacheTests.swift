@@ -46,4 +46,17 @@ final class OverLimitCacheTests: XCTestCase {
         cache.record(.refused(level: self.oem, kind: .month, retryAfterMilliseconds: 1, limit: 1), plan: plan)
         XCTAssertLessThanOrEqual(cache.count, 2)
     }
+
+    func testARememberedAnswerCarriesTheSameHeadersAsRedissOwn() throws {
+        var cache = OverLimitCache()
+        let plan = try self.plan(now: 5_000_000)
+        let refusal = QuotaDecision.refused(level: self.partner, kind: .day, retryAfterMilliseconds: 2_500, limit: 100)
+        cache.record(refusal, plan: plan)
+        let remembered = try XCTUnwrap(cache.remembered(nodes: [self.customer, self.partner], now: plan.now))
+        XCTAssertEqual(remembered.decision, refusal)
+        let expected = RateLimitHeaders.fields(for: refusal, plan: plan)
+        XCTAssertEqual(remembered.fields.map(\.name), expected.map(\.name))
+        XCTAssertEqual(remembered.fields.map(\.value), expected.map(\.value))
+        XCTAssertNil(cache.remembered(nodes: [self.customer], now: plan.now), "only the refused node is remembered")
+    }
 }
