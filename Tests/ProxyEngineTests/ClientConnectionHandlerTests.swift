@@ -75,12 +75,7 @@ final class ClientConnectionHandlerTests: XCTestCase {
         self.channel.embeddedEventLoop.advanceTime(by: .milliseconds(1))
         // Exactly one answer and one log line: the decoder's complaint about the unfinished head,
         // raised as the connection closes, is not a second rejection.
-        let responses = try self.responses()
-        XCTAssertEqual(responses.count, 1)
-        let response = try XCTUnwrap(responses.first)
-        let requestID = try self.assertProblem(response, status: 408, slug: "request-header-timeout")
-        XCTAssertEqual(self.logs.rejections.map(\.requestID), [requestID])
-        self.assertClosed()
+        try self.assertOne408AndClosed()
     }
 
     func testBodyLeftUnreadAfterARejectionIsNotASecondRejection() throws {
@@ -97,11 +92,16 @@ final class ClientConnectionHandlerTests: XCTestCase {
         XCTAssertTrue(self.channel.isActive)
 
         self.channel.embeddedEventLoop.advanceTime(by: .milliseconds(1))
+        try self.assertOne408AndClosed()
+    }
+
+    /// One 408 answer, logged once under the id the client received, and the connection closed.
+    private func assertOne408AndClosed(file: StaticString = #filePath, line: UInt = #line) throws {
         let responses = try self.responses()
-        XCTAssertEqual(responses.count, 1)
-        let response = try XCTUnwrap(responses.first)
+        XCTAssertEqual(responses.count, 1, file: file, line: line)
+        let response = try XCTUnwrap(responses.first, file: file, line: line)
         let requestID = try self.assertProblem(response, status: 408, slug: "request-header-timeout")
-        XCTAssertEqual(self.logs.rejections.map(\.requestID), [requestID])
+        XCTAssertEqual(self.logs.rejections.map(\.requestID), [requestID], file: file, line: line)
         self.assertClosed()
     }
 
