@@ -52,7 +52,7 @@ let package = Package(
 
         // The HTTP/1.1 data plane on SwiftNIO.
         .target(name: "ProxyEngine", dependencies: [
-            "GatewayConfig", "Hierarchy", "TokenAuth", "Quotas", "COpenSSL", "RedisClient", "JSONText",
+            "GatewayConfig", "Hierarchy", "TokenAuth", "Quotas", "Cells", "COpenSSL", "RedisClient", "JSONText",
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

@@ -55,6 +55,18 @@ public struct CellLoad: Sendable, Hashable {
     /// Admits a request as pending, unless the pending queue is full. A request arriving while
     /// in-flight has room still goes through pending: the bound on pending is the bound on
     /// requests not yet holding a connection, whatever the reason.
+    /// The same counts under new bounds (a configuration reload): requests already counted stay
+    /// counted, so a reload never lets a cell exceed its bounds by forgetting its load.
+    public func reconfigured(_ configuration: Configuration) -> CellLoad {
+        var copy = CellLoad(configuration: configuration)
+        copy.pending = self.pending
+        copy.inFlight = self.inFlight
+        return copy
+    }
+
+    /// Whether a request is pending and in-flight has room for it.
+    public var canAcquire: Bool { pending > 0 && inFlight < configuration.maxInFlight }
+
     public mutating func admit() -> Admission {
         guard pending < configuration.maxPending else {
             return .overloaded(retryAfterSeconds: configuration.retryAfterSeconds)

@@ -146,6 +146,13 @@ public struct OutlierDetector: Sendable, Hashable {
         }
     }
 
+    /// A request admitted by `admit(now:)` ended without telling anything about the endpoint
+    /// (the client left, the gateway's own limits refused it). A probe gives its slot back so
+    /// the next request probes instead; otherwise nothing changes.
+    public mutating func abandon() {
+        if case .probing(true) = state { state = .probing(probeInFlight: false) }
+    }
+
     /// Duration of the `n`-th ejection (1-based): base × 2^(n-1), capped, without overflow.
     public static func backoff(ejection n: Int, configuration: Configuration) -> UInt64 {
         let base = configuration.baseEjectionNanoseconds

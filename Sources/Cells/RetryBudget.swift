@@ -34,6 +34,14 @@ public struct RetryBudget: Sendable, Hashable {
         self.configuration = configuration
     }
 
+    /// The same counts under a new configuration (a reload).
+    public func reconfigured(_ configuration: Configuration) -> RetryBudget {
+        var copy = RetryBudget(configuration: configuration)
+        copy.activeRequests = self.activeRequests
+        copy.retriesInFlight = self.retriesInFlight
+        return copy
+    }
+
     /// The most retries that may be in flight with the current active requests.
     public var limit: Int {
         let share = (configuration.ratio * Double(activeRequests)).rounded(.down)

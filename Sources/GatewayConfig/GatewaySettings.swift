@@ -24,6 +24,8 @@ public struct GatewaySettings: Sendable, Hashable {
     public var quotaFailModes: [Cell.Kind: QuotaFailMode] = [.pooled: .open, .dedicated: .open]
     /// Days of per-customer usage kept in Redis.
     public var usageRetentionDays = 400
+    public var retries = SettingsLoader.defaultRetries
+    public var outlierDetection = SettingsLoader.defaultOutlierDetection
 
     public enum QuotaFailMode: String, Sendable, Hashable, CaseIterable {
         /// Admit: the ERP stays available; limits are not enforced until Redis returns.
@@ -113,12 +115,100 @@ public struct GatewaySettings: Sendable, Hashable {
         public var kind: Kind
         public var region: String
         public var endpoints: [Endpoint]
+        /// Active checks; nil leaves endpoint health to passive outlier detection alone.
+        public var healthCheck: HealthCheck?
+        public var limits: CellLimits
+        /// Overrides `timeouts.upstreamConnect` for this cell's endpoints.
+        public var connectTimeout: Duration?
+        /// Overrides `timeouts.upstreamResponse` for this cell's endpoints.
+        public var responseTimeout: Duration?
+        /// Cells tried in order when none of this cell's endpoints can take a request. Never a
+        /// dedicated cell; filtered per request by the customer's residency.
+        public var fallback: [String]
 
-        public init(id: String, kind: Kind, region: String, endpoints: [Endpoint]) {
+        public init(
+            id: String, kind: Kind, region: String, endpoints: [Endpoint], healthCheck: HealthCheck? = nil,
+            limits: CellLimits = CellLimits.default, connectTimeout: Duration? = nil, responseTimeout: Duration? = nil, fallback: [String] = []
+        ) {
             self.id = id
             self.kind = kind
             self.region = region
             self.endpoints = endpoints
+            self.healthCheck = healthCheck
+            self.limits = limits
+            self.connectTimeout = connectTimeout
+            self.responseTimeout = responseTimeout
+            self.fallback = fallback
+        }
+    }
+
+    /// An HTTP GET sent to every endpoint of a cell, every `interval`; a 2xx answer within
+    /// `timeout` is a success. The endpoint changes state after a run of results.
+    public struct HealthCheck: Sendable, Hashable {
+        public var path: String
+        public var interval: Duration
+        public var timeout: Duration
+        public var healthyThreshold: Int
+        public var unhealthyThreshold: Int
+
+        public init(path: String, interval: Duration, timeout: Duration, healthyThreshold: Int, unhealthyThreshold: Int) {
+            self.path = path
+            self.interval = interval
+            self.timeout = timeout
+            self.healthyThreshold = healthyThreshold
+            self.unhealthyThreshold = unhealthyThreshold
+        }
+    }
+
+    /// Bounds on one cell's load, for the whole gateway process.
+    public struct CellLimits: Sendable, Hashable {
+        /// Requests waiting for an in-flight slot or a connection.
+        public var maxPending: Int
+        /// Requests sent to the cell and not yet answered.
+        public var maxInFlight: Int
+        /// `Retry-After` of a `cell-overloaded` answer.
+        public var retryAfter: Duration
+
+        public static let `default` = CellLimits(maxPending: 1000, maxInFlight: 10_000, retryAfter: .seconds(1))
+
+        public init(maxPending: Int, maxInFlight: Int, retryAfter: Duration) {
+            self.maxPending = maxPending
+            self.maxInFlight = maxInFlight
+            self.retryAfter = retryAfter
+        }
+    }
+
+    /// When and how often a failed upstream attempt is tried again.
+    public struct Retries: Sendable, Hashable {
+        /// Attempts per request, the first included (1 never retries).
+        public var maxAttempts: Int
+        /// Retries in flight per cell, as a percentage of its live requests.
+        public var budgetPercent: Int
+        /// Retries always allowed in flight per cell, however quiet it is.
+        public var minRetriesInFlight: Int
+
+        public init(maxAttempts: Int, budgetPercent: Int, minRetriesInFlight: Int) {
+            self.maxAttempts = maxAttempts
+            self.budgetPercent = budgetPercent
+            self.minRetriesInFlight = minRetriesInFlight
+        }
+    }
+
+    /// Passive ejection of endpoints that fail real requests.
+    public struct OutlierDetection: Sendable, Hashable {
+        /// Connect failures or 5xx answers in a row that eject an endpoint.
+        public var consecutiveFailures: Int
+        /// First ejection; each further one in a row doubles, up to `maxEjection`.
+        public var baseEjection: Duration
+        public var maxEjection: Duration
+        /// Most endpoints of a cell ejected at once, in percent (rounded down).
+        public var maxEjectedPercent: Int
+
+        public init(consecutiveFailures: Int, baseEjection: Duration, maxEjection: Duration, maxEjectedPercent: Int) {
+            self.consecutiveFailures = consecutiveFailures
+            self.baseEjection = baseEjection
+            self.maxEjection = maxEjection
+            self.maxEjectedPercent = maxEjectedPercent
         }
     }
 

@@ -39,6 +39,16 @@ enum Quantities {
 
 extension Duration {
     /// Whole milliseconds, for logs and for timers that take an integer.
+    /// Whole nanoseconds, saturating at `UInt64.max`; negative durations count as zero.
+    public var wholeNanoseconds: UInt64 {
+        let (seconds, attoseconds) = self.components
+        guard seconds >= 0 else { return 0 }
+        let (scaled, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
+        guard !overflow else { return .max }
+        let (total, overflowSum) = scaled.addingReportingOverflow(UInt64(attoseconds / 1_000_000_000))
+        return overflowSum ? .max : total
+    }
+
     public var milliseconds: Int64 {
         let (seconds, attoseconds) = self.components
         return seconds * 1000 + attoseconds / 1_000_000_000_000_000

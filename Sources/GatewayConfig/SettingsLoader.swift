@@ -26,7 +26,7 @@ public enum SettingsLoader {
     private static func read(root: YAMLReader.Cursor, baseDirectory: String?, with reader: inout YAMLReader) -> GatewaySettings? {
         let keys: Set<String> = [
             "listener", "limits", "timeouts", "upstreamPool", "forwarding", "cells", "defaultCell", "tenantTree", "platformIssuers",
-            "authentication", "upstreamContext", "redis", "quotas",
+            "authentication", "upstreamContext", "redis", "quotas", "retries", "outlierDetection",
         ]
         guard let top = reader.mapping(root, allowedKeys: keys) else {
             return nil
@@ -81,6 +81,8 @@ public enum SettingsLoader {
             }
             if let c = map["usageRetentionDays"], let days = reader.integer(c, in: 1...3660) { retentionDays = days }
         }
+        let retries = top["retries"].map { Self.retries($0, &reader) } ?? Self.defaultRetries
+        let outlierDetection = top["outlierDetection"].map { Self.outlierDetection($0, &reader) } ?? Self.defaultOutlierDetection
         if tenantTreePath != nil, top["upstreamContext"] == nil {
             reader.report(root, "with a tenantTree, 'upstreamContext' is required: backends need the signing key to trust the tenant context")
         }
@@ -89,7 +91,7 @@ public enum SettingsLoader {
             listener: listener, limits: limits, timeouts: timeouts, upstreamPool: pool,
             forwarding: forwarding, cells: cells, defaultCell: defaultCell, tenantTreePath: tenantTreePath,
             platformIssuers: platformIssuers, authentication: authentication, upstreamContext: upstreamContext, redis: redis,
-            quotaFailModes: failModes, usageRetentionDays: retentionDays
+            quotaFailModes: failModes, usageRetentionDays: retentionDays, retries: retries, outlierDetection: outlierDetection
         )
     }
 
@@ -244,9 +246,11 @@ public enum SettingsLoader {
         guard let items = reader.sequence(cursor) else { return [] }
         if items.isEmpty { reader.report(cursor, "at least one cell is required") }
         var cells: [GatewaySettings.Cell] = []
+        var fallbackCursors: [String: [YAMLReader.Cursor]] = [:]
         var seen: Set<String> = []
+        let keys: Set<String> = ["id", "kind", "region", "endpoints", "healthCheck", "limits", "timeouts", "fallback"]
         for item in items {
-            guard let map = reader.mapping(item, allowedKeys: ["id", "kind", "region", "endpoints"]) else { continue }
+            guard let map = reader.mapping(item, allowedKeys: keys) else { continue }
             var complete = true
             func required(_ key: String) -> YAMLReader.Cursor? {
                 if let c = map[key] { return c }
@@ -282,15 +286,112 @@ public enum SettingsLoader {
                 for entry in list {
                     guard let text = reader.string(entry) else { continue }
                     if let endpoint = Self.endpoint(text) {
-                        endpoints.append(endpoint)
+                        if endpoints.contains(endpoint) {
+                            reader.report(entry, "endpoint '\(text)' is listed twice")
+                        } else {
+                            endpoints.append(endpoint)
+                        }
                     } else {
                         reader.report(entry, "'\(text)' is not HOST:PORT")
                     }
                 }
             }
-            if complete { cells.append(.init(id: id, kind: kind, region: region, endpoints: endpoints)) }
+            var cell = GatewaySettings.Cell(id: id, kind: kind, region: region, endpoints: endpoints)
+            if let c = map["healthCheck"] { cell.healthCheck = Self.healthCheck(c, &reader) }
+            if let c = map["limits"] { cell.limits = Self.cellLimits(c, &reader) }
+            if let c = map["timeouts"], let timeouts = reader.mapping(c, allowedKeys: ["connect", "response"]) {
+                let range = Duration.milliseconds(1)...Duration.seconds(24 * 3600)
+                if let t = timeouts["connect"] { cell.connectTimeout = reader.duration(t, in: range) }
+                if let t = timeouts["response"] { cell.responseTimeout = reader.duration(t, in: range) }
+            }
+            if let c = map["fallback"], let list = reader.sequence(c) {
+                for entry in list {
+                    guard let name = reader.string(entry) else { continue }
+                    cell.fallback.append(name)
+                    fallbackCursors[id, default: []].append(entry)
+                }
+            }
+            if complete { cells.append(cell) }
+        }
+        // Fallbacks name cells defined anywhere in the list, so they are checked once all are read.
+        let byID = Dictionary(cells.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        for cell in cells {
+            for (name, entry) in zip(cell.fallback, fallbackCursors[cell.id] ?? []) {
+                if name == cell.id {
+                    reader.report(entry, "a cell cannot be its own fallback")
+                } else if let target = byID[name] {
+                    if target.kind == .dedicated {
+                        reader.report(entry, "'\(name)' is a dedicated cell: it serves only its own customer and cannot be a fallback")
+                    }
+                } else {
+                    reader.report(entry, "names cell '\(name)', which is not defined in 'cells'")
+                }
+            }
+            if Set(cell.fallback).count != cell.fallback.count, let entry = fallbackCursors[cell.id]?.first {
+                reader.report(entry, "a fallback cell is listed twice")
+            }
         }
         return cells
+    }
+
+    private static func healthCheck(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.HealthCheck? {
+        let keys: Set<String> = ["path", "interval", "timeout", "healthyThreshold", "unhealthyThreshold"]
+        guard let map = reader.mapping(cursor, allowedKeys: keys) else { return nil }
+        var check = GatewaySettings.HealthCheck(path: "/healthz", interval: .seconds(5), timeout: .seconds(1), healthyThreshold: 2, unhealthyThreshold: 3)
+        if let c = map["path"], let path = reader.presentString(c) {
+            if path.hasPrefix("/"), !path.contains(where: { $0.isWhitespace || $0.asciiValue == nil || $0.asciiValue! < 0x20 }) {
+                check.path = path
+            } else {
+                reader.report(c, "must be an absolute path such as /healthz, without spaces")
+            }
+        }
+        if let c = map["interval"], let v = reader.duration(c, in: Duration.milliseconds(50)...Duration.seconds(3600)) { check.interval = v }
+        if let c = map["timeout"], let v = reader.duration(c, in: Duration.milliseconds(10)...Duration.seconds(600)) { check.timeout = v }
+        if let c = map["healthyThreshold"], let v = reader.integer(c, in: 1...100) { check.healthyThreshold = v }
+        if let c = map["unhealthyThreshold"], let v = reader.integer(c, in: 1...100) { check.unhealthyThreshold = v }
+        if check.timeout > check.interval, let c = map["timeout"] {
+            reader.report(c, "must not be longer than the interval (\(check.interval))")
+        }
+        return check
+    }
+
+    private static func cellLimits(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.CellLimits {
+        var limits = GatewaySettings.CellLimits.default
+        guard let map = reader.mapping(cursor, allowedKeys: ["maxPending", "maxInFlight", "retryAfter"]) else { return limits }
+        if let c = map["maxPending"], let v = reader.integer(c, in: 1...1_000_000) { limits.maxPending = v }
+        if let c = map["maxInFlight"], let v = reader.integer(c, in: 1...1_000_000) { limits.maxInFlight = v }
+        if let c = map["retryAfter"], let v = reader.duration(c, in: Duration.seconds(1)...Duration.seconds(3600)) { limits.retryAfter = v }
+        return limits
+    }
+
+    public static let defaultRetries = GatewaySettings.Retries(maxAttempts: 3, budgetPercent: 20, minRetriesInFlight: 3)
+
+    private static func retries(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.Retries {
+        var retries = Self.defaultRetries
+        guard let map = reader.mapping(cursor, allowedKeys: ["maxAttempts", "budgetPercent", "minRetriesInFlight"]) else { return retries }
+        if let c = map["maxAttempts"], let v = reader.integer(c, in: 1...10) { retries.maxAttempts = v }
+        if let c = map["budgetPercent"], let v = reader.integer(c, in: 0...100) { retries.budgetPercent = v }
+        if let c = map["minRetriesInFlight"], let v = reader.integer(c, in: 0...10_000) { retries.minRetriesInFlight = v }
+        return retries
+    }
+
+    public static let defaultOutlierDetection = GatewaySettings.OutlierDetection(
+        consecutiveFailures: 5, baseEjection: .seconds(10), maxEjection: .seconds(300), maxEjectedPercent: 50
+    )
+
+    private static func outlierDetection(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.OutlierDetection {
+        var detection = Self.defaultOutlierDetection
+        let keys: Set<String> = ["consecutiveFailures", "baseEjection", "maxEjection", "maxEjectedPercent"]
+        guard let map = reader.mapping(cursor, allowedKeys: keys) else { return detection }
+        let range = Duration.milliseconds(10)...Duration.seconds(24 * 3600)
+        if let c = map["consecutiveFailures"], let v = reader.integer(c, in: 1...1000) { detection.consecutiveFailures = v }
+        if let c = map["baseEjection"], let v = reader.duration(c, in: range) { detection.baseEjection = v }
+        if let c = map["maxEjection"], let v = reader.duration(c, in: range) { detection.maxEjection = v }
+        if let c = map["maxEjectedPercent"], let v = reader.integer(c, in: 0...100) { detection.maxEjectedPercent = v }
+        if detection.maxEjection < detection.baseEjection, let c = map["maxEjection"] ?? map["baseEjection"] {
+            reader.report(c, "maxEjection must not be shorter than baseEjection")
+        }
+        return detection
     }
 
     // MARK: - Syntax

@@ -1,3 +1,4 @@
+import Cells
 import GatewayConfig
 import Hierarchy
 import Logging
@@ -207,9 +208,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     private func requestFullySent(_ exchange: Exchange) {
         exchange.requestSentUpstream = true
-        let timeout = TimeAmount.milliseconds(exchange.settings.timeouts.upstreamResponse.milliseconds)
+        let timeout = TimeAmount.milliseconds((exchange.responseTimeout ?? exchange.settings.timeouts.upstreamResponse).milliseconds)
         exchange.responseTimer = self.context?.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self, weak exchange] in
             guard let self, let exchange, self.exchange === exchange, !exchange.responseStarted else { return }
+            // Not retried: the upstream may still be working on the request.
+            if let route = exchange.route { self.environment.router.report(route, failed: true, now: Self.monotonicNow()) }
             if let upstream = exchange.upstream {
                 exchange.upstream = nil
                 self.environment.pool.release(upstream, reusable: false)
@@ -476,15 +479,54 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Pick cell/endpoint, then lease a connection. Each call is one attempt; a failed attempt
+    /// comes back here when `retryOrFail` allows another.
     private func connectUpstream(_ exchange: Exchange) {
-        guard let cell = exchange.tenant?.cell ?? exchange.settings.cell(named: exchange.settings.defaultCell) else {
-            self.fail(exchange, with: .upstreamUnreachable)
-            return
+        let router = self.environment.router
+        if exchange.route == nil {
+            guard let cell = exchange.tenant?.cell ?? exchange.settings.cell(named: exchange.settings.defaultCell),
+                let route = router.route(for: cell, residency: exchange.tenant?.policy.residency)
+            else {
+                self.fail(exchange, with: .upstreamUnreachable)
+                return
+            }
+            exchange.routing = (router, route)
         }
-        let endpoint = self.environment.pool.nextEndpoint(in: cell)
-        exchange.attempts += 1
-        exchange.endpoint = endpoint
-        exchange.leaseTicket = self.environment.pool.lease(endpoint) { [weak self, weak exchange] result in
+        guard let route = exchange.route else { return }
+        let start = router.startAttempt(route, now: Self.monotonicNow()) { [weak self, weak exchange] start in
+            guard let self, let exchange, self.exchange === exchange else { return }
+            self.attemptStarted(exchange, start)
+        }
+        self.attemptStarted(exchange, start)
+    }
+
+    private func attemptStarted(_ exchange: Exchange, _ start: CellRouter.AttemptStart) {
+        switch start {
+        case .go(let endpoint, let connectTimeout, let responseTimeout):
+            exchange.endpoint = endpoint
+            exchange.responseTimeout = responseTimeout
+            exchange.attempts += 1
+            self.lease(endpoint, connectTimeout: connectTimeout, for: exchange)
+        case .wait:
+            return
+        case .overloaded(let retryAfterSeconds):
+            var headers = HTTPHeaders()
+            headers.add(name: "retry-after", value: String(retryAfterSeconds))
+            self.fail(exchange, with: .cellOverloaded, headers: headers)
+        case .noEndpoint:
+            // After failed attempts the client learns what the last one ran into.
+            if let last = exchange.lastFailure {
+                self.fail(exchange, with: last)
+            } else {
+                var headers = HTTPHeaders()
+                headers.add(name: "retry-after", value: "1")
+                self.fail(exchange, with: .noHealthyUpstream, headers: headers)
+            }
+        }
+    }
+
+    private func lease(_ endpoint: GatewaySettings.Endpoint, connectTimeout: Duration, for exchange: Exchange) {
+        exchange.leaseTicket = self.environment.pool.lease(endpoint, connectTimeout: connectTimeout) { [weak self, weak exchange] result in
             guard let self, let exchange, self.exchange === exchange else {
                 // The client is gone: the untouched connection goes straight back.
                 if case .success(let connection) = result { self?.environment.pool.release(connection, reusable: true) }
@@ -494,17 +536,55 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             switch result {
             case .success(let upstream):
                 self.upstreamLeased(upstream, for: exchange)
-            case .failure(let problem):
+            case .failure(let problem) where problem == .upstreamBusy:
+                // The gateway's own connection bound, not the endpoint's fault.
                 self.fail(exchange, with: problem)
+            case .failure(let problem):
+                self.retryOrFail(exchange, with: problem, failure: .connectFailed)
             }
         }
+    }
+
+    /// The attempt failed before any response byte: the endpoint is blamed (outlier detection)
+    /// and the request goes to another endpoint if that is safe (`RetryPolicy`) and the retry
+    /// budget of its cell allows; otherwise the client gets `problem`.
+    private func retryOrFail(_ exchange: Exchange, with problem: GatewayProblem, failure: RetryPolicy.Failure) {
+        let router = self.environment.router
+        let now = Self.monotonicNow()
+        guard let route = exchange.route else {
+            self.fail(exchange, with: problem)
+            return
+        }
+        router.report(route, failed: true, now: now)
+        router.endAttempt(route, now: now)
+        exchange.lastFailure = problem
+        let safe = RetryPolicy.mayRetry(
+            method: exchange.clientHead.method.rawValue, failure: failure, bodyStreamed: !exchange.framing.isEmpty,
+            attempt: route.attempts, maxAttempts: exchange.settings.retries.maxAttempts
+        )
+        guard safe, !exchange.responseStarted, router.startRetry(route) else {
+            self.fail(exchange, with: problem)
+            return
+        }
+        exchange.logger.info("retrying on another endpoint", metadata: ["problem": "\(problem)", "attempt": "\(route.attempts + 1)"])
+        exchange.responseTimer?.cancel()
+        exchange.requestSentUpstream = false
+        if failure == .afterConnect {
+            // Only a bodiless request is retried after connecting: its end is all there is to resend.
+            exchange.bufferedForUpstream = exchange.requestComplete ? [.end(nil)] : []
+        }
+        self.connectUpstream(exchange)
+    }
+
+    static func monotonicNow() -> UInt64 {
+        NIODeadline.now().uptimeNanoseconds
     }
 
     private func upstreamLeased(_ upstream: UpstreamConnection, for exchange: Exchange) {
         upstream.delegate = self
         exchange.upstream = upstream
         exchange.upstreamWasReused = upstream.completedExchanges > 0
-        upstream.write(.head(exchange.upstreamHead))
+        upstream.write(.head(exchange.upstreamHead(servedBy: exchange.route?.currentCell)))
         let buffered = exchange.bufferedForUpstream
         exchange.bufferedForUpstream.removeAll()
         for part in buffered {
@@ -670,6 +750,9 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
         switch part {
         case .head(let head):
             exchange.responseTimer?.cancel()
+            if let route = exchange.route {
+                self.environment.router.report(route, failed: head.status.code >= 500, now: Self.monotonicNow())
+            }
             exchange.responseStarted = true
             exchange.responseStatus = head.status.code
             exchange.upstreamKeepAlive = head.isKeepAlive
@@ -697,6 +780,7 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
                 let reusable = exchange.upstreamKeepAlive && exchange.requestSentUpstream
                 self.environment.pool.release(upstream, reusable: reusable)
             }
+            if let route = exchange.route { self.environment.router.endAttempt(route, now: Self.monotonicNow()) }
             if exchange.closeClientAfterResponse || !exchange.requestComplete {
                 self.exchange = nil
                 self.closing = true
@@ -719,17 +803,26 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
         guard let exchange = self.exchange, exchange.upstream === connection else { return }
         exchange.upstream = nil
         self.environment.pool.release(connection, reusable: false)
-        if !exchange.responseStarted, exchange.replayable, exchange.upstreamWasReused, exchange.attempts < 3 {
+        if !exchange.responseStarted, exchange.replayable, exchange.upstreamWasReused, exchange.staleRetries < 2 {
             // A pooled connection the upstream had already closed: nothing was processed, and the
-            // request has no body, so it is sent again on another connection.
-            exchange.logger.debug("retrying on a fresh upstream connection after a stale keep-alive connection closed")
+            // request has no body, so it is sent again on a fresh connection to the same
+            // endpoint. Not the endpoint's failure, and not a retry the budget counts.
+            exchange.staleRetries += 1
+            exchange.logger.debug("resending on a fresh upstream connection after a stale keep-alive connection closed")
             exchange.responseTimer?.cancel()
             exchange.requestSentUpstream = false
             exchange.bufferedForUpstream = exchange.requestComplete ? [.end(nil)] : []
-            self.connectUpstream(exchange)
+            if let endpoint = exchange.endpoint {
+                let timeout = exchange.route?.currentCell?.connectTimeout ?? exchange.settings.timeouts.upstreamConnect
+                self.lease(endpoint, connectTimeout: timeout, for: exchange)
+                return
+            }
+        }
+        guard !exchange.responseStarted else {
+            self.fail(exchange, with: .upstreamFailed)
             return
         }
-        self.fail(exchange, with: .upstreamFailed)
+        self.retryOrFail(exchange, with: .upstreamFailed, failure: .afterConnect)
     }
 }
 
@@ -748,9 +841,20 @@ final class Exchange {
     var contextTime: Int64 = 0
 
     /// The head sent upstream, built on first use — only requests that are forwarded pay for
-    /// it; refusals and local answers never do. Client `X-ERP-*` headers are removed; an
-    /// admitted tenant's signed context replaces them, and the caller's credential stays here.
-    lazy var upstreamHead: HTTPRequestHead = {
+    /// it; refusals and local answers never do — and again only if a retry lands on a cell of
+    /// another kind (the context names the tier serving the request). Client `X-ERP-*` headers
+    /// are removed; an admitted tenant's signed context replaces them, and the caller's
+    /// credential stays here.
+    func upstreamHead(servedBy cell: GatewaySettings.Cell?) -> HTTPRequestHead {
+        if let cached = self.cachedUpstreamHead, cached.kind == cell?.kind { return cached.head }
+        let head = self.buildUpstreamHead(servedBy: cell ?? self.tenant?.cell)
+        self.cachedUpstreamHead = (cell?.kind, head)
+        return head
+    }
+
+    private var cachedUpstreamHead: (kind: GatewaySettings.Cell.Kind?, head: HTTPRequestHead)?
+
+    private func buildUpstreamHead(servedBy cell: GatewaySettings.Cell?) -> HTTPRequestHead {
         var forwarded = self.clientHead
         forwarded.uri = self.path.target
         var head = ForwardedHeaders.upstreamRequestHead(
@@ -759,13 +863,13 @@ final class Exchange {
         UpstreamContext.removeClientCopies(from: &head.headers)
         if let tenant = self.tenant, let catalog = self.configuration.tenants?.catalog, let key = self.settings.upstreamContext?.active {
             UpstreamContext(
-                policy: tenant.policy, catalog: catalog, cell: tenant.cell, method: self.clientHead.method.rawValue,
+                policy: tenant.policy, catalog: catalog, cell: cell, method: self.clientHead.method.rawValue,
                 target: self.path.target, requestID: self.requestID, time: self.contextTime
             ).apply(to: &head.headers, signingKey: key)
             head.headers.remove(name: "authorization")
         }
         return head
-    }()
+    }
     var logger: Logger
     let started: NIODeadline
     let framing: RequestHeadValidation.BodyFraming
@@ -774,6 +878,15 @@ final class Exchange {
     var replayable: Bool
     var endpoint: GatewaySettings.Endpoint?
     var attempts = 0
+    /// Fresh connections tried after pooled ones turned out closed (not counted as attempts).
+    var staleRetries = 0
+    /// The cells and attempts of this request, and the loop's router that tracks them.
+    var routing: (router: CellRouter, route: CellRoute)?
+    var route: CellRoute? { self.routing?.route }
+    /// The response timeout of the cell serving the current attempt.
+    var responseTimeout: Duration?
+    /// What the last failed attempt ran into, answered if no attempt is left.
+    var lastFailure: GatewayProblem?
     var leaseTicket: UpstreamPool.LeaseTicket?
     var upstream: UpstreamConnection?
     var upstreamWasReused = false
@@ -796,6 +909,8 @@ final class Exchange {
     var rateLimitHeaders: [(name: String, value: String)] = []
 
     deinit {
+        // Every exchange ends here exactly once, whatever its outcome: its cell slots are freed.
+        if let (router, route) = self.routing { router.finish(route, now: NIODeadline.now().uptimeNanoseconds) }
         // Every admitted exchange ends here exactly once, whatever its outcome.
         if let (admission, plan, loop) = self.admittedQuota, !plan.inflightKeys.isEmpty {
             _ = admission.release(plan, on: loop)
@@ -832,6 +947,8 @@ final class Exchange {
         if let status { metadata["status"] = "\(status)" }
         if let problem { metadata["problem"] = "\(problem)" }
         if let endpoint = self.endpoint { metadata["upstream"] = "\(endpoint)" }
+        if let cell = self.route?.currentCell ?? self.route?.chain.first?.cell { metadata["cell"] = "\(cell.id)" }
+        if self.attempts > 1 { metadata["attempts"] = "\(self.attempts)" }
         return metadata
     }
 }

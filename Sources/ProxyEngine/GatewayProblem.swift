@@ -83,6 +83,10 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
         "upstream-connect-timeout", .gatewayTimeout, "The backend service did not accept a connection in time.", .upstream
     )
     public static let upstreamResponseTimeout = GatewayProblem("upstream-timeout", .gatewayTimeout, "The backend service did not answer in time.", .upstream)
+    /// The customer's cell is at its pending or in-flight bound; `Retry-After` says when to come back.
+    public static let cellOverloaded = GatewayProblem("cell-overloaded", .serviceUnavailable, "The backend serving this tenant is at capacity.", .upstream)
+    /// Every endpoint the request may use is unhealthy or ejected.
+    public static let noHealthyUpstream = GatewayProblem("no-healthy-upstream", .serviceUnavailable, "No backend is available for this tenant right now.", .upstream)
     public static let upstreamBusy = GatewayProblem("upstream-busy", .serviceUnavailable, "The backend service is at its connection limit.", .upstream)
 }
 

@@ -15,14 +15,16 @@ public final class GatewayServer: Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let environments: [NIOLoopBound<ProxyEnvironment>]
+    private let healthChecker: NIOLoopBound<HealthChecker>
 
     /// The address the listener is bound to (useful when the settings asked for port 0).
     public var localAddress: SocketAddress? { self.serverChannel.localAddress }
 
     private init(
         serverChannel: any Channel, quiescing: ServerQuiescingHelper, group: any EventLoopGroup, logger: Logger,
-        environments: [NIOLoopBound<ProxyEnvironment>]
+        environments: [NIOLoopBound<ProxyEnvironment>], healthChecker: NIOLoopBound<HealthChecker>
     ) {
+        self.healthChecker = healthChecker
         self.serverChannel = serverChannel
         self.quiescing = quiescing
         self.group = group
@@ -40,11 +42,13 @@ public final class GatewayServer: Sendable {
         let settings = configuration.settings
         // One environment per event loop, built on that loop: the pool inside is loop-confined.
         var environments: [ObjectIdentifier: NIOLoopBound<ProxyEnvironment>] = [:]
+        let loopCount = Array(group.makeIterator()).count
         for loop in group.makeIterator() {
             environments[ObjectIdentifier(loop)] = try await loop.submit {
-                let pool = UpstreamPool(eventLoop: loop, settings: settings.upstreamPool, connectTimeout: settings.timeouts.upstreamConnect)
+                let pool = UpstreamPool(eventLoop: loop, settings: settings.upstreamPool)
                 let environment = ProxyEnvironment(
-                    configuration: configuration, generation: 1, pool: pool, quotas: quotas, usage: usage, logger: logger, scheme: "http"
+                    configuration: configuration, generation: 1, pool: pool, loopCount: loopCount, quotas: quotas, usage: usage, logger: logger,
+                    scheme: "http"
                 )
                 let bound = NIOLoopBound(environment, eventLoop: loop)
                 if let usage {
@@ -57,6 +61,7 @@ public final class GatewayServer: Sendable {
             }.get()
         }
         let loopEnvironments = environments
+        let healthChecker = try await Self.startHealthChecker(cells: settings.cells, on: group.next(), environments: Array(environments.values), logger: logger)
         let quiescing = ServerQuiescingHelper(group: group)
 
         let channel = try await ServerBootstrap(group: group)
@@ -80,8 +85,24 @@ public final class GatewayServer: Sendable {
             .bind(host: settings.listener.address, port: settings.listener.port)
             .get()
         return GatewayServer(
-            serverChannel: channel, quiescing: quiescing, group: group, logger: logger, environments: Array(environments.values)
+            serverChannel: channel, quiescing: quiescing, group: group, logger: logger, environments: Array(environments.values),
+            healthChecker: healthChecker
         )
+    }
+
+    /// The process's health checker, on `loop`; its verdicts reach every loop's router.
+    private static func startHealthChecker(
+        cells: [GatewaySettings.Cell], on loop: any EventLoop, environments: [NIOLoopBound<ProxyEnvironment>], logger: Logger
+    ) async throws -> NIOLoopBound<HealthChecker> {
+        try await loop.submit {
+            let checker = HealthChecker(eventLoop: loop, logger: logger) { unhealthy in
+                for environment in environments {
+                    environment.eventLoop.execute { environment.value.router.setUnhealthy(unhealthy) }
+                }
+            }
+            checker.configure(cells)
+            return NIOLoopBound(checker, eventLoop: loop)
+        }.get()
     }
 
     /// Applies one revocation on every event loop (from the store's publish channel).
@@ -113,6 +134,8 @@ public final class GatewayServer: Sendable {
                 environment.value.generation = generation
             }.get()
         }
+        let checker = self.healthChecker
+        try? await checker.eventLoop.submit { checker.value.configure(configuration.settings.cells) }.get()
     }
 
     /// The handlers of one client connection, in order: the first-byte detector in front of the
@@ -143,6 +166,8 @@ public final class GatewayServer: Sendable {
     /// once), and after `grace` closes whatever is still open. Returns when every client
     /// connection is closed.
     public func shutdown(grace: Duration) async {
+        let checker = self.healthChecker
+        try? await checker.eventLoop.submit { checker.value.stop() }.get()
         let loop = self.group.any()
         let drained = loop.makePromise(of: Void.self)
         self.quiescing.initiateShutdown(promise: drained)

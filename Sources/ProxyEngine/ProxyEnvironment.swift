@@ -18,6 +18,7 @@ final class ProxyEnvironment {
             // Limits may have changed: what was remembered under the old ones no longer holds.
             self.overLimit = OverLimitCache()
             self.localLimits = LocalRateLimiter()
+            self.router.reconfigure(self.configuration.settings)
         }
     }
     /// Counts installed configurations; logged with each reload.
@@ -32,6 +33,8 @@ final class ProxyEnvironment {
     /// Rate limits enforced in memory while Redis is away, for tiers whose fail mode is `local`.
     var localLimits = LocalRateLimiter()
     let pool: UpstreamPool
+    /// Cells, endpoints and their load on this loop: where each upstream attempt goes.
+    let router: CellRouter
     /// Quota admission through the shared store; nil without `redis` (quotas not enforced).
     let quotas: QuotaAdmission?
     /// Usage per customer per day, in the shared store; nil without `redis`.
@@ -43,9 +46,10 @@ final class ProxyEnvironment {
     let scheme: String
 
     init(
-        configuration: GatewayConfiguration, generation: Int, pool: UpstreamPool, quotas: QuotaAdmission? = nil, usage: UsageMeter? = nil,
-        logger: Logger, scheme: String
+        configuration: GatewayConfiguration, generation: Int, pool: UpstreamPool, loopCount: Int = 1, quotas: QuotaAdmission? = nil,
+        usage: UsageMeter? = nil, logger: Logger, scheme: String
     ) {
+        self.router = CellRouter(eventLoop: pool.eventLoop, settings: configuration.settings, loopCount: loopCount)
         self.configuration = configuration
         self.tokenCache = Self.makeCache(configuration)
         self.generation = generation

@@ -12,18 +12,16 @@ final class UpstreamPool {
 
     let eventLoop: any EventLoop
     private let settings: GatewaySettings.UpstreamPool
-    private let connectTimeout: TimeAmount
     private var endpoints: [GatewaySettings.Endpoint: EndpointPool] = [:]
     private var nextConnectionID = 0
     private var nextWaiterID = 0
-    private var roundRobin: [String: Int] = [:]
 
     /// What the pool keeps per endpoint next to its pure state: the live objects.
     private final class EndpointPool {
         var state: ConnectionPoolState
         var connections: [Int: UpstreamConnection] = [:]
         var idleTimers: [Int: Scheduled<Void>] = [:]
-        var waiters: [Int: (callback: LeaseCallback, timeout: Scheduled<Void>)] = [:]
+        var waiters: [Int: (callback: LeaseCallback, timeout: Scheduled<Void>, connectTimeout: TimeAmount)] = [:]
 
         init(maxConnections: Int) {
             self.state = ConnectionPoolState(maxConnections: maxConnections)
@@ -36,23 +34,17 @@ final class UpstreamPool {
         fileprivate var waiter: Int?
     }
 
-    init(eventLoop: any EventLoop, settings: GatewaySettings.UpstreamPool, connectTimeout: Duration) {
+    init(eventLoop: any EventLoop, settings: GatewaySettings.UpstreamPool) {
         self.eventLoop = eventLoop
         self.settings = settings
-        self.connectTimeout = .milliseconds(connectTimeout.milliseconds)
     }
 
-    /// Round-robin over the cell's endpoints; each event loop keeps its own cursor.
-    func nextEndpoint(in cell: GatewaySettings.Cell) -> GatewaySettings.Endpoint {
-        let index = self.roundRobin[cell.id, default: 0]
-        self.roundRobin[cell.id] = index &+ 1
-        return cell.endpoints[index % cell.endpoints.count]
-    }
-
-    /// Leases a connection to `endpoint`. The callback runs on this loop, possibly before
-    /// `lease` returns (an idle connection is handed over at once).
+    /// Leases a connection to `endpoint`, connecting (or waiting for a free connection) for at
+    /// most `connectTimeout`. The callback runs on this loop, possibly before `lease` returns
+    /// (an idle connection is handed over at once).
     @discardableResult
-    func lease(_ endpoint: GatewaySettings.Endpoint, callback: @escaping LeaseCallback) -> LeaseTicket {
+    func lease(_ endpoint: GatewaySettings.Endpoint, connectTimeout: Duration, callback: @escaping LeaseCallback) -> LeaseTicket {
+        let connectTimeout = TimeAmount.milliseconds(connectTimeout.milliseconds)
         let pool = self.pool(for: endpoint)
         let waiterID = self.nextWaiterID
         self.nextWaiterID += 1
@@ -62,16 +54,16 @@ final class UpstreamPool {
             callback(.success(pool.connections[id]!))
             return LeaseTicket(endpoint: endpoint, waiter: nil)
         case .connect:
-            self.connect(endpoint, pool: pool, callback: callback)
+            self.connect(endpoint, pool: pool, timeout: connectTimeout, callback: callback)
             return LeaseTicket(endpoint: endpoint, waiter: nil)
         case .wait:
             // Waiting for a free connection is bounded like connecting: a saturated endpoint
             // answers quickly rather than queueing without limit.
-            let timeout = self.eventLoop.assumeIsolated().scheduleTask(in: self.connectTimeout) { [weak pool] in
+            let timeout = self.eventLoop.assumeIsolated().scheduleTask(in: connectTimeout) { [weak pool] in
                 guard let pool, pool.state.cancel(waiter: waiterID), let waiter = pool.waiters.removeValue(forKey: waiterID) else { return }
                 waiter.callback(.failure(.upstreamBusy))
             }
-            pool.waiters[waiterID] = (callback, timeout)
+            pool.waiters[waiterID] = (callback, timeout, connectTimeout)
             return LeaseTicket(endpoint: endpoint, waiter: waiterID)
         }
     }
@@ -121,7 +113,7 @@ final class UpstreamPool {
     private func apply(_ action: ConnectionPoolState.SlotAction, endpoint: GatewaySettings.Endpoint, pool: EndpointPool) {
         guard case .connectFor(let waiterID) = action, let waiter = pool.waiters.removeValue(forKey: waiterID) else { return }
         waiter.timeout.cancel()
-        self.connect(endpoint, pool: pool, callback: waiter.callback)
+        self.connect(endpoint, pool: pool, timeout: waiter.connectTimeout, callback: waiter.callback)
     }
 
     private func pool(for endpoint: GatewaySettings.Endpoint) -> EndpointPool {
@@ -131,11 +123,11 @@ final class UpstreamPool {
         return pool
     }
 
-    private func connect(_ endpoint: GatewaySettings.Endpoint, pool: EndpointPool, callback: @escaping LeaseCallback) {
+    private func connect(_ endpoint: GatewaySettings.Endpoint, pool: EndpointPool, timeout: TimeAmount, callback: @escaping LeaseCallback) {
         let id = self.nextConnectionID
         self.nextConnectionID += 1
         let bootstrap = ClientBootstrap(group: self.eventLoop)
-            .connectTimeout(self.connectTimeout)
+            .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

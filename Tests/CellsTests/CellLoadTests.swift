@@ -28,6 +28,20 @@ final class CellLoadTests: XCTestCase {
         XCTAssertEqual(l.inFlight, 2)
     }
 
+    func testReconfiguringKeepsTheCountsUnderTheNewBounds() {
+        var l = load(pending: 5, inFlight: 3)
+        for _ in 0..<4 { _ = l.admit() }
+        for _ in 0..<3 { _ = l.connectionAcquired() }
+        var smaller = l.reconfigured(.init(maxPending: 1, maxInFlight: 2, retryAfterSeconds: 9))
+        XCTAssertEqual(smaller.pending, 1)
+        XCTAssertEqual(smaller.inFlight, 3)
+        XCTAssertEqual(smaller.admit(), .overloaded(retryAfterSeconds: 9), "the load counted before the reload still fills the new bound")
+        XCTAssertFalse(smaller.canAcquire)
+        smaller.finished(.inFlight)
+        smaller.finished(.inFlight)
+        XCTAssertTrue(smaller.canAcquire)
+    }
+
     func testPendingFreesOnceInFlight() {
         var l = load(pending: 1, inFlight: 3)
         XCTAssertEqual(l.admit(), .admitted)

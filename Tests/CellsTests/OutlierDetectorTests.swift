@@ -29,6 +29,23 @@ final class OutlierDetectorTests: XCTestCase {
         XCTAssertTrue(d.isEligible(now: 0))
     }
 
+    func testAbandonedProbeGivesItsSlotBack() {
+        var d = detector(failures: 1)
+        _ = fail(&d, 1, at: 0)
+        XCTAssertTrue(d.admit(now: 10 * second))
+        XCTAssertFalse(d.admit(now: 10 * second), "one probe at a time")
+        d.abandon()
+        XCTAssertEqual(d.state, .probing(probeInFlight: false))
+        XCTAssertTrue(d.admit(now: 10 * second), "the next request probes instead")
+    }
+
+    func testAbandonOutsideAProbeChangesNothing() {
+        var d = detector(failures: 2)
+        _ = fail(&d, 1, at: 0)
+        d.abandon()
+        XCTAssertEqual(d.state, .active(consecutiveFailures: 1))
+    }
+
     func testEjectsAfterConsecutiveFailures() {
         var d = detector(failures: 3)
         XCTAssertEqual(fail(&d, 2, at: 0), .none)

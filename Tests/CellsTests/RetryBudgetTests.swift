@@ -16,6 +16,18 @@ final class RetryBudgetTests: XCTestCase {
         XCTAssertEqual(b.retriesInFlight, 2, "a refused retry is not counted")
     }
 
+    func testReconfiguringKeepsActiveRequestsAndRetries() {
+        var budget = RetryBudget(configuration: .init(minRetriesInFlight: 1, ratio: 0))
+        for _ in 0..<10 { budget.requestStarted() }
+        XCTAssertTrue(budget.retryStarted())
+        var wider = budget.reconfigured(.init(minRetriesInFlight: 0, ratio: 0.3))
+        XCTAssertEqual(wider.activeRequests, 10)
+        XCTAssertEqual(wider.retriesInFlight, 1)
+        XCTAssertTrue(wider.retryStarted())
+        XCTAssertTrue(wider.retryStarted())
+        XCTAssertFalse(wider.retryStarted(), "30 % of 10 active requests")
+    }
+
     func testLimitFollowsRatioOfActiveRequests() {
         var b = budget(min: 1, ratio: 0.2)
         for _ in 0..<50 { b.requestStarted() }

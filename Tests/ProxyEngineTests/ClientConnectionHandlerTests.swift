@@ -42,11 +42,7 @@ final class ClientConnectionHandlerTests: XCTestCase {
         let environment = ProxyEnvironment(
             configuration: GatewayConfiguration(settings: Self.settings, tenants: nil, files: []),
             generation: 1,
-            pool: UpstreamPool(
-                eventLoop: self.channel.embeddedEventLoop,
-                settings: Self.settings.upstreamPool,
-                connectTimeout: Self.settings.timeouts.upstreamConnect
-            ),
+            pool: UpstreamPool(eventLoop: self.channel.embeddedEventLoop, settings: Self.settings.upstreamPool),
             logger: Logger(label: "client-connection-test") { _ in RecordingLogHandler(recorder: recorder) },
             scheme: "http"
         )

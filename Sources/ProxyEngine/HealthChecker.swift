@@ -1,0 +1,165 @@
+import Cells
+import GatewayConfig
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Active health checks of one gateway process: one probe series per endpoint of every cell
+/// that configures `healthCheck`, run on a single event loop so that each endpoint is checked
+/// once per interval whatever the number of loops. Verdicts (`EndpointHealth`) change only
+/// after a run of results; each change hands the whole set of unhealthy endpoints to
+/// `publish`, which installs it on every loop's router.
+///
+/// A probe is `GET <path>` on a fresh connection with `Connection: close`; a 2xx head within
+/// the timeout is a success, anything else (refused, reset, timeout, other status) a failure.
+/// The next probe is scheduled an interval after the previous one ended, so probes of one
+/// endpoint never overlap.
+final class HealthChecker {
+    private final class Target {
+        let check: GatewaySettings.HealthCheck
+        var health: EndpointHealth
+        /// Bumped on removal so a probe still running does not reschedule itself.
+        var active = true
+        var next: Scheduled<Void>?
+
+        init(check: GatewaySettings.HealthCheck) {
+            self.check = check
+            self.health = EndpointHealth(thresholds: .init(healthy: check.healthyThreshold, unhealthy: check.unhealthyThreshold))
+        }
+    }
+
+    let eventLoop: any EventLoop
+    private let logger: Logger
+    private let publish: (Set<CellEndpoint>) -> Void
+    private var targets: [CellEndpoint: Target] = [:]
+
+    init(eventLoop: any EventLoop, logger: Logger, publish: @escaping (Set<CellEndpoint>) -> Void) {
+        self.eventLoop = eventLoop
+        self.logger = logger
+        self.publish = publish
+    }
+
+    var unhealthy: Set<CellEndpoint> {
+        Set(self.targets.filter { !$0.value.health.isHealthy }.keys)
+    }
+
+    /// Starts checking the endpoints of `cells`. An endpoint whose cell keeps the same check
+    /// keeps its verdict and schedule; removed ones stop; new ones start healthy (see
+    /// `EndpointHealth` for why) and are probed at once.
+    func configure(_ cells: [GatewaySettings.Cell]) {
+        var wanted: [CellEndpoint: GatewaySettings.HealthCheck] = [:]
+        for cell in cells {
+            guard let check = cell.healthCheck else { continue }
+            for endpoint in cell.endpoints { wanted[CellEndpoint(cell: cell.id, endpoint: endpoint)] = check }
+        }
+        for (key, target) in self.targets where wanted[key] != target.check {
+            target.active = false
+            target.next?.cancel()
+            self.targets[key] = nil
+        }
+        for (key, check) in wanted where self.targets[key] == nil {
+            let target = Target(check: check)
+            self.targets[key] = target
+            self.probe(key, target)
+        }
+        self.publish(self.unhealthy)
+    }
+
+    func stop() {
+        for target in self.targets.values {
+            target.active = false
+            target.next?.cancel()
+        }
+        self.targets = [:]
+    }
+
+    private func probe(_ key: CellEndpoint, _ target: Target) {
+        Self.probe(key.endpoint, check: target.check, on: self.eventLoop).assumeIsolated().whenComplete { [weak self] result in
+            guard let self, target.active else { return }
+            let succeeded: Bool
+            switch result {
+            case .success(let status): succeeded = (200..<300).contains(status)
+            case .failure: succeeded = false
+            }
+            switch target.health.recordCheck(succeeded: succeeded) {
+            case .unchanged:
+                break
+            case .becameUnhealthy:
+                self.logger.warning("endpoint unhealthy; no longer routed to", metadata: ["cell": "\(key.cell)", "endpoint": "\(key.endpoint)", "result": "\(result)"])
+                self.publish(self.unhealthy)
+            case .becameHealthy:
+                self.logger.notice("endpoint healthy again", metadata: ["cell": "\(key.cell)", "endpoint": "\(key.endpoint)"])
+                self.publish(self.unhealthy)
+            }
+            target.next = self.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(target.check.interval.milliseconds)) { [weak self] in
+                guard let self, target.active else { return }
+                self.probe(key, target)
+            }
+        }
+    }
+
+    /// One probe: the status of the answer's head, or an error.
+    static func probe(_ endpoint: GatewaySettings.Endpoint, check: GatewaySettings.HealthCheck, on loop: any EventLoop) -> EventLoopFuture<UInt> {
+        let status = loop.makePromise(of: UInt.self)
+        let timeout = TimeAmount.milliseconds(check.timeout.milliseconds)
+        let bootstrap = ClientBootstrap(group: loop)
+            .connectTimeout(timeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(HealthProbeHandler(status: status))
+                }
+            }
+        let deadline = loop.assumeIsolated().scheduleTask(in: timeout) {
+            status.fail(HealthProbeError.timedOut)
+        }
+        bootstrap.connect(host: endpoint.host, port: endpoint.port).assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let channel):
+                var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: check.path)
+                head.headers.add(name: "host", value: endpoint.description)
+                head.headers.add(name: "user-agent", value: "erp-gateway-health-check")
+                head.headers.add(name: "connection", value: "close")
+                channel.write(HTTPClientRequestPart.head(head), promise: nil)
+                channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+                status.futureResult.whenComplete { _ in channel.close(promise: nil) }
+            case .failure(let error):
+                status.fail(error)
+            }
+        }
+        status.futureResult.whenComplete { _ in deadline.cancel() }
+        return status.futureResult
+    }
+}
+
+enum HealthProbeError: Error {
+    case timedOut
+    case closedWithoutAnswer
+}
+
+/// Completes the probe with the status of the first response head.
+private final class HealthProbeHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    private let status: EventLoopPromise<UInt>
+
+    init(status: EventLoopPromise<UInt>) {
+        self.status = status
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head(let head) = self.unwrapInboundIn(data) {
+            self.status.succeed(head.status.code)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.status.fail(HealthProbeError.closedWithoutAnswer)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.status.fail(error)
+        context.close(promise: nil)
+    }
+}
