@@ -350,7 +350,7 @@ public enum SettingsLoader {
         if let c = map["healthyThreshold"], let v = reader.integer(c, in: 1...100) { check.healthyThreshold = v }
         if let c = map["unhealthyThreshold"], let v = reader.integer(c, in: 1...100) { check.unhealthyThreshold = v }
         if check.timeout > check.interval, let c = map["timeout"] {
-            reader.report(c, "must not be longer than the interval (\(check.interval))")
+            reader.report(c, "must not be longer than the interval: a probe ends before the next is due")
         }
         return check
     }
