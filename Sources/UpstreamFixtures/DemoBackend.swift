@@ -13,7 +13,8 @@ import NIOPosix
 /// - `GET /delay/MS` — answers after MS milliseconds.
 /// - `GET /close` — answers with `Connection: close` and closes.
 /// - `GET /stats` — connections accepted and requests served, as JSON.
-/// - anything else — the request as seen (method, target, headers, body size, and whether the
+/// - anything else — the request as seen, with the status set by `answer(withStatus:)` (200
+///   unless told otherwise, to play a failing backend that still accepts connections) (method, target, headers, body size, and whether the
 ///   body is the `BytePattern`) as JSON; the body is consumed as it streams, never buffered.
 public final class DemoBackend: Sendable {
     public struct Statistics: Sendable, Equatable {
@@ -25,11 +26,16 @@ public final class DemoBackend: Sendable {
     private let channel: any Channel
     private let counters: NIOLockedValueBox<Statistics>
     private let connections: NIOLockedValueBox<[ObjectIdentifier: any Channel]>
+    private let status: NIOLockedValueBox<Int>
 
     public var port: Int { self.channel.localAddress?.port ?? 0 }
     public var statistics: Statistics { self.counters.withLockedValue { $0 } }
 
-    private init(name: String, channel: any Channel, counters: NIOLockedValueBox<Statistics>, connections: NIOLockedValueBox<[ObjectIdentifier: any Channel]>) {
+    private init(
+        name: String, channel: any Channel, counters: NIOLockedValueBox<Statistics>, connections: NIOLockedValueBox<[ObjectIdentifier: any Channel]>,
+        status: NIOLockedValueBox<Int>
+    ) {
+        self.status = status
         self.name = name
         self.channel = channel
         self.counters = counters
@@ -39,6 +45,7 @@ public final class DemoBackend: Sendable {
     public static func start(name: String, host: String = "127.0.0.1", port: Int = 0, group: any EventLoopGroup) async throws -> DemoBackend {
         let counters = NIOLockedValueBox(Statistics())
         let connections = NIOLockedValueBox([ObjectIdentifier: any Channel]())
+        let status = NIOLockedValueBox(200)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -48,12 +55,17 @@ public final class DemoBackend: Sendable {
                 channel.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(channel)) } }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(BackendHandler(name: name, counters: counters))
+                    try channel.pipeline.syncOperations.addHandler(BackendHandler(name: name, counters: counters, status: status))
                 }
             }
             .bind(host: host, port: port)
             .get()
-        return DemoBackend(name: name, channel: channel, counters: counters, connections: connections)
+        return DemoBackend(name: name, channel: channel, counters: counters, connections: connections, status: status)
+    }
+
+    /// The status of every answer that describes a request from now on (health checks included).
+    public func answer(withStatus code: Int) {
+        self.status.withLockedValue { $0 = code }
     }
 
     /// Stops like a process exit would: the listener and every open connection close.
@@ -71,12 +83,14 @@ private final class BackendHandler: ChannelInboundHandler {
 
     private let name: String
     private let counters: NIOLockedValueBox<DemoBackend.Statistics>
+    private let status: NIOLockedValueBox<Int>
     private var head: HTTPRequestHead?
     private var bodyBytes = 0
     private var bodyIsPattern = true
     private var download: (remaining: Int, offset: Int)?
 
-    init(name: String, counters: NIOLockedValueBox<DemoBackend.Statistics>) {
+    init(name: String, counters: NIOLockedValueBox<DemoBackend.Statistics>, status: NIOLockedValueBox<Int>) {
+        self.status = status
         self.name = name
         self.counters = counters
     }
@@ -114,7 +128,7 @@ private final class BackendHandler: ChannelInboundHandler {
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             context.eventLoop.scheduleTask(in: .milliseconds(milliseconds)) {
                 let (handler, context) = loopBound.value
-                handler.sendJSON(handler.describe(head), head: head, context: context)
+                handler.sendJSON(handler.describe(head), head: head, context: context, status: handler.status.withLockedValue { $0 })
             }
             return
         }
@@ -127,7 +141,7 @@ private final class BackendHandler: ChannelInboundHandler {
             self.sendJSON("{\"connectionsAccepted\":\(stats.connectionsAccepted),\"requests\":\(stats.requests)}", head: head, context: context)
             return
         }
-        self.sendJSON(self.describe(head), head: head, context: context)
+        self.sendJSON(self.describe(head), head: head, context: context, status: self.status.withLockedValue { $0 })
     }
 
     private func describe(_ head: HTTPRequestHead) -> String {
@@ -136,11 +150,12 @@ private final class BackendHandler: ChannelInboundHandler {
             + "\"headers\":[\(headers)],\"bodyBytes\":\(self.bodyBytes),\"bodyIsPattern\":\(self.bodyIsPattern)}"
     }
 
-    private func sendJSON(_ json: String, head: HTTPRequestHead, context: ChannelHandlerContext, close: Bool = false) {
+    private func sendJSON(_ json: String, head: HTTPRequestHead, context: ChannelHandlerContext, close: Bool = false, status: Int = 200) {
         var headers = HTTPHeaders([("content-type", "application/json"), ("content-length", "\(json.utf8.count)")])
         headers.add(name: "x-backend", value: self.name)
         if close { headers.add(name: "connection", value: "close") }
-        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
+        let responseHead = HTTPResponseHead(version: head.version, status: HTTPResponseStatus(statusCode: status), headers: headers)
+        context.write(self.wrapOutboundOut(.head(responseHead)), promise: nil)
         context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: json)))), promise: nil)
         let done = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
         if close {

@@ -138,7 +138,7 @@ func waitUntilAccepting(port: Int, process: Process? = nil, timeout: Double = 20
 /// Settings for a test gateway in front of the given upstream ports. `overrides` replaces single
 /// keys per section, e.g. `["timeouts": ["headerRead": "300ms"]]`.
 func gatewaySettings(
-    endpoints: [Int], _ overrides: [String: [String: String]] = [:], tenantTree: String? = nil, extra: String = ""
+    endpoints: [Int], _ overrides: [String: [String: String]] = [:], tenantTree: String? = nil, cells: String? = nil, extra: String = ""
 ) -> String {
     let defaults: [(section: String, values: [(String, String)])] = [
         ("listener", [("address", "127.0.0.1"), ("port", "PORT"), ("eventLoops", "2")]),
@@ -159,7 +159,8 @@ func gatewaySettings(
         }
         for (key, value) in merged { text += "  \(key): \(value)\n" }
     }
-    text += """
+    // `cells` replaces the one-cell default (its text includes `defaultCell`).
+    text += cells ?? """
         cells:
           - id: test-cell
             kind: pooled

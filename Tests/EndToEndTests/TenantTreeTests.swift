@@ -227,6 +227,7 @@ final class LockedFlag: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private var workers = 0
     func set() { self.lock.withLock { self.flag = true } }
+    func clear() { self.lock.withLock { self.flag = false } }
     var isSet: Bool { self.lock.withLock { self.flag } }
     func expectWorkers(_ count: Int) { self.workers = count }
     func workerDone() { self.done.signal() }
