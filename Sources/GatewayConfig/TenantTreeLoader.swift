@@ -74,8 +74,8 @@ public enum TenantTreeLoader {
 
     private static func descriptor(_ cell: GatewaySettings.Cell) -> CellDescriptor {
         switch cell.kind {
-        case .pooled: return CellDescriptor(id: cell.id, kind: .pooled, region: cell.region)
-        case .dedicated: return CellDescriptor(id: cell.id, kind: .dedicated, region: cell.region)
+        case .pooled: return CellDescriptor(id: cell.id, kind: .pooled, region: cell.region, fallback: cell.fallback)
+        case .dedicated: return CellDescriptor(id: cell.id, kind: .dedicated, region: cell.region, fallback: cell.fallback)
         }
     }
 

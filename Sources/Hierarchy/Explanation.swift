@@ -138,7 +138,7 @@ extension TenantSnapshot {
                 subject: subject.path, attribute: attribute,
                 steps: steps({ $0.placement.map(Self.describe) }, { $0.cell ?? "-" }),
                 value: value, decidedBy: nearest { $0.placement != nil },
-                summary: "The nearest placement on the path wins."
+                summary: "The nearest placement on the path wins." + self.fallbackNote(for: subject)
             )
 
         case "residency":
@@ -194,5 +194,26 @@ extension TenantSnapshot {
     static func describe(_ placement: PlacementSource) -> String {
         if let cell = placement.cell { return "cell \(cell)" }
         return "tier \(placement.tier?.rawValue ?? "?"), region \(placement.region ?? "?")"
+    }
+}
+
+extension TenantSnapshot {
+    /// Which of the customer's cell's fallbacks its requests may use: those in its residency, in
+    /// order; the others are named as skipped, so an operator sees residency hold.
+    func fallbackNote(for policy: EffectivePolicy) -> String {
+        guard let id = policy.cell, let cell = self.cells[id], !cell.fallback.isEmpty else { return "" }
+        var usable: [String] = []
+        var skipped: [String] = []
+        for name in cell.fallback {
+            guard let fallback = self.cells[name], fallback.kind == .pooled else { continue }
+            if let residency = policy.residency, !residency.contains(fallback.region) {
+                skipped.append("\(name) (\(fallback.region))")
+            } else {
+                usable.append("\(name) (\(fallback.region))")
+            }
+        }
+        var note = "\n  Fallback cells when none of \(id)'s endpoints can serve: " + (usable.isEmpty ? "none" : usable.joined(separator: ", ")) + "."
+        if !skipped.isEmpty { note += "\n  Skipped, outside the residency: " + skipped.joined(separator: ", ") + "." }
+        return note
     }
 }

@@ -32,11 +32,14 @@ public struct CellDescriptor: Sendable, Hashable {
     public var id: String
     public var kind: Kind
     public var region: String
+    /// Cells tried in order when none of this one's endpoints can serve (the settings' `fallback`).
+    public var fallback: [String]
 
-    public init(id: String, kind: Kind, region: String) {
+    public init(id: String, kind: Kind, region: String, fallback: [String] = []) {
         self.id = id
         self.kind = kind
         self.region = region
+        self.fallback = fallback
     }
 }
 

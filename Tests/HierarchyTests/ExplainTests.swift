@@ -131,6 +131,21 @@ final class ExplainTests: XCTestCase {
         XCTAssertEqual(own.steps.map(\.declared), ["tier pooled, region eu", nil, "cell eu-dedicated-1"])
     }
 
+    func testPlacementListsTheFallbacksTheResidencyAllows() throws {
+        var source = Fixtures.chain(oem: { $0.residency = ["eu"] }, customer: { $0.placement = PlacementSource(cell: "eu-pool-1") })
+        source.cells = source.cells.map { cell in
+            var cell = cell
+            if cell.id == "eu-pool-1" { cell.fallback = ["us-pool-1", "eu-pool-2"] }
+            return cell
+        }
+        let explanation = try explain(source, "placement")
+        XCTAssertTrue(explanation.summary.contains("Fallback cells when none of eu-pool-1's endpoints can serve: eu-pool-2 (eu)."), explanation.summary)
+        XCTAssertTrue(explanation.summary.contains("Skipped, outside the residency: us-pool-1 (us)."), explanation.summary)
+
+        let withoutFallback = try explain(Fixtures.chain(), "placement")
+        XCTAssertFalse(withoutFallback.summary.contains("Fallback"))
+    }
+
     func testResidencyNamesTheNarrowestDeclaration() throws {
         let narrowed = try explain(
             Fixtures.chain(oem: { $0.residency = ["us", "eu"] }, partner: { $0.residency = ["eu"] }),
