@@ -8,7 +8,17 @@ import XCTest
 final class CellRoutingTests: GatewayTestCase {
     // MARK: - One cell, no tenants
 
-    /// One pooled cell over every backend, with fast health checks and quick ejections.
+    /// Backends run as their own processes, for tests that kill and restart them.
+    private var processes: [BackendProcess] = []
+
+    override func tearDown() async throws {
+        for process in self.processes { process.kill() }
+        self.processes = []
+        try await super.tearDown()
+    }
+
+    /// One pooled cell over every backend (in-process ones, or `processes` when there are any),
+    /// with fast health checks and quick ejections.
     private func singleCell(healthCheck: Bool, outliers: String = "") -> String {
         let check = healthCheck ? "    healthCheck: { path: /healthz, interval: 100ms, timeout: 100ms, healthyThreshold: 1, unhealthyThreshold: 1 }\n" : ""
         return """
@@ -16,30 +26,20 @@ final class CellRoutingTests: GatewayTestCase {
               - id: test-cell
                 kind: pooled
                 region: test
-                endpoints: [\(self.backends.map { "127.0.0.1:\($0.port)" }.joined(separator: ", "))]
+                endpoints: [\((self.processes.isEmpty ? self.backends.map(\.port) : self.processes.map(\.port)).map { "127.0.0.1:\($0)" }.joined(separator: ", "))]
             \(check)defaultCell: test-cell
             outlierDetection: { consecutiveFailures: 2, baseEjection: 300ms, maxEjection: 1s, maxEjectedPercent: 50 }
             \(outliers)
             """
     }
 
-    private func startSingleCellGateway(backends count: Int, healthCheck: Bool) async throws {
-        try await self.startBackends(count)
+    private func startSingleCellGateway(backends count: Int, healthCheck: Bool, asProcesses: Bool = false) async throws {
+        if asProcesses {
+            self.processes = try (0..<count).map { try BackendProcess(name: "backend-\($0)") }
+        } else {
+            try await self.startBackends(count)
+        }
         self.gateway = try GatewayProcess(settings: gatewaySettings(endpoints: [], cells: self.singleCell(healthCheck: healthCheck)))
-    }
-
-    /// Ports of stopped backends (a closed listener no longer knows its own).
-    private var stoppedPorts: [Int: Int] = [:]
-
-    private func stopBackend(_ index: Int) async {
-        self.stoppedPorts[index] = self.backends[index].port
-        await self.backends[index].stop()
-    }
-
-    /// Brings a stopped backend back on its port, as a restarted process would.
-    private func restartBackend(_ index: Int) async throws {
-        let port = try XCTUnwrap(self.stoppedPorts[index])
-        self.backends[index] = try await DemoBackend.start(name: self.backends[index].name, port: port, group: Self.upstreamGroup)
     }
 
     /// Polls `probe` until it returns true, for at most `seconds`.
@@ -53,8 +53,8 @@ final class CellRoutingTests: GatewayTestCase {
     }
 
     func testAnEndpointGoingDownLosesNoRequestAndComesBackWhenRestarted() async throws {
-        try await self.startSingleCellGateway(backends: 2, healthCheck: false)
-        await self.stopBackend(0)
+        try await self.startSingleCellGateway(backends: 2, healthCheck: false, asProcesses: true)
+        self.processes[0].kill()
         // Fresh connections spread over both event loops; every request is retried off the
         // dead endpoint (a refused connection never reached it, so even POST is safe).
         for index in 0..<30 {
@@ -65,7 +65,7 @@ final class CellRoutingTests: GatewayTestCase {
         }
         XCTAssertTrue(self.gateway.log.contains("retrying on another endpoint"))
 
-        try await self.restartBackend(0)
+        try self.processes[0].start()
         // Ejections last 300 ms at first; then a probe request puts the endpoint back.
         let recovered = try self.eventually(10) {
             try SeenRequest(request(port: self.port, "GET", "/after-restart")).backend == "backend-0"
@@ -73,11 +73,56 @@ final class CellRoutingTests: GatewayTestCase {
         XCTAssertTrue(recovered, "traffic reaches the restarted endpoint again")
     }
 
+    func testKillingAnEndpointUnderLoadFailsNoRequestSentAfterwards() async throws {
+        try await self.startSingleCellGateway(backends: 2, healthCheck: false, asProcesses: true)
+        let port = self.port
+        let killed = LockedFlag()
+        let stop = LockedFlag()
+        let failedAfterKill = LockedCounter()
+        let failedDuringKill = LockedCounter()
+        let servedAfterKill = LockedCounter()
+        let served = LockedCounter()
+        let workers = (0..<4).map { worker in
+            Thread {
+                defer { stop.workerDone() }
+                var client = try? RawHTTPConnection(port: port)
+                // Bounded: at most 3,000 requests per worker, and only until the test says stop.
+                for index in 0..<3000 where !stop.isSet {
+                    let afterKill = killed.isSet
+                    do {
+                        guard let connection = client else { throw RawHTTPConnection.Failure.timeout }
+                        try connection.send(requestText("GET", "/load/\(worker)-\(index)"))
+                        let response = try connection.readResponse()
+                        guard response.status == 200 else { throw RawHTTPConnection.Failure.malformed("status \(response.status)") }
+                        served.add()
+                        if afterKill { servedAfterKill.add() }
+                    } catch {
+                        (afterKill ? failedAfterKill : failedDuringKill).add()
+                        client = try? RawHTTPConnection(port: port)
+                    }
+                }
+            }
+        }
+        stop.expectWorkers(workers.count)
+        workers.forEach { $0.start() }
+        XCTAssertTrue(self.eventually(5) { served.value >= 200 })
+        self.processes[0].kill()
+        killed.set()
+        XCTAssertTrue(self.eventually(10) { servedAfterKill.value >= 400 })
+        stop.set()
+        stop.waitForWorkers()
+        // A request whose response had started when the process died cannot be saved by any
+        // proxy (its client connection is closed); every request sent after the kill is served.
+        XCTAssertEqual(failedAfterKill.value, 0)
+        XCTAssertLessThanOrEqual(failedDuringKill.value, 4, "at most the requests in flight at the kill")
+        print("endpoint killed under load: \(served.value) served, \(servedAfterKill.value) after the kill, \(failedAfterKill.value) failed after it, \(failedDuringKill.value) in flight at the kill failed")
+    }
+
     func testEveryEndpointDownAnswers503UntilOneRecovers() async throws {
-        try await self.startSingleCellGateway(backends: 2, healthCheck: true)
+        try await self.startSingleCellGateway(backends: 2, healthCheck: true, asProcesses: true)
         XCTAssertEqual(try request(port: self.port, "GET", "/").status, 200)
-        await self.stopBackend(0)
-        await self.stopBackend(1)
+        self.processes[0].kill()
+        self.processes[1].kill()
         var last: RawHTTPConnection.Response?
         let unavailable = try self.eventually(5) {
             last = try request(port: self.port, "GET", "/")
@@ -89,7 +134,7 @@ final class CellRoutingTests: GatewayTestCase {
         XCTAssertEqual(answer.header("retry-after"), "1")
         XCTAssertTrue(self.gateway.log.contains("endpoint unhealthy"))
 
-        try await self.restartBackend(1)
+        try self.processes[1].start()
         let recovered = try self.eventually(5) { try request(port: self.port, "GET", "/").status == 200 }
         XCTAssertTrue(recovered, "a passing health check brings the endpoint back")
         XCTAssertTrue(self.gateway.log.contains("endpoint healthy again"))
@@ -215,7 +260,7 @@ final class CellRoutingTests: GatewayTestCase {
         let c1 = try self.token("c1")
         let c3 = try self.token("c3")
         XCTAssertEqual(try SeenRequest(self.get("/v1/ledger", token: c1)).backend, "backend-0")
-        await self.stopBackend(0)
+        await self.backends[0].stop()
         for index in 0..<20 {
             // c1 may only be served in the EU: eu-1 is down, us-1 is skipped, eu-2 serves.
             let response = try self.get("/v1/ledger/\(index)", token: c1)

@@ -172,3 +172,38 @@ func gatewaySettings(
     if let tenantTree { text += "tenantTree: \(tenantTree)\n" + TestIdentity.upstreamContextSettings }
     return text + extra
 }
+
+/// A `demo-backend` process on loopback: an upstream the test can kill like a crashed server and
+/// start again on the same port.
+final class BackendProcess {
+    let name: String
+    let port: Int
+    private var process: Process?
+
+    init(name: String, port: Int? = nil) throws {
+        self.name = name
+        self.port = try port ?? freePort()
+        try self.start()
+    }
+
+    func start() throws {
+        let process = Process()
+        process.executableURL = GatewayProcess.buildDirectory.appendingPathComponent("demo-backend")
+        process.arguments = ["--name", self.name, "--port", "\(self.port)"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        try waitUntilAccepting(port: self.port, process: process)
+    }
+
+    /// SIGKILL: the process dies with its connections, as in a crash.
+    func kill() {
+        guard let process = self.process, process.isRunning else { return }
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        self.process = nil
+    }
+
+    deinit { self.kill() }
+}
