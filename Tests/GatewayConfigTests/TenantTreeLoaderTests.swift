@@ -35,7 +35,7 @@ final class TenantTreeLoaderTests: XCTestCase {
         let tree = try TenantTreeLoader.load(path: treePath, cells: settings.cells)
 
         XCTAssertEqual(tree.cells.map(\.id), settings.cells.map(\.id))
-        XCTAssertEqual(tree.cells.first { $0.id == "dedicated-acme" }, CellDescriptor(id: "dedicated-acme", kind: .dedicated, region: "eu-west"))
+        XCTAssertEqual(tree.cells.first { $0.id == "dedicated-acme" }, CellDescriptor(id: "dedicated-acme", kind: .dedicated, region: "eu-west", fallback: ["pooled-eu-1"]))
         XCTAssertEqual(Set(tree.cells.filter { $0.kind == .pooled }.map(\.region)), ["eu-west", "us-east"])
 
         XCTAssertEqual(tree.catalog.features, ["ledger", "invoicing", "inventory", "payroll", "crm", "analytics", "api-export"])
