@@ -29,8 +29,18 @@ struct Token: AsyncParsableCommand {
         @Option(help: "Lifetime in seconds.") var ttl: Int64 = 900
         @Option(help: "Token id (jti); random when omitted.") var jti: String?
         @Option(name: .customLong("claim"), help: "Extra claim NAME=VALUE (repeatable; integers stay integers).") var claims: [String] = []
+        @Option(help: "Tokens to mint, one per line, each with its own random jti (for load tests).") var count: Int = 1
+
+        func validate() throws {
+            guard self.count >= 1 else { throw ValidationError("--count must be at least 1") }
+            if self.count > 1, self.jti != nil { throw ValidationError("--jti names one token; it cannot be combined with --count") }
+        }
 
         func run() throws {
+            for _ in 0..<self.count { print(try self.mintOne()) }
+        }
+
+        private func mintOne() throws -> String {
             guard let algorithm = SigningAlgorithm(rawValue: self.alg) else {
                 throw ValidationError("unknown algorithm '\(self.alg)'")
             }
@@ -64,7 +74,7 @@ struct Token: AsyncParsableCommand {
             } else {
                 token = try TokenMinter.mint(claims: values, algorithm: algorithm, kid: self.kid, privateKeyPEM: keyText)
             }
-            print(token)
+            return token
         }
     }
 }

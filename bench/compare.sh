@@ -1,0 +1,329 @@
+#!/usr/bin/env bash
+# erp-gateway side by side with nginx and HAProxy, on loopback, in one run.
+#
+#   bench/compare.sh [SECONDS]          (default 10 s per run)
+#
+# Environment: CONNECTIONS (default 32), SOAK (seconds of an extra full-pipeline run sampling
+# the gateway's memory; default 0 = skip), COLD_TOKENS (default 40000), KEEP (=1 keeps the work
+# directory with every configuration and log).
+#
+# Starts, each pinned to core 0: Redis, an nginx upstream answering a small JSON body with
+# keep-alive, nginx as a plain reverse proxy, HAProxy with jwt_verify (RS256) and a per-tenant
+# stick-table rate limit set far above the load, and the gateway (release build, one event
+# loop) twice: proxy-only (no tenant tree) and full pipeline (RS256 tokens, 3-level tree,
+# Redis quotas at every level). wrk runs on core 1, one thread, the same connections and
+# duration for every target; a Lua script rotates 1,000 tokens of 100 customers (the "cold" run
+# sends tokens never seen before). Prints req/s, p50, p99, server CPU µs per request (from
+# /proc of every server process) and ratios to HAProxy and nginx, then the gateway-added p99
+# at half of the full pipeline's maximum. Exits non-zero if a run had errors or non-2xx
+# answers. Every process started here is stopped by PID on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration="${1:-10}"
+connections="${CONNECTIONS:-32}"
+soak="${SOAK:-0}"
+cold_tokens="${COLD_TOKENS:-40000}"
+
+missing=()
+for tool in wrk nginx haproxy redis-server openssl taskset python3; do
+    command -v "$tool" >/dev/null || PATH="$PATH:/usr/sbin" command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk nginx-light haproxy redis-server openssl util-linux python3 >/dev/null
+    else
+        echo "missing: ${missing[*]} (apt-get install wrk nginx-light haproxy redis-server)" >&2
+        exit 1
+    fi
+fi
+export PATH="$PATH:/usr/sbin"
+
+echo "building the gateway (release)..." >&2
+swift build -c release --product erp-gateway >/dev/null
+bin="$(swift build -c release --show-bin-path)"
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+    if [ "${KEEP:-0}" = 1 ]; then echo "work directory kept: $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_port() { for _ in $(seq 1 200); do (echo > /dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+
+redis_port=$(free_port); upstream_port=$(free_port); nginx_port=$(free_port); haproxy_port=$(free_port)
+proxy_port=$(free_port); full_port=$(free_port)
+
+# --- keys and tokens --------------------------------------------------------------------------
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/issuer.pem" 2>/dev/null
+openssl pkey -in "$work/issuer.pem" -pubout -out "$work/issuer.public.pem"
+issuer=https://id.bench.test
+customers=$(seq -f 'c%03g' 0 99)
+echo "minting 1,000 reused tokens and $cold_tokens cold ones..." >&2
+: > "$work/reused.tokens"; : > "$work/cold.tokens"
+for customer in $customers; do
+    "$bin/erp-gateway" token mint --issuer "$issuer" --key "$work/issuer.pem" --kid bench-1 --tenant "$customer" --ttl 7200 --count 10 >> "$work/reused.tokens"
+done
+per_customer=$(( (cold_tokens + 99) / 100 ))
+for customer in $customers; do
+    "$bin/erp-gateway" token mint --issuer "$issuer" --key "$work/issuer.pem" --kid bench-1 --tenant "$customer" --ttl 7200 --count "$per_customer" >> "$work/cold.tokens" &
+    # Two minting processes at a time: both cores, bounded.
+    if (( $(jobs -r | wc -l) >= 2 )); then wait -n; fi
+done
+wait
+# Interleave customers so consecutive requests come from different tenants.
+shuf --random-source=<(yes) "$work/reused.tokens" -o "$work/reused.tokens"
+shuf --random-source=<(yes) "$work/cold.tokens" -o "$work/cold.tokens"
+
+# --- servers ----------------------------------------------------------------------------------
+nginx_config() {  # $1 name, $2 server block
+    cat > "$work/$1.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $work/$1.pid;
+error_log $work/$1-error.log warn;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    client_body_temp_path $work/$1-body;
+    proxy_temp_path $work/$1-proxy;
+    $2
+}
+EOF
+}
+nginx_config upstream "server { listen 127.0.0.1:$upstream_port; location / { default_type application/json; return 200 '{\"ok\":true,\"service\":\"erp\"}'; } }"
+nginx_config proxy "upstream erp { server 127.0.0.1:$upstream_port; keepalive 64; }
+    server { listen 127.0.0.1:$nginx_port; location / { proxy_pass http://erp; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host \$host; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } }"
+
+cat > "$work/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 20000
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+    option http-keep-alive
+frontend api
+    bind 127.0.0.1:$haproxy_port
+    http-request deny deny_status 401 unless { req.hdr(authorization) -m found }
+    http-request set-var(txn.alg) http_auth_bearer,jwt_header_query('\$.alg')
+    http-request deny deny_status 401 unless { var(txn.alg) -m str RS256 }
+    http-request deny deny_status 401 unless { http_auth_bearer,jwt_verify(txn.alg,"$work/issuer.public.pem") -m int 1 }
+    http-request deny deny_status 401 unless { http_auth_bearer,jwt_payload_query('\$.iss') -m str $issuer }
+    http-request deny deny_status 401 unless { http_auth_bearer,jwt_payload_query('\$.aud') -m str erp-gateway }
+    http-request set-var(txn.exp) http_auth_bearer,jwt_payload_query('\$.exp','int')
+    http-request set-var(txn.now) date()
+    http-request deny deny_status 401 if { var(txn.exp),sub(txn.now) -m int lt 0 }
+    http-request set-var(txn.tenant) http_auth_bearer,jwt_payload_query('\$.tenant')
+    http-request track-sc0 var(txn.tenant) table per_tenant
+    http-request deny deny_status 429 if { sc_http_req_rate(0,per_tenant) gt 100000000 }
+    default_backend erp
+backend per_tenant
+    stick-table type string len 64 size 100k expire 60s store http_req_rate(1s)
+backend erp
+    http-reuse always
+    server upstream 127.0.0.1:$upstream_port
+EOF
+
+{
+    cat <<EOF
+catalog:
+  features: [ledger]
+  packages: { basic: [ledger] }
+  routes: [{ path: /v1/ledger, feature: ledger }]
+tenants:
+  - id: bench-oem
+    kind: oem
+    placement: { tier: pooled, region: bench }
+    limits: { rate: 900000, burst: 900000, perDay: 1000000000000, perMonth: 1000000000000 }
+    issuers:
+      - iss: $issuer
+        audience: erp-gateway
+        keys: [{ kid: bench-1, alg: RS256, pemFile: issuer.public.pem }]
+EOF
+    for partner in $(seq -f 'p%02g' 0 9); do
+        echo "  - { id: $partner, kind: partner, parent: bench-oem, limits: { rate: 500000, burst: 500000, perDay: 1000000000000 } }"
+    done
+    index=0
+    for customer in $customers; do
+        echo "  - { id: $customer, kind: customer, parent: p$(printf %02d $((index / 10))), package: basic, limits: { rate: 100000, burst: 100000, perDay: 1000000000000 } }"
+        index=$((index + 1))
+    done
+} > "$work/tenants.yaml"
+
+gateway_settings() {  # $1 port, $2 full|proxy
+    cat <<EOF
+listener: { address: 127.0.0.1, port: $1, eventLoops: 1 }
+upstreamPool: { maxConnectionsPerEndpoint: 256, idleTimeout: 60s }
+cells:
+  - { id: bench, kind: pooled, region: bench, endpoints: [127.0.0.1:$upstream_port] }
+defaultCell: bench
+EOF
+    if [ "$2" = full ]; then
+        cat <<EOF
+tenantTree: tenants.yaml
+authentication: { tokenCacheEntries: 10000 }
+upstreamContext:
+  signingKeys: [{ id: ctx, secret: $(head -c 32 /dev/urandom | base64 -w0) }]
+  activeKey: ctx
+redis: { url: "redis://127.0.0.1:$redis_port/0", keyPrefix: bench }
+EOF
+    fi
+}
+gateway_settings "$proxy_port" proxy > "$work/gateway-proxy.yaml"
+gateway_settings "$full_port" full > "$work/gateway-full.yaml"
+
+start() {  # $1 log name, rest: command; pinned to core 0
+    taskset -c 0 "${@:2}" > "$work/$1.log" 2>&1 &
+    pids+=($!)
+}
+start redis redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no
+start upstream nginx -p "$work" -e "$work/upstream-error.log" -c "$work/upstream.conf"
+start nginx nginx -p "$work" -e "$work/proxy-error.log" -c "$work/proxy.conf"
+start haproxy haproxy -db -f "$work/haproxy.cfg"
+start gateway-proxy "$bin/erp-gateway" serve --config "$work/gateway-proxy.yaml" --log-level error --watch-interval-ms 0
+start gateway-full "$bin/erp-gateway" serve --config "$work/gateway-full.yaml" --log-level error --watch-interval-ms 0
+for port in "$redis_port" "$upstream_port" "$nginx_port" "$haproxy_port" "$proxy_port" "$full_port"; do wait_port "$port"; done
+
+# Every process of a server: the started one and its children (nginx's worker).
+server_pids() { local pid=$1; echo "$pid"; pgrep -P "$pid" || true; }
+listener_pid() { ss -ltnpH "sport = :$1" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1; }
+cpu_ticks() {  # summed utime+stime of the given pids, in clock ticks
+    local total=0
+    for pid in "$@"; do
+        local stat; stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        set -- ${stat##*) }
+        total=$((total + ${12} + ${13}))
+    done
+    echo "$total"
+}
+ticks_per_second=$(getconf CLK_TCK)
+
+master_of() {  # the started process behind a listening port (nginx: its master)
+    local pid; pid=$(listener_pid "$1")
+    local parent; parent=$(awk '{print $4}' "/proc/$pid/stat")
+    if [ "$(cat "/proc/$parent/comm" 2>/dev/null)" = "$(cat "/proc/$pid/comm")" ]; then echo "$parent"; else echo "$pid"; fi
+}
+declare -A server_of=(
+    [direct]=$(master_of "$upstream_port") [nginx]=$(master_of "$nginx_port") [haproxy]=$(master_of "$haproxy_port")
+    [proxy-only]=$(master_of "$proxy_port") [full]=$(master_of "$full_port") [full-cold]=$(master_of "$full_port")
+)
+redis_pid=$(listener_pid "$redis_port")
+
+# wrk script: rotates the tokens of a file; the RESULT line carries everything the table needs.
+wrk_script() {  # $1 token file, $2 per-connection delay in ms (0 = as fast as possible)
+    cat <<EOF
+local tokens = {}
+for line in io.lines("$1") do tokens[#tokens + 1] = line end
+local index = 0
+local wrapped = 0
+request = function()
+  index = index + 1
+  if index > #tokens then index = 1; wrapped = 1 end
+  return wrk.format("GET", "/v1/ledger", { ["Authorization"] = "Bearer " .. tokens[index] })
+end
+$( [ "$2" != 0 ] && echo "delay = function() return $2 end" )
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
+  io.write(string.format("RESULT %.1f %d %d %d %.3f %.3f\n", summary.requests / (summary.duration / 1e6),
+    summary.errors.status, errors, summary.requests, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+EOF
+}
+wrk_script "$work/reused.tokens" 0 > "$work/reused.lua"
+wrk_script "$work/cold.tokens" 0 > "$work/cold.lua"
+
+failed=0
+declare -A rps p50 p99 cpu cpu_redis requests
+run() {  # $1 name, $2 port, $3 lua
+    local name=$1 port=$2 script=$3
+    local pids_of_server; pids_of_server=$(server_pids "${server_of[$name]}")
+    local before; before=$(cpu_ticks $pids_of_server)
+    local redis_before; redis_before=$(cpu_ticks "$redis_pid")
+    local line
+    line=$(taskset -c 1 wrk -t1 -c"$connections" -d"${duration}s" --timeout 5s -s "$script" "http://127.0.0.1:$port/v1/ledger" | grep RESULT || true)
+    local after; after=$(cpu_ticks $pids_of_server)
+    local redis_after; redis_after=$(cpu_ticks "$redis_pid")
+    read -r _ rps[$name] non2xx socket_errors requests[$name] p50[$name] p99[$name] <<<"$line"
+    cpu[$name]=$(python3 -c "print('%.1f' % (($after - $before) * 1e6 / $ticks_per_second / max(1, ${requests[$name]})))")
+    cpu_redis[$name]=$(python3 -c "print('%.1f' % (($redis_after - $redis_before) * 1e6 / $ticks_per_second / max(1, ${requests[$name]})))")
+    if [ "$non2xx" != 0 ] || [ "$socket_errors" != 0 ]; then
+        echo "run $name: $non2xx non-2xx answers, $socket_errors socket errors" >&2
+        failed=1
+    fi
+}
+
+echo "running: ${duration} s per target, $connections connections, wrk on core 1, servers on core 0" >&2
+# A short warm-up of every target (connection pools, token caches of the reused set).
+for port in "$upstream_port" "$nginx_port" "$haproxy_port" "$proxy_port" "$full_port"; do
+    taskset -c 1 wrk -t1 -c"$connections" -d2s -s "$work/reused.lua" "http://127.0.0.1:$port/v1/ledger" >/dev/null
+done
+run direct "$upstream_port" "$work/reused.lua"
+run nginx "$nginx_port" "$work/reused.lua"
+run haproxy "$haproxy_port" "$work/reused.lua"
+run proxy-only "$proxy_port" "$work/reused.lua"
+run full "$full_port" "$work/reused.lua"
+run full-cold "$full_port" "$work/cold.lua"
+if (( ${requests[full-cold]} > cold_tokens )); then
+    echo "note: the cold run sent ${requests[full-cold]} requests for $cold_tokens tokens; raise COLD_TOKENS for a fully cold run" >&2
+fi
+
+ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
+printf '\n%-34s %10s %8s %8s %10s %8s %8s %8s %8s\n' "target" "req/s" "p50 ms" "p99 ms" "CPU µs/req" "+redis" "rps/HAP" "rps/ngx" "CPU/HAP"
+for name in direct nginx haproxy proxy-only full full-cold; do
+    case $name in
+        direct) label="backend direct (nginx upstream)" ;;
+        nginx) label="nginx reverse proxy" ;;
+        haproxy) label="HAProxy jwt_verify + stick table" ;;
+        proxy-only) label="gateway proxy-only" ;;
+        full) label="gateway full, reused tokens" ;;
+        full-cold) label="gateway full, cold tokens" ;;
+    esac
+    printf '%-34s %10s %8s %8s %10s %8s %8s %8s %8s\n' "$label" "${rps[$name]}" "${p50[$name]}" "${p99[$name]}" "${cpu[$name]}" \
+        "$([ "${name#full}" != "$name" ] && echo "${cpu_redis[$name]}" || echo -)" \
+        "$(ratio "${rps[$name]}" "${rps[haproxy]}")" "$(ratio "${rps[$name]}" "${rps[nginx]}")" "$(ratio "${cpu[$name]}" "${cpu[haproxy]}")"
+done
+echo
+echo "targets: proxy-only/nginx req/s $(ratio "${rps[proxy-only]}" "${rps[nginx]}") (≥ 0.90), CPU $(ratio "${cpu[proxy-only]}" "${cpu[nginx]}") (≤ 1.10);" \
+    "full/HAProxy req/s $(ratio "${rps[full]}" "${rps[haproxy]}") (≥ 1.00), CPU $(ratio "${cpu[full]}" "${cpu[haproxy]}") (≤ 1.00);" \
+    "cold CPU/HAProxy $(ratio "${cpu[full-cold]}" "${cpu[haproxy]}") (≤ 1.50)"
+
+# Gateway-added latency at half the full pipeline's maximum: the same paced load against the
+# backend directly and through the full pipeline; wrk's delay() paces each connection.
+half=$(python3 -c "print(int(${rps[full]} / 2))")
+paced_connections=8
+delay_ms=$(python3 -c "print('%.3f' % (1000.0 * $paced_connections / max(1, $half)))")
+wrk_script "$work/reused.tokens" "$delay_ms" > "$work/paced.lua"
+declare -A paced_rps paced_p99
+for target in direct:"$upstream_port" full:"$full_port"; do
+    name=${target%%:*}; port=${target##*:}
+    line=$(taskset -c 1 wrk -t1 -c"$paced_connections" -d"${duration}s" --timeout 5s -s "$work/paced.lua" "http://127.0.0.1:$port/v1/ledger" | grep RESULT || true)
+    read -r _ paced_rps[$name] non2xx socket_errors _ _ paced_p99[$name] <<<"$line"
+    if [ "$non2xx" != 0 ] || [ "$socket_errors" != 0 ]; then echo "paced run $name: errors" >&2; failed=1; fi
+done
+echo "at about half the full pipeline's maximum (target $half req/s; achieved direct ${paced_rps[direct]}, gateway ${paced_rps[full]}):" \
+    "p99 direct ${paced_p99[direct]} ms, through the full pipeline ${paced_p99[full]} ms," \
+    "gateway-added $(python3 -c "print('%.3f' % (${paced_p99[full]} - ${paced_p99[direct]}))") ms (target < 1 ms)"
+
+if [ "$soak" != 0 ]; then
+    gateway_pid=${server_of[full]}
+    rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$gateway_pid/status"; }
+    taskset -c 1 wrk -t1 -c"$connections" -d"${soak}s" --timeout 5s -s "$work/reused.lua" "http://127.0.0.1:$full_port/v1/ledger" > "$work/soak.txt" &
+    soak_pid=$!; pids+=($soak_pid)
+    samples=()
+    for _ in $(seq 1 $((soak / 10))); do sleep 10; samples+=("$(rss)"); done
+    wait "$soak_pid" || true
+    read -r _ soak_rps soak_non2xx soak_errors _ _ _ <<<"$(grep RESULT "$work/soak.txt")"
+    echo "soak ${soak} s at ${soak_rps} req/s: gateway RSS KiB every 10 s: ${samples[*]}"
+    python3 -c "
+s=[int(x) for x in '${samples[*]}'.split()]
+print('RSS first %d KiB, last %d KiB, max %d KiB, last/first %.2f' % (s[0], s[-1], max(s), s[-1]/s[0]))"
+    if [ "$soak_non2xx" != 0 ] || [ "$soak_errors" != 0 ]; then echo "soak: errors" >&2; failed=1; fi
+fi
+exit "$failed"
