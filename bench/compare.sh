@@ -42,67 +42,24 @@ echo "building the gateway (release)..." >&2
 swift build -c release --product erp-gateway >/dev/null
 bin="$(swift build -c release --show-bin-path)"
 
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-    if [ "${KEEP:-0}" = 1 ]; then echo "work directory kept: $work" >&2; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_port() { for _ in $(seq 1 200); do (echo > /dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+source bench/lib.sh
 
 redis_port=$(free_port); upstream_port=$(free_port); nginx_port=$(free_port); haproxy_port=$(free_port)
 proxy_port=$(free_port); full_port=$(free_port)
 
-# --- keys and tokens --------------------------------------------------------------------------
-openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/issuer.pem" 2>/dev/null
-openssl pkey -in "$work/issuer.pem" -pubout -out "$work/issuer.public.pem"
-issuer=https://id.bench.test
-customers=$(seq -f 'c%03g' 0 99)
 echo "minting 1,000 reused tokens and $cold_tokens cold ones..." >&2
-: > "$work/reused.tokens"; : > "$work/cold.tokens"
-for customer in $customers; do
-    "$bin/erp-gateway" token mint --issuer "$issuer" --key "$work/issuer.pem" --kid bench-1 --tenant "$customer" --ttl 7200 --count 10 >> "$work/reused.tokens"
-done
-per_customer=$(( (cold_tokens + 99) / 100 ))
-for customer in $customers; do
-    "$bin/erp-gateway" token mint --issuer "$issuer" --key "$work/issuer.pem" --kid bench-1 --tenant "$customer" --ttl 7200 --count "$per_customer" >> "$work/cold.tokens" &
-    # Two minting processes at a time: both cores, bounded.
-    if (( $(jobs -r | wc -l) >= 2 )); then wait -n; fi
-done
-wait
-# Interleave customers so consecutive requests come from different tenants.
-shuf --random-source=<(yes) "$work/reused.tokens" -o "$work/reused.tokens"
-shuf --random-source=<(yes) "$work/cold.tokens" -o "$work/cold.tokens"
+mint_tokens "$work/reused.tokens" 10
+mint_tokens "$work/cold.tokens" $(( (cold_tokens + 99) / 100 ))
 
 # --- servers ----------------------------------------------------------------------------------
-nginx_config() {  # $1 name, $2 server block
-    cat > "$work/$1.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $work/$1.pid;
-error_log $work/$1-error.log warn;
-events { worker_connections 8192; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    keepalive_timeout 120s;
-    client_body_temp_path $work/$1-body;
-    proxy_temp_path $work/$1-proxy;
-    $2
-}
-EOF
-}
-nginx_config upstream "server { listen 127.0.0.1:$upstream_port; location / { default_type application/json; return 200 '{\"ok\":true,\"service\":\"erp\"}'; } }"
+upstream_config "$upstream_port"
 nginx_config proxy "upstream erp { server 127.0.0.1:$upstream_port; keepalive 64; }
     server { listen 127.0.0.1:$nginx_port; location / { proxy_pass http://erp; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host \$host; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } }"
 
 cat > "$work/haproxy.cfg" <<EOF
 global
     nbthread 1
-    maxconn 20000
+    maxconn 4096
 defaults
     mode http
     timeout connect 2s
@@ -131,53 +88,9 @@ backend erp
     server upstream 127.0.0.1:$upstream_port
 EOF
 
-{
-    cat <<EOF
-catalog:
-  features: [ledger]
-  packages: { basic: [ledger] }
-  routes: [{ path: /v1/ledger, feature: ledger }]
-tenants:
-  - id: bench-oem
-    kind: oem
-    placement: { tier: pooled, region: bench }
-    limits: { rate: 900000, burst: 900000, perDay: 1000000000000, perMonth: 1000000000000 }
-    issuers:
-      - iss: $issuer
-        audience: erp-gateway
-        keys: [{ kid: bench-1, alg: RS256, pemFile: issuer.public.pem }]
-EOF
-    for partner in $(seq -f 'p%02g' 0 9); do
-        echo "  - { id: $partner, kind: partner, parent: bench-oem, limits: { rate: 500000, burst: 500000, perDay: 1000000000000 } }"
-    done
-    index=0
-    for customer in $customers; do
-        echo "  - { id: $customer, kind: customer, parent: p$(printf %02d $((index / 10))), package: basic, limits: { rate: 100000, burst: 100000, perDay: 1000000000000 } }"
-        index=$((index + 1))
-    done
-} > "$work/tenants.yaml"
-
-gateway_settings() {  # $1 port, $2 full|proxy
-    cat <<EOF
-listener: { address: 127.0.0.1, port: $1, eventLoops: 1 }
-upstreamPool: { maxConnectionsPerEndpoint: 256, idleTimeout: 60s }
-cells:
-  - { id: bench, kind: pooled, region: bench, endpoints: [127.0.0.1:$upstream_port] }
-defaultCell: bench
-EOF
-    if [ "$2" = full ]; then
-        cat <<EOF
-tenantTree: tenants.yaml
-authentication: { tokenCacheEntries: 10000 }
-upstreamContext:
-  signingKeys: [{ id: ctx, secret: $(head -c 32 /dev/urandom | base64 -w0) }]
-  activeKey: ctx
-redis: { url: "redis://127.0.0.1:$redis_port/0", keyPrefix: bench }
-EOF
-    fi
-}
-gateway_settings "$proxy_port" proxy > "$work/gateway-proxy.yaml"
-gateway_settings "$full_port" full > "$work/gateway-full.yaml"
+write_tenant_tree
+gateway_settings "$proxy_port" proxy "$upstream_port" "$redis_port" > "$work/gateway-proxy.yaml"
+gateway_settings "$full_port" full "$upstream_port" "$redis_port" > "$work/gateway-full.yaml"
 
 start() {  # $1 log name, rest: command; pinned to core 0
     taskset -c 0 "${@:2}" > "$work/$1.log" 2>&1 &
@@ -216,26 +129,6 @@ declare -A server_of=(
 )
 redis_pid=$(listener_pid "$redis_port")
 
-# wrk script: rotates the tokens of a file; the RESULT line carries everything the table needs.
-wrk_script() {  # $1 token file, $2 per-connection delay in ms (0 = as fast as possible)
-    cat <<EOF
-local tokens = {}
-for line in io.lines("$1") do tokens[#tokens + 1] = line end
-local index = 0
-local wrapped = 0
-request = function()
-  index = index + 1
-  if index > #tokens then index = 1; wrapped = 1 end
-  return wrk.format("GET", "/v1/ledger", { ["Authorization"] = "Bearer " .. tokens[index] })
-end
-$( [ "$2" != 0 ] && echo "delay = function() return $2 end" )
-done = function(summary, latency, requests)
-  local errors = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
-  io.write(string.format("RESULT %.1f %d %d %d %.3f %.3f\n", summary.requests / (summary.duration / 1e6),
-    summary.errors.status, errors, summary.requests, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
-end
-EOF
-}
 wrk_script "$work/reused.tokens" 0 > "$work/reused.lua"
 wrk_script "$work/cold.tokens" 0 > "$work/cold.lua"
 

@@ -36,6 +36,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var quiescing = false
     /// Set once the connection is being closed: nothing more is read or answered.
     private var closing = false
+    /// The peer's address as text, formatted once per connection rather than per request.
+    private lazy var clientAddress: String? = self.context?.channel.remoteAddress?.ipAddress
 
     private enum WaitState { case none, idle, readingHead }
 
@@ -255,7 +257,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             requestID: requestID, clientHead: head, path: path,
             trace: TraceDecision.decide(incoming: head.headers.first(name: "traceparent"), generator: &self.identifiers),
             facts: .init(
-                clientAddress: self.context?.channel.remoteAddress?.ipAddress,
+                clientAddress: self.clientAddress,
                 scheme: self.environment.scheme,
                 trustClientForwardedHeaders: settings.forwarding.trustClientForwardedHeaders
             ),

@@ -5,24 +5,54 @@ import NIOHTTP1
 enum ForwardedHeaders {
     /// Hop-by-hop headers (RFC 9110 §7.6.1) never cross the proxy; `Connection` may name more.
     /// Framing headers are also dropped: the gateway re-frames each message itself.
-    static let hopByHop: Set<String> = [
-        "connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
-    ]
+    static let hopByHop = ["connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade"]
 
     /// Fields a `Connection` header may not remove: dropping them would change how the next hop
     /// frames or routes the message (`Connection: content-length` is a smuggling vector).
     static let neverNominated: Set<String> = ["host", "content-length"]
 
     /// Removes hop-by-hop headers, the headers listed in `Connection`, and every `Proxy-*` header.
+    /// Runs on every message in both directions, so the common case — nothing to remove but
+    /// perhaps `Connection` itself — allocates nothing beyond the removal.
     static func stripHopByHop(_ headers: inout HTTPHeaders) {
-        var named: Set<String> = []
+        var named: Set<String>?
         for value in headers[canonicalForm: "connection"] where !self.neverNominated.contains(value.lowercased()) {
-            named.insert(value.lowercased())
+            named = named ?? []
+            named!.insert(value.lowercased())
         }
+        var doomed = false
+        for (name, _) in headers where self.isHopByHop(name) || named.map({ $0.contains(name.lowercased()) }) == true {
+            doomed = true
+            break
+        }
+        guard doomed else { return }
         headers = HTTPHeaders(headers.filter { name, _ in
-            let lower = name.lowercased()
-            return !self.hopByHop.contains(lower) && !named.contains(lower) && !lower.hasPrefix("proxy-")
+            !self.isHopByHop(name) && !(named.map { $0.contains(name.lowercased()) } ?? false)
         })
+    }
+
+    /// Hop-by-hop or `Proxy-*`, compared ASCII case-insensitively without building a string.
+    static func isHopByHop(_ name: String) -> Bool {
+        if self.matches(name, "proxy-", prefixOnly: true) { return true }
+        switch name.utf8.count {
+        case 2: return self.matches(name, "te")
+        case 7: return self.matches(name, "trailer") || self.matches(name, "upgrade")
+        case 10: return self.matches(name, "connection") || self.matches(name, "keep-alive")
+        case 17: return self.matches(name, "transfer-encoding")
+        default: return false
+        }
+    }
+
+    /// Whether `name` equals (or with `prefixOnly`, starts with) `lowercase`, ignoring ASCII case.
+    private static func matches(_ name: String, _ lowercase: StaticString, prefixOnly: Bool = false) -> Bool {
+        let expected = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
+        let utf8 = name.utf8
+        guard prefixOnly ? utf8.count >= expected.count : utf8.count == expected.count else { return false }
+        for (byte, wanted) in zip(utf8, expected) {
+            let folded = (0x41...0x5A).contains(byte) ? byte | 0x20 : byte
+            if folded != wanted { return false }
+        }
+        return true
     }
 
     struct ClientFacts {

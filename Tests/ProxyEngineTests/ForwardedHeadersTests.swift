@@ -244,4 +244,18 @@ final class ForwardedHeadersTests: XCTestCase {
             framing: framing
         )
     }
+
+    func testHopByHopNamesMatchWhateverTheirCase() {
+        for name in ForwardedHeaders.hopByHop {
+            XCTAssertTrue(ForwardedHeaders.isHopByHop(name), name)
+            XCTAssertTrue(ForwardedHeaders.isHopByHop(name.uppercased()), name)
+            XCTAssertTrue(ForwardedHeaders.isHopByHop(name.capitalized), name)
+        }
+        for name in ["Proxy-Authorization", "proxy-connection", "PROXY-X"] {
+            XCTAssertTrue(ForwardedHeaders.isHopByHop(name), name)
+        }
+        for name in ["trailers", "tes", "t", "proxy", "proxyx-a", "x-proxy-a", "content-length", "host", "connections", "upgrade-insecure-requests", "tE\u{301}"] {
+            XCTAssertFalse(ForwardedHeaders.isHopByHop(name), name)
+        }
+    }
 }

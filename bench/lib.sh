@@ -1,0 +1,130 @@
+# Shared by the bench/ scripts that run the gateway against an nginx upstream: the work
+# directory and process cleanup, ports, the issuer key and tokens, the benchmark tenant tree,
+# gateway settings and the wrk script. Source it from the repository root after setting `bin`.
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+    if [ "${KEEP:-0}" = 1 ]; then echo "work directory kept: $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_port() { for _ in $(seq 1 600); do (echo > /dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+
+issuer=https://id.bench.test
+customers=$(seq -f 'c%03g' 0 99)
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/issuer.pem" 2>/dev/null
+openssl pkey -in "$work/issuer.pem" -pubout -out "$work/issuer.public.pem"
+
+# mint_tokens FILE PER_CUSTOMER: RS256 tokens for each of the 100 customers, shuffled so that
+# consecutive requests come from different tenants. Two minting processes at a time.
+mint_tokens() {
+    local file=$1 count=$2
+    : > "$file"
+    for customer in $customers; do
+        "$bin/erp-gateway" token mint --issuer "$issuer" --key "$work/issuer.pem" --kid bench-1 --tenant "$customer" --ttl 3600 --count "$count" >> "$file" &
+        if (( $(jobs -r | wc -l) >= 2 )); then wait -n; fi
+    done
+    wait
+    shuf --random-source=<(yes) "$file" -o "$file"
+}
+
+# nginx_config NAME SERVER-BLOCKS: one worker, no access log, long keep-alive.
+nginx_config() {
+    cat > "$work/$1.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $work/$1.pid;
+error_log $work/$1-error.log warn;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    client_body_temp_path $work/$1-body;
+    proxy_temp_path $work/$1-proxy;
+    $2
+}
+NGINX
+}
+
+# upstream_config PORT: the fast backend, a small JSON body with keep-alive.
+upstream_config() {
+    nginx_config upstream "server { listen 127.0.0.1:$1; location / { default_type application/json; return 200 '{\"ok\":true,\"service\":\"erp\"}'; } }"
+}
+
+# One OEM with the RS256 issuer, 10 partners, 100 customers; limits at all three levels far
+# above any load here, so every request is checked and charged at three levels.
+write_tenant_tree() {
+    {
+        cat <<TREE
+catalog:
+  features: [ledger]
+  packages: { basic: [ledger] }
+  routes: [{ path: /v1/ledger, feature: ledger }]
+tenants:
+  - id: bench-oem
+    kind: oem
+    placement: { tier: pooled, region: bench }
+    limits: { rate: 900000, burst: 900000, perDay: 1000000000000, perMonth: 1000000000000 }
+    issuers:
+      - iss: $issuer
+        audience: erp-gateway
+        keys: [{ kid: bench-1, alg: RS256, pemFile: issuer.public.pem }]
+TREE
+        for partner in $(seq -f 'p%02g' 0 9); do
+            echo "  - { id: $partner, kind: partner, parent: bench-oem, limits: { rate: 500000, burst: 500000, perDay: 1000000000000 } }"
+        done
+        local index=0
+        for customer in $customers; do
+            echo "  - { id: $customer, kind: customer, parent: p$(printf %02d $((index / 10))), package: basic, limits: { rate: 100000, burst: 100000, perDay: 1000000000000 } }"
+            index=$((index + 1))
+        done
+    } > "$work/tenants.yaml"
+}
+
+# gateway_settings PORT full|proxy UPSTREAM-PORT REDIS-PORT: one event loop; `full` adds the
+# tenant tree, RS256 issuer, token cache and Redis quotas.
+gateway_settings() {
+    cat <<SETTINGS
+listener: { address: 127.0.0.1, port: $1, eventLoops: 1 }
+upstreamPool: { maxConnectionsPerEndpoint: 256, idleTimeout: 60s }
+cells:
+  - { id: bench, kind: pooled, region: bench, endpoints: [127.0.0.1:$3] }
+defaultCell: bench
+SETTINGS
+    if [ "$2" = full ]; then
+        cat <<SETTINGS
+tenantTree: tenants.yaml
+authentication: { tokenCacheEntries: 10000 }
+upstreamContext:
+  signingKeys: [{ id: ctx, secret: $(head -c 32 /dev/urandom | base64 -w0) }]
+  activeKey: ctx
+redis: { url: "redis://127.0.0.1:$4/0", keyPrefix: bench }
+SETTINGS
+    fi
+}
+
+# wrk_script TOKEN-FILE DELAY-MS: rotates the tokens of a file (0 = as fast as possible, else
+# each connection pauses that long between requests); prints one RESULT line:
+# req/s, non-2xx, socket errors, requests, p50 ms, p99 ms.
+wrk_script() {
+    cat <<LUA
+local tokens = {}
+for line in io.lines("$1") do tokens[#tokens + 1] = line end
+local index = 0
+request = function()
+  index = index + 1
+  if index > #tokens then index = 1 end
+  return wrk.format("GET", "/v1/ledger", { ["Authorization"] = "Bearer " .. tokens[index] })
+end
+$( [ "$2" != 0 ] && echo "delay = function() return $2 end" )
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
+  io.write(string.format("RESULT %.1f %d %d %d %.3f %.3f\n", summary.requests / (summary.duration / 1e6),
+    summary.errors.status, errors, summary.requests, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+LUA
+}
