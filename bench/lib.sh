@@ -5,7 +5,8 @@
 work="$(mktemp -d)"
 pids=()
 cleanup() {
-    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+    # Children first (nginx's worker outlives a killed master), then the processes started here.
+    for pid in "${pids[@]}"; do pkill -9 -P "$pid" 2>/dev/null || true; kill -9 "$pid" 2>/dev/null || true; done
     if [ "${KEEP:-0}" = 1 ]; then echo "work directory kept: $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -22,13 +23,15 @@ openssl pkey -in "$work/issuer.pem" -pubout -out "$work/issuer.public.pem"
 # consecutive requests come from different tenants. Two minting processes at a time.
 mint_tokens() {
     local file=$1 count=$2
-    : > "$file"
+    mkdir -p "$file.parts"
     for customer in $customers; do
-        "$bin/erp-gateway" token mint --issuer "$issuer" --key "$work/issuer.pem" --kid bench-1 --tenant "$customer" --ttl 3600 --count "$count" >> "$file" &
+        # One file per process: concurrent appends to one file would interleave partial lines.
+        "$bin/erp-gateway" token mint --issuer "$issuer" --key "$work/issuer.pem" --kid bench-1 --tenant "$customer" --ttl 3600 --count "$count" > "$file.parts/$customer" &
         if (( $(jobs -r | wc -l) >= 2 )); then wait -n; fi
     done
     wait
-    shuf --random-source=<(yes) "$file" -o "$file"
+    cat "$file.parts"/* | shuf --random-source=<(yes) > "$file"
+    rm -r "$file.parts"
 }
 
 # nginx_config NAME SERVER-BLOCKS: one worker, no access log, long keep-alive.
