@@ -1,0 +1,72 @@
+import Hierarchy
+
+/// The admin API's routes: every method and path the admin listener serves, and nothing else.
+/// `docs/admin-api.openapi.yaml` lists exactly `AdminRoute.table` (a test compares them).
+public enum AdminRoute: Sendable, Hashable {
+    case getNode(String)
+    case updateNode(String)
+    case deleteNode(String)
+    case listChildren(String)
+    case createChild(String)
+    case effectivePolicy(String)
+    case explain(String)
+    case audit(String)
+    case exportTree(String)
+
+    /// One route as the OpenAPI document names it: `{id}` stands for a node id.
+    public struct Entry: Sendable, Hashable {
+        public let method: String
+        public let path: String
+    }
+
+    public static let prefix = "/admin/v1/nodes/"
+
+    public static let table: [Entry] = [
+        Entry(method: "GET", path: "/admin/v1/nodes/{id}"),
+        Entry(method: "PATCH", path: "/admin/v1/nodes/{id}"),
+        Entry(method: "DELETE", path: "/admin/v1/nodes/{id}"),
+        Entry(method: "GET", path: "/admin/v1/nodes/{id}/children"),
+        Entry(method: "POST", path: "/admin/v1/nodes/{id}/children"),
+        Entry(method: "GET", path: "/admin/v1/nodes/{id}/effective"),
+        Entry(method: "GET", path: "/admin/v1/nodes/{id}/explain"),
+        Entry(method: "GET", path: "/admin/v1/nodes/{id}/audit"),
+        Entry(method: "GET", path: "/admin/v1/nodes/{id}/export"),
+    ]
+
+    /// Why a request matches no route.
+    public enum Mismatch: Error, Sendable, Hashable {
+        case notFound
+        /// The path is a route, the method is not one of its methods.
+        case methodNotAllowed(allowed: [String])
+    }
+
+    /// Matches the path (query removed) and method. The node id is returned as written: it is
+    /// looked up, not trusted, so an id that is not valid is simply a node that does not exist.
+    public static func match(method: String, path: String) -> Result<AdminRoute, Mismatch> {
+        guard path.hasPrefix(Self.prefix) else { return .failure(.notFound) }
+        let segments = path.dropFirst(Self.prefix.count).split(separator: "/", omittingEmptySubsequences: false)
+        guard let first = segments.first, !first.isEmpty, segments.count <= 2 else { return .failure(.notFound) }
+        let id = String(first)
+        let routes: [String: AdminRoute]
+        switch segments.count == 2 ? String(segments[1]) : nil {
+        case nil: routes = ["GET": .getNode(id), "PATCH": .updateNode(id), "DELETE": .deleteNode(id)]
+        case "children": routes = ["GET": .listChildren(id), "POST": .createChild(id)]
+        case "effective": routes = ["GET": .effectivePolicy(id)]
+        case "explain": routes = ["GET": .explain(id)]
+        case "audit": routes = ["GET": .audit(id)]
+        case "export": routes = ["GET": .exportTree(id)]
+        default: return .failure(.notFound)
+        }
+        guard let route = routes[method] else { return .failure(.methodNotAllowed(allowed: routes.keys.sorted())) }
+        return .success(route)
+    }
+
+    /// The node the route acts on.
+    public var nodeID: String {
+        switch self {
+        case .getNode(let id), .updateNode(let id), .deleteNode(let id), .listChildren(let id), .createChild(let id), .effectivePolicy(let id),
+            .explain(let id), .audit(let id), .exportTree(let id):
+            return id
+        }
+    }
+}
