@@ -1,0 +1,71 @@
+import AdminAPI
+import GatewayConfig
+import Logging
+import NIOCore
+import RedisClient
+
+/// The admin API of one gateway process: the store's tree kept current by the feed, the
+/// service that changes it, and the listener that serves it.
+final class Administration: Sendable {
+    let latest: LatestTree
+    let feed: TreeFeed
+    let service: AdminService
+    let listener: AdminServer
+
+    private init(latest: LatestTree, feed: TreeFeed, service: AdminService, listener: AdminServer) {
+        self.latest = latest
+        self.feed = feed
+        self.service = service
+        self.listener = listener
+    }
+
+    /// Reads the store's tree (seeding an empty store with the file's), so the data plane
+    /// starts with the store's tree, then starts the feed and the admin listener. When the store
+    /// cannot be reached the file's tree serves until it can; the feed then brings the store's
+    /// tree in by itself.
+    static func open(
+        settingsPath: String, settings: GatewaySettings, admin: GatewaySettings.Admin,
+        redis: (client: RedisClient, url: RedisURL, prefix: String), group: any EventLoopGroup, events: ServeEvents, logger: Logger
+    ) async throws -> Administration {
+        // The tree file as the store would hold it: the seed, and the fallback until the store answers.
+        let document = try TenantTreeLoader.loadDocument(path: settings.tenantTreePath!, cells: settings.cells)
+        let seed = try StoredTree.read(text: TenantTreeWriter.yaml(document), revision: 0, settings: settings, settingsPath: settingsPath)
+        let latest = LatestTree(seed, onNewer: { _ in events.deliver(.treeChanged) })
+        let store = AdminStore(keyPrefix: redis.prefix)
+        let loop = group.next()
+        let feed = TreeFeed(
+            client: redis.client, url: redis.url, store: store, latest: latest, loop: loop, logger: logger,
+            compile: { text, revision throws(ConfigurationError) in try StoredTree.read(text: text, revision: revision, settingsPath: settingsPath) }
+        )
+        let revision = (try? await feed.synchronize(reason: "startup").get()) ?? 0
+        if revision == 0 {
+            logger.warning("the admin store cannot be read; serving the tenant-tree file until it can", metadata: ["redis": "\(redis.url)"])
+        } else {
+            logger.notice("tenant tree read from the admin store", metadata: ["revision": "\(revision)"])
+        }
+        let service = AdminService(latest: latest, feed: feed, store: store, client: redis.client, logger: logger)
+        let listener: AdminServer
+        do {
+            listener = try await AdminServer.start(
+                host: admin.listener.address, port: admin.listener.port, service: service, loop: group.next(), logger: logger
+            )
+        } catch {
+            await feed.shutdown()
+            throw AdminListenerError(address: "\(admin.listener.address):\(admin.listener.port)", cause: "\(error)")
+        }
+        feed.start()
+        logger.notice("admin listener started", metadata: ["address": "\(listener.localAddress.map { "\($0)" } ?? "?")"])
+        return Administration(latest: latest, feed: feed, service: service, listener: listener)
+    }
+
+    func shutdown() async {
+        await self.listener.close()
+        await self.feed.shutdown()
+    }
+}
+
+struct AdminListenerError: Error, CustomStringConvertible {
+    let address: String
+    let cause: String
+    var description: String { "cannot start the admin listener on \(self.address): \(self.cause)" }
+}

@@ -1,0 +1,216 @@
+import AdminAPI
+import Hierarchy
+import XCTest
+
+/// The engine on a real compiled tree: authentication, visibility, optimistic concurrency and
+/// every change judged by the tree compiler.
+final class AdminEngineTests: XCTestCase {
+    var tree: StoredTree!
+
+    override func setUpWithError() throws {
+        self.tree = try AdminFixture.tree()
+    }
+
+    func get(_ target: String, _ token: String?) -> AdminResponse? {
+        AdminFixture.respond(AdminFixture.request("GET", target, token: token), tree: self.tree)
+    }
+
+    func etag(_ id: String) throws -> String {
+        try XCTUnwrap(self.get("/admin/v1/nodes/\(id)", try AdminFixture.token("platform-admin", node: nil))?.header("etag"))
+    }
+
+    func testATokenMustNameARoleAndANodeOfThatRolesLevel() throws {
+        XCTAssertEqual(self.get("/admin/v1/nodes/acme", nil)?.problemType, "urn:erp-gateway:problem:admin-token-missing")
+        let refused = [
+            try AdminFixture.token("oem-admin", node: "p1"),  // a partner, not an OEM
+            try AdminFixture.token("partner-admin", node: "acme"),
+            try AdminFixture.token("customer-admin", node: "p1"),
+            try AdminFixture.token("oem-admin", node: nil),
+            try AdminFixture.token("platform-admin", node: "acme"),
+            try AdminFixture.token("root", node: "acme"),
+            try AdminFixture.token("oem-admin", node: "nowhere"),
+            try AdminFixture.token("oem-admin", node: "acme", issuer: "https://unknown.test"),
+        ]
+        for token in refused {
+            let response = self.get("/admin/v1/nodes/acme", token)
+            XCTAssertEqual(response?.status, 401)
+            XCTAssertEqual(response?.problemType, "urn:erp-gateway:problem:admin-token-rejected")
+        }
+        XCTAssertEqual(self.get("/admin/v1/nodes/acme", try AdminFixture.token("oem-admin", node: "acme"))?.status, 200)
+    }
+
+    func testAnUnknownNodeAndAHiddenNodeAnswerIdentically() throws {
+        let token = try AdminFixture.token("partner-admin", node: "p1")
+        let hidden = try XCTUnwrap(AdminFixture.respond(AdminFixture.request("GET", "/admin/v1/nodes/p2", token: token, requestID: "same"), tree: self.tree))
+        let unknown = try XCTUnwrap(AdminFixture.respond(AdminFixture.request("GET", "/admin/v1/nodes/nope", token: token, requestID: "same"), tree: self.tree))
+        XCTAssertEqual(hidden.status, 404)
+        XCTAssertEqual(hidden.status, unknown.status)
+        XCTAssertEqual(hidden.body, unknown.body)
+        XCTAssertEqual(hidden.headers.map(\.name), unknown.headers.map(\.name))
+        // Writes too: the precondition is never looked at for a node the caller cannot see.
+        let write = try XCTUnwrap(AdminFixture.respond(AdminFixture.request("PATCH", "/admin/v1/nodes/p2", token: token, body: "{}", requestID: "same"), tree: self.tree))
+        XCTAssertEqual(write.body, unknown.body)
+    }
+
+    func testReadsShowTheNodeAsStoredItsChildrenEffectivePolicyAndExplain() throws {
+        let token = try AdminFixture.token("partner-admin", node: "p1")
+        let node = try XCTUnwrap(self.get("/admin/v1/nodes/c1", token))
+        XCTAssertEqual(node.json?["package"], .string("basic"))
+        XCTAssertEqual(node.json?["parent"], .string("p1"))
+        XCTAssertNotNil(node.header("etag"))
+        let children = try XCTUnwrap(self.get("/admin/v1/nodes/p1/children", token)?.json?["children"]?.array)
+        XCTAssertEqual(children.compactMap { $0["id"]?.string }, ["c1", "c2"])
+        let effective = try XCTUnwrap(self.get("/admin/v1/nodes/c1/effective", token)?.json)
+        XCTAssertEqual(effective["path"], .string("acme/p1/c1"))
+        XCTAssertEqual(effective["features"], .strings(["ledger"]))
+        XCTAssertEqual(effective["branding"]?["termsUrl"], .string("https://acme.test/terms"))
+        let explain = try XCTUnwrap(self.get("/admin/v1/nodes/c1/explain?attribute=feature.payroll", token)?.json)
+        XCTAssertEqual(explain["subject"], .string("acme/p1/c1"))
+        XCTAssertEqual(explain["steps"]?.array?.count, 3)
+        XCTAssertEqual(self.get("/admin/v1/nodes/c1/explain", token)?.status, 400)
+        XCTAssertEqual(self.get("/admin/v1/nodes/c1/explain?attribute=colour", token)?.status, 400)
+    }
+
+    func testWritesNeedTheCurrentETag() throws {
+        let token = try AdminFixture.token("partner-admin", node: "p1")
+        let body = #"{"branding":{"displayName":"P1 Cloud"}}"#
+        let missing = AdminFixture.respond(AdminFixture.request("PATCH", "/admin/v1/nodes/p1", token: token, body: body), tree: self.tree)
+        XCTAssertEqual(missing?.status, 428)
+        let stale = AdminFixture.respond(AdminFixture.request("PATCH", "/admin/v1/nodes/p1", token: token, ifMatch: "\"0000000000000000\"", body: body), tree: self.tree)
+        XCTAssertEqual(stale?.status, 412)
+        let commit = try XCTUnwrap(AdminFixture.commit(AdminFixture.request("PATCH", "/admin/v1/nodes/p1", token: token, ifMatch: try self.etag("p1"), body: body), tree: self.tree))
+        XCTAssertEqual(commit.baseRevision, 1)
+        XCTAssertEqual(commit.response.status, 200)
+        XCTAssertNotEqual(commit.response.header("etag"), try self.etag("p1"), "the ETag changes with the node")
+        let branding = commit.next.snapshot?.policy(try NodeID("c1"))?.branding.values
+        XCTAssertEqual(branding?[.displayName], "P1 Cloud", "children inherit the new branding")
+        XCTAssertEqual(commit.audit.actor, "alice")
+        XCTAssertEqual(commit.audit.role, .partnerAdmin)
+        XCTAssertEqual(commit.audit.node.description, "acme/p1")
+        XCTAssertEqual(commit.audit.changes.map(\.field), ["branding"])
+        XCTAssertEqual(commit.audit.requestID, "req-1")
+        XCTAssertEqual(commit.oem, "acme")
+        // The committed text reads back to the same tree.
+        let reread = try AdminFixture.tree(revision: 2, text: commit.next.text)
+        XCTAssertEqual(reread.snapshot?.policy(try NodeID("p1"))?.branding.values[.displayName], "P1 Cloud")
+    }
+
+    func patch(_ id: String, _ body: String, as token: String) throws -> AdminOutcome {
+        AdminEngine.handle(
+            AdminFixture.request("PATCH", "/admin/v1/nodes/\(id)", token: token, ifMatch: try self.etag(id), body: body), tree: self.tree, now: AdminFixture.now
+        )
+    }
+
+    func problems(_ outcome: AdminOutcome, file: StaticString = #filePath, line: UInt = #line) -> (status: Int, errors: [JSONValue]) {
+        guard case .respond(let response) = outcome else {
+            XCTFail("expected a refusal", file: file, line: line)
+            return (0, [])
+        }
+        return (response.status, response.json?["errors"]?.array ?? [])
+    }
+
+    func testAPartnerAdminCannotWidenUnlockOrClaimWhatIsTaken() throws {
+        let token = try AdminFixture.token("partner-admin", node: "p1")
+        // Limits above its own bound.
+        let limits = self.problems(try self.patch("c1", #"{"limits":{"rate":500}}"#, as: token))
+        XCTAssertEqual(limits.status, 422)
+        XCTAssertEqual(limits.errors.first?["field"], .string("limits.rate"))
+        XCTAssertEqual(limits.errors.first?["node"], .string("acme/p1/c1"))
+        // A field its OEM locked.
+        let locked = self.problems(try self.patch("c1", #"{"branding":{"termsUrl":"https://p1.test/terms"}}"#, as: token))
+        XCTAssertEqual(locked.status, 422)
+        XCTAssertEqual(locked.errors.first?["field"], .string("branding.termsUrl"))
+        // A portal domain another OEM has: refused without naming the owner.
+        let taken = self.problems(try self.patch("p1", #"{"portalDomains":["portal.p1.test","erp.globex.test"]}"#, as: token))
+        XCTAssertEqual(taken.status, 422)
+        XCTAssertEqual(taken.errors.count, 1)
+        XCTAssertFalse(taken.errors.map(\.text).joined().contains("globex"), "\(taken.errors)")
+        // Its own features: granted by its OEM, not by itself.
+        let own = self.problems(try self.patch("p1", #"{"features":["ledger","payroll"]}"#, as: token))
+        XCTAssertEqual(own.status, 403)
+        // A customer's package beyond the partner's features adds nothing the partner lacks.
+        guard case .commit(let commit) = try self.patch("c1", #"{"package":"full"}"#, as: token) else { return XCTFail("expected a commit") }
+        XCTAssertEqual(commit.next.snapshot?.catalog.names(commit.next.snapshot!.policy(try NodeID("c1"))!.features), ["ledger"])
+    }
+
+    func testEveryErrorIsListedAndNothingOfAnInvalidChangeIsKept() throws {
+        let token = try AdminFixture.token("oem-admin", node: "acme")
+        let outcome = try self.patch("p1", #"{"limits":{"rate":5000,"concurrency":0},"branding":{"primaryColor":"blue"},"status":"paused"}"#, as: token)
+        let refused = self.problems(outcome)
+        XCTAssertEqual(refused.status, 422)
+        let fields = Set(refused.errors.compactMap { $0["field"]?.string })
+        XCTAssertEqual(fields, ["limits.concurrency", "status"], "shape errors first; the compiler runs on a well-formed node")
+        let compiled = self.problems(try self.patch("p1", #"{"limits":{"rate":5000},"branding":{"primaryColor":"blue"}}"#, as: token))
+        XCTAssertEqual(Set(compiled.errors.compactMap { $0["field"]?.string }), ["limits.rate", "branding.primaryColor"])
+        XCTAssertEqual(self.tree.revision, 1)
+    }
+
+    func testReadOnlyFieldsCannotBePatched() throws {
+        let token = try AdminFixture.token("platform-admin", node: nil)
+        let refused = self.problems(try self.patch("c1", #"{"parent":"p2","kind":"partner"}"#, as: token))
+        XCTAssertEqual(refused.status, 422)
+        XCTAssertEqual(Set(refused.errors.compactMap { $0["field"]?.string }), ["parent", "kind"])
+    }
+
+    func testCreateAndSoftDeleteACustomer() throws {
+        let token = try AdminFixture.token("partner-admin", node: "p1")
+        let create = AdminFixture.request(
+            "POST", "/admin/v1/nodes/p1/children", token: token, ifMatch: try self.etag("p1"), body: #"{"id":"c9","package":"basic","limits":{"rate":10}}"#
+        )
+        let created = try XCTUnwrap(AdminFixture.commit(create, tree: self.tree))
+        XCTAssertEqual(created.response.status, 201)
+        XCTAssertEqual(created.audit.action, .create)
+        XCTAssertNotNil(created.next.snapshot?.customer(try NodeID("c9")))
+        // A child's placement is the platform's.
+        let placed = AdminFixture.request(
+            "POST", "/admin/v1/nodes/p1/children", token: token, ifMatch: try self.etag("p1"), body: #"{"id":"c8","package":"basic","placement":{"cell":"pooled-eu"}}"#
+        )
+        XCTAssertEqual(AdminFixture.respond(placed, tree: self.tree)?.status, 403)
+        // An id used anywhere in the tree is taken.
+        let taken = AdminFixture.request("POST", "/admin/v1/nodes/p1/children", token: token, ifMatch: try self.etag("p1"), body: #"{"id":"g1","package":"basic"}"#)
+        let refusal = try XCTUnwrap(AdminFixture.respond(taken, tree: self.tree))
+        XCTAssertEqual(refusal.status, 422)
+        XCTAssertFalse(refusal.body.contains("globex"), refusal.body)
+
+        let delete = AdminFixture.request("DELETE", "/admin/v1/nodes/c2", token: token, ifMatch: try self.etag("c2"))
+        let deleted = try XCTUnwrap(AdminFixture.commit(delete, tree: self.tree))
+        XCTAssertEqual(deleted.response.status, 204)
+        XCTAssertNil(deleted.next.snapshot?.policy(try NodeID("c2")))
+        XCTAssertEqual(deleted.deleted?.id, "c2")
+        // Its own node, and a node with children, are not deleted.
+        XCTAssertEqual(AdminFixture.respond(AdminFixture.request("DELETE", "/admin/v1/nodes/p1", token: token, ifMatch: try self.etag("p1")), tree: self.tree)?.status, 403)
+        let oem = try AdminFixture.token("oem-admin", node: "acme")
+        XCTAssertEqual(AdminFixture.respond(AdminFixture.request("DELETE", "/admin/v1/nodes/p1", token: oem, ifMatch: try self.etag("p1")), tree: self.tree)?.status, 409)
+    }
+
+    func testSuspendingAPartnerSuspendsItsCustomersAndOnlyAnAncestorMayDoIt() throws {
+        let partner = try AdminFixture.token("partner-admin", node: "p1")
+        XCTAssertEqual(self.problems(try self.patch("p1", #"{"status":"suspended"}"#, as: partner)).status, 403)
+        let oem = try AdminFixture.token("oem-admin", node: "acme")
+        guard case .commit(let commit) = try self.patch("p1", #"{"status":"suspended"}"#, as: oem) else { return XCTFail("expected a commit") }
+        XCTAssertEqual(commit.next.snapshot?.policy(try NodeID("c1"))?.status, .suspended)
+    }
+
+    func testExportGivesTheSubtreeInTheFileFormat() throws {
+        let token = try AdminFixture.token("partner-admin", node: "p1")
+        let export = try XCTUnwrap(self.get("/admin/v1/nodes/p1/export", token))
+        XCTAssertEqual(export.header("content-type"), "application/yaml")
+        XCTAssertTrue(export.body.contains("id: c1"))
+        XCTAssertFalse(export.body.contains("id: p2"))
+        XCTAssertFalse(export.body.contains("globex"))
+    }
+
+    func testAuditIsReadForTheTargetsSubtree() throws {
+        let token = try AdminFixture.token("partner-admin", node: "p1")
+        guard case .readAudit(let oem, let subtree, _) = AdminEngine.handle(
+            AdminFixture.request("GET", "/admin/v1/nodes/p1/audit", token: token), tree: self.tree, now: AdminFixture.now
+        ) else { return XCTFail("expected an audit read") }
+        XCTAssertEqual(oem, "acme")
+        XCTAssertEqual(subtree.description, "acme/p1")
+        func record(_ path: String) -> AuditRecord {
+            AuditRecord(time: 1, actor: "a", role: .oemAdmin, node: try! NodePath(parsing: path), action: .update, changes: [], requestID: "r")
+        }
+        let answer = AdminEngine.auditResponse([record("acme/p1/c1"), record("acme/p2"), record("acme"), record("acme/p1")], subtree: subtree)
+        XCTAssertEqual(answer.json?["entries"]?.array?.compactMap { $0["node"]?.string }, ["acme/p1/c1", "acme/p1"])
+    }
+}
