@@ -116,7 +116,9 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "Hierarchy"]),
-        .testTarget(name: "AdminAPITests", dependencies: ["AdminAPI", "GatewayConfig", "Hierarchy", "TokenAuth"]),
+        .testTarget(name: "AdminAPITests", dependencies: [
+            "AdminAPI", "GatewayConfig", "Hierarchy", "TokenAuth", .product(name: "Yams", package: "Yams"),
+        ]),
         .testTarget(name: "ProxyEngineTests", dependencies: [
             "ProxyEngine", "GatewayConfig", "Hierarchy", "TokenAuth",
             .product(name: "Logging", package: "swift-log"),
