@@ -223,6 +223,13 @@ public enum AdminEngine {
             case .failure(let failure):
                 return self.refuse(.invalidChange, self.visible(failure.problems))
             case .success(let next):
+                if self.request.query("dryRun") == "true" {
+                    // Validated exactly like a real change; nothing is stored or announced.
+                    return .respond(.json(200, .object([
+                        "dryRun": .bool(true), "node": node.map(NodeJSON.encode) ?? .null, "changes": .array(changes.map(\.json)),
+                        "revision": .integer(self.tree.revision),
+                    ])))
+                }
                 let audit = AuditRecord(
                     time: self.now, actor: self.principal.actor, role: self.principal.role, node: path, action: action, changes: changes,
                     requestID: self.requestID

@@ -12,6 +12,10 @@ public struct AuditRecord: Sendable, Hashable {
         public let field: String
         public let before: JSONValue?
         public let after: JSONValue?
+
+        var json: JSONValue {
+            .object(["field": .string(self.field), "before": self.before ?? .null, "after": self.after ?? .null])
+        }
     }
 
     public let time: Int64
@@ -42,9 +46,7 @@ public struct AuditRecord: Sendable, Hashable {
             "node": .string(self.node.description),
             "action": .string(self.action.rawValue),
             "requestId": .string(self.requestID),
-            "changes": .array(self.changes.map { change in
-                .object(["field": .string(change.field), "before": change.before ?? .null, "after": change.after ?? .null])
-            }),
+            "changes": .array(self.changes.map(\.json)),
         ])
     }
 

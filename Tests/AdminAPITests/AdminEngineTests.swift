@@ -214,3 +214,27 @@ final class AdminEngineTests: XCTestCase {
         XCTAssertEqual(answer.json?["entries"]?.array?.compactMap { $0["node"]?.string }, ["acme/p1/c1", "acme/p1"])
     }
 }
+
+extension AdminEngineTests {
+    func testADryRunValidatesLikeAChangeAndCommitsNothing() throws {
+        let token = try AdminFixture.token("partner-admin", node: "p1")
+        let valid = try XCTUnwrap(AdminFixture.respond(
+            AdminFixture.request("PATCH", "/admin/v1/nodes/c1?dryRun=true", token: token, ifMatch: try self.etag("c1"), body: #"{"limits":{"rate":50}}"#),
+            tree: self.tree
+        ))
+        XCTAssertEqual(valid.status, 200, valid.body)
+        XCTAssertEqual(valid.json?["dryRun"], .bool(true))
+        XCTAssertEqual(valid.json?["changes"]?.array?.first?["field"], .string("limits"))
+        XCTAssertEqual(valid.json?["node"]?["limits"]?["rate"], .integer(50))
+        let invalid = AdminFixture.respond(
+            AdminFixture.request("PATCH", "/admin/v1/nodes/c1?dryRun=true", token: token, ifMatch: try self.etag("c1"), body: #"{"limits":{"rate":500}}"#),
+            tree: self.tree
+        )
+        XCTAssertEqual(invalid?.status, 422)
+        let create = AdminFixture.respond(
+            AdminFixture.request("POST", "/admin/v1/nodes/p1/children?dryRun=true", token: token, ifMatch: try self.etag("p1"), body: #"{"id":"c5","package":"basic"}"#),
+            tree: self.tree
+        )
+        XCTAssertEqual(create?.status, 200)
+    }
+}

@@ -124,6 +124,19 @@ final class AdminStoreTests: AdminTestCase {
         XCTAssertEqual(try self.admin("DELETE", "/admin/v1/nodes/acme/audit", token: try self.token("platform-admin", nil)).status, 405)
     }
 
+    func testADryRunChangesNothing() throws {
+        self.gateway = try self.startAdminGateway()
+        let token = try self.token("partner-admin", "p1")
+        let etag = try self.etag("p1")
+        let dryRun = try self.admin("PATCH", "/admin/v1/nodes/p1?dryRun=true", token: token, ifMatch: etag, body: #"{"branding":{"displayName":"Maybe"}}"#)
+        XCTAssertEqual(dryRun.status, 200, dryRun.text)
+        XCTAssertEqual(try dryRun.json()["dryRun"] as? Bool, true)
+        XCTAssertEqual(try self.etag("p1"), etag)
+        XCTAssertEqual(try self.portalName(self.port), "Acme ERP")
+        XCTAssertEqual(try self.redis.cli(["GET", "erp-admin-test:{admin}:revision"]).trimmingCharacters(in: .whitespacesAndNewlines), "1")
+        XCTAssertEqual(try self.redis.cli(["XLEN", "erp-admin-test:{admin}:audit:acme"]).trimmingCharacters(in: .whitespacesAndNewlines), "0")
+    }
+
     func testTheFileOnlySeedsAnEmptyStore() throws {
         self.gateway = try self.startAdminGateway()
         XCTAssertEqual(try self.portalName(self.port, host: "erp.acme.test"), "Acme ERP")
