@@ -15,6 +15,10 @@ public enum AdminAction: String, Sendable, Hashable, CaseIterable {
     case reactivate
     case createChild
     case delete
+    /// Revoke every token of a customer: a security measure any admin who sees it may take.
+    case revokeTenantTokens
+    /// Revoke one token by `jti`: a `jti` names no tenant, so only the platform may.
+    case revokeTokenByID
 }
 
 /// The outcome of an authorization check.
@@ -40,16 +44,14 @@ public enum AdminAuthorization {
         guard let scope = principal.scope else { return .allowed }
         let below = scope.isAncestor(of: target)
         switch action {
-        case .read:
-            return .allowed
-        case .editPresentation:
+        case .read, .editPresentation, .revokeTenantTokens:
             return .allowed
         case .createChild:
             // A customer has no children; the tree's shape is checked when the child is built.
             return target.kind == .customer ? .forbidden : .allowed
         case .editEntitlements, .suspend, .reactivate, .delete:
             return below ? .allowed : .forbidden
-        case .editPlacement:
+        case .editPlacement, .revokeTokenByID:
             return .forbidden
         }
     }

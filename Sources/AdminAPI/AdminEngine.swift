@@ -17,12 +17,21 @@ public struct AdminCommit: Sendable {
     public let response: AdminResponse
 }
 
+/// A token revocation the engine has authorized, for the shared store's revocation list.
+public struct AdminRevocation: Sendable {
+    public let message: RevocationMessage
+    public let audit: AuditRecord
+    public let oem: String
+    public let response: AdminResponse
+}
+
 /// What the driver does with a request the engine has looked at.
 public enum AdminOutcome: Sendable {
     case respond(AdminResponse)
     case commit(AdminCommit)
     /// Read the audit log of `oem` and answer with the records inside `subtree`.
     case readAudit(oem: String, subtree: NodePath, limit: Int)
+    case revoke(AdminRevocation)
 }
 
 /// The admin API's logic, as one pure function of the request, the current stored tree and the
@@ -92,6 +101,8 @@ public enum AdminEngine {
             return context.create(under: target)
         case .deleteNode:
             return context.delete(target)
+        case .revokeTokens:
+            return context.revoke(target)
         }
     }
 
@@ -212,6 +223,48 @@ public enum AdminEngine {
                 ]))
             )
         }
+
+        /// `{"allTokens": true}` on a customer: every token issued for it until now. `{"jti": …,
+        /// "expiresAt": …}`: one token. Not a change of the tree: no `If-Match`.
+        func revoke(_ target: (source: NodeSource, path: NodePath)) -> AdminOutcome {
+            guard let body = self.body() else { return self.refuse(.malformedBody) }
+            let label = target.path.description
+            let message: RevocationMessage
+            let action: AdminAction
+            var change: [String: JSONValue] = [:]
+            switch (body["allTokens"], body["jti"]) {
+            case (.bool(true)?, nil):
+                guard target.source.kind == .customer else {
+                    return self.refuse(.invalidChange, [FieldProblem(node: label, field: "allTokens", message: "tokens speak for customers: revoke on a customer")])
+                }
+                // Kept as long as the longest token an issuer may mint could live.
+                message = .tenant(target.source.id, issuedBefore: self.now, until: self.now + Self.longestTokenLifetime)
+                action = .revokeTenantTokens
+                change["issuedBefore"] = .integer(self.now)
+            case (nil, .string(let jti)?):
+                guard !jti.isEmpty, jti.utf8.count <= 256, !jti.contains(where: \.isWhitespace) else {
+                    return self.refuse(.invalidChange, [FieldProblem(node: label, field: "jti", message: "a jti is 1 to 256 characters without spaces")])
+                }
+                guard case .integer(let expiresAt)? = body["expiresAt"], expiresAt > 0 else {
+                    return self.refuse(.invalidChange, [FieldProblem(node: label, field: "expiresAt", message: "the token's expiry (unix seconds) is required")])
+                }
+                message = .token(jwtID: jti, expiresAt: expiresAt)
+                action = .revokeTokenByID
+                change["jti"] = .string(jti)
+            default:
+                return self.refuse(.invalidChange, [FieldProblem(node: label, field: "", message: "give {\"allTokens\": true} or {\"jti\": …, \"expiresAt\": …}")])
+            }
+            guard AdminAuthorization.decide(self.principal, action, target: target.path) == .allowed else { return self.refuse(.actionForbidden) }
+            let audit = AuditRecord(
+                time: self.now, actor: self.principal.actor, role: self.principal.role, node: target.path, action: .revokeTokens,
+                changes: [AuditRecord.FieldChange(field: "tokens", before: nil, after: .object(change))], requestID: self.requestID
+            )
+            let response = AdminResponse.json(202, .object(["revoked": .object(change), "node": .string(label)]))
+            return .revoke(AdminRevocation(message: message, audit: audit, oem: target.path.oem.rawValue, response: response))
+        }
+
+        /// The longest lifetime an issuer may give a token (`maxLifetime` is at most 30 days).
+        static let longestTokenLifetime: Int64 = 30 * 24 * 3600
 
         func commit(
             _ document: TenantTreeDocument, node: NodeSource?, path: NodePath, action: AuditRecord.Action, changes: [AuditRecord.FieldChange], status: Int,

@@ -12,6 +12,7 @@ public enum AdminRoute: Sendable, Hashable {
     case explain(String)
     case audit(String)
     case exportTree(String)
+    case revokeTokens(String)
 
     /// One route as the OpenAPI document names it: `{id}` stands for a node id.
     public struct Entry: Sendable, Hashable {
@@ -31,6 +32,7 @@ public enum AdminRoute: Sendable, Hashable {
         Entry(method: "GET", path: "/admin/v1/nodes/{id}/explain"),
         Entry(method: "GET", path: "/admin/v1/nodes/{id}/audit"),
         Entry(method: "GET", path: "/admin/v1/nodes/{id}/export"),
+        Entry(method: "POST", path: "/admin/v1/nodes/{id}/revocations"),
     ]
 
     /// Why a request matches no route.
@@ -55,6 +57,7 @@ public enum AdminRoute: Sendable, Hashable {
         case "explain": routes = ["GET": .explain(id)]
         case "audit": routes = ["GET": .audit(id)]
         case "export": routes = ["GET": .exportTree(id)]
+        case "revocations": routes = ["POST": .revokeTokens(id)]
         default: return .failure(.notFound)
         }
         guard let route = routes[method] else { return .failure(.methodNotAllowed(allowed: routes.keys.sorted())) }
@@ -65,7 +68,7 @@ public enum AdminRoute: Sendable, Hashable {
     public var nodeID: String {
         switch self {
         case .getNode(let id), .updateNode(let id), .deleteNode(let id), .listChildren(let id), .createChild(let id), .effectivePolicy(let id),
-            .explain(let id), .audit(let id), .exportTree(let id):
+            .explain(let id), .audit(let id), .exportTree(let id), .revokeTokens(let id):
             return id
         }
     }

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import RedisClient
+import TokenAuth
 
 #if canImport(Glibc)
 import Glibc
@@ -17,15 +18,20 @@ public final class AdminService: Sendable {
     private let store: AdminStore
     private let client: RedisClient
     private let logger: Logger
+    /// Stores and announces a token revocation (the data plane's revocation store); returns
+    /// the number of gateway nodes that heard it.
+    public typealias Revoker = @Sendable (RevocationMessage, _ loop: any EventLoop, _ now: Int64) -> EventLoopFuture<Int64>
+    private let revoker: Revoker
     /// Unix seconds; injected so that tests control time.
     private let clock: @Sendable () -> Int64
 
     static let maxAttempts = 3
 
     public init(
-        latest: LatestTree, feed: TreeFeed, store: AdminStore, client: RedisClient, logger: Logger,
+        latest: LatestTree, feed: TreeFeed, store: AdminStore, client: RedisClient, revoker: @escaping Revoker, logger: Logger,
         clock: @escaping @Sendable () -> Int64 = { Int64(time(nil)) }
     ) {
+        self.revoker = revoker
         self.latest = latest
         self.feed = feed
         self.store = store
@@ -39,7 +45,8 @@ public final class AdminService: Sendable {
     }
 
     private func attempt(_ request: AdminRequest, number: Int, on loop: any EventLoop) -> EventLoopFuture<AdminResponse> {
-        switch AdminEngine.handle(request, tree: self.latest.current, now: self.clock()) {
+        let now = self.clock()
+        switch AdminEngine.handle(request, tree: self.latest.current, now: now) {
         case .respond(let response):
             return loop.makeSucceededFuture(response)
 
@@ -48,6 +55,19 @@ public final class AdminService: Sendable {
                 AdminEngine.auditResponse(records, subtree: subtree)
             }.recover { error in
                 self.logger.warning("cannot read the audit log", metadata: ["error": "\(error)", "request-id": "\(request.requestID)"])
+                return AdminProblem.storeUnavailable.response(requestID: request.requestID)
+            }
+
+        case .revoke(let revocation):
+            return self.revoker(revocation.message, loop, now).flatMap { _ in
+                self.store.appendAudit(oem: revocation.oem, record: revocation.audit.json.text, client: self.client, on: loop)
+            }.map {
+                self.logger.notice("tokens revoked through the admin API", metadata: [
+                    "node": "\(revocation.audit.node)", "actor": "\(revocation.audit.actor)", "request-id": "\(request.requestID)",
+                ])
+                return revocation.response
+            }.recover { error in
+                self.logger.warning("cannot revoke", metadata: ["error": "\(error)", "request-id": "\(request.requestID)"])
                 return AdminProblem.storeUnavailable.response(requestID: request.requestID)
             }
 

@@ -68,6 +68,13 @@ public struct AdminStore: Sendable {
         }
     }
 
+    /// Appends a record that is not part of a tree change (a token revocation).
+    public func appendAudit(oem: String, record: String, client: RedisClient, on loop: any EventLoop) -> EventLoopFuture<Void> {
+        client.send(on: loop, ["XADD", self.auditKey(oem: oem), "*", "record", record]).flatMapThrowing { reply in
+            if let error = reply.errorMessage { throw StoreError(description: error) }
+        }
+    }
+
     /// The stored revision alone (0: nothing stored yet): what every node polls.
     public func revision(client: RedisClient, on loop: any EventLoop) -> EventLoopFuture<Int64> {
         client.send(on: loop, ["GET", self.revisionKey]).flatMapThrowing { reply in

@@ -5,6 +5,7 @@ import Hierarchy
 public struct AuditRecord: Sendable, Hashable {
     public enum Action: String, Sendable, Hashable {
         case update, create, delete
+        case revokeTokens = "revoke-tokens"
     }
 
     /// One top-level field of the node that changed; nil where the field was not set.

@@ -2,6 +2,7 @@ import AdminAPI
 import GatewayConfig
 import Logging
 import NIOCore
+import ProxyEngine
 import RedisClient
 
 /// The admin API of one gateway process: the store's tree kept current by the feed, the
@@ -43,7 +44,11 @@ final class Administration: Sendable {
         } else {
             logger.notice("tenant tree read from the admin store", metadata: ["revision": "\(revision)"])
         }
-        let service = AdminService(latest: latest, feed: feed, store: store, client: redis.client, logger: logger)
+        let revocations = RevocationStore(keyPrefix: redis.prefix)
+        let service = AdminService(
+            latest: latest, feed: feed, store: store, client: redis.client,
+            revoker: { message, loop, now in revocations.revoke(message, using: redis.client, on: loop, now: now) }, logger: logger
+        )
         let listener: AdminServer
         do {
             listener = try await AdminServer.start(

@@ -238,3 +238,35 @@ extension AdminEngineTests {
         XCTAssertEqual(create?.status, 200)
     }
 }
+
+extension AdminEngineTests {
+    func revocation(_ id: String, _ body: String, as token: String) -> AdminOutcome {
+        AdminEngine.handle(AdminFixture.request("POST", "/admin/v1/nodes/\(id)/revocations", token: token, body: body), tree: self.tree, now: AdminFixture.now)
+    }
+
+    func testEveryTokenOfACustomerIsRevokedByAnyAdminWhoSeesIt() throws {
+        for (role, node) in [("customer-admin", "c1"), ("partner-admin", "p1"), ("oem-admin", "acme"), ("platform-admin", nil)] {
+            guard case .revoke(let revocation) = self.revocation("c1", #"{"allTokens":true}"#, as: try AdminFixture.token(role, node: node)) else {
+                return XCTFail("\(role) may revoke c1's tokens")
+            }
+            XCTAssertEqual(revocation.message, .tenant("c1", issuedBefore: AdminFixture.now, until: AdminFixture.now + 30 * 24 * 3600))
+            XCTAssertEqual(revocation.audit.action, .revokeTokens)
+            XCTAssertEqual(revocation.oem, "acme")
+        }
+        let sibling = self.revocation("c1", #"{"allTokens":true}"#, as: try AdminFixture.token("customer-admin", node: "c2"))
+        guard case .respond(let hidden) = sibling else { return XCTFail("expected a refusal") }
+        XCTAssertEqual(hidden.status, 404)
+        guard case .respond(let partner) = self.revocation("p1", #"{"allTokens":true}"#, as: try AdminFixture.token("oem-admin", node: "acme")) else {
+            return XCTFail("expected a refusal")
+        }
+        XCTAssertEqual(partner.status, 422, "tokens speak for customers")
+    }
+
+    func testOnlyThePlatformRevokesASingleTokenByItsID() throws {
+        let body = #"{"jti":"session-1","expiresAt":1800000600}"#
+        guard case .respond(let refused) = self.revocation("c1", body, as: try AdminFixture.token("oem-admin", node: "acme")) else { return XCTFail("expected a refusal") }
+        XCTAssertEqual(refused.status, 403)
+        guard case .revoke(let revocation) = self.revocation("c1", body, as: try AdminFixture.token("platform-admin", node: nil)) else { return XCTFail("expected a revocation") }
+        XCTAssertEqual(revocation.message, .token(jwtID: "session-1", expiresAt: 1_800_000_600))
+    }
+}

@@ -103,8 +103,8 @@ enum AdminFixture {
         case .respond(let response):
             XCTFail("expected a commit, got \(response.status) \(response.body)", file: file, line: line)
             return nil
-        case .readAudit:
-            XCTFail("expected a commit, got an audit read", file: file, line: line)
+        case .readAudit, .revoke:
+            XCTFail("expected a commit", file: file, line: line)
             return nil
         }
     }

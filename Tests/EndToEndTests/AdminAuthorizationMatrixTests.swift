@@ -23,7 +23,7 @@ final class AdminAuthorizationMatrixTests: AdminTestCase {
     ]
 
     enum Endpoint: String, CaseIterable {
-        case getNode, children, effective, explain, audit, export, patchBranding, patchLimits, createChild, delete
+        case getNode, children, effective, explain, audit, export, patchBranding, patchLimits, createChild, revoke, delete
     }
 
     /// What each endpoint answers on a node the caller may see: own node or below.
@@ -38,6 +38,7 @@ final class AdminAuthorizationMatrixTests: AdminTestCase {
         case .patchBranding: return 200
         case .patchLimits: return below ? 200 : 403
         case .createChild: return targetKind == "customer" ? 403 : 201
+        case .revoke: return targetKind == "customer" ? 202 : 422
         // A node with children is not deleted; a customer (no children) is, soft.
         case .delete: return below ? (targetKind == "customer" ? 204 : 409) : 403
         }
@@ -65,6 +66,7 @@ final class AdminAuthorizationMatrixTests: AdminTestCase {
             self.created += 1
             let body = kind == "oem" ? #"{"id":"new-partner-\#(self.created)"}"# : #"{"id":"new-customer-\#(self.created)","package":"basic"}"#
             return try self.admin("POST", base + "/children", token: token, ifMatch: etag, body: body)
+        case .revoke: return try self.admin("POST", base + "/revocations", token: token, body: #"{"allTokens":true}"#)
         case .delete: return try self.admin("DELETE", base, token: token, ifMatch: etag)
         }
     }

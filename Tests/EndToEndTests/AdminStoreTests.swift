@@ -137,6 +137,30 @@ final class AdminStoreTests: AdminTestCase {
         XCTAssertEqual(try self.redis.cli(["XLEN", "erp-admin-test:{admin}:audit:acme"]).trimmingCharacters(in: .whitespacesAndNewlines), "0")
     }
 
+    func testACustomerAdminRevokesItsTokensOnEveryNode() throws {
+        self.secondAdminPort = try freePort()
+        self.gateway = try self.startAdminGateway()
+        self.second = try self.startSecond()
+        let dataPlane = try TestIdentity.mint(issuer: "https://id.platform.test", key: TestIdentity.platform.privateKey, kid: "platform-1", tenant: "c1")
+        func status(_ port: Int) throws -> Int {
+            try request(port: port, "GET", "/v1/ledger", headers: [("Authorization", "Bearer \(dataPlane)")]).status
+        }
+        XCTAssertEqual(try status(self.second!.port), 200)
+        // A sibling's admin cannot; the customer's own can.
+        XCTAssertEqual(try self.admin("POST", "/admin/v1/nodes/c1/revocations", token: try self.token("customer-admin", "c1b"), body: #"{"allTokens":true}"#).status, 404)
+        let revoked = try self.admin("POST", "/admin/v1/nodes/c1/revocations", token: try self.token("customer-admin", "c1"), body: #"{"allTokens":true}"#)
+        XCTAssertEqual(revoked.status, 202, revoked.text)
+        let start = Date()
+        var refused = false
+        while Date().timeIntervalSince(start) < 5, !refused {
+            refused = try status(self.second!.port) == 401
+            if !refused { usleep(20_000) }
+        }
+        XCTAssertTrue(refused, "node 2 never refused the revoked customer's token")
+        let audit = try self.admin("GET", "/admin/v1/nodes/c1/audit", token: try self.token("customer-admin", "c1"))
+        XCTAssertEqual((try audit.json()["entries"] as? [[String: Any]])?.first?["action"] as? String, "revoke-tokens")
+    }
+
     func testTheFileOnlySeedsAnEmptyStore() throws {
         self.gateway = try self.startAdminGateway()
         XCTAssertEqual(try self.portalName(self.port, host: "erp.acme.test"), "Acme ERP")

@@ -44,7 +44,7 @@ class AdminTestCase: GatewayTestCase {
     func adminSettings(adminPort: Int) -> String {
         gatewaySettings(
             endpoints: self.backends.map(\.port), tenantTree: "tenants.yaml",
-            extra: """
+            extra: SecurityMatrixTests.platformIssuer + """
                 redis:
                   url: \(self.redis.url)
                   keyPrefix: erp-admin-test
