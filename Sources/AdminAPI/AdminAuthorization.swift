@@ -19,6 +19,8 @@ public enum AdminAction: String, Sendable, Hashable, CaseIterable {
     case revokeTenantTokens
     /// Revoke one token by `jti`: a `jti` names no tenant, so only the platform may.
     case revokeTokenByID
+    /// Register token issuers and their keys: an OEM's own, or those of nodes below the caller.
+    case manageIssuers
 }
 
 /// The outcome of an authorization check.
@@ -32,9 +34,10 @@ public enum AdminDecision: Sendable, Hashable {
 }
 
 /// Delegated administration as one pure function. Every caller administers a subtree: it sees
-/// every node in it; it edits its own node's presentation; it does everything else only to
-/// nodes strictly below its own (an admin never grants itself entitlements, suspends, or
-/// deletes itself). Placement is the platform's. A platform admin may do everything.
+/// every node in it; it edits its own node's presentation (and an OEM its own token issuers);
+/// it does everything else only to nodes strictly below its own (an admin never grants itself
+/// entitlements, suspends, or deletes itself). Placement and revoking a token by `jti` are the
+/// platform's. A platform admin may do everything.
 public enum AdminAuthorization {
     /// - Parameter target: the target's path when the node exists, nil when it does not. The
     ///   caller looks the node up exactly once, whatever the outcome, and this function makes no
@@ -53,6 +56,9 @@ public enum AdminAuthorization {
             return below ? .allowed : .forbidden
         case .editPlacement, .revokeTokenByID:
             return .forbidden
+        case .manageIssuers:
+            // OEMs onboard their own signing keys; a partner's are registered by its OEM.
+            return below || target.kind == .oem ? .allowed : .forbidden
         }
     }
 }

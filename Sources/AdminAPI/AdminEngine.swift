@@ -103,6 +103,11 @@ public enum AdminEngine {
             return context.delete(target)
         case .revokeTokens:
             return context.revoke(target)
+        case .getIssuers(let node):
+            let issuers = tree.document.issuers.filter { $0.node == node }
+            return .respond(.json(200, IssuerJSON.encode(issuers), etag: IssuerJSON.etag(issuers)))
+        case .replaceIssuers:
+            return context.replaceIssuers(target)
         }
     }
 
@@ -224,6 +229,40 @@ public enum AdminEngine {
             )
         }
 
+        /// The node's whole list of issuers, replaced: `If-Match` names the list's ETag (from
+        /// `GET …/issuers`), which changes with any key.
+        func replaceIssuers(_ target: (source: NodeSource, path: NodePath)) -> AdminOutcome {
+            let current = self.tree.document.issuers.filter { $0.node == target.source.id }
+            guard let ifMatch = self.request.header("if-match") else { return self.refuse(.preconditionRequired) }
+            let etag = IssuerJSON.etag(current)
+            guard ifMatch.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }).contains(where: { $0 == "*" || $0 == etag }) else {
+                return self.refuse(.preconditionFailed)
+            }
+            guard let json = self.body() else { return self.refuse(.malformedBody) }
+            guard AdminAuthorization.decide(self.principal, .manageIssuers, target: target.path) == .allowed else { return self.refuse(.actionForbidden) }
+            let issuers: [IssuerDefinition]
+            switch IssuerJSON.decode(json, node: target.source.id, label: target.path.description) {
+            case .success(let decoded): issuers = decoded
+            case .failure(let problems): return self.refuse(.invalidChange, problems.list)
+            }
+            var node = target.source
+            node.issuers = issuers.map(\.issuer)
+            var document = self.tree.document
+            document.tree.nodes[self.tree.positions[node.id]!] = node
+            // In place of the old list, so the stored file keeps its order.
+            let position = document.issuers.firstIndex { $0.node == node.id } ?? document.issuers.count
+            document.issuers.removeAll { $0.node == node.id }
+            document.issuers.insert(contentsOf: issuers, at: min(position, document.issuers.count))
+            guard IssuerJSON.etag(issuers) != etag else {
+                return .respond(.json(200, IssuerJSON.encode(issuers), etag: etag))
+            }
+            let change = AuditRecord.FieldChange(field: "issuers", before: IssuerJSON.summary(current), after: IssuerJSON.summary(issuers))
+            return self.commit(
+                document, node: nil, path: target.path, action: .update, changes: [change], status: 200,
+                body: (IssuerJSON.encode(issuers), IssuerJSON.etag(issuers))
+            )
+        }
+
         /// `{"allTokens": true}` on a customer: every token issued for it until now. `{"jti": …,
         /// "expiresAt": …}`: one token. Not a change of the tree: no `If-Match`.
         func revoke(_ target: (source: NodeSource, path: NodePath)) -> AdminOutcome {
@@ -266,9 +305,10 @@ public enum AdminEngine {
         /// The longest lifetime an issuer may give a token (`maxLifetime` is at most 30 days).
         static let longestTokenLifetime: Int64 = 30 * 24 * 3600
 
+        /// `body`: what to answer instead of the node (the issuers list and its ETag).
         func commit(
             _ document: TenantTreeDocument, node: NodeSource?, path: NodePath, action: AuditRecord.Action, changes: [AuditRecord.FieldChange], status: Int,
-            deleted: (id: String, record: JSONValue)? = nil
+            deleted: (id: String, record: JSONValue)? = nil, body: (json: JSONValue, etag: String)? = nil
         ) -> AdminOutcome {
             let settings = self.tree.configuration.settings
             let settingsPath = self.tree.configuration.files.first ?? "settings"
@@ -279,7 +319,7 @@ public enum AdminEngine {
                 if self.request.query("dryRun") == "true" {
                     // Validated exactly like a real change; nothing is stored or announced.
                     return .respond(.json(200, .object([
-                        "dryRun": .bool(true), "node": node.map(NodeJSON.encode) ?? .null, "changes": .array(changes.map(\.json)),
+                        "dryRun": .bool(true), "node": body?.json ?? node.map(NodeJSON.encode) ?? .null, "changes": .array(changes.map(\.json)),
                         "revision": .integer(self.tree.revision),
                     ])))
                 }
@@ -288,7 +328,9 @@ public enum AdminEngine {
                     requestID: self.requestID
                 )
                 let response: AdminResponse
-                if let node {
+                if let body {
+                    response = .json(status, body.json, etag: body.etag)
+                } else if let node {
                     response = .json(status, NodeJSON.encode(node), etag: NodeJSON.etag(node))
                 } else {
                     response = AdminResponse(status: 204, body: "")

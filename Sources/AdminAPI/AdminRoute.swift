@@ -13,6 +13,8 @@ public enum AdminRoute: Sendable, Hashable {
     case audit(String)
     case exportTree(String)
     case revokeTokens(String)
+    case getIssuers(String)
+    case replaceIssuers(String)
 
     /// One route as the OpenAPI document names it: `{id}` stands for a node id.
     public struct Entry: Sendable, Hashable {
@@ -33,6 +35,8 @@ public enum AdminRoute: Sendable, Hashable {
         Entry(method: "GET", path: "/admin/v1/nodes/{id}/audit"),
         Entry(method: "GET", path: "/admin/v1/nodes/{id}/export"),
         Entry(method: "POST", path: "/admin/v1/nodes/{id}/revocations"),
+        Entry(method: "GET", path: "/admin/v1/nodes/{id}/issuers"),
+        Entry(method: "PUT", path: "/admin/v1/nodes/{id}/issuers"),
     ]
 
     /// Why a request matches no route.
@@ -58,6 +62,7 @@ public enum AdminRoute: Sendable, Hashable {
         case "audit": routes = ["GET": .audit(id)]
         case "export": routes = ["GET": .exportTree(id)]
         case "revocations": routes = ["POST": .revokeTokens(id)]
+        case "issuers": routes = ["GET": .getIssuers(id), "PUT": .replaceIssuers(id)]
         default: return .failure(.notFound)
         }
         guard let route = routes[method] else { return .failure(.methodNotAllowed(allowed: routes.keys.sorted())) }
@@ -68,7 +73,7 @@ public enum AdminRoute: Sendable, Hashable {
     public var nodeID: String {
         switch self {
         case .getNode(let id), .updateNode(let id), .deleteNode(let id), .listChildren(let id), .createChild(let id), .effectivePolicy(let id),
-            .explain(let id), .audit(let id), .exportTree(let id), .revokeTokens(let id):
+            .explain(let id), .audit(let id), .exportTree(let id), .revokeTokens(let id), .getIssuers(let id), .replaceIssuers(let id):
             return id
         }
     }

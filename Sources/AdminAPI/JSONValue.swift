@@ -51,6 +51,15 @@ public enum JSONValue: Sendable, Hashable, Decodable {
         }
     }
 
+    /// A strong validator of this value: FNV-1a (64 bits) over the canonical text, quoted — the
+    /// same on every node, since the text is.
+    public var etag: String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in self.text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        let hex = String(hash, radix: 16)
+        return "\"" + String(repeating: "0", count: 16 - hex.count) + hex + "\""
+    }
+
     public subscript(key: String) -> JSONValue? {
         if case .object(let members) = self { return members[key] }
         return nil

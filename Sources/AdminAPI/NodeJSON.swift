@@ -73,10 +73,7 @@ public enum NodeJSON {
 
     /// A strong validator of the node as stored: it changes exactly when the declaration does.
     public static func etag(_ node: NodeSource) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in Self.encode(node).text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        let hex = String(hash, radix: 16)
-        return "\"" + String(repeating: "0", count: 16 - hex.count) + hex + "\""
+        Self.encode(node).etag
     }
 
     /// Reads the writable fields of `json` into a node with the given identity. Shape problems

@@ -270,3 +270,60 @@ extension AdminEngineTests {
         XCTAssertEqual(revocation.message, .token(jwtID: "session-1", expiresAt: 1_800_000_600))
     }
 }
+
+extension AdminEngineTests {
+    /// A real public key: the example OEM's.
+    static var publicKey: String {
+        (try? AdminDocumentationTests.text("deploy/examples/keys/acme-2026-09.public.pem")) ?? ""
+    }
+
+    func issuersBody(_ kids: [String], iss: String = "https://id.acme.test") -> String {
+        let keys = kids.map { #"{"kid":"\#($0)","alg":"RS256","pem":\#(JSONValue.string(Self.publicKey).text)}"# }.joined(separator: ",")
+        return #"{"issuers":[{"iss":"\#(iss)","audience":"erp-gateway","keys":[\#(keys)]}]}"#
+    }
+
+    func issuersETag(_ id: String, _ token: String) throws -> String {
+        try XCTUnwrap(self.get("/admin/v1/nodes/\(id)/issuers", token)?.header("etag"))
+    }
+
+    func testAnOEMRegistersItsOwnIssuerAndRotatesItsKey() throws {
+        let oem = try AdminFixture.token("oem-admin", node: "acme")
+        let put = AdminFixture.request("PUT", "/admin/v1/nodes/acme/issuers", token: oem, ifMatch: try self.issuersETag("acme", oem), body: self.issuersBody(["k1"]))
+        let commit = try XCTUnwrap(AdminFixture.commit(put, tree: self.tree))
+        XCTAssertEqual(commit.next.document.issuers.map(\.issuer), ["https://id.acme.test"])
+        XCTAssertEqual(commit.audit.changes.first?.field, "issuers")
+        XCTAssertNotNil(commit.next.configuration.authentication)
+        // Overlap: both keys, then the old one retired — each a write of the list.
+        let rotated = try AdminFixture.tree(revision: 2, text: commit.next.text)
+        let etag = try XCTUnwrap(AdminFixture.respond(AdminFixture.request("GET", "/admin/v1/nodes/acme/issuers", token: oem), tree: rotated)?.header("etag"))
+        let overlap = try XCTUnwrap(AdminFixture.commit(
+            AdminFixture.request("PUT", "/admin/v1/nodes/acme/issuers", token: oem, ifMatch: etag, body: self.issuersBody(["k1", "k2"])), tree: rotated
+        ))
+        XCTAssertEqual(overlap.next.document.issuers.first?.keys.map(\.kid), ["k1", "k2"])
+    }
+
+    func testIssuersAreNotForASiblingNorForAPartnerItselfAndBadKeysAreListed() throws {
+        let partner = try AdminFixture.token("partner-admin", node: "p1")
+        let sibling = AdminFixture.respond(
+            AdminFixture.request("PUT", "/admin/v1/nodes/p2/issuers", token: partner, ifMatch: "*", body: self.issuersBody(["k1"])), tree: self.tree
+        )
+        XCTAssertEqual(sibling?.status, 404)
+        let own = AdminFixture.respond(
+            AdminFixture.request("PUT", "/admin/v1/nodes/p1/issuers", token: partner, ifMatch: "*", body: self.issuersBody(["k1"])), tree: self.tree
+        )
+        XCTAssertEqual(own?.status, 403)
+        let oem = try AdminFixture.token("oem-admin", node: "acme")
+        let broken = #"{"issuers":[{"iss":"https://id.p1.test","audience":"erp-gateway","keys":[{"kid":"k","alg":"ES256","pem":"not a key"},{"kid":"h","alg":"HS256","pem":"x"}]}]}"#
+        let refused = try XCTUnwrap(AdminFixture.respond(
+            AdminFixture.request("PUT", "/admin/v1/nodes/p1/issuers", token: oem, ifMatch: "*", body: broken), tree: self.tree
+        ))
+        XCTAssertEqual(refused.status, 422, refused.body)
+        XCTAssertEqual(refused.json?["errors"]?.array?.first?["field"], .string("issuers[0].keys[1]"))
+        let unparsable = #"{"issuers":[{"iss":"https://id.p1.test","audience":"erp-gateway","keys":[{"kid":"k","alg":"ES256","pem":"not a key"}]}]}"#
+        let keyError = try XCTUnwrap(AdminFixture.respond(
+            AdminFixture.request("PUT", "/admin/v1/nodes/p1/issuers", token: oem, ifMatch: "*", body: unparsable), tree: self.tree
+        ))
+        XCTAssertEqual(keyError.status, 422, keyError.body)
+        XCTAssertEqual(keyError.json?["errors"]?.array?.first?["node"], .string("acme/p1"), keyError.body)
+    }
+}

@@ -23,7 +23,7 @@ final class AdminAuthorizationMatrixTests: AdminTestCase {
     ]
 
     enum Endpoint: String, CaseIterable {
-        case getNode, children, effective, explain, audit, export, patchBranding, patchLimits, createChild, revoke, delete
+        case getNode, children, effective, explain, audit, export, issuers, patchBranding, patchLimits, replaceIssuers, createChild, revoke, delete
     }
 
     /// What each endpoint answers on a node the caller may see: own node or below.
@@ -34,7 +34,9 @@ final class AdminAuthorizationMatrixTests: AdminTestCase {
         }
         let below = relation == .below
         switch endpoint {
-        case .getNode, .children, .effective, .explain, .audit, .export: return 200
+        case .getNode, .children, .effective, .explain, .audit, .export, .issuers: return 200
+        // An OEM's own, or any node's below; customers register no issuers (the compiler says so).
+        case .replaceIssuers: return !below && targetKind != "oem" ? 403 : (targetKind == "customer" ? 422 : 200)
         case .patchBranding: return 200
         case .patchLimits: return below ? 200 : 403
         case .createChild: return targetKind == "customer" ? 403 : 201
@@ -67,6 +69,11 @@ final class AdminAuthorizationMatrixTests: AdminTestCase {
             let body = kind == "oem" ? #"{"id":"new-partner-\#(self.created)"}"# : #"{"id":"new-customer-\#(self.created)","package":"basic"}"#
             return try self.admin("POST", base + "/children", token: token, ifMatch: etag, body: body)
         case .revoke: return try self.admin("POST", base + "/revocations", token: token, body: #"{"allTokens":true}"#)
+        case .issuers: return try self.admin("GET", base + "/issuers", token: token)
+        case .replaceIssuers:
+            let pem = try String(contentsOfFile: TestIdentity.acmeOld.publicKey, encoding: .utf8)
+            let body = #"{"issuers":[{"iss":"https://id.\#(target).matrix.test","audience":"erp-gateway","keys":[{"kid":"k1","alg":"RS256","pem":\#(jsonString(pem))}]}]}"#
+            return try self.admin("PUT", base + "/issuers", token: token, ifMatch: "*", body: body)
         case .delete: return try self.admin("DELETE", base, token: token, ifMatch: etag)
         }
     }
@@ -131,4 +138,11 @@ final class AdminAuthorizationMatrixTests: AdminTestCase {
         XCTAssertEqual(json["type"] as? String, "urn:erp-gateway:problem:\(slug)", file: file, line: line)
         XCTAssertEqual(response.header("x-request-id"), json["requestId"] as? String, file: file, line: line)
     }
+}
+
+/// A JSON string literal.
+func jsonString(_ text: String) -> String {
+    let data = try! JSONSerialization.data(withJSONObject: [text])
+    let array = String(decoding: data, as: UTF8.self)
+    return String(array.dropFirst().dropLast())
 }

@@ -161,6 +161,45 @@ final class AdminStoreTests: AdminTestCase {
         XCTAssertEqual((try audit.json()["entries"] as? [[String: Any]])?.first?["action"] as? String, "revoke-tokens")
     }
 
+    func testAnOEMOnboardsAndRotatesItsSigningKeyAndEveryNodeFollows() throws {
+        self.secondAdminPort = try freePort()
+        self.gateway = try self.startAdminGateway()
+        self.second = try self.startSecond()
+        let oem = try self.token("oem-admin", "acme")
+        func key(_ kid: String, _ pair: TestIdentity.KeyPair) throws -> String {
+            #"{"kid":"\#(kid)","alg":"RS256","pem":\#(jsonString(try String(contentsOfFile: pair.publicKey, encoding: .utf8)))}"#
+        }
+        func put(_ keys: [String]) throws {
+            let etag = try XCTUnwrap(try self.admin("GET", "/admin/v1/nodes/acme/issuers", token: oem).header("etag"))
+            let body = #"{"issuers":[{"iss":"https://id.acme.test","audience":"erp-gateway","keys":[\#(keys.joined(separator: ","))]}]}"#
+            let response = try self.admin("PUT", "/admin/v1/nodes/acme/issuers", token: oem, ifMatch: etag, body: body)
+            XCTAssertEqual(response.status, 200, response.text)
+        }
+        func mint(_ kid: String, _ pair: TestIdentity.KeyPair) throws -> String {
+            try TestIdentity.mint(issuer: "https://id.acme.test", key: pair.privateKey, kid: kid, tenant: "c1")
+        }
+        /// Polls node 2 until the token gets `expected`; true if it did.
+        func eventually(_ token: String, _ expected: Int) throws -> Bool {
+            let start = Date()
+            while Date().timeIntervalSince(start) < 5 {
+                if try request(port: self.second!.port, "GET", "/v1/ledger", headers: [("Authorization", "Bearer \(token)")]).status == expected { return true }
+                usleep(20_000)
+            }
+            return false
+        }
+        let old = try mint("acme-1", TestIdentity.acmeOld)
+        let new = try mint("acme-2", TestIdentity.acmeNew)
+        XCTAssertTrue(try eventually(old, 401), "no issuer yet")
+        try put([try key("acme-1", TestIdentity.acmeOld)])
+        XCTAssertTrue(try eventually(old, 200), "the onboarded key verifies on node 2")
+        try put([try key("acme-1", TestIdentity.acmeOld), try key("acme-2", TestIdentity.acmeNew)])
+        XCTAssertTrue(try eventually(new, 200), "both keys during the overlap")
+        XCTAssertTrue(try eventually(old, 200))
+        try put([try key("acme-2", TestIdentity.acmeNew)])
+        XCTAssertTrue(try eventually(old, 401), "the retired key no longer verifies")
+        XCTAssertTrue(try eventually(new, 200))
+    }
+
     func testTheFileOnlySeedsAnEmptyStore() throws {
         self.gateway = try self.startAdminGateway()
         XCTAssertEqual(try self.portalName(self.port, host: "erp.acme.test"), "Acme ERP")
