@@ -90,11 +90,11 @@ public enum AdminEngine {
             let limit = request.query("limit").flatMap(Int.init).map { min(max($0, 1), 1000) } ?? 100
             return .readAudit(oem: target.path.oem.rawValue, subtree: target.path, limit: limit)
         case .exportTree:
-            let text = TenantTreeWriter.yaml(tree.document) { node in
-                guard let nodeID = try? NodeID(node.id), let path = snapshot.policy(nodeID)?.path else { return false }
-                return target.path.contains(path)
-            }
-            return .respond(AdminResponse(status: 200, headers: [(name: "content-type", value: "application/yaml")], body: text))
+            let text = Self.export(tree, root: target.path)
+            let headers = [(name: "content-type", value: "application/yaml"), (name: "etag", value: JSONValue.string(text).etag)]
+            return .respond(AdminResponse(status: 200, headers: headers, body: text))
+        case .applySubtree:
+            return context.applySubtree(target)
         case .updateNode:
             return context.update(target)
         case .createChild:
@@ -308,7 +308,7 @@ public enum AdminEngine {
         /// `body`: what to answer instead of the node (the issuers list and its ETag).
         func commit(
             _ document: TenantTreeDocument, node: NodeSource?, path: NodePath, action: AuditRecord.Action, changes: [AuditRecord.FieldChange], status: Int,
-            deleted: (id: String, record: JSONValue)? = nil, body: (json: JSONValue, etag: String)? = nil
+            deleted: (id: String, record: JSONValue)? = nil, body: (json: JSONValue, etag: String?)? = nil
         ) -> AdminOutcome {
             let settings = self.tree.configuration.settings
             let settingsPath = self.tree.configuration.files.first ?? "settings"

@@ -12,6 +12,7 @@ public enum AdminRoute: Sendable, Hashable {
     case explain(String)
     case audit(String)
     case exportTree(String)
+    case applySubtree(String)
     case revokeTokens(String)
     case getIssuers(String)
     case replaceIssuers(String)
@@ -33,7 +34,8 @@ public enum AdminRoute: Sendable, Hashable {
         Entry(method: "GET", path: "/admin/v1/nodes/{id}/effective"),
         Entry(method: "GET", path: "/admin/v1/nodes/{id}/explain"),
         Entry(method: "GET", path: "/admin/v1/nodes/{id}/audit"),
-        Entry(method: "GET", path: "/admin/v1/nodes/{id}/export"),
+        Entry(method: "GET", path: "/admin/v1/nodes/{id}/subtree"),
+        Entry(method: "PUT", path: "/admin/v1/nodes/{id}/subtree"),
         Entry(method: "POST", path: "/admin/v1/nodes/{id}/revocations"),
         Entry(method: "GET", path: "/admin/v1/nodes/{id}/issuers"),
         Entry(method: "PUT", path: "/admin/v1/nodes/{id}/issuers"),
@@ -60,7 +62,7 @@ public enum AdminRoute: Sendable, Hashable {
         case "effective": routes = ["GET": .effectivePolicy(id)]
         case "explain": routes = ["GET": .explain(id)]
         case "audit": routes = ["GET": .audit(id)]
-        case "export": routes = ["GET": .exportTree(id)]
+        case "subtree": routes = ["GET": .exportTree(id), "PUT": .applySubtree(id)]
         case "revocations": routes = ["POST": .revokeTokens(id)]
         case "issuers": routes = ["GET": .getIssuers(id), "PUT": .replaceIssuers(id)]
         default: return .failure(.notFound)
@@ -73,7 +75,7 @@ public enum AdminRoute: Sendable, Hashable {
     public var nodeID: String {
         switch self {
         case .getNode(let id), .updateNode(let id), .deleteNode(let id), .listChildren(let id), .createChild(let id), .effectivePolicy(let id),
-            .explain(let id), .audit(let id), .exportTree(let id), .revokeTokens(let id), .getIssuers(let id), .replaceIssuers(let id):
+            .explain(let id), .audit(let id), .exportTree(let id), .applySubtree(let id), .revokeTokens(let id), .getIssuers(let id), .replaceIssuers(let id):
             return id
         }
     }

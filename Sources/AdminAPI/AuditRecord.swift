@@ -6,6 +6,8 @@ public struct AuditRecord: Sendable, Hashable {
     public enum Action: String, Sendable, Hashable {
         case update, create, delete
         case revokeTokens = "revoke-tokens"
+        /// A subtree replaced by an uploaded document; each change names its node's path.
+        case apply
     }
 
     /// One top-level field of the node that changed; nil where the field was not set.

@@ -193,7 +193,7 @@ final class AdminEngineTests: XCTestCase {
 
     func testExportGivesTheSubtreeInTheFileFormat() throws {
         let token = try AdminFixture.token("partner-admin", node: "p1")
-        let export = try XCTUnwrap(self.get("/admin/v1/nodes/p1/export", token))
+        let export = try XCTUnwrap(self.get("/admin/v1/nodes/p1/subtree", token))
         XCTAssertEqual(export.header("content-type"), "application/yaml")
         XCTAssertTrue(export.body.contains("id: c1"))
         XCTAssertFalse(export.body.contains("id: p2"))
@@ -325,5 +325,69 @@ extension AdminEngineTests {
         ))
         XCTAssertEqual(keyError.status, 422, keyError.body)
         XCTAssertEqual(keyError.json?["errors"]?.array?.first?["node"], .string("acme/p1"), keyError.body)
+    }
+}
+
+extension AdminEngineTests {
+    func apply(_ root: String, _ edit: (String) -> String, as token: String, etag: String? = nil, query: String = "") throws -> AdminOutcome {
+        let exported = try XCTUnwrap(self.get("/admin/v1/nodes/\(root)/subtree", token))
+        let request = AdminFixture.request(
+            "PUT", "/admin/v1/nodes/\(root)/subtree\(query)", token: token, ifMatch: etag ?? exported.header("etag"), body: edit(exported.body)
+        )
+        return AdminEngine.handle(request, tree: self.tree, now: AdminFixture.now)
+    }
+
+    func testAPartnerAppliesItsSubtreeAsAFile() throws {
+        let token = try AdminFixture.token("partner-admin", node: "p1")
+        let outcome = try self.apply("p1", { text in
+            text.replacingOccurrences(of: "- id: c2\n  kind: customer\n  parent: p1\n  package: basic\n", with: "")
+                .replacingOccurrences(of: "- id: c1\n  kind: customer\n  parent: p1\n  package: basic\n", with: """
+                    - id: c1
+                      kind: customer
+                      parent: p1
+                      package: basic
+                      limits: { rate: 20 }
+                    - { id: c9, kind: customer, parent: p1, package: basic }
+
+                    """)
+        }, as: token)
+        guard case .commit(let commit) = outcome else { return XCTFail("expected a commit, got \(outcome)") }
+        XCTAssertEqual(commit.audit.action, .apply)
+        XCTAssertEqual(Set(commit.audit.changes.map(\.field)), ["acme/p1/c1 limits", "acme/p1/c9 id", "acme/p1/c9 kind", "acme/p1/c9 parent", "acme/p1/c9 package", "acme/p1/c2"])
+        let snapshot = try XCTUnwrap(commit.next.snapshot)
+        XCTAssertNotNil(snapshot.customer(try NodeID("c9")))
+        XCTAssertNil(snapshot.policy(try NodeID("c2")))
+        XCTAssertEqual(snapshot.customer(try NodeID("c1"))?.limits.first?.limits.ratePerSecond, 20)
+        XCTAssertNotNil(snapshot.policy(try NodeID("g1")), "nothing outside the subtree changes")
+        XCTAssertEqual(commit.next.document.tree.nodes.map(\.id), ["acme", "p1", "c1", "c9", "p2", "c3", "globex", "gp", "g1"])
+    }
+
+    func testAnApplyIsRefusedWhenStaleOutsideItsSubtreeBeyondItsRightsOrReadingFiles() throws {
+        let token = try AdminFixture.token("partner-admin", node: "p1")
+        func status(_ outcome: AdminOutcome) -> Int {
+            if case .respond(let response) = outcome { return response.status }
+            return 0
+        }
+        XCTAssertEqual(status(try self.apply("p1", { $0 + "- { id: c7, kind: customer, parent: p1, package: basic }\n" }, as: token, etag: "\"0\"")), 412)
+        XCTAssertEqual(status(try self.apply("p1", { $0 + "- { id: c8, kind: customer, parent: p2, package: basic }\n" }, as: token)), 422)
+        XCTAssertEqual(status(try self.apply("p1", { $0.replacingOccurrences(of: "features: [ledger]\n  limits", with: "features: [ledger, payroll]\n  limits") }, as: token)), 403)
+        XCTAssertEqual(status(try self.apply("p1", { $0.replacingOccurrences(of: "basic: [ledger]", with: "basic: [ledger, crm]") }, as: token)), 422)
+        let readsAFile = try self.apply("p1", { text in
+            text.replacingOccurrences(of: "  portalDomains: [portal.p1.test]\n", with: """
+                  portalDomains: [portal.p1.test]
+                  issuers:
+                  - iss: https://id.p1.test
+                    audience: erp
+                    keys: [{ kid: k, alg: RS256, pemFile: /etc/passwd }]
+
+                """)
+        }, as: token)
+        guard case .respond(let refused) = readsAFile else { return XCTFail("expected a refusal") }
+        XCTAssertEqual(refused.status, 422)
+        XCTAssertEqual(refused.json?["errors"]?.array?.first?["field"], .string("pemFile"))
+        // A dry run shows the change and commits nothing.
+        let dryRun = try self.apply("p1", { $0.replacingOccurrences(of: "parent: p1\n  package: basic\n- id: c2", with: "parent: p1\n  package: basic\n  limits: { rate: 10 }\n- id: c2") }, as: token, query: "?dryRun=true")
+        guard case .respond(let shown) = dryRun else { return XCTFail("a dry run commits nothing") }
+        XCTAssertEqual(shown.json?["dryRun"], .bool(true), shown.body)
     }
 }

@@ -23,7 +23,7 @@ final class AdminAuthorizationMatrixTests: AdminTestCase {
     ]
 
     enum Endpoint: String, CaseIterable {
-        case getNode, children, effective, explain, audit, export, issuers, patchBranding, patchLimits, replaceIssuers, createChild, revoke, delete
+        case getNode, children, effective, explain, audit, export, issuers, patchBranding, patchLimits, replaceIssuers, applySubtree, createChild, revoke, delete
     }
 
     /// What each endpoint answers on a node the caller may see: own node or below.
@@ -35,6 +35,7 @@ final class AdminAuthorizationMatrixTests: AdminTestCase {
         let below = relation == .below
         switch endpoint {
         case .getNode, .children, .effective, .explain, .audit, .export, .issuers: return 200
+        case .applySubtree: return 200  // the export sent back unchanged: nothing to authorize
         // An OEM's own, or any node's below; customers register no issuers (the compiler says so).
         case .replaceIssuers: return !below && targetKind != "oem" ? 403 : (targetKind == "customer" ? 422 : 200)
         case .patchBranding: return 200
@@ -61,7 +62,7 @@ final class AdminAuthorizationMatrixTests: AdminTestCase {
         case .effective: return try self.admin("GET", base + "/effective", token: token)
         case .explain: return try self.admin("GET", base + "/explain?attribute=features", token: token)
         case .audit: return try self.admin("GET", base + "/audit", token: token)
-        case .export: return try self.admin("GET", base + "/export", token: token)
+        case .export: return try self.admin("GET", base + "/subtree", token: token)
         case .patchBranding: return try self.admin("PATCH", base, token: token, ifMatch: etag, body: #"{"branding":{"supportEmail":"help@example.test"}}"#)
         case .patchLimits: return try self.admin("PATCH", base, token: token, ifMatch: etag, body: #"{"limits":{"perDay":\#(1_000_000 - self.checks)}}"#)
         case .createChild:
@@ -70,6 +71,9 @@ final class AdminAuthorizationMatrixTests: AdminTestCase {
             return try self.admin("POST", base + "/children", token: token, ifMatch: etag, body: body)
         case .revoke: return try self.admin("POST", base + "/revocations", token: token, body: #"{"allTokens":true}"#)
         case .issuers: return try self.admin("GET", base + "/issuers", token: token)
+        case .applySubtree:
+            let export = try self.admin("GET", base + "/subtree", token: try self.token("platform-admin", nil))
+            return try self.admin("PUT", base + "/subtree", token: token, ifMatch: export.header("etag") ?? "\"0\"", body: export.text)
         case .replaceIssuers:
             let pem = try String(contentsOfFile: TestIdentity.acmeOld.publicKey, encoding: .utf8)
             let body = #"{"issuers":[{"iss":"https://id.\#(target).matrix.test","audience":"erp-gateway","keys":[{"kid":"k1","alg":"RS256","pem":\#(jsonString(pem))}]}]}"#

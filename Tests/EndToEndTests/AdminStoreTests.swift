@@ -134,6 +134,15 @@ final class AdminStoreTests: AdminTestCase {
         XCTAssertEqual(try self.etag("p1"), etag)
         XCTAssertEqual(try self.portalName(self.port), "Acme ERP")
         XCTAssertEqual(try self.redis.cli(["GET", "erp-admin-test:{admin}:revision"]).trimmingCharacters(in: .whitespacesAndNewlines), "1")
+        // A whole subtree document too.
+        let export = try self.admin("GET", "/admin/v1/nodes/p1/subtree", token: token)
+        let edited = export.text.replacingOccurrences(of: "rate: 100", with: "rate: 50")
+        let oem = try self.token("oem-admin", "acme")
+        let applied = try self.admin("PUT", "/admin/v1/nodes/p1/subtree?dryRun=true", token: oem, ifMatch: export.header("etag"), body: edited)
+        XCTAssertEqual(applied.status, 200, applied.text)
+        XCTAssertEqual(((try applied.json()["changes"]) as? [[String: Any]])?.first?["field"] as? String, "acme/p1 limits")
+        XCTAssertEqual(try self.admin("GET", "/admin/v1/nodes/p1/subtree", token: token).text, export.text)
+        XCTAssertEqual(try self.redis.cli(["GET", "erp-admin-test:{admin}:revision"]).trimmingCharacters(in: .whitespacesAndNewlines), "1")
         XCTAssertEqual(try self.redis.cli(["XLEN", "erp-admin-test:{admin}:audit:acme"]).trimmingCharacters(in: .whitespacesAndNewlines), "0")
     }
 
