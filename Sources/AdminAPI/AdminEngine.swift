@@ -127,15 +127,20 @@ public enum AdminEngine {
 
         /// `If-Match` must name the node's current ETag (or `*`).
         func precondition(_ node: NodeSource) -> AdminProblem? {
+            self.precondition(etag: NodeJSON.etag(node))
+        }
+
+        /// `If-Match` must name `etag` (or `*`).
+        func precondition(etag: String) -> AdminProblem? {
             guard let ifMatch = self.request.header("if-match") else { return .preconditionRequired }
-            let etag = NodeJSON.etag(node)
             let candidates = ifMatch.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             return candidates.contains("*") || candidates.contains(etag) ? nil : .preconditionFailed
         }
 
+        /// The body, when it is a JSON object.
         func body() -> JSONValue? {
-            guard case .object = JSONValue.parse(self.request.body) else { return nil }
-            return JSONValue.parse(self.request.body)
+            guard let json = JSONValue.parse(self.request.body), case .object = json else { return nil }
+            return json
         }
 
         func update(_ target: (source: NodeSource, path: NodePath)) -> AdminOutcome {
@@ -164,7 +169,7 @@ public enum AdminEngine {
                 return self.refuse(.actionForbidden)
             }
             var document = self.tree.document
-            document.tree.nodes[self.tree.positions[node.id]!] = node
+            document.tree.nodes[self.tree.position(of: node.id)] = node
             return self.commit(document, node: node, path: target.path, action: .update, changes: changes, status: 200)
         }
 
@@ -218,7 +223,7 @@ public enum AdminEngine {
             guard AdminAuthorization.decide(self.principal, .delete, target: target.path) == .allowed else { return self.refuse(.actionForbidden) }
             guard self.tree.children(of: target.source.id).isEmpty else { return self.refuse(.hasChildren) }
             var document = self.tree.document
-            document.tree.nodes.remove(at: self.tree.positions[target.source.id]!)
+            document.tree.nodes.remove(at: self.tree.position(of: target.source.id))
             document.issuers.removeAll { $0.node == target.source.id }
             let before = NodeJSON.encode(target.source)
             return self.commit(
@@ -233,11 +238,8 @@ public enum AdminEngine {
         /// `GET …/issuers`), which changes with any key.
         func replaceIssuers(_ target: (source: NodeSource, path: NodePath)) -> AdminOutcome {
             let current = self.tree.document.issuers.filter { $0.node == target.source.id }
-            guard let ifMatch = self.request.header("if-match") else { return self.refuse(.preconditionRequired) }
             let etag = IssuerJSON.etag(current)
-            guard ifMatch.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }).contains(where: { $0 == "*" || $0 == etag }) else {
-                return self.refuse(.preconditionFailed)
-            }
+            if let problem = self.precondition(etag: etag) { return self.refuse(problem) }
             guard let json = self.body() else { return self.refuse(.malformedBody) }
             guard AdminAuthorization.decide(self.principal, .manageIssuers, target: target.path) == .allowed else { return self.refuse(.actionForbidden) }
             let issuers: [IssuerDefinition]
@@ -248,7 +250,7 @@ public enum AdminEngine {
             var node = target.source
             node.issuers = issuers.map(\.issuer)
             var document = self.tree.document
-            document.tree.nodes[self.tree.positions[node.id]!] = node
+            document.tree.nodes[self.tree.position(of: node.id)] = node
             // In place of the old list, so the stored file keeps its order.
             let position = document.issuers.firstIndex { $0.node == node.id } ?? document.issuers.count
             document.issuers.removeAll { $0.node == node.id }

@@ -10,26 +10,33 @@ public struct StoredTree: Sendable {
     public let text: String
     public let document: TenantTreeDocument
     public let configuration: GatewayConfiguration
-    /// Position of each node in `document.tree.nodes`, by id as written.
-    let positions: [String: Int]
+    /// Each node's position in `document.tree.nodes` and its path, by id as written.
+    private let index: [String: (position: Int, path: NodePath)]
 
     public init(revision: Int64, text: String, document: TenantTreeDocument, configuration: GatewayConfiguration) {
         self.revision = revision
         self.text = text
         self.document = document
         self.configuration = configuration
-        var positions: [String: Int] = [:]
-        for (index, node) in document.tree.nodes.enumerated() { positions[node.id] = index }
-        self.positions = positions
+        var index: [String: (position: Int, path: NodePath)] = [:]
+        for (position, node) in document.tree.nodes.enumerated() {
+            if let id = try? NodeID(node.id), let path = configuration.tenants?.policy(id)?.path { index[node.id] = (position, path) }
+        }
+        self.index = index
     }
 
     public var snapshot: TenantSnapshot? { self.configuration.tenants }
 
-    /// The node's declaration and its path. One dictionary lookup and one snapshot lookup,
-    /// whether or not the caller may see the node.
+    /// The node's declaration and its path: one dictionary lookup, whether the node exists or
+    /// not, and whether or not the caller may see it.
     func node(_ id: String) -> (source: NodeSource, path: NodePath)? {
-        guard let index = self.positions[id], let nodeID = try? NodeID(id), let policy = self.snapshot?.policy(nodeID) else { return nil }
-        return (self.document.tree.nodes[index], policy.path)
+        guard let entry = self.index[id] else { return nil }
+        return (self.document.tree.nodes[entry.position], entry.path)
+    }
+
+    /// Where a node known to exist sits in `document.tree.nodes`.
+    func position(of id: String) -> Int {
+        self.index[id]!.position
     }
 
     func children(of id: String) -> [NodeSource] {

@@ -9,21 +9,15 @@ import Yams
 extension AdminEngine {
     /// The export of a subtree: the catalog and every node at or below `root`.
     static func export(_ tree: StoredTree, root: NodePath) -> String {
-        TenantTreeWriter.yaml(tree.document) { node in
-            guard let nodeID = try? NodeID(node.id), let path = tree.snapshot?.policy(nodeID)?.path else { return false }
-            return root.contains(path)
-        }
+        TenantTreeWriter.yaml(tree.document) { node in tree.node(node.id).map { root.contains($0.path) } ?? false }
     }
 }
 
 extension AdminEngine.Context {
     func applySubtree(_ root: (source: NodeSource, path: NodePath)) -> AdminOutcome {
         let current = AdminEngine.export(self.tree, root: root.path)
-        guard let ifMatch = self.request.header("if-match") else { return self.refuse(.preconditionRequired) }
         let etag = JSONValue.string(current).etag
-        guard ifMatch.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }).contains(where: { $0 == "*" || $0 == etag }) else {
-            return self.refuse(.preconditionFailed)
-        }
+        if let problem = self.precondition(etag: etag) { return self.refuse(problem) }
         let label = root.path.description
         guard let text = String(validating: self.request.body, as: UTF8.self) else { return self.refuse(.malformedBody) }
         // Key material only inline and public: an uploaded document must not make the gateway
@@ -67,8 +61,7 @@ extension AdminEngine.Context {
 
         // What changes, node by node, and whether each change is the caller's to make.
         let before = self.tree.document.tree.nodes.filter { node in
-            guard let id = try? NodeID(node.id), let path = self.snapshot.policy(id)?.path else { return false }
-            return root.path.contains(path)
+            self.tree.node(node.id).map { root.path.contains($0.path) } ?? false
         }
         let beforeByID = Dictionary(before.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let afterIDs = Set(uploaded.tree.nodes.map(\.id))
@@ -99,8 +92,7 @@ extension AdminEngine.Context {
             changes += nodeChanges.map { AuditRecord.FieldChange(field: "\(path) \($0.field)", before: $0.before, after: $0.after) }
         }
         for node in before where !afterIDs.contains(node.id) {
-            let path = try! NodeID(node.id)
-            let nodePath = self.snapshot.policy(path)!.path
+            let nodePath = self.tree.node(node.id)!.path
             if AdminAuthorization.decide(self.principal, .delete, target: nodePath) != .allowed { return self.refuse(.actionForbidden) }
             changes.append(AuditRecord.FieldChange(field: "\(nodePath)", before: NodeJSON.encode(node), after: nil))
         }
