@@ -28,11 +28,14 @@ public struct AdminStore: Sendable {
     /// Compare-and-set on the revision: the tree is replaced only if the stored revision is
     /// still the one the change was computed on; then the revision moves on, the audit record is
     /// appended, a deleted node is kept, and the new revision is announced — all or nothing.
+    /// `ARGV[7]`, when given, is the revision to store instead of the next one: a seed written
+    /// back by a node that already knows a later tree keeps its number.
     /// Returns `{1, new revision}` or `{0, current revision}`.
     static let commitScript = """
         local current = tonumber(redis.call('GET', KEYS[1]) or '0')
         if current ~= tonumber(ARGV[1]) then return {0, current} end
         local nextRevision = current + 1
+        if ARGV[7] ~= '' then nextRevision = tonumber(ARGV[7]) end
         redis.call('SET', KEYS[2], ARGV[2])
         redis.call('SET', KEYS[1], nextRevision)
         if ARGV[3] ~= '' then redis.call('XADD', KEYS[3], '*', 'revision', nextRevision, 'record', ARGV[3]) end
@@ -51,13 +54,14 @@ public struct AdminStore: Sendable {
         public let description: String
     }
 
-    /// Commits `text` as the revision after `base`. `audit` is `(OEM, record)`; seeding passes none.
+    /// Commits `text` as the revision after `base` (or as `revision`, for a seed). `audit` is
+    /// `(OEM, record)`; seeding passes none.
     public func commit(
-        text: String, base: Int64, audit: (oem: String, record: String)?, deleted: (id: String, record: String)?, client: RedisClient,
-        on loop: any EventLoop
+        text: String, base: Int64, revision: Int64? = nil, audit: (oem: String, record: String)?, deleted: (id: String, record: String)?,
+        client: RedisClient, on loop: any EventLoop
     ) -> EventLoopFuture<CommitResult> {
         let keys = [self.revisionKey, self.treeKey, self.auditKey(oem: audit?.oem ?? "none"), self.deletedKey]
-        let args = [String(base), text, audit?.record ?? "", deleted?.id ?? "", deleted?.record ?? "", self.channel]
+        let args = [String(base), text, audit?.record ?? "", deleted?.id ?? "", deleted?.record ?? "", self.channel, revision.map(String.init) ?? ""]
         // Plain EVAL: admin changes are rare, so sending the script each time costs nothing
         // worth caching, and nothing depends on a script surviving a Redis restart.
         return client.send(on: loop, ["EVAL", Self.commitScript, String(keys.count)] + keys + args).flatMapThrowing { reply in

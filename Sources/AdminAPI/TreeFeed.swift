@@ -125,12 +125,20 @@ public final class TreeFeed: Sendable {
 
     /// The store is empty: the tree this node read from the file becomes revision 1. Another
     /// node seeding at the same moment wins or loses the compare-and-set; either way one seed.
+    /// A store that lost its tree (flushed, replaced) gets back the newest tree this node has,
+    /// under its revision, so no node ever goes back to an older tree.
     private func seed() -> EventLoopFuture<Int64> {
         let file = self.latest.current
-        return self.store.commit(text: file.text, base: 0, audit: nil, deleted: nil, client: self.client, on: self.loop).flatMap { result in
+        let revision = max(1, file.revision)
+        return self.store.commit(
+            text: file.text, base: 0, revision: revision, audit: nil, deleted: nil, client: self.client, on: self.loop
+        ).flatMap { result in
             switch result {
             case .committed(let revision):
-                self.logger.notice("admin store seeded from the tenant-tree file", metadata: ["revision": "\(revision)"])
+                self.logger.notice(
+                    file.revision == 0 ? "admin store seeded from the tenant-tree file" : "admin store had no tree; wrote back this node's newest",
+                    metadata: ["revision": "\(revision)"]
+                )
                 self.latest.offer(StoredTree(revision: revision, text: file.text, document: file.document, configuration: file.configuration))
                 return self.loop.makeSucceededFuture(revision)
             case .conflict:

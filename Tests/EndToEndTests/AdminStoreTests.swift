@@ -209,6 +209,23 @@ final class AdminStoreTests: AdminTestCase {
         XCTAssertTrue(try eventually(new, 200))
     }
 
+    func testAStoreThatLostItsTreeGetsTheNewestBackNotTheFile() throws {
+        self.gateway = try self.startAdminGateway()
+        let token = try self.token("oem-admin", "acme")
+        XCTAssertEqual(try self.admin("PATCH", "/admin/v1/nodes/p1", token: token, ifMatch: try self.etag("p1"), body: #"{"branding":{"displayName":"Kept"}}"#).status, 200)
+        _ = try self.redis.cli(["DEL", "erp-admin-test:{admin}:tree", "erp-admin-test:{admin}:revision"])
+        let start = Date()
+        var revision = ""
+        while Date().timeIntervalSince(start) < 5, revision != "2" {
+            usleep(50_000)
+            revision = try self.redis.cli(["GET", "erp-admin-test:{admin}:revision"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        XCTAssertEqual(revision, "2", self.gateway.log)
+        XCTAssertTrue(try self.redis.cli(["GET", "erp-admin-test:{admin}:tree"]).contains("Kept"))
+        XCTAssertEqual(try self.portalName(self.port), "Kept")
+        XCTAssertEqual(try self.admin("PATCH", "/admin/v1/nodes/p1", token: token, ifMatch: try self.etag("p1"), body: #"{"branding":{"displayName":"Next"}}"#).status, 200)
+    }
+
     func testTheFileOnlySeedsAnEmptyStore() throws {
         self.gateway = try self.startAdminGateway()
         XCTAssertEqual(try self.portalName(self.port, host: "erp.acme.test"), "Acme ERP")
