@@ -53,7 +53,7 @@ let package = Package(
         // Delegated administration: roles, subtree authorization, changes validated by the one
         // tree compiler, persisted and audited in the shared store; its own small HTTP listener.
         .target(name: "AdminAPI", dependencies: [
-            "GatewayConfig", "Hierarchy", "TokenAuth", "RedisClient", "JSONText",
+            "GatewayConfig", "Hierarchy", "TokenAuth", "Quotas", "RedisClient", "JSONText",
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

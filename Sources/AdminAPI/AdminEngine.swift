@@ -1,5 +1,6 @@
 import GatewayConfig
 import Hierarchy
+import Quotas
 import TokenAuth
 
 /// A change the engine has validated, for the store to commit atomically with its audit record.
@@ -32,6 +33,8 @@ public enum AdminOutcome: Sendable {
     /// Read the audit log of `oem` and answer with the records inside `subtree`.
     case readAudit(oem: String, subtree: NodePath, limit: Int)
     case revoke(AdminRevocation)
+    /// Read one UTC day's usage (`yyyymmdd`) of each customer and answer with it and the total.
+    case readUsage(customers: [NodePath], day: String)
 }
 
 /// The admin API's logic, as one pure function of the request, the current stored tree and the
@@ -103,6 +106,19 @@ public enum AdminEngine {
             return context.delete(target)
         case .revokeTokens:
             return context.revoke(target)
+        case .usage:
+            let day: String
+            if let text = request.query("day") {
+                guard let stamp = Self.dayStamp(text) else { return .respond(AdminProblem.badDay.response(requestID: id)) }
+                day = stamp
+            } else {
+                day = UTCCalendarPeriod(now: now * 1_000_000).dayStamp
+            }
+            let customers = tree.document.tree.nodes.compactMap { node -> NodePath? in
+                guard node.kind == .customer, let path = tree.node(node.id)?.path, target.path.contains(path) else { return nil }
+                return path
+            }
+            return .readUsage(customers: customers, day: day)
         case .getIssuers(let node):
             let issuers = tree.document.issuers.filter { $0.node == node }
             return .respond(.json(200, IssuerJSON.encode(issuers), etag: IssuerJSON.etag(issuers)))
@@ -414,6 +430,29 @@ public enum AdminEngine {
         ]
         members["decidedBy"] = explanation.decidedBy.map { .string($0.description) } ?? .null
         return .object(members)
+    }
+
+    /// `yyyymmdd` for a `YYYY-MM-DD` query value; nil for anything else.
+    static func dayStamp(_ text: String) -> String? {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
+            parts.allSatisfy({ $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
+            let month = Int(parts[1]), let day = Int(parts[2]), (1...12).contains(month), (1...31).contains(day)
+        else { return nil }
+        return parts.joined()
+    }
+
+    /// The usage endpoint's answer: each customer's counts for the day, and their sum.
+    public static func usageResponse(_ rows: [(path: NodePath, day: UsageMeter.Day)], day: String) -> AdminResponse {
+        let iso = "\(day.prefix(4))-\(day.dropFirst(4).prefix(2))-\(day.suffix(2))"
+        func counts(_ requests: Int, _ cost: Int, _ refused: Int) -> [String: JSONValue] {
+            ["requests": .integer(Int64(requests)), "cost": .integer(Int64(cost)), "refused": .integer(Int64(refused))]
+        }
+        let customers = rows.map { row in
+            JSONValue.object(counts(row.day.requests, row.day.cost, row.day.refused).merging(["customer": .string(row.path.description)]) { a, _ in a })
+        }
+        let total = counts(rows.map(\.day.requests).reduce(0, +), rows.map(\.day.cost).reduce(0, +), rows.map(\.day.refused).reduce(0, +))
+        return .json(200, .object(["day": .string(iso), "customers": .array(customers), "total": .object(total)]))
     }
 
     /// The audit endpoint's answer: the newest records first, those about `subtree` only.

@@ -14,6 +14,7 @@ public enum AdminRoute: Sendable, Hashable {
     case exportTree(String)
     case applySubtree(String)
     case revokeTokens(String)
+    case usage(String)
     case getIssuers(String)
     case replaceIssuers(String)
 
@@ -34,6 +35,7 @@ public enum AdminRoute: Sendable, Hashable {
         Entry(method: "GET", path: "/admin/v1/nodes/{id}/effective"),
         Entry(method: "GET", path: "/admin/v1/nodes/{id}/explain"),
         Entry(method: "GET", path: "/admin/v1/nodes/{id}/audit"),
+        Entry(method: "GET", path: "/admin/v1/nodes/{id}/usage"),
         Entry(method: "GET", path: "/admin/v1/nodes/{id}/subtree"),
         Entry(method: "PUT", path: "/admin/v1/nodes/{id}/subtree"),
         Entry(method: "POST", path: "/admin/v1/nodes/{id}/revocations"),
@@ -62,6 +64,7 @@ public enum AdminRoute: Sendable, Hashable {
         case "effective": routes = ["GET": .effectivePolicy(id)]
         case "explain": routes = ["GET": .explain(id)]
         case "audit": routes = ["GET": .audit(id)]
+        case "usage": routes = ["GET": .usage(id)]
         case "subtree": routes = ["GET": .exportTree(id), "PUT": .applySubtree(id)]
         case "revocations": routes = ["POST": .revokeTokens(id)]
         case "issuers": routes = ["GET": .getIssuers(id), "PUT": .replaceIssuers(id)]
@@ -75,7 +78,7 @@ public enum AdminRoute: Sendable, Hashable {
     public var nodeID: String {
         switch self {
         case .getNode(let id), .updateNode(let id), .deleteNode(let id), .listChildren(let id), .createChild(let id), .effectivePolicy(let id),
-            .explain(let id), .audit(let id), .exportTree(let id), .applySubtree(let id), .revokeTokens(let id), .getIssuers(let id), .replaceIssuers(let id):
+            .explain(let id), .audit(let id), .exportTree(let id), .applySubtree(let id), .revokeTokens(let id), .usage(let id), .getIssuers(let id), .replaceIssuers(let id):
             return id
         }
     }

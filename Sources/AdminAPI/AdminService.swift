@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import Quotas
 import RedisClient
 import TokenAuth
 
@@ -22,16 +23,19 @@ public final class AdminService: Sendable {
     /// the number of gateway nodes that heard it.
     public typealias Revoker = @Sendable (RevocationMessage, _ loop: any EventLoop, _ now: Int64) -> EventLoopFuture<Int64>
     private let revoker: Revoker
+    /// Where customers' usage per day is read.
+    private let usage: UsageMeter
     /// Unix seconds; injected so that tests control time.
     private let clock: @Sendable () -> Int64
 
     static let maxAttempts = 3
 
     public init(
-        latest: LatestTree, feed: TreeFeed, store: AdminStore, client: RedisClient, revoker: @escaping Revoker, logger: Logger,
+        latest: LatestTree, feed: TreeFeed, store: AdminStore, client: RedisClient, revoker: @escaping Revoker, usage: UsageMeter, logger: Logger,
         clock: @escaping @Sendable () -> Int64 = { Int64(time(nil)) }
     ) {
         self.revoker = revoker
+        self.usage = usage
         self.latest = latest
         self.feed = feed
         self.store = store
@@ -55,6 +59,17 @@ public final class AdminService: Sendable {
                 AdminEngine.auditResponse(records, subtree: subtree)
             }.recover { error in
                 self.logger.warning("cannot read the audit log", metadata: ["error": "\(error)", "request-id": "\(request.requestID)"])
+                return AdminProblem.storeUnavailable.response(requestID: request.requestID)
+            }
+
+        case .readUsage(let customers, let day):
+            let reads = customers.map { path in
+                self.usage.read(oem: path.oem, customer: path.leaf, days: [day], on: loop).map { days in (path: path, day: days[0]) }
+            }
+            return EventLoopFuture.whenAllSucceed(reads, on: loop).map { rows in
+                AdminEngine.usageResponse(rows, day: day)
+            }.recover { error in
+                self.logger.warning("cannot read usage", metadata: ["error": "\(error)", "request-id": "\(request.requestID)"])
                 return AdminProblem.storeUnavailable.response(requestID: request.requestID)
             }
 

@@ -3,6 +3,7 @@ import GatewayConfig
 import Logging
 import NIOCore
 import ProxyEngine
+import Quotas
 import RedisClient
 
 /// The admin API of one gateway process: the store's tree kept current by the feed, the
@@ -47,7 +48,8 @@ final class Administration: Sendable {
         let revocations = RevocationStore(keyPrefix: redis.prefix)
         let service = AdminService(
             latest: latest, feed: feed, store: store, client: redis.client,
-            revoker: { message, loop, now in revocations.revoke(message, using: redis.client, on: loop, now: now) }, logger: logger
+            revoker: { message, loop, now in revocations.revoke(message, using: redis.client, on: loop, now: now) },
+            usage: UsageMeter(redis: redis.client, prefix: redis.prefix, retentionDays: settings.usageRetentionDays), logger: logger
         )
         let listener: AdminServer
         do {

@@ -391,3 +391,22 @@ extension AdminEngineTests {
         XCTAssertEqual(shown.json?["dryRun"], .bool(true), shown.body)
     }
 }
+
+extension AdminEngineTests {
+    func testUsageIsReadForTheCustomersOfTheSubtree() throws {
+        let token = try AdminFixture.token("partner-admin", node: "p1")
+        guard case .readUsage(let customers, let day) = AdminEngine.handle(
+            AdminFixture.request("GET", "/admin/v1/nodes/p1/usage?day=2026-11-27", token: token), tree: self.tree, now: AdminFixture.now
+        ) else { return XCTFail("expected a usage read") }
+        XCTAssertEqual(customers.map(\.description), ["acme/p1/c1", "acme/p1/c2"])
+        XCTAssertEqual(day, "20261127")
+        guard case .readUsage(_, let today) = AdminEngine.handle(
+            AdminFixture.request("GET", "/admin/v1/nodes/c1/usage", token: token), tree: self.tree, now: AdminFixture.now
+        ) else { return XCTFail("expected a usage read") }
+        XCTAssertEqual(today, "20270115", "today (UTC) by default")
+        for bad in ["2026-13-01", "26-11-27", "2026-11-2x", "yesterday"] {
+            XCTAssertEqual(self.get("/admin/v1/nodes/p1/usage?day=\(bad)", token)?.status, 400, bad)
+        }
+        XCTAssertEqual(self.get("/admin/v1/nodes/p2/usage", token)?.status, 404)
+    }
+}

@@ -23,7 +23,7 @@ final class AdminAuthorizationMatrixTests: AdminTestCase {
     ]
 
     enum Endpoint: String, CaseIterable {
-        case getNode, children, effective, explain, audit, export, issuers, patchBranding, patchLimits, replaceIssuers, applySubtree, createChild, revoke, delete
+        case getNode, children, effective, explain, audit, usage, export, issuers, patchBranding, patchLimits, replaceIssuers, applySubtree, createChild, revoke, delete
     }
 
     /// What each endpoint answers on a node the caller may see: own node or below.
@@ -34,7 +34,7 @@ final class AdminAuthorizationMatrixTests: AdminTestCase {
         }
         let below = relation == .below
         switch endpoint {
-        case .getNode, .children, .effective, .explain, .audit, .export, .issuers: return 200
+        case .getNode, .children, .effective, .explain, .audit, .usage, .export, .issuers: return 200
         case .applySubtree: return 200  // the export sent back unchanged: nothing to authorize
         // An OEM's own, or any node's below; customers register no issuers (the compiler says so).
         case .replaceIssuers: return !below && targetKind != "oem" ? 403 : (targetKind == "customer" ? 422 : 200)
@@ -62,6 +62,7 @@ final class AdminAuthorizationMatrixTests: AdminTestCase {
         case .effective: return try self.admin("GET", base + "/effective", token: token)
         case .explain: return try self.admin("GET", base + "/explain?attribute=features", token: token)
         case .audit: return try self.admin("GET", base + "/audit", token: token)
+        case .usage: return try self.admin("GET", base + "/usage", token: token)
         case .export: return try self.admin("GET", base + "/subtree", token: token)
         case .patchBranding: return try self.admin("PATCH", base, token: token, ifMatch: etag, body: #"{"branding":{"supportEmail":"help@example.test"}}"#)
         case .patchLimits: return try self.admin("PATCH", base, token: token, ifMatch: etag, body: #"{"limits":{"perDay":\#(1_000_000 - self.checks)}}"#)

@@ -155,6 +155,16 @@ final class AdminStoreTests: AdminTestCase {
             try request(port: port, "GET", "/v1/ledger", headers: [("Authorization", "Bearer \(dataPlane)")]).status
         }
         XCTAssertEqual(try status(self.second!.port), 200)
+        // The request is metered: its partner's admin sees it in the subtree's usage of the day.
+        var counted: Int?
+        let metering = Date()
+        while Date().timeIntervalSince(metering) < 5, counted != 1 {
+            let usage = try self.admin("GET", "/admin/v1/nodes/p1/usage", token: try self.token("partner-admin", "p1"))
+            XCTAssertEqual(usage.status, 200, usage.text)
+            counted = ((try usage.json()["total"]) as? [String: Any])?["requests"] as? Int
+            if counted != 1 { usleep(20_000) }
+        }
+        XCTAssertEqual(counted, 1)
         // A sibling's admin cannot; the customer's own can.
         XCTAssertEqual(try self.admin("POST", "/admin/v1/nodes/c1/revocations", token: try self.token("customer-admin", "c1b"), body: #"{"allTokens":true}"#).status, 404)
         let revoked = try self.admin("POST", "/admin/v1/nodes/c1/revocations", token: try self.token("customer-admin", "c1"), body: #"{"allTokens":true}"#)
