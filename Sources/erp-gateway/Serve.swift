@@ -81,6 +81,8 @@ struct Serve: AsyncParsableCommand {
                 try? await group.shutdownGracefully()
                 throw ExitCode(1)
             }
+        } else if settings.admin != nil {
+            logger.error("the admin API is off: it keeps the tenant tree in redis, and redis.url is not usable")
         }
 
         var started: GatewayServer?
