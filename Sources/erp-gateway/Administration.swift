@@ -2,6 +2,7 @@ import AdminAPI
 import GatewayConfig
 import Logging
 import NIOCore
+import NIOPosix
 import ProxyEngine
 import Quotas
 import RedisClient
@@ -13,12 +14,16 @@ final class Administration: Sendable {
     let feed: TreeFeed
     let service: AdminService
     let listener: AdminServer
+    /// One thread of its own: compiling a changed tree (for a write, or a revision from the
+    /// store) never holds up an event loop of the data plane.
+    private let group: MultiThreadedEventLoopGroup
 
-    private init(latest: LatestTree, feed: TreeFeed, service: AdminService, listener: AdminServer) {
+    private init(latest: LatestTree, feed: TreeFeed, service: AdminService, listener: AdminServer, group: MultiThreadedEventLoopGroup) {
         self.latest = latest
         self.feed = feed
         self.service = service
         self.listener = listener
+        self.group = group
     }
 
     /// Reads the store's tree (seeding an empty store with the file's), so the data plane
@@ -27,13 +32,14 @@ final class Administration: Sendable {
     /// tree in by itself.
     static func open(
         settingsPath: String, settings: GatewaySettings, admin: GatewaySettings.Admin,
-        redis: (client: RedisClient, url: RedisURL, prefix: String), group: any EventLoopGroup, events: ServeEvents, logger: Logger
+        redis: (client: RedisClient, url: RedisURL, prefix: String), events: ServeEvents, logger: Logger
     ) async throws -> Administration {
         // The tree file as the store would hold it: the seed, and the fallback until the store answers.
         let document = try TenantTreeLoader.loadDocument(path: settings.tenantTreePath!, cells: settings.cells)
         let seed = try StoredTree.read(text: TenantTreeWriter.yaml(document), revision: 0, settings: settings, settingsPath: settingsPath)
         let latest = LatestTree(seed, onNewer: { _ in events.deliver(.treeChanged) })
         let store = AdminStore(keyPrefix: redis.prefix)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         let feed = TreeFeed(
             client: redis.client, url: redis.url, store: store, latest: latest, loop: loop, logger: logger,
@@ -54,20 +60,22 @@ final class Administration: Sendable {
         let listener: AdminServer
         do {
             listener = try await AdminServer.start(
-                host: admin.listener.address, port: admin.listener.port, service: service, loop: group.next(), logger: logger
+                host: admin.listener.address, port: admin.listener.port, service: service, loop: loop, logger: logger
             )
         } catch {
             await feed.shutdown()
+            try? await group.shutdownGracefully()
             throw AdminListenerError(address: "\(admin.listener.address):\(admin.listener.port)", cause: "\(error)")
         }
         feed.start()
         logger.notice("admin listener started", metadata: ["address": "\(listener.localAddress.map { "\($0)" } ?? "?")"])
-        return Administration(latest: latest, feed: feed, service: service, listener: listener)
+        return Administration(latest: latest, feed: feed, service: service, listener: listener, group: group)
     }
 
     func shutdown() async {
         await self.listener.close()
         await self.feed.shutdown()
+        try? await self.group.shutdownGracefully()
     }
 }
 

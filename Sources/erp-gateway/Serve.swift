@@ -67,7 +67,7 @@ struct Serve: AsyncParsableCommand {
         if let admin = settings.admin, let redis {
             do {
                 administration = try await Administration.open(
-                    settingsPath: self.config, settings: settings, admin: admin, redis: redis, group: group, events: events, logger: logger
+                    settingsPath: self.config, settings: settings, admin: admin, redis: redis, events: events, logger: logger
                 )
                 initial = administration!.latest.current.configuration
             } catch let error as ConfigurationError {
