@@ -67,13 +67,23 @@ public enum AdminEngine {
             return .respond(AdminProblem.tokenRejected.response(requestID: id))
         }
 
+        let context = Context(request: request, tree: tree, snapshot: snapshot, principal: principal, now: now)
+        guard let nodeID = route.nodeID else {
+            if route == .createOEM { return context.createOEM() }
+            let roots = tree.document.tree.nodes.filter { node in
+                guard let path = tree.node(node.id)?.path else { return false }
+                return principal.scope.map { $0 == path } ?? (node.kind == .oem)
+            }
+            return .respond(.json(200, .object(["nodes": .array(roots.map(NodeJSON.encode))])))
+        }
         // One lookup, whatever follows: hidden and unknown nodes are answered alike.
-        let target = tree.node(route.nodeID)
+        let target = tree.node(nodeID)
         guard AdminAuthorization.decide(principal, .read, target: target?.path) == .allowed, let target else {
             return .respond(AdminProblem.nodeNotFound.response(requestID: id))
         }
-        let context = Context(request: request, tree: tree, snapshot: snapshot, principal: principal, now: now)
         switch route {
+        case .listRoots, .createOEM:
+            return .respond(AdminProblem.routeNotFound.response(requestID: id))  // answered above
         case .getNode:
             return .respond(.json(200, NodeJSON.encode(target.source), etag: NodeJSON.etag(target.source)))
         case .listChildren(let parent):
@@ -232,6 +242,33 @@ public enum AdminEngine {
             let siblings = document.tree.nodes.indices.filter { document.tree.nodes[$0].parent == parent.source.id || document.tree.nodes[$0].id == parent.source.id }
             document.tree.nodes.insert(node, at: (siblings.last ?? document.tree.nodes.count - 1) + 1)
             return self.commit(document, node: node, path: childPath, action: .create, changes: changes, status: 201)
+        }
+
+        /// A new OEM: the platform's alone. Nothing exists that could be stale, so no `If-Match`;
+        /// an id already in use is refused by validation like any other.
+        func createOEM() -> AdminOutcome {
+            guard self.principal.role == .platformAdmin else { return self.refuse(.actionForbidden) }
+            guard let json = self.body() else { return self.refuse(.malformedBody) }
+            guard let idText = json["id"]?.string, let id = try? NodeID(idText) else {
+                return self.refuse(.invalidChange, [FieldProblem(node: "", field: "id", message: "the new OEM needs a valid id (lowercase letters, digits and '-', starting with a letter)")])
+            }
+            var fields = json.object ?? [:]
+            var problems: [FieldProblem] = []
+            if let kind = fields["kind"]?.string, kind != NodeKind.oem.rawValue {
+                problems.append(FieldProblem(node: idText, field: "kind", message: "a root of the tree is an OEM"))
+            }
+            if fields["parent"] != nil { problems.append(FieldProblem(node: idText, field: "parent", message: "an OEM has no parent")) }
+            if fields["issuers"] != nil { problems.append(FieldProblem(node: idText, field: "issuers", message: "register issuers with PUT …/issuers")) }
+            for field in NodeJSON.readOnlyFields { fields[field] = nil }
+            let decoded = NodeJSON.decode(.object(fields), id: idText, kind: .oem, parent: nil, issuers: [], label: idText)
+            guard case .success(let node) = decoded, problems.isEmpty else {
+                if case .failure(let shape) = decoded { problems += shape.list }
+                return self.refuse(.invalidChange, problems)
+            }
+            var document = self.tree.document
+            document.tree.nodes.append(node)
+            let after = NodeJSON.encode(node)
+            return self.commit(document, node: node, path: NodePath(oem: id), action: .create, changes: AuditRecord.diff(before: nil, after: after), status: 201)
         }
 
         func delete(_ target: (source: NodeSource, path: NodePath)) -> AdminOutcome {

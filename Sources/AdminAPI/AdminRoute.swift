@@ -3,6 +3,10 @@ import Hierarchy
 /// The admin API's routes: every method and path the admin listener serves, and nothing else.
 /// `docs/admin-api.openapi.yaml` lists exactly `AdminRoute.table` (a test compares them).
 public enum AdminRoute: Sendable, Hashable {
+    /// The roots the caller administers: every OEM for the platform, else its own node.
+    case listRoots
+    /// A new OEM (platform admins).
+    case createOEM
     case getNode(String)
     case updateNode(String)
     case deleteNode(String)
@@ -27,6 +31,8 @@ public enum AdminRoute: Sendable, Hashable {
     public static let prefix = "/admin/v1/nodes/"
 
     public static let table: [Entry] = [
+        Entry(method: "GET", path: "/admin/v1/nodes"),
+        Entry(method: "POST", path: "/admin/v1/nodes"),
         Entry(method: "GET", path: "/admin/v1/nodes/{id}"),
         Entry(method: "PATCH", path: "/admin/v1/nodes/{id}"),
         Entry(method: "DELETE", path: "/admin/v1/nodes/{id}"),
@@ -53,6 +59,11 @@ public enum AdminRoute: Sendable, Hashable {
     /// Matches the path (query removed) and method. The node id is returned as written: it is
     /// looked up, not trusted, so an id that is not valid is simply a node that does not exist.
     public static func match(method: String, path: String) -> Result<AdminRoute, Mismatch> {
+        if path == "/admin/v1/nodes" {
+            let routes: [String: AdminRoute] = ["GET": .listRoots, "POST": .createOEM]
+            guard let route = routes[method] else { return .failure(.methodNotAllowed(allowed: routes.keys.sorted())) }
+            return .success(route)
+        }
         guard path.hasPrefix(Self.prefix) else { return .failure(.notFound) }
         let segments = path.dropFirst(Self.prefix.count).split(separator: "/", omittingEmptySubsequences: false)
         guard let first = segments.first, !first.isEmpty, segments.count <= 2 else { return .failure(.notFound) }
@@ -74,9 +85,11 @@ public enum AdminRoute: Sendable, Hashable {
         return .success(route)
     }
 
-    /// The node the route acts on.
-    public var nodeID: String {
+    /// The node the route acts on; nil for the routes about the roots.
+    public var nodeID: String? {
         switch self {
+        case .listRoots, .createOEM:
+            return nil
         case .getNode(let id), .updateNode(let id), .deleteNode(let id), .listChildren(let id), .createChild(let id), .effectivePolicy(let id),
             .explain(let id), .audit(let id), .exportTree(let id), .applySubtree(let id), .revokeTokens(let id), .usage(let id), .getIssuers(let id), .replaceIssuers(let id):
             return id

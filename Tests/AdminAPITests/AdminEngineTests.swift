@@ -410,3 +410,26 @@ extension AdminEngineTests {
         XCTAssertEqual(self.get("/admin/v1/nodes/p2/usage", token)?.status, 404)
     }
 }
+
+extension AdminEngineTests {
+    func testEachAdminStartsFromItsOwnRootAndOnlyThePlatformCreatesOEMs() throws {
+        func roots(_ role: String, _ node: String?) throws -> [String] {
+            let response = self.get("/admin/v1/nodes", try AdminFixture.token(role, node: node))
+            return response?.json?["nodes"]?.array?.compactMap { $0["id"]?.string } ?? []
+        }
+        XCTAssertEqual(try roots("platform-admin", nil), ["acme", "globex"])
+        XCTAssertEqual(try roots("oem-admin", "acme"), ["acme"])
+        XCTAssertEqual(try roots("partner-admin", "p1"), ["p1"])
+        XCTAssertEqual(try roots("customer-admin", "c1"), ["c1"])
+
+        let body = #"{"id":"initech","placement":{"tier":"pooled","region":"eu"},"branding":{"displayName":"Initech"}}"#
+        let refused = AdminFixture.respond(AdminFixture.request("POST", "/admin/v1/nodes", token: try AdminFixture.token("oem-admin", node: "acme"), body: body), tree: self.tree)
+        XCTAssertEqual(refused?.status, 403)
+        let commit = try XCTUnwrap(AdminFixture.commit(AdminFixture.request("POST", "/admin/v1/nodes", token: try AdminFixture.token("platform-admin", node: nil), body: body), tree: self.tree))
+        XCTAssertEqual(commit.response.status, 201)
+        XCTAssertEqual(commit.oem, "initech")
+        XCTAssertEqual(commit.next.snapshot?.policy(try NodeID("initech"))?.branding.values[.displayName], "Initech")
+        let taken = AdminFixture.respond(AdminFixture.request("POST", "/admin/v1/nodes", token: try AdminFixture.token("platform-admin", node: nil), body: #"{"id":"acme"}"#), tree: self.tree)
+        XCTAssertEqual(taken?.status, 422)
+    }
+}

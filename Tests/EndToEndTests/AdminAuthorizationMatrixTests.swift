@@ -121,6 +121,19 @@ final class AdminAuthorizationMatrixTests: AdminTestCase {
         XCTAssertEqual(checked, 14 * Endpoint.allCases.count)
     }
 
+    func testEachRoleListsOnlyItsRootAndOnlyThePlatformCreatesAnOEM() throws {
+        self.gateway = try self.startAdminGateway()
+        for role in Self.roles {
+            let token = try self.token(role.name, role.node)
+            let roots = try self.admin("GET", "/admin/v1/nodes", token: token)
+            XCTAssertEqual(roots.status, 200, roots.text)
+            let ids = ((try roots.json()["nodes"]) as? [[String: Any]])?.compactMap { $0["id"] as? String }
+            XCTAssertEqual(ids, role.node.map { [$0] } ?? ["acme", "globex"], role.name)
+            let created = try self.admin("POST", "/admin/v1/nodes", token: token, body: #"{"id":"oem-by-\#(role.name)"}"#)
+            XCTAssertEqual(created.status, role.node == nil ? 201 : 403, "\(role.name): \(created.text)")
+        }
+    }
+
     func testTokensThatAreNotAdminTokensForTheirNodeAreRefused() throws {
         self.gateway = try self.startAdminGateway()
         for (role, node) in [("oem-admin", "p1"), ("partner-admin", "acme"), ("customer-admin", "p1"), ("platform-admin", "acme"), ("oem-admin", "no-such-node")] {
