@@ -117,7 +117,11 @@ let package = Package(
         ]),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "Hierarchy"]),
         .testTarget(name: "AdminAPITests", dependencies: [
-            "AdminAPI", "GatewayConfig", "Hierarchy", "TokenAuth", .product(name: "Yams", package: "Yams"),
+            "AdminAPI", "GatewayConfig", "Hierarchy", "TokenAuth", "RedisClient", "RedisTestServer",
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "ProxyEngineTests", dependencies: [
             "ProxyEngine", "GatewayConfig", "Hierarchy", "TokenAuth",
