@@ -134,7 +134,7 @@ public enum NodeJSON {
                 var placement = PlacementSource()
                 for key in fields.keys.sorted() {
                     guard let text = fields[key]?.string else {
-                        report("placement.\(key)", fields[key] == nil ? "" : "expected a string")
+                        report("placement.\(key)", "expected a string")
                         continue
                     }
                     switch key {
