@@ -1,5 +1,6 @@
 import AdminAPI
 import GatewayConfig
+import Hierarchy
 import Logging
 import NIOCore
 import NIOPosix
@@ -83,4 +84,32 @@ struct AdminListenerError: Error, CustomStringConvertible {
     let address: String
     let cause: String
     var description: String { "cannot start the admin listener on \(self.address): \(self.cause)" }
+}
+
+extension Administration {
+    /// For the one-shot commands (`explain`, `usage`): the tree every node serves — the admin
+    /// store's when the admin API is on and the store holds one, else the configuration's own
+    /// (the file's). Says on standard error which one it is when it is not the file's.
+    static func servedTree(_ configuration: GatewayConfiguration, settingsPath: String) async -> TenantSnapshot? {
+        guard configuration.settings.admin != nil, let redisSettings = configuration.settings.redis, let url = try? RedisURL(redisSettings.url) else {
+            return configuration.tenants
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let client = RedisClient(url: url, group: group)
+        let stored = try? await AdminStore(keyPrefix: redisSettings.keyPrefix).load(client: client, on: group.next()).get()
+        try? await client.shutdown().get()
+        try? await group.shutdownGracefully()
+        guard let stored else {
+            printToStandardError("the admin store holds no tree or cannot be read: using the tree file")
+            return configuration.tenants
+        }
+        do {
+            let tree = try StoredTree.read(text: stored.text, revision: stored.revision, settings: configuration.settings, settingsPath: settingsPath)
+            printToStandardError("the admin store's tree, revision \(stored.revision)")
+            return tree.snapshot
+        } catch {
+            printToStandardError("the admin store's tree does not compile under these settings: using the tree file\n\(error.description)")
+            return configuration.tenants
+        }
+    }
 }

@@ -105,6 +105,11 @@ final class AdminStoreTests: AdminTestCase {
         let created = try self.admin("POST", "/admin/v1/nodes/p1/children", token: p1, ifMatch: try self.etag("p1"), body: #"{"id":"c7","package":"basic"}"#)
         XCTAssertEqual(created.status, 201, created.text)
 
+        // The commands explain the tree the nodes serve: the store's, where c7 exists.
+        let (status, output) = try runCommand(GatewayProcess.binary, ["explain", "--config", self.gateway.configPath, "--tenant", "c7", "--field", "status"])
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("acme/p1/c7"), output)
+
         let all = try self.admin("GET", "/admin/v1/nodes/acme/audit", token: oem)
         let entries = try XCTUnwrap(try all.json()["entries"] as? [[String: Any]])
         XCTAssertEqual(entries.compactMap { $0["node"] as? String }, ["acme/p1/c7", "acme/p2", "acme/p1"], "newest first")
