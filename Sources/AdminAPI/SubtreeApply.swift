@@ -20,6 +20,11 @@ extension AdminEngine.Context {
         if let problem = self.precondition(etag: etag) { return self.refuse(problem) }
         let label = root.path.description
         guard let text = String(validating: self.request.body, as: UTF8.self) else { return self.refuse(.malformedBody) }
+        // Anchors and aliases could make a small document expand into a huge one while it is
+        // read; a tree file never needs them.
+        if Self.usesAnchorsOrAliases(text) {
+            return self.refuse(.invalidChange, [FieldProblem(node: "(document)", field: "", message: "YAML anchors and aliases (&name, *name) are not accepted here")])
+        }
         // Key material only inline and public: an uploaded document must not make the gateway
         // read its own files (`pemFile`), nor carry shared secrets.
         if let problem = Self.forbiddenKeyField(in: text) {
@@ -38,21 +43,26 @@ extension AdminEngine.Context {
             return self.refuse(.invalidChange, [FieldProblem(node: "(document)", field: "catalog", message: "the catalog is the platform's: send it unchanged, as exported")])
         }
 
-        // Every uploaded node must hang below the root, the root itself in its place.
+        // Every uploaded node must hang below the root, the root itself in its place. Parents may
+        // come after their children (the file allows any order): three rounds place every level.
         var paths: [String: NodePath] = [:]
         var problems: [FieldProblem] = []
-        for node in uploaded.tree.nodes {
-            if node.id == root.source.id {
-                guard node.kind == root.source.kind, node.parent == root.source.parent else {
-                    problems.append(FieldProblem(node: label, field: "parent", message: "the root of the subtree keeps its kind and parent"))
-                    continue
-                }
+        if let node = uploaded.tree.nodes.first(where: { $0.id == root.source.id }) {
+            if node.kind == root.source.kind, node.parent == root.source.parent {
                 paths[node.id] = root.path
-            } else if let parent = node.parent, let parentPath = paths[parent], let id = try? NodeID(node.id), let path = parentPath.appending(id) {
-                paths[node.id] = path
             } else {
-                problems.append(FieldProblem(node: node.id, field: "parent", message: "not below \(label) (parents come before their children)"))
+                problems.append(FieldProblem(node: label, field: "parent", message: "the root of the subtree keeps its kind and parent"))
             }
+        }
+        for _ in 0..<3 {
+            for node in uploaded.tree.nodes where paths[node.id] == nil {
+                if let parent = node.parent, let parentPath = paths[parent], let id = try? NodeID(node.id), let path = parentPath.appending(id) {
+                    paths[node.id] = path
+                }
+            }
+        }
+        for node in uploaded.tree.nodes where paths[node.id] == nil && node.id != root.source.id {
+            problems.append(FieldProblem(node: node.id, field: "parent", message: "not below \(label)"))
         }
         if paths[root.source.id] == nil, problems.isEmpty {
             problems.append(FieldProblem(node: label, field: "", message: "the subtree's root is missing"))
@@ -114,6 +124,21 @@ extension AdminEngine.Context {
             document, node: nil, path: root.path, action: .apply, changes: changes, status: 200,
             body: (.object(["changes": .array(changes.map(\.json))]), nil)
         )
+    }
+
+    /// Whether the text has an anchor or alias where YAML would read one: `&name` or `*name` at
+    /// the start of a value or flow item. (A value such as `R&D` or `a=1&b=2` is not one.)
+    static func usesAnchorsOrAliases(_ text: String) -> Bool {
+        var previous: Character = "\n"
+        var iterator = text.makeIterator()
+        while let character = iterator.next() {
+            if character == "&" || character == "*", " \t\n[{,:-".contains(previous) {
+                var lookahead = iterator
+                if let next = lookahead.next(), next.isLetter || next.isNumber || next == "_" { return true }
+            }
+            previous = character
+        }
+        return false
     }
 
     /// The first key of a key definition that names a file or a secret, if any.

@@ -1,4 +1,4 @@
-import AdminAPI
+@testable import AdminAPI
 import Hierarchy
 import XCTest
 
@@ -337,6 +337,16 @@ extension AdminEngineTests {
         return AdminEngine.handle(request, tree: self.tree, now: AdminFixture.now)
     }
 
+    func testChildrenMayComeBeforeTheirParentsInAnAppliedDocument() throws {
+        let token = try AdminFixture.token("oem-admin", node: "acme")
+        let outcome = try self.apply("p1", { text in
+            let parts = text.components(separatedBy: "- id: c1\n")
+            return parts[0].replacingOccurrences(of: "tenants:\n", with: "tenants:\n- { id: c5, kind: customer, parent: p1, package: basic }\n") + "- id: c1\n" + parts[1]
+        }, as: token)
+        guard case .commit(let commit) = outcome else { return XCTFail("expected a commit, got \(outcome)") }
+        XCTAssertNotNil(commit.next.snapshot?.customer(try NodeID("c5")))
+    }
+
     func testAPartnerAppliesItsSubtreeAsAFile() throws {
         let token = try AdminFixture.token("partner-admin", node: "p1")
         let outcome = try self.apply("p1", { text in
@@ -385,6 +395,12 @@ extension AdminEngineTests {
         guard case .respond(let refused) = readsAFile else { return XCTFail("expected a refusal") }
         XCTAssertEqual(refused.status, 422)
         XCTAssertEqual(refused.json?["errors"]?.array?.first?["field"], .string("pemFile"))
+        // Anchors and aliases, which could make a small document huge when read, are refused.
+        let aliased = try self.apply("p1", { $0.replacingOccurrences(of: "features: [ledger]\n", with: "features: &f [ledger]\n") + "- { id: c6, kind: customer, parent: p1, package: basic, addOns: *f }\n" }, as: token)
+        guard case .respond(let anchors) = aliased else { return XCTFail("expected a refusal") }
+        XCTAssertEqual(anchors.status, 422)
+        XCTAssertTrue(anchors.body.contains("anchors"), anchors.body)
+        XCTAssertFalse(AdminEngine.Context.usesAnchorsOrAliases("displayName: R&D Labs & Co, url: https://x.test/?a=1&b=2, note: 5 * 3"))
         // A dry run shows the change and commits nothing.
         let dryRun = try self.apply("p1", { $0.replacingOccurrences(of: "parent: p1\n  package: basic\n- id: c2", with: "parent: p1\n  package: basic\n  limits: { rate: 10 }\n- id: c2") }, as: token, query: "?dryRun=true")
         guard case .respond(let shown) = dryRun else { return XCTFail("a dry run commits nothing") }
