@@ -11,6 +11,8 @@ public final class AdminServer: Sendable {
 
     public var localAddress: SocketAddress? { self.channel.localAddress }
 
+    static let idleTimeout = TimeAmount.seconds(60)
+
     private init(channel: any Channel) {
         self.channel = channel
     }
@@ -21,6 +23,9 @@ public final class AdminServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // A connection that sends nothing for this long is closed: admin clients are
+                    // few, and none should hold a connection open without using it.
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: Self.idleTimeout))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(AdminConnectionHandler(service: service, logger: logger))
                 }
@@ -82,6 +87,14 @@ final class AdminConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
                 let (handler, context) = bound.value
                 handler.write(response, requestID: requestID, version: head.version, keepAlive: keepAlive, context: context)
             }
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
         }
     }
 
