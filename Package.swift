@@ -50,6 +50,17 @@ let package = Package(
         // Static settings: YAML → validated, immutable GatewaySettings.
         .target(name: "GatewayConfig", dependencies: ["Hierarchy", "TokenAuth", .product(name: "Yams", package: "Yams")]),
 
+        // Delegated administration: roles, subtree authorization, changes validated by the one
+        // tree compiler, persisted and audited in the shared store; its own small HTTP listener.
+        .target(name: "AdminAPI", dependencies: [
+            "GatewayConfig", "Hierarchy", "TokenAuth", "Quotas", "RedisClient", "JSONText",
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
         // The HTTP/1.1 data plane on SwiftNIO.
         .target(name: "ProxyEngine", dependencies: [
             "GatewayConfig", "Hierarchy", "TokenAuth", "Quotas", "Cells", "COpenSSL", "RedisClient", "JSONText",
@@ -63,7 +74,7 @@ let package = Package(
 
         // The executable: command line and wiring only.
         .executableTarget(name: "erp-gateway", dependencies: [
-            "GatewayConfig", "ProxyEngine", "Hierarchy", "TokenAuth", "Quotas", "RedisClient",
+            "AdminAPI", "GatewayConfig", "ProxyEngine", "Hierarchy", "TokenAuth", "Quotas", "RedisClient",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -105,6 +116,13 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "Hierarchy"]),
+        .testTarget(name: "AdminAPITests", dependencies: [
+            "AdminAPI", "GatewayConfig", "Hierarchy", "TokenAuth", "RedisClient", "RedisTestServer",
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "ProxyEngineTests", dependencies: [
             "ProxyEngine", "GatewayConfig", "Hierarchy", "TokenAuth",
             .product(name: "Logging", package: "swift-log"),

@@ -10,13 +10,19 @@ public struct GatewayConfiguration: Sendable {
     public let tenants: TenantSnapshot?
     /// With a tenant tree: the token verifier for every platform and tree issuer.
     public let authentication: AuthenticationConfiguration?
+    /// With an admin API: the verifier of admin tokens (never used on the data plane).
+    public let adminVerifier: TokenVerifier?
     /// The files this configuration was read from, for change detection.
     public let files: [String]
 
-    public init(settings: GatewaySettings, tenants: TenantSnapshot?, authentication: AuthenticationConfiguration? = nil, files: [String]) {
+    public init(
+        settings: GatewaySettings, tenants: TenantSnapshot?, authentication: AuthenticationConfiguration? = nil, adminVerifier: TokenVerifier? = nil,
+        files: [String]
+    ) {
         self.settings = settings
         self.tenants = tenants
         self.authentication = authentication
+        self.adminVerifier = adminVerifier
         self.files = files
     }
 
@@ -35,17 +41,32 @@ public struct GatewayConfiguration: Sendable {
             )
         }
         let document = try TenantTreeLoader.loadDocument(path: treePath, cells: settings.cells)
+        return try self.assemble(settings: settings, settingsPath: path, tree: document, treeSource: treePath, treeFiles: [treePath])
+    }
+
+    /// Compiles `document` under `settings`: the one path from a tree to a configuration, for
+    /// the tree file and for the admin store's tree alike. `treeFiles` are watched for changes
+    /// (none for a stored tree: the store announces its own changes).
+    public static func assemble(
+        settings: GatewaySettings, settingsPath: String, tree document: TenantTreeDocument, treeSource: String, treeFiles: [String]
+    ) throws(ConfigurationError) -> GatewayConfiguration {
         let snapshot: TenantSnapshot
         do {
             snapshot = try TreeCompiler.compile(document.tree)
         } catch {
-            throw ConfigurationError(source: treePath, issues: error.issues.map(Self.issue(from:)))
+            throw ConfigurationError(source: treeSource, issues: error.issues.map(Self.issue(from:)))
         }
         let authentication = try AuthenticationConfiguration.compile(
-            platform: settings.platformIssuers, tree: document.issuers, settings: settings.authentication, settingsPath: path, treePath: treePath
+            platform: settings.platformIssuers, tree: document.issuers, settings: settings.authentication, settingsPath: settingsPath, treePath: treeSource
         )
-        let keyFiles = AuthenticationConfiguration.keyFiles(settings.platformIssuers + document.issuers)
-        return GatewayConfiguration(settings: settings, tenants: snapshot, authentication: authentication, files: [path, treePath] + keyFiles)
+        let adminVerifier = try settings.admin.map { admin throws(ConfigurationError) in
+            try AuthenticationConfiguration.adminVerifier(admin, settings: settings.authentication, settingsPath: settingsPath)
+        }
+        let keyFiles = AuthenticationConfiguration.keyFiles(settings.platformIssuers + document.issuers + (settings.admin?.issuers ?? []))
+        return GatewayConfiguration(
+            settings: settings, tenants: snapshot, authentication: authentication, adminVerifier: adminVerifier,
+            files: [settingsPath] + treeFiles + keyFiles
+        )
     }
 
     static func issue(from tree: TreeIssue) -> ConfigurationIssue {
@@ -142,6 +163,19 @@ public struct AuthenticationConfiguration: Sendable {
             // Duplicates were reported above; anything else is a bug worth seeing verbatim.
             throw ConfigurationError(source: settingsPath, issues: [ConfigurationIssue(path: "authentication", message: "\(error)")])
         }
+    }
+
+    /// Admin tokens carry their role in `admin.roleClaim`; the verifier requires that claim
+    /// where the data plane requires the tenant claim, so a token without a role never verifies.
+    static func adminVerifier(
+        _ admin: GatewaySettings.Admin, settings: GatewaySettings.Authentication, settingsPath: String
+    ) throws(ConfigurationError) -> TokenVerifier {
+        let issuers = admin.issuers.map { issuer in
+            var issuer = issuer
+            issuer.tenantClaim = admin.roleClaim
+            return issuer
+        }
+        return try self.compile(platform: issuers, tree: [], settings: settings, settingsPath: settingsPath, treePath: nil).verifier
     }
 
     /// The key files the issuers were read from: a change to one is a configuration change.

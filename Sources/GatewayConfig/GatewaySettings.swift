@@ -26,6 +26,21 @@ public struct GatewaySettings: Sendable, Hashable {
     public var usageRetentionDays = 400
     public var retries = SettingsLoader.defaultRetries
     public var outlierDetection = SettingsLoader.defaultOutlierDetection
+    /// The admin API's listener and the issuers of admin tokens; nil: no admin API, and the
+    /// tenant-tree file is the only source of the tree.
+    public var admin: Admin?
+
+    /// Delegated administration (docs/admin-api.md). With it, the tenant tree lives in the
+    /// shared store: the file only seeds an empty store.
+    public struct Admin: Sendable, Hashable {
+        /// Its own address and port, apart from the data plane's.
+        public var listener: Listener
+        /// Issuers of admin tokens. Their tokens name a role and, except for platform admins,
+        /// the node administered; they are never accepted on the data plane.
+        public var issuers: [IssuerDefinition]
+        /// The claim that carries the admin role.
+        public var roleClaim: String
+    }
 
     public enum QuotaFailMode: String, Sendable, Hashable, CaseIterable {
         /// Admit: the ERP stays available; limits are not enforced until Redis returns.

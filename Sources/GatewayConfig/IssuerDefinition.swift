@@ -19,6 +19,23 @@ public struct IssuerDefinition: Sendable, Hashable {
     public var path: String
     public var line: Int?
 
+    /// An issuer built outside a document (the admin API); `path` names it in messages.
+    public init(
+        issuer: String, audience: String, maxLifetime: Duration, clockSkew: Duration, tenantClaim: String, allowHMAC: Bool = false,
+        keys: [KeyDefinition], node: String?, path: String, line: Int? = nil
+    ) {
+        self.issuer = issuer
+        self.audience = audience
+        self.maxLifetime = maxLifetime
+        self.clockSkew = clockSkew
+        self.tenantClaim = tenantClaim
+        self.allowHMAC = allowHMAC
+        self.keys = keys
+        self.node = node
+        self.path = path
+        self.line = line
+    }
+
     public struct KeyDefinition: Sendable, Hashable {
         public var kid: String
         public var algorithm: String
@@ -32,6 +49,15 @@ public struct IssuerDefinition: Sendable, Hashable {
         public enum Material: Sendable, Hashable {
             case publicKeyPEM(String)
             case secret([UInt8])
+        }
+
+        public init(kid: String, algorithm: String, material: Material, path: String, line: Int? = nil, file: String? = nil) {
+            self.kid = kid
+            self.algorithm = algorithm
+            self.material = material
+            self.path = path
+            self.line = line
+            self.file = file
         }
     }
 }

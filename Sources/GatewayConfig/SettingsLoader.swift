@@ -26,7 +26,7 @@ public enum SettingsLoader {
     private static func read(root: YAMLReader.Cursor, baseDirectory: String?, with reader: inout YAMLReader) -> GatewaySettings? {
         let keys: Set<String> = [
             "listener", "limits", "timeouts", "upstreamPool", "forwarding", "cells", "defaultCell", "tenantTree", "platformIssuers",
-            "authentication", "upstreamContext", "redis", "quotas", "retries", "outlierDetection",
+            "authentication", "upstreamContext", "redis", "quotas", "retries", "outlierDetection", "admin",
         ]
         guard let top = reader.mapping(root, allowedKeys: keys) else {
             return nil
@@ -83,6 +83,12 @@ public enum SettingsLoader {
         }
         let retries = top["retries"].map { Self.retries($0, &reader) } ?? Self.defaultRetries
         let outlierDetection = top["outlierDetection"].map { Self.outlierDetection($0, &reader) } ?? Self.defaultOutlierDetection
+        var admin: GatewaySettings.Admin?
+        if let cursor = top["admin"] {
+            admin = Self.admin(cursor, baseDirectory: baseDirectory, &reader)
+            if top["redis"] == nil { reader.report(cursor, "the admin API keeps the tenant tree in the shared store: 'redis' is required") }
+            if tenantTreePath == nil { reader.report(cursor, "the admin API administers a tenant tree: 'tenantTree' is required (it seeds the store)") }
+        }
         if tenantTreePath != nil, top["upstreamContext"] == nil {
             reader.report(root, "with a tenantTree, 'upstreamContext' is required: backends need the signing key to trust the tenant context")
         }
@@ -91,8 +97,35 @@ public enum SettingsLoader {
             listener: listener, limits: limits, timeouts: timeouts, upstreamPool: pool,
             forwarding: forwarding, cells: cells, defaultCell: defaultCell, tenantTreePath: tenantTreePath,
             platformIssuers: platformIssuers, authentication: authentication, upstreamContext: upstreamContext, redis: redis,
-            quotaFailModes: failModes, usageRetentionDays: retentionDays, retries: retries, outlierDetection: outlierDetection
+            quotaFailModes: failModes, usageRetentionDays: retentionDays, retries: retries, outlierDetection: outlierDetection, admin: admin
         )
+    }
+
+    private static func admin(_ cursor: YAMLReader.Cursor, baseDirectory: String?, _ reader: inout YAMLReader) -> GatewaySettings.Admin? {
+        guard let map = reader.mapping(cursor, allowedKeys: ["listener", "issuers", "roleClaim"]) else { return nil }
+        var listener: GatewaySettings.Listener?
+        if let c = map["listener"] {
+            listener = Self.listener(c, &reader)
+            if listener?.eventLoops != nil {
+                // Admin traffic is small: one event loop serves it, one write at a time.
+                reader.report(c, "the admin listener runs on one event loop; remove eventLoops")
+            }
+        } else {
+            reader.report(cursor, "missing required key 'listener'")
+        }
+        var issuers: [IssuerDefinition] = []
+        if let c = map["issuers"] {
+            if case .sequence(let items) = c.node, items.isEmpty { reader.report(c, "at least one admin token issuer is required") }
+            issuers = reader.issuers(c, node: nil, baseDirectory: baseDirectory)
+        } else {
+            reader.report(cursor, "missing required key 'issuers'")
+        }
+        var roleClaim = "role"
+        if let c = map["roleClaim"], let value = reader.presentString(c) {
+            if value.isEmpty { reader.report(c, "must name a claim") } else { roleClaim = value }
+        }
+        guard let listener else { return nil }
+        return GatewaySettings.Admin(listener: listener, issuers: issuers, roleClaim: roleClaim)
     }
 
     private static func redis(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.Redis? {

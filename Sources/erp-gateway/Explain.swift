@@ -5,7 +5,7 @@ import Hierarchy
 /// `erp-gateway explain`: why a tenant has the policy it has — for one attribute or all of them,
 /// the value declared at each node of its path, the value in effect there, and the node that
 /// decided.
-struct Explain: ParsableCommand {
+struct Explain: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Explain a tenant's effective policy, attribute by attribute.",
         discussion: "Attributes: \(TenantSnapshot.explainableAttributes.joined(separator: ", "))."
@@ -20,7 +20,7 @@ struct Explain: ParsableCommand {
     @Option(name: .long, help: "One attribute, e.g. features, feature.payroll, limits, branding.logoUrl. All when omitted.")
     var field: String?
 
-    func run() throws {
+    func run() async throws {
         let configuration: GatewayConfiguration
         do {
             configuration = try GatewayConfiguration.load(path: self.config)
@@ -28,7 +28,7 @@ struct Explain: ParsableCommand {
             printToStandardError(error.description)
             throw ExitCode(2)
         }
-        guard let tenants = configuration.tenants else {
+        guard let tenants = await Administration.servedTree(configuration, settingsPath: self.config) else {
             printToStandardError("\(self.config) names no tenant tree (tenantTree)")
             throw ExitCode(2)
         }

@@ -1,3 +1,4 @@
+import AdminAPI
 import ArgumentParser
 import Dispatch
 import GatewayConfig
@@ -36,7 +37,7 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "erp-gateway")
 
-        let initial: GatewayConfiguration
+        var initial: GatewayConfiguration
         do {
             initial = try GatewayConfiguration.load(path: self.config)
         } catch {
@@ -44,6 +45,7 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let settings = initial.settings
+        let events = ServeEvents.start(watchInterval: self.watchIntervalMs)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: settings.listener.eventLoops ?? System.coreCount)
         // The shared store: quotas and revocations. Unreachable at start is fine (the client
@@ -60,6 +62,29 @@ struct Serve: AsyncParsableCommand {
             logger.warning("no redis configured: quotas are not enforced and token revocation is off")
         }
 
+        // With the admin API the tree lives in the shared store; the file only seeds it.
+        var administration: Administration?
+        if let admin = settings.admin, let redis {
+            do {
+                administration = try await Administration.open(
+                    settingsPath: self.config, settings: settings, admin: admin, redis: redis, events: events, logger: logger
+                )
+                initial = administration!.latest.current.configuration
+            } catch let error as ConfigurationError {
+                printToStandardError(error.description)
+                try? await redis.client.shutdown().get()
+                try? await group.shutdownGracefully()
+                throw ExitCode(2)
+            } catch {
+                logger.critical("\(error)")
+                try? await redis.client.shutdown().get()
+                try? await group.shutdownGracefully()
+                throw ExitCode(1)
+            }
+        } else if settings.admin != nil {
+            logger.error("the admin API is off: it keeps the tenant tree in redis, and redis.url is not usable")
+        }
+
         var started: GatewayServer?
         do {
             started = try await GatewayServer.start(
@@ -68,6 +93,8 @@ struct Serve: AsyncParsableCommand {
             )
         } catch {
             logger.critical("cannot start the listener", metadata: ["address": "\(settings.listener.address):\(settings.listener.port)", "error": "\(error)"])
+            await administration?.shutdown()
+            try? await redis?.client.shutdown().get()
             try? await group.shutdownGracefully()
             throw ExitCode(1)
         }
@@ -82,7 +109,8 @@ struct Serve: AsyncParsableCommand {
                 feed?.start()
                 logger.notice("revocation feed started", metadata: ["redis": "\(redis.url)"])
             }
-            await Self.serve(server, initial: initial, path: self.config, watchInterval: self.watchIntervalMs, logger: logger)
+            await Self.serve(server, initial: initial, path: self.config, events: events, latest: administration?.latest, logger: logger)
+            await administration?.shutdown()
             await feed?.shutdown()
             try? await redis?.client.shutdown().get()
         }
@@ -95,15 +123,17 @@ struct Serve: AsyncParsableCommand {
 
 extension Serve {
     /// Serves until SIGTERM or SIGINT, reloading on SIGHUP and file changes, then drains.
-    static func serve(_ server: GatewayServer, initial: GatewayConfiguration, path: String, watchInterval: Int, logger: Logger) async {
+    static func serve(
+        _ server: GatewayServer, initial: GatewayConfiguration, path: String, events: ServeEvents, latest: LatestTree?, logger: Logger
+    ) async {
         logger.notice("listening", metadata: [
             "address": "\(server.localAddress.map { "\($0)" } ?? "?")",
             "tenants": "\(initial.tenants?.nodeCount ?? 0)",
             "generation": "1",
         ])
 
-        var reloader = Reloader(path: path, current: initial, logger: logger)
-        let events = ServeEvents.start(watchInterval: watchInterval, files: { reloader.fingerprintFiles })
+        var reloader = Reloader(path: path, current: initial, latest: latest, logger: logger)
+        events.watch(reloader.fingerprintFiles)
         for await event in events.stream {
             switch event {
             case .reload(let reason):
@@ -114,6 +144,14 @@ extension Serve {
                     ])
                 }
                 events.watch(reloader.fingerprintFiles)
+            case .treeChanged:
+                if let next = reloader.adoptLatestTree() {
+                    await server.install(next.configuration, generation: next.generation)
+                    logger.notice("tenant tree installed", metadata: [
+                        "revision": "\(reloader.installedRevision)", "generation": "\(next.generation)",
+                        "tenants": "\(next.configuration.tenants?.nodeCount ?? 0)",
+                    ])
+                }
             case .stop(let signal):
                 events.finish()
                 logger.notice("shutting down", metadata: ["signal": "\(signal)", "grace-ms": "\(reloader.current.settings.timeouts.shutdownGrace.milliseconds)"])
@@ -130,12 +168,26 @@ struct Reloader {
     let path: String
     private(set) var current: GatewayConfiguration
     private(set) var generation = 1
+    /// With the admin API: the store's newest tree, which replaces the tree file.
+    let latest: LatestTree?
+    private(set) var installedRevision: Int64
     let logger: Logger
 
-    init(path: String, current: GatewayConfiguration, logger: Logger) {
+    init(path: String, current: GatewayConfiguration, latest: LatestTree?, logger: Logger) {
         self.path = path
         self.current = current
+        self.latest = latest
+        self.installedRevision = latest?.current.revision ?? 0
         self.logger = logger
+    }
+
+    /// The store's newest tree, when it is newer than the one installed.
+    mutating func adoptLatestTree() -> (configuration: GatewayConfiguration, generation: Int)? {
+        guard let tree = self.latest?.current, tree.revision > self.installedRevision else { return nil }
+        self.installedRevision = tree.revision
+        self.current = tree.configuration
+        self.generation += 1
+        return (tree.configuration, self.generation)
     }
 
     var fingerprintFiles: [String] { self.current.files }
@@ -143,7 +195,16 @@ struct Reloader {
     mutating func reload(reason: String) -> (configuration: GatewayConfiguration, generation: Int)? {
         let next: GatewayConfiguration
         do {
-            next = try GatewayConfiguration.load(path: self.path)
+            if let latest = self.latest {
+                // The settings file is read again; the tree stays the store's.
+                let stored = latest.current
+                let tree = try StoredTree.read(text: stored.text, revision: stored.revision, settingsPath: self.path)
+                latest.recompiled(tree)
+                self.installedRevision = stored.revision
+                next = tree.configuration
+            } else {
+                next = try GatewayConfiguration.load(path: self.path)
+            }
         } catch {
             self.logger.error("configuration rejected; still serving the previous one", metadata: [
                 "reason": "\(reason)", "generation": "\(self.generation)", "errors": "\(error.issues.count)",
@@ -168,6 +229,8 @@ struct Reloader {
 final class ServeEvents: @unchecked Sendable {
     enum Event: Sendable {
         case reload(String)
+        /// The admin store has a newer tenant tree.
+        case treeChanged
         case stop(String)
     }
 
@@ -183,10 +246,11 @@ final class ServeEvents: @unchecked Sendable {
         (self.stream, self.continuation) = AsyncStream.makeStream(of: Event.self)
     }
 
-    static func start(watchInterval: Int, files: () -> [String]) -> ServeEvents {
+    /// Signals are caught from now on; files are watched once `watch` names them.
+    static func start(watchInterval: Int) -> ServeEvents {
         let events = ServeEvents()
-        let initialFiles = files()
         events.queue.sync {
+            events.fingerprint = FileFingerprint(files: [])
             for (number, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT"), (SIGHUP, "SIGHUP")] {
                 // The default actions would end the process mid-response (or, for SIGHUP, not
                 // reload at all); the dispatch source sees the signal instead.
@@ -198,8 +262,6 @@ final class ServeEvents: @unchecked Sendable {
                 source.resume()
                 events.sources.append(source)
             }
-            events.watchedFiles = initialFiles
-            events.fingerprint = FileFingerprint(files: initialFiles)
             if watchInterval > 0 {
                 let timer = DispatchSource.makeTimerSource(queue: events.queue)
                 timer.schedule(deadline: .now() + .milliseconds(watchInterval), repeating: .milliseconds(watchInterval))
@@ -224,6 +286,10 @@ final class ServeEvents: @unchecked Sendable {
             self.watchedFiles = files
             self.fingerprint = FileFingerprint(files: files)
         }
+    }
+
+    func deliver(_ event: Event) {
+        self.continuation.yield(event)
     }
 
     func finish() {

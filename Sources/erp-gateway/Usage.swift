@@ -25,7 +25,8 @@ struct Usage: AsyncParsableCommand {
             throw ExitCode(2)
         }
         guard let redisSettings = configuration.settings.redis else { throw ValidationError("\(self.config) configures no redis: usage lives there") }
-        guard let id = try? NodeID(self.tenant), let policy = configuration.tenants?.customer(id) else {
+        let tenants = await Administration.servedTree(configuration, settingsPath: self.config)
+        guard let id = try? NodeID(self.tenant), let policy = tenants?.customer(id) else {
             throw ValidationError("no customer '\(self.tenant)' in the tenant tree")
         }
         guard let first = Self.day(self.from), let last = Self.day(self.to), first <= last, last - first <= 400 else {

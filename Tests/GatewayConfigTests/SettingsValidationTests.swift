@@ -360,3 +360,35 @@ final class SettingsValidationTests: XCTestCase {
         XCTAssertNil(Quantities.byteSize("+5"))
     }
 }
+
+/// The `admin` section: its own listener, its issuers, and what it needs next to it.
+final class AdminSettingsTests: XCTestCase {
+    let adminSection = """
+        admin:
+          listener: { address: 127.0.0.1, port: 8081 }
+          issuers:
+            - iss: https://admin.test
+              audience: erp-admin
+              allowHMAC: true
+              keys: [{ kid: a1, alg: HS256, secret: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY= }]
+        """
+
+    func testTheAdminSectionIsReadWithItsDefaults() throws {
+        let settings = try SettingsLoader.parse(
+            minimalSettingsYAML + "\ntenantTree: tenants.yaml\n" + upstreamContextYAML + "\nredis: { url: \"redis://127.0.0.1:6379/0\" }\n" + self.adminSection
+        )
+        let admin = try XCTUnwrap(settings.admin)
+        XCTAssertEqual(admin.listener.port, 8081)
+        XCTAssertEqual(admin.roleClaim, "role")
+        XCTAssertEqual(admin.issuers.map(\.issuer), ["https://admin.test"])
+    }
+
+    func testTheAdminAPINeedsRedisAndATreeAndAnIssuer() {
+        let messages = rejectionIssues(of: minimalSettingsYAML + "\n" + self.adminSection).map(\.message)
+        XCTAssertTrue(messages.contains { $0.contains("'redis' is required") }, "\(messages)")
+        XCTAssertTrue(messages.contains { $0.contains("'tenantTree' is required") }, "\(messages)")
+        let empty = rejectionIssues(of: minimalSettingsYAML + "\nadmin:\n  listener: { port: 8081, eventLoops: 2 }\n  issuers: []\n")
+        XCTAssertTrue(empty.contains { $0.path == "admin.issuers" && $0.message.contains("at least one") }, "\(empty)")
+        XCTAssertTrue(empty.contains { $0.path == "admin.listener" && $0.message.contains("one event loop") }, "\(empty)")
+    }
+}

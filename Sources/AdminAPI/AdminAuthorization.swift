@@ -1,0 +1,64 @@
+import Hierarchy
+
+/// What an administrator wants to do to one node.
+public enum AdminAction: String, Sendable, Hashable, CaseIterable {
+    /// The node, its children, effective policy, explain, audit.
+    case read
+    /// Branding and portal domains: a node's own presentation, which its own admin manages.
+    case editPresentation
+    /// Package, add-ons, features, packages, limits, customer defaults, residency, origins:
+    /// what a node may use, which only an administrator above it may grant.
+    case editEntitlements
+    /// Placement on backend cells: an operator decision.
+    case editPlacement
+    case suspend
+    case reactivate
+    case createChild
+    case delete
+    /// Revoke every token of a customer: a security measure any admin who sees it may take.
+    case revokeTenantTokens
+    /// Revoke one token by `jti`: a `jti` names no tenant, so only the platform may.
+    case revokeTokenByID
+    /// Register token issuers and their keys: an OEM's own, or those of nodes below the caller.
+    case manageIssuers
+}
+
+/// The outcome of an authorization check.
+public enum AdminDecision: Sendable, Hashable {
+    case allowed
+    /// The node is outside the caller's subtree, or does not exist: the two are answered
+    /// identically, so nothing outside a subtree can be probed.
+    case notFound
+    /// The node is visible to the caller, but this action on it is not theirs.
+    case forbidden
+}
+
+/// Delegated administration as one pure function. Every caller administers a subtree: it sees
+/// every node in it; it edits its own node's presentation (and an OEM its own token issuers);
+/// it does everything else only to nodes strictly below its own (an admin never grants itself
+/// entitlements, suspends, or deletes itself). Placement and revoking a token by `jti` are the
+/// platform's. A platform admin may do everything.
+public enum AdminAuthorization {
+    /// - Parameter target: the target's path when the node exists, nil when it does not. The
+    ///   caller looks the node up exactly once, whatever the outcome, and this function makes no
+    ///   lookup of its own: an unknown node and a hidden one cost the same and answer the same.
+    public static func decide(_ principal: AdminPrincipal, _ action: AdminAction, target: NodePath?) -> AdminDecision {
+        guard let target, principal.sees(target) else { return .notFound }
+        guard let scope = principal.scope else { return .allowed }
+        let below = scope.isAncestor(of: target)
+        switch action {
+        case .read, .editPresentation, .revokeTenantTokens:
+            return .allowed
+        case .createChild:
+            // A customer has no children; the tree's shape is checked when the child is built.
+            return target.kind == .customer ? .forbidden : .allowed
+        case .editEntitlements, .suspend, .reactivate, .delete:
+            return below ? .allowed : .forbidden
+        case .editPlacement, .revokeTokenByID:
+            return .forbidden
+        case .manageIssuers:
+            // OEMs onboard their own signing keys; a partner's are registered by its OEM.
+            return below || target.kind == .oem ? .allowed : .forbidden
+        }
+    }
+}

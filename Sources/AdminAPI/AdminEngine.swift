@@ -1,0 +1,360 @@
+import GatewayConfig
+import Hierarchy
+import Quotas
+import TokenAuth
+
+/// A change the engine has validated, for the store to commit atomically with its audit record.
+public struct AdminCommit: Sendable {
+    /// The revision the change was computed on; the store refuses it if that is no longer the
+    /// latest, and the request is evaluated again on the newer tree.
+    public let baseRevision: Int64
+    public let next: StoredTree
+    public let audit: AuditRecord
+    /// The OEM whose audit log records the change.
+    public let oem: String
+    /// A soft-deleted node, kept in the store's record of deleted nodes.
+    public let deleted: (id: String, record: JSONValue)?
+    /// The answer once committed.
+    public let response: AdminResponse
+}
+
+/// A token revocation the engine has authorized, for the shared store's revocation list.
+public struct AdminRevocation: Sendable {
+    public let message: RevocationMessage
+    public let audit: AuditRecord
+    public let oem: String
+    public let response: AdminResponse
+}
+
+/// What the driver does with a request the engine has looked at.
+public enum AdminOutcome: Sendable {
+    case respond(AdminResponse)
+    case commit(AdminCommit)
+    /// Read the audit log of `oem` and answer with the records inside `subtree`.
+    case readAudit(oem: String, subtree: NodePath, limit: Int)
+    case revoke(AdminRevocation)
+    /// Read one UTC day's usage (`yyyymmdd`) of each customer and answer with it and the total.
+    case readUsage(customers: [NodePath], day: String)
+}
+
+/// The admin API's logic, as one pure function of the request, the current stored tree and the
+/// time: authentication, routing, authorization, optimistic concurrency, change validation.
+/// It performs no I/O; `AdminService` carries out what it decides.
+public enum AdminEngine {
+    /// Largest request body accepted, in bytes.
+    public static let maxBodyBytes = 1 << 20
+
+    public static func handle(_ request: AdminRequest, tree: StoredTree, now: Int64) -> AdminOutcome {
+        let id = request.requestID
+        // Routing before authentication answers unknown paths without a token; routes carry no
+        // tenant data, so that reveals nothing.
+        let route: AdminRoute
+        switch AdminRoute.match(method: request.method, path: request.path) {
+        case .success(let matched): route = matched
+        case .failure(.notFound): return .respond(AdminProblem.routeNotFound.response(requestID: id))
+        case .failure(.methodNotAllowed(let allowed)): return .respond(AdminProblem.methodNotAllowed.response(requestID: id, allow: allowed))
+        }
+        guard let snapshot = tree.snapshot, let verifier = tree.configuration.adminVerifier else {
+            return .respond(AdminProblem.storeUnavailable.response(requestID: id))
+        }
+        guard let authorization = request.header("authorization") else { return .respond(AdminProblem.tokenMissing.response(requestID: id)) }
+        guard authorization.count > 7, authorization.prefix(7).lowercased() == "bearer " else {
+            return .respond(AdminProblem.tokenRejected.response(requestID: id))
+        }
+        guard case .success(let token) = verifier.verify(authorization.dropFirst(7), now: now),
+            let principal = AdminPrincipal(token: token, tree: snapshot)
+        else {
+            return .respond(AdminProblem.tokenRejected.response(requestID: id))
+        }
+
+        let context = Context(request: request, tree: tree, snapshot: snapshot, principal: principal, now: now)
+        guard let nodeID = route.nodeID else {
+            if route == .createOEM { return context.createOEM() }
+            let roots = tree.document.tree.nodes.filter { node in
+                guard let path = tree.node(node.id)?.path else { return false }
+                return principal.scope.map { $0 == path } ?? (node.kind == .oem)
+            }
+            return .respond(.json(200, .object(["nodes": .array(roots.map(NodeJSON.encode))])))
+        }
+        // One lookup, whatever follows: hidden and unknown nodes are answered alike.
+        let target = tree.node(nodeID)
+        guard AdminAuthorization.decide(principal, .read, target: target?.path) == .allowed, let target else {
+            return .respond(AdminProblem.nodeNotFound.response(requestID: id))
+        }
+        switch route {
+        case .listRoots, .createOEM:
+            return .respond(AdminProblem.routeNotFound.response(requestID: id))  // answered above
+        case .getNode:
+            return .respond(.json(200, NodeJSON.encode(target.source), etag: NodeJSON.etag(target.source)))
+        case .listChildren(let parent):
+            let children = tree.children(of: parent).map { NodeJSON.encode($0) }
+            return .respond(.json(200, .object(["children": .array(children)])))
+        case .effectivePolicy:
+            return .respond(.json(200, Self.effective(snapshot.policy(target.path.leaf)!, catalog: snapshot.catalog)))
+        case .explain:
+            guard let attribute = request.query("attribute"), !attribute.isEmpty else {
+                return .respond(AdminProblem.missingAttribute.response(requestID: id))
+            }
+            guard let explanation = try? snapshot.explain(target.path.leaf, attribute: attribute) else {
+                return .respond(AdminProblem.unknownAttribute.response(requestID: id))
+            }
+            return .respond(.json(200, Self.explanation(explanation)))
+        case .audit:
+            let limit = request.query("limit").flatMap(Int.init).map { min(max($0, 1), 1000) } ?? 100
+            return .readAudit(oem: target.path.oem.rawValue, subtree: target.path, limit: limit)
+        case .exportTree:
+            let text = Self.export(tree, root: target.path)
+            let headers = [(name: "content-type", value: "application/yaml"), (name: "etag", value: JSONValue.string(text).etag)]
+            return .respond(AdminResponse(status: 200, headers: headers, body: text))
+        case .applySubtree:
+            return context.applySubtree(target)
+        case .updateNode:
+            return context.update(target)
+        case .createChild:
+            return context.create(under: target)
+        case .deleteNode:
+            return context.delete(target)
+        case .revokeTokens:
+            return context.revoke(target)
+        case .usage:
+            let day: String
+            if let text = request.query("day") {
+                guard let stamp = Self.dayStamp(text) else { return .respond(AdminProblem.badDay.response(requestID: id)) }
+                day = stamp
+            } else {
+                day = UTCCalendarPeriod(now: now * 1_000_000).dayStamp
+            }
+            let customers = tree.document.tree.nodes.compactMap { node -> NodePath? in
+                guard node.kind == .customer, let path = tree.node(node.id)?.path, target.path.contains(path) else { return nil }
+                return path
+            }
+            return .readUsage(customers: customers, day: day)
+        case .getIssuers(let node):
+            let issuers = tree.document.issuers.filter { $0.node == node }
+            return .respond(.json(200, IssuerJSON.encode(issuers), etag: IssuerJSON.etag(issuers)))
+        case .replaceIssuers:
+            return context.replaceIssuers(target)
+        }
+    }
+
+    /// The state one write is judged in.
+    struct Context {
+        let request: AdminRequest
+        let tree: StoredTree
+        let snapshot: TenantSnapshot
+        let principal: AdminPrincipal
+        let now: Int64
+
+        var requestID: String { self.request.requestID }
+
+        func refuse(_ problem: AdminProblem, _ errors: [FieldProblem] = []) -> AdminOutcome {
+            .respond(problem.response(requestID: self.requestID, errors: errors))
+        }
+
+        /// `If-Match` must name the node's current ETag (or `*`).
+        func precondition(_ node: NodeSource) -> AdminProblem? {
+            self.precondition(etag: NodeJSON.etag(node))
+        }
+
+        /// `If-Match` must name `etag` (or `*`).
+        func precondition(etag: String) -> AdminProblem? {
+            guard let ifMatch = self.request.header("if-match") else { return .preconditionRequired }
+            let candidates = ifMatch.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            return candidates.contains("*") || candidates.contains(etag) ? nil : .preconditionFailed
+        }
+
+        /// The body, when it is a JSON object.
+        func body() -> JSONValue? {
+            guard let json = JSONValue.parse(self.request.body), case .object = json else { return nil }
+            return json
+        }
+
+        func update(_ target: (source: NodeSource, path: NodePath)) -> AdminOutcome {
+            if let problem = self.precondition(target.source) { return self.refuse(problem) }
+            guard let patch = self.body() else { return self.refuse(.malformedBody) }
+            let before = NodeJSON.encode(target.source)
+            let merged = before.merging(patch)
+            let label = target.path.description
+            var problems: [FieldProblem] = []
+            for field in NodeJSON.readOnlyFields.sorted() where merged[field] != before[field] {
+                problems.append(FieldProblem(node: label, field: field, message: "cannot be changed"))
+            }
+            let decoded = NodeJSON.decode(
+                merged, id: target.source.id, kind: target.source.kind, parent: target.source.parent, issuers: target.source.issuers, label: label
+            )
+            guard case .success(let node) = decoded, problems.isEmpty else {
+                if case .failure(let shape) = decoded { problems += shape.list }
+                return self.refuse(.invalidChange, problems)
+            }
+            let after = NodeJSON.encode(node)
+            let changes = AuditRecord.diff(before: before, after: after)
+            guard !changes.isEmpty else {
+                return .respond(.json(200, after, etag: NodeJSON.etag(node)))
+            }
+            for action in Self.actions(for: changes) where AdminAuthorization.decide(self.principal, action, target: target.path) != .allowed {
+                return self.refuse(.actionForbidden)
+            }
+            var document = self.tree.document
+            document.tree.nodes[self.tree.position(of: node.id)] = node
+            return self.commit(document, node: node, path: target.path, action: .update, changes: changes, status: 200)
+        }
+
+        func create(under parent: (source: NodeSource, path: NodePath)) -> AdminOutcome {
+            if let problem = self.precondition(parent.source) { return self.refuse(problem) }
+            guard let json = self.body() else { return self.refuse(.malformedBody) }
+            guard AdminAuthorization.decide(self.principal, .createChild, target: parent.path) == .allowed,
+                let kind: NodeKind = parent.source.kind == .oem ? .partner : (parent.source.kind == .partner ? .customer : nil)
+            else {
+                return self.refuse(.actionForbidden)
+            }
+            let parentLabel = parent.path.description
+            guard let idText = json["id"]?.string else {
+                return self.refuse(.invalidChange, [FieldProblem(node: parentLabel, field: "id", message: "the new node needs an id")])
+            }
+            guard let childID = try? NodeID(idText), let childPath = parent.path.appending(childID) else {
+                return self.refuse(.invalidChange, [FieldProblem(node: parentLabel, field: "id", message: "'\(idText)' is not a valid id (lowercase letters, digits and '-', starting with a letter)")])
+            }
+            var problems: [FieldProblem] = []
+            if let kindText = json["kind"]?.string, kindText != kind.rawValue {
+                problems.append(FieldProblem(node: childPath.description, field: "kind", message: "a child of a \(parent.source.kind.rawValue) is a \(kind.rawValue)"))
+            }
+            if let parentText = json["parent"]?.string, parentText != parent.source.id {
+                problems.append(FieldProblem(node: childPath.description, field: "parent", message: "is the node the child is created under"))
+            }
+            if json["issuers"] != nil {
+                problems.append(FieldProblem(node: childPath.description, field: "issuers", message: "cannot be set here"))
+            }
+            var fields = json.object ?? [:]
+            for field in NodeJSON.readOnlyFields { fields[field] = nil }
+            let decoded = NodeJSON.decode(.object(fields), id: idText, kind: kind, parent: parent.source.id, issuers: [], label: childPath.description)
+            guard case .success(let node) = decoded, problems.isEmpty else {
+                if case .failure(let shape) = decoded { problems += shape.list }
+                return self.refuse(.invalidChange, problems)
+            }
+            let after = NodeJSON.encode(node)
+            let changes = AuditRecord.diff(before: nil, after: after)
+            // What the new node is given is judged as if it were changed on the node itself.
+            for action in Self.actions(for: changes) where AdminAuthorization.decide(self.principal, action, target: childPath) != .allowed {
+                return self.refuse(.actionForbidden)
+            }
+            var document = self.tree.document
+            // Right after its last sibling (or its parent): the stored file stays readable.
+            let siblings = document.tree.nodes.indices.filter { document.tree.nodes[$0].parent == parent.source.id || document.tree.nodes[$0].id == parent.source.id }
+            document.tree.nodes.insert(node, at: (siblings.last ?? document.tree.nodes.count - 1) + 1)
+            return self.commit(document, node: node, path: childPath, action: .create, changes: changes, status: 201)
+        }
+
+        /// A new OEM: the platform's alone. Nothing exists that could be stale, so no `If-Match`;
+        /// an id already in use is refused by validation like any other.
+        func createOEM() -> AdminOutcome {
+            guard self.principal.role == .platformAdmin else { return self.refuse(.actionForbidden) }
+            guard let json = self.body() else { return self.refuse(.malformedBody) }
+            guard let idText = json["id"]?.string, let id = try? NodeID(idText) else {
+                return self.refuse(.invalidChange, [FieldProblem(node: "", field: "id", message: "the new OEM needs a valid id (lowercase letters, digits and '-', starting with a letter)")])
+            }
+            var fields = json.object ?? [:]
+            var problems: [FieldProblem] = []
+            if let kind = fields["kind"]?.string, kind != NodeKind.oem.rawValue {
+                problems.append(FieldProblem(node: idText, field: "kind", message: "a root of the tree is an OEM"))
+            }
+            if fields["parent"] != nil { problems.append(FieldProblem(node: idText, field: "parent", message: "an OEM has no parent")) }
+            if fields["issuers"] != nil { problems.append(FieldProblem(node: idText, field: "issuers", message: "register issuers with PUT …/issuers")) }
+            for field in NodeJSON.readOnlyFields { fields[field] = nil }
+            let decoded = NodeJSON.decode(.object(fields), id: idText, kind: .oem, parent: nil, issuers: [], label: idText)
+            guard case .success(let node) = decoded, problems.isEmpty else {
+                if case .failure(let shape) = decoded { problems += shape.list }
+                return self.refuse(.invalidChange, problems)
+            }
+            var document = self.tree.document
+            document.tree.nodes.append(node)
+            let after = NodeJSON.encode(node)
+            return self.commit(document, node: node, path: NodePath(oem: id), action: .create, changes: AuditRecord.diff(before: nil, after: after), status: 201)
+        }
+
+        func delete(_ target: (source: NodeSource, path: NodePath)) -> AdminOutcome {
+            if let problem = self.precondition(target.source) { return self.refuse(problem) }
+            guard AdminAuthorization.decide(self.principal, .delete, target: target.path) == .allowed else { return self.refuse(.actionForbidden) }
+            guard self.tree.children(of: target.source.id).isEmpty else { return self.refuse(.hasChildren) }
+            var document = self.tree.document
+            document.tree.nodes.remove(at: self.tree.position(of: target.source.id))
+            document.issuers.removeAll { $0.node == target.source.id }
+            let before = NodeJSON.encode(target.source)
+            return self.commit(
+                document, node: nil, path: target.path, action: .delete, changes: AuditRecord.diff(before: before, after: nil), status: 200,
+                deleted: (target.source.id, JSONValue.object([
+                    "node": before, "path": .string(target.path.description), "deletedAt": .integer(self.now), "deletedBy": .string(self.principal.actor),
+                ]))
+            )
+        }
+
+        /// `body`: what to answer instead of the node (the issuers list and its ETag).
+        func commit(
+            _ document: TenantTreeDocument, node: NodeSource?, path: NodePath, action: AuditRecord.Action, changes: [AuditRecord.FieldChange], status: Int,
+            deleted: (id: String, record: JSONValue)? = nil, body: (json: JSONValue, etag: String?)? = nil
+        ) -> AdminOutcome {
+            let settings = self.tree.configuration.settings
+            let settingsPath = self.tree.configuration.files.first ?? "settings"
+            switch StoredTree.compile(document, revision: self.tree.revision + 1, settings: settings, settingsPath: settingsPath) {
+            case .failure(let failure):
+                return self.refuse(.invalidChange, self.visible(failure.problems))
+            case .success(let next):
+                if self.request.query("dryRun") == "true" {
+                    // Validated exactly like a real change; nothing is stored or announced.
+                    return .respond(.json(200, .object([
+                        "dryRun": .bool(true), "node": body?.json ?? node.map(NodeJSON.encode) ?? .null, "changes": .array(changes.map(\.json)),
+                        "revision": .integer(self.tree.revision),
+                    ])))
+                }
+                let audit = AuditRecord(
+                    time: self.now, actor: self.principal.actor, role: self.principal.role, node: path, action: action, changes: changes,
+                    requestID: self.requestID
+                )
+                let response: AdminResponse
+                if let body {
+                    response = .json(status, body.json, etag: body.etag)
+                } else if let node {
+                    response = .json(status, NodeJSON.encode(node), etag: NodeJSON.etag(node))
+                } else {
+                    response = AdminResponse(status: 204, body: "")
+                }
+                return .commit(AdminCommit(
+                    baseRevision: self.tree.revision, next: next, audit: audit, oem: path.oem.rawValue, deleted: deleted, response: response
+                ))
+            }
+        }
+
+        /// Problems as the caller may see them: one about a node outside the caller's subtree
+        /// (a portal domain or id already taken elsewhere) keeps its field and rule but names
+        /// no node the caller could not name already.
+        func visible(_ problems: [FieldProblem]) -> [FieldProblem] {
+            guard let scope = self.principal.scope else { return problems }
+            // Every path the caller may not see, longest first so `a/b` is replaced before `a`.
+            // The caller's own ancestors are on its own path: naming them reveals nothing.
+            func known(_ path: NodePath) -> Bool { scope.contains(path) || path.contains(scope) }
+            let hidden = self.snapshot.nodeIDs.compactMap { self.snapshot.policy($0)?.path }.filter { !known($0) }
+                .map(\.description).sorted { $0.count > $1.count }
+            return problems.map { problem in
+                var problem = problem
+                if (try? NodePath(parsing: problem.node)).map(known) != true { problem.node = "(outside your subtree)" }
+                for path in hidden where problem.message.contains(path) {
+                    problem.message = problem.message.replacingOccurrences(of: path, with: "another node")
+                }
+                return problem
+            }
+        }
+
+        /// What changing these fields amounts to, for authorization.
+        static func actions(for changes: [AuditRecord.FieldChange]) -> Set<AdminAction> {
+            var actions: Set<AdminAction> = []
+            for change in changes {
+                switch change.field {
+                case "branding", "portalDomains": actions.insert(.editPresentation)
+                case "placement": actions.insert(.editPlacement)
+                case "status": actions.insert(change.after == .string(TenantStatus.suspended.rawValue) ? .suspend : .reactivate)
+                default: actions.insert(.editEntitlements)
+                }
+            }
+            return actions
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import Hierarchy
+
+/// The admin API's routes: every method and path the admin listener serves, and nothing else.
+/// `docs/admin-api.openapi.yaml` lists exactly `AdminRoute.table` (a test compares them).
+public enum AdminRoute: Sendable, Hashable {
+    /// The roots the caller administers: every OEM for the platform, else its own node.
+    case listRoots
+    /// A new OEM (platform admins).
+    case createOEM
+    case getNode(String)
+    case updateNode(String)
+    case deleteNode(String)
+    case listChildren(String)
+    case createChild(String)
+    case effectivePolicy(String)
+    case explain(String)
+    case audit(String)
+    case exportTree(String)
+    case applySubtree(String)
+    case revokeTokens(String)
+    case usage(String)
+    case getIssuers(String)
+    case replaceIssuers(String)
+
+    /// One route as the OpenAPI document names it: `{id}` stands for a node id.
+    public struct Entry: Sendable, Hashable {
+        public let method: String
+        public let path: String
+    }
+
+    public static let prefix = "/admin/v1/nodes/"
+
+    public static let table: [Entry] = [
+        Entry(method: "GET", path: "/admin/v1/nodes"),
+        Entry(method: "POST", path: "/admin/v1/nodes"),
+        Entry(method: "GET", path: "/admin/v1/nodes/{id}"),
+        Entry(method: "PATCH", path: "/admin/v1/nodes/{id}"),
+        Entry(method: "DELETE", path: "/admin/v1/nodes/{id}"),
+        Entry(method: "GET", path: "/admin/v1/nodes/{id}/children"),
+        Entry(method: "POST", path: "/admin/v1/nodes/{id}/children"),
+        Entry(method: "GET", path: "/admin/v1/nodes/{id}/effective"),
+        Entry(method: "GET", path: "/admin/v1/nodes/{id}/explain"),
+        Entry(method: "GET", path: "/admin/v1/nodes/{id}/audit"),
+        Entry(method: "GET", path: "/admin/v1/nodes/{id}/usage"),
+        Entry(method: "GET", path: "/admin/v1/nodes/{id}/subtree"),
+        Entry(method: "PUT", path: "/admin/v1/nodes/{id}/subtree"),
+        Entry(method: "POST", path: "/admin/v1/nodes/{id}/revocations"),
+        Entry(method: "GET", path: "/admin/v1/nodes/{id}/issuers"),
+        Entry(method: "PUT", path: "/admin/v1/nodes/{id}/issuers"),
+    ]
+
+    /// Why a request matches no route.
+    public enum Mismatch: Error, Sendable, Hashable {
+        case notFound
+        /// The path is a route, the method is not one of its methods.
+        case methodNotAllowed(allowed: [String])
+    }
+
+    /// Matches the path (query removed) and method. The node id is returned as written: it is
+    /// looked up, not trusted, so an id that is not valid is simply a node that does not exist.
+    public static func match(method: String, path: String) -> Result<AdminRoute, Mismatch> {
+        if path == "/admin/v1/nodes" {
+            let routes: [String: AdminRoute] = ["GET": .listRoots, "POST": .createOEM]
+            guard let route = routes[method] else { return .failure(.methodNotAllowed(allowed: routes.keys.sorted())) }
+            return .success(route)
+        }
+        guard path.hasPrefix(Self.prefix) else { return .failure(.notFound) }
+        let segments = path.dropFirst(Self.prefix.count).split(separator: "/", omittingEmptySubsequences: false)
+        guard let first = segments.first, !first.isEmpty, segments.count <= 2 else { return .failure(.notFound) }
+        let id = String(first)
+        let routes: [String: AdminRoute]
+        switch segments.count == 2 ? String(segments[1]) : nil {
+        case nil: routes = ["GET": .getNode(id), "PATCH": .updateNode(id), "DELETE": .deleteNode(id)]
+        case "children": routes = ["GET": .listChildren(id), "POST": .createChild(id)]
+        case "effective": routes = ["GET": .effectivePolicy(id)]
+        case "explain": routes = ["GET": .explain(id)]
+        case "audit": routes = ["GET": .audit(id)]
+        case "usage": routes = ["GET": .usage(id)]
+        case "subtree": routes = ["GET": .exportTree(id), "PUT": .applySubtree(id)]
+        case "revocations": routes = ["POST": .revokeTokens(id)]
+        case "issuers": routes = ["GET": .getIssuers(id), "PUT": .replaceIssuers(id)]
+        default: return .failure(.notFound)
+        }
+        guard let route = routes[method] else { return .failure(.methodNotAllowed(allowed: routes.keys.sorted())) }
+        return .success(route)
+    }
+
+    /// The node the route acts on; nil for the routes about the roots.
+    public var nodeID: String? {
+        switch self {
+        case .listRoots, .createOEM:
+            return nil
+        case .getNode(let id), .updateNode(let id), .deleteNode(let id), .listChildren(let id), .createChild(let id), .effectivePolicy(let id),
+            .explain(let id), .audit(let id), .exportTree(let id), .applySubtree(let id), .revokeTokens(let id), .usage(let id), .getIssuers(let id), .replaceIssuers(let id):
+            return id
+        }
+    }
+}

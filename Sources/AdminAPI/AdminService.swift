@@ -1,0 +1,118 @@
+import Logging
+import NIOCore
+import Quotas
+import RedisClient
+import TokenAuth
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Carries out what `AdminEngine` decides: commits changes to the store, reads audit logs.
+/// A commit that loses the compare-and-set (another node or request committed first) is
+/// judged again on the newer tree — its `If-Match` may have gone stale meanwhile — a bounded
+/// number of times.
+public final class AdminService: Sendable {
+    private let latest: LatestTree
+    /// Brings the store's newest tree into `latest` after a lost compare-and-set.
+    private let feed: TreeFeed
+    private let store: AdminStore
+    private let client: RedisClient
+    private let logger: Logger
+    /// Stores and announces a token revocation (the data plane's revocation store); returns
+    /// the number of gateway nodes that heard it.
+    public typealias Revoker = @Sendable (RevocationMessage, _ loop: any EventLoop, _ now: Int64) -> EventLoopFuture<Int64>
+    private let revoker: Revoker
+    /// Where customers' usage per day is read.
+    private let usage: UsageMeter
+    /// Unix seconds; injected so that tests control time.
+    private let clock: @Sendable () -> Int64
+
+    static let maxAttempts = 3
+
+    public init(
+        latest: LatestTree, feed: TreeFeed, store: AdminStore, client: RedisClient, revoker: @escaping Revoker, usage: UsageMeter, logger: Logger,
+        clock: @escaping @Sendable () -> Int64 = { Int64(time(nil)) }
+    ) {
+        self.revoker = revoker
+        self.usage = usage
+        self.latest = latest
+        self.feed = feed
+        self.store = store
+        self.client = client
+        self.logger = logger
+        self.clock = clock
+    }
+
+    public func handle(_ request: AdminRequest, on loop: any EventLoop) -> EventLoopFuture<AdminResponse> {
+        self.attempt(request, number: 1, on: loop)
+    }
+
+    private func attempt(_ request: AdminRequest, number: Int, on loop: any EventLoop) -> EventLoopFuture<AdminResponse> {
+        let now = self.clock()
+        switch AdminEngine.handle(request, tree: self.latest.current, now: now) {
+        case .respond(let response):
+            return loop.makeSucceededFuture(response)
+
+        case .readAudit(let oem, let subtree, let limit):
+            return self.store.audit(oem: oem, count: limit, client: self.client, on: loop).map { records in
+                AdminEngine.auditResponse(records, subtree: subtree)
+            }.recover { error in
+                self.logger.warning("cannot read the audit log", metadata: ["error": "\(error)", "request-id": "\(request.requestID)"])
+                return AdminProblem.storeUnavailable.response(requestID: request.requestID)
+            }
+
+        case .readUsage(let customers, let day):
+            let reads = customers.map { path in
+                self.usage.read(oem: path.oem, customer: path.leaf, days: [day], on: loop).map { days in (path: path, day: days[0]) }
+            }
+            return EventLoopFuture.whenAllSucceed(reads, on: loop).map { rows in
+                AdminEngine.usageResponse(rows, day: day)
+            }.recover { error in
+                self.logger.warning("cannot read usage", metadata: ["error": "\(error)", "request-id": "\(request.requestID)"])
+                return AdminProblem.storeUnavailable.response(requestID: request.requestID)
+            }
+
+        case .revoke(let revocation):
+            return self.revoker(revocation.message, loop, now).flatMap { _ in
+                self.store.appendAudit(oem: revocation.oem, record: revocation.audit.json.text, client: self.client, on: loop)
+            }.map {
+                self.logger.notice("tokens revoked through the admin API", metadata: [
+                    "node": "\(revocation.audit.node)", "actor": "\(revocation.audit.actor)", "request-id": "\(request.requestID)",
+                ])
+                return revocation.response
+            }.recover { error in
+                self.logger.warning("cannot revoke", metadata: ["error": "\(error)", "request-id": "\(request.requestID)"])
+                return AdminProblem.storeUnavailable.response(requestID: request.requestID)
+            }
+
+        case .commit(let commit):
+            return self.store.commit(
+                text: commit.next.text, base: commit.baseRevision, audit: (commit.oem, commit.audit.json.text),
+                deleted: commit.deleted.map { ($0.id, $0.record.text) }, client: self.client, on: loop
+            ).flatMap { result in
+                switch result {
+                case .committed(let revision):
+                    self.latest.offer(StoredTree(revision: revision, text: commit.next.text, document: commit.next.document, configuration: commit.next.configuration))
+                    self.logger.notice("admin change committed", metadata: [
+                        "revision": "\(revision)", "node": "\(commit.audit.node)", "action": "\(commit.audit.action.rawValue)",
+                        "actor": "\(commit.audit.actor)", "request-id": "\(request.requestID)",
+                    ])
+                    return loop.makeSucceededFuture(commit.response)
+                case .conflict:
+                    guard number < Self.maxAttempts else {
+                        return loop.makeSucceededFuture(AdminProblem.storeBusy.response(requestID: request.requestID))
+                    }
+                    // Bring the newer tree in, then judge the request again on it.
+                    return self.feed.synchronize(reason: "commit conflict").hop(to: loop).flatMap { _ in
+                        self.attempt(request, number: number + 1, on: loop)
+                    }
+                }
+            }.recover { error in
+                self.logger.warning("cannot commit an admin change", metadata: ["error": "\(error)", "request-id": "\(request.requestID)"])
+                return AdminProblem.storeUnavailable.response(requestID: request.requestID)
+            }
+        }
+    }
+
+}

@@ -1,0 +1,155 @@
+import GatewayConfig
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import RedisClient
+
+/// The newest stored tree this process knows, shared by the feed that brings revisions in, the
+/// admin service that commits them and the serve loop that installs them. Only ever moves
+/// forward: an older revision offered late is ignored.
+public final class LatestTree: Sendable {
+    private let box: NIOLockedValueBox<StoredTree>
+    private let onNewer: @Sendable (StoredTree) -> Void
+
+    /// `onNewer` runs (outside the lock) for every tree that became the latest.
+    public init(_ initial: StoredTree, onNewer: @escaping @Sendable (StoredTree) -> Void) {
+        self.box = NIOLockedValueBox(initial)
+        self.onNewer = onNewer
+    }
+
+    public var current: StoredTree { self.box.withLockedValue { $0 } }
+
+    /// Takes `tree` if it is newer than the current one; true if it did.
+    @discardableResult
+    public func offer(_ tree: StoredTree) -> Bool {
+        let taken = self.box.withLockedValue { current -> Bool in
+            guard tree.revision > current.revision else { return false }
+            current = tree
+            return true
+        }
+        if taken { self.onNewer(tree) }
+        return taken
+    }
+
+    /// The same revision compiled under new settings (a reload of the settings file).
+    public func recompiled(_ tree: StoredTree) {
+        self.box.withLockedValue { current in
+            if tree.revision == current.revision { current = tree }
+        }
+    }
+}
+
+/// Keeps this node's tree at the store's newest revision: each announced revision as it comes,
+/// and a poll of the revision every `pollInterval` as the fallback for a missed announcement
+/// or a lost subscription. Seeds an empty store with the tree read from the file.
+public final class TreeFeed: Sendable {
+    private let client: RedisClient
+    private let subscriber: RedisSubscriber
+    private let store: AdminStore
+    private let latest: LatestTree
+    private let loop: any EventLoop
+    private let logger: Logger
+    /// Compiles a stored tree's text under the current settings.
+    private let compile: @Sendable (_ text: String, _ revision: Int64) throws(ConfigurationError) -> StoredTree
+    private let poller: NIOLockedValueBox<RepeatedTask?> = NIOLockedValueBox(nil)
+    /// A revision that failed to compile, so it is logged once, not at every poll.
+    private let rejected: NIOLockedValueBox<Int64> = NIOLockedValueBox(0)
+
+    public static let pollInterval = TimeAmount.seconds(1)
+
+    public init(
+        client: RedisClient, url: RedisURL, store: AdminStore, latest: LatestTree, loop: any EventLoop, logger: Logger,
+        compile: @escaping @Sendable (_ text: String, _ revision: Int64) throws(ConfigurationError) -> StoredTree
+    ) {
+        self.client = client
+        self.store = store
+        self.latest = latest
+        self.loop = loop
+        self.logger = logger
+        self.compile = compile
+        let holder = TreeFeedHolder()
+        self.subscriber = RedisSubscriber(
+            url: url, channels: [store.channel], eventLoop: loop, logger: logger,
+            onConnected: { holder.feed?.synchronize(reason: "subscribed") },
+            onMessage: { _, payload in
+                let announced = Int64(String(decoding: payload, as: UTF8.self)) ?? Int64.max
+                if let feed = holder.feed, announced > feed.latest.current.revision { feed.synchronize(reason: "announced") }
+            }
+        )
+        holder.feed = self
+    }
+
+    public func start() {
+        self.subscriber.start()
+        let task = self.loop.scheduleRepeatedTask(initialDelay: Self.pollInterval, delay: Self.pollInterval) { [weak self] _ in
+            guard let self else { return }
+            self.store.revision(client: self.client, on: self.loop).whenSuccess { revision in
+                if revision > self.latest.current.revision || revision == 0 { self.synchronize(reason: "polled") }
+            }
+        }
+        self.poller.withLockedValue { $0 = task }
+    }
+
+    public func shutdown() async {
+        self.poller.withLockedValue { $0?.cancel() }
+        try? await self.subscriber.shutdown().get()
+    }
+
+    /// Reads the stored tree and offers it; seeds the store when it holds none. Succeeds with the
+    /// revision now current (which may still be 0 when the store could not be read).
+    @discardableResult
+    public func synchronize(reason: String) -> EventLoopFuture<Int64> {
+        self.store.load(client: self.client, on: self.loop).flatMap { stored -> EventLoopFuture<Int64> in
+            guard let stored else { return self.seed() }
+            guard stored.revision > self.latest.current.revision else { return self.loop.makeSucceededFuture(self.latest.current.revision) }
+            do {
+                self.latest.offer(try self.compile(stored.text, stored.revision))
+                self.logger.debug("tenant tree revision adopted", metadata: ["revision": "\(stored.revision)", "reason": "\(reason)"])
+            } catch {
+                let first = self.rejected.withLockedValue { last in
+                    defer { last = stored.revision }
+                    return last != stored.revision
+                }
+                if first {
+                    self.logger.error("stored tenant tree rejected under these settings; still serving the previous one", metadata: [
+                        "revision": "\(stored.revision)", "errors": "\(error)",
+                    ])
+                }
+            }
+            return self.loop.makeSucceededFuture(self.latest.current.revision)
+        }.flatMapErrorWithEventLoop { error, loop in
+            self.logger.warning("cannot read the tenant tree from the store; will retry", metadata: ["reason": "\(reason)", "error": "\(error)"])
+            return loop.makeSucceededFuture(self.latest.current.revision)
+        }
+    }
+
+    /// The store is empty: the tree this node read from the file becomes revision 1. Another
+    /// node seeding at the same moment wins or loses the compare-and-set; either way one seed.
+    /// A store that lost its tree (flushed, replaced) gets back the newest tree this node has,
+    /// under its revision, so no node ever goes back to an older tree.
+    private func seed() -> EventLoopFuture<Int64> {
+        let file = self.latest.current
+        let revision = max(1, file.revision)
+        return self.store.commit(
+            text: file.text, base: 0, revision: revision, audit: nil, deleted: nil, client: self.client, on: self.loop
+        ).flatMap { result in
+            switch result {
+            case .committed(let revision):
+                self.logger.notice(
+                    file.revision == 0 ? "admin store seeded from the tenant-tree file" : "admin store had no tree; wrote back this node's newest",
+                    metadata: ["revision": "\(revision)"]
+                )
+                self.latest.offer(StoredTree(revision: revision, text: file.text, document: file.document, configuration: file.configuration))
+                return self.loop.makeSucceededFuture(revision)
+            case .conflict:
+                return self.synchronize(reason: "seeded elsewhere")
+            }
+        }
+    }
+}
+
+/// Lets the subscriber's callbacks reach the feed that owns the subscriber.
+private final class TreeFeedHolder: @unchecked Sendable {
+    // Set once, before the subscriber starts; read afterwards only.
+    weak var feed: TreeFeed?
+}

@@ -1,0 +1,74 @@
+import AdminAPI
+import Hierarchy
+import XCTest
+
+/// The authorization function alone: who may do what to which node.
+final class AdminAuthorizationTests: XCTestCase {
+    func path(_ text: String) -> NodePath { try! NodePath(parsing: text) }
+
+    func principal(_ role: AdminRole, _ scope: String?) -> AdminPrincipal {
+        AdminPrincipal(actor: "alice", role: role, scope: scope.map(self.path))
+    }
+
+    func testNothingOutsideTheSubtreeIsVisibleAndItLooksExactlyLikeANodeThatDoesNotExist() {
+        let partner = self.principal(.partnerAdmin, "acme/p1")
+        for action in AdminAction.allCases {
+            for outside in ["acme", "acme/p2", "acme/p2/c3", "globex", "globex/gp/g1"] {
+                XCTAssertEqual(AdminAuthorization.decide(partner, action, target: self.path(outside)), .notFound, "\(action) \(outside)")
+            }
+            XCTAssertEqual(AdminAuthorization.decide(partner, action, target: nil), .notFound)
+        }
+    }
+
+    func testAnAdminEditsItsOwnPresentationButGrantsItselfNothing() {
+        let partner = self.principal(.partnerAdmin, "acme/p1")
+        let own = self.path("acme/p1")
+        XCTAssertEqual(AdminAuthorization.decide(partner, .read, target: own), .allowed)
+        XCTAssertEqual(AdminAuthorization.decide(partner, .editPresentation, target: own), .allowed)
+        XCTAssertEqual(AdminAuthorization.decide(partner, .createChild, target: own), .allowed)
+        for action in [AdminAction.editEntitlements, .suspend, .reactivate, .delete, .editPlacement] {
+            XCTAssertEqual(AdminAuthorization.decide(partner, action, target: own), .forbidden, "\(action)")
+        }
+    }
+
+    func testBelowItsNodeAnAdminManagesEverythingButPlacement() {
+        let partner = self.principal(.partnerAdmin, "acme/p1")
+        let customer = self.path("acme/p1/c1")
+        for action in [AdminAction.read, .editPresentation, .editEntitlements, .suspend, .reactivate, .delete] {
+            XCTAssertEqual(AdminAuthorization.decide(partner, action, target: customer), .allowed, "\(action)")
+        }
+        XCTAssertEqual(AdminAuthorization.decide(partner, .editPlacement, target: customer), .forbidden)
+        XCTAssertEqual(AdminAuthorization.decide(partner, .createChild, target: customer), .forbidden, "customers have no children")
+    }
+
+    func testACustomerAdminSeesOnlyItself() {
+        let customer = self.principal(.customerAdmin, "acme/p1/c1")
+        XCTAssertEqual(AdminAuthorization.decide(customer, .read, target: self.path("acme/p1/c1")), .allowed)
+        XCTAssertEqual(AdminAuthorization.decide(customer, .editPresentation, target: self.path("acme/p1/c1")), .allowed)
+        XCTAssertEqual(AdminAuthorization.decide(customer, .editEntitlements, target: self.path("acme/p1/c1")), .forbidden)
+        XCTAssertEqual(AdminAuthorization.decide(customer, .read, target: self.path("acme/p1/c2")), .notFound)
+        XCTAssertEqual(AdminAuthorization.decide(customer, .read, target: self.path("acme/p1")), .notFound)
+    }
+
+    func testThePlatformAdminMayDoEverythingToAnyNode() {
+        let platform = self.principal(.platformAdmin, nil)
+        for action in AdminAction.allCases {
+            XCTAssertEqual(AdminAuthorization.decide(platform, action, target: self.path("globex/gp")), .allowed, "\(action)")
+        }
+        XCTAssertEqual(AdminAuthorization.decide(platform, .read, target: nil), .notFound)
+    }
+
+    func testRoutesMatchExactlyTheTable() {
+        for entry in AdminRoute.table {
+            let concrete = entry.path.replacingOccurrences(of: "{id}", with: "acme")
+            guard case .success(let route) = AdminRoute.match(method: entry.method, path: concrete) else {
+                return XCTFail("\(entry.method) \(concrete) does not match")
+            }
+            XCTAssertEqual(route.nodeID, entry.path.contains("{id}") ? "acme" : nil)
+        }
+        XCTAssertEqual(AdminRoute.match(method: "GET", path: "/admin/v1/nodes/"), .failure(.notFound))
+        XCTAssertEqual(AdminRoute.match(method: "GET", path: "/admin/v1/nodes/acme/children/x"), .failure(.notFound))
+        XCTAssertEqual(AdminRoute.match(method: "GET", path: "/admin/v1/nodes/acme/unknown"), .failure(.notFound))
+        XCTAssertEqual(AdminRoute.match(method: "PUT", path: "/admin/v1/nodes/acme"), .failure(.methodNotAllowed(allowed: ["DELETE", "GET", "PATCH"])))
+    }
+}
