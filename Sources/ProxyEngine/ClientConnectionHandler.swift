@@ -297,7 +297,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         case .forward(let request):
             exchange.tenant = request
             exchange.contextTime = now
-            exchange.logger[metadataKey: "tenant"] = .string(request.policy.path.description)
+            exchange.logger[metadataKey: "tenant"] = .stringConvertible(request.policy.path)
             if let quotas = self.environment.quotas, !request.policy.limits.isEmpty {
                 self.admit(exchange, request: request, quotas: quotas)
             } else {
@@ -352,7 +352,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
         let plan: QuotaPlan
         do {
-            plan = try quotas.plan(levels: request.policy.limits, oem: tenant.oem, cost: request.route.cost, now: now)
+            // The admission script also meters the customer's usage: one round trip for both.
+            plan = try quotas.plan(levels: request.policy.limits, oem: tenant.oem, cost: request.route.cost, now: now, meter: tenant.customer)
         } catch {
             exchange.logger.error("unusable limits; admitting without quotas", metadata: ["error": "\(error)"])
             self.continueToUpstream(exchange)
@@ -375,12 +376,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 let headers = RateLimitHeaders.fields(for: decision, plan: plan)
                 switch decision {
                 case .admitted:
-                    self.environment.usage?.add(oem: tenant.oem, customer: tenant.customer, now: plan.now, requests: 1, cost: plan.cost, on: loop)
                     exchange.admittedQuota = (quotas, plan, loop)
                     exchange.rateLimitHeaders = headers
                     self.continueToUpstream(exchange)
                 case .refused(let level, let kind, _, _):
-                    self.environment.usage?.add(oem: tenant.oem, customer: tenant.customer, now: plan.now, refused: 1, on: loop)
                     self.environment.overLimit.record(decision, plan: plan)
                     exchange.logger.notice("request refused", metadata: ["problem": "quota-exceeded", "reason": "\(kind) limit of \(level)"])
                     self.fail(exchange, with: .quotaExceeded, headers: HTTPHeaders(headers.map { ($0.name, $0.value) }))

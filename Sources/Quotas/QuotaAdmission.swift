@@ -14,15 +14,21 @@ public struct QuotaAdmission: Sendable {
     /// Separates deployments sharing one Redis; the first segment of every key.
     public let prefix: String
     public let inflightTTL: Int64
+    /// Days of usage kept when admissions also meter (`plan(…, meter:)`); nil: they never do.
+    public let usageRetentionDays: Int?
 
-    public init(redis: RedisClient, prefix: String = "erp", inflightTTL: Int64 = QuotaPlan.defaultInflightTTL) {
+    public init(redis: RedisClient, prefix: String = "erp", inflightTTL: Int64 = QuotaPlan.defaultInflightTTL, usageRetentionDays: Int? = nil) {
         self.redis = redis
         self.prefix = prefix
         self.inflightTTL = inflightTTL
+        self.usageRetentionDays = usageRetentionDays
     }
 
-    public func plan(levels: [LevelLimits], oem: NodeID, cost: Int, now: Int64) throws(RateLimitError) -> QuotaPlan {
-        try QuotaPlan(levels: levels, oem: oem, cost: cost, now: now, prefix: self.prefix, inflightTTL: self.inflightTTL)
+    /// - Parameter customer: whose usage the admission script meters (requests and cost when
+    ///   admitted, a refusal otherwise), when `usageRetentionDays` is set.
+    public func plan(levels: [LevelLimits], oem: NodeID, cost: Int, now: Int64, meter customer: NodeID? = nil) throws(RateLimitError) -> QuotaPlan {
+        let usage = customer.flatMap { customer in self.usageRetentionDays.map { (customer: customer, retentionDays: $0) } }
+        return try QuotaPlan(levels: levels, oem: oem, cost: cost, now: now, prefix: self.prefix, inflightTTL: self.inflightTTL, usage: usage)
     }
 
     /// - Parameter now: µs since the epoch, from the gateway's clock (see `QuotaScript`).

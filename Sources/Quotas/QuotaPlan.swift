@@ -30,6 +30,9 @@ public struct QuotaPlan: Sendable, Hashable {
     public let period: UTCCalendarPeriod
     public let keys: [String]
     public let arguments: [String]
+    /// The customer's usage hash for the day, charged by the admission script itself; nil
+    /// when the plan does not meter.
+    public let usageKey: String?
 
     /// - Parameters:
     ///   - levels: `EffectivePolicy.limits`: customer first, then partner, OEM.
@@ -37,11 +40,12 @@ public struct QuotaPlan: Sendable, Hashable {
     ///   - cost: the route's cost, at least 1; charged to rate, day and month. Concurrency
     ///     counts requests.
     ///   - now: µs since the epoch, in `0...GCRA.maxInstant`.
+    ///   - usage: the customer to meter and how many days its usage is kept; nil: no metering.
     /// - Throws: `RateLimitError` when a level's rate and burst are not a usable `RateLimit`
     ///   (configuration validation should have refused them).
     public init(
         levels: [LevelLimits], oem: NodeID, cost: Int, now: Int64,
-        prefix: String = "erp", inflightTTL: Int64 = QuotaPlan.defaultInflightTTL
+        prefix: String = "erp", inflightTTL: Int64 = QuotaPlan.defaultInflightTTL, usage: (customer: NodeID, retentionDays: Int)? = nil
     ) throws(RateLimitError) {
         precondition(cost >= 1, "a request costs at least 1")
         precondition(now >= 0 && now <= GCRA.maxInstant, "now is outside 0...GCRA.maxInstant")
@@ -63,7 +67,9 @@ public struct QuotaPlan: Sendable, Hashable {
         self.cost = cost
         self.now = now
         self.period = period
-        self.keys = planned.flatMap(\.keys.all)
+        let usageKey = usage.map { UsageMeter.key(prefix: prefix, oem: oem, customer: $0.customer, day: period.dayStamp) }
+        self.usageKey = usageKey
+        self.keys = planned.flatMap(\.keys.all) + (usageKey.map { [$0] } ?? [])
 
         let secondsCeiling = { (microseconds: Int64) in (microseconds + 999_999) / 1_000_000 }
         var arguments = [
@@ -79,6 +85,7 @@ public struct QuotaPlan: Sendable, Hashable {
                 String(level.perDay ?? -1), String(level.perMonth ?? -1), String(level.concurrency ?? -1),
             ]
         }
+        if let usage { arguments.append(String(usage.retentionDays * 86_400)) }
         self.arguments = arguments
     }
 

@@ -13,6 +13,11 @@
 /// then five per level: T (µs, `0` = no rate limit), burst, day limit, month limit,
 /// concurrency limit (`-1` = no such limit).
 ///
+/// Usage metering rides along (`UsageMeter`'s hash): when KEYS has one more key after the
+/// levels' — the customer's usage hash for the day — and ARGV one more value — its TTL in
+/// seconds — an admission adds 1 to `requests` and the cost to `cost`, a refusal adds 1 to
+/// `refused`. Metering then costs no round trip of its own.
+///
 /// Every check of every level runs before anything is written, so a request refused at the
 /// OEM level leaves the customer's and partner's keys untouched. Redis runs a script alone,
 /// so no other admission interleaves: with N left, exactly N of any number of concurrent
@@ -65,6 +70,15 @@ public enum QuotaScript {
     local function stored(key)
       local raw = redis.call('GET', key)
       return raw and tonumber(raw)
+    end
+
+    local usageKey = KEYS[n * 4 + 1]
+    local usageTTL = ARGV[8 + n * 5 + 1]
+    local function meter(field, amount)
+      if usageKey then
+        redis.call('HINCRBY', usageKey, field, amount)
+        redis.call('EXPIRE', usageKey, usageTTL)
+      end
     end
 
     local worst = nil
@@ -127,7 +141,10 @@ public enum QuotaScript {
       reply[#reply + 1] = month
       reply[#reply + 1] = inflight
     end
-    if worst ~= nil then return worst end
+    if worst ~= nil then
+      meter('refused', 1)
+      return worst
+    end
 
     for i = 1, n do
       local a = 8 + (i - 1) * 5
@@ -147,6 +164,10 @@ public enum QuotaScript {
         redis.call('INCR', KEYS[k + 4])
         redis.call('EXPIRE', KEYS[k + 4], inflightTTL)
       end
+    end
+    if usageKey then
+      redis.call('HINCRBY', usageKey, 'requests', 1)
+      meter('cost', int(cost))
     end
     return reply
     """#

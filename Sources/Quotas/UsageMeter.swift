@@ -7,9 +7,11 @@ import RedisClient
 /// hash-tagged by OEM like the quota keys: `<prefix>:usage:{<oem>}:<customer>:<yyyymmdd>` with
 /// fields `requests`, `cost`, `refused`.
 ///
-/// Metering never delays a request: counts are sent after the decision, without waiting for
-/// the reply. Refusals decided locally (a remembered over-limit) are added up per event loop
-/// and flushed once a second, so a flood costs Redis one command per second, not one per request.
+/// Requests that go through quota admission are metered by the admission script itself
+/// (`QuotaScript`, `QuotaPlan.usageKey`): no round trip of their own. This type writes what
+/// the script cannot see — refusals decided locally (a remembered over-limit), added up per
+/// event loop and flushed once a second, so a flood costs Redis one command per second, not
+/// one per request — and reads the records back.
 public struct UsageMeter: Sendable {
     public let redis: RedisClient
     public let prefix: String

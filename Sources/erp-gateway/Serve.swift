@@ -88,7 +88,7 @@ struct Serve: AsyncParsableCommand {
         var started: GatewayServer?
         do {
             started = try await GatewayServer.start(
-                configuration: initial, group: group, quotas: redis.map { QuotaAdmission(redis: $0.client, prefix: $0.prefix) },
+                configuration: initial, group: group, quotas: redis.map { QuotaAdmission(redis: $0.client, prefix: $0.prefix, usageRetentionDays: settings.usageRetentionDays) },
                 usage: redis.map { UsageMeter(redis: $0.client, prefix: $0.prefix, retentionDays: settings.usageRetentionDays) }, logger: logger
             )
         } catch {

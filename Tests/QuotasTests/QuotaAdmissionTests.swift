@@ -166,6 +166,33 @@ final class QuotaAdmissionTests: XCTestCase {
 
     // MARK: - Helpers
 
+    func testAdmissionMetersUsageInTheSameScript() throws {
+        let metering = QuotaAdmission(redis: self.redis, usageRetentionDays: 30)
+        let levels = [LevelLimits(node: contoso, kind: .customer, limits: Limits(perDay: 2))]
+        func admit(cost: Int) throws -> QuotaDecision {
+            let plan = try metering.plan(levels: levels, oem: acme, cost: cost, now: start, meter: contoso)
+            return try metering.admit(plan, on: self.loop).wait()
+        }
+        // Only the admission script runs here: whatever the hash holds, it wrote.
+        guard case .admitted = try admit(cost: 1) else { return XCTFail("refused under the limit") }
+        guard case .refused = try admit(cost: 2) else { return XCTFail("admitted over the limit") }
+        let key = "erp:usage:{acme}:contoso:20251124"
+        XCTAssertEqual(try self.redis.send(on: self.loop, ["HGET", key, "requests"]).wait().string, "1")
+        XCTAssertEqual(try self.redis.send(on: self.loop, ["HGET", key, "cost"]).wait().string, "1")
+        XCTAssertEqual(try self.redis.send(on: self.loop, ["HGET", key, "refused"]).wait().string, "1")
+        let ttl = try XCTUnwrap(self.redis.send(on: self.loop, ["TTL", key]).wait().int64)
+        XCTAssertGreaterThan(ttl, 29 * 86_400)
+        XCTAssertLessThanOrEqual(ttl, 30 * 86_400)
+    }
+
+    func testWithoutRetentionNothingIsMetered() throws {
+        let levels = [LevelLimits(node: contoso, kind: .customer, limits: Limits(perDay: 2))]
+        let plan = try self.quotas.plan(levels: levels, oem: acme, cost: 1, now: start, meter: contoso)
+        XCTAssertNil(plan.usageKey)
+        guard case .admitted = try self.quotas.admit(plan, on: self.loop).wait() else { return XCTFail() }
+        XCTAssertEqual(try self.redis.send(on: self.loop, ["EXISTS", "erp:usage:{acme}:contoso:20251124"]).wait().int64, 0)
+    }
+
     private func admit(_ levels: [LevelLimits], cost: Int = 1, now: Int64) throws -> QuotaDecision {
         try self.quotas.admit(levels: levels, oem: acme, cost: cost, now: now, on: self.loop).wait().1
     }
