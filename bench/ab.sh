@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Two builds of the gateway against each other, full pipeline, in one run: the runs alternate
+# A, B, A, B… on the same Redis and upstream, so drift on a noisy machine hits both alike.
+#
+#   bench/ab.sh BIN_DIR_A BIN_DIR_B [ROUNDS] [SECONDS]     (default 3 rounds of 10 s)
+#
+# BIN_DIR_*: directories holding an `erp-gateway` binary, e.g. a release build of another
+# commit (`git worktree add /tmp/before HEAD~1 && (cd /tmp/before && swift build -c release)`).
+# Prints req/s and gateway CPU µs per request of every run, then the medians.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir_a=$(cd "$1" && pwd); dir_b=$(cd "$2" && pwd)
+rounds="${3:-3}"; duration="${4:-10}"
+export PATH="$PATH:/usr/sbin"
+bin="$dir_a"   # tokens are minted with A's binary
+source bench/lib.sh
+
+redis_port=$(free_port); upstream_port=$(free_port); gateway_port=$(free_port)
+upstream_config "$upstream_port"
+write_tenant_tree
+gateway_settings "$gateway_port" full "$upstream_port" "$redis_port" > "$work/gateway.yaml"
+mint_tokens "$work/tokens" 10
+wrk_script "$work/tokens" 0 > "$work/load.lua"
+taskset -c 0 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
+pids+=($!)
+taskset -c 0 nginx -p "$work" -e "$work/upstream-error.log" -c "$work/upstream.conf" >/dev/null 2>&1 &
+pids+=($!)
+wait_port "$redis_port"; wait_port "$upstream_port"
+
+ticks() { local s; s=$(cat "/proc/$1/stat"); set -- ${s##*) }; echo $(( ${12} + ${13} )); }
+declare -A results
+for round in $(seq 1 "$rounds"); do
+    for variant in A B; do
+        dir=$([ "$variant" = A ] && echo "$dir_a" || echo "$dir_b")
+        taskset -c 0 "$dir/erp-gateway" serve --config "$work/gateway.yaml" --log-level error --watch-interval-ms 0 > "$work/gateway-$variant.log" 2>&1 &
+        gateway_pid=$!; pids+=($gateway_pid)
+        wait_port "$gateway_port"
+        taskset -c 1 wrk -t1 -c32 -d2s -s "$work/load.lua" "http://127.0.0.1:$gateway_port/v1/ledger" >/dev/null
+        before=$(ticks "$gateway_pid")
+        line=$(taskset -c 1 wrk -t1 -c32 -d"${duration}s" -s "$work/load.lua" "http://127.0.0.1:$gateway_port/v1/ledger" | grep RESULT)
+        after=$(ticks "$gateway_pid")
+        read -r _ rps non2xx errors requests _ _ <<<"$line"
+        cpu=$(python3 -c "print('%.1f' % (($after - $before) * 1e6 / $(getconf CLK_TCK) / max(1, $requests)))")
+        echo "round $round $variant: $rps req/s, $cpu µs CPU/request ($non2xx non-2xx, $errors errors)"
+        results[$variant]+="$rps:$cpu "
+        kill -9 "$gateway_pid"; wait "$gateway_pid" 2>/dev/null || true
+        [ "$non2xx" = 0 ] && [ "$errors" = 0 ] || { echo "run had errors" >&2; exit 1; }
+    done
+done
+python3 - "${results[A]}" "${results[B]}" <<'PY'
+import statistics, sys
+for name, runs in zip("AB", sys.argv[1:]):
+    pairs = [tuple(map(float, run.split(":"))) for run in runs.split()]
+    print("%s median: %.0f req/s, %.1f µs CPU/request" % (name, statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)))
+PY
