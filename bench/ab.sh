@@ -14,6 +14,7 @@ rounds="${3:-3}"; duration="${4:-10}"
 export PATH="$PATH:/usr/sbin"
 bin="$dir_a"   # tokens are minted with A's binary
 source bench/lib.sh
+make_issuer_key
 
 redis_port=$(free_port); upstream_port=$(free_port); gateway_port=$(free_port)
 upstream_config "$upstream_port"

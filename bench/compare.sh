@@ -43,6 +43,7 @@ swift build -c release --product erp-gateway >/dev/null
 bin="$(swift build -c release --show-bin-path)"
 
 source bench/lib.sh
+make_issuer_key
 
 redis_port=$(free_port); upstream_port=$(free_port); nginx_port=$(free_port); haproxy_port=$(free_port)
 proxy_port=$(free_port); full_port=$(free_port)

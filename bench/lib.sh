@@ -16,8 +16,12 @@ wait_port() { for _ in $(seq 1 600); do (echo > /dev/tcp/127.0.0.1/"$1") 2>/dev/
 
 issuer=https://id.bench.test
 customers=$(seq -f 'c%03g' 0 99)
-openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/issuer.pem" 2>/dev/null
-openssl pkey -in "$work/issuer.pem" -pubout -out "$work/issuer.public.pem"
+
+# make_issuer_key: the RS256 key pair of the benchmark issuer (issuer.pem, issuer.public.pem).
+make_issuer_key() {
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/issuer.pem" 2>/dev/null
+    openssl pkey -in "$work/issuer.pem" -pubout -out "$work/issuer.public.pem"
+}
 
 # mint_tokens FILE PER_CUSTOMER: RS256 tokens for each of the 100 customers, shuffled so that
 # consecutive requests come from different tenants. Two minting processes at a time.

@@ -22,6 +22,7 @@ echo "building (release)..." >&2
 swift build -c release --product erp-gateway >/dev/null
 bin="$(swift build -c release --show-bin-path)"
 source bench/lib.sh
+make_issuer_key
 
 redis_port=$(free_port); upstream_port=$(free_port); gateway_port=$(free_port)
 upstream_config "$upstream_port"
