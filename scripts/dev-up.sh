@@ -35,6 +35,7 @@ echo "demo cells: endpoints on 127.0.0.1:9101, :9102, :9103"
 
 "$bin/erp-gateway" check --config deploy/examples/gateway.yaml
 echo "gateway: http://127.0.0.1:8080/  (try: curl -i http://127.0.0.1:8080/v1/health)"
+echo "admin API: http://127.0.0.1:8081/admin/v1/  (docs/admin-api.md, \"Trying it with the demo\")"
 "$bin/erp-gateway" serve --config deploy/examples/gateway.yaml &
 pids+=($!)
 wait "${pids[-1]}"
