@@ -32,6 +32,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var waitTimer: Scheduled<Void>?
     private var waitingSince: WaitState = .none
     private var readPending = false
+    /// A parse error in bytes after the current request (a pipelined request), answered once
+    /// the current exchange is over.
+    private var deferredParserError: HTTPParserError?
     /// Set on shutdown: finish the exchange in progress, then close.
     private var quiescing = false
     /// Set once the connection is being closed: nothing more is read or answered.
@@ -115,6 +118,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.closeNow()
             return
         }
+        if let exchange = self.exchange, exchange.requestComplete {
+            // The bad bytes follow a complete request: that request is answered first.
+            self.deferredParserError = parserError
+            return
+        }
         let problem = Self.problem(for: parserError)
         if let exchange = self.exchange {
             exchange.logger.notice("request body rejected", metadata: ["problem": "\(problem)", "parser-error": "\(parserError)"])
@@ -150,11 +158,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     // MARK: - Reading the client
 
+    /// Whether the client is read now. Holding reads is the backpressure, and costs two
+    /// `epoll_ctl` calls per pause; so a complete request does not pause reading by itself:
+    /// the client is read until the first part of a following (pipelined) request arrives, which
+    /// bounds what is buffered to one read.
     private var shouldRead: Bool {
-        guard !self.closing else { return false }
+        guard !self.closing, self.deferredParserError == nil else { return false }
         guard let exchange = self.exchange else { return self.pipelined.isEmpty }
-        if exchange.answeredLocally { return !exchange.requestComplete }
-        guard !exchange.requestComplete, let upstream = exchange.upstream else { return false }
+        if exchange.requestComplete { return self.pipelined.isEmpty }
+        if exchange.answeredLocally { return true }
+        guard let upstream = exchange.upstream else { return false }
         return upstream.isWritable
     }
 
@@ -681,6 +694,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         while self.exchange == nil || !(self.exchange!.requestComplete), let part = self.pipelined.popFirst() {
             self.handle(part)
             if self.closing { return }
+        }
+        if self.exchange == nil, let parserError = self.deferredParserError {
+            self.deferredParserError = nil
+            self.respondWithoutExchange(Self.problem(for: parserError), logMetadata: ["parser-error": "\(parserError)"])
+            return
         }
         if self.exchange == nil {
             if self.quiescing {

@@ -14,6 +14,34 @@ final class SmugglingTests: GatewayTestCase {
         XCTAssertEqual(self.backends[0].statistics.requests, before, "nothing is forwarded", file: file, line: line)
     }
 
+    func testGarbageAfterAPipelinedRequestIsAnsweredAfterThatRequest() async throws {
+        try await self.startGateway()
+        let client = try RawHTTPConnection(port: self.port)
+        // The bad bytes arrive while the first request is still with the upstream.
+        try client.send(requestText("GET", "/delay/200") + "NOT HTTP AT ALL\r\n\r\n")
+        let first = try client.readResponse()
+        XCTAssertEqual(first.status, 200)
+        XCTAssertEqual(try SeenRequest(first).uri, "/delay/200")
+        let second = try client.readResponse()
+        try self.assertProblem(second, status: 400, slug: "malformed-request")
+        XCTAssertEqual(second.header("connection"), "close")
+        XCTAssertTrue(client.waitForClose(seconds: 5))
+        XCTAssertEqual(self.backends[0].statistics.requests, 1, "only the valid request was forwarded")
+    }
+
+    func testSmuggledFramingAfterAPipelinedRequestIsRefusedAfterIt() async throws {
+        try await self.startGateway()
+        let client = try RawHTTPConnection(port: self.port)
+        try client.send(
+            requestText("GET", "/delay/200")
+                + "POST /second HTTP/1.1\r\nHost: gateway.test\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde"
+        )
+        XCTAssertEqual(try client.readResponse().status, 200)
+        try self.assertProblem(try client.readResponse(), status: 400, slug: "ambiguous-framing")
+        XCTAssertTrue(client.waitForClose(seconds: 5))
+        XCTAssertEqual(self.backends[0].statistics.requests, 1)
+    }
+
     func testContentLengthWithTransferEncoding() async throws {
         try await self.startGateway()
         try await self.assertRejected("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n", slug: "malformed-request")
