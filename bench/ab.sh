@@ -6,6 +6,7 @@
 #
 # BIN_DIR_*: directories holding an `erp-gateway` binary, e.g. a release build of another
 # commit (`git worktree add /tmp/before HEAD~1 && (cd /tmp/before && swift build -c release)`).
+# MODE=proxy compares the proxy-only configuration instead (no tenant tree, tokens or Redis).
 # Prints req/s and gateway CPU µs per request of every run, then the medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ make_issuer_key
 redis_port=$(free_port); upstream_port=$(free_port); gateway_port=$(free_port)
 upstream_config "$upstream_port"
 write_tenant_tree
-gateway_settings "$gateway_port" full "$upstream_port" "$redis_port" > "$work/gateway.yaml"
+gateway_settings "$gateway_port" "${MODE:-full}" "$upstream_port" "$redis_port" > "$work/gateway.yaml"
 mint_tokens "$work/tokens" 10
 wrk_script "$work/tokens" 0 > "$work/load.lua"
 taskset -c 0 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
