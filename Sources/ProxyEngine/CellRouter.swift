@@ -184,7 +184,11 @@ final class CellRouter {
     /// use, that cell's load bound, then power of two choices among its eligible endpoints.
     /// `resume` is kept only when the answer is `.wait`.
     func startAttempt(_ route: CellRoute, now: UInt64, resume: @escaping (AttemptStart) -> Void) -> AttemptStart {
-        precondition(route.current == nil && route.waiterID == nil, "an attempt is already running")
+        assert(route.current == nil && route.waiterID == nil, "an attempt is already running")
+        if route.current != nil || route.waiterID != nil {
+            // Never expected; ending the running attempt keeps the counts right in release builds.
+            self.endAttempt(route, now: now)
+        }
         guard let state = route.chain.first(where: { self.hasCandidate($0, for: route, now: now) }) else {
             return .noEndpoint
         }
