@@ -19,8 +19,13 @@ public enum AdminAction: String, Sendable, Hashable, CaseIterable {
     case revokeTenantTokens
     /// Revoke one token by `jti`: a `jti` names no tenant, so only the platform may.
     case revokeTokenByID
-    /// Register token issuers and their keys: an OEM's own, or those of nodes below the caller.
+    /// Register token issuers and their keys: an OEM's own, those of nodes below the caller, or
+    /// a partner's own where its OEM lets its partners manage their issuers.
     case manageIssuers
+    /// Let an OEM's partners manage their own token issuers (`partnerIssuerSelfService`): the
+    /// OEM's own policy about those below it, which hands down a right its admin already has
+    /// and grants the OEM nothing; set by the OEM's admin or the platform.
+    case delegateIssuers
 }
 
 /// The outcome of an authorization check.
@@ -34,10 +39,10 @@ public enum AdminDecision: Sendable, Hashable {
 }
 
 /// Delegated administration as one pure function. Every caller administers a subtree: it sees
-/// every node in it; it edits its own node's presentation (and an OEM its own token issuers);
-/// it does everything else only to nodes strictly below its own (an admin never grants itself
-/// entitlements, suspends, or deletes itself). Placement and revoking a token by `jti` are the
-/// platform's. A platform admin may do everything.
+/// every node in it; it edits its own node's presentation (and an OEM its own token issuers, a
+/// partner its own where its OEM allows); it does everything else only to nodes strictly below
+/// its own (an admin never grants itself entitlements, suspends, or deletes itself). Placement
+/// and revoking a token by `jti` are the platform's. A platform admin may do everything.
 public enum AdminAuthorization {
     /// - Parameter target: the target's path when the node exists, nil when it does not. The
     ///   caller looks the node up exactly once, whatever the outcome, and this function makes no
@@ -57,8 +62,13 @@ public enum AdminAuthorization {
         case .editPlacement, .revokeTokenByID:
             return .forbidden
         case .manageIssuers:
-            // OEMs onboard their own signing keys; a partner's are registered by its OEM.
-            return below || target.kind == .oem ? .allowed : .forbidden
+            // OEMs onboard their own signing keys; a partner's are registered by its OEM, or by
+            // the partner itself where the OEM allows. Not below: `target` is the caller's node.
+            if below || target.kind == .oem { return .allowed }
+            return principal.managesOwnIssuers ? .allowed : .forbidden
+        case .delegateIssuers:
+            // Only an OEM admin sees an OEM: its own.
+            return target.kind == .oem ? .allowed : .forbidden
         }
     }
 }

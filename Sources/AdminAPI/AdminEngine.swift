@@ -350,6 +350,7 @@ public enum AdminEngine {
                 switch change.field {
                 case "branding", "portalDomains": actions.insert(.editPresentation)
                 case "placement": actions.insert(.editPlacement)
+                case "partnerIssuerSelfService": actions.insert(.delegateIssuers)
                 case "status": actions.insert(change.after == .string(TenantStatus.suspended.rawValue) ? .suspend : .reactivate)
                 default: actions.insert(.editEntitlements)
                 }

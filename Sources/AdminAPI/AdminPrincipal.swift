@@ -29,13 +29,18 @@ public struct AdminPrincipal: Sendable, Hashable {
     public let role: AdminRole
     /// The root of the administered subtree; nil for platform admins (the whole tree).
     public let scope: NodePath?
+    /// A partner admin whose OEM lets its partners manage their own token issuers
+    /// (`partnerIssuerSelfService`), as the tree the request is judged in says.
+    public let managesOwnIssuers: Bool
 
-    public init(actor: String, role: AdminRole, scope: NodePath?) {
+    public init(actor: String, role: AdminRole, scope: NodePath?, managesOwnIssuers: Bool = false) {
         precondition((scope == nil) == (role == .platformAdmin), "only platform admins administer without a node")
         precondition(scope.map { $0.kind == role.level } ?? true, "a role is bound to a node of its own level")
+        precondition(!managesOwnIssuers || role == .partnerAdmin, "only a partner's issuers are delegated to its own admin")
         self.actor = actor
         self.role = role
         self.scope = scope
+        self.managesOwnIssuers = managesOwnIssuers
     }
 
     /// Nil when the token names no known role, names a node it may not (platform admins name
@@ -50,7 +55,7 @@ public struct AdminPrincipal: Sendable, Hashable {
             return
         }
         guard let text = token.node, let id = try? NodeID(text), let policy = tree.policy(id), policy.kind == level else { return nil }
-        self.init(actor: token.subject, role: role, scope: policy.path)
+        self.init(actor: token.subject, role: role, scope: policy.path, managesOwnIssuers: role == .partnerAdmin && policy.partnerIssuerSelfService)
     }
 
     /// Whether `path` is the principal's node or lies below it.

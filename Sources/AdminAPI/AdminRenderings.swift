@@ -17,6 +17,7 @@ extension AdminEngine {
             "branding": .object(Dictionary(uniqueKeysWithValues: policy.branding.values.map { ($0.key.rawValue, JSONValue.string($0.value)) })),
             "portalDomains": .strings(policy.portalDomains),
             "origins": .strings(policy.origins),
+            "partnerIssuerSelfService": .bool(policy.partnerIssuerSelfService),
         ]
         if let by = policy.suspendedBy { members["suspendedBy"] = .string(by.rawValue) }
         if let package = policy.package { members["package"] = .string(package) }

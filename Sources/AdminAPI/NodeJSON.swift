@@ -30,7 +30,7 @@ public enum NodeJSON {
     static let readOnlyFields: Set<String> = ["id", "kind", "parent", "issuers"]
     static let writableFields: Set<String> = [
         "status", "features", "packages", "package", "addOns", "limits", "customerDefaults", "placement", "residency", "branding",
-        "portalDomains", "origins",
+        "portalDomains", "origins", "partnerIssuerSelfService",
     ]
 
     public static func encode(_ node: NodeSource) -> JSONValue {
@@ -62,6 +62,7 @@ public enum NodeJSON {
         if !node.portalDomains.isEmpty { members["portalDomains"] = .strings(node.portalDomains) }
         if let origins = node.origins { members["origins"] = .strings(origins) }
         if !node.issuers.isEmpty { members["issuers"] = .strings(node.issuers) }
+        if let selfService = node.partnerIssuerSelfService { members["partnerIssuerSelfService"] = .bool(selfService) }
         return .object(members)
     }
 
@@ -182,6 +183,9 @@ public enum NodeJSON {
         }
         node.portalDomains = strings("portalDomains") ?? []
         node.origins = strings("origins")
+        if let value = members["partnerIssuerSelfService"] {
+            if case .bool(let selfService) = value { node.partnerIssuerSelfService = selfService } else { report("partnerIssuerSelfService", "expected true or false") }
+        }
         return problems.isEmpty ? .success(node) : .failure(FieldProblems(list: problems))
     }
 

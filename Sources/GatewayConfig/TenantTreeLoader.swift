@@ -134,7 +134,7 @@ public enum TenantTreeLoader {
 
     private static let nodeKeys: Set<String> = [
         "id", "kind", "parent", "status", "features", "packages", "package", "addOns", "limits", "customerDefaults",
-        "placement", "residency", "branding", "portalDomains", "origins", "issuers",
+        "placement", "residency", "branding", "portalDomains", "origins", "issuers", "partnerIssuerSelfService",
     ]
 
     private static func node(
@@ -171,13 +171,14 @@ public enum TenantTreeLoader {
         let portalDomains = map["portalDomains"].flatMap { reader.stringList($0) } ?? []
         let origins = map["origins"].flatMap { reader.stringList($0) }
         let issuers = map["issuers"].map { reader.issuers($0, node: id, baseDirectory: baseDirectory) } ?? []
+        let partnerIssuerSelfService = map["partnerIssuerSelfService"].flatMap { reader.bool($0) }
 
         guard let id, let kind else { return nil }
         let node = NodeSource(
             id: id, kind: kind, parent: parent, status: status, features: features, packages: packages, package: package,
             addOns: addOns, limits: limits, customerDefaults: customerDefaults, placement: placement, residency: residency,
             branding: branding, portalDomains: portalDomains, origins: origins, issuers: issuers.map(\.issuer),
-            location: Self.location(item), fieldLocations: locations
+            partnerIssuerSelfService: partnerIssuerSelfService, location: Self.location(item), fieldLocations: locations
         )
         return (node, issuers)
     }

@@ -67,6 +67,7 @@ public enum TenantTreeWriter {
         }
         pairs.append(("portalDomains", node.portalDomains.isEmpty ? nil : Self.strings(node.portalDomains)))
         pairs.append(("origins", node.origins.map(Self.strings)))
+        pairs.append(("partnerIssuerSelfService", node.partnerIssuerSelfService.map { Node($0 ? "true" : "false", Tag(.bool)) }))
         if !issuers.isEmpty { pairs.append(("issuers", Node(issuers.map(Self.issuer)))) }
         return Self.mapping(pairs)
     }

@@ -31,6 +31,9 @@ public struct EffectivePolicy: Sendable {
     public let portalDomains: [String]
     /// Allowed CORS origins; empty means none.
     public let origins: [String]
+    /// Whether the admins of the OEM's partners manage their own partner's token issuers: the
+    /// OEM's `partnerIssuerSelfService`, the same on every node of its subtree.
+    public let partnerIssuerSelfService: Bool
 }
 
 /// One level of a request's quota path: whose budget, and how large.

@@ -36,9 +36,9 @@ public struct ExplainError: Error, Sendable, CustomStringConvertible {
 
 extension TenantSnapshot {
     /// The attributes explain understands: `status`, `features`, `feature.NAME`, `package`,
-    /// `limits`, `placement`, `residency`, `origins`, `branding.FIELD`.
+    /// `limits`, `placement`, `residency`, `origins`, `partnerIssuerSelfService`, `branding.FIELD`.
     public static var explainableAttributes: [String] {
-        ["status", "features", "feature.<name>", "package", "limits", "placement", "residency", "origins"]
+        ["status", "features", "feature.<name>", "package", "limits", "placement", "residency", "origins", "partnerIssuerSelfService"]
             + BrandingField.allCases.map { "branding.\($0.rawValue)" }
     }
 
@@ -156,6 +156,17 @@ extension TenantSnapshot {
                 steps: steps({ $0.origins.map(list) }, { list($0.origins) }),
                 value: list(subject.origins), decidedBy: nearest { $0.origins != nil },
                 summary: "Each node may only narrow the origins of its parent."
+            )
+
+        case "partnerIssuerSelfService":
+            let value = subject.partnerIssuerSelfService ? "on" : "off"
+            return Explanation(
+                subject: subject.path, attribute: attribute,
+                steps: steps({ $0.partnerIssuerSelfService.map { $0 ? "on" : "off" } }, { $0.partnerIssuerSelfService ? "on" : "off" }),
+                value: value, decidedBy: nearest { $0.partnerIssuerSelfService != nil },
+                summary: subject.partnerIssuerSelfService
+                    ? "The OEM lets the admins of its partners manage their own partner's token issuers."
+                    : "The admins of the OEM's partners do not manage their partner's token issuers; the OEM's admin registers them."
             )
 
         case _ where attribute.hasPrefix("branding."):

@@ -51,6 +51,7 @@ private struct Compilation {
         var effectiveBranding: EffectiveBranding
         var origins: [String]?
         var levels: [LevelLimits]
+        var partnerIssuerSelfService: Bool
     }
 
     /// The nearest value of each limits field on a path, and the node that set it.
@@ -498,6 +499,13 @@ private struct Compilation {
             }
         }
 
+        // Partner issuer self-service: the OEM's own policy about its partners, decided once for
+        // its whole subtree.
+        if node.kind != .oem, node.partnerIssuerSelfService != nil {
+            self.report(label, "partnerIssuerSelfService", "only an OEM decides whether its partners manage their own token issuers", at("partnerIssuerSelfService"))
+        }
+        let partnerIssuerSelfService = parent?.partnerIssuerSelfService ?? (node.partnerIssuerSelfService ?? false)
+
         // Most nodes set no branding of their own: they share their parent's compiled value.
         let effectiveBranding: EffectiveBranding
         if let inherited = parent?.effectiveBranding, inherited.values == branding {
@@ -510,14 +518,15 @@ private struct Compilation {
             self.resolved[id] = Resolved(
                 path: path, suspendedBy: suspendedBy, allowed: allowed, oemPackages: oemPackages, ceilings: ceilings,
                 customerDefaults: customerDefaults, placement: placement, residency: residency, branding: branding,
-                lockedBy: lockedBy, effectiveBranding: effectiveBranding, origins: origins, levels: levels
+                lockedBy: lockedBy, effectiveBranding: effectiveBranding, origins: origins, levels: levels,
+                partnerIssuerSelfService: partnerIssuerSelfService
             )
         }
         self.policies[id] = EffectivePolicy(
             id: id, path: path, status: suspendedBy == nil ? .active : .suspended, suspendedBy: suspendedBy,
             features: features, package: node.package, addOns: node.addOns, limits: levels, cell: cell,
             residency: residency, branding: effectiveBranding, portalDomains: node.portalDomains,
-            origins: origins ?? []
+            origins: origins ?? [], partnerIssuerSelfService: partnerIssuerSelfService
         )
     }
 

@@ -194,6 +194,9 @@ public struct NodeSource: Sendable {
     public var origins: [String]?
     /// Token issuers (`iss`) registered on this node; each may only speak for its subtree.
     public var issuers: [String]
+    /// OEM only: whether the admins of its partners manage their own partner's token issuers.
+    /// Nil (not written) means they do not; the OEM's admin registers them.
+    public var partnerIssuerSelfService: Bool?
     /// Where the node and each of its fields were written (`features`, `branding.logoUrl`, …).
     public var location: SourceLocation
     public var fieldLocations: [String: SourceLocation]
@@ -203,7 +206,7 @@ public struct NodeSource: Sendable {
         packages: [PackageSource] = [], package: String? = nil, addOns: [String] = [], limits: Limits? = nil,
         customerDefaults: Limits? = nil, placement: PlacementSource? = nil, residency: [String]? = nil,
         branding: BrandingSource? = nil, portalDomains: [String] = [], origins: [String]? = nil, issuers: [String] = [],
-        location: SourceLocation = .unknown, fieldLocations: [String: SourceLocation] = [:]
+        partnerIssuerSelfService: Bool? = nil, location: SourceLocation = .unknown, fieldLocations: [String: SourceLocation] = [:]
     ) {
         self.id = id
         self.kind = kind
@@ -221,6 +224,7 @@ public struct NodeSource: Sendable {
         self.portalDomains = portalDomains
         self.origins = origins
         self.issuers = issuers
+        self.partnerIssuerSelfService = partnerIssuerSelfService
         self.location = location
         self.fieldLocations = fieldLocations
     }

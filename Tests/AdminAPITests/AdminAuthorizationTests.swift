@@ -41,6 +41,26 @@ final class AdminAuthorizationTests: XCTestCase {
         XCTAssertEqual(AdminAuthorization.decide(partner, .createChild, target: customer), .forbidden, "customers have no children")
     }
 
+    func testAPartnerManagesItsOwnIssuersExactlyWhenItsOEMAllows() {
+        let own = self.path("acme/p1")
+        let without = self.principal(.partnerAdmin, "acme/p1")
+        let with = AdminPrincipal(actor: "alice", role: .partnerAdmin, scope: own, managesOwnIssuers: true)
+        XCTAssertEqual(AdminAuthorization.decide(without, .manageIssuers, target: own), .forbidden)
+        XCTAssertEqual(AdminAuthorization.decide(with, .manageIssuers, target: own), .allowed)
+        for outside in ["acme", "acme/p2", "globex/gp"] {
+            XCTAssertEqual(AdminAuthorization.decide(with, .manageIssuers, target: self.path(outside)), .notFound, outside)
+        }
+        // Allowing it is the OEM's decision, never the partner's.
+        XCTAssertEqual(AdminAuthorization.decide(with, .delegateIssuers, target: own), .forbidden)
+    }
+
+    func testAnOEMAdminDecidesWhetherItsPartnersManageTheirIssuers() {
+        let oem = self.principal(.oemAdmin, "acme")
+        XCTAssertEqual(AdminAuthorization.decide(oem, .delegateIssuers, target: self.path("acme")), .allowed)
+        XCTAssertEqual(AdminAuthorization.decide(oem, .delegateIssuers, target: self.path("acme/p1")), .forbidden, "a setting of OEMs only")
+        XCTAssertEqual(AdminAuthorization.decide(oem, .delegateIssuers, target: self.path("globex")), .notFound)
+    }
+
     func testACustomerAdminSeesOnlyItself() {
         let customer = self.principal(.customerAdmin, "acme/p1/c1")
         XCTAssertEqual(AdminAuthorization.decide(customer, .read, target: self.path("acme/p1/c1")), .allowed)

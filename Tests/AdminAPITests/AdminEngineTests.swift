@@ -326,6 +326,85 @@ extension AdminEngineTests {
         XCTAssertEqual(keyError.status, 422, keyError.body)
         XCTAssertEqual(keyError.json?["errors"]?.array?.first?["node"], .string("acme/p1"), keyError.body)
     }
+
+    /// The fixture's tree with `partnerIssuerSelfService: true` on acme.
+    func treeWithSelfService() throws -> StoredTree {
+        let text = AdminFixture.treeYAML.replacingOccurrences(of: "    portalDomains: [erp.acme.test]\n", with: "    portalDomains: [erp.acme.test]\n    partnerIssuerSelfService: true\n")
+        XCTAssertNotEqual(text, AdminFixture.treeYAML)
+        return try AdminFixture.tree(text: text)
+    }
+
+    func testWhereItsOEMAllowsAPartnerAdminManagesItsOwnIssuersAndOnlyThose() throws {
+        let tree = try self.treeWithSelfService()
+        let partner = try AdminFixture.token("partner-admin", node: "p1")
+        let read = try XCTUnwrap(AdminFixture.respond(AdminFixture.request("GET", "/admin/v1/nodes/p1/issuers", token: partner), tree: tree))
+        XCTAssertEqual(read.status, 200)
+        let etag = try XCTUnwrap(read.header("etag"))
+        let put = AdminFixture.request("PUT", "/admin/v1/nodes/p1/issuers", token: partner, ifMatch: etag, body: self.issuersBody(["k1", "k2"], iss: "https://id.p1.test"))
+        let commit = try XCTUnwrap(AdminFixture.commit(put, tree: tree))
+        XCTAssertEqual(commit.next.document.issuers.map(\.node), ["p1"])
+        XCTAssertEqual(commit.next.snapshot?.node(forIssuer: "https://id.p1.test")?.path.description, "acme/p1", "it speaks for the partner's subtree only")
+        XCTAssertEqual(commit.audit.role, .partnerAdmin)
+        // Never a sibling's (hidden), nor its customers' beyond the tree's rules.
+        let sibling = AdminFixture.respond(
+            AdminFixture.request("PUT", "/admin/v1/nodes/p2/issuers", token: partner, ifMatch: "*", body: self.issuersBody(["k1"], iss: "https://id.p2.test")), tree: tree
+        )
+        XCTAssertEqual(sibling?.status, 404)
+        XCTAssertEqual(AdminFixture.respond(AdminFixture.request("GET", "/admin/v1/nodes/p2/issuers", token: partner), tree: tree)?.status, 404)
+        // Under an OEM that does not allow it: visible, not the partner's.
+        let globex = try AdminFixture.token("partner-admin", node: "gp")
+        XCTAssertEqual(AdminFixture.respond(AdminFixture.request("GET", "/admin/v1/nodes/gp/issuers", token: globex), tree: tree)?.status, 200)
+        let refused = AdminFixture.respond(
+            AdminFixture.request("PUT", "/admin/v1/nodes/gp/issuers", token: globex, ifMatch: "*", body: self.issuersBody(["k1"], iss: "https://id.gp.test")), tree: tree
+        )
+        XCTAssertEqual(refused?.status, 403)
+        XCTAssertEqual(refused?.problemType, "urn:erp-gateway:problem:admin-action-forbidden")
+        // Nor may the partner claim an issuer registered elsewhere: one `iss`, one node.
+        let oem = try AdminFixture.token("oem-admin", node: "acme")
+        let acmeIssuer = try XCTUnwrap(AdminFixture.commit(
+            AdminFixture.request("PUT", "/admin/v1/nodes/acme/issuers", token: oem, ifMatch: "*", body: self.issuersBody(["k1"])), tree: tree
+        ))
+        let claimed = AdminFixture.respond(
+            AdminFixture.request("PUT", "/admin/v1/nodes/p1/issuers", token: partner, ifMatch: "*", body: self.issuersBody(["k1"])),
+            tree: try AdminFixture.tree(revision: 2, text: acmeIssuer.next.text)
+        )
+        XCTAssertEqual(claimed?.status, 422, claimed?.body ?? "")
+    }
+
+    func testTheOEMAdminSetsPartnerIssuerSelfServiceOnItsOwnNodeOnly() throws {
+        let oem = try AdminFixture.token("oem-admin", node: "acme")
+        let patch = AdminFixture.request("PATCH", "/admin/v1/nodes/acme", token: oem, ifMatch: try self.etag("acme"), body: #"{"partnerIssuerSelfService":true}"#)
+        let commit = try XCTUnwrap(AdminFixture.commit(patch, tree: self.tree))
+        XCTAssertEqual(commit.audit.changes.map(\.field), ["partnerIssuerSelfService"])
+        XCTAssertEqual(commit.next.snapshot?.policy(try NodeID("p1"))?.partnerIssuerSelfService, true)
+        // The partner's own admin may now write its issuers in the committed tree.
+        let next = try AdminFixture.tree(revision: 2, text: commit.next.text)
+        let partner = try AdminFixture.token("partner-admin", node: "p1")
+        XCTAssertNotNil(AdminFixture.commit(
+            AdminFixture.request("PUT", "/admin/v1/nodes/p1/issuers", token: partner, ifMatch: "*", body: self.issuersBody(["k1"], iss: "https://id.p1.test")), tree: next
+        ))
+        // A partner cannot grant it to itself; on a partner it is no setting at all.
+        let own = AdminFixture.respond(
+            AdminFixture.request("PATCH", "/admin/v1/nodes/p1", token: partner, ifMatch: try self.etag("p1"), body: #"{"partnerIssuerSelfService":true}"#), tree: self.tree
+        )
+        XCTAssertEqual(own?.status, 403)
+        let platform = try AdminFixture.token("platform-admin", node: nil)
+        let invalid = try XCTUnwrap(AdminFixture.respond(
+            AdminFixture.request("PATCH", "/admin/v1/nodes/p1", token: platform, ifMatch: try self.etag("p1"), body: #"{"partnerIssuerSelfService":true}"#), tree: self.tree
+        ))
+        XCTAssertEqual(invalid.status, 422, invalid.body)
+        XCTAssertEqual(invalid.json?["errors"]?.array?.first?["field"], .string("partnerIssuerSelfService"), invalid.body)
+        XCTAssertEqual(invalid.json?["errors"]?.array?.first?["node"], .string("acme/p1"), invalid.body)
+        let notABool = AdminFixture.respond(
+            AdminFixture.request("PATCH", "/admin/v1/nodes/acme", token: oem, ifMatch: try self.etag("acme"), body: #"{"partnerIssuerSelfService":"yes"}"#), tree: self.tree
+        )
+        XCTAssertEqual(notABool?.status, 422)
+        // Effective policy and explain show it on every node of the OEM.
+        let effective = try XCTUnwrap(AdminFixture.respond(AdminFixture.request("GET", "/admin/v1/nodes/c1/effective", token: oem), tree: next))
+        XCTAssertEqual(effective.json?["partnerIssuerSelfService"], .bool(true))
+        let explain = try XCTUnwrap(AdminFixture.respond(AdminFixture.request("GET", "/admin/v1/nodes/p1/explain?attribute=partnerIssuerSelfService", token: partner), tree: next))
+        XCTAssertEqual(explain.json?["decidedBy"], .string("acme"), explain.body)
+    }
 }
 
 extension AdminEngineTests {

@@ -20,6 +20,8 @@ enum TestIdentity {
     static let acmeNew = Self.generate("acme-2", algorithm: ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"])
     static let globex = Self.generate("globex", algorithm: ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"])
     static let partnerOne = Self.generate("p1", algorithm: ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"])
+    /// The key partner P1 rotates to.
+    static let partnerOneNew = Self.generate("p1-2", algorithm: ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"])
     /// The admin identity service's key (admin tokens).
     static let admin = Self.generate("admin", algorithm: ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"])
 

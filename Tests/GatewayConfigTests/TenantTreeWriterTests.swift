@@ -68,6 +68,27 @@ final class TenantTreeWriterTests: XCTestCase {
         XCTAssertEqual(reread.tree.nodes.first?.branding?.values, tree.nodes.first?.branding?.values, text)
     }
 
+    func testPartnerIssuerSelfServiceReadsBackAsWrittenAndNotWrittenStaysAbsent() throws {
+        let yaml = """
+            catalog: { features: [ledger] }
+            tenants:
+              - { id: acme, kind: oem, partnerIssuerSelfService: true }
+              - { id: globex, kind: oem, partnerIssuerSelfService: false }
+              - { id: initech, kind: oem }
+            """
+        let document = try TenantTreeLoader.parseDocument(yaml, cells: [])
+        XCTAssertEqual(document.tree.nodes.map(\.partnerIssuerSelfService), [true, false, nil])
+        let text = TenantTreeWriter.yaml(document)
+        let reread = try TenantTreeLoader.parseDocument(text, source: "written", cells: [])
+        XCTAssertEqual(reread.tree.nodes.map(\.partnerIssuerSelfService), [true, false, nil], text)
+        XCTAssertEqual(TenantTreeWriter.yaml(reread), text, "writing is a fixed point")
+        XCTAssertThrowsError(try TenantTreeLoader.parse("catalog: {}\ntenants: [{ id: acme, kind: oem, partnerIssuerSelfService: yes }]", cells: [])) { error in
+            let issues = (error as? ConfigurationError)?.issues ?? []
+            XCTAssertEqual(issues.map(\.path), ["tenants[0].partnerIssuerSelfService"], "\(issues)")
+            XCTAssertTrue(issues.first?.message.contains("expected true or false") == true, "\(issues)")
+        }
+    }
+
     func testAnExportOfASubtreeKeepsTheCatalogAndOnlyThoseNodes() throws {
         let (document, _) = try self.exampleDocument()
         let text = TenantTreeWriter.yaml(document) { $0.id == "acme-soft" }

@@ -30,6 +30,24 @@ final class ExplainTests: XCTestCase {
         XCTAssertTrue(explanation.summary.contains("because acme/northwind is suspended"), explanation.summary)
     }
 
+    // MARK: - Partner issuer self-service
+
+    func testPartnerIssuerSelfServiceIsTheOEMsForItsWholeSubtree() throws {
+        let off = try explain(Fixtures.chain(), "partnerIssuerSelfService", of: "northwind")
+        XCTAssertEqual(off.value, "off")
+        XCTAssertNil(off.decidedBy)
+
+        let source = Fixtures.chain(oem: { $0.partnerIssuerSelfService = true }, adding: [Fixtures.oem("globex")])
+        let on = try explain(source, "partnerIssuerSelfService", of: "northwind")
+        XCTAssertEqual(on.value, "on")
+        XCTAssertEqual(on.decidedBy?.description, Fixtures.oemPath)
+        XCTAssertEqual(on.steps.map(\.declared), ["on", nil])
+        XCTAssertEqual(on.steps.map(\.effective), ["on", "on"])
+        let snapshot = try compile(source)
+        XCTAssertEqual(snapshot.policy(of: "contoso")?.partnerIssuerSelfService, true)
+        XCTAssertEqual(snapshot.policy(of: "globex")?.partnerIssuerSelfService, false, "another OEM's setting is its own")
+    }
+
     // MARK: - Features
 
     func testFeaturesListWhatEachNodeAllowedAndTheCustomersPackage() throws {

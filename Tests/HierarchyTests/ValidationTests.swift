@@ -471,6 +471,18 @@ final class ValidationTests: XCTestCase {
         )
     }
 
+    func testPartnerIssuerSelfServiceIsAnOEMsSettingOnly() {
+        assertOnlyIssue(
+            Fixtures.chain(partner: { $0.partnerIssuerSelfService = true }),
+            node: "acme/northwind", field: "partnerIssuerSelfService", message: "only an OEM decides whether its partners manage their own token issuers"
+        )
+        // Written as false it is still not the partner's to write.
+        assertOnlyIssue(
+            Fixtures.chain(customer: { $0.partnerIssuerSelfService = false }),
+            node: "acme/northwind/contoso", field: "partnerIssuerSelfService", message: "only an OEM decides"
+        )
+    }
+
     // MARK: - Packages by kind
 
     func testACustomerWithoutAPackageIsReported() {
