@@ -37,6 +37,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var deferredParserError: HTTPParserError?
     /// Set on shutdown: finish the exchange in progress, then close.
     private var quiescing = false
+    /// The client half-closed (sent its last byte): answer what it asked, then close.
+    private var inputClosed = false
     /// Set once the connection is being closed: nothing more is read or answered.
     private var closing = false
     /// The peer's address as text, formatted once per connection rather than per request.
@@ -141,6 +143,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if event is ChannelShouldQuiesceEvent {
             self.quiescing = true
             if self.exchange == nil {
+                self.closeNow()
+            }
+            return
+        }
+        if let channelEvent = event as? ChannelEvent, channelEvent == .inputClosed {
+            self.inputClosed = true
+            if self.exchange == nil, self.pipelined.isEmpty {
                 self.closeNow()
             }
             return
@@ -473,7 +482,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// A request whose body has not been read yet leaves the stream mid-message, unless it has
     /// no body at all (then only its end marker is still to come).
     private func mustClose(afterAnswering exchange: Exchange, problem: GatewayProblem?) -> Bool {
-        (problem?.closesConnection ?? false) || !exchange.clientHead.isKeepAlive || self.quiescing
+        (problem?.closesConnection ?? false) || !exchange.clientHead.isKeepAlive || self.quiescing || self.inputClosed
             || (!exchange.requestComplete && !exchange.framing.isEmpty)
     }
 
@@ -701,7 +710,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             return
         }
         if self.exchange == nil {
-            if self.quiescing {
+            if self.quiescing || self.inputClosed {
                 self.closeNow()
                 return
             }
@@ -775,7 +784,7 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
             exchange.responseStarted = true
             exchange.responseStatus = head.status.code
             exchange.upstreamKeepAlive = head.isKeepAlive
-            let keepClient = exchange.clientHead.isKeepAlive && exchange.requestComplete && !self.quiescing
+            let keepClient = exchange.clientHead.isKeepAlive && exchange.requestComplete && !self.quiescing && !self.inputClosed
             exchange.closeClientAfterResponse = !keepClient
             var clientHead = ForwardedHeaders.clientResponseHead(
                 from: head, requestID: exchange.requestID, version: exchange.clientHead.version, close: !keepClient

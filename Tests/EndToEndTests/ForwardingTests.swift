@@ -112,6 +112,27 @@ final class ForwardingTests: GatewayTestCase {
         XCTAssertEqual(seen.values.reduce(0, +), 40)
     }
 
+    func testAClientThatHalfClosesAfterItsRequestGetsTheAnswer() async throws {
+        try await self.startGateway()
+        let client = try RawHTTPConnection(port: self.port)
+        try client.send(requestText("GET", "/delay/200"))
+        client.shutdownWrite()
+        let response = try client.readResponse()
+        XCTAssertEqual(response.status, 200)
+        XCTAssertEqual(try SeenRequest(response).uri, "/delay/200")
+        XCTAssertEqual(response.header("connection"), "close")
+        XCTAssertTrue(client.waitForClose(seconds: 5))
+    }
+
+    func testAHalfClosedIdleConnectionIsClosed() async throws {
+        try await self.startGateway()
+        let client = try RawHTTPConnection(port: self.port)
+        try client.send(requestText("GET", "/first"))
+        XCTAssertEqual(try client.readResponse().status, 200)
+        client.shutdownWrite()
+        XCTAssertTrue(client.waitForClose(seconds: 5))
+    }
+
     func testPipelinedRequestsAreAnsweredInOrder() async throws {
         try await self.startGateway()
         let client = try RawHTTPConnection(port: self.port)

@@ -43,6 +43,11 @@ final class RawHTTPConnection {
     private var buffer: [UInt8] = []
     private(set) var peerClosed = false
 
+    /// Sends FIN: the client will write nothing more but still reads.
+    func shutdownWrite() {
+        _ = Glibc.shutdown(self.fd, Int32(SHUT_WR))
+    }
+
     init(port: Int, receiveTimeout: Double = 30) throws {
         self.fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
