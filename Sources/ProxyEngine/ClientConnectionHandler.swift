@@ -232,7 +232,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     private func requestFullySent(_ exchange: Exchange) {
         exchange.requestSentUpstream = true
-        let timeout = TimeAmount.milliseconds((exchange.responseTimeout ?? exchange.settings.timeouts.upstreamResponse).milliseconds)
+        let timeout = TimeAmount.milliseconds((exchange.attemptTimeouts?.response ?? exchange.settings.timeouts.upstreamResponse).milliseconds)
         exchange.responseTimer = self.context?.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self, weak exchange] in
             guard let self, let exchange, self.exchange === exchange, !exchange.responseStarted else { return }
             // Not retried: the upstream may still be working on the request.
@@ -527,8 +527,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         switch start {
         case .go(let endpoint, let connectTimeout, let responseTimeout):
             exchange.endpoint = endpoint
-            exchange.responseTimeout = responseTimeout
-            exchange.attempts += 1
+            exchange.attemptTimeouts = (connectTimeout, responseTimeout)
             self.lease(endpoint, connectTimeout: connectTimeout, for: exchange)
         case .wait:
             return
@@ -840,9 +839,8 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
             exchange.responseTimer?.cancel()
             exchange.requestSentUpstream = false
             exchange.bufferedForUpstream = exchange.requestComplete ? [.end(nil)] : []
-            if let endpoint = exchange.endpoint {
-                let timeout = exchange.route?.currentCell?.connectTimeout ?? exchange.settings.timeouts.upstreamConnect
-                self.lease(endpoint, connectTimeout: timeout, for: exchange)
+            if let endpoint = exchange.endpoint, let timeouts = exchange.attemptTimeouts {
+                self.lease(endpoint, connectTimeout: timeouts.connect, for: exchange)
                 return
             }
         }
@@ -905,14 +903,13 @@ final class Exchange {
     /// response byte.
     var replayable: Bool
     var endpoint: GatewaySettings.Endpoint?
-    var attempts = 0
     /// Fresh connections tried after pooled ones turned out closed (not counted as attempts).
     var staleRetries = 0
     /// The cells and attempts of this request, and the loop's router that tracks them.
     var routing: (router: CellRouter, route: CellRoute)?
     var route: CellRoute? { self.routing?.route }
-    /// The response timeout of the cell serving the current attempt.
-    var responseTimeout: Duration?
+    /// The connect and response timeouts of the cell serving the current attempt.
+    var attemptTimeouts: (connect: Duration, response: Duration)?
     /// What the last failed attempt ran into, answered if no attempt is left.
     var lastFailure: GatewayProblem?
     var leaseTicket: UpstreamPool.LeaseTicket?
@@ -976,7 +973,7 @@ final class Exchange {
         if let problem { metadata["problem"] = "\(problem)" }
         if let endpoint = self.endpoint { metadata["upstream"] = "\(endpoint)" }
         if let cell = self.route?.currentCell ?? self.route?.chain.first?.cell { metadata["cell"] = "\(cell.id)" }
-        if self.attempts > 1 { metadata["attempts"] = "\(self.attempts)" }
+        if let attempts = self.route?.attempts, attempts > 1 { metadata["attempts"] = "\(attempts)" }
         return metadata
     }
 }

@@ -21,13 +21,7 @@ struct Explain: AsyncParsableCommand {
     var field: String?
 
     func run() async throws {
-        let configuration: GatewayConfiguration
-        do {
-            configuration = try GatewayConfiguration.load(path: self.config)
-        } catch {
-            printToStandardError(error.description)
-            throw ExitCode(2)
-        }
+        let configuration = try loadConfigurationOrExit(path: self.config)
         guard let tenants = await Administration.servedTree(configuration, settingsPath: self.config) else {
             printToStandardError("\(self.config) names no tenant tree (tenantTree)")
             throw ExitCode(2)

@@ -37,13 +37,7 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "erp-gateway")
 
-        var initial: GatewayConfiguration
-        do {
-            initial = try GatewayConfiguration.load(path: self.config)
-        } catch {
-            printToStandardError(error.description)
-            throw ExitCode(2)
-        }
+        var initial = try loadConfigurationOrExit(path: self.config)
         let settings = initial.settings
         let events = ServeEvents.start(watchInterval: self.watchIntervalMs)
 

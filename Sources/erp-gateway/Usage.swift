@@ -17,13 +17,7 @@ struct Usage: AsyncParsableCommand {
     @Option(help: "table or json.") var format: String = "table"
 
     func run() async throws {
-        let configuration: GatewayConfiguration
-        do {
-            configuration = try GatewayConfiguration.load(path: self.config)
-        } catch {
-            printToStandardError(error.description)
-            throw ExitCode(2)
-        }
+        let configuration = try loadConfigurationOrExit(path: self.config)
         guard let redisSettings = configuration.settings.redis else { throw ValidationError("\(self.config) configures no redis: usage lives there") }
         let tenants = await Administration.servedTree(configuration, settingsPath: self.config)
         guard let id = try? NodeID(self.tenant), let policy = tenants?.customer(id) else {
