@@ -69,9 +69,14 @@ final class GatewayProcess {
     }
 
     /// Peak resident memory of the gateway process so far, in bytes (VmHWM).
-    var peakResidentBytes: Int {
+    var peakResidentBytes: Int { self.memoryStatus("VmHWM:") }
+
+    /// Resident memory of the gateway process now, in bytes (VmRSS).
+    var residentBytes: Int { self.memoryStatus("VmRSS:") }
+
+    private func memoryStatus(_ field: String) -> Int {
         guard let status = try? String(contentsOfFile: "/proc/\(self.process.processIdentifier)/status", encoding: .utf8) else { return 0 }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        for line in status.split(separator: "\n") where line.hasPrefix(field) {
             let kilobytes = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
             return kilobytes * 1024
         }
