@@ -51,8 +51,11 @@ public struct Route: Sendable, Hashable {
 public struct RouteTable: Sendable {
     /// Sorted by prefix length, longest first, so the first match is the most specific.
     private let routes: [Route]
+    /// The methods routes name explicitly (a route without a method names none).
+    public let namedMethods: Set<String>
 
     init(_ routes: [Route]) {
+        self.namedMethods = Set(routes.compactMap(\.method))
         self.routes = routes.sorted { left, right in
             if left.pathPrefix.utf8.count != right.pathPrefix.utf8.count {
                 return left.pathPrefix.utf8.count > right.pathPrefix.utf8.count

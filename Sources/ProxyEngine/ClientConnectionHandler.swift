@@ -269,7 +269,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         let configuration = self.environment.configuration
         let settings = configuration.settings
         let framing: RequestHeadValidation.BodyFraming
-        switch RequestHeadValidation.validate(head, limits: settings.limits) {
+        switch RequestHeadValidation.validate(head, limits: settings.limits, catalogMethods: configuration.tenants?.catalog.routes.namedMethods ?? []) {
         case .success(let valid): framing = valid
         case .failure(let problem):
             self.respondWithoutExchange(problem, requestID: requestID, requestHead: head, logMetadata: ["method": "\(head.method.rawValue)"])
@@ -386,7 +386,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             // The admission script also meters the customer's usage: one round trip for both.
             plan = try quotas.plan(levels: request.policy.limits, oem: tenant.oem, cost: request.route.cost, now: now, meter: tenant.customer)
         } catch {
-            exchange.logger.error("unusable limits; admitting without quotas", metadata: ["error": "\(error)"])
+            self.environment.repeatedWarnings.warn(
+                "unusable limits; admitting without quotas", metadata: ["error": "\(error)", "request-id": "\(exchange.requestID)"],
+                logger: self.environment.logger, now: Self.monotonicNow()
+            )
             self.continueToUpstream(exchange)
             return
         }
@@ -426,10 +429,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         let mode = exchange.settings.quotaFailModes[request.cell.kind] ?? .open
         switch mode {
         case .open:
-            exchange.logger.warning("quota store unavailable; admitting", metadata: ["error": "\(reason)", "fail-mode": "open"])
+            self.warnQuotaStoreUnavailable("quota store unavailable; admitting", reason: reason, mode: mode, exchange)
             self.continueToUpstream(exchange)
         case .closed:
-            exchange.logger.warning("quota store unavailable; refusing", metadata: ["error": "\(reason)", "fail-mode": "closed"])
+            self.warnQuotaStoreUnavailable("quota store unavailable; refusing", reason: reason, mode: mode, exchange)
             var headers = HTTPHeaders()
             headers.add(name: "retry-after", value: "1")
             self.fail(exchange, with: .quotaUnavailable, headers: headers)
@@ -442,6 +445,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 self.continueToUpstream(exchange)
             }
         }
+    }
+
+    /// Once per outage and interval, not once per request: each request's own line still says
+    /// how it was answered.
+    private func warnQuotaStoreUnavailable(_ message: String, reason: String, mode: GatewaySettings.QuotaFailMode, _ exchange: Exchange) {
+        self.environment.repeatedWarnings.warn(
+            message, metadata: ["error": "\(reason)", "fail-mode": "\(mode)", "request-id": "\(exchange.requestID)"],
+            logger: self.environment.logger, now: Self.monotonicNow()
+        )
     }
 
     static func nowMicroseconds() -> Int64 {
@@ -491,7 +503,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// A request whose body has not been read yet leaves the stream mid-message, unless it has
     /// no body at all (then only its end marker is still to come).
     private func mustClose(afterAnswering exchange: Exchange, problem: GatewayProblem?) -> Bool {
-        (problem?.closesConnection ?? false) || !exchange.clientHead.isKeepAlive || self.quiescing || self.inputClosed
+        (problem?.closesConnection ?? false) || !exchange.clientHead.isKeepAlive || exchange.asksForUpgrade || self.quiescing || self.inputClosed
             || (!exchange.requestComplete && !exchange.framing.isEmpty)
     }
 
@@ -792,7 +804,8 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
             exchange.responseStarted = true
             exchange.responseStatus = head.status.code
             exchange.upstreamKeepAlive = head.isKeepAlive
-            let keepClient = exchange.clientHead.isKeepAlive && exchange.requestComplete && !self.quiescing && !self.inputClosed
+            let keepClient = exchange.clientHead.isKeepAlive && !exchange.asksForUpgrade && exchange.requestComplete && !self.quiescing
+                && !self.inputClosed
             exchange.closeClientAfterResponse = !keepClient
             var clientHead = ForwardedHeaders.clientResponseHead(
                 from: head, requestID: exchange.requestID, version: exchange.clientHead.version, close: !keepClient
@@ -953,6 +966,11 @@ final class Exchange {
 
     var settings: GatewaySettings { self.configuration.settings }
 
+    /// The request asks to switch protocols (`Upgrade`). The HTTP decoder reads nothing after
+    /// such a request — the bytes would belong to the new protocol — so whatever is pipelined
+    /// behind it would never be answered: the connection closes after this exchange instead.
+    var asksForUpgrade: Bool { self.clientHead.headers.contains(name: "upgrade") }
+
     init(
         requestID: String, clientHead: HTTPRequestHead, path: RequestPath, trace: TraceDecision, facts: ForwardedHeaders.ClientFacts,
         configuration: GatewayConfiguration, logger: Logger, started: NIODeadline, framing: RequestHeadValidation.BodyFraming, replayable: Bool
@@ -970,14 +988,16 @@ final class Exchange {
     }
 
     func logMetadata(status: UInt?, problem: GatewayProblem? = nil) -> Logger.Metadata {
-        let path = self.clientHead.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? ""
         var metadata: Logger.Metadata = [
             "method": "\(self.clientHead.method.rawValue)",
-            "path": "\(path)",
+            "path": "\(self.path.path)",
             "duration-ms": "\((NIODeadline.now() - self.started).nanoseconds / 1_000_000)",
             "bytes-in": "\(self.requestBodyBytes)",
             "bytes-out": "\(self.responseBytes)",
         ]
+        // What was authorized and forwarded is `path`; the client's spelling, when it differs.
+        let rawPath = self.clientHead.uri.utf8.split(separator: UInt8(ascii: "?"), maxSplits: 1, omittingEmptySubsequences: false).first
+        if let rawPath, !rawPath.elementsEqual(self.path.path.utf8) { metadata["raw-path"] = "\(Substring(rawPath))" }
         if let status { metadata["status"] = "\(status)" }
         if let problem { metadata["problem"] = "\(problem)" }
         if let endpoint = self.endpoint { metadata["upstream"] = "\(endpoint)" }

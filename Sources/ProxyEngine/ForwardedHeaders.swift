@@ -43,6 +43,32 @@ enum ForwardedHeaders {
         }
     }
 
+    /// Names the gateway sets, frames or strips on the way upstream. A client field spelled like
+    /// one of them with `_` for `-` is removed: backends that fold `_` into `-` (CGI and WSGI
+    /// style) would read `X_ERP_Tenant` as the signed `X-ERP-Tenant`.
+    static let controlledNames: Set<String> = [
+        "host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade", "expect",
+        "authorization", "forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id",
+        "traceparent", "tracestate",
+    ]
+
+    /// Removes every field whose name contains `_` and, with `_` read as `-` and ignoring case,
+    /// is a controlled name, an `X-ERP-*` context header or a `Proxy-*` header. Names without `_`
+    /// (nearly all) cost one scan of their bytes.
+    static func removeUnderscoreTwins(_ headers: inout HTTPHeaders) {
+        guard headers.contains(where: { self.isUnderscoreTwin($0.name) }) else { return }
+        headers = HTTPHeaders(headers.filter { !self.isUnderscoreTwin($0.name) })
+    }
+
+    static func isUnderscoreTwin(_ name: String) -> Bool {
+        guard name.utf8.contains(UInt8(ascii: "_")) else { return false }
+        let folded = String(decoding: name.utf8.map { byte -> UInt8 in
+            if byte == UInt8(ascii: "_") { return UInt8(ascii: "-") }
+            return (0x41...0x5A).contains(byte) ? byte | 0x20 : byte
+        }, as: UTF8.self)
+        return self.controlledNames.contains(folded) || folded.hasPrefix("x-erp-") || folded.hasPrefix("proxy-")
+    }
+
     /// Whether `name` equals (or with `prefixOnly`, starts with) `lowercase`, ignoring ASCII case.
     private static func matches(_ name: String, _ lowercase: StaticString, prefixOnly: Bool = false) -> Bool {
         let expected = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
@@ -75,6 +101,7 @@ enum ForwardedHeaders {
         var headers = client.headers
         let clientHost = headers.first(name: "host")
         self.stripHopByHop(&headers)
+        self.removeUnderscoreTwins(&headers)
         headers.remove(name: "expect")  // the gateway answers 100-continue itself
         // The upstream frames the body exactly as the gateway validated it, whatever else the
         // client sent.

@@ -44,6 +44,11 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
     public static let headerFieldsTooLarge = GatewayProblem(
         "header-fields-too-large", .requestHeaderFieldsTooLarge, "The request header fields are larger than allowed.", .downstream, closes: true
     )
+    /// CONNECT, or a method that is neither a standard one nor named by a route. The connection
+    /// closes: after CONNECT the decoder reads no further request.
+    public static let methodNotImplemented = GatewayProblem(
+        "method-not-implemented", .notImplemented, "The gateway does not forward this method.", .downstream, closes: true
+    )
     public static let ambiguousPath = GatewayProblem("ambiguous-path", .badRequest, "The request path cannot be interpreted unambiguously.", .downstream, closes: true)
 
     // MARK: Routing

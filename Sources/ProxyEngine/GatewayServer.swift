@@ -51,11 +51,10 @@ public final class GatewayServer: Sendable {
                     scheme: "http"
                 )
                 let bound = NIOLoopBound(environment, eventLoop: loop)
-                if let usage {
+                loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
                     // Locally decided refusals reach the usage store once a second per loop.
-                    loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
-                        if !bound.value.pendingRefusals.isEmpty { bound.value.pendingRefusals.flush(to: usage, on: loop) }
-                    }
+                    if let usage, !bound.value.pendingRefusals.isEmpty { bound.value.pendingRefusals.flush(to: usage, on: loop) }
+                    bound.value.repeatedWarnings.flush(logger: logger, now: NIODeadline.now().uptimeNanoseconds)
                 }
                 return bound
             }.get()

@@ -42,6 +42,8 @@ final class ProxyEnvironment {
     /// Refusals decided on this loop without Redis, flushed to `usage` once a second.
     var pendingRefusals = PendingRefusals()
     let logger: Logger
+    /// Per-request warnings (the quota store down, say) written once, then counted.
+    var repeatedWarnings = RepeatedWarnings()
     /// The scheme clients use to reach this listener, for X-Forwarded-Proto.
     let scheme: String
 

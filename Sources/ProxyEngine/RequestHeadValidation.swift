@@ -15,18 +15,31 @@ enum RequestHeadValidation {
         var isEmpty: Bool { self == .none || self == .contentLength(0) }
     }
 
-    static func validate(_ head: HTTPRequestHead, limits: GatewaySettings.RequestLimits) -> Result<BodyFraming, GatewayProblem> {
+    /// Methods forwarded whatever the route catalog says; any other method must be named by a
+    /// route (`TRACE`, WebDAV's `PROPFIND`, …). A route without a method serves these only.
+    static let standardMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+    /// - Parameter catalogMethods: the methods the route catalog names (`RouteTable.namedMethods`).
+    static func validate(
+        _ head: HTTPRequestHead, limits: GatewaySettings.RequestLimits, catalogMethods: Set<String> = []
+    ) -> Result<BodyFraming, GatewayProblem> {
         if head.uri.utf8.count > limits.maxURIBytes {
             return .failure(.uriTooLong)
         }
         if self.headerBytes(head.headers) > limits.maxHeaderBytes {
             return .failure(.headerFieldsTooLarge)
         }
-        let hosts = head.headers[canonicalForm: "host"]
-        if head.version == .http1_1, hosts.count != 1 {
-            return .failure(.malformedRequest)
+        // CONNECT asks for a tunnel, not a resource: the decoder stops parsing after its head (what
+        // follows is the tunnel's), so it is refused here, never forwarded, whatever routes say.
+        let method = head.method.rawValue
+        if head.method == .CONNECT || !(self.standardMethods.contains(method) || catalogMethods.contains(method)) {
+            return .failure(.methodNotImplemented)
         }
-        if hosts.count > 1 {
+        // Exactly one Host field, whatever the version (RFC 9112 §3.2): the raw values, since the
+        // canonical-form view drops empty elements and would let `Host:` beside a real one pass.
+        // An HTTP/1.0 request without one would go upstream as HTTP/1.1 without one.
+        let hosts = head.headers["host"]
+        guard hosts.count == 1, !hosts[0].utf8.contains(UInt8(ascii: ",")) else {
             return .failure(.malformedRequest)
         }
 

@@ -109,6 +109,10 @@ final class AdminStoreTests: AdminTestCase {
         let (status, output) = try runCommand(GatewayProcess.binary, ["explain", "--config", self.gateway.configPath, "--tenant", "c7", "--field", "status"])
         XCTAssertEqual(status, 0, output)
         XCTAssertTrue(output.contains("acme/p1/c7"), output)
+        // The notice naming the tree is a line of its own, before the explanation.
+        let lines = output.split(separator: "\n", omittingEmptySubsequences: false)
+        XCTAssertTrue(lines.first?.hasPrefix("the admin store's tree, revision ") == true, output)
+        XCTAssertTrue(lines.dropFirst().first?.hasPrefix("status for ") == true, output)
 
         let all = try self.admin("GET", "/admin/v1/nodes/acme/audit", token: oem)
         let entries = try XCTUnwrap(try all.json()["entries"] as? [[String: Any]])

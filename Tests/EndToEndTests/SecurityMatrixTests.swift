@@ -191,6 +191,9 @@ final class SecurityMatrixTests: GatewayTestCase {
         let token = try self.acme("c1")
         let response = try request(port: self.port, "GET", "/v1/ledger/../ledger/7?from=2026-11-01", headers: [
             self.bearer(token), ("X-ERP-Tenant", "c2"), ("X-ERP-Features", "everything"), ("X-Request-Id", "sig-check-1"),
+            // Underscore twins, which CGI- and WSGI-style backends fold into the real names.
+            ("X_ERP_Tenant", "c2"), ("x_erp_partner", "p2"), ("X_Forwarded_For", "203.0.113.9"), ("X_Request_Id", "forged"),
+            ("X_Custom_Field", "kept"),
         ])
         XCTAssertEqual(response.status, 200)
         let seen = try SeenRequest(response)
@@ -202,6 +205,11 @@ final class SecurityMatrixTests: GatewayTestCase {
         XCTAssertEqual(seen.values("x-erp-features"), ["ledger,payroll"])
         XCTAssertEqual(seen.values("x-erp-tier"), ["pooled"])
         XCTAssertTrue(seen.values("authorization").isEmpty, "the caller's credential stays at the gateway")
+        let names = seen.headers.map { $0.0.lowercased() }
+        for twin in ["x_erp_tenant", "x_erp_partner", "x_forwarded_for", "x_request_id"] {
+            XCTAssertFalse(names.contains(twin), "\(twin) is removed")
+        }
+        XCTAssertEqual(seen.values("x_custom_field"), ["kept"], "other names with underscores pass")
 
         // Verify the signature the way docs/backend-contract.md tells a backend to, in Python.
         let signature = try XCTUnwrap(seen.value("x-erp-context-signature"))
@@ -217,6 +225,21 @@ final class SecurityMatrixTests: GatewayTestCase {
         let (status, output) = try runCommand(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script, TestIdentity.contextSecretBase64] + lines)
         XCTAssertEqual(status, 0, output)
         XCTAssertEqual(output.trimmingCharacters(in: .whitespacesAndNewlines), signature)
+    }
+
+    /// CONNECT never reaches the tenant phases: refused before the token is read, framed, and the
+    /// connection closed, so no upstream connection, cell slot or quota is held.
+    func testConnectIsRefusedBeforeAnyPhase() throws {
+        let token = try self.acme("c1")
+        for target in ["/v1/ledger", "/v1/payroll", "/v1/unknown"] {
+            try assertConnectRefused(
+                "CONNECT \(target) HTTP/1.1\r\nHost: gateway.test\r\nAuthorization: Bearer \(token)\r\nContent-Length: 7\r\n\r\npayload", port: self.port
+            )
+        }
+        try assertConnectRefused("CONNECT /v1/ledger HTTP/1.1\r\nHost: gateway.test\r\n\r\n", port: self.port)
+        XCTAssertTrue(self.gateway.waitForLog("problem=method-not-implemented"), self.gateway.log)
+        XCTAssertEqual(self.backends[0].statistics.requests, 0)
+        XCTAssertEqual(self.backends[0].statistics.connectionsAccepted, 0)
     }
 
     func testCORSPreflightAndResponseHeaders() throws {

@@ -245,6 +245,27 @@ final class ForwardedHeadersTests: XCTestCase {
         )
     }
 
+    func testUnderscoreTwinsOfControlledNamesAreRemoved() {
+        let head = Self.request(headers: [
+            ("Host", "h"), ("X_ERP_Tenant", "other-customer"), ("x_erp_features", "all"), ("X_Forwarded_For", "198.51.100.1"),
+            ("x_request_id", "forged"), ("Content_Length", "5"), ("Transfer_Encoding", "chunked"), ("Proxy_Authorization", "x"),
+            ("traceparent_", "not a twin"), ("X_Custom", "kept"), ("x-erp_note", "twin"), ("Authorization_", "kept"),
+        ])
+        let names = Self.forward(head).headers.map(\.name)
+        for twin in ["X_ERP_Tenant", "x_erp_features", "X_Forwarded_For", "x_request_id", "Content_Length", "Transfer_Encoding", "Proxy_Authorization", "x-erp_note"] {
+            XCTAssertFalse(names.contains(twin), twin)
+        }
+        for kept in ["traceparent_", "X_Custom", "Authorization_"] {
+            XCTAssertTrue(names.contains(kept), kept)
+        }
+    }
+
+    func testNamesWithoutUnderscoresAreNeverTwins() {
+        for name in ["X-ERP-Tenant", "x-forwarded-for", "Content-Length", "x-custom"] {
+            XCTAssertFalse(ForwardedHeaders.isUnderscoreTwin(name), name)
+        }
+    }
+
     func testHopByHopNamesMatchWhateverTheirCase() {
         for name in ForwardedHeaders.hopByHop {
             XCTAssertTrue(ForwardedHeaders.isHopByHop(name), name)

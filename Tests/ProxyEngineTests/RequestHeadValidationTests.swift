@@ -31,9 +31,39 @@ final class RequestHeadValidationTests: XCTestCase {
         XCTAssertEqual(result, .success(.contentLength(5)))
     }
 
-    func testHTTP10WithoutHost() {
-        XCTAssertEqual(Self.validate(version: .http1_0, headers: []), .success(.none))
-        XCTAssertEqual(Self.validate(version: .http1_0, method: .POST, headers: [("Content-Length", "3")]), .success(.contentLength(3)))
+    /// It would go upstream as HTTP/1.1 without a Host (RFC 9112 §3.2), which backends refuse.
+    func testHTTP10WithoutHostIsRefused() {
+        XCTAssertEqual(Self.validate(version: .http1_0, headers: []), .failure(.malformedRequest))
+        XCTAssertEqual(Self.validate(version: .http1_0, method: .POST, headers: [("Content-Length", "3")]), .failure(.malformedRequest))
+        XCTAssertEqual(Self.validate(version: .http1_0, headers: [("Host", "h")]), .success(.none))
+    }
+
+    func testExactlyOneHostFieldEmptyOrNot() {
+        XCTAssertEqual(Self.validate(headers: []), .failure(.malformedRequest))
+        XCTAssertEqual(Self.validate(headers: [("Host", "")]), .success(.none), "an empty Host on its own is valid HTTP")
+        for hosts in [["h", ""], ["", "h"], ["", ""], ["h", "h"], ["h", "other"], ["h, other"], ["h,"]] {
+            XCTAssertEqual(Self.validate(headers: hosts.map { ("Host", $0) }), .failure(.malformedRequest), "\(hosts)")
+            XCTAssertEqual(Self.validate(version: .http1_0, headers: hosts.map { ("host", $0) }), .failure(.malformedRequest), "\(hosts)")
+        }
+    }
+
+    // MARK: - Methods
+
+    func testConnectIsRefusedWhateverTheCatalogNames() {
+        XCTAssertEqual(Self.validate(method: .CONNECT, headers: [("Host", "h")]), .failure(.methodNotImplemented))
+        XCTAssertEqual(Self.validate(method: .CONNECT, headers: [("Host", "h")], catalogMethods: ["CONNECT"]), .failure(.methodNotImplemented))
+        XCTAssertTrue(GatewayProblem.methodNotImplemented.closesConnection, "the decoder reads nothing after a CONNECT head")
+    }
+
+    func testStandardMethodsAndThoseTheCatalogNames() {
+        for method: HTTPMethod in [.GET, .HEAD, .POST, .PUT, .PATCH, .DELETE, .OPTIONS] {
+            XCTAssertEqual(Self.validate(method: method, headers: [("Host", "h")]), .success(.none), "\(method)")
+        }
+        for method: HTTPMethod in [.TRACE, .PROPFIND, .RAW(value: "BREW")] {
+            XCTAssertEqual(Self.validate(method: method, headers: [("Host", "h")]), .failure(.methodNotImplemented), "\(method)")
+        }
+        XCTAssertEqual(Self.validate(method: .PROPFIND, headers: [("Host", "h")], catalogMethods: ["PROPFIND"]), .success(.none))
+        XCTAssertEqual(Self.validate(method: .RAW(value: "BREW"), headers: [("Host", "h")], catalogMethods: ["BREW"]), .success(.none))
     }
 
     // MARK: - Ambiguous framing
@@ -158,9 +188,10 @@ final class RequestHeadValidationTests: XCTestCase {
     // MARK: - Helpers
 
     private static func validate(
-        version: HTTPVersion = .http1_1, method: HTTPMethod = .GET, uri: String = "/", headers: [(String, String)]
+        version: HTTPVersion = .http1_1, method: HTTPMethod = .GET, uri: String = "/", headers: [(String, String)],
+        catalogMethods: Set<String> = []
     ) -> Result<RequestHeadValidation.BodyFraming, GatewayProblem> {
         let head = HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(headers))
-        return RequestHeadValidation.validate(head, limits: Self.limits)
+        return RequestHeadValidation.validate(head, limits: Self.limits, catalogMethods: catalogMethods)
     }
 }
