@@ -35,7 +35,9 @@ final class GatewayProcess {
         let config = self.directory.appendingPathComponent("gateway.yaml")
         try settings.replacingOccurrences(of: "PORT", with: "\(self.port)").write(to: config, atomically: true, encoding: .utf8)
         for (name, contents) in files {
-            try contents.write(to: self.directory.appendingPathComponent(name), atomically: true, encoding: .utf8)
+            let url = self.directory.appendingPathComponent(name)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try contents.write(to: url, atomically: true, encoding: .utf8)
         }
         self.configPath = config.path
         self.logFile = self.directory.appendingPathComponent("gateway.log")
