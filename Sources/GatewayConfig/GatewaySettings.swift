@@ -231,6 +231,8 @@ public struct GatewaySettings: Sendable, Hashable {
         public var host: String
         public var port: Int
         public var description: String { "\(self.host):\(self.port)" }
+        /// `host:port` as a `Host` field spells it (RFC 3986 §3.2.2): an IPv6 address in brackets.
+        public var authority: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : self.description }
 
         public init(host: String, port: Int) {
             self.host = host

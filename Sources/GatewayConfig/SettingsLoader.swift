@@ -68,7 +68,7 @@ public enum SettingsLoader {
             }
         }
         let platformIssuers = top["platformIssuers"].map { reader.issuers($0, node: nil, baseDirectory: baseDirectory) } ?? []
-        let authentication = top["authentication"].map { Self.authentication($0, &reader) } ?? Self.defaultAuthentication
+        let authentication = top["authentication"].map { Self.authentication($0, limits: limits, &reader) } ?? Self.defaultAuthentication
         let upstreamContext = top["upstreamContext"].flatMap { Self.upstreamContext($0, baseDirectory: baseDirectory, &reader) }
         let redis = top["redis"].flatMap { Self.redis($0, &reader) }
         var failModes: [GatewaySettings.Cell.Kind: GatewaySettings.QuotaFailMode] = [.pooled: .open, .dedicated: .open]
@@ -147,10 +147,30 @@ public enum SettingsLoader {
 
     static let defaultAuthentication = GatewaySettings.Authentication(maxTokenBytes: 8192, tokenCacheEntries: 10_000)
 
-    private static func authentication(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.Authentication {
+    /// Bytes the header limit counts for an `Authorization` field around a bearer token of n
+    /// bytes, beyond n: the name, `Bearer `, and the 4 bytes `RequestHeadValidation.headerBytes`
+    /// adds per field (": " and CRLF).
+    static let authorizationFieldOverhead = "Authorization".utf8.count + "Bearer ".utf8.count + 4
+
+    /// `limits` is the request limits already read: a token limit that the header limit would
+    /// cut short (431 before the token is looked at) is refused when written explicitly. The
+    /// default token limit simply yields to a smaller header limit.
+    private static func authentication(
+        _ cursor: YAMLReader.Cursor, limits: GatewaySettings.RequestLimits, _ reader: inout YAMLReader
+    ) -> GatewaySettings.Authentication {
         var authentication = Self.defaultAuthentication
         guard let map = reader.mapping(cursor, allowedKeys: ["maxTokenBytes", "tokenCacheEntries"]) else { return authentication }
-        if let c = map["maxTokenBytes"], let v = reader.byteSize(c, in: 512...(64 << 10)) { authentication.maxTokenBytes = v }
+        if let c = map["maxTokenBytes"], let v = reader.byteSize(c, in: 512...(64 << 10)) {
+            authentication.maxTokenBytes = v
+            let needed = v + Self.authorizationFieldOverhead
+            if needed > limits.maxHeaderBytes {
+                reader.report(
+                    c,
+                    "a token of \(v) bytes makes an Authorization field of \(needed) bytes, above limits.maxHeaderBytes (\(limits.maxHeaderBytes)): "
+                        + "such a request gets 431 before its token is read; raise limits.maxHeaderBytes (leave room for the other fields) or lower maxTokenBytes"
+                )
+            }
+        }
         if let c = map["tokenCacheEntries"], let v = reader.integer(c, in: 0...10_000_000) { authentication.tokenCacheEntries = v }
         return authentication
     }

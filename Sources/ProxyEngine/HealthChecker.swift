@@ -117,11 +117,7 @@ final class HealthChecker {
         bootstrap.connect(host: endpoint.host, port: endpoint.port).assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
-                var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: check.path)
-                head.headers.add(name: "host", value: endpoint.description)
-                head.headers.add(name: "user-agent", value: "erp-gateway-health-check")
-                head.headers.add(name: "connection", value: "close")
-                channel.write(HTTPClientRequestPart.head(head), promise: nil)
+                channel.write(HTTPClientRequestPart.head(Self.probeHead(endpoint, check: check)), promise: nil)
                 channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
                 status.futureResult.whenComplete { _ in channel.close(promise: nil) }
             case .failure(let error):
@@ -130,6 +126,16 @@ final class HealthChecker {
         }
         status.futureResult.whenComplete { _ in deadline.cancel() }
         return status.futureResult
+    }
+
+    /// The probe's request head; no body follows. It carries no tenant context and no signature
+    /// (docs/backend-contract.md, "Health probes arrive unsigned").
+    static func probeHead(_ endpoint: GatewaySettings.Endpoint, check: GatewaySettings.HealthCheck) -> HTTPRequestHead {
+        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: check.path)
+        head.headers.add(name: "host", value: endpoint.authority)
+        head.headers.add(name: "user-agent", value: "erp-gateway-health-check")
+        head.headers.add(name: "connection", value: "close")
+        return head
     }
 }
 

@@ -4,8 +4,9 @@
 /// Normalization (RFC 3986 §6.2.2): percent-escapes of unreserved characters are decoded
 /// (`%61` → `a`, `%2E` → `.`), other escapes get upper-case hex, runs of `/` collapse to one,
 /// and `.`/`..` segments are resolved. Targets whose meaning two servers could disagree on are
-/// refused instead: an encoded `/` or `\`, a raw `\`, a NUL or control byte, a malformed escape,
-/// and `..` that would climb above the root.
+/// refused instead, each with its own `Rejection` (logged as the reason); docs/tokens.md has the
+/// table. Only the path is normalized and checked; the query is forwarded as sent, apart from
+/// control characters and `#`, which are refused anywhere in the target.
 struct RequestPath: Equatable {
     /// The normalized path, starting with `/`.
     let path: String
@@ -19,19 +20,45 @@ struct RequestPath: Equatable {
     }
 
     enum Rejection: Error, Equatable {
+        /// Not `/…` (absolute-form, authority-form, `*`).
         case notOriginForm
+        /// `%2F`, `%5C` or a raw `\`: a separator some servers split on and others do not.
         case encodedSeparator
+        /// A byte below 0x20 or 0x7F, raw or encoded, in the path or the query.
         case controlCharacter
+        /// `%` not followed by two hex digits.
         case badEscape
+        /// `..` that would climb above `/`.
         case aboveRoot
+        /// `#` anywhere in the target. Clients never send a fragment; a backend that strips one
+        /// serves another path than the one matched (`/v1/ledger/close#?x=1`).
+        case fragment
+        /// `;` in the path, raw or `%3B`. Servlet containers (Tomcat, Spring) cut path
+        /// parameters out of each segment, so `/v1/ledger/..;/payroll` is `/v1/payroll` to them.
+        case pathParameter
+        /// `%25` (an encoded `%`) whose next character is a hex digit, raw or encoded: `%252e`
+        /// is `%2e` to a server that decodes once and `.` to one that decodes twice.
+        case doubleEncoding
+        /// Percent-escapes that are not well-formed UTF-8 once decoded: overlong forms
+        /// (`%C0%AE` is `.` to a lax decoder), surrogates, code points above U+10FFFF, stray or
+        /// missing continuation bytes.
+        case invalidUTF8
+        /// A raw byte of 0x80 or above. RFC 3986 allows only ASCII in a URI and every conforming
+        /// client percent-encodes; servers read raw bytes as UTF-8 or as ISO-8859-1 at will. NIO's
+        /// HTTP/1 decoder already refuses them (400 `malformed-request`), and would hand over
+        /// invalid ones as U+FFFD if it did not, so neither the client's bytes nor their meaning
+        /// could be forwarded faithfully: refused here too, where the path is decided.
+        /// `%C3%A9` is the form that passes.
+        case rawNonASCII
     }
 
     static func parse(_ uri: String) throws(Rejection) -> RequestPath {
         let bytes = Array(uri.utf8)
         guard bytes.first == UInt8(ascii: "/") else { throw .notOriginForm }
+        // Before splitting at `?`: in `/a#?b` the `?` belongs to the fragment, not to a query.
+        if bytes.contains(UInt8(ascii: "#")) { throw .fragment }
         let queryStart = bytes.firstIndex(of: UInt8(ascii: "?"))
-        // A fragment is never sent by a client; if one is, it is part of nothing we route on.
-        let pathEnd = queryStart ?? bytes.firstIndex(of: UInt8(ascii: "#")) ?? bytes.count
+        let pathEnd = queryStart ?? bytes.count
         let query: Substring? = queryStart.map { index in
             let text = Substring(uri)
             let start = text.utf8.index(text.startIndex, offsetBy: index + 1)
@@ -45,6 +72,9 @@ struct RequestPath: Equatable {
         var index = 1
         var endsWithSlash = false
         var aboveRoot = false
+        var utf8 = UTF8Sequence()
+        // The last byte appended was a decoded `%25`.
+        var afterEncodedPercent = false
         func closeSegment() {
             if current == [UInt8(ascii: ".")] {
                 // "." refers to the current directory: drop it.
@@ -57,10 +87,13 @@ struct RequestPath: Equatable {
         }
         while index < pathEnd {
             let byte = bytes[index]
+            // A UTF-8 sequence begun by escapes continues only with escapes.
+            if byte < 0x80, byte != UInt8(ascii: "%"), utf8.isIncomplete { throw .invalidUTF8 }
             switch byte {
             case UInt8(ascii: "/"):
                 closeSegment()
                 endsWithSlash = true
+                afterEncodedPercent = false
                 index += 1
                 continue
             case UInt8(ascii: "%"):
@@ -70,6 +103,14 @@ struct RequestPath: Equatable {
                 let decoded = high << 4 | low
                 if decoded == UInt8(ascii: "/") || decoded == UInt8(ascii: "\\") { throw .encodedSeparator }
                 if decoded < 0x20 || decoded == 0x7F { throw .controlCharacter }
+                if decoded == UInt8(ascii: ";") { throw .pathParameter }
+                if afterEncodedPercent, Self.hexValue(decoded) != nil { throw .doubleEncoding }
+                if decoded >= 0x80 {
+                    guard utf8.accept(decoded) else { throw .invalidUTF8 }
+                } else if utf8.isIncomplete {
+                    throw .invalidUTF8
+                }
+                afterEncodedPercent = decoded == UInt8(ascii: "%")
                 if Self.isUnreserved(decoded) {
                     current.append(decoded)
                 } else {
@@ -78,14 +119,21 @@ struct RequestPath: Equatable {
                 index += 3
             case UInt8(ascii: "\\"):
                 throw .encodedSeparator
+            case UInt8(ascii: ";"):
+                throw .pathParameter
             case _ where byte < 0x20 || byte == 0x7F:
                 throw .controlCharacter
+            case _ where byte >= 0x80:
+                throw .rawNonASCII
             default:
+                if afterEncodedPercent, Self.hexValue(byte) != nil { throw .doubleEncoding }
+                afterEncodedPercent = false
                 current.append(byte)
                 index += 1
             }
             endsWithSlash = false
         }
+        if utf8.isIncomplete { throw .invalidUTF8 }
         let lastWasDot = current == [UInt8(ascii: ".")] || current == [UInt8(ascii: "."), UInt8(ascii: ".")]
         closeSegment()
         if aboveRoot { throw .aboveRoot }
@@ -93,6 +141,41 @@ struct RequestPath: Equatable {
         // Keep a trailing slash (it can mean something to the backend), and "/a/b/." is "/a/b/".
         if (endsWithSlash || lastWasDot), !segments.isEmpty { path += "/" }
         return RequestPath(path: path, query: query)
+    }
+
+    /// Well-formedness of the non-ASCII bytes decoded from escapes, one byte at a time, by the
+    /// Unicode Standard's table 3-7: the second byte's range depends on the lead byte, which is
+    /// what refuses overlong forms (C0, C1, E0 80–9F, F0 80–8F), surrogates (ED A0–BF) and
+    /// code points above U+10FFFF (F4 90–BF, F5–FF).
+    private struct UTF8Sequence {
+        /// Continuation bytes still expected.
+        private var remaining = 0
+        /// The range the next continuation byte must fall in.
+        private var lowest: UInt8 = 0x80
+        private var highest: UInt8 = 0xBF
+
+        var isIncomplete: Bool { self.remaining > 0 }
+
+        /// Takes one byte ≥ 0x80; false if it cannot stand where it does.
+        mutating func accept(_ byte: UInt8) -> Bool {
+            if self.remaining > 0 {
+                guard byte >= self.lowest, byte <= self.highest else { return false }
+                self.remaining -= 1
+                (self.lowest, self.highest) = (0x80, 0xBF)
+                return true
+            }
+            switch byte {
+            case 0xC2...0xDF: (self.remaining, self.lowest, self.highest) = (1, 0x80, 0xBF)
+            case 0xE0: (self.remaining, self.lowest, self.highest) = (2, 0xA0, 0xBF)
+            case 0xE1...0xEC, 0xEE...0xEF: (self.remaining, self.lowest, self.highest) = (2, 0x80, 0xBF)
+            case 0xED: (self.remaining, self.lowest, self.highest) = (2, 0x80, 0x9F)
+            case 0xF0: (self.remaining, self.lowest, self.highest) = (3, 0x90, 0xBF)
+            case 0xF1...0xF3: (self.remaining, self.lowest, self.highest) = (3, 0x80, 0xBF)
+            case 0xF4: (self.remaining, self.lowest, self.highest) = (3, 0x80, 0x8F)
+            default: return false  // a continuation byte without a lead, C0, C1, F5–FF
+            }
+            return true
+        }
     }
 
     private static func isUnreserved(_ byte: UInt8) -> Bool {

@@ -384,7 +384,8 @@ final class IssuerAndAuthenticationSettingsTests: XCTestCase {
 
     func testAuthenticationValuesAndTheirBounds() throws {
         func authentication(_ section: String) throws -> GatewaySettings.Authentication {
-            try SettingsLoader.parse(minimalSettingsYAML + "\nauthentication:\n" + Self.indented(section, by: 2)).authentication
+            // A header limit that any token limit fits in (see the test below for one it does not).
+            try SettingsLoader.parse(minimalSettingsYAML + "\nlimits:\n  maxHeaderBytes: 1MiB\nauthentication:\n" + Self.indented(section, by: 2)).authentication
         }
         XCTAssertEqual(try authentication("maxTokenBytes: 16KiB"), .init(maxTokenBytes: 16384, tokenCacheEntries: 10_000))
         XCTAssertEqual(try authentication("tokenCacheEntries: 0"), .init(maxTokenBytes: 8192, tokenCacheEntries: 0), "0 turns the cache off")
@@ -404,6 +405,26 @@ final class IssuerAndAuthenticationSettingsTests: XCTestCase {
             let issue = singleIssue(of: minimalSettingsYAML + "\nauthentication:\n" + Self.indented(section, by: 2))
             assertIssue(issue, path: path, line: 11, mentioning: mentioning)
         }
+    }
+
+    func testATokenLimitTheHeaderLimitCutsShortIsRefused() throws {
+        // 8 KiB of token is an Authorization field of 8192 + 24 bytes: above a 8 KiB header limit.
+        let tooSmall = minimalSettingsYAML + "\nlimits:\n  maxHeaderBytes: 8KiB\nauthentication:\n  maxTokenBytes: 8KiB"
+        assertIssue(
+            singleIssue(of: tooSmall), path: "authentication.maxTokenBytes", line: 13,
+            mentioning: "a token of 8192 bytes makes an Authorization field of 8216 bytes, above limits.maxHeaderBytes (8192)"
+        )
+        // The default header limit (16 KiB) is the ceiling when limits are not written.
+        assertIssue(
+            singleIssue(of: minimalSettingsYAML + "\nauthentication:\n  maxTokenBytes: 16KiB"), path: "authentication.maxTokenBytes", line: 11,
+            mentioning: "above limits.maxHeaderBytes (16384)"
+        )
+        // Exactly fitting is accepted.
+        let exact = minimalSettingsYAML + "\nlimits:\n  maxHeaderBytes: 8216\nauthentication:\n  maxTokenBytes: 8KiB"
+        XCTAssertEqual(try SettingsLoader.parse(exact).authentication.maxTokenBytes, 8192)
+        // The default token limit yields to a smaller header limit instead of being an error.
+        let defaultToken = minimalSettingsYAML + "\nlimits:\n  maxHeaderBytes: 4KiB"
+        XCTAssertEqual(try SettingsLoader.parse(defaultToken).authentication.maxTokenBytes, 8192)
     }
 
     // MARK: - upstreamContext
@@ -481,12 +502,12 @@ final class IssuerAndAuthenticationSettingsTests: XCTestCase {
     }
 
     func testAuthenticationSettingsReachTheVerifier() throws {
-        let settings = Self.settingsYAML + "\nauthentication:\n  maxTokenBytes: 16KiB\n  tokenCacheEntries: 500"
+        let settings = Self.settingsYAML + "\nauthentication:\n  maxTokenBytes: 12KiB\n  tokenCacheEntries: 500"
         let path = try self.writeConfiguration(settings: settings)
 
         let authentication = try XCTUnwrap(try GatewayConfiguration.load(path: path).authentication)
 
-        XCTAssertEqual(authentication.verifier.maxTokenBytes, 16384)
+        XCTAssertEqual(authentication.verifier.maxTokenBytes, 12288)
         XCTAssertEqual(authentication.cacheCapacity, 500)
         XCTAssertEqual(authentication.platformIssuers, ["https://id.platform.test"], "tree issuers are not platform issuers")
     }

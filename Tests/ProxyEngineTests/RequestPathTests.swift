@@ -11,9 +11,11 @@ final class RequestPathTests: XCTestCase {
         }
     }
 
-    private func assertRejected(_ uri: String, _ expected: RequestPath.Rejection, file: StaticString = #filePath, line: UInt = #line) {
+    private func assertRejected(
+        _ uri: String, _ expected: RequestPath.Rejection, _ message: String = "", file: StaticString = #filePath, line: UInt = #line
+    ) {
         XCTAssertThrowsError(try RequestPath.parse(uri), file: file, line: line) { error in
-            XCTAssertEqual(error as? RequestPath.Rejection, expected, "'\(uri)'", file: file, line: line)
+            XCTAssertEqual(error as? RequestPath.Rejection, expected, "'\(uri)' \(message)", file: file, line: line)
         }
     }
 
@@ -56,6 +58,95 @@ final class RequestPathTests: XCTestCase {
         self.assertRejected("/%2e%2e/x", .aboveRoot)
         self.assertRejected("http://other.example/v1", .notOriginForm)
         self.assertRejected("*", .notOriginForm)
+    }
+
+    // MARK: - Issue 12: what servlet containers, double decoders and lax UTF-8 decoders read differently
+
+    func testPathParametersAreRefusedInAnySegmentRawOrEncoded() {
+        self.assertRejected("/v1/ledger/..;/payroll", .pathParameter)
+        self.assertRejected("/v1/ledger/%2e%2e;/export", .pathParameter)
+        self.assertRejected("/v1/ledger;jsessionid=1", .pathParameter)
+        self.assertRejected("/v1;x/ledger", .pathParameter)
+        self.assertRejected("/;/v1/ledger", .pathParameter)
+        self.assertRejected("/v1/ledger/..%3B/payroll", .pathParameter)
+        self.assertRejected("/v1/ledger/..%3b/payroll", .pathParameter)
+        self.assertRejected("/v1/ledger/;", .pathParameter)
+    }
+
+    func testASemicolonInTheQueryIsTheBackendsBusiness() {
+        XCTAssertEqual(self.normalized("/v1/ledger?a=1;b=2"), "/v1/ledger?a=1;b=2")
+        XCTAssertEqual(self.normalized("/v1/ledger?filter=%3B"), "/v1/ledger?filter=%3B")
+    }
+
+    func testAFragmentAnywhereInTheTargetIsRefused() {
+        self.assertRejected("/v1/ledger/close#?x=1", .fragment, "the ? after # is no query: checked before splitting")
+        self.assertRejected("/v1/ledger/close#", .fragment)
+        self.assertRejected("/v1/ledger/close#frag", .fragment)
+        self.assertRejected("/v1/ledger?x=1#frag", .fragment)
+        self.assertRejected("/v1/ledger?x=#", .fragment)
+        XCTAssertEqual(self.normalized("/v1/ledger/a%23b"), "/v1/ledger/a%23b", "an encoded # is data")
+    }
+
+    func testDoubleEncodingIsRefused() {
+        self.assertRejected("/v1/ledger/%252e%252e/payroll", .doubleEncoding)
+        self.assertRejected("/v1/ledger/%252E%252E/payroll", .doubleEncoding)
+        self.assertRejected("/v1/ledger%252fpayroll", .doubleEncoding)
+        self.assertRejected("/v1/%2541", .doubleEncoding)
+        self.assertRejected("/v1/%25a", .doubleEncoding, "one hex digit is already more than one decoding can tell apart")
+        self.assertRejected("/v1/%25%32%65", .doubleEncoding, "hex digits spelled as escapes are hex digits")
+        self.assertRejected("/v1/%25%252e", .doubleEncoding)
+    }
+
+    func testAnEncodedPercentNotFollowedByHexPasses() {
+        XCTAssertEqual(self.normalized("/v1/discounts/10%25"), "/v1/discounts/10%25")
+        XCTAssertEqual(self.normalized("/v1/discounts/10%25/x"), "/v1/discounts/10%25/x")
+        XCTAssertEqual(self.normalized("/v1/discounts/10%25off"), "/v1/discounts/10%25off")
+        XCTAssertEqual(self.normalized("/v1/%25%25"), "/v1/%25%25")
+        XCTAssertEqual(self.normalized("/v1/ledger?q=%252e%2541"), "/v1/ledger?q=%252e%2541", "only the path is decoded")
+    }
+
+    func testOverlongAndOtherIllFormedUTF8IsRefused() {
+        self.assertRejected("/v1/ledger/%C0%AE%C0%AE/payroll", .invalidUTF8)
+        self.assertRejected("/v1/ledger/%c0%ae%c0%ae/payroll", .invalidUTF8)
+        self.assertRejected("/v1/%C1%BF", .invalidUTF8, "C1 is an overlong lead")
+        self.assertRejected("/v1/%E0%80%AE", .invalidUTF8, "three-byte overlong dot")
+        self.assertRejected("/v1/%E0%9F%BF", .invalidUTF8)
+        self.assertRejected("/v1/%F0%80%80%AE", .invalidUTF8, "four-byte overlong dot")
+        self.assertRejected("/v1/%F0%8F%BF%BF", .invalidUTF8)
+        self.assertRejected("/v1/%ED%A0%80", .invalidUTF8, "a surrogate")
+        self.assertRejected("/v1/%F4%90%80%80", .invalidUTF8, "above U+10FFFF")
+        self.assertRejected("/v1/%F5%80%80%80", .invalidUTF8)
+        self.assertRejected("/v1/%FF", .invalidUTF8)
+        self.assertRejected("/v1/%AE", .invalidUTF8, "a continuation byte without a lead")
+        self.assertRejected("/v1/%C3", .invalidUTF8, "a sequence cut short by the end")
+        self.assertRejected("/v1/%C3/x", .invalidUTF8, "… by a slash")
+        self.assertRejected("/v1/%C3a", .invalidUTF8, "… by a raw character")
+        self.assertRejected("/v1/%C3%41", .invalidUTF8, "… by an escaped ASCII character")
+        self.assertRejected("/v1/%E2%82", .invalidUTF8)
+        self.assertRejected("/v1/%C3%A9%A9", .invalidUTF8)
+    }
+
+    func testWellFormedUTF8EscapesPass() {
+        XCTAssertEqual(self.normalized("/v1/caf%c3%a9"), "/v1/caf%C3%A9")
+        XCTAssertEqual(self.normalized("/v1/%E2%82%AC"), "/v1/%E2%82%AC", "€")
+        XCTAssertEqual(self.normalized("/v1/%ED%9F%BF"), "/v1/%ED%9F%BF", "U+D7FF, the last before the surrogates")
+        XCTAssertEqual(self.normalized("/v1/%EF%BC%8E"), "/v1/%EF%BC%8E", "U+FF0E, a fullwidth full stop, is not a dot")
+        XCTAssertEqual(self.normalized("/v1/%F0%9F%98%80"), "/v1/%F0%9F%98%80")
+        XCTAssertEqual(self.normalized("/v1/%F4%8F%BF%BF"), "/v1/%F4%8F%BF%BF", "U+10FFFF")
+        XCTAssertEqual(self.normalized("/v1/%C3%A9/%2E%2E/ledger"), "/v1/ledger")
+    }
+
+    func testRawNonASCIIIsRefusedEvenWhenItIsUTF8() {
+        self.assertRejected("/v1/café", .rawNonASCII)
+        self.assertRejected("/v1/\u{FFFD}", .rawNonASCII, "what NIO makes of invalid bytes")
+        self.assertRejected("/v1/%C3é", .rawNonASCII, "an escaped lead continued by raw bytes: the raw byte is the offence")
+        XCTAssertEqual(self.normalized("/v1/ledger?name=café"), "/v1/ledger?name=café", "only the path is checked")
+    }
+
+    func testEncodedDotSegmentsStillResolve() {
+        XCTAssertEqual(self.normalized("/v1/ledger/%2E/7"), "/v1/ledger/7")
+        XCTAssertEqual(self.normalized("/v1/ledger/.%2e/payroll"), "/v1/payroll")
+        XCTAssertEqual(self.normalized("/v1/ledger/%2E%2E"), "/v1/")
     }
 
     func testTokensInTheQueryAreDetected() throws {
