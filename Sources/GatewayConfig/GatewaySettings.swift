@@ -100,6 +100,8 @@ public struct GatewaySettings: Sendable, Hashable {
     public struct Timeouts: Sendable, Hashable {
         /// From the first byte of a request (or the connection's accept) to its complete head.
         public var headerRead: Duration
+        /// While a request body streams in: the longest gap between two reads of it.
+        public var requestBodyIdle: Duration
         /// How long a client connection may sit idle between requests.
         public var keepAliveIdle: Duration
         /// Establishing a TCP connection to an upstream endpoint.

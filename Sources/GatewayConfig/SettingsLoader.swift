@@ -259,16 +259,17 @@ public enum SettingsLoader {
     }
 
     static let defaultTimeouts = GatewaySettings.Timeouts(
-        headerRead: .seconds(10), keepAliveIdle: .seconds(60), upstreamConnect: .seconds(2),
+        headerRead: .seconds(10), requestBodyIdle: .seconds(30), keepAliveIdle: .seconds(60), upstreamConnect: .seconds(2),
         upstreamResponse: .seconds(30), shutdownGrace: .seconds(20)
     )
 
     private static func timeouts(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.Timeouts {
         var timeouts = Self.defaultTimeouts
-        let keys = ["headerRead", "keepAliveIdle", "upstreamConnect", "upstreamResponse", "shutdownGrace"]
+        let keys = ["headerRead", "requestBodyIdle", "keepAliveIdle", "upstreamConnect", "upstreamResponse", "shutdownGrace"]
         guard let map = reader.mapping(cursor, allowedKeys: Set(keys)) else { return timeouts }
         let range = Duration.milliseconds(1)...Duration.seconds(24 * 3600)
         if let c = map["headerRead"], let v = reader.duration(c, in: range) { timeouts.headerRead = v }
+        if let c = map["requestBodyIdle"], let v = reader.duration(c, in: range) { timeouts.requestBodyIdle = v }
         if let c = map["keepAliveIdle"], let v = reader.duration(c, in: range) { timeouts.keepAliveIdle = v }
         if let c = map["upstreamConnect"], let v = reader.duration(c, in: range) { timeouts.upstreamConnect = v }
         if let c = map["upstreamResponse"], let v = reader.duration(c, in: range) { timeouts.upstreamResponse = v }

@@ -106,6 +106,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if let exchange = self.exchange {
             self.exchange = nil
             exchange.responseTimer?.cancel()
+            exchange.bodyTimer?.cancel()
             if let ticket = exchange.leaseTicket { self.environment.pool.cancel(ticket) }
             if let upstream = exchange.upstream {
                 // The client went away mid-exchange: the upstream connection is mid-message too.
@@ -202,6 +203,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         case .body(let buffer):
             guard let exchange = self.exchange else { return }
             exchange.requestBodyBytes += buffer.readableBytes
+            exchange.lastBodyRead = .now()
             if exchange.answeredLocally { return }
             if exchange.requestBodyBytes > exchange.settings.limits.maxRequestBodyBytes {
                 if let upstream = exchange.upstream {
@@ -215,6 +217,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         case .end:
             guard let exchange = self.exchange else { return }
             exchange.requestComplete = true
+            exchange.bodyTimer?.cancel()
+            exchange.bodyTimer = nil
             if exchange.answeredLocally {
                 self.exchangeFinished()
                 return
@@ -236,6 +240,25 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             if case .end = part { self.requestFullySent(exchange) }
         } else {
             exchange.bufferedForUpstream.append(part)
+        }
+    }
+
+    /// Bounds the gap between two reads of a request body. Without it a client that declares a
+    /// body and never sends it would hold an upstream connection of a shared endpoint, a cell
+    /// slot and quota in flight for as long as it likes. One timer per exchange, moved on only
+    /// when it fires: a body of a million reads does not schedule a million timers.
+    private func armBodyTimer(_ exchange: Exchange, after delay: TimeAmount? = nil) {
+        guard let loop = self.context?.eventLoop else { return }
+        let idle = TimeAmount.milliseconds(exchange.settings.timeouts.requestBodyIdle.milliseconds)
+        exchange.bodyTimer = loop.assumeIsolated().scheduleTask(in: delay ?? idle) { [weak self, weak exchange] in
+            guard let self, let exchange, self.exchange === exchange, !exchange.requestComplete else { return }
+            let quiet = NIODeadline.now() - exchange.lastBodyRead
+            if quiet < idle {
+                self.armBodyTimer(exchange, after: idle - quiet)
+                return
+            }
+            exchange.logger.notice("request body stalled", metadata: ["timeout-ms": "\(idle.nanoseconds / 1_000_000)", "bytes-in": "\(exchange.requestBodyBytes)"])
+            self.fail(exchange, with: .requestBodyTimeout)
         }
     }
 
@@ -296,6 +319,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             replayable: head.method.isIdempotent && framing.isEmpty
         )
         self.exchange = exchange
+        if !framing.isEmpty { self.armBodyTimer(exchange) }
 
         if let tenants = configuration.tenants {
             self.runTenantPhases(exchange, path: path, tenants: tenants)
@@ -658,6 +682,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// the only honest signal left in HTTP/1.1 is to cut the connection.
     private func fail(_ exchange: Exchange, with problem: GatewayProblem, headers: HTTPHeaders = HTTPHeaders(), extensions: [(name: String, value: String)] = []) {
         exchange.responseTimer?.cancel()
+        exchange.bodyTimer?.cancel()
         if let ticket = exchange.leaseTicket {
             self.environment.pool.cancel(ticket)
             exchange.leaseTicket = nil
@@ -942,6 +967,10 @@ final class Exchange {
     var requestComplete = false
     var requestSentUpstream = false
     var responseTimer: Scheduled<Void>?
+    /// Fires when the request body has been quiet for `timeouts.requestBodyIdle`.
+    var bodyTimer: Scheduled<Void>?
+    /// When the head or the last piece of the body was read.
+    lazy var lastBodyRead = self.started
     var responseStarted = false
     var responseComplete = false
     var responseStatus: UInt?

@@ -39,6 +39,11 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
     public static let malformedRequest = GatewayProblem("malformed-request", .badRequest, "The request is not valid HTTP/1.1.", .downstream, closes: true)
     public static let requestSmuggling = GatewayProblem("ambiguous-framing", .badRequest, "The request's message framing is ambiguous.", .downstream, closes: true)
     public static let headerReadTimeout = GatewayProblem("request-header-timeout", .requestTimeout, "The request head did not arrive in time.", .downstream, closes: true)
+    /// The request body stopped arriving for `timeouts.requestBodyIdle`: the client, not the
+    /// upstream, is slow, so no endpoint is blamed.
+    public static let requestBodyTimeout = GatewayProblem(
+        "request-body-timeout", .requestTimeout, "The request body did not arrive in time.", .downstream, closes: true
+    )
     public static let bodyTooLarge = GatewayProblem("body-too-large", .payloadTooLarge, "The request body is larger than allowed.", .downstream, closes: true)
     public static let uriTooLong = GatewayProblem("uri-too-long", .uriTooLong, "The request target is longer than allowed.", .downstream, closes: true)
     public static let headerFieldsTooLarge = GatewayProblem(

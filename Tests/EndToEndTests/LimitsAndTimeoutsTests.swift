@@ -73,6 +73,46 @@ final class LimitsAndTimeoutsTests: GatewayTestCase {
         XCTAssertTrue(client.waitForClose(seconds: 5), "an idle connection is closed after keepAliveIdle")
     }
 
+    /// A client that declares a body and stops sending it holds nothing shared for long: it gets
+    /// 408 and is closed, its upstream connection is dropped, and the endpoint is not blamed.
+    func testStalledRequestBodyTimesOutWithoutBlamingTheEndpoint() async throws {
+        let cells = """
+            cells:
+              - id: test-cell
+                kind: pooled
+                region: test
+                endpoints: [ENDPOINT]
+            defaultCell: test-cell
+            outlierDetection: { consecutiveFailures: 2, baseEjection: 30s, maxEjection: 1m, maxEjectedPercent: 100 }
+
+            """
+        try await self.startBackends(1)
+        self.gateway = try GatewayProcess(settings: gatewaySettings(
+            endpoints: [], ["timeouts": ["requestBodyIdle": "300ms"]],
+            cells: cells.replacingOccurrences(of: "ENDPOINT", with: "127.0.0.1:\(self.backends[0].port)")
+        ))
+        for _ in 0..<3 {
+            let client = try RawHTTPConnection(port: self.port, receiveTimeout: 5)
+            try client.send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\npay")
+            try self.assertProblem(client.readResponse(), status: 408, slug: "request-body-timeout")
+            XCTAssertTrue(client.waitForClose(seconds: 5))
+        }
+        // Three stalls against an endpoint ejected after two failures: it still serves.
+        XCTAssertEqual(try request(port: self.port, "GET", "/after").status, 200)
+        XCTAssertTrue(self.gateway.waitForLog("request body stalled"), self.gateway.log)
+    }
+
+    func testASlowButSteadyBodyIsNotCut() async throws {
+        try await self.startGateway(backends: 1, ["timeouts": ["requestBodyIdle": "400ms"]])
+        let client = try RawHTTPConnection(port: self.port, receiveTimeout: 5)
+        try client.send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n")
+        for piece in ["ab", "cd", "ef"] {
+            usleep(250_000)  // each gap shorter than the timeout; together longer
+            try client.send(piece)
+        }
+        XCTAssertEqual(try SeenRequest(client.readResponse()).bodyBytes, 6)
+    }
+
     func testUpstreamResponseTimeout() async throws {
         try await self.startGateway(backends: 1, ["timeouts": ["upstreamResponse": "300ms"]])
         let client = try RawHTTPConnection(port: self.port)

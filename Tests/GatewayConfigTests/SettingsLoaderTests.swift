@@ -50,7 +50,7 @@ final class SettingsLoaderTests: XCTestCase {
         XCTAssertEqual(
             settings.timeouts,
             GatewaySettings.Timeouts(
-                headerRead: .seconds(10), keepAliveIdle: .seconds(60), upstreamConnect: .seconds(2),
+                headerRead: .seconds(10), requestBodyIdle: .seconds(30), keepAliveIdle: .seconds(60), upstreamConnect: .seconds(2),
                 upstreamResponse: .seconds(30), shutdownGrace: .seconds(20)
             )
         )
@@ -92,6 +92,7 @@ final class SettingsLoaderTests: XCTestCase {
               maxRequestBodyBytes: 1GiB
             timeouts:
               headerRead: 250ms
+              requestBodyIdle: 5s
               keepAliveIdle: 2m
               upstreamConnect: 1s
               upstreamResponse: 1h
@@ -117,7 +118,7 @@ final class SettingsLoaderTests: XCTestCase {
         XCTAssertEqual(
             settings.timeouts,
             GatewaySettings.Timeouts(
-                headerRead: .milliseconds(250), keepAliveIdle: .seconds(120), upstreamConnect: .seconds(1),
+                headerRead: .milliseconds(250), requestBodyIdle: .seconds(5), keepAliveIdle: .seconds(120), upstreamConnect: .seconds(1),
                 upstreamResponse: .seconds(3600), shutdownGrace: .zero
             )
         )
