@@ -399,7 +399,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         let now = Self.nowMicroseconds()
         let tenant = (oem: request.policy.path.oem, customer: request.policy.id)
         // A node remembered as over its limit answers before any plan or Redis command.
-        if let remembered = self.environment.overLimit.remembered(nodes: request.policy.limits.lazy.map(\.node), now: now) {
+        if let remembered = self.environment.overLimit.remembered(levels: request.policy.limits, cost: request.route.cost, now: now) {
             self.environment.pendingRefusals.add(oem: tenant.oem, customer: tenant.customer, now: now)
             exchange.logger.info("request refused", metadata: ["problem": "quota-exceeded", "reason": "over limit (remembered)"])
             self.fail(exchange, with: .quotaExceeded, headers: HTTPHeaders(remembered.fields.map { ($0.name, $0.value) }))
@@ -437,7 +437,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                     exchange.admittedQuota = (quotas, plan, loop)
                     exchange.rateLimitHeaders = headers
                     self.continueToUpstream(exchange)
-                case .refused(let level, let kind, _, _):
+                case .refused(let level, let kind, _, _, _, _):
                     self.environment.overLimit.record(decision, plan: plan)
                     exchange.logger.notice("request refused", metadata: ["problem": "quota-exceeded", "reason": "\(kind) limit of \(level)"])
                     self.fail(exchange, with: .quotaExceeded, headers: HTTPHeaders(headers.map { ($0.name, $0.value) }))

@@ -54,17 +54,7 @@ public struct GCRA: Sendable, Hashable {
         guard cost <= limit.burst else { return .costExceedsBurst }
 
         let window = limit.window
-        // How far the limit is booked ahead of now, in 0...window. A TAT in the past (or no
-        // key) means idle. A TAT more than one window ahead cannot have been written at or
-        // before `now` (an admission leaves it at most `window` ahead), so the clock stepped
-        // back — a Redis failover onto a host whose clock is behind — or the value is corrupt.
-        // It is treated as idle: trusting it would refuse every active tenant for as long as
-        // the clock step, while dropping it lets at most one extra burst through. No overflow:
-        // `tat - now` is only taken when tat > now ≥ 0.
-        var ahead: Int64 = 0
-        if let tat = storedTAT, tat > now, tat - now <= window {
-            ahead = tat - now
-        }
+        let ahead = self.bookedAhead(storedTAT: storedTAT, now: now)
         let charge = Int64(cost) * limit.emissionInterval
         let newAhead = ahead + charge
         guard newAhead <= window else {
@@ -72,10 +62,25 @@ public struct GCRA: Sendable, Hashable {
             // instant at which the request conforms is exactly newAhead − window from now.
             return .refused(retryAfter: newAhead - window, resetAfter: ahead)
         }
-        return .admitted(
-            newTAT: now + newAhead,
-            remaining: Int((window - newAhead) / limit.emissionInterval),
-            resetAfter: newAhead
-        )
+        return .admitted(newTAT: now + newAhead, remaining: self.remaining(bookedAhead: newAhead), resetAfter: newAhead)
+    }
+
+    /// How far the limit is booked ahead of `now`, in 0...window: µs until it is idle.
+    ///
+    /// A TAT in the past (or no key) means idle. A TAT more than one window ahead cannot have
+    /// been written at or before `now` (an admission leaves it at most `window` ahead), so the
+    /// clock stepped back — a Redis failover onto a host whose clock is behind — or the value
+    /// is corrupt. It is treated as idle: trusting it would refuse every active tenant for as
+    /// long as the clock step, while dropping it lets at most one extra burst through. No
+    /// overflow: `tat - now` is only taken when tat > now ≥ 0.
+    public func bookedAhead(storedTAT: Int64?, now: Int64) -> Int64 {
+        guard let tat = storedTAT, tat > now, tat - now <= limit.window else { return 0 }
+        return tat - now
+    }
+
+    /// Unit-cost requests that would pass back to back with the limit booked `ahead` µs
+    /// (in 0...window) ahead of now.
+    public func remaining(bookedAhead ahead: Int64) -> Int {
+        Int((limit.window - ahead) / limit.emissionInterval)
     }
 }

@@ -17,14 +17,23 @@ public struct LocalRateLimiter: Sendable {
         var updates: [(NodeID, Int64)] = []
         for level in plan.levels {
             guard let rate = level.rate else { continue }
-            switch GCRA(rate).decide(storedTAT: self.tats[level.node], now: plan.now, cost: plan.cost) {
+            let gcra = GCRA(rate)
+            let stored = self.tats[level.node]
+            let retryAfter: Int64?
+            switch gcra.decide(storedTAT: stored, now: plan.now, cost: plan.cost) {
             case .admitted(let newTAT, _, _):
                 updates.append((level.node, newTAT))
-            case .refused(let retryAfter, _):
-                return .refused(level: level.node, kind: .rate, retryAfterMilliseconds: (retryAfter + 999) / 1000, limit: rate.burst)
+                continue
+            case .refused(let microseconds, _):
+                retryAfter = (microseconds + 999) / 1000
             case .costExceedsBurst:
-                return .refused(level: level.node, kind: .rate, retryAfterMilliseconds: nil, limit: rate.burst)
+                retryAfter = nil
             }
+            let ahead = gcra.bookedAhead(storedTAT: stored, now: plan.now)
+            return .refused(
+                level: level.node, kind: .rate, retryAfterMilliseconds: retryAfter, limit: rate.burst,
+                remaining: gcra.remaining(bookedAhead: ahead), resetAfterMicroseconds: ahead
+            )
         }
         if self.tats.count + updates.count > self.capacity {
             self.tats = self.tats.filter { $0.value > plan.now }

@@ -42,7 +42,13 @@ public enum QuotaDecision: Sendable, Hashable {
     case admitted([LevelRemaining])
     /// Nothing was charged. `retryAfterMilliseconds` nil: never under the current limits.
     /// A concurrency refusal reports 0 (no way to know when a request ends).
-    case refused(level: NodeID, kind: QuotaKind, retryAfterMilliseconds: Int64?, limit: Int)
+    ///
+    /// `remaining`: what the refusing limit had left (unit-cost requests for `rate`, cost units
+    /// for `day` and `month`, free slots for `concurrency`), fewer than the request needed.
+    /// `resetAfterMicroseconds`: how long until that limit is fully reset — `rate`: idle again
+    /// (its theoretical arrival time minus now), `day`/`month`: the UTC period ends; nil for
+    /// `concurrency`. Together they tell when a request of any cost could fit.
+    case refused(level: NodeID, kind: QuotaKind, retryAfterMilliseconds: Int64?, limit: Int, remaining: Int, resetAfterMicroseconds: Int64?)
 
     /// Reads the script's reply (layout in `QuotaScript`).
     public init(reply: RESPValue, plan: QuotaPlan) throws(QuotaReplyError) {
@@ -51,13 +57,18 @@ public enum QuotaDecision: Sendable, Hashable {
         }
         switch status {
         case 0:
-            guard elements.count == 5,
+            guard elements.count == 7,
                   let index = elements[1].int64, index >= 1, index <= plan.levels.count,
                   let kindName = elements[2].string, let kind = QuotaKind(rawValue: kindName),
                   let retry = elements[3].int64, retry >= -1,
-                  let limit = elements[4].int64
+                  let limit = elements[4].int64,
+                  let remaining = elements[5].int64, remaining >= 0,
+                  let reset = elements[6].int64, reset >= -1
             else { throw .malformed }
-            self = .refused(level: plan.levels[Int(index) - 1].node, kind: kind, retryAfterMilliseconds: retry == -1 ? nil : retry, limit: Int(limit))
+            self = .refused(
+                level: plan.levels[Int(index) - 1].node, kind: kind, retryAfterMilliseconds: retry == -1 ? nil : retry, limit: Int(limit),
+                remaining: Int(remaining), resetAfterMicroseconds: reset == -1 ? nil : reset
+            )
         case 1:
             guard elements.count == 1 + 5 * plan.levels.count else { throw .malformed }
             var remaining: [LevelRemaining] = []

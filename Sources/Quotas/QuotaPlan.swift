@@ -8,6 +8,8 @@ public struct QuotaPlan: Sendable, Hashable {
     public struct Level: Sendable, Hashable {
         public let node: NodeID
         public let kind: NodeKind
+        /// As configured; the fields below are derived from it.
+        public let limits: Limits
         public let keys: QuotaKeys
         /// nil when the level has no rate limit.
         public let rate: RateLimit?
@@ -57,7 +59,7 @@ public struct QuotaPlan: Sendable, Hashable {
                 rate = try RateLimit(requests: perSecond, periodMicroseconds: 1_000_000, burst: level.limits.burst ?? perSecond)
             }
             planned.append(Level(
-                node: level.node, kind: level.kind,
+                node: level.node, kind: level.kind, limits: level.limits,
                 keys: QuotaKeys(prefix: prefix, oem: oem, node: level.node, period: period),
                 rate: rate, perDay: level.limits.perDay, perMonth: level.limits.perMonth,
                 concurrency: level.limits.concurrency

@@ -25,10 +25,16 @@
 ///
 /// Reply:
 /// - refused: `[0, level (1-based), kind ("rate"|"day"|"month"|"concurrency"), retry-after ms,
-///   limit]`. When several checks refuse, the one with the longest retry-after is reported
-///   (retrying sooner could not succeed). Retry-after `-1`: never under these limits (the cost
-///   exceeds the burst or the calendar limit, or a concurrency limit of 0). A concurrency
-///   refusal has no known retry time and reports `0`. `limit`: the burst for `rate`.
+///   limit, remaining, reset-after µs]`. When several checks refuse, the one with the longest
+///   retry-after is reported (retrying sooner could not succeed). Retry-after `-1`: never under
+///   these limits (the cost exceeds the burst or the calendar limit, or a concurrency limit of
+///   0). A concurrency refusal has no known retry time and reports `0`. `limit`: the burst for
+///   `rate`. `remaining`: what the refusing limit has left at `now`, in the units of the
+///   admitted reply (unit-cost requests for `rate`, cost units for `day`/`month`, free slots
+///   for `concurrency`; never negative). `reset-after`: µs from `now` until that limit is fully
+///   reset — for `rate` until it is idle (the stored TAT minus `now`, as the check used it), for
+///   `day`/`month` until the period ends; `-1` for `concurrency`. With these two a refusal
+///   tells when a request of *any* cost fits, which `OverLimitCache` relies on.
 /// - admitted: `[1]` followed by five per level: burst remaining, ms until the rate limit is
 ///   fully idle, day remaining, month remaining, concurrency remaining (`-1` where the level
 ///   has no such limit).
@@ -82,17 +88,17 @@ public enum QuotaScript {
     end
 
     local worst = nil
-    local function refuse(level, kind, retry, limit)
+    local function refuse(level, kind, retry, limit, left, reset)
       if worst ~= nil and (worst[4] == -1 or (retry ~= -1 and retry <= worst[4])) then return end
-      worst = {0, level, kind, retry, limit}
+      worst = {0, level, kind, retry, limit, math.max(left, 0), reset}
     end
 
     -- A calendar quota of one level: the units left after this request, or -1 (no limit, or refused).
     local function calendar(level, kind, key, limit, reset)
       if limit < 0 then return -1 end
       local used = stored(key) or 0
-      if cost > limit then refuse(level, kind, -1, limit)
-      elseif used + cost > limit then refuse(level, kind, ceilms(reset), limit)
+      if cost > limit then refuse(level, kind, -1, limit, limit - used, reset)
+      elseif used + cost > limit then refuse(level, kind, ceilms(reset), limit, limit - used, reset)
       else return limit - used - cost end
       return -1
     end
@@ -111,15 +117,15 @@ public enum QuotaScript {
       if T > 0 then
         local window = T * burst
         local charge = cost * T
+        local ahead = 0
+        local tat = stored(KEYS[k + 1])
+        if tat and tat > now and tat - now <= window then ahead = tat - now end
         if charge > window then
-          refuse(i, 'rate', -1, burst)
+          refuse(i, 'rate', -1, burst, idiv(window - ahead, T), ahead)
         else
-          local ahead = 0
-          local tat = stored(KEYS[k + 1])
-          if tat and tat > now and tat - now <= window then ahead = tat - now end
           local newAhead = ahead + charge
           if newAhead > window then
-            refuse(i, 'rate', ceilms(newAhead - window), burst)
+            refuse(i, 'rate', ceilms(newAhead - window), burst, idiv(window - ahead, T), ahead)
           else
             tats[i] = now + newAhead
             rate = idiv(window - newAhead, T)
@@ -131,8 +137,8 @@ public enum QuotaScript {
       month = calendar(i, 'month', KEYS[k + 3], monthLimit, monthReset)
       if concurrency >= 0 then
         local busy = stored(KEYS[k + 4]) or 0
-        if concurrency < 1 then refuse(i, 'concurrency', -1, concurrency)
-        elseif busy + 1 > concurrency then refuse(i, 'concurrency', 0, concurrency)
+        if concurrency < 1 then refuse(i, 'concurrency', -1, concurrency, 0, -1)
+        elseif busy + 1 > concurrency then refuse(i, 'concurrency', 0, concurrency, concurrency - busy, -1)
         else inflight = concurrency - busy - 1 end
       end
       reply[#reply + 1] = rate

@@ -10,14 +10,15 @@ import Hierarchy
 /// partner's or OEM's tenant id; the access log names the node.
 ///
 ///     RateLimit-Policy: "partner-day";q=10000;w=86400
-///     RateLimit: "partner-day";r=0;t=3600
+///     RateLimit: "partner-day";r=3;t=3600
 ///     Retry-After: 3600
 ///
-/// - Refused: the policy that refused; `r=0`; `t` = `Retry-After` = the retry-after in whole
-///   seconds, rounded up, at least 1. A concurrency refusal has no window (`w` omitted) and
-///   no known retry time: `Retry-After: 1`, `t` omitted. A request that can never pass under
-///   these limits (cost above the burst or the calendar limit) gets neither `t` nor
-///   `Retry-After`.
+/// - Refused: the policy that refused; `r` = what it has left, fewer than the request's cost
+///   (`QuotaDecision.refused`'s `remaining`: `r=3` above refused a request of cost 5; it is 0
+///   once the limit is used up); `t` = `Retry-After` = the retry-after in whole seconds,
+///   rounded up, at least 1. A concurrency refusal has no window (`w` omitted) and no known
+///   retry time: `Retry-After: 1`, `t` omitted. A request that can never pass under these
+///   limits (cost above the burst or the calendar limit) gets neither `t` nor `Retry-After`.
 /// - Admitted: the tightest policy — the fewest units remaining among the rate, day and month
 ///   limits of all levels; on a tie the first in plan order (customer before partner before
 ///   OEM; rate, day, month). `t` = seconds until it resets (rate: fully idle; day/month: the
@@ -28,25 +29,10 @@ import Hierarchy
 public enum RateLimitHeaders {
     public static func fields(for decision: QuotaDecision, plan: QuotaPlan) -> [(name: String, value: String)] {
         switch decision {
-        case .refused(let node, let kind, let retryAfter, let limit):
+        case .refused(let node, let kind, let retryAfter, let limit, let remaining, _):
             guard let level = plan.levels.first(where: { $0.node == node }) else { return [] }
-            let name = policyName(level.kind, kind)
-            let window = windowSeconds(kind, level: level, period: plan.period)
-            var policy = "\(name);q=\(limit)"
-            if let window { policy += ";w=\(window)" }
-            var state = "\(name);r=0"
-            var fields = [(name: "RateLimit-Policy", value: policy)]
-            switch (kind, retryAfter) {
-            case (.concurrency, .some):
-                fields += [("RateLimit", state), ("Retry-After", "1")]
-            case (_, let milliseconds?):
-                let seconds = max(1, (milliseconds + 999) / 1000)
-                state += ";t=\(seconds)"
-                fields += [("RateLimit", state), ("Retry-After", String(seconds))]
-            case (_, nil):
-                fields += [("RateLimit", state)]
-            }
-            return fields
+            let policy = self.policy(kind, level: level, limit: limit, period: plan.period)
+            return self.refusal(policy: policy, kind: kind, retryAfterMilliseconds: retryAfter, remaining: remaining)
 
         case .admitted(let remaining):
             var tightest: (name: String, quota: Int, window: Int64, remaining: Int, reset: Int64)?
@@ -71,6 +57,33 @@ public enum RateLimitHeaders {
                 ("RateLimit", "\(tightest.name);r=\(tightest.remaining);t=\(tightest.reset)"),
             ]
         }
+    }
+
+    /// The policy of a refusal by `kind` at `level`: its name and its `RateLimit-Policy` value.
+    static func policy(_ kind: QuotaKind, level: QuotaPlan.Level, limit: Int, period: UTCCalendarPeriod) -> (name: String, value: String) {
+        let name = policyName(level.kind, kind)
+        var value = "\(name);q=\(limit)"
+        if let window = windowSeconds(kind, level: level, period: period) { value += ";w=\(window)" }
+        return (name, value)
+    }
+
+    /// The fields of a refusal by `policy`, whether Redis decided it or the over-limit memory.
+    static func refusal(
+        policy: (name: String, value: String), kind: QuotaKind, retryAfterMilliseconds: Int64?, remaining: Int
+    ) -> [(name: String, value: String)] {
+        var state = "\(policy.name);r=\(remaining)"
+        var fields = [(name: "RateLimit-Policy", value: policy.value)]
+        switch (kind, retryAfterMilliseconds) {
+        case (.concurrency, .some):
+            fields += [("RateLimit", state), ("Retry-After", "1")]
+        case (_, let milliseconds?):
+            let seconds = max(1, (milliseconds + 999) / 1000)
+            state += ";t=\(seconds)"
+            fields += [("RateLimit", state), ("Retry-After", String(seconds))]
+        case (_, nil):
+            fields += [("RateLimit", state)]
+        }
+        return fields
     }
 
     static func policyName(_ level: NodeKind, _ kind: QuotaKind) -> String {

@@ -19,6 +19,19 @@ final class RedisProcess {
         try runCommand(URL(fileURLWithPath: "/usr/bin/redis-cli"), ["-p", "\(self.port)"] + arguments).1
     }
 
+    /// Script runs so far (`EVAL` and `EVALSHA`: quota admissions and releases), from Redis's
+    /// own command statistics.
+    func scriptRuns() throws -> Int {
+        let stats = try self.cli(["INFO", "commandstats"])
+        var total = 0
+        // INFO ends lines with CRLF, one Character in Swift: split on any newline.
+        for line in stats.split(whereSeparator: \.isNewline) where line.hasPrefix("cmdstat_evalsha:") || line.hasPrefix("cmdstat_eval:") {
+            let calls = line.split(separator: ",").first?.split(separator: "=").last.flatMap { Int($0) } ?? 0
+            total += calls
+        }
+        return total
+    }
+
     /// Stops the server at once (SIGKILL): a test's Redis holds nothing worth a graceful
     /// shutdown, and children spawned from test threads may have SIGTERM blocked.
     func stop() {

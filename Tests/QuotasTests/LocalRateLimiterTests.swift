@@ -20,9 +20,10 @@ final class LocalRateLimiterTests: XCTestCase {
         XCTAssertEqual(limiter.admit(try plan(start)), .admitted([]))
         XCTAssertEqual(limiter.admit(try plan(start)), .admitted([]))
         // The partner's burst of 2 binds first; the customer's third slot is not consumed.
-        guard case .refused(let level, .rate, let retry?, 2) = limiter.admit(try plan(start)) else { return XCTFail("not refused") }
-        XCTAssertEqual(level, partner)
-        XCTAssertEqual(retry, 1000)
+        XCTAssertEqual(
+            limiter.admit(try plan(start)),
+            .refused(level: partner, kind: .rate, retryAfterMilliseconds: 1000, limit: 2, remaining: 0, resetAfterMicroseconds: 2_000_000)
+        )
         XCTAssertEqual(limiter.admit(try plan(start + 1_000_000)), .admitted([]), "one partner slot back after a second")
     }
 }

@@ -47,8 +47,15 @@ final class QuotaAdmissionTests: XCTestCase {
                 LevelRemaining(node: contoso, kind: .customer, rate: expected, rateResetMilliseconds: Int64(5 - expected) * 100, day: nil, month: nil, concurrency: nil),
             ]))
         }
-        XCTAssertEqual(try admit(levels, now: start), .refused(level: contoso, kind: .rate, retryAfterMilliseconds: 100, limit: 5))
-        XCTAssertEqual(try admit(levels, now: start + 99_999), .refused(level: contoso, kind: .rate, retryAfterMilliseconds: 1, limit: 5))
+        XCTAssertEqual(
+            try admit(levels, now: start),
+            .refused(level: contoso, kind: .rate, retryAfterMilliseconds: 100, limit: 5, remaining: 0, resetAfterMicroseconds: 500_000)
+        )
+        // The refusal tells, to the microsecond, how far the limit is booked ahead.
+        XCTAssertEqual(
+            try admit(levels, now: start + 99_999),
+            .refused(level: contoso, kind: .rate, retryAfterMilliseconds: 1, limit: 5, remaining: 0, resetAfterMicroseconds: 400_001)
+        )
         XCTAssertEqual(try get("erp:q:{acme}:contoso:rate"), start + 500_000, "refusals consume nothing")
         guard case .admitted = try admit(levels, now: start + 100_000) else { return XCTFail("not admitted after one interval") }
         XCTAssertEqual(try get("erp:q:{acme}:contoso:rate"), start + 600_000)
@@ -66,7 +73,10 @@ final class QuotaAdmissionTests: XCTestCase {
         let snapshot = try storedValues()
         XCTAssertEqual(snapshot, [2, 2, start + 200_000, 2, 2])
         for _ in 0..<3 {
-            XCTAssertEqual(try admit(levels, now: start), .refused(level: acme, kind: .day, retryAfterMilliseconds: 8 * 3_600_000, limit: 2))
+            XCTAssertEqual(
+                try admit(levels, now: start),
+                .refused(level: acme, kind: .day, retryAfterMilliseconds: 8 * 3_600_000, limit: 2, remaining: 0, resetAfterMicroseconds: 8 * 3_600_000_000)
+            )
         }
         XCTAssertEqual(try storedValues(), snapshot, "a refused request changed a counter")
     }
@@ -81,15 +91,22 @@ final class QuotaAdmissionTests: XCTestCase {
             LevelRemaining(node: acme, kind: .oem, rate: nil, rateResetMilliseconds: nil, day: nil, month: 96, concurrency: nil),
         ]))
         guard case .admitted = try admit(levels, cost: 4, now: start) else { return XCTFail() }
-        // Both the burst (2 left) and the day (2 left) refuse cost 4: the longer wait is reported.
-        XCTAssertEqual(try admit(levels, cost: 4, now: start), .refused(level: contoso, kind: .day, retryAfterMilliseconds: 8 * 3_600_000, limit: 10))
+        // Both the burst (2 left) and the day (2 left) refuse cost 4: the longer wait is reported,
+        // with the 2 units left, which a request of cost 2 still fits.
+        XCTAssertEqual(
+            try admit(levels, cost: 4, now: start),
+            .refused(level: contoso, kind: .day, retryAfterMilliseconds: 8 * 3_600_000, limit: 10, remaining: 2, resetAfterMicroseconds: 8 * 3_600_000_000)
+        )
         guard case .admitted(let left) = try admit(levels, cost: 2, now: start) else { return XCTFail() }
         XCTAssertEqual(left.map(\.day), [0, nil])
         XCTAssertEqual(left.map(\.month), [nil, 90])
         XCTAssertEqual(try get("erp:q:{acme}:contoso:day:20251124"), 10)
         XCTAssertEqual(try get("erp:q:{acme}:acme:month:202511"), 10)
         // A cost above the burst (and the day) can never pass: no retry time; the first such check is named.
-        XCTAssertEqual(try admit(levels, cost: 11, now: start + 3_600_000_000), .refused(level: contoso, kind: .rate, retryAfterMilliseconds: nil, limit: 10))
+        XCTAssertEqual(
+            try admit(levels, cost: 11, now: start + 3_600_000_000),
+            .refused(level: contoso, kind: .rate, retryAfterMilliseconds: nil, limit: 10, remaining: 10, resetAfterMicroseconds: 0)
+        )
     }
 
     func testDayQuotaIsExactAndStartsAfreshAtUTCMidnight() throws {
@@ -98,7 +115,10 @@ final class QuotaAdmissionTests: XCTestCase {
         for expected in [2, 1, 0] {
             guard case .admitted(let left) = try admit(levels, now: start), left.first?.day == expected else { return XCTFail("\(expected)") }
         }
-        XCTAssertEqual(try admit(levels, now: midnight - 1_000), .refused(level: contoso, kind: .day, retryAfterMilliseconds: 1, limit: 3))
+        XCTAssertEqual(
+            try admit(levels, now: midnight - 1_000),
+            .refused(level: contoso, kind: .day, retryAfterMilliseconds: 1, limit: 3, remaining: 0, resetAfterMicroseconds: 1_000)
+        )
         guard case .admitted(let left) = try admit(levels, now: midnight), left.first?.day == 2 else { return XCTFail("new day") }
         XCTAssertEqual(try get("erp:q:{acme}:contoso:day:20251124"), 3)
         XCTAssertEqual(try get("erp:q:{acme}:contoso:day:20251125"), 1)
@@ -114,7 +134,10 @@ final class QuotaAdmissionTests: XCTestCase {
         for now in [leapDay - 2 * 86_400_000_000, leapDay - 86_400_000_000, leapDay] {
             guard case .admitted = try admit(levels, now: now) else { return XCTFail("\(now)") }
         }
-        XCTAssertEqual(try admit(levels, now: leapDay + 1_000), .refused(level: northwind, kind: .month, retryAfterMilliseconds: 86_400_000 - 1, limit: 3))
+        XCTAssertEqual(
+            try admit(levels, now: leapDay + 1_000),
+            .refused(level: northwind, kind: .month, retryAfterMilliseconds: 86_400_000 - 1, limit: 3, remaining: 0, resetAfterMicroseconds: 86_400_000_000 - 1_000)
+        )
         guard case .admitted(let left) = try admit(levels, now: march), left.first?.month == 2 else { return XCTFail("March") }
         XCTAssertEqual(try get("erp:q:{acme}:northwind:month:202402"), 3)
         XCTAssertEqual(try get("erp:q:{acme}:northwind:month:202403"), 1)
@@ -128,7 +151,10 @@ final class QuotaAdmissionTests: XCTestCase {
         let key = "erp:q:{acme}:contoso:inflight"
         let (first, _) = try self.quotas.admit(levels: levels, oem: acme, cost: 1, now: start, on: loop).wait()
         guard case .admitted = try admit(levels, now: start) else { return XCTFail() }
-        XCTAssertEqual(try admit(levels, now: start), .refused(level: contoso, kind: .concurrency, retryAfterMilliseconds: 0, limit: 2))
+        XCTAssertEqual(
+            try admit(levels, now: start),
+            .refused(level: contoso, kind: .concurrency, retryAfterMilliseconds: 0, limit: 2, remaining: 0, resetAfterMicroseconds: nil)
+        )
         XCTAssertEqual(try get(key), 2)
         XCTAssertEqual(try get("erp:q:{acme}:acme:day:20251124"), 2, "the refusal charged the OEM's day")
 
@@ -162,6 +188,52 @@ final class QuotaAdmissionTests: XCTestCase {
         let admitted = decisions.filter { if case .admitted = $0 { true } else { false } }.count
         XCTAssertEqual(admitted, quota)
         XCTAssertEqual(try get("erp:q:{acme}:contoso:day:20251124"), Int64(quota))
+    }
+
+    /// Two over-limit memories stand in for two event loops sharing one Redis. Whatever each
+    /// has seen, a refusal it gives is one Redis gives at the same instant (Redis is asked too:
+    /// a refusal charges nothing), never sooner cleared and never with more left; and what it
+    /// does not refuse goes to Redis. Costs and instants vary over every limit kind.
+    func testTheOverLimitMemoryOfEveryLoopOnlyRefusesWhatRedisRefuses() throws {
+        let levels = [
+            LevelLimits(node: contoso, kind: .customer, limits: Limits(ratePerSecond: 20, burst: 8, perDay: 150)),
+            LevelLimits(node: northwind, kind: .partner, limits: Limits(ratePerSecond: 50, burst: 12, perMonth: 400)),
+            LevelLimits(node: acme, kind: .oem, limits: Limits(perDay: 300)),
+        ]
+        var loops = [OverLimitCache(), OverLimitCache()]
+        // A fixed linear congruential sequence: every run replays the same requests.
+        var state: UInt64 = 12
+        func next() -> UInt64 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return state >> 33
+        }
+        var now = start
+        var remembered = 0
+        var admitted = 0
+        for index in 0..<1_500 {
+            now += Int64(next() % 40_000)
+            let cost = [1, 1, 1, 2, 3, 5, 8][Int(next() % 7)]
+            let loop = index % 2
+            let plan = try self.quotas.plan(levels: levels, oem: acme, cost: cost, now: now)
+            let decision = try self.quotas.admit(plan, on: self.loop).wait()
+            if let memory = loops[loop].remembered(levels: levels, cost: cost, now: now)?.decision {
+                remembered += 1
+                guard case .refused(let node, let kind, let retry?, _, let left, _) = memory,
+                      case .refused(let redisNode, let redisKind, let redisRetry?, _, let redisLeft, _) = decision
+                else { return XCTFail("request \(index), cost \(cost): memory \(memory), Redis \(decision)") }
+                // Redis names the limit with the longest wait, which may be one this memory never saw refuse.
+                XCTAssertLessThanOrEqual(retry, redisRetry, "request \(index): the memory would refuse longer than Redis")
+                if node == redisNode, kind == redisKind {
+                    XCTAssertGreaterThanOrEqual(left, redisLeft, "request \(index)")
+                    if kind != .rate { XCTAssertEqual(retry, redisRetry, "request \(index): a calendar retry is the period's end") }
+                }
+            } else {
+                if case .admitted = decision { admitted += 1 }
+                loops[loop].record(decision, plan: plan)
+            }
+        }
+        XCTAssertGreaterThan(remembered, 100, "the memories answered part of the load")
+        XCTAssertGreaterThan(admitted, 100)
     }
 
     // MARK: - Helpers
@@ -211,3 +283,4 @@ final class QuotaAdmissionTests: XCTestCase {
         ].map(get)
     }
 }
+

@@ -58,20 +58,32 @@ final class QuotaPlanTests: XCTestCase {
 
     func testParsesRefusals() throws {
         let plan = try QuotaPlan(levels: threeLevels(), oem: try NodeID("acme"), cost: 1, now: start)
-        func refusal(_ index: Int64, _ kind: String, _ retry: Int64, _ limit: Int64) -> RESPValue {
-            .array([.integer(0), .integer(index), .bulkString(Array(kind.utf8)), .integer(retry), .integer(limit)])
+        func refusal(_ index: Int64, _ kind: String, _ retry: Int64, _ limit: Int64, _ remaining: Int64, _ reset: Int64) -> RESPValue {
+            .array([.integer(0), .integer(index), .bulkString(Array(kind.utf8)), .integer(retry), .integer(limit), .integer(remaining), .integer(reset)])
         }
-        XCTAssertEqual(try QuotaDecision(reply: refusal(3, "rate", 10, 100), plan: plan), .refused(level: try NodeID("acme"), kind: .rate, retryAfterMilliseconds: 10, limit: 100))
-        XCTAssertEqual(try QuotaDecision(reply: refusal(2, "concurrency", 0, 2), plan: plan), .refused(level: try NodeID("northwind"), kind: .concurrency, retryAfterMilliseconds: 0, limit: 2))
-        XCTAssertEqual(try QuotaDecision(reply: refusal(1, "day", -1, 1000), plan: plan), .refused(level: try NodeID("contoso"), kind: .day, retryAfterMilliseconds: nil, limit: 1000))
+        XCTAssertEqual(
+            try QuotaDecision(reply: refusal(3, "rate", 10, 100, 0, 1_000_000), plan: plan),
+            .refused(level: try NodeID("acme"), kind: .rate, retryAfterMilliseconds: 10, limit: 100, remaining: 0, resetAfterMicroseconds: 1_000_000)
+        )
+        XCTAssertEqual(
+            try QuotaDecision(reply: refusal(2, "concurrency", 0, 2, 0, -1), plan: plan),
+            .refused(level: try NodeID("northwind"), kind: .concurrency, retryAfterMilliseconds: 0, limit: 2, remaining: 0, resetAfterMicroseconds: nil)
+        )
+        XCTAssertEqual(
+            try QuotaDecision(reply: refusal(1, "day", -1, 1000, 7, 3_600_000_000), plan: plan),
+            .refused(level: try NodeID("contoso"), kind: .day, retryAfterMilliseconds: nil, limit: 1000, remaining: 7, resetAfterMicroseconds: 3_600_000_000)
+        )
     }
 
     func testRejectsMalformedReplies() throws {
         let plan = try QuotaPlan(levels: threeLevels(), oem: try NodeID("acme"), cost: 1, now: start)
         let bad: [RESPValue] = [
             .integer(1), .array([]), .array([.integer(2)]), .array([.integer(1), .integer(3)]),
-            .array([.integer(0), .integer(4), .bulkString(Array("rate".utf8)), .integer(1), .integer(1)]),
-            .array([.integer(0), .integer(1), .bulkString(Array("hourly".utf8)), .integer(1), .integer(1)]),
+            .array([.integer(0), .integer(4), .bulkString(Array("rate".utf8)), .integer(1), .integer(1), .integer(0), .integer(1)]),
+            .array([.integer(0), .integer(1), .bulkString(Array("hourly".utf8)), .integer(1), .integer(1), .integer(0), .integer(1)]),
+            // The layout before refusals told what was left: nothing to judge a later cost by.
+            .array([.integer(0), .integer(1), .bulkString(Array("day".utf8)), .integer(1), .integer(1)]),
+            .array([.integer(0), .integer(1), .bulkString(Array("day".utf8)), .integer(1), .integer(1), .integer(-1), .integer(1)]),
         ]
         for reply in bad {
             XCTAssertThrowsError(try QuotaDecision(reply: reply, plan: plan)) { XCTAssertEqual($0 as? QuotaReplyError, .malformed) }
@@ -83,24 +95,35 @@ final class QuotaPlanTests: XCTestCase {
 
     func testRefusalHeadersNameTheLevelAndRoundRetryAfterUp() throws {
         let plan = try QuotaPlan(levels: threeLevels(), oem: try NodeID("acme"), cost: 1, now: start)
-        assertFields(RateLimitHeaders.fields(for: .refused(level: try NodeID("northwind"), kind: .month, retryAfterMilliseconds: 1_001, limit: 20), plan: plan), [
+        let month = QuotaDecision.refused(
+            level: try NodeID("northwind"), kind: .month, retryAfterMilliseconds: 1_001, limit: 20, remaining: 3, resetAfterMicroseconds: 1_001_000
+        )
+        // `r` is what the refusing limit has left: 3 units, fewer than this request needed.
+        assertFields(RateLimitHeaders.fields(for: month, plan: plan), [
             ("RateLimit-Policy", "\"partner-month\";q=20;w=2592000"),
-            ("RateLimit", "\"partner-month\";r=0;t=2"),
+            ("RateLimit", "\"partner-month\";r=3;t=2"),
             ("Retry-After", "2"),
         ])
-        assertFields(RateLimitHeaders.fields(for: .refused(level: try NodeID("contoso"), kind: .rate, retryAfterMilliseconds: 100, limit: 5), plan: plan), [
+        let rate = QuotaDecision.refused(level: try NodeID("contoso"), kind: .rate, retryAfterMilliseconds: 100, limit: 5, remaining: 0, resetAfterMicroseconds: 500_000)
+        assertFields(RateLimitHeaders.fields(for: rate, plan: plan), [
             ("RateLimit-Policy", "\"customer-rate\";q=5;w=1"),
             ("RateLimit", "\"customer-rate\";r=0;t=1"),
             ("Retry-After", "1"),
         ])
-        assertFields(RateLimitHeaders.fields(for: .refused(level: try NodeID("northwind"), kind: .concurrency, retryAfterMilliseconds: 0, limit: 2), plan: plan), [
+        let concurrency = QuotaDecision.refused(
+            level: try NodeID("northwind"), kind: .concurrency, retryAfterMilliseconds: 0, limit: 2, remaining: 0, resetAfterMicroseconds: nil
+        )
+        assertFields(RateLimitHeaders.fields(for: concurrency, plan: plan), [
             ("RateLimit-Policy", "\"partner-concurrency\";q=2"),
             ("RateLimit", "\"partner-concurrency\";r=0"),
             ("Retry-After", "1"),
         ])
-        assertFields(RateLimitHeaders.fields(for: .refused(level: try NodeID("contoso"), kind: .day, retryAfterMilliseconds: nil, limit: 1000), plan: plan), [
+        let never = QuotaDecision.refused(
+            level: try NodeID("contoso"), kind: .day, retryAfterMilliseconds: nil, limit: 1000, remaining: 1000, resetAfterMicroseconds: 3_600_000_000
+        )
+        assertFields(RateLimitHeaders.fields(for: never, plan: plan), [
             ("RateLimit-Policy", "\"customer-day\";q=1000;w=86400"),
-            ("RateLimit", "\"customer-day\";r=0"),
+            ("RateLimit", "\"customer-day\";r=1000"),
         ])
     }
 
