@@ -1,0 +1,80 @@
+import Foundation
+import XCTest
+
+/// What the real binary tells an administrator whose change it refuses: nodes outside the
+/// caller's subtree are never named, the caller's input is quoted exactly as sent, and no parser
+/// internals show.
+final class AdminMessagesTests: AdminTestCase {
+    /// Another OEM, `sg`, whose id occurs inside values a partner of `acme` sends; its partner
+    /// holds the portal domain `portal.sg-one.test`.
+    static let treeWithSG = AdminTestCase.tree + """
+          - { id: sg, kind: oem, placement: { tier: pooled, region: test } }
+          - { id: sgp, kind: partner, parent: sg, portalDomains: [portal.sg-one.test] }
+
+        """
+
+    /// A PATCH with a fixed request id, so that two answers can be compared byte for byte.
+    func patch(_ id: String, _ body: String, token: String) throws -> RawHTTPConnection.Response {
+        try request(port: self.adminPort, "PATCH", "/admin/v1/nodes/\(id)", headers: [
+            ("Connection", "close"), ("Authorization", "Bearer \(token)"), ("If-Match", try self.etag(id)), ("Content-Type", "application/json"),
+            ("X-Request-Id", "probe-1"),
+        ], body: body)
+    }
+
+    func errors(_ response: RawHTTPConnection.Response) throws -> [[String: String]] {
+        ((try response.json()["errors"]) as? [[String: String]]) ?? []
+    }
+
+    func testRefusalsQuoteTheCallersInputAndNameNothingOutsideItsSubtree() throws {
+        self.gateway = try self.startAdminGateway(tree: Self.treeWithSG)
+        let partner = try self.token("partner-admin", "p1")
+        var before: [String: RawHTTPConnection.Response] = [:]
+        for package in ["sg", "msgs"] {
+            let response = try self.patch("c1", #"{"package":"\#(package)"}"#, token: partner)
+            XCTAssertEqual(response.status, 422, response.text)
+            XCTAssertEqual(try self.errors(response), [["node": "acme/p1/c1", "field": "package", "message": "unknown package '\(package)'"]])
+            before[package] = response
+        }
+
+        let taken = try self.patch("p1", #"{"portalDomains":["portal.p1.test","portal.sg-one.test"]}"#, token: partner)
+        XCTAssertEqual(taken.status, 422, taken.text)
+        XCTAssertEqual(try self.errors(taken), [[
+            "node": "acme/p1", "field": "portalDomains", "message": "'portal.sg-one.test' is already the portal domain of a node outside your subtree",
+        ]])
+
+        // No existence oracle: once `sg` is gone, the same requests get the same bytes.
+        let platform = try self.token("platform-admin", nil)
+        for id in ["sgp", "sg"] {
+            let deleted = try self.admin("DELETE", "/admin/v1/nodes/\(id)", token: platform, ifMatch: try self.etag(id))
+            XCTAssertEqual(deleted.status, 204, deleted.text)
+        }
+        try self.waitUntil { try self.admin("GET", "/admin/v1/nodes/sg", token: platform).status == 404 }
+        for package in ["sg", "msgs"] {
+            let after = try self.patch("c1", #"{"package":"\#(package)"}"#, token: partner)
+            XCTAssertEqual(after.status, before[package]?.status)
+            XCTAssertEqual(after.text, before[package]?.text, package)
+            XCTAssertEqual(after.headers.map { $0.name.lowercased() }.sorted(), before[package]?.headers.map { $0.name.lowercased() }.sorted())
+        }
+    }
+
+    func testADeeplyNestedDocumentIsRefusedWithoutParserInternals() throws {
+        self.gateway = try self.startAdminGateway()
+        let partner = try self.token("partner-admin", "p1")
+        let export = try self.admin("GET", "/admin/v1/nodes/p1/subtree", token: partner)
+        let body = "catalog: " + String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000) + "\n"
+        let response = try self.admin("PUT", "/admin/v1/nodes/p1/subtree", token: partner, ifMatch: export.header("etag"), body: body)
+        XCTAssertEqual(response.status, 422, response.text)
+        let message = try XCTUnwrap(try self.errors(response).first?["message"])
+        XCTAssertTrue(message.hasPrefix("not valid YAML: the document nests deeper than 1000 levels (line 1, column "), message)
+        XCTAssertFalse(response.text.contains("yaml_"), response.text)
+    }
+
+    func waitUntil(_ condition: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline {
+            if try condition() { return }
+            usleep(50_000)
+        }
+        XCTFail("the condition did not hold within 5 s")
+    }
+}
