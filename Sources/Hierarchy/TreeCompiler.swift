@@ -27,6 +27,10 @@ private struct Compilation {
     /// Nodes that passed the structural checks, by id, with their declaration.
     var declared: [NodeID: NodeSource] = [:]
     var order: [NodeID] = []
+    /// Nodes with a valid, unique id left out of the tree, in document order: their own values
+    /// are still checked.
+    var detached: [NodeID: NodeSource] = [:]
+    var detachedOrder: [NodeID] = []
     var resolved: [NodeID: Resolved] = [:]
     var policies: [NodeID: EffectivePolicy] = [:]
     var byPortalDomain: [String: NodeID] = [:]
@@ -81,9 +85,10 @@ private struct Compilation {
         self.compileCatalog()
         self.indexNodes()
         for id in self.order { self.resolve(id) }
+        for id in self.detachedOrder { self.resolve(id, detached: true) }
         for (cell, users) in self.dedicatedUsers.sorted(by: { $0.key < $1.key }) where users.count > 1 {
             for user in users.dropFirst() {
-                let node = self.declared[user]!
+                let node = self.declared[user] ?? self.detached[user]!
                 let names = users.map(self.reference(to:))
                 self.report(self.reference(to: user), "placement", "dedicated cell '\(cell)' serves exactly one customer, but is placed for \(nodes: names, separator: ", ")", node.location(of: "placement"))
             }
@@ -200,8 +205,8 @@ private struct Compilation {
             documentOrder.append(id)
         }
 
-        // Parents and kinds. A node with a structural problem is left out of everything below,
-        // together with its subtree; its own problem is reported once.
+        // Parents and kinds. A node with a structural problem is left out of the tree together
+        // with its subtree; its own problem is reported once, and its values are checked detached.
         var parentOf: [NodeID: NodeID] = [:]
         var broken: Set<NodeID> = []
         for id in documentOrder {
@@ -281,6 +286,10 @@ private struct Compilation {
                 self.declared[id] = byID[id]!
             }
         }
+        for id in documentOrder where self.declared[id] == nil {
+            self.detachedOrder.append(id)
+            self.detached[id] = byID[id]!
+        }
     }
 
     /// A node an issue refers to: by path once it is resolved, else by id.
@@ -290,17 +299,22 @@ private struct Compilation {
 
     // MARK: - Inheritance
 
-    mutating func resolve(_ id: NodeID) {
-        let node = self.declared[id]!
+    /// Resolves a placed node, or checks a detached one: a node left out of the tree (its parent
+    /// unknown, of the wrong kind or in a cycle, or an ancestor so) has no path and inherits
+    /// nothing, but its own values are checked all the same, so one run lists every mistake.
+    /// Only what needs an ancestor is left unsaid about it (a package of its OEM's, an inherited
+    /// placement); nothing of it is kept.
+    mutating func resolve(_ id: NodeID, detached: Bool = false) {
+        let node = detached ? self.detached[id]! : self.declared[id]!
         let parentID = node.parent.flatMap { try? NodeID($0) }
-        let parent = parentID.flatMap { self.resolved[$0] }
+        let parent = detached ? nil : parentID.flatMap { self.resolved[$0] }
         let path: NodePath
         if let parent {
             path = parent.path.appending(id)!
         } else {
             path = NodePath(oem: id)
         }
-        let subject: IssueNode = .path(path)
+        let subject: IssueNode = detached ? .id(node.id) : .path(path)
         func at(_ field: String) -> SourceLocation { node.location(of: field) }
 
         // Status: suspending a node suspends its whole subtree.
@@ -364,7 +378,7 @@ private struct Compilation {
             if let package = node.package {
                 if let set = oemPackages[package] ?? self.catalog.packages[package] {
                     subscribed = set
-                } else {
+                } else if !detached {
                     self.report(subject, "package", "unknown package '\(package)'", at("package"))
                 }
             } else {
@@ -435,7 +449,7 @@ private struct Compilation {
             self.checkPlacement(own, subject: subject, location: at("placement"), residency: residency)
         }
         var cell: String?
-        if node.kind == .customer {
+        if node.kind == .customer, !detached || node.placement != nil {
             cell = self.customerCell(id: id, subject: subject, placement: placement, residency: residency, location: at("placement"))
         }
 
@@ -516,6 +530,7 @@ private struct Compilation {
         } else {
             effectiveBranding = EffectiveBranding(values: branding)
         }
+        if detached { return }
         if node.kind != .customer {
             // Customers have no children: nothing needs their inheritable state.
             self.resolved[id] = Resolved(

@@ -1,9 +1,9 @@
 import Foundation
 import XCTest
 
-/// What the real binary tells an administrator whose change it refuses: nodes outside the
-/// caller's subtree are never named, the caller's input is quoted exactly as sent, and no parser
-/// internals show.
+/// What the real binary tells an administrator whose change it refuses, and what `check` lists
+/// for a tree file: nodes outside the caller's subtree are never named, the caller's input is
+/// quoted exactly as sent, no parser internals show, and every error comes in one run.
 final class AdminMessagesTests: AdminTestCase {
     /// Another OEM, `sg`, whose id occurs inside values a partner of `acme` sends; its partner
     /// holds the portal domain `portal.sg-one.test`.
@@ -67,6 +67,39 @@ final class AdminMessagesTests: AdminTestCase {
         let message = try XCTUnwrap(try self.errors(response).first?["message"])
         XCTAssertTrue(message.hasPrefix("not valid YAML: the document nests deeper than 1000 levels (line 1, column "), message)
         XCTAssertFalse(response.text.contains("yaml_"), response.text)
+    }
+
+    func testCheckListsEveryErrorOfATreeWithOrphansInOneRun() throws {
+        let (directory, settings) = try treeFileDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let tree = """
+            catalog:
+              features: [ledger]
+              packages:
+                basic: [ledger]
+              routes:
+                - { path: /v1/ledger, feature: ledger }
+            tenants:
+              - { id: acme, kind: oem, placement: { tier: pooled, region: test }, branding: { supportEmail: nobody } }
+              - id: northwind
+                kind: partner
+                parent: acmee
+                branding: { logoUrl: "http://cdn.northwind.example/logo.svg" }
+              - { id: contoso, kind: customer, parent: northwind, package: basic, branding: { primaryColor: blue } }
+
+            """
+        try tree.write(to: directory.appendingPathComponent("tenants.yaml"), atomically: true, encoding: .utf8)
+        let (status, output) = try runCommand(GatewayProcess.binary, ["check", "--config", settings.path])
+        XCTAssertEqual(status, 2, output)
+        for line in [
+            "acme branding.supportEmail: must be an e-mail address",
+            "northwind parent: unknown parent 'acmee'",
+            "northwind branding.logoUrl: must be an https:// URL",
+            "contoso branding.primaryColor: must be a hex colour",
+            "4 errors",
+        ] {
+            XCTAssertTrue(output.contains(line), "missing '\(line)' in:\n\(output)")
+        }
     }
 
     func waitUntil(_ condition: () throws -> Bool) throws {
