@@ -150,6 +150,23 @@ public enum AdminEngine {
             .respond(problem.response(requestID: self.requestID, errors: errors))
         }
 
+        /// `?dryRun=true`: validate and tell, store nothing.
+        var isDryRun: Bool { self.request.query("dryRun") == "true" }
+
+        /// A dry run's answer: what the change would leave (the node, or what the route answers
+        /// instead of one) and every field it would change, at the current revision.
+        func dryRun(_ result: JSONValue, changes: [AuditRecord.FieldChange]) -> AdminOutcome {
+            .respond(.json(200, .object([
+                "dryRun": .bool(true), "node": result, "changes": .array(changes.map(\.json)), "revision": .integer(self.tree.revision),
+            ])))
+        }
+
+        /// A change that changes nothing: `result` as stored, with its ETag — or, in a dry run,
+        /// the dry run's answer with no changes, like any other dry run.
+        func unchanged(_ result: JSONValue, etag: String) -> AdminOutcome {
+            self.isDryRun ? self.dryRun(result, changes: []) : .respond(.json(200, result, etag: etag))
+        }
+
         /// `If-Match` must name the node's current ETag (or `*`).
         func precondition(_ node: NodeSource) -> AdminProblem? {
             self.precondition(etag: NodeJSON.etag(node))
@@ -187,9 +204,7 @@ public enum AdminEngine {
             }
             let after = NodeJSON.encode(node)
             let changes = AuditRecord.diff(before: before, after: after)
-            guard !changes.isEmpty else {
-                return .respond(.json(200, after, etag: NodeJSON.etag(node)))
-            }
+            guard !changes.isEmpty else { return self.unchanged(after, etag: NodeJSON.etag(node)) }
             for action in Self.actions(for: changes) where AdminAuthorization.decide(self.principal, action, target: target.path) != .allowed {
                 return self.refuse(.actionForbidden)
             }
@@ -297,12 +312,9 @@ public enum AdminEngine {
             case .failure(let failure):
                 return self.refuse(.invalidChange, ProblemAudience(scope: self.principal.scope, document: failure.document).problems(failure.issues))
             case .success(let next):
-                if self.request.query("dryRun") == "true" {
+                if self.isDryRun {
                     // Validated exactly like a real change; nothing is stored or announced.
-                    return .respond(.json(200, .object([
-                        "dryRun": .bool(true), "node": body?.json ?? node.map(NodeJSON.encode) ?? .null, "changes": .array(changes.map(\.json)),
-                        "revision": .integer(self.tree.revision),
-                    ])))
+                    return self.dryRun(body?.json ?? node.map(NodeJSON.encode) ?? .null, changes: changes)
                 }
                 let audit = AuditRecord(
                     time: self.now, actor: self.principal.actor, role: self.principal.role, node: path, action: action, changes: changes,

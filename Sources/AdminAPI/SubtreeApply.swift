@@ -112,6 +112,7 @@ extension AdminEngine.Context {
             changes.append(AuditRecord.FieldChange(field: "\(nodePath)", before: NodeJSON.encode(node), after: nil))
         }
         guard !changes.isEmpty else {
+            if self.isDryRun { return self.dryRun(.object(["changes": .array([])]), changes: []) }
             return .respond(.json(200, .object(["changes": .array([]), "revision": .integer(self.tree.revision)]), etag: etag))
         }
 

@@ -113,6 +113,33 @@ final class AdminMessageTests: XCTestCase {
         XCTAssertTrue(message.hasPrefix("not valid YAML: ") && message.contains("(line 2, column "), message)
     }
 
+    func testADryRunOfAChangeThatChangesNothingAnswersLikeEveryDryRun() throws {
+        let partner = try AdminFixture.token("partner-admin", node: "p1")
+        let same = AdminFixture.request("PATCH", "/admin/v1/nodes/c1?dryRun=true", token: partner, ifMatch: try self.etag("c1", in: self.tree), body: #"{"package":"basic"}"#)
+        let response = try XCTUnwrap(AdminFixture.respond(same, tree: self.tree))
+        XCTAssertEqual(response.status, 200, response.body)
+        XCTAssertEqual(response.json?["dryRun"], .bool(true))
+        XCTAssertEqual(response.json?["changes"], .array([]))
+        XCTAssertEqual(response.json?["node"]?["package"], .string("basic"))
+        XCTAssertEqual(response.json?["revision"], .integer(1))
+        // The issuers list and a subtree sent back unchanged, too.
+        let oem = try AdminFixture.token("oem-admin", node: "acme")
+        let issuers = AdminFixture.request("PUT", "/admin/v1/nodes/acme/issuers?dryRun=true", token: oem, ifMatch: "*", body: #"{"issuers":[]}"#)
+        let unchangedIssuers = try XCTUnwrap(AdminFixture.respond(issuers, tree: self.tree))
+        XCTAssertEqual(unchangedIssuers.json?["dryRun"], .bool(true), unchangedIssuers.body)
+        XCTAssertEqual(unchangedIssuers.json?["changes"], .array([]))
+        let export = try XCTUnwrap(AdminFixture.respond(AdminFixture.request("GET", "/admin/v1/nodes/p1/subtree", token: partner), tree: self.tree))
+        let apply = AdminFixture.request("PUT", "/admin/v1/nodes/p1/subtree?dryRun=true", token: partner, ifMatch: export.header("etag"), body: export.body)
+        let unchangedApply = try XCTUnwrap(AdminFixture.respond(apply, tree: self.tree))
+        XCTAssertEqual(unchangedApply.json?["dryRun"], .bool(true), unchangedApply.body)
+        XCTAssertEqual(unchangedApply.json?["changes"], .array([]))
+        // Without dryRun: the node as stored, with its ETag, as before.
+        let real = AdminFixture.request("PATCH", "/admin/v1/nodes/c1", token: partner, ifMatch: try self.etag("c1", in: self.tree), body: #"{"package":"basic"}"#)
+        let plain = try XCTUnwrap(AdminFixture.respond(real, tree: self.tree))
+        XCTAssertNil(plain.json?["dryRun"])
+        XCTAssertEqual(plain.header("etag"), try self.etag("c1", in: self.tree))
+    }
+
     func testAnIssueAboutANodeTheCallerCannotSeeIsToldWithoutItsValues() throws {
         let audience = ProblemAudience(scope: try NodePath(parsing: "acme/p1"), document: self.tree.document)
         let gp = IssueNode.path(try NodePath(parsing: "globex/gp"))

@@ -69,6 +69,17 @@ final class AdminMessagesTests: AdminTestCase {
         XCTAssertFalse(response.text.contains("yaml_"), response.text)
     }
 
+    func testADryRunThatChangesNothingIsStillADryRun() throws {
+        self.gateway = try self.startAdminGateway()
+        let partner = try self.token("partner-admin", "p1")
+        let response = try self.admin("PATCH", "/admin/v1/nodes/c1?dryRun=true", token: partner, ifMatch: try self.etag("c1"), body: #"{"package":"basic"}"#)
+        XCTAssertEqual(response.status, 200, response.text)
+        let json = try response.json()
+        XCTAssertEqual(json["dryRun"] as? Bool, true, response.text)
+        XCTAssertEqual((json["changes"] as? [Any])?.count, 0)
+        XCTAssertEqual((json["node"] as? [String: Any])?["id"] as? String, "c1")
+    }
+
     func testCheckListsEveryErrorOfATreeWithOrphansInOneRun() throws {
         let (directory, settings) = try treeFileDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
