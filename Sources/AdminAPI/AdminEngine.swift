@@ -67,7 +67,7 @@ public enum AdminEngine {
             return .respond(AdminProblem.tokenRejected.response(requestID: id))
         }
 
-        let context = Context(request: request, tree: tree, snapshot: snapshot, principal: principal, now: now)
+        let context = Context(request: request, tree: tree, principal: principal, now: now)
         guard let nodeID = route.nodeID else {
             if route == .createOEM { return context.createOEM() }
             let roots = tree.document.tree.nodes.filter { node in
@@ -141,7 +141,6 @@ public enum AdminEngine {
     struct Context {
         let request: AdminRequest
         let tree: StoredTree
-        let snapshot: TenantSnapshot
         let principal: AdminPrincipal
         let now: Int64
 
@@ -149,6 +148,23 @@ public enum AdminEngine {
 
         func refuse(_ problem: AdminProblem, _ errors: [FieldProblem] = []) -> AdminOutcome {
             .respond(problem.response(requestID: self.requestID, errors: errors))
+        }
+
+        /// `?dryRun=true`: validate and tell, store nothing.
+        var isDryRun: Bool { self.request.query("dryRun") == "true" }
+
+        /// A dry run's answer: what the change would leave (the node, or what the route answers
+        /// instead of one) and every field it would change, at the current revision.
+        func dryRun(_ result: JSONValue, changes: [AuditRecord.FieldChange]) -> AdminOutcome {
+            .respond(.json(200, .object([
+                "dryRun": .bool(true), "node": result, "changes": .array(changes.map(\.json)), "revision": .integer(self.tree.revision),
+            ])))
+        }
+
+        /// A change that changes nothing: `result` as stored, with its ETag — or, in a dry run,
+        /// the dry run's answer with no changes, like any other dry run.
+        func unchanged(_ result: JSONValue, etag: String) -> AdminOutcome {
+            self.isDryRun ? self.dryRun(result, changes: []) : .respond(.json(200, result, etag: etag))
         }
 
         /// `If-Match` must name the node's current ETag (or `*`).
@@ -188,9 +204,7 @@ public enum AdminEngine {
             }
             let after = NodeJSON.encode(node)
             let changes = AuditRecord.diff(before: before, after: after)
-            guard !changes.isEmpty else {
-                return .respond(.json(200, after, etag: NodeJSON.etag(node)))
-            }
+            guard !changes.isEmpty else { return self.unchanged(after, etag: NodeJSON.etag(node)) }
             for action in Self.actions(for: changes) where AdminAuthorization.decide(self.principal, action, target: target.path) != .allowed {
                 return self.refuse(.actionForbidden)
             }
@@ -296,14 +310,11 @@ public enum AdminEngine {
             let settingsPath = self.tree.configuration.files.first ?? "settings"
             switch StoredTree.compile(document, revision: self.tree.revision + 1, settings: settings, settingsPath: settingsPath) {
             case .failure(let failure):
-                return self.refuse(.invalidChange, self.visible(failure.problems))
+                return self.refuse(.invalidChange, ProblemAudience(scope: self.principal.scope, document: failure.document).problems(failure.issues))
             case .success(let next):
-                if self.request.query("dryRun") == "true" {
+                if self.isDryRun {
                     // Validated exactly like a real change; nothing is stored or announced.
-                    return .respond(.json(200, .object([
-                        "dryRun": .bool(true), "node": body?.json ?? node.map(NodeJSON.encode) ?? .null, "changes": .array(changes.map(\.json)),
-                        "revision": .integer(self.tree.revision),
-                    ])))
+                    return self.dryRun(body?.json ?? node.map(NodeJSON.encode) ?? .null, changes: changes)
                 }
                 let audit = AuditRecord(
                     time: self.now, actor: self.principal.actor, role: self.principal.role, node: path, action: action, changes: changes,
@@ -320,26 +331,6 @@ public enum AdminEngine {
                 return .commit(AdminCommit(
                     baseRevision: self.tree.revision, next: next, audit: audit, oem: path.oem.rawValue, deleted: deleted, response: response
                 ))
-            }
-        }
-
-        /// Problems as the caller may see them: one about a node outside the caller's subtree
-        /// (a portal domain or id already taken elsewhere) keeps its field and rule but names
-        /// no node the caller could not name already.
-        func visible(_ problems: [FieldProblem]) -> [FieldProblem] {
-            guard let scope = self.principal.scope else { return problems }
-            // Every path the caller may not see, longest first so `a/b` is replaced before `a`.
-            // The caller's own ancestors are on its own path: naming them reveals nothing.
-            func known(_ path: NodePath) -> Bool { scope.contains(path) || path.contains(scope) }
-            let hidden = self.snapshot.nodeIDs.compactMap { self.snapshot.policy($0)?.path }.filter { !known($0) }
-                .map(\.description).sorted { $0.count > $1.count }
-            return problems.map { problem in
-                var problem = problem
-                if (try? NodePath(parsing: problem.node)).map(known) != true { problem.node = "(outside your subtree)" }
-                for path in hidden where problem.message.contains(path) {
-                    problem.message = problem.message.replacingOccurrences(of: path, with: "another node")
-                }
-                return problem
             }
         }
 

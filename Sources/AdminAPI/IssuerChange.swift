@@ -24,9 +24,7 @@ extension AdminEngine.Context {
         let position = document.issuers.firstIndex { $0.node == node.id } ?? document.issuers.count
         document.issuers.removeAll { $0.node == node.id }
         document.issuers.insert(contentsOf: issuers, at: min(position, document.issuers.count))
-        guard IssuerJSON.etag(issuers) != etag else {
-            return .respond(.json(200, IssuerJSON.encode(issuers), etag: etag))
-        }
+        guard IssuerJSON.etag(issuers) != etag else { return self.unchanged(IssuerJSON.encode(issuers), etag: etag) }
         let change = AuditRecord.FieldChange(field: "issuers", before: IssuerJSON.summary(current), after: IssuerJSON.summary(issuers))
         return self.commit(
             document, node: nil, path: target.path, action: .update, changes: [change], status: 200,

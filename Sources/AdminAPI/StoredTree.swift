@@ -69,35 +69,15 @@ public struct StoredTree: Sendable {
         }
     }
 
-    /// Why a changed document was rejected: every issue, each located by node path and field.
+    /// Why a changed document was rejected: every issue, and the document, to tell each
+    /// administrator about them in its own terms (`ProblemAudience`).
     struct CompileFailure: Error {
-        var problems: [FieldProblem]
-
-        /// `oem/partner/customer` from the declared parents (at most two steps up).
-        static func path(of node: NodeSource, in document: TenantTreeDocument) -> String {
-            var ids = [node.id]
-            var parent = node.parent
-            while let id = parent, ids.count < 3 {
-                ids.insert(id, at: 0)
-                parent = document.tree.nodes.first { $0.id == id }?.parent
-            }
-            return ids.joined(separator: "/")
-        }
+        var issues: [ConfigurationIssue]
+        var document: TenantTreeDocument
 
         init(_ error: ConfigurationError, document: TenantTreeDocument) {
-            self.problems = error.issues.map { issue in
-                // The tree file's reader locates by document position (`tenants[3].limits.rate`),
-                // the compiler by node path and field (`acme/p1 limits.rate`).
-                if issue.path.hasPrefix("tenants["), let close = issue.path.firstIndex(of: "]"),
-                    let index = Int(issue.path[issue.path.index(issue.path.startIndex, offsetBy: 8)..<close]),
-                    document.tree.nodes.indices.contains(index)
-                {
-                    let rest = issue.path[issue.path.index(after: close)...]
-                    return FieldProblem(node: Self.path(of: document.tree.nodes[index], in: document), field: String(rest.drop { $0 == "." }), message: issue.message)
-                }
-                let parts = issue.path.split(separator: " ", maxSplits: 1)
-                return FieldProblem(node: parts.first.map(String.init) ?? "", field: parts.count > 1 ? String(parts[1]) : "", message: issue.message)
-            }
+            self.issues = error.issues
+            self.document = document
         }
     }
 }

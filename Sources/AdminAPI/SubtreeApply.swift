@@ -35,7 +35,12 @@ extension AdminEngine.Context {
         do {
             uploaded = try TenantTreeLoader.parseDocument(text, source: "request", cells: settings.cells, baseDirectory: nil)
         } catch {
-            return self.refuse(.invalidChange, error.issues.map { FieldProblem(node: "(document)", field: $0.path, message: $0.message) })
+            // The reader's issues quote only the document the caller sent; the position is told
+            // in the message, since a problem has no place of its own for it.
+            return self.refuse(.invalidChange, error.issues.map { issue in
+                let position = issue.line.map { line in " (line \(line)" + (issue.column.map { ", column \($0))" } ?? ")") } ?? ""
+                return FieldProblem(node: "(document)", field: issue.path, message: issue.message + position)
+            })
         }
         let stored = self.tree.document.tree.catalog
         let catalog = uploaded.tree.catalog
@@ -107,6 +112,7 @@ extension AdminEngine.Context {
             changes.append(AuditRecord.FieldChange(field: "\(nodePath)", before: NodeJSON.encode(node), after: nil))
         }
         guard !changes.isEmpty else {
+            if self.isDryRun { return self.dryRun(.object(["changes": .array([])]), changes: []) }
             return .respond(.json(200, .object(["changes": .array([]), "revision": .integer(self.tree.revision)]), etag: etag))
         }
 

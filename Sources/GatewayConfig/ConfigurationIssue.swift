@@ -1,3 +1,5 @@
+import Hierarchy
+
 /// One problem found in a configuration source, located precisely enough for an operator to fix
 /// it without guessing: the key path (`cells[1].endpoints[0]`) and, when the source is a file, the
 /// line and column.
@@ -9,13 +11,18 @@ public struct ConfigurationIssue: Sendable, Hashable, CustomStringConvertible {
     /// The file the issue is in, when it differs from the error's own source (one load reads
     /// the settings file, the tenant tree and key files).
     public var file: String?
+    /// The tree compiler's issue this one was made from, with the nodes it refers to still
+    /// typed: the admin API builds each caller's message from it, naming only what that caller
+    /// may see.
+    public var treeIssue: TreeIssue?
 
-    public init(path: String, line: Int? = nil, column: Int? = nil, message: String, file: String? = nil) {
+    public init(path: String, line: Int? = nil, column: Int? = nil, message: String, file: String? = nil, treeIssue: TreeIssue? = nil) {
         self.path = path
         self.line = line
         self.column = column
         self.message = message
         self.file = file
+        self.treeIssue = treeIssue
     }
 
     public var description: String {

@@ -71,7 +71,7 @@ public struct GatewayConfiguration: Sendable {
 
     static func issue(from tree: TreeIssue) -> ConfigurationIssue {
         let path = tree.field.isEmpty ? tree.node : "\(tree.node) \(tree.field)"
-        return ConfigurationIssue(path: path, line: tree.location.line, column: tree.location.column, message: tree.message)
+        return ConfigurationIssue(path: path, line: tree.location.line, column: tree.location.column, message: tree.message, treeIssue: tree)
     }
 }
 

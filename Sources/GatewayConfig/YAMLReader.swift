@@ -213,17 +213,29 @@ struct YAMLReader {
         return root
     }
 
+    /// How deep a document may nest: the parser's own limit (libyaml's default, which Yams keeps).
+    /// No configuration comes near it; a document that does is refused with this number.
+    static let maxNesting = 1000
+
+    /// A parser error in our words: what was found and where, never how the parser works. The
+    /// parser describes most problems in YAML's terms ("did not find expected key"), which are
+    /// kept; what it says about its own internals is not.
     private static func issue(from error: YamlError) -> ConfigurationIssue {
         switch error {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
-            return ConfigurationIssue(path: "", line: mark.line, column: mark.column, message: "not valid YAML: \(problem)")
+            // libyaml's nesting limit is the one problem it words as a note to its programmer.
+            let message = problem.hasPrefix("Maximum nesting level") ? "the document nests deeper than \(Self.maxNesting) levels" : problem
+            return ConfigurationIssue(path: "", line: mark.line, column: mark.column, message: "not valid YAML: \(message)")
         case .duplicatedKeysInMapping(let duplicates, let context):
             let keys = duplicates.map { "'\($0)'" }.joined(separator: ", ")
             return ConfigurationIssue(path: "", line: context.mark.line, column: context.mark.column, message: "key \(keys) appears twice in one mapping")
+        case .reader(let problem, let offset, _, _):
+            // Encoding problems: "invalid leading UTF-8 octet", "control characters are not allowed".
+            let at = offset.map { " (at byte \($0))" } ?? ""
+            return ConfigurationIssue(path: "", message: "not valid YAML: \(problem)\(at)")
         default:
-            // Other Yams errors embed the whole document; keep the report to one line.
-            let summary = "\(error)".split(separator: "\n").first.map(String.init) ?? "unreadable"
-            return ConfigurationIssue(path: "", message: "not valid YAML: \(summary)")
+            // Other Yams errors describe the library's state and embed the whole document.
+            return ConfigurationIssue(path: "", message: "not valid YAML")
         }
     }
 }

@@ -27,6 +27,10 @@ private struct Compilation {
     /// Nodes that passed the structural checks, by id, with their declaration.
     var declared: [NodeID: NodeSource] = [:]
     var order: [NodeID] = []
+    /// Nodes with a valid, unique id left out of the tree, in document order: their own values
+    /// are still checked.
+    var detached: [NodeID: NodeSource] = [:]
+    var detachedOrder: [NodeID] = []
     var resolved: [NodeID: Resolved] = [:]
     var policies: [NodeID: EffectivePolicy] = [:]
     var byPortalDomain: [String: NodeID] = [:]
@@ -73,19 +77,20 @@ private struct Compilation {
         self.pooledCells = Dictionary(grouping: source.cells.filter { $0.kind == .pooled }, by: \.region).mapValues { $0.map(\.id).sorted() }
     }
 
-    mutating func report(_ node: String, _ field: String, _ message: String, _ location: SourceLocation) {
-        self.issues.append(TreeIssue(node: node, field: field, message: message, location: location))
+    mutating func report(_ subject: IssueNode, _ field: String, _ text: IssueText, _ location: SourceLocation, counterpart: IssueNode? = nil) {
+        self.issues.append(TreeIssue(subject: subject, field: field, text: text, counterpart: counterpart, location: location))
     }
 
     mutating func run() {
         self.compileCatalog()
         self.indexNodes()
         for id in self.order { self.resolve(id) }
+        for id in self.detachedOrder { self.resolve(id, detached: true) }
         for (cell, users) in self.dedicatedUsers.sorted(by: { $0.key < $1.key }) where users.count > 1 {
             for user in users.dropFirst() {
-                let node = self.declared[user]!
-                let names = users.map { self.label(for: $0) }.joined(separator: ", ")
-                self.report(self.label(for: user), "placement", "dedicated cell '\(cell)' serves exactly one customer, but is placed for \(names)", node.location(of: "placement"))
+                let node = self.declared[user] ?? self.detached[user]!
+                let names = users.map(self.reference(to:))
+                self.report(self.reference(to: user), "placement", "dedicated cell '\(cell)' serves exactly one customer, but is placed for \(nodes: names, separator: ", ")", node.location(of: "placement"))
             }
         }
         self.issues.sort { ($0.location.line ?? Int.max, $0.location.column ?? 0) < ($1.location.line ?? Int.max, $1.location.column ?? 0) }
@@ -109,9 +114,9 @@ private struct Compilation {
         var seen: Set<String> = []
         for (index, feature) in catalog.features.enumerated() {
             if !ValueRules.isName(feature) {
-                self.report("catalog", "features[\(index)]", "'\(feature)' is not a valid feature name (lowercase letters, digits and '-')", location("features[\(index)]"))
+                self.report(.catalog, "features[\(index)]", "'\(feature)' is not a valid feature name (lowercase letters, digits and '-')", location("features[\(index)]"))
             } else if !seen.insert(feature).inserted {
-                self.report("catalog", "features[\(index)]", "feature '\(feature)' is listed twice", location("features[\(index)]"))
+                self.report(.catalog, "features[\(index)]", "feature '\(feature)' is listed twice", location("features[\(index)]"))
             } else {
                 features.append(feature)
             }
@@ -121,15 +126,15 @@ private struct Compilation {
         for package in catalog.packages {
             let at = location("packages.\(package.name)")
             if !ValueRules.isName(package.name) {
-                self.report("catalog", "packages.\(package.name)", "'\(package.name)' is not a valid package name", at)
+                self.report(.catalog, "packages.\(package.name)", "'\(package.name)' is not a valid package name", at)
                 continue
             }
             if packages[package.name] != nil {
-                self.report("catalog", "packages.\(package.name)", "package '\(package.name)' is defined twice", at)
+                self.report(.catalog, "packages.\(package.name)", "package '\(package.name)' is defined twice", at)
                 continue
             }
             for feature in package.features where provisional.index(of: feature) == nil {
-                self.report("catalog", "packages.\(package.name)", "unknown feature '\(feature)'", at)
+                self.report(.catalog, "packages.\(package.name)", "unknown feature '\(feature)'", at)
             }
             packages[package.name] = provisional.set(package.features)
         }
@@ -142,29 +147,29 @@ private struct Compilation {
             if !route.pathPrefix.hasPrefix("/") || route.pathPrefix.contains("?") || route.pathPrefix.contains("#")
                 || route.pathPrefix.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value >= 0x7f })
             {
-                self.report("catalog", field, "path '\(route.pathPrefix)' must start with '/' and contain no spaces, query or fragment", at)
+                self.report(.catalog, field, "path '\(route.pathPrefix)' must start with '/' and contain no spaces, query or fragment", at)
                 valid = false
             }
             let method = route.method?.uppercased()
             if let method, method.isEmpty || !method.utf8.allSatisfy({ $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) {
-                self.report("catalog", field, "method '\(route.method ?? "")' is not an HTTP method", at)
+                self.report(.catalog, field, "method '\(route.method ?? "")' is not an HTTP method", at)
                 valid = false
             }
             var featureIndex: Int?
             if let feature = route.feature {
                 featureIndex = provisional.index(of: feature)
                 if featureIndex == nil {
-                    self.report("catalog", field, "unknown feature '\(feature)'", at)
+                    self.report(.catalog, field, "unknown feature '\(feature)'", at)
                     valid = false
                 }
             }
             if !(1...1000).contains(route.cost) {
-                self.report("catalog", field, "cost must be between 1 and 1000, got \(route.cost)", at)
+                self.report(.catalog, field, "cost must be between 1 and 1000, got \(route.cost)", at)
                 valid = false
             }
             let key = "\(method ?? "*") \(route.pathPrefix)"
             if !routeKeys.insert(key).inserted {
-                self.report("catalog", field, "route '\(key)' is defined twice", at)
+                self.report(.catalog, field, "route '\(key)' is defined twice", at)
                 valid = false
             }
             if valid {
@@ -187,12 +192,12 @@ private struct Compilation {
             do {
                 id = try NodeID(node.id)
             } catch {
-                self.report(node.id.isEmpty ? "(unnamed)" : node.id, "id", "invalid id: \(error)", node.location(of: "id"))
+                self.report(.id(node.id), "id", "invalid id: \(error)", node.location(of: "id"))
                 rejectedIDs.insert(node.id)
                 continue
             }
             if byID[id] != nil {
-                self.report(node.id, "id", "id '\(node.id)' is used by another node; ids are unique in the whole tree", node.location(of: "id"))
+                self.report(.id(node.id), "id", "id '\(node.id)' is used by another node; ids are unique in the whole tree", node.location(of: "id"))
                 rejectedIDs.insert(node.id)
                 continue
             }
@@ -200,21 +205,21 @@ private struct Compilation {
             documentOrder.append(id)
         }
 
-        // Parents and kinds. A node with a structural problem is left out of everything below,
-        // together with its subtree; its own problem is reported once.
+        // Parents and kinds. A node with a structural problem is left out of the tree together
+        // with its subtree; its own problem is reported once, and its values are checked detached.
         var parentOf: [NodeID: NodeID] = [:]
         var broken: Set<NodeID> = []
         for id in documentOrder {
             let node = byID[id]!
             guard let parentText = node.parent else {
                 if node.kind != .oem {
-                    self.report(node.id, "parent", "a \(node.kind.rawValue) needs a parent (\(node.kind == .partner ? "an OEM" : "a partner"))", node.location(of: "kind"))
+                    self.report(.id(node.id), "parent", "a \(node.kind.rawValue) needs a parent (\(node.kind == .partner ? "an OEM" : "a partner"))", node.location(of: "kind"))
                     broken.insert(id)
                 }
                 continue
             }
             if node.kind == .oem {
-                self.report(node.id, "parent", "an OEM is a root of the tree and has no parent", node.location(of: "parent"))
+                self.report(.id(node.id), "parent", "an OEM is a root of the tree and has no parent", node.location(of: "parent"))
                 broken.insert(id)
                 continue
             }
@@ -223,7 +228,7 @@ private struct Compilation {
                 continue
             }
             guard let parentID = try? NodeID(parentText), byID[parentID] != nil else {
-                self.report(node.id, "parent", "unknown parent '\(parentText)'", node.location(of: "parent"))
+                self.report(.id(node.id), "parent", "unknown parent '\(parentText)'", node.location(of: "parent"))
                 broken.insert(id)
                 continue
             }
@@ -242,8 +247,8 @@ private struct Compilation {
                     if cycle.contains(where: inCycle.contains) { break }
                     inCycle.formUnion(cycle)
                     let first = cycle.min { documentOrder.firstIndex(of: $0)! < documentOrder.firstIndex(of: $1)! }!
-                    let names = (Array(cycle) + [cycle.first!]).map(\.rawValue).joined(separator: " → ")
-                    self.report(first.rawValue, "parent", "parents form a cycle: \(names)", byID[first]!.location(of: "parent"))
+                    let names = (Array(cycle) + [cycle.first!]).map { IssueNode.id($0.rawValue) }
+                    self.report(.id(first.rawValue), "parent", "parents form a cycle: \(nodes: names, separator: " → ")", byID[first]!.location(of: "parent"))
                     break
                 }
                 seen.insert(parent)
@@ -258,7 +263,7 @@ private struct Compilation {
             guard let parentID = parentOf[id], let parent = byID[parentID] else { continue }
             let expected: NodeKind = node.kind == .customer ? .partner : .oem
             if parent.kind != expected {
-                self.report(node.id, "parent", "the parent of a \(node.kind.rawValue) must be a\(expected == .oem ? "n OEM" : " partner"), but '\(parent.id)' is a\(parent.kind == .oem ? "n OEM" : " \(parent.kind.rawValue)")", node.location(of: "parent"))
+                self.report(.id(node.id), "parent", "the parent of a \(node.kind.rawValue) must be a\(expected == .oem ? "n OEM" : " partner"), but '\(node: .id(parent.id))' is a\(parent.kind == .oem ? "n OEM" : " \(parent.kind.rawValue)")", node.location(of: "parent"))
                 broken.insert(id)
             }
         }
@@ -281,25 +286,35 @@ private struct Compilation {
                 self.declared[id] = byID[id]!
             }
         }
+        for id in documentOrder where self.declared[id] == nil {
+            self.detachedOrder.append(id)
+            self.detached[id] = byID[id]!
+        }
     }
 
-    func label(for id: NodeID) -> String {
-        self.policies[id]?.path.description ?? id.rawValue
+    /// A node an issue refers to: by path once it is resolved, else by id.
+    func reference(to id: NodeID) -> IssueNode {
+        self.policies[id].map { .path($0.path) } ?? .id(id.rawValue)
     }
 
     // MARK: - Inheritance
 
-    mutating func resolve(_ id: NodeID) {
-        let node = self.declared[id]!
+    /// Resolves a placed node, or checks a detached one: a node left out of the tree (its parent
+    /// unknown, of the wrong kind or in a cycle, or an ancestor so) has no path and inherits
+    /// nothing, but its own values are checked all the same, so one run lists every mistake.
+    /// Only what needs an ancestor is left unsaid about it (a package of its OEM's, an inherited
+    /// placement); nothing of it is kept.
+    mutating func resolve(_ id: NodeID, detached: Bool = false) {
+        let node = detached ? self.detached[id]! : self.declared[id]!
         let parentID = node.parent.flatMap { try? NodeID($0) }
-        let parent = parentID.flatMap { self.resolved[$0] }
+        let parent = detached ? nil : parentID.flatMap { self.resolved[$0] }
         let path: NodePath
         if let parent {
             path = parent.path.appending(id)!
         } else {
             path = NodePath(oem: id)
         }
-        let label = path.description
+        let subject: IssueNode = detached ? .id(node.id) : .path(path)
         func at(_ field: String) -> SourceLocation { node.location(of: field) }
 
         // Status: suspending a node suspends its whole subtree.
@@ -310,17 +325,17 @@ private struct Compilation {
         var allowed = parentAllowed
         if let features = node.features {
             if node.kind == .customer {
-                self.report(label, "features", "a customer's features come from its package and add-ons", at("features"))
+                self.report(subject, "features", "a customer's features come from its package and add-ons", at("features"))
             } else {
                 var unknown: [String] = []
                 for feature in features where self.catalog.index(of: feature) == nil { unknown.append(feature) }
                 if !unknown.isEmpty {
-                    self.report(label, "features", "unknown feature\(unknown.count == 1 ? "" : "s") \(Self.quoted(unknown))", at("features"))
+                    self.report(subject, "features", "unknown feature\(unknown.count == 1 ? "" : "s") \(Self.quoted(unknown))", at("features"))
                 }
                 let own = self.catalog.set(features)
                 let widened = own.subtracting(parentAllowed)
                 if !widened.isEmpty {
-                    self.report(label, "features", "may only narrow its parent's features; not allowed above: \(Self.quoted(self.catalog.names(widened)))", at("features"))
+                    self.report(subject, "features", "may only narrow its parent's features; not allowed above: \(Self.quoted(self.catalog.names(widened)))", at("features"))
                 }
                 allowed = own.intersection(parentAllowed)
             }
@@ -330,26 +345,26 @@ private struct Compilation {
         var oemPackages = parent?.oemPackages ?? [:]
         if !node.packages.isEmpty {
             if node.kind != .oem {
-                self.report(label, "packages", "only an OEM defines packages", at("packages"))
+                self.report(subject, "packages", "only an OEM defines packages", at("packages"))
             } else {
                 for package in node.packages {
                     let field = "packages.\(package.name)"
                     if !ValueRules.isName(package.name) {
-                        self.report(label, field, "'\(package.name)' is not a valid package name", at(field))
+                        self.report(subject, field, "'\(package.name)' is not a valid package name", at(field))
                         continue
                     }
                     if self.catalog.packages[package.name] != nil || oemPackages[package.name] != nil {
-                        self.report(label, field, "package '\(package.name)' is already defined", at(field))
+                        self.report(subject, field, "package '\(package.name)' is already defined", at(field))
                         continue
                     }
                     let unknown = package.features.filter { self.catalog.index(of: $0) == nil }
                     if !unknown.isEmpty {
-                        self.report(label, field, "unknown feature\(unknown.count == 1 ? "" : "s") \(Self.quoted(unknown))", at(field))
+                        self.report(subject, field, "unknown feature\(unknown.count == 1 ? "" : "s") \(Self.quoted(unknown))", at(field))
                     }
                     let set = self.catalog.set(package.features)
                     let beyond = set.subtracting(allowed)
                     if !beyond.isEmpty {
-                        self.report(label, field, "a package must be a subset of what the OEM may sell; not allowed: \(Self.quoted(self.catalog.names(beyond)))", at(field))
+                        self.report(subject, field, "a package must be a subset of what the OEM may sell; not allowed: \(Self.quoted(self.catalog.names(beyond)))", at(field))
                     }
                     oemPackages[package.name] = set
                 }
@@ -363,20 +378,20 @@ private struct Compilation {
             if let package = node.package {
                 if let set = oemPackages[package] ?? self.catalog.packages[package] {
                     subscribed = set
-                } else {
-                    self.report(label, "package", "unknown package '\(package)'", at("package"))
+                } else if !detached {
+                    self.report(subject, "package", "unknown package '\(package)'", at("package"))
                 }
             } else {
-                self.report(label, "package", "a customer subscribes to a package", at("kind"))
+                self.report(subject, "package", "a customer subscribes to a package", at("kind"))
             }
             let unknownAddOns = node.addOns.filter { self.catalog.index(of: $0) == nil }
             if !unknownAddOns.isEmpty {
-                self.report(label, "addOns", "unknown feature\(unknownAddOns.count == 1 ? "" : "s") \(Self.quoted(unknownAddOns))", at("addOns"))
+                self.report(subject, "addOns", "unknown feature\(unknownAddOns.count == 1 ? "" : "s") \(Self.quoted(unknownAddOns))", at("addOns"))
             }
             features = subscribed.union(self.catalog.set(node.addOns)).intersection(allowed)
         } else {
-            if node.package != nil { self.report(label, "package", "only a customer subscribes to a package", at("package")) }
-            if !node.addOns.isEmpty { self.report(label, "addOns", "only a customer has add-ons", at("addOns")) }
+            if node.package != nil { self.report(subject, "package", "only a customer subscribes to a package", at("package")) }
+            if !node.addOns.isEmpty { self.report(subject, "addOns", "only a customer has add-ons", at("addOns")) }
         }
 
         // Limits: each node's limits budget its whole subtree; none may exceed an ancestor's.
@@ -388,7 +403,7 @@ private struct Compilation {
             ownLimits = defaults
         }
         if let limits = node.limits {
-            self.checkLimits(limits, field: "limits", label: label, location: at, ceilings: ceilings, selfID: id)
+            self.checkLimits(limits, field: "limits", subject: subject, location: at, ceilings: ceilings, selfID: id)
         }
         if let limits = ownLimits, !limits.isEmpty {
             for (index, field) in limits.fields.enumerated() { if let value = field.value { ceilings[index] = (value, id) } }
@@ -399,17 +414,17 @@ private struct Compilation {
         var customerDefaults = parent?.customerDefaults
         if let defaults = node.customerDefaults {
             if node.kind == .customer {
-                self.report(label, "customerDefaults", "customer defaults belong on an OEM or partner", at("customerDefaults"))
+                self.report(subject, "customerDefaults", "customer defaults belong on an OEM or partner", at("customerDefaults"))
             } else {
-                self.checkLimits(defaults, field: "customerDefaults", label: label, location: at, ceilings: ceilings, selfID: id)
+                self.checkLimits(defaults, field: "customerDefaults", subject: subject, location: at, ceilings: ceilings, selfID: id)
                 customerDefaults = defaults
             }
         } else if let inherited = customerDefaults, node.kind != .customer, node.limits != nil {
             // Defaults set higher up must still fit inside this node's own, narrower budget.
             let before = self.issues.count
-            self.checkLimits(inherited, field: "customerDefaults", label: label, location: at, ceilings: ceilings, selfID: id)
+            self.checkLimits(inherited, field: "customerDefaults", subject: subject, location: at, ceilings: ceilings, selfID: id)
             for index in before..<self.issues.count {
-                self.issues[index].message += " (inherited customer defaults: set customerDefaults on this node)"
+                self.issues[index].text.append(" (inherited customer defaults: set customerDefaults on this node)")
             }
         }
 
@@ -418,11 +433,11 @@ private struct Compilation {
         if let regions = node.residency {
             let unknown = regions.filter { !self.regions.contains($0) }
             if !unknown.isEmpty {
-                self.report(label, "residency", "no cell is in region\(unknown.count == 1 ? "" : "s") \(Self.quoted(unknown))", at("residency"))
+                self.report(subject, "residency", "no cell is in region\(unknown.count == 1 ? "" : "s") \(Self.quoted(unknown))", at("residency"))
             }
             let own = Set(regions)
             if let inherited = residency, !own.isSubset(of: inherited) {
-                self.report(label, "residency", "may only narrow its parent's regions \(Self.quoted(inherited.sorted())); not allowed: \(Self.quoted(own.subtracting(inherited).sorted()))", at("residency"))
+                self.report(subject, "residency", "may only narrow its parent's regions \(Self.quoted(inherited.sorted())); not allowed: \(Self.quoted(own.subtracting(inherited).sorted()))", at("residency"))
             }
             residency = residency.map { own.intersection($0) } ?? own
         }
@@ -431,11 +446,11 @@ private struct Compilation {
         var placement = parent?.placement
         if let own = node.placement {
             placement = (own, id)
-            self.checkPlacement(own, label: label, location: at("placement"), residency: residency)
+            self.checkPlacement(own, subject: subject, location: at("placement"), residency: residency)
         }
         var cell: String?
-        if node.kind == .customer {
-            cell = self.customerCell(id: id, label: label, placement: placement, residency: residency, location: at("placement"))
+        if node.kind == .customer, !detached || node.placement != nil {
+            cell = self.customerCell(id: id, subject: subject, placement: placement, residency: residency, location: at("placement"))
         }
 
         // Branding: field by field, nearest wins, except fields an ancestor locked.
@@ -445,11 +460,11 @@ private struct Compilation {
             for (field, value) in own.values.sorted(by: { $0.key < $1.key }) {
                 let fieldName = "branding.\(field.rawValue)"
                 if let locker = lockedBy[field] {
-                    self.report(label, fieldName, "is locked by \(self.label(for: locker)) and cannot be changed below it", at(fieldName))
+                    self.report(subject, fieldName, "is locked by \(node: self.reference(to: locker)) and cannot be changed below it", at(fieldName))
                     continue
                 }
                 if let problem = ValueRules.brandingProblem(field, value) {
-                    self.report(label, fieldName, problem, at(fieldName))
+                    self.report(subject, fieldName, "\(problem)", at(fieldName))
                     continue
                 }
                 branding[field] = value
@@ -462,9 +477,10 @@ private struct Compilation {
         // Portal domains: unique across the whole tree.
         for domain in node.portalDomains {
             if let problem = ValueRules.portalDomainProblem(domain) {
-                self.report(label, "portalDomains", problem, at("portalDomains"))
+                self.report(subject, "portalDomains", "\(problem)", at("portalDomains"))
             } else if let owner = self.byPortalDomain[domain] {
-                self.report(label, "portalDomains", "'\(domain)' is already the portal domain of \(self.label(for: owner))", at("portalDomains"))
+                let holder = self.reference(to: owner)
+                self.report(subject, "portalDomains", "'\(domain)' is already the portal domain of \(node: holder)", at("portalDomains"), counterpart: holder)
             } else {
                 self.byPortalDomain[domain] = id
             }
@@ -474,12 +490,12 @@ private struct Compilation {
         var origins = parent?.origins
         if let own = node.origins {
             for origin in own {
-                if let problem = ValueRules.originProblem(origin) { self.report(label, "origins", problem, at("origins")) }
+                if let problem = ValueRules.originProblem(origin) { self.report(subject, "origins", "\(problem)", at("origins")) }
             }
             let inherited = Set(origins ?? [])
             let widened = own.filter { !inherited.contains($0) }
             if parent != nil, !widened.isEmpty {
-                self.report(label, "origins", "may only narrow its parent's origins; not allowed: \(Self.quoted(widened))", at("origins"))
+                self.report(subject, "origins", "may only narrow its parent's origins; not allowed: \(Self.quoted(widened))", at("origins"))
             }
             origins = own.filter { parent == nil || inherited.contains($0) }
         }
@@ -487,13 +503,14 @@ private struct Compilation {
         // Issuers: registered on the platform side of a subtree, each on exactly one node.
         for issuer in node.issuers {
             if node.kind == .customer {
-                self.report(label, "issuers", "issuers are registered on an OEM or a partner", at("issuers"))
+                self.report(subject, "issuers", "issuers are registered on an OEM or a partner", at("issuers"))
                 break
             }
             if issuer.isEmpty || issuer.utf8.count > 512 || issuer.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7f }) {
-                self.report(label, "issuers", "'\(issuer)' is not a valid issuer (1 to 512 visible characters)", at("issuers"))
+                self.report(subject, "issuers", "'\(issuer)' is not a valid issuer (1 to 512 visible characters)", at("issuers"))
             } else if let owner = self.byIssuer[issuer] {
-                self.report(label, "issuers", "issuer '\(issuer)' is already registered on \(self.label(for: owner))", at("issuers"))
+                let holder = self.reference(to: owner)
+                self.report(subject, "issuers", "issuer '\(issuer)' is already registered on \(node: holder)", at("issuers"), counterpart: holder)
             } else {
                 self.byIssuer[issuer] = id
             }
@@ -502,7 +519,7 @@ private struct Compilation {
         // Partner issuer self-service: the OEM's own policy about its partners, decided once for
         // its whole subtree.
         if node.kind != .oem, node.partnerIssuerSelfService != nil {
-            self.report(label, "partnerIssuerSelfService", "only an OEM decides whether its partners manage their own token issuers", at("partnerIssuerSelfService"))
+            self.report(subject, "partnerIssuerSelfService", "only an OEM decides whether its partners manage their own token issuers", at("partnerIssuerSelfService"))
         }
         let partnerIssuerSelfService = parent?.partnerIssuerSelfService ?? (node.partnerIssuerSelfService ?? false)
 
@@ -513,6 +530,7 @@ private struct Compilation {
         } else {
             effectiveBranding = EffectiveBranding(values: branding)
         }
+        if detached { return }
         if node.kind != .customer {
             // Customers have no children: nothing needs their inheritable state.
             self.resolved[id] = Resolved(
@@ -531,64 +549,64 @@ private struct Compilation {
     }
 
     mutating func checkLimits(
-        _ limits: Limits, field: String, label: String, location: (String) -> SourceLocation, ceilings: LimitCeilings, selfID: NodeID
+        _ limits: Limits, field: String, subject: IssueNode, location: (String) -> SourceLocation, ceilings: LimitCeilings, selfID: NodeID
     ) {
         if limits.burst != nil, limits.ratePerSecond == nil {
-            self.report(label, "\(field).burst", "a burst needs a rate", location("\(field).burst"))
+            self.report(subject, "\(field).burst", "a burst needs a rate", location("\(field).burst"))
         }
         // Quota arithmetic is in whole microseconds: at most one request per microsecond.
         if let rate = limits.ratePerSecond, rate > Limits.maxRatePerSecond {
-            self.report(label, "\(field).rate", "at most \(Limits.maxRatePerSecond) per second", location("\(field).rate"))
+            self.report(subject, "\(field).rate", "at most \(Limits.maxRatePerSecond) per second", location("\(field).rate"))
         }
         for (index, (name, value)) in limits.fields.enumerated() {
             guard let value else { continue }
             if value < 1 {
-                self.report(label, "\(field).\(name)", "must be at least 1", location("\(field).\(name)"))
+                self.report(subject, "\(field).\(name)", "must be at least 1", location("\(field).\(name)"))
             } else if let ceiling = ceilings[index], value > ceiling.value {
-                let owner = ceiling.node == selfID ? label : self.label(for: ceiling.node)
-                self.report(label, "\(field).\(name)", "\(value) is above the \(ceiling.value) of \(owner)", location("\(field).\(name)"))
+                let owner = ceiling.node == selfID ? subject : self.reference(to: ceiling.node)
+                self.report(subject, "\(field).\(name)", "\(value) is above the \(ceiling.value) of \(node: owner)", location("\(field).\(name)"))
             }
         }
     }
 
-    mutating func checkPlacement(_ placement: PlacementSource, label: String, location: SourceLocation, residency: Set<String>?) {
+    mutating func checkPlacement(_ placement: PlacementSource, subject: IssueNode, location: SourceLocation, residency: Set<String>?) {
         if let cellID = placement.cell {
             guard let cell = self.cells[cellID] else {
-                self.report(label, "placement.cell", "unknown cell '\(cellID)'", location)
+                self.report(subject, "placement.cell", "unknown cell '\(cellID)'", location)
                 return
             }
             if placement.tier != nil || placement.region != nil {
-                self.report(label, "placement", "pin a cell or name a tier and region, not both", location)
+                self.report(subject, "placement", "pin a cell or name a tier and region, not both", location)
             }
             if let residency, !residency.contains(cell.region) {
-                self.report(label, "placement.cell", "cell '\(cellID)' is in region '\(cell.region)', outside the allowed regions \(Self.quoted(residency.sorted()))", location)
+                self.report(subject, "placement.cell", "cell '\(cellID)' is in region '\(cell.region)', outside the allowed regions \(Self.quoted(residency.sorted()))", location)
             }
             return
         }
         guard let region = placement.region, placement.tier != nil else {
-            self.report(label, "placement", "needs either a cell, or a tier and a region", location)
+            self.report(subject, "placement", "needs either a cell, or a tier and a region", location)
             return
         }
         if !self.regions.contains(region) {
-            self.report(label, "placement.region", "no cell is in region '\(region)'", location)
+            self.report(subject, "placement.region", "no cell is in region '\(region)'", location)
         } else if let residency, !residency.contains(region) {
-            self.report(label, "placement.region", "region '\(region)' is outside the allowed regions \(Self.quoted(residency.sorted()))", location)
+            self.report(subject, "placement.region", "region '\(region)' is outside the allowed regions \(Self.quoted(residency.sorted()))", location)
         }
     }
 
     /// The cell a customer is served by, from its nearest placement.
     mutating func customerCell(
-        id: NodeID, label: String, placement: (placement: PlacementSource, node: NodeID)?, residency: Set<String>?, location: SourceLocation
+        id: NodeID, subject: IssueNode, placement: (placement: PlacementSource, node: NodeID)?, residency: Set<String>?, location: SourceLocation
     ) -> String? {
         guard let (placement, setter) = placement else {
-            self.report(label, "placement", "no placement: set a cell, or a tier and region, on the customer or an ancestor", location)
+            self.report(subject, "placement", "no placement: set a cell, or a tier and region, on the customer or an ancestor", location)
             return nil
         }
         let inherited = setter != id
         if let cellID = placement.cell {
             guard let cell = self.cells[cellID] else { return nil }  // reported where it was set
             if inherited, let residency, !residency.contains(cell.region) {
-                self.report(label, "placement", "inherits cell '\(cellID)' from \(self.label(for: setter)), which is outside this customer's regions \(Self.quoted(residency.sorted()))", location)
+                self.report(subject, "placement", "inherits cell '\(cellID)' from \(node: self.reference(to: setter)), which is outside this customer's regions \(Self.quoted(residency.sorted()))", location)
                 return nil
             }
             if cell.kind == .dedicated {
@@ -598,17 +616,17 @@ private struct Compilation {
         }
         guard let tier = placement.tier, let region = placement.region else { return nil }
         if tier == .dedicated {
-            self.report(label, "placement", "the dedicated tier needs a pinned cell (a dedicated cell serves one customer)", location)
+            self.report(subject, "placement", "the dedicated tier needs a pinned cell (a dedicated cell serves one customer)", location)
             return nil
         }
         if inherited, let residency, !residency.contains(region) {
-            self.report(label, "placement", "inherits region '\(region)' from \(self.label(for: setter)), which is outside this customer's regions \(Self.quoted(residency.sorted()))", location)
+            self.report(subject, "placement", "inherits region '\(region)' from \(node: self.reference(to: setter)), which is outside this customer's regions \(Self.quoted(residency.sorted()))", location)
             return nil
         }
         guard let candidates = self.pooledCells[region], !candidates.isEmpty else {
             // A region with no cell at all was reported where the placement was set.
             if self.regions.contains(region) {
-                self.report(label, "placement", "no pooled cell in region '\(region)'", location)
+                self.report(subject, "placement", "no pooled cell in region '\(region)'", location)
             }
             return nil
         }

@@ -180,6 +180,18 @@ func gatewaySettings(
     return text + extra
 }
 
+/// A new temporary directory holding settings (`gateway.yaml`) that name `tenants.yaml` next to
+/// them, for `check` and `explain`, which open no listener. The caller writes the tree and
+/// removes the directory.
+func treeFileDirectory() throws -> (directory: URL, settings: URL) {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("erp-gateway-tree-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    let settings = directory.appendingPathComponent("gateway.yaml")
+    try gatewaySettings(endpoints: [9], tenantTree: "tenants.yaml").replacingOccurrences(of: "PORT", with: "1")
+        .write(to: settings, atomically: true, encoding: .utf8)
+    return (directory, settings)
+}
+
 /// A `demo-backend` process on loopback: an upstream the test can kill like a crashed server and
 /// start again on the same port.
 final class BackendProcess {

@@ -184,12 +184,8 @@ final class TenantTreeTests: GatewayTestCase {
     }
 
     func testCheckAndExplainOnTheTree() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("erp-gateway-tree-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let (directory, settings) = try treeFileDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let settings = directory.appendingPathComponent("gateway.yaml")
-        try gatewaySettings(endpoints: [9], tenantTree: "tenants.yaml").replacingOccurrences(of: "PORT", with: "1")
-            .write(to: settings, atomically: true, encoding: .utf8)
 
         try Self.tree().write(to: directory.appendingPathComponent("tenants.yaml"), atomically: true, encoding: .utf8)
         let (okStatus, okOutput) = try runCommand(GatewayProcess.binary, ["check", "--config", settings.path])

@@ -74,4 +74,62 @@ final class ValidationRegressionTests: XCTestCase {
             node: "acme", field: "limits.rate", message: "at most 1000000 per second"
         )
     }
+
+    func testAnOrphansOwnErrorsAreListedWithItsUnknownParentInOneRun() {
+        // A partner whose parent is misspelt, with an http:// logo; below it a customer with a bad
+        // colour; elsewhere an unrelated mistake. Every one is reported at once, by node and field.
+        let source = Fixtures.tree([
+            Fixtures.oem("acme") { $0.branding = BrandingSource(values: [.supportEmail: "not-an-address"]) },
+            Fixtures.partner("northwind", under: "acmee") {
+                $0.branding = BrandingSource(values: [.logoUrl: "http://cdn.northwind.example/logo.svg"])
+                $0.limits = Limits(ratePerSecond: 0)
+                $0.portalDomains = ["Portal.Northwind.example"]
+            },
+            Fixtures.customer("contoso", under: "northwind") { $0.branding = BrandingSource(values: [.primaryColor: "blue"]) },
+            Fixtures.partner("loop", under: "loop") { $0.origins = ["ftp://loop.example"] },
+        ])
+        let found = self.issues(of: source).map { "\($0.node) \($0.field)" }
+        XCTAssertEqual(Set(found), [
+            "acme branding.supportEmail",
+            "northwind parent", "northwind branding.logoUrl", "northwind limits.rate", "northwind portalDomains",
+            "contoso branding.primaryColor",
+            "loop parent", "loop origins",
+        ])
+        XCTAssertEqual(found.count, 8, "each mistake once: \(found)")
+    }
+
+    func testAnOrphanIsNotBlamedForWhatOnlyItsAncestorsCouldGiveIt() {
+        // An orphan customer inherits no placement and no OEM package: neither is reported.
+        let source = Fixtures.tree([
+            Fixtures.oem("acme") { $0.packages = [PackageSource(name: "acme-basic", features: ["ledger"])] },
+            Fixtures.customer("contoso", under: "nobody", package: "acme-basic") { $0.limits = Limits(ratePerSecond: 5) },
+        ])
+        self.assertOnlyIssue(source, node: "contoso", field: "parent", message: "unknown parent 'nobody'")
+    }
+
+    func testAnIssueRefersToOtherNodesByReferenceAndQuotesValuesAsWritten() throws {
+        // `sg` is an OEM; the domain and the package contain its id as text, which stays text.
+        let source = Fixtures.tree([
+            Fixtures.oem("sg") { $0.portalDomains = ["portal.sg-one.test"] },
+            Fixtures.oem("acme"),
+            Fixtures.partner("northwind", under: "acme") { $0.portalDomains = ["portal.sg-one.test"] },
+            Fixtures.customer("contoso", under: "northwind", package: "msgs"),
+        ])
+        let issues = self.issues(of: source)
+        let domain = try XCTUnwrap(issues.first { $0.field == "portalDomains" })
+        XCTAssertEqual(domain.subject, .path(try NodePath(parsing: "acme/northwind")))
+        XCTAssertEqual(domain.counterpart, .path(NodePath(oem: try NodeID("sg"))))
+        XCTAssertEqual(domain.text.nodes, [.path(NodePath(oem: try NodeID("sg")))])
+        XCTAssertEqual(domain.message, "'portal.sg-one.test' is already the portal domain of sg")
+        XCTAssertEqual(domain.text.rendered { _ in "another node" }, "'portal.sg-one.test' is already the portal domain of another node")
+        let package = try XCTUnwrap(issues.first { $0.field == "package" })
+        XCTAssertEqual(package.text.nodes, [])
+        XCTAssertEqual(package.text.rendered { _ in "another node" }, "unknown package 'msgs'")
+        // The compiler's other references to nodes are typed too: a lock, a limit's owner.
+        let locked = self.issues(of: Fixtures.chain(
+            oem: { $0.branding = BrandingSource(values: [.termsUrl: "https://acme.example/terms"], locked: [.termsUrl]); $0.limits = Limits(ratePerSecond: 10) },
+            partner: { $0.branding = BrandingSource(values: [.termsUrl: "https://northwind.example/terms"]); $0.limits = Limits(ratePerSecond: 20) }
+        ))
+        XCTAssertEqual(locked.map(\.text.nodes), [[.path(NodePath(oem: try NodeID("acme")))], [.path(NodePath(oem: try NodeID("acme")))]])
+    }
 }

@@ -593,7 +593,10 @@ final class ValidationTests: XCTestCase {
         ])
     }
 
-    func testTheSubtreeOfAStructurallyBrokenNodeAddsNoIssues() {
+    /// A node left out of the tree, and its subtree, add no follow-up issues (no "unknown parent"
+    /// for the children, nothing they would have inherited), but their own mistakes are listed
+    /// in the same run: fixing the parent must not reveal a second round of errors.
+    func testTheSubtreeOfAStructurallyBrokenNodeAddsItsOwnMistakesButNoFollowUps() {
         let source = Fixtures.chain(adding: [
             Fixtures.partner("orphan", under: "nobody") { $0.features = ["teleport"] },
             Fixtures.customer("stray-1", under: "orphan", package: "platinum"),
@@ -605,7 +608,11 @@ final class ValidationTests: XCTestCase {
 
         let found = issues(of: source)
 
-        XCTAssertEqual(found.map(\.node), ["orphan", "misplaced"], found.map(\.description).joined(separator: "\n"))
+        XCTAssertEqual(
+            found.map { "\($0.node) \($0.field)" }.sorted(),
+            ["misplaced parent", "orphan features", "orphan parent", "stray-2 branding.primaryColor", "stray-3 limits.burst", "stray-4 issuers"],
+            found.map(\.description).joined(separator: "\n")
+        )
     }
 
     func testARejectedTreeThrowsAndReturnsNothing() {
