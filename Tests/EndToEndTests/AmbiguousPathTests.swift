@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// Issue 12, item 2, through the real binary: paths a servlet container, a double decoder, a lax
+/// Through the real binary: paths a servlet container, a double decoder, a lax
 /// UTF-8 decoder or a fragment-stripping server would read as another route are answered 400
 /// `ambiguous-path` before any route, feature or quota is looked at, and never reach a backend.
 final class AmbiguousPathTests: GatewayTestCase {

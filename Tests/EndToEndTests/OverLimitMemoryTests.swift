@@ -2,8 +2,8 @@ import Foundation
 import XCTest
 
 /// The over-limit memory in the running gateway: it refuses without Redis only what Redis
-/// would refuse, judged per cost and per limit kind, on every event loop alike (issue 12,
-/// item 7: a cheap request that still fit was refused until UTC midnight with `r=0`).
+/// would refuse, judged per cost and per limit kind, on every event loop alike (a cheap request
+/// that still fit used to be refused until UTC midnight with `r=0`).
 final class OverLimitMemoryTests: GatewayTestCase {
     var redis: RedisProcess!
 

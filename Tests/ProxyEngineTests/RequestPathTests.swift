@@ -60,7 +60,7 @@ final class RequestPathTests: XCTestCase {
         self.assertRejected("*", .notOriginForm)
     }
 
-    // MARK: - Issue 12: what servlet containers, double decoders and lax UTF-8 decoders read differently
+    // MARK: - What servlet containers, double decoders and lax UTF-8 decoders read differently
 
     func testPathParametersAreRefusedInAnySegmentRawOrEncoded() {
         self.assertRejected("/v1/ledger/..;/payroll", .pathParameter)
