@@ -273,7 +273,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 exchange.upstream = nil
                 self.environment.pool.release(upstream, reusable: false)
             }
-            self.fail(exchange, with: .upstreamResponseTimeout)
+            self.fail(exchange, with: .upstreamTimeout)
         }
     }
 
@@ -388,7 +388,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     private func refuse(_ exchange: Exchange, _ refusal: TenantAccess.Refusal) {
-        exchange.logger.notice("request refused", metadata: ["problem": "\(refusal.problem)", "reason": "\(refusal.reason)"])
+        exchange.logger.notice(
+            "request refused", metadata: ["problem": "\(refusal.problem)", "phase": "\(refusal.problem.phase.rawValue)", "reason": "\(refusal.reason)"]
+        )
         self.fail(exchange, with: refusal.problem, headers: refusal.headers, extensions: refusal.extensions)
     }
 
@@ -459,7 +461,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.warnQuotaStoreUnavailable("quota store unavailable; refusing", reason: reason, mode: mode, exchange)
             var headers = HTTPHeaders()
             headers.add(name: "retry-after", value: "1")
-            self.fail(exchange, with: .quotaUnavailable, headers: headers)
+            self.fail(exchange, with: .quotaStoreUnavailable, headers: headers)
         case .local:
             let decision = self.environment.localLimits.admit(plan)
             if case .refused = decision {
@@ -555,7 +557,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             guard let cell = exchange.tenant?.cell ?? exchange.settings.cell(named: exchange.settings.defaultCell),
                 let route = router.route(for: cell, residency: exchange.tenant?.policy.residency)
             else {
-                self.fail(exchange, with: .upstreamUnreachable)
+                self.fail(exchange, with: .cellUnavailable)
                 return
             }
             exchange.routing = (router, route)
@@ -673,6 +675,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         var metadata = logMetadata
         metadata["request-id"] = .string(id)
         metadata["problem"] = "\(problem)"
+        metadata["phase"] = "\(problem.phase.rawValue)"
         metadata["status"] = "\(problem.status.code)"
         self.environment.logger.notice("request rejected", metadata: metadata)
         self.writeProblem(problem, requestID: id, version: requestHead?.version ?? .http1_1, close: true)
@@ -788,7 +791,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.waitTimer = loop.assumeIsolated().scheduleTask(in: .milliseconds(duration.milliseconds)) { [weak self] in
             guard let self, self.exchange == nil, !self.closing else { return }
             if self.waitingSince == .readingHead {
-                self.respondWithoutExchange(.headerReadTimeout, logMetadata: ["timeout-ms": "\(duration.milliseconds)"])
+                self.respondWithoutExchange(.requestHeaderTimeout, logMetadata: ["timeout-ms": "\(duration.milliseconds)"])
             } else {
                 self.closeNow()
             }
@@ -805,7 +808,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         switch error {
         case .headerOverflow: .headerFieldsTooLarge
         case .unexpectedContentLength, .invalidContentLength, .invalidChunkSize:
-            .requestSmuggling
+            .ambiguousFraming
         default: .malformedRequest
         }
     }
@@ -1028,7 +1031,10 @@ final class Exchange {
         let rawPath = self.clientHead.uri.utf8.split(separator: UInt8(ascii: "?"), maxSplits: 1, omittingEmptySubsequences: false).first
         if let rawPath, !rawPath.elementsEqual(self.path.path.utf8) { metadata["raw-path"] = "\(Substring(rawPath))" }
         if let status { metadata["status"] = "\(status)" }
-        if let problem { metadata["problem"] = "\(problem)" }
+        if let problem {
+            metadata["problem"] = "\(problem)"
+            metadata["phase"] = "\(problem.phase.rawValue)"
+        }
         if let endpoint = self.endpoint { metadata["upstream"] = "\(endpoint)" }
         if let cell = self.route?.currentCell ?? self.route?.chain.first?.cell { metadata["cell"] = "\(cell.id)" }
         if let attempts = self.route?.attempts, attempts > 1 { metadata["attempts"] = "\(attempts)" }

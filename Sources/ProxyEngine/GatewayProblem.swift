@@ -1,12 +1,34 @@
 import JSONText
 import NIOHTTP1
 
+/// The step of the request pipeline that raised a problem: every problem `type` a client quotes
+/// in a bug report leads to one phase, and the log line of every refused request names it.
+public enum Phase: String, Sendable, CaseIterable {
+    /// Reading the request: framing, limits, timeouts, method, path.
+    case decode
+    /// Matching the route catalog (and the portal branding endpoint).
+    case route
+    /// The bearer token: present, well-formed, verified, not revoked.
+    case authenticate
+    /// The customer the token speaks for: inside the issuer's subtree, placed on a cell.
+    case resolve
+    /// The customer's status, features and browser origin.
+    case authorize
+    /// Quotas at every level of the customer's path.
+    case admit
+    /// The cell and endpoint that serve the request.
+    case selectCell = "select-cell"
+    /// The upstream attempt: connection, request, response head.
+    case forward
+}
+
 /// Why the gateway answered a request itself instead of relaying the upstream's response.
 ///
-/// Every problem is one of the constants below: a fixed slug (the stable `type` clients switch
-/// on, safe as a log field or metric label), status, title, origin and whether the connection
-/// must close. Nothing from the request — an upstream address, another tenant's name — can end
-/// up in one, because nothing but these constants can be built.
+/// Every problem is one of the constants below, each named like its slug and raised by one
+/// phase for one reason: a fixed slug (the stable `type` clients switch on, safe as a log field
+/// or metric label), status, title, phase, origin and whether the connection must close.
+/// Nothing from the request — an upstream address, another tenant's name — can end up in one,
+/// because nothing but these constants can be built.
 public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible {
     /// Where the problem arose: the client's request or the upstream.
     public enum Origin: String, Sendable { case downstream, upstream }
@@ -15,15 +37,18 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
     public let slug: String
     public let status: HTTPResponseStatus
     public let title: String
+    /// The pipeline phase that raises it.
+    public let phase: Phase
     public let origin: Origin
     /// Whether the client connection must be closed after the answer: the rest of the byte stream
     /// can no longer be trusted to start at a message boundary.
     public let closesConnection: Bool
 
-    private init(_ slug: String, _ status: HTTPResponseStatus, _ title: String, _ origin: Origin, closes: Bool = false) {
+    private init(_ slug: String, _ status: HTTPResponseStatus, _ title: String, _ phase: Phase, _ origin: Origin, closes: Bool = false) {
         self.slug = slug
         self.status = status
         self.title = title
+        self.phase = phase
         self.origin = origin
         self.closesConnection = closes
     }
@@ -34,70 +59,107 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
     public var type: String { "urn:erp-gateway:problem:\(self.slug)" }
     public var description: String { self.slug }
 
-    // MARK: Request framing and limits
+    // MARK: Decode: framing, limits, method, path
 
-    public static let malformedRequest = GatewayProblem("malformed-request", .badRequest, "The request is not valid HTTP/1.1.", .downstream, closes: true)
-    public static let requestSmuggling = GatewayProblem("ambiguous-framing", .badRequest, "The request's message framing is ambiguous.", .downstream, closes: true)
-    public static let headerReadTimeout = GatewayProblem("request-header-timeout", .requestTimeout, "The request head did not arrive in time.", .downstream, closes: true)
+    public static let malformedRequest = GatewayProblem("malformed-request", .badRequest, "The request is not valid HTTP/1.1.", .decode, .downstream, closes: true)
+    public static let ambiguousFraming = GatewayProblem("ambiguous-framing", .badRequest, "The request's message framing is ambiguous.", .decode, .downstream, closes: true)
+    public static let requestHeaderTimeout = GatewayProblem(
+        "request-header-timeout", .requestTimeout, "The request head did not arrive in time.", .decode, .downstream, closes: true
+    )
     /// The request body stopped arriving for `timeouts.requestBodyIdle`: the client, not the
     /// upstream, is slow, so no endpoint is blamed.
     public static let requestBodyTimeout = GatewayProblem(
-        "request-body-timeout", .requestTimeout, "The request body did not arrive in time.", .downstream, closes: true
+        "request-body-timeout", .requestTimeout, "The request body did not arrive in time.", .decode, .downstream, closes: true
     )
-    public static let bodyTooLarge = GatewayProblem("body-too-large", .payloadTooLarge, "The request body is larger than allowed.", .downstream, closes: true)
-    public static let uriTooLong = GatewayProblem("uri-too-long", .uriTooLong, "The request target is longer than allowed.", .downstream, closes: true)
+    public static let bodyTooLarge = GatewayProblem("body-too-large", .payloadTooLarge, "The request body is larger than allowed.", .decode, .downstream, closes: true)
+    public static let uriTooLong = GatewayProblem("uri-too-long", .uriTooLong, "The request target is longer than allowed.", .decode, .downstream, closes: true)
     public static let headerFieldsTooLarge = GatewayProblem(
-        "header-fields-too-large", .requestHeaderFieldsTooLarge, "The request header fields are larger than allowed.", .downstream, closes: true
+        "header-fields-too-large", .requestHeaderFieldsTooLarge, "The request header fields are larger than allowed.", .decode, .downstream, closes: true
     )
     /// CONNECT, or a method that is neither a standard one nor named by a route. The connection
     /// closes: after CONNECT the decoder reads no further request.
     public static let methodNotImplemented = GatewayProblem(
-        "method-not-implemented", .notImplemented, "The gateway does not forward this method.", .downstream, closes: true
+        "method-not-implemented", .notImplemented, "The gateway does not forward this method.", .decode, .downstream, closes: true
     )
-    public static let ambiguousPath = GatewayProblem("ambiguous-path", .badRequest, "The request path cannot be interpreted unambiguously.", .downstream, closes: true)
+    public static let ambiguousPath = GatewayProblem(
+        "ambiguous-path", .badRequest, "The request path cannot be interpreted unambiguously.", .decode, .downstream, closes: true
+    )
 
-    // MARK: Routing
+    // MARK: Route
 
-    public static let routeNotFound = GatewayProblem("route-not-found", .notFound, "No route matches the request.", .downstream)
-    public static let methodNotAllowed = GatewayProblem("method-not-allowed", .methodNotAllowed, "The route does not accept this method.", .downstream)
-    public static let portalNotFound = GatewayProblem("portal-not-found", .notFound, "No portal is served on this host.", .downstream)
+    public static let routeNotFound = GatewayProblem("route-not-found", .notFound, "No route matches the request.", .route, .downstream)
+    public static let methodNotAllowed = GatewayProblem("method-not-allowed", .methodNotAllowed, "The route does not accept this method.", .route, .downstream)
+    public static let portalNotFound = GatewayProblem("portal-not-found", .notFound, "No portal is served on this host.", .route, .downstream)
 
-    // MARK: Authentication and authorization
+    // MARK: Authenticate
 
-    public static let tokenMissing = GatewayProblem("token-missing", .unauthorized, "A bearer token is required.", .downstream)
-    public static let tokenInQuery = GatewayProblem("token-in-query", .badRequest, "Tokens are accepted only in the Authorization header.", .downstream)
-    public static let tokenRevoked = GatewayProblem("token-revoked", .unauthorized, "The bearer token has been revoked.", .downstream)
-    public static let tenantNotPermitted = GatewayProblem("tenant-not-permitted", .forbidden, "The token may not act for this tenant.", .downstream)
-    public static let tenantSuspended = GatewayProblem("tenant-suspended", .forbidden, "The tenant is suspended.", .downstream)
-    public static let featureNotEnabled = GatewayProblem("feature-not-enabled", .forbidden, "The tenant's plan does not include this feature.", .downstream)
-    public static let originNotAllowed = GatewayProblem("origin-not-allowed", .forbidden, "Requests from this origin are not allowed.", .downstream)
+    public static let tokenMissing = GatewayProblem("token-missing", .unauthorized, "A bearer token is required.", .authenticate, .downstream)
+    public static let tokenInQuery = GatewayProblem("token-in-query", .badRequest, "Tokens are accepted only in the Authorization header.", .authenticate, .downstream)
+    public static let tokenRevoked = GatewayProblem("token-revoked", .unauthorized, "The bearer token has been revoked.", .authenticate, .downstream)
 
     /// A token the verifier refused; `reason` is the verifier's fixed rejection slug (`token-expired`, `bad-signature`, …).
     public static func tokenRejected(_ reason: String) -> GatewayProblem {
-        GatewayProblem(reason, .unauthorized, "The bearer token is not valid.", .downstream)
+        GatewayProblem(reason, .unauthorized, "The bearer token is not valid.", .authenticate, .downstream)
     }
 
-    // MARK: Quotas
+    // MARK: Resolve
+
+    public static let tenantNotPermitted = GatewayProblem("tenant-not-permitted", .forbidden, "The token may not act for this tenant.", .resolve, .downstream)
+    /// The customer's placement names no cell the settings in force have (a cell removed from the
+    /// settings while the tree still places customers on it).
+    public static let tenantNotPlaced = GatewayProblem("tenant-not-placed", .serviceUnavailable, "No backend is assigned to this tenant.", .resolve, .upstream)
+
+    // MARK: Authorize
+
+    public static let tenantSuspended = GatewayProblem("tenant-suspended", .forbidden, "The tenant is suspended.", .authorize, .downstream)
+    public static let featureNotEnabled = GatewayProblem("feature-not-enabled", .forbidden, "The tenant's plan does not include this feature.", .authorize, .downstream)
+    public static let originNotAllowed = GatewayProblem("origin-not-allowed", .forbidden, "Requests from this origin are not allowed.", .authorize, .downstream)
+
+    // MARK: Admit
 
     /// A level of the tenant's path is over its limit; the RateLimit headers name which.
-    public static let quotaExceeded = GatewayProblem("quota-exceeded", .tooManyRequests, "A usage limit has been reached.", .downstream)
-
+    public static let quotaExceeded = GatewayProblem("quota-exceeded", .tooManyRequests, "A usage limit has been reached.", .admit, .downstream)
     /// Redis cannot be reached and the tier's fail mode is `closed`.
-    public static let quotaUnavailable = GatewayProblem("quota-store-unavailable", .serviceUnavailable, "Usage limits cannot be checked right now.", .upstream)
-
-    // MARK: Upstream
-
-    public static let upstreamUnreachable = GatewayProblem("upstream-unreachable", .badGateway, "The backend service could not be reached.", .upstream)
-    public static let upstreamFailed = GatewayProblem("upstream-failed", .badGateway, "The backend service failed to answer.", .upstream)
-    public static let upstreamConnectTimeout = GatewayProblem(
-        "upstream-connect-timeout", .gatewayTimeout, "The backend service did not accept a connection in time.", .upstream
+    public static let quotaStoreUnavailable = GatewayProblem(
+        "quota-store-unavailable", .serviceUnavailable, "Usage limits cannot be checked right now.", .admit, .upstream
     )
-    public static let upstreamResponseTimeout = GatewayProblem("upstream-timeout", .gatewayTimeout, "The backend service did not answer in time.", .upstream)
+
+    // MARK: Select cell
+
+    /// The cell this request was placed on is not configured on this event loop any more: a
+    /// reload removed it between the request's start and its first attempt.
+    public static let cellUnavailable = GatewayProblem("cell-unavailable", .serviceUnavailable, "The backend serving this tenant is not available.", .selectCell, .upstream)
     /// The customer's cell is at its pending or in-flight bound; `Retry-After` says when to come back.
-    public static let cellOverloaded = GatewayProblem("cell-overloaded", .serviceUnavailable, "The backend serving this tenant is at capacity.", .upstream)
+    public static let cellOverloaded = GatewayProblem("cell-overloaded", .serviceUnavailable, "The backend serving this tenant is at capacity.", .selectCell, .upstream)
     /// Every endpoint the request may use is unhealthy or ejected.
-    public static let noHealthyUpstream = GatewayProblem("no-healthy-upstream", .serviceUnavailable, "No backend is available for this tenant right now.", .upstream)
-    public static let upstreamBusy = GatewayProblem("upstream-busy", .serviceUnavailable, "The backend service is at its connection limit.", .upstream)
+    public static let noHealthyUpstream = GatewayProblem(
+        "no-healthy-upstream", .serviceUnavailable, "No backend is available for this tenant right now.", .selectCell, .upstream
+    )
+
+    // MARK: Forward
+
+    /// The endpoint refused or reset the connection attempt.
+    public static let upstreamUnreachable = GatewayProblem("upstream-unreachable", .badGateway, "The backend service could not be reached.", .forward, .upstream)
+    public static let upstreamFailed = GatewayProblem("upstream-failed", .badGateway, "The backend service failed to answer.", .forward, .upstream)
+    public static let upstreamConnectTimeout = GatewayProblem(
+        "upstream-connect-timeout", .gatewayTimeout, "The backend service did not accept a connection in time.", .forward, .upstream
+    )
+    public static let upstreamTimeout = GatewayProblem("upstream-timeout", .gatewayTimeout, "The backend service did not answer in time.", .forward, .upstream)
+    public static let upstreamBusy = GatewayProblem("upstream-busy", .serviceUnavailable, "The backend service is at its connection limit.", .forward, .upstream)
+
+    /// Every problem the gateway can answer with but the verifier's token rejections
+    /// (`tokenRejected`, phase `authenticate`, one per `TokenRejection`).
+    public static let all: [GatewayProblem] = [
+        .malformedRequest, .ambiguousFraming, .requestHeaderTimeout, .requestBodyTimeout, .bodyTooLarge, .uriTooLong,
+        .headerFieldsTooLarge, .methodNotImplemented, .ambiguousPath,
+        .routeNotFound, .methodNotAllowed, .portalNotFound,
+        .tokenMissing, .tokenInQuery, .tokenRevoked,
+        .tenantNotPermitted, .tenantNotPlaced,
+        .tenantSuspended, .featureNotEnabled, .originNotAllowed,
+        .quotaExceeded, .quotaStoreUnavailable,
+        .cellUnavailable, .cellOverloaded, .noHealthyUpstream,
+        .upstreamUnreachable, .upstreamFailed, .upstreamConnectTimeout, .upstreamTimeout, .upstreamBusy,
+    ]
 }
 
 /// RFC 9457 `application/problem+json`, rendered without Foundation's encoder: the fields are

@@ -51,7 +51,7 @@ enum RequestHeadValidation {
             // RFC 9112 §6.1: both present is a smuggling attempt; HTTP/1.0 has no chunked coding;
             // and chunked must be the only (so the final) coding for a request.
             guard lengths.isEmpty, head.version == .http1_1, codings.count == 1, codings[0].lowercased() == "chunked" else {
-                return .failure(.requestSmuggling)
+                return .failure(.ambiguousFraming)
             }
             return .success(.chunked)
         }
@@ -59,7 +59,7 @@ enum RequestHeadValidation {
             return .success(.none)
         }
         guard lengths.allSatisfy({ $0 == first }), let length = self.contentLength(first) else {
-            return .failure(.requestSmuggling)
+            return .failure(.ambiguousFraming)
         }
         if length > limits.maxRequestBodyBytes {
             return .failure(.bodyTooLarge)

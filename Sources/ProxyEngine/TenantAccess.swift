@@ -99,7 +99,7 @@ struct TenantAccess {
             return .refuse(Refusal(problem: .originNotAllowed, reason: "origin not in the tenant's origins"))
         }
         guard let cellID = policy.cell, let cell = self.configuration.settings.cell(named: cellID) else {
-            return .refuse(Refusal(problem: .upstreamUnreachable, reason: "customer has no cell"))
+            return .refuse(Refusal(problem: .tenantNotPlaced, reason: "placed on cell '\(policy.cell ?? "none")', which the settings do not have"))
         }
         return .forward(TenantRequest(policy: policy, route: route, token: verified, cell: cell, corsOrigin: origin))
     }

@@ -237,7 +237,7 @@ final class SecurityMatrixTests: GatewayTestCase {
             )
         }
         try assertConnectRefused("CONNECT /v1/ledger HTTP/1.1\r\nHost: gateway.test\r\n\r\n", port: self.port)
-        XCTAssertTrue(self.gateway.waitForLog("problem=method-not-implemented"), self.gateway.log)
+        XCTAssertTrue(self.gateway.waitForLog("phase=decode problem=method-not-implemented"), "the log names the phase:\n" + self.gateway.log)
         XCTAssertEqual(self.backends[0].statistics.requests, 0)
         XCTAssertEqual(self.backends[0].statistics.connectionsAccepted, 0)
     }

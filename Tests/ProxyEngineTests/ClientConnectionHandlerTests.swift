@@ -166,9 +166,9 @@ final class ClientConnectionHandlerTests: XCTestCase {
     }
 
     func testParserErrorsMapToTheirProblems() {
-        XCTAssertEqual(ClientConnectionHandler.problem(for: .invalidChunkSize), .requestSmuggling)
-        XCTAssertEqual(ClientConnectionHandler.problem(for: .unexpectedContentLength), .requestSmuggling)
-        XCTAssertEqual(ClientConnectionHandler.problem(for: .invalidContentLength), .requestSmuggling)
+        XCTAssertEqual(ClientConnectionHandler.problem(for: .invalidChunkSize), .ambiguousFraming)
+        XCTAssertEqual(ClientConnectionHandler.problem(for: .unexpectedContentLength), .ambiguousFraming)
+        XCTAssertEqual(ClientConnectionHandler.problem(for: .invalidContentLength), .ambiguousFraming)
         XCTAssertEqual(ClientConnectionHandler.problem(for: .headerOverflow), .headerFieldsTooLarge)
         XCTAssertEqual(ClientConnectionHandler.problem(for: .invalidMethod), .malformedRequest)
         XCTAssertEqual(ClientConnectionHandler.problem(for: .unknown), .malformedRequest)

@@ -1,5 +1,7 @@
 import Foundation
+import NIOCore
 import NIOHTTP1
+import TokenAuth
 import XCTest
 @testable import ProxyEngine
 
@@ -8,15 +10,15 @@ final class GatewayProblemTests: XCTestCase {
     /// whether the client connection is closed after the answer.
     private static let documented: [(problem: GatewayProblem, status: UInt, slug: String, origin: GatewayProblem.Origin, closes: Bool)] = [
         (.malformedRequest, 400, "malformed-request", .downstream, true),
-        (.requestSmuggling, 400, "ambiguous-framing", .downstream, true),
-        (.headerReadTimeout, 408, "request-header-timeout", .downstream, true),
+        (.ambiguousFraming, 400, "ambiguous-framing", .downstream, true),
+        (.requestHeaderTimeout, 408, "request-header-timeout", .downstream, true),
         (.bodyTooLarge, 413, "body-too-large", .downstream, true),
         (.uriTooLong, 414, "uri-too-long", .downstream, true),
         (.headerFieldsTooLarge, 431, "header-fields-too-large", .downstream, true),
         (.upstreamUnreachable, 502, "upstream-unreachable", .upstream, false),
         (.upstreamFailed, 502, "upstream-failed", .upstream, false),
         (.upstreamConnectTimeout, 504, "upstream-connect-timeout", .upstream, false),
-        (.upstreamResponseTimeout, 504, "upstream-timeout", .upstream, false),
+        (.upstreamTimeout, 504, "upstream-timeout", .upstream, false),
         (.upstreamBusy, 503, "upstream-busy", .upstream, false),
     ]
 
@@ -38,13 +40,75 @@ final class GatewayProblemTests: XCTestCase {
         XCTAssertEqual(Set(problems).count, problems.count)
         XCTAssertEqual(Set(problems.map(\.slug)).count, problems.count)
         XCTAssertEqual(Set(problems.map(\.title)).count, problems.count)
-        XCTAssertNotEqual(GatewayProblem.malformedRequest, .requestSmuggling)
+        XCTAssertNotEqual(GatewayProblem.malformedRequest, .ambiguousFraming)
     }
 
     func testSlugsAreSafeAsMetricLabels() {
         for entry in Self.documented {
             XCTAssertTrue(entry.slug.utf8.allSatisfy { (0x61...0x7A).contains($0) || $0 == UInt8(ascii: "-") }, entry.slug)
         }
+    }
+
+    // MARK: - One constant, one phase, one table
+
+    static var packageRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    /// `static let NAME = GatewayProblem("slug", …` in the source: every constant is named like
+    /// its slug (`ambiguous-framing` is `ambiguousFraming`), and `all` lists every constant.
+    func testEveryConstantIsNamedLikeItsSlugAndListedInAll() throws {
+        let source = try String(contentsOf: Self.packageRoot.appendingPathComponent("Sources/ProxyEngine/GatewayProblem.swift"), encoding: .utf8)
+        let declaration = try NSRegularExpression(pattern: #"static let (\w+) = GatewayProblem\(\s*"([a-z-]+)""#)
+        let matches = declaration.matches(in: source, range: NSRange(source.startIndex..., in: source))
+        var declared: [String: String] = [:]
+        for match in matches {
+            let name = String(source[Range(match.range(at: 1), in: source)!])
+            let slug = String(source[Range(match.range(at: 2), in: source)!])
+            let camel = slug.split(separator: "-").enumerated().map { $0.offset == 0 ? String($0.element) : $0.element.capitalized }.joined()
+            XCTAssertEqual(name, camel, "the constant for `\(slug)`")
+            declared[slug] = name
+        }
+        XCTAssertEqual(Set(declared.keys), Set(GatewayProblem.all.map(\.slug)), "GatewayProblem.all lists every constant")
+        XCTAssertEqual(GatewayProblem.all.count, declared.count)
+    }
+
+    /// Every problem the gateway can answer with, token rejections included.
+    static var everyProblem: [GatewayProblem] {
+        GatewayProblem.all + TokenRejection.allReasons.map { GatewayProblem.tokenRejected($0.slug) }
+    }
+
+    func testEverySlugIsRaisedByOnePhaseAndTheArchitectureTableSaysWhich() throws {
+        let problems = Self.everyProblem
+        XCTAssertEqual(Set(problems.map(\.slug)).count, problems.count, "slugs are distinct")
+        // The table of docs/architecture.md, "Problems and the phase that raises them".
+        let text = try String(contentsOf: Self.packageRoot.appendingPathComponent("docs/architecture.md"), encoding: .utf8)
+        let section = try XCTUnwrap(text.range(of: "## Problems and the phase that raises them"))
+        var documented: [String: (phase: String, status: String)] = [:]
+        for line in text[section.upperBound...].split(separator: "\n") {
+            if line.hasPrefix("## ") { break }
+            let cells = line.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard cells.count >= 5, cells[1].hasPrefix("`"), cells[2] != "phase" else { continue }
+            for slug in cells[1].split(separator: ",") {
+                documented[slug.trimmingCharacters(in: CharacterSet(charactersIn: "` "))] = (cells[2], cells[3])
+            }
+        }
+        XCTAssertEqual(Set(documented.keys), Set(problems.map(\.slug)), "the table lists every problem, and nothing else")
+        for problem in problems {
+            XCTAssertEqual(documented[problem.slug]?.phase, problem.phase.rawValue, problem.slug)
+            XCTAssertEqual(documented[problem.slug]?.status, String(problem.status.code), problem.slug)
+        }
+        for problem in TokenRejection.allReasons.map({ GatewayProblem.tokenRejected($0.slug) }) {
+            XCTAssertEqual(problem.phase, .authenticate, problem.slug)
+        }
+    }
+
+    func testTheThreeFormerUpstreamUnreachablesAreThreeProblems() {
+        XCTAssertEqual(GatewayProblem.upstreamUnreachable.phase, .forward)
+        XCTAssertEqual(GatewayProblem.tenantNotPlaced.phase, .resolve)
+        XCTAssertEqual(GatewayProblem.cellUnavailable.phase, .selectCell)
+        XCTAssertEqual(UpstreamPool.problem(forConnectError: ChannelError.connectTimeout(.seconds(1))), .upstreamConnectTimeout)
+        XCTAssertEqual(UpstreamPool.problem(forConnectError: IOError(errnoCode: ECONNREFUSED, reason: "connect")), .upstreamUnreachable)
     }
 
     // MARK: - ProblemDocument
@@ -84,7 +148,7 @@ final class GatewayProblemTests: XCTestCase {
     func testDecoderErrorsMapToProblems() {
         XCTAssertEqual(ClientConnectionHandler.problem(for: .headerOverflow), .headerFieldsTooLarge)
         for error in [HTTPParserError.invalidChunkSize, .unexpectedContentLength, .invalidContentLength] {
-            XCTAssertEqual(ClientConnectionHandler.problem(for: error), .requestSmuggling, "\(error)")
+            XCTAssertEqual(ClientConnectionHandler.problem(for: error), .ambiguousFraming, "\(error)")
         }
         let others: [HTTPParserError] = [
             .invalidCharactersUsed, .trailingGarbage, .invalidEOFState, .closedConnection, .invalidVersion, .invalidStatus,
