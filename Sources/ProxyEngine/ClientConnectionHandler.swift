@@ -27,24 +27,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var context: ChannelHandlerContext?
     private var identifiers = IdentifierGenerator()
     private var exchange: Exchange?
-    /// Parts of requests that arrived while an earlier request was still being answered.
-    private var pipelined = CircularBuffer<HTTPServerRequestPart>()
+    /// Reading, pipelining, keep-alive and closing decisions; this handler applies them.
+    private var connection = ClientConnectionStateMachine()
     private var waitTimer: Scheduled<Void>?
-    private var waitingSince: WaitState = .none
-    private var readPending = false
-    /// A parse error in bytes after the current request (a pipelined request), answered once
-    /// the current exchange is over.
-    private var deferredParserError: HTTPParserError?
-    /// Set on shutdown: finish the exchange in progress, then close.
-    private var quiescing = false
-    /// The client half-closed (sent its last byte): answer what it asked, then close.
-    private var inputClosed = false
-    /// Set once the connection is being closed: nothing more is read or answered.
-    private var closing = false
     /// The peer's address as text, formatted once per connection rather than per request.
     private lazy var clientAddress: String? = self.context?.channel.remoteAddress?.ipAddress
-
-    private enum WaitState { case none, idle, readingHead }
 
     init(environment: ProxyEnvironment, startDetector: RequestStartDetector) {
         self.environment = environment
@@ -78,13 +65,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !self.closing else { return }
         let part = self.unwrapInboundIn(data)
-        if let exchange = self.exchange, exchange.requestComplete {
-            self.pipelined.append(part)
-            return
+        if self.connection.partArrived(part, stage: self.stage) == .handle {
+            self.handle(part)
         }
-        self.handle(part)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -100,7 +84,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.closing = true
+        self.connection.startClosing()
         self.cancelWaitTimer()
         self.startDetector.onFirstByte = nil
         if let exchange = self.exchange {
@@ -118,81 +102,55 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // Once the connection is closing (an answer that closes it is on its way) or gone, the
-        // decoder's complaint about the unread rest — typically "stream ended at an unexpected
-        // time" — is not a new request to answer or log.
-        guard !self.closing, context.channel.isActive else {
+        switch self.connection.errorCaught(error, stage: self.stage, channelActive: context.channel.isActive) {
+        case .close:
+            // I/O errors (reset by peer and the like), or the connection is going anyway.
             self.closeNow()
-            return
-        }
-        guard let parserError = error as? HTTPParserError else {
-            // I/O errors (reset by peer and the like): nothing to answer, just close.
-            self.closeNow()
-            return
-        }
-        if let exchange = self.exchange, exchange.requestComplete {
-            // The bad bytes follow a complete request: that request is answered first.
-            self.deferredParserError = parserError
-            return
-        }
-        let problem = Self.problem(for: parserError)
-        if let exchange = self.exchange {
-            exchange.logger.notice("request body rejected", metadata: ["problem": "\(problem)", "parser-error": "\(parserError)"])
+        case .deferred:
+            return  // the bad bytes follow a complete request: that request is answered first
+        case .failExchange(let problem):
+            guard let exchange = self.exchange else { return }
+            exchange.logger.notice("request body rejected", metadata: ["problem": "\(problem)", "parser-error": "\(error)"])
             // The body in flight is malformed: the upstream has a partial request, discard it.
             if let upstream = exchange.upstream {
                 exchange.upstream = nil
                 self.environment.pool.release(upstream, reusable: false)
             }
             self.fail(exchange, with: problem)
-        } else {
-            self.respondWithoutExchange(problem, logMetadata: ["parser-error": "\(parserError)"])
+        case .answerAndClose(let problem):
+            self.respondWithoutExchange(problem, logMetadata: ["parser-error": "\(error)"])
         }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
-            self.quiescing = true
-            if self.exchange == nil {
-                self.closeNow()
-            }
+            if self.connection.quiesce(stage: self.stage) { self.closeNow() }
             return
         }
         if let channelEvent = event as? ChannelEvent, channelEvent == .inputClosed {
-            self.inputClosed = true
-            if self.exchange == nil, self.pipelined.isEmpty {
-                self.closeNow()
-            }
+            if self.connection.inputClosedByClient(stage: self.stage) { self.closeNow() }
             return
         }
         context.fireUserInboundEventTriggered(event)
     }
 
     func read(context: ChannelHandlerContext) {
-        if self.shouldRead {
+        if self.connection.readRequested(self.stage) {
             context.read()
-        } else {
-            self.readPending = true
         }
     }
 
     // MARK: - Reading the client
 
-    /// Whether the client is read now. Holding reads is the backpressure, and costs two
-    /// `epoll_ctl` calls per pause; so a complete request does not pause reading by itself:
-    /// the client is read until the first part of a following (pipelined) request arrives, which
-    /// bounds what is buffered to one read.
-    private var shouldRead: Bool {
-        guard !self.closing, self.deferredParserError == nil else { return false }
-        guard let exchange = self.exchange else { return self.pipelined.isEmpty }
-        if exchange.requestComplete { return self.pipelined.isEmpty }
-        if exchange.answeredLocally { return true }
-        guard let upstream = exchange.upstream else { return false }
-        return upstream.isWritable
+    /// Where the exchange in progress stands, for the connection's decisions.
+    private var stage: ClientConnectionStateMachine.ExchangeStage {
+        guard let exchange = self.exchange else { return .none }
+        if exchange.requestComplete { return .answering }
+        return .receiving(canTakeMore: exchange.answeredLocally || exchange.upstream?.isWritable == true)
     }
 
     private func resumeReadingIfPossible() {
-        guard self.readPending, self.shouldRead, let context = self.context else { return }
-        self.readPending = false
+        guard let context = self.context, self.connection.resumeReading(self.stage) else { return }
         context.read()
     }
 
@@ -529,7 +487,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// A request whose body has not been read yet leaves the stream mid-message, unless it has
     /// no body at all (then only its end marker is still to come).
     private func mustClose(afterAnswering exchange: Exchange, problem: GatewayProblem?) -> Bool {
-        (problem?.closesConnection ?? false) || !exchange.clientHead.isKeepAlive || exchange.asksForUpgrade || self.quiescing || self.inputClosed
+        (problem?.closesConnection ?? false) || !exchange.clientHead.isKeepAlive || exchange.asksForUpgrade || self.connection.closesAfterAnswer
             || (!exchange.requestComplete && !exchange.framing.isEmpty)
     }
 
@@ -538,8 +496,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         exchange.answeredLocally = true
         if close {
             self.exchange = nil
-            self.closing = true
-            self.cancelWaitTimer()
+            self.beginClosing()
             written.assumeIsolated().whenComplete { [weak self] _ in self?.closeNow() }
         } else if exchange.requestComplete {
             self.exchangeFinished()
@@ -730,17 +687,21 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
         if close, self.exchange == nil {
-            self.closing = true
-            self.cancelWaitTimer()
+            self.beginClosing()
             written.assumeIsolated().whenComplete { [weak self] _ in self?.closeNow() }
         }
         return written
     }
 
     private func closeNow() {
-        self.closing = true
-        self.cancelWaitTimer()
+        self.beginClosing()
         self.context?.close(promise: nil)
+    }
+
+    /// Nothing more is read or answered; the close itself follows once the last answer is out.
+    private func beginClosing() {
+        self.connection.startClosing()
+        self.cancelWaitTimer()
     }
 
     // MARK: - Between requests
@@ -748,20 +709,20 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// The exchange is over and the connection stays open: serve any pipelined request, or wait.
     private func exchangeFinished() {
         self.exchange = nil
-        while self.exchange == nil || !(self.exchange!.requestComplete), let part = self.pipelined.popFirst() {
+        while self.exchange == nil || !(self.exchange!.requestComplete), let part = self.connection.nextPipelinedPart() {
             self.handle(part)
-            if self.closing { return }
+            if self.connection.closing { return }
         }
-        if self.exchange == nil, let parserError = self.deferredParserError {
-            self.deferredParserError = nil
-            self.respondWithoutExchange(Self.problem(for: parserError), logMetadata: ["parser-error": "\(parserError)"])
+        switch self.connection.afterExchange(hasExchange: self.exchange != nil) {
+        case .continueExchange:
+            break
+        case .answerDeferredError(let problem, let error):
+            self.respondWithoutExchange(problem, logMetadata: ["parser-error": "\(error)"])
             return
-        }
-        if self.exchange == nil {
-            if self.quiescing || self.inputClosed {
-                self.closeNow()
-                return
-            }
+        case .close:
+            self.closeNow()
+            return
+        case .awaitRequest:
             self.awaitRequest(first: false)
         }
         self.resumeReadingIfPossible()
@@ -770,30 +731,27 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// Arms the timers for the gap before the next request head: keep-alive idle until a byte
     /// arrives, then header-read. A new connection goes straight to header-read.
     private func awaitRequest(first: Bool) {
-        guard !self.closing, self.waitingSince == .none else { return }
-        if first {
-            self.startWaitTimer(.readingHead)
-        } else {
-            self.startWaitTimer(.idle)
+        guard let wait = self.connection.awaitRequest(first: first) else { return }
+        self.armWaitTimer(wait)
+        if wait == .idle {
             self.startDetector.onFirstByte = { [weak self] in
-                guard let self, self.waitingSince == .idle else { return }
-                self.startWaitTimer(.readingHead)
+                guard let self, let next = self.connection.firstByteArrived() else { return }
+                self.armWaitTimer(next)
             }
         }
     }
 
-    private func startWaitTimer(_ state: WaitState) {
+    private func armWaitTimer(_ wait: ClientConnectionStateMachine.Wait) {
         self.waitTimer?.cancel()
-        self.waitingSince = state
         guard let loop = self.context?.eventLoop else { return }
         let timeouts = self.settings.timeouts
-        let duration = state == .idle ? timeouts.keepAliveIdle : timeouts.headerRead
+        let duration = wait == .idle ? timeouts.keepAliveIdle : timeouts.headerRead
         self.waitTimer = loop.assumeIsolated().scheduleTask(in: .milliseconds(duration.milliseconds)) { [weak self] in
-            guard let self, self.exchange == nil, !self.closing else { return }
-            if self.waitingSince == .readingHead {
-                self.respondWithoutExchange(.requestHeaderTimeout, logMetadata: ["timeout-ms": "\(duration.milliseconds)"])
-            } else {
-                self.closeNow()
+            guard let self else { return }
+            switch self.connection.waitTimerFired(hasExchange: self.exchange != nil) {
+            case .answer(let problem): self.respondWithoutExchange(problem, logMetadata: ["timeout-ms": "\(duration.milliseconds)"])
+            case .close: self.closeNow()
+            case .ignore: break
             }
         }
     }
@@ -801,16 +759,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func cancelWaitTimer() {
         self.waitTimer?.cancel()
         self.waitTimer = nil
-        self.waitingSince = .none
-    }
-
-    static func problem(for error: HTTPParserError) -> GatewayProblem {
-        switch error {
-        case .headerOverflow: .headerFieldsTooLarge
-        case .unexpectedContentLength, .invalidContentLength, .invalidChunkSize:
-            .ambiguousFraming
-        default: .malformedRequest
-        }
+        self.connection.stopWaiting()
     }
 }
 
@@ -832,8 +781,8 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
             exchange.responseStarted = true
             exchange.responseStatus = head.status.code
             exchange.upstreamKeepAlive = head.isKeepAlive
-            let keepClient = exchange.clientHead.isKeepAlive && !exchange.asksForUpgrade && exchange.requestComplete && !self.quiescing
-                && !self.inputClosed
+            let keepClient = exchange.clientHead.isKeepAlive && !exchange.asksForUpgrade && exchange.requestComplete
+                && !self.connection.closesAfterAnswer
             exchange.closeClientAfterResponse = !keepClient
             var clientHead = ForwardedHeaders.clientResponseHead(
                 from: head, requestID: exchange.requestID, version: exchange.clientHead.version, close: !keepClient
@@ -860,7 +809,7 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
             if let route = exchange.route { self.environment.router.endAttempt(route, now: Self.monotonicNow()) }
             if exchange.closeClientAfterResponse || !exchange.requestComplete {
                 self.exchange = nil
-                self.closing = true
+                self.beginClosing()
                 written.assumeIsolated().whenComplete { [weak self] _ in self?.closeNow() }
             } else {
                 self.exchangeFinished()

@@ -166,12 +166,12 @@ final class ClientConnectionHandlerTests: XCTestCase {
     }
 
     func testParserErrorsMapToTheirProblems() {
-        XCTAssertEqual(ClientConnectionHandler.problem(for: .invalidChunkSize), .ambiguousFraming)
-        XCTAssertEqual(ClientConnectionHandler.problem(for: .unexpectedContentLength), .ambiguousFraming)
-        XCTAssertEqual(ClientConnectionHandler.problem(for: .invalidContentLength), .ambiguousFraming)
-        XCTAssertEqual(ClientConnectionHandler.problem(for: .headerOverflow), .headerFieldsTooLarge)
-        XCTAssertEqual(ClientConnectionHandler.problem(for: .invalidMethod), .malformedRequest)
-        XCTAssertEqual(ClientConnectionHandler.problem(for: .unknown), .malformedRequest)
+        XCTAssertEqual(ClientConnectionStateMachine.problem(for: .invalidChunkSize), .ambiguousFraming)
+        XCTAssertEqual(ClientConnectionStateMachine.problem(for: .unexpectedContentLength), .ambiguousFraming)
+        XCTAssertEqual(ClientConnectionStateMachine.problem(for: .invalidContentLength), .ambiguousFraming)
+        XCTAssertEqual(ClientConnectionStateMachine.problem(for: .headerOverflow), .headerFieldsTooLarge)
+        XCTAssertEqual(ClientConnectionStateMachine.problem(for: .invalidMethod), .malformedRequest)
+        XCTAssertEqual(ClientConnectionStateMachine.problem(for: .unknown), .malformedRequest)
     }
 
     // MARK: - Request ids

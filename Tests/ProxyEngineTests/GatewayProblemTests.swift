@@ -146,16 +146,16 @@ final class GatewayProblemTests: XCTestCase {
     // MARK: - Decoder errors
 
     func testDecoderErrorsMapToProblems() {
-        XCTAssertEqual(ClientConnectionHandler.problem(for: .headerOverflow), .headerFieldsTooLarge)
+        XCTAssertEqual(ClientConnectionStateMachine.problem(for: .headerOverflow), .headerFieldsTooLarge)
         for error in [HTTPParserError.invalidChunkSize, .unexpectedContentLength, .invalidContentLength] {
-            XCTAssertEqual(ClientConnectionHandler.problem(for: error), .ambiguousFraming, "\(error)")
+            XCTAssertEqual(ClientConnectionStateMachine.problem(for: error), .ambiguousFraming, "\(error)")
         }
         let others: [HTTPParserError] = [
             .invalidCharactersUsed, .trailingGarbage, .invalidEOFState, .closedConnection, .invalidVersion, .invalidStatus,
             .invalidMethod, .invalidURL, .lfExpected, .invalidHeaderToken, .invalidConstant, .invalidInternalState, .strictModeAssertion, .paused, .unknown,
         ]
         for error in others {
-            XCTAssertEqual(ClientConnectionHandler.problem(for: error), .malformedRequest, "\(error)")
+            XCTAssertEqual(ClientConnectionStateMachine.problem(for: error), .malformedRequest, "\(error)")
         }
     }
 

@@ -1,0 +1,223 @@
+import NIOCore
+import NIOHTTP1
+
+/// The client connection around its exchanges — when the client is read, what waits behind the
+/// request being answered, which timer runs between requests, when the connection closes — as a
+/// value: events in, verdicts out. The handler owns the I/O (reads, timers, writes, closing)
+/// and the exchange in progress; it tells the machine where that exchange stands
+/// (`ExchangeStage`) and applies what comes back. Tested as a value, without a channel.
+struct ClientConnectionStateMachine {
+    /// Where the exchange in progress stands, as far as the connection is concerned.
+    enum ExchangeStage: Equatable {
+        /// No exchange: between requests.
+        case none
+        /// The request is still arriving. `canTakeMore`: its next bytes have somewhere to go now
+        /// (dropped, when the gateway answered it itself; else the upstream connection can take
+        /// them).
+        case receiving(canTakeMore: Bool)
+        /// The request is complete; its answer is being produced or sent.
+        case answering
+    }
+
+    /// The timer that runs while the connection has no exchange.
+    enum Wait: Equatable {
+        case none
+        /// Keep-alive: waiting for the first byte of the next request.
+        case idle
+        /// Waiting for the rest of a request head.
+        case headerRead
+    }
+
+    /// What to do with a request part the decoder delivered.
+    enum PartVerdict: Equatable {
+        /// Start or continue the exchange with it.
+        case handle
+        /// Kept until the exchange in progress is answered (a pipelined request).
+        case held
+        /// The connection is closing: dropped.
+        case drop
+    }
+
+    /// What to do about an error the pipeline reported.
+    enum ErrorVerdict: Equatable {
+        /// Nothing to answer (an I/O error, or the connection is closing anyway): close.
+        case close
+        /// Bad bytes behind a complete request: answered once that request's answer is out.
+        case deferred
+        /// The request in progress is malformed: answer it with the problem.
+        case failExchange(GatewayProblem)
+        /// Bytes that never became a request: answer with the problem and close.
+        case answerAndClose(GatewayProblem)
+    }
+
+    /// What to do when the wait timer fires.
+    enum WaitExpiry: Equatable {
+        /// A request head did not arrive in time: answer (408) and close.
+        case answer(GatewayProblem)
+        /// An idle keep-alive connection: close without a word.
+        case close
+        /// An exchange started, or the connection closes, meanwhile.
+        case ignore
+    }
+
+    /// What to do once an exchange is over and the pipelined parts are replayed.
+    enum NextStep: Equatable {
+        /// A pipelined request is in progress: go on with it.
+        case continueExchange
+        /// Answer the parse error that followed the finished request, and close.
+        case answerDeferredError(GatewayProblem, HTTPParserError)
+        /// Shutdown or a half-closed client: nothing more will be asked.
+        case close
+        /// Keep-alive: wait for the next request.
+        case awaitRequest
+    }
+
+    private(set) var wait: Wait = .none
+    /// Nothing more is read or answered.
+    private(set) var closing = false
+    /// Shutdown: finish the exchange in progress, then close.
+    private(set) var quiescing = false
+    /// The client half-closed (sent its last byte): answer what it asked, then close.
+    private(set) var inputClosed = false
+    private var readPending = false
+    /// A parse error in bytes after the request being answered.
+    private var deferredError: HTTPParserError?
+    /// Parts of requests that arrived while an earlier request was still being answered.
+    private var pipelined = CircularBuffer<HTTPServerRequestPart>()
+
+    /// Whether the answer to the current exchange must close the connection whatever the
+    /// request asked: the gateway is shutting down, or the client will send nothing more.
+    var closesAfterAnswer: Bool { self.quiescing || self.inputClosed }
+
+    // MARK: Waiting between requests
+
+    /// The connection is ready for a request (`first`: a new connection). Returns the timer to
+    /// arm, or nil when one runs already or the connection is closing.
+    mutating func awaitRequest(first: Bool) -> Wait? {
+        guard !self.closing, self.wait == .none else { return nil }
+        self.wait = first ? .headerRead : .idle
+        return self.wait
+    }
+
+    /// The first byte of the next request arrived: the idle timer gives way to the (shorter)
+    /// header-read one. Returns the timer to arm, if it changes.
+    mutating func firstByteArrived() -> Wait? {
+        guard self.wait == .idle else { return nil }
+        self.wait = .headerRead
+        return .headerRead
+    }
+
+    /// A request head arrived, or the connection closes: no timer runs between requests.
+    mutating func stopWaiting() {
+        self.wait = .none
+    }
+
+    /// The wait timer fired.
+    func waitTimerFired(hasExchange: Bool) -> WaitExpiry {
+        guard !hasExchange, !self.closing else { return .ignore }
+        switch self.wait {
+        case .none: return .ignore
+        case .idle: return .close
+        case .headerRead: return .answer(.requestHeaderTimeout)
+        }
+    }
+
+    // MARK: Reading
+
+    mutating func partArrived(_ part: HTTPServerRequestPart, stage: ExchangeStage) -> PartVerdict {
+        guard !self.closing else { return .drop }
+        guard stage == .answering else { return .handle }
+        self.pipelined.append(part)
+        return .held
+    }
+
+    /// Whether the client is read now. Holding reads is the backpressure, and costs two
+    /// `epoll_ctl` calls per pause; so a complete request does not pause reading by itself:
+    /// the client is read until the first part of a following (pipelined) request arrives, which
+    /// bounds what is buffered to one read.
+    func shouldRead(_ stage: ExchangeStage) -> Bool {
+        guard !self.closing, self.deferredError == nil else { return false }
+        switch stage {
+        case .none, .answering: return self.pipelined.isEmpty
+        case .receiving(let canTakeMore): return canTakeMore
+        }
+    }
+
+    /// The pipeline asks for a read: true to read now; otherwise it is remembered.
+    mutating func readRequested(_ stage: ExchangeStage) -> Bool {
+        if self.shouldRead(stage) { return true }
+        self.readPending = true
+        return false
+    }
+
+    /// Something changed that may allow reading: true when a held read should happen now.
+    mutating func resumeReading(_ stage: ExchangeStage) -> Bool {
+        guard self.readPending, self.shouldRead(stage) else { return false }
+        self.readPending = false
+        return true
+    }
+
+    // MARK: Errors, half-close, shutdown
+
+    mutating func errorCaught(_ error: any Error, stage: ExchangeStage, channelActive: Bool) -> ErrorVerdict {
+        // Once the connection is closing (an answer that closes it is on its way) or gone, the
+        // decoder's complaint about the unread rest — typically "stream ended at an unexpected
+        // time" — is not a new request to answer.
+        guard !self.closing, channelActive, let parserError = error as? HTTPParserError else { return .close }
+        switch stage {
+        case .answering:
+            self.deferredError = parserError
+            return .deferred
+        case .receiving:
+            return .failExchange(Self.problem(for: parserError))
+        case .none:
+            return .answerAndClose(Self.problem(for: parserError))
+        }
+    }
+
+    /// The client half-closed. True when the connection closes now (nothing is asked of it).
+    mutating func inputClosedByClient(stage: ExchangeStage) -> Bool {
+        self.inputClosed = true
+        return stage == .none && self.pipelined.isEmpty
+    }
+
+    /// Shutdown began. True when the connection closes now (no exchange to finish).
+    mutating func quiesce(stage: ExchangeStage) -> Bool {
+        self.quiescing = true
+        return stage == .none
+    }
+
+    /// The connection is being closed, by the gateway or the client.
+    mutating func startClosing() {
+        self.closing = true
+        self.wait = .none
+    }
+
+    // MARK: After an exchange
+
+    /// The next part that arrived while the finished exchange was answered, to be handled in
+    /// order until a pipelined request is in progress.
+    mutating func nextPipelinedPart() -> HTTPServerRequestPart? {
+        self.pipelined.popFirst()
+    }
+
+    /// Once the pipelined parts are replayed: what the connection does next.
+    mutating func afterExchange(hasExchange: Bool) -> NextStep {
+        if hasExchange { return .continueExchange }
+        if let error = self.deferredError {
+            self.deferredError = nil
+            return .answerDeferredError(Self.problem(for: error), error)
+        }
+        return self.closesAfterAnswer ? .close : .awaitRequest
+    }
+
+    /// The problem for what the decoder refused.
+    static func problem(for error: HTTPParserError) -> GatewayProblem {
+        switch error {
+        case .headerOverflow: .headerFieldsTooLarge
+        case .unexpectedContentLength, .invalidContentLength, .invalidChunkSize:
+            .ambiguousFraming
+        default: .malformedRequest
+        }
+    }
+}
