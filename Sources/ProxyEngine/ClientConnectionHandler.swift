@@ -88,7 +88,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.cancelWaitTimer()
         self.startDetector.onFirstByte = nil
         if let exchange = self.exchange {
-            self.exchange = nil
+            self.end(exchange)
             exchange.responseTimer?.cancel()
             exchange.bodyTimer?.cancel()
             if let ticket = exchange.leaseTicket { self.environment.pool.cancel(ticket) }
@@ -495,7 +495,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         exchange.responseComplete = true
         exchange.answeredLocally = true
         if close {
-            self.exchange = nil
+            self.end(exchange)
             self.beginClosing()
             written.assumeIsolated().whenComplete { [weak self] _ in self?.closeNow() }
         } else if exchange.requestComplete {
@@ -652,7 +652,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.environment.pool.release(upstream, reusable: false)
         }
         guard !exchange.responseStarted else {
-            self.exchange = nil
+            self.end(exchange)
             exchange.logger.warning("upstream failed mid-response; closing the client connection", metadata: exchange.logMetadata(status: exchange.responseStatus))
             self.closeNow()
             return
@@ -693,6 +693,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         return written
     }
 
+    /// The exchange is over, whatever its outcome: it gives back its cell slots and in-flight
+    /// quota here, once, and is no longer the connection's.
+    private func end(_ exchange: Exchange) {
+        if self.exchange === exchange { self.exchange = nil }
+        exchange.end(now: Self.monotonicNow())
+    }
+
     private func closeNow() {
         self.beginClosing()
         self.context?.close(promise: nil)
@@ -708,7 +715,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     /// The exchange is over and the connection stays open: serve any pipelined request, or wait.
     private func exchangeFinished() {
-        self.exchange = nil
+        if let exchange = self.exchange { self.end(exchange) }
         while self.exchange == nil || !(self.exchange!.requestComplete), let part = self.connection.nextPipelinedPart() {
             self.handle(part)
             if self.connection.closing { return }
@@ -808,7 +815,7 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
             }
             if let route = exchange.route { self.environment.router.endAttempt(route, now: Self.monotonicNow()) }
             if exchange.closeClientAfterResponse || !exchange.requestComplete {
-                self.exchange = nil
+                self.end(exchange)
                 self.beginClosing()
                 written.assumeIsolated().whenComplete { [weak self] _ in self?.closeNow() }
             } else {
@@ -936,13 +943,22 @@ final class Exchange {
     /// RateLimit headers for the client's response.
     var rateLimitHeaders: [(name: String, value: String)] = []
 
-    deinit {
-        // Every exchange ends here exactly once, whatever its outcome: its cell slots are freed.
-        if let (router, route) = self.routing { router.finish(route, now: NIODeadline.now().uptimeNanoseconds) }
-        // Every admitted exchange ends here exactly once, whatever its outcome.
+    /// Set by `end`: what the exchange held has been given back.
+    private(set) var ended = false
+
+    /// Gives back what the exchange holds — its cell slots and, once admitted, its in-flight
+    /// quota — exactly once, whatever its outcome. Called by the connection at every end.
+    func end(now: UInt64) {
+        guard !self.ended else { return }
+        self.ended = true
+        if let (router, route) = self.routing { router.finish(route, now: now) }
         if let (admission, plan, loop) = self.admittedQuota, !plan.inflightKeys.isEmpty {
             _ = admission.release(plan, on: loop)
         }
+    }
+
+    deinit {
+        assert(self.ended, "an exchange was dropped without being ended: its cell slots and quota would stay taken")
     }
 
     var settings: GatewaySettings { self.configuration.settings }
