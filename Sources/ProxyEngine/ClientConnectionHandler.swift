@@ -161,7 +161,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         case .body(let buffer):
             guard let exchange = self.exchange else { return }
             exchange.requestBodyBytes += buffer.readableBytes
-            exchange.lastBodyRead = .now()
+            exchange.lastBodyRead = self.environment.eventLoop.now
             if exchange.answeredLocally { return }
             if exchange.requestBodyBytes > exchange.settings.limits.maxRequestBodyBytes {
                 if let upstream = exchange.upstream {
@@ -210,7 +210,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         let idle = TimeAmount.milliseconds(exchange.settings.timeouts.requestBodyIdle.milliseconds)
         exchange.bodyTimer = loop.assumeIsolated().scheduleTask(in: delay ?? idle) { [weak self, weak exchange] in
             guard let self, let exchange, self.exchange === exchange, !exchange.requestComplete else { return }
-            let quiet = NIODeadline.now() - exchange.lastBodyRead
+            let quiet = self.environment.eventLoop.now - exchange.lastBodyRead
             if quiet < idle {
                 self.armBodyTimer(exchange, after: idle - quiet)
                 return
@@ -226,7 +226,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         exchange.responseTimer = self.context?.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self, weak exchange] in
             guard let self, let exchange, self.exchange === exchange, !exchange.responseStarted else { return }
             // Not retried: the upstream may still be working on the request.
-            if let route = exchange.route { self.environment.router.report(route, failed: true, now: Self.monotonicNow()) }
+            if let route = exchange.route { self.environment.router.report(route, failed: true, now: self.monotonicNow) }
             if let upstream = exchange.upstream {
                 exchange.upstream = nil
                 self.environment.pool.release(upstream, reusable: false)
@@ -273,7 +273,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 scheme: self.environment.scheme,
                 trustClientForwardedHeaders: settings.forwarding.trustClientForwardedHeaders
             ),
-            configuration: configuration, logger: logger, started: .now(), framing: framing,
+            configuration: configuration, logger: logger, started: self.environment.eventLoop.now, eventLoop: self.environment.eventLoop, framing: framing,
             replayable: head.method.isIdempotent && framing.isEmpty
         )
         self.exchange = exchange
@@ -305,7 +305,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             return
         }
         let access = TenantAccess(configuration: configuration, tenants: tenants, authentication: authentication)
-        let now = Int64(time(nil))
+        let now = self.environment.wallClock.nowSeconds
         switch access.decide(head: head, path: path, cache: &self.environment.tokenCache, revocations: self.environment.revocations, now: now) {
         case .forward(let request):
             exchange.tenant = request
@@ -335,7 +335,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
         let access = TenantAccess(configuration: configuration, tenants: tenants, authentication: authentication)
         switch access.authenticate(
-            head: head, path: path, cache: &self.environment.tokenCache, revocations: self.environment.revocations, now: Int64(time(nil))
+            head: head, path: path, cache: &self.environment.tokenCache, revocations: self.environment.revocations, now: self.environment.wallClock.nowSeconds
         ) {
         case .success(let (policy, _)):
             let response = BrandingEndpoint.response(for: policy.branding, request: head)
@@ -356,7 +356,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// refusal charges nothing. When the store cannot be reached the request is admitted (fail
     /// open) and the outage logged: availability of the ERP outranks exact metering.
     private func admit(_ exchange: Exchange, request: TenantAccess.TenantRequest, quotas: QuotaAdmission) {
-        let now = Self.nowMicroseconds()
+        let now = self.environment.wallClock.nowMicroseconds
         let tenant = (oem: request.policy.path.oem, customer: request.policy.id)
         // A node remembered as over its limit answers before any plan or Redis command.
         if let remembered = self.environment.overLimit.remembered(levels: request.policy.limits, cost: request.route.cost, now: now) {
@@ -372,7 +372,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         } catch {
             self.environment.repeatedWarnings.warn(
                 "unusable limits; admitting without quotas", metadata: ["error": "\(error)", "request-id": "\(exchange.requestID)"],
-                logger: self.environment.logger, now: Self.monotonicNow()
+                logger: self.environment.logger, now: self.monotonicNow
             )
             self.continueToUpstream(exchange)
             return
@@ -436,14 +436,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func warnQuotaStoreUnavailable(_ message: String, reason: String, mode: GatewaySettings.QuotaFailMode, _ exchange: Exchange) {
         self.environment.repeatedWarnings.warn(
             message, metadata: ["error": "\(reason)", "fail-mode": "\(mode)", "request-id": "\(exchange.requestID)"],
-            logger: self.environment.logger, now: Self.monotonicNow()
+            logger: self.environment.logger, now: self.monotonicNow
         )
-    }
-
-    static func nowMicroseconds() -> Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000
     }
 
     private func continueToUpstream(_ exchange: Exchange) {
@@ -520,7 +514,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             exchange.routing = (router, route)
         }
         guard let route = exchange.route else { return }
-        let start = router.startAttempt(route, now: Self.monotonicNow()) { [weak self, weak exchange] start in
+        let start = router.startAttempt(route, now: self.monotonicNow) { [weak self, weak exchange] start in
             guard let self, let exchange, self.exchange === exchange else { return }
             self.attemptStarted(exchange, start)
         }
@@ -576,7 +570,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// budget of its cell allows; otherwise the client gets `problem`.
     private func retryOrFail(_ exchange: Exchange, with problem: GatewayProblem, failure: RetryPolicy.Failure) {
         let router = self.environment.router
-        let now = Self.monotonicNow()
+        let now = self.monotonicNow
         guard let route = exchange.route else {
             self.fail(exchange, with: problem)
             return
@@ -602,8 +596,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.connectUpstream(exchange)
     }
 
-    static func monotonicNow() -> UInt64 {
-        NIODeadline.now().uptimeNanoseconds
+    /// Elapsed-time readings (cell routing, outlier backoff, warnings) come from the loop's clock.
+    private var monotonicNow: UInt64 {
+        self.environment.eventLoop.now.uptimeNanoseconds
     }
 
     private func upstreamLeased(_ upstream: UpstreamConnection, for exchange: Exchange) {
@@ -697,7 +692,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// quota here, once, and is no longer the connection's.
     private func end(_ exchange: Exchange) {
         if self.exchange === exchange { self.exchange = nil }
-        exchange.end(now: Self.monotonicNow())
+        exchange.end(now: self.monotonicNow)
     }
 
     private func closeNow() {
@@ -783,7 +778,7 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
         case .head(let head):
             exchange.responseTimer?.cancel()
             if let route = exchange.route {
-                self.environment.router.report(route, failed: head.status.code >= 500, now: Self.monotonicNow())
+                self.environment.router.report(route, failed: head.status.code >= 500, now: self.monotonicNow)
             }
             exchange.responseStarted = true
             exchange.responseStatus = head.status.code
@@ -813,7 +808,7 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
                 let reusable = exchange.upstreamKeepAlive && exchange.requestSentUpstream
                 self.environment.pool.release(upstream, reusable: reusable)
             }
-            if let route = exchange.route { self.environment.router.endAttempt(route, now: Self.monotonicNow()) }
+            if let route = exchange.route { self.environment.router.endAttempt(route, now: self.monotonicNow) }
             if exchange.closeClientAfterResponse || !exchange.requestComplete {
                 self.end(exchange)
                 self.beginClosing()
@@ -904,6 +899,8 @@ final class Exchange {
     }
     var logger: Logger
     let started: NIODeadline
+    /// The connection's loop, whose `now` measures the exchange's duration.
+    let eventLoop: any EventLoop
     let framing: RequestHeadValidation.BodyFraming
     /// Idempotent and without a body: may be sent again if a stale connection fails before any
     /// response byte.
@@ -970,7 +967,8 @@ final class Exchange {
 
     init(
         requestID: String, clientHead: HTTPRequestHead, path: RequestPath, trace: TraceDecision, facts: ForwardedHeaders.ClientFacts,
-        configuration: GatewayConfiguration, logger: Logger, started: NIODeadline, framing: RequestHeadValidation.BodyFraming, replayable: Bool
+        configuration: GatewayConfiguration, logger: Logger, started: NIODeadline, eventLoop: any EventLoop,
+        framing: RequestHeadValidation.BodyFraming, replayable: Bool
     ) {
         self.requestID = requestID
         self.clientHead = clientHead
@@ -980,6 +978,7 @@ final class Exchange {
         self.configuration = configuration
         self.logger = logger
         self.started = started
+        self.eventLoop = eventLoop
         self.framing = framing
         self.replayable = replayable
     }
@@ -988,7 +987,7 @@ final class Exchange {
         var metadata: Logger.Metadata = [
             "method": "\(self.clientHead.method.rawValue)",
             "path": "\(self.path.path)",
-            "duration-ms": "\((NIODeadline.now() - self.started).nanoseconds / 1_000_000)",
+            "duration-ms": "\((self.eventLoop.now - self.started).nanoseconds / 1_000_000)",
             "bytes-in": "\(self.requestBodyBytes)",
             "bytes-out": "\(self.responseBytes)",
         ]

@@ -46,10 +46,15 @@ final class ProxyEnvironment {
     var repeatedWarnings = RepeatedWarnings()
     /// The scheme clients use to reach this listener, for X-Forwarded-Proto.
     let scheme: String
+    /// Wall-clock time for token lifetimes, quota windows and the upstream context.
+    let wallClock: WallClock
+
+    /// The loop everything here belongs to; its `now` is the data plane's elapsed-time clock.
+    var eventLoop: any EventLoop { self.pool.eventLoop }
 
     init(
         configuration: GatewayConfiguration, generation: Int, pool: UpstreamPool, loopCount: Int = 1, quotas: QuotaAdmission? = nil,
-        usage: UsageMeter? = nil, logger: Logger, scheme: String
+        usage: UsageMeter? = nil, logger: Logger, scheme: String, wallClock: WallClock = .system
     ) {
         self.router = CellRouter(eventLoop: pool.eventLoop, settings: configuration.settings, loopCount: loopCount)
         self.configuration = configuration
@@ -60,6 +65,7 @@ final class ProxyEnvironment {
         self.usage = usage
         self.logger = logger
         self.scheme = scheme
+        self.wallClock = wallClock
     }
 
     private static func makeCache(_ configuration: GatewayConfiguration) -> VerifiedTokenCache? {
