@@ -12,6 +12,7 @@ final class UpstreamPool {
 
     let eventLoop: any EventLoop
     private let settings: GatewaySettings.UpstreamPool
+    private let connector: any UpstreamConnector
     private var endpoints: [GatewaySettings.Endpoint: EndpointPool] = [:]
     private var nextConnectionID = 0
     private var nextWaiterID = 0
@@ -34,9 +35,10 @@ final class UpstreamPool {
         fileprivate var waiter: Int?
     }
 
-    init(eventLoop: any EventLoop, settings: GatewaySettings.UpstreamPool) {
+    init(eventLoop: any EventLoop, settings: GatewaySettings.UpstreamPool, connector: any UpstreamConnector = TCPUpstreamConnector()) {
         self.eventLoop = eventLoop
         self.settings = settings
+        self.connector = connector
     }
 
     /// Leases a connection to `endpoint`, connecting (or waiting for a free connection) for at
@@ -126,17 +128,12 @@ final class UpstreamPool {
     private func connect(_ endpoint: GatewaySettings.Endpoint, pool: EndpointPool, timeout: TimeAmount, callback: @escaping LeaseCallback) {
         let id = self.nextConnectionID
         self.nextConnectionID += 1
-        let bootstrap = ClientBootstrap(group: self.eventLoop)
-            .connectTimeout(timeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHTTPClientHandlers()
-                    try sync.addHandler(UpstreamConnection(id: id, endpoint: endpoint))
-                }
-            }
-        bootstrap.connect(host: endpoint.host, port: endpoint.port).assumeIsolated().whenComplete { result in
+        let connecting = self.connector.connect(to: endpoint, timeout: timeout, on: self.eventLoop) { channel in
+            let sync = channel.pipeline.syncOperations
+            try sync.addHTTPClientHandlers()
+            try sync.addHandler(UpstreamConnection(id: id, endpoint: endpoint))
+        }
+        connecting.assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
                 guard let connection = try? channel.pipeline.syncOperations.handler(type: UpstreamConnection.self) else {

@@ -12,8 +12,8 @@ import XCTest
 /// advances the embedded loop's clock.
 ///
 /// Only the answers the gateway gives on its own are exercised here: every request sent is one the
-/// handler must reject before it asks the pool for an upstream connection (a lease would start a
-/// real `ClientBootstrap`, which cannot run on the embedded loop). Forwarding is covered end to end.
+/// handler must reject before it asks the pool for an upstream connection. Forwarding on the
+/// embedded loop, with upstreams that are `EmbeddedChannel`s too, is `ExchangeOnEmbeddedChannelTests`.
 final class ClientConnectionHandlerTests: XCTestCase {
     /// Small limits so that requests over them stay readable; the endpoint is never dialled.
     private static let settings = GatewaySettings(
@@ -281,7 +281,7 @@ final class ClientConnectionHandlerTests: XCTestCase {
 
 /// One HTTP/1.1 response as read off the wire: just enough parsing for problem documents, which
 /// always carry a Content-Length.
-private struct WireResponse {
+struct WireResponse {
     var status: UInt
     var headers: [(name: String, value: String)]
     var body: String

@@ -1,0 +1,197 @@
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import XCTest
+@testable import GatewayConfig
+@testable import ProxyEngine
+
+/// Whole exchanges — forwarded, retried, timed out — on one `EmbeddedEventLoop`: the client
+/// connection is an `EmbeddedChannel` with the pipeline `GatewayServer` builds, and every
+/// upstream connection the pool opens is another `EmbeddedChannel` handed out by
+/// `EmbeddedUpstreams`. Time moves only when a test advances the loop's clock.
+final class ExchangeOnEmbeddedChannelTests: XCTestCase {
+    private static let endpointA = GatewaySettings.Endpoint(host: "127.0.0.1", port: 9001)
+    private static let endpointB = GatewaySettings.Endpoint(host: "127.0.0.1", port: 9002)
+
+    private static func settings(endpoints: [GatewaySettings.Endpoint]) -> GatewaySettings {
+        var timeouts = SettingsLoader.defaultTimeouts
+        timeouts.upstreamConnect = .seconds(2)
+        timeouts.upstreamResponse = .seconds(30)
+        timeouts.requestBodyIdle = .seconds(5)
+        return GatewaySettings(
+            listener: .init(address: "127.0.0.1", port: 0, eventLoops: 1),
+            limits: .init(maxHeaderBytes: 4096, maxURIBytes: 1024, maxRequestBodyBytes: 1 << 20),
+            timeouts: timeouts,
+            upstreamPool: SettingsLoader.defaultPool,
+            forwarding: SettingsLoader.defaultForwarding,
+            cells: [.init(id: "cell-a", kind: .pooled, region: "local", endpoints: endpoints)],
+            defaultCell: "cell-a"
+        )
+    }
+
+    private var loop: EmbeddedEventLoop!
+    private var client: EmbeddedChannel!
+    private var upstreams: EmbeddedUpstreams!
+
+    private func start(endpoints: [GatewaySettings.Endpoint] = [endpointA]) throws {
+        self.loop = EmbeddedEventLoop()
+        self.upstreams = EmbeddedUpstreams(loop: self.loop)
+        self.client = EmbeddedChannel(loop: self.loop)
+        let settings = Self.settings(endpoints: endpoints)
+        let environment = ProxyEnvironment(
+            configuration: GatewayConfiguration(settings: settings, tenants: nil, files: []),
+            generation: 1,
+            pool: UpstreamPool(eventLoop: self.loop, settings: settings.upstreamPool, connector: self.upstreams),
+            logger: Logger(label: "exchange-test") { _ in SwiftLogNoOpLogHandler() },
+            scheme: "http"
+        )
+        try GatewayServer.configureClientPipeline(self.client.pipeline.syncOperations, environment: environment)
+        try self.client.connect(to: SocketAddress(ipAddress: "198.51.100.7", port: 40000)).wait()
+    }
+
+    override func tearDownWithError() throws {
+        _ = try self.client?.finish(acceptAlreadyClosed: true)
+        for (_, upstream) in self.upstreams?.opened ?? [] { _ = try? upstream.finish(acceptAlreadyClosed: true) }
+        self.client = nil
+        self.upstreams = nil
+        self.loop = nil
+    }
+
+    // MARK: - Forwarding
+
+    func testARequestIsForwardedAndItsResponseRelayed() throws {
+        try self.start()
+        try self.client.writeInbound(ByteBuffer(string: "GET /ledger/7?x=1 HTTP/1.1\r\nHost: erp.test\r\nX_ERP_Tenant: forged\r\n\r\n"))
+        let upstream = try XCTUnwrap(self.upstreams.opened.first)
+        XCTAssertEqual(upstream.port, 9001)
+        let forwarded = try Self.text(upstream.channel)
+        XCTAssertTrue(forwarded.hasPrefix("GET /ledger/7?x=1 HTTP/1.1\r\n"), forwarded)
+        XCTAssertTrue(forwarded.lowercased().contains("x-forwarded-for: 198.51.100.7"), forwarded)
+        XCTAssertFalse(forwarded.contains("X_ERP_Tenant"), forwarded)
+
+        try upstream.channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+        let responses = try self.responses()
+        XCTAssertEqual(responses.map(\.status), [200])
+        XCTAssertEqual(responses.first?.body, "ok")
+        XCTAssertNotNil(responses.first?.value("x-request-id"))
+
+        // Keep-alive both ways: the next request reuses the pooled upstream connection.
+        try self.client.writeInbound(ByteBuffer(string: "GET /next HTTP/1.1\r\nHost: erp.test\r\n\r\n"))
+        XCTAssertEqual(self.upstreams.opened.count, 1)
+        XCTAssertTrue(try Self.text(upstream.channel).hasPrefix("GET /next HTTP/1.1\r\n"))
+    }
+
+    func testAnUpstreamThatDoesNotAnswerIs504AfterTheResponseTimeout() throws {
+        try self.start()
+        try self.client.writeInbound(ByteBuffer(string: "GET /slow HTTP/1.1\r\nHost: erp.test\r\n\r\n"))
+        let upstream = try XCTUnwrap(self.upstreams.opened.first)
+        self.loop.advanceTime(by: .seconds(30) - .milliseconds(1))
+        XCTAssertEqual(try self.responses().count, 0)
+        self.loop.advanceTime(by: .milliseconds(1))
+        XCTAssertEqual(try self.responses().map(\.status), [504])
+        XCTAssertFalse(upstream.channel.isActive, "the upstream may still be working on it: not reused")
+        XCTAssertTrue(self.client.isActive, "the client connection stays usable")
+    }
+
+    func testARefusedConnectionIsRetriedOnTheOtherEndpoint() throws {
+        try self.start(endpoints: [Self.endpointA, Self.endpointB])
+        self.upstreams.refuse = [9001]
+        // Whichever endpoint power of two choices picks first, the request ends on 9002.
+        try self.client.writeInbound(ByteBuffer(string: "GET /ledger HTTP/1.1\r\nHost: erp.test\r\n\r\n"))
+        let upstream = try XCTUnwrap(self.upstreams.opened.first)
+        XCTAssertEqual(upstream.port, 9002)
+        try upstream.channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+        XCTAssertEqual(try self.responses().map(\.status), [200])
+    }
+
+    func testAConnectionAttemptThatHangsIs504AfterTheConnectTimeout() throws {
+        try self.start()
+        self.upstreams.hang = [9001]
+        try self.client.writeInbound(ByteBuffer(string: "GET /ledger HTTP/1.1\r\nHost: erp.test\r\n\r\n"))
+        self.loop.advanceTime(by: .seconds(2) - .milliseconds(1))
+        XCTAssertEqual(try self.responses().count, 0)
+        self.loop.advanceTime(by: .milliseconds(1))
+        let responses = try self.responses()
+        XCTAssertEqual(responses.map(\.status), [504])
+        XCTAssertTrue(responses.first?.body.contains("upstream-connect-timeout") == true)
+    }
+
+    func testAStalledRequestBodyIs408AndTheUpstreamConnectionDropped() throws {
+        try self.start()
+        try self.client.writeInbound(ByteBuffer(string: "POST /upload HTTP/1.1\r\nHost: erp.test\r\nContent-Length: 10\r\n\r\nabc"))
+        let upstream = try XCTUnwrap(self.upstreams.opened.first)
+        self.loop.advanceTime(by: .seconds(3))
+        try self.client.writeInbound(ByteBuffer(string: "de"))  // progress moves the deadline on
+        self.loop.advanceTime(by: .seconds(4))
+        XCTAssertEqual(try self.responses().count, 0, "4 s since the last byte, within 5 s")
+        self.loop.advanceTime(by: .seconds(1))
+        let responses = try self.responses()
+        XCTAssertEqual(responses.map(\.status), [408])
+        XCTAssertTrue(responses.first?.body.contains("request-body-timeout") == true)
+        XCTAssertFalse(upstream.channel.isActive, "the half-sent request is not left on a pooled connection")
+        XCTAssertFalse(self.client.isActive)
+    }
+
+    // MARK: - Helpers
+
+    /// Everything the channel wrote so far, as text.
+    private static func text(_ channel: EmbeddedChannel) throws -> String {
+        var wire = ByteBuffer()
+        while let chunk = try channel.readOutbound(as: IOData.self) {
+            switch chunk {
+            case .byteBuffer(let buffer): wire.writeImmutableBuffer(buffer)
+            case .fileRegion: XCTFail("no file regions are written")
+            }
+        }
+        return String(buffer: wire)
+    }
+
+    private func responses() throws -> [WireResponse] {
+        var wire = ByteBuffer()
+        while let chunk = try self.client.readOutbound(as: ByteBuffer.self) {
+            wire.writeImmutableBuffer(chunk)
+        }
+        return try WireResponse.parseAll(Array(wire.readableBytesView))
+    }
+}
+
+/// Upstream connections as `EmbeddedChannel`s on the test's loop: accepted (the test reads what
+/// the gateway wrote and writes the upstream's answer), refused, or left hanging until the
+/// connect timeout.
+final class EmbeddedUpstreams: UpstreamConnector {
+    let loop: EmbeddedEventLoop
+    /// Ports whose connection attempts are refused.
+    var refuse: Set<Int> = []
+    /// Ports whose connection attempts never complete.
+    var hang: Set<Int> = []
+    /// The connections opened, in order.
+    private(set) var opened: [(port: Int, channel: EmbeddedChannel)] = []
+
+    init(loop: EmbeddedEventLoop) {
+        self.loop = loop
+    }
+
+    func connect(
+        to endpoint: GatewaySettings.Endpoint, timeout: TimeAmount, on eventLoop: any EventLoop,
+        initialize: @escaping (any Channel) throws -> Void
+    ) -> EventLoopFuture<any Channel> {
+        if self.refuse.contains(endpoint.port) {
+            return eventLoop.makeFailedFuture(IOError(errnoCode: ECONNREFUSED, reason: "connect"))
+        }
+        if self.hang.contains(endpoint.port) {
+            let promise = eventLoop.makePromise(of: (any Channel).self)
+            eventLoop.scheduleTask(in: timeout) { promise.fail(ChannelError.connectTimeout(timeout)) }
+            return promise.futureResult
+        }
+        let channel = EmbeddedChannel(loop: self.loop)
+        do {
+            try initialize(channel)
+            try channel.connect(to: SocketAddress(ipAddress: endpoint.host, port: endpoint.port)).wait()
+        } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
+        self.opened.append((endpoint.port, channel))
+        return eventLoop.makeSucceededFuture(channel)
+    }
+}
