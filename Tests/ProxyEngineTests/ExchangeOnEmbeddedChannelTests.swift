@@ -14,7 +14,7 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
     private static let endpointA = GatewaySettings.Endpoint(host: "127.0.0.1", port: 9001)
     private static let endpointB = GatewaySettings.Endpoint(host: "127.0.0.1", port: 9002)
 
-    private static func settings(endpoints: [GatewaySettings.Endpoint]) -> GatewaySettings {
+    private static func settings(endpoints: [GatewaySettings.Endpoint], fallback: [GatewaySettings.Endpoint] = []) -> GatewaySettings {
         var timeouts = SettingsLoader.defaultTimeouts
         timeouts.upstreamConnect = .seconds(2)
         timeouts.upstreamResponse = .seconds(30)
@@ -25,7 +25,8 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
             timeouts: timeouts,
             upstreamPool: SettingsLoader.defaultPool,
             forwarding: SettingsLoader.defaultForwarding,
-            cells: [.init(id: "cell-a", kind: .pooled, region: "local", endpoints: endpoints)],
+            cells: [.init(id: "cell-a", kind: .pooled, region: "local", endpoints: endpoints, fallback: fallback.isEmpty ? [] : ["cell-b"])]
+                + (fallback.isEmpty ? [] : [.init(id: "cell-b", kind: .pooled, region: "local", endpoints: fallback)]),
             defaultCell: "cell-a"
         )
     }
@@ -34,11 +35,11 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
     private var client: EmbeddedChannel!
     private var upstreams: EmbeddedUpstreams!
 
-    private func start(endpoints: [GatewaySettings.Endpoint] = [endpointA]) throws {
+    private func start(endpoints: [GatewaySettings.Endpoint] = [endpointA], fallback: [GatewaySettings.Endpoint] = []) throws {
         self.loop = EmbeddedEventLoop()
         self.upstreams = EmbeddedUpstreams(loop: self.loop)
         self.client = EmbeddedChannel(loop: self.loop)
-        let settings = Self.settings(endpoints: endpoints)
+        let settings = Self.settings(endpoints: endpoints, fallback: fallback)
         let environment = ProxyEnvironment(
             configuration: GatewayConfiguration(settings: settings, tenants: nil, files: []),
             generation: 1,
@@ -131,6 +132,49 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
         XCTAssertTrue(responses.first?.body.contains("request-body-timeout") == true)
         XCTAssertFalse(upstream.channel.isActive, "the half-sent request is not left on a pooled connection")
         XCTAssertFalse(self.client.isActive)
+    }
+
+    func testAnIdempotentRequestWhoseUpstreamClosesUnansweredIsRetriedElsewhere() throws {
+        try self.start(endpoints: [Self.endpointA, Self.endpointB])
+        try self.client.writeInbound(ByteBuffer(string: "GET /ledger HTTP/1.1\r\nHost: erp.test\r\n\r\n"))
+        let first = try XCTUnwrap(self.upstreams.opened.first)
+        try first.channel.close().wait()
+        let second = try XCTUnwrap(self.upstreams.opened.last)
+        XCTAssertNotEqual(second.port, first.port, "the retry goes to the other endpoint")
+        XCTAssertTrue(try Self.text(second.channel).hasPrefix("GET /ledger HTTP/1.1\r\n"))
+        try second.channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+        XCTAssertEqual(try self.responses().map(\.status), [200])
+    }
+
+    func testARequestWithABodyWhoseUpstreamClosesUnansweredIsNotRetried() throws {
+        try self.start(endpoints: [Self.endpointA, Self.endpointB])
+        try self.client.writeInbound(ByteBuffer(string: "POST /ledger HTTP/1.1\r\nHost: erp.test\r\nContent-Length: 2\r\n\r\nhi"))
+        let first = try XCTUnwrap(self.upstreams.opened.first)
+        try first.channel.close().wait()
+        XCTAssertEqual(self.upstreams.opened.count, 1, "the body may have been processed: no second attempt")
+        let responses = try self.responses()
+        XCTAssertEqual(responses.map(\.status), [502])
+        XCTAssertTrue(responses.first?.body.contains("upstream-failed") == true)
+    }
+
+    func testWhenEveryEndpointOfTheCellRefusesTheFallbackCellServes() throws {
+        try self.start(endpoints: [Self.endpointA], fallback: [Self.endpointB])
+        self.upstreams.refuse = [9001]
+        try self.client.writeInbound(ByteBuffer(string: "GET /ledger HTTP/1.1\r\nHost: erp.test\r\n\r\n"))
+        let upstream = try XCTUnwrap(self.upstreams.opened.first)
+        XCTAssertEqual(upstream.port, 9002)
+        try upstream.channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+        XCTAssertEqual(try self.responses().map(\.status), [200])
+    }
+
+    func testAnUpstreamFailingMidResponseClosesTheClientConnection() throws {
+        try self.start()
+        try self.client.writeInbound(ByteBuffer(string: "GET /big HTTP/1.1\r\nHost: erp.test\r\n\r\n"))
+        let upstream = try XCTUnwrap(self.upstreams.opened.first)
+        try upstream.channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial"))
+        XCTAssertTrue(self.client.isActive)
+        try upstream.channel.close().wait()
+        XCTAssertFalse(self.client.isActive, "HTTP/1.1 has no other way to say the body is cut")
     }
 
     // MARK: - Helpers
