@@ -52,7 +52,8 @@ struct RequestPath: Equatable {
         case rawNonASCII
     }
 
-    static func parse(_ uri: String) throws(Rejection) -> RequestPath {
+    /// - Parameter shortcut: take the canonical path as it is (off only in tests, to compare).
+    static func parse(_ uri: String, shortcut: Bool = true) throws(Rejection) -> RequestPath {
         let bytes = Array(uri.utf8)
         guard bytes.first == UInt8(ascii: "/") else { throw .notOriginForm }
         // Before splitting at `?`: in `/a#?b` the `?` belongs to the fragment, not to a query.
@@ -65,6 +66,9 @@ struct RequestPath: Equatable {
             return text[start...]
         }
         if let query, query.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) { throw .controlCharacter }
+        if shortcut, Self.isCanonical(bytes[..<pathEnd]) {
+            return RequestPath(path: String(decoding: bytes[..<pathEnd], as: UTF8.self), query: query)
+        }
 
         // Decode into segments.
         var segments: [[UInt8]] = []
@@ -176,6 +180,29 @@ struct RequestPath: Equatable {
             }
             return true
         }
+    }
+
+    /// Whether `path` (starting with `/`) is already its own canonical spelling — no escape, no
+    /// byte a rule below looks at, no empty segment but a trailing one, no `.` or `..` segment —
+    /// as nearly every request's path is. Then nothing is decoded and no segment is built.
+    private static func isCanonical(_ path: ArraySlice<UInt8>) -> Bool {
+        var segmentStart = path.startIndex + 1
+        for index in segmentStart...path.endIndex {
+            guard index < path.endIndex, path[index] != UInt8(ascii: "/") else {
+                let segment = path[segmentStart..<index]
+                if segment.isEmpty, index < path.endIndex { return false }  // `//`
+                if segment.elementsEqual([UInt8(ascii: ".")]) || segment.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]) { return false }
+                segmentStart = index + 1
+                continue
+            }
+            switch path[index] {
+            case 0x21...0x7E where path[index] != UInt8(ascii: "%") && path[index] != UInt8(ascii: "\\") && path[index] != UInt8(ascii: ";"):
+                continue
+            default:
+                return false
+            }
+        }
+        return true
     }
 
     private static func isUnreserved(_ byte: UInt8) -> Bool {
