@@ -47,6 +47,15 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // Where revocations live in the shared store, and the feed that keeps every event loop's
+        // `RevocationList` in step with it. TokenAuth keeps the list itself, and stays free of I/O.
+        .target(name: "Revocations", dependencies: [
+            "TokenAuth", "RedisClient",
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
         // Static settings: YAML → validated, immutable GatewaySettings.
         .target(name: "GatewayConfig", dependencies: ["Hierarchy", "TokenAuth", .product(name: "Yams", package: "Yams")]),
 
@@ -64,7 +73,6 @@ let package = Package(
         // The HTTP/1.1 data plane on SwiftNIO.
         .target(name: "ProxyEngine", dependencies: [
             "GatewayConfig", "Hierarchy", "TokenAuth", "Quotas", "Cells", "COpenSSL", "RedisClient", "JSONText",
-            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -74,7 +82,7 @@ let package = Package(
 
         // The executable: command line and wiring only.
         .executableTarget(name: "erp-gateway", dependencies: [
-            "AdminAPI", "GatewayConfig", "ProxyEngine", "Hierarchy", "TokenAuth", "Quotas", "RedisClient",
+            "AdminAPI", "GatewayConfig", "ProxyEngine", "Hierarchy", "TokenAuth", "Quotas", "RedisClient", "Revocations",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -112,6 +120,11 @@ let package = Package(
         ]),
         .testTarget(name: "RedisClientTests", dependencies: [
             "RedisClient", "RedisTestServer",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        .testTarget(name: "RevocationsTests", dependencies: [
+            "Revocations", "TokenAuth", "RedisClient", "RedisTestServer",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),

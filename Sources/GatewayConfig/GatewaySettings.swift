@@ -42,13 +42,12 @@ public struct GatewaySettings: Sendable, Hashable {
         public var roleClaim: String
     }
 
+    /// `quotas.failMode.<tier>` as the settings file spells it. What each mode does is the
+    /// Quotas module's (`Quotas.QuotaFailMode`, applied by its `QuotaGate`); this module does
+    /// not depend on Quotas, so the data plane maps one to the other.
     public enum QuotaFailMode: String, Sendable, Hashable, CaseIterable {
-        /// Admit: the ERP stays available; limits are not enforced until Redis returns.
         case open
-        /// Refuse with 503: nothing is admitted that could not be counted.
         case closed
-        /// Enforce every level's rate and burst in each event loop's memory (calendar and
-        /// concurrency limits are not enforced): a flood is still cut, approximately.
         case local
     }
 

@@ -311,7 +311,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             exchange.tenant = request
             exchange.contextTime = now
             exchange.logger[metadataKey: "tenant"] = .stringConvertible(request.policy.path)
-            if let quotas = self.environment.quotas, !request.policy.limits.isEmpty {
+            if let quotas = self.environment.quotas {
                 self.admit(exchange, request: request, quotas: quotas)
             } else {
                 self.continueToUpstream(exchange)
@@ -353,91 +353,67 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     /// Admit: every level of the tenant's path is checked and charged in one round trip; a
-    /// refusal charges nothing. When the store cannot be reached the request is admitted (fail
-    /// open) and the outage logged: availability of the ERP outranks exact metering.
+    /// refusal charges nothing. The loop's `QuotaGate` decides (from memory, through the store,
+    /// or by the tier's fail mode while the store is away); the handler only applies its answers.
     private func admit(_ exchange: Exchange, request: TenantAccess.TenantRequest, quotas: QuotaAdmission) {
         let now = self.environment.wallClock.nowMicroseconds
-        let tenant = (oem: request.policy.path.oem, customer: request.policy.id)
-        // A node remembered as over its limit answers before any plan or Redis command.
-        if let remembered = self.environment.overLimit.remembered(levels: request.policy.limits, cost: request.route.cost, now: now) {
-            self.environment.pendingRefusals.add(oem: tenant.oem, customer: tenant.customer, now: now)
-            exchange.logger.info("request refused", metadata: ["problem": "quota-exceeded", "reason": "over limit (remembered)"])
-            self.fail(exchange, with: .quotaExceeded, headers: HTTPHeaders(remembered.fields.map { ($0.name, $0.value) }))
-            return
-        }
-        let plan: QuotaPlan
-        do {
-            // The admission script also meters the customer's usage: one round trip for both.
-            plan = try quotas.plan(levels: request.policy.limits, oem: tenant.oem, cost: request.route.cost, now: now, meter: tenant.customer)
-        } catch {
-            self.environment.repeatedWarnings.warn(
-                "unusable limits; admitting without quotas", metadata: ["error": "\(error)", "request-id": "\(exchange.requestID)"],
-                logger: self.environment.logger, now: self.monotonicNow
-            )
-            self.continueToUpstream(exchange)
-            return
-        }
+        let policy = request.policy
+        let cost = request.route.cost
         let loop = self.environment.pool.eventLoop
-        // The client knows when Redis is down: no request waits on a timeout to find out.
-        guard quotas.redis.isAvailable(on: loop) else {
-            self.admitWithoutStore(exchange, request: request, plan: plan, reason: "redis unavailable")
-            return
+        let failMode = QuotaFailMode(settings: exchange.settings, tier: request.cell.kind)
+        let answer = self.environment.quotaGate.admit(
+            levels: policy.limits, oem: policy.path.oem, customer: policy.id, cost: cost, now: now,
+            store: quotas.storeState(on: loop), failMode: failMode
+        ) {
+            // The admission script also meters the customer's usage: one round trip for both.
+            try quotas.plan(levels: policy.limits, oem: policy.path.oem, cost: cost, now: now, meter: policy.id)
         }
-        quotas.admit(plan, on: loop).assumeIsolated().whenComplete { [weak self, weak exchange] result in
-            guard let self, let exchange, self.exchange === exchange else {
-                // The client left while the store answered: give back what was charged.
-                if case .success(.admitted) = result { _ = quotas.release(plan, on: loop) }
-                return
-            }
-            switch result {
-            case .success(let decision):
-                let headers = RateLimitHeaders.fields(for: decision, plan: plan)
-                switch decision {
-                case .admitted:
-                    exchange.admittedQuota = (quotas, plan, loop)
-                    exchange.rateLimitHeaders = headers
-                    self.continueToUpstream(exchange)
-                case .refused(let level, let kind, _, _, _, _):
-                    self.environment.overLimit.record(decision, plan: plan)
-                    exchange.logger.notice("request refused", metadata: ["problem": "quota-exceeded", "reason": "\(kind) limit of \(level)"])
-                    self.fail(exchange, with: .quotaExceeded, headers: HTTPHeaders(headers.map { ($0.name, $0.value) }))
-                }
-            case .failure(let error):
-                self.admitWithoutStore(exchange, request: request, plan: plan, reason: "\(error)")
-            }
-        }
+        self.applyQuotaAnswer(answer, to: exchange, quotas: quotas, failMode: failMode)
     }
 
-    /// The tier's fail mode decides while Redis cannot be reached.
-    private func admitWithoutStore(_ exchange: Exchange, request: TenantAccess.TenantRequest, plan: QuotaPlan, reason: String) {
-        let mode = exchange.settings.quotaFailModes[request.cell.kind] ?? .open
-        switch mode {
-        case .open:
-            self.warnQuotaStoreUnavailable("quota store unavailable; admitting", reason: reason, mode: mode, exchange)
+    private func applyQuotaAnswer(_ answer: QuotaGate.Answer, to exchange: Exchange, quotas: QuotaAdmission, failMode: QuotaFailMode) {
+        switch answer {
+        case .proceed:
             self.continueToUpstream(exchange)
-        case .closed:
-            self.warnQuotaStoreUnavailable("quota store unavailable; refusing", reason: reason, mode: mode, exchange)
-            var headers = HTTPHeaders()
-            headers.add(name: "retry-after", value: "1")
-            self.fail(exchange, with: .quotaStoreUnavailable, headers: headers)
-        case .local:
-            let decision = self.environment.localLimits.admit(plan)
-            if case .refused = decision {
-                let headers = RateLimitHeaders.fields(for: decision, plan: plan)
-                self.fail(exchange, with: .quotaExceeded, headers: HTTPHeaders(headers.map { ($0.name, $0.value) }))
-            } else {
-                self.continueToUpstream(exchange)
+        case .proceedUnchecked(let warning):
+            self.warn(warning, exchange)
+            self.continueToUpstream(exchange)
+        case .askStore(let plan):
+            let loop = self.environment.pool.eventLoop
+            quotas.admit(plan, on: loop).assumeIsolated().whenComplete { [weak self, weak exchange] result in
+                guard let self, let exchange, self.exchange === exchange else {
+                    // The client left while the store answered: give back what was charged.
+                    if case .success(.admitted) = result { _ = quotas.release(plan, on: loop) }
+                    return
+                }
+                let answer = self.environment.quotaGate.storeAnswered(result, plan: plan, failMode: failMode)
+                self.applyQuotaAnswer(answer, to: exchange, quotas: quotas, failMode: failMode)
             }
+        case .admitted(let plan, let headers):
+            exchange.admittedQuota = (quotas, plan, self.environment.pool.eventLoop)
+            exchange.rateLimitHeaders = headers
+            self.continueToUpstream(exchange)
+        case .refuse(let refusal):
+            switch refusal.source {
+            case .memory: exchange.logger.info("request refused", metadata: ["problem": "quota-exceeded", "reason": "\(refusal.reason)"])
+            case .store: exchange.logger.notice("request refused", metadata: ["problem": "quota-exceeded", "reason": "\(refusal.reason)"])
+            case .localLimits: break
+            }
+            self.fail(exchange, with: .quotaExceeded, headers: HTTPHeaders(refusal.headers.map { ($0.name, $0.value) }))
+        case .refuseStoreAway(let retryAfterSeconds, let warning):
+            self.warn(warning, exchange)
+            var headers = HTTPHeaders()
+            headers.add(name: "retry-after", value: String(retryAfterSeconds))
+            self.fail(exchange, with: .quotaStoreUnavailable, headers: headers)
         }
     }
 
     /// Once per outage and interval, not once per request: each request's own line still says
     /// how it was answered.
-    private func warnQuotaStoreUnavailable(_ message: String, reason: String, mode: GatewaySettings.QuotaFailMode, _ exchange: Exchange) {
-        self.environment.repeatedWarnings.warn(
-            message, metadata: ["error": "\(reason)", "fail-mode": "\(mode)", "request-id": "\(exchange.requestID)"],
-            logger: self.environment.logger, now: self.monotonicNow
-        )
+    private func warn(_ warning: QuotaWarning, _ exchange: Exchange) {
+        var metadata: Logger.Metadata = ["error": "\(warning.reason)", "request-id": "\(exchange.requestID)"]
+        if let mode = warning.failMode { metadata["fail-mode"] = "\(mode)" }
+        self.environment.repeatedWarnings.warn(warning.message, metadata: metadata, logger: self.environment.logger, now: self.monotonicNow)
     }
 
     private func continueToUpstream(_ exchange: Exchange) {

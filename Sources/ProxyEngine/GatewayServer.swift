@@ -53,7 +53,7 @@ public final class GatewayServer: Sendable {
                 let bound = NIOLoopBound(environment, eventLoop: loop)
                 loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
                     // Locally decided refusals reach the usage store once a second per loop.
-                    if let usage, !bound.value.pendingRefusals.isEmpty { bound.value.pendingRefusals.flush(to: usage, on: loop) }
+                    if let usage, !bound.value.quotaGate.pendingRefusals.isEmpty { bound.value.quotaGate.pendingRefusals.flush(to: usage, on: loop) }
                     bound.value.repeatedWarnings.flush(logger: logger, now: NIODeadline.now().uptimeNanoseconds)
                 }
                 return bound

@@ -16,8 +16,7 @@ final class ProxyEnvironment {
             // configuration is trusted under the new one.
             self.tokenCache = Self.makeCache(self.configuration)
             // Limits may have changed: what was remembered under the old ones no longer holds.
-            self.overLimit = OverLimitCache()
-            self.localLimits = LocalRateLimiter()
+            self.quotaGate.limitsChanged()
             self.router.reconfigure(self.configuration.settings)
         }
     }
@@ -28,10 +27,10 @@ final class ProxyEnvironment {
     var tokenCache: VerifiedTokenCache?
     /// Revoked tokens, kept in step with the shared store by the revocation feed.
     var revocations = RevocationList()
-    /// Nodes known to be over a limit, so a flood is refused without touching Redis.
-    var overLimit = OverLimitCache()
-    /// Rate limits enforced in memory while Redis is away, for tiers whose fail mode is `local`.
-    var localLimits = LocalRateLimiter()
+    /// This loop's admission policy: nodes known to be over a limit (a flood is refused without
+    /// touching Redis), the `local` fail mode's rate limits, and the refusals decided without
+    /// Redis, flushed to `usage` once a second.
+    var quotaGate = QuotaGate()
     let pool: UpstreamPool
     /// Cells, endpoints and their load on this loop: where each upstream attempt goes.
     let router: CellRouter
@@ -39,8 +38,6 @@ final class ProxyEnvironment {
     let quotas: QuotaAdmission?
     /// Usage per customer per day, in the shared store; nil without `redis`.
     let usage: UsageMeter?
-    /// Refusals decided on this loop without Redis, flushed to `usage` once a second.
-    var pendingRefusals = PendingRefusals()
     let logger: Logger
     /// Per-request warnings (the quota store down, say) written once, then counted.
     var repeatedWarnings = RepeatedWarnings()

@@ -42,6 +42,12 @@ public struct QuotaAdmission: Sendable {
         return self.admit(plan, on: loop).map { (plan, $0) }
     }
 
+    /// Whether `loop`'s connection to the store is up, read without sending anything: while
+    /// Redis is down no request waits on a timeout to find out. Call on `loop`.
+    public func storeState(on loop: any EventLoop) -> QuotaStoreState {
+        self.redis.isAvailable(on: loop) ? .reachable : .unreachable(reason: "redis unavailable")
+    }
+
     /// Runs a prepared plan. A plan without levels is admitted without a round trip.
     public func admit(_ plan: QuotaPlan, on loop: any EventLoop) -> EventLoopFuture<QuotaDecision> {
         guard !plan.isUnlimited else { return loop.makeSucceededFuture(.admitted([])) }

@@ -4,9 +4,9 @@ import Hierarchy
 import Logging
 import NIOCore
 import NIOPosix
-import ProxyEngine
 import Quotas
 import RedisClient
+import Revocations
 
 /// The admin API of one gateway process: the store's tree kept current by the feed, the
 /// service that changes it, and the listener that serves it.

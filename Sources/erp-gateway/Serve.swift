@@ -8,6 +8,7 @@ import NIOPosix
 import ProxyEngine
 import Quotas
 import RedisClient
+import Revocations
 
 #if canImport(Glibc)
 import Glibc
@@ -97,8 +98,8 @@ struct Serve: AsyncParsableCommand {
             var feed: RevocationFeed?
             if let redis {
                 feed = RevocationFeed(
-                    client: redis.client, url: redis.url, store: RevocationStore(keyPrefix: redis.prefix), server: server, loop: group.next(),
-                    logger: logger
+                    client: redis.client, url: redis.url, store: RevocationStore(keyPrefix: redis.prefix), loop: group.next(), logger: logger,
+                    revoke: { await server.revoke($0) }, merge: { await server.mergeRevocations($0, now: $1) }
                 )
                 feed?.start()
                 logger.notice("revocation feed started", metadata: ["redis": "\(redis.url)"])

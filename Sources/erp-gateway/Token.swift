@@ -3,8 +3,8 @@ import Foundation
 import GatewayConfig
 import Hierarchy
 import NIOPosix
-import ProxyEngine
 import RedisClient
+import Revocations
 import TokenAuth
 
 /// `erp-gateway token mint`: signs a token the way an OEM's or partner's identity service

@@ -8,65 +8,37 @@ import TokenAuth
 import Glibc
 #endif
 
-/// Where revocations live in the shared store. Each revocation is one key holding its
-/// `RevocationMessage` text, expiring when no token it covers can still be valid, and is
-/// announced on one channel so every gateway node hears of it at once.
-public struct RevocationStore: Sendable {
-    public let keyPrefix: String
-
-    public init(keyPrefix: String) {
-        self.keyPrefix = keyPrefix
-    }
-
-    public var channel: String { "\(self.keyPrefix):revocations" }
-    var keyPattern: String { "\(self.keyPrefix):revoked:*" }
-
-    func key(for message: RevocationMessage) -> String {
-        switch message {
-        case .token(let jwtID, _): "\(self.keyPrefix):revoked:jti:\(jwtID)"
-        case .tenant(let tenant, _, _): "\(self.keyPrefix):revoked:tenant:\(tenant)"
-        }
-    }
-
-    /// Stores and announces a revocation. Succeeds with the number of gateway nodes listening.
-    public func revoke(_ message: RevocationMessage, using client: RedisClient, on loop: any EventLoop, now: Int64) -> EventLoopFuture<Int64> {
-        let until: Int64 = switch message {
-        case .token(_, let expiresAt): expiresAt
-        case .tenant(_, _, let until): until
-        }
-        // Kept a minute past the last moment it matters, never less than a second.
-        let seconds = max(1, until - now + 60)
-        return client.send(on: loop, ["SET", self.key(for: message), message.text, "EX", String(seconds)]).flatMap { stored in
-            if let error = stored.errorMessage { return loop.makeFailedFuture(RevocationError(description: error)) }
-            return client.send(on: loop, ["PUBLISH", self.channel, message.text]).map { $0.int64 ?? 0 }
-        }
-    }
-}
-
-public struct RevocationError: Error, CustomStringConvertible {
-    public let description: String
-}
-
 /// Keeps every event loop's revocation list in step with the store: messages on the channel
 /// as they come, and a full read of the stored revocations whenever the subscription is
 /// (re-)established and every `resyncInterval`, so a message missed while disconnected is
 /// picked up within that interval. Lists only ever grow (and shed expired entries), so a
 /// resync merges, never replaces.
+///
+/// The feed reads the store; what holds the lists (the data plane's event loops) is reached
+/// through the two callbacks, so this module knows nothing of the data plane.
 public final class RevocationFeed: Sendable {
     private let client: RedisClient
     private let subscriber: RedisSubscriber
     private let store: RevocationStore
-    private let server: GatewayServer
+    /// One revocation, as published.
+    private let revoke: @Sendable (RevocationMessage) async -> Void
+    /// The store's full list, to merge into every list and prune at `now` (Unix seconds).
+    private let merge: @Sendable (RevocationList, _ now: Int64) async -> Void
     private let loop: any EventLoop
     private let logger: Logger
     private let resyncTask: NIOLockedValueBox<RepeatedTask?> = NIOLockedValueBox(nil)
 
     public static let resyncInterval = TimeAmount.seconds(30)
 
-    public init(client: RedisClient, url: RedisURL, store: RevocationStore, server: GatewayServer, loop: any EventLoop, logger: Logger) {
+    public init(
+        client: RedisClient, url: RedisURL, store: RevocationStore, loop: any EventLoop, logger: Logger,
+        revoke: @escaping @Sendable (RevocationMessage) async -> Void,
+        merge: @escaping @Sendable (RevocationList, _ now: Int64) async -> Void
+    ) {
         self.client = client
         self.store = store
-        self.server = server
+        self.revoke = revoke
+        self.merge = merge
         self.loop = loop
         self.logger = logger
         let holder = FeedHolder()
@@ -96,8 +68,8 @@ public final class RevocationFeed: Sendable {
             self.logger.warning("ignoring a malformed revocation message")
             return
         }
-        let server = self.server
-        Task { await server.revoke(message) }
+        let revoke = self.revoke
+        Task { await revoke(message) }
     }
 
     private func resynchronize(reason: String) {
@@ -105,8 +77,8 @@ public final class RevocationFeed: Sendable {
         self.scan(cursor: "0", collected: RevocationList(), count: 0).whenComplete { [self] result in
             switch result {
             case .success(let (list, count)):
-                let server = self.server
-                Task { await server.mergeRevocations(list, now: Int64(time(nil))) }
+                let merge = self.merge
+                Task { await merge(list, Int64(time(nil))) }
                 self.logger.debug("revocations resynchronized", metadata: ["reason": "\(reason)", "entries": "\(count)"])
             case .failure(let error):
                 self.logger.warning("cannot read revocations; will retry", metadata: ["reason": "\(reason)", "error": "\(error)", "pattern": "\(store.keyPattern)"])
