@@ -27,8 +27,12 @@ final class GatewayProcess {
 
     static var binary: URL { self.buildDirectory.appendingPathComponent("erp-gateway") }
 
-    /// Writes `settings` (YAML with `PORT` standing for the listener port) and starts the gateway.
-    init(settings: String, files: [String: String] = [:], arguments: [String] = [], file: StaticString = #filePath, line: UInt = #line) throws {
+    /// Writes `settings` (YAML with `PORT` standing for the listener port) and starts the gateway,
+    /// with `environment` added to the test's own.
+    init(
+        settings: String, files: [String: String] = [:], arguments: [String] = [], environment: [String: String] = [:],
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         self.port = try freePort()
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("erp-gateway-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
@@ -47,6 +51,9 @@ final class GatewayProcess {
         self.process = Process()
         self.process.executableURL = Self.binary
         self.process.arguments = ["serve", "--config", config.path] + arguments
+        if !environment.isEmpty {
+            self.process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, added in added }
+        }
         self.process.standardOutput = log
         self.process.standardError = log
         try self.process.run()

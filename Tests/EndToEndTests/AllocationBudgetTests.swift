@@ -1,0 +1,132 @@
+import Foundation
+import XCTest
+
+/// Heap allocations per proxied request, counted in the real gateway binary (see
+/// `AllocationCounter`), held to a committed budget per configuration and build: the test fails
+/// when a change makes every request allocate more. Counts, not times: the same requests allocate
+/// the same blocks on every run, so the figure is stable to a fraction of an allocation.
+///
+/// The load is the benchmarks' (bench/allocations.sh): one keep-alive connection, one event loop,
+/// `--log-level error`, after a warm-up that fills the upstream pool and the token cache.
+final class AllocationBudgetTests: GatewayTestCase {
+    /// Allocations per request, measured with this test's load.
+    struct Budget {
+        var debug: Double
+        var release: Double
+    }
+
+    // Budget = the count measured when the budget was last set, rounded up, + a margin of 2
+    // allocations per request. Over ten runs the debug build varied by less than 1 per request
+    // (proxy-only 241.0 to 241.1, full pipeline 778.3 to 779.4) and the release build not at
+    // all, so the margin keeps the test from flaking on a loaded machine, while 3 or 4 more
+    // allocations per request fail it.
+    // Set 2026-12-03, before the data-plane redesign, from 241.0 / 779.4 (debug) and 82.0 / 286.0
+    // (release) allocations per request, proxy-only / full pipeline.
+    static let proxyOnly = Budget(debug: 243, release: 84)
+    static let fullPipeline = Budget(debug: 782, release: 288)
+    static let margin = 2.0
+    /// A count this far below the budget fails too, as in SwiftNIO's allocation tests: an
+    /// improvement lands with its lower budget, so the budget keeps guarding what was won.
+    static let slack = 10.0
+
+    static let warmUpRequests = 200
+    static let measuredRequests = 1_000
+
+    var redis: RedisProcess?
+
+    override func tearDown() async throws {
+        try await super.tearDown()
+        self.redis?.stop()
+    }
+
+    /// The gateway's arguments and environment for every run here.
+    private func startCountedGateway(_ counter: AllocationCounter, settings: String, files: [String: String] = [:]) throws {
+        self.gateway = try GatewayProcess(
+            settings: settings, files: files, arguments: ["--log-level", "error", "--watch-interval-ms", "0"], environment: counter.environment
+        )
+    }
+
+    func testProxyOnlyRequestsStayWithinTheAllocationBudget() async throws {
+        let counter = try AllocationCounter()
+        try await self.startBackends(1)
+        try self.startCountedGateway(counter, settings: gatewaySettings(endpoints: self.backends.map(\.port), ["listener": ["eventLoops": "1"]]))
+        let perRequest = try self.allocationsPerRequest(counter, headers: [])
+        self.assertWithinBudget(perRequest, Self.proxyOnly, configuration: "proxy-only")
+    }
+
+    func testFullPipelineRequestsStayWithinTheAllocationBudget() async throws {
+        let counter = try AllocationCounter()
+        let redis = try RedisProcess()
+        self.redis = redis
+        try await self.startBackends(1)
+        try self.startCountedGateway(
+            counter,
+            settings: gatewaySettings(
+                endpoints: self.backends.map(\.port), ["listener": ["eventLoops": "1"]], tenantTree: "tenants.yaml",
+                extra: "redis:\n  url: \(redis.url)\n  keyPrefix: erp-test\n"
+            ),
+            files: ["tenants.yaml": Self.tree]
+        )
+        // One token for every request: after the first, a hit in the verified-token cache.
+        let token = try TestIdentity.mint(issuer: "https://id.acme.test", key: TestIdentity.acmeOld.privateKey, kid: "acme-1", tenant: "c1")
+        let perRequest = try self.allocationsPerRequest(counter, headers: [("Authorization", "Bearer \(token)")])
+        self.assertWithinBudget(perRequest, Self.fullPipeline, configuration: "full pipeline")
+        XCTAssertGreaterThan(try redis.scriptRuns(), 0, "the quota script ran: every level was charged in Redis")
+    }
+
+    /// One OEM, partner and customer, each with limits far above the load: every request is
+    /// checked and charged at three levels, as in the benchmarks' tree.
+    static let tree = """
+        catalog:
+          features: [ledger]
+          packages: { basic: [ledger] }
+          routes: [{ path: /v1/ledger, feature: ledger }]
+        tenants:
+          - id: acme
+            kind: oem
+            placement: { tier: pooled, region: test }
+            limits: { rate: 900000, burst: 900000, perDay: 1000000000000, perMonth: 1000000000000 }
+            issuers:
+              - iss: https://id.acme.test
+                audience: erp-gateway
+                keys: [{ kid: acme-1, alg: RS256, pemFile: \(TestIdentity.acmeOld.publicKey) }]
+          - { id: p1, kind: partner, parent: acme, limits: { rate: 500000, burst: 500000, perDay: 1000000000000 } }
+          - { id: c1, kind: customer, parent: p1, package: basic, limits: { rate: 100000, burst: 100000, perDay: 1000000000000 } }
+
+        """
+
+    /// Sends the warm-up, then the measured requests, one after another on one connection, and
+    /// returns the gateway's allocations divided by the measured requests.
+    private func allocationsPerRequest(_ counter: AllocationCounter, headers: [(String, String)]) throws -> Double {
+        let client = try RawHTTPConnection(port: self.port)
+        let text = requestText("GET", "/v1/ledger", headers: headers)
+        func send(_ count: Int) throws {
+            for _ in 0..<count {
+                try client.send(text)
+                let response = try client.readResponse()
+                guard response.status == 200 else { throw RawHTTPConnection.Failure.malformed("status \(response.status): \(response.text)") }
+            }
+        }
+        try send(Self.warmUpRequests)
+        let before = try counter.settled()
+        XCTAssertGreaterThan(before.allocations, 0, "the counter is preloaded into the gateway")
+        try send(Self.measuredRequests)
+        let after = try counter.settled()
+        return Double(after.allocations - before.allocations) / Double(Self.measuredRequests)
+    }
+
+    private func assertWithinBudget(_ perRequest: Double, _ budget: Budget, configuration: String, file: StaticString = #filePath, line: UInt = #line) {
+        let build = GatewayProcess.buildDirectory.lastPathComponent
+        let limit = build == "release" ? budget.release : budget.debug
+        let measured = String(format: "%.1f", perRequest)
+        print("heap allocations per request, \(configuration), \(build) build: \(measured) (budget \(limit))")
+        XCTAssertLessThanOrEqual(
+            perRequest, limit, "\(configuration) requests allocate more than the budget: \(measured) per request", file: file, line: line
+        )
+        XCTAssertGreaterThanOrEqual(
+            perRequest, limit - Self.slack,
+            "\(configuration) requests allocate \(measured) per request, far below the budget of \(limit): lower the budget to the new count + \(Self.margin)",
+            file: file, line: line
+        )
+    }
+}
