@@ -394,11 +394,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             exchange.rateLimitHeaders = headers
             self.continueToUpstream(exchange)
         case .refuse(let refusal):
-            switch refusal.source {
-            case .memory: exchange.logger.info("request refused", metadata: ["problem": "quota-exceeded", "reason": "\(refusal.reason)"])
-            case .store: exchange.logger.notice("request refused", metadata: ["problem": "quota-exceeded", "reason": "\(refusal.reason)"])
-            case .localLimits: break
+            // One line whoever decided: a flood refused from memory writes as much as one refused
+            // by the store, at info, like each request's own line.
+            let decidedBy = switch refusal.source {
+            case .memory: "over-limit memory"
+            case .store: "quota store"
+            case .localLimits: "local limits"
             }
+            exchange.logger.info("request refused", metadata: [
+                "problem": "\(GatewayProblem.quotaExceeded)", "phase": "\(GatewayProblem.quotaExceeded.phase.rawValue)",
+                "reason": "\(refusal.reason)", "decided-by": "\(decidedBy)",
+            ])
             self.fail(exchange, with: .quotaExceeded, headers: HTTPHeaders(refusal.headers.map { ($0.name, $0.value) }))
         case .refuseStoreAway(let retryAfterSeconds, let warning):
             self.warn(warning, exchange)

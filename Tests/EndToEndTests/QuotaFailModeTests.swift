@@ -78,5 +78,9 @@ final class QuotaFailModeTests: GatewayTestCase {
             statuses.append(try client.readResponse().status)
         }
         XCTAssertEqual(statuses, [200, 200, 429, 429, 429])
+        // Refused by the local limits: logged like any quota refusal, with who decided.
+        XCTAssertTrue(self.gateway.waitForLog("decided-by=local limits"), self.gateway.log)
+        let refusals = self.gateway.log.split(separator: "\n").filter { $0.contains("request refused") && $0.contains("phase=admit problem=quota-exceeded") }
+        XCTAssertEqual(refusals.count, 3, self.gateway.log)
     }
 }
