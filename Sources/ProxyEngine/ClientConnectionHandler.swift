@@ -29,7 +29,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var exchange: Exchange?
     /// Reading, pipelining, keep-alive and closing decisions; this handler applies them.
     private var connection = ClientConnectionStateMachine()
-    private var waitTimer: Scheduled<Void>?
+    /// The connection's one timer. Every timeout — between requests, of a request body, of an
+    /// upstream response — is a deadline it checks when it fires; it is rescheduled only when a
+    /// deadline comes before its next firing, so a keep-alive request schedules none.
+    private var deadlineTimer: (task: Scheduled<Void>, at: NIODeadline)?
+    /// When the wait between requests (`connection.wait`) runs out.
+    private var waitDeadline: NIODeadline?
     /// The peer's address as text, formatted once per connection rather than per request.
     private lazy var clientAddress: String? = self.context?.channel.remoteAddress?.ipAddress
 
@@ -54,7 +59,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// handler and this handler held the context: dropping it here breaks the cycle, which
     /// otherwise kept about 0.9 KiB alive for every connection ever accepted.
     func handlerRemoved(context: ChannelHandlerContext) {
-        self.cancelWaitTimer()
+        self.beginClosing()
         self.startDetector.onFirstByte = nil
         self.context = nil
     }
@@ -84,13 +89,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.connection.startClosing()
-        self.cancelWaitTimer()
+        self.beginClosing()
         self.startDetector.onFirstByte = nil
         if let exchange = self.exchange {
             self.end(exchange)
-            exchange.responseTimer?.cancel()
-            exchange.bodyTimer?.cancel()
             if let ticket = exchange.leaseTicket { self.environment.pool.cancel(ticket) }
             if let upstream = exchange.upstream {
                 // The client went away mid-exchange: the upstream connection is mid-message too.
@@ -175,8 +177,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         case .end:
             guard let exchange = self.exchange else { return }
             exchange.requestComplete = true
-            exchange.bodyTimer?.cancel()
-            exchange.bodyTimer = nil
             if exchange.answeredLocally {
                 self.exchangeFinished()
                 return
@@ -203,36 +203,30 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     /// Bounds the gap between two reads of a request body. Without it a client that declares a
     /// body and never sends it would hold an upstream connection of a shared endpoint, a cell
-    /// slot and quota in flight for as long as it likes. One timer per exchange, moved on only
-    /// when it fires: a body of a million reads does not schedule a million timers.
-    private func armBodyTimer(_ exchange: Exchange, after delay: TimeAmount? = nil) {
-        guard let loop = self.context?.eventLoop else { return }
-        let idle = TimeAmount.milliseconds(exchange.settings.timeouts.requestBodyIdle.milliseconds)
-        exchange.bodyTimer = loop.assumeIsolated().scheduleTask(in: delay ?? idle) { [weak self, weak exchange] in
-            guard let self, let exchange, self.exchange === exchange, !exchange.requestComplete else { return }
-            let quiet = self.environment.eventLoop.now - exchange.lastBodyRead
-            if quiet < idle {
-                self.armBodyTimer(exchange, after: idle - quiet)
-                return
-            }
-            exchange.logger.notice("request body stalled", metadata: ["timeout-ms": "\(idle.nanoseconds / 1_000_000)", "bytes-in": "\(exchange.requestBodyBytes)"])
-            self.fail(exchange, with: .requestBodyTimeout)
-        }
+    /// slot and quota in flight for as long as it likes. Each read moves the deadline on; the
+    /// connection's timer looks at it only when it fires.
+    private func watchBody(_ exchange: Exchange) {
+        exchange.bodyIdle = TimeAmount.milliseconds(exchange.settings.timeouts.requestBodyIdle.milliseconds)
+        if let deadline = exchange.bodyDeadline { self.checkDeadlines(by: deadline) }
     }
 
     private func requestFullySent(_ exchange: Exchange) {
         exchange.requestSentUpstream = true
         let timeout = TimeAmount.milliseconds((exchange.attemptTimeouts?.response ?? exchange.settings.timeouts.upstreamResponse).milliseconds)
-        exchange.responseTimer = self.context?.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self, weak exchange] in
-            guard let self, let exchange, self.exchange === exchange, !exchange.responseStarted else { return }
-            // Not retried: the upstream may still be working on the request.
-            if let route = exchange.route { self.environment.router.report(route, failed: true, now: self.monotonicNow) }
-            if let upstream = exchange.upstream {
-                exchange.upstream = nil
-                self.environment.pool.release(upstream, reusable: false)
-            }
-            self.fail(exchange, with: .upstreamTimeout)
+        let deadline = self.environment.eventLoop.now + timeout
+        exchange.responseDeadline = deadline
+        self.checkDeadlines(by: deadline)
+    }
+
+    /// The response head did not arrive in time. Not retried: the upstream may still be working
+    /// on the request.
+    private func responseTimedOut(_ exchange: Exchange) {
+        if let route = exchange.route { self.environment.router.report(route, failed: true, now: self.monotonicNow) }
+        if let upstream = exchange.upstream {
+            exchange.upstream = nil
+            self.environment.pool.release(upstream, reusable: false)
         }
+        self.fail(exchange, with: .upstreamTimeout)
     }
 
     // MARK: - Starting an exchange
@@ -277,7 +271,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             replayable: head.method.isIdempotent && framing.isEmpty
         )
         self.exchange = exchange
-        if !framing.isEmpty { self.armBodyTimer(exchange) }
+        if !framing.isEmpty { self.watchBody(exchange) }
 
         if let tenants = configuration.tenants {
             self.runTenantPhases(exchange, path: path, tenants: tenants)
@@ -569,7 +563,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             return
         }
         exchange.logger.info("retrying on another endpoint", metadata: ["problem": "\(problem)", "attempt": "\(route.attempts + 1)"])
-        exchange.responseTimer?.cancel()
+        exchange.responseDeadline = nil
         exchange.requestSentUpstream = false
         if failure == .afterConnect {
             // Only a bodiless request is retried after connecting: its end is all there is to resend.
@@ -618,8 +612,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// Answers the exchange with a problem document if the response has not started; otherwise
     /// the only honest signal left in HTTP/1.1 is to cut the connection.
     private func fail(_ exchange: Exchange, with problem: GatewayProblem, headers: HTTPHeaders = HTTPHeaders(), extensions: [(name: String, value: String)] = []) {
-        exchange.responseTimer?.cancel()
-        exchange.bodyTimer?.cancel()
+        exchange.responseDeadline = nil
+        exchange.bodyIdle = nil
         if let ticket = exchange.leaseTicket {
             self.environment.pool.cancel(ticket)
             exchange.leaseTicket = nil
@@ -686,6 +680,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func beginClosing() {
         self.connection.startClosing()
         self.cancelWaitTimer()
+        self.deadlineTimer?.task.cancel()
+        self.deadlineTimer = nil
     }
 
     // MARK: - Between requests
@@ -726,24 +722,68 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     private func armWaitTimer(_ wait: ClientConnectionStateMachine.Wait) {
-        self.waitTimer?.cancel()
-        guard let loop = self.context?.eventLoop else { return }
         let timeouts = self.settings.timeouts
         let duration = wait == .idle ? timeouts.keepAliveIdle : timeouts.headerRead
-        self.waitTimer = loop.assumeIsolated().scheduleTask(in: .milliseconds(duration.milliseconds)) { [weak self] in
-            guard let self else { return }
-            switch self.connection.waitTimerFired(hasExchange: self.exchange != nil) {
-            case .answer(let problem): self.respondWithoutExchange(problem, logMetadata: ["timeout-ms": "\(duration.milliseconds)"])
-            case .close: self.closeNow()
-            case .ignore: break
-            }
-        }
+        let deadline = self.environment.eventLoop.now + .milliseconds(duration.milliseconds)
+        self.waitDeadline = deadline
+        self.checkDeadlines(by: deadline)
     }
 
     private func cancelWaitTimer() {
-        self.waitTimer?.cancel()
-        self.waitTimer = nil
         self.connection.stopWaiting()
+        self.waitDeadline = nil
+    }
+
+    // MARK: - Deadlines
+
+    /// Makes sure the connection's timer fires by `deadline`: an earlier firing is kept (it will
+    /// look again), a later one is moved.
+    private func checkDeadlines(by deadline: NIODeadline) {
+        if let timer = self.deadlineTimer, timer.at <= deadline { return }
+        self.deadlineTimer?.task.cancel()
+        self.deadlineTimer = nil
+        guard !self.connection.closing, let loop = self.context?.eventLoop else { return }
+        let task = loop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] () -> Void in self?.deadlinesReached() }
+        self.deadlineTimer = (task, deadline)
+    }
+
+    /// The connection's timer fired: whatever ran out is answered; then the timer is set for the
+    /// next deadline, and at the latest for the shortest wait between requests from now, so that
+    /// the next request's deadlines are never before it and need no new timer.
+    private func deadlinesReached() {
+        self.deadlineTimer = nil
+        guard !self.connection.closing else { return }
+        let now = self.environment.eventLoop.now
+        if self.exchange == nil, let deadline = self.waitDeadline, now >= deadline {
+            switch self.connection.waitTimerFired(hasExchange: false) {
+            case .answer(let problem):
+                let timeout = self.settings.timeouts.headerRead.milliseconds
+                self.respondWithoutExchange(problem, logMetadata: ["timeout-ms": "\(timeout)"])
+                return
+            case .close:
+                self.closeNow()
+                return
+            case .ignore:
+                break
+            }
+        }
+        if let exchange = self.exchange {
+            if let deadline = exchange.responseDeadline, now >= deadline, !exchange.responseStarted {
+                exchange.responseDeadline = nil
+                self.responseTimedOut(exchange)
+            } else if let deadline = exchange.bodyDeadline, now >= deadline {
+                let idle = exchange.bodyIdle?.nanoseconds ?? 0
+                exchange.logger.notice("request body stalled", metadata: ["timeout-ms": "\(idle / 1_000_000)", "bytes-in": "\(exchange.requestBodyBytes)"])
+                self.fail(exchange, with: .requestBodyTimeout)
+            }
+        }
+        guard !self.connection.closing else { return }
+        let timeouts = self.settings.timeouts
+        var next = now + .milliseconds(min(timeouts.headerRead, timeouts.keepAliveIdle).milliseconds)
+        if self.exchange == nil, let deadline = self.waitDeadline { next = min(next, deadline) }
+        if let deadline = self.exchange?.responseDeadline { next = min(next, deadline) }
+        if let deadline = self.exchange?.bodyDeadline { next = min(next, deadline) }
+        self.checkDeadlines(by: next)
     }
 }
 
@@ -758,7 +798,7 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
         guard let exchange = self.exchange, let context = self.context else { return }
         switch part {
         case .head(let head):
-            exchange.responseTimer?.cancel()
+            exchange.responseDeadline = nil
             if let route = exchange.route {
                 self.environment.router.report(route, failed: head.status.code >= 500, now: self.monotonicNow)
             }
@@ -819,7 +859,7 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
             // endpoint. Not the endpoint's failure, and not a retry the budget counts.
             exchange.staleRetries += 1
             exchange.logger.debug("resending on a fresh upstream connection after a stale keep-alive connection closed")
-            exchange.responseTimer?.cancel()
+            exchange.responseDeadline = nil
             exchange.requestSentUpstream = false
             exchange.bufferedForUpstream = exchange.requestComplete ? [.end(nil)] : []
             if let endpoint = exchange.endpoint, let timeouts = exchange.attemptTimeouts {
@@ -904,11 +944,17 @@ final class Exchange {
     var requestBodyBytes = 0
     var requestComplete = false
     var requestSentUpstream = false
-    var responseTimer: Scheduled<Void>?
-    /// Fires when the request body has been quiet for `timeouts.requestBodyIdle`.
-    var bodyTimer: Scheduled<Void>?
+    /// When the response head must have arrived; nil while no request is with an upstream.
+    var responseDeadline: NIODeadline?
+    /// How long the request body may pause (`timeouts.requestBodyIdle`); nil without a body.
+    var bodyIdle: TimeAmount?
     /// When the head or the last piece of the body was read.
     lazy var lastBodyRead = self.started
+    /// When the request body runs out of time, while it is still arriving.
+    var bodyDeadline: NIODeadline? {
+        guard let idle = self.bodyIdle, !self.requestComplete else { return nil }
+        return self.lastBodyRead + idle
+    }
     var responseStarted = false
     var responseComplete = false
     var responseStatus: UInt?
