@@ -99,11 +99,7 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
         try self.start(endpoints: [Self.endpointA, Self.endpointB])
         self.upstreams.refuse = [9001]
         // Whichever endpoint power of two choices picks first, the request ends on 9002.
-        try self.client.writeInbound(ByteBuffer(string: "GET /ledger HTTP/1.1\r\nHost: erp.test\r\n\r\n"))
-        let upstream = try XCTUnwrap(self.upstreams.opened.first)
-        XCTAssertEqual(upstream.port, 9002)
-        try upstream.channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
-        XCTAssertEqual(try self.responses().map(\.status), [200])
+        try self.assertAGetIsServed(byPort: 9002)
     }
 
     func testAConnectionAttemptThatHangsIs504AfterTheConnectTimeout() throws {
@@ -160,11 +156,7 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
     func testWhenEveryEndpointOfTheCellRefusesTheFallbackCellServes() throws {
         try self.start(endpoints: [Self.endpointA], fallback: [Self.endpointB])
         self.upstreams.refuse = [9001]
-        try self.client.writeInbound(ByteBuffer(string: "GET /ledger HTTP/1.1\r\nHost: erp.test\r\n\r\n"))
-        let upstream = try XCTUnwrap(self.upstreams.opened.first)
-        XCTAssertEqual(upstream.port, 9002)
-        try upstream.channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
-        XCTAssertEqual(try self.responses().map(\.status), [200])
+        try self.assertAGetIsServed(byPort: 9002)
     }
 
     func testAnUpstreamFailingMidResponseClosesTheClientConnection() throws {
@@ -178,6 +170,15 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
     }
 
     // MARK: - Helpers
+
+    /// A GET reaches the first upstream connection opened, on `port`, and its 200 is relayed.
+    private func assertAGetIsServed(byPort port: Int, file: StaticString = #filePath, line: UInt = #line) throws {
+        try self.client.writeInbound(ByteBuffer(string: "GET /ledger HTTP/1.1\r\nHost: erp.test\r\n\r\n"))
+        let upstream = try XCTUnwrap(self.upstreams.opened.first, file: file, line: line)
+        XCTAssertEqual(upstream.port, port, file: file, line: line)
+        try upstream.channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+        XCTAssertEqual(try self.responses().map(\.status), [200], file: file, line: line)
+    }
 
     /// Everything the channel wrote so far, as text.
     private static func text(_ channel: EmbeddedChannel) throws -> String {
