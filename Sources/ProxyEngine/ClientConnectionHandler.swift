@@ -41,6 +41,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     init(environment: ProxyEnvironment, startDetector: RequestStartDetector) {
         self.environment = environment
         self.startDetector = startDetector
+        startDetector.observer = self
     }
 
     /// The settings in force now: for connection-level timers. An exchange uses its own copy.
@@ -60,7 +61,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// otherwise kept about 0.9 KiB alive for every connection ever accepted.
     func handlerRemoved(context: ChannelHandlerContext) {
         self.beginClosing()
-        self.startDetector.onFirstByte = nil
+        self.startDetector.armed = false
         self.context = nil
     }
 
@@ -90,7 +91,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         self.beginClosing()
-        self.startDetector.onFirstByte = nil
+        self.startDetector.armed = false
         if let exchange = self.exchange {
             self.end(exchange)
             if let ticket = exchange.leaseTicket { self.environment.pool.cancel(ticket) }
@@ -233,7 +234,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     private func startExchange(_ head: HTTPRequestHead) {
         self.cancelWaitTimer()
-        self.startDetector.onFirstByte = nil
+        self.startDetector.armed = false
         let clientRequestID = head.headers.first(name: "x-request-id")
         let requestID = clientRequestID.flatMap { RequestID.isAcceptable($0) ? $0 : nil } ?? self.identifiers.requestID()
         var logger = self.environment.logger
@@ -714,10 +715,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         guard let wait = self.connection.awaitRequest(first: first) else { return }
         self.armWaitTimer(wait)
         if wait == .idle {
-            self.startDetector.onFirstByte = { [weak self] in
-                guard let self, let next = self.connection.firstByteArrived() else { return }
-                self.armWaitTimer(next)
-            }
+            self.startDetector.armed = true
         }
     }
 
@@ -784,6 +782,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if let deadline = self.exchange?.responseDeadline { next = min(next, deadline) }
         if let deadline = self.exchange?.bodyDeadline { next = min(next, deadline) }
         self.checkDeadlines(by: next)
+    }
+}
+
+extension ClientConnectionHandler: RequestStartObserver {
+    func firstByteArrived() {
+        guard let next = self.connection.firstByteArrived() else { return }
+        self.armWaitTimer(next)
     }
 }
 

@@ -12,23 +12,17 @@ enum ForwardedHeaders {
     static let neverNominated: Set<String> = ["host", "content-length"]
 
     /// Removes hop-by-hop headers, the headers listed in `Connection`, and every `Proxy-*` header.
-    /// Runs on every message in both directions, so the common case — nothing to remove but
-    /// perhaps `Connection` itself — allocates nothing beyond the removal.
+    /// Runs on every message in both directions. What goes is usually one or two fields
+    /// (`Connection: keep-alive` from an upstream), so they are removed in place: rebuilding the
+    /// whole list, as a filter would, cost allocations on every response.
     static func stripHopByHop(_ headers: inout HTTPHeaders) {
-        var named: Set<String>?
-        for value in headers[canonicalForm: "connection"] where !self.neverNominated.contains(value.lowercased()) {
-            named = named ?? []
-            named!.insert(value.lowercased())
+        var doomed: [String] = []
+        for value in headers[canonicalForm: "connection"] {
+            let name = value.lowercased()
+            if !self.neverNominated.contains(name) { doomed.append(name) }
         }
-        var doomed = false
-        for (name, _) in headers where self.isHopByHop(name) || named.map({ $0.contains(name.lowercased()) }) == true {
-            doomed = true
-            break
-        }
-        guard doomed else { return }
-        headers = HTTPHeaders(headers.filter { name, _ in
-            !self.isHopByHop(name) && !(named.map { $0.contains(name.lowercased()) } ?? false)
-        })
+        for (name, _) in headers where self.isHopByHop(name) { doomed.append(name) }
+        for name in doomed { headers.remove(name: name) }
     }
 
     /// Hop-by-hop or `Proxy-*`, compared ASCII case-insensitively without building a string.
