@@ -2,7 +2,8 @@
 #define ERP_GATEWAY_COPENSSL_SHIM_H
 
 // libcrypto for TokenAuth: public keys parsed once into EVP_PKEYs, signatures checked with
-// EVP_DigestVerify, HMAC compared in constant time. Only OpenSSL 3 APIs that are not
+// EVP_DigestVerify, HMAC compared in constant time; for ProxyEngine, the tenant context signed
+// through an EVP_MAC context keyed once. Only OpenSSL 3 APIs that are not
 // deprecated are used from Swift.
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -12,6 +13,7 @@
 #include <openssl/bn.h>
 #include <openssl/hmac.h>
 #include <openssl/crypto.h>
+#include <openssl/params.h>
 
 // Macros and macro-wrapped functions Swift cannot import.
 

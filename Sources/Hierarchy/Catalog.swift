@@ -31,6 +31,17 @@ public struct Catalog: Sendable {
     public func names(_ set: FeatureSet) -> [String] {
         set.indices.map { self.features[$0] }
     }
+
+    /// The names of a set in catalog order, comma-separated, in one string: the form the tenant
+    /// context carries on every forwarded request.
+    public func joinedNames(_ set: FeatureSet) -> String {
+        var text = ""
+        for index in set.indices {
+            if !text.isEmpty { text += "," }
+            text += self.features[index]
+        }
+        return text
+    }
 }
 
 /// A route of the catalog after validation.

@@ -138,8 +138,17 @@ public struct NodePath: Hashable, Sendable, CustomStringConvertible {
         return true
     }
 
+    /// `oem/partner/customer`, built in one buffer: it is rendered for every forwarded request
+    /// (the tenant context), where mapping and joining cost ten allocations.
     public var description: String {
-        ids.map(\.rawValue).joined(separator: String(Self.separator))
+        let partner = self.partner?.rawValue ?? ""
+        let customer = self.customer?.rawValue ?? ""
+        var text = ""
+        text.reserveCapacity(self.oem.rawValue.utf8.count + partner.utf8.count + customer.utf8.count + 2)
+        text += self.oem.rawValue
+        if self.partner != nil { text += "/" + partner }
+        if self.customer != nil { text += "/" + customer }
+        return text
     }
 }
 

@@ -582,7 +582,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         upstream.delegate = self
         exchange.upstream = upstream
         exchange.upstreamWasReused = upstream.completedExchanges > 0
-        upstream.write(.head(exchange.upstreamHead(servedBy: exchange.route?.currentCell)))
+        upstream.write(.head(exchange.upstreamHead(servedBy: exchange.route?.currentCell, signers: &self.environment.contextSigners)))
         let buffered = exchange.bufferedForUpstream
         exchange.bufferedForUpstream.removeAll()
         for part in buffered {
@@ -899,16 +899,16 @@ final class Exchange {
     /// another kind (the context names the tier serving the request). Client `X-ERP-*` headers
     /// are removed; an admitted tenant's signed context replaces them, and the caller's
     /// credential stays here.
-    func upstreamHead(servedBy cell: GatewaySettings.Cell?) -> HTTPRequestHead {
+    func upstreamHead(servedBy cell: GatewaySettings.Cell?, signers: inout ContextSigners) -> HTTPRequestHead {
         if let cached = self.cachedUpstreamHead, cached.kind == cell?.kind { return cached.head }
-        let head = self.buildUpstreamHead(servedBy: cell ?? self.tenant?.cell)
+        let head = self.buildUpstreamHead(servedBy: cell ?? self.tenant?.cell, signers: &signers)
         self.cachedUpstreamHead = (cell?.kind, head)
         return head
     }
 
     private var cachedUpstreamHead: (kind: GatewaySettings.Cell.Kind?, head: HTTPRequestHead)?
 
-    private func buildUpstreamHead(servedBy cell: GatewaySettings.Cell?) -> HTTPRequestHead {
+    private func buildUpstreamHead(servedBy cell: GatewaySettings.Cell?, signers: inout ContextSigners) -> HTTPRequestHead {
         var forwarded = self.clientHead
         forwarded.uri = self.path.target
         var head = ForwardedHeaders.upstreamRequestHead(
@@ -919,7 +919,7 @@ final class Exchange {
             UpstreamContext(
                 policy: tenant.policy, catalog: catalog, cell: cell, method: self.clientHead.method.rawValue,
                 target: self.path.target, requestID: self.requestID, time: self.contextTime
-            ).apply(to: &head.headers, signingKey: key)
+            ).apply(to: &head.headers, signer: signers.signer(for: key))
             head.headers.remove(name: "authorization")
         }
         return head

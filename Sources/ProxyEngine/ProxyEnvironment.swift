@@ -18,6 +18,7 @@ final class ProxyEnvironment {
             // Limits may have changed: what was remembered under the old ones no longer holds.
             self.quotaGate.limitsChanged()
             self.router.reconfigure(self.configuration.settings)
+            self.contextSigners.keep(only: self.configuration.settings.upstreamContext?.signingKeys ?? [])
         }
     }
     /// Counts installed configurations; logged with each reload.
@@ -39,6 +40,8 @@ final class ProxyEnvironment {
     /// Usage per customer per day, in the shared store; nil without `redis`.
     let usage: UsageMeter?
     let logger: Logger
+    /// The tenant context's signers, keyed once per signing key.
+    var contextSigners = ContextSigners()
     /// Per-request warnings (the quota store down, say) written once, then counted.
     var repeatedWarnings = RepeatedWarnings()
     /// The scheme clients use to reach this listener, for X-Forwarded-Proto.

@@ -48,19 +48,28 @@ struct UpstreamContext {
         self.partner = policy.path.partner?.rawValue ?? ""
         self.oem = policy.path.oem.rawValue
         self.tenantPath = policy.path.description
-        self.features = catalog.names(policy.features).joined(separator: ",")
+        self.features = catalog.joinedNames(policy.features)
         self.tier = cell?.kind.rawValue ?? "pooled"
         self.requestID = requestID
         self.time = time
     }
 
     var canonical: String {
-        ["v1", self.method, self.target, self.tenant, self.partner, self.oem, self.tenantPath, self.features, self.tier, self.requestID, String(self.time)]
-            .map { $0 + "\n" }.joined()
+        var text = ""
+        self.writeCanonicalLines { text += $0 + "\n" }
+        return text
+    }
+
+    /// The lines of the canonical form, each without its `\n`, in order.
+    func writeCanonicalLines(_ line: (String) -> Void) {
+        for field in ["v1", self.method, self.target, self.tenant, self.partner, self.oem, self.tenantPath, self.features, self.tier, self.requestID] {
+            line(field)
+        }
+        line(String(self.time))
     }
 
     /// Removes every client-sent `X-ERP-*` header, then sets the context and its signature.
-    func apply(to headers: inout HTTPHeaders, signingKey: GatewaySettings.UpstreamContext.SigningKey) {
+    func apply(to headers: inout HTTPHeaders, signer: ContextSigner) {
         Self.removeClientCopies(from: &headers)
         headers.add(name: "x-erp-tenant", value: self.tenant)
         headers.add(name: "x-erp-partner", value: self.partner)
@@ -69,13 +78,23 @@ struct UpstreamContext {
         headers.add(name: "x-erp-features", value: self.features)
         headers.add(name: "x-erp-tier", value: self.tier)
         headers.add(name: "x-erp-context-time", value: String(self.time))
-        let signature = Self.hmacSHA256(key: signingKey.secret, message: Array(self.canonical.utf8))
-        headers.add(name: "x-erp-context-signature", value: "v1;key=\(signingKey.id);sig=\(Base64URL.encode(signature))")
+        let signature = signer.signature(self.writeCanonicalLines)
+        headers.add(name: "x-erp-context-signature", value: "v1;key=\(signer.keyID);sig=\(Base64URL.encode(signature))")
     }
 
+    /// Removes every field named `X-ERP-…`, whatever its case. Nearly every request has none, and
+    /// finding that out compares bytes without building a lower-cased copy of each name.
     static func removeClientCopies(from headers: inout HTTPHeaders) {
-        let names = Set(headers.map { $0.name.lowercased() }.filter { $0.hasPrefix(Self.headerPrefix) })
-        for name in names { headers.remove(name: name) }
+        var doomed: [String] = []
+        for (name, _) in headers where Self.isContextName(name) { doomed.append(name) }
+        for name in doomed { headers.remove(name: name) }
+    }
+
+    /// Starts with `x-erp-`, ASCII case-insensitively.
+    static func isContextName(_ name: String) -> Bool {
+        let prefix = Self.headerPrefix.utf8
+        guard name.utf8.count >= prefix.count else { return false }
+        return zip(name.utf8, prefix).allSatisfy { byte, wanted in ((0x41...0x5A).contains(byte) ? byte | 0x20 : byte) == wanted }
     }
 
     static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {

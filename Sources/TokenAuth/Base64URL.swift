@@ -35,18 +35,25 @@ public enum Base64URL {
 
     /// Encodes `bytes` without padding, as JWS requires.
     public static func encode(_ bytes: some Collection<UInt8>) -> String {
+        // Contiguous bytes (an array, as every caller has) are read by index: through the generic
+        // iterator, unspecialized across the module boundary, each byte cost an allocation.
+        if let encoded = bytes.withContiguousStorageIfAvailable({ Self.encode(contiguous: $0) }) { return encoded }
+        return Array(bytes).withUnsafeBufferPointer { Self.encode(contiguous: $0) }
+    }
+
+    private static func encode(contiguous bytes: UnsafeBufferPointer<UInt8>) -> String {
         let count = bytes.count
         // A final group of one or two bytes takes two or three characters.
         let encodedCount = count / 3 * 4 + (count % 3 == 0 ? 0 : count % 3 + 1)
         return String(unsafeUninitializedCapacity: encodedCount) { output in
             alphabet.withUnsafeBufferPointer { alphabet in
-                var iterator = bytes.makeIterator()
                 var written = 0
-                while let b0 = iterator.next() {
-                    // An iterator need not keep returning nil once exhausted, so it is not
-                    // asked again after the first nil.
-                    let b1 = iterator.next()
-                    let b2 = b1 == nil ? nil : iterator.next()
+                var index = 0
+                while index < count {
+                    let b0 = bytes[index]
+                    let b1: UInt8? = index + 1 < count ? bytes[index + 1] : nil
+                    let b2: UInt8? = index + 2 < count ? bytes[index + 2] : nil
+                    index += 3
                     output[written] = alphabet[Int(b0 >> 2)]
                     output[written + 1] = alphabet[Int((b0 & 0x03) << 4 | (b1 ?? 0) >> 4)]
                     written += 2
