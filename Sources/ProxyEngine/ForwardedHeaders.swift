@@ -48,10 +48,11 @@ enum ForwardedHeaders {
 
     /// Removes every field whose name contains `_` and, with `_` read as `-` and ignoring case,
     /// is a controlled name, an `X-ERP-*` context header or a `Proxy-*` header. Names without `_`
-    /// (nearly all) cost one scan of their bytes.
+    /// (nearly all) cost one scan of their bytes; twins are removed in place, like hop-by-hop fields.
     static func removeUnderscoreTwins(_ headers: inout HTTPHeaders) {
-        guard headers.contains(where: { self.isUnderscoreTwin($0.name) }) else { return }
-        headers = HTTPHeaders(headers.filter { !self.isUnderscoreTwin($0.name) })
+        var doomed: [String] = []
+        for (name, _) in headers where self.isUnderscoreTwin(name) { doomed.append(name) }
+        for name in doomed { headers.remove(name: name) }
     }
 
     static func isUnderscoreTwin(_ name: String) -> Bool {

@@ -54,23 +54,24 @@ struct UpstreamContext {
         self.time = time
     }
 
-    var canonical: String {
-        var text = ""
-        self.writeCanonicalLines { text += $0 + "\n" }
-        return text
-    }
-
     /// The lines of the canonical form, each without its `\n`, in order.
     func writeCanonicalLines(_ line: (String) -> Void) {
-        for field in ["v1", self.method, self.target, self.tenant, self.partner, self.oem, self.tenantPath, self.features, self.tier, self.requestID] {
-            line(field)
-        }
+        line("v1")
+        line(self.method)
+        line(self.target)
+        line(self.tenant)
+        line(self.partner)
+        line(self.oem)
+        line(self.tenantPath)
+        line(self.features)
+        line(self.tier)
+        line(self.requestID)
         line(String(self.time))
     }
 
-    /// Removes every client-sent `X-ERP-*` header, then sets the context and its signature.
+    /// Sets the context and its signature on `headers`, from which every client-sent `X-ERP-*`
+    /// field has been removed (`removeClientCopies`, done once for every forwarded request).
     func apply(to headers: inout HTTPHeaders, signer: ContextSigner) {
-        Self.removeClientCopies(from: &headers)
         headers.add(name: "x-erp-tenant", value: self.tenant)
         headers.add(name: "x-erp-partner", value: self.partner)
         headers.add(name: "x-erp-oem", value: self.oem)

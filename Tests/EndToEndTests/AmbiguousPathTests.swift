@@ -35,12 +35,7 @@ final class AmbiguousPathTests: GatewayTestCase {
         try await super.setUp()
         self.redis = try RedisProcess()
         try await self.startBackends(1)
-        self.gateway = try GatewayProcess(
-            settings: gatewaySettings(
-                endpoints: self.backends.map(\.port), tenantTree: "tenants.yaml", extra: "redis:\n  url: \(self.redis.url)\n  keyPrefix: erp-test\n"
-            ),
-            files: ["tenants.yaml": Self.tree]
-        )
+        self.gateway = try self.treeGateway(Self.tree, extra: self.redis.settings)
     }
 
     override func tearDown() async throws {

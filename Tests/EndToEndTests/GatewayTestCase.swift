@@ -34,6 +34,15 @@ class GatewayTestCase: XCTestCase {
 
     var port: Int { self.gateway.port }
 
+    /// A gateway in front of the running backends with `tree` as its tenant tree, and `extra`
+    /// settings (an issuer, `redis`, …) after the defaults.
+    func treeGateway(_ tree: String, _ overrides: [String: [String: String]] = [:], extra: String) throws -> GatewayProcess {
+        try GatewayProcess(
+            settings: gatewaySettings(endpoints: self.backends.map(\.port), overrides, tenantTree: "tenants.yaml", extra: extra),
+            files: ["tenants.yaml": tree]
+        )
+    }
+
     /// Asserts an RFC 9457 problem answer with the given status and `type` slug, and that it
     /// does not leak upstream addresses.
     func assertProblem(_ response: RawHTTPConnection.Response, status: Int, slug: String, file: StaticString = #filePath, line: UInt = #line) throws {

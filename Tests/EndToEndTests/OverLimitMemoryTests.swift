@@ -31,12 +31,8 @@ final class OverLimitMemoryTests: GatewayTestCase {
     }
 
     private func startGateway(eventLoops: Int) throws {
-        self.gateway = try GatewayProcess(
-            settings: gatewaySettings(
-                endpoints: self.backends.map(\.port), ["listener": ["eventLoops": "\(eventLoops)"]], tenantTree: "tenants.yaml",
-                extra: SecurityMatrixTests.platformIssuer + "redis:\n  url: \(self.redis.url)\n  keyPrefix: erp-test\n"
-            ),
-            files: ["tenants.yaml": Self.tree]
+        self.gateway = try self.treeGateway(
+            Self.tree, ["listener": ["eventLoops": "\(eventLoops)"]], extra: SecurityMatrixTests.platformIssuer + self.redis.settings
         )
     }
 

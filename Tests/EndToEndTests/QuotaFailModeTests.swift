@@ -10,13 +10,8 @@ final class QuotaFailModeTests: GatewayTestCase {
     func start(failMode: String) async throws {
         self.redis = try RedisProcess()
         try await self.startBackends(1)
-        self.gateway = try GatewayProcess(
-            settings: gatewaySettings(
-                endpoints: self.backends.map(\.port), tenantTree: "tenants.yaml",
-                extra: SecurityMatrixTests.platformIssuer + "redis:\n  url: \(self.redis.url)\n  keyPrefix: erp-test\n"
-                    + "quotas:\n  failMode:\n    pooled: \(failMode)\n"
-            ),
-            files: ["tenants.yaml": QuotaTests.tree]
+        self.gateway = try self.treeGateway(
+            QuotaTests.tree, extra: SecurityMatrixTests.platformIssuer + self.redis.settings + "quotas:\n  failMode:\n    pooled: \(failMode)\n"
         )
         // c2's partner allows 3 a day: plenty for what each test needs before Redis goes.
         self.token = try TestIdentity.mint(issuer: "https://id.acme.test", key: TestIdentity.acmeOld.privateKey, kid: "acme-1", tenant: "c1")

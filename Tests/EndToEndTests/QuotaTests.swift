@@ -18,13 +18,7 @@ final class QuotaTests: GatewayTestCase {
         try await super.setUp()
         self.redis = try RedisProcess()
         try await self.startBackends(1)
-        self.gateway = try GatewayProcess(
-            settings: gatewaySettings(
-                endpoints: self.backends.map(\.port), tenantTree: "tenants.yaml",
-                extra: SecurityMatrixTests.platformIssuer + "redis:\n  url: \(self.redis.url)\n  keyPrefix: erp-test\n"
-            ),
-            files: ["tenants.yaml": Self.tree]
-        )
+        self.gateway = try self.treeGateway(Self.tree, extra: SecurityMatrixTests.platformIssuer + self.redis.settings)
     }
 
     override func tearDown() async throws {
@@ -83,13 +77,7 @@ final class QuotaTests: GatewayTestCase {
 
     func testTwoGatewayNodesShareOneExactQuota() throws {
         // c2's partner p2 allows 3 per day; give the second node the same settings and Redis.
-        let second = try GatewayProcess(
-            settings: gatewaySettings(
-                endpoints: self.backends.map(\.port), tenantTree: "tenants.yaml",
-                extra: SecurityMatrixTests.platformIssuer + "redis:\n  url: \(self.redis.url)\n  keyPrefix: erp-test\n"
-            ),
-            files: ["tenants.yaml": Self.tree]
-        )
+        let second = try self.treeGateway(Self.tree, extra: SecurityMatrixTests.platformIssuer + self.redis.settings)
         defer { second.stop() }
         let token = try TestIdentity.mint(issuer: "https://id.acme.test", key: TestIdentity.acmeOld.privateKey, kid: "acme-1", tenant: "c2")
         var admitted = 0

@@ -14,6 +14,9 @@ final class RedisProcess {
         self.server = try RedisServer(port: port)
     }
 
+    /// The gateway's `redis` settings section for this server (key prefix `erp-test`).
+    var settings: String { "redis:\n  url: \(self.url)\n  keyPrefix: erp-test\n" }
+
     /// Runs one command through redis-cli and returns its output.
     func cli(_ arguments: [String]) throws -> String {
         try runCommand(URL(fileURLWithPath: "/usr/bin/redis-cli"), ["-p", "\(self.port)"] + arguments).1

@@ -13,7 +13,7 @@ final class RevocationTests: GatewayTestCase {
     func settings() -> String {
         gatewaySettings(
             endpoints: self.backends.map(\.port), tenantTree: "tenants.yaml",
-            extra: SecurityMatrixTests.platformIssuer + "redis:\n  url: \(self.redis.url)\n  keyPrefix: erp-test\n"
+            extra: SecurityMatrixTests.platformIssuer + self.redis.settings
         )
     }
 
