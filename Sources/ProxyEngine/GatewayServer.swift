@@ -56,6 +56,15 @@ public final class GatewayServer: Sendable {
                     if let usage, !bound.value.quotaGate.pendingRefusals.isEmpty { bound.value.quotaGate.pendingRefusals.flush(to: usage, on: loop) }
                     bound.value.repeatedWarnings.flush(logger: logger, now: NIODeadline.now().uptimeNanoseconds)
                 }
+                if let quotas {
+                    // Quota leases: refills ahead of need and give-backs, off the request path.
+                    loop.scheduleRepeatedTask(initialDelay: .milliseconds(20), delay: .milliseconds(20)) { _ in
+                        let plans = bound.value.quotaGate.leaseWork(now: bound.value.wallClock.nowMicroseconds)
+                        quotas.send(plans, on: loop) { result, plan in
+                            bound.value.quotaGate.leaseAnswered(result, plan: plan, now: bound.value.wallClock.nowMicroseconds)
+                        }
+                    }
+                }
                 return bound
             }.get()
         }
@@ -184,6 +193,14 @@ public final class GatewayServer: Sendable {
         if !drainedInTime {
             // Hard stop: the event loop group's shutdown closes every channel still open.
             self.serverChannel.close(promise: nil)
+        }
+        // Units leased and not used go back to the shared store for the other nodes.
+        for environment in self.environments {
+            try? await environment.eventLoop.flatSubmit {
+                let value = environment.value
+                guard let quotas = value.quotas else { return value.eventLoop.makeSucceededVoidFuture() }
+                return quotas.send(value.quotaGate.returnLeases(now: value.wallClock.nowMicroseconds), on: value.eventLoop)
+            }.get()
         }
     }
 }

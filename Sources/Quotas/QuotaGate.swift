@@ -14,8 +14,13 @@ import Hierarchy
 ///    sees it.
 /// 3. Limits that make no plan (a rate the configuration should have refused): proceed
 ///    unchecked, with a warning.
-/// 4. Store reachable: ask it. Its refusal is remembered for the next requests.
-/// 5. Store unreachable — known before sending, or the command failing after it was sent —:
+/// 4. A lease this loop holds for the customer (`QuotaLeases`) that covers the cost: admitted
+///    here, without the store. Leases run out ahead of need into refills the driver sends
+///    off the request path (`leaseWork`, `leaseAnswered`).
+/// 5. Store reachable: ask it — for a grant sized to the customer's observed rate when it
+///    can be leased (no concurrency limit on its path), else for this request alone. Its
+///    refusal is remembered for the next requests.
+/// 6. Store unreachable — known before sending, or the command failing after it was sent —:
 ///    the tier's fail mode (`QuotaFailMode`) decides.
 public struct QuotaGate: Sendable {
     /// What the driver does with one request.
@@ -41,10 +46,15 @@ public struct QuotaGate: Sendable {
     public private(set) var localLimits: LocalRateLimiter
     /// Refusals decided here without the store, for the driver to flush to the usage meter.
     public var pendingRefusals = PendingRefusals()
+    /// Units granted ahead to this loop, by customer.
+    public private(set) var leases: QuotaLeases
 
-    public init(overLimit: OverLimitCache = OverLimitCache(), localLimits: LocalRateLimiter = LocalRateLimiter()) {
+    public init(
+        overLimit: OverLimitCache = OverLimitCache(), localLimits: LocalRateLimiter = LocalRateLimiter(), leases: QuotaLeaseSettings = .off
+    ) {
         self.overLimit = overLimit
         self.localLimits = localLimits
+        self.leases = QuotaLeases(settings: leases)
     }
 
     /// The first decision for a request.
@@ -65,16 +75,30 @@ public struct QuotaGate: Sendable {
             self.pendingRefusals.add(oem: oem, customer: customer, now: now)
             return .refuse(QuotaRefusal(source: .memory, decision: remembered.decision, headers: remembered.fields))
         }
-        let planned: QuotaPlan
+        let leased = self.leases.admit(levels: levels, customer: customer, cost: cost, now: now)
+        if case .admitted(let plan, let remaining) = leased {
+            return .admitted(plan, rateLimitHeaders: RateLimitHeaders.fields(for: .admitted(remaining), plan: plan))
+        }
+        var planned: QuotaPlan
         do {
             planned = try plan()
         } catch {
             return .proceedUnchecked(QuotaWarning(message: "unusable limits; admitting without quotas", reason: "\(error)", failMode: nil))
         }
+        if case .ask(let want, let report) = leased {
+            let request = QuotaLeaseRequest(
+                customer: customer, want: want, need: cost, share: self.leases.settings.share, giveBack: report.expired, usage: report.usage,
+                meterRefusal: planned.usageKey != nil
+            )
+            planned = planned.leasing(request, cost: cost, now: now)
+        }
         switch store() {
         case .reachable:
             return .askStore(planned)
         case .unreachable(let reason):
+            if let request = planned.lease {
+                self.leases.notGranted(request, notBefore: now, report: (request.usage, request.giveBack))
+            }
             return self.withoutStore(planned, reason: reason, failMode: failMode)
         }
     }
@@ -84,25 +108,70 @@ public struct QuotaGate: Sendable {
     /// as if the store had been known to be down.
     public mutating func storeAnswered(_ result: Result<QuotaDecision, any Error>, plan: QuotaPlan, failMode: QuotaFailMode) -> Answer {
         switch result {
+        case .success(.leased(let grant)):
+            guard let request = plan.lease else { return self.withoutStore(plan, reason: "\(QuotaReplyError.malformed)", failMode: failMode) }
+            let remaining = self.leases.granted(grant, plan: plan, request: request)
+            return .admitted(plan, rateLimitHeaders: RateLimitHeaders.fields(for: .admitted(remaining), plan: plan))
         case .success(let decision):
             let headers = RateLimitHeaders.fields(for: decision, plan: plan)
             switch decision {
-            case .admitted:
+            case .admitted, .leased:
                 return .admitted(plan, rateLimitHeaders: headers)
             case .refused:
+                if let request = plan.lease { self.leases.notGranted(request, notBefore: plan.now, report: nil) }
                 self.overLimit.record(decision, plan: plan)
                 return .refuse(QuotaRefusal(source: .store, decision: decision, headers: headers))
             }
         case .failure(let error):
+            if let request = plan.lease {
+                self.leases.notGranted(request, notBefore: plan.now, report: (request.usage, request.giveBack))
+            }
             return self.withoutStore(plan, reason: "\(error)", failMode: failMode)
         }
     }
 
+    /// Lease traffic to send now, off the request path: refills of leases running low and
+    /// give-backs of leases retired or idle. Send each with `QuotaAdmission.send`, and hand
+    /// every refill's result to `leaseAnswered`. Call every few tens of milliseconds.
+    public mutating func leaseWork(now: Int64) -> [QuotaPlan] {
+        self.leases.work(now: now)
+    }
+
+    /// The store's answer to a refill `leaseWork` handed out. A refusal is remembered like a
+    /// request's (it was asked for one unit, so a request of any cost it refuses would be
+    /// refused too) and holds refills back until it clears; a failure holds them back one
+    /// refresh interval and keeps what the refill carried for the next ask.
+    public mutating func leaseAnswered(_ result: Result<QuotaDecision, any Error>, plan: QuotaPlan, now: Int64) {
+        guard let request = plan.lease, request.want > 0 else { return }
+        switch result {
+        case .success(.leased(let grant)):
+            self.leases.refilled(grant, plan: plan, request: request, now: now)
+        case .success(let decision):
+            var notBefore = now + self.leases.settings.refreshInterval
+            if case .refused(_, _, let retryAfter, _, _, _) = decision {
+                self.overLimit.record(decision, plan: plan)
+                notBefore = retryAfter.map { now + $0 * 1_000 } ?? plan.now + plan.period.untilDayEnd
+            }
+            self.leases.notGranted(request, notBefore: notBefore, report: nil)
+        case .failure:
+            self.leases.notGranted(request, notBefore: now + self.leases.settings.refreshInterval, report: (request.usage, request.giveBack))
+        }
+    }
+
+    /// Every lease given back (a graceful shutdown): the plans to send with
+    /// `QuotaAdmission.send`. Requests admitted afterwards ask the store.
+    public mutating func returnLeases(now: Int64) -> [QuotaPlan] {
+        self.leases.returnAll(now: now)
+    }
+
     /// Limits may have changed (a new configuration): what was remembered or counted locally
     /// under the old ones no longer holds. Refusals not yet metered are kept.
-    public mutating func limitsChanged() {
+    /// Leases are given back (at the next `leaseWork`) and made anew under the new limits and
+    /// `leases` settings.
+    public mutating func limitsChanged(leases: QuotaLeaseSettings? = nil) {
         self.overLimit = OverLimitCache(capacity: self.overLimit.capacity)
         self.localLimits = LocalRateLimiter(capacity: self.localLimits.capacity)
+        self.leases.reconfigure(leases ?? self.leases.settings)
     }
 
     private mutating func withoutStore(_ plan: QuotaPlan, reason: String, failMode: QuotaFailMode) -> Answer {

@@ -35,6 +35,16 @@ public struct QuotaPlan: Sendable, Hashable {
     /// The customer's usage hash for the day, charged by the admission script itself; nil
     /// when the plan does not meter.
     public let usageKey: String?
+    /// Set when the plan asks for (or gives back) a lease through `QuotaScript.lease` rather
+    /// than admitting one request through `QuotaScript.admit`.
+    public let lease: QuotaLeaseRequest?
+    /// The limits the plan was made from, and the OEM: what `leasing` makes another plan from.
+    public let levelLimits: [LevelLimits]
+    public let oem: NodeID
+    private let prefix: String
+    private let inflightTTL: Int64
+    private let usageCustomer: NodeID?
+    private let usageRetentionDays: Int?
 
     /// - Parameters:
     ///   - levels: `EffectivePolicy.limits`: customer first, then partner, OEM.
@@ -47,7 +57,8 @@ public struct QuotaPlan: Sendable, Hashable {
     ///   (configuration validation should have refused them).
     public init(
         levels: [LevelLimits], oem: NodeID, cost: Int, now: Int64,
-        prefix: String = "erp", inflightTTL: Int64 = QuotaPlan.defaultInflightTTL, usage: (customer: NodeID, retentionDays: Int)? = nil
+        prefix: String = "erp", inflightTTL: Int64 = QuotaPlan.defaultInflightTTL, usage: (customer: NodeID, retentionDays: Int)? = nil,
+        lease: QuotaLeaseRequest? = nil
     ) throws(RateLimitError) {
         precondition(cost >= 1, "a request costs at least 1")
         precondition(now >= 0 && now <= GCRA.maxInstant, "now is outside 0...GCRA.maxInstant")
@@ -75,7 +86,7 @@ public struct QuotaPlan: Sendable, Hashable {
 
         let secondsCeiling = { (microseconds: Int64) in (microseconds + 999_999) / 1_000_000 }
         var arguments = [
-            String(now), String(cost), String(planned.count),
+            String(now), String(lease?.need ?? cost), String(planned.count),
             String(period.untilDayEnd), String(period.untilMonthEnd),
             String(secondsCeiling(period.untilDayEnd) + Self.calendarMargin),
             String(secondsCeiling(period.untilMonthEnd) + Self.calendarMargin),
@@ -84,11 +95,41 @@ public struct QuotaPlan: Sendable, Hashable {
         for level in planned {
             arguments += [
                 String(level.rate?.emissionInterval ?? 0), String(level.rate?.burst ?? 0),
-                String(level.perDay ?? -1), String(level.perMonth ?? -1), String(level.concurrency ?? -1),
+                String(level.perDay ?? -1), String(level.perMonth ?? -1), String(lease == nil ? level.concurrency ?? -1 : -1),
             ]
+        }
+        if let lease {
+            precondition(lease.rateGiveBack.isEmpty || lease.rateGiveBack.count == planned.count, "one rate give-back per level")
+            arguments += [
+                String(lease.want), String(lease.share), String(lease.giveBack),
+                String(lease.usage.requests), String(lease.usage.cost), String(lease.usage.refused), lease.meterRefusal ? "1" : "0",
+            ]
+            for index in planned.indices {
+                let giveBack = lease.rateGiveBack.isEmpty ? nil : lease.rateGiveBack[index]
+                arguments += [String(giveBack?.expectedTAT ?? -1), String(giveBack?.returnedTAT ?? -1)]
+            }
         }
         if let usage { arguments.append(String(usage.retentionDays * 86_400)) }
         self.arguments = arguments
+        self.lease = lease
+        self.levelLimits = levels
+        self.oem = oem
+        self.prefix = prefix
+        self.inflightTTL = inflightTTL
+        self.usageCustomer = usage?.customer
+        self.usageRetentionDays = usage?.retentionDays
+    }
+
+    /// The same levels, keys and metering, asking `lease` of `QuotaScript.lease` at `now`.
+    public func leasing(_ lease: QuotaLeaseRequest, cost: Int, now: Int64) -> QuotaPlan {
+        let usage = self.usageCustomer.flatMap { customer in self.usageRetentionDays.map { (customer: customer, retentionDays: $0) } }
+        do {
+            return try QuotaPlan(
+                levels: self.levelLimits, oem: self.oem, cost: cost, now: now, prefix: self.prefix, inflightTTL: self.inflightTTL, usage: usage, lease: lease
+            )
+        } catch {
+            preconditionFailure("limits that made a plan make another: \(error)")
+        }
     }
 
     /// True when no level limits anything: no Redis round trip is needed.
@@ -98,4 +139,69 @@ public struct QuotaPlan: Sendable, Hashable {
     public var inflightKeys: [String] {
         self.levels.filter { $0.concurrency != nil }.map(\.keys.inflight)
     }
+}
+
+/// What a `QuotaPlan` asks of `QuotaScript.lease` (see there): a grant of up to `want` units,
+/// and what the node gives back and meters with it.
+public struct QuotaLeaseRequest: Sendable, Hashable {
+    /// A level's rate units given back: its TAT is set to `returnedTAT` if it is still
+    /// `expectedTAT` (nothing was admitted there since the lease that set it).
+    public struct RateGiveBack: Sendable, Hashable {
+        public let expectedTAT: Int64
+        public let returnedTAT: Int64
+
+        public init(expectedTAT: Int64, returnedTAT: Int64) {
+            self.expectedTAT = expectedTAT
+            self.returnedTAT = returnedTAT
+        }
+    }
+
+    /// Whose lease: the plan's first level need not be the customer's.
+    public var customer: NodeID
+    /// Units wanted; 0 only gives back and meters.
+    public var want: Int
+    /// Fewest units that make a grant: the request's cost when a request waits on it, 1 for a
+    /// refill ahead of need. Fewer left at any level: refused.
+    public var need: Int
+    /// A grant takes at most a `share`-th of what any level has left (but at least `need`), so
+    /// the nodes asking split what is left instead of the first taking it all.
+    public var share: Int
+    /// Day and month units given back, at every level, before the grant.
+    public var giveBack: Int
+    /// One per level (or none at all): rate units given back.
+    public var rateGiveBack: [RateGiveBack?]
+    /// Admissions and refusals the node decided itself, added to the customer's day.
+    public var usage: QuotaUsage
+    /// A refusal of this grant is a refused request, metered as such.
+    public var meterRefusal: Bool
+
+    public init(
+        customer: NodeID, want: Int, need: Int, share: Int = 4, giveBack: Int = 0, rateGiveBack: [RateGiveBack?] = [], usage: QuotaUsage = QuotaUsage(),
+        meterRefusal: Bool = false
+    ) {
+        precondition(want >= 0 && need >= 0 && need <= max(want, need) && share >= 1 && giveBack >= 0)
+        self.customer = customer
+        self.want = want
+        self.need = need
+        self.share = share
+        self.giveBack = giveBack
+        self.rateGiveBack = rateGiveBack
+        self.usage = usage
+        self.meterRefusal = meterRefusal
+    }
+}
+
+/// Requests admitted (and their cost) and refused, not yet written to the usage meter.
+public struct QuotaUsage: Sendable, Hashable {
+    public var requests = 0
+    public var cost = 0
+    public var refused = 0
+
+    public init(requests: Int = 0, cost: Int = 0, refused: Int = 0) {
+        self.requests = requests
+        self.cost = cost
+        self.refused = refused
+    }
+
+    public var isEmpty: Bool { self.requests == 0 && self.cost == 0 && self.refused == 0 }
 }
