@@ -9,14 +9,14 @@ import Hierarchy
 ///
 /// In order, for one request:
 /// 1. No limits at any level: proceed; nothing is charged.
-/// 2. A refusal the store is certain to give (`OverLimitCache`): refused here, before any plan
+/// 2. A lease this loop holds for the customer (`QuotaLeases`) that covers the cost: admitted
+///    here, without the store (its units were charged when granted). Leases run low ahead of
+///    need into refills the driver sends off the request path (`leaseWork`, `leaseAnswered`).
+/// 3. A refusal the store is certain to give (`OverLimitCache`): refused here, before any plan
 ///    or round trip, and counted for usage metering (`pendingRefusals`), since the store never
 ///    sees it.
-/// 3. Limits that make no plan (a rate the configuration should have refused): proceed
+/// 4. Limits that make no plan (a rate the configuration should have refused): proceed
 ///    unchecked, with a warning.
-/// 4. A lease this loop holds for the customer (`QuotaLeases`) that covers the cost: admitted
-///    here, without the store. Leases run out ahead of need into refills the driver sends
-///    off the request path (`leaseWork`, `leaseAnswered`).
 /// 5. Store reachable: ask it — for a grant sized to the customer's observed rate when it
 ///    can be leased (no concurrency limit on its path), else for this request alone. Its
 ///    refusal is remembered for the next requests.
@@ -71,13 +71,14 @@ public struct QuotaGate: Sendable {
         failMode: QuotaFailMode, plan: () throws -> QuotaPlan
     ) -> Answer {
         guard !levels.isEmpty else { return .proceed }
-        if let remembered = self.overLimit.remembered(levels: levels, cost: cost, now: now) {
-            self.pendingRefusals.add(oem: oem, customer: customer, now: now)
-            return .refuse(QuotaRefusal(source: .memory, decision: remembered.decision, headers: remembered.fields))
-        }
+        // Units held here were charged already: they are admitted whatever was refused since.
         let leased = self.leases.admit(levels: levels, customer: customer, cost: cost, now: now)
         if case .admitted(let plan, let remaining) = leased {
             return .admitted(plan, rateLimitHeaders: RateLimitHeaders.fields(for: .admitted(remaining), plan: plan))
+        }
+        if let remembered = self.overLimit.remembered(levels: levels, cost: cost, now: now) {
+            self.pendingRefusals.add(oem: oem, customer: customer, now: now)
+            return .refuse(QuotaRefusal(source: .memory, decision: remembered.decision, headers: remembered.fields))
         }
         var planned: QuotaPlan
         do {
@@ -85,10 +86,11 @@ public struct QuotaGate: Sendable {
         } catch {
             return .proceedUnchecked(QuotaWarning(message: "unusable limits; admitting without quotas", reason: "\(error)", failMode: nil))
         }
-        if case .ask(let want, let report) = leased {
+        if case .ask(let want) = leased {
+            let report = self.leases.beginAsk(customer)
             let request = QuotaLeaseRequest(
                 customer: customer, want: want, need: cost, share: self.leases.settings.share, giveBack: report.expired, usage: report.usage,
-                meterRefusal: planned.usageKey != nil
+                meterRefusal: planned.usageKey != nil, hold: self.leases.settings.refreshInterval
             )
             planned = planned.leasing(request, cost: cost, now: now)
         }
@@ -119,7 +121,7 @@ public struct QuotaGate: Sendable {
                 return .admitted(plan, rateLimitHeaders: headers)
             case .refused:
                 if let request = plan.lease { self.leases.notGranted(request, notBefore: plan.now, report: nil) }
-                self.overLimit.record(decision, plan: plan)
+                self.overLimit.record(decision, plan: plan, recheckAfter: self.calendarRecheck)
                 return .refuse(QuotaRefusal(source: .store, decision: decision, headers: headers))
             }
         case .failure(let error):
@@ -149,13 +151,19 @@ public struct QuotaGate: Sendable {
         case .success(let decision):
             var notBefore = now + self.leases.settings.refreshInterval
             if case .refused(_, _, let retryAfter, _, _, _) = decision {
-                self.overLimit.record(decision, plan: plan)
+                self.overLimit.record(decision, plan: plan, recheckAfter: self.calendarRecheck)
                 notBefore = retryAfter.map { now + $0 * 1_000 } ?? plan.now + plan.period.untilDayEnd
             }
             self.leases.notGranted(request, notBefore: notBefore, report: nil)
         case .failure:
             self.leases.notGranted(request, notBefore: now + self.leases.settings.refreshInterval, report: (request.usage, request.giveBack))
         }
+    }
+
+    /// How long a day or month refusal is remembered: with leases, until idle leases have been
+    /// given back (they may free units); without, until the period ends.
+    private var calendarRecheck: Int64? {
+        self.leases.settings.isEnabled ? self.leases.settings.idleAfter : nil
     }
 
     /// Every lease given back (a graceful shutdown): the plans to send with

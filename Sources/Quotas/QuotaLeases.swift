@@ -41,9 +41,8 @@ public struct QuotaLeases: Sendable {
     enum Admission {
         /// Admitted from the lease: nothing to ask.
         case admitted(plan: QuotaPlan, remaining: [LevelRemaining])
-        /// Ask Redis for a grant of `want` units, the request's cost among them, carrying the
-        /// lease's unmetered usage and expired units.
-        case ask(want: Int, report: (usage: QuotaUsage, expired: Int))
+        /// Ask Redis for a grant of `want` units, the request's cost among them (`beginAsk`).
+        case ask(want: Int)
         /// No lease for this request (leases off, a concurrency limit, the book full): ask
         /// Redis for this request alone.
         case untracked
@@ -68,35 +67,49 @@ public struct QuotaLeases: Sendable {
 
     mutating func admit(levels: [LevelLimits], customer: NodeID, cost: Int, now: Int64) -> Admission {
         guard self.settings.isEnabled, !levels.contains(where: { $0.limits.concurrency != nil }) else { return .untracked }
-        guard var lease = self.leases[customer] else { return self.leases.count < self.settings.capacity ? .ask(want: cost, report: (QuotaUsage(), 0)) : .untracked }
-        guard lease.plan.levelLimits == levels, now < lease.validUntil else {
+        guard let index = self.leases.index(forKey: customer) else {
+            return self.leases.count < self.settings.capacity ? .ask(want: cost) : .untracked
+        }
+        guard self.leases.values[index].plan.levelLimits == levels, now < self.leases.values[index].validUntil else {
             self.retire(customer, now: now)
-            return .ask(want: cost, report: (QuotaUsage(), 0))
+            return .ask(want: cost)
         }
-        lease.noteDemand(cost: cost, now: now, refreshInterval: self.settings.refreshInterval, maxUnits: self.settings.maxUnits)
-        defer { self.leases[customer] = lease }
+        // In place: a copy taken out of the dictionary would copy its grants on every write.
+        let settings = self.settings
+        let (admission, refill) = Self.admit(&self.leases.values[index], cost: cost, now: now, settings: settings)
+        if refill { self.refills.append(customer) }
+        return admission
+    }
+
+    private static func admit(_ lease: inout QuotaLease, cost: Int, now: Int64, settings: QuotaLeaseSettings) -> (Admission, refill: Bool) {
+        lease.noteDemand(cost: cost, now: now, refreshInterval: settings.refreshInterval, maxUnits: settings.maxUnits)
         if lease.take(cost: cost, now: now) {
-            self.queueRefillIfLow(&lease, now: now)
-            return .admitted(plan: lease.plan, remaining: lease.remaining(at: now))
+            return (.admitted(plan: lease.plan, remaining: lease.remaining(at: now)), Self.wantsRefill(&lease, now: now))
         }
-        let want = lease.asking ? cost : max(cost, lease.target)
-        lease.asking = true
-        return .ask(want: want, report: lease.takeReport())
+        return (.ask(want: lease.asking ? cost : max(cost, lease.target)), false)
+    }
+
+    /// An ask `admit` answered is sent: what the lease has to report rides along.
+    mutating func beginAsk(_ customer: NodeID) -> (usage: QuotaUsage, expired: Int) {
+        guard let index = self.leases.index(forKey: customer) else { return (QuotaUsage(), 0) }
+        self.leases.values[index].asking = true
+        return self.leases.values[index].takeReport()
     }
 
     /// A grant asked by a request arrived: the request's `need` units are used, the rest held.
     mutating func granted(_ grant: QuotaLeaseGrant, plan: QuotaPlan, request: QuotaLeaseRequest) -> [LevelRemaining] {
-        var lease = self.leases[request.customer] ?? QuotaLease(customer: request.customer, plan: plan, now: plan.now)
+        // Taken out and put back: a copy left in the dictionary would make every write copy.
+        var lease = self.leases.removeValue(forKey: request.customer) ?? QuotaLease(customer: request.customer, plan: plan, now: plan.now)
         lease.asking = false
         lease.add(grant, plan: plan, consumed: request.need)
-        self.queueRefillIfLow(&lease, now: plan.now)
-        defer { self.leases[request.customer] = lease }
+        if Self.wantsRefill(&lease, now: plan.now) { self.refills.append(request.customer) }
+        self.leases[request.customer] = lease
         return lease.remaining(at: plan.now)
     }
 
     /// A refill's grant arrived. For a lease forgotten meanwhile, it is given back at once.
     mutating func refilled(_ grant: QuotaLeaseGrant, plan: QuotaPlan, request: QuotaLeaseRequest, now: Int64) {
-        guard var lease = self.leases[request.customer] else {
+        guard var lease = self.leases.removeValue(forKey: request.customer) else {
             var orphan = QuotaLease(customer: request.customer, plan: plan, now: now)
             orphan.add(grant, plan: plan, consumed: 0)
             if let giveBack = orphan.returnPlan(now: now, share: self.settings.share) { self.returns.append(giveBack) }
@@ -110,7 +123,7 @@ public struct QuotaLeases: Sendable {
     /// An ask was refused or failed: refills wait until `notBefore`; what the ask carried and
     /// Redis did not record (`report`, on a failure) stays for the next one.
     mutating func notGranted(_ request: QuotaLeaseRequest, notBefore: Int64, report: (usage: QuotaUsage, expired: Int)?) {
-        guard var lease = self.leases[request.customer] else { return }
+        guard var lease = self.leases.removeValue(forKey: request.customer) else { return }
         lease.asking = false
         lease.refillNotBefore = max(lease.refillNotBefore, notBefore)
         if let report { lease.restore(report) }
@@ -123,12 +136,13 @@ public struct QuotaLeases: Sendable {
         var plans = self.returns
         self.returns.removeAll()
         for customer in self.refills {
-            guard var lease = self.leases[customer] else { continue }
+            guard var lease = self.leases.removeValue(forKey: customer) else { continue }
             lease.refillQueued = false
             if !lease.asking, now >= lease.refillNotBefore, now < lease.validUntil, lease.available(at: now) < lease.target {
                 let report = lease.takeReport()
                 let request = QuotaLeaseRequest(
-                    customer: customer, want: lease.target, need: 1, share: self.settings.share, giveBack: report.expired, usage: report.usage
+                    customer: customer, want: lease.target, need: 1, share: self.settings.share, giveBack: report.expired, usage: report.usage,
+                    hold: self.settings.refreshInterval
                 )
                 lease.asking = true
                 plans.append(lease.plan.leasing(request, cost: 1, now: now))
@@ -168,12 +182,12 @@ public struct QuotaLeases: Sendable {
     }
 
     /// Below half its target (and worth a refill: a target above one unit), a lease asks for
-    /// more before it runs out.
-    private mutating func queueRefillIfLow(_ lease: inout QuotaLease, now: Int64) {
+    /// more before it runs out: true when it is now queued for a refill.
+    private static func wantsRefill(_ lease: inout QuotaLease, now: Int64) -> Bool {
         guard lease.target > 1, !lease.refillQueued, !lease.asking, now >= lease.refillNotBefore,
               lease.available(at: now) * 2 <= lease.target
-        else { return }
+        else { return false }
         lease.refillQueued = true
-        self.refills.append(lease.customer)
+        return true
     }
 }

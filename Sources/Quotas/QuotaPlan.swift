@@ -103,6 +103,7 @@ public struct QuotaPlan: Sendable, Hashable {
             arguments += [
                 String(lease.want), String(lease.share), String(lease.giveBack),
                 String(lease.usage.requests), String(lease.usage.cost), String(lease.usage.refused), lease.meterRefusal ? "1" : "0",
+                String(lease.hold),
             ]
             for index in planned.indices {
                 let giveBack = lease.rateGiveBack.isEmpty ? nil : lease.rateGiveBack[index]
@@ -174,10 +175,13 @@ public struct QuotaLeaseRequest: Sendable, Hashable {
     public var usage: QuotaUsage
     /// A refusal of this grant is a refused request, metered as such.
     public var meterRefusal: Bool
+    /// µs the grant's rate units should stay usable: they are charged from up to this far
+    /// ahead when the limit is not already booked further.
+    public var hold: Int64
 
     public init(
         customer: NodeID, want: Int, need: Int, share: Int = 4, giveBack: Int = 0, rateGiveBack: [RateGiveBack?] = [], usage: QuotaUsage = QuotaUsage(),
-        meterRefusal: Bool = false
+        meterRefusal: Bool = false, hold: Int64 = 0
     ) {
         precondition(want >= 0 && need >= 0 && need <= max(want, need) && share >= 1 && giveBack >= 0)
         self.customer = customer
@@ -188,6 +192,7 @@ public struct QuotaLeaseRequest: Sendable, Hashable {
         self.rateGiveBack = rateGiveBack
         self.usage = usage
         self.meterRefusal = meterRefusal
+        self.hold = hold
     }
 }
 
