@@ -121,7 +121,8 @@ public struct QuotaLease: Sendable {
     }
 
     /// Adds a grant made by `plan`; its first `consumed` units were admitted at the plan's
-    /// instant (the request that asked, metered with them).
+    /// instant (the request that asked, metered with them), the rest are held from the bases
+    /// the grant reports.
     mutating func add(_ grant: QuotaLeaseGrant, plan: QuotaPlan, consumed: Int) {
         if plan.now + plan.period.untilDayEnd != self.validUntil {
             // A grant of another UTC day: the older units are not good for it.
@@ -135,7 +136,8 @@ public struct QuotaLease: Sendable {
         for (level, base) in zip(plan.levels, grant.rateBases) {
             if let rate = level.rate, let base { rates.append((base, rate.emissionInterval)) }
         }
-        self.blocks.append(Block(units: grant.units, next: min(consumed, grant.units), rates: rates))
+        // The units the asking request used were charged ahead of the held ones.
+        if grant.units > consumed { self.blocks.append(Block(units: grant.units - consumed, next: 0, rates: rates)) }
         if consumed > 0 {
             self.usage.requests += 1
             self.usage.cost += consumed

@@ -103,7 +103,7 @@ public struct QuotaPlan: Sendable, Hashable {
             arguments += [
                 String(lease.want), String(lease.share), String(lease.giveBack),
                 String(lease.usage.requests), String(lease.usage.cost), String(lease.usage.refused), lease.meterRefusal ? "1" : "0",
-                String(lease.hold),
+                String(lease.hold), String(lease.forRequest ? lease.need : 0),
             ]
             for index in planned.indices {
                 let giveBack = lease.rateGiveBack.isEmpty ? nil : lease.rateGiveBack[index]
@@ -178,10 +178,13 @@ public struct QuotaLeaseRequest: Sendable, Hashable {
     /// µs the grant's rate units should stay usable: they are charged from up to this far
     /// ahead when the limit is not already booked further.
     public var hold: Int64
+    /// A request waits on this grant and uses `need` of its units at once; the rest are held.
+    /// False for a refill: every unit is held.
+    public var forRequest: Bool
 
     public init(
         customer: NodeID, want: Int, need: Int, share: Int = 4, giveBack: Int = 0, rateGiveBack: [RateGiveBack?] = [], usage: QuotaUsage = QuotaUsage(),
-        meterRefusal: Bool = false, hold: Int64 = 0
+        meterRefusal: Bool = false, hold: Int64 = 0, forRequest: Bool = false
     ) {
         precondition(want >= 0 && need >= 0 && need <= max(want, need) && share >= 1 && giveBack >= 0)
         self.customer = customer
@@ -193,6 +196,7 @@ public struct QuotaLeaseRequest: Sendable, Hashable {
         self.usage = usage
         self.meterRefusal = meterRefusal
         self.hold = hold
+        self.forRequest = forRequest
     }
 }
 

@@ -200,7 +200,8 @@ extension QuotaScript {
     /// KEYS and the first 8 + 5n ARGV as for `admit` (`need` in place of `cost`; concurrency
     /// limits are not leased and must be `-1`), then:
     /// `want`, `share`, `giveBack`, usage `requests`, `cost`, `refused`, `meterRefusal` (0|1),
-    /// `hold` (µs), two per level — `expectedTAT`, `returnedTAT` (µs, `-1` = nothing to give back) —, and
+    /// `hold` (µs), `usedNow` (the units of the grant the asking request uses at once: `need`
+    /// or 0), two per level — `expectedTAT`, `returnedTAT` (µs, `-1` = nothing to give back) —, and
     /// the usage hash's TTL when KEYS has the usage key.
     ///
     /// In order, in one script (Redis runs it alone):
@@ -214,16 +215,18 @@ extension QuotaScript {
     ///    checks as `admit` for `need` units. A refusal answers exactly as `admit`'s (and meters a refusal when `meterRefusal` is 1).
     ///    Otherwise g = min(want, and at every level and kind: what it has left, and
     ///    max(need, ⌊left / share⌋)) — so one lease never takes more than a `share`-th of what a
-    ///    level has left, except the request that asked — and every level is charged g: TAT
-    ///    := now + max(TAT − now, min(hold, burst × T − g × T)) + g × T, day and month
-    ///    `INCRBY g`. Charging from up to `hold` ahead keeps the units usable that long (see
-    ///    below) at the price of booking the limit that much ahead; a busy limit, already
-    ///    booked further ahead, is charged from its TAT as `admit` would.
+    ///    level has left, except the request that asked — and every level is charged g: day
+    ///    and month `INCRBY g`; at a rate level the `usedNow` units from max(TAT, now), as
+    ///    `admit` would, then the h = g − `usedNow` held units from
+    ///    max(that, now + min(hold, burst × T − h × T)). Charging held units from up to `hold`
+    ///    ahead keeps them usable that long (see below) at the price of booking the limit that
+    ///    much ahead; a busy limit, already booked further ahead, is charged from its TAT. A
+    ///    grant the request uses whole (k = 1) is charged exactly as `admit` charges.
     ///
     /// Reply: a refusal as `admit`'s; otherwise `[2]`, five per level as `admit`'s admitted
-    /// reply (after the charge of g), g, and per level the rate base the grant was charged
-    /// from (`-1` without a rate limit or when nothing was granted). Unit j
-    /// (0-based) of the grant may be used at instants up to base + j × T of every rate level,
+    /// reply (after the charge of g), g, and per level the rate base the held units were
+    /// charged from (`-1` without a rate limit or when nothing was granted). Held unit j
+    /// (0-based) may be used at instants up to base + j × T of every rate level,
     /// never later (`QuotaLease`): that keeps every admission conforming to the GCRA of every
     /// level, whatever the number of nodes.
     public static let lease = #"""
@@ -240,6 +243,7 @@ extension QuotaScript {
     local giveBack = tonumber(ARGV[L + 3])
     local meterRefusal = ARGV[L + 7] == '1'
     local hold = tonumber(ARGV[L + 8])
+    local usedNow = tonumber(ARGV[L + 9])
 
     local function idiv(a, b)
       local q = math.floor(a / b)
@@ -254,7 +258,7 @@ extension QuotaScript {
     end
 
     local usageKey = KEYS[n * 4 + 1]
-    local usageTTL = ARGV[L + 9 + n * 2]
+    local usageTTL = ARGV[L + 10 + n * 2]
     local function meter(field, amount)
       if usageKey and amount > 0 then
         redis.call('HINCRBY', usageKey, field, int(amount))
@@ -277,8 +281,8 @@ extension QuotaScript {
           end
         end
       end
-      local expected = tonumber(ARGV[L + 9 + (i - 1) * 2])
-      local returned = tonumber(ARGV[L + 10 + (i - 1) * 2])
+      local expected = tonumber(ARGV[L + 10 + (i - 1) * 2])
+      local returned = tonumber(ARGV[L + 11 + (i - 1) * 2])
       if expected >= 0 and stored(KEYS[k + 1]) == expected then
         if returned > now then
           redis.call('SET', KEYS[k + 1], int(returned), 'PX', int(ceilms(returned - now) + 1000))
@@ -348,10 +352,13 @@ extension QuotaScript {
       local r = rates[i]
       if r then
         local T, window, ahead = r[1], r[2], r[3]
-        -- Charged from `hold` ahead at the latest (within the window): the units stay usable
-        -- that long, and the gap only books the limit ahead, as used units would.
-        local from = math.max(ahead, math.min(hold, window - granted * T))
-        local newAhead = from + granted * T
+        -- The units used now are charged from the TAT; the held ones from `hold` ahead at the
+        -- latest (within the window), so they stay usable that long: the gap only books the
+        -- limit ahead, as used units would.
+        local held = granted - usedNow
+        local from = ahead + usedNow * T
+        if held > 0 then from = math.max(from, math.min(hold, window - held * T)) end
+        local newAhead = from + held * T
         if granted > 0 then
           base = now + from
           redis.call('SET', KEYS[k + 1], int(now + newAhead), 'PX', int(ceilms(newAhead) + 1000))

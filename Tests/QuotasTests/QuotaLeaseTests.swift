@@ -33,12 +33,13 @@ final class QuotaLeaseTests: XCTestCase {
 
     func testUnitsAreUsedInOrderAndLapseAtTheirRateDeadline() throws {
         var lease = QuotaLease(customer: contoso, plan: try plan(now: start, want: 10), now: start)
-        // Charged from an idle limit: unit j may be used until start + j × 10 ms.
-        lease.add(grant(10, base: start), plan: try plan(now: start, want: 10), consumed: 1)
+        // Charged from an idle limit: the asking request's unit from start, held unit j from
+        // start + 10 ms, usable until start + (j + 1) × 10 ms.
+        lease.add(grant(10, base: start + 10_000), plan: try plan(now: start, want: 10), consumed: 1)
         XCTAssertEqual(lease.available(at: start), 9)
         XCTAssertTrue(lease.take(cost: 2, now: start + 5_000))
-        XCTAssertEqual(lease.available(at: start + 5_000), 7, "units 3...9")
-        // 45 ms later units 3 and 4 have lapsed (deadlines 30 and 40 ms): 5 left.
+        XCTAssertEqual(lease.available(at: start + 5_000), 7, "held units 2...8")
+        // 45 ms later held units 2 and 3 have lapsed (deadlines 30 and 40 ms): 5 left.
         XCTAssertEqual(lease.available(at: start + 45_000), 5)
         XCTAssertTrue(lease.take(cost: 5, now: start + 45_000))
         XCTAssertFalse(lease.take(cost: 1, now: start + 45_000), "nothing is admitted past the grant")
@@ -79,11 +80,11 @@ final class QuotaLeaseTests: XCTestCase {
 
     func testAReturnGivesBackEveryUnusedUnitToTheDayAndTheLiveTailToTheRate() throws {
         var lease = QuotaLease(customer: contoso, plan: try plan(now: start, want: 10), now: start)
-        lease.add(grant(10, base: start), plan: try plan(now: start, want: 10), consumed: 2)
+        lease.add(grant(10, base: start + 20_000), plan: try plan(now: start, want: 10), consumed: 2)
         let returned = try XCTUnwrap(lease.returnPlan(now: start + 35_000, share: 4)?.lease)
         XCTAssertEqual(returned.want, 0)
-        XCTAssertEqual(returned.giveBack, 8, "units 2...9, the lapsed 2 and 3 among them")
-        // Units 4...9 are still live: the TAT the grant set (start + 100 ms) goes back to start + 40 ms.
+        XCTAssertEqual(returned.giveBack, 8, "the 8 held units, 2 of them lapsed")
+        // Units 4...9 of the grant are still live: the TAT the grant set (start + 100 ms) goes back to start + 40 ms.
         XCTAssertEqual(returned.rateGiveBack, [.init(expectedTAT: start + 100_000, returnedTAT: start + 40_000)])
         XCTAssertEqual(returned.usage, QuotaUsage(requests: 1, cost: 2))
     }
@@ -102,7 +103,7 @@ final class QuotaLeaseTests: XCTestCase {
         XCTAssertEqual(asked.lease?.want, 1, "no rate observed yet: k = 1, as without leases")
         XCTAssertEqual(asked.lease?.need, 1)
         // The store grants more than asked here, as a refill would have: the rest is held.
-        guard case .admitted = gate.storeAnswered(.success(.leased(grant(5, base: start))), plan: asked, failMode: .closed) else {
+        guard case .admitted = gate.storeAnswered(.success(.leased(grant(5, base: start + 10_000))), plan: asked, failMode: .closed) else {
             return XCTFail("granted")
         }
         for i in 1...4 {
@@ -122,7 +123,7 @@ final class QuotaLeaseTests: XCTestCase {
             switch admit(&gate, now: now) {
             case .askStore(let plan):
                 let units = try XCTUnwrap(plan.lease?.want)
-                _ = gate.storeAnswered(.success(.leased(grant(units, base: now))), plan: plan, failMode: .closed)
+                _ = gate.storeAnswered(.success(.leased(grant(units, base: now + 10_000))), plan: plan, failMode: .closed)
                 asks += 1
             case .admitted: break
             default: XCTFail("unexpected answer")
@@ -160,13 +161,13 @@ final class QuotaLeaseTests: XCTestCase {
     func testReloadAndShutdownGiveEveryLeaseBack() throws {
         var gate = QuotaGate(leases: self.settings)
         guard case .askStore(let asked) = admit(&gate, now: start) else { return XCTFail() }
-        _ = gate.storeAnswered(.success(.leased(grant(5, base: start))), plan: asked, failMode: .closed)
+        _ = gate.storeAnswered(.success(.leased(grant(5, base: start + 10_000))), plan: asked, failMode: .closed)
         gate.limitsChanged()
         XCTAssertEqual(gate.leases.count, 0)
         XCTAssertEqual(gate.leaseWork(now: start + 1_000).map { $0.lease?.giveBack }, [4])
 
         guard case .askStore(let again) = admit(&gate, now: start + 2_000) else { return XCTFail() }
-        _ = gate.storeAnswered(.success(.leased(grant(3, base: start + 2_000))), plan: again, failMode: .closed)
+        _ = gate.storeAnswered(.success(.leased(grant(3, base: start + 12_000))), plan: again, failMode: .closed)
         XCTAssertEqual(gate.returnLeases(now: start + 2_000).map { $0.lease?.giveBack }, [2])
     }
 
