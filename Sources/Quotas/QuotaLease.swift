@@ -121,7 +121,7 @@ public struct QuotaLease: Sendable {
     }
 
     /// Adds a grant made by `plan`; its first `consumed` units were admitted at the plan's
-    /// instant (the request that asked, metered with them), the rest are held from the bases
+    /// instant (the request that asked, metered by the script), the rest are held from the bases
     /// the grant reports.
     mutating func add(_ grant: QuotaLeaseGrant, plan: QuotaPlan, consumed: Int) {
         if plan.now + plan.period.untilDayEnd != self.validUntil {
@@ -138,10 +138,6 @@ public struct QuotaLease: Sendable {
         }
         // The units the asking request used were charged ahead of the held ones.
         if grant.units > consumed { self.blocks.append(Block(units: grant.units - consumed, next: 0, rates: rates)) }
-        if consumed > 0 {
-            self.usage.requests += 1
-            self.usage.cost += consumed
-        }
         self.dropSpentBlocks(now: plan.now)
     }
 

@@ -223,6 +223,8 @@ extension QuotaScript {
     ///    much ahead; a busy limit, already booked further ahead, is charged from its TAT. A
     ///    grant the request uses whole (k = 1) is charged exactly as `admit` charges.
     ///
+    /// A grant a request uses part of meters that request, as `admit` does.
+    ///
     /// Reply: a refusal as `admit`'s; otherwise `[2]`, five per level as `admit`'s admitted
     /// reply (after the charge of g), g, and per level the rate base the held units were
     /// charged from (`-1` without a rate limit or when nothing was granted). Held unit j
@@ -390,6 +392,10 @@ extension QuotaScript {
     end
     reply[#reply + 1] = granted
     for i = 1, n do reply[#reply + 1] = bases[i] end
+    if usedNow > 0 then
+      meter('requests', 1)
+      meter('cost', usedNow)
+    end
     return reply
     """#
 
