@@ -60,10 +60,13 @@ public struct GatewaySettings: Sendable, Hashable {
         public var refreshInterval: Duration = .milliseconds(100)
         /// The most units one lease asks for at once.
         public var maxUnits = 1_000
+        /// The most customers holding a lease on one event loop (about 4 KB each).
+        public var maxLeases = 20_000
 
-        public init(refreshInterval: Duration = .milliseconds(100), maxUnits: Int = 1_000) {
+        public init(refreshInterval: Duration = .milliseconds(100), maxUnits: Int = 1_000, maxLeases: Int = 20_000) {
             self.refreshInterval = refreshInterval
             self.maxUnits = maxUnits
+            self.maxLeases = maxLeases
         }
     }
 

@@ -81,9 +81,10 @@ public enum SettingsLoader {
                 }
             }
             if let c = map["usageRetentionDays"], let days = reader.integer(c, in: 1...3660) { retentionDays = days }
-            if let c = map["leases"], let lease = reader.mapping(c, allowedKeys: ["refreshInterval", "maxUnits"]) {
+            if let c = map["leases"], let lease = reader.mapping(c, allowedKeys: ["refreshInterval", "maxUnits", "maxLeases"]) {
                 if let c = lease["refreshInterval"], let interval = reader.duration(c, in: .zero ... .seconds(10)) { leases.refreshInterval = interval }
                 if let c = lease["maxUnits"], let units = reader.integer(c, in: 1...1_000_000) { leases.maxUnits = units }
+                if let c = lease["maxLeases"], let count = reader.integer(c, in: 0...10_000_000) { leases.maxLeases = count }
             }
         }
         let retries = top["retries"].map { Self.retries($0, &reader) } ?? Self.defaultRetries

@@ -18,6 +18,9 @@ extension QuotaLeaseSettings {
     init(settings: GatewaySettings) {
         let interval = settings.quotaLeases.refreshInterval
         let microseconds = interval.components.seconds * 1_000_000 + interval.components.attoseconds / 1_000_000_000_000
-        self.init(refreshInterval: microseconds, maxUnits: settings.quotaLeases.maxUnits, idleAfter: max(1_000_000, 4 * microseconds))
+        self.init(
+            refreshInterval: microseconds, maxUnits: settings.quotaLeases.maxUnits, idleAfter: max(1_000_000, 4 * microseconds),
+            capacity: settings.quotaLeases.maxLeases
+        )
     }
 }

@@ -12,10 +12,10 @@ public struct QuotaLeaseSettings: Sendable, Hashable {
     /// µs without a request after which a lease is given back and forgotten.
     public var idleAfter: Int64
     /// The most customers with a lease on one event loop; past it a new customer is admitted
-    /// per request, as without leases.
+    /// per request, as without leases. A lease on a three-level path takes about 4 KB.
     public var capacity: Int
 
-    public init(refreshInterval: Int64 = 100_000, maxUnits: Int = 1_000, share: Int = 4, idleAfter: Int64 = 1_000_000, capacity: Int = 100_000) {
+    public init(refreshInterval: Int64 = 100_000, maxUnits: Int = 1_000, share: Int = 4, idleAfter: Int64 = 1_000_000, capacity: Int = 20_000) {
         precondition(refreshInterval >= 0 && maxUnits >= 1 && share >= 1 && idleAfter > 0 && capacity >= 0)
         self.refreshInterval = refreshInterval
         self.maxUnits = maxUnits

@@ -30,8 +30,6 @@ public struct QuotaPlan: Sendable, Hashable {
     /// µs since the epoch.
     public let now: Int64
     public let period: UTCCalendarPeriod
-    public let keys: [String]
-    public let arguments: [String]
     /// The customer's usage hash for the day, charged by the admission script itself; nil
     /// when the plan does not meter.
     public let usageKey: String?
@@ -61,6 +59,7 @@ public struct QuotaPlan: Sendable, Hashable {
         lease: QuotaLeaseRequest? = nil
     ) throws(RateLimitError) {
         precondition(cost >= 1, "a request costs at least 1")
+        precondition(lease.map { $0.rateGiveBack.isEmpty || $0.rateGiveBack.count == levels.count } ?? true, "one rate give-back per level")
         precondition(now >= 0 && now <= GCRA.maxInstant, "now is outside 0...GCRA.maxInstant")
         let period = UTCCalendarPeriod(now: now)
         var planned: [Level] = []
@@ -82,36 +81,6 @@ public struct QuotaPlan: Sendable, Hashable {
         self.period = period
         let usageKey = usage.map { UsageMeter.key(prefix: prefix, oem: oem, customer: $0.customer, day: period.dayStamp) }
         self.usageKey = usageKey
-        self.keys = planned.flatMap(\.keys.all) + (usageKey.map { [$0] } ?? [])
-
-        let secondsCeiling = { (microseconds: Int64) in (microseconds + 999_999) / 1_000_000 }
-        var arguments = [
-            String(now), String(lease?.need ?? cost), String(planned.count),
-            String(period.untilDayEnd), String(period.untilMonthEnd),
-            String(secondsCeiling(period.untilDayEnd) + Self.calendarMargin),
-            String(secondsCeiling(period.untilMonthEnd) + Self.calendarMargin),
-            String(inflightTTL),
-        ]
-        for level in planned {
-            arguments += [
-                String(level.rate?.emissionInterval ?? 0), String(level.rate?.burst ?? 0),
-                String(level.perDay ?? -1), String(level.perMonth ?? -1), String(lease == nil ? level.concurrency ?? -1 : -1),
-            ]
-        }
-        if let lease {
-            precondition(lease.rateGiveBack.isEmpty || lease.rateGiveBack.count == planned.count, "one rate give-back per level")
-            arguments += [
-                String(lease.want), String(lease.share), String(lease.giveBack),
-                String(lease.usage.requests), String(lease.usage.cost), String(lease.usage.refused), lease.meterRefusal ? "1" : "0",
-                String(lease.hold), String(lease.forRequest ? lease.need : 0),
-            ]
-            for index in planned.indices {
-                let giveBack = lease.rateGiveBack.isEmpty ? nil : lease.rateGiveBack[index]
-                arguments += [String(giveBack?.expectedTAT ?? -1), String(giveBack?.returnedTAT ?? -1)]
-            }
-        }
-        if let usage { arguments.append(String(usage.retentionDays * 86_400)) }
-        self.arguments = arguments
         self.lease = lease
         self.levelLimits = levels
         self.oem = oem
@@ -119,6 +88,43 @@ public struct QuotaPlan: Sendable, Hashable {
         self.inflightTTL = inflightTTL
         self.usageCustomer = usage?.customer
         self.usageRetentionDays = usage?.retentionDays
+    }
+
+    /// KEYS of the plan's script (layout in `QuotaScript`). Made when the plan is sent, so a
+    /// plan kept by a lease costs only its levels.
+    public var keys: [String] {
+        self.levels.flatMap(\.keys.all) + (self.usageKey.map { [$0] } ?? [])
+    }
+
+    /// ARGV of the plan's script (layout in `QuotaScript`), made when the plan is sent.
+    public var arguments: [String] {
+        let secondsCeiling = { (microseconds: Int64) in (microseconds + 999_999) / 1_000_000 }
+        var arguments = [
+            String(self.now), String(self.lease?.need ?? self.cost), String(self.levels.count),
+            String(self.period.untilDayEnd), String(self.period.untilMonthEnd),
+            String(secondsCeiling(self.period.untilDayEnd) + Self.calendarMargin),
+            String(secondsCeiling(self.period.untilMonthEnd) + Self.calendarMargin),
+            String(self.inflightTTL),
+        ]
+        for level in self.levels {
+            arguments += [
+                String(level.rate?.emissionInterval ?? 0), String(level.rate?.burst ?? 0),
+                String(level.perDay ?? -1), String(level.perMonth ?? -1), String(self.lease == nil ? level.concurrency ?? -1 : -1),
+            ]
+        }
+        if let lease = self.lease {
+            arguments += [
+                String(lease.want), String(lease.share), String(lease.giveBack),
+                String(lease.usage.requests), String(lease.usage.cost), String(lease.usage.refused), lease.meterRefusal ? "1" : "0",
+                String(lease.hold), String(lease.forRequest ? lease.need : 0),
+            ]
+            for index in self.levels.indices {
+                let giveBack = lease.rateGiveBack.isEmpty ? nil : lease.rateGiveBack[index]
+                arguments += [String(giveBack?.expectedTAT ?? -1), String(giveBack?.returnedTAT ?? -1)]
+            }
+        }
+        if self.usageKey != nil, let days = self.usageRetentionDays { arguments.append(String(days * 86_400)) }
+        return arguments
     }
 
     /// The same levels, keys and metering, asking `lease` of `QuotaScript.lease` at `now`.

@@ -211,3 +211,51 @@ final class QuotaLeaseTests: XCTestCase {
         XCTAssertEqual(gate.leases.count, 2)
     }
 }
+
+/// What the lease book costs in memory: 100,000 customers with a lease held on one event loop,
+/// each on a three-level path (customer, partner, OEM) with rate and day limits. A measurement
+/// (printed, and quoted in docs/operations.md), held only to a generous bound.
+final class QuotaLeaseMemoryTests: XCTestCase {
+    private func residentBytes() -> Int {
+        guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
+              let pages = statm.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
+        else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    func testTheBookOf100000CustomersLeases() throws {
+        let count = 100_000
+        let start: Int64 = 1_764_000_000_000_000
+        let acme = try NodeID("acme")
+        let partner = try NodeID("northwind")
+        let shared = [
+            LevelLimits(node: partner, kind: .partner, limits: Limits(ratePerSecond: 1_000_000, burst: 1_000_000, perDay: 1_000_000_000)),
+            LevelLimits(node: acme, kind: .oem, limits: Limits(ratePerSecond: 500_000, burst: 500_000)),
+        ]
+        // The paths' limits are the configuration snapshot's, made before the measurement.
+        let paths = try (0..<count).map { index in
+            let customer = try NodeID("customer-\(index)")
+            return (customer, [LevelLimits(node: customer, kind: .customer, limits: Limits(ratePerSecond: 100, burst: 100, perDay: 100_000))] + shared)
+        }
+        let before = self.residentBytes()
+        var gate = QuotaGate(leases: QuotaLeaseSettings(capacity: count))
+        for (customer, levels) in paths {
+            let answer = gate.admit(levels: levels, oem: acme, customer: customer, cost: 1, now: start, store: .reachable, failMode: .open) {
+                try QuotaPlan(levels: levels, oem: acme, cost: 1, now: start, usage: (customer, 400))
+            }
+            guard case .askStore(let plan) = answer else { return XCTFail("asked: \(answer)") }
+            let remaining = levels.map {
+                LevelRemaining(node: $0.node, kind: $0.kind, rate: 90, rateResetMilliseconds: 100, day: 1_000, month: nil, concurrency: nil)
+            }
+            let grant = QuotaLeaseGrant(units: 10, remaining: remaining, rateBases: [start + 10_000, start, start])
+            _ = gate.storeAnswered(.success(.leased(grant)), plan: plan, failMode: .open)
+        }
+        XCTAssertEqual(gate.leases.count, count)
+        let perLease = Double(self.residentBytes() - before) / Double(count)
+        print("lease book: \(count) leases held, \(Int(perLease)) bytes of resident memory per lease")
+        XCTAssertLessThan(perLease, 16_384)
+        // Idle, every lease is given back and forgotten.
+        XCTAssertEqual(gate.leaseWork(now: start + 2_000_000).count, count)
+        XCTAssertEqual(gate.leases.count, 0)
+    }
+}
