@@ -162,8 +162,12 @@ public struct QuotaLease: Sendable {
     /// forgotten; nil when there is nothing to give back or meter. Day and month units are
     /// given back whole; rate units only from the latest grant, and only if Redis's TAT is
     /// still the one that grant set (`QuotaScript.lease`).
+    ///
+    /// Once the lease's UTC day has ended the plan is made at the grant's instant, so that its
+    /// keys are that day's and month's: the month gets its units back, and the usage lands on
+    /// the day it was admitted; rate units have lapsed by then.
     func returnPlan(now: Int64, share: Int) -> QuotaPlan? {
-        let giveBack = now < self.validUntil ? self.unusedUnits : 0
+        let giveBack = self.unusedUnits
         var rateGiveBack: [QuotaLeaseRequest.RateGiveBack?] = []
         if let last = self.blocks.last, now < self.validUntil {
             let first = last.firstUsable(at: now)
@@ -182,9 +186,10 @@ public struct QuotaLease: Sendable {
         }
         if !rateGiveBack.contains(where: { $0 != nil }) { rateGiveBack = [] }
         guard giveBack > 0 || !rateGiveBack.isEmpty || !self.usage.isEmpty else { return nil }
-        return self.plan.leasing(
-            QuotaLeaseRequest(customer: self.customer, want: 0, need: 0, share: share, giveBack: giveBack, rateGiveBack: rateGiveBack, usage: self.usage), cost: 1, now: now
+        let request = QuotaLeaseRequest(
+            customer: self.customer, want: 0, need: 0, share: share, giveBack: giveBack, rateGiveBack: rateGiveBack, usage: self.usage
         )
+        return self.plan.leasing(request, cost: 1, now: now < self.validUntil ? now : self.plan.now)
     }
 
     /// What the levels have left as this node sees it — Redis's count at the latest grant plus

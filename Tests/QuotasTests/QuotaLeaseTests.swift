@@ -89,6 +89,16 @@ final class QuotaLeaseTests: XCTestCase {
         XCTAssertEqual(returned.usage, QuotaUsage())
     }
 
+    func testAfterItsDayALeaseGivesItsUnitsBackToThatDayAndMonth() throws {
+        var lease = QuotaLease(customer: contoso, plan: try plan(now: start, want: 10), now: start)
+        lease.add(grant(10, base: start + 10_000), plan: try plan(now: start, want: 10), consumed: 1)
+        let nextDay = start + 9 * 3_600_000_000
+        let returned = try XCTUnwrap(lease.returnPlan(now: nextDay, share: 4))
+        XCTAssertEqual(returned.lease?.giveBack, 9)
+        XCTAssertEqual(returned.lease?.rateGiveBack, [], "lapsed long ago")
+        XCTAssertEqual(returned.period.dayStamp, "20251124", "the keys of the grant's day and month")
+    }
+
     // MARK: The gate with leases
 
     private func admit(_ gate: inout QuotaGate, cost: Int = 1, now: Int64, store: QuotaStoreState = .reachable) -> QuotaGate.Answer {
