@@ -75,7 +75,7 @@ struct AdmittedRequest {
 
 /// The in-flight quota an admitted request holds until its exchange ends.
 struct AdmittedQuota {
-    let admission: QuotaAdmission
+    let admission: any QuotaStore
     let plan: QuotaPlan
     let loop: any EventLoop
 

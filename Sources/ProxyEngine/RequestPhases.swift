@@ -144,7 +144,7 @@ struct RequestPhases {
     enum Admitted {
         case proceed(AdmittedRequest)
         /// The quota store decides: run `plan`, then `storeAnswered`.
-        case awaitStore(QuotaPlan, QuotaAdmission, QuotaFailMode)
+        case awaitStore(QuotaPlan, any QuotaStore, QuotaFailMode)
         case refuse(Refusal)
     }
 
@@ -170,13 +170,13 @@ struct RequestPhases {
 
     /// The store answered an `awaitStore`.
     func storeAnswered(
-        _ result: Result<QuotaDecision, any Error>, request: TenantRequest, plan: QuotaPlan, quotas: QuotaAdmission, failMode: QuotaFailMode
+        _ result: Result<QuotaDecision, any Error>, request: TenantRequest, plan: QuotaPlan, quotas: any QuotaStore, failMode: QuotaFailMode
     ) -> Admitted {
         let answer = self.environment.quotaGate.storeAnswered(result, plan: plan, failMode: failMode)
         return self.admitted(answer, request: request, quotas: quotas, failMode: failMode)
     }
 
-    private func admitted(_ answer: QuotaGate.Answer, request: TenantRequest, quotas: QuotaAdmission, failMode: QuotaFailMode) -> Admitted {
+    private func admitted(_ answer: QuotaGate.Answer, request: TenantRequest, quotas: any QuotaStore, failMode: QuotaFailMode) -> Admitted {
         switch answer {
         case .proceed:
             return .proceed(AdmittedRequest(request, quota: nil, rateLimitHeaders: []))
