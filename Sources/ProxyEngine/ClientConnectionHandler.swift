@@ -1,18 +1,17 @@
 import Cells
 import GatewayConfig
-import Hierarchy
 import Logging
 import NIOCore
 import NIOHTTP1
 import Quotas
-import TokenAuth
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Serves one client connection: one exchange (request → upstream → response) at a time, in
 /// order, with pipelined requests held until the one before them has been answered.
+///
+/// It decides nothing itself. `ClientConnectionStateMachine` decides reading, pipelining,
+/// keep-alive and closing; `RequestPhases` decide what becomes of a request; each exchange's
+/// `ExchangeStateMachine` decides forwarding, retries, timeouts and the response. This handler
+/// carries their answers out: reads, writes, the lease, the timer, the log lines.
 ///
 /// Backpressure both ways comes from holding `read()`: the client is not read while the upstream
 /// cannot take more request bytes (or is not connected yet), and the upstream is not read while
@@ -23,11 +22,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let environment: ProxyEnvironment
+    private let phases: RequestPhases
     private let startDetector: RequestStartDetector
     private var context: ChannelHandlerContext?
     private var identifiers = IdentifierGenerator()
     private var exchange: Exchange?
-    /// Reading, pipelining, keep-alive and closing decisions; this handler applies them.
     private var connection = ClientConnectionStateMachine()
     /// The connection's one timer. Every timeout — between requests, of a request body, of an
     /// upstream response — is a deadline it checks when it fires; it is rescheduled only when a
@@ -40,20 +39,22 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     init(environment: ProxyEnvironment, startDetector: RequestStartDetector) {
         self.environment = environment
+        self.phases = RequestPhases(environment: environment)
         self.startDetector = startDetector
         startDetector.observer = self
     }
 
     /// The settings in force now: for connection-level timers. An exchange uses its own copy.
     private var settings: GatewaySettings { self.environment.configuration.settings }
+    private var now: NIODeadline { self.environment.eventLoop.now }
+    /// Elapsed-time readings (cell routing, outlier backoff) come from the loop's clock.
+    private var monotonicNow: UInt64 { self.now.uptimeNanoseconds }
 
     // MARK: - Channel events
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if context.channel.isActive {
-            self.awaitRequest(first: true)
-        }
+        if context.channel.isActive { self.awaitRequest(first: true) }
     }
 
     /// The pipeline removes every handler when the channel closes. The context holds this
@@ -72,9 +73,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = self.unwrapInboundIn(data)
-        if self.connection.partArrived(part, stage: self.stage) == .handle {
-            self.handle(part)
-        }
+        if self.connection.partArrived(part, stage: self.stage) == .handle { self.handle(part) }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -83,9 +82,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
-            self.exchange?.upstream?.resumeReading()
-        }
+        if context.channel.isWritable { self.exchange?.upstream?.resumeReading() }
         context.fireChannelWritabilityChanged()
     }
 
@@ -94,12 +91,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.startDetector.armed = false
         if let exchange = self.exchange {
             self.end(exchange)
-            if let ticket = exchange.leaseTicket { self.environment.pool.cancel(ticket) }
-            if let upstream = exchange.upstream {
-                // The client went away mid-exchange: the upstream connection is mid-message too.
-                self.environment.pool.release(upstream, reusable: false)
-            }
-            exchange.logger.info("client closed the connection before the response completed", metadata: exchange.logMetadata(status: nil))
+            // The client went away mid-exchange: the upstream connection is mid-message too.
+            self.dropUpstream(of: exchange)
+            exchange.logger.info("client closed the connection before the response completed", metadata: exchange.logMetadata(now: self.now, status: nil))
         }
         context.fireChannelInactive()
     }
@@ -107,18 +101,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         switch self.connection.errorCaught(error, stage: self.stage, channelActive: context.channel.isActive) {
         case .close:
-            // I/O errors (reset by peer and the like), or the connection is going anyway.
-            self.closeNow()
+            self.closeNow()  // I/O errors (reset by peer and the like), or the connection is going anyway
         case .deferred:
             return  // the bad bytes follow a complete request: that request is answered first
         case .failExchange(let problem):
             guard let exchange = self.exchange else { return }
             exchange.logger.notice("request body rejected", metadata: ["problem": "\(problem)", "parser-error": "\(error)"])
-            // The body in flight is malformed: the upstream has a partial request, discard it.
-            if let upstream = exchange.upstream {
-                exchange.upstream = nil
-                self.environment.pool.release(upstream, reusable: false)
-            }
             self.fail(exchange, with: problem)
         case .answerAndClose(let problem):
             self.respondWithoutExchange(problem, logMetadata: ["parser-error": "\(error)"])
@@ -128,28 +116,24 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
             if self.connection.quiesce(stage: self.stage) { self.closeNow() }
-            return
-        }
-        if let channelEvent = event as? ChannelEvent, channelEvent == .inputClosed {
+        } else if let channelEvent = event as? ChannelEvent, channelEvent == .inputClosed {
             if self.connection.inputClosedByClient(stage: self.stage) { self.closeNow() }
-            return
+        } else {
+            context.fireUserInboundEventTriggered(event)
         }
-        context.fireUserInboundEventTriggered(event)
     }
 
     func read(context: ChannelHandlerContext) {
-        if self.connection.readRequested(self.stage) {
-            context.read()
-        }
+        if self.connection.readRequested(self.stage) { context.read() }
     }
 
-    // MARK: - Reading the client
+    // MARK: - The request
 
     /// Where the exchange in progress stands, for the connection's decisions.
     private var stage: ClientConnectionStateMachine.ExchangeStage {
         guard let exchange = self.exchange else { return .none }
-        if exchange.requestComplete { return .answering }
-        return .receiving(canTakeMore: exchange.answeredLocally || exchange.upstream?.isWritable == true)
+        if exchange.machine.requestComplete { return .answering }
+        return .receiving(canTakeMore: exchange.machine.canTakeRequestBytes(upstreamWritable: exchange.upstream?.isWritable == true))
     }
 
     private func resumeReadingIfPossible() {
@@ -163,335 +147,106 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.startExchange(head)
         case .body(let buffer):
             guard let exchange = self.exchange else { return }
-            exchange.requestBodyBytes += buffer.readableBytes
-            exchange.lastBodyRead = self.environment.eventLoop.now
-            if exchange.answeredLocally { return }
-            if exchange.requestBodyBytes > exchange.settings.limits.maxRequestBodyBytes {
-                if let upstream = exchange.upstream {
-                    exchange.upstream = nil
-                    self.environment.pool.release(upstream, reusable: false)
-                }
-                self.fail(exchange, with: .bodyTooLarge)
-                return
+            switch exchange.machine.bodyReceived(buffer, now: self.now) {
+            case .forward: exchange.upstream?.write(.body(.byteBuffer(buffer)))
+            case .hold, .drop: break
+            case .fail(let problem): self.fail(exchange, with: problem)
             }
-            self.sendUpstream(.body(.byteBuffer(buffer)), for: exchange)
         case .end:
             guard let exchange = self.exchange else { return }
-            exchange.requestComplete = true
-            if exchange.answeredLocally {
+            switch exchange.machine.requestEnded(now: self.now) {
+            case .finishExchange:
                 self.exchangeFinished()
-                return
+            case .forwardEnd(let responseDeadline):
+                exchange.upstream?.write(.end(nil))
+                exchange.upstream?.flush()
+                if let responseDeadline { self.checkDeadlines(by: responseDeadline) }
+            case .hold:
+                break
             }
-            self.sendUpstream(.end(nil), for: exchange)
-            exchange.upstream?.flush()
         }
     }
 
-    private func sendUpstream(_ part: HTTPClientRequestPart, for exchange: Exchange) {
-        if exchange.responseComplete {
-            return  // the upstream already answered; the rest of the body has nowhere to go
-        }
-        if exchange.replayable, case .body = part {
-            exchange.replayable = false
-        }
-        if let upstream = exchange.upstream {
-            upstream.write(part)
-            if case .end = part { self.requestFullySent(exchange) }
-        } else {
-            exchange.bufferedForUpstream.append(part)
-        }
-    }
-
-    /// Bounds the gap between two reads of a request body. Without it a client that declares a
-    /// body and never sends it would hold an upstream connection of a shared endpoint, a cell
-    /// slot and quota in flight for as long as it likes. Each read moves the deadline on; the
-    /// connection's timer looks at it only when it fires.
-    private func watchBody(_ exchange: Exchange) {
-        exchange.bodyIdle = TimeAmount.milliseconds(exchange.settings.timeouts.requestBodyIdle.milliseconds)
-        if let deadline = exchange.bodyDeadline { self.checkDeadlines(by: deadline) }
-    }
-
-    private func requestFullySent(_ exchange: Exchange) {
-        exchange.requestSentUpstream = true
-        let timeout = TimeAmount.milliseconds((exchange.attemptTimeouts?.response ?? exchange.settings.timeouts.upstreamResponse).milliseconds)
-        let deadline = self.environment.eventLoop.now + timeout
-        exchange.responseDeadline = deadline
-        self.checkDeadlines(by: deadline)
-    }
-
-    /// The response head did not arrive in time. Not retried: the upstream may still be working
-    /// on the request.
-    private func responseTimedOut(_ exchange: Exchange) {
-        if let route = exchange.route { self.environment.router.report(route, failed: true, now: self.monotonicNow) }
-        if let upstream = exchange.upstream {
-            exchange.upstream = nil
-            self.environment.pool.release(upstream, reusable: false)
-        }
-        self.fail(exchange, with: .upstreamTimeout)
-    }
-
-    // MARK: - Starting an exchange
+    // MARK: - The phases
 
     private func startExchange(_ head: HTTPRequestHead) {
         self.cancelWaitTimer()
         self.startDetector.armed = false
-        let clientRequestID = head.headers.first(name: "x-request-id")
-        let requestID = clientRequestID.flatMap { RequestID.isAcceptable($0) ? $0 : nil } ?? self.identifiers.requestID()
+        let request: GatewayRequest
+        switch self.phases.decode(head, clientAddress: self.clientAddress, identifiers: &self.identifiers) {
+        case .proceed(let decoded):
+            request = decoded
+        case .refuse(let refusal, let requestID):
+            self.respondWithoutExchange(refusal.problem, requestID: requestID, version: head.version, logMetadata: ["reason": "\(refusal.reason)"])
+            return
+        }
         var logger = self.environment.logger
-        logger[metadataKey: "request-id"] = .string(requestID)
-
-        // The configuration this exchange runs with from here to its log line, even if a reload
-        // installs another one meanwhile.
-        let configuration = self.environment.configuration
-        let settings = configuration.settings
-        let framing: RequestHeadValidation.BodyFraming
-        switch RequestHeadValidation.validate(head, limits: settings.limits, catalogMethods: configuration.tenants?.catalog.routes.namedMethods ?? []) {
-        case .success(let valid): framing = valid
-        case .failure(let problem):
-            self.respondWithoutExchange(problem, requestID: requestID, requestHead: head, logMetadata: ["method": "\(head.method.rawValue)"])
-            return
-        }
-
-        // One spelling of the path for matching, authorizing and forwarding.
-        let path: RequestPath
-        do {
-            path = try RequestPath.parse(head.uri)
-        } catch {
-            self.respondWithoutExchange(.ambiguousPath, requestID: requestID, requestHead: head, logMetadata: ["reason": "\(error)"])
-            return
-        }
-        let exchange = Exchange(
-            requestID: requestID, clientHead: head, path: path,
-            trace: TraceDecision.decide(incoming: head.headers.first(name: "traceparent"), generator: &self.identifiers),
-            facts: .init(
-                clientAddress: self.clientAddress,
-                scheme: self.environment.scheme,
-                trustClientForwardedHeaders: settings.forwarding.trustClientForwardedHeaders
-            ),
-            configuration: configuration, logger: logger, started: self.environment.eventLoop.now, eventLoop: self.environment.eventLoop, framing: framing,
-            replayable: head.method.isIdempotent && framing.isEmpty
-        )
+        logger[metadataKey: "request-id"] = .string(request.requestID)
+        let exchange = Exchange(request: request, logger: logger)
         self.exchange = exchange
-        if !framing.isEmpty { self.watchBody(exchange) }
+        if let deadline = exchange.machine.bodyDeadline { self.checkDeadlines(by: deadline) }
 
-        if let tenants = configuration.tenants {
-            self.runTenantPhases(exchange, path: path, tenants: tenants)
-        } else {
-            self.continueToUpstream(exchange)
-        }
-    }
-
-    /// Route match, authenticate → resolve → authorize, then admit (or the branding endpoint):
-    /// the phases that need the tenant tree. Ends by forwarding or answering.
-    private func runTenantPhases(_ exchange: Exchange, path: RequestPath, tenants: TenantSnapshot) {
-        let head = exchange.clientHead
-        let configuration = exchange.configuration
-        if path.path == BrandingEndpoint.path, head.method == .GET || head.method == .HEAD {
-            self.answerBrandingRequest(exchange, path: path, tenants: tenants)
-            return
-        }
-        guard let authentication = configuration.authentication else {
-            // A tree without issuers (only in tests): route match only.
-            if tenants.catalog.routes.match(method: head.method.rawValue, path: Substring(path.path)) == nil {
-                self.fail(exchange, with: .routeNotFound)
-                return
-            }
-            self.continueToUpstream(exchange)
-            return
-        }
-        let access = TenantAccess(configuration: configuration, tenants: tenants, authentication: authentication)
-        let now = self.environment.wallClock.nowSeconds
-        switch access.decide(head: head, path: path, cache: &self.environment.tokenCache, revocations: self.environment.revocations, now: now) {
-        case .forward(let request):
-            exchange.tenant = request
-            exchange.contextTime = now
-            exchange.logger[metadataKey: "tenant"] = .stringConvertible(request.policy.path)
-            if let quotas = self.environment.quotas {
-                self.admit(exchange, request: request, quotas: quotas)
-            } else {
-                self.continueToUpstream(exchange)
-            }
-        case .preflight(let headers):
-            // 204 carries no body and, per RFC 9110 §8.6, no Content-Length either.
-            self.answerLocally(exchange, status: .noContent, headers: headers, body: nil)
+        switch self.phases.authorize(request) {
+        case .proceed(let tenant):
+            exchange.logger[metadataKey: "tenant"] = .stringConvertible(tenant.grant.policy.path)
+            self.admit(exchange, self.phases.admit(tenant), tenant: tenant)
+        case .proceedWithoutTenant(let admitted):
+            self.forward(exchange, admitted)
+        case .respond(let response):
+            self.answerLocally(exchange, response)
         case .refuse(let refusal):
             self.refuse(exchange, refusal)
         }
     }
 
-    /// `GET /v1/branding`: with a token, the caller's own tenant's branding; without, the
-    /// portal's, by `Host`.
-    private func answerBrandingRequest(_ exchange: Exchange, path: RequestPath, tenants: TenantSnapshot) {
-        let head = exchange.clientHead
-        let configuration = exchange.configuration
-        guard head.headers.contains(name: "authorization"), let authentication = configuration.authentication else {
-            self.answerBranding(exchange, tenants: tenants)
-            return
-        }
-        let access = TenantAccess(configuration: configuration, tenants: tenants, authentication: authentication)
-        switch access.authenticate(
-            head: head, path: path, cache: &self.environment.tokenCache, revocations: self.environment.revocations, now: self.environment.wallClock.nowSeconds
-        ) {
-        case .success(let (policy, _)):
-            let response = BrandingEndpoint.response(for: policy.branding, request: head)
-            self.answerLocally(exchange, status: response.status, headers: response.headers, body: response.body)
-        case .failure(let refusal):
+    private func admit(_ exchange: Exchange, _ admission: RequestPhases.Admitted, tenant: TenantRequest) {
+        switch admission {
+        case .proceed(let admitted):
+            self.forward(exchange, admitted)
+        case .refuse(let refusal):
             self.refuse(exchange, refusal)
-        }
-    }
-
-    private func refuse(_ exchange: Exchange, _ refusal: TenantAccess.Refusal) {
-        exchange.logger.notice(
-            "request refused", metadata: ["problem": "\(refusal.problem)", "phase": "\(refusal.problem.phase.rawValue)", "reason": "\(refusal.reason)"]
-        )
-        self.fail(exchange, with: refusal.problem, headers: refusal.headers, extensions: refusal.extensions)
-    }
-
-    /// Admit: every level of the tenant's path is checked and charged in one round trip; a
-    /// refusal charges nothing. The loop's `QuotaGate` decides (from memory, through the store,
-    /// or by the tier's fail mode while the store is away); the handler only applies its answers.
-    private func admit(_ exchange: Exchange, request: TenantAccess.TenantRequest, quotas: QuotaAdmission) {
-        let now = self.environment.wallClock.nowMicroseconds
-        let policy = request.policy
-        let cost = request.route.cost
-        let loop = self.environment.pool.eventLoop
-        let failMode = QuotaFailMode(settings: exchange.settings, tier: request.cell.kind)
-        let answer = self.environment.quotaGate.admit(
-            levels: policy.limits, oem: policy.path.oem, customer: policy.id, cost: cost, now: now,
-            store: quotas.storeState(on: loop), failMode: failMode
-        ) {
-            // The admission script also meters the customer's usage: one round trip for both.
-            try quotas.plan(levels: policy.limits, oem: policy.path.oem, cost: cost, now: now, meter: policy.id)
-        }
-        self.applyQuotaAnswer(answer, to: exchange, quotas: quotas, failMode: failMode)
-    }
-
-    private func applyQuotaAnswer(_ answer: QuotaGate.Answer, to exchange: Exchange, quotas: QuotaAdmission, failMode: QuotaFailMode) {
-        switch answer {
-        case .proceed:
-            self.continueToUpstream(exchange)
-        case .proceedUnchecked(let warning):
-            self.warn(warning, exchange)
-            self.continueToUpstream(exchange)
-        case .askStore(let plan):
-            let loop = self.environment.pool.eventLoop
+        case .awaitStore(let plan, let quotas, let failMode):
+            let loop = self.environment.eventLoop
             quotas.admit(plan, on: loop).assumeIsolated().whenComplete { [weak self, weak exchange] result in
                 guard let self, let exchange, self.exchange === exchange else {
                     // The client left while the store answered: give back what was charged.
                     if case .success(.admitted) = result { _ = quotas.release(plan, on: loop) }
                     return
                 }
-                let answer = self.environment.quotaGate.storeAnswered(result, plan: plan, failMode: failMode)
-                self.applyQuotaAnswer(answer, to: exchange, quotas: quotas, failMode: failMode)
+                self.admit(exchange, self.phases.storeAnswered(result, request: tenant, plan: plan, quotas: quotas, failMode: failMode), tenant: tenant)
             }
-        case .admitted(let plan, let headers):
-            exchange.admittedQuota = (quotas, plan, self.environment.pool.eventLoop)
-            exchange.rateLimitHeaders = headers
-            self.continueToUpstream(exchange)
-        case .refuse(let refusal):
-            // One line whoever decided: a flood refused from memory writes as much as one refused
-            // by the store, at info, like each request's own line.
-            let decidedBy = switch refusal.source {
-            case .memory: "over-limit memory"
-            case .store: "quota store"
-            case .localLimits: "local limits"
-            }
-            exchange.logger.info("request refused", metadata: [
-                "problem": "\(GatewayProblem.quotaExceeded)", "phase": "\(GatewayProblem.quotaExceeded.phase.rawValue)",
-                "reason": "\(refusal.reason)", "decided-by": "\(decidedBy)",
-            ])
-            self.fail(exchange, with: .quotaExceeded, headers: HTTPHeaders(refusal.headers.map { ($0.name, $0.value) }))
-        case .refuseStoreAway(let retryAfterSeconds, let warning):
-            self.warn(warning, exchange)
-            var headers = HTTPHeaders()
-            headers.add(name: "retry-after", value: String(retryAfterSeconds))
-            self.fail(exchange, with: .quotaStoreUnavailable, headers: headers)
         }
     }
 
-    /// Once per outage and interval, not once per request: each request's own line still says
-    /// how it was answered.
-    private func warn(_ warning: QuotaWarning, _ exchange: Exchange) {
-        var metadata: Logger.Metadata = ["error": "\(warning.reason)", "request-id": "\(exchange.requestID)"]
-        if let mode = warning.failMode { metadata["fail-mode"] = "\(mode)" }
-        self.environment.repeatedWarnings.warn(warning.message, metadata: metadata, logger: self.environment.logger, now: self.monotonicNow)
+    private func refuse(_ exchange: Exchange, _ refusal: Refusal) {
+        var metadata: Logger.Metadata = ["problem": "\(refusal.problem)", "phase": "\(refusal.problem.phase.rawValue)", "reason": "\(refusal.reason)"]
+        if let decidedBy = refusal.decidedBy { metadata["decided-by"] = "\(decidedBy)" }
+        exchange.logger.log(level: refusal.level, "request refused", metadata: metadata)
+        self.fail(exchange, with: refusal.problem, headers: refusal.headers, extensions: refusal.extensions)
     }
 
-    private func continueToUpstream(_ exchange: Exchange) {
-        let head = exchange.clientHead
-        if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }), head.version == .http1_1 {
+    /// Select cell, then the first upstream attempt.
+    private func forward(_ exchange: Exchange, _ admitted: AdmittedRequest) {
+        exchange.admit(admitted)
+        let head = admitted.request.head
+        if head.version == .http1_1, head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
             self.context?.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
-        self.connectUpstream(exchange)
-    }
-
-    /// The public branding of the portal served on the request's `Host`.
-    private func answerBranding(_ exchange: Exchange, tenants: TenantSnapshot) {
-        guard let branding = BrandingEndpoint.branding(forHost: exchange.clientHead.headers.first(name: "host"), in: tenants) else {
-            self.fail(exchange, with: .portalNotFound)
+        guard let route = self.phases.selectCell(admitted) else {
+            self.fail(exchange, with: .cellUnavailable)
             return
         }
-        let response = BrandingEndpoint.response(for: branding, request: exchange.clientHead)
-        self.answerLocally(exchange, status: response.status, headers: response.headers, body: response.body)
+        exchange.routed(route, on: self.environment.router)
+        exchange.machine.startForwarding()
+        self.startAttempt(exchange)
     }
 
-    /// Sends a response the gateway produced itself (no upstream involved).
-    private func answerLocally(_ exchange: Exchange, status: HTTPResponseStatus, headers: HTTPHeaders, body: String?) {
-        guard let context = self.context else { return }
-        let close = self.mustClose(afterAnswering: exchange, problem: nil)
-        var headers = headers
-        headers.replaceOrAdd(name: "x-request-id", value: exchange.requestID)
-        if close { headers.replaceOrAdd(name: "connection", value: "close") }
-        exchange.responseStarted = true
-        exchange.responseStatus = status.code
-        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: exchange.clientHead.version, status: status, headers: headers))), promise: nil)
-        if let body, exchange.clientHead.method != .HEAD {
-            exchange.responseBytes = body.utf8.count
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
-        }
-        let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
-        exchange.logger.info("request", metadata: exchange.logMetadata(status: status.code))
-        self.finishLocalAnswer(exchange, close: close, written: written)
-    }
+    // MARK: - Upstream attempts
 
-    /// Whether the client connection must close after the gateway answers this exchange itself.
-    /// A request whose body has not been read yet leaves the stream mid-message, unless it has
-    /// no body at all (then only its end marker is still to come).
-    private func mustClose(afterAnswering exchange: Exchange, problem: GatewayProblem?) -> Bool {
-        (problem?.closesConnection ?? false) || !exchange.clientHead.isKeepAlive || exchange.asksForUpgrade || self.connection.closesAfterAnswer
-            || (!exchange.requestComplete && !exchange.framing.isEmpty)
-    }
-
-    private func finishLocalAnswer(_ exchange: Exchange, close: Bool, written: EventLoopFuture<Void>) {
-        exchange.responseComplete = true
-        exchange.answeredLocally = true
-        if close {
-            self.end(exchange)
-            self.beginClosing()
-            written.assumeIsolated().whenComplete { [weak self] _ in self?.closeNow() }
-        } else if exchange.requestComplete {
-            self.exchangeFinished()
-        } else {
-            // Only the request's end marker is still to come; `handle(.end)` finishes the exchange.
-            self.resumeReadingIfPossible()
-        }
-    }
-
-    /// Pick cell/endpoint, then lease a connection. Each call is one attempt; a failed attempt
-    /// comes back here when `retryOrFail` allows another.
-    private func connectUpstream(_ exchange: Exchange) {
-        let router = self.environment.router
-        if exchange.route == nil {
-            guard let cell = exchange.tenant?.cell ?? exchange.settings.cell(named: exchange.settings.defaultCell),
-                let route = router.route(for: cell, residency: exchange.tenant?.policy.residency)
-            else {
-                self.fail(exchange, with: .cellUnavailable)
-                return
-            }
-            exchange.routing = (router, route)
-        }
+    /// Each call is one attempt: its cell's slot and endpoint, then a leased connection.
+    private func startAttempt(_ exchange: Exchange) {
         guard let route = exchange.route else { return }
-        let start = router.startAttempt(route, now: self.monotonicNow) { [weak self, weak exchange] start in
+        let start = self.environment.router.startAttempt(route, now: self.monotonicNow) { [weak self, weak exchange] start in
             guard let self, let exchange, self.exchange === exchange else { return }
             self.attemptStarted(exchange, start)
         }
@@ -501,9 +256,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func attemptStarted(_ exchange: Exchange, _ start: CellRouter.AttemptStart) {
         switch start {
         case .go(let endpoint, let connectTimeout, let responseTimeout):
-            exchange.endpoint = endpoint
-            exchange.attemptTimeouts = (connectTimeout, responseTimeout)
-            self.lease(endpoint, connectTimeout: connectTimeout, for: exchange)
+            exchange.endpoint = (endpoint, connectTimeout)
+            exchange.machine.endpointChosen(responseTimeout: .milliseconds(responseTimeout.milliseconds))
+            self.lease(exchange)
         case .wait:
             return
         case .overloaded(let retryAfterSeconds):
@@ -512,17 +267,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.fail(exchange, with: .cellOverloaded, headers: headers)
         case .noEndpoint:
             // After failed attempts the client learns what the last one ran into.
-            if let last = exchange.lastFailure {
-                self.fail(exchange, with: last)
-            } else {
-                var headers = HTTPHeaders()
-                headers.add(name: "retry-after", value: "1")
-                self.fail(exchange, with: .noHealthyUpstream, headers: headers)
-            }
+            self.fail(exchange, with: exchange.machine.lastFailure ?? .noHealthyUpstream)
         }
     }
 
-    private func lease(_ endpoint: GatewaySettings.Endpoint, connectTimeout: Duration, for exchange: Exchange) {
+    private func lease(_ exchange: Exchange) {
+        guard let (endpoint, connectTimeout) = exchange.endpoint else { return }
         exchange.leaseTicket = self.environment.pool.lease(endpoint, connectTimeout: connectTimeout) { [weak self, weak exchange] result in
             guard let self, let exchange, self.exchange === exchange else {
                 // The client is gone: the untouched connection goes straight back.
@@ -532,74 +282,63 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             exchange.leaseTicket = nil
             switch result {
             case .success(let upstream):
-                self.upstreamLeased(upstream, for: exchange)
+                self.connected(exchange, to: upstream)
             case .failure(let problem) where problem == .upstreamBusy:
-                // The gateway's own connection bound, not the endpoint's fault.
-                self.fail(exchange, with: problem)
+                self.fail(exchange, with: problem)  // the gateway's own connection bound, not the endpoint's fault
             case .failure(let problem):
-                self.retryOrFail(exchange, with: problem, failure: .connectFailed)
+                self.attemptFailed(exchange, with: problem, failure: .connectFailed)
             }
         }
     }
 
-    /// The attempt failed before any response byte: the endpoint is blamed (outlier detection)
-    /// and the request goes to another endpoint if that is safe (`RetryPolicy`) and the retry
-    /// budget of its cell allows; otherwise the client gets `problem`.
-    private func retryOrFail(_ exchange: Exchange, with problem: GatewayProblem, failure: RetryPolicy.Failure) {
-        let router = self.environment.router
-        let now = self.monotonicNow
-        guard let route = exchange.route else {
-            self.fail(exchange, with: problem)
-            return
-        }
-        router.report(route, failed: true, now: now)
-        router.endAttempt(route, now: now)
-        exchange.lastFailure = problem
-        let safe = RetryPolicy.mayRetry(
-            method: exchange.clientHead.method.rawValue, failure: failure, bodyStreamed: !exchange.framing.isEmpty,
-            attempt: route.attempts, maxAttempts: exchange.settings.retries.maxAttempts
-        )
-        guard safe, !exchange.responseStarted, router.startRetry(route) else {
-            self.fail(exchange, with: problem)
-            return
-        }
-        exchange.logger.info("retrying on another endpoint", metadata: ["problem": "\(problem)", "attempt": "\(route.attempts + 1)"])
-        exchange.responseDeadline = nil
-        exchange.requestSentUpstream = false
-        if failure == .afterConnect {
-            // Only a bodiless request is retried after connecting: its end is all there is to resend.
-            exchange.bufferedForUpstream = exchange.requestComplete ? [.end(nil)] : []
-        }
-        self.connectUpstream(exchange)
-    }
-
-    /// Elapsed-time readings (cell routing, outlier backoff, warnings) come from the loop's clock.
-    private var monotonicNow: UInt64 {
-        self.environment.eventLoop.now.uptimeNanoseconds
-    }
-
-    private func upstreamLeased(_ upstream: UpstreamConnection, for exchange: Exchange) {
+    private func connected(_ exchange: Exchange, to upstream: UpstreamConnection) {
+        guard let admitted = exchange.admitted else { return }
         upstream.delegate = self
         exchange.upstream = upstream
-        exchange.upstreamWasReused = upstream.completedExchanges > 0
-        upstream.write(.head(exchange.upstreamHead(servedBy: exchange.route?.currentCell, signers: &self.environment.contextSigners)))
-        let buffered = exchange.bufferedForUpstream
-        exchange.bufferedForUpstream.removeAll()
-        for part in buffered {
-            upstream.write(part)
-            if case .end = part { self.requestFullySent(exchange) }
-        }
+        let (parts, responseDeadline) = exchange.machine.connected(reused: upstream.completedExchanges > 0, now: self.now)
+        upstream.write(.head(exchange.upstreamHead(phases: self.phases, admitted: admitted)))
+        for part in parts { upstream.write(part) }
         upstream.flush()
+        if let responseDeadline { self.checkDeadlines(by: responseDeadline) }
         self.resumeReadingIfPossible()
     }
 
-    // MARK: - Answering
+    /// The attempt failed before any response byte: the endpoint is blamed (outlier detection)
+    /// and the request goes to another endpoint if that is safe and the retry budget of its cell
+    /// allows; otherwise the client gets `problem`.
+    private func attemptFailed(_ exchange: Exchange, with problem: GatewayProblem, failure: RetryPolicy.Failure) {
+        let router = self.environment.router
+        guard let route = exchange.route else { return self.fail(exchange, with: problem) }
+        router.report(route, failed: true, now: self.monotonicNow)
+        router.endAttempt(route, now: self.monotonicNow)
+        let maxAttempts = exchange.request.settings.retries.maxAttempts
+        switch exchange.machine.attemptFailed(problem, failure: failure, attempt: route.attempts, maxAttempts: maxAttempts) {
+        case .retryIfBudgetAllows(let problem) where router.startRetry(route):
+            exchange.logger.info("retrying on another endpoint", metadata: ["problem": "\(problem)", "attempt": "\(route.attempts + 1)"])
+            exchange.machine.retryGranted()
+            self.startAttempt(exchange)
+        case .retryIfBudgetAllows(let problem), .fail(let problem):
+            self.fail(exchange, with: problem)
+        }
+    }
+
+    /// Closes the exchange's upstream connection (it is mid-message) or withdraws its lease.
+    private func dropUpstream(of exchange: Exchange) {
+        if let ticket = exchange.leaseTicket {
+            exchange.leaseTicket = nil
+            self.environment.pool.cancel(ticket)
+        }
+        if let upstream = exchange.upstream {
+            exchange.upstream = nil
+            self.environment.pool.release(upstream, reusable: false)
+        }
+    }
+
+    // MARK: - Answers of the gateway's own
 
     /// Answers a request that never became an exchange (rejected head, unparseable bytes, slow
     /// client) and closes the connection. Logged with the same request id the client receives.
-    private func respondWithoutExchange(
-        _ problem: GatewayProblem, requestID: String? = nil, requestHead: HTTPRequestHead? = nil, logMetadata: Logger.Metadata = [:]
-    ) {
+    private func respondWithoutExchange(_ problem: GatewayProblem, requestID: String? = nil, version: HTTPVersion = .http1_1, logMetadata: Logger.Metadata = [:]) {
         let id = requestID ?? self.identifiers.requestID()
         var metadata = logMetadata
         metadata["request-id"] = .string(id)
@@ -607,69 +346,82 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         metadata["phase"] = "\(problem.phase.rawValue)"
         metadata["status"] = "\(problem.status.code)"
         self.environment.logger.notice("request rejected", metadata: metadata)
-        self.writeProblem(problem, requestID: id, version: requestHead?.version ?? .http1_1, close: true)
+        let written = self.writeProblem(problem, requestID: id, version: version, close: true)
+        self.closeAfter(written)
     }
 
     /// Answers the exchange with a problem document if the response has not started; otherwise
     /// the only honest signal left in HTTP/1.1 is to cut the connection.
     private func fail(_ exchange: Exchange, with problem: GatewayProblem, headers: HTTPHeaders = HTTPHeaders(), extensions: [(name: String, value: String)] = []) {
-        exchange.responseDeadline = nil
-        exchange.bodyIdle = nil
-        if let ticket = exchange.leaseTicket {
-            self.environment.pool.cancel(ticket)
-            exchange.leaseTicket = nil
-        }
-        if let upstream = exchange.upstream {
-            exchange.upstream = nil
-            self.environment.pool.release(upstream, reusable: false)
-        }
-        guard !exchange.responseStarted else {
+        self.dropUpstream(of: exchange)
+        switch exchange.machine.answering(status: problem.status.code, closesConnection: problem.closesConnection, connectionClosing: self.connection.closesAfterAnswer) {
+        case .closeMidResponse:
             self.end(exchange)
-            exchange.logger.warning("upstream failed mid-response; closing the client connection", metadata: exchange.logMetadata(status: exchange.responseStatus))
+            exchange.logger.warning("upstream failed mid-response; closing the client connection", metadata: exchange.logMetadata(now: self.now, status: exchange.machine.responseStatus))
             self.closeNow()
-            return
+        case .answer(let after):
+            exchange.logger.info("request answered by the gateway", metadata: exchange.logMetadata(now: self.now, status: problem.status.code, problem: problem))
+            let written = self.writeProblem(problem, requestID: exchange.request.requestID, version: exchange.request.head.version, close: after == .close, headers: headers, extensions: extensions)
+            self.answered(exchange, then: after, written: written)
         }
-        let close = self.mustClose(afterAnswering: exchange, problem: problem)
-        exchange.logger.info("request answered by the gateway", metadata: exchange.logMetadata(status: problem.status.code, problem: problem))
-        exchange.responseStarted = true
-        exchange.responseStatus = problem.status.code
-        let written = self.writeProblem(
-            problem, requestID: exchange.requestID, version: exchange.clientHead.version, close: close, headers: headers, extensions: extensions
-        )
-        self.finishLocalAnswer(exchange, close: close, written: written)
     }
 
-    @discardableResult
-    private func writeProblem(
-        _ problem: GatewayProblem, requestID: String, version: HTTPVersion, close: Bool, headers extra: HTTPHeaders = HTTPHeaders(),
-        extensions: [(name: String, value: String)] = []
-    ) -> EventLoopFuture<Void> {
-        guard let context = self.context else { return self.environment.pool.eventLoop.makeSucceededVoidFuture() }
-        let body = ProblemDocument(problem, requestID: requestID, extensions: extensions).json
-        var headers = extra
-        headers.add(name: "content-type", value: "application/problem+json")
-        headers.add(name: "content-length", value: String(body.utf8.count))
-        headers.add(name: "x-request-id", value: requestID)
-        headers.add(name: "cache-control", value: "no-store")
-        if problem == .upstreamBusy {
-            headers.add(name: "retry-after", value: "1")
+    /// Sends a response the gateway produced itself (no upstream involved).
+    private func answerLocally(_ exchange: Exchange, _ response: LocalResponse) {
+        guard let context = self.context,
+            case .answer(let after) = exchange.machine.answering(status: response.status.code, closesConnection: false, connectionClosing: self.connection.closesAfterAnswer)
+        else { return }
+        var headers = response.headers
+        headers.replaceOrAdd(name: "x-request-id", value: exchange.request.requestID)
+        if after == .close { headers.replaceOrAdd(name: "connection", value: "close") }
+        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: exchange.request.head.version, status: response.status, headers: headers))), promise: nil)
+        if let body = response.body, exchange.request.head.method != .HEAD {
+            exchange.machine.localBodyWritten(bytes: body.utf8.count)
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         }
-        if close { headers.add(name: "connection", value: "close") }
-        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: version, status: problem.status, headers: headers))), promise: nil)
-        context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
-        if close, self.exchange == nil {
-            self.beginClosing()
-            written.assumeIsolated().whenComplete { [weak self] _ in self?.closeNow() }
-        }
-        return written
+        exchange.logger.info("request", metadata: exchange.logMetadata(now: self.now, status: response.status.code))
+        self.answered(exchange, then: after, written: written)
     }
 
-    /// The exchange is over, whatever its outcome: it gives back its cell slots and in-flight
-    /// quota here, once, and is no longer the connection's.
+    private func writeProblem(
+        _ problem: GatewayProblem, requestID: String, version: HTTPVersion, close: Bool, headers: HTTPHeaders = HTTPHeaders(),
+        extensions: [(name: String, value: String)] = []
+    ) -> EventLoopFuture<Void>? {
+        guard let context = self.context else { return nil }
+        let (head, body) = RequestPhases.failToProxy(problem, requestID: requestID, version: version, close: close, headers: headers, extensions: extensions)
+        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        return context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
+    }
+
+    /// The gateway's answer is written: close, go on with the next request, or read the rest
+    /// of this one (only its end marker is still to come; `handle(.end)` finishes the exchange).
+    private func answered(_ exchange: Exchange, then after: ExchangeStateMachine.AfterAnswer, written: EventLoopFuture<Void>?) {
+        if after == .close {
+            self.end(exchange)
+            self.closeAfter(written)
+        } else if exchange.machine.requestComplete {
+            self.exchangeFinished()
+        } else {
+            self.resumeReadingIfPossible()
+        }
+    }
+
+    // MARK: - Ends
+
+    /// The exchange is over, whatever its outcome: it gives back what it holds, once, and is no
+    /// longer the connection's.
     private func end(_ exchange: Exchange) {
         if self.exchange === exchange { self.exchange = nil }
         exchange.end(now: self.monotonicNow)
+    }
+
+    /// Nothing more is read or answered; the connection closes once `written` is out.
+    private func closeAfter(_ written: EventLoopFuture<Void>?) {
+        self.beginClosing()
+        guard let written else { return self.closeNow() }
+        written.assumeIsolated().whenComplete { [weak self] _ in self?.closeNow() }
     }
 
     private func closeNow() {
@@ -690,7 +442,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// The exchange is over and the connection stays open: serve any pipelined request, or wait.
     private func exchangeFinished() {
         if let exchange = self.exchange { self.end(exchange) }
-        while self.exchange == nil || !(self.exchange!.requestComplete), let part = self.connection.nextPipelinedPart() {
+        while self.exchange.map({ !$0.machine.requestComplete }) ?? true, let part = self.connection.nextPipelinedPart() {
             self.handle(part)
             if self.connection.closing { return }
         }
@@ -698,11 +450,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         case .continueExchange:
             break
         case .answerDeferredError(let problem, let error):
-            self.respondWithoutExchange(problem, logMetadata: ["parser-error": "\(error)"])
-            return
+            return self.respondWithoutExchange(problem, logMetadata: ["parser-error": "\(error)"])
         case .close:
-            self.closeNow()
-            return
+            return self.closeNow()
         case .awaitRequest:
             self.awaitRequest(first: false)
         }
@@ -714,15 +464,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func awaitRequest(first: Bool) {
         guard let wait = self.connection.awaitRequest(first: first) else { return }
         self.armWaitTimer(wait)
-        if wait == .idle {
-            self.startDetector.armed = true
-        }
+        if wait == .idle { self.startDetector.armed = true }
     }
 
     private func armWaitTimer(_ wait: ClientConnectionStateMachine.Wait) {
         let timeouts = self.settings.timeouts
-        let duration = wait == .idle ? timeouts.keepAliveIdle : timeouts.headerRead
-        let deadline = self.environment.eventLoop.now + .milliseconds(duration.milliseconds)
+        let deadline = self.now + .milliseconds((wait == .idle ? timeouts.keepAliveIdle : timeouts.headerRead).milliseconds)
         self.waitDeadline = deadline
         self.checkDeadlines(by: deadline)
     }
@@ -751,36 +498,35 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func deadlinesReached() {
         self.deadlineTimer = nil
         guard !self.connection.closing else { return }
-        let now = self.environment.eventLoop.now
+        let now = self.now
         if self.exchange == nil, let deadline = self.waitDeadline, now >= deadline {
             switch self.connection.waitTimerFired(hasExchange: false) {
             case .answer(let problem):
-                let timeout = self.settings.timeouts.headerRead.milliseconds
-                self.respondWithoutExchange(problem, logMetadata: ["timeout-ms": "\(timeout)"])
-                return
+                return self.respondWithoutExchange(problem, logMetadata: ["timeout-ms": "\(self.settings.timeouts.headerRead.milliseconds)"])
             case .close:
-                self.closeNow()
-                return
+                return self.closeNow()
             case .ignore:
                 break
             }
         }
         if let exchange = self.exchange {
-            if let deadline = exchange.responseDeadline, now >= deadline, !exchange.responseStarted {
-                exchange.responseDeadline = nil
-                self.responseTimedOut(exchange)
-            } else if let deadline = exchange.bodyDeadline, now >= deadline {
-                let idle = exchange.bodyIdle?.nanoseconds ?? 0
-                exchange.logger.notice("request body stalled", metadata: ["timeout-ms": "\(idle / 1_000_000)", "bytes-in": "\(exchange.requestBodyBytes)"])
+            switch exchange.machine.deadlinesReached(now: now) {
+            case .responseTimedOut:
+                // Not retried: the upstream may still be working on the request.
+                if let route = exchange.route { self.environment.router.report(route, failed: true, now: self.monotonicNow) }
+                self.fail(exchange, with: .upstreamTimeout)
+            case .bodyStalled(let idle):
+                exchange.logger.notice("request body stalled", metadata: ["timeout-ms": "\(idle.nanoseconds / 1_000_000)", "bytes-in": "\(exchange.machine.requestBodyBytes)"])
                 self.fail(exchange, with: .requestBodyTimeout)
+            case .none:
+                break
             }
         }
         guard !self.connection.closing else { return }
         let timeouts = self.settings.timeouts
         var next = now + .milliseconds(min(timeouts.headerRead, timeouts.keepAliveIdle).milliseconds)
         if self.exchange == nil, let deadline = self.waitDeadline { next = min(next, deadline) }
-        if let deadline = self.exchange?.responseDeadline { next = min(next, deadline) }
-        if let deadline = self.exchange?.bodyDeadline { next = min(next, deadline) }
+        if let deadline = self.exchange?.machine.nextDeadline { next = min(next, deadline) }
         self.checkDeadlines(by: next)
     }
 }
@@ -800,46 +546,29 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
     }
 
     func upstreamReceived(_ part: HTTPClientResponsePart) {
-        guard let exchange = self.exchange, let context = self.context else { return }
+        guard let exchange = self.exchange, let admitted = exchange.admitted, let context = self.context else { return }
         switch part {
         case .head(let head):
-            exchange.responseDeadline = nil
-            if let route = exchange.route {
-                self.environment.router.report(route, failed: head.status.code >= 500, now: self.monotonicNow)
-            }
-            exchange.responseStarted = true
-            exchange.responseStatus = head.status.code
-            exchange.upstreamKeepAlive = head.isKeepAlive
-            let keepClient = exchange.clientHead.isKeepAlive && !exchange.asksForUpgrade && exchange.requestComplete
-                && !self.connection.closesAfterAnswer
-            exchange.closeClientAfterResponse = !keepClient
-            var clientHead = ForwardedHeaders.clientResponseHead(
-                from: head, requestID: exchange.requestID, version: exchange.clientHead.version, close: !keepClient
+            if let route = exchange.route { self.environment.router.report(route, failed: head.status.code >= 500, now: self.monotonicNow) }
+            let after = exchange.machine.responseHeadReceived(
+                status: head.status.code, upstreamKeepsAlive: head.isKeepAlive, connectionClosing: self.connection.closesAfterAnswer
             )
-            for (name, value) in exchange.rateLimitHeaders { clientHead.headers.replaceOrAdd(name: name, value: value) }
-            if let origin = exchange.tenant?.corsOrigin {
-                // The one origin this tenant allows, never `*`.
-                clientHead.headers.replaceOrAdd(name: "access-control-allow-origin", value: origin)
-                clientHead.headers.add(name: "vary", value: "Origin")
-            }
-            context.write(self.wrapOutboundOut(.head(clientHead)), promise: nil)
+            context.write(self.wrapOutboundOut(.head(self.phases.respond(admitted, upstreamHead: head, close: after == .close))), promise: nil)
         case .body(let buffer):
-            exchange.responseBytes += buffer.readableBytes
+            exchange.machine.responseBodyReceived(bytes: buffer.readableBytes)
             context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end:
-            exchange.responseComplete = true
+            let end = exchange.machine.responseEnded()
             let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
-            exchange.logger.info("request", metadata: exchange.logMetadata(status: exchange.responseStatus))
+            exchange.logger.info("request", metadata: exchange.logMetadata(now: self.now, status: exchange.machine.responseStatus))
             if let upstream = exchange.upstream {
                 exchange.upstream = nil
-                let reusable = exchange.upstreamKeepAlive && exchange.requestSentUpstream
-                self.environment.pool.release(upstream, reusable: reusable)
+                self.environment.pool.release(upstream, reusable: end.upstreamReusable)
             }
             if let route = exchange.route { self.environment.router.endAttempt(route, now: self.monotonicNow) }
-            if exchange.closeClientAfterResponse || !exchange.requestComplete {
+            if end.then == .close {
                 self.end(exchange)
-                self.beginClosing()
-                written.assumeIsolated().whenComplete { [weak self] _ in self?.closeNow() }
+                self.closeAfter(written)
             } else {
                 self.exchangeFinished()
             }
@@ -858,183 +587,14 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
         guard let exchange = self.exchange, exchange.upstream === connection else { return }
         exchange.upstream = nil
         self.environment.pool.release(connection, reusable: false)
-        if !exchange.responseStarted, exchange.replayable, exchange.upstreamWasReused, exchange.staleRetries < 2 {
-            // A pooled connection the upstream had already closed: nothing was processed, and the
-            // request has no body, so it is sent again on a fresh connection to the same
-            // endpoint. Not the endpoint's failure, and not a retry the budget counts.
-            exchange.staleRetries += 1
+        switch exchange.machine.upstreamClosed() {
+        case .resendOnFreshConnection:
             exchange.logger.debug("resending on a fresh upstream connection after a stale keep-alive connection closed")
-            exchange.responseDeadline = nil
-            exchange.requestSentUpstream = false
-            exchange.bufferedForUpstream = exchange.requestComplete ? [.end(nil)] : []
-            if let endpoint = exchange.endpoint, let timeouts = exchange.attemptTimeouts {
-                self.lease(endpoint, connectTimeout: timeouts.connect, for: exchange)
-                return
-            }
-        }
-        guard !exchange.responseStarted else {
+            self.lease(exchange)
+        case .closeMidResponse:
             self.fail(exchange, with: .upstreamFailed)
-            return
+        case .attemptFailed:
+            self.attemptFailed(exchange, with: .upstreamFailed, failure: .afterConnect)
         }
-        self.retryOrFail(exchange, with: .upstreamFailed, failure: .afterConnect)
-    }
-}
-
-/// The state of one request/response exchange on a client connection.
-final class Exchange {
-    let requestID: String
-    let clientHead: HTTPRequestHead
-    /// The normalized target: what was matched and authorized is what is forwarded.
-    let path: RequestPath
-    let trace: TraceDecision
-    let facts: ForwardedHeaders.ClientFacts
-    let configuration: GatewayConfiguration
-    /// Set once the tenant phases admitted the request.
-    var tenant: TenantAccess.TenantRequest?
-    /// Unix seconds stamped into the tenant context.
-    var contextTime: Int64 = 0
-
-    /// The head sent upstream, built on first use — only requests that are forwarded pay for
-    /// it; refusals and local answers never do — and again only if a retry lands on a cell of
-    /// another kind (the context names the tier serving the request). Client `X-ERP-*` headers
-    /// are removed; an admitted tenant's signed context replaces them, and the caller's
-    /// credential stays here.
-    func upstreamHead(servedBy cell: GatewaySettings.Cell?, signers: inout ContextSigners) -> HTTPRequestHead {
-        if let cached = self.cachedUpstreamHead, cached.kind == cell?.kind { return cached.head }
-        let head = self.buildUpstreamHead(servedBy: cell ?? self.tenant?.cell, signers: &signers)
-        self.cachedUpstreamHead = (cell?.kind, head)
-        return head
-    }
-
-    private var cachedUpstreamHead: (kind: GatewaySettings.Cell.Kind?, head: HTTPRequestHead)?
-
-    private func buildUpstreamHead(servedBy cell: GatewaySettings.Cell?, signers: inout ContextSigners) -> HTTPRequestHead {
-        var forwarded = self.clientHead
-        forwarded.uri = self.path.target
-        var head = ForwardedHeaders.upstreamRequestHead(
-            from: forwarded, facts: self.facts, requestID: self.requestID, trace: self.trace, framing: self.framing
-        )
-        UpstreamContext.removeClientCopies(from: &head.headers)
-        if let tenant = self.tenant, let catalog = self.configuration.tenants?.catalog, let key = self.settings.upstreamContext?.active {
-            UpstreamContext(
-                policy: tenant.policy, catalog: catalog, cell: cell, method: self.clientHead.method.rawValue,
-                target: self.path.target, requestID: self.requestID, time: self.contextTime
-            ).apply(to: &head.headers, signer: signers.signer(for: key))
-            head.headers.remove(name: "authorization")
-        }
-        return head
-    }
-    var logger: Logger
-    let started: NIODeadline
-    /// The connection's loop, whose `now` measures the exchange's duration.
-    let eventLoop: any EventLoop
-    let framing: RequestHeadValidation.BodyFraming
-    /// Idempotent and without a body: may be sent again if a stale connection fails before any
-    /// response byte.
-    var replayable: Bool
-    var endpoint: GatewaySettings.Endpoint?
-    /// Fresh connections tried after pooled ones turned out closed (not counted as attempts).
-    var staleRetries = 0
-    /// The cells and attempts of this request, and the loop's router that tracks them.
-    var routing: (router: CellRouter, route: CellRoute)?
-    var route: CellRoute? { self.routing?.route }
-    /// The connect and response timeouts of the cell serving the current attempt.
-    var attemptTimeouts: (connect: Duration, response: Duration)?
-    /// What the last failed attempt ran into, answered if no attempt is left.
-    var lastFailure: GatewayProblem?
-    var leaseTicket: UpstreamPool.LeaseTicket?
-    var upstream: UpstreamConnection?
-    var upstreamWasReused = false
-    var bufferedForUpstream: [HTTPClientRequestPart] = []
-    var requestBodyBytes = 0
-    var requestComplete = false
-    var requestSentUpstream = false
-    /// When the response head must have arrived; nil while no request is with an upstream.
-    var responseDeadline: NIODeadline?
-    /// How long the request body may pause (`timeouts.requestBodyIdle`); nil without a body.
-    var bodyIdle: TimeAmount?
-    /// When the head or the last piece of the body was read.
-    lazy var lastBodyRead = self.started
-    /// When the request body runs out of time, while it is still arriving.
-    var bodyDeadline: NIODeadline? {
-        guard let idle = self.bodyIdle, !self.requestComplete else { return nil }
-        return self.lastBodyRead + idle
-    }
-    var responseStarted = false
-    var responseComplete = false
-    var responseStatus: UInt?
-    var responseBytes = 0
-    var upstreamKeepAlive = false
-    var closeClientAfterResponse = false
-    /// The gateway answered this request itself; the rest of the request is read and dropped.
-    var answeredLocally = false
-    /// What admission charged, to give back the in-flight slot when the exchange ends.
-    var admittedQuota: (admission: QuotaAdmission, plan: QuotaPlan, loop: any EventLoop)?
-    /// RateLimit headers for the client's response.
-    var rateLimitHeaders: [(name: String, value: String)] = []
-
-    /// Set by `end`: what the exchange held has been given back.
-    private(set) var ended = false
-
-    /// Gives back what the exchange holds — its cell slots and, once admitted, its in-flight
-    /// quota — exactly once, whatever its outcome. Called by the connection at every end.
-    func end(now: UInt64) {
-        guard !self.ended else { return }
-        self.ended = true
-        if let (router, route) = self.routing { router.finish(route, now: now) }
-        if let (admission, plan, loop) = self.admittedQuota, !plan.inflightKeys.isEmpty {
-            _ = admission.release(plan, on: loop)
-        }
-    }
-
-    deinit {
-        assert(self.ended, "an exchange was dropped without being ended: its cell slots and quota would stay taken")
-    }
-
-    var settings: GatewaySettings { self.configuration.settings }
-
-    /// The request asks to switch protocols (`Upgrade`). The HTTP decoder reads nothing after
-    /// such a request — the bytes would belong to the new protocol — so whatever is pipelined
-    /// behind it would never be answered: the connection closes after this exchange instead.
-    var asksForUpgrade: Bool { self.clientHead.headers.contains(name: "upgrade") }
-
-    init(
-        requestID: String, clientHead: HTTPRequestHead, path: RequestPath, trace: TraceDecision, facts: ForwardedHeaders.ClientFacts,
-        configuration: GatewayConfiguration, logger: Logger, started: NIODeadline, eventLoop: any EventLoop,
-        framing: RequestHeadValidation.BodyFraming, replayable: Bool
-    ) {
-        self.requestID = requestID
-        self.clientHead = clientHead
-        self.path = path
-        self.trace = trace
-        self.facts = facts
-        self.configuration = configuration
-        self.logger = logger
-        self.started = started
-        self.eventLoop = eventLoop
-        self.framing = framing
-        self.replayable = replayable
-    }
-
-    func logMetadata(status: UInt?, problem: GatewayProblem? = nil) -> Logger.Metadata {
-        var metadata: Logger.Metadata = [
-            "method": "\(self.clientHead.method.rawValue)",
-            "path": "\(self.path.path)",
-            "duration-ms": "\((self.eventLoop.now - self.started).nanoseconds / 1_000_000)",
-            "bytes-in": "\(self.requestBodyBytes)",
-            "bytes-out": "\(self.responseBytes)",
-        ]
-        // What was authorized and forwarded is `path`; the client's spelling, when it differs.
-        let rawPath = self.clientHead.uri.utf8.split(separator: UInt8(ascii: "?"), maxSplits: 1, omittingEmptySubsequences: false).first
-        if let rawPath, !rawPath.elementsEqual(self.path.path.utf8) { metadata["raw-path"] = "\(Substring(rawPath))" }
-        if let status { metadata["status"] = "\(status)" }
-        if let problem {
-            metadata["problem"] = "\(problem)"
-            metadata["phase"] = "\(problem.phase.rawValue)"
-        }
-        if let endpoint = self.endpoint { metadata["upstream"] = "\(endpoint)" }
-        if let cell = self.route?.currentCell ?? self.route?.chain.first?.cell { metadata["cell"] = "\(cell.id)" }
-        if let attempts = self.route?.attempts, attempts > 1 { metadata["attempts"] = "\(attempts)" }
-        return metadata
     }
 }

@@ -36,7 +36,7 @@ final class ProxyEnvironment {
     /// Cells, endpoints and their load on this loop: where each upstream attempt goes.
     let router: CellRouter
     /// Quota admission through the shared store; nil without `redis` (quotas not enforced).
-    let quotas: QuotaAdmission?
+    let quotas: (any QuotaStore)?
     /// Usage per customer per day, in the shared store; nil without `redis`.
     let usage: UsageMeter?
     let logger: Logger
@@ -53,7 +53,7 @@ final class ProxyEnvironment {
     var eventLoop: any EventLoop { self.pool.eventLoop }
 
     init(
-        configuration: GatewayConfiguration, generation: Int, pool: UpstreamPool, loopCount: Int = 1, quotas: QuotaAdmission? = nil,
+        configuration: GatewayConfiguration, generation: Int, pool: UpstreamPool, loopCount: Int = 1, quotas: (any QuotaStore)? = nil,
         usage: UsageMeter? = nil, logger: Logger, scheme: String, wallClock: WallClock = .system
     ) {
         self.router = CellRouter(eventLoop: pool.eventLoop, settings: configuration.settings, loopCount: loopCount)

@@ -15,23 +15,16 @@ struct TenantAccess {
     let authentication: AuthenticationConfiguration
 
     enum Decision {
-        /// Forward to the customer's cell with this context.
-        case forward(TenantRequest)
+        /// Forward to the customer's cell with this grant.
+        case forward(Grant)
         /// Answer a CORS preflight with these headers (204).
         case preflight(HTTPHeaders)
         /// Refuse. `reason` is for the log only.
         case refuse(Refusal)
     }
 
-    struct Refusal: Error {
-        var problem: GatewayProblem
-        var headers: HTTPHeaders = HTTPHeaders()
-        var extensions: [(name: String, value: String)] = []
-        var reason: String
-    }
-
-    /// A request that passed every phase: who it is for and what it may do.
-    struct TenantRequest {
+    /// What a request that passed every phase may do, and for whom.
+    struct Grant {
         let policy: EffectivePolicy
         let route: Route
         let token: VerifiedToken
@@ -101,7 +94,7 @@ struct TenantAccess {
         guard let cellID = policy.cell, let cell = self.configuration.settings.cell(named: cellID) else {
             return .refuse(Refusal(problem: .tenantNotPlaced, reason: "placed on cell '\(policy.cell ?? "none")', which the settings do not have"))
         }
-        return .forward(TenantRequest(policy: policy, route: route, token: verified, cell: cell, corsOrigin: origin))
+        return .forward(Grant(policy: policy, route: route, token: verified, cell: cell, corsOrigin: origin))
     }
 
     /// Authenticate and resolve: the bearer token, verified (or found in the loop's cache), not

@@ -66,13 +66,13 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
         try self.client.writeInbound(ByteBuffer(string: "GET /ledger/7?x=1 HTTP/1.1\r\nHost: erp.test\r\nX_ERP_Tenant: forged\r\n\r\n"))
         let upstream = try XCTUnwrap(self.upstreams.opened.first)
         XCTAssertEqual(upstream.port, 9001)
-        let forwarded = try Self.text(upstream.channel)
+        let forwarded = try upstream.channel.text()
         XCTAssertTrue(forwarded.hasPrefix("GET /ledger/7?x=1 HTTP/1.1\r\n"), forwarded)
         XCTAssertTrue(forwarded.lowercased().contains("x-forwarded-for: 198.51.100.7"), forwarded)
         XCTAssertFalse(forwarded.contains("X_ERP_Tenant"), forwarded)
 
         try upstream.channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
-        let responses = try self.responses()
+        let responses = try self.client.responses()
         XCTAssertEqual(responses.map(\.status), [200])
         XCTAssertEqual(responses.first?.body, "ok")
         XCTAssertNotNil(responses.first?.value("x-request-id"))
@@ -80,7 +80,7 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
         // Keep-alive both ways: the next request reuses the pooled upstream connection.
         try self.client.writeInbound(ByteBuffer(string: "GET /next HTTP/1.1\r\nHost: erp.test\r\n\r\n"))
         XCTAssertEqual(self.upstreams.opened.count, 1)
-        XCTAssertTrue(try Self.text(upstream.channel).hasPrefix("GET /next HTTP/1.1\r\n"))
+        XCTAssertTrue(try upstream.channel.text().hasPrefix("GET /next HTTP/1.1\r\n"))
     }
 
     func testAnUpstreamThatDoesNotAnswerIs504AfterTheResponseTimeout() throws {
@@ -88,9 +88,9 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
         try self.client.writeInbound(ByteBuffer(string: "GET /slow HTTP/1.1\r\nHost: erp.test\r\n\r\n"))
         let upstream = try XCTUnwrap(self.upstreams.opened.first)
         self.loop.advanceTime(by: .seconds(30) - .milliseconds(1))
-        XCTAssertEqual(try self.responses().count, 0)
+        XCTAssertEqual(try self.client.responses().count, 0)
         self.loop.advanceTime(by: .milliseconds(1))
-        XCTAssertEqual(try self.responses().map(\.status), [504])
+        XCTAssertEqual(try self.client.responses().map(\.status), [504])
         XCTAssertFalse(upstream.channel.isActive, "the upstream may still be working on it: not reused")
         XCTAssertTrue(self.client.isActive, "the client connection stays usable")
     }
@@ -107,9 +107,9 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
         self.upstreams.hang = [9001]
         try self.client.writeInbound(ByteBuffer(string: "GET /ledger HTTP/1.1\r\nHost: erp.test\r\n\r\n"))
         self.loop.advanceTime(by: .seconds(2) - .milliseconds(1))
-        XCTAssertEqual(try self.responses().count, 0)
+        XCTAssertEqual(try self.client.responses().count, 0)
         self.loop.advanceTime(by: .milliseconds(1))
-        let responses = try self.responses()
+        let responses = try self.client.responses()
         XCTAssertEqual(responses.map(\.status), [504])
         XCTAssertTrue(responses.first?.body.contains("upstream-connect-timeout") == true)
     }
@@ -121,9 +121,9 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
         self.loop.advanceTime(by: .seconds(3))
         try self.client.writeInbound(ByteBuffer(string: "de"))  // progress moves the deadline on
         self.loop.advanceTime(by: .seconds(4))
-        XCTAssertEqual(try self.responses().count, 0, "4 s since the last byte, within 5 s")
+        XCTAssertEqual(try self.client.responses().count, 0, "4 s since the last byte, within 5 s")
         self.loop.advanceTime(by: .seconds(1))
-        let responses = try self.responses()
+        let responses = try self.client.responses()
         XCTAssertEqual(responses.map(\.status), [408])
         XCTAssertTrue(responses.first?.body.contains("request-body-timeout") == true)
         XCTAssertFalse(upstream.channel.isActive, "the half-sent request is not left on a pooled connection")
@@ -137,9 +137,9 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
         try first.channel.close().wait()
         let second = try XCTUnwrap(self.upstreams.opened.last)
         XCTAssertNotEqual(second.port, first.port, "the retry goes to the other endpoint")
-        XCTAssertTrue(try Self.text(second.channel).hasPrefix("GET /ledger HTTP/1.1\r\n"))
+        XCTAssertTrue(try second.channel.text().hasPrefix("GET /ledger HTTP/1.1\r\n"))
         try second.channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
-        XCTAssertEqual(try self.responses().map(\.status), [200])
+        XCTAssertEqual(try self.client.responses().map(\.status), [200])
     }
 
     func testARequestWithABodyWhoseUpstreamClosesUnansweredIsNotRetried() throws {
@@ -148,7 +148,7 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
         let first = try XCTUnwrap(self.upstreams.opened.first)
         try first.channel.close().wait()
         XCTAssertEqual(self.upstreams.opened.count, 1, "the body may have been processed: no second attempt")
-        let responses = try self.responses()
+        let responses = try self.client.responses()
         XCTAssertEqual(responses.map(\.status), [502])
         XCTAssertTrue(responses.first?.body.contains("upstream-failed") == true)
     }
@@ -177,27 +177,7 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
         let upstream = try XCTUnwrap(self.upstreams.opened.first, file: file, line: line)
         XCTAssertEqual(upstream.port, port, file: file, line: line)
         try upstream.channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
-        XCTAssertEqual(try self.responses().map(\.status), [200], file: file, line: line)
-    }
-
-    /// Everything the channel wrote so far, as text.
-    private static func text(_ channel: EmbeddedChannel) throws -> String {
-        var wire = ByteBuffer()
-        while let chunk = try channel.readOutbound(as: IOData.self) {
-            switch chunk {
-            case .byteBuffer(let buffer): wire.writeImmutableBuffer(buffer)
-            case .fileRegion: XCTFail("no file regions are written")
-            }
-        }
-        return String(buffer: wire)
-    }
-
-    private func responses() throws -> [WireResponse] {
-        var wire = ByteBuffer()
-        while let chunk = try self.client.readOutbound(as: ByteBuffer.self) {
-            wire.writeImmutableBuffer(chunk)
-        }
-        return try WireResponse.parseAll(Array(wire.readableBytesView))
+        XCTAssertEqual(try self.client.responses().map(\.status), [200], file: file, line: line)
     }
 }
 

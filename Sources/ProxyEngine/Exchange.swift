@@ -1,0 +1,105 @@
+import GatewayConfig
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// One request on a client connection: its context (narrowing as the phases advance), its state
+/// machine, and what it holds while it runs — a cell route, a lease or an upstream connection,
+/// in-flight quota. Everything held is given back in `end`, called by the connection at every
+/// end, exactly once; nothing is released in `deinit`.
+final class Exchange {
+    let request: GatewayRequest
+    /// Set by the admit phase; forwarding takes it, so nothing is forwarded unadmitted.
+    private(set) var admitted: AdmittedRequest?
+    var machine: ExchangeStateMachine
+    var logger: Logger
+
+    /// The cells and attempts of this request, and the loop's router that tracks them.
+    private(set) var routing: (router: CellRouter, route: CellRoute)?
+    var route: CellRoute? { self.routing?.route }
+    /// The endpoint of the current attempt and its connect timeout (a resend after a stale
+    /// pooled connection goes to the same endpoint).
+    var endpoint: (endpoint: GatewaySettings.Endpoint, connectTimeout: Duration)?
+    var leaseTicket: UpstreamPool.LeaseTicket?
+    var upstream: UpstreamConnection?
+
+    /// The head sent upstream, built on first use — only requests that are forwarded pay for
+    /// it — and again only if a retry lands on a cell of another kind (the context names the
+    /// tier serving the request).
+    private var cachedUpstreamHead: (kind: GatewaySettings.Cell.Kind?, head: HTTPRequestHead)?
+
+    /// Set by `end`: what the exchange held has been given back.
+    private(set) var ended = false
+
+    init(request: GatewayRequest, logger: Logger) {
+        self.request = request
+        self.logger = logger
+        let settings = request.settings
+        self.machine = ExchangeStateMachine(
+            method: request.head.method, hasBody: !request.framing.isEmpty,
+            clientKeepsAlive: request.head.isKeepAlive && !request.asksForUpgrade,
+            maxRequestBodyBytes: settings.limits.maxRequestBodyBytes,
+            bodyIdle: .milliseconds(settings.timeouts.requestBodyIdle.milliseconds),
+            responseTimeout: .milliseconds(settings.timeouts.upstreamResponse.milliseconds),
+            started: request.started
+        )
+    }
+
+    /// The admit phase passed (or there is no tenant tree); what it charged is held from here.
+    func admit(_ admitted: AdmittedRequest) {
+        precondition(self.admitted == nil && !self.ended, "admitted twice, or after the end")
+        self.admitted = admitted
+    }
+
+    /// The select-cell phase chose the request's cells.
+    func routed(_ route: CellRoute, on router: CellRouter) {
+        self.routing = (router, route)
+    }
+
+    func upstreamHead(phases: RequestPhases, admitted: AdmittedRequest) -> HTTPRequestHead {
+        let cell = self.route?.currentCell
+        if let cached = self.cachedUpstreamHead, cached.kind == cell?.kind { return cached.head }
+        let head = phases.upstreamRequest(admitted, servedBy: cell)
+        self.cachedUpstreamHead = (cell?.kind, head)
+        return head
+    }
+
+    /// Gives back what the exchange holds — its cell slots and, once admitted, its in-flight
+    /// quota — exactly once, whatever its outcome.
+    func end(now: UInt64) {
+        guard !self.ended else { return }
+        self.ended = true
+        if let (router, route) = self.routing { router.finish(route, now: now) }
+        self.admitted?.quota?.release()
+    }
+
+    deinit {
+        assert(self.ended, "an exchange was dropped without being ended: its cell slots and quota would stay taken")
+    }
+
+    // MARK: log
+
+    /// The fields of the request's log line.
+    func logMetadata(now: NIODeadline, status: UInt?, problem: GatewayProblem? = nil) -> Logger.Metadata {
+        let head = self.request.head
+        var metadata: Logger.Metadata = [
+            "method": "\(head.method.rawValue)",
+            "path": "\(self.request.path.path)",
+            "duration-ms": "\((now - self.request.started).nanoseconds / 1_000_000)",
+            "bytes-in": "\(self.machine.requestBodyBytes)",
+            "bytes-out": "\(self.machine.responseBytes)",
+        ]
+        // What was authorized and forwarded is `path`; the client's spelling, when it differs.
+        let rawPath = head.uri.utf8.split(separator: UInt8(ascii: "?"), maxSplits: 1, omittingEmptySubsequences: false).first
+        if let rawPath, !rawPath.elementsEqual(self.request.path.path.utf8) { metadata["raw-path"] = "\(Substring(rawPath))" }
+        if let status { metadata["status"] = "\(status)" }
+        if let problem {
+            metadata["problem"] = "\(problem)"
+            metadata["phase"] = "\(problem.phase.rawValue)"
+        }
+        if let endpoint = self.endpoint?.endpoint { metadata["upstream"] = "\(endpoint)" }
+        if let cell = self.route?.currentCell ?? self.route?.chain.first?.cell { metadata["cell"] = "\(cell.id)" }
+        if let attempts = self.route?.attempts, attempts > 1 { metadata["attempts"] = "\(attempts)" }
+        return metadata
+    }
+}

@@ -1,0 +1,87 @@
+import GatewayConfig
+import Logging
+import NIOCore
+import NIOHTTP1
+import Quotas
+
+/// The request context, narrowing as the request advances through the phases:
+/// `GatewayRequest` (decoded) → `TenantRequest` (authenticated, resolved, authorized) →
+/// `AdmittedRequest` (quotas charged). Each phase takes the type the phase before it produces,
+/// so a phase cannot run on a request that has not passed the ones before it: nothing is
+/// forwarded that was not admitted, nothing admitted that was not authorized.
+
+/// A request head that passed `decode`: limits and framing checked, one spelling of its path.
+struct GatewayRequest {
+    let requestID: String
+    let head: HTTPRequestHead
+    /// The normalized target: what is matched and authorized is what is forwarded.
+    let path: RequestPath
+    let framing: RequestHeadValidation.BodyFraming
+    let trace: TraceDecision
+    let facts: ForwardedHeaders.ClientFacts
+    /// The configuration this request runs with from here to its log line, even if a reload
+    /// installs another one meanwhile.
+    let configuration: GatewayConfiguration
+    /// When the head was read, on the loop's clock.
+    let started: NIODeadline
+
+    var settings: GatewaySettings { self.configuration.settings }
+
+    /// The request asks to switch protocols (`Upgrade`). The HTTP decoder reads nothing after
+    /// such a request — the bytes would belong to the new protocol — so whatever is pipelined
+    /// behind it would never be answered: the connection closes after this exchange instead.
+    var asksForUpgrade: Bool { self.head.headers.contains(name: "upgrade") }
+}
+
+/// A request the token speaks for: the customer it acts for, the route it matched, the cell the
+/// customer is placed on.
+struct TenantRequest {
+    let request: GatewayRequest
+    let grant: TenantAccess.Grant
+    /// Unix seconds at authentication: the time stamped into the upstream tenant context.
+    let contextTime: Int64
+}
+
+/// A request that may be forwarded: admitted by every quota of its tenant's path — or, when the
+/// gateway runs without a tenant tree, decoded (there is nothing to authorize or charge).
+struct AdmittedRequest {
+    let request: GatewayRequest
+    /// Nil only without a tenant tree (or a tree without issuers): the request is forwarded to
+    /// the default cell as it came.
+    let grant: TenantAccess.Grant?
+    let contextTime: Int64
+    /// What admission charged, given back when the exchange ends.
+    let quota: AdmittedQuota?
+    /// RateLimit headers for the client's response.
+    let rateLimitHeaders: [(name: String, value: String)]
+
+    init(_ tenant: TenantRequest, quota: AdmittedQuota?, rateLimitHeaders: [(name: String, value: String)]) {
+        self.request = tenant.request
+        self.grant = tenant.grant
+        self.contextTime = tenant.contextTime
+        self.quota = quota
+        self.rateLimitHeaders = rateLimitHeaders
+    }
+
+    /// Without a tenant tree: forwarded as decoded.
+    init(withoutTenant request: GatewayRequest) {
+        self.request = request
+        self.grant = nil
+        self.contextTime = 0
+        self.quota = nil
+        self.rateLimitHeaders = []
+    }
+}
+
+/// The in-flight quota an admitted request holds until its exchange ends.
+struct AdmittedQuota {
+    let admission: any QuotaStore
+    let plan: QuotaPlan
+    let loop: any EventLoop
+
+    /// Gives the in-flight units back; nothing to do for a plan without concurrency limits.
+    func release() {
+        guard !self.plan.inflightKeys.isEmpty else { return }
+        _ = self.admission.release(self.plan, on: self.loop)
+    }
+}

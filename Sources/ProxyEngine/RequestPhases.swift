@@ -1,0 +1,286 @@
+import Cells
+import GatewayConfig
+import Hierarchy
+import Logging
+import NIOCore
+import NIOHTTP1
+import Quotas
+import TokenAuth
+
+/// A refusal by one of the phases: the problem the client gets, with its headers and
+/// extension members, and what only the log line says.
+struct Refusal: Error {
+    var problem: GatewayProblem
+    var headers: HTTPHeaders = HTTPHeaders()
+    var extensions: [(name: String, value: String)] = []
+    /// For the log only; never sent.
+    var reason: String
+    /// Who decided, when more than one place can (quota refusals: memory, store, fail mode).
+    var decidedBy: String?
+    /// Refusals a flood produces (quotas) are logged at `info`, like each request's own line, so
+    /// a flood refused from memory writes no more than one refused by the store.
+    var level: Logger.Level = .notice
+}
+
+/// A response the gateway produces itself without refusing anything (a CORS preflight, the
+/// portal branding).
+struct LocalResponse {
+    var status: HTTPResponseStatus
+    var headers: HTTPHeaders
+    var body: String?
+}
+
+/// The phases of a request, in order, as one value — Pingora's `ProxyHttp` is the model:
+///
+///     decode → route → authenticate → resolve → authorize → admit → select cell
+///            → upstream request → respond → log          (failToProxy: any refusal)
+///
+/// Each phase takes the context the one before it produced (`GatewayRequest` → `TenantRequest`
+/// → `AdmittedRequest`) and answers proceed (with the narrower context), respond (a refusal or
+/// a local response), or await (admission waiting for the quota store). The phases decide; the
+/// connection handler drives them and the exchange, and does the I/O. One per connection; what
+/// they share per loop (token cache, quota gate, router) lives in `environment`.
+struct RequestPhases {
+    let environment: ProxyEnvironment
+
+    // MARK: decode
+
+    enum Decoded {
+        case proceed(GatewayRequest)
+        case refuse(Refusal, requestID: String)
+    }
+
+    /// Limits, framing, method and one spelling of the path; the request id and trace context.
+    func decode(
+        _ head: HTTPRequestHead, clientAddress: String?, identifiers: inout IdentifierGenerator
+    ) -> Decoded {
+        let clientRequestID = head.headers.first(name: "x-request-id")
+        let requestID = clientRequestID.flatMap { RequestID.isAcceptable($0) ? $0 : nil } ?? identifiers.requestID()
+        let configuration = self.environment.configuration
+        let settings = configuration.settings
+        let framing: RequestHeadValidation.BodyFraming
+        switch RequestHeadValidation.validate(head, limits: settings.limits, catalogMethods: configuration.tenants?.catalog.routes.namedMethods ?? []) {
+        case .success(let valid): framing = valid
+        case .failure(let problem):
+            return .refuse(Refusal(problem: problem, reason: "method \(head.method.rawValue)"), requestID: requestID)
+        }
+        let path: RequestPath
+        do {
+            path = try RequestPath.parse(head.uri)
+        } catch {
+            return .refuse(Refusal(problem: .ambiguousPath, reason: "\(error)"), requestID: requestID)
+        }
+        return .proceed(GatewayRequest(
+            requestID: requestID, head: head, path: path, framing: framing,
+            trace: TraceDecision.decide(incoming: head.headers.first(name: "traceparent"), generator: &identifiers),
+            facts: .init(clientAddress: clientAddress, scheme: self.environment.scheme, trustClientForwardedHeaders: settings.forwarding.trustClientForwardedHeaders),
+            configuration: configuration, started: self.environment.eventLoop.now
+        ))
+    }
+
+    // MARK: route → authenticate → resolve → authorize
+
+    enum Authorized {
+        case proceed(TenantRequest)
+        /// No tenant tree, or a tree without issuers (tests only; the route matched): forwarded
+        /// to the default cell as it came.
+        case proceedWithoutTenant(AdmittedRequest)
+        case respond(LocalResponse)
+        case refuse(Refusal)
+    }
+
+    /// The phases that need the tenant tree: route match (or the branding endpoint), the bearer
+    /// token, the customer it speaks for, what that customer may do.
+    func authorize(_ request: GatewayRequest) -> Authorized {
+        guard let tenants = request.configuration.tenants else { return .proceedWithoutTenant(AdmittedRequest(withoutTenant: request)) }
+        let head = request.head
+        if request.path.path == BrandingEndpoint.path, head.method == .GET || head.method == .HEAD {
+            return self.branding(request, tenants: tenants)
+        }
+        guard let authentication = request.configuration.authentication else {
+            if tenants.catalog.routes.match(method: head.method.rawValue, path: Substring(request.path.path)) == nil {
+                return .refuse(Refusal(problem: .routeNotFound, reason: "no route matches"))
+            }
+            return .proceedWithoutTenant(AdmittedRequest(withoutTenant: request))
+        }
+        let access = TenantAccess(configuration: request.configuration, tenants: tenants, authentication: authentication)
+        let now = self.environment.wallClock.nowSeconds
+        switch access.decide(head: head, path: request.path, cache: &self.environment.tokenCache, revocations: self.environment.revocations, now: now) {
+        case .forward(let grant):
+            return .proceed(TenantRequest(request: request, grant: grant, contextTime: now))
+        case .preflight(let headers):
+            // 204 carries no body and, per RFC 9110 §8.6, no Content-Length either.
+            return .respond(LocalResponse(status: .noContent, headers: headers, body: nil))
+        case .refuse(let refusal):
+            return .refuse(refusal)
+        }
+    }
+
+    /// `GET /v1/branding`: with a token, the caller's own tenant's branding; without, the
+    /// portal's, by `Host`.
+    private func branding(_ request: GatewayRequest, tenants: TenantSnapshot) -> Authorized {
+        let head = request.head
+        guard head.headers.contains(name: "authorization"), let authentication = request.configuration.authentication else {
+            guard let branding = BrandingEndpoint.branding(forHost: head.headers.first(name: "host"), in: tenants) else {
+                return .refuse(Refusal(problem: .portalNotFound, reason: "no portal on this host"))
+            }
+            let response = BrandingEndpoint.response(for: branding, request: head)
+            return .respond(LocalResponse(status: response.status, headers: response.headers, body: response.body))
+        }
+        let access = TenantAccess(configuration: request.configuration, tenants: tenants, authentication: authentication)
+        switch access.authenticate(
+            head: head, path: request.path, cache: &self.environment.tokenCache, revocations: self.environment.revocations, now: self.environment.wallClock.nowSeconds
+        ) {
+        case .success(let (policy, _)):
+            let response = BrandingEndpoint.response(for: policy.branding, request: head)
+            return .respond(LocalResponse(status: response.status, headers: response.headers, body: response.body))
+        case .failure(let refusal):
+            return .refuse(refusal)
+        }
+    }
+
+    // MARK: admit
+
+    enum Admitted {
+        case proceed(AdmittedRequest)
+        /// The quota store decides: run `plan`, then `storeAnswered`.
+        case awaitStore(QuotaPlan, any QuotaStore, QuotaFailMode)
+        case refuse(Refusal)
+    }
+
+    /// Every level of the tenant's path is checked and charged in one round trip; a refusal
+    /// charges nothing. The loop's `QuotaGate` decides (from memory, through the store, or by the
+    /// tier's fail mode while the store is away).
+    func admit(_ request: TenantRequest) -> Admitted {
+        guard let quotas = self.environment.quotas else { return .proceed(AdmittedRequest(request, quota: nil, rateLimitHeaders: [])) }
+        let now = self.environment.wallClock.nowMicroseconds
+        let policy = request.grant.policy
+        let cost = request.grant.route.cost
+        let loop = self.environment.eventLoop
+        let failMode = QuotaFailMode(settings: request.request.settings, tier: request.grant.cell.kind)
+        let answer = self.environment.quotaGate.admit(
+            levels: policy.limits, oem: policy.path.oem, customer: policy.id, cost: cost, now: now,
+            store: quotas.storeState(on: loop), failMode: failMode
+        ) {
+            // The admission script also meters the customer's usage: one round trip for both.
+            try quotas.plan(levels: policy.limits, oem: policy.path.oem, cost: cost, now: now, meter: policy.id)
+        }
+        return self.admitted(answer, request: request, quotas: quotas, failMode: failMode)
+    }
+
+    /// The store answered an `awaitStore`.
+    func storeAnswered(
+        _ result: Result<QuotaDecision, any Error>, request: TenantRequest, plan: QuotaPlan, quotas: any QuotaStore, failMode: QuotaFailMode
+    ) -> Admitted {
+        let answer = self.environment.quotaGate.storeAnswered(result, plan: plan, failMode: failMode)
+        return self.admitted(answer, request: request, quotas: quotas, failMode: failMode)
+    }
+
+    private func admitted(_ answer: QuotaGate.Answer, request: TenantRequest, quotas: any QuotaStore, failMode: QuotaFailMode) -> Admitted {
+        switch answer {
+        case .proceed:
+            return .proceed(AdmittedRequest(request, quota: nil, rateLimitHeaders: []))
+        case .proceedUnchecked(let warning):
+            self.warn(warning, requestID: request.request.requestID)
+            return .proceed(AdmittedRequest(request, quota: nil, rateLimitHeaders: []))
+        case .askStore(let plan):
+            return .awaitStore(plan, quotas, failMode)
+        case .admitted(let plan, let headers):
+            let quota = AdmittedQuota(admission: quotas, plan: plan, loop: self.environment.eventLoop)
+            return .proceed(AdmittedRequest(request, quota: quota, rateLimitHeaders: headers))
+        case .refuse(let refusal):
+            let decidedBy = switch refusal.source {
+            case .memory: "over-limit memory"
+            case .store: "quota store"
+            case .localLimits: "local limits"
+            }
+            return .refuse(Refusal(
+                problem: .quotaExceeded, headers: HTTPHeaders(refusal.headers.map { ($0.name, $0.value) }), reason: refusal.reason, decidedBy: decidedBy, level: .info
+            ))
+        case .refuseStoreAway(let retryAfterSeconds, let warning):
+            self.warn(warning, requestID: request.request.requestID)
+            var headers = HTTPHeaders()
+            headers.add(name: "retry-after", value: String(retryAfterSeconds))
+            return .refuse(Refusal(problem: .quotaStoreUnavailable, headers: headers, reason: warning.reason, decidedBy: "fail mode", level: .info))
+        }
+    }
+
+    /// Once per outage and interval, not once per request: each request's own line still says
+    /// how it was answered.
+    private func warn(_ warning: QuotaWarning, requestID: String) {
+        var metadata: Logger.Metadata = ["error": "\(warning.reason)", "request-id": "\(requestID)"]
+        if let mode = warning.failMode { metadata["fail-mode"] = "\(mode)" }
+        self.environment.repeatedWarnings.warn(
+            warning.message, metadata: metadata, logger: self.environment.logger, now: self.environment.eventLoop.now.uptimeNanoseconds
+        )
+    }
+
+    // MARK: select cell
+
+    /// The customer's cell (the default cell without a tenant) and the fallbacks its residency
+    /// allows; nil when the settings have none of them.
+    func selectCell(_ request: AdmittedRequest) -> CellRoute? {
+        guard let cell = request.grant?.cell ?? request.request.settings.cell(named: request.request.settings.defaultCell) else { return nil }
+        return self.environment.router.route(for: cell, residency: request.grant?.policy.residency)
+    }
+
+    // MARK: upstream request
+
+    /// The head sent upstream. Client `X-ERP-*` headers are removed; an admitted tenant's signed
+    /// context replaces them (naming the tier of `cell`, the cell serving this attempt), and the
+    /// caller's credential stays here.
+    func upstreamRequest(_ request: AdmittedRequest, servedBy cell: GatewaySettings.Cell?) -> HTTPRequestHead {
+        let gatewayRequest = request.request
+        var forwarded = gatewayRequest.head
+        forwarded.uri = gatewayRequest.path.target
+        var head = ForwardedHeaders.upstreamRequestHead(
+            from: forwarded, facts: gatewayRequest.facts, requestID: gatewayRequest.requestID, trace: gatewayRequest.trace, framing: gatewayRequest.framing
+        )
+        UpstreamContext.removeClientCopies(from: &head.headers)
+        if let grant = request.grant, let catalog = gatewayRequest.configuration.tenants?.catalog, let key = gatewayRequest.settings.upstreamContext?.active {
+            UpstreamContext(
+                policy: grant.policy, catalog: catalog, cell: cell ?? grant.cell, method: gatewayRequest.head.method.rawValue,
+                target: gatewayRequest.path.target, requestID: gatewayRequest.requestID, time: request.contextTime
+            ).apply(to: &head.headers, signer: self.environment.contextSigners.signer(for: key))
+            head.headers.remove(name: "authorization")
+        }
+        return head
+    }
+
+    // MARK: respond
+
+    /// The response head the client gets for the upstream's: hop-by-hop removed, request id,
+    /// RateLimit headers, and the one origin this tenant allows (never `*`).
+    func respond(_ request: AdmittedRequest, upstreamHead: HTTPResponseHead, close: Bool) -> HTTPResponseHead {
+        var head = ForwardedHeaders.clientResponseHead(
+            from: upstreamHead, requestID: request.request.requestID, version: request.request.head.version, close: close
+        )
+        for (name, value) in request.rateLimitHeaders { head.headers.replaceOrAdd(name: name, value: value) }
+        if let origin = request.grant?.corsOrigin {
+            head.headers.replaceOrAdd(name: "access-control-allow-origin", value: origin)
+            head.headers.add(name: "vary", value: "Origin")
+        }
+        return head
+    }
+
+    // MARK: failToProxy
+
+    /// The one place a problem becomes a response: `application/problem+json`, never cached,
+    /// with the request id the log line carries.
+    static func failToProxy(
+        _ problem: GatewayProblem, requestID: String, version: HTTPVersion, close: Bool, headers extra: HTTPHeaders = HTTPHeaders(),
+        extensions: [(name: String, value: String)] = []
+    ) -> (head: HTTPResponseHead, body: String) {
+        let body = ProblemDocument(problem, requestID: requestID, extensions: extensions).json
+        var headers = extra
+        headers.add(name: "content-type", value: "application/problem+json")
+        headers.add(name: "content-length", value: String(body.utf8.count))
+        headers.add(name: "x-request-id", value: requestID)
+        headers.add(name: "cache-control", value: "no-store")
+        if problem == .upstreamBusy || (problem == .noHealthyUpstream && !headers.contains(name: "retry-after")) {
+            headers.add(name: "retry-after", value: "1")
+        }
+        if close { headers.add(name: "connection", value: "close") }
+        return (HTTPResponseHead(version: version, status: problem.status, headers: headers), body)
+    }
+}

@@ -1,0 +1,277 @@
+import Foundation
+import GatewayConfig
+import Hierarchy
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import Quotas
+import TokenAuth
+import XCTest
+@testable import ProxyEngine
+
+/// The tenant phases and admission, driven through the real client pipeline on one
+/// `EmbeddedEventLoop`: a signed token, the quota store's answers given by the test (admitted,
+/// refused, failed, late) and each fail mode while the store is away — on a virtual clock.
+final class AdmissionOnEmbeddedChannelTests: XCTestCase {
+    static let secret = Array("a-test-secret-of-at-least-32-bytes!!".utf8)
+    /// Unix seconds when each test starts; the gateway's wall clock follows the loop from here.
+    static let epoch: Int64 = 1_800_000_000
+
+    private var directory: URL!
+    private var loop: EmbeddedEventLoop!
+    private var client: EmbeddedChannel!
+    private var upstreams: EmbeddedUpstreams!
+    private var store: ScriptedQuotaStore!
+
+    override func setUpWithError() throws {
+        self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("admission-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        _ = try self.client?.finish(acceptAlreadyClosed: true)
+        for (_, upstream) in self.upstreams?.opened ?? [] { _ = try? upstream.finish(acceptAlreadyClosed: true) }
+        self.client = nil
+        try? FileManager.default.removeItem(at: self.directory)
+    }
+
+    private func start(failMode: String = "open", storeReachable: Bool = true) throws {
+        let secret = Data(Self.secret).base64EncodedString()
+        try """
+            listener: { port: 1 }
+            cells:
+              - { id: pool, kind: pooled, region: eu, endpoints: [127.0.0.1:9001] }
+            defaultCell: pool
+            tenantTree: tree.yaml
+            quotas:
+              failMode: { pooled: \(failMode) }
+            upstreamContext:
+              signingKeys: [{ id: ctx, secret: \(secret) }]
+              activeKey: ctx
+            """.write(to: self.directory.appendingPathComponent("gateway.yaml"), atomically: true, encoding: .utf8)
+        try """
+            catalog:
+              features: [ledger]
+              packages: { basic: [ledger] }
+              routes:
+                - { path: /v1/ledger, feature: ledger }
+            tenants:
+              - id: acme
+                kind: oem
+                placement: { tier: pooled, region: eu }
+                issuers:
+                  - iss: https://id.acme.test
+                    audience: erp
+                    allowHMAC: true
+                    keys: [{ kid: k1, alg: HS256, secret: \(secret) }]
+              - { id: north, kind: partner, parent: acme }
+              - { id: shop, kind: customer, parent: north, package: basic, limits: { rate: 1, burst: 2, concurrency: 1 } }
+            """.write(to: self.directory.appendingPathComponent("tree.yaml"), atomically: true, encoding: .utf8)
+        let configuration = try GatewayConfiguration.load(path: self.directory.appendingPathComponent("gateway.yaml").path)
+
+        self.loop = EmbeddedEventLoop()
+        self.upstreams = EmbeddedUpstreams(loop: self.loop)
+        self.store = ScriptedQuotaStore(reachable: storeReachable)
+        self.client = EmbeddedChannel(loop: self.loop)
+        let environment = ProxyEnvironment(
+            configuration: configuration, generation: 1,
+            pool: UpstreamPool(eventLoop: self.loop, settings: configuration.settings.upstreamPool, connector: self.upstreams),
+            quotas: self.store,
+            logger: Logger(label: "admission-test") { _ in SwiftLogNoOpLogHandler() },
+            scheme: "http", wallClock: .following(self.loop, from: Self.epoch * 1_000_000)
+        )
+        try GatewayServer.configureClientPipeline(self.client.pipeline.syncOperations, environment: environment)
+        try self.client.connect(to: SocketAddress(ipAddress: "198.51.100.7", port: 40000)).wait()
+    }
+
+    private func send(_ method: String = "GET", body: String? = nil) throws {
+        let token = try TokenMinter.mint(
+            claims: ["iss": "https://id.acme.test", "sub": "u", "aud": "erp", "iat": .integer(Self.epoch), "exp": .integer(Self.epoch + 3600),
+                     "jti": "t-1", "tenant": "shop"],
+            algorithm: .HS256, kid: "k1", secret: Self.secret
+        )
+        let framing = body.map { "Content-Length: \($0.utf8.count)\r\n" } ?? ""
+        try self.client.writeInbound(ByteBuffer(string: "\(method) /v1/ledger HTTP/1.1\r\nHost: erp.test\r\nAuthorization: Bearer \(token)\r\n\(framing)\r\n\(body ?? "")"))
+    }
+
+    /// The upstream connection that received the request answers 200.
+    private func answer(_ upstream: EmbeddedChannel) throws {
+        try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+    }
+
+    private static let admitted = QuotaDecision.admitted([
+        LevelRemaining(node: try! NodeID("shop"), kind: .customer, rate: 1, rateResetMilliseconds: 1000, day: nil, month: nil, concurrency: 0),
+    ])
+
+    private static let refused = QuotaDecision.refused(
+        level: try! NodeID("shop"), kind: .rate, retryAfterMilliseconds: 1000, limit: 1, remaining: 0, resetAfterMicroseconds: 2_000_000
+    )
+
+    // MARK: - Through the store
+
+    func testAnAdmittedRequestIsForwardedWithItsTenantContextAndGivesItsInFlightSlotBackAtTheEnd() throws {
+        try self.start()
+        try self.send()
+        XCTAssertEqual(self.store.asked.count, 1)
+        XCTAssertTrue(self.upstreams.opened.isEmpty, "nothing is forwarded before the store admits it")
+
+        self.store.answer(0, with: .success(Self.admitted))
+        let upstream = try XCTUnwrap(self.upstreams.opened.first)
+        let forwarded = try upstream.channel.text()
+        XCTAssertTrue(forwarded.contains("x-erp-tenant: shop"), forwarded)
+        XCTAssertTrue(forwarded.contains("x-erp-context-signature: v1;key=ctx;"), forwarded)
+        XCTAssertFalse(forwarded.lowercased().contains("authorization"), "the caller's credential stays at the gateway")
+        XCTAssertTrue(self.store.released.isEmpty, "the slot is held while the request runs")
+
+        try self.answer(upstream.channel)
+        let responses = try self.client.responses()
+        XCTAssertEqual(responses.map(\.status), [200])
+        XCTAssertNotNil(responses.first?.value("ratelimit"), "admitted responses carry the remaining budget")
+        XCTAssertEqual(self.store.released.count, 1, "the in-flight slot goes back when the exchange ends")
+    }
+
+    func testARefusalByTheStoreIs429AndTheNextIsRefusedFromMemory() throws {
+        try self.start()
+        try self.send()
+        self.store.answer(0, with: .success(Self.refused))
+        var responses = try self.client.responses()
+        XCTAssertEqual(responses.map(\.status), [429])
+        XCTAssertTrue(responses.first?.body.contains("quota-exceeded") == true)
+        XCTAssertEqual(responses.first?.value("retry-after"), "1")
+
+        try self.send()
+        responses = try self.client.responses()
+        XCTAssertEqual(responses.map(\.status), [429])
+        XCTAssertEqual(self.store.asked.count, 1, "a customer known to be over its limit is refused without the store")
+        XCTAssertTrue(self.upstreams.opened.isEmpty)
+        XCTAssertTrue(self.store.released.isEmpty, "a refusal charged nothing to give back")
+    }
+
+    func testAClientThatLeavesWhileTheStoreAnswersHasItsChargeGivenBack() throws {
+        try self.start()
+        try self.send()
+        try self.client.close().wait()
+        self.store.answer(0, with: .success(Self.admitted))
+        XCTAssertTrue(self.upstreams.opened.isEmpty)
+        XCTAssertEqual(self.store.released.count, 1)
+    }
+
+    func testABodyArrivingWhileTheStoreDecidesIsHeldAndForwarded() throws {
+        try self.start()
+        try self.send("POST", body: "{\"amount\":1}")
+        XCTAssertTrue(self.upstreams.opened.isEmpty)
+        self.store.answer(0, with: .success(Self.admitted))
+        let upstream = try XCTUnwrap(self.upstreams.opened.first)
+        XCTAssertTrue(try upstream.channel.text().hasSuffix("\r\n\r\n{\"amount\":1}"))
+    }
+
+    // MARK: - Fail modes
+
+    func testClosedRefusesWith503WhileTheStoreIsAway() throws {
+        try self.start(failMode: "closed", storeReachable: false)
+        try self.send()
+        let responses = try self.client.responses()
+        XCTAssertEqual(responses.map(\.status), [503])
+        XCTAssertTrue(responses.first?.body.contains("quota-store-unavailable") == true)
+        XCTAssertEqual(responses.first?.value("retry-after"), "1")
+        XCTAssertTrue(self.store.asked.isEmpty, "no request waits on a store known to be away")
+        XCTAssertTrue(self.upstreams.opened.isEmpty)
+    }
+
+    func testClosedAlsoAppliesWhenTheStoreFailsMidAdmission() throws {
+        try self.start(failMode: "closed")
+        try self.send()
+        self.store.answer(0, with: .failure(ScriptedQuotaStore.Lost()))
+        XCTAssertEqual(try self.client.responses().map(\.status), [503])
+        XCTAssertTrue(self.upstreams.opened.isEmpty)
+    }
+
+    func testOpenForwardsWhileTheStoreIsAwayAndHoldsNothing() throws {
+        try self.start(failMode: "open", storeReachable: false)
+        try self.send()
+        let upstream = try XCTUnwrap(self.upstreams.opened.first)
+        try self.answer(upstream.channel)
+        XCTAssertEqual(try self.client.responses().map(\.status), [200])
+        XCTAssertTrue(self.store.asked.isEmpty)
+        XCTAssertTrue(self.store.released.isEmpty, "nothing was charged, nothing is given back")
+    }
+
+    func testLocalEnforcesTheRateInTheLoopsMemoryWhileTheStoreIsAway() throws {
+        try self.start(failMode: "local", storeReachable: false)
+        // The burst of 2 passes, the third is refused; a second later one more passes.
+        for expected in [200, 200] {
+            try self.send()
+            let upstream = try XCTUnwrap(self.upstreams.opened.last)
+            try self.answer(upstream.channel)
+            XCTAssertEqual(try self.client.responses().map(\.status), [UInt(expected)])
+        }
+        try self.send()
+        XCTAssertEqual(try self.client.responses().map(\.status), [429])
+        self.loop.advanceTime(by: .seconds(1))
+        try self.send()
+        let upstream = try XCTUnwrap(self.upstreams.opened.last)
+        try self.answer(upstream.channel)
+        XCTAssertEqual(try self.client.responses().map(\.status), [200])
+        XCTAssertTrue(self.store.asked.isEmpty)
+    }
+}
+
+/// A quota store whose answers the test gives: each admission waits until `answer` is called.
+final class ScriptedQuotaStore: QuotaStore {
+    struct Lost: Error {}
+
+    var reachable: Bool
+    private(set) var asked: [(plan: QuotaPlan, promise: EventLoopPromise<QuotaDecision>)] = []
+    private(set) var released: [QuotaPlan] = []
+
+    init(reachable: Bool) {
+        self.reachable = reachable
+    }
+
+    func answer(_ index: Int, with result: Result<QuotaDecision, any Error>) {
+        self.asked[index].promise.completeWith(result)
+    }
+
+    func storeState(on loop: any EventLoop) -> QuotaStoreState {
+        self.reachable ? .reachable : .unreachable(reason: "scripted away")
+    }
+
+    func plan(levels: [LevelLimits], oem: NodeID, cost: Int, now: Int64, meter customer: NodeID?) throws(RateLimitError) -> QuotaPlan {
+        try QuotaPlan(levels: levels, oem: oem, cost: cost, now: now)
+    }
+
+    func admit(_ plan: QuotaPlan, on loop: any EventLoop) -> EventLoopFuture<QuotaDecision> {
+        let promise = loop.makePromise(of: QuotaDecision.self)
+        self.asked.append((plan, promise))
+        return promise.futureResult
+    }
+
+    func release(_ plan: QuotaPlan, on loop: any EventLoop) -> EventLoopFuture<Void> {
+        self.released.append(plan)
+        return loop.makeSucceededVoidFuture()
+    }
+}
+
+extension EmbeddedChannel {
+    /// Everything the channel wrote so far, as text.
+    func text() throws -> String {
+        var wire = ByteBuffer()
+        while let chunk = try self.readOutbound(as: IOData.self) {
+            switch chunk {
+            case .byteBuffer(let buffer): wire.writeImmutableBuffer(buffer)
+            case .fileRegion: XCTFail("no file regions are written")
+            }
+        }
+        return String(buffer: wire)
+    }
+
+    /// The responses the channel wrote so far.
+    func responses() throws -> [WireResponse] {
+        var wire = ByteBuffer()
+        while let chunk = try self.readOutbound(as: ByteBuffer.self) {
+            wire.writeImmutableBuffer(chunk)
+        }
+        return try WireResponse.parseAll(Array(wire.readableBytesView))
+    }
+}
