@@ -16,15 +16,18 @@ public final class GatewayServer: Sendable {
     private let logger: Logger
     private let environments: [NIOLoopBound<ProxyEnvironment>]
     private let healthChecker: NIOLoopBound<HealthChecker>
+    /// The shared store's quota admission, to give leases back on shutdown; nil without Redis.
+    private let quotas: QuotaAdmission?
 
     /// The address the listener is bound to (useful when the settings asked for port 0).
     public var localAddress: SocketAddress? { self.serverChannel.localAddress }
 
     private init(
         serverChannel: any Channel, quiescing: ServerQuiescingHelper, group: any EventLoopGroup, logger: Logger,
-        environments: [NIOLoopBound<ProxyEnvironment>], healthChecker: NIOLoopBound<HealthChecker>
+        environments: [NIOLoopBound<ProxyEnvironment>], healthChecker: NIOLoopBound<HealthChecker>, quotas: QuotaAdmission?
     ) {
         self.healthChecker = healthChecker
+        self.quotas = quotas
         self.serverChannel = serverChannel
         self.quiescing = quiescing
         self.group = group
@@ -96,7 +99,7 @@ public final class GatewayServer: Sendable {
             .get()
         return GatewayServer(
             serverChannel: channel, quiescing: quiescing, group: group, logger: logger, environments: Array(environments.values),
-            healthChecker: healthChecker
+            healthChecker: healthChecker, quotas: quotas
         )
     }
 
@@ -195,12 +198,13 @@ public final class GatewayServer: Sendable {
             self.serverChannel.close(promise: nil)
         }
         // Units leased and not used go back to the shared store for the other nodes.
-        for environment in self.environments {
-            try? await environment.eventLoop.flatSubmit {
-                let value = environment.value
-                guard let quotas = value.quotas else { return value.eventLoop.makeSucceededVoidFuture() }
-                return quotas.send(value.quotaGate.returnLeases(now: value.wallClock.nowMicroseconds), on: value.eventLoop)
-            }.get()
+        if let quotas = self.quotas {
+            for environment in self.environments {
+                try? await environment.eventLoop.flatSubmit {
+                    let value = environment.value
+                    return quotas.send(value.quotaGate.returnLeases(now: value.wallClock.nowMicroseconds), on: value.eventLoop)
+                }.get()
+            }
         }
     }
 }
