@@ -123,14 +123,17 @@ public struct QuotaLease: Sendable {
     /// Adds a grant made by `plan`; its first `consumed` units were admitted at the plan's
     /// instant (the request that asked, metered by the script), the rest are held from the bases
     /// the grant reports.
+    ///
+    /// Units of a UTC day that is over stay with that day: never given back to another one.
     mutating func add(_ grant: QuotaLeaseGrant, plan: QuotaPlan, consumed: Int) {
-        if plan.now + plan.period.untilDayEnd != self.validUntil {
-            // A grant of another UTC day: the older units are not good for it.
-            self.expiredUnits += self.blocks.reduce(0) { $0 + $1.units - $1.next }
+        let validUntil = plan.now + plan.period.untilDayEnd
+        if validUntil < self.validUntil { return }
+        if validUntil > self.validUntil {
             self.blocks.removeAll()
+            self.expiredUnits = 0
         }
         self.plan = plan
-        self.validUntil = plan.now + plan.period.untilDayEnd
+        self.validUntil = validUntil
         self.remainingAtGrant = grant.remaining
         var rates: [(base: Int64, interval: Int64)] = []
         for (level, base) in zip(plan.levels, grant.rateBases) {

@@ -100,6 +100,12 @@ public struct QuotaLeases: Sendable {
     mutating func granted(_ grant: QuotaLeaseGrant, plan: QuotaPlan, request: QuotaLeaseRequest) -> [LevelRemaining] {
         // Taken out and put back: a copy left in the dictionary would make every write copy.
         var lease = self.leases.removeValue(forKey: request.customer) ?? QuotaLease(customer: request.customer, plan: plan, now: plan.now)
+        guard self.leases.count < self.settings.capacity else {
+            // The book filled up while this customer's first grant was on its way.
+            lease.add(grant, plan: plan, consumed: request.need)
+            if let giveBack = lease.returnPlan(now: plan.now, share: self.settings.share) { self.returns.append(giveBack) }
+            return lease.remaining(at: plan.now)
+        }
         lease.asking = false
         lease.add(grant, plan: plan, consumed: request.need)
         if Self.wantsRefill(&lease, now: plan.now) { self.refills.append(request.customer) }
@@ -152,9 +158,10 @@ public struct QuotaLeases: Sendable {
         self.refills.removeAll(keepingCapacity: true)
         if now >= self.nextSweep {
             self.nextSweep = now + self.settings.idleAfter / 2
-            for (customer, lease) in self.leases where now - lease.lastUse >= self.settings.idleAfter || now >= lease.validUntil {
-                if !lease.asking { self.retire(customer, now: now) }
+            let idle = self.leases.compactMap { customer, lease in
+                !lease.asking && (now - lease.lastUse >= self.settings.idleAfter || now >= lease.validUntil) ? customer : nil
             }
+            for customer in idle { self.retire(customer, now: now) }
             plans += self.returns
             self.returns.removeAll()
         }
@@ -164,7 +171,10 @@ public struct QuotaLeases: Sendable {
     /// Gives every lease back (a reload, a shutdown): the plans to send. Rate units are given
     /// back as of each lease's latest use, which never gives back a unit already admitted.
     mutating func returnAll(now: Int64?) -> [QuotaPlan] {
-        for (customer, lease) in self.leases { self.retire(customer, now: now ?? lease.lastUse) }
+        for lease in self.leases.values {
+            if let giveBack = lease.returnPlan(now: now ?? lease.lastUse, share: self.settings.share) { self.returns.append(giveBack) }
+        }
+        self.leases.removeAll()
         self.refills.removeAll()
         defer { self.returns.removeAll() }
         return self.returns

@@ -99,6 +99,19 @@ final class QuotaLeaseTests: XCTestCase {
         XCTAssertEqual(returned.period.dayStamp, "20251124", "the keys of the grant's day and month")
     }
 
+    func testUnitsOfADayThatIsOverAreNeverGivenBackToTheNextOne() throws {
+        let nextDay = start + 9 * 3_600_000_000
+        var lease = QuotaLease(customer: contoso, plan: try plan(now: start, want: 10), now: start)
+        lease.add(grant(10, base: start + 10_000), plan: try plan(now: start, want: 10), consumed: 1)
+        // A grant of the next day (asked after midnight) replaces what was held.
+        lease.add(grant(4, base: nextDay + 10_000), plan: try plan(now: nextDay, want: 4), consumed: 1)
+        XCTAssertEqual(lease.unusedUnits, 3)
+        // A grant of the day before, arriving late, adds nothing.
+        lease.add(grant(10, base: start + 10_000), plan: try plan(now: start, want: 10, need: 1), consumed: 0)
+        XCTAssertEqual(lease.unusedUnits, 3)
+        XCTAssertEqual(lease.returnPlan(now: nextDay + 1_000, share: 4)?.period.dayStamp, "20251125")
+    }
+
     // MARK: The gate with leases
 
     private func admit(_ gate: inout QuotaGate, cost: Int = 1, now: Int64, store: QuotaStoreState = .reachable) -> QuotaGate.Answer {
