@@ -90,7 +90,7 @@ public struct QuotaGate: Sendable {
             let report = self.leases.beginAsk(customer)
             let request = QuotaLeaseRequest(
                 customer: customer, want: want, need: cost, share: self.leases.settings.share, giveBack: report.expired, usage: report.usage,
-                meterRefusal: planned.usageKey != nil, hold: self.leases.settings.refreshInterval, forRequest: true
+                meterRefusal: planned.usageKey != nil, hold: self.leases.settings.hold, forRequest: true
             )
             planned = planned.leasing(request, cost: cost, now: now)
         }

@@ -88,12 +88,15 @@ public struct QuotaLease: Sendable {
     }
 
     /// Counts `cost` units of demand at `now` toward the rate the next refills are sized by:
-    /// units per refresh interval, measured over at least one interval, in 1...maxUnits.
+    /// units per refresh interval, in 1...maxUnits, measured over one interval — or, for a
+    /// lease still at one unit, as soon as 8 units came within a sixteenth of one, so that a
+    /// busy customer's first leases do not cost a round trip per request for a whole interval.
     mutating func noteDemand(cost: Int, now: Int64, refreshInterval: Int64, maxUnits: Int) {
         self.lastUse = now
         self.windowUnits += cost
         let elapsed = now - self.windowStart
-        guard elapsed >= refreshInterval else { return }
+        let early = self.target == 1 && self.windowUnits >= 8 && elapsed >= refreshInterval / 16
+        guard elapsed >= refreshInterval || early else { return }
         let perInterval = Int((Int64(self.windowUnits) * refreshInterval) / elapsed)
         self.target = min(max(perInterval, 1), maxUnits)
         self.windowStart = now

@@ -24,6 +24,10 @@ public struct QuotaLeaseSettings: Sendable, Hashable {
         self.capacity = capacity
     }
 
+    /// µs a grant's rate units stay usable at least (`QuotaLeaseRequest.hold`): two refresh
+    /// intervals, since a lease sized for one is refilled at half and may be slowed meanwhile.
+    public var hold: Int64 { 2 * self.refreshInterval }
+
     /// Every request asks Redis.
     public static let off = QuotaLeaseSettings(refreshInterval: 0)
 
@@ -148,7 +152,7 @@ public struct QuotaLeases: Sendable {
                 let report = lease.takeReport()
                 let request = QuotaLeaseRequest(
                     customer: customer, want: lease.target, need: 1, share: self.settings.share, giveBack: report.expired, usage: report.usage,
-                    hold: self.settings.refreshInterval
+                    hold: self.settings.hold
                 )
                 lease.asking = true
                 plans.append(lease.plan.leasing(request, cost: 1, now: now))
