@@ -26,7 +26,7 @@ public struct QuotaPlan: Sendable, Hashable {
     public static let defaultInflightTTL: Int64 = 600
 
     public let levels: [Level]
-    public let cost: Int
+    public private(set) var cost: Int
     /// µs since the epoch.
     public let now: Int64
     public let period: UTCCalendarPeriod
@@ -35,7 +35,7 @@ public struct QuotaPlan: Sendable, Hashable {
     public let usageKey: String?
     /// Set when the plan asks for (or gives back) a lease through `QuotaScript.lease` rather
     /// than admitting one request through `QuotaScript.admit`.
-    public let lease: QuotaLeaseRequest?
+    public private(set) var lease: QuotaLeaseRequest?
     /// The limits the plan was made from, and the OEM: what `leasing` makes another plan from.
     public let levelLimits: [LevelLimits]
     public let oem: NodeID
@@ -129,6 +129,14 @@ public struct QuotaPlan: Sendable, Hashable {
 
     /// The same levels, keys and metering, asking `lease` of `QuotaScript.lease` at `now`.
     public func leasing(_ lease: QuotaLeaseRequest, cost: Int, now: Int64) -> QuotaPlan {
+        if now == self.now {
+            // The same instant, so the same period and keys: nothing to make again.
+            precondition(cost >= 1 && (lease.rateGiveBack.isEmpty || lease.rateGiveBack.count == self.levels.count))
+            var plan = self
+            plan.lease = lease
+            plan.cost = cost
+            return plan
+        }
         let usage = self.usageCustomer.flatMap { customer in self.usageRetentionDays.map { (customer: customer, retentionDays: $0) } }
         do {
             return try QuotaPlan(
