@@ -61,7 +61,7 @@ public final class GatewayServer: Sendable {
                 }
                 if let quotas {
                     // Quota leases: refills ahead of need and give-backs, off the request path.
-                    loop.scheduleRepeatedTask(initialDelay: .milliseconds(20), delay: .milliseconds(20)) { _ in
+                    loop.scheduleRepeatedTask(initialDelay: .milliseconds(10), delay: .milliseconds(10)) { _ in
                         let plans = bound.value.quotaGate.leaseWork(now: bound.value.wallClock.nowMicroseconds)
                         quotas.send(plans, on: loop) { result, plan in
                             bound.value.quotaGate.leaseAnswered(result, plan: plan, now: bound.value.wallClock.nowMicroseconds)
