@@ -148,7 +148,7 @@ public struct QuotaLeases: Sendable {
         for customer in self.refills {
             guard var lease = self.leases.removeValue(forKey: customer) else { continue }
             lease.refillQueued = false
-            if !lease.asking, now >= lease.refillNotBefore, now < lease.validUntil, lease.available(at: now) <= lease.target {
+            if !lease.asking, now >= lease.refillNotBefore, now < lease.validUntil, lease.available(at: now) * 2 <= lease.target {
                 let report = lease.takeReport()
                 let request = QuotaLeaseRequest(
                     customer: customer, want: lease.target, need: 1, share: self.settings.share, giveBack: report.expired, usage: report.usage,
@@ -195,12 +195,14 @@ public struct QuotaLeases: Sendable {
         if let giveBack = lease.returnPlan(now: now, share: self.settings.share) { self.returns.append(giveBack) }
     }
 
-    /// At or below its target (and worth a refill: a target above one unit), a lease asks for
-    /// another target's worth: a refill has a whole refresh interval to arrive before the lease
-    /// runs out at the observed rate. True when it is now queued for a refill.
+    /// Below half its target (and worth a refill: a target above one unit), a lease asks for
+    /// another target's worth: a refill has half a refresh interval to arrive before the lease
+    /// runs out at the observed rate, and what a lease holds (at most 1.5 targets) is used
+    /// within 1.5 intervals, before the held rate units lapse (`QuotaLeaseSettings.hold`).
+    /// True when it is now queued for a refill.
     private static func wantsRefill(_ lease: inout QuotaLease, now: Int64) -> Bool {
         guard lease.target > 1, !lease.refillQueued, !lease.asking, now >= lease.refillNotBefore,
-              lease.available(at: now) <= lease.target
+              lease.available(at: now) * 2 <= lease.target
         else { return false }
         lease.refillQueued = true
         return true
