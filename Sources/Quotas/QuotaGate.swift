@@ -139,14 +139,16 @@ public struct QuotaGate: Sendable {
         self.leases.work(now: now)
     }
 
-    /// The store's answer to a refill `leaseWork` handed out. A refusal is remembered like a
-    /// request's (it was asked for one unit, so a request of any cost it refuses would be
-    /// refused too) and holds refills back until it clears; a failure holds them back one
-    /// refresh interval and keeps what the refill carried for the next ask.
+    /// The store's answer to a refill `leaseWork` handed out. A refill takes only what a level
+    /// can spare (a `share`-th of what it has left, no minimum), so near the end of a budget it
+    /// is granted nothing and the loop's requests ask for themselves, one at a time, as without
+    /// leases; refills then wait a refresh interval. A refusal (limits changed under it) is
+    /// remembered like a request's and holds refills back until it clears; a failure holds them
+    /// back one refresh interval and keeps what the refill carried for the next ask.
     public mutating func leaseAnswered(_ result: Result<QuotaDecision, any Error>, plan: QuotaPlan, now: Int64) {
         guard let request = plan.lease, request.want > 0 else { return }
         switch result {
-        case .success(.leased(let grant)):
+        case .success(.leased(let grant)) where grant.units > 0:
             self.leases.refilled(grant, plan: plan, request: request, now: now)
         case .success(let decision):
             var notBefore = now + self.leases.settings.refreshInterval

@@ -151,7 +151,7 @@ public struct QuotaLeases: Sendable {
             if !lease.asking, now >= lease.refillNotBefore, now < lease.validUntil, lease.available(at: now) * 2 <= lease.target {
                 let report = lease.takeReport()
                 let request = QuotaLeaseRequest(
-                    customer: customer, want: lease.target, need: 1, share: self.settings.share, giveBack: report.expired, usage: report.usage,
+                    customer: customer, want: lease.target, need: 0, share: self.settings.share, giveBack: report.expired, usage: report.usage,
                     hold: self.settings.hold
                 )
                 lease.asking = true

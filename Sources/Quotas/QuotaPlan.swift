@@ -175,8 +175,9 @@ public struct QuotaLeaseRequest: Sendable, Hashable {
     public var customer: NodeID
     /// Units wanted; 0 only gives back and meters.
     public var want: Int
-    /// Fewest units that make a grant: the request's cost when a request waits on it, 1 for a
-    /// refill ahead of need. Fewer left at any level: refused.
+    /// Fewest units that make a grant: the request's cost when a request waits on it (fewer
+    /// left at any level: refused, as that request would be); 0 for a refill ahead of need,
+    /// which takes what the levels can spare, possibly nothing.
     public var need: Int
     /// A grant takes at most a `share`-th of what any level has left (but at least `need`), so
     /// the nodes asking split what is left instead of the first taking it all.

@@ -77,6 +77,18 @@ final class QuotaLeaseScriptTests: XCTestCase {
         XCTAssertEqual(second.rateBases, [start + 120_000, nil])
     }
 
+    func testNearTheEndOfABudgetARefillIsGrantedNothingAndRequestsAskForThemselves() throws {
+        let levels = [LevelLimits(node: contoso, kind: .customer, limits: Limits(perDay: 10))]
+        guard case .leased(let first) = try ask(levels, want: 5, need: 0, now: start) else { return XCTFail("not granted") }
+        XCTAssertEqual(first.units, 2, "a refill takes a quarter of the 10 left")
+        for _ in 0..<4 { _ = try ask(levels, want: 5, need: 0, now: start) }
+        XCTAssertEqual(try get("erp:q:{acme}:contoso:day:20251124"), 7, "2 + 2 + 1 + 1 + 1: then fewer than 4 are left")
+        guard case .leased(let nothing) = try ask(levels, want: 5, need: 0, now: start) else { return XCTFail("refused") }
+        XCTAssertEqual(nothing.units, 0)
+        guard case .leased(let request) = try ask(levels, want: 5, need: 1, now: start) else { return XCTFail("refused a request that fits") }
+        XCTAssertEqual(request.units, 1, "a request still gets its cost")
+    }
+
     func testARefusedGrantChargesNothingAndAnswersAsAnAdmission() throws {
         let levels = [
             LevelLimits(node: contoso, kind: .customer, limits: Limits(perDay: 100)),
