@@ -56,16 +56,9 @@
 /// `RateLimit.maxWindow`); the one division is corrected to an exact floor, and values are
 /// written back with `%d`, never in exponent notation.
 public enum QuotaScript {
-    public static let admit = #"""
-    local now = tonumber(ARGV[1])
-    local cost = tonumber(ARGV[2])
-    local n = tonumber(ARGV[3])
-    local dayReset = tonumber(ARGV[4])
-    local monthReset = tonumber(ARGV[5])
-    local dayTTL = ARGV[6]
-    local monthTTL = ARGV[7]
-    local inflightTTL = ARGV[8]
-
+    /// Lua both scripts share: an exact floor division on doubles, µs rounded up to ms, an
+    /// integer written with `%d` (never in exponent notation), a key read as a number.
+    static let arithmetic = #"""
     local function idiv(a, b)
       local q = math.floor(a / b)
       if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
@@ -77,6 +70,29 @@ public enum QuotaScript {
       local raw = redis.call('GET', key)
       return raw and tonumber(raw)
     end
+    """#
+
+    /// Lua both scripts share: of several refusing checks, the one with the longest
+    /// retry-after is kept in `worst` (the refusal reply's layout).
+    static let refusal = #"""
+    local worst = nil
+    local function refuse(level, kind, retry, limit, left, reset)
+      if worst ~= nil and (worst[4] == -1 or (retry ~= -1 and retry <= worst[4])) then return end
+      worst = {0, level, kind, retry, limit, math.max(left, 0), reset}
+    end
+    """#
+
+    public static let admit = #"""
+    local now = tonumber(ARGV[1])
+    local cost = tonumber(ARGV[2])
+    local n = tonumber(ARGV[3])
+    local dayReset = tonumber(ARGV[4])
+    local monthReset = tonumber(ARGV[5])
+    local dayTTL = ARGV[6]
+    local monthTTL = ARGV[7]
+    local inflightTTL = ARGV[8]
+
+    \#(Self.arithmetic)
 
     local usageKey = KEYS[n * 4 + 1]
     local usageTTL = ARGV[8 + n * 5 + 1]
@@ -87,11 +103,7 @@ public enum QuotaScript {
       end
     end
 
-    local worst = nil
-    local function refuse(level, kind, retry, limit, left, reset)
-      if worst ~= nil and (worst[4] == -1 or (retry ~= -1 and retry <= worst[4])) then return end
-      worst = {0, level, kind, retry, limit, math.max(left, 0), reset}
-    end
+    \#(Self.refusal)
 
     -- A calendar quota of one level: the units left after this request, or -1 (no limit, or refused).
     local function calendar(level, kind, key, limit, reset)
@@ -247,17 +259,7 @@ extension QuotaScript {
     local hold = tonumber(ARGV[L + 8])
     local usedNow = tonumber(ARGV[L + 9])
 
-    local function idiv(a, b)
-      local q = math.floor(a / b)
-      if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
-      return q
-    end
-    local function ceilms(us) return idiv(us + 999, 1000) end
-    local function int(x) return string.format('%d', x) end
-    local function stored(key)
-      local raw = redis.call('GET', key)
-      return raw and tonumber(raw)
-    end
+    \#(Self.arithmetic)
 
     local usageKey = KEYS[n * 4 + 1]
     local usageTTL = ARGV[L + 10 + n * 2]
@@ -296,11 +298,7 @@ extension QuotaScript {
 
     if want <= 0 then return {3} end
 
-    local worst = nil
-    local function refuse(level, kind, retry, limit, left, reset)
-      if worst ~= nil and (worst[4] == -1 or (retry ~= -1 and retry <= worst[4])) then return end
-      worst = {0, level, kind, retry, limit, math.max(left, 0), reset}
-    end
+    \#(Self.refusal)
     local granted = want
     local function bound(left)
       granted = math.min(granted, left, math.max(need, idiv(left, share)))

@@ -9,33 +9,8 @@ import XCTest
 /// The lease script against a real redis-server, and several gates — as many gateway nodes —
 /// leasing from it on one virtual clock: what they admit together never passes any level's
 /// limit, checked against a reference GCRA over every admission. No sleeps.
-final class QuotaLeaseScriptTests: XCTestCase {
-    private var server: RedisServer!
-    private var group: MultiThreadedEventLoopGroup!
-    private var redis: RedisClient!
-    private var quotas: QuotaAdmission!
-    private var loop: any EventLoop { self.group.next() }
-
-    private let acme = try! NodeID("acme")
-    private let northwind = try! NodeID("northwind")
-    private let contoso = try! NodeID("contoso")
-    /// 2025-11-24T16:00:00Z: 8 h to the end of the UTC day.
-    private let start: Int64 = 1_764_000_000_000_000
-
-    override func setUpWithError() throws {
-        try super.setUpWithError()
-        self.server = try RedisServer()
-        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        self.redis = RedisClient(url: RedisURL(host: "127.0.0.1", port: self.server.port), group: self.group)
-        self.quotas = QuotaAdmission(redis: self.redis, usageRetentionDays: 30)
-    }
-
-    override func tearDownWithError() throws {
-        try? self.redis?.shutdown().wait()
-        try? self.group?.syncShutdownGracefully()
-        self.server?.stop()
-        try super.tearDownWithError()
-    }
+final class QuotaLeaseScriptTests: RedisQuotaTestCase {
+    override var usageRetentionDays: Int? { 30 }
 
     private func ask(_ levels: [LevelLimits], want: Int, need: Int = 1, now: Int64, giveBack: Int = 0,
                      rateGiveBack: [QuotaLeaseRequest.RateGiveBack?] = [], usage: QuotaUsage = QuotaUsage()) throws -> QuotaDecision? {
@@ -48,10 +23,6 @@ final class QuotaLeaseScriptTests: XCTestCase {
         return try self.quotas.admit(plan, on: self.loop).wait()
     }
 
-    private func get(_ key: String) throws -> Int64? {
-        let reply = try self.redis.send(on: self.loop, ["GET", key]).wait()
-        return reply.isNull ? nil : reply.int64
-    }
 
     func testScriptSHAIsRedisOwn() throws {
         XCTAssertEqual(try self.redis.send(on: self.loop, ["SCRIPT", "LOAD", QuotaScript.lease]).wait().string, QuotaScript.leaseSHA)
