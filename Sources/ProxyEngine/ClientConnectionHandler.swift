@@ -93,7 +93,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.end(exchange)
             // The client went away mid-exchange: the upstream connection is mid-message too.
             self.dropUpstream(of: exchange)
-            exchange.logger.info("client closed the connection before the response completed", metadata: exchange.logMetadata(now: self.now, status: nil))
+            exchange.log(.info, "client closed the connection before the response completed", metadata: exchange.logMetadata(now: self.now, status: nil))
         }
         context.fireChannelInactive()
     }
@@ -106,7 +106,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             return  // the bad bytes follow a complete request: that request is answered first
         case .failExchange(let problem):
             guard let exchange = self.exchange else { return }
-            exchange.logger.notice("request body rejected", metadata: ["problem": "\(problem)", "parser-error": "\(error)"])
+            exchange.log(.notice, "request body rejected", metadata: ["problem": "\(problem)", "parser-error": "\(error)"])
             self.fail(exchange, with: problem)
         case .answerAndClose(let problem):
             self.respondWithoutExchange(problem, logMetadata: ["parser-error": "\(error)"])
@@ -180,15 +180,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.respondWithoutExchange(refusal.problem, requestID: requestID, version: head.version, logMetadata: ["reason": "\(refusal.reason)"])
             return
         }
-        var logger = self.environment.logger
-        logger[metadataKey: "request-id"] = .string(request.requestID)
-        let exchange = Exchange(request: request, logger: logger)
+        let exchange = Exchange(request: request, logger: self.environment.logger)
         self.exchange = exchange
         if let deadline = exchange.machine.bodyDeadline { self.checkDeadlines(by: deadline) }
 
         switch self.phases.authorize(request) {
         case .proceed(let tenant):
-            exchange.logger[metadataKey: "tenant"] = .stringConvertible(tenant.grant.policy.path)
+            exchange.tenantPath = tenant.grant.policy.path
             self.admit(exchange, self.phases.admit(tenant), tenant: tenant)
         case .proceedWithoutTenant(let admitted):
             self.forward(exchange, admitted)
@@ -207,8 +205,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.refuse(exchange, refusal)
         case .awaitStore(let plan, let quotas, let failMode):
             let loop = self.environment.eventLoop
-            quotas.admit(plan, on: loop).assumeIsolated().whenComplete { [weak self, weak exchange] result in
-                guard let self, let exchange, self.exchange === exchange else {
+            // Strong captures: weak ones would give every admitted exchange a side table. The
+            // store answers (or its client times out) in bounded time.
+            quotas.admit(plan, on: loop).assumeIsolated().whenComplete { [self, exchange] result in
+                guard self.exchange === exchange else {
                     // The client left while the store answered: give back what was charged.
                     if case .success(.admitted) = result { _ = quotas.release(plan, on: loop) }
                     return
@@ -221,7 +221,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func refuse(_ exchange: Exchange, _ refusal: Refusal) {
         var metadata: Logger.Metadata = ["problem": "\(refusal.problem)", "phase": "\(refusal.problem.phase.rawValue)", "reason": "\(refusal.reason)"]
         if let decidedBy = refusal.decidedBy { metadata["decided-by"] = "\(decidedBy)" }
-        exchange.logger.log(level: refusal.level, "request refused", metadata: metadata)
+        exchange.log(refusal.level, "request refused", metadata: metadata)
         self.fail(exchange, with: refusal.problem, headers: refusal.headers, extensions: refusal.extensions)
     }
 
@@ -246,11 +246,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// Each call is one attempt: its cell's slot and endpoint, then a leased connection.
     private func startAttempt(_ exchange: Exchange) {
         guard let route = exchange.route else { return }
-        let start = self.environment.router.startAttempt(route, now: self.monotonicNow) { [weak self, weak exchange] start in
-            guard let self, let exchange, self.exchange === exchange else { return }
-            self.attemptStarted(exchange, start)
-        }
-        self.attemptStarted(exchange, start)
+        self.attemptStarted(exchange, self.environment.router.startAttempt(route, now: self.monotonicNow, waiter: self))
     }
 
     private func attemptStarted(_ exchange: Exchange, _ start: CellRouter.AttemptStart) {
@@ -273,22 +269,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     private func lease(_ exchange: Exchange) {
         guard let (endpoint, connectTimeout) = exchange.endpoint else { return }
-        exchange.leaseTicket = self.environment.pool.lease(endpoint, connectTimeout: connectTimeout) { [weak self, weak exchange] result in
-            guard let self, let exchange, self.exchange === exchange else {
-                // The client is gone: the untouched connection goes straight back.
-                if case .success(let connection) = result { self?.environment.pool.release(connection, reusable: true) }
-                return
-            }
-            exchange.leaseTicket = nil
-            switch result {
-            case .success(let upstream):
-                self.connected(exchange, to: upstream)
-            case .failure(let problem) where problem == .upstreamBusy:
-                self.fail(exchange, with: problem)  // the gateway's own connection bound, not the endpoint's fault
-            case .failure(let problem):
-                self.attemptFailed(exchange, with: problem, failure: .connectFailed)
-            }
-        }
+        exchange.leaseTicket = self.environment.pool.lease(endpoint, connectTimeout: connectTimeout, for: .init(requester: self, token: exchange))
     }
 
     private func connected(_ exchange: Exchange, to upstream: UpstreamConnection) {
@@ -314,7 +295,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         let maxAttempts = exchange.request.settings.retries.maxAttempts
         switch exchange.machine.attemptFailed(problem, failure: failure, attempt: route.attempts, maxAttempts: maxAttempts) {
         case .retryIfBudgetAllows(let problem) where router.startRetry(route):
-            exchange.logger.info("retrying on another endpoint", metadata: ["problem": "\(problem)", "attempt": "\(route.attempts + 1)"])
+            exchange.log(.info, "retrying on another endpoint", metadata: ["problem": "\(problem)", "attempt": "\(route.attempts + 1)"])
             exchange.machine.retryGranted()
             self.startAttempt(exchange)
         case .retryIfBudgetAllows(let problem), .fail(let problem):
@@ -357,10 +338,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         switch exchange.machine.answering(status: problem.status.code, closesConnection: problem.closesConnection, connectionClosing: self.connection.closesAfterAnswer) {
         case .closeMidResponse:
             self.end(exchange)
-            exchange.logger.warning("upstream failed mid-response; closing the client connection", metadata: exchange.logMetadata(now: self.now, status: exchange.machine.responseStatus))
+            exchange.log(.warning, "upstream failed mid-response; closing the client connection", metadata: exchange.logMetadata(now: self.now, status: exchange.machine.responseStatus))
             self.closeNow()
         case .answer(let after):
-            exchange.logger.info("request answered by the gateway", metadata: exchange.logMetadata(now: self.now, status: problem.status.code, problem: problem))
+            exchange.log(.info, "request answered by the gateway", metadata: exchange.logMetadata(now: self.now, status: problem.status.code, problem: problem))
             let written = self.writeProblem(problem, requestID: exchange.request.requestID, version: exchange.request.head.version, close: after == .close, headers: headers, extensions: extensions)
             self.answered(exchange, then: after, written: written)
         }
@@ -380,7 +361,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         }
         let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
-        exchange.logger.info("request", metadata: exchange.logMetadata(now: self.now, status: response.status.code))
+        exchange.log(.info, "request", metadata: exchange.logMetadata(now: self.now, status: response.status.code))
         self.answered(exchange, then: after, written: written)
     }
 
@@ -516,7 +497,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 if let route = exchange.route { self.environment.router.report(route, failed: true, now: self.monotonicNow) }
                 self.fail(exchange, with: .upstreamTimeout)
             case .bodyStalled(let idle):
-                exchange.logger.notice("request body stalled", metadata: ["timeout-ms": "\(idle.nanoseconds / 1_000_000)", "bytes-in": "\(exchange.machine.requestBodyBytes)"])
+                exchange.log(.notice, "request body stalled", metadata: ["timeout-ms": "\(idle.nanoseconds / 1_000_000)", "bytes-in": "\(exchange.machine.requestBodyBytes)"])
                 self.fail(exchange, with: .requestBodyTimeout)
             case .none:
                 break
@@ -528,6 +509,30 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if self.exchange == nil, let deadline = self.waitDeadline { next = min(next, deadline) }
         if let deadline = self.exchange?.machine.nextDeadline { next = min(next, deadline) }
         self.checkDeadlines(by: next)
+    }
+}
+
+extension ClientConnectionHandler: CellSlotWaiter, UpstreamLeaseRequester {
+    func cellSlotGranted(_ route: CellRoute, _ start: CellRouter.AttemptStart) {
+        guard let exchange = self.exchange, exchange.route === route else { return }
+        self.attemptStarted(exchange, start)
+    }
+
+    func upstreamLeaseCompleted(_ result: UpstreamPool.LeaseResult, for token: AnyObject) {
+        guard let exchange = self.exchange, exchange === token else {
+            // The client is gone: the untouched connection goes straight back.
+            if case .success(let connection) = result { self.environment.pool.release(connection, reusable: true) }
+            return
+        }
+        exchange.leaseTicket = nil
+        switch result {
+        case .success(let upstream):
+            self.connected(exchange, to: upstream)
+        case .failure(let problem) where problem == .upstreamBusy:
+            self.fail(exchange, with: problem)  // the gateway's own connection bound, not the endpoint's fault
+        case .failure(let problem):
+            self.attemptFailed(exchange, with: problem, failure: .connectFailed)
+        }
     }
 }
 
@@ -546,9 +551,10 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
     }
 
     func upstreamReceived(_ part: HTTPClientResponsePart) {
-        guard let exchange = self.exchange, let admitted = exchange.admitted, let context = self.context else { return }
+        guard let exchange = self.exchange, let context = self.context else { return }
         switch part {
         case .head(let head):
+            guard let admitted = exchange.admitted else { return }
             if let route = exchange.route { self.environment.router.report(route, failed: head.status.code >= 500, now: self.monotonicNow) }
             let after = exchange.machine.responseHeadReceived(
                 status: head.status.code, upstreamKeepsAlive: head.isKeepAlive, connectionClosing: self.connection.closesAfterAnswer
@@ -560,7 +566,7 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
         case .end:
             let end = exchange.machine.responseEnded()
             let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
-            exchange.logger.info("request", metadata: exchange.logMetadata(now: self.now, status: exchange.machine.responseStatus))
+            exchange.log(.info, "request", metadata: exchange.logMetadata(now: self.now, status: exchange.machine.responseStatus))
             if let upstream = exchange.upstream {
                 exchange.upstream = nil
                 self.environment.pool.release(upstream, reusable: end.upstreamReusable)
@@ -589,7 +595,7 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
         self.environment.pool.release(connection, reusable: false)
         switch exchange.machine.upstreamClosed() {
         case .resendOnFreshConnection:
-            exchange.logger.debug("resending on a fresh upstream connection after a stale keep-alive connection closed")
+            exchange.log(.debug, "resending on a fresh upstream connection after a stale keep-alive connection closed")
             self.lease(exchange)
         case .closeMidResponse:
             self.fail(exchange, with: .upstreamFailed)
