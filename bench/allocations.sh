@@ -11,6 +11,8 @@
 # measured allocation and prints, per configuration, where they come from (slower; the counts
 # of that run include no allocation of the recording itself).
 #
+# `cold` is the full pipeline with a token never seen before on every request.
+#
 # Each run: one gateway (one event loop, --log-level error), one keep-alive connection, 200
 # warm-up requests, then REQUESTS requests one after another; the count is read before and after
 # them once it has settled, and divided by REQUESTS. Counts, not times: the figures repeat to a
@@ -34,6 +36,9 @@ source bench/lib.sh
 make_issuer_key
 write_tenant_tree
 cc -shared -fPIC -O2 -o "$work/liballocation-counter.so" Tests/AllocationCounter/allocation-counter.c
+# Cold tokens: a token never seen before on every request (each verified, none from the cache).
+# Minted before any server starts: mint_tokens waits on its own background jobs.
+mint_tokens "$work/cold.tokens" $(( (requests + 200 + 99) / 100 ))
 token=$("$bin/erp-gateway" token mint --issuer "$issuer" --key "$work/issuer.pem" --kid bench-1 --tenant c000 --ttl 3600)
 
 redis_port=$(free_port); upstream_port=$(free_port)
@@ -45,8 +50,10 @@ pids+=($!)
 wait_port "$redis_port"; wait_port "$upstream_port"
 
 # measure NAME BIN CONFIGURATION: starts the counted gateway, drives it, prints the line of the run.
+# CONFIGURATION: proxy, full (one token, reused) or cold (the full pipeline, a new token each time).
 measure() {
-    local name=$1 bin=$2 configuration=$3
+    local name=$1 bin=$2 configuration=$3 credential=""
+    case "$configuration" in full) credential="$token" ;; cold) credential="@$work/cold.tokens"; configuration=full ;; esac
     local port; port=$(free_port)
     gateway_settings "$port" "$configuration" "$upstream_port" "$redis_port" > "$work/$name.yaml"
     local traces=()
@@ -56,9 +63,11 @@ measure() {
     local gateway_pid=$!
     pids+=($gateway_pid)
     wait_port "$port"
-    python3 - "$port" "$work/$name.counters" "$requests" "$([ "$configuration" = full ] && echo "$token")" "$name" <<'PY'
+    python3 - "$port" "$work/$name.counters" "$requests" "$credential" "$name" <<'PY'
 import mmap, socket, struct, sys, time
-port, path, count, token, name = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+port, path, count, credential, name = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+# One token for every request, or (@FILE) the next token of FILE for each.
+tokens = iter(open(credential[1:]).read().split()) if credential.startswith("@") else None
 counters_file = open(path, "r+b")
 counters = mmap.mmap(counters_file.fileno(), 4096)
 def allocations():
@@ -71,12 +80,14 @@ def settled():  # unchanged over 100 ms (what the last response set off is done)
         if now == last: break
         last = now
     return last
-request = b"GET /v1/ledger HTTP/1.1\r\nHost: bench\r\n" + (f"Authorization: Bearer {token}\r\n".encode() if token else b"") + b"\r\n"
+def request():
+    token = next(tokens) if tokens else credential
+    return b"GET /v1/ledger HTTP/1.1\r\nHost: bench\r\n" + (f"Authorization: Bearer {token}\r\n".encode() if token else b"") + b"\r\n"
 connection = socket.create_connection(("127.0.0.1", port), timeout=10)
 buffer = b""
 def exchange():
     global buffer
-    connection.sendall(request)
+    connection.sendall(request())
     def receive():
         global buffer
         chunk = connection.recv(65536)
@@ -165,4 +176,5 @@ for build in $builds; do
     build_bin="$(swift build -c "$build" --show-bin-path)"
     measure "$build-proxy" "$build_bin" proxy
     measure "$build-full" "$build_bin" full
+    measure "$build-cold" "$build_bin" cold
 done

@@ -76,14 +76,14 @@ final class CellRouter {
     struct Waiter {
         let id: Int
         let route: CellRoute
-        let resume: (AttemptStart) -> Void
+        let requester: any CellSlotWaiter
         let timeout: Scheduled<Void>
     }
 
     /// Where an upstream attempt goes, or why there is none.
     enum AttemptStart {
         case go(endpoint: GatewaySettings.Endpoint, connectTimeout: Duration, responseTimeout: Duration)
-        /// Queued for an in-flight slot; `resume` is called with the outcome later.
+        /// Queued for an in-flight slot; the waiter is told the outcome later.
         case wait
         case overloaded(retryAfterSeconds: Int)
         /// Nothing left to try: every endpoint of every allowed cell is unhealthy, ejected, or
@@ -182,8 +182,9 @@ final class CellRouter {
 
     /// Starts the request's next attempt: the first cell of its chain with an endpoint it may
     /// use, that cell's load bound, then power of two choices among its eligible endpoints.
-    /// `resume` is kept only when the answer is `.wait`.
-    func startAttempt(_ route: CellRoute, now: UInt64, resume: @escaping (AttemptStart) -> Void) -> AttemptStart {
+    /// `waiter` is kept only when the answer is `.wait`, and told the outcome later; nothing is
+    /// allocated for it otherwise (a closure here cost allocations on every request).
+    func startAttempt(_ route: CellRoute, now: UInt64, waiter: any CellSlotWaiter) -> AttemptStart {
         assert(route.current == nil && route.waiterID == nil, "an attempt is already running")
         if route.current != nil || route.waiterID != nil {
             // Never expected; ending the running attempt keeps the counts right in release builds.
@@ -210,9 +211,9 @@ final class CellRouter {
             guard let self, let state, let index = state.waiting.firstIndex(where: { $0.id == id }) else { return }
             let waiter = state.waiting.remove(at: index)
             self.leavePending(waiter.route)
-            waiter.resume(.overloaded(retryAfterSeconds: retryAfter))
+            waiter.requester.cellSlotGranted(waiter.route, .overloaded(retryAfterSeconds: retryAfter))
         }
-        state.waiting.append(Waiter(id: id, route: route, resume: resume, timeout: timeout))
+        state.waiting.append(Waiter(id: id, route: route, requester: waiter, timeout: timeout))
         route.waiterID = id
         return .wait
     }
@@ -311,9 +312,15 @@ final class CellRouter {
         while state.load.canAcquire, let waiter = state.waiting.popFirst() {
             waiter.timeout.cancel()
             _ = state.load.connectionAcquired()
-            waiter.resume(self.dispatch(waiter.route, on: state, now: now))
+            waiter.requester.cellSlotGranted(waiter.route, self.dispatch(waiter.route, on: state, now: now))
         }
     }
+}
+
+/// Who waits for a slot of a full cell: told once, with the attempt's start (`.go`, or
+/// `.overloaded` when the wait ran out).
+protocol CellSlotWaiter: AnyObject {
+    func cellSlotGranted(_ route: CellRoute, _ start: CellRouter.AttemptStart)
 }
 
 /// One request's way through its cells: the cells it may use, the endpoints it already tried

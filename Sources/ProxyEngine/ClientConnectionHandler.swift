@@ -11,7 +11,10 @@ import Quotas
 /// It decides nothing itself. `ClientConnectionStateMachine` decides reading, pipelining,
 /// keep-alive and closing; `RequestPhases` decide what becomes of a request; each exchange's
 /// `ExchangeStateMachine` decides forwarding, retries, timeouts and the response. This handler
-/// carries their answers out: reads, writes, the lease, the timer, the log lines.
+/// carries their answers out: reads, writes, the lease, the timer, the log lines. This file
+/// holds the client side (reading, the phases, pipelining, keep-alive, deadlines, closing);
+/// `+Upstream` the upstream attempts and the response relay; `+Answers` what the gateway
+/// answers itself.
 ///
 /// Backpressure both ways comes from holding `read()`: the client is not read while the upstream
 /// cannot take more request bytes (or is not connected yet), and the upstream is not read while
@@ -21,13 +24,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private let environment: ProxyEnvironment
-    private let phases: RequestPhases
+    let environment: ProxyEnvironment
+    let phases: RequestPhases
     private let startDetector: RequestStartDetector
-    private var context: ChannelHandlerContext?
-    private var identifiers = IdentifierGenerator()
-    private var exchange: Exchange?
-    private var connection = ClientConnectionStateMachine()
+    private(set) var context: ChannelHandlerContext?
+    var identifiers = IdentifierGenerator()
+    private(set) var exchange: Exchange?
+    private(set) var connection = ClientConnectionStateMachine()
     /// The connection's one timer. Every timeout — between requests, of a request body, of an
     /// upstream response — is a deadline it checks when it fires; it is rescheduled only when a
     /// deadline comes before its next firing, so a keep-alive request schedules none.
@@ -46,9 +49,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     /// The settings in force now: for connection-level timers. An exchange uses its own copy.
     private var settings: GatewaySettings { self.environment.configuration.settings }
-    private var now: NIODeadline { self.environment.eventLoop.now }
+    var now: NIODeadline { self.environment.eventLoop.now }
     /// Elapsed-time readings (cell routing, outlier backoff) come from the loop's clock.
-    private var monotonicNow: UInt64 { self.now.uptimeNanoseconds }
+    var monotonicNow: UInt64 { self.now.uptimeNanoseconds }
 
     // MARK: - Channel events
 
@@ -93,7 +96,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.end(exchange)
             // The client went away mid-exchange: the upstream connection is mid-message too.
             self.dropUpstream(of: exchange)
-            exchange.logger.info("client closed the connection before the response completed", metadata: exchange.logMetadata(now: self.now, status: nil))
+            exchange.log(.info, "client closed the connection before the response completed", metadata: exchange.logMetadata(now: self.now, status: nil))
         }
         context.fireChannelInactive()
     }
@@ -106,7 +109,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             return  // the bad bytes follow a complete request: that request is answered first
         case .failExchange(let problem):
             guard let exchange = self.exchange else { return }
-            exchange.logger.notice("request body rejected", metadata: ["problem": "\(problem)", "parser-error": "\(error)"])
+            exchange.log(.notice, "request body rejected", metadata: ["problem": "\(problem)", "parser-error": "\(error)"])
             self.fail(exchange, with: problem)
         case .answerAndClose(let problem):
             self.respondWithoutExchange(problem, logMetadata: ["parser-error": "\(error)"])
@@ -136,7 +139,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         return .receiving(canTakeMore: exchange.machine.canTakeRequestBytes(upstreamWritable: exchange.upstream?.isWritable == true))
     }
 
-    private func resumeReadingIfPossible() {
+    func resumeReadingIfPossible() {
         guard let context = self.context, self.connection.resumeReading(self.stage) else { return }
         context.read()
     }
@@ -180,15 +183,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.respondWithoutExchange(refusal.problem, requestID: requestID, version: head.version, logMetadata: ["reason": "\(refusal.reason)"])
             return
         }
-        var logger = self.environment.logger
-        logger[metadataKey: "request-id"] = .string(request.requestID)
-        let exchange = Exchange(request: request, logger: logger)
+        let exchange = Exchange(request: request, logger: self.environment.logger)
         self.exchange = exchange
         if let deadline = exchange.machine.bodyDeadline { self.checkDeadlines(by: deadline) }
 
         switch self.phases.authorize(request) {
         case .proceed(let tenant):
-            exchange.logger[metadataKey: "tenant"] = .stringConvertible(tenant.grant.policy.path)
+            exchange.tenantPath = tenant.grant.policy.path
             self.admit(exchange, self.phases.admit(tenant), tenant: tenant)
         case .proceedWithoutTenant(let admitted):
             self.forward(exchange, admitted)
@@ -207,8 +208,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.refuse(exchange, refusal)
         case .awaitStore(let plan, let quotas, let failMode):
             let loop = self.environment.eventLoop
-            quotas.admit(plan, on: loop).assumeIsolated().whenComplete { [weak self, weak exchange] result in
-                guard let self, let exchange, self.exchange === exchange else {
+            // Strong captures: weak ones would give every admitted exchange a side table. The
+            // store answers (or its client times out) in bounded time.
+            quotas.admit(plan, on: loop).assumeIsolated().whenComplete { [self, exchange] result in
+                guard self.exchange === exchange else {
                     // The client left while the store answered: give back what was charged.
                     if case .success(.admitted) = result { _ = quotas.release(plan, on: loop) }
                     return
@@ -221,7 +224,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func refuse(_ exchange: Exchange, _ refusal: Refusal) {
         var metadata: Logger.Metadata = ["problem": "\(refusal.problem)", "phase": "\(refusal.problem.phase.rawValue)", "reason": "\(refusal.reason)"]
         if let decidedBy = refusal.decidedBy { metadata["decided-by"] = "\(decidedBy)" }
-        exchange.logger.log(level: refusal.level, "request refused", metadata: metadata)
+        exchange.log(refusal.level, "request refused", metadata: metadata)
         self.fail(exchange, with: refusal.problem, headers: refusal.headers, extensions: refusal.extensions)
     }
 
@@ -241,190 +244,23 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.startAttempt(exchange)
     }
 
-    // MARK: - Upstream attempts
-
-    /// Each call is one attempt: its cell's slot and endpoint, then a leased connection.
-    private func startAttempt(_ exchange: Exchange) {
-        guard let route = exchange.route else { return }
-        let start = self.environment.router.startAttempt(route, now: self.monotonicNow) { [weak self, weak exchange] start in
-            guard let self, let exchange, self.exchange === exchange else { return }
-            self.attemptStarted(exchange, start)
-        }
-        self.attemptStarted(exchange, start)
-    }
-
-    private func attemptStarted(_ exchange: Exchange, _ start: CellRouter.AttemptStart) {
-        switch start {
-        case .go(let endpoint, let connectTimeout, let responseTimeout):
-            exchange.endpoint = (endpoint, connectTimeout)
-            exchange.machine.endpointChosen(responseTimeout: .milliseconds(responseTimeout.milliseconds))
-            self.lease(exchange)
-        case .wait:
-            return
-        case .overloaded(let retryAfterSeconds):
-            var headers = HTTPHeaders()
-            headers.add(name: "retry-after", value: String(retryAfterSeconds))
-            self.fail(exchange, with: .cellOverloaded, headers: headers)
-        case .noEndpoint:
-            // After failed attempts the client learns what the last one ran into.
-            self.fail(exchange, with: exchange.machine.lastFailure ?? .noHealthyUpstream)
-        }
-    }
-
-    private func lease(_ exchange: Exchange) {
-        guard let (endpoint, connectTimeout) = exchange.endpoint else { return }
-        exchange.leaseTicket = self.environment.pool.lease(endpoint, connectTimeout: connectTimeout) { [weak self, weak exchange] result in
-            guard let self, let exchange, self.exchange === exchange else {
-                // The client is gone: the untouched connection goes straight back.
-                if case .success(let connection) = result { self?.environment.pool.release(connection, reusable: true) }
-                return
-            }
-            exchange.leaseTicket = nil
-            switch result {
-            case .success(let upstream):
-                self.connected(exchange, to: upstream)
-            case .failure(let problem) where problem == .upstreamBusy:
-                self.fail(exchange, with: problem)  // the gateway's own connection bound, not the endpoint's fault
-            case .failure(let problem):
-                self.attemptFailed(exchange, with: problem, failure: .connectFailed)
-            }
-        }
-    }
-
-    private func connected(_ exchange: Exchange, to upstream: UpstreamConnection) {
-        guard let admitted = exchange.admitted else { return }
-        upstream.delegate = self
-        exchange.upstream = upstream
-        let (parts, responseDeadline) = exchange.machine.connected(reused: upstream.completedExchanges > 0, now: self.now)
-        upstream.write(.head(exchange.upstreamHead(phases: self.phases, admitted: admitted)))
-        for part in parts { upstream.write(part) }
-        upstream.flush()
-        if let responseDeadline { self.checkDeadlines(by: responseDeadline) }
-        self.resumeReadingIfPossible()
-    }
-
-    /// The attempt failed before any response byte: the endpoint is blamed (outlier detection)
-    /// and the request goes to another endpoint if that is safe and the retry budget of its cell
-    /// allows; otherwise the client gets `problem`.
-    private func attemptFailed(_ exchange: Exchange, with problem: GatewayProblem, failure: RetryPolicy.Failure) {
-        let router = self.environment.router
-        guard let route = exchange.route else { return self.fail(exchange, with: problem) }
-        router.report(route, failed: true, now: self.monotonicNow)
-        router.endAttempt(route, now: self.monotonicNow)
-        let maxAttempts = exchange.request.settings.retries.maxAttempts
-        switch exchange.machine.attemptFailed(problem, failure: failure, attempt: route.attempts, maxAttempts: maxAttempts) {
-        case .retryIfBudgetAllows(let problem) where router.startRetry(route):
-            exchange.logger.info("retrying on another endpoint", metadata: ["problem": "\(problem)", "attempt": "\(route.attempts + 1)"])
-            exchange.machine.retryGranted()
-            self.startAttempt(exchange)
-        case .retryIfBudgetAllows(let problem), .fail(let problem):
-            self.fail(exchange, with: problem)
-        }
-    }
-
-    /// Closes the exchange's upstream connection (it is mid-message) or withdraws its lease.
-    private func dropUpstream(of exchange: Exchange) {
-        if let ticket = exchange.leaseTicket {
-            exchange.leaseTicket = nil
-            self.environment.pool.cancel(ticket)
-        }
-        if let upstream = exchange.upstream {
-            exchange.upstream = nil
-            self.environment.pool.release(upstream, reusable: false)
-        }
-    }
-
-    // MARK: - Answers of the gateway's own
-
-    /// Answers a request that never became an exchange (rejected head, unparseable bytes, slow
-    /// client) and closes the connection. Logged with the same request id the client receives.
-    private func respondWithoutExchange(_ problem: GatewayProblem, requestID: String? = nil, version: HTTPVersion = .http1_1, logMetadata: Logger.Metadata = [:]) {
-        let id = requestID ?? self.identifiers.requestID()
-        var metadata = logMetadata
-        metadata["request-id"] = .string(id)
-        metadata["problem"] = "\(problem)"
-        metadata["phase"] = "\(problem.phase.rawValue)"
-        metadata["status"] = "\(problem.status.code)"
-        self.environment.logger.notice("request rejected", metadata: metadata)
-        let written = self.writeProblem(problem, requestID: id, version: version, close: true)
-        self.closeAfter(written)
-    }
-
-    /// Answers the exchange with a problem document if the response has not started; otherwise
-    /// the only honest signal left in HTTP/1.1 is to cut the connection.
-    private func fail(_ exchange: Exchange, with problem: GatewayProblem, headers: HTTPHeaders = HTTPHeaders(), extensions: [(name: String, value: String)] = []) {
-        self.dropUpstream(of: exchange)
-        switch exchange.machine.answering(status: problem.status.code, closesConnection: problem.closesConnection, connectionClosing: self.connection.closesAfterAnswer) {
-        case .closeMidResponse:
-            self.end(exchange)
-            exchange.logger.warning("upstream failed mid-response; closing the client connection", metadata: exchange.logMetadata(now: self.now, status: exchange.machine.responseStatus))
-            self.closeNow()
-        case .answer(let after):
-            exchange.logger.info("request answered by the gateway", metadata: exchange.logMetadata(now: self.now, status: problem.status.code, problem: problem))
-            let written = self.writeProblem(problem, requestID: exchange.request.requestID, version: exchange.request.head.version, close: after == .close, headers: headers, extensions: extensions)
-            self.answered(exchange, then: after, written: written)
-        }
-    }
-
-    /// Sends a response the gateway produced itself (no upstream involved).
-    private func answerLocally(_ exchange: Exchange, _ response: LocalResponse) {
-        guard let context = self.context,
-            case .answer(let after) = exchange.machine.answering(status: response.status.code, closesConnection: false, connectionClosing: self.connection.closesAfterAnswer)
-        else { return }
-        var headers = response.headers
-        headers.replaceOrAdd(name: "x-request-id", value: exchange.request.requestID)
-        if after == .close { headers.replaceOrAdd(name: "connection", value: "close") }
-        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: exchange.request.head.version, status: response.status, headers: headers))), promise: nil)
-        if let body = response.body, exchange.request.head.method != .HEAD {
-            exchange.machine.localBodyWritten(bytes: body.utf8.count)
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
-        }
-        let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
-        exchange.logger.info("request", metadata: exchange.logMetadata(now: self.now, status: response.status.code))
-        self.answered(exchange, then: after, written: written)
-    }
-
-    private func writeProblem(
-        _ problem: GatewayProblem, requestID: String, version: HTTPVersion, close: Bool, headers: HTTPHeaders = HTTPHeaders(),
-        extensions: [(name: String, value: String)] = []
-    ) -> EventLoopFuture<Void>? {
-        guard let context = self.context else { return nil }
-        let (head, body) = RequestPhases.failToProxy(problem, requestID: requestID, version: version, close: close, headers: headers, extensions: extensions)
-        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
-        context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
-        return context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
-    }
-
-    /// The gateway's answer is written: close, go on with the next request, or read the rest
-    /// of this one (only its end marker is still to come; `handle(.end)` finishes the exchange).
-    private func answered(_ exchange: Exchange, then after: ExchangeStateMachine.AfterAnswer, written: EventLoopFuture<Void>?) {
-        if after == .close {
-            self.end(exchange)
-            self.closeAfter(written)
-        } else if exchange.machine.requestComplete {
-            self.exchangeFinished()
-        } else {
-            self.resumeReadingIfPossible()
-        }
-    }
-
     // MARK: - Ends
 
     /// The exchange is over, whatever its outcome: it gives back what it holds, once, and is no
     /// longer the connection's.
-    private func end(_ exchange: Exchange) {
+    func end(_ exchange: Exchange) {
         if self.exchange === exchange { self.exchange = nil }
         exchange.end(now: self.monotonicNow)
     }
 
     /// Nothing more is read or answered; the connection closes once `written` is out.
-    private func closeAfter(_ written: EventLoopFuture<Void>?) {
+    func closeAfter(_ written: EventLoopFuture<Void>?) {
         self.beginClosing()
         guard let written else { return self.closeNow() }
         written.assumeIsolated().whenComplete { [weak self] _ in self?.closeNow() }
     }
 
-    private func closeNow() {
+    func closeNow() {
         self.beginClosing()
         self.context?.close(promise: nil)
     }
@@ -440,7 +276,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     // MARK: - Between requests
 
     /// The exchange is over and the connection stays open: serve any pipelined request, or wait.
-    private func exchangeFinished() {
+    func exchangeFinished() {
         if let exchange = self.exchange { self.end(exchange) }
         while self.exchange.map({ !$0.machine.requestComplete }) ?? true, let part = self.connection.nextPipelinedPart() {
             self.handle(part)
@@ -483,7 +319,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     /// Makes sure the connection's timer fires by `deadline`: an earlier firing is kept (it will
     /// look again), a later one is moved.
-    private func checkDeadlines(by deadline: NIODeadline) {
+    func checkDeadlines(by deadline: NIODeadline) {
         if let timer = self.deadlineTimer, timer.at <= deadline { return }
         self.deadlineTimer?.task.cancel()
         self.deadlineTimer = nil
@@ -516,7 +352,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 if let route = exchange.route { self.environment.router.report(route, failed: true, now: self.monotonicNow) }
                 self.fail(exchange, with: .upstreamTimeout)
             case .bodyStalled(let idle):
-                exchange.logger.notice("request body stalled", metadata: ["timeout-ms": "\(idle.nanoseconds / 1_000_000)", "bytes-in": "\(exchange.machine.requestBodyBytes)"])
+                exchange.log(.notice, "request body stalled", metadata: ["timeout-ms": "\(idle.nanoseconds / 1_000_000)", "bytes-in": "\(exchange.machine.requestBodyBytes)"])
                 self.fail(exchange, with: .requestBodyTimeout)
             case .none:
                 break
@@ -535,66 +371,5 @@ extension ClientConnectionHandler: RequestStartObserver {
     func firstByteArrived() {
         guard let next = self.connection.firstByteArrived() else { return }
         self.armWaitTimer(next)
-    }
-}
-
-// MARK: - Relaying the upstream's response
-
-extension ClientConnectionHandler: UpstreamExchangeDelegate {
-    var upstreamShouldPauseReading: Bool {
-        !(self.context?.channel.isWritable ?? false)
-    }
-
-    func upstreamReceived(_ part: HTTPClientResponsePart) {
-        guard let exchange = self.exchange, let admitted = exchange.admitted, let context = self.context else { return }
-        switch part {
-        case .head(let head):
-            if let route = exchange.route { self.environment.router.report(route, failed: head.status.code >= 500, now: self.monotonicNow) }
-            let after = exchange.machine.responseHeadReceived(
-                status: head.status.code, upstreamKeepsAlive: head.isKeepAlive, connectionClosing: self.connection.closesAfterAnswer
-            )
-            context.write(self.wrapOutboundOut(.head(self.phases.respond(admitted, upstreamHead: head, close: after == .close))), promise: nil)
-        case .body(let buffer):
-            exchange.machine.responseBodyReceived(bytes: buffer.readableBytes)
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        case .end:
-            let end = exchange.machine.responseEnded()
-            let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
-            exchange.logger.info("request", metadata: exchange.logMetadata(now: self.now, status: exchange.machine.responseStatus))
-            if let upstream = exchange.upstream {
-                exchange.upstream = nil
-                self.environment.pool.release(upstream, reusable: end.upstreamReusable)
-            }
-            if let route = exchange.route { self.environment.router.endAttempt(route, now: self.monotonicNow) }
-            if end.then == .close {
-                self.end(exchange)
-                self.closeAfter(written)
-            } else {
-                self.exchangeFinished()
-            }
-        }
-    }
-
-    func upstreamReadComplete() {
-        self.context?.flush()
-    }
-
-    func upstreamWritabilityChanged() {
-        self.resumeReadingIfPossible()
-    }
-
-    func upstreamClosed(_ connection: UpstreamConnection, error: (any Error)?) {
-        guard let exchange = self.exchange, exchange.upstream === connection else { return }
-        exchange.upstream = nil
-        self.environment.pool.release(connection, reusable: false)
-        switch exchange.machine.upstreamClosed() {
-        case .resendOnFreshConnection:
-            exchange.logger.debug("resending on a fresh upstream connection after a stale keep-alive connection closed")
-            self.lease(exchange)
-        case .closeMidResponse:
-            self.fail(exchange, with: .upstreamFailed)
-        case .attemptFailed:
-            self.attemptFailed(exchange, with: .upstreamFailed, failure: .afterConnect)
-        }
     }
 }

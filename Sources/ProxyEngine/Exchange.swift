@@ -1,4 +1,5 @@
 import GatewayConfig
+import Hierarchy
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -12,7 +13,10 @@ final class Exchange {
     /// Set by the admit phase; forwarding takes it, so nothing is forwarded unadmitted.
     private(set) var admitted: AdmittedRequest?
     var machine: ExchangeStateMachine
-    var logger: Logger
+    /// The loop's logger; `log` adds the request id and tenant to each line it writes.
+    private let logger: Logger
+    /// The tenant the token speaks for, once authenticated: on every later log line.
+    var tenantPath: NodePath?
 
     /// The cells and attempts of this request, and the loop's router that tracks them.
     private(set) var routing: (router: CellRouter, route: CellRoute)?
@@ -78,6 +82,20 @@ final class Exchange {
     }
 
     // MARK: log
+
+    /// Writes one of this request's lines, with its request id and tenant. They are added when a
+    /// line is written, not kept in a per-request copy of the logger: that copy cost four
+    /// allocations on every request, logged or not.
+    func log(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:]) {
+        self.logger.log(level: level, message(), metadata: self.tagged(metadata()))
+    }
+
+    private func tagged(_ metadata: Logger.Metadata) -> Logger.Metadata {
+        var metadata = metadata
+        metadata["request-id"] = .string(self.request.requestID)
+        if let tenant = self.tenantPath { metadata["tenant"] = .stringConvertible(tenant) }
+        return metadata
+    }
 
     /// The fields of the request's log line.
     func logMetadata(now: NIODeadline, status: UInt?, problem: GatewayProblem? = nil) -> Logger.Metadata {

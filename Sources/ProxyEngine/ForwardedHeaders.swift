@@ -12,29 +12,79 @@ enum ForwardedHeaders {
     static let neverNominated: Set<String> = ["host", "content-length"]
 
     /// Removes hop-by-hop headers, the headers listed in `Connection`, and every `Proxy-*` header.
-    /// Runs on every message in both directions. What goes is usually one or two fields
-    /// (`Connection: keep-alive` from an upstream), so they are removed in place: rebuilding the
-    /// whole list, as a filter would, cost allocations on every response.
+    /// Runs on every message in both directions. What goes is usually `Connection: keep-alive`
+    /// from an upstream: the fixed names are removed by their literal and `Connection` is read
+    /// token by token in place, so such a message costs no allocation; only a `Proxy-*` field or
+    /// a `Connection` naming another field builds a list.
     static func stripHopByHop(_ headers: inout HTTPHeaders) {
+        var present: HopByHop = []
         var doomed: [String] = []
-        for value in headers[canonicalForm: "connection"] {
-            let name = value.lowercased()
-            if !self.neverNominated.contains(name) { doomed.append(name) }
+        for (name, value) in headers {
+            guard let field = HopByHop(name) else { continue }
+            present.insert(field)
+            if field == .proxy {
+                doomed.append(name)
+            } else if field == .connection {
+                self.nominated(by: value, into: &doomed)
+            }
         }
-        for (name, _) in headers where self.isHopByHop(name) { doomed.append(name) }
+        guard !present.isEmpty else { return }
+        for (field, name) in HopByHop.names where present.contains(field) { headers.remove(name: name) }
         for name in doomed { headers.remove(name: name) }
+    }
+
+    /// The fields hop-by-hop by definition, as flags: which of them a message carries.
+    struct HopByHop: OptionSet {
+        let rawValue: UInt8
+        static let connection = HopByHop(rawValue: 1 << 0)
+        static let keepAlive = HopByHop(rawValue: 1 << 1)
+        static let te = HopByHop(rawValue: 1 << 2)
+        static let trailer = HopByHop(rawValue: 1 << 3)
+        static let transferEncoding = HopByHop(rawValue: 1 << 4)
+        static let upgrade = HopByHop(rawValue: 1 << 5)
+        /// Any `Proxy-*` field (removed by its own name).
+        static let proxy = HopByHop(rawValue: 1 << 6)
+
+        static let names: [(HopByHop, String)] = [
+            (.connection, "connection"), (.keepAlive, "keep-alive"), (.te, "te"), (.trailer, "trailer"),
+            (.transferEncoding, "transfer-encoding"), (.upgrade, "upgrade"),
+        ]
+
+        init(rawValue: UInt8) { self.rawValue = rawValue }
+
+        init?(_ name: String) {
+            if ForwardedHeaders.matches(name, "proxy-", prefixOnly: true) { self = .proxy; return }
+            switch name.utf8.count {
+            case 2 where ForwardedHeaders.matches(name, "te"): self = .te
+            case 7 where ForwardedHeaders.matches(name, "trailer"): self = .trailer
+            case 7 where ForwardedHeaders.matches(name, "upgrade"): self = .upgrade
+            case 10 where ForwardedHeaders.matches(name, "connection"): self = .connection
+            case 10 where ForwardedHeaders.matches(name, "keep-alive"): self = .keepAlive
+            case 17 where ForwardedHeaders.matches(name, "transfer-encoding"): self = .transferEncoding
+            default: return nil
+            }
+        }
+    }
+
+    /// The fields a `Connection` value names for removal, beyond the hop-by-hop ones removed
+    /// anyway (and `close`, which names none); never `neverNominated` ones.
+    private static func nominated(by value: String, into doomed: inout [String]) {
+        var rest = value.utf8[...]
+        while !rest.isEmpty {
+            let comma = rest.firstIndex(of: UInt8(ascii: ",")) ?? rest.endIndex
+            var trimmed = rest[..<comma].drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+            while let last = trimmed.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { trimmed = trimmed.dropLast() }
+            rest = comma == rest.endIndex ? rest[comma...] : rest[rest.index(after: comma)...]
+            let name = String(decoding: trimmed, as: UTF8.self)
+            if name.isEmpty || HopByHop(name) != nil || self.matches(name, "close") { continue }
+            let lowered = name.lowercased()
+            if !self.neverNominated.contains(lowered) { doomed.append(lowered) }
+        }
     }
 
     /// Hop-by-hop or `Proxy-*`, compared ASCII case-insensitively without building a string.
     static func isHopByHop(_ name: String) -> Bool {
-        if self.matches(name, "proxy-", prefixOnly: true) { return true }
-        switch name.utf8.count {
-        case 2: return self.matches(name, "te")
-        case 7: return self.matches(name, "trailer") || self.matches(name, "upgrade")
-        case 10: return self.matches(name, "connection") || self.matches(name, "keep-alive")
-        case 17: return self.matches(name, "transfer-encoding")
-        default: return false
-        }
+        HopByHop(name) != nil
     }
 
     /// Names the gateway sets, frames or strips on the way upstream. A client field spelled like
@@ -65,7 +115,7 @@ enum ForwardedHeaders {
     }
 
     /// Whether `name` equals (or with `prefixOnly`, starts with) `lowercase`, ignoring ASCII case.
-    private static func matches(_ name: String, _ lowercase: StaticString, prefixOnly: Bool = false) -> Bool {
+    fileprivate static func matches(_ name: String, _ lowercase: StaticString, prefixOnly: Bool = false) -> Bool {
         let expected = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
         let utf8 = name.utf8
         guard prefixOnly ? utf8.count >= expected.count : utf8.count == expected.count else { return false }
@@ -94,6 +144,9 @@ enum ForwardedHeaders {
         framing: RequestHeadValidation.BodyFraming
     ) -> HTTPRequestHead {
         var headers = client.headers
+        // One copy, with room for what is added below (forwarding, framing, id, trace, and the
+        // tenant context after this): the list is not regrown on the way.
+        headers.reserveCapacity(headers.count + 16)
         let clientHost = headers.first(name: "host")
         self.stripHopByHop(&headers)
         self.removeUnderscoreTwins(&headers)
@@ -136,6 +189,8 @@ enum ForwardedHeaders {
     /// The response head sent to the client: hop-by-hop removed, request id attached.
     static func clientResponseHead(from upstream: HTTPResponseHead, requestID: String, version: HTTPVersion, close: Bool) -> HTTPResponseHead {
         var headers = upstream.headers
+        // One copy, with room for the id, `Connection`, RateLimit and CORS fields added after.
+        headers.reserveCapacity(headers.count + 6)
         self.stripHopByHop(&headers)
         headers.replaceOrAdd(name: "x-request-id", value: requestID)
         if close {

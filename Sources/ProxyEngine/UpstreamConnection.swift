@@ -26,6 +26,8 @@ final class UpstreamConnection: ChannelDuplexHandler {
     weak var delegate: (any UpstreamExchangeDelegate)?
     /// Called when the connection closes while no exchange holds it (idle in the pool).
     var onIdleClose: (() -> Void)?
+    /// While idle in the pool: when its idle time runs out (the pool closes it then).
+    var idleUntil: NIODeadline?
     /// Completed exchanges on this connection; a failure on a reused connection may just mean
     /// the upstream closed it while idle, which makes a retry of a replayable request safe.
     var completedExchanges = 0
@@ -97,6 +99,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
             self.onIdleClose?()
         }
         self.onIdleClose = nil
+        self.idleUntil = nil
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -8,7 +8,18 @@ import NIOPosix
 /// served by the loop leases from it, which is what makes connections reusable across clients.
 final class UpstreamPool {
     typealias LeaseResult = Result<UpstreamConnection, GatewayProblem>
-    typealias LeaseCallback = (LeaseResult) -> Void
+
+    /// Who asked for a connection, and for what: `requester` is told once, with `token`. A
+    /// closure per lease cost allocations (its context, and a side table for each weak capture)
+    /// on every request.
+    struct LeaseRequest {
+        let requester: any UpstreamLeaseRequester
+        let token: AnyObject
+
+        func complete(_ result: LeaseResult) {
+            self.requester.upstreamLeaseCompleted(result, for: self.token)
+        }
+    }
 
     let eventLoop: any EventLoop
     private let settings: GatewaySettings.UpstreamPool
@@ -16,23 +27,26 @@ final class UpstreamPool {
     private var endpoints: [GatewaySettings.Endpoint: EndpointPool] = [:]
     private var nextConnectionID = 0
     private var nextWaiterID = 0
+    /// Closes connections idle for `idleTimeout`. One timer for the whole pool, set for the
+    /// earliest such moment; a release whose moment is later (nearly all) schedules nothing.
+    private var idleSweep: (task: Scheduled<Void>, at: NIODeadline)?
 
     /// What the pool keeps per endpoint next to its pure state: the live objects.
     private final class EndpointPool {
         var state: ConnectionPoolState
         var connections: [Int: UpstreamConnection] = [:]
-        var idleTimers: [Int: Scheduled<Void>] = [:]
-        var waiters: [Int: (callback: LeaseCallback, timeout: Scheduled<Void>, connectTimeout: TimeAmount)] = [:]
+        var waiters: [Int: (request: LeaseRequest, timeout: Scheduled<Void>, connectTimeout: TimeAmount)] = [:]
 
         init(maxConnections: Int) {
             self.state = ConnectionPoolState(maxConnections: maxConnections)
         }
     }
 
-    /// Handle for a pending lease, to withdraw it when the client goes away first.
+    /// Handle for a lease waiting for a free connection, to withdraw it when the client goes
+    /// away first.
     struct LeaseTicket {
         fileprivate var endpoint: GatewaySettings.Endpoint
-        fileprivate var waiter: Int?
+        fileprivate var waiter: Int
     }
 
     init(eventLoop: any EventLoop, settings: GatewaySettings.UpstreamPool, connector: any UpstreamConnector = TCPUpstreamConnector()) {
@@ -42,39 +56,39 @@ final class UpstreamPool {
     }
 
     /// Leases a connection to `endpoint`, connecting (or waiting for a free connection) for at
-    /// most `connectTimeout`. The callback runs on this loop, possibly before `lease` returns
-    /// (an idle connection is handed over at once).
+    /// most `connectTimeout`. The request is completed on this loop, possibly before `lease`
+    /// returns (an idle connection is handed over at once). Returns a ticket when the request
+    /// waits for a free connection.
     @discardableResult
-    func lease(_ endpoint: GatewaySettings.Endpoint, connectTimeout: Duration, callback: @escaping LeaseCallback) -> LeaseTicket {
+    func lease(_ endpoint: GatewaySettings.Endpoint, connectTimeout: Duration, for request: LeaseRequest) -> LeaseTicket? {
         let connectTimeout = TimeAmount.milliseconds(connectTimeout.milliseconds)
         let pool = self.pool(for: endpoint)
         let waiterID = self.nextWaiterID
         self.nextWaiterID += 1
         switch pool.state.lease(waiter: waiterID) {
         case .useIdle(let id):
-            pool.idleTimers.removeValue(forKey: id)?.cancel()
-            callback(.success(pool.connections[id]!))
-            return LeaseTicket(endpoint: endpoint, waiter: nil)
+            let connection = pool.connections[id]!
+            connection.idleUntil = nil
+            request.complete(.success(connection))
+            return nil
         case .connect:
-            self.connect(endpoint, pool: pool, timeout: connectTimeout, callback: callback)
-            return LeaseTicket(endpoint: endpoint, waiter: nil)
+            self.connect(endpoint, pool: pool, timeout: connectTimeout, for: request)
+            return nil
         case .wait:
             // Waiting for a free connection is bounded like connecting: a saturated endpoint
             // answers quickly rather than queueing without limit.
             let timeout = self.eventLoop.assumeIsolated().scheduleTask(in: connectTimeout) { [weak pool] in
                 guard let pool, pool.state.cancel(waiter: waiterID), let waiter = pool.waiters.removeValue(forKey: waiterID) else { return }
-                waiter.callback(.failure(.upstreamBusy))
+                waiter.request.complete(.failure(.upstreamBusy))
             }
-            pool.waiters[waiterID] = (callback, timeout, connectTimeout)
+            pool.waiters[waiterID] = (request, timeout, connectTimeout)
             return LeaseTicket(endpoint: endpoint, waiter: waiterID)
         }
     }
 
     func cancel(_ ticket: LeaseTicket) {
-        guard let waiterID = ticket.waiter, let pool = self.endpoints[ticket.endpoint] else { return }
-        if pool.state.cancel(waiter: waiterID) {
-            pool.waiters.removeValue(forKey: waiterID)?.timeout.cancel()
-        }
+        guard let pool = self.endpoints[ticket.endpoint], pool.state.cancel(waiter: ticket.waiter) else { return }
+        pool.waiters.removeValue(forKey: ticket.waiter)?.timeout.cancel()
     }
 
     /// Returns a leased connection. `reusable` means the last exchange ended cleanly on both
@@ -85,18 +99,14 @@ final class UpstreamPool {
         let keep = reusable && !connection.isClosed
         if keep { connection.completedExchanges += 1 }
         switch pool.state.release(connection.id, reusable: keep) {
-        case .keepIdle(let id):
-            connection.onIdleClose = { [weak self, weak pool] in
-                guard let self, let pool else { return }
-                self.idleClosed(id, pool: pool)
-            }
-            pool.idleTimers[id] = self.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(self.settings.idleTimeout.milliseconds)) {
-                [weak connection] in connection?.close()
-            }
+        case .keepIdle:
+            let until = self.eventLoop.now + .milliseconds(self.settings.idleTimeout.milliseconds)
+            connection.idleUntil = until
+            self.sweepIdle(by: until)
         case .handOver(let id, let waiterID):
             if let waiter = pool.waiters.removeValue(forKey: waiterID) {
                 waiter.timeout.cancel()
-                waiter.callback(.success(pool.connections[id]!))
+                waiter.request.complete(.success(pool.connections[id]!))
             }
         case .close(let id, let then):
             pool.connections.removeValue(forKey: id)
@@ -107,15 +117,41 @@ final class UpstreamPool {
     }
 
     private func idleClosed(_ id: Int, pool: EndpointPool) {
-        pool.idleTimers.removeValue(forKey: id)?.cancel()
         guard let connection = pool.connections.removeValue(forKey: id) else { return }
         self.apply(pool.state.idleClosed(id), endpoint: connection.endpoint, pool: pool)
+    }
+
+    /// Makes sure the idle sweep runs by `deadline`.
+    private func sweepIdle(by deadline: NIODeadline) {
+        if let sweep = self.idleSweep, sweep.at <= deadline { return }
+        self.idleSweep?.task.cancel()
+        let task = self.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] () -> Void in self?.idleSweepFired() }
+        self.idleSweep = (task, deadline)
+    }
+
+    /// Closes every connection whose idle time ran out, then waits for the next to run out.
+    private func idleSweepFired() {
+        self.idleSweep = nil
+        let now = self.eventLoop.now
+        var next: NIODeadline?
+        for pool in self.endpoints.values {
+            for connection in pool.connections.values {
+                guard let until = connection.idleUntil else { continue }
+                if until <= now {
+                    connection.idleUntil = nil
+                    connection.close()
+                } else {
+                    next = min(next ?? until, until)
+                }
+            }
+        }
+        if let next { self.sweepIdle(by: next) }
     }
 
     private func apply(_ action: ConnectionPoolState.SlotAction, endpoint: GatewaySettings.Endpoint, pool: EndpointPool) {
         guard case .connectFor(let waiterID) = action, let waiter = pool.waiters.removeValue(forKey: waiterID) else { return }
         waiter.timeout.cancel()
-        self.connect(endpoint, pool: pool, timeout: waiter.connectTimeout, callback: waiter.callback)
+        self.connect(endpoint, pool: pool, timeout: waiter.connectTimeout, for: waiter.request)
     }
 
     private func pool(for endpoint: GatewaySettings.Endpoint) -> EndpointPool {
@@ -125,7 +161,7 @@ final class UpstreamPool {
         return pool
     }
 
-    private func connect(_ endpoint: GatewaySettings.Endpoint, pool: EndpointPool, timeout: TimeAmount, callback: @escaping LeaseCallback) {
+    private func connect(_ endpoint: GatewaySettings.Endpoint, pool: EndpointPool, timeout: TimeAmount, for request: LeaseRequest) {
         let id = self.nextConnectionID
         self.nextConnectionID += 1
         let connecting = self.connector.connect(to: endpoint, timeout: timeout, on: self.eventLoop) { channel in
@@ -139,15 +175,20 @@ final class UpstreamPool {
                 guard let connection = try? channel.pipeline.syncOperations.handler(type: UpstreamConnection.self) else {
                     channel.close(promise: nil)
                     self.apply(pool.state.connectFailed(), endpoint: endpoint, pool: pool)
-                    callback(.failure(.upstreamFailed))
+                    request.complete(.failure(.upstreamFailed))
                     return
                 }
                 pool.state.connected(id)
                 pool.connections[id] = connection
-                callback(.success(connection))
+                // Set once: the connection may close while idle in the pool at any later time.
+                connection.onIdleClose = { [weak self, weak pool] in
+                    guard let self, let pool else { return }
+                    self.idleClosed(id, pool: pool)
+                }
+                request.complete(.success(connection))
             case .failure(let error):
                 self.apply(pool.state.connectFailed(), endpoint: endpoint, pool: pool)
-                callback(.failure(Self.problem(forConnectError: error)))
+                request.complete(.failure(Self.problem(forConnectError: error)))
             }
         }
     }
@@ -158,4 +199,9 @@ final class UpstreamPool {
         }
         return .upstreamUnreachable
     }
+}
+
+/// Who leases upstream connections: told once per lease, with the token it leased for.
+protocol UpstreamLeaseRequester: AnyObject {
+    func upstreamLeaseCompleted(_ result: UpstreamPool.LeaseResult, for token: AnyObject)
 }

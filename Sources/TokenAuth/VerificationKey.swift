@@ -1,14 +1,23 @@
 import COpenSSL
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// One issuer key, pinned to one algorithm, parsed once.
 ///
 /// libjwt re-reads a PEM key on every verify (about 320 µs for RS256, DESIGN.md "Tokens");
 /// here the PEM is parsed into an OpenSSL `EVP_PKEY` when the configuration is compiled and the
 /// digest is fetched once, so a verify costs the signature arithmetic alone.
 ///
-/// Immutable after `init`: OpenSSL allows one `EVP_PKEY` and one fetched `EVP_MD` to be used by
-/// any number of threads at once as long as nobody modifies them, and nothing here does — hence
-/// `@unchecked Sendable`. Every operation gets its own `EVP_MD_CTX`.
+/// OpenSSL allows one `EVP_PKEY` and one fetched `EVP_MD` to be used by any number of threads at
+/// once as long as nobody modifies them, and nothing here does. The contexts a verify needs are
+/// not shareable: each verify takes one from `contexts` (a pool behind a mutex) and puts it back
+/// — hence `@unchecked Sendable`.
 public final class VerificationKey: @unchecked Sendable {
     /// The `kid` a token's header must carry to be checked with this key.
     public let kid: String
@@ -18,6 +27,9 @@ public final class VerificationKey: @unchecked Sendable {
     private let material: Material
     /// The algorithm's digest, fetched once (`EVP_MD *`).
     private let digest: OpaquePointer
+    /// Verify contexts set up for this key and digest, reused: a fresh `EVP_DigestVerifyInit`
+    /// per token cost 28 allocations and a provider lookup (`bench/allocations.sh`, cold).
+    private let contexts = VerifyContextPool()
 
     private enum Material {
         /// `EVP_PKEY *` of an RSA or EC public key.
@@ -108,13 +120,13 @@ public final class VerificationKey: @unchecked Sendable {
         guard !signature.isEmpty else { return false }
         switch (material, algorithm.family) {
         case (.publicKey(let key), .rsa):
-            return Self.digestVerify(key: key, digest: digest, derSignature: signature, input: input)
+            return self.digestVerify(key: key, derSignature: signature, input: input)
         case (.publicKey(let key), .ecdsa(_, let coordinateBytes)):
             // JWS carries r || s, each exactly as long as the curve's order (RFC 7518 §3.4);
             // OpenSSL wants DER. Any other length is a wrong signature, never padded or cut.
             guard signature.count == 2 * coordinateBytes else { return false }
             return Self.withDERSignature(rawECDSA: signature) { der in
-                Self.digestVerify(key: key, digest: digest, derSignature: der, input: input)
+                self.digestVerify(key: key, derSignature: der, input: input)
             } ?? false
         case (.secret(let secret), .hmac):
             return Self.hmacMatches(signature, secret: secret, digest: digest, input: input)
@@ -124,22 +136,30 @@ public final class VerificationKey: @unchecked Sendable {
         }
     }
 
-    private static func digestVerify(
-        key: OpaquePointer, digest: OpaquePointer,
-        derSignature: UnsafeBufferPointer<UInt8>, input: UnsafeBufferPointer<UInt8>
-    ) -> Bool {
-        guard let context = EVP_MD_CTX_new() else { return false }
-        defer { EVP_MD_CTX_free(context) }
-        // For an RSA key the default padding is PKCS #1 v1.5, which is what RS* means.
-        guard EVP_DigestVerifyInit(context, nil, digest, nil, key) == 1,
-              EVP_DigestVerify(context, derSignature.baseAddress, derSignature.count, input.baseAddress, input.count) == 1
-        else {
-            // A failed verify leaves entries in this thread's error queue; an event loop
-            // thread must not accumulate them.
+    /// Hashes `input` and checks the signature over the hash with a pooled context. For an RSA
+    /// key the default padding is PKCS #1 v1.5, which is what RS* means; the context checks the
+    /// DigestInfo names this key's digest.
+    private func digestVerify(key: OpaquePointer, derSignature: UnsafeBufferPointer<UInt8>, input: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let context = self.contexts.take() ?? VerifyContext(key: key, digest: self.digest) else {
             ERR_clear_error()
             return false
         }
-        return true
+        let valid = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Int(EVP_MAX_MD_SIZE)) { hash in
+            var hashLength: UInt32 = 0
+            guard EVP_DigestInit_ex2(context.hashing, self.digest, nil) == 1,
+                  EVP_DigestUpdate(context.hashing, input.baseAddress, input.count) == 1,
+                  EVP_DigestFinal_ex(context.hashing, hash.baseAddress, &hashLength) == 1
+            else { return false }
+            return EVP_PKEY_verify(context.verifying, derSignature.baseAddress, derSignature.count, hash.baseAddress, Int(hashLength)) == 1
+        }
+        if valid {
+            self.contexts.put(context)
+        } else {
+            // A failed verify leaves entries in this thread's error queue (an event loop thread
+            // must not accumulate them), and its context is not trusted again.
+            ERR_clear_error()
+        }
+        return valid
     }
 
     /// Re-encodes a raw `r || s` ECDSA signature as the DER `ECDSA-Sig-Value` OpenSSL verifies.
@@ -319,5 +339,60 @@ public struct KeyError: Error, Hashable, Sendable, CustomStringConvertible {
         case .publicKeyRequired: "RS and ES algorithms take a PEM public key, not a secret"
         case .unsupportedAlgorithm: "OpenSSL does not provide the algorithm's digest"
         }
+    }
+}
+
+/// An `EVP_PKEY_CTX` initialized to verify with one key and digest, and an `EVP_MD_CTX` to hash
+/// the signing input: both reused, one verify at a time.
+final class VerifyContext {
+    let verifying: OpaquePointer
+    let hashing: OpaquePointer
+
+    init?(key: OpaquePointer, digest: OpaquePointer) {
+        guard let verifying = EVP_PKEY_CTX_new_from_pkey(nil, key, nil) else { return nil }
+        guard EVP_PKEY_verify_init(verifying) == 1, EVP_PKEY_CTX_set_signature_md(verifying, digest) == 1,
+              let hashing = EVP_MD_CTX_new()
+        else {
+            EVP_PKEY_CTX_free(verifying)
+            return nil
+        }
+        self.verifying = verifying
+        self.hashing = hashing
+    }
+
+    deinit {
+        EVP_PKEY_CTX_free(self.verifying)
+        EVP_MD_CTX_free(self.hashing)
+    }
+}
+
+/// The verify contexts of one key not in use right now. Each event loop takes one, uses it and
+/// puts it back, so the pool holds about one per loop; the mutex is uncontended but for the
+/// rare moment two loops verify with the same key at once.
+final class VerifyContextPool: @unchecked Sendable {
+    private var idle: [VerifyContext] = []
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    /// More than this many idle contexts (more loops than that verifying at once) are freed.
+    private static let maxIdle = 64
+
+    init() {
+        pthread_mutex_init(self.mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(self.mutex)
+        self.mutex.deallocate()
+    }
+
+    func take() -> VerifyContext? {
+        pthread_mutex_lock(self.mutex)
+        defer { pthread_mutex_unlock(self.mutex) }
+        return self.idle.popLast()
+    }
+
+    func put(_ context: VerifyContext) {
+        pthread_mutex_lock(self.mutex)
+        defer { pthread_mutex_unlock(self.mutex) }
+        if self.idle.count < Self.maxIdle { self.idle.append(context) }
     }
 }

@@ -34,7 +34,7 @@ final class CellRouterTests: XCTestCase {
     }
 
     private func start(_ router: CellRouter, _ route: CellRoute, now: UInt64 = 0, resumed: ((CellRouter.AttemptStart) -> Void)? = nil) -> CellRouter.AttemptStart {
-        router.startAttempt(route, now: now) { resumed?($0) }
+        router.startAttempt(route, now: now, waiter: SlotWaiter(resumed))
     }
 
     private func port(_ start: CellRouter.AttemptStart) -> Int? {
@@ -283,4 +283,11 @@ final class CellRouterTests: XCTestCase {
         XCTAssertNotNil(next.currentCell, "granted when the old request finished")
         router.finish(next, now: 0)
     }
+}
+
+/// Hands a granted slot to the test's closure.
+private final class SlotWaiter: CellSlotWaiter {
+    let resumed: ((CellRouter.AttemptStart) -> Void)?
+    init(_ resumed: ((CellRouter.AttemptStart) -> Void)?) { self.resumed = resumed }
+    func cellSlotGranted(_ route: CellRoute, _ start: CellRouter.AttemptStart) { self.resumed?(start) }
 }

@@ -169,6 +169,28 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
         XCTAssertFalse(self.client.isActive, "HTTP/1.1 has no other way to say the body is cut")
     }
 
+    func testAnUpstreamConnectionIdleForTheIdleTimeoutIsClosedAndReuseMovesItsDeadline() throws {
+        try self.start()
+        let idle = TimeAmount.milliseconds(SettingsLoader.defaultPool.idleTimeout.milliseconds)
+        try self.assertAGetIsServed(byPort: 9001)
+        let upstream = try XCTUnwrap(self.upstreams.opened.first).channel
+        self.loop.advanceTime(by: idle - .seconds(1))
+        XCTAssertTrue(upstream.isActive)
+        // Reused just before its time ran out: idle again from now.
+        try self.client.writeInbound(ByteBuffer(string: "GET /again HTTP/1.1\r\nHost: erp.test\r\n\r\n"))
+        XCTAssertEqual(self.upstreams.opened.count, 1)
+        _ = try upstream.text()
+        try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+        XCTAssertEqual(try self.client.responses().map(\.status), [200])
+        self.loop.advanceTime(by: idle - .milliseconds(1))
+        XCTAssertTrue(upstream.isActive, "idle for less than the idle timeout since its last use")
+        self.loop.advanceTime(by: .milliseconds(1))
+        XCTAssertFalse(upstream.isActive, "idle for the idle timeout: closed")
+        // The next request opens a new connection.
+        try self.client.writeInbound(ByteBuffer(string: "GET /later HTTP/1.1\r\nHost: erp.test\r\n\r\n"))
+        XCTAssertEqual(self.upstreams.opened.count, 2)
+    }
+
     // MARK: - Helpers
 
     /// A GET reaches the first upstream connection opened, on `port`, and its 200 is relayed.

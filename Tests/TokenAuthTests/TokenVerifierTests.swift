@@ -155,6 +155,30 @@ final class TokenVerifierTests: XCTestCase {
         }
     }
 
+    /// Verify contexts are reused from one token to the next: a good signature, a forged one on
+    /// the same key, then good ones again, alternating payloads, each judged on its own bytes.
+    func testReusedVerifyContextsJudgeEachTokenAfresh() throws {
+        for key in Fixture.signingKeys {
+            let good = try Fixture.mint(Fixture.claims(), with: key)
+            let other = try Fixture.mint(Fixture.claims(["tenant": "fabrikam"]), with: key)
+            let (header, _, signature) = HandBuilt.segments(good)
+            let forged = "\(header).\(HandBuilt.segments(other).payload).\(signature)"
+            for _ in 0..<3 {
+                XCTAssertEqual(assertAccepted(good)?.tenant, "contoso", "\(key.algorithm)")
+                assertRejected(forged, .badSignature)
+                XCTAssertEqual(assertAccepted(other)?.tenant, "fabrikam", "\(key.algorithm)")
+            }
+        }
+        // From several threads at once, each with its own context.
+        let tokens = try Fixture.signingKeys.map { try Fixture.mint(Fixture.claims(), with: $0) }
+        let verifier = self.verifier!
+        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+            for token in tokens {
+                if case .failure(let rejection) = verifier.verify(token[...], now: Fixture.now) { XCTFail("rejected: \(rejection.slug)") }
+            }
+        }
+    }
+
     func testEmptySignatureIsABadSignature() throws {
         let (header, payload, _) = HandBuilt.segments(try Fixture.mint(Fixture.claims(), with: Fixture.rsaCurrent))
         assertRejected("\(header).\(payload).", .badSignature)

@@ -1,0 +1,83 @@
+import Cells
+import GatewayConfig
+import Logging
+import NIOCore
+import NIOHTTP1
+
+// The answers the gateway writes itself: problem documents (`RequestPhases.failToProxy`) and
+// local responses, and what the connection does once one is written.
+extension ClientConnectionHandler {
+    // MARK: - Answers of the gateway's own
+
+    /// Answers a request that never became an exchange (rejected head, unparseable bytes, slow
+    /// client) and closes the connection. Logged with the same request id the client receives.
+    func respondWithoutExchange(_ problem: GatewayProblem, requestID: String? = nil, version: HTTPVersion = .http1_1, logMetadata: Logger.Metadata = [:]) {
+        let id = requestID ?? self.identifiers.requestID()
+        var metadata = logMetadata
+        metadata["request-id"] = .string(id)
+        metadata["problem"] = "\(problem)"
+        metadata["phase"] = "\(problem.phase.rawValue)"
+        metadata["status"] = "\(problem.status.code)"
+        self.environment.logger.notice("request rejected", metadata: metadata)
+        let written = self.writeProblem(problem, requestID: id, version: version, close: true)
+        self.closeAfter(written)
+    }
+
+    /// Answers the exchange with a problem document if the response has not started; otherwise
+    /// the only honest signal left in HTTP/1.1 is to cut the connection.
+    func fail(_ exchange: Exchange, with problem: GatewayProblem, headers: HTTPHeaders = HTTPHeaders(), extensions: [(name: String, value: String)] = []) {
+        self.dropUpstream(of: exchange)
+        switch exchange.machine.answering(status: problem.status.code, closesConnection: problem.closesConnection, connectionClosing: self.connection.closesAfterAnswer) {
+        case .closeMidResponse:
+            self.end(exchange)
+            exchange.log(.warning, "upstream failed mid-response; closing the client connection", metadata: exchange.logMetadata(now: self.now, status: exchange.machine.responseStatus))
+            self.closeNow()
+        case .answer(let after):
+            exchange.log(.info, "request answered by the gateway", metadata: exchange.logMetadata(now: self.now, status: problem.status.code, problem: problem))
+            let written = self.writeProblem(problem, requestID: exchange.request.requestID, version: exchange.request.head.version, close: after == .close, headers: headers, extensions: extensions)
+            self.answered(exchange, then: after, written: written)
+        }
+    }
+
+    /// Sends a response the gateway produced itself (no upstream involved).
+    func answerLocally(_ exchange: Exchange, _ response: LocalResponse) {
+        guard let context = self.context,
+            case .answer(let after) = exchange.machine.answering(status: response.status.code, closesConnection: false, connectionClosing: self.connection.closesAfterAnswer)
+        else { return }
+        var headers = response.headers
+        headers.replaceOrAdd(name: "x-request-id", value: exchange.request.requestID)
+        if after == .close { headers.replaceOrAdd(name: "connection", value: "close") }
+        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: exchange.request.head.version, status: response.status, headers: headers))), promise: nil)
+        if let body = response.body, exchange.request.head.method != .HEAD {
+            exchange.machine.localBodyWritten(bytes: body.utf8.count)
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        }
+        let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
+        exchange.log(.info, "request", metadata: exchange.logMetadata(now: self.now, status: response.status.code))
+        self.answered(exchange, then: after, written: written)
+    }
+
+    private func writeProblem(
+        _ problem: GatewayProblem, requestID: String, version: HTTPVersion, close: Bool, headers: HTTPHeaders = HTTPHeaders(),
+        extensions: [(name: String, value: String)] = []
+    ) -> EventLoopFuture<Void>? {
+        guard let context = self.context else { return nil }
+        let (head, body) = RequestPhases.failToProxy(problem, requestID: requestID, version: version, close: close, headers: headers, extensions: extensions)
+        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        return context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
+    }
+
+    /// The gateway's answer is written: close, go on with the next request, or read the rest
+    /// of this one (only its end marker is still to come; `handle(.end)` finishes the exchange).
+    func answered(_ exchange: Exchange, then after: ExchangeStateMachine.AfterAnswer, written: EventLoopFuture<Void>?) {
+        if after == .close {
+            self.end(exchange)
+            self.closeAfter(written)
+        } else if exchange.machine.requestComplete {
+            self.exchangeFinished()
+        } else {
+            self.resumeReadingIfPossible()
+        }
+    }
+}

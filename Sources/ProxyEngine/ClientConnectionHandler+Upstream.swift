@@ -1,0 +1,170 @@
+import Cells
+import GatewayConfig
+import Logging
+import NIOCore
+import NIOHTTP1
+
+// The exchange's upstream side: attempts (cell slot, endpoint, lease), retries, and relaying the
+// upstream's response to the client. What to do is the exchange's state machine's decision;
+// this carries it out.
+extension ClientConnectionHandler {
+    // MARK: - Upstream attempts
+
+    /// Each call is one attempt: its cell's slot and endpoint, then a leased connection.
+    func startAttempt(_ exchange: Exchange) {
+        guard let route = exchange.route else { return }
+        self.attemptStarted(exchange, self.environment.router.startAttempt(route, now: self.monotonicNow, waiter: self))
+    }
+
+    private func attemptStarted(_ exchange: Exchange, _ start: CellRouter.AttemptStart) {
+        switch start {
+        case .go(let endpoint, let connectTimeout, let responseTimeout):
+            exchange.endpoint = (endpoint, connectTimeout)
+            exchange.machine.endpointChosen(responseTimeout: .milliseconds(responseTimeout.milliseconds))
+            self.lease(exchange)
+        case .wait:
+            return
+        case .overloaded(let retryAfterSeconds):
+            var headers = HTTPHeaders()
+            headers.add(name: "retry-after", value: String(retryAfterSeconds))
+            self.fail(exchange, with: .cellOverloaded, headers: headers)
+        case .noEndpoint:
+            // After failed attempts the client learns what the last one ran into.
+            self.fail(exchange, with: exchange.machine.lastFailure ?? .noHealthyUpstream)
+        }
+    }
+
+    private func lease(_ exchange: Exchange) {
+        guard let (endpoint, connectTimeout) = exchange.endpoint else { return }
+        exchange.leaseTicket = self.environment.pool.lease(endpoint, connectTimeout: connectTimeout, for: .init(requester: self, token: exchange))
+    }
+
+    private func connected(_ exchange: Exchange, to upstream: UpstreamConnection) {
+        guard let admitted = exchange.admitted else { return }
+        upstream.delegate = self
+        exchange.upstream = upstream
+        let (parts, responseDeadline) = exchange.machine.connected(reused: upstream.completedExchanges > 0, now: self.now)
+        upstream.write(.head(exchange.upstreamHead(phases: self.phases, admitted: admitted)))
+        for part in parts { upstream.write(part) }
+        upstream.flush()
+        if let responseDeadline { self.checkDeadlines(by: responseDeadline) }
+        self.resumeReadingIfPossible()
+    }
+
+    /// The attempt failed before any response byte: the endpoint is blamed (outlier detection)
+    /// and the request goes to another endpoint if that is safe and the retry budget of its cell
+    /// allows; otherwise the client gets `problem`.
+    private func attemptFailed(_ exchange: Exchange, with problem: GatewayProblem, failure: RetryPolicy.Failure) {
+        let router = self.environment.router
+        guard let route = exchange.route else { return self.fail(exchange, with: problem) }
+        router.report(route, failed: true, now: self.monotonicNow)
+        router.endAttempt(route, now: self.monotonicNow)
+        let maxAttempts = exchange.request.settings.retries.maxAttempts
+        switch exchange.machine.attemptFailed(problem, failure: failure, attempt: route.attempts, maxAttempts: maxAttempts) {
+        case .retryIfBudgetAllows(let problem) where router.startRetry(route):
+            exchange.log(.info, "retrying on another endpoint", metadata: ["problem": "\(problem)", "attempt": "\(route.attempts + 1)"])
+            exchange.machine.retryGranted()
+            self.startAttempt(exchange)
+        case .retryIfBudgetAllows(let problem), .fail(let problem):
+            self.fail(exchange, with: problem)
+        }
+    }
+
+    /// Closes the exchange's upstream connection (it is mid-message) or withdraws its lease.
+    func dropUpstream(of exchange: Exchange) {
+        if let ticket = exchange.leaseTicket {
+            exchange.leaseTicket = nil
+            self.environment.pool.cancel(ticket)
+        }
+        if let upstream = exchange.upstream {
+            exchange.upstream = nil
+            self.environment.pool.release(upstream, reusable: false)
+        }
+    }
+}
+
+extension ClientConnectionHandler: CellSlotWaiter, UpstreamLeaseRequester {
+    func cellSlotGranted(_ route: CellRoute, _ start: CellRouter.AttemptStart) {
+        guard let exchange = self.exchange, exchange.route === route else { return }
+        self.attemptStarted(exchange, start)
+    }
+
+    func upstreamLeaseCompleted(_ result: UpstreamPool.LeaseResult, for token: AnyObject) {
+        guard let exchange = self.exchange, exchange === token else {
+            // The client is gone: the untouched connection goes straight back.
+            if case .success(let connection) = result { self.environment.pool.release(connection, reusable: true) }
+            return
+        }
+        exchange.leaseTicket = nil
+        switch result {
+        case .success(let upstream):
+            self.connected(exchange, to: upstream)
+        case .failure(let problem) where problem == .upstreamBusy:
+            self.fail(exchange, with: problem)  // the gateway's own connection bound, not the endpoint's fault
+        case .failure(let problem):
+            self.attemptFailed(exchange, with: problem, failure: .connectFailed)
+        }
+    }
+}
+
+// MARK: - Relaying the upstream's response
+
+extension ClientConnectionHandler: UpstreamExchangeDelegate {
+    var upstreamShouldPauseReading: Bool {
+        !(self.context?.channel.isWritable ?? false)
+    }
+
+    func upstreamReceived(_ part: HTTPClientResponsePart) {
+        guard let exchange = self.exchange, let context = self.context else { return }
+        switch part {
+        case .head(let head):
+            guard let admitted = exchange.admitted else { return }
+            if let route = exchange.route { self.environment.router.report(route, failed: head.status.code >= 500, now: self.monotonicNow) }
+            let after = exchange.machine.responseHeadReceived(
+                status: head.status.code, upstreamKeepsAlive: head.isKeepAlive, connectionClosing: self.connection.closesAfterAnswer
+            )
+            context.write(self.wrapOutboundOut(.head(self.phases.respond(admitted, upstreamHead: head, close: after == .close))), promise: nil)
+        case .body(let buffer):
+            exchange.machine.responseBodyReceived(bytes: buffer.readableBytes)
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .end:
+            let end = exchange.machine.responseEnded()
+            let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
+            exchange.log(.info, "request", metadata: exchange.logMetadata(now: self.now, status: exchange.machine.responseStatus))
+            if let upstream = exchange.upstream {
+                exchange.upstream = nil
+                self.environment.pool.release(upstream, reusable: end.upstreamReusable)
+            }
+            if let route = exchange.route { self.environment.router.endAttempt(route, now: self.monotonicNow) }
+            if end.then == .close {
+                self.end(exchange)
+                self.closeAfter(written)
+            } else {
+                self.exchangeFinished()
+            }
+        }
+    }
+
+    func upstreamReadComplete() {
+        self.context?.flush()
+    }
+
+    func upstreamWritabilityChanged() {
+        self.resumeReadingIfPossible()
+    }
+
+    func upstreamClosed(_ connection: UpstreamConnection, error: (any Error)?) {
+        guard let exchange = self.exchange, exchange.upstream === connection else { return }
+        exchange.upstream = nil
+        self.environment.pool.release(connection, reusable: false)
+        switch exchange.machine.upstreamClosed() {
+        case .resendOnFreshConnection:
+            exchange.log(.debug, "resending on a fresh upstream connection after a stale keep-alive connection closed")
+            self.lease(exchange)
+        case .closeMidResponse:
+            self.fail(exchange, with: .upstreamFailed)
+        case .attemptFailed:
+            self.attemptFailed(exchange, with: .upstreamFailed, failure: .afterConnect)
+        }
+    }
+}
