@@ -14,7 +14,7 @@ import XCTest
 /// `EmbeddedEventLoop`: a signed token, the quota store's answers given by the test (admitted,
 /// refused, failed, late) and each fail mode while the store is away — on a virtual clock.
 final class AdmissionOnEmbeddedChannelTests: XCTestCase {
-    static let secret = Array("a-test-secret-of-at-least-32-bytes!!".utf8)
+    static let secret = TenantAccessTests.secret
     /// Unix seconds when each test starts; the gateway's wall clock follows the loop from here.
     static let epoch: Int64 = 1_800_000_000
 
