@@ -37,6 +37,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var deadlineTimer: (task: Scheduled<Void>, at: NIODeadline)?
     /// When the wait between requests (`connection.wait`) runs out.
     private var waitDeadline: NIODeadline?
+    /// When a pause after quota refusals in a row ends.
+    private var pauseDeadline: NIODeadline?
     /// The peer's address as text, formatted once per connection rather than per request.
     private lazy var clientAddress: String? = self.context?.channel.remoteAddress?.ipAddress
 
@@ -225,6 +227,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         var metadata: Logger.Metadata = ["problem": "\(refusal.problem)", "phase": "\(refusal.problem.phase.rawValue)", "reason": "\(refusal.reason)"]
         if let decidedBy = refusal.decidedBy { metadata["decided-by"] = "\(decidedBy)" }
         exchange.log(refusal.level, "request refused", metadata: metadata)
+        if refusal.problem == .quotaExceeded {
+            let seconds = refusal.headers.first(name: "retry-after").flatMap { Int64($0) } ?? 1
+            exchange.quotaRetryAfter = .seconds(seconds)
+        }
         self.fail(exchange, with: refusal.problem, headers: refusal.headers, extensions: refusal.extensions)
     }
 
@@ -269,6 +275,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func beginClosing() {
         self.connection.startClosing()
         self.cancelWaitTimer()
+        self.pauseDeadline = nil
         self.deadlineTimer?.task.cancel()
         self.deadlineTimer = nil
     }
@@ -277,10 +284,23 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     /// The exchange is over and the connection stays open: serve any pipelined request, or wait.
     func exchangeFinished() {
+        let quotaRetryAfter = self.exchange?.quotaRetryAfter
         if let exchange = self.exchange { self.end(exchange) }
+        if let pause = self.connection.exchangeEnded(quotaRetryAfter: quotaRetryAfter) {
+            let until = self.now + pause
+            self.pauseDeadline = until
+            self.checkDeadlines(by: until)
+            return
+        }
+        self.serveNextRequest()
+    }
+
+    /// Serves what was pipelined behind the finished exchange, then waits for more.
+    private func serveNextRequest() {
         while self.exchange.map({ !$0.machine.requestComplete }) ?? true, let part = self.connection.nextPipelinedPart() {
             self.handle(part)
-            if self.connection.closing { return }
+            // Closing, or a pipelined request was refused and paused the connection in turn.
+            if self.connection.closing || self.connection.pausedAfterRefusals { return }
         }
         switch self.connection.afterExchange(hasExchange: self.exchange != nil) {
         case .continueExchange:
@@ -335,6 +355,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.deadlineTimer = nil
         guard !self.connection.closing else { return }
         let now = self.now
+        if let until = self.pauseDeadline, now >= until {
+            self.pauseDeadline = nil
+            self.connection.pauseEnded()
+            self.serveNextRequest()
+            guard !self.connection.closing else { return }
+        }
         if self.exchange == nil, let deadline = self.waitDeadline, now >= deadline {
             switch self.connection.waitTimerFired(hasExchange: false) {
             case .answer(let problem):
@@ -362,6 +388,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         let timeouts = self.settings.timeouts
         var next = now + .milliseconds(min(timeouts.headerRead, timeouts.keepAliveIdle).milliseconds)
         if self.exchange == nil, let deadline = self.waitDeadline { next = min(next, deadline) }
+        if let deadline = self.pauseDeadline { next = min(next, deadline) }
         if let deadline = self.exchange?.machine.nextDeadline { next = min(next, deadline) }
         self.checkDeadlines(by: next)
     }

@@ -80,6 +80,10 @@ struct ClientConnectionStateMachine {
     /// The client half-closed (sent its last byte): answer what it asked, then close.
     private(set) var inputClosed = false
     private var readPending = false
+    /// Quota refusals answered in a row on this connection; any other answer resets the count.
+    private(set) var refusalsInARow = 0
+    /// Reading and serving are paused after refusals in a row (`exchangeEnded`).
+    private(set) var pausedAfterRefusals = false
     /// A parse error in bytes after the request being answered.
     private var deferredError: HTTPParserError?
     /// Parts of requests that arrived while an earlier request was still being answered.
@@ -126,7 +130,7 @@ struct ClientConnectionStateMachine {
 
     mutating func partArrived(_ part: HTTPServerRequestPart, stage: ExchangeStage) -> PartVerdict {
         guard !self.closing else { return .drop }
-        guard stage == .answering else { return .handle }
+        guard stage == .answering || self.pausedAfterRefusals else { return .handle }
         self.pipelined.append(part)
         return .held
     }
@@ -136,7 +140,7 @@ struct ClientConnectionStateMachine {
     /// the client is read until the first part of a following (pipelined) request arrives, which
     /// bounds what is buffered to one read.
     func shouldRead(_ stage: ExchangeStage) -> Bool {
-        guard !self.closing, self.deferredError == nil else { return false }
+        guard !self.closing, self.deferredError == nil, !self.pausedAfterRefusals else { return false }
         switch stage {
         case .none, .answering: return self.pipelined.isEmpty
         case .receiving(let canTakeMore): return canTakeMore
@@ -194,6 +198,34 @@ struct ClientConnectionStateMachine {
     }
 
     // MARK: After an exchange
+
+    /// From this many quota refusals in a row, the connection pauses before its next request.
+    static let refusalsBeforePause = 3
+    /// The longest pause, and the shortest (a refusal may say `Retry-After: 0`).
+    static let longestPause = TimeAmount.seconds(1)
+    static let shortestPause = TimeAmount.milliseconds(50)
+
+    /// An exchange ended with the connection kept open. `quotaRetryAfter`: it was refused for a
+    /// quota, with this `Retry-After`. Returns how long to pause before the next request is
+    /// read or served: a client that goes on sending what will be refused is slowed to about
+    /// the rate its refusals ask for, so a flood cannot take its event loop from other tenants.
+    /// A client that waits as asked — or whose connection carries other tenants' admitted
+    /// requests in between — is never paused.
+    mutating func exchangeEnded(quotaRetryAfter: TimeAmount?) -> TimeAmount? {
+        guard let retryAfter = quotaRetryAfter else {
+            self.refusalsInARow = 0
+            return nil
+        }
+        self.refusalsInARow += 1
+        guard self.refusalsInARow >= Self.refusalsBeforePause, !self.closing else { return nil }
+        self.pausedAfterRefusals = true
+        return min(max(retryAfter, Self.shortestPause), Self.longestPause)
+    }
+
+    /// The pause after refusals is over: reading and serving go on.
+    mutating func pauseEnded() {
+        self.pausedAfterRefusals = false
+    }
 
     /// The next part that arrived while the finished exchange was answered, to be handled in
     /// order until a pipelined request is in progress.

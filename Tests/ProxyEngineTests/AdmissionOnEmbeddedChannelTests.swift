@@ -14,7 +14,7 @@ import XCTest
 /// `EmbeddedEventLoop`: a signed token, the quota store's answers given by the test (admitted,
 /// refused, failed, late) and each fail mode while the store is away — on a virtual clock.
 final class AdmissionOnEmbeddedChannelTests: XCTestCase {
-    static let secret = Array("a-test-secret-of-at-least-32-bytes!!".utf8)
+    static let secret = TenantAccessTests.secret
     /// Unix seconds when each test starts; the gateway's wall clock follows the loop from here.
     static let epoch: Int64 = 1_800_000_000
 
@@ -67,6 +67,7 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
                     keys: [{ kid: k1, alg: HS256, secret: \(secret) }]
               - { id: north, kind: partner, parent: acme }
               - { id: shop, kind: customer, parent: north, package: basic, limits: { rate: 1, burst: 2, concurrency: 1 } }
+              - { id: mall, kind: customer, parent: north, package: basic }
             """.write(to: self.directory.appendingPathComponent("tree.yaml"), atomically: true, encoding: .utf8)
         let configuration = try GatewayConfiguration.load(path: self.directory.appendingPathComponent("gateway.yaml").path)
 
@@ -85,10 +86,10 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
         try self.client.connect(to: SocketAddress(ipAddress: "198.51.100.7", port: 40000)).wait()
     }
 
-    private func send(_ method: String = "GET", body: String? = nil) throws {
+    private func send(_ method: String = "GET", body: String? = nil, tenant: String = "shop") throws {
         let token = try TokenMinter.mint(
             claims: ["iss": "https://id.acme.test", "sub": "u", "aud": "erp", "iat": .integer(Self.epoch), "exp": .integer(Self.epoch + 3600),
-                     "jti": "t-1", "tenant": "shop"],
+                     "jti": .string("t-\(tenant)"), "tenant": .string(tenant)],
             algorithm: .HS256, kid: "k1", secret: Self.secret
         )
         let framing = body.map { "Content-Length: \($0.utf8.count)\r\n" } ?? ""
@@ -164,6 +165,43 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
         self.store.answer(0, with: .success(Self.admitted))
         let upstream = try XCTUnwrap(self.upstreams.opened.first)
         XCTAssertTrue(try upstream.channel.text().hasSuffix("\r\n\r\n{\"amount\":1}"))
+    }
+
+    func testAConnectionThatKeepsBeingRefusedIsReadAfterTheRetryAfter() throws {
+        try self.start()
+        try self.send()
+        self.store.answer(0, with: .success(Self.refused))
+        try self.send()
+        XCTAssertEqual(try self.client.responses().map(\.status), [429, 429], "refused at once, from memory")
+        try self.send()
+        XCTAssertEqual(try self.client.responses().map(\.status), [429], "the third refusal is answered too")
+        // Its next request waits for the refusal's Retry-After (1 s) before it is even read.
+        try self.send()
+        XCTAssertTrue(try self.client.responses().isEmpty)
+        self.loop.advanceTime(by: .milliseconds(999))
+        XCTAssertTrue(try self.client.responses().isEmpty)
+        XCTAssertEqual(self.store.asked.count, 1, "refusals during the flood stay cheap: no store round trip")
+        self.loop.advanceTime(by: .milliseconds(1))
+        // Read and served now; the refusal's time is up, so the store decides again.
+        XCTAssertEqual(self.store.asked.count, 2)
+        self.store.answer(1, with: .success(Self.refused))
+        XCTAssertEqual(try self.client.responses().map(\.status), [429])
+    }
+
+    func testRefusalsBetweenAdmittedRequestsNeverPauseTheConnection() throws {
+        try self.start()
+        try self.send()
+        self.store.answer(0, with: .success(Self.refused))
+        XCTAssertEqual(try self.client.responses().map(\.status), [429])
+        // One connection carrying two tenants: refusals of one between admitted requests of the
+        // other are not "in a row", and nothing waits.
+        for _ in 0..<4 {
+            try self.send(tenant: "mall")
+            let upstream = try XCTUnwrap(self.upstreams.opened.last)
+            try self.answer(upstream.channel)
+            try self.send()
+            XCTAssertEqual(try self.client.responses().map(\.status), [200, 429], "each answered at once")
+        }
     }
 
     // MARK: - Fail modes

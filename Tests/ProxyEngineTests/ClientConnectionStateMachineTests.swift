@@ -10,6 +10,37 @@ final class ClientConnectionStateMachineTests: XCTestCase {
 
     // MARK: Timers between requests
 
+    // MARK: Refusals in a row
+
+    func testAConnectionPausesFromItsThirdQuotaRefusalInARowForTheRetryAfterCapped() {
+        var machine = Machine()
+        XCTAssertNil(machine.exchangeEnded(quotaRetryAfter: .seconds(1)))
+        XCTAssertNil(machine.exchangeEnded(quotaRetryAfter: .seconds(1)))
+        XCTAssertEqual(machine.exchangeEnded(quotaRetryAfter: .seconds(1)), .seconds(1))
+        XCTAssertTrue(machine.pausedAfterRefusals)
+        XCTAssertFalse(machine.shouldRead(.none), "nothing is read while paused")
+        XCTAssertEqual(machine.partArrived(Self.head, stage: .none), .held, "what was already read waits too")
+        machine.pauseEnded()
+        XCTAssertTrue(machine.shouldRead(.none) == false, "the held request is served first")
+        XCTAssertNotNil(machine.nextPipelinedPart())
+        XCTAssertTrue(machine.shouldRead(.none))
+
+        XCTAssertEqual(machine.exchangeEnded(quotaRetryAfter: .seconds(30)), Machine.longestPause, "capped")
+        machine.pauseEnded()
+        XCTAssertEqual(machine.exchangeEnded(quotaRetryAfter: .zero), Machine.shortestPause, "a concurrency refusal says 0")
+        machine.pauseEnded()
+    }
+
+    func testAnyOtherAnswerResetsTheCount() {
+        var machine = Machine()
+        XCTAssertNil(machine.exchangeEnded(quotaRetryAfter: .seconds(1)))
+        XCTAssertNil(machine.exchangeEnded(quotaRetryAfter: .seconds(1)))
+        XCTAssertNil(machine.exchangeEnded(quotaRetryAfter: nil), "an admitted request, or another tenant's")
+        XCTAssertNil(machine.exchangeEnded(quotaRetryAfter: .seconds(1)))
+        XCTAssertNil(machine.exchangeEnded(quotaRetryAfter: .seconds(1)))
+        XCTAssertFalse(machine.pausedAfterRefusals)
+    }
+
     func testANewConnectionWaitsForAHeadThenKeepAliveWaitsIdleUntilTheFirstByte() {
         var machine = Machine()
         XCTAssertEqual(machine.awaitRequest(first: true), .headerRead)
