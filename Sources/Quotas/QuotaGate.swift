@@ -87,7 +87,7 @@ public struct QuotaGate: Sendable {
             return .proceedUnchecked(QuotaWarning(message: "unusable limits; admitting without quotas", reason: "\(error)", failMode: nil))
         }
         if case .ask(let want) = leased {
-            let report = self.leases.beginAsk(customer)
+            let report = self.leases.beginAsk(customer, now: now)
             let request = QuotaLeaseRequest(
                 customer: customer, want: want, need: cost, share: self.leases.settings.share, giveBack: report.expired, usage: report.usage,
                 meterRefusal: planned.usageKey != nil, hold: self.leases.settings.hold, forRequest: true

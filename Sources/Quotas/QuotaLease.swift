@@ -57,8 +57,11 @@ public struct QuotaLease: Sendable {
     public private(set) var target: Int
     private var windowStart: Int64
     private var windowUnits = 0
-    /// A grant for this lease is on its way (asked by a request or by a refill).
+    /// A grant for this lease is on its way (asked by a request or by a refill) since
+    /// `askedAt`. An answer can be lost (the request that asked went away before it came), so
+    /// an ask older than the idle interval counts as answered (`QuotaLeases`).
     public var asking = false
+    public var askedAt: Int64 = 0
     /// No refill is asked before this instant (a refill was refused or failed).
     public var refillNotBefore: Int64 = 0
     /// Queued for a refill by the loop's book.

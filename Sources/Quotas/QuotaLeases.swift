@@ -87,6 +87,7 @@ public struct QuotaLeases: Sendable {
 
     private static func admit(_ lease: inout QuotaLease, cost: Int, now: Int64, settings: QuotaLeaseSettings) -> (Admission, refill: Bool) {
         lease.noteDemand(cost: cost, now: now, refreshInterval: settings.refreshInterval, maxUnits: settings.maxUnits)
+        if lease.asking, now - lease.askedAt >= settings.idleAfter { lease.asking = false }
         if lease.take(cost: cost, now: now) {
             return (.admitted(plan: lease.plan, remaining: lease.remaining(at: now)), Self.wantsRefill(&lease, now: now))
         }
@@ -94,9 +95,12 @@ public struct QuotaLeases: Sendable {
     }
 
     /// An ask `admit` answered is sent: what the lease has to report rides along.
-    mutating func beginAsk(_ customer: NodeID) -> (usage: QuotaUsage, expired: Int) {
+    mutating func beginAsk(_ customer: NodeID, now: Int64) -> (usage: QuotaUsage, expired: Int) {
         guard let index = self.leases.index(forKey: customer) else { return (QuotaUsage(), 0) }
-        self.leases.values[index].asking = true
+        if !self.leases.values[index].asking {
+            self.leases.values[index].asking = true
+            self.leases.values[index].askedAt = now
+        }
         return self.leases.values[index].takeReport()
     }
 
@@ -155,6 +159,7 @@ public struct QuotaLeases: Sendable {
                     hold: self.settings.hold
                 )
                 lease.asking = true
+                lease.askedAt = now
                 plans.append(lease.plan.leasing(request, cost: 1, now: now))
             }
             self.leases[customer] = lease
@@ -162,8 +167,9 @@ public struct QuotaLeases: Sendable {
         self.refills.removeAll(keepingCapacity: true)
         if now >= self.nextSweep {
             self.nextSweep = now + self.settings.idleAfter / 2
+            // An answer still on its way finds its lease gone and is given back (`refilled`).
             let idle = self.leases.compactMap { customer, lease in
-                !lease.asking && (now - lease.lastUse >= self.settings.idleAfter || now >= lease.validUntil) ? customer : nil
+                now - lease.lastUse >= self.settings.idleAfter || now >= lease.validUntil ? customer : nil
             }
             for customer in idle { self.retire(customer, now: now) }
             plans += self.returns

@@ -205,6 +205,25 @@ final class QuotaLeaseTests: XCTestCase {
         guard case .refuseStoreAway = admit(&gate, now: start + 1_000, store: away) else { return XCTFail("then fail closed") }
     }
 
+    func testAnAskWhoseAnswerNeverCameIsForgottenAfterTheIdleInterval() throws {
+        var gate = QuotaGate(leases: self.settings)
+        guard case .askStore(let first) = admit(&gate, now: start) else { return XCTFail() }
+        _ = gate.storeAnswered(.success(.leased(grant(1, base: start + 10_000))), plan: first, failMode: .closed)
+        // The next ask's request goes away: its answer never comes. Meanwhile every request
+        // (100 a second) asks for itself alone.
+        var now = start
+        for _ in 0..<99 {
+            now += 10_000
+            guard case .askStore(let alone) = admit(&gate, now: now) else { return XCTFail() }
+            XCTAssertEqual(alone.lease?.want, 1)
+        }
+        XCTAssertEqual(gate.leases.lease(of: contoso)?.asking, true)
+        XCTAssertEqual(gate.leases.lease(of: contoso)?.target, 10)
+        // A second after the lost ask it no longer holds the lease back: a lease of k is asked.
+        guard case .askStore(let fresh) = admit(&gate, now: start + 1_010_000) else { return XCTFail() }
+        XCTAssertEqual(fresh.lease?.want, 10)
+    }
+
     func testConcurrencyLimitsAreNeverLeased() throws {
         var gate = QuotaGate(leases: self.settings)
         let levels = [LevelLimits(node: contoso, kind: .customer, limits: Limits(ratePerSecond: 100, burst: 100, concurrency: 5))]
