@@ -85,7 +85,9 @@ final class LeasedQuotaNodesTests: GatewayTestCase {
     /// One worker per entry, each on its own keep-alive connection to `port`, cycling through
     /// `customers`: at most `requests` requests and `seconds` each. With `untilRefusedFor`, a
     /// worker also stops once it has seen nothing but refusals that long (demand past the
-    /// limit, all of it used); refused requests are paced 2 ms apart. `afterEach` runs in
+    /// limit, all of it used: longer than the over-limit memory trusts a day refusal, and than
+    /// the gateway pauses a connection refused again and again); refused requests are paced
+    /// 2 ms apart. `afterEach` runs in
     /// every worker after each answer.
     func load(
         _ workers: [(port: Int, customers: [String])], requests: Int, seconds: Double, untilRefusedFor: Double? = nil,
@@ -171,7 +173,7 @@ final class LeasedQuotaNodesTests: GatewayTestCase {
 
     func testDemandPastOneCustomersDayQuotaUsesItAndNeverMore() throws {
         let workers = self.nodes.map { (port: $0.port, customers: ["solo"]) }
-        let tally = try self.load(workers, requests: 20_000, seconds: 90, untilRefusedFor: 2)
+        let tally = try self.load(workers, requests: 20_000, seconds: 90, untilRefusedFor: 4)
         self.stopNodes()
         let admitted = tally.admitted["solo"] ?? 0
         print("one customer, 3 nodes: admitted \(admitted) of 2500, \(tally.refused) refused")
@@ -186,7 +188,7 @@ final class LeasedQuotaNodesTests: GatewayTestCase {
         // Two workers a node, each cycling through the four customers.
         let customers = ["b1", "b2", "b3", "b4"]
         let workers = self.nodes.flatMap { node in [(port: node.port, customers: customers), (port: node.port, customers: customers.reversed())] }
-        let tally = try self.load(workers, requests: 20_000, seconds: 90, untilRefusedFor: 2)
+        let tally = try self.load(workers, requests: 20_000, seconds: 90, untilRefusedFor: 4)
         self.stopNodes()
         let admitted = tally.totalAdmitted
         print("partner budget, 3 nodes x 4 customers: admitted \(admitted) of 3000 (\(tally.admitted)), \(tally.refused) refused")
@@ -205,7 +207,7 @@ final class LeasedQuotaNodesTests: GatewayTestCase {
         // killed with whatever it holds. The others go on until the budget is used.
         let killed = NSLock()
         nonisolated(unsafe) var done = false
-        _ = try self.load(self.nodes.map { (port: $0.port, customers: customers) }, requests: 20_000, seconds: 90, untilRefusedFor: 2, tally: tally) {
+        _ = try self.load(self.nodes.map { (port: $0.port, customers: customers) }, requests: 20_000, seconds: 90, untilRefusedFor: 4, tally: tally) {
             killed.lock()
             defer { killed.unlock() }
             if !done, tally.totalAdmitted >= 1_000 {
