@@ -5,7 +5,8 @@
 #
 # Environment: CONNECTIONS (default 32), SOAK (seconds of an extra full-pipeline run sampling
 # the gateway's memory; default 0 = skip), COLD_TOKENS (default 40000), KEEP (=1 keeps the work
-# directory with every configuration and log).
+# directory with every configuration and log), LEASE_REFRESH (quotas.leases.refreshInterval of
+# the full pipeline, e.g. 500ms or 0ms; default: the gateway's default).
 #
 # Starts, each pinned to core 0: Redis, an nginx upstream answering a small JSON body with
 # keep-alive, nginx as a plain reverse proxy, HAProxy with jwt_verify (RS256) and a per-tenant

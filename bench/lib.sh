@@ -93,7 +93,8 @@ TREE
 }
 
 # gateway_settings PORT full|proxy UPSTREAM-PORT REDIS-PORT: one event loop; `full` adds the
-# tenant tree, RS256 issuer, token cache and Redis quotas.
+# tenant tree, RS256 issuer, token cache and Redis quotas (leases as LEASE_REFRESH says, else
+# the default).
 gateway_settings() {
     cat <<SETTINGS
 listener: { address: 127.0.0.1, port: $1, eventLoops: 1 }
@@ -111,6 +112,8 @@ upstreamContext:
   activeKey: ctx
 redis: { url: "redis://127.0.0.1:$4/0", keyPrefix: bench }
 SETTINGS
+        # LEASE_REFRESH: quotas.leases.refreshInterval (e.g. 500ms; 0ms = a round trip per request).
+        if [ -n "${LEASE_REFRESH:-}" ]; then echo "quotas: { leases: { refreshInterval: $LEASE_REFRESH } }"; fi
     fi
 }
 

@@ -24,6 +24,8 @@ public struct GatewaySettings: Sendable, Hashable {
     public var quotaFailModes: [Cell.Kind: QuotaFailMode] = [.pooled: .open, .dedicated: .open]
     /// Days of per-customer usage kept in Redis.
     public var usageRetentionDays = 400
+    /// How quota units are leased to each event loop ahead of its requests (`quotas.leases`).
+    public var quotaLeases = QuotaLeases()
     public var retries = SettingsLoader.defaultRetries
     public var outlierDetection = SettingsLoader.defaultOutlierDetection
     /// The admin API's listener and the issuers of admin tokens; nil: no admin API, and the
@@ -49,6 +51,23 @@ public struct GatewaySettings: Sendable, Hashable {
         case open
         case closed
         case local
+    }
+
+    /// `quotas.leases`: what the Quotas module's leases are sized by (`Quotas.QuotaLeaseSettings`,
+    /// mapped by the data plane like `QuotaFailMode`).
+    public struct QuotaLeases: Sendable, Hashable {
+        /// A customer's lease holds about this long of its observed rate; 0 turns leases off.
+        public var refreshInterval: Duration = .milliseconds(100)
+        /// The most units one lease asks for at once.
+        public var maxUnits = 1_000
+        /// The most customers holding a lease on one event loop (about 4 KB each).
+        public var maxLeases = 20_000
+
+        public init(refreshInterval: Duration = .milliseconds(100), maxUnits: Int = 1_000, maxLeases: Int = 20_000) {
+            self.refreshInterval = refreshInterval
+            self.maxUnits = maxUnits
+            self.maxLeases = maxLeases
+        }
     }
 
     public struct Redis: Sendable, Hashable {

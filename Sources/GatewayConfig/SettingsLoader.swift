@@ -73,13 +73,19 @@ public enum SettingsLoader {
         let redis = top["redis"].flatMap { Self.redis($0, &reader) }
         var failModes: [GatewaySettings.Cell.Kind: GatewaySettings.QuotaFailMode] = [.pooled: .open, .dedicated: .open]
         var retentionDays = 400
-        if let cursor = top["quotas"], let map = reader.mapping(cursor, allowedKeys: ["failMode", "usageRetentionDays"]) {
+        var leases = GatewaySettings.QuotaLeases()
+        if let cursor = top["quotas"], let map = reader.mapping(cursor, allowedKeys: ["failMode", "usageRetentionDays", "leases"]) {
             if let modes = map["failMode"], let tiers = reader.mapping(modes, allowedKeys: ["pooled", "dedicated"]) {
                 for (tier, kind) in [("pooled", GatewaySettings.Cell.Kind.pooled), ("dedicated", .dedicated)] {
                     if let c = tiers[tier], let mode = reader.choice(c, among: GatewaySettings.QuotaFailMode.allCases) { failModes[kind] = mode }
                 }
             }
             if let c = map["usageRetentionDays"], let days = reader.integer(c, in: 1...3660) { retentionDays = days }
+            if let c = map["leases"], let lease = reader.mapping(c, allowedKeys: ["refreshInterval", "maxUnits", "maxLeases"]) {
+                if let c = lease["refreshInterval"], let interval = reader.duration(c, in: .zero ... .seconds(10)) { leases.refreshInterval = interval }
+                if let c = lease["maxUnits"], let units = reader.integer(c, in: 1...1_000_000) { leases.maxUnits = units }
+                if let c = lease["maxLeases"], let count = reader.integer(c, in: 0...10_000_000) { leases.maxLeases = count }
+            }
         }
         let retries = top["retries"].map { Self.retries($0, &reader) } ?? Self.defaultRetries
         let outlierDetection = top["outlierDetection"].map { Self.outlierDetection($0, &reader) } ?? Self.defaultOutlierDetection
@@ -97,7 +103,7 @@ public enum SettingsLoader {
             listener: listener, limits: limits, timeouts: timeouts, upstreamPool: pool,
             forwarding: forwarding, cells: cells, defaultCell: defaultCell, tenantTreePath: tenantTreePath,
             platformIssuers: platformIssuers, authentication: authentication, upstreamContext: upstreamContext, redis: redis,
-            quotaFailModes: failModes, usageRetentionDays: retentionDays, retries: retries, outlierDetection: outlierDetection, admin: admin
+            quotaFailModes: failModes, usageRetentionDays: retentionDays, quotaLeases: leases, retries: retries, outlierDetection: outlierDetection, admin: admin
         )
     }
 

@@ -16,15 +16,18 @@ public final class GatewayServer: Sendable {
     private let logger: Logger
     private let environments: [NIOLoopBound<ProxyEnvironment>]
     private let healthChecker: NIOLoopBound<HealthChecker>
+    /// The shared store's quota admission, to give leases back on shutdown; nil without Redis.
+    private let quotas: QuotaAdmission?
 
     /// The address the listener is bound to (useful when the settings asked for port 0).
     public var localAddress: SocketAddress? { self.serverChannel.localAddress }
 
     private init(
         serverChannel: any Channel, quiescing: ServerQuiescingHelper, group: any EventLoopGroup, logger: Logger,
-        environments: [NIOLoopBound<ProxyEnvironment>], healthChecker: NIOLoopBound<HealthChecker>
+        environments: [NIOLoopBound<ProxyEnvironment>], healthChecker: NIOLoopBound<HealthChecker>, quotas: QuotaAdmission?
     ) {
         self.healthChecker = healthChecker
+        self.quotas = quotas
         self.serverChannel = serverChannel
         self.quiescing = quiescing
         self.group = group
@@ -55,6 +58,15 @@ public final class GatewayServer: Sendable {
                     // Locally decided refusals reach the usage store once a second per loop.
                     if let usage, !bound.value.quotaGate.pendingRefusals.isEmpty { bound.value.quotaGate.pendingRefusals.flush(to: usage, on: loop) }
                     bound.value.repeatedWarnings.flush(logger: logger, now: NIODeadline.now().uptimeNanoseconds)
+                }
+                if let quotas {
+                    // Quota leases: refills ahead of need and give-backs, off the request path.
+                    loop.scheduleRepeatedTask(initialDelay: .milliseconds(10), delay: .milliseconds(10)) { _ in
+                        let plans = bound.value.quotaGate.leaseWork(now: bound.value.wallClock.nowMicroseconds)
+                        quotas.send(plans, on: loop) { result, plan in
+                            bound.value.quotaGate.leaseAnswered(result, plan: plan, now: bound.value.wallClock.nowMicroseconds)
+                        }
+                    }
                 }
                 return bound
             }.get()
@@ -87,7 +99,7 @@ public final class GatewayServer: Sendable {
             .get()
         return GatewayServer(
             serverChannel: channel, quiescing: quiescing, group: group, logger: logger, environments: Array(environments.values),
-            healthChecker: healthChecker
+            healthChecker: healthChecker, quotas: quotas
         )
     }
 
@@ -184,6 +196,15 @@ public final class GatewayServer: Sendable {
         if !drainedInTime {
             // Hard stop: the event loop group's shutdown closes every channel still open.
             self.serverChannel.close(promise: nil)
+        }
+        // Units leased and not used go back to the shared store for the other nodes.
+        if let quotas = self.quotas {
+            for environment in self.environments {
+                try? await environment.eventLoop.flatSubmit {
+                    let value = environment.value
+                    return quotas.send(value.quotaGate.returnLeases(now: value.wallClock.nowMicroseconds), on: value.eventLoop)
+                }.get()
+            }
         }
     }
 }

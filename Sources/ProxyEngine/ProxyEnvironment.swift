@@ -16,7 +16,7 @@ final class ProxyEnvironment {
             // configuration is trusted under the new one.
             self.tokenCache = Self.makeCache(self.configuration)
             // Limits may have changed: what was remembered under the old ones no longer holds.
-            self.quotaGate.limitsChanged()
+            self.quotaGate.limitsChanged(leases: QuotaLeaseSettings(settings: self.configuration.settings))
             self.router.reconfigure(self.configuration.settings)
             self.contextSigners.keep(only: self.configuration.settings.upstreamContext?.signingKeys ?? [])
         }
@@ -29,9 +29,9 @@ final class ProxyEnvironment {
     /// Revoked tokens, kept in step with the shared store by the revocation feed.
     var revocations = RevocationList()
     /// This loop's admission policy: nodes known to be over a limit (a flood is refused without
-    /// touching Redis), the `local` fail mode's rate limits, and the refusals decided without
-    /// Redis, flushed to `usage` once a second.
-    var quotaGate = QuotaGate()
+    /// touching Redis), the `local` fail mode's rate limits, the refusals decided without
+    /// Redis, flushed to `usage` once a second, and the quota leases this loop holds.
+    var quotaGate: QuotaGate
     let pool: UpstreamPool
     /// Cells, endpoints and their load on this loop: where each upstream attempt goes.
     let router: CellRouter
@@ -57,6 +57,7 @@ final class ProxyEnvironment {
         usage: UsageMeter? = nil, logger: Logger, scheme: String, wallClock: WallClock = .system
     ) {
         self.router = CellRouter(eventLoop: pool.eventLoop, settings: configuration.settings, loopCount: loopCount)
+        self.quotaGate = QuotaGate(leases: QuotaLeaseSettings(settings: configuration.settings))
         self.configuration = configuration
         self.tokenCache = Self.makeCache(configuration)
         self.generation = generation

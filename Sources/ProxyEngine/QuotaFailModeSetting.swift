@@ -12,3 +12,15 @@ extension QuotaFailMode {
         }
     }
 }
+
+extension QuotaLeaseSettings {
+    /// The leases the settings ask for (`quotas.leases`).
+    init(settings: GatewaySettings) {
+        let interval = settings.quotaLeases.refreshInterval
+        let microseconds = interval.components.seconds * 1_000_000 + interval.components.attoseconds / 1_000_000_000_000
+        self.init(
+            refreshInterval: microseconds, maxUnits: settings.quotaLeases.maxUnits, idleAfter: max(1_000_000, 4 * microseconds),
+            capacity: settings.quotaLeases.maxLeases
+        )
+    }
+}

@@ -5,10 +5,12 @@ import Hierarchy
 ///
 /// It never refuses a request Redis would admit. What Redis reported with a refusal is kept
 /// per node and per limit kind, and a later request of any cost is judged against it:
-/// - `day` / `month`: the units left and the end of the UTC period. Until the period ends the
-///   units left can only go down (admissions anywhere charge them, nothing gives them back),
-///   so a request costing more than the remembered units is certain to be refused. One that
-///   costs no more goes to Redis, which may admit it.
+/// - `day` / `month`: the units left and the end of the UTC period. Without leases, until the
+///   period ends the units left can only go down (admissions anywhere charge them, nothing
+///   gives them back), so a request costing more than the remembered units is certain to be
+///   refused. One that costs no more goes to Redis, which may admit it. Leases give unused
+///   units back, so with leases such a refusal is trusted only a short while (`record`'s
+///   `recheckAfter`), then Redis is asked again.
 /// - `rate`: the theoretical arrival time (TAT) the refused check used. Admissions anywhere
 ///   only move it later, so a request that GCRA refuses against the remembered TAT is certain
 ///   to be refused by Redis. A cheaper request fits sooner than an expensive one, and is let
@@ -39,6 +41,9 @@ public struct OverLimitCache: Sendable {
         let resetAt: Int64
         /// `day` / `month`: the units left at the refusal, at most that many until `resetAt`.
         let remaining: Int
+        /// `day` / `month`: trusted until this instant (µs), then Redis is asked again — units
+        /// leased to other nodes may come back before the period ends.
+        var trustedUntil: Int64
         /// `RateLimit-Policy` and the policy's name, fixed at the refusal.
         let policy: (name: String, value: String)
 
@@ -52,7 +57,7 @@ public struct OverLimitCache: Sendable {
                 guard case .refused(let retryAfter, let ahead) = gcra.decide(storedTAT: self.resetAt, now: now, cost: cost) else { return nil }
                 return ((retryAfter + 999) / 1000, gcra.remaining(bookedAhead: ahead), ahead)
             }
-            guard now < self.resetAt, cost > self.remaining else { return nil }
+            guard now < self.resetAt, now < self.trustedUntil, cost > self.remaining else { return nil }
             return ((self.resetAt - now + 999) / 1000, self.remaining, self.resetAt - now)
         }
 
@@ -61,7 +66,9 @@ public struct OverLimitCache: Sendable {
         func merged(with newer: Refusal) -> Refusal {
             guard self.limits == newer.limits else { return newer }
             if self.resetAt != newer.resetAt { return self.resetAt > newer.resetAt ? self : newer }
-            return self.remaining <= newer.remaining ? self : newer
+            var kept = self.remaining <= newer.remaining ? self : newer
+            kept.trustedUntil = max(self.trustedUntil, newer.trustedUntil)
+            return kept
         }
     }
 
@@ -98,7 +105,11 @@ public struct OverLimitCache: Sendable {
     public var count: Int { self.entries.count }
 
     /// Remembers what a refusal Redis returned for `plan` tells about later requests.
-    public mutating func record(_ decision: QuotaDecision, plan: QuotaPlan) {
+    ///
+    /// - Parameter recheckAfter: µs a day or month refusal is trusted before Redis is asked
+    ///   again; nil: until the period ends. With leases, units come back to a calendar limit
+    ///   (an idle lease, a node's shutdown), so what Redis had left can go up again.
+    public mutating func record(_ decision: QuotaDecision, plan: QuotaPlan, recheckAfter: Int64? = nil) {
         guard case .refused(let node, let kind, let retryAfter?, let limit, let remaining, let resetAfter?) = decision,
               kind != .concurrency, retryAfter > 0,
               let level = plan.levels.first(where: { $0.node == node }),
@@ -107,6 +118,7 @@ public struct OverLimitCache: Sendable {
         let refusal = Refusal(
             kind: kind, limits: level.limits, rate: kind == .rate ? level.rate : nil, limit: limit,
             resetAt: plan.now + resetAfter, remaining: remaining,
+            trustedUntil: recheckAfter.map { plan.now + $0 } ?? plan.now + resetAfter,
             policy: RateLimitHeaders.policy(kind, level: level, limit: limit, period: plan.period)
         )
         if self.entries[node] == nil, self.entries.count >= self.capacity {

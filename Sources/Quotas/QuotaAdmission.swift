@@ -3,8 +3,8 @@ import NIOCore
 import RedisClient
 
 /// Checks and charges a request's quotas in Redis: one `EVALSHA` of `QuotaScript.admit` per
-/// admission, one of `QuotaScript.release` when an admitted request with a concurrency limit
-/// ends. No state of its own; call on the event loop serving the request, so the command goes
+/// admission (or of `QuotaScript.lease` per grant, for many admissions), one of
+/// `QuotaScript.release` when an admitted request with a concurrency limit ends. No state of its own; call on the event loop serving the request, so the command goes
 /// out on that loop's connection without a thread hop.
 ///
 /// Failures (Redis unavailable, connection lost, an error reply) fail the future; choosing a
@@ -51,8 +51,27 @@ public struct QuotaAdmission: Sendable {
     /// Runs a prepared plan. A plan without levels is admitted without a round trip.
     public func admit(_ plan: QuotaPlan, on loop: any EventLoop) -> EventLoopFuture<QuotaDecision> {
         guard !plan.isUnlimited else { return loop.makeSucceededFuture(.admitted([])) }
-        return self.redis.evalSHA(on: loop, sha: QuotaScript.admitSHA, script: QuotaScript.admit, keys: plan.keys, args: plan.arguments)
+        let (sha, script) = plan.lease == nil ? (QuotaScript.admitSHA, QuotaScript.admit) : (QuotaScript.leaseSHA, QuotaScript.lease)
+        return self.redis.evalSHA(on: loop, sha: sha, script: script, keys: plan.keys, args: plan.arguments)
             .flatMapThrowing { reply in try QuotaDecision(reply: reply, plan: plan) }
+    }
+
+    /// Sends the lease traffic `QuotaGate.leaseWork` or `returnLeases` handed out: each refill
+    /// through `admit`, its result to `answered` (on `loop`); each give-back on its own, its
+    /// failure only stranding units until their limits reset. Completes when every reply is in.
+    @discardableResult
+    public func send(
+        _ plans: [QuotaPlan], on loop: any EventLoop, answered: @escaping @Sendable (Result<QuotaDecision, any Error>, QuotaPlan) -> Void = { _, _ in }
+    ) -> EventLoopFuture<Void> {
+        guard !plans.isEmpty else { return loop.makeSucceededVoidFuture() }
+        let replies = plans.map { plan -> EventLoopFuture<Void> in
+            guard plan.lease?.want == 0 else {
+                return self.admit(plan, on: loop).always { answered($0, plan) }.map { _ in }.recover { _ in }
+            }
+            return self.redis.evalSHA(on: loop, sha: QuotaScript.leaseSHA, script: QuotaScript.lease, keys: plan.keys, args: plan.arguments)
+                .map { _ in }.recover { _ in }
+        }
+        return EventLoopFuture.andAllComplete(replies, on: loop)
     }
 
     /// Ends an admitted request: decrements the in-flight counters it incremented. Call once

@@ -49,6 +49,8 @@ public enum QuotaDecision: Sendable, Hashable {
     /// (its theoretical arrival time minus now), `day`/`month`: the UTC period ends; nil for
     /// `concurrency`. Together they tell when a request of any cost could fit.
     case refused(level: NodeID, kind: QuotaKind, retryAfterMilliseconds: Int64?, limit: Int, remaining: Int, resetAfterMicroseconds: Int64?)
+    /// A lease was granted and charged at every level (`QuotaScript.lease`).
+    case leased(QuotaLeaseGrant)
 
     /// Reads the script's reply (layout in `QuotaScript`).
     public init(reply: RESPValue, plan: QuotaPlan) throws(QuotaReplyError) {
@@ -69,8 +71,9 @@ public enum QuotaDecision: Sendable, Hashable {
                 level: plan.levels[Int(index) - 1].node, kind: kind, retryAfterMilliseconds: retry == -1 ? nil : retry, limit: Int(limit),
                 remaining: Int(remaining), resetAfterMicroseconds: reset == -1 ? nil : reset
             )
-        case 1:
-            guard elements.count == 1 + 5 * plan.levels.count else { throw .malformed }
+        case 1, 2:
+            let levelCount = plan.levels.count
+            guard elements.count == (status == 1 ? 1 + 5 * levelCount : 2 + 6 * levelCount) else { throw .malformed }
             var remaining: [LevelRemaining] = []
             for (offset, level) in plan.levels.enumerated() {
                 var values: [Int64?] = []
@@ -85,10 +88,36 @@ public enum QuotaDecision: Sendable, Hashable {
                     concurrency: values[4].map { Int($0) }
                 ))
             }
-            self = .admitted(remaining)
+            guard status == 2 else {
+                self = .admitted(remaining)
+                return
+            }
+            guard let units = elements[1 + 5 * levelCount].int64, units >= 0 else { throw .malformed }
+            var bases: [Int64?] = []
+            for element in elements[(2 + 5 * levelCount)...] {
+                guard let base = element.int64, base >= -1 else { throw .malformed }
+                bases.append(base == -1 ? nil : base)
+            }
+            self = .leased(QuotaLeaseGrant(units: Int(units), remaining: remaining, rateBases: bases))
         default:
             throw .malformed
         }
+    }
+}
+
+/// A lease as `QuotaScript.lease` granted it.
+public struct QuotaLeaseGrant: Sendable, Hashable {
+    /// g: units charged at every level, at least the plan's `need`.
+    public let units: Int
+    /// What every level had left after the whole grant was charged, as for `admitted`.
+    public let remaining: [LevelRemaining]
+    /// Per level: the instant (µs) unit 0 was charged from at its rate limit; nil without one.
+    public let rateBases: [Int64?]
+
+    public init(units: Int, remaining: [LevelRemaining], rateBases: [Int64?]) {
+        self.units = units
+        self.remaining = remaining
+        self.rateBases = rateBases
     }
 }
 

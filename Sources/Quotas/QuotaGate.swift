@@ -9,13 +9,18 @@ import Hierarchy
 ///
 /// In order, for one request:
 /// 1. No limits at any level: proceed; nothing is charged.
-/// 2. A refusal the store is certain to give (`OverLimitCache`): refused here, before any plan
+/// 2. A lease this loop holds for the customer (`QuotaLeases`) that covers the cost: admitted
+///    here, without the store (its units were charged when granted). Leases run low ahead of
+///    need into refills the driver sends off the request path (`leaseWork`, `leaseAnswered`).
+/// 3. A refusal the store is certain to give (`OverLimitCache`): refused here, before any plan
 ///    or round trip, and counted for usage metering (`pendingRefusals`), since the store never
 ///    sees it.
-/// 3. Limits that make no plan (a rate the configuration should have refused): proceed
+/// 4. Limits that make no plan (a rate the configuration should have refused): proceed
 ///    unchecked, with a warning.
-/// 4. Store reachable: ask it. Its refusal is remembered for the next requests.
-/// 5. Store unreachable — known before sending, or the command failing after it was sent —:
+/// 5. Store reachable: ask it — for a grant sized to the customer's observed rate when it
+///    can be leased (no concurrency limit on its path), else for this request alone. Its
+///    refusal is remembered for the next requests.
+/// 6. Store unreachable — known before sending, or the command failing after it was sent —:
 ///    the tier's fail mode (`QuotaFailMode`) decides.
 public struct QuotaGate: Sendable {
     /// What the driver does with one request.
@@ -41,10 +46,15 @@ public struct QuotaGate: Sendable {
     public private(set) var localLimits: LocalRateLimiter
     /// Refusals decided here without the store, for the driver to flush to the usage meter.
     public var pendingRefusals = PendingRefusals()
+    /// Units granted ahead to this loop, by customer.
+    public private(set) var leases: QuotaLeases
 
-    public init(overLimit: OverLimitCache = OverLimitCache(), localLimits: LocalRateLimiter = LocalRateLimiter()) {
+    public init(
+        overLimit: OverLimitCache = OverLimitCache(), localLimits: LocalRateLimiter = LocalRateLimiter(), leases: QuotaLeaseSettings = .off
+    ) {
         self.overLimit = overLimit
         self.localLimits = localLimits
+        self.leases = QuotaLeases(settings: leases)
     }
 
     /// The first decision for a request.
@@ -61,20 +71,36 @@ public struct QuotaGate: Sendable {
         failMode: QuotaFailMode, plan: () throws -> QuotaPlan
     ) -> Answer {
         guard !levels.isEmpty else { return .proceed }
+        // Units held here were charged already: they are admitted whatever was refused since.
+        let leased = self.leases.admit(levels: levels, customer: customer, cost: cost, now: now)
+        if case .admitted(let plan, let remaining) = leased {
+            return .admitted(plan, rateLimitHeaders: RateLimitHeaders.fields(for: .admitted(remaining), plan: plan))
+        }
         if let remembered = self.overLimit.remembered(levels: levels, cost: cost, now: now) {
             self.pendingRefusals.add(oem: oem, customer: customer, now: now)
             return .refuse(QuotaRefusal(source: .memory, decision: remembered.decision, headers: remembered.fields))
         }
-        let planned: QuotaPlan
+        var planned: QuotaPlan
         do {
             planned = try plan()
         } catch {
             return .proceedUnchecked(QuotaWarning(message: "unusable limits; admitting without quotas", reason: "\(error)", failMode: nil))
         }
+        if case .ask(let want) = leased {
+            let report = self.leases.beginAsk(customer, now: now)
+            let request = QuotaLeaseRequest(
+                customer: customer, want: want, need: cost, share: self.leases.settings.share, giveBack: report.expired, usage: report.usage,
+                meterRefusal: planned.usageKey != nil, hold: self.leases.settings.hold, forRequest: true
+            )
+            planned = planned.leasing(request, cost: cost, now: now)
+        }
         switch store() {
         case .reachable:
             return .askStore(planned)
         case .unreachable(let reason):
+            if let request = planned.lease {
+                self.leases.notGranted(request, notBefore: now, report: (request.usage, request.giveBack))
+            }
             return self.withoutStore(planned, reason: reason, failMode: failMode)
         }
     }
@@ -84,25 +110,78 @@ public struct QuotaGate: Sendable {
     /// as if the store had been known to be down.
     public mutating func storeAnswered(_ result: Result<QuotaDecision, any Error>, plan: QuotaPlan, failMode: QuotaFailMode) -> Answer {
         switch result {
+        case .success(.leased(let grant)):
+            guard let request = plan.lease else { return self.withoutStore(plan, reason: "\(QuotaReplyError.malformed)", failMode: failMode) }
+            let remaining = self.leases.granted(grant, plan: plan, request: request)
+            return .admitted(plan, rateLimitHeaders: RateLimitHeaders.fields(for: .admitted(remaining), plan: plan))
         case .success(let decision):
             let headers = RateLimitHeaders.fields(for: decision, plan: plan)
             switch decision {
-            case .admitted:
+            case .admitted, .leased:
                 return .admitted(plan, rateLimitHeaders: headers)
             case .refused:
-                self.overLimit.record(decision, plan: plan)
+                if let request = plan.lease { self.leases.notGranted(request, notBefore: plan.now, report: nil) }
+                self.overLimit.record(decision, plan: plan, recheckAfter: self.calendarRecheck)
                 return .refuse(QuotaRefusal(source: .store, decision: decision, headers: headers))
             }
         case .failure(let error):
+            if let request = plan.lease {
+                self.leases.notGranted(request, notBefore: plan.now, report: (request.usage, request.giveBack))
+            }
             return self.withoutStore(plan, reason: "\(error)", failMode: failMode)
         }
     }
 
+    /// Lease traffic to send now, off the request path: refills of leases running low and
+    /// give-backs of leases retired or idle. Send each with `QuotaAdmission.send`, and hand
+    /// every refill's result to `leaseAnswered`. Call every few tens of milliseconds.
+    public mutating func leaseWork(now: Int64) -> [QuotaPlan] {
+        self.leases.work(now: now)
+    }
+
+    /// The store's answer to a refill `leaseWork` handed out. A refill takes only what a level
+    /// can spare (a `share`-th of what it has left, no minimum), so near the end of a budget it
+    /// is granted nothing and the loop's requests ask for themselves, one at a time, as without
+    /// leases; refills then wait a refresh interval. A refusal (limits changed under it) is
+    /// remembered like a request's and holds refills back until it clears; a failure holds them
+    /// back one refresh interval and keeps what the refill carried for the next ask.
+    public mutating func leaseAnswered(_ result: Result<QuotaDecision, any Error>, plan: QuotaPlan, now: Int64) {
+        guard let request = plan.lease, request.want > 0 else { return }
+        switch result {
+        case .success(.leased(let grant)) where grant.units > 0:
+            self.leases.refilled(grant, plan: plan, request: request, now: now)
+        case .success(let decision):
+            var notBefore = now + self.leases.settings.refreshInterval
+            if case .refused(_, _, let retryAfter, _, _, _) = decision {
+                self.overLimit.record(decision, plan: plan, recheckAfter: self.calendarRecheck)
+                notBefore = retryAfter.map { now + $0 * 1_000 } ?? plan.now + plan.period.untilDayEnd
+            }
+            self.leases.notGranted(request, notBefore: notBefore, report: nil)
+        case .failure:
+            self.leases.notGranted(request, notBefore: now + self.leases.settings.refreshInterval, report: (request.usage, request.giveBack))
+        }
+    }
+
+    /// How long a day or month refusal is remembered: with leases, until idle leases have been
+    /// given back (they may free units); without, until the period ends.
+    private var calendarRecheck: Int64? {
+        self.leases.settings.isEnabled ? self.leases.settings.idleAfter : nil
+    }
+
+    /// Every lease given back (a graceful shutdown): the plans to send with
+    /// `QuotaAdmission.send`. Requests admitted afterwards ask the store.
+    public mutating func returnLeases(now: Int64) -> [QuotaPlan] {
+        self.leases.returnAll(now: now)
+    }
+
     /// Limits may have changed (a new configuration): what was remembered or counted locally
     /// under the old ones no longer holds. Refusals not yet metered are kept.
-    public mutating func limitsChanged() {
+    /// Leases are given back (at the next `leaseWork`) and made anew under the new limits and
+    /// `leases` settings.
+    public mutating func limitsChanged(leases: QuotaLeaseSettings? = nil) {
         self.overLimit = OverLimitCache(capacity: self.overLimit.capacity)
         self.localLimits = LocalRateLimiter(capacity: self.localLimits.capacity)
+        self.leases.reconfigure(leases ?? self.leases.settings)
     }
 
     private mutating func withoutStore(_ plan: QuotaPlan, reason: String, failMode: QuotaFailMode) -> Answer {

@@ -26,15 +26,23 @@ public struct QuotaPlan: Sendable, Hashable {
     public static let defaultInflightTTL: Int64 = 600
 
     public let levels: [Level]
-    public let cost: Int
+    public private(set) var cost: Int
     /// µs since the epoch.
     public let now: Int64
     public let period: UTCCalendarPeriod
-    public let keys: [String]
-    public let arguments: [String]
     /// The customer's usage hash for the day, charged by the admission script itself; nil
     /// when the plan does not meter.
     public let usageKey: String?
+    /// Set when the plan asks for (or gives back) a lease through `QuotaScript.lease` rather
+    /// than admitting one request through `QuotaScript.admit`.
+    public private(set) var lease: QuotaLeaseRequest?
+    /// The limits the plan was made from, and the OEM: what `leasing` makes another plan from.
+    public let levelLimits: [LevelLimits]
+    public let oem: NodeID
+    private let prefix: String
+    private let inflightTTL: Int64
+    private let usageCustomer: NodeID?
+    private let usageRetentionDays: Int?
 
     /// - Parameters:
     ///   - levels: `EffectivePolicy.limits`: customer first, then partner, OEM.
@@ -47,9 +55,11 @@ public struct QuotaPlan: Sendable, Hashable {
     ///   (configuration validation should have refused them).
     public init(
         levels: [LevelLimits], oem: NodeID, cost: Int, now: Int64,
-        prefix: String = "erp", inflightTTL: Int64 = QuotaPlan.defaultInflightTTL, usage: (customer: NodeID, retentionDays: Int)? = nil
+        prefix: String = "erp", inflightTTL: Int64 = QuotaPlan.defaultInflightTTL, usage: (customer: NodeID, retentionDays: Int)? = nil,
+        lease: QuotaLeaseRequest? = nil
     ) throws(RateLimitError) {
         precondition(cost >= 1, "a request costs at least 1")
+        precondition(lease.map { $0.rateGiveBack.isEmpty || $0.rateGiveBack.count == levels.count } ?? true, "one rate give-back per level")
         precondition(now >= 0 && now <= GCRA.maxInstant, "now is outside 0...GCRA.maxInstant")
         let period = UTCCalendarPeriod(now: now)
         var planned: [Level] = []
@@ -71,24 +81,70 @@ public struct QuotaPlan: Sendable, Hashable {
         self.period = period
         let usageKey = usage.map { UsageMeter.key(prefix: prefix, oem: oem, customer: $0.customer, day: period.dayStamp) }
         self.usageKey = usageKey
-        self.keys = planned.flatMap(\.keys.all) + (usageKey.map { [$0] } ?? [])
+        self.lease = lease
+        self.levelLimits = levels
+        self.oem = oem
+        self.prefix = prefix
+        self.inflightTTL = inflightTTL
+        self.usageCustomer = usage?.customer
+        self.usageRetentionDays = usage?.retentionDays
+    }
 
+    /// KEYS of the plan's script (layout in `QuotaScript`). Made when the plan is sent, so a
+    /// plan kept by a lease costs only its levels.
+    public var keys: [String] {
+        self.levels.flatMap(\.keys.all) + (self.usageKey.map { [$0] } ?? [])
+    }
+
+    /// ARGV of the plan's script (layout in `QuotaScript`), made when the plan is sent.
+    public var arguments: [String] {
         let secondsCeiling = { (microseconds: Int64) in (microseconds + 999_999) / 1_000_000 }
         var arguments = [
-            String(now), String(cost), String(planned.count),
-            String(period.untilDayEnd), String(period.untilMonthEnd),
-            String(secondsCeiling(period.untilDayEnd) + Self.calendarMargin),
-            String(secondsCeiling(period.untilMonthEnd) + Self.calendarMargin),
-            String(inflightTTL),
+            String(self.now), String(self.lease?.need ?? self.cost), String(self.levels.count),
+            String(self.period.untilDayEnd), String(self.period.untilMonthEnd),
+            String(secondsCeiling(self.period.untilDayEnd) + Self.calendarMargin),
+            String(secondsCeiling(self.period.untilMonthEnd) + Self.calendarMargin),
+            String(self.inflightTTL),
         ]
-        for level in planned {
+        for level in self.levels {
             arguments += [
                 String(level.rate?.emissionInterval ?? 0), String(level.rate?.burst ?? 0),
-                String(level.perDay ?? -1), String(level.perMonth ?? -1), String(level.concurrency ?? -1),
+                String(level.perDay ?? -1), String(level.perMonth ?? -1), String(self.lease == nil ? level.concurrency ?? -1 : -1),
             ]
         }
-        if let usage { arguments.append(String(usage.retentionDays * 86_400)) }
-        self.arguments = arguments
+        if let lease = self.lease {
+            arguments += [
+                String(lease.want), String(lease.share), String(lease.giveBack),
+                String(lease.usage.requests), String(lease.usage.cost), String(lease.usage.refused), lease.meterRefusal ? "1" : "0",
+                String(lease.hold), String(lease.forRequest ? lease.need : 0),
+            ]
+            for index in self.levels.indices {
+                let giveBack = lease.rateGiveBack.isEmpty ? nil : lease.rateGiveBack[index]
+                arguments += [String(giveBack?.expectedTAT ?? -1), String(giveBack?.returnedTAT ?? -1)]
+            }
+        }
+        if self.usageKey != nil, let days = self.usageRetentionDays { arguments.append(String(days * 86_400)) }
+        return arguments
+    }
+
+    /// The same levels, keys and metering, asking `lease` of `QuotaScript.lease` at `now`.
+    public func leasing(_ lease: QuotaLeaseRequest, cost: Int, now: Int64) -> QuotaPlan {
+        if now == self.now {
+            // The same instant, so the same period and keys: nothing to make again.
+            precondition(cost >= 1 && (lease.rateGiveBack.isEmpty || lease.rateGiveBack.count == self.levels.count))
+            var plan = self
+            plan.lease = lease
+            plan.cost = cost
+            return plan
+        }
+        let usage = self.usageCustomer.flatMap { customer in self.usageRetentionDays.map { (customer: customer, retentionDays: $0) } }
+        do {
+            return try QuotaPlan(
+                levels: self.levelLimits, oem: self.oem, cost: cost, now: now, prefix: self.prefix, inflightTTL: self.inflightTTL, usage: usage, lease: lease
+            )
+        } catch {
+            preconditionFailure("limits that made a plan make another: \(error)")
+        }
     }
 
     /// True when no level limits anything: no Redis round trip is needed.
@@ -98,4 +154,78 @@ public struct QuotaPlan: Sendable, Hashable {
     public var inflightKeys: [String] {
         self.levels.filter { $0.concurrency != nil }.map(\.keys.inflight)
     }
+}
+
+/// What a `QuotaPlan` asks of `QuotaScript.lease` (see there): a grant of up to `want` units,
+/// and what the node gives back and meters with it.
+public struct QuotaLeaseRequest: Sendable, Hashable {
+    /// A level's rate units given back: its TAT is set to `returnedTAT` if it is still
+    /// `expectedTAT` (nothing was admitted there since the lease that set it).
+    public struct RateGiveBack: Sendable, Hashable {
+        public let expectedTAT: Int64
+        public let returnedTAT: Int64
+
+        public init(expectedTAT: Int64, returnedTAT: Int64) {
+            self.expectedTAT = expectedTAT
+            self.returnedTAT = returnedTAT
+        }
+    }
+
+    /// Whose lease: the plan's first level need not be the customer's.
+    public var customer: NodeID
+    /// Units wanted; 0 only gives back and meters.
+    public var want: Int
+    /// Fewest units that make a grant: the request's cost when a request waits on it (fewer
+    /// left at any level: refused, as that request would be); 0 for a refill ahead of need,
+    /// which takes what the levels can spare, possibly nothing.
+    public var need: Int
+    /// A grant takes at most a `share`-th of what any level has left (but at least `need`), so
+    /// the nodes asking split what is left instead of the first taking it all.
+    public var share: Int
+    /// Day and month units given back, at every level, before the grant.
+    public var giveBack: Int
+    /// One per level (or none at all): rate units given back.
+    public var rateGiveBack: [RateGiveBack?]
+    /// Admissions and refusals the node decided itself, added to the customer's day.
+    public var usage: QuotaUsage
+    /// A refusal of this grant is a refused request, metered as such.
+    public var meterRefusal: Bool
+    /// µs the grant's rate units should stay usable: they are charged from up to this far
+    /// ahead when the limit is not already booked further.
+    public var hold: Int64
+    /// A request waits on this grant and uses `need` of its units at once; the rest are held.
+    /// False for a refill: every unit is held.
+    public var forRequest: Bool
+
+    public init(
+        customer: NodeID, want: Int, need: Int, share: Int = 4, giveBack: Int = 0, rateGiveBack: [RateGiveBack?] = [], usage: QuotaUsage = QuotaUsage(),
+        meterRefusal: Bool = false, hold: Int64 = 0, forRequest: Bool = false
+    ) {
+        precondition(want >= 0 && need >= 0 && need <= max(want, need) && share >= 1 && giveBack >= 0)
+        self.customer = customer
+        self.want = want
+        self.need = need
+        self.share = share
+        self.giveBack = giveBack
+        self.rateGiveBack = rateGiveBack
+        self.usage = usage
+        self.meterRefusal = meterRefusal
+        self.hold = hold
+        self.forRequest = forRequest
+    }
+}
+
+/// Requests admitted (and their cost) and refused, not yet written to the usage meter.
+public struct QuotaUsage: Sendable, Hashable {
+    public var requests = 0
+    public var cost = 0
+    public var refused = 0
+
+    public init(requests: Int = 0, cost: Int = 0, refused: Int = 0) {
+        self.requests = requests
+        self.cost = cost
+        self.refused = refused
+    }
+
+    public var isEmpty: Bool { self.requests == 0 && self.cost == 0 && self.refused == 0 }
 }

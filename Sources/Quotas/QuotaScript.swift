@@ -56,16 +56,9 @@
 /// `RateLimit.maxWindow`); the one division is corrected to an exact floor, and values are
 /// written back with `%d`, never in exponent notation.
 public enum QuotaScript {
-    public static let admit = #"""
-    local now = tonumber(ARGV[1])
-    local cost = tonumber(ARGV[2])
-    local n = tonumber(ARGV[3])
-    local dayReset = tonumber(ARGV[4])
-    local monthReset = tonumber(ARGV[5])
-    local dayTTL = ARGV[6]
-    local monthTTL = ARGV[7]
-    local inflightTTL = ARGV[8]
-
+    /// Lua both scripts share: an exact floor division on doubles, µs rounded up to ms, an
+    /// integer written with `%d` (never in exponent notation), a key read as a number.
+    static let arithmetic = #"""
     local function idiv(a, b)
       local q = math.floor(a / b)
       if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
@@ -77,6 +70,29 @@ public enum QuotaScript {
       local raw = redis.call('GET', key)
       return raw and tonumber(raw)
     end
+    """#
+
+    /// Lua both scripts share: of several refusing checks, the one with the longest
+    /// retry-after is kept in `worst` (the refusal reply's layout).
+    static let refusal = #"""
+    local worst = nil
+    local function refuse(level, kind, retry, limit, left, reset)
+      if worst ~= nil and (worst[4] == -1 or (retry ~= -1 and retry <= worst[4])) then return end
+      worst = {0, level, kind, retry, limit, math.max(left, 0), reset}
+    end
+    """#
+
+    public static let admit = #"""
+    local now = tonumber(ARGV[1])
+    local cost = tonumber(ARGV[2])
+    local n = tonumber(ARGV[3])
+    local dayReset = tonumber(ARGV[4])
+    local monthReset = tonumber(ARGV[5])
+    local dayTTL = ARGV[6]
+    local monthTTL = ARGV[7]
+    local inflightTTL = ARGV[8]
+
+    \#(Self.arithmetic)
 
     local usageKey = KEYS[n * 4 + 1]
     local usageTTL = ARGV[8 + n * 5 + 1]
@@ -87,11 +103,7 @@ public enum QuotaScript {
       end
     end
 
-    local worst = nil
-    local function refuse(level, kind, retry, limit, left, reset)
-      if worst ~= nil and (worst[4] == -1 or (retry ~= -1 and retry <= worst[4])) then return end
-      worst = {0, level, kind, retry, limit, math.max(left, 0), reset}
-    end
+    \#(Self.refusal)
 
     -- A calendar quota of one level: the units left after this request, or -1 (no limit, or refused).
     local function calendar(level, kind, key, limit, reset)
@@ -192,4 +204,198 @@ public enum QuotaScript {
     """#
 
     public static let releaseSHA = SHA1.hex(release)
+}
+
+extension QuotaScript {
+    /// ## `lease`: units for later admissions, every level at once, all or nothing
+    ///
+    /// KEYS and the first 8 + 5n ARGV as for `admit` (`need` in place of `cost`; concurrency
+    /// limits are not leased and must be `-1`), then:
+    /// `want`, `share`, `giveBack`, usage `requests`, `cost`, `refused`, `meterRefusal` (0|1),
+    /// `hold` (µs), `usedNow` (the units of the grant the asking request uses at once: `need`
+    /// or 0), two per level — `expectedTAT`, `returnedTAT` (µs, `-1` = nothing to give back) —, and
+    /// the usage hash's TTL when KEYS has the usage key.
+    ///
+    /// In order, in one script (Redis runs it alone):
+    /// 1. Usage deltas the node admitted from its lease are added to the customer's day.
+    /// 2. Give back: `giveBack` units are subtracted from every day and month counter of the
+    ///    plan that exists (never below 0); a level's rate TAT equal to `expectedTAT` — no
+    ///    admission anywhere since the lease that set it — is set to `returnedTAT` (deleted
+    ///    when that is not after `now`). A TAT that moved on is left alone: units granted
+    ///    after it keep their place.
+    /// 3. Nothing more when `want` is 0 (a return): reply `[3]`. Otherwise grant: the same
+    ///    checks as `admit` for `need` units. A refusal answers exactly as `admit`'s (and meters a refusal when `meterRefusal` is 1).
+    ///    Otherwise g = min(want, and at every level and kind: what it has left, and
+    ///    max(need, ⌊left / share⌋)) — so one lease never takes more than a `share`-th of what a
+    ///    level has left, except the request that asked — and every level is charged g: day
+    ///    and month `INCRBY g`; at a rate level the `usedNow` units from max(TAT, now), as
+    ///    `admit` would, then the h = g − `usedNow` held units from
+    ///    max(that, now + min(hold, burst × T − h × T)). Charging held units from up to `hold`
+    ///    ahead keeps them usable that long (see below) at the price of booking the limit that
+    ///    much ahead; a busy limit, already booked further ahead, is charged from its TAT. A
+    ///    grant the request uses whole (k = 1) is charged exactly as `admit` charges.
+    ///
+    /// A grant a request uses part of meters that request, as `admit` does.
+    ///
+    /// Reply: a refusal as `admit`'s; otherwise `[2]`, five per level as `admit`'s admitted
+    /// reply (after the charge of g), g, and per level the rate base the held units were
+    /// charged from (`-1` without a rate limit or when nothing was granted). Held unit j
+    /// (0-based) may be used at instants up to base + j × T of every rate level,
+    /// never later (`QuotaLease`): that keeps every admission conforming to the GCRA of every
+    /// level, whatever the number of nodes.
+    public static let lease = #"""
+    local now = tonumber(ARGV[1])
+    local need = tonumber(ARGV[2])
+    local n = tonumber(ARGV[3])
+    local dayReset = tonumber(ARGV[4])
+    local monthReset = tonumber(ARGV[5])
+    local dayTTL = ARGV[6]
+    local monthTTL = ARGV[7]
+    local L = 8 + n * 5
+    local want = tonumber(ARGV[L + 1])
+    local share = tonumber(ARGV[L + 2])
+    local giveBack = tonumber(ARGV[L + 3])
+    local meterRefusal = ARGV[L + 7] == '1'
+    local hold = tonumber(ARGV[L + 8])
+    local usedNow = tonumber(ARGV[L + 9])
+
+    \#(Self.arithmetic)
+
+    local usageKey = KEYS[n * 4 + 1]
+    local usageTTL = ARGV[L + 10 + n * 2]
+    local function meter(field, amount)
+      if usageKey and amount > 0 then
+        redis.call('HINCRBY', usageKey, field, int(amount))
+        redis.call('EXPIRE', usageKey, usageTTL)
+      end
+    end
+    meter('requests', tonumber(ARGV[L + 4]))
+    meter('cost', tonumber(ARGV[L + 5]))
+    meter('refused', tonumber(ARGV[L + 6]))
+
+    for i = 1, n do
+      local a = 8 + (i - 1) * 5
+      local k = (i - 1) * 4
+      if giveBack > 0 then
+        for kind = 3, 4 do
+          local key = KEYS[k + kind - 1]
+          if tonumber(ARGV[a + kind]) >= 0 and redis.call('EXISTS', key) == 1 then
+            local left = redis.call('DECRBY', key, int(giveBack))
+            if left < 0 then redis.call('INCRBY', key, -left) end
+          end
+        end
+      end
+      local expected = tonumber(ARGV[L + 10 + (i - 1) * 2])
+      local returned = tonumber(ARGV[L + 11 + (i - 1) * 2])
+      if expected >= 0 and stored(KEYS[k + 1]) == expected then
+        if returned > now then
+          redis.call('SET', KEYS[k + 1], int(returned), 'PX', int(ceilms(returned - now) + 1000))
+        else
+          redis.call('DEL', KEYS[k + 1])
+        end
+      end
+    end
+
+    if want <= 0 then return {3} end
+
+    \#(Self.refusal)
+    local granted = want
+    local function bound(left)
+      granted = math.min(granted, left, math.max(need, idiv(left, share)))
+    end
+    local function calendar(level, kind, key, limit, reset)
+      if limit < 0 then return -1 end
+      local used = stored(key) or 0
+      if need > limit then refuse(level, kind, -1, limit, limit - used, reset)
+      elseif used + need > limit then refuse(level, kind, ceilms(reset), limit, limit - used, reset)
+      else bound(limit - used) end
+      return limit - used
+    end
+
+    local rates = {}
+    local lefts = {}
+    for i = 1, n do
+      local a = 8 + (i - 1) * 5
+      local k = (i - 1) * 4
+      local T = tonumber(ARGV[a + 1])
+      local burst = tonumber(ARGV[a + 2])
+      local left = {-1, -1, -1}
+      if T > 0 then
+        local window = T * burst
+        local ahead = 0
+        local tat = stored(KEYS[k + 1])
+        if tat and tat > now and tat - now <= window then ahead = tat - now end
+        if need * T > window then
+          refuse(i, 'rate', -1, burst, idiv(window - ahead, T), ahead)
+        elseif ahead + need * T > window then
+          refuse(i, 'rate', ceilms(ahead + need * T - window), burst, idiv(window - ahead, T), ahead)
+        else
+          bound(idiv(window - ahead, T))
+          rates[i] = {T, window, ahead}
+        end
+      end
+      left[2] = calendar(i, 'day', KEYS[k + 2], tonumber(ARGV[a + 3]), dayReset)
+      left[3] = calendar(i, 'month', KEYS[k + 3], tonumber(ARGV[a + 4]), monthReset)
+      lefts[i] = left
+    end
+    if worst ~= nil then
+      if meterRefusal then meter('refused', 1) end
+      return worst
+    end
+
+    local reply = {2}
+    local bases = {}
+    for i = 1, n do
+      local a = 8 + (i - 1) * 5
+      local k = (i - 1) * 4
+      local rate, rateReset, base = -1, -1, -1
+      local r = rates[i]
+      if r then
+        local T, window, ahead = r[1], r[2], r[3]
+        -- The units used now are charged from the TAT; the held ones from `hold` ahead at the
+        -- latest (within the window), so they stay usable that long: the gap only books the
+        -- limit ahead, as used units would.
+        local held = granted - usedNow
+        local from = ahead + usedNow * T
+        if held > 0 then from = math.max(from, math.min(hold, window - held * T)) end
+        local newAhead = from + held * T
+        if granted > 0 then
+          base = now + from
+          redis.call('SET', KEYS[k + 1], int(now + newAhead), 'PX', int(ceilms(newAhead) + 1000))
+        end
+        rate = idiv(window - newAhead, T)
+        rateReset = ceilms(newAhead)
+      end
+      local day, month = -1, -1
+      if lefts[i][2] >= 0 then
+        day = lefts[i][2] - granted
+        if granted > 0 then
+          redis.call('INCRBY', KEYS[k + 2], int(granted))
+          redis.call('EXPIRE', KEYS[k + 2], dayTTL)
+        end
+      end
+      if lefts[i][3] >= 0 then
+        month = lefts[i][3] - granted
+        if granted > 0 then
+          redis.call('INCRBY', KEYS[k + 3], int(granted))
+          redis.call('EXPIRE', KEYS[k + 3], monthTTL)
+        end
+      end
+      reply[#reply + 1] = rate
+      reply[#reply + 1] = rateReset
+      reply[#reply + 1] = day
+      reply[#reply + 1] = month
+      reply[#reply + 1] = -1
+      bases[i] = base
+    end
+    reply[#reply + 1] = granted
+    for i = 1, n do reply[#reply + 1] = bases[i] end
+    if usedNow > 0 then
+      meter('requests', 1)
+      meter('cost', usedNow)
+    end
+    return reply
+    """#
+
+    public static let leaseSHA = SHA1.hex(lease)
 }

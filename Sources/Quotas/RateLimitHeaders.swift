@@ -34,6 +34,9 @@ public enum RateLimitHeaders {
             let policy = self.policy(kind, level: level, limit: limit, period: plan.period)
             return self.refusal(policy: policy, kind: kind, retryAfterMilliseconds: retryAfter, remaining: remaining)
 
+        case .leased(let grant):
+            return self.fields(for: .admitted(grant.remaining), plan: plan)
+
         case .admitted(let remaining):
             var tightest: (name: String, quota: Int, window: Int64, remaining: Int, reset: Int64)?
             for (level, left) in zip(plan.levels, remaining) {

@@ -80,6 +80,17 @@ final class SettingsLoaderTests: XCTestCase {
         XCTAssertEqual(settings.upstreamPool.maxConnectionsPerEndpoint, 64)
     }
 
+    func testQuotaLeasesAreReadWithTheirDefaultsAndBounds() throws {
+        XCTAssertEqual(try SettingsLoader.parse(minimalSettingsYAML).quotaLeases, GatewaySettings.QuotaLeases())
+        let set = try SettingsLoader.parse(minimalSettingsYAML + "\nquotas:\n  leases:\n    refreshInterval: 250ms\n    maxUnits: 50\n    maxLeases: 0\n")
+        XCTAssertEqual(set.quotaLeases, GatewaySettings.QuotaLeases(refreshInterval: .milliseconds(250), maxUnits: 50, maxLeases: 0))
+        let off = try SettingsLoader.parse(minimalSettingsYAML + "\nquotas:\n  leases:\n    refreshInterval: 0ms\n")
+        XCTAssertEqual(off.quotaLeases.refreshInterval, .zero)
+        XCTAssertThrowsError(try SettingsLoader.parse(minimalSettingsYAML + "\nquotas:\n  leases:\n    maxUnits: 0\n"))
+        XCTAssertThrowsError(try SettingsLoader.parse(minimalSettingsYAML + "\nquotas:\n  leases:\n    refreshInterval: 1m\n"))
+        XCTAssertThrowsError(try SettingsLoader.parse(minimalSettingsYAML + "\nquotas:\n  leases:\n    size: 5\n"))
+    }
+
     func testEveryKeyCanBeSet() throws {
         let yaml = """
             listener:

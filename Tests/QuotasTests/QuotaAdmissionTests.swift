@@ -7,34 +7,7 @@ import RedisClient
 import XCTest
 
 /// The admission script against a real redis-server, with injected `now` (no sleeps).
-final class QuotaAdmissionTests: XCTestCase {
-    private var server: RedisServer!
-    private var group: MultiThreadedEventLoopGroup!
-    private var redis: RedisClient!
-    private var quotas: QuotaAdmission!
-    private var loop: any EventLoop { self.group.next() }
-
-    private let acme = try! NodeID("acme")
-    private let northwind = try! NodeID("northwind")
-    private let contoso = try! NodeID("contoso")
-    /// 2025-11-24T16:00:00Z: 8 h to the end of the UTC day.
-    private let start: Int64 = 1_764_000_000_000_000
-
-    override func setUpWithError() throws {
-        try super.setUpWithError()
-        self.server = try RedisServer()
-        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        self.redis = RedisClient(url: RedisURL(host: "127.0.0.1", port: self.server.port), group: self.group)
-        self.quotas = QuotaAdmission(redis: self.redis)
-    }
-
-    override func tearDownWithError() throws {
-        try? self.redis?.shutdown().wait()
-        try? self.group?.syncShutdownGracefully()
-        self.server?.stop()
-        try super.tearDownWithError()
-    }
-
+final class QuotaAdmissionTests: RedisQuotaTestCase {
     func testScriptSHAIsRedisOwn() throws {
         XCTAssertEqual(try self.redis.send(on: self.loop, ["SCRIPT", "LOAD", QuotaScript.admit]).wait().string, QuotaScript.admitSHA)
         XCTAssertEqual(try self.redis.send(on: self.loop, ["SCRIPT", "LOAD", QuotaScript.release]).wait().string, QuotaScript.releaseSHA)
@@ -269,10 +242,6 @@ final class QuotaAdmissionTests: XCTestCase {
         try self.quotas.admit(levels: levels, oem: acme, cost: cost, now: now, on: self.loop).wait().1
     }
 
-    private func get(_ key: String) throws -> Int64? {
-        let reply = try self.redis.send(on: self.loop, ["GET", key]).wait()
-        return reply.isNull ? nil : reply.int64
-    }
 
     /// The counters of `testRefusalAtTheOEMLevelChargesNoOtherLevel`'s three levels.
     private func storedValues() throws -> [Int64?] {
