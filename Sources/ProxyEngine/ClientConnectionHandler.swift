@@ -228,8 +228,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if let decidedBy = refusal.decidedBy { metadata["decided-by"] = "\(decidedBy)" }
         exchange.log(refusal.level, "request refused", metadata: metadata)
         if refusal.problem == .quotaExceeded {
-            let seconds = refusal.headers.first(name: "retry-after").flatMap { Int64($0) } ?? 1
-            exchange.quotaRetryAfter = .seconds(seconds)
+            // Never under the current limits: as long as the pause goes.
+            exchange.quotaRetryAfter = refusal.retryAfter ?? ClientConnectionStateMachine.longestPause
         }
         self.fail(exchange, with: refusal.problem, headers: refusal.headers, extensions: refusal.extensions)
     }

@@ -201,16 +201,18 @@ struct ClientConnectionStateMachine {
 
     /// From this many quota refusals in a row, the connection pauses before its next request.
     static let refusalsBeforePause = 3
-    /// The longest pause, and the shortest (a refusal may say `Retry-After: 0`).
+    /// The longest pause, and the shortest (a concurrency refusal says 0).
     static let longestPause = TimeAmount.seconds(1)
-    static let shortestPause = TimeAmount.milliseconds(50)
+    static let shortestPause = TimeAmount.milliseconds(10)
 
     /// An exchange ended with the connection kept open. `quotaRetryAfter`: it was refused for a
-    /// quota, with this `Retry-After`. Returns how long to pause before the next request is
-    /// read or served: a client that goes on sending what will be refused is slowed to about
-    /// the rate its refusals ask for, so a flood cannot take its event loop from other tenants.
-    /// A client that waits as asked — or whose connection carries other tenants' admitted
-    /// requests in between — is never paused.
+    /// quota, and could pass after this long (exact, not the header's whole seconds). Returns how
+    /// long to pause before the next request is read or served: from the third refusal in a row
+    /// that wait (at least `shortestPause`), doubling with each further refusal in a row, at most
+    /// `longestPause`. A client that goes on sending what will be refused — over one connection
+    /// or many — is slowed to a few attempts a second per connection, so a flood cannot take its
+    /// event loop from other tenants; a client that waits as asked, or whose connection carries
+    /// admitted requests in between (another tenant's too), is never paused.
     mutating func exchangeEnded(quotaRetryAfter: TimeAmount?) -> TimeAmount? {
         guard let retryAfter = quotaRetryAfter else {
             self.refusalsInARow = 0
@@ -219,7 +221,9 @@ struct ClientConnectionStateMachine {
         self.refusalsInARow += 1
         guard self.refusalsInARow >= Self.refusalsBeforePause, !self.closing else { return nil }
         self.pausedAfterRefusals = true
-        return min(max(retryAfter, Self.shortestPause), Self.longestPause)
+        let doublings = min(self.refusalsInARow - Self.refusalsBeforePause, 20)
+        let pause = max(retryAfter, Self.shortestPause).nanoseconds.multipliedReportingOverflow(by: 1 << doublings)
+        return pause.overflow ? Self.longestPause : min(.nanoseconds(pause.partialValue), Self.longestPause)
     }
 
     /// The pause after refusals is over: reading and serving go on.

@@ -17,7 +17,7 @@ final class Exchange {
     private let logger: Logger
     /// The tenant the token speaks for, once authenticated: on every later log line.
     var tenantPath: NodePath?
-    /// Refused for a quota, with this `Retry-After`: the connection may pause after it.
+    /// Refused for a quota, passable after this long: the connection may pause after it.
     var quotaRetryAfter: TimeAmount?
 
     /// The cells and attempts of this request, and the loop's router that tracks them.

@@ -20,6 +20,9 @@ struct Refusal: Error {
     /// Refusals a flood produces (quotas) are logged at `info`, like each request's own line, so
     /// a flood refused from memory writes no more than one refused by the store.
     var level: Logger.Level = .notice
+    /// A quota refusal's exact wait until the request could pass (the `Retry-After` header is
+    /// rounded up to whole seconds); nil when none is known.
+    var retryAfter: TimeAmount?
 }
 
 /// A response the gateway produces itself without refusing anything (a CORS preflight, the
@@ -194,8 +197,11 @@ struct RequestPhases {
             case .store: "quota store"
             case .localLimits: "local limits"
             }
+            var retryAfter: TimeAmount?
+            if case .refused(_, _, let milliseconds?, _, _, _) = refusal.decision { retryAfter = .milliseconds(milliseconds) }
             return .refuse(Refusal(
-                problem: .quotaExceeded, headers: HTTPHeaders(refusal.headers.map { ($0.name, $0.value) }), reason: refusal.reason, decidedBy: decidedBy, level: .info
+                problem: .quotaExceeded, headers: HTTPHeaders(refusal.headers.map { ($0.name, $0.value) }), reason: refusal.reason, decidedBy: decidedBy,
+                level: .info, retryAfter: retryAfter
             ))
         case .refuseStoreAway(let retryAfterSeconds, let warning):
             self.warn(warning, requestID: request.request.requestID)

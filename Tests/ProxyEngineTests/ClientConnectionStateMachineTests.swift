@@ -27,8 +27,19 @@ final class ClientConnectionStateMachineTests: XCTestCase {
 
         XCTAssertEqual(machine.exchangeEnded(quotaRetryAfter: .seconds(30)), Machine.longestPause, "capped")
         machine.pauseEnded()
+    }
+
+    func testThePauseDoublesWithEachFurtherRefusalInARow() {
+        var machine = Machine()
+        _ = machine.exchangeEnded(quotaRetryAfter: .zero)
+        _ = machine.exchangeEnded(quotaRetryAfter: .zero)
         XCTAssertEqual(machine.exchangeEnded(quotaRetryAfter: .zero), Machine.shortestPause, "a concurrency refusal says 0")
-        machine.pauseEnded()
+        XCTAssertEqual(machine.exchangeEnded(quotaRetryAfter: .milliseconds(30)), .milliseconds(60))
+        XCTAssertEqual(machine.exchangeEnded(quotaRetryAfter: .milliseconds(30)), .milliseconds(120))
+        for _ in 0..<40 { _ = machine.exchangeEnded(quotaRetryAfter: .milliseconds(30)) }
+        XCTAssertEqual(machine.exchangeEnded(quotaRetryAfter: .milliseconds(30)), Machine.longestPause)
+        XCTAssertNil(machine.exchangeEnded(quotaRetryAfter: nil), "an admitted request starts the count again")
+        XCTAssertNil(machine.exchangeEnded(quotaRetryAfter: .milliseconds(30)))
     }
 
     func testAnyOtherAnswerResetsTheCount() {
