@@ -155,13 +155,20 @@ struct TenantAccess {
     /// RFC 6750 §2.1: exactly one `Authorization: Bearer <token>`; the scheme is
     /// case-insensitive, the token is base64url and dots.
     static func bearerToken(_ headers: HTTPHeaders) -> BearerToken {
-        let values = headers["authorization"]
-        guard let value = values.first else { return .none }
-        guard values.count == 1 else { return .malformed }
-        let parts = value.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return .none }
-        let token = parts[1].drop { $0 == " " }
-        guard !token.isEmpty, token.utf8.allSatisfy({ Self.isBase64URL($0) || $0 == UInt8(ascii: ".") }) else { return .malformed }
+        // Read in place, on every request: splitting and lower-casing the value allocated.
+        var found: String?
+        for (name, value) in headers where name.utf8.count == 13 && name.lowercased() == "authorization" {
+            guard found == nil else { return .malformed }
+            found = value
+        }
+        guard let value = found else { return .none }
+        let text = Substring(value)
+        let afterLeading = text.drop { $0 == " " }
+        guard let space = afterLeading.firstIndex(of: " ") else { return .none }
+        guard afterLeading[..<space].utf8.elementsEqual("bearer".utf8, by: { ($0 | 0x20) == $1 }) else { return .none }
+        let token = afterLeading[space...].drop { $0 == " " }
+        guard !token.isEmpty else { return .none }
+        guard token.utf8.allSatisfy({ Self.isBase64URL($0) || $0 == UInt8(ascii: ".") }) else { return .malformed }
         return .token(token)
     }
 

@@ -154,5 +154,10 @@ final class TenantAccessTests: XCTestCase {
         XCTAssertEqual(parse(["Bearer a.b c"]), .malformed)
         XCTAssertEqual(parse(["Bearer a+b.c"]), .malformed)
         XCTAssertEqual(parse(["Bearer "]), .none)
+        XCTAssertEqual(parse(["BEARER   a.b.c"]), .token("a.b.c"), "the scheme in any case, spaces before the token")
+        XCTAssertEqual(parse([" Bearer a.b.c"]), .token("a.b.c"))
+        XCTAssertEqual(parse(["Bearerx a.b.c"]), .none)
+        XCTAssertEqual(parse(["Bearer"]), .none)
+        XCTAssertEqual(TenantAccess.bearerToken(HTTPHeaders([("authorization", "Bearer x"), ("AUTHORIZATION", "Bearer y")])), .malformed)
     }
 }
