@@ -5,7 +5,11 @@
 work="$(mktemp -d)"
 pids=()
 cleanup() {
-    # Children first (nginx's worker outlives a killed master), then the processes started here.
+    # A polite stop first: an nginx master stops its workers on SIGTERM, whereas a worker killed
+    # under a live master is replaced by a new one, which then outlived the master's SIGKILL.
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    sleep 0.5
+    # Then children (a worker outlives a killed master), then the processes started here.
     for pid in "${pids[@]}"; do pkill -9 -P "$pid" 2>/dev/null || true; kill -9 "$pid" 2>/dev/null || true; done
     if [ "${KEEP:-0}" = 1 ]; then echo "work directory kept: $work" >&2; else rm -rf "$work"; fi
 }
