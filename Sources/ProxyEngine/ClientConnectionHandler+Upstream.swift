@@ -63,7 +63,7 @@ extension ClientConnectionHandler {
         switch exchange.machine.attemptFailed(problem, failure: failure, attempt: route.attempts, maxAttempts: maxAttempts) {
         case .retryIfBudgetAllows(let problem) where router.startRetry(route):
             exchange.log(.info, "retrying on another endpoint", metadata: ["problem": "\(problem)", "attempt": "\(route.attempts + 1)"])
-            exchange.machine.retryGranted()
+            exchange.machine.retryGranted(after: failure)
             self.startAttempt(exchange)
         case .retryIfBudgetAllows(let problem), .fail(let problem):
             self.fail(exchange, with: problem)

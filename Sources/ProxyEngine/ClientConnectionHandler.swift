@@ -224,9 +224,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     private func refuse(_ exchange: Exchange, _ refusal: Refusal) {
-        var metadata: Logger.Metadata = ["problem": "\(refusal.problem)", "phase": "\(refusal.problem.phase.rawValue)", "reason": "\(refusal.reason)"]
-        if let decidedBy = refusal.decidedBy { metadata["decided-by"] = "\(decidedBy)" }
-        exchange.log(refusal.level, "request refused", metadata: metadata)
+        // Built only when the line is written: a flood's refusals are logged at info.
+        exchange.log(refusal.level, "request refused", metadata: refusal.logMetadata)
         if refusal.problem == .quotaExceeded {
             // Never under the current limits: as long as the pause goes.
             exchange.quotaRetryAfter = refusal.retryAfter ?? ClientConnectionStateMachine.longestPause

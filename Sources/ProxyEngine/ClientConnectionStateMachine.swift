@@ -221,9 +221,13 @@ struct ClientConnectionStateMachine {
         self.refusalsInARow += 1
         guard self.refusalsInARow >= Self.refusalsBeforePause, !self.closing else { return nil }
         self.pausedAfterRefusals = true
-        let doublings = min(self.refusalsInARow - Self.refusalsBeforePause, 20)
-        let pause = max(retryAfter, Self.shortestPause).nanoseconds.multipliedReportingOverflow(by: 1 << doublings)
-        return pause.overflow ? Self.longestPause : min(.nanoseconds(pause.partialValue), Self.longestPause)
+        var pause = max(retryAfter, Self.shortestPause)
+        var doublings = self.refusalsInARow - Self.refusalsBeforePause
+        while doublings > 0, pause < Self.longestPause {
+            pause = pause + pause
+            doublings -= 1
+        }
+        return min(pause, Self.longestPause)
     }
 
     /// The pause after refusals is over: reading and serving go on.

@@ -75,7 +75,7 @@ struct ExchangeStateMachine {
     /// What to do after an upstream attempt failed before any response byte.
     enum FailedAttemptAction: Equatable {
         /// Safe to send again (`RetryPolicy`): ask the cell's retry budget, then either
-        /// `retryGranted()` or answer `problem`.
+        /// `retryGranted(after:)` or answer `problem`.
         case retryIfBudgetAllows(problem: GatewayProblem)
         case fail(GatewayProblem)
     }
@@ -153,8 +153,6 @@ struct ExchangeStateMachine {
     private(set) var responseDeadline: NIODeadline?
     /// What the last failed attempt ran into, answered when no attempt is left.
     private(set) var lastFailure: GatewayProblem?
-    /// The failure that made the attempt being retried fail.
-    private var retrying: RetryPolicy.Failure?
 
     static let maxStaleResends = 2
 
@@ -272,19 +270,17 @@ struct ExchangeStateMachine {
         self.lastFailure = problem
         let safe = RetryPolicy.mayRetry(method: self.method.rawValue, failure: failure, bodyStreamed: self.hasBody, attempt: attempt, maxAttempts: maxAttempts)
         guard safe, !self.responseStarted else { return .fail(problem) }
-        self.retrying = failure
         return .retryIfBudgetAllows(problem: problem)
     }
 
     /// The cell's retry budget allows the retry: the next attempt starts.
-    mutating func retryGranted() {
+    mutating func retryGranted(after failure: RetryPolicy.Failure) {
         self.responseDeadline = nil
         self.requestSent = false
-        if self.retrying == .afterConnect {
+        if failure == .afterConnect {
             // Only a bodiless request is retried after connecting: its end is all there is to resend.
             self.bufferedForUpstream = self.requestComplete ? [.end(nil)] : []
         }
-        self.retrying = nil
         self.upstream = .selecting
     }
 

@@ -23,6 +23,13 @@ struct Refusal: Error {
     /// A quota refusal's exact wait until the request could pass (the `Retry-After` header is
     /// rounded up to whole seconds); nil when none is known.
     var retryAfter: TimeAmount?
+
+    /// The refused request's log line fields.
+    var logMetadata: Logger.Metadata {
+        var metadata: Logger.Metadata = ["problem": "\(self.problem)", "phase": "\(self.problem.phase.rawValue)", "reason": "\(self.reason)"]
+        if let decidedBy = self.decidedBy { metadata["decided-by"] = "\(decidedBy)" }
+        return metadata
+    }
 }
 
 /// A response the gateway produces itself without refusing anything (a CORS preflight, the

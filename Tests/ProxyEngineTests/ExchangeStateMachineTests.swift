@@ -93,7 +93,7 @@ final class ExchangeStateMachineTests: XCTestCase {
         _ = machine.requestEnded(now: Self.start)
         // Nothing was sent: even a POST with a body may go to another endpoint.
         XCTAssertEqual(machine.attemptFailed(.upstreamUnreachable, failure: .connectFailed, attempt: 1, maxAttempts: 3), .retryIfBudgetAllows(problem: .upstreamUnreachable))
-        machine.retryGranted()
+        machine.retryGranted(after: .connectFailed)
         XCTAssertEqual(machine.upstream, .selecting)
         machine.endpointChosen(responseTimeout: Self.responseTimeout)
         let (parts, deadline) = machine.connected(reused: false, now: Self.start)
@@ -115,7 +115,7 @@ final class ExchangeStateMachineTests: XCTestCase {
         _ = machine.connected(reused: false, now: Self.start)
         XCTAssertEqual(machine.upstreamClosed(), .attemptFailed, "a fresh connection: the endpoint's failure")
         XCTAssertEqual(machine.attemptFailed(.upstreamFailed, failure: .afterConnect, attempt: 1, maxAttempts: 3), .retryIfBudgetAllows(problem: .upstreamFailed))
-        machine.retryGranted()
+        machine.retryGranted(after: .afterConnect)
         XCTAssertNil(machine.responseDeadline, "the failed attempt's timeout is gone")
         machine.endpointChosen(responseTimeout: Self.responseTimeout)
         let parts = machine.connected(reused: false, now: Self.start).parts
