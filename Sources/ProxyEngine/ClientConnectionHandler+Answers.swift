@@ -19,6 +19,16 @@ extension ClientConnectionHandler {
         metadata["phase"] = "\(problem.phase.rawValue)"
         metadata["status"] = "\(problem.status.code)"
         self.environment.logger.notice("request rejected", metadata: metadata)
+        if let observer = self.environment.observer {
+            // Never an exchange: nothing past the decode phase, no method or path worth keeping.
+            let now = self.now
+            observer.requestEnded(RequestRecord(
+                requestID: id, traceID: nil, spanID: nil, continuesClientTrace: false, method: "", path: nil, route: nil, tenant: nil,
+                outcome: .refused, status: problem.status.code, problem: problem, cell: nil, tier: nil, endpoint: nil, attempts: 0,
+                bytesIn: 0, bytesOut: 0, started: now, authorized: nil, admitted: nil, upstreamStarted: nil, upstreamHead: nil,
+                upstreamEnded: nil, ended: now, startedWallMicroseconds: self.environment.wallClock.nowMicroseconds
+            ))
+        }
         let written = self.writeProblem(problem, requestID: id, version: version, close: true)
         self.closeAfter(written)
     }
@@ -29,10 +39,12 @@ extension ClientConnectionHandler {
         self.dropUpstream(of: exchange)
         switch exchange.machine.answering(status: problem.status.code, closesConnection: problem.closesConnection, connectionClosing: self.connection.closesAfterAnswer) {
         case .closeMidResponse:
+            exchange.brokeOff = true
             self.end(exchange)
             exchange.log(.warning, "upstream failed mid-response; closing the client connection", metadata: exchange.logMetadata(now: self.now, status: exchange.machine.responseStatus))
             self.closeNow()
         case .answer(let after):
+            exchange.problem = problem
             exchange.log(.info, "request answered by the gateway", metadata: exchange.logMetadata(now: self.now, status: problem.status.code, problem: problem))
             let written = self.writeProblem(problem, requestID: exchange.request.requestID, version: exchange.request.head.version, close: after == .close, headers: headers, extensions: extensions)
             self.answered(exchange, then: after, written: written)

@@ -43,6 +43,7 @@ extension ClientConnectionHandler {
         guard let admitted = exchange.admitted else { return }
         upstream.delegate = self
         exchange.upstream = upstream
+        if exchange.upstreamStartedAt == nil { exchange.upstreamStartedAt = self.now }
         let (parts, responseDeadline) = exchange.machine.connected(reused: upstream.completedExchanges > 0, now: self.now)
         upstream.write(.head(exchange.upstreamHead(phases: self.phases, admitted: admitted)))
         for part in parts { upstream.write(part) }
@@ -119,6 +120,7 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
         switch part {
         case .head(let head):
             guard let admitted = exchange.admitted else { return }
+            exchange.upstreamHeadAt = self.now
             if let route = exchange.route { self.environment.router.report(route, failed: head.status.code >= 500, now: self.monotonicNow) }
             let after = exchange.machine.responseHeadReceived(
                 status: head.status.code, upstreamKeepsAlive: head.isKeepAlive, connectionClosing: self.connection.closesAfterAnswer
@@ -129,6 +131,7 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
             context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end:
             let end = exchange.machine.responseEnded()
+            exchange.upstreamEndedAt = self.now
             let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
             exchange.log(.info, "request", metadata: exchange.logMetadata(now: self.now, status: exchange.machine.responseStatus))
             if let upstream = exchange.upstream {

@@ -95,6 +95,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.beginClosing()
         self.startDetector.armed = false
         if let exchange = self.exchange {
+            exchange.clientLeft = true
             self.end(exchange)
             // The client went away mid-exchange: the upstream connection is mid-message too.
             self.dropUpstream(of: exchange)
@@ -192,8 +193,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         switch self.phases.authorize(request) {
         case .proceed(let tenant):
             exchange.tenantPath = tenant.grant.policy.path
+            exchange.routePrefix = tenant.grant.route.pathPrefix
+            exchange.authorizedAt = self.now
             self.admit(exchange, self.phases.admit(tenant), tenant: tenant)
         case .proceedWithoutTenant(let admitted):
+            exchange.authorizedAt = self.now
             self.forward(exchange, admitted)
         case .respond(let response):
             self.answerLocally(exchange, response)
@@ -236,6 +240,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// Select cell, then the first upstream attempt.
     private func forward(_ exchange: Exchange, _ admitted: AdmittedRequest) {
         exchange.admit(admitted)
+        exchange.admittedAt = self.now
         let head = admitted.request.head
         if head.version == .http1_1, head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
             self.context?.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
@@ -255,7 +260,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// longer the connection's.
     func end(_ exchange: Exchange) {
         if self.exchange === exchange { self.exchange = nil }
+        guard !exchange.ended else { return }
         exchange.end(now: self.monotonicNow)
+        if let observer = self.environment.observer {
+            observer.requestEnded(exchange.record(ended: self.now, wallNowMicroseconds: self.environment.wallClock.nowMicroseconds))
+        }
     }
 
     /// Nothing more is read or answered; the connection closes once `written` is out.

@@ -20,6 +20,21 @@ final class Exchange {
     /// Refused for a quota, passable after this long: the connection may pause after it.
     var quotaRetryAfter: TimeAmount?
 
+    // What the request's record tells (`RequestRecord`): set as the request advances.
+    /// The catalog route matched, once authorized.
+    var routePrefix: String?
+    /// The problem the gateway answered with, once it did.
+    var problem: GatewayProblem?
+    /// The relayed response broke off (the client connection was cut mid-response).
+    var brokeOff = false
+    /// The client closed its connection before the answer was complete.
+    var clientLeft = false
+    var authorizedAt: NIODeadline?
+    var admittedAt: NIODeadline?
+    var upstreamStartedAt: NIODeadline?
+    var upstreamHeadAt: NIODeadline?
+    var upstreamEndedAt: NIODeadline?
+
     /// The cells and attempts of this request, and the loop's router that tracks them.
     private(set) var routing: (router: CellRouter, route: CellRoute)?
     var route: CellRoute? { self.routing?.route }
@@ -77,6 +92,34 @@ final class Exchange {
         self.ended = true
         if let (router, route) = self.routing { router.finish(route, now: now) }
         self.admitted?.quota?.release()
+    }
+
+    /// What became of the request, for the loop's observer.
+    func record(ended: NIODeadline, wallNowMicroseconds: Int64) -> RequestRecord {
+        let outcome: RequestRecord.Outcome
+        if self.clientLeft {
+            outcome = .clientClosed
+        } else if let problem = self.problem {
+            outcome = problem.phase == .forward || problem.phase == .selectCell ? .failed : .refused
+        } else if self.brokeOff {
+            outcome = .failed
+        } else if self.upstreamEndedAt != nil {
+            outcome = .relayed
+        } else {
+            outcome = .answered
+        }
+        let cell = self.route?.currentCell ?? self.route?.chain.first?.cell
+        let trace = self.request.trace
+        return RequestRecord(
+            requestID: self.request.requestID, traceID: trace.outgoing.traceID, spanID: trace.outgoing.parentID,
+            continuesClientTrace: trace.continuesClientTrace, method: self.request.head.method.rawValue, path: self.request.path.path,
+            route: self.routePrefix, tenant: self.tenantPath, outcome: outcome, status: self.problem?.status.code ?? self.machine.responseStatus,
+            problem: self.problem, cell: cell?.id, tier: cell?.kind, endpoint: self.endpoint?.endpoint, attempts: self.route?.attempts ?? 0,
+            bytesIn: self.machine.requestBodyBytes, bytesOut: self.machine.responseBytes, started: self.request.started,
+            authorized: self.authorizedAt, admitted: self.admittedAt, upstreamStarted: self.upstreamStartedAt, upstreamHead: self.upstreamHeadAt,
+            upstreamEnded: self.upstreamEndedAt, ended: ended,
+            startedWallMicroseconds: wallNowMicroseconds - (ended - self.request.started).nanoseconds / 1_000
+        )
     }
 
     deinit {

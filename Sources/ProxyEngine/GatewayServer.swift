@@ -40,7 +40,7 @@ public final class GatewayServer: Sendable {
     /// everything else follows `install`.
     public static func start(
         configuration: GatewayConfiguration, group: any EventLoopGroup, quotas: QuotaAdmission? = nil, usage: UsageMeter? = nil,
-        logger: Logger
+        logger: Logger, observer makeObserver: (@Sendable (any EventLoop) -> (any RequestObserver)?)? = nil
     ) async throws -> GatewayServer {
         let settings = configuration.settings
         // One environment per event loop, built on that loop: the pool inside is loop-confined.
@@ -51,7 +51,7 @@ public final class GatewayServer: Sendable {
                 let pool = UpstreamPool(eventLoop: loop, settings: settings.upstreamPool)
                 let environment = ProxyEnvironment(
                     configuration: configuration, generation: 1, pool: pool, loopCount: loopCount, quotas: quotas, usage: usage, logger: logger,
-                    scheme: "http"
+                    scheme: "http", observer: makeObserver?(loop)
                 )
                 let bound = NIOLoopBound(environment, eventLoop: loop)
                 loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in

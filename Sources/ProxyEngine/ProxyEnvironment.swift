@@ -48,13 +48,16 @@ final class ProxyEnvironment {
     let scheme: String
     /// Wall-clock time for token lifetimes, quota windows and the upstream context.
     let wallClock: WallClock
+    /// Told of every request that ends on this loop (metrics, access log, traces, tenant
+    /// health); nil when nothing observes, and then no record is built.
+    let observer: (any RequestObserver)?
 
     /// The loop everything here belongs to; its `now` is the data plane's elapsed-time clock.
     var eventLoop: any EventLoop { self.pool.eventLoop }
 
     init(
         configuration: GatewayConfiguration, generation: Int, pool: UpstreamPool, loopCount: Int = 1, quotas: (any QuotaStore)? = nil,
-        usage: UsageMeter? = nil, logger: Logger, scheme: String, wallClock: WallClock = .system
+        usage: UsageMeter? = nil, logger: Logger, scheme: String, wallClock: WallClock = .system, observer: (any RequestObserver)? = nil
     ) {
         self.router = CellRouter(eventLoop: pool.eventLoop, settings: configuration.settings, loopCount: loopCount)
         self.quotaGate = QuotaGate(leases: QuotaLeaseSettings(settings: configuration.settings))
@@ -67,6 +70,7 @@ final class ProxyEnvironment {
         self.logger = logger
         self.scheme = scheme
         self.wallClock = wallClock
+        self.observer = observer
     }
 
     private static func makeCache(_ configuration: GatewayConfiguration) -> VerifiedTokenCache? {
