@@ -218,8 +218,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             // store answers (or its client times out) in bounded time.
             quotas.admit(plan, on: loop).assumeIsolated().whenComplete { [self, exchange] result in
                 guard self.exchange === exchange else {
-                    // The client left while the store answered: give back what was charged.
-                    if case .success(.admitted) = result { _ = quotas.release(plan, on: loop) }
+                    // The client left while the store answered. The loop's gate still takes the
+                    // answer — a lease granted for this request serves the customer's next ones
+                    // instead of lapsing unused, a refusal is remembered — and what the request
+                    // would have held in flight is given back.
+                    if case .admitted(let plan, _) = self.environment.quotaGate.storeAnswered(result, plan: plan, failMode: failMode) {
+                        AdmittedQuota(admission: quotas, plan: plan, loop: loop).release()
+                    }
                     return
                 }
                 self.admit(exchange, self.phases.storeAnswered(result, request: tenant, plan: plan, quotas: quotas, failMode: failMode), tenant: tenant)

@@ -23,6 +23,7 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
     private var client: EmbeddedChannel!
     private var upstreams: EmbeddedUpstreams!
     private var store: ScriptedQuotaStore!
+    private var environment: ProxyEnvironment!
 
     override func setUpWithError() throws {
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("admission-\(UUID().uuidString)")
@@ -68,6 +69,7 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
               - { id: north, kind: partner, parent: acme }
               - { id: shop, kind: customer, parent: north, package: basic, limits: { rate: 1, burst: 2, concurrency: 1 } }
               - { id: mall, kind: customer, parent: north, package: basic }
+              - { id: dock, kind: customer, parent: north, package: basic, limits: { rate: 100, burst: 100 } }
             """.write(to: self.directory.appendingPathComponent("tree.yaml"), atomically: true, encoding: .utf8)
         let configuration = try GatewayConfiguration.load(path: self.directory.appendingPathComponent("gateway.yaml").path)
 
@@ -82,8 +84,17 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
             logger: Logger(label: "admission-test") { _ in SwiftLogNoOpLogHandler() },
             scheme: "http", wallClock: .following(self.loop, from: Self.epoch * 1_000_000)
         )
+        self.environment = environment
         try GatewayServer.configureClientPipeline(self.client.pipeline.syncOperations, environment: environment)
         try self.client.connect(to: SocketAddress(ipAddress: "198.51.100.7", port: 40000)).wait()
+    }
+
+    /// A second client connection on the same loop.
+    private func reconnect() throws {
+        _ = try self.client.finish(acceptAlreadyClosed: true)
+        self.client = EmbeddedChannel(loop: self.loop)
+        try GatewayServer.configureClientPipeline(self.client.pipeline.syncOperations, environment: self.environment)
+        try self.client.connect(to: SocketAddress(ipAddress: "198.51.100.7", port: 40001)).wait()
     }
 
     private func send(_ method: String = "GET", body: String? = nil, tenant: String = "shop") throws {
@@ -156,6 +167,28 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
         self.store.answer(0, with: .success(Self.admitted))
         XCTAssertTrue(self.upstreams.opened.isEmpty)
         XCTAssertEqual(self.store.released.count, 1)
+    }
+
+    func testALeaseGrantedAfterItsClientLeftServesTheCustomersNextRequests() throws {
+        try self.start()
+        try self.send(tenant: "dock")
+        let asked = try XCTUnwrap(self.store.asked.first)
+        XCTAssertNotNil(asked.plan.lease, "a customer with a rate limit and no concurrency limit asks for a lease")
+        try self.client.close().wait()
+        let now = Self.epoch * 1_000_000
+        self.store.answer(0, with: .success(.leased(QuotaLeaseGrant(
+            units: 5,
+            remaining: [LevelRemaining(node: try NodeID("dock"), kind: .customer, rate: 95, rateResetMilliseconds: 50, day: nil, month: nil, concurrency: nil)],
+            rateBases: [now]
+        ))))
+        XCTAssertTrue(self.upstreams.opened.isEmpty, "nothing is forwarded for a client that left")
+
+        try self.reconnect()
+        try self.send(tenant: "dock")
+        XCTAssertEqual(self.store.asked.count, 1, "the grant the departed request asked for admits the next request without the store")
+        let upstream = try XCTUnwrap(self.upstreams.opened.first)
+        try self.answer(upstream.channel)
+        XCTAssertEqual(try self.client.responses().map(\.status), [200])
     }
 
     func testABodyArrivingWhileTheStoreDecidesIsHeldAndForwarded() throws {
