@@ -57,7 +57,7 @@ public final class GatewayServer: Sendable {
                 loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
                     // Locally decided refusals reach the usage store once a second per loop.
                     if let usage, !bound.value.quotaGate.pendingRefusals.isEmpty { bound.value.quotaGate.pendingRefusals.flush(to: usage, on: loop) }
-                    bound.value.repeatedWarnings.flush(logger: logger, now: NIODeadline.now().uptimeNanoseconds)
+                    bound.value.repeatedWarnings.flush(logger: logger, now: loop.now.uptimeNanoseconds)
                 }
                 if let quotas {
                     // Quota leases: refills ahead of need and give-backs, off the request path.
