@@ -168,4 +168,19 @@ final class TenantHealthNodesTests: AdminTestCase {
         let page = try self.health("acme", as: platform, query: "?limit=1").json()
         XCTAssertEqual((page["customers"] as? [String: Any])?["next"] as? String, "a1")
     }
+
+    func testANodeWritesItsLastFiguresWhenItStops() throws {
+        // A third node publishing once a minute: what it counted reaches the store at its stop.
+        let settings = self.adminSettings(adminPort: try freePort(), extra: "tenantHealth: { publishInterval: 60s }\n")
+        let slow = try GatewayProcess(settings: settings, files: ["tenants.yaml": Self.healthTree])
+        let token = try TestIdentity.mint(issuer: "https://id.platform.test", key: TestIdentity.platform.privateKey, kid: "platform-1", tenant: "g1")
+        for status in [200, 500] {
+            let response = try request(port: slow.port, "GET", "/v1/ledger/status/\(status)", headers: [("Authorization", "Bearer \(token)"), ("Connection", "close")])
+            XCTAssertEqual(response.status, status)
+        }
+        XCTAssertEqual(slow.stop(), 0)
+        let platform = try self.token("platform-admin", nil)
+        let globex = try self.health("globex", as: platform).json()
+        XCTAssertEqual(Self.total(globex), ["requests": 2, "status4xx": 0, "status5xx": 1, "status429": 0], slow.log.suffix(2_000).description)
+    }
 }
