@@ -22,14 +22,15 @@ public struct HealthRecorder: Sendable {
     /// - Parameter minute: the UTC minute the request ended in.
     public mutating func record(_ customer: NodePath, minute: Int64, status: UInt?, gatewayMicroseconds: Int64, upstreamMicroseconds: Int64?) {
         let minute = max(minute, self.finishedThrough &+ 1)
-        if let previous = self.previous, previous.minute == minute {
+        // Compared through optional chaining, never bound to a local: a local copy would make
+        // the mutation below copy the whole table.
+        if self.previous?.minute == minute {
             self.previous!.record(customer, status: status, gatewayMicroseconds: gatewayMicroseconds, upstreamMicroseconds: upstreamMicroseconds)
             return
         }
-        if let current = self.current, minute > current.minute {
+        if let currentMinute = self.current?.minute, minute > currentMinute {
             if self.previous != nil { self.droppedMinutes += 1 }
-            self.previous = current
-            self.current = nil
+            self.previous = self.current.take()
         }
         // A request ending a little late for the current minute (clocks of loops differ by a
         // hair) counts in it.

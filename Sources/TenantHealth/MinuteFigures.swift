@@ -19,11 +19,23 @@ public struct MinuteFigures: Sendable, Hashable {
 
     /// Counts one request of `customer` (any path: its partner and OEM are what is kept).
     public mutating func record(_ customer: NodePath, status: UInt?, gatewayMicroseconds: Int64, upstreamMicroseconds: Int64?) {
-        self.tenants[NodePath(oem: customer.oem), default: HealthFigures()]
-            .record(status: status, gatewayMicroseconds: gatewayMicroseconds, upstreamMicroseconds: upstreamMicroseconds)
+        self.count(NodePath(oem: customer.oem), status: status, gatewayMicroseconds: gatewayMicroseconds, upstreamMicroseconds: upstreamMicroseconds)
         if let partner = customer.partner {
-            self.tenants[NodePath(oem: customer.oem, partner: partner), default: HealthFigures()]
-                .record(status: status, gatewayMicroseconds: gatewayMicroseconds, upstreamMicroseconds: upstreamMicroseconds)
+            self.count(
+                NodePath(oem: customer.oem, partner: partner), status: status, gatewayMicroseconds: gatewayMicroseconds,
+                upstreamMicroseconds: upstreamMicroseconds
+            )
+        }
+    }
+
+    /// In place: a tenant seen before costs a hash lookup and no allocation.
+    private mutating func count(_ tenant: NodePath, status: UInt?, gatewayMicroseconds: Int64, upstreamMicroseconds: Int64?) {
+        if let index = self.tenants.index(forKey: tenant) {
+            self.tenants.values[index].record(status: status, gatewayMicroseconds: gatewayMicroseconds, upstreamMicroseconds: upstreamMicroseconds)
+        } else {
+            var figures = HealthFigures()
+            figures.record(status: status, gatewayMicroseconds: gatewayMicroseconds, upstreamMicroseconds: upstreamMicroseconds)
+            self.tenants[tenant] = figures
         }
     }
 
