@@ -61,7 +61,9 @@ final class TenantHealthPublisher: Sendable {
                 if !bound.value.errors.isEmpty { bound.value.errors.flush(to: usage, on: loop) }
             })
         }
-        let publication = Publication(observers: observers, store: store, node: Self.nodeName(), loop: group.next(), logger: logger)
+        let loop = group.next()
+        let unpublished = try await loop.submit { NIOLoopBound(UnpublishedMinutesBox(), eventLoop: loop) }.get()
+        let publication = Publication(observers: observers, store: store, node: Self.nodeName(), loop: loop, unpublished: unpublished, logger: logger)
         let interval = max(Int64(settings.publishInterval.milliseconds), 1)
         // The first tick falls on the next multiple of the interval (plus a little, so that
         // requests ending on the boundary are counted before it), then every interval.
@@ -107,6 +109,8 @@ final class TenantHealthPublisher: Sendable {
         let store: TenantHealthStore
         let node: String
         let loop: any EventLoop
+        /// Finished minutes a failed write left, on `loop`.
+        let unpublished: NIOLoopBound<UnpublishedMinutesBox>
         let logger: Logger
 
         /// Takes every loop's figures (all of them when `finishing`), merges and writes them.
@@ -115,15 +119,24 @@ final class TenantHealthPublisher: Sendable {
             let takes = self.observers.values.map { bound in
                 bound.eventLoop.submit { bound.value.recorder.take(nowMinute: nowMinute) }
             }
-            let (store, node, logger, loop) = (self.store, self.node, self.logger, self.loop)
+            let (store, node, logger, loop, unpublished) = (self.store, self.node, self.logger, self.loop, self.unpublished)
             return EventLoopFuture.whenAllSucceed(takes, on: loop).flatMap { tables in
-                let merged = MinuteFigures.merged(tables.flatMap { $0 })
+                let merged = unpublished.value.minutes.takeMerged(with: tables.flatMap { $0 })
                 guard !merged.isEmpty else { return loop.makeSucceededVoidFuture() }
-                return store.publish(merged, node: node, on: loop)
-            }.flatMapErrorThrowing { error in
-                logger.warning("cannot publish tenant health", metadata: ["error": "\(error)"])
-                throw error
+                return store.publish(merged, node: node, on: loop).flatMapErrorThrowing { error in
+                    unpublished.value.minutes.keep(failed: merged, nowMinute: nowMinute)
+                    logger.warning("cannot publish tenant health", metadata: [
+                        "error": "\(error)", "kept-minutes": "\(unpublished.value.minutes.minutes.count)",
+                        "dropped-minutes": "\(unpublished.value.minutes.droppedMinutes)",
+                    ])
+                    throw error
+                }
             }
         }
     }
+}
+
+/// The publisher loop's `UnpublishedMinutes`, mutable in place through its `NIOLoopBound`.
+final class UnpublishedMinutesBox {
+    var minutes = UnpublishedMinutes()
 }
