@@ -56,13 +56,22 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // Per-tenant health: per-minute figures per partner and OEM in mergeable histograms.
+        // Pure values, no I/O; the shared store's side is TenantHealthStore.
+        .target(name: "TenantHealth", dependencies: ["Hierarchy"]),
+        // Where every node publishes its per-minute tenant figures, and the admin API reads them.
+        .target(name: "TenantHealthStore", dependencies: [
+            "TenantHealth", "Hierarchy", "RedisClient",
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+
         // Static settings: YAML → validated, immutable GatewaySettings.
         .target(name: "GatewayConfig", dependencies: ["Hierarchy", "TokenAuth", .product(name: "Yams", package: "Yams")]),
 
         // Delegated administration: roles, subtree authorization, changes validated by the one
         // tree compiler, persisted and audited in the shared store; its own small HTTP listener.
         .target(name: "AdminAPI", dependencies: [
-            "GatewayConfig", "Hierarchy", "TokenAuth", "Quotas", "RedisClient", "JSONText",
+            "GatewayConfig", "Hierarchy", "TokenAuth", "Quotas", "RedisClient", "JSONText", "TenantHealth", "TenantHealthStore",
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -83,6 +92,7 @@ let package = Package(
         // The executable: command line and wiring only.
         .executableTarget(name: "erp-gateway", dependencies: [
             "AdminAPI", "GatewayConfig", "ProxyEngine", "Hierarchy", "TokenAuth", "Quotas", "RedisClient", "Revocations",
+            "TenantHealth", "TenantHealthStore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -128,9 +138,14 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
+        .testTarget(name: "TenantHealthTests", dependencies: [
+            "TenantHealth", "TenantHealthStore", "Hierarchy", "RedisClient", "RedisTestServer",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "Hierarchy"]),
         .testTarget(name: "AdminAPITests", dependencies: [
-            "AdminAPI", "GatewayConfig", "Hierarchy", "TokenAuth", "RedisClient", "RedisTestServer",
+            "AdminAPI", "GatewayConfig", "Hierarchy", "TokenAuth", "RedisClient", "RedisTestServer", "TenantHealth",
             .product(name: "Yams", package: "Yams"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

@@ -35,6 +35,8 @@ public enum AdminOutcome: Sendable {
     case revoke(AdminRevocation)
     /// Read one UTC day's usage (`yyyymmdd`) of each customer and answer with it and the total.
     case readUsage(customers: [NodePath], day: String)
+    /// Read a node's per-minute figures and a page of its customers' usage.
+    case readHealth(HealthRead)
 }
 
 /// The admin API's logic, as one pure function of the request, the current stored tree and the
@@ -129,6 +131,8 @@ public enum AdminEngine {
                 return path
             }
             return .readUsage(customers: customers, day: day)
+        case .health:
+            return context.health(of: target.path)
         case .getIssuers(let node):
             let issuers = tree.document.issuers.filter { $0.node == node }
             return .respond(.json(200, IssuerJSON.encode(issuers), etag: IssuerJSON.etag(issuers)))

@@ -81,6 +81,7 @@ public struct AdminProblem: Error, Sendable, Hashable {
     public static let missingAttribute = AdminProblem("attribute-required", 400, "Name the attribute to explain: ?attribute=…")
     public static let unknownAttribute = AdminProblem("unknown-attribute", 400, "The attribute cannot be explained.")
     public static let badDay = AdminProblem("malformed-day", 400, "Give the day as ?day=YYYY-MM-DD (UTC).")
+    public static let badMinutes = AdminProblem("malformed-minutes", 400, "Give the window as ?minutes=N, N from 1 to 60.")
     public static let storeUnavailable = AdminProblem("store-unavailable", 503, "The shared store cannot be reached; nothing was changed.")
     public static let storeBusy = AdminProblem("store-busy", 503, "Concurrent changes kept the store busy; nothing was changed. Retry.")
 

@@ -19,6 +19,8 @@ public enum AdminRoute: Sendable, Hashable {
     case applySubtree(String)
     case revokeTokens(String)
     case usage(String)
+    /// Per-minute figures of a partner or OEM over every node, and its customers' usage.
+    case health(String)
     case getIssuers(String)
     case replaceIssuers(String)
 
@@ -42,6 +44,7 @@ public enum AdminRoute: Sendable, Hashable {
         Entry(method: "GET", path: "/admin/v1/nodes/{id}/explain"),
         Entry(method: "GET", path: "/admin/v1/nodes/{id}/audit"),
         Entry(method: "GET", path: "/admin/v1/nodes/{id}/usage"),
+        Entry(method: "GET", path: "/admin/v1/nodes/{id}/health"),
         Entry(method: "GET", path: "/admin/v1/nodes/{id}/subtree"),
         Entry(method: "PUT", path: "/admin/v1/nodes/{id}/subtree"),
         Entry(method: "POST", path: "/admin/v1/nodes/{id}/revocations"),
@@ -76,6 +79,7 @@ public enum AdminRoute: Sendable, Hashable {
         case "explain": routes = ["GET": .explain(id)]
         case "audit": routes = ["GET": .audit(id)]
         case "usage": routes = ["GET": .usage(id)]
+        case "health": routes = ["GET": .health(id)]
         case "subtree": routes = ["GET": .exportTree(id), "PUT": .applySubtree(id)]
         case "revocations": routes = ["POST": .revokeTokens(id)]
         case "issuers": routes = ["GET": .getIssuers(id), "PUT": .replaceIssuers(id)]
@@ -91,7 +95,7 @@ public enum AdminRoute: Sendable, Hashable {
         case .listRoots, .createOEM:
             return nil
         case .getNode(let id), .updateNode(let id), .deleteNode(let id), .listChildren(let id), .createChild(let id), .effectivePolicy(let id),
-            .explain(let id), .audit(let id), .exportTree(let id), .applySubtree(let id), .revokeTokens(let id), .usage(let id), .getIssuers(let id), .replaceIssuers(let id):
+            .explain(let id), .audit(let id), .exportTree(let id), .applySubtree(let id), .revokeTokens(let id), .usage(let id), .health(let id), .getIssuers(let id), .replaceIssuers(let id):
             return id
         }
     }

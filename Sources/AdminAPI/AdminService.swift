@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import Quotas
 import RedisClient
+import TenantHealthStore
 import TokenAuth
 
 #if canImport(Glibc)
@@ -25,17 +26,21 @@ public final class AdminService: Sendable {
     private let revoker: Revoker
     /// Where customers' usage per day is read.
     private let usage: UsageMeter
+    /// Where the nodes' per-minute tenant figures are read; nil: none are (health answers
+    /// without figures).
+    private let health: TenantHealthStore?
     /// Unix seconds; injected so that tests control time.
     private let clock: @Sendable () -> Int64
 
     static let maxAttempts = 3
 
     public init(
-        latest: LatestTree, feed: TreeFeed, store: AdminStore, client: RedisClient, revoker: @escaping Revoker, usage: UsageMeter, logger: Logger,
-        clock: @escaping @Sendable () -> Int64 = { Int64(time(nil)) }
+        latest: LatestTree, feed: TreeFeed, store: AdminStore, client: RedisClient, revoker: @escaping Revoker, usage: UsageMeter, health: TenantHealthStore? = nil,
+        logger: Logger, clock: @escaping @Sendable () -> Int64 = { Int64(time(nil)) }
     ) {
         self.revoker = revoker
         self.usage = usage
+        self.health = health
         self.latest = latest
         self.feed = feed
         self.store = store
@@ -70,6 +75,23 @@ public final class AdminService: Sendable {
                 AdminEngine.usageResponse(rows, day: day)
             }.recover { error in
                 self.logger.warning("cannot read usage", metadata: ["error": "\(error)", "request-id": "\(request.requestID)"])
+                return AdminProblem.storeUnavailable.response(requestID: request.requestID)
+            }
+
+        case .readHealth(let read):
+            let figures: EventLoopFuture<[Int64: [String]]>
+            if let tenant = read.figures, let health = self.health {
+                figures = health.read(tenant, minutes: read.minutes, on: loop)
+            } else {
+                figures = loop.makeSucceededFuture([:])
+            }
+            let usage = EventLoopFuture.whenAllSucceed(read.customers.map { path in
+                self.usage.read(oem: path.oem, customer: path.leaf, days: [read.day], on: loop).map { $0[0] }
+            }, on: loop)
+            return figures.and(usage).map { published, days in
+                AdminEngine.healthResponse(read, published: published, usage: days)
+            }.recover { error in
+                self.logger.warning("cannot read tenant health", metadata: ["error": "\(error)", "request-id": "\(request.requestID)"])
                 return AdminProblem.storeUnavailable.response(requestID: request.requestID)
             }
 

@@ -31,6 +31,23 @@ public struct GatewaySettings: Sendable, Hashable {
     /// The admin API's listener and the issuers of admin tokens; nil: no admin API, and the
     /// tenant-tree file is the only source of the tree.
     public var admin: Admin?
+    /// How each node publishes its per-minute tenant figures to the shared store (with `redis`).
+    public var tenantHealth = TenantHealth()
+
+    /// `tenantHealth`: the per-partner and per-OEM figures every node keeps per minute and
+    /// publishes to the shared store, which the admin API's health endpoint reads.
+    public struct TenantHealth: Sendable, Hashable {
+        /// How often a node writes its figures: the minutes that ended, and the current one so
+        /// far. At most a minute, so that every minute is written after it ends.
+        public var publishInterval: Duration = .seconds(60)
+        /// How long published figures are kept.
+        public var retentionMinutes = 60
+
+        public init(publishInterval: Duration = .seconds(60), retentionMinutes: Int = 60) {
+            self.publishInterval = publishInterval
+            self.retentionMinutes = retentionMinutes
+        }
+    }
 
     /// Delegated administration (docs/admin-api.md). With it, the tenant tree lives in the
     /// shared store: the file only seeds an empty store.

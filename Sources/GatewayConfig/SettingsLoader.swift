@@ -26,7 +26,7 @@ public enum SettingsLoader {
     private static func read(root: YAMLReader.Cursor, baseDirectory: String?, with reader: inout YAMLReader) -> GatewaySettings? {
         let keys: Set<String> = [
             "listener", "limits", "timeouts", "upstreamPool", "forwarding", "cells", "defaultCell", "tenantTree", "platformIssuers",
-            "authentication", "upstreamContext", "redis", "quotas", "retries", "outlierDetection", "admin",
+            "authentication", "upstreamContext", "redis", "quotas", "retries", "outlierDetection", "admin", "tenantHealth",
         ]
         guard let top = reader.mapping(root, allowedKeys: keys) else {
             return nil
@@ -95,6 +95,11 @@ public enum SettingsLoader {
             if top["redis"] == nil { reader.report(cursor, "the admin API keeps the tenant tree in the shared store: 'redis' is required") }
             if tenantTreePath == nil { reader.report(cursor, "the admin API administers a tenant tree: 'tenantTree' is required (it seeds the store)") }
         }
+        var tenantHealth = GatewaySettings.TenantHealth()
+        if let cursor = top["tenantHealth"], let map = reader.mapping(cursor, allowedKeys: ["publishInterval", "retentionMinutes"]) {
+            if let c = map["publishInterval"], let interval = reader.duration(c, in: .milliseconds(100) ... .seconds(60)) { tenantHealth.publishInterval = interval }
+            if let c = map["retentionMinutes"], let minutes = reader.integer(c, in: 1...1440) { tenantHealth.retentionMinutes = minutes }
+        }
         if tenantTreePath != nil, top["upstreamContext"] == nil {
             reader.report(root, "with a tenantTree, 'upstreamContext' is required: backends need the signing key to trust the tenant context")
         }
@@ -103,7 +108,8 @@ public enum SettingsLoader {
             listener: listener, limits: limits, timeouts: timeouts, upstreamPool: pool,
             forwarding: forwarding, cells: cells, defaultCell: defaultCell, tenantTreePath: tenantTreePath,
             platformIssuers: platformIssuers, authentication: authentication, upstreamContext: upstreamContext, redis: redis,
-            quotaFailModes: failModes, usageRetentionDays: retentionDays, quotaLeases: leases, retries: retries, outlierDetection: outlierDetection, admin: admin
+            quotaFailModes: failModes, usageRetentionDays: retentionDays, quotaLeases: leases, retries: retries, outlierDetection: outlierDetection, admin: admin,
+            tenantHealth: tenantHealth
         )
     }
 

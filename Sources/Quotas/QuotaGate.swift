@@ -45,7 +45,7 @@ public struct QuotaGate: Sendable {
     /// The `local` fail mode's rate limits on this loop.
     public private(set) var localLimits: LocalRateLimiter
     /// Refusals decided here without the store, for the driver to flush to the usage meter.
-    public var pendingRefusals = PendingRefusals()
+    public var pendingRefusals = PendingUsage(counting: .refused)
     /// Units granted ahead to this loop, by customer.
     public private(set) var leases: QuotaLeases
 

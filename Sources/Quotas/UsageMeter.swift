@@ -2,16 +2,18 @@ import Hierarchy
 import NIOCore
 import RedisClient
 
-/// Usage per customer per UTC day — requests admitted, cost units charged, requests refused —
-/// kept in Redis for billing and support, `retentionDays` long. One hash per customer and day,
-/// hash-tagged by OEM like the quota keys: `<prefix>:usage:{<oem>}:<customer>:<yyyymmdd>` with
-/// fields `requests`, `cost`, `refused`.
+/// Usage per customer per UTC day — requests admitted, cost units charged, requests refused,
+/// requests answered with a 5xx — kept in Redis for billing and support, `retentionDays` long.
+/// One hash per customer and day, hash-tagged by OEM like the quota keys:
+/// `<prefix>:usage:{<oem>}:<customer>:<yyyymmdd>` with fields `requests`, `cost`, `refused`,
+/// `errors`.
 ///
 /// Requests that go through quota admission are metered by the admission script itself
 /// (`QuotaScript`, `QuotaPlan.usageKey`): no round trip of their own. This type writes what
 /// the script cannot see — refusals decided locally (a remembered over-limit), added up per
 /// event loop and flushed once a second, so a flood costs Redis one command per second, not
-/// one per request — and reads the records back.
+/// one per request — and 5xx answers, which only the end of a request knows, added up and
+/// flushed the same way by the tenant-health observer; and it reads the records back.
 public struct UsageMeter: Sendable {
     public let redis: RedisClient
     public let prefix: String
@@ -37,12 +39,15 @@ public struct UsageMeter: Sendable {
 
     /// Adds counts for one customer and day. Fire and forget: a failure is only logged by the
     /// caller's Redis client, never surfaced to the request.
-    public func add(oem: NodeID, customer: NodeID, now: Int64, requests: Int = 0, cost: Int = 0, refused: Int = 0, on loop: any EventLoop) {
+    public func add(
+        oem: NodeID, customer: NodeID, now: Int64, requests: Int = 0, cost: Int = 0, refused: Int = 0, errors: Int = 0, on loop: any EventLoop
+    ) {
         let day = UTCCalendarPeriod(now: now).dayStamp
         var arguments: [String] = []
         if requests != 0 { arguments += ["requests", String(requests)] }
         if cost != 0 { arguments += ["cost", String(cost)] }
         if refused != 0 { arguments += ["refused", String(refused)] }
+        if errors != 0 { arguments += ["errors", String(errors)] }
         guard !arguments.isEmpty, self.redis.isAvailable(on: loop) else { return }
         arguments.append(String(self.retentionDays * 86_400))
         _ = self.redis.evalSHA(
@@ -57,6 +62,16 @@ public struct UsageMeter: Sendable {
         public let requests: Int
         public let cost: Int
         public let refused: Int
+        /// Requests answered with a 5xx (an upstream's, or the gateway's own).
+        public let errors: Int
+
+        public init(day: String, requests: Int, cost: Int, refused: Int, errors: Int = 0) {
+            self.day = day
+            self.requests = requests
+            self.cost = cost
+            self.refused = refused
+            self.errors = errors
+        }
     }
 
     /// The stored days in `days` (yyyymmdd stamps), in order; missing days count zero.
@@ -70,15 +85,25 @@ public struct UsageMeter: Sendable {
                     if let name = elements[index].string, let value = elements[index + 1].string.flatMap({ Int($0) }) { fields[name] = value }
                     index += 2
                 }
-                return Day(day: day, requests: fields["requests"] ?? 0, cost: fields["cost"] ?? 0, refused: fields["refused"] ?? 0)
+                return Day(
+                    day: day, requests: fields["requests"] ?? 0, cost: fields["cost"] ?? 0, refused: fields["refused"] ?? 0, errors: fields["errors"] ?? 0
+                )
             }
         }
         return EventLoopFuture.whenAllSucceed(reads, on: loop)
     }
 }
 
-/// Locally decided refusals, counted per customer and day on one event loop until flushed.
-public struct PendingRefusals: Sendable {
+/// One usage counter (locally decided refusals, 5xx answers) counted per customer and day on
+/// one event loop until flushed: one write per customer and flush, whatever the requests.
+public struct PendingUsage: Sendable {
+    /// The usage fields counted this way.
+    public enum Counter: Sendable {
+        case refused
+        case errors
+    }
+
+    public let counter: Counter
     private var counts: [Key: Int] = [:]
 
     private struct Key: Hashable, Sendable {
@@ -95,7 +120,9 @@ public struct PendingRefusals: Sendable {
         var day: Int64 { self.now / 86_400_000_000 }
     }
 
-    public init() {}
+    public init(counting counter: Counter) {
+        self.counter = counter
+    }
 
     public var isEmpty: Bool { self.counts.isEmpty }
 
@@ -106,7 +133,10 @@ public struct PendingRefusals: Sendable {
     /// Sends the counts and starts over.
     public mutating func flush(to meter: UsageMeter, on loop: any EventLoop) {
         for (key, count) in self.counts {
-            meter.add(oem: key.oem, customer: key.customer, now: key.now, refused: count, on: loop)
+            switch self.counter {
+            case .refused: meter.add(oem: key.oem, customer: key.customer, now: key.now, refused: count, on: loop)
+            case .errors: meter.add(oem: key.oem, customer: key.customer, now: key.now, errors: count, on: loop)
+            }
         }
         self.counts.removeAll(keepingCapacity: true)
     }

@@ -13,6 +13,8 @@ import NIOPosix
 /// - `GET /delay/MS` — answers after MS milliseconds.
 /// - `GET /close` — answers with `Connection: close` and closes.
 /// - `GET /stats` — connections accepted and requests served, as JSON.
+/// - `…/status/N` (any prefix, so it can sit under a gateway route) — the request as seen, with
+///   status N (100…599).
 /// - anything else — the request as seen, with the status set by `answer(withStatus:)` (200
 ///   unless told otherwise, to play a failing backend that still accepts connections) (method, target, headers, body size, and whether the
 ///   body is the `BytePattern`) as JSON; the body is consumed as it streams, never buffered.
@@ -130,6 +132,10 @@ private final class BackendHandler: ChannelInboundHandler {
                 let (handler, context) = loopBound.value
                 handler.sendJSON(handler.describe(head), head: head, context: context, status: handler.status.withLockedValue { $0 })
             }
+            return
+        }
+        if parts.count >= 2, parts[parts.count - 2] == "status", let status = Int(parts[parts.count - 1]), (100...599).contains(status) {
+            self.sendJSON(self.describe(head), head: head, context: context, status: status)
             return
         }
         if path == "/close" {

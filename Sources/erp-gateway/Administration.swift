@@ -7,6 +7,7 @@ import NIOPosix
 import Quotas
 import RedisClient
 import Revocations
+import TenantHealthStore
 
 /// The admin API of one gateway process: the store's tree kept current by the feed, the
 /// service that changes it, and the listener that serves it.
@@ -56,7 +57,8 @@ final class Administration: Sendable {
         let service = AdminService(
             latest: latest, feed: feed, store: store, client: redis.client,
             revoker: { message, loop, now in revocations.revoke(message, using: redis.client, on: loop, now: now) },
-            usage: UsageMeter(redis: redis.client, prefix: redis.prefix, retentionDays: settings.usageRetentionDays), logger: logger
+            usage: UsageMeter(redis: redis.client, prefix: redis.prefix, retentionDays: settings.usageRetentionDays),
+            health: TenantHealthStore(redis: redis.client, prefix: redis.prefix, retentionMinutes: settings.tenantHealth.retentionMinutes), logger: logger
         )
         let listener: AdminServer
         do {

@@ -9,6 +9,7 @@ import ProxyEngine
 import Quotas
 import RedisClient
 import Revocations
+import TenantHealthStore
 
 #if canImport(Glibc)
 import Glibc
@@ -80,14 +81,30 @@ struct Serve: AsyncParsableCommand {
             logger.error("the admin API is off: it keeps the tenant tree in redis, and redis.url is not usable")
         }
 
+        // Per-partner and per-OEM figures per minute, published to the shared store.
+        var health: TenantHealthPublisher?
+        if let redis {
+            health = try? await TenantHealthPublisher.start(
+                group: group, settings: settings.tenantHealth,
+                store: TenantHealthStore(redis: redis.client, prefix: redis.prefix, retentionMinutes: settings.tenantHealth.retentionMinutes),
+                usage: UsageMeter(redis: redis.client, prefix: redis.prefix, retentionDays: settings.usageRetentionDays), logger: logger
+            )
+        }
+        var observer: (@Sendable (any EventLoop) -> (any RequestObserver)?)?
+        if let health {
+            observer = { loop in health.observer(on: loop) }
+        }
+
         var started: GatewayServer?
         do {
             started = try await GatewayServer.start(
                 configuration: initial, group: group, quotas: redis.map { QuotaAdmission(redis: $0.client, prefix: $0.prefix, usageRetentionDays: settings.usageRetentionDays) },
-                usage: redis.map { UsageMeter(redis: $0.client, prefix: $0.prefix, retentionDays: settings.usageRetentionDays) }, logger: logger
+                usage: redis.map { UsageMeter(redis: $0.client, prefix: $0.prefix, retentionDays: settings.usageRetentionDays) }, logger: logger,
+                observer: observer
             )
         } catch {
             logger.critical("cannot start the listener", metadata: ["address": "\(settings.listener.address):\(settings.listener.port)", "error": "\(error)"])
+            await health?.shutdown()
             await administration?.shutdown()
             try? await redis?.client.shutdown().get()
             try? await group.shutdownGracefully()
@@ -105,6 +122,8 @@ struct Serve: AsyncParsableCommand {
                 logger.notice("revocation feed started", metadata: ["redis": "\(redis.url)"])
             }
             await Self.serve(server, initial: initial, path: self.config, events: events, latest: administration?.latest, logger: logger)
+            // After the drain, so the requests that finished during it are in the last figures.
+            await health?.shutdown()
             await administration?.shutdown()
             await feed?.shutdown()
             try? await redis?.client.shutdown().get()

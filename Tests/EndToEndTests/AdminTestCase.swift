@@ -40,8 +40,9 @@ class AdminTestCase: GatewayTestCase {
 
         """
 
-    /// Settings with `redis` and `admin`; the admin port is fixed per test so restarts keep it.
-    func adminSettings(adminPort: Int) -> String {
+    /// Settings with `redis` and `admin`, and `extra` after them; the admin port is fixed per
+    /// test so restarts keep it.
+    func adminSettings(adminPort: Int, extra: String = "") -> String {
         gatewaySettings(
             endpoints: self.backends.map(\.port), tenantTree: "tenants.yaml",
             extra: SecurityMatrixTests.platformIssuer + """
@@ -55,7 +56,7 @@ class AdminTestCase: GatewayTestCase {
                       audience: erp-admin
                       keys: [{ kid: admin-1, alg: ES256, pemFile: \(TestIdentity.admin.publicKey) }]
 
-                """
+                """ + extra
         )
     }
 

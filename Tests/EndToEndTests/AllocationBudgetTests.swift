@@ -34,7 +34,10 @@ final class AllocationBudgetTests: GatewayTestCase {
     // a lease builds no plan and sends no script: full pipeline 382.3 (debug) and 60.0 (release).
     static let proxyOnly = Budget(debug: 173, release: 29)
     // The bearer token read in place, not split and lower-cased: full pipeline 377.7 and 57.0.
-    static let fullPipeline = Budget(debug: 380, release: 59)
+    // Raised when a node with Redis kept per-tenant health: the observer that makes every
+    // request build its RequestRecord costs 2.7 (debug), the health figures nothing more once a
+    // tenant has been seen in the minute: 381.0 and 57.6.
+    static let fullPipeline = Budget(debug: 383, release: 59)
     static let margin = 2.0
     /// A count this far below the budget fails too, as in SwiftNIO's allocation tests: an
     /// improvement lands with its lower budget, so the budget keeps guarding what was won.

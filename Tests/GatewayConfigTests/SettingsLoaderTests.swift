@@ -91,6 +91,15 @@ final class SettingsLoaderTests: XCTestCase {
         XCTAssertThrowsError(try SettingsLoader.parse(minimalSettingsYAML + "\nquotas:\n  leases:\n    size: 5\n"))
     }
 
+    func testTenantHealthIsReadWithItsDefaultsAndBounds() throws {
+        XCTAssertEqual(try SettingsLoader.parse(minimalSettingsYAML).tenantHealth, GatewaySettings.TenantHealth(publishInterval: .seconds(60), retentionMinutes: 60))
+        let set = try SettingsLoader.parse(minimalSettingsYAML + "\ntenantHealth: { publishInterval: 1s, retentionMinutes: 10 }\n")
+        XCTAssertEqual(set.tenantHealth, GatewaySettings.TenantHealth(publishInterval: .seconds(1), retentionMinutes: 10))
+        for bad in ["publishInterval: 50ms", "publishInterval: 2m", "publishInterval: 5", "retentionMinutes: 0", "retentionMinutes: 1441", "node: a"] {
+            XCTAssertThrowsError(try SettingsLoader.parse(minimalSettingsYAML + "\ntenantHealth: { \(bad) }\n"), bad)
+        }
+    }
+
     func testEveryKeyCanBeSet() throws {
         let yaml = """
             listener:
