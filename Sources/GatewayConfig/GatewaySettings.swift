@@ -31,6 +31,21 @@ public struct GatewaySettings: Sendable, Hashable {
     /// The admin API's listener and the issuers of admin tokens; nil: no admin API, and the
     /// tenant-tree file is the only source of the tree.
     public var admin: Admin?
+    /// The ops listener (`/metrics`, `/healthz`, `/readyz`): its own address and port, apart
+    /// from the data plane's and the admin API's. Unauthenticated by design, so bind it to a
+    /// private interface. Nil: no ops listener, and no metrics are kept.
+    public var ops: Ops?
+
+    /// `ops`: where the ops listener binds. One event loop serves it (scrapes and probes are few).
+    public struct Ops: Sendable, Hashable {
+        public var address: String
+        public var port: Int
+
+        public init(address: String, port: Int) {
+            self.address = address
+            self.port = port
+        }
+    }
 
     /// Delegated administration (docs/admin-api.md). With it, the tenant tree lives in the
     /// shared store: the file only seeds an empty store.

@@ -27,6 +27,7 @@ public enum SettingsLoader {
         let keys: Set<String> = [
             "listener", "limits", "timeouts", "upstreamPool", "forwarding", "cells", "defaultCell", "tenantTree", "platformIssuers",
             "authentication", "upstreamContext", "redis", "quotas", "retries", "outlierDetection", "admin",
+            "ops",
         ]
         guard let top = reader.mapping(root, allowedKeys: keys) else {
             return nil
@@ -95,6 +96,7 @@ public enum SettingsLoader {
             if top["redis"] == nil { reader.report(cursor, "the admin API keeps the tenant tree in the shared store: 'redis' is required") }
             if tenantTreePath == nil { reader.report(cursor, "the admin API administers a tenant tree: 'tenantTree' is required (it seeds the store)") }
         }
+        let ops = top["ops"].flatMap { Self.ops($0, &reader) }
         if tenantTreePath != nil, top["upstreamContext"] == nil {
             reader.report(root, "with a tenantTree, 'upstreamContext' is required: backends need the signing key to trust the tenant context")
         }
@@ -103,8 +105,14 @@ public enum SettingsLoader {
             listener: listener, limits: limits, timeouts: timeouts, upstreamPool: pool,
             forwarding: forwarding, cells: cells, defaultCell: defaultCell, tenantTreePath: tenantTreePath,
             platformIssuers: platformIssuers, authentication: authentication, upstreamContext: upstreamContext, redis: redis,
-            quotaFailModes: failModes, usageRetentionDays: retentionDays, quotaLeases: leases, retries: retries, outlierDetection: outlierDetection, admin: admin
+            quotaFailModes: failModes, usageRetentionDays: retentionDays, quotaLeases: leases, retries: retries, outlierDetection: outlierDetection, admin: admin,
+            ops: ops
         )
+    }
+
+    private static func ops(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.Ops? {
+        guard reader.mapping(cursor, allowedKeys: ["address", "port"]) != nil, let listener = Self.listener(cursor, &reader) else { return nil }
+        return GatewaySettings.Ops(address: listener.address, port: listener.port)
     }
 
     private static func admin(_ cursor: YAMLReader.Cursor, baseDirectory: String?, _ reader: inout YAMLReader) -> GatewaySettings.Admin? {
