@@ -100,7 +100,7 @@ final class OpsListenerTests: GatewayTestCase {
                 kind: pooled
                 region: test
                 endpoints: [127.0.0.1:\(self.processes[0].port)]
-                healthCheck: { path: /healthz, interval: 100ms, timeout: 200ms, healthyThreshold: 1, unhealthyThreshold: 1 }
+                healthCheck: { path: /healthz, interval: 100ms, timeout: 100ms, healthyThreshold: 1, unhealthyThreshold: 1 }
             defaultCell: solo
 
             """
