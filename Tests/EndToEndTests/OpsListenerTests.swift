@@ -85,6 +85,9 @@ final class OpsListenerTests: GatewayTestCase {
         XCTAssertEqual(metrics.status, 200)
         XCTAssertTrue(metrics.header("content-type")?.hasPrefix("text/plain; version=0.0.4") ?? false)
         XCTAssertTrue(metrics.text.contains("erp_gateway_ready 1"), metrics.text)
+        let families = metrics.text.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }.map { String($0.split(separator: " ")[2]) }
+        XCTAssertFalse(families.isEmpty)
+        XCTAssertEqual(Set(families).subtracting(try DeployFilesTests.documentedMetrics()), [], "series docs/operations.md does not list")
         XCTAssertEqual(try self.ops("/v1/ledger").status, 404)
         XCTAssertEqual(try self.ops("/metrics", method: "POST").status, 405)
         XCTAssertEqual(try self.ops("/readyz", method: "DELETE").status, 405)
