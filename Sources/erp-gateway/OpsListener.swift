@@ -71,6 +71,7 @@ final class OpsListener: Sendable {
         return await server.readiness()
     }
 
+    /// A reload or a new tenant-tree revision was installed.
     func installed(generation: Int) {
         self.generation.record(generation)
         self.reloadsApplied.increment()

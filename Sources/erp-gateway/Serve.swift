@@ -113,7 +113,7 @@ struct Serve: AsyncParsableCommand {
         }
         if let server = started {
             ops?.serving(server)
-            ops?.installed(generation: 1)
+            ops?.generation.record(1)
             // Revocations reach every node through the shared store.
             var feed: RevocationFeed?
             if let redis {

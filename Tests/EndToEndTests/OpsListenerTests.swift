@@ -95,6 +95,28 @@ final class OpsListenerTests: GatewayTestCase {
         XCTAssertNotEqual(try request(port: self.port, "GET", "/readyz").text, try self.ops("/readyz").text)
     }
 
+    func testReloadsAreCountedAndTheGenerationFollows() async throws {
+        try await self.startBackends(1)
+        // Reloads on SIGHUP only, so that each one here is counted once.
+        self.gateway = try GatewayProcess(
+            settings: gatewaySettings(endpoints: self.backends.map(\.port), extra: self.opsSettings()), arguments: ["--watch-interval-ms", "0"]
+        )
+        func metrics() throws -> String { try self.ops("/metrics").text }
+        XCTAssertTrue(try metrics().contains("erp_gateway_configuration_generation 1"))
+        XCTAssertTrue(try metrics().contains(#"erp_gateway_configuration_reloads_total{result="applied"} 0"#))
+
+        self.gateway.signal(SIGHUP)
+        XCTAssertTrue(self.gateway.waitForLog("configuration reloaded"), self.gateway.log)
+        XCTAssertTrue(try metrics().contains("erp_gateway_configuration_generation 2"))
+        XCTAssertTrue(try metrics().contains(#"erp_gateway_configuration_reloads_total{result="applied"} 1"#))
+
+        try self.gateway.replaceFile("gateway.yaml", with: "listener: { port: 1 }\n")
+        self.gateway.signal(SIGHUP)
+        XCTAssertTrue(self.gateway.waitForLog("configuration rejected"), self.gateway.log)
+        XCTAssertTrue(try metrics().contains(#"erp_gateway_configuration_reloads_total{result="rejected"} 1"#))
+        XCTAssertTrue(try metrics().contains("erp_gateway_configuration_generation 2"), "the previous configuration keeps serving")
+    }
+
     func testReadinessFollowsTheHealthOfACellsEndpoints() async throws {
         self.processes = [try BackendProcess(name: "only")]
         let cells = """
