@@ -176,7 +176,7 @@ extension Serve {
                 }
             case .stop(let signal):
                 events.finish()
-                // Load balancers stop sending before the drain begins.
+                // From now on /readyz says so, for the load balancers probing during the drain.
                 ops?.draining()
                 logger.notice("shutting down", metadata: ["signal": "\(signal)", "grace-ms": "\(reloader.current.settings.timeouts.shutdownGrace.milliseconds)"])
                 await server.shutdown(grace: reloader.current.settings.timeouts.shutdownGrace)

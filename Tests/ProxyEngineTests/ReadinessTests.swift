@@ -62,6 +62,13 @@ final class ReadinessTests: XCTestCase {
         XCTAssertTrue(noStore.isReady, "without a quota store nothing is refused for it")
     }
 
+    func testADrainingProcessSaysSo() throws {
+        let draining = Readiness(reasons: [.draining])
+        XCTAssertFalse(draining.isReady)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(draining.json.utf8)) as? [String: Any])
+        XCTAssertEqual((json["reasons"] as? [[String: String]])?.map { $0["reason"] }, ["draining"])
+    }
+
     func testEveryReasonIsNamedInTheBody() throws {
         let cells = [self.cell("eu-1", healthy: 0), self.cell("ded-1", .dedicated, healthy: 1)]
         let readiness = Readiness.evaluate(configured: true, cells: cells, quotaStoreReachable: false, failModes: [.pooled: .closed, .dedicated: .closed])
