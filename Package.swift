@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // C shims over the system libraries (Debian: libjwt-dev, libhiredis-dev).
@@ -42,6 +44,7 @@ let package = Package(
         // Pipelined Redis client: hiredis parses and formats RESP under a SwiftNIO channel.
         .target(name: "RedisClient", dependencies: [
             "CHiredis",
+            .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -72,6 +75,7 @@ let package = Package(
         // tree compiler, persisted and audited in the shared store; its own small HTTP listener.
         .target(name: "AdminAPI", dependencies: [
             "GatewayConfig", "Hierarchy", "TokenAuth", "Quotas", "RedisClient", "JSONText", "TenantHealth", "TenantHealthStore",
+            .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -82,6 +86,7 @@ let package = Package(
         // The HTTP/1.1 data plane on SwiftNIO.
         .target(name: "ProxyEngine", dependencies: [
             "GatewayConfig", "Hierarchy", "TokenAuth", "Quotas", "Cells", "COpenSSL", "RedisClient", "JSONText",
+            .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -94,7 +99,10 @@ let package = Package(
             "AdminAPI", "GatewayConfig", "ProxyEngine", "Hierarchy", "TokenAuth", "Quotas", "RedisClient", "Revocations",
             "TenantHealth", "TenantHealthStore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
@@ -152,7 +160,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "ProxyEngineTests", dependencies: [
-            "ProxyEngine", "GatewayConfig", "Hierarchy", "TokenAuth",
+            "ProxyEngine", "GatewayConfig", "Hierarchy", "TokenAuth", "Quotas",
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),

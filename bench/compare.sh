@@ -6,7 +6,9 @@
 # Environment: CONNECTIONS (default 32), SOAK (seconds of an extra full-pipeline run sampling
 # the gateway's memory; default 0 = skip), COLD_TOKENS (default 40000), KEEP (=1 keeps the work
 # directory with every configuration and log), LEASE_REFRESH (quotas.leases.refreshInterval of
-# the full pipeline, e.g. 500ms or 0ms; default: the gateway's default).
+# the full pipeline, e.g. 500ms or 0ms; default: the gateway's default), OBSERVE (=1 gives the
+# full pipeline an ops listener, so every metric is kept, and scrapes it once a second as
+# Prometheus would; compare its CPU µs/request with a run without).
 #
 # Starts, each pinned to core 0: Redis, an nginx upstream answering a small JSON body with
 # keep-alive, nginx as a plain reverse proxy, HAProxy with jwt_verify (RS256) and a per-tenant
@@ -47,7 +49,7 @@ source bench/lib.sh
 make_issuer_key
 
 redis_port=$(free_port); upstream_port=$(free_port); nginx_port=$(free_port); haproxy_port=$(free_port)
-proxy_port=$(free_port); full_port=$(free_port)
+proxy_port=$(free_port); full_port=$(free_port); ops_port=$(free_port)
 
 echo "minting 1,000 reused tokens and $cold_tokens cold ones..." >&2
 mint_tokens "$work/reused.tokens" 10
@@ -105,6 +107,13 @@ start haproxy haproxy -db -f "$work/haproxy.cfg"
 start gateway-proxy "$bin/erp-gateway" serve --config "$work/gateway-proxy.yaml" --log-level error --watch-interval-ms 0
 start gateway-full "$bin/erp-gateway" serve --config "$work/gateway-full.yaml" --log-level error --watch-interval-ms 0
 for port in "$redis_port" "$upstream_port" "$nginx_port" "$haproxy_port" "$proxy_port" "$full_port"; do wait_port "$port"; done
+if [ "${OBSERVE:-0}" = 1 ]; then
+    wait_port "$ops_port"
+    # Rendering the exposition is part of what metrics cost the gateway.
+    ( while :; do curl -s -o /dev/null "http://127.0.0.1:$ops_port/metrics"; sleep 1; done ) &
+    pids+=($!)
+    echo "metrics on: the full pipeline's ops listener is scraped every second" >&2
+fi
 
 # Every process of a server: the started one and its children (nginx's worker).
 server_pids() { local pid=$1; echo "$pid"; pgrep -P "$pid" || true; }

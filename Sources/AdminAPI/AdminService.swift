@@ -31,6 +31,7 @@ public final class AdminService: Sendable {
     private let health: TenantHealthStore?
     /// Unix seconds; injected so that tests control time.
     private let clock: @Sendable () -> Int64
+    private let writes = AdminWriteMetrics()
 
     static let maxAttempts = 3
 
@@ -57,6 +58,10 @@ public final class AdminService: Sendable {
         let now = self.clock()
         switch AdminEngine.handle(request, tree: self.latest.current, now: now) {
         case .respond(let response):
+            // A refused change is answered here; a read is too, and is not counted.
+            if request.method != "GET", response.status >= 400 {
+                if request.target.contains("/revocations") { self.writes.revocation(.refused) } else { self.writes.tree(.refused) }
+            }
             return loop.makeSucceededFuture(response)
 
         case .readAudit(let oem, let subtree, let limit):
@@ -102,8 +107,10 @@ public final class AdminService: Sendable {
                 self.logger.notice("tokens revoked through the admin API", metadata: [
                     "node": "\(revocation.audit.node)", "actor": "\(revocation.audit.actor)", "request-id": "\(request.requestID)",
                 ])
+                self.writes.revocation(.committed)
                 return revocation.response
             }.recover { error in
+                self.writes.revocation(.storeUnavailable)
                 self.logger.warning("cannot revoke", metadata: ["error": "\(error)", "request-id": "\(request.requestID)"])
                 return AdminProblem.storeUnavailable.response(requestID: request.requestID)
             }
@@ -120,9 +127,11 @@ public final class AdminService: Sendable {
                         "revision": "\(revision)", "node": "\(commit.audit.node)", "action": "\(commit.audit.action.rawValue)",
                         "actor": "\(commit.audit.actor)", "request-id": "\(request.requestID)",
                     ])
+                    self.writes.tree(.committed)
                     return loop.makeSucceededFuture(commit.response)
                 case .conflict:
                     guard number < Self.maxAttempts else {
+                        self.writes.tree(.storeBusy)
                         return loop.makeSucceededFuture(AdminProblem.storeBusy.response(requestID: request.requestID))
                     }
                     // Bring the newer tree in, then judge the request again on it.
@@ -131,6 +140,7 @@ public final class AdminService: Sendable {
                     }
                 }
             }.recover { error in
+                self.writes.tree(.storeUnavailable)
                 self.logger.warning("cannot commit an admin change", metadata: ["error": "\(error)", "request-id": "\(request.requestID)"])
                 return AdminProblem.storeUnavailable.response(requestID: request.requestID)
             }

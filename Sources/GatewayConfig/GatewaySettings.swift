@@ -33,6 +33,10 @@ public struct GatewaySettings: Sendable, Hashable {
     public var admin: Admin?
     /// How each node publishes its per-minute tenant figures to the shared store (with `redis`).
     public var tenantHealth = TenantHealth()
+    /// The ops listener (`/metrics`, `/healthz`, `/readyz`): its own address and port, apart
+    /// from the data plane's and the admin API's. Unauthenticated by design, so bind it to a
+    /// private interface. Nil: no ops listener, and no metrics are kept.
+    public var ops: Ops?
 
     /// `tenantHealth`: the per-partner and per-OEM figures every node keeps per minute and
     /// publishes to the shared store, which the admin API's health endpoint reads.
@@ -46,6 +50,17 @@ public struct GatewaySettings: Sendable, Hashable {
         public init(publishInterval: Duration = .seconds(60), retentionMinutes: Int = 60) {
             self.publishInterval = publishInterval
             self.retentionMinutes = retentionMinutes
+        }
+    }
+
+    /// `ops`: where the ops listener binds. One event loop serves it (scrapes and probes are few).
+    public struct Ops: Sendable, Hashable {
+        public var address: String
+        public var port: Int
+
+        public init(address: String, port: Int) {
+            self.address = address
+            self.port = port
         }
     }
 

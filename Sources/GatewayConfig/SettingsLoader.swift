@@ -27,6 +27,7 @@ public enum SettingsLoader {
         let keys: Set<String> = [
             "listener", "limits", "timeouts", "upstreamPool", "forwarding", "cells", "defaultCell", "tenantTree", "platformIssuers",
             "authentication", "upstreamContext", "redis", "quotas", "retries", "outlierDetection", "admin", "tenantHealth",
+            "ops",
         ]
         guard let top = reader.mapping(root, allowedKeys: keys) else {
             return nil
@@ -100,6 +101,7 @@ public enum SettingsLoader {
             if let c = map["publishInterval"], let interval = reader.duration(c, in: .milliseconds(100) ... .seconds(60)) { tenantHealth.publishInterval = interval }
             if let c = map["retentionMinutes"], let minutes = reader.integer(c, in: 1...1440) { tenantHealth.retentionMinutes = minutes }
         }
+        let ops = top["ops"].flatMap { Self.ops($0, &reader) }
         if tenantTreePath != nil, top["upstreamContext"] == nil {
             reader.report(root, "with a tenantTree, 'upstreamContext' is required: backends need the signing key to trust the tenant context")
         }
@@ -109,8 +111,14 @@ public enum SettingsLoader {
             forwarding: forwarding, cells: cells, defaultCell: defaultCell, tenantTreePath: tenantTreePath,
             platformIssuers: platformIssuers, authentication: authentication, upstreamContext: upstreamContext, redis: redis,
             quotaFailModes: failModes, usageRetentionDays: retentionDays, quotaLeases: leases, retries: retries, outlierDetection: outlierDetection, admin: admin,
-            tenantHealth: tenantHealth
+            tenantHealth: tenantHealth,
+            ops: ops
         )
+    }
+
+    private static func ops(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.Ops? {
+        guard reader.mapping(cursor, allowedKeys: ["address", "port"]) != nil, let listener = Self.listener(cursor, &reader) else { return nil }
+        return GatewaySettings.Ops(address: listener.address, port: listener.port)
     }
 
     private static func admin(_ cursor: YAMLReader.Cursor, baseDirectory: String?, _ reader: inout YAMLReader) -> GatewaySettings.Admin? {

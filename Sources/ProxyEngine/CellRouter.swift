@@ -98,6 +98,8 @@ final class CellRouter {
     private var unhealthy: Set<CellEndpoint> = []
     private var nextWaiterID = 0
     private var generator = SystemRandomNumberGenerator()
+    /// Counts ejections; nil without metrics.
+    var metrics: LoopMetrics?
 
     init(eventLoop: any EventLoop, settings: GatewaySettings, loopCount: Int) {
         self.eventLoop = eventLoop
@@ -258,7 +260,8 @@ final class CellRouter {
     func report(_ route: CellRoute, failed: Bool, now: UInt64) {
         guard let (state, endpoint) = route.current, !route.reported else { return }
         route.reported = true
-        _ = endpoint.outlier.record(failed: failed, now: now, ejectedInCell: state.ejectedCount, endpointsInCell: state.endpoints.count)
+        let action = endpoint.outlier.record(failed: failed, now: now, ejectedInCell: state.ejectedCount, endpointsInCell: state.endpoints.count)
+        if case .ejected = action { self.metrics?.endpointEjected(cell: state.cell.id) }
     }
 
     /// The attempt is over (its connection released or never made): frees its slot and hands

@@ -66,7 +66,10 @@ extension ClientConnectionHandler {
             exchange.log(.info, "retrying on another endpoint", metadata: ["problem": "\(problem)", "attempt": "\(route.attempts + 1)"])
             exchange.machine.retryGranted(after: failure)
             self.startAttempt(exchange)
-        case .retryIfBudgetAllows(let problem), .fail(let problem):
+        case .retryIfBudgetAllows(let problem):
+            self.environment.metrics?.retryRefusedByBudget(cell: route.chain[0].cell.id)
+            self.fail(exchange, with: problem)
+        case .fail(let problem):
             self.fail(exchange, with: problem)
         }
     }

@@ -1,3 +1,4 @@
+import CoreMetrics
 import GatewayConfig
 import Logging
 import NIOCore
@@ -38,9 +39,12 @@ public final class GatewayServer: Sendable {
     /// Binds the listener of `configuration.settings.listener`. Listener settings (address,
     /// port, event loops) and the upstream pool's bounds are fixed for the life of the server;
     /// everything else follows `install`.
+    ///
+    /// - Parameter metrics: where the data plane's metrics go (swift-metrics); nil keeps none,
+    ///   and then the request path counts nothing at all.
     public static func start(
         configuration: GatewayConfiguration, group: any EventLoopGroup, quotas: QuotaAdmission? = nil, usage: UsageMeter? = nil,
-        logger: Logger, observer makeObserver: (@Sendable (any EventLoop) -> (any RequestObserver)?)? = nil
+        logger: Logger, observer makeObserver: (@Sendable (any EventLoop) -> (any RequestObserver)?)? = nil, metrics: (any MetricsFactory)? = nil
     ) async throws -> GatewayServer {
         let settings = configuration.settings
         // One environment per event loop, built on that loop: the pool inside is loop-confined.
@@ -49,12 +53,15 @@ public final class GatewayServer: Sendable {
         for loop in group.makeIterator() {
             environments[ObjectIdentifier(loop)] = try await loop.submit {
                 let pool = UpstreamPool(eventLoop: loop, settings: settings.upstreamPool)
+                let loopMetrics = metrics.map { LoopMetrics(factory: $0) }
+                let observers = [metrics.map { RequestMetrics(factory: $0) as any RequestObserver }, makeObserver?(loop)].compactMap { $0 }
                 let environment = ProxyEnvironment(
                     configuration: configuration, generation: 1, pool: pool, loopCount: loopCount, quotas: quotas, usage: usage, logger: logger,
-                    scheme: "http", observer: makeObserver?(loop)
+                    scheme: "http", observer: observers.count > 1 ? RequestObservers(observers) : observers.first, metrics: loopMetrics
                 )
                 let bound = NIOLoopBound(environment, eventLoop: loop)
                 loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+                    loopMetrics?.poolSampled(bound.value.pool.occupancy)
                     // Locally decided refusals reach the usage store once a second per loop.
                     if let usage, !bound.value.quotaGate.pendingRefusals.isEmpty { bound.value.quotaGate.pendingRefusals.flush(to: usage, on: loop) }
                     bound.value.repeatedWarnings.flush(logger: logger, now: loop.now.uptimeNanoseconds)
@@ -72,7 +79,9 @@ public final class GatewayServer: Sendable {
             }.get()
         }
         let loopEnvironments = environments
-        let healthChecker = try await Self.startHealthChecker(cells: settings.cells, on: group.next(), environments: Array(environments.values), logger: logger)
+        let healthChecker = try await Self.startHealthChecker(
+            cells: settings.cells, on: group.next(), environments: Array(environments.values), metrics: metrics, logger: logger
+        )
         let quiescing = ServerQuiescingHelper(group: group)
 
         let channel = try await ServerBootstrap(group: group)
@@ -105,10 +114,11 @@ public final class GatewayServer: Sendable {
 
     /// The process's health checker, on `loop`; its verdicts reach every loop's router.
     private static func startHealthChecker(
-        cells: [GatewaySettings.Cell], on loop: any EventLoop, environments: [NIOLoopBound<ProxyEnvironment>], logger: Logger
+        cells: [GatewaySettings.Cell], on loop: any EventLoop, environments: [NIOLoopBound<ProxyEnvironment>], metrics: (any MetricsFactory)?,
+        logger: Logger
     ) async throws -> NIOLoopBound<HealthChecker> {
         try await loop.submit {
-            let checker = HealthChecker(eventLoop: loop, logger: logger) { unhealthy in
+            let checker = HealthChecker(eventLoop: loop, logger: logger, metrics: metrics.map { HealthMetrics(factory: $0) }) { unhealthy in
                 for environment in environments {
                     environment.eventLoop.execute { environment.value.router.setUnhealthy(unhealthy) }
                 }
@@ -116,6 +126,32 @@ public final class GatewayServer: Sendable {
             checker.configure(cells)
             return NIOLoopBound(checker, eventLoop: loop)
         }.get()
+    }
+
+    /// Whether this process should get traffic (`/readyz`), judged from the configuration in
+    /// force, the health checker's verdicts and every loop's connection to the quota store.
+    public func readiness() async -> Readiness {
+        guard let first = self.environments.first else { return Readiness(reasons: [.noConfiguration]) }
+        guard let settings = try? await first.eventLoop.submit({ first.value.configuration.settings }).get() else {
+            return Readiness(reasons: [.noConfiguration])
+        }
+        let checker = self.healthChecker
+        let unhealthy = (try? await checker.eventLoop.submit { checker.value.unhealthy }.get()) ?? []
+        var reachable: Bool?
+        if let quotas = self.quotas {
+            reachable = true
+            for environment in self.environments {
+                let up = try? await environment.eventLoop.submit { quotas.storeState(on: environment.eventLoop) == .reachable }.get()
+                if up != true { reachable = false }
+            }
+        }
+        let cells = settings.cells.map { cell in
+            Readiness.Cell(
+                id: cell.id, kind: cell.kind, region: cell.region, fallback: cell.fallback, endpoints: cell.endpoints.count,
+                healthyEndpoints: cell.endpoints.count { !unhealthy.contains(CellEndpoint(cell: cell.id, endpoint: $0)) }
+            )
+        }
+        return Readiness.evaluate(configured: true, cells: cells, quotaStoreReachable: reachable, failModes: settings.quotaFailModes)
     }
 
     /// Applies one revocation on every event loop (from the store's publish channel).

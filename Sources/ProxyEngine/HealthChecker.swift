@@ -33,11 +33,26 @@ final class HealthChecker {
     private let logger: Logger
     private let publish: (Set<CellEndpoint>) -> Void
     private var targets: [CellEndpoint: Target] = [:]
+    private let metrics: HealthMetrics?
 
-    init(eventLoop: any EventLoop, logger: Logger, publish: @escaping (Set<CellEndpoint>) -> Void) {
+    init(eventLoop: any EventLoop, logger: Logger, metrics: HealthMetrics? = nil, publish: @escaping (Set<CellEndpoint>) -> Void) {
         self.eventLoop = eventLoop
         self.logger = logger
+        self.metrics = metrics
         self.publish = publish
+    }
+
+    /// Hands the verdicts to every loop's router, and counts them.
+    private func published() {
+        self.publish(self.unhealthy)
+        guard let metrics = self.metrics else { return }
+        var counts: [String: (healthy: Int, unhealthy: Int)] = [:]
+        for (key, target) in self.targets {
+            var count = counts[key.cell] ?? (0, 0)
+            if target.health.isHealthy { count.healthy += 1 } else { count.unhealthy += 1 }
+            counts[key.cell] = count
+        }
+        metrics.verdicts(counts)
     }
 
     var unhealthy: Set<CellEndpoint> {
@@ -63,7 +78,7 @@ final class HealthChecker {
             self.targets[key] = target
             self.probe(key, target)
         }
-        self.publish(self.unhealthy)
+        self.published()
     }
 
     func stop() {
@@ -87,10 +102,12 @@ final class HealthChecker {
                 break
             case .becameUnhealthy:
                 self.logger.warning("endpoint unhealthy; no longer routed to", metadata: ["cell": "\(key.cell)", "endpoint": "\(key.endpoint)", "result": "\(result)"])
-                self.publish(self.unhealthy)
+                self.metrics?.changed(cell: key.cell, healthy: false)
+                self.published()
             case .becameHealthy:
                 self.logger.notice("endpoint healthy again", metadata: ["cell": "\(key.cell)", "endpoint": "\(key.endpoint)"])
-                self.publish(self.unhealthy)
+                self.metrics?.changed(cell: key.cell, healthy: true)
+                self.published()
             }
             target.next = self.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(target.check.interval.milliseconds)) { [weak self] in
                 guard let self, target.active else { return }

@@ -51,13 +51,17 @@ final class ProxyEnvironment {
     /// Told of every request that ends on this loop (metrics, access log, traces, tenant
     /// health); nil when nothing observes, and then no record is built.
     let observer: (any RequestObserver)?
+    /// The counters the phases feed (quota decisions, token checks, retry refusals, ejections);
+    /// nil when no metrics are kept, and then nothing is counted.
+    let metrics: LoopMetrics?
 
     /// The loop everything here belongs to; its `now` is the data plane's elapsed-time clock.
     var eventLoop: any EventLoop { self.pool.eventLoop }
 
     init(
         configuration: GatewayConfiguration, generation: Int, pool: UpstreamPool, loopCount: Int = 1, quotas: (any QuotaStore)? = nil,
-        usage: UsageMeter? = nil, logger: Logger, scheme: String, wallClock: WallClock = .system, observer: (any RequestObserver)? = nil
+        usage: UsageMeter? = nil, logger: Logger, scheme: String, wallClock: WallClock = .system, observer: (any RequestObserver)? = nil,
+        metrics: LoopMetrics? = nil
     ) {
         self.router = CellRouter(eventLoop: pool.eventLoop, settings: configuration.settings, loopCount: loopCount)
         self.quotaGate = QuotaGate(leases: QuotaLeaseSettings(settings: configuration.settings))
@@ -71,6 +75,8 @@ final class ProxyEnvironment {
         self.scheme = scheme
         self.wallClock = wallClock
         self.observer = observer
+        self.metrics = metrics
+        self.router.metrics = metrics
     }
 
     private static func makeCache(_ configuration: GatewayConfiguration) -> VerifiedTokenCache? {

@@ -113,7 +113,7 @@ struct RequestPhases {
             }
             return .proceedWithoutTenant(AdmittedRequest(withoutTenant: request))
         }
-        let access = TenantAccess(configuration: request.configuration, tenants: tenants, authentication: authentication)
+        let access = TenantAccess(configuration: request.configuration, tenants: tenants, authentication: authentication, metrics: self.environment.metrics)
         let now = self.environment.wallClock.nowSeconds
         switch access.decide(head: head, path: request.path, cache: &self.environment.tokenCache, revocations: self.environment.revocations, now: now) {
         case .forward(let grant):
@@ -137,7 +137,7 @@ struct RequestPhases {
             let response = BrandingEndpoint.response(for: branding, request: head)
             return .respond(LocalResponse(status: response.status, headers: response.headers, body: response.body))
         }
-        let access = TenantAccess(configuration: request.configuration, tenants: tenants, authentication: authentication)
+        let access = TenantAccess(configuration: request.configuration, tenants: tenants, authentication: authentication, metrics: self.environment.metrics)
         switch access.authenticate(
             head: head, path: request.path, cache: &self.environment.tokenCache, revocations: self.environment.revocations, now: self.environment.wallClock.nowSeconds
         ) {
@@ -175,6 +175,12 @@ struct RequestPhases {
             // The admission script also meters the customer's usage: one round trip for both.
             try quotas.plan(levels: policy.limits, oem: policy.path.oem, cost: cost, now: now, meter: policy.id)
         }
+        // The store's state is only looked at where it tells two admissions apart (`local`).
+        if let metrics = self.environment.metrics,
+            let outcome = LoopMetrics.QuotaOutcome(answer, storeReachable: failMode != .local || quotas.storeState(on: loop) == .reachable, failMode: failMode)
+        {
+            metrics.quotaDecided(outcome, tier: request.grant.cell.kind)
+        }
         return self.admitted(answer, request: request, quotas: quotas, failMode: failMode)
     }
 
@@ -183,6 +189,9 @@ struct RequestPhases {
         _ result: Result<QuotaDecision, any Error>, request: TenantRequest, plan: QuotaPlan, quotas: any QuotaStore, failMode: QuotaFailMode
     ) -> Admitted {
         let answer = self.environment.quotaGate.storeAnswered(result, plan: plan, failMode: failMode)
+        if let metrics = self.environment.metrics, let outcome = LoopMetrics.QuotaOutcome(answer, storeReachable: true, failMode: failMode) {
+            metrics.quotaDecided(outcome, tier: request.grant.cell.kind)
+        }
         return self.admitted(answer, request: request, quotas: quotas, failMode: failMode)
     }
 

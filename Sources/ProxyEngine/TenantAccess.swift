@@ -13,6 +13,8 @@ struct TenantAccess {
     let configuration: GatewayConfiguration
     let tenants: TenantSnapshot
     let authentication: AuthenticationConfiguration
+    /// Counts how tokens were checked; nil without metrics.
+    var metrics: LoopMetrics? = nil
 
     enum Decision {
         /// Forward to the customer's cell with this grant.
@@ -117,12 +119,15 @@ struct TenantAccess {
         let verified: VerifiedToken
         if let cached = cache?.lookup(token, now: now) {
             verified = cached
+            self.metrics?.tokenChecked(.cacheHit)
         } else {
             switch self.authentication.verifier.verify(token, now: now) {
             case .success(let value):
                 verified = value
                 cache?.insert(token, value, now: now)
+                self.metrics?.tokenChecked(.verified)
             case .failure(let rejection):
+                self.metrics?.tokenChecked(.rejected(slug: rejection.slug))
                 return .failure(Refusal(
                     problem: .tokenRejected(rejection.slug), headers: Self.challenge(error: "invalid_token"), reason: rejection.slug
                 ))

@@ -49,6 +49,24 @@ final class UpstreamPool {
         fileprivate var waiter: Int
     }
 
+    /// Connections over every endpoint: open (idle, leased or connecting), idle, and lease
+    /// requests waiting for one (the pool gauges).
+    struct Occupancy: Equatable {
+        var open = 0
+        var idle = 0
+        var waiting = 0
+    }
+
+    var occupancy: Occupancy {
+        var total = Occupancy()
+        for pool in self.endpoints.values {
+            total.open += pool.state.openCount
+            total.idle += pool.state.idle.count
+            total.waiting += pool.state.waiters.count
+        }
+        return total
+    }
+
     init(eventLoop: any EventLoop, settings: GatewaySettings.UpstreamPool, connector: any UpstreamConnector = TCPUpstreamConnector()) {
         self.eventLoop = eventLoop
         self.settings = settings

@@ -11,6 +11,7 @@ final class ReconnectingConnection {
     private let url: RedisURL
     private let configuration: RedisClient.Configuration
     private let logger: Logger
+    private let metrics: RedisMetrics?
     private(set) var backoff: ReconnectBackoff
     /// The established connection; `nil` while connecting, backing off, or shut down.
     private(set) var connection: RedisConnection?
@@ -27,7 +28,8 @@ final class ReconnectingConnection {
     /// An attempt failed (the established connection being lost is not an attempt).
     var onAttemptFailed: (RedisClientError) -> Void = { _ in }
 
-    init(url: RedisURL, eventLoop: any EventLoop, configuration: RedisClient.Configuration, logger: Logger) {
+    init(url: RedisURL, eventLoop: any EventLoop, configuration: RedisClient.Configuration, logger: Logger, metrics: RedisMetrics? = nil) {
+        self.metrics = metrics
         self.url = url
         self.eventLoop = eventLoop
         self.configuration = configuration
@@ -56,6 +58,7 @@ final class ReconnectingConnection {
         self.onAttemptFailed = { _ in }
         let connection = self.connection
         self.connection = nil
+        if connection != nil { self.metrics?.connections.decrement() }
         return connection?.close() ?? self.eventLoop.makeSucceededVoidFuture()
     }
 
@@ -66,7 +69,8 @@ final class ReconnectingConnection {
             to: self.url, on: self.eventLoop,
             timeout: self.configuration.connectTimeout,
             responseTimeout: self.configuration.responseTimeout,
-            logger: self.logger
+            logger: self.logger,
+            metrics: self.metrics
         )
         .assumeIsolated()
         .flatMap { [prepare] connection in
@@ -89,6 +93,7 @@ final class ReconnectingConnection {
                 self.established(connection)
             case .failure(let error):
                 let reason = error as? RedisClientError ?? .connectionFailed
+                self.metrics?.connectFailures.increment()
                 self.onAttemptFailed(reason)
                 self.scheduleRetry(after: reason)
             }
@@ -105,8 +110,10 @@ final class ReconnectingConnection {
         }
         self.backoff.connected()
         self.connection = connection
+        self.metrics?.connections.increment()
         connection.closeFuture.assumeIsolated().whenComplete { [weak self] _ in
             guard let self, self.connection === connection else { return }
+            self.metrics?.connections.decrement()
             self.connection = nil
             self.scheduleRetry(after: .connectionClosed)
         }

@@ -20,6 +20,7 @@ final class RedisChannelHandler: ChannelInboundHandler {
         let promise: EventLoopPromise<RESPValue>
         /// When the reply is overdue; `.distantFuture` without a response timeout.
         let deadline: NIODeadline
+        let sent: NIODeadline
     }
 
     private let reader = HiredisReader()
@@ -31,15 +32,17 @@ final class RedisChannelHandler: ChannelInboundHandler {
     private let responseTimeout: TimeAmount?
     private var watchdog: Scheduled<Void>?
     private let logger: Logger
+    private let metrics: RedisMetrics?
 
     /// Unsolicited replies (pub/sub messages), called on the channel's loop.
     var onPush: ((RESPValue) -> Void)?
 
     /// - Parameter responseTimeout: how long the oldest pending command may wait for its reply
     ///   before the connection is declared dead and closed; `nil` waits forever.
-    init(responseTimeout: TimeAmount?, logger: Logger) {
+    init(responseTimeout: TimeAmount?, logger: Logger, metrics: RedisMetrics? = nil) {
         self.responseTimeout = responseTimeout
         self.logger = logger
+        self.metrics = metrics
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -86,8 +89,9 @@ final class RedisChannelHandler: ChannelInboundHandler {
             return
         }
         if let promise {
-            let deadline = self.responseTimeout.map { NIODeadline.now() + $0 } ?? .distantFuture
-            self.pending.append(Pending(promise: promise, deadline: deadline))
+            let now = NIODeadline.now()
+            let deadline = self.responseTimeout.map { now + $0 } ?? .distantFuture
+            self.pending.append(Pending(promise: promise, deadline: deadline, sent: now))
             self.armWatchdog()
         }
         context.write(self.wrapOutboundOut(command.bytes), promise: nil)
@@ -126,6 +130,7 @@ final class RedisChannelHandler: ChannelInboundHandler {
 
     private func deliver(_ value: RESPValue) {
         if let next = self.pending.popFirst() {
+            self.metrics?.commandDuration.recordNanoseconds((NIODeadline.now() - next.sent).nanoseconds)
             next.promise.succeed(value)
         } else if let onPush = self.onPush {
             onPush(value)

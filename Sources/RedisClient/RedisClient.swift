@@ -48,6 +48,7 @@ public final class RedisClient: Sendable {
     public let configuration: Configuration
     private let group: any EventLoopGroup
     private let logger: Logger
+    private let metrics: RedisMetrics
     /// One slot per loop of the group, filled on its loop at first use. The dictionary itself
     /// never changes after `init`, so looking a slot up needs no lock.
     private let slots: [ObjectIdentifier: NIOLoopBoundBox<LoopSlot?>]
@@ -62,6 +63,8 @@ public final class RedisClient: Sendable {
         self.group = group
         self.configuration = configuration
         self.logger = logger
+        // The process's backend when it bootstrapped one before making the client; none otherwise.
+        self.metrics = RedisMetrics()
         var slots: [ObjectIdentifier: NIOLoopBoundBox<LoopSlot?>] = [:]
         for loop in group.makeIterator() {
             slots[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeEmptyBox(valueType: LoopSlot.self, eventLoop: loop)
@@ -170,7 +173,9 @@ public final class RedisClient: Sendable {
         private var waiting: [(command: RedisCommand, promise: EventLoopPromise<RESPValue>)] = []
 
         init(client: RedisClient, eventLoop: any EventLoop) {
-            self.driver = ReconnectingConnection(url: client.url, eventLoop: eventLoop, configuration: client.configuration, logger: client.logger)
+            self.driver = ReconnectingConnection(
+                url: client.url, eventLoop: eventLoop, configuration: client.configuration, logger: client.logger, metrics: client.metrics
+            )
             self.driver.onEstablished = { [unowned self] connection in
                 let waiting = self.waiting
                 self.waiting = []

@@ -44,14 +44,15 @@ public final class RedisConnection: Sendable {
         on eventLoop: any EventLoop,
         timeout: TimeAmount = .seconds(1),
         responseTimeout: TimeAmount? = nil,
-        logger: Logger = Logger(label: "erp-gateway.redis")
+        logger: Logger = Logger(label: "erp-gateway.redis"),
+        metrics: RedisMetrics? = nil
     ) -> EventLoopFuture<RedisConnection> {
         ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(RedisChannelHandler(responseTimeout: responseTimeout, logger: logger))
+                    try channel.pipeline.syncOperations.addHandler(RedisChannelHandler(responseTimeout: responseTimeout, logger: logger, metrics: metrics))
                 }
             }
             .connect(host: url.host, port: url.port)

@@ -44,6 +44,22 @@ struct Serve: AsyncParsableCommand {
         let events = ServeEvents.start(watchInterval: self.watchIntervalMs)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: settings.listener.eventLoops ?? System.coreCount)
+        // Metrics are kept only with an ops listener to read them; the backend is bootstrapped
+        // before the Redis client and the data plane make theirs. The listener answers from
+        // now on: not ready until the data plane listens.
+        var ops: OpsListener?
+        if let opsSettings = settings.ops {
+            let listener = OpsListener()
+            do {
+                try await listener.start(opsSettings, loop: group.next())
+                ops = listener
+                logger.notice("ops listener started", metadata: ["address": "\(listener.localAddress.map { "\($0)" } ?? "?")"])
+            } catch {
+                logger.critical("cannot start the ops listener", metadata: ["address": "\(opsSettings.address):\(opsSettings.port)", "error": "\(error)"])
+                try? await group.shutdownGracefully()
+                throw ExitCode(1)
+            }
+        }
         // The shared store: quotas and revocations. Unreachable at start is fine (the client
         // reconnects by itself); an unusable URL means both are off, said loudly.
         var redis: (client: RedisClient, url: RedisURL, prefix: String)?
@@ -100,17 +116,20 @@ struct Serve: AsyncParsableCommand {
             started = try await GatewayServer.start(
                 configuration: initial, group: group, quotas: redis.map { QuotaAdmission(redis: $0.client, prefix: $0.prefix, usageRetentionDays: settings.usageRetentionDays) },
                 usage: redis.map { UsageMeter(redis: $0.client, prefix: $0.prefix, retentionDays: settings.usageRetentionDays) }, logger: logger,
-                observer: observer
+                observer: observer, metrics: ops?.factory
             )
         } catch {
             logger.critical("cannot start the listener", metadata: ["address": "\(settings.listener.address):\(settings.listener.port)", "error": "\(error)"])
             await health?.shutdown()
             await administration?.shutdown()
             try? await redis?.client.shutdown().get()
+            await ops?.close()
             try? await group.shutdownGracefully()
             throw ExitCode(1)
         }
         if let server = started {
+            ops?.serving(server)
+            ops?.generation.record(1)
             // Revocations reach every node through the shared store.
             var feed: RevocationFeed?
             if let redis {
@@ -121,7 +140,7 @@ struct Serve: AsyncParsableCommand {
                 feed?.start()
                 logger.notice("revocation feed started", metadata: ["redis": "\(redis.url)"])
             }
-            await Self.serve(server, initial: initial, path: self.config, events: events, latest: administration?.latest, logger: logger)
+            await Self.serve(server, initial: initial, path: self.config, events: events, latest: administration?.latest, ops: ops, logger: logger)
             // After the drain, so the requests that finished during it are in the last figures.
             await health?.shutdown()
             await administration?.shutdown()
@@ -129,6 +148,8 @@ struct Serve: AsyncParsableCommand {
             try? await redis?.client.shutdown().get()
         }
         // The server (and the quiescing helper in it) must go while its event loops still run.
+        ops?.serving(nil)
+        await ops?.close()
         started = nil
         try? await group.shutdownGracefully()
         logger.notice("stopped")
@@ -138,7 +159,8 @@ struct Serve: AsyncParsableCommand {
 extension Serve {
     /// Serves until SIGTERM or SIGINT, reloading on SIGHUP and file changes, then drains.
     static func serve(
-        _ server: GatewayServer, initial: GatewayConfiguration, path: String, events: ServeEvents, latest: LatestTree?, logger: Logger
+        _ server: GatewayServer, initial: GatewayConfiguration, path: String, events: ServeEvents, latest: LatestTree?, ops: OpsListener?,
+        logger: Logger
     ) async {
         logger.notice("listening", metadata: [
             "address": "\(server.localAddress.map { "\($0)" } ?? "?")",
@@ -153,14 +175,18 @@ extension Serve {
             case .reload(let reason):
                 if let next = reloader.reload(reason: reason) {
                     await server.install(next.configuration, generation: next.generation)
+                    ops?.installed(generation: next.generation)
                     logger.notice("configuration reloaded", metadata: [
                         "reason": "\(reason)", "generation": "\(next.generation)", "tenants": "\(next.configuration.tenants?.nodeCount ?? 0)",
                     ])
+                } else {
+                    ops?.rejected()
                 }
                 events.watch(reloader.fingerprintFiles)
             case .treeChanged:
                 if let next = reloader.adoptLatestTree() {
                     await server.install(next.configuration, generation: next.generation)
+                    ops?.installed(generation: next.generation)
                     logger.notice("tenant tree installed", metadata: [
                         "revision": "\(reloader.installedRevision)", "generation": "\(next.generation)",
                         "tenants": "\(next.configuration.tenants?.nodeCount ?? 0)",
@@ -168,6 +194,8 @@ extension Serve {
                 }
             case .stop(let signal):
                 events.finish()
+                // From now on /readyz says so, for the load balancers probing during the drain.
+                ops?.draining()
                 logger.notice("shutting down", metadata: ["signal": "\(signal)", "grace-ms": "\(reloader.current.settings.timeouts.shutdownGrace.milliseconds)"])
                 await server.shutdown(grace: reloader.current.settings.timeouts.shutdownGrace)
             }
@@ -229,9 +257,9 @@ struct Reloader {
             return nil
         }
         if next.settings.listener != self.current.settings.listener || next.settings.upstreamPool != self.current.settings.upstreamPool
-            || next.settings.redis != self.current.settings.redis
+            || next.settings.redis != self.current.settings.redis || next.settings.ops != self.current.settings.ops
         {
-            self.logger.warning("listener, upstreamPool and redis changes take effect at the next restart")
+            self.logger.warning("listener, upstreamPool, redis and ops changes take effect at the next restart")
         }
         self.current = next
         self.generation += 1

@@ -186,3 +186,27 @@ final class SettingsLoaderTests: XCTestCase {
         }
     }
 }
+
+/// `ops`: the ops listener's address and port, absent by default.
+final class OpsSettingsTests: XCTestCase {
+    func testOpsIsOffUnlessConfigured() throws {
+        XCTAssertNil(try SettingsLoader.parse(minimalSettingsYAML).ops)
+        let settings = try SettingsLoader.parse(minimalSettingsYAML + "\nops:\n  address: 10.0.0.5\n  port: 9090\n")
+        XCTAssertEqual(settings.ops, GatewaySettings.Ops(address: "10.0.0.5", port: 9090))
+        XCTAssertEqual(try SettingsLoader.parse(minimalSettingsYAML + "\nops: { port: 0 }\n").ops?.address, "127.0.0.1")
+    }
+
+    func testOpsNeedsAPortAndTakesNothingElse() {
+        for (text, message) in [
+            ("ops: { address: 127.0.0.1 }", "missing required key 'port'"),
+            ("ops: { port: 9090, eventLoops: 2 }", "unknown key 'eventLoops'"),
+            ("ops: { port: 70000 }", "must be between 0 and 65535"),
+            ("ops: { port: 9090, address: 'not a host' }", "is not an IP address or host name"),
+        ] {
+            XCTAssertThrowsError(try SettingsLoader.parse(minimalSettingsYAML + "\n" + text + "\n"), text) { error in
+                let issues = (error as? ConfigurationError)?.issues ?? []
+                XCTAssertTrue(issues.contains { $0.path.hasPrefix("ops") && $0.message.contains(message) }, "\(text): \(error)")
+            }
+        }
+    }
+}

@@ -1,0 +1,23 @@
+import CoreMetrics
+import NIOCore
+
+/// The client's metrics through swift-metrics (whatever backend the process bootstrapped; none
+/// in tests): the round trip of every command, connections up, and failed connection attempts.
+/// One per `RedisClient`, shared by its loops: the handles are thread-safe.
+public final class RedisMetrics: Sendable {
+    public static let commandDuration = "erp_gateway_redis_command_duration_seconds"
+    public static let connections = "erp_gateway_redis_connections"
+    public static let connectFailures = "erp_gateway_redis_connect_failures_total"
+
+    /// From a command written to its reply read (pipelined commands included).
+    let commandDuration: CoreMetrics.Timer
+    /// Connections established and not yet lost, over every event loop.
+    let connections: CoreMetrics.Meter
+    let connectFailures: CoreMetrics.Counter
+
+    public init(factory: any MetricsFactory = MetricsSystem.factory) {
+        self.commandDuration = CoreMetrics.Timer(label: Self.commandDuration, dimensions: [], factory: factory)
+        self.connections = CoreMetrics.Meter(label: Self.connections, dimensions: [], factory: factory)
+        self.connectFailures = CoreMetrics.Counter(label: Self.connectFailures, dimensions: [], factory: factory)
+    }
+}
