@@ -120,6 +120,19 @@ public final class RedisClient: Sendable {
         }
     }
 
+    /// Opens every loop's connection now instead of at its first command, so that a node that
+    /// has sent nothing yet still knows whether Redis is there (`isAvailable(on:)`: readiness,
+    /// fail modes) and its first requests find the connection made. Returns at once; the
+    /// connects and any reconnects go on in the background.
+    public func connect() {
+        for box in self.slots.values {
+            box.eventLoop.execute {
+                let slot = self.slot(box)
+                if slot.driver.connection == nil, !slot.driver.isShutDown { slot.driver.connectIfIdle() }
+            }
+        }
+    }
+
     /// False while `loop`'s Redis is known to be down (see the type's contracts). Call on `loop`.
     /// A loop outside the group has no connection of its own to judge by: always true.
     public func isAvailable(on loop: any EventLoop) -> Bool {

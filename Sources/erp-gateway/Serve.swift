@@ -67,6 +67,9 @@ struct Serve: AsyncParsableCommand {
             do {
                 let url = try RedisURL(redisSettings.url)
                 redis = (RedisClient(url: url, group: group, logger: logger), url, redisSettings.keyPrefix)
+                // Connected now, not at the first request: readiness and the fail modes know at once
+                // whether Redis is there, even on a node that has served nothing yet.
+                redis?.client.connect()
             } catch {
                 logger.error("redis.url is not usable; quotas and token revocation are off", metadata: ["error": "\(error)"])
             }

@@ -169,6 +169,23 @@ final class OpsListenerTests: GatewayTestCase {
         XCTAssertEqual(reasons.first?["tier"] as? String, "pooled")
     }
 
+    func testAGatewayStartedWithoutItsQuotaStoreUnderAClosedFailModeIsUnreadyBeforeAnyRequest() async throws {
+        let redis = try RedisProcess()
+        let port = redis.port
+        redis.stop()
+        try await self.startBackends(1)
+        self.gateway = try self.treeGateway(
+            QuotaTests.tree, extra: SecurityMatrixTests.platformIssuer + redis.settings + "quotas:\n  failMode:\n    pooled: closed\n" + self.opsSettings()
+        )
+        let unready = try self.readyz(becomes: 503)
+        XCTAssertEqual(unready.status, 503, unready.text)
+        XCTAssertTrue(unready.text.contains("quota-store-unreachable"), unready.text)
+
+        self.redis = try RedisProcess(port: port)
+        let ready = try self.readyz(becomes: 200)
+        XCTAssertEqual(ready.status, 200, ready.text)
+    }
+
     func testAQuotaStoreThatDiesUnderAnOpenFailModeLeavesTheGatewayReady() async throws {
         let redis = try await self.startWithQuotaStore(failMode: "open")
         redis.stop()

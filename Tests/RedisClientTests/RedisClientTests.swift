@@ -81,6 +81,23 @@ final class RedisClientTests: RedisTestCase {
         }
     }
 
+    func testConnectingAtStartTellsAnIdleLoopThatRedisIsDown() throws {
+        server.kill()
+        let loop = self.loop
+        let client = RedisClient(url: url, group: group, configuration: fast)
+        defer { _ = try? value(of: client.shutdown()) }
+        XCTAssertTrue(try value(of: loop.submit { client.isAvailable(on: loop) }), "nothing sent, nothing known")
+        client.connect()
+        try eventually("the failed connect is known without a command") {
+            try !value(of: loop.submit { client.isAvailable(on: loop) })
+        }
+        try server.start()
+        try eventually("and the client reconnects by itself") {
+            try value(of: loop.submit { client.isAvailable(on: loop) })
+        }
+        XCTAssertEqual(try value(of: client.send(on: loop, ["PING"])), .simpleString("PONG"))
+    }
+
     func testAfterShutdownCommandsFail() throws {
         let client = RedisClient(url: url, group: group, configuration: fast)
         XCTAssertEqual(try value(of: client.send(on: loop, ["PING"])), .simpleString("PONG"))
