@@ -31,6 +31,10 @@ public struct GatewaySettings: Sendable, Hashable {
     /// The admin API's listener and the issuers of admin tokens; nil: no admin API, and the
     /// tenant-tree file is the only source of the tree.
     public var admin: Admin?
+    /// One JSON line per request (`accessLog`); off by default.
+    public var accessLog = AccessLog.off
+    /// Spans exported over OTLP/HTTP (`tracing`); nil: none.
+    public var tracing: Tracing?
 
     /// Delegated administration (docs/admin-api.md). With it, the tenant tree lives in the
     /// shared store: the file only seeds an empty store.

@@ -1,3 +1,4 @@
+import AccessLog
 import AdminAPI
 import ArgumentParser
 import Dispatch
@@ -26,16 +27,15 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
+    @Option(name: .long, help: "Log format: text (one line of text a message) or json (one JSON object a line). Access-log lines are JSON in both.")
+    var logFormat: LogFormat = .text
+
     @Option(name: .long, help: "How often to look for changed configuration files, in milliseconds (0: only on SIGHUP).")
     var watchIntervalMs: Int = 1000
 
     func run() async throws {
-        let level = self.logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        let (level, format) = (self.logLevel, self.logFormat)
+        LoggingSystem.bootstrap { label in format.handler(label: label, level: level) }
         let logger = Logger(label: "erp-gateway")
 
         var initial = try loadConfigurationOrExit(path: self.config)
@@ -80,15 +80,19 @@ struct Serve: AsyncParsableCommand {
             logger.error("the admin API is off: it keeps the tenant tree in redis, and redis.url is not usable")
         }
 
+        let observing = RequestObserving(settings: settings, logger: logger)
+        observing.start(logger: logger)
         var started: GatewayServer?
         do {
             started = try await GatewayServer.start(
                 configuration: initial, group: group, quotas: redis.map { QuotaAdmission(redis: $0.client, prefix: $0.prefix, usageRetentionDays: settings.usageRetentionDays) },
-                usage: redis.map { UsageMeter(redis: $0.client, prefix: $0.prefix, retentionDays: settings.usageRetentionDays) }, logger: logger
+                usage: redis.map { UsageMeter(redis: $0.client, prefix: $0.prefix, retentionDays: settings.usageRetentionDays) }, logger: logger,
+                observer: observing.factory
             )
         } catch {
             logger.critical("cannot start the listener", metadata: ["address": "\(settings.listener.address):\(settings.listener.port)", "error": "\(error)"])
             await administration?.shutdown()
+            await observing.shutdown()
             try? await redis?.client.shutdown().get()
             try? await group.shutdownGracefully()
             throw ExitCode(1)
@@ -107,6 +111,8 @@ struct Serve: AsyncParsableCommand {
             await Self.serve(server, initial: initial, path: self.config, events: events, latest: administration?.latest, logger: logger)
             await administration?.shutdown()
             await feed?.shutdown()
+            // After the drain: the last requests' spans are queued by now.
+            await observing.shutdown()
             try? await redis?.client.shutdown().get()
         }
         // The server (and the quiescing helper in it) must go while its event loops still run.
@@ -214,6 +220,12 @@ struct Reloader {
         {
             self.logger.warning("listener, upstreamPool and redis changes take effect at the next restart")
         }
+        var tracing = next.settings.tracing
+        tracing?.sampling = self.current.settings.tracing?.sampling ?? 0
+        if next.settings.accessLog != self.current.settings.accessLog || tracing != self.current.settings.tracing {
+            // tracing.sampling applies at once: each request reads it as it starts.
+            self.logger.warning("accessLog and tracing changes (but tracing.sampling) take effect at the next restart")
+        }
         self.current = next
         self.generation += 1
         return (next, self.generation)
@@ -296,3 +308,4 @@ final class ServeEvents: @unchecked Sendable {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+extension LogFormat: ExpressibleByArgument {}
