@@ -161,18 +161,16 @@ let package = Package(
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
-        .testTarget(name: "AccessLogTests", dependencies: [
-            "AccessLog", "ProxyEngine", "GatewayConfig", "Hierarchy",
+        .testTarget(name: "ObservabilityTests", dependencies: [
+            "AccessLog", "TraceExport", "ProxyEngine", "GatewayConfig", "Hierarchy",
             .product(name: "Logging", package: "swift-log"),
-            .product(name: "NIOCore", package: "swift-nio"),
-        ]),
-        .testTarget(name: "TraceExportTests", dependencies: [
-            "TraceExport", "ProxyEngine", "GatewayConfig", "Hierarchy",
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .testTarget(name: "EndToEndTests", dependencies: [
             "UpstreamFixtures", "RedisTestServer",
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
     ],

@@ -33,7 +33,8 @@ public final class OTLPHTTPExporter: Sendable {
 
     private struct State {
         var counts = Counts()
-        var exporting = false
+        /// The export request on its way, if any: at most one at a time.
+        var inFlight: EventLoopFuture<Bool>?
         var timer: RepeatedTask?
         /// Dropped and failed spans already reported in the log.
         var reportedLosses = 0
@@ -63,27 +64,33 @@ public final class OTLPHTTPExporter: Sendable {
         self.state.withLockedValue { $0.timer = timer }
     }
 
-    /// Stops the timer and sends what is queued, one batch after another, each within the
-    /// export timeout; then stops the exporter's thread.
+    /// Stops the timer, lets the export on its way finish, and sends what is still queued, one
+    /// batch after another, each within the export timeout; then stops the exporter's thread.
     public func shutdown() async {
-        self.state.withLockedValue { $0.timer?.cancel() }
-        while self.queue.count > 0 {
-            let sent = self.loop.flatSubmit { self.exportBatch() }
-            guard (try? await sent.get()) == true else { break }
+        let drained = self.loop.flatSubmit { () -> EventLoopFuture<Void> in
+            // On the exporter's loop: no tick runs after this cancel.
+            self.state.withLockedValue { $0.timer?.cancel() }
+            let inFlight = self.state.withLockedValue { $0.inFlight } ?? self.loop.makeSucceededFuture(true)
+            return inFlight.flatMap { _ in self.drain() }
         }
+        try? await drained.get()
         self.reportLosses()
         try? await self.group.shutdownGracefully()
     }
 
+    private func drain() -> EventLoopFuture<Void> {
+        guard self.queue.count > 0 else { return self.loop.makeSucceededVoidFuture() }
+        return self.exportBatch().flatMap { accepted in accepted ? self.drain() : self.loop.makeSucceededVoidFuture() }
+    }
+
     /// One batch, unless one is on its way; the next follows at once while a full batch waits.
+    /// Runs on the exporter's loop only.
     private func exportNext() {
-        let exporting = self.state.withLockedValue { state in
-            defer { state.exporting = true }
-            return state.exporting
-        }
-        guard !exporting else { return }
-        self.exportBatch().whenComplete { [self] result in
-            self.state.withLockedValue { $0.exporting = false }
+        guard self.state.withLockedValue({ $0.inFlight }) == nil else { return }
+        let sent = self.exportBatch()
+        self.state.withLockedValue { $0.inFlight = sent }
+        sent.whenComplete { [self] result in
+            self.state.withLockedValue { $0.inFlight = nil }
             if case .success(true) = result, self.queue.count >= self.settings.batchSize { self.exportNext() }
         }
     }
