@@ -85,6 +85,7 @@ let package = Package(
         .target(name: "AccessLog", dependencies: [
             "ProxyEngine", "GatewayConfig", "Quotas", "JSONText",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         // Spans of each sampled request, built from its `RequestRecord` and exported over

@@ -35,7 +35,10 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let (level, format) = (self.logLevel, self.logFormat)
-        LoggingSystem.bootstrap { label in format.handler(label: label, level: level) }
+        let accessLines = BufferedLines(flushInterval: .milliseconds(200))
+        // Whatever way `run` ends, the access lines still waiting are written.
+        defer { accessLines.flush() }
+        LoggingSystem.bootstrap { label in format.handler(label: label, level: level, accessLines: accessLines) }
         let logger = Logger(label: "erp-gateway")
 
         var initial = try loadConfigurationOrExit(path: self.config)

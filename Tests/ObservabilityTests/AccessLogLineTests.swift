@@ -114,13 +114,33 @@ final class AccessLogLineTests: XCTestCase {
         XCTAssertEqual(json["metadata"] as? [String: String], ["message": "not the message", "status": "502"])
     }
 
+    func testLinesAreWrittenInWholeLinesOfAtMostFourKiB() {
+        let writes = LinesHandler.Box()
+        let output = BufferedLines(flushInterval: nil) { writes.lines.append($0) }
+        let lines = (0..<40).map { index in String(repeating: "x", count: 150 + index * 7) + "\(index)" }
+        for line in lines { output.append(line: line) }
+        XCTAssertFalse(writes.lines.isEmpty, "a full buffer is written without waiting")
+        output.flush()
+        output.flush()
+        XCTAssertTrue(writes.lines.allSatisfy { $0.utf8.count <= 4096 && $0.hasSuffix("\n") }, "\(writes.lines.map(\.utf8.count))")
+        XCTAssertEqual(writes.lines.joined(), lines.map { $0 + "\n" }.joined(), "every line once, in order")
+
+        let long = String(repeating: "y", count: 5000)
+        output.append(line: "short")
+        output.append(line: long)
+        output.flush()
+        XCTAssertEqual(Array(writes.lines.suffix(2)), ["short\n", long + "\n"], "a line longer than a write goes alone")
+    }
+
     func testAccessLinesAreWrittenAsTheyAreInBothFormats() {
+        let lines = BufferedLines(flushInterval: nil)
         for format in LogFormat.allCases {
-            XCTAssertTrue(format.handler(label: AccessLogObserver.label, level: .critical) is PreformattedLineHandler, "\(format)")
-            XCTAssertEqual(format.handler(label: AccessLogObserver.label, level: .critical).logLevel, .info, "--log-level does not silence it")
+            let handler = format.handler(label: AccessLogObserver.label, level: .critical, accessLines: lines)
+            XCTAssertTrue(handler is PreformattedLineHandler, "\(format)")
+            XCTAssertEqual(handler.logLevel, .info, "--log-level does not silence it")
         }
-        XCTAssertTrue(LogFormat.json.handler(label: "erp-gateway", level: .info) is JSONLogHandler)
-        XCTAssertTrue(LogFormat.text.handler(label: "erp-gateway", level: .info) is StreamLogHandler)
+        XCTAssertTrue(LogFormat.json.handler(label: "erp-gateway", level: .info, accessLines: lines) is JSONLogHandler)
+        XCTAssertTrue(LogFormat.text.handler(label: "erp-gateway", level: .info, accessLines: lines) is StreamLogHandler)
     }
 }
 
