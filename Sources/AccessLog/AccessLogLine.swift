@@ -2,9 +2,11 @@ import JSONText
 import NIOCore
 import ProxyEngine
 
-/// One request's access-log line: a JSON object built from its `RequestRecord` into one string
-/// reserved up front (no encoder, no dictionary, no intermediate strings for the usual ids,
-/// paths and slugs). Fields a request never reached are left out rather than written as null.
+/// One request's access-log line: a JSON object built from its `RequestRecord` as UTF-8 bytes in
+/// one buffer reserved up front, turned into a string once (no encoder, no dictionary, no
+/// intermediate strings for the usual ids, paths and slugs; appending bytes cost about half of
+/// appending to a `String` field by field, measured with perf). Fields a request never reached
+/// are left out rather than written as null.
 ///
 /// Holds no header value and no query: the record keeps neither, so no token can reach a line.
 public enum AccessLogLine {
@@ -12,11 +14,11 @@ public enum AccessLogLine {
     static let reservedBytes = 640
 
     public static func render(_ record: RequestRecord) -> String {
-        var line = ""
+        var line: [UInt8] = []
         line.reserveCapacity(Self.reservedBytes)
-        line.append("{\"time\":\"")
+        line.append(contentsOf: #"{"time":""#.utf8)
         UTCTimestamp.appendRFC3339Milliseconds(record.startedWallMicroseconds, to: &line)
-        line.append("\"")
+        line.append(UInt8(ascii: "\""))
         Self.field("requestId", record.requestID, to: &line)
         if let traceID = record.traceID { Self.field("traceId", traceID, to: &line) }
         if let spanID = record.spanID { Self.field("spanId", spanID, to: &line) }
@@ -40,37 +42,44 @@ public enum AccessLogLine {
         if record.attempts > 0 { Self.field("attempts", record.attempts, to: &line) }
         Self.field("bytesIn", record.bytesIn, to: &line)
         Self.field("bytesOut", record.bytesOut, to: &line)
-        line.append(",\"gatewayMs\":")
+        line.append(contentsOf: #","gatewayMs":"#.utf8)
         Self.appendMilliseconds(record.gatewayTime, to: &line)
         if let upstream = record.upstreamTime {
-            line.append(",\"upstreamMs\":")
+            line.append(contentsOf: #","upstreamMs":"#.utf8)
             Self.appendMilliseconds(upstream, to: &line)
         }
-        line.append("}")
-        return line
+        line.append(UInt8(ascii: "}"))
+        return String(decoding: line, as: UTF8.self)
     }
 
-    private static func field(_ name: String, _ value: String, to line: inout String) {
-        line.append(",\"")
-        line.append(name)
-        line.append("\":")
+    private static func field(_ name: String, _ value: String, to line: inout [UInt8]) {
+        Self.name(name, to: &line)
         JSONText.appendQuoted(value, to: &line)
     }
 
-    private static func field(_ name: String, _ value: Int, to line: inout String) {
-        line.append(",\"")
-        line.append(name)
-        line.append("\":")
-        line.append(String(value))
+    private static func field(_ name: String, _ value: Int, to line: inout [UInt8]) {
+        Self.name(name, to: &line)
+        Self.appendDecimal(value, to: &line)
+    }
+
+    private static func name(_ name: String, to line: inout [UInt8]) {
+        line.append(UInt8(ascii: ","))
+        line.append(UInt8(ascii: "\""))
+        line.append(contentsOf: name.utf8)
+        line.append(UInt8(ascii: "\""))
+        line.append(UInt8(ascii: ":"))
     }
 
     /// Milliseconds with microsecond precision, as a JSON number: `12.345`, `0.007`.
-    static func appendMilliseconds(_ amount: TimeAmount, to line: inout String) {
-        let microseconds = max(amount.nanoseconds / 1_000, 0)
-        line.append(String(microseconds / 1_000))
-        line.append(".")
-        let fraction = Int(microseconds % 1_000)
-        if fraction < 100 { line.append(fraction < 10 ? "00" : "0") }
-        line.append(String(fraction))
+    static func appendMilliseconds(_ amount: TimeAmount, to line: inout [UInt8]) {
+        let microseconds = Int(max(amount.nanoseconds / 1_000, 0))
+        Self.appendDecimal(microseconds / 1_000, to: &line)
+        line.append(UInt8(ascii: "."))
+        UTCTimestamp.append(microseconds % 1_000, digits: 3, to: &line)
+    }
+
+    /// A whole number in decimal (its string is a small one, held inline: no allocation).
+    static func appendDecimal(_ value: Int, to line: inout [UInt8]) {
+        line.append(contentsOf: String(value).utf8)
     }
 }

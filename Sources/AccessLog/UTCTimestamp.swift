@@ -6,31 +6,39 @@ import Quotas
 enum UTCTimestamp {
     /// `microseconds` since the Unix epoch; an instant before 1970 is written as the epoch.
     static func appendRFC3339Milliseconds(_ microseconds: Int64, to text: inout String) {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(24)
+        Self.appendRFC3339Milliseconds(microseconds, to: &bytes)
+        text.append(String(decoding: bytes, as: UTF8.self))
+    }
+
+    static func appendRFC3339Milliseconds(_ microseconds: Int64, to text: inout [UInt8]) {
         let instant = max(microseconds, 0)
         let date = UTCCalendarPeriod(now: instant)
         let millisecondsIntoDay = Int(instant % 86_400_000_000 / 1_000)
         Self.append(date.year, digits: 4, to: &text)
-        text.append("-")
+        text.append(UInt8(ascii: "-"))
         Self.append(date.month, digits: 2, to: &text)
-        text.append("-")
+        text.append(UInt8(ascii: "-"))
         Self.append(date.day, digits: 2, to: &text)
-        text.append("T")
+        text.append(UInt8(ascii: "T"))
         Self.append(millisecondsIntoDay / 3_600_000, digits: 2, to: &text)
-        text.append(":")
+        text.append(UInt8(ascii: ":"))
         Self.append(millisecondsIntoDay / 60_000 % 60, digits: 2, to: &text)
-        text.append(":")
+        text.append(UInt8(ascii: ":"))
         Self.append(millisecondsIntoDay / 1_000 % 60, digits: 2, to: &text)
-        text.append(".")
+        text.append(UInt8(ascii: "."))
         Self.append(millisecondsIntoDay % 1_000, digits: 3, to: &text)
-        text.append("Z")
+        text.append(UInt8(ascii: "Z"))
     }
 
-    private static func append(_ value: Int, digits: Int, to text: inout String) {
+    /// `value` (not negative) in exactly `digits` decimal digits, zero-padded.
+    static func append(_ value: Int, digits: Int, to text: inout [UInt8]) {
         var divisor = 1
         for _ in 1..<digits { divisor *= 10 }
         var rest = value
         while divisor > 0 {
-            text.unicodeScalars.append(Unicode.Scalar(UInt8(ascii: "0") + UInt8(rest / divisor % 10)))
+            text.append(UInt8(ascii: "0") + UInt8(rest / divisor % 10))
             rest %= divisor
             divisor /= 10
         }

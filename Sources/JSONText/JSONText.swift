@@ -46,3 +46,19 @@ extension JSONText {
         out.append("\"")
     }
 }
+
+extension JSONText {
+    /// `appendQuoted` for a line built as UTF-8 bytes: a text that needs no escaping is copied
+    /// in one go.
+    public static func appendQuoted(_ text: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            out.append(contentsOf: text.utf8)
+        } else {
+            var escaped = ""
+            self.appendQuoted(text, to: &escaped)
+            out.append(contentsOf: escaped.utf8.dropFirst().dropLast())
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}

@@ -69,9 +69,9 @@ final class AccessLogLineTests: XCTestCase {
         UTCTimestamp.appendRFC3339Milliseconds(951_782_400_999_999, to: &text)  // a leap day, the last µs of its second
         XCTAssertEqual(text, "2000-02-29T00:00:00.999Z")
         for (microseconds, expected) in [(0, "0.000"), (7, "0.007"), (12_345, "12.345"), (1_000_000, "1000.000"), (-5, "0.000")] {
-            var line = ""
+            var line: [UInt8] = []
             AccessLogLine.appendMilliseconds(.microseconds(Int64(microseconds)), to: &line)
-            XCTAssertEqual(line, expected)
+            XCTAssertEqual(String(decoding: line, as: UTF8.self), expected)
         }
     }
 
