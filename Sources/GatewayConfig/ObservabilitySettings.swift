@@ -31,9 +31,9 @@ extension GatewaySettings {
         public var sampling: Double
         /// `service.name` of the exported resource.
         public var serviceName: String
-        /// Spans waiting for export; past it new spans are dropped and counted.
+        /// Sampled requests waiting for export; past it a request's spans are dropped and counted.
         public var queueSize: Int
-        /// The most spans in one export request.
+        /// The most requests in one export request (each is about six spans).
         public var batchSize: Int
         /// How often waiting spans are sent.
         public var exportInterval: Duration
@@ -42,7 +42,7 @@ extension GatewaySettings {
 
         public init(
             endpoint: Endpoint, path: String, sampling: Double, serviceName: String = "erp-gateway", queueSize: Int = 4096,
-            batchSize: Int = 512, exportInterval: Duration = .seconds(1), exportTimeout: Duration = .seconds(5)
+            batchSize: Int = 100, exportInterval: Duration = .seconds(1), exportTimeout: Duration = .seconds(5)
         ) {
             self.endpoint = endpoint
             self.path = path

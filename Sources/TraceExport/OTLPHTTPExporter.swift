@@ -5,9 +5,9 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// Sends queued spans to the collector in batches, on a thread of its own: the event loops
-/// only append finished spans to the bounded `queue` and never wait for the exporter, its
-/// encoding or the network. One export request at a time; a batch the collector refuses or
+/// Builds the spans of queued requests and sends them to the collector in batches, on a thread
+/// of its own: the event loops only append finished requests' records to the bounded `queue`
+/// and never wait for the exporter, its span building, its encoding or the network. One export request at a time; a batch the collector refuses or
 /// that times out is dropped and counted, not retried (spans are diagnostics, and a retry
 /// would hold memory while the collector is struggling).
 ///
@@ -23,11 +23,11 @@ public final class OTLPHTTPExporter: Sendable {
         public var exported = 0
         /// Spans in batches the collector refused or did not answer in time.
         public var failed = 0
-        /// Spans dropped because the queue was full (`SpanQueue`).
+        /// Requests whose spans were dropped because the queue was full (`TraceQueue`).
         public var dropped = 0
     }
 
-    public let queue: SpanQueue
+    public let queue: TraceQueue
     private let settings: GatewaySettings.Tracing
     private let logger: Logger
     private let group: MultiThreadedEventLoopGroup
@@ -39,6 +39,8 @@ public final class OTLPHTTPExporter: Sendable {
         /// The export request on its way, if any: at most one at a time.
         var inFlight: EventLoopFuture<Bool>?
         var timer: RepeatedTask?
+        /// Ids of the spans under each hop; used on the exporter's loop only.
+        var ids = SpanIDSource()
         /// Dropped and failed spans already reported in the log.
         var reportedLosses = 0
     }
@@ -46,7 +48,7 @@ public final class OTLPHTTPExporter: Sendable {
     public init(settings: GatewaySettings.Tracing, logger: Logger) {
         self.settings = settings
         self.logger = logger
-        self.queue = SpanQueue(capacity: settings.queueSize)
+        self.queue = TraceQueue(capacity: settings.queueSize)
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.loop = self.group.next()
         self.state = NIOLockedValueBox(State())
@@ -100,8 +102,9 @@ public final class OTLPHTTPExporter: Sendable {
 
     /// Sends up to a batch; true when it was accepted (or there was nothing to send).
     private func exportBatch() -> EventLoopFuture<Bool> {
-        let batch = self.queue.take(self.settings.batchSize)
-        guard !batch.isEmpty else { return self.loop.makeSucceededFuture(true) }
+        let records = self.queue.take(self.settings.batchSize)
+        guard !records.isEmpty else { return self.loop.makeSucceededFuture(true) }
+        let batch = self.state.withLockedValue { state in records.flatMap { RequestSpans.build($0, ids: &state.ids) } }
         let body = OTLPJSON.exportRequest(batch, serviceName: self.settings.serviceName)
         let timeout = TimeAmount.milliseconds(self.settings.exportTimeout.milliseconds)
         return HTTPPost.send(

@@ -105,7 +105,7 @@ public enum RequestSpans {
 
 /// Span ids for the spans the gateway adds under its hop: non-zero 64-bit values as 16 lowercase
 /// hex digits, from a loop-local SplitMix64 (uniqueness within a trace is what matters).
-public struct SpanIDSource {
+public struct SpanIDSource: Sendable {
     private var state: UInt64
     private static let digits = Array("0123456789abcdef".utf8)
 
