@@ -11,7 +11,7 @@ enum HTTPPost {
     }
 
     static func send(
-        host: String, port: Int, path: String, contentType: String, body: String, timeout: TimeAmount, on loop: any EventLoop
+        host: String, port: Int, path: String, contentType: String, body: [UInt8], timeout: TimeAmount, on loop: any EventLoop
     ) -> EventLoopFuture<HTTPResponseStatus> {
         let answered = loop.makePromise(of: HTTPResponseStatus.self)
         let deadline = loop.scheduleTask(in: timeout) { answered.fail(Failure.timedOut) }
@@ -30,11 +30,11 @@ enum HTTPPost {
             var headers = HTTPHeaders()
             headers.add(name: "host", value: "\(host):\(port)")
             headers.add(name: "content-type", value: contentType)
-            headers.add(name: "content-length", value: String(body.utf8.count))
+            headers.add(name: "content-length", value: String(body.count))
             headers.add(name: "connection", value: "close")
             let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: path, headers: headers)
             channel.write(HTTPClientRequestPart.head(head), promise: nil)
-            channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(string: body))), promise: nil)
+            channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil)
             channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
             // However it ends, the connection goes with it.
             answered.futureResult.whenComplete { _ in channel.close(promise: nil) }

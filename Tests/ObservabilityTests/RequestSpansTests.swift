@@ -99,7 +99,7 @@ final class RequestSpansTests: XCTestCase {
         var ids = SpanIDSource(seed: 4)
         let spans = RequestSpans.build(RecordFixtures.refused(.upstreamUnreachable), ids: &ids)
         let body = OTLPJSON.exportRequest(RequestSpans.build(record, ids: &ids) + spans, serviceName: "gw \"eu\"")
-        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])
         let resourceSpans = try XCTUnwrap((json["resourceSpans"] as? [[String: Any]])?.first)
         let resource = try XCTUnwrap((resourceSpans["resource"] as? [String: Any])?["attributes"] as? [[String: Any]])
         XCTAssertEqual(resource.first?["key"] as? String, "service.name")
