@@ -2,8 +2,8 @@ import JSONText
 
 /// An OTLP/HTTP export request in the JSON encoding (`application/json`, OTLP spec
 /// "JSON Protobuf Encoding"): ids as hex strings, enums as numbers, 64-bit integers as decimal
-/// strings. Built as UTF-8 bytes, the body as sent (appending to a `String` field by field cost
-/// about twice as much), on the exporter's own thread, never on an event loop.
+/// strings. Built as UTF-8 bytes, the body as sent, with no string in between, on the
+/// exporter's own thread, never on an event loop.
 public enum OTLPJSON {
     public static let contentType = "application/json"
 
