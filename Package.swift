@@ -94,9 +94,28 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // The access log: one JSON line per request from its `RequestRecord`, and the process's
+        // log formats (text, JSON lines).
+        .target(name: "AccessLog", dependencies: [
+            "ProxyEngine", "GatewayConfig", "Quotas", "JSONText",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+        // Spans of each sampled request, built from its `RequestRecord` and exported over
+        // OTLP/HTTP (JSON) by a batching exporter on a thread of its own.
+        .target(name: "TraceExport", dependencies: [
+            "ProxyEngine", "GatewayConfig", "JSONText",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
+
         // The executable: command line and wiring only.
         .executableTarget(name: "erp-gateway", dependencies: [
-            "AdminAPI", "GatewayConfig", "ProxyEngine", "Hierarchy", "TokenAuth", "Quotas", "RedisClient", "Revocations",
+            "AdminAPI", "GatewayConfig", "ProxyEngine", "Hierarchy", "TokenAuth", "Quotas", "RedisClient", "Revocations", "AccessLog", "TraceExport",
             "TenantHealth", "TenantHealthStore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -168,9 +187,16 @@ let package = Package(
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
+        .testTarget(name: "ObservabilityTests", dependencies: [
+            "AccessLog", "TraceExport", "ProxyEngine", "GatewayConfig", "Hierarchy",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         .testTarget(name: "EndToEndTests", dependencies: [
             "UpstreamFixtures", "RedisTestServer",
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
     ],

@@ -7,6 +7,9 @@
 # BIN_DIR_*: directories holding an `erp-gateway` binary, e.g. a release build of another
 # commit (`git worktree add /tmp/before HEAD~1 && (cd /tmp/before && swift build -c release)`).
 # MODE=proxy compares the proxy-only configuration instead (no tenant tree, tokens or Redis).
+# EXTRA_A / EXTRA_B: YAML appended to A's / B's settings, e.g. to compare one binary with and
+# without the access log or tracing (`bench/ab.sh DIR DIR` with EXTRA_B set); UPSTREAM_PORT in
+# them stands for the upstream nginx's port, which answers 200 to any POST (a stand-in collector).
 # Prints req/s and gateway CPU µs per request of every run, then the medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +24,10 @@ redis_port=$(free_port); upstream_port=$(free_port); gateway_port=$(free_port)
 upstream_config "$upstream_port"
 write_tenant_tree
 gateway_settings "$gateway_port" "${MODE:-full}" "$upstream_port" "$redis_port" > "$work/gateway.yaml"
+for variant in A B; do
+    extra_name="EXTRA_$variant"
+    { cat "$work/gateway.yaml"; printf '%s\n' "${!extra_name:-}" | sed "s/UPSTREAM_PORT/$upstream_port/g"; } > "$work/gateway-$variant.yaml"
+done
 mint_tokens "$work/tokens" 10
 wrk_script "$work/tokens" 0 > "$work/load.lua"
 taskset -c 0 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
@@ -34,7 +41,7 @@ declare -A results
 for round in $(seq 1 "$rounds"); do
     for variant in A B; do
         dir=$([ "$variant" = A ] && echo "$dir_a" || echo "$dir_b")
-        taskset -c 0 "$dir/erp-gateway" serve --config "$work/gateway.yaml" --log-level error --watch-interval-ms 0 > "$work/gateway-$variant.log" 2>&1 &
+        taskset -c 0 "$dir/erp-gateway" serve --config "$work/gateway-$variant.yaml" --log-level error --watch-interval-ms 0 > "$work/gateway-$variant.log" 2>&1 &
         gateway_pid=$!; pids+=($gateway_pid)
         wait_port "$gateway_port"
         taskset -c 1 wrk -t1 -c32 -d2s -s "$work/load.lua" "http://127.0.0.1:$gateway_port/v1/ledger" >/dev/null

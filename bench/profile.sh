@@ -8,6 +8,8 @@
 # warms it up, then samples it at 4 kHz while wrk drives it on loopback (bounded by time), and
 # prints the share of samples per shared object and the functions that dominate, by their own
 # time and with their callees. `cold` sends a token never seen before on every request.
+# EXTRA: YAML appended to the settings (e.g. the access log or tracing; UPSTREAM_PORT in it
+# stands for the upstream nginx's port, which answers 200 to any POST: a stand-in collector).
 # (valgrind 3.19 stops with an internal error on this binary, so callgrind is not used.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +30,7 @@ redis_port=$(free_port); upstream_port=$(free_port); gateway_port=$(free_port)
 upstream_config "$upstream_port"
 write_tenant_tree
 gateway_settings "$gateway_port" "$([ "$mode" = proxy ] && echo proxy || echo full)" "$upstream_port" "$redis_port" > "$work/gateway.yaml"
+printf '%s\n' "${EXTRA:-}" | sed "s/UPSTREAM_PORT/$upstream_port/g" >> "$work/gateway.yaml"
 echo "minting tokens..." >&2
 mint_tokens "$work/tokens" "$([ "$mode" = cold ] && echo 800 || echo 10)"
 wrk_script "$work/tokens" 0 > "$work/load.lua"

@@ -37,6 +37,10 @@ public struct GatewaySettings: Sendable, Hashable {
     /// from the data plane's and the admin API's. Unauthenticated by design, so bind it to a
     /// private interface. Nil: no ops listener, and no metrics are kept.
     public var ops: Ops?
+    /// One JSON line per request (`accessLog`); off by default.
+    public var accessLog = AccessLog.off
+    /// Spans exported over OTLP/HTTP (`tracing`); nil: none.
+    public var tracing: Tracing?
 
     /// `tenantHealth`: the per-partner and per-OEM figures every node keeps per minute and
     /// publishes to the shared store, which the admin API's health endpoint reads.

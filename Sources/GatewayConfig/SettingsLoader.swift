@@ -27,7 +27,7 @@ public enum SettingsLoader {
         let keys: Set<String> = [
             "listener", "limits", "timeouts", "upstreamPool", "forwarding", "cells", "defaultCell", "tenantTree", "platformIssuers",
             "authentication", "upstreamContext", "redis", "quotas", "retries", "outlierDetection", "admin", "tenantHealth",
-            "ops",
+            "ops", "accessLog", "tracing",
         ]
         guard let top = reader.mapping(root, allowedKeys: keys) else {
             return nil
@@ -111,14 +111,71 @@ public enum SettingsLoader {
             forwarding: forwarding, cells: cells, defaultCell: defaultCell, tenantTreePath: tenantTreePath,
             platformIssuers: platformIssuers, authentication: authentication, upstreamContext: upstreamContext, redis: redis,
             quotaFailModes: failModes, usageRetentionDays: retentionDays, quotaLeases: leases, retries: retries, outlierDetection: outlierDetection, admin: admin,
-            tenantHealth: tenantHealth,
-            ops: ops
+            tenantHealth: tenantHealth, ops: ops,
+            accessLog: top["accessLog"].map { Self.accessLog($0, &reader) } ?? .off, tracing: top["tracing"].flatMap { Self.tracing($0, &reader) }
         )
     }
 
     private static func ops(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.Ops? {
         guard reader.mapping(cursor, allowedKeys: ["address", "port"]) != nil, let listener = Self.listener(cursor, &reader) else { return nil }
         return GatewaySettings.Ops(address: listener.address, port: listener.port)
+    }
+
+    private static func accessLog(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.AccessLog {
+        var accessLog = GatewaySettings.AccessLog.off
+        guard let map = reader.mapping(cursor, allowedKeys: ["enabled", "sampling", "problemSampling"]) else { return accessLog }
+        if let c = map["enabled"], let v = reader.bool(c) { accessLog.enabled = v }
+        if let c = map["sampling"], let v = Self.ratio(c, &reader) { accessLog.sampling = v }
+        if let c = map["problemSampling"], let v = Self.ratio(c, &reader) { accessLog.problemSampling = v }
+        return accessLog
+    }
+
+    private static func tracing(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.Tracing? {
+        let keys: Set<String> = ["endpoint", "sampling", "serviceName", "queueSize", "batchSize", "exportInterval", "exportTimeout"]
+        guard let map = reader.mapping(cursor, allowedKeys: keys) else { return nil }
+        guard let c = map["endpoint"] else {
+            reader.report(cursor, "missing required key 'endpoint' (the collector's OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces)")
+            return nil
+        }
+        guard let text = reader.presentString(c) else { return nil }
+        guard let (endpoint, path) = Self.httpURL(text) else {
+            reader.report(c, "'\(text)' is not an http://HOST:PORT/PATH URL (the OTLP/HTTP exporter speaks plain HTTP to a nearby collector)")
+            return nil
+        }
+        var tracing = GatewaySettings.Tracing(endpoint: endpoint, path: path, sampling: 1)
+        if let c = map["sampling"], let v = Self.ratio(c, &reader) { tracing.sampling = v }
+        if let c = map["serviceName"], let v = reader.presentString(c) {
+            if v.isEmpty { reader.report(c, "must name the service") } else { tracing.serviceName = v }
+        }
+        if let c = map["queueSize"], let v = reader.integer(c, in: 1...1_000_000) { tracing.queueSize = v }
+        if let c = map["batchSize"], let v = reader.integer(c, in: 1...10_000) { tracing.batchSize = v }
+        if let c = map["exportInterval"], let v = reader.duration(c, in: Duration.milliseconds(10)...Duration.seconds(60)) { tracing.exportInterval = v }
+        if let c = map["exportTimeout"], let v = reader.duration(c, in: Duration.milliseconds(10)...Duration.seconds(60)) { tracing.exportTimeout = v }
+        if tracing.batchSize > tracing.queueSize, let c = map["batchSize"] {
+            reader.report(c, "must not be larger than queueSize")
+        }
+        return tracing
+    }
+
+    /// A share between 0 and 1, such as `0.05`.
+    private static func ratio(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> Double? {
+        guard let text = reader.string(cursor) else { return nil }
+        guard let value = Double(text), value >= 0, value <= 1 else {
+            reader.report(cursor, "must be a share between 0 and 1 (such as 0.05), got '\(text)'")
+            return nil
+        }
+        return value
+    }
+
+    /// `http://host:port/path`; the path defaults to OTLP's `/v1/traces`.
+    static func httpURL(_ text: String) -> (GatewaySettings.Endpoint, String)? {
+        guard text.hasPrefix("http://") else { return nil }
+        let rest = text.dropFirst("http://".count)
+        let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+        guard let endpoint = Self.endpoint(String(rest[..<slash])) else { return nil }
+        let path = slash == rest.endIndex ? "/v1/traces" : String(rest[slash...])
+        guard !path.contains(where: { $0.isWhitespace || $0 == "?" || $0 == "#" || $0.asciiValue == nil }) else { return nil }
+        return (endpoint, path)
     }
 
     private static func admin(_ cursor: YAMLReader.Cursor, baseDirectory: String?, _ reader: inout YAMLReader) -> GatewaySettings.Admin? {

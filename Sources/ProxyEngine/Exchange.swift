@@ -110,7 +110,7 @@ final class Exchange {
         }
         let cell = self.route?.currentCell ?? self.route?.chain.first?.cell
         let trace = self.request.trace
-        return RequestRecord(
+        var record = RequestRecord(
             requestID: self.request.requestID, traceID: trace.outgoing.traceID, spanID: trace.outgoing.parentID,
             continuesClientTrace: trace.continuesClientTrace, method: self.request.head.method.rawValue, path: self.request.path.path,
             route: self.routePrefix, tenant: self.tenantPath, outcome: outcome, status: self.problem?.status.code ?? self.machine.responseStatus,
@@ -120,6 +120,9 @@ final class Exchange {
             upstreamEnded: self.upstreamEndedAt, ended: ended,
             startedWallMicroseconds: wallNowMicroseconds - (ended - self.request.started).nanoseconds / 1_000
         )
+        record.clientSpanID = trace.clientParentID
+        record.traceSampled = trace.sampled
+        return record
     }
 
     deinit {

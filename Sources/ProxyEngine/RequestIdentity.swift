@@ -150,17 +150,46 @@ struct TraceParent: Equatable {
 struct TraceDecision {
     var outgoing: TraceParent
     var continuesClientTrace: Bool
+    /// The client's span (the `parent-id` it sent), parent of the gateway's hop span.
+    var clientParentID: String? = nil
 
-    static func decide(incoming: String?, generator: inout IdentifierGenerator) -> TraceDecision {
+    /// Whether the gateway records its own spans of the trace: the client's sampled flag when
+    /// it continues a trace (unless the ratio is 0: tracing off), the ratio's verdict when the
+    /// gateway starts one. Never changes what is forwarded for a client's trace.
+    var sampled = false
+
+    /// `sampleRatio` is the `tracing.sampling` setting: the share of the traces the gateway
+    /// starts that it marks sampled (W3C flags `01`), and 0 to record none. Without tracing it
+    /// is 0, so nothing changes for the upstream.
+    static func decide(incoming: String?, sampleRatio: Double = 0, generator: inout IdentifierGenerator) -> TraceDecision {
         if let incoming, let parent = TraceParent(incoming) {
             return TraceDecision(
                 outgoing: TraceParent(traceID: parent.traceID, parentID: generator.spanID(), flags: parent.flags),
-                continuesClientTrace: true
+                continuesClientTrace: true, clientParentID: parent.parentID, sampled: sampleRatio > 0 && Self.isSampled(flags: parent.flags)
             )
         }
+        var high = generator.next()
+        if high == 0 { high = 1 }
+        let low = generator.next()
+        let sampled = Self.samples(low, ratio: sampleRatio)
         return TraceDecision(
-            outgoing: TraceParent(traceID: generator.traceID(), parentID: generator.spanID(), flags: "00"),
-            continuesClientTrace: false
+            outgoing: TraceParent(traceID: Hex.encode(high, low), parentID: generator.spanID(), flags: sampled ? "01" : "00"),
+            continuesClientTrace: false, sampled: sampled
         )
+    }
+
+    /// W3C `sampled`: bit 0 of the flags, i.e. of their low hex digit (the parser admits only
+    /// lowercase hex; 'a' is 10, even).
+    static func isSampled(flags: String) -> Bool {
+        guard let digit = flags.utf8.last else { return false }
+        return (digit <= UInt8(ascii: "9") ? digit - UInt8(ascii: "0") : digit - UInt8(ascii: "a")) & 1 == 1
+    }
+
+    /// The decision of OpenTelemetry's trace-id-ratio sampler: the trace id's random low 64 bits
+    /// against the ratio, so every node that sees the same new trace id decides alike.
+    static func samples(_ randomBits: UInt64, ratio: Double) -> Bool {
+        if ratio >= 1 { return true }
+        guard ratio > 0 else { return false }
+        return randomBits < UInt64(ratio * 18_446_744_073_709_551_616.0)
     }
 }

@@ -82,7 +82,9 @@ struct RequestPhases {
         }
         return .proceed(GatewayRequest(
             requestID: requestID, head: head, path: path, framing: framing,
-            trace: TraceDecision.decide(incoming: head.headers.first(name: "traceparent"), generator: &identifiers),
+            trace: TraceDecision.decide(
+                incoming: head.headers.first(name: "traceparent"), sampleRatio: settings.tracing?.sampling ?? 0, generator: &identifiers
+            ),
             facts: .init(clientAddress: clientAddress, scheme: self.environment.scheme, trustClientForwardedHeaders: settings.forwarding.trustClientForwardedHeaders),
             configuration: configuration, started: self.environment.eventLoop.now
         ))

@@ -36,6 +36,12 @@ public struct RequestRecord: Sendable {
     public let spanID: String?
     /// Whether `traceID` continues a trace the client sent.
     public let continuesClientTrace: Bool
+    /// The client's span, parent of the gateway's hop (the `parent-id` of the `traceparent` it
+    /// sent); nil when the gateway started the trace.
+    public var clientSpanID: String? = nil
+    /// Whether the gateway records its spans of this trace (`tracing.sampling`, and the client's
+    /// sampled flag when it continues a trace); false without tracing.
+    public var traceSampled = false
     /// The method as the client sent it (NIO's spelling; static strings for the known ones).
     public let method: String
     /// The normalized path, never the query (tokens and personal data travel in queries).

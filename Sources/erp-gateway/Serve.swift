@@ -1,3 +1,4 @@
+import AccessLog
 import AdminAPI
 import ArgumentParser
 import Dispatch
@@ -27,16 +28,18 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
+    @Option(name: .long, help: "Log format: text (one line of text a message) or json (one JSON object a line). Access-log lines are JSON in both.")
+    var logFormat: LogFormat = .text
+
     @Option(name: .long, help: "How often to look for changed configuration files, in milliseconds (0: only on SIGHUP).")
     var watchIntervalMs: Int = 1000
 
     func run() async throws {
-        let level = self.logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        let (level, format) = (self.logLevel, self.logFormat)
+        let accessLines = BufferedLines(flushInterval: .milliseconds(200))
+        // Whatever way `run` ends, the access lines still waiting are written.
+        defer { accessLines.flush() }
+        LoggingSystem.bootstrap { label in format.handler(label: label, level: level, accessLines: accessLines) }
         let logger = Logger(label: "erp-gateway")
 
         var initial = try loadConfigurationOrExit(path: self.config)
@@ -109,9 +112,16 @@ struct Serve: AsyncParsableCommand {
                 usage: UsageMeter(redis: redis.client, prefix: redis.prefix, retentionDays: settings.usageRetentionDays), logger: logger
             )
         }
+        // The access log and traces, as the settings ask.
+        let observing = RequestObserving(settings: settings, logger: logger)
+        observing.start(logger: logger)
+        let accessAndTraces = observing.factory
         var observer: (@Sendable (any EventLoop) -> (any RequestObserver)?)?
-        if let health {
-            observer = { loop in health.observer(on: loop) }
+        if health != nil || accessAndTraces != nil {
+            observer = { [health] loop in
+                let observers: [any RequestObserver] = [health?.observer(on: loop), accessAndTraces?(loop)].compactMap { $0 }
+                return observers.count > 1 ? RequestObservers(observers) : observers.first
+            }
         }
 
         var started: GatewayServer?
@@ -125,6 +135,7 @@ struct Serve: AsyncParsableCommand {
             logger.critical("cannot start the listener", metadata: ["address": "\(settings.listener.address):\(settings.listener.port)", "error": "\(error)"])
             await health?.shutdown()
             await administration?.shutdown()
+            await observing.shutdown()
             try? await redis?.client.shutdown().get()
             await ops?.close()
             try? await group.shutdownGracefully()
@@ -148,6 +159,8 @@ struct Serve: AsyncParsableCommand {
             await health?.shutdown()
             await administration?.shutdown()
             await feed?.shutdown()
+            // After the drain: the last requests' spans are queued by now.
+            await observing.shutdown()
             try? await redis?.client.shutdown().get()
         }
         // The server (and the quiescing helper in it) must go while its event loops still run.
@@ -264,6 +277,12 @@ struct Reloader {
         {
             self.logger.warning("listener, upstreamPool, redis and ops changes take effect at the next restart")
         }
+        var tracing = next.settings.tracing
+        tracing?.sampling = self.current.settings.tracing?.sampling ?? 0
+        if next.settings.accessLog != self.current.settings.accessLog || tracing != self.current.settings.tracing {
+            // tracing.sampling applies at once: each request reads it as it starts.
+            self.logger.warning("accessLog and tracing changes (but tracing.sampling) take effect at the next restart")
+        }
         self.current = next
         self.generation += 1
         return (next, self.generation)
@@ -346,3 +365,4 @@ final class ServeEvents: @unchecked Sendable {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+extension LogFormat: ExpressibleByArgument {}

@@ -189,3 +189,38 @@ final class RequestIdentityTests: XCTestCase {
         XCTAssertTrue(text.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }, "'\(text)'", file: file, line: line)
     }
 }
+
+/// Which traces the gateway records (`tracing.sampling` and the client's sampled flag), and
+/// that the decision never changes what a client's trace forwards.
+final class TraceSamplingTests: XCTestCase {
+    private static let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-"
+
+    func testAClientsTraceFollowsItsSampledFlagUnlessTracingIsOff() {
+        var generator = IdentifierGenerator(seed: 5)
+        for (flags, ratio, sampled) in [("01", 0.5, true), ("00", 1.0, false), ("03", 0.01, true), ("0b", 1.0, true), ("0a", 1.0, false), ("01", 0.0, false)] {
+            let decision = TraceDecision.decide(incoming: Self.incoming + flags, sampleRatio: ratio, generator: &generator)
+            XCTAssertEqual(decision.sampled, sampled, "flags \(flags) at \(ratio)")
+            XCTAssertEqual(decision.outgoing.flags, flags, "the client's flags are forwarded as they came")
+            XCTAssertEqual(decision.clientParentID, "00f067aa0ba902b7")
+        }
+    }
+
+    func testATraceTheGatewayStartsIsSampledByRatioAndSaysSoUpstream() {
+        var generator = IdentifierGenerator(seed: 8)
+        let none = (0..<500).map { _ in TraceDecision.decide(incoming: nil, sampleRatio: 0, generator: &generator) }
+        XCTAssertTrue(none.allSatisfy { !$0.sampled && $0.outgoing.flags == "00" && $0.clientParentID == nil })
+        let all = (0..<500).map { _ in TraceDecision.decide(incoming: nil, sampleRatio: 1, generator: &generator) }
+        XCTAssertTrue(all.allSatisfy { $0.sampled && $0.outgoing.flags == "01" })
+        let some = (0..<10_000).filter { _ in TraceDecision.decide(incoming: nil, sampleRatio: 0.1, generator: &generator).sampled }.count
+        XCTAssertTrue((800...1200).contains(some), "\(some) of 10000 at 0.1")
+    }
+
+    func testTheRatioDecisionIsTheTraceIDsLowBitsAgainstTheRatio() {
+        XCTAssertTrue(TraceDecision.samples(0, ratio: 0.001))
+        XCTAssertFalse(TraceDecision.samples(.max, ratio: 0.999))
+        XCTAssertTrue(TraceDecision.samples(.max, ratio: 1))
+        XCTAssertFalse(TraceDecision.samples(0, ratio: 0))
+        XCTAssertTrue(TraceDecision.samples(UInt64.max / 4, ratio: 0.5))
+        XCTAssertFalse(TraceDecision.samples(UInt64.max / 4 * 3, ratio: 0.5))
+    }
+}
