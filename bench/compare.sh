@@ -7,8 +7,8 @@
 # the gateway's memory; default 0 = skip), COLD_TOKENS (default 40000), KEEP (=1 keeps the work
 # directory with every configuration and log), LEASE_REFRESH (quotas.leases.refreshInterval of
 # the full pipeline, e.g. 500ms or 0ms; default: the gateway's default), OBSERVE (=1 gives the
-# full pipeline an ops listener, so every metric is kept, and scrapes it once a second as
-# Prometheus would; compare its CPU µs/request with a run without).
+# full pipeline an ops listener, so every metric is kept, scraped once a second as Prometheus
+# would, and the access log of every request; compare its CPU µs/request with a run without).
 #
 # Starts, each pinned to core 0: Redis, an nginx upstream answering a small JSON body with
 # keep-alive, nginx as a plain reverse proxy, HAProxy with jwt_verify (RS256) and a per-tenant
@@ -112,7 +112,7 @@ if [ "${OBSERVE:-0}" = 1 ]; then
     # Rendering the exposition is part of what metrics cost the gateway.
     ( while :; do curl -s -o /dev/null "http://127.0.0.1:$ops_port/metrics"; sleep 1; done ) &
     pids+=($!)
-    echo "metrics on: the full pipeline's ops listener is scraped every second" >&2
+    echo "metrics and access log on: the full pipeline's ops listener is scraped every second" >&2
 fi
 
 # Every process of a server: the started one and its children (nginx's worker).

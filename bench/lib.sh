@@ -98,7 +98,7 @@ TREE
 
 # gateway_settings PORT full|proxy UPSTREAM-PORT REDIS-PORT: one event loop; `full` adds the
 # tenant tree, RS256 issuer, token cache and Redis quotas (leases as LEASE_REFRESH says, else
-# the default), and with OBSERVE=1 an ops listener on $ops_port (metrics on).
+# the default), and with OBSERVE=1 an ops listener on $ops_port (metrics on) and the access log.
 gateway_settings() {
     cat <<SETTINGS
 listener: { address: 127.0.0.1, port: $1, eventLoops: 1 }
@@ -118,8 +118,12 @@ redis: { url: "redis://127.0.0.1:$4/0", keyPrefix: bench }
 SETTINGS
         # LEASE_REFRESH: quotas.leases.refreshInterval (e.g. 500ms; 0ms = a round trip per request).
         if [ -n "${LEASE_REFRESH:-}" ]; then echo "quotas: { leases: { refreshInterval: $LEASE_REFRESH } }"; fi
-        # OBSERVE=1: an ops listener on $ops_port, and with it every metric kept.
-        if [ "${OBSERVE:-0}" = 1 ]; then echo "ops: { address: 127.0.0.1, port: $ops_port }"; fi
+        # OBSERVE=1: an ops listener on $ops_port, and with it every metric kept, and the access
+        # log of every request (written to the gateway's log file, as in production).
+        if [ "${OBSERVE:-0}" = 1 ]; then
+            echo "ops: { address: 127.0.0.1, port: $ops_port }"
+            echo "accessLog: { enabled: true }"
+        fi
     fi
 }
 
