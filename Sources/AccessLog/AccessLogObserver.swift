@@ -32,22 +32,18 @@ public final class AccessLogObserver: RequestObserver {
     }
 }
 
-/// Admits a share of calls: SplitMix64 draws (cheap, loop-local; sampling needs an even spread,
-/// not secrecy).
+/// Admits a share of calls, from a loop-local `SplitMix64` (sampling needs an even spread, not
+/// secrecy).
 struct RatioSampler {
-    private var state: UInt64
+    private var random: SplitMix64
 
     init(seed: UInt64) {
-        self.state = seed
+        self.random = SplitMix64(seed: seed)
     }
 
     mutating func admits(ratio: Double) -> Bool {
         if ratio >= 1 { return true }
         guard ratio > 0 else { return false }
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31) < UInt64(ratio * 18_446_744_073_709_551_616.0)
+        return self.random.next() < UInt64(ratio * 18_446_744_073_709_551_616.0)
     }
 }

@@ -4,19 +4,14 @@
 /// A small, fast generator is kept per connection: request ids need uniqueness, not secrecy, and
 /// asking the kernel for randomness on every request costs a system call.
 struct IdentifierGenerator {
-    private var state: UInt64
+    private var random: SplitMix64
 
     init(seed: UInt64 = UInt64.random(in: .min ... .max)) {
-        self.state = seed
+        self.random = SplitMix64(seed: seed)
     }
 
-    /// SplitMix64: statistically sound, one multiply-xorshift chain per call.
     mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        self.random.next()
     }
 
     /// 128 random bits as 32 lowercase hex digits.
@@ -191,5 +186,24 @@ struct TraceDecision {
         if ratio >= 1 { return true }
         guard ratio > 0 else { return false }
         return randomBits < UInt64(ratio * 18_446_744_073_709_551_616.0)
+    }
+}
+
+/// SplitMix64: statistically sound, one multiply-xorshift chain per call. For what needs an even
+/// spread and uniqueness, not secrecy — request and span ids, sampling decisions — kept per
+/// connection or per loop, so no call asks the kernel for randomness or takes a lock.
+public struct SplitMix64: Sendable {
+    private var state: UInt64
+
+    public init(seed: UInt64 = UInt64.random(in: .min ... .max)) {
+        self.state = seed
+    }
+
+    public mutating func next() -> UInt64 {
+        self.state &+= 0x9E37_79B9_7F4A_7C15
+        var z = self.state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

@@ -104,24 +104,18 @@ public enum RequestSpans {
 }
 
 /// Span ids for the spans the gateway adds under its hop: non-zero 64-bit values as 16 lowercase
-/// hex digits, from a loop-local SplitMix64 (uniqueness within a trace is what matters).
+/// hex digits, from a loop-local `SplitMix64` (uniqueness within a trace is what matters).
 public struct SpanIDSource: Sendable {
-    private var state: UInt64
+    private var random: SplitMix64
     private static let digits = Array("0123456789abcdef".utf8)
 
     public init(seed: UInt64 = .random(in: .min ... .max)) {
-        self.state = seed
+        self.random = SplitMix64(seed: seed)
     }
 
     public mutating func next() -> String {
         var value: UInt64 = 0
-        while value == 0 {
-            self.state &+= 0x9E37_79B9_7F4A_7C15
-            var z = self.state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            value = z ^ (z >> 31)
-        }
+        while value == 0 { value = self.random.next() }
         return String(unsafeUninitializedCapacity: 16) { buffer in
             for index in 0..<16 { buffer[index] = Self.digits[Int((value >> UInt64(60 - index * 4)) & 0xF)] }
             return 16
