@@ -233,6 +233,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     private func refuse(_ exchange: Exchange, _ refusal: Refusal) {
+        if let route = refusal.route { exchange.routePrefix = route }
+        if let tenant = refusal.tenant { exchange.tenantPath = tenant }
         // Built only when the line is written: a flood's refusals are logged at info.
         exchange.log(refusal.level, "request refused", metadata: refusal.logMetadata)
         if refusal.problem == .quotaExceeded {

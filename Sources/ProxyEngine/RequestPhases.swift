@@ -23,6 +23,11 @@ struct Refusal: Error {
     /// A quota refusal's exact wait until the request could pass (the `Retry-After` header is
     /// rounded up to whole seconds); nil when none is known.
     var retryAfter: TimeAmount?
+    /// What the phases had established when they refused — the catalog route matched, the tenant
+    /// the token speaks for — for the request's log line and record (so a tenant's own refusals
+    /// count in its figures); nil when the request did not get that far.
+    var route: String?
+    var tenant: NodePath?
 
     /// The refused request's log line fields.
     var logMetadata: Logger.Metadata {

@@ -78,23 +78,31 @@ struct TenantAccess {
         let verified: VerifiedToken
         switch self.authenticate(head: head, path: path, cache: &cache, revocations: revocations, now: now) {
         case .success(let result): (policy, verified) = result
-        case .failure(let refusal): return .refuse(refusal)
+        case .failure(var refusal):
+            refusal.route = route.pathPrefix
+            return .refuse(refusal)
         }
 
-        // Authorize.
+        // Authorize: a refusal from here on is the tenant's own.
+        func refuse(_ refusal: Refusal) -> Decision {
+            var refusal = refusal
+            refusal.route = route.pathPrefix
+            refusal.tenant = policy.path
+            return .refuse(refusal)
+        }
         if policy.status == .suspended {
-            return .refuse(Refusal(problem: .tenantSuspended, reason: "suspended by \(policy.suspendedBy?.rawValue ?? "?")"))
+            return refuse(Refusal(problem: .tenantSuspended, reason: "suspended by \(policy.suspendedBy?.rawValue ?? "?")"))
         }
         if let feature = route.featureIndex, !policy.features.contains(feature) {
-            return .refuse(Refusal(
+            return refuse(Refusal(
                 problem: .featureNotEnabled, extensions: [("feature", route.feature ?? "")], reason: "feature \(route.feature ?? "?") not enabled"
             ))
         }
         if let origin, !policy.origins.contains(origin) {
-            return .refuse(Refusal(problem: .originNotAllowed, reason: "origin not in the tenant's origins"))
+            return refuse(Refusal(problem: .originNotAllowed, reason: "origin not in the tenant's origins"))
         }
         guard let cellID = policy.cell, let cell = self.configuration.settings.cell(named: cellID) else {
-            return .refuse(Refusal(problem: .tenantNotPlaced, reason: "placed on cell '\(policy.cell ?? "none")', which the settings do not have"))
+            return refuse(Refusal(problem: .tenantNotPlaced, reason: "placed on cell '\(policy.cell ?? "none")', which the settings do not have"))
         }
         return .forward(Grant(policy: policy, route: route, token: verified, cell: cell, corsOrigin: origin))
     }

@@ -24,6 +24,7 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
     private var upstreams: EmbeddedUpstreams!
     private var store: ScriptedQuotaStore!
     private var environment: ProxyEnvironment!
+    private var records: RecordedRequests!
 
     override func setUpWithError() throws {
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("admission-\(UUID().uuidString)")
@@ -53,10 +54,11 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
             """.write(to: self.directory.appendingPathComponent("gateway.yaml"), atomically: true, encoding: .utf8)
         try """
             catalog:
-              features: [ledger]
+              features: [ledger, payroll]
               packages: { basic: [ledger] }
               routes:
                 - { path: /v1/ledger, feature: ledger }
+                - { path: /v1/payroll, feature: payroll }
             tenants:
               - id: acme
                 kind: oem
@@ -77,12 +79,13 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
         self.upstreams = EmbeddedUpstreams(loop: self.loop)
         self.store = ScriptedQuotaStore(reachable: storeReachable)
         self.client = EmbeddedChannel(loop: self.loop)
+        self.records = RecordedRequests()
         let environment = ProxyEnvironment(
             configuration: configuration, generation: 1,
             pool: UpstreamPool(eventLoop: self.loop, settings: configuration.settings.upstreamPool, connector: self.upstreams),
             quotas: self.store,
             logger: Logger(label: "admission-test") { _ in SwiftLogNoOpLogHandler() },
-            scheme: "http", wallClock: .following(self.loop, from: Self.epoch * 1_000_000)
+            scheme: "http", wallClock: .following(self.loop, from: Self.epoch * 1_000_000), observer: self.records
         )
         self.environment = environment
         try GatewayServer.configureClientPipeline(self.client.pipeline.syncOperations, environment: environment)
@@ -97,14 +100,15 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
         try self.client.connect(to: SocketAddress(ipAddress: "198.51.100.7", port: 40001)).wait()
     }
 
-    private func send(_ method: String = "GET", body: String? = nil, tenant: String = "shop") throws {
-        let token = try TokenMinter.mint(
+    private func send(_ method: String = "GET", path: String = "/v1/ledger", body: String? = nil, tenant: String = "shop", token: String? = nil) throws {
+        let minted = try TokenMinter.mint(
             claims: ["iss": "https://id.acme.test", "sub": "u", "aud": "erp", "iat": .integer(Self.epoch), "exp": .integer(Self.epoch + 3600),
                      "jti": .string("t-\(tenant)"), "tenant": .string(tenant)],
             algorithm: .HS256, kid: "k1", secret: Self.secret
         )
         let framing = body.map { "Content-Length: \($0.utf8.count)\r\n" } ?? ""
-        try self.client.writeInbound(ByteBuffer(string: "\(method) /v1/ledger HTTP/1.1\r\nHost: erp.test\r\nAuthorization: Bearer \(token)\r\n\(framing)\r\n\(body ?? "")"))
+        let credential = token ?? minted
+        try self.client.writeInbound(ByteBuffer(string: "\(method) \(path) HTTP/1.1\r\nHost: erp.test\r\nAuthorization: Bearer \(credential)\r\n\(framing)\r\n\(body ?? "")"))
     }
 
     /// The upstream connection that received the request answers 200.
@@ -189,6 +193,22 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
         let upstream = try XCTUnwrap(self.upstreams.opened.first)
         try self.answer(upstream.channel)
         XCTAssertEqual(try self.client.responses().map(\.status), [200])
+    }
+
+    func testATenantsOwnRefusalIsRecordedWithItsTenantAndRoute() throws {
+        try self.start()
+        try self.send(path: "/v1/payroll")
+        XCTAssertEqual(try self.client.responses().map(\.status), [403])
+        let refused = try XCTUnwrap(self.records.records.last)
+        XCTAssertEqual(refused.problem?.slug, "feature-not-enabled")
+        XCTAssertEqual(refused.tenant?.description, "acme/north/shop", "the tenant's figures count its refusals")
+        XCTAssertEqual(refused.route, "/v1/payroll")
+
+        try self.send(token: "not-a-token")
+        XCTAssertEqual(try self.client.responses().map(\.status), [401])
+        let unauthenticated = try XCTUnwrap(self.records.records.last)
+        XCTAssertNil(unauthenticated.tenant, "no tenant before the token is verified")
+        XCTAssertEqual(unauthenticated.route, "/v1/ledger")
     }
 
     func testABodyArrivingWhileTheStoreDecidesIsHeldAndForwarded() throws {
@@ -289,6 +309,12 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
 }
 
 /// A quota store whose answers the test gives: each admission waits until `answer` is called.
+/// Every request's record, in the order the requests ended.
+final class RecordedRequests: RequestObserver {
+    private(set) var records: [RequestRecord] = []
+    func requestEnded(_ record: RequestRecord) { self.records.append(record) }
+}
+
 final class ScriptedQuotaStore: QuotaStore {
     struct Lost: Error {}
 
