@@ -43,6 +43,59 @@ public enum MetricCatalog {
         .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1),
     ]
 
+    /// The `# HELP` text of each family, one line each (docs/operations.md, "Metrics", has the
+    /// long form and the labels).
+    public static let help: [String: String] = [
+        requests: "Requests ended, by OEM, cell, tier, catalog route, outcome, status class, problem type and the phase that raised it.",
+        addedLatency: "Time the gateway added to a request that reached an upstream: its whole time less the upstream's.",
+        upstreamLatency: "From the first attempt's head sent upstream to the upstream's response complete.",
+        upstreamRetries: "Upstream attempts beyond a request's first (retries on another endpoint, fallback cells).",
+        retryBudgetRefusals: "Safe retries refused by the cell's retry budget.",
+        quotaDecisions: "Quota admissions by tier, decision and what decided (lease, store, memory, fail mode).",
+        tokenVerifications: "Bearer tokens checked: found in the cache, verified, or rejected with the rejection's reason.",
+        poolConnections: "Upstream connections over all event loops and endpoints, open and idle; sampled every second.",
+        poolWaiting: "Requests waiting for a pooled upstream connection; sampled every second.",
+        endpoints: "Endpoints of health-checked cells by health-check verdict.",
+        endpointHealthChanges: "Health-check verdict changes of endpoints.",
+        endpointEjections: "Passive outlier ejections of endpoints.",
+        redisCommandDuration: "Redis round trip of every command, written to reply read.",
+        redisConnections: "Command connections to Redis that are up.",
+        redisConnectFailures: "Failed connection attempts to Redis.",
+        configurationGeneration: "The configuration generation installed.",
+        configurationReloads: "Reloads and tenant-tree revisions, applied or rejected.",
+        adminWrites: "Admin API writes by kind and result.",
+        ready: "1 when /readyz would answer 200, else 0.",
+    ]
+
+    /// The exposition with a `# HELP` line before each family's `# TYPE` line. The swift-metrics
+    /// factory of swift-prometheus registers every family with an empty help text, and its
+    /// registry stops the process when one family is registered with two different texts, so
+    /// help cannot be given where metrics are made; it is added here, once per scrape.
+    public static func addingHelp(to exposition: [UInt8]) -> [UInt8] {
+        let typePrefix = Array("# TYPE ".utf8)
+        var output: [UInt8] = []
+        output.reserveCapacity(exposition.count + Self.help.count * 120)
+        var lineStart = exposition.startIndex
+        while lineStart < exposition.endIndex {
+            let lineEnd = exposition[lineStart...].firstIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? exposition.endIndex
+            let line = exposition[lineStart..<lineEnd]
+            if line.starts(with: typePrefix) {
+                let nameStart = lineStart + typePrefix.count
+                let nameEnd = exposition[nameStart..<lineEnd].firstIndex(of: UInt8(ascii: " ")) ?? lineEnd
+                if let text = Self.help[String(decoding: exposition[nameStart..<nameEnd], as: UTF8.self)] {
+                    output.append(contentsOf: "# HELP ".utf8)
+                    output.append(contentsOf: exposition[nameStart..<nameEnd])
+                    output.append(UInt8(ascii: " "))
+                    output.append(contentsOf: text.utf8)
+                    output.append(UInt8(ascii: "\n"))
+                }
+            }
+            output.append(contentsOf: line)
+            lineStart = lineEnd
+        }
+        return output
+    }
+
     /// Histogram buckets by metric name, for the backend's factory.
     public static let durationBuckets: [String: [Duration]] = [
         addedLatency: addedLatencyBuckets, upstreamLatency: upstreamLatencyBuckets, redisCommandDuration: redisBuckets,

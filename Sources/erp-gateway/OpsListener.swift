@@ -47,7 +47,7 @@ final class OpsListener: Sendable {
                     var bytes: [UInt8] = []
                     bytes.reserveCapacity(64 << 10)
                     self.registry.emit(into: &bytes)
-                    return bytes
+                    return MetricCatalog.addingHelp(to: bytes)
                 }
             },
             readiness: { [self] loop in loop.makeFutureWithTask { await self.readiness() } }

@@ -88,6 +88,13 @@ final class OpsListenerTests: GatewayTestCase {
         let families = metrics.text.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }.map { String($0.split(separator: " ")[2]) }
         XCTAssertFalse(families.isEmpty)
         XCTAssertEqual(Set(families).subtracting(try DeployFilesTests.documentedMetrics()), [], "series docs/operations.md does not list")
+        // Prometheus's own linter: names, types and a HELP line for every family.
+        let exposition = FileManager.default.temporaryDirectory.appendingPathComponent("metrics-\(UUID().uuidString).txt")
+        try metrics.text.write(to: exposition, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: exposition) }
+        let (lintStatus, lint) = try runCommand(URL(fileURLWithPath: "/bin/sh"), ["-c", "/usr/bin/promtool check metrics < '\(exposition.path)'"])
+        XCTAssertEqual(lintStatus, 0, lint)
+        XCTAssertEqual(lint.trimmingCharacters(in: .whitespacesAndNewlines), "", lint)
         XCTAssertEqual(try self.ops("/v1/ledger").status, 404)
         XCTAssertEqual(try self.ops("/metrics", method: "POST").status, 405)
         XCTAssertEqual(try self.ops("/readyz", method: "DELETE").status, 405)
