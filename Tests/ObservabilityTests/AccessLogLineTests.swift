@@ -132,6 +132,17 @@ final class AccessLogLineTests: XCTestCase {
         XCTAssertEqual(Array(writes.lines.suffix(2)), ["short\n", long + "\n"], "a line longer than a write goes alone")
     }
 
+    func testIntoARegularFileWritesCarryUpToSixtyFourKiB() {
+        let writes = LinesHandler.Box()
+        let output = BufferedLines(flushInterval: nil, writeLimit: 64 << 10) { writes.lines.append($0) }
+        let lines = (0..<400).map { index in String(repeating: "z", count: 380) + "\(index)" }
+        for line in lines { output.append(line: line) }
+        output.flush()
+        XCTAssertTrue(writes.lines.allSatisfy { $0.utf8.count <= 64 << 10 && $0.hasSuffix("\n") })
+        XCTAssertEqual(writes.lines.count, 3, "about 150 KiB of lines in three writes: \(writes.lines.map(\.utf8.count))")
+        XCTAssertEqual(writes.lines.joined(), lines.map { $0 + "\n" }.joined(), "every line once, in order")
+    }
+
     func testAccessLinesAreWrittenAsTheyAreInBothFormats() {
         let lines = BufferedLines(flushInterval: nil)
         for format in LogFormat.allCases {
