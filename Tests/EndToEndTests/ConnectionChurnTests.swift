@@ -15,12 +15,23 @@ final class ConnectionChurnTests: GatewayTestCase {
         // Warm-up: with two event loops the allocator's arenas settle after about 10,000 connections
         // (0.9 MiB over the first 6,000, nothing after; measured with the debug build).
         try self.churn(connections: 10_000) { _ in }
-        let before = self.gateway.residentBytes
-        try self.churn(connections: 20_000) { _ in }
-        let after = self.gateway.residentBytes
-        print("gateway RSS over 20,000 connect-and-close cycles: \(before >> 10) KiB -> \(after >> 10) KiB")
-        XCTAssertLessThan(after - before, Self.growthLimit, "memory grows with every accepted connection")
+        // Two windows of 10,000: a leak grows the gateway in both, by the same amount; an arena the
+        // allocator adds now and then (up to 2 MiB once in 20,000 cycles, seen in full-suite runs)
+        // grows it in one. So the smaller of the two growths is what is held per connection.
+        var growths: [Int] = []
+        for _ in 0..<2 {
+            let before = self.gateway.residentBytes
+            try self.churn(connections: 10_000) { _ in }
+            let after = self.gateway.residentBytes
+            print("gateway RSS over 10,000 connect-and-close cycles: \(before >> 10) KiB -> \(after >> 10) KiB")
+            growths.append(after - before)
+        }
+        XCTAssertLessThan(growths.min()!, Self.windowGrowthLimit, "memory grows with every accepted connection")
     }
+
+    /// A leak of 100 bytes per connection is about 1 MiB over a window of 10,000 connections (the
+    /// leak this test was written for, 0.9 KiB per connection, was 9 MiB).
+    static let windowGrowthLimit = 1 << 20
 
     func testOneRequestPerConnectionHoldsNoMemory() async throws {
         try await self.startGateway()
