@@ -20,13 +20,8 @@ extension ClientConnectionHandler {
         metadata["status"] = "\(problem.status.code)"
         self.environment.logger.notice("request rejected", metadata: metadata)
         if let observer = self.environment.observer {
-            // Never an exchange: nothing past the decode phase, no method or path worth keeping.
-            let now = self.now
-            observer.requestEnded(RequestRecord(
-                requestID: id, traceID: nil, spanID: nil, continuesClientTrace: false, method: "", path: nil, route: nil, tenant: nil,
-                outcome: .refused, status: problem.status.code, problem: problem, cell: nil, tier: nil, endpoint: nil, attempts: 0,
-                bytesIn: 0, bytesOut: 0, started: now, authorized: nil, admitted: nil, upstreamStarted: nil, upstreamHead: nil,
-                upstreamEnded: nil, ended: now, startedWallMicroseconds: self.environment.wallClock.nowMicroseconds
+            observer.requestEnded(.refusedWithoutExchange(
+                requestID: id, problem: problem, at: self.now, wallMicroseconds: self.environment.wallClock.nowMicroseconds
             ))
         }
         let written = self.writeProblem(problem, requestID: id, version: version, close: true)

@@ -267,8 +267,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// longer the connection's.
     func end(_ exchange: Exchange) {
         if self.exchange === exchange { self.exchange = nil }
-        guard !exchange.ended else { return }
-        exchange.end(now: self.monotonicNow)
+        guard exchange.end(now: self.monotonicNow) else { return }
         if let observer = self.environment.observer {
             observer.requestEnded(exchange.record(ended: self.now, wallNowMicroseconds: self.environment.wallClock.nowMicroseconds))
         }

@@ -86,12 +86,14 @@ final class Exchange {
     }
 
     /// Gives back what the exchange holds — its cell slots and, once admitted, its in-flight
-    /// quota — exactly once, whatever its outcome.
-    func end(now: UInt64) {
-        guard !self.ended else { return }
+    /// quota — exactly once, whatever its outcome. True when this call ended it.
+    @discardableResult
+    func end(now: UInt64) -> Bool {
+        guard !self.ended else { return false }
         self.ended = true
         if let (router, route) = self.routing { router.finish(route, now: now) }
         self.admitted?.quota?.release()
+        return true
     }
 
     /// What became of the request, for the loop's observer.

@@ -114,6 +114,17 @@ public struct RequestRecord: Sendable {
         self.startedWallMicroseconds = startedWallMicroseconds
     }
 
+    /// A request refused before it became an exchange (a rejected head, unparseable bytes, a
+    /// slow client): nothing past the decode phase, no method or path worth keeping.
+    static func refusedWithoutExchange(requestID: String, problem: GatewayProblem, at now: NIODeadline, wallMicroseconds: Int64) -> RequestRecord {
+        RequestRecord(
+            requestID: requestID, traceID: nil, spanID: nil, continuesClientTrace: false, method: "", path: nil, route: nil, tenant: nil,
+            outcome: .refused, status: problem.status.code, problem: problem, cell: nil, tier: nil, endpoint: nil, attempts: 0,
+            bytesIn: 0, bytesOut: 0, started: now, authorized: nil, admitted: nil, upstreamStarted: nil, upstreamHead: nil,
+            upstreamEnded: nil, ended: now, startedWallMicroseconds: wallMicroseconds
+        )
+    }
+
     /// From the request head to the end.
     public var total: TimeAmount { self.ended - self.started }
 

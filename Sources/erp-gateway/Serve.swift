@@ -103,13 +103,15 @@ struct Serve: AsyncParsableCommand {
             logger.error("the admin API is off: it keeps the tenant tree in redis, and redis.url is not usable")
         }
 
+        // Usage per customer per day: metered by the data plane and by tenant health (errors).
+        let usage = redis.map { UsageMeter(redis: $0.client, prefix: $0.prefix, retentionDays: settings.usageRetentionDays) }
         // Per-partner and per-OEM figures per minute, published to the shared store.
         var health: TenantHealthPublisher?
-        if let redis {
+        if let redis, let usage {
             health = try? await TenantHealthPublisher.start(
                 group: group, settings: settings.tenantHealth,
                 store: TenantHealthStore(redis: redis.client, prefix: redis.prefix, retentionMinutes: settings.tenantHealth.retentionMinutes),
-                usage: UsageMeter(redis: redis.client, prefix: redis.prefix, retentionDays: settings.usageRetentionDays), logger: logger
+                usage: usage, logger: logger
             )
         }
         // The access log and traces, as the settings ask.
@@ -128,7 +130,7 @@ struct Serve: AsyncParsableCommand {
         do {
             started = try await GatewayServer.start(
                 configuration: initial, group: group, quotas: redis.map { QuotaAdmission(redis: $0.client, prefix: $0.prefix, usageRetentionDays: settings.usageRetentionDays) },
-                usage: redis.map { UsageMeter(redis: $0.client, prefix: $0.prefix, retentionDays: settings.usageRetentionDays) }, logger: logger,
+                usage: usage, logger: logger,
                 observer: observer, metrics: ops?.factory
             )
         } catch {
