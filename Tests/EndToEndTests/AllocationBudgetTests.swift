@@ -42,7 +42,10 @@ final class AllocationBudgetTests: GatewayTestCase {
     // is counted into its metric series (handles kept per loop: no label formatting, no
     // allocation per request). Set 2026-12-03 from 379.6 (debug) and 57.0 (release): in the
     // release build metrics on cost no allocation per request at all (57.0 without them too).
-    static let fullPipelineObserved = Budget(debug: 382, release: 59)
+    // That was measured before tenant health (on wherever Redis is) joined the same record: with
+    // both, 381.0–382.7 (debug) over four runs, so the debug budget keeps the margin the others
+    // have (about 3 over the measured figure).
+    static let fullPipelineObserved = Budget(debug: 385, release: 59)
     static let margin = 2.0
     /// A count this far below the budget fails too, as in SwiftNIO's allocation tests: an
     /// improvement lands with its lower budget, so the budget keeps guarding what was won.
