@@ -17,6 +17,8 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
     ],
     targets: [
         // C shims over the system libraries (Debian: libjwt-dev, libhiredis-dev).
@@ -134,6 +136,8 @@ let package = Package(
         ]),
         // A real redis-server for the tests of every module that talks to Redis.
         .target(name: "RedisTestServer"),
+        // A certificate authority made at test time with the openssl tool (TLS tests).
+        .target(name: "TestCertificateAuthority"),
         .executableTarget(name: "demo-backend", dependencies: [
             "UpstreamFixtures",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -193,7 +197,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .testTarget(name: "EndToEndTests", dependencies: [
-            "UpstreamFixtures", "RedisTestServer",
+            "UpstreamFixtures", "RedisTestServer", "TestCertificateAuthority",
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
