@@ -3,7 +3,7 @@
 # Needs root (or sudo). Swift 6 itself is expected on PATH.
 set -euo pipefail
 
-packages=(libjwt-dev libhiredis-dev libssl-dev pkg-config redis-server curl gcc prometheus)
+packages=(libjwt-dev libhiredis-dev libssl-dev openssl pkg-config redis-server curl gcc prometheus nghttp2-client)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
