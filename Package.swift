@@ -29,6 +29,10 @@ let package = Package(
         // OpenSSL's libcrypto: token signatures checked with keys parsed once (TokenAuth).
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
 
+        // X.509 chains and keys checked before they are served (pairing, validity, names), and
+        // uploaded private keys sealed at rest; libcrypto, no I/O.
+        .target(name: "Certificates", dependencies: ["COpenSSL"]),
+
         // JSON string literals for the few small documents rendered without an encoder.
         .target(name: "JSONText"),
 
@@ -153,6 +157,7 @@ let package = Package(
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "TokenAuthTests", dependencies: ["TokenAuth"]),
+        .testTarget(name: "CertificatesTests", dependencies: ["Certificates", "TestCertificateAuthority"]),
         .testTarget(name: "CellsTests", dependencies: ["Cells"]),
         .testTarget(name: "QuotasTests", dependencies: [
             "Quotas", "Hierarchy", "RedisClient", "RedisTestServer",

@@ -1,7 +1,7 @@
 #ifndef ERP_GATEWAY_COPENSSL_SHIM_H
 #define ERP_GATEWAY_COPENSSL_SHIM_H
 
-// libcrypto for TokenAuth: public keys parsed once into EVP_PKEYs, signatures checked with
+// libcrypto for TokenAuth (and Certificates: X.509 chains checked, uploaded keys sealed): public keys parsed once into EVP_PKEYs, signatures checked with
 // EVP_DigestVerify, HMAC compared in constant time; for ProxyEngine, the tenant context signed
 // through an EVP_MAC context keyed once. Only OpenSSL 3 APIs that are not
 // deprecated are used from Swift.
@@ -14,6 +14,9 @@
 #include <openssl/hmac.h>
 #include <openssl/crypto.h>
 #include <openssl/params.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 // Macros and macro-wrapped functions Swift cannot import.
 
@@ -26,5 +29,31 @@ static inline void erp_openssl_free(void *pointer) {
 /// meaning does not depend on how Swift imports nested macros.
 static inline int erp_evp_pkey_rsa(void) { return EVP_PKEY_RSA; }
 static inline int erp_evp_pkey_ec(void) { return EVP_PKEY_EC; }
+
+/// A certificate's subjectAltName entries (NULL without the extension); free with
+/// `erp_general_names_free`. The stack accessors are macros in OpenSSL 3.
+static inline GENERAL_NAMES *erp_x509_subject_alt_names(const X509 *certificate) {
+    return (GENERAL_NAMES *)X509_get_ext_d2i(certificate, NID_subject_alt_name, NULL, NULL);
+}
+static inline int erp_general_names_count(const GENERAL_NAMES *names) { return sk_GENERAL_NAME_num(names); }
+/// The `index`th entry's DNS name and its length, or NULL when that entry is not a DNS name.
+static inline const unsigned char *erp_general_name_dns(const GENERAL_NAMES *names, int index, int *length) {
+    const GENERAL_NAME *name = sk_GENERAL_NAME_value(names, index);
+    if (name == NULL || name->type != GEN_DNS) return NULL;
+    *length = ASN1_STRING_length(name->d.dNSName);
+    return ASN1_STRING_get0_data(name->d.dNSName);
+}
+static inline void erp_general_names_free(GENERAL_NAMES *names) { GENERAL_NAMES_free(names); }
+
+/// The RFC 2253 name format is a macro of several flags.
+static inline unsigned long erp_xn_flag_rfc2253(void) { return XN_FLAG_RFC2253; }
+
+/// AES-GCM's tag controls are macros.
+static inline int erp_gcm_get_tag(EVP_CIPHER_CTX *context, unsigned char *tag, int length) {
+    return EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_GET_TAG, length, tag);
+}
+static inline int erp_gcm_set_tag(EVP_CIPHER_CTX *context, unsigned char *tag, int length) {
+    return EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_TAG, length, tag);
+}
 
 #endif
