@@ -75,12 +75,24 @@ let package = Package(
         ]),
 
         // Static settings: YAML → validated, immutable GatewaySettings.
-        .target(name: "GatewayConfig", dependencies: ["Hierarchy", "TokenAuth", .product(name: "Yams", package: "Yams")]),
+        .target(name: "GatewayConfig", dependencies: ["Hierarchy", "TokenAuth", "Certificates", .product(name: "Yams", package: "Yams")]),
+
+        // Portal certificates uploaded through the admin API: where they live in the shared store,
+        // which of them a node serves (owned by their node in its tree, key opened with its
+        // key-encryption key), and the feed that brings every node the current set.
+        .target(name: "CertificateUploads", dependencies: [
+            "Certificates", "Hierarchy", "RedisClient",
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
 
         // Delegated administration: roles, subtree authorization, changes validated by the one
         // tree compiler, persisted and audited in the shared store; its own small HTTP listener.
         .target(name: "AdminAPI", dependencies: [
             "GatewayConfig", "Hierarchy", "TokenAuth", "Quotas", "RedisClient", "JSONText", "TenantHealth", "TenantHealthStore",
+            "Certificates", "CertificateUploads",
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -122,7 +134,7 @@ let package = Package(
         // The executable: command line and wiring only.
         .executableTarget(name: "erp-gateway", dependencies: [
             "AdminAPI", "GatewayConfig", "ProxyEngine", "Hierarchy", "TokenAuth", "Quotas", "RedisClient", "Revocations", "AccessLog", "TraceExport",
-            "TenantHealth", "TenantHealthStore",
+            "TenantHealth", "TenantHealthStore", "CertificateUploads",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -158,6 +170,12 @@ let package = Package(
         ]),
         .testTarget(name: "TokenAuthTests", dependencies: ["TokenAuth"]),
         .testTarget(name: "CertificatesTests", dependencies: ["Certificates", "TestCertificateAuthority"]),
+        .testTarget(name: "CertificateUploadsTests", dependencies: [
+            "CertificateUploads", "Certificates", "Hierarchy", "RedisClient", "RedisTestServer", "TestCertificateAuthority",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .testTarget(name: "CellsTests", dependencies: ["Cells"]),
         .testTarget(name: "QuotasTests", dependencies: [
             "Quotas", "Hierarchy", "RedisClient", "RedisTestServer",
@@ -182,6 +200,7 @@ let package = Package(
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "Hierarchy"]),
         .testTarget(name: "AdminAPITests", dependencies: [
             "AdminAPI", "GatewayConfig", "Hierarchy", "TokenAuth", "RedisClient", "RedisTestServer", "TenantHealth",
+            "Certificates", "CertificateUploads", "TestCertificateAuthority",
             .product(name: "Yams", package: "Yams"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

@@ -26,6 +26,9 @@ public enum AdminAction: String, Sendable, Hashable, CaseIterable {
     /// OEM's own policy about those below it, which hands down a right its admin already has
     /// and grants the OEM nothing; set by the OEM's admin or the platform.
     case delegateIssuers
+    /// Upload, replace and delete the TLS certificates of a node's portal domains: part of the
+    /// node's portal, like its portal domains, so its own admin and every admin above it.
+    case manageCertificates
 }
 
 /// The outcome of an authorization check.
@@ -52,7 +55,7 @@ public enum AdminAuthorization {
         guard let scope = principal.scope else { return .allowed }
         let below = scope.isAncestor(of: target)
         switch action {
-        case .read, .editPresentation, .revokeTenantTokens:
+        case .read, .editPresentation, .manageCertificates, .revokeTenantTokens:
             return .allowed
         case .createChild:
             // A customer has no children; the tree's shape is checked when the child is built.

@@ -37,6 +37,10 @@ public enum AdminOutcome: Sendable {
     case readUsage(customers: [NodePath], day: String)
     /// Read a node's per-minute figures and a page of its customers' usage.
     case readHealth(HealthRead)
+    /// Read the node's uploaded certificates (or one of them) and answer with them.
+    case readCertificates(CertificateRead)
+    /// Read the domain's stored certificate, judge the change against it and commit it.
+    case changeCertificate(CertificateChange)
 }
 
 /// The admin API's logic, as one pure function of the request, the current stored tree and the
@@ -138,6 +142,14 @@ public enum AdminEngine {
             return .respond(.json(200, IssuerJSON.encode(issuers), etag: IssuerJSON.etag(issuers)))
         case .replaceIssuers:
             return context.replaceIssuers(target)
+        case .listCertificates:
+            return .readCertificates(CertificateRead(node: target.source.id, path: target.path, domain: nil, tree: snapshot, now: now, requestID: id))
+        case .getCertificate(_, let domain):
+            return .readCertificates(CertificateRead(node: target.source.id, path: target.path, domain: domain, tree: snapshot, now: now, requestID: id))
+        case .putCertificate(_, let domain):
+            return context.putCertificate(target, domain: domain, tree: snapshot)
+        case .deleteCertificate(_, let domain):
+            return context.deleteCertificate(target, domain: domain, tree: snapshot)
         }
     }
 

@@ -73,7 +73,7 @@ public struct AdminProblem: Error, Sendable, Hashable {
     public static let methodNotAllowed = AdminProblem("method-not-allowed", 405, "The route does not accept this method.")
     public static let actionForbidden = AdminProblem("admin-action-forbidden", 403, "This change is not yours to make on this node.")
     public static let preconditionRequired = AdminProblem("precondition-required", 428, "Send If-Match with the node's ETag.")
-    public static let preconditionFailed = AdminProblem("precondition-failed", 412, "The node changed since its ETag was read.")
+    public static let preconditionFailed = AdminProblem("precondition-failed", 412, "It changed since its ETag was read.")
     public static let malformedBody = AdminProblem("malformed-body", 400, "The request body is not a JSON object.")
     public static let bodyTooLarge = AdminProblem("body-too-large", 413, "The request body is larger than allowed.")
     public static let invalidChange = AdminProblem("invalid-change", 422, "The change was rejected; nothing was changed.")
@@ -82,6 +82,11 @@ public struct AdminProblem: Error, Sendable, Hashable {
     public static let unknownAttribute = AdminProblem("unknown-attribute", 400, "The attribute cannot be explained.")
     public static let badDay = AdminProblem("malformed-day", 400, "Give the day as ?day=YYYY-MM-DD (UTC).")
     public static let badMinutes = AdminProblem("malformed-minutes", 400, "Give the window as ?minutes=N, N from 1 to 60.")
+    public static let invalidCertificate = AdminProblem("invalid-certificate", 422, "The certificate was rejected; nothing was changed.")
+    public static let certificateNotFound = AdminProblem("certificate-not-found", 404, "The node has no uploaded certificate for this domain.")
+    public static let certificateUploadsDisabled = AdminProblem(
+        "certificate-uploads-disabled", 409, "Certificate uploads are not set up on this gateway (certificateUploads); nothing was changed."
+    )
     public static let storeUnavailable = AdminProblem("store-unavailable", 503, "The shared store cannot be reached; nothing was changed.")
     public static let storeBusy = AdminProblem("store-busy", 503, "Concurrent changes kept the store busy; nothing was changed. Retry.")
 

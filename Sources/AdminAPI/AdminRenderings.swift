@@ -40,6 +40,19 @@ extension AdminEngine {
         return .object(members)
     }
 
+    /// `YYYY-MM-DDTHH:MM:SSZ` for a second since the Unix epoch (ISO 8601, UTC; an instant
+    /// before 1970 is written as the epoch).
+    static func isoSecond(_ second: Int64) -> String {
+        let instant = max(0, second)
+        let day = UTCCalendarPeriod(now: instant * 1_000_000)
+        let intoDay = Int(instant % 86_400)
+        func pad(_ value: Int, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(day.year, 4))-\(pad(day.month, 2))-\(pad(day.day, 2))T\(pad(intoDay / 3600, 2)):\(pad(intoDay / 60 % 60, 2)):\(pad(intoDay % 60, 2))Z"
+    }
+
     /// `yyyymmdd` for a `YYYY-MM-DD` query value; nil for anything else.
     static func dayStamp(_ text: String) -> String? {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)

@@ -23,6 +23,12 @@ public enum AdminRoute: Sendable, Hashable {
     case health(String)
     case getIssuers(String)
     case replaceIssuers(String)
+    /// The node's uploaded portal certificates (never their keys).
+    case listCertificates(String)
+    case getCertificate(String, domain: String)
+    /// Upload (or replace) the certificate and key of one of the node's portal domains.
+    case putCertificate(String, domain: String)
+    case deleteCertificate(String, domain: String)
 
     /// One route as the OpenAPI document names it: `{id}` stands for a node id.
     public struct Entry: Sendable, Hashable {
@@ -50,6 +56,10 @@ public enum AdminRoute: Sendable, Hashable {
         Entry(method: "POST", path: "/admin/v1/nodes/{id}/revocations"),
         Entry(method: "GET", path: "/admin/v1/nodes/{id}/issuers"),
         Entry(method: "PUT", path: "/admin/v1/nodes/{id}/issuers"),
+        Entry(method: "GET", path: "/admin/v1/nodes/{id}/certificates"),
+        Entry(method: "GET", path: "/admin/v1/nodes/{id}/certificates/{domain}"),
+        Entry(method: "PUT", path: "/admin/v1/nodes/{id}/certificates/{domain}"),
+        Entry(method: "DELETE", path: "/admin/v1/nodes/{id}/certificates/{domain}"),
     ]
 
     /// Why a request matches no route.
@@ -61,6 +71,8 @@ public enum AdminRoute: Sendable, Hashable {
 
     /// Matches the path (query removed) and method. The node id is returned as written: it is
     /// looked up, not trusted, so an id that is not valid is simply a node that does not exist.
+    /// A domain is returned lowercased (DNS names are case-insensitive; portal domains are
+    /// lowercase) and, like the id, judged later against the node's own portal domains.
     public static func match(method: String, path: String) -> Result<AdminRoute, Mismatch> {
         if path == "/admin/v1/nodes" {
             let routes: [String: AdminRoute] = ["GET": .listRoots, "POST": .createOEM]
@@ -69,9 +81,19 @@ public enum AdminRoute: Sendable, Hashable {
         }
         guard path.hasPrefix(Self.prefix) else { return .failure(.notFound) }
         let segments = path.dropFirst(Self.prefix.count).split(separator: "/", omittingEmptySubsequences: false)
-        guard let first = segments.first, !first.isEmpty, segments.count <= 2 else { return .failure(.notFound) }
+        guard let first = segments.first, !first.isEmpty, segments.count <= 3 else { return .failure(.notFound) }
         let id = String(first)
         let routes: [String: AdminRoute]
+        if segments.count == 3 {
+            // Only a certificate is addressed below a node's collection.
+            guard segments[1] == "certificates", !segments[2].isEmpty else { return .failure(.notFound) }
+            let domain = segments[2].lowercased()
+            routes = [
+                "GET": .getCertificate(id, domain: domain), "PUT": .putCertificate(id, domain: domain), "DELETE": .deleteCertificate(id, domain: domain),
+            ]
+            guard let route = routes[method] else { return .failure(.methodNotAllowed(allowed: routes.keys.sorted())) }
+            return .success(route)
+        }
         switch segments.count == 2 ? String(segments[1]) : nil {
         case nil: routes = ["GET": .getNode(id), "PATCH": .updateNode(id), "DELETE": .deleteNode(id)]
         case "children": routes = ["GET": .listChildren(id), "POST": .createChild(id)]
@@ -83,6 +105,7 @@ public enum AdminRoute: Sendable, Hashable {
         case "subtree": routes = ["GET": .exportTree(id), "PUT": .applySubtree(id)]
         case "revocations": routes = ["POST": .revokeTokens(id)]
         case "issuers": routes = ["GET": .getIssuers(id), "PUT": .replaceIssuers(id)]
+        case "certificates": routes = ["GET": .listCertificates(id)]
         default: return .failure(.notFound)
         }
         guard let route = routes[method] else { return .failure(.methodNotAllowed(allowed: routes.keys.sorted())) }
@@ -95,7 +118,8 @@ public enum AdminRoute: Sendable, Hashable {
         case .listRoots, .createOEM:
             return nil
         case .getNode(let id), .updateNode(let id), .deleteNode(let id), .listChildren(let id), .createChild(let id), .effectivePolicy(let id),
-            .explain(let id), .audit(let id), .exportTree(let id), .applySubtree(let id), .revokeTokens(let id), .usage(let id), .health(let id), .getIssuers(let id), .replaceIssuers(let id):
+            .explain(let id), .audit(let id), .exportTree(let id), .applySubtree(let id), .revokeTokens(let id), .usage(let id), .health(let id), .getIssuers(let id), .replaceIssuers(let id),
+            .listCertificates(let id), .getCertificate(let id, _), .putCertificate(let id, _), .deleteCertificate(let id, _):
             return id
         }
     }

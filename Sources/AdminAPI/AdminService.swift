@@ -1,3 +1,4 @@
+import CertificateUploads
 import Logging
 import NIOCore
 import Quotas
@@ -18,6 +19,8 @@ public final class AdminService: Sendable {
     /// Brings the store's newest tree into `latest` after a lost compare-and-set.
     private let feed: TreeFeed
     private let store: AdminStore
+    /// Uploaded portal certificates: next to the tree, under the same key prefix.
+    private let certificates: CertificateStore
     private let client: RedisClient
     private let logger: Logger
     /// Stores and announces a token revocation (the data plane's revocation store); returns
@@ -45,6 +48,7 @@ public final class AdminService: Sendable {
         self.latest = latest
         self.feed = feed
         self.store = store
+        self.certificates = CertificateStore(keyPrefix: store.keyPrefix)
         self.client = client
         self.logger = logger
         self.clock = clock
@@ -60,7 +64,13 @@ public final class AdminService: Sendable {
         case .respond(let response):
             // A refused change is answered here; a read is too, and is not counted.
             if request.method != "GET", response.status >= 400 {
-                if request.target.contains("/revocations") { self.writes.revocation(.refused) } else { self.writes.tree(.refused) }
+                if request.target.contains("/revocations") {
+                    self.writes.revocation(.refused)
+                } else if request.target.contains("/certificates") {
+                    self.writes.certificate(.refused)
+                } else {
+                    self.writes.tree(.refused)
+                }
             }
             return loop.makeSucceededFuture(response)
 
@@ -115,6 +125,21 @@ public final class AdminService: Sendable {
                 return AdminProblem.storeUnavailable.response(requestID: request.requestID)
             }
 
+        case .readCertificates(let read):
+            let records: EventLoopFuture<[StoredCertificate]>
+            if let domain = read.domain {
+                records = self.certificates.current(domain: domain, client: self.client, on: loop).map { current in current.record.map { [$0] } ?? [] }
+            } else {
+                records = self.certificates.all(client: self.client, on: loop).map(\.records)
+            }
+            return records.map(read.response).recover { error in
+                self.logger.warning("cannot read certificates", metadata: ["error": "\(error)", "request-id": "\(request.requestID)"])
+                return AdminProblem.storeUnavailable.response(requestID: request.requestID)
+            }
+
+        case .changeCertificate(let change):
+            return self.changeCertificate(change, number: 1, on: loop)
+
         case .commit(let commit):
             return self.store.commit(
                 text: commit.next.text, base: commit.baseRevision, audit: (commit.oem, commit.audit.json.text),
@@ -147,4 +172,43 @@ public final class AdminService: Sendable {
         }
     }
 
+    /// Reads the domain's stored certificate, judges the change against it (preconditions, what
+    /// to write) and commits it if the domain is still at the version read; otherwise reads and
+    /// judges again, a bounded number of times.
+    private func changeCertificate(_ change: CertificateChange, number: Int, on loop: any EventLoop) -> EventLoopFuture<AdminResponse> {
+        self.certificates.current(domain: change.domain, client: self.client, on: loop).flatMap { current -> EventLoopFuture<AdminResponse> in
+            switch change.judge(current) {
+            case .respond(let response):
+                if response.status >= 400 { self.writes.certificate(.refused) }
+                return loop.makeSucceededFuture(response)
+            case .write(let base, let record, let audit, let response):
+                return self.certificates.change(
+                    domain: change.domain, base: base, record: record, audit: (self.store.auditKey(oem: change.path.oem.rawValue), audit.json.text),
+                    client: self.client, on: loop
+                ).flatMap { result in
+                    switch result {
+                    case .committed(let revision):
+                        var metadata: Logger.Metadata = [
+                            "domain": "\(change.domain)", "node": "\(change.path)", "version": "\(base + 1)", "revision": "\(revision)",
+                            "actor": "\(change.actor)", "request-id": "\(change.requestID)",
+                        ]
+                        if let record { metadata["fingerprint"] = "\(record.summary.fingerprint)" }
+                        self.logger.notice(record == nil ? "portal certificate deleted" : "portal certificate uploaded", metadata: metadata)
+                        self.writes.certificate(.committed)
+                        return loop.makeSucceededFuture(response)
+                    case .conflict:
+                        guard number < Self.maxAttempts else {
+                            self.writes.certificate(.storeBusy)
+                            return loop.makeSucceededFuture(AdminProblem.storeBusy.response(requestID: change.requestID))
+                        }
+                        return self.changeCertificate(change, number: number + 1, on: loop)
+                    }
+                }
+            }
+        }.recover { error in
+            self.writes.certificate(.storeUnavailable)
+            self.logger.warning("cannot change a certificate", metadata: ["error": "\(error)", "request-id": "\(change.requestID)"])
+            return AdminProblem.storeUnavailable.response(requestID: change.requestID)
+        }
+    }
 }

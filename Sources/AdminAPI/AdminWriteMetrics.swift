@@ -1,7 +1,8 @@
 import CoreMetrics
 
 /// `erp_gateway_admin_writes_total{kind, result}`: every admin request that would change
-/// something — a tree change or a token revocation — by how it ended. Reads are not counted.
+/// something — a tree change, a token revocation or a portal certificate — by how it ended.
+/// Reads are not counted.
 /// Handles made once, from the backend the process bootstrapped (none in tests).
 struct AdminWriteMetrics: Sendable {
     static let name = "erp_gateway_admin_writes_total"
@@ -18,6 +19,7 @@ struct AdminWriteMetrics: Sendable {
 
     private let tree: [Result: CoreMetrics.Counter]
     private let revocations: [Result: CoreMetrics.Counter]
+    private let certificates: [Result: CoreMetrics.Counter]
 
     init(factory: any MetricsFactory = MetricsSystem.factory) {
         func counters(_ kind: String) -> [Result: CoreMetrics.Counter] {
@@ -27,8 +29,10 @@ struct AdminWriteMetrics: Sendable {
         }
         self.tree = counters("tree")
         self.revocations = counters("revocation")
+        self.certificates = counters("certificate")
     }
 
     func tree(_ result: Result) { self.tree[result]?.increment() }
     func revocation(_ result: Result) { self.revocations[result]?.increment() }
+    func certificate(_ result: Result) { self.certificates[result]?.increment() }
 }

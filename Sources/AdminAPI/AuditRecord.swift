@@ -8,6 +8,10 @@ public struct AuditRecord: Sendable, Hashable {
         case revokeTokens = "revoke-tokens"
         /// A subtree replaced by an uploaded document; each change names its node's path.
         case apply
+        /// A portal domain's certificate uploaded or replaced, or deleted; the change names the
+        /// domain (`certificates.<domain>`) and shows the certificates, never a key.
+        case putCertificate = "put-certificate"
+        case deleteCertificate = "delete-certificate"
     }
 
     /// One top-level field of the node that changed; nil where the field was not set.

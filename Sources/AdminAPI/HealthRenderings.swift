@@ -59,12 +59,6 @@ extension AdminEngine {
 
     /// `YYYY-MM-DDTHH:MM:00Z` for a minute since the Unix epoch.
     static func isoMinute(_ minute: Int64) -> String {
-        let day = UTCCalendarPeriod(now: max(0, minute) * 60_000_000)
-        let intoDay = Int(max(0, minute) % 1440)
-        func pad(_ value: Int, _ width: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
-        }
-        return "\(pad(day.year, 4))-\(pad(day.month, 2))-\(pad(day.day, 2))T\(pad(intoDay / 60, 2)):\(pad(intoDay % 60, 2)):00Z"
+        self.isoSecond(max(0, minute) * 60)
     }
 }

@@ -37,7 +37,7 @@ public struct GatewayConfiguration: Sendable {
             )
             return GatewayConfiguration(
                 settings: settings, tenants: nil, authentication: authentication,
-                files: [path] + AuthenticationConfiguration.keyFiles(settings.platformIssuers)
+                files: [path] + AuthenticationConfiguration.keyFiles(settings.platformIssuers) + settings.secretFiles
             )
         }
         let document = try TenantTreeLoader.loadDocument(path: treePath, cells: settings.cells)
@@ -65,13 +65,21 @@ public struct GatewayConfiguration: Sendable {
         let keyFiles = AuthenticationConfiguration.keyFiles(settings.platformIssuers + document.issuers + (settings.admin?.issuers ?? []))
         return GatewayConfiguration(
             settings: settings, tenants: snapshot, authentication: authentication, adminVerifier: adminVerifier,
-            files: [settingsPath] + treeFiles + keyFiles
+            files: [settingsPath] + treeFiles + keyFiles + settings.secretFiles
         )
     }
 
     static func issue(from tree: TreeIssue) -> ConfigurationIssue {
         let path = tree.field.isEmpty ? tree.node : "\(tree.node) \(tree.field)"
         return ConfigurationIssue(path: path, line: tree.location.line, column: tree.location.column, message: tree.message, treeIssue: tree)
+    }
+}
+
+extension GatewaySettings {
+    /// Files of secrets the settings read besides key files: the key-encryption key of uploaded
+    /// certificates. Watched, so a replaced key applies like a replaced public key.
+    var secretFiles: [String] {
+        self.certificateUploads.map { [$0.keyEncryptionKeyFile] } ?? []
     }
 }
 

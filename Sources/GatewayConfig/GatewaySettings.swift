@@ -1,3 +1,5 @@
+import Certificates
+
 /// The static settings of one gateway process, read from the settings file, validated once and
 /// never mutated afterwards. Everything the data plane needs to know about listeners, limits,
 /// timeouts and backend cells is here; tenant policy lives in the Hierarchy snapshot.
@@ -41,6 +43,40 @@ public struct GatewaySettings: Sendable, Hashable {
     public var accessLog = AccessLog.off
     /// Spans exported over OTLP/HTTP (`tracing`); nil: none.
     public var tracing: Tracing?
+    /// Portal certificates uploaded through the admin API (`certificateUploads`); nil: uploads
+    /// are refused and no node serves an uploaded certificate.
+    public var certificateUploads: CertificateUploads?
+
+    /// `certificateUploads`: the key-encryption key that seals uploaded private keys in the
+    /// shared store and opens them on every node. Read and checked when the settings load, so a
+    /// node never starts (or reloads) with a key it cannot use.
+    public struct CertificateUploads: Sendable, Hashable, CustomStringConvertible, CustomReflectable {
+        /// The key file, resolved against the settings file's directory; watched like key files.
+        public var keyEncryptionKeyFile: String
+        public var keyEncryptionKey: KeyEncryptionKey
+
+        public init(keyEncryptionKeyFile: String, keyEncryptionKey: KeyEncryptionKey) {
+            self.keyEncryptionKeyFile = keyEncryptionKeyFile
+            self.keyEncryptionKey = keyEncryptionKey
+        }
+
+        // Two settings are the same when they name the same file holding the same key: the key's
+        // identifier (a digest prefix) stands for its bytes, which never leave `KeyEncryptionKey`.
+        public static func == (lhs: Self, rhs: Self) -> Bool {
+            lhs.keyEncryptionKeyFile == rhs.keyEncryptionKeyFile && lhs.keyEncryptionKey.identifier == rhs.keyEncryptionKey.identifier
+        }
+
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(self.keyEncryptionKeyFile)
+            hasher.combine(self.keyEncryptionKey.identifier)
+        }
+
+        /// The file and the key's identifier: printing the settings never prints the key.
+        public var description: String { "certificateUploads(\(self.keyEncryptionKeyFile), key \(self.keyEncryptionKey.identifier))" }
+        public var customMirror: Mirror {
+            Mirror(self, children: ["keyEncryptionKeyFile": self.keyEncryptionKeyFile, "keyEncryptionKeyIdentifier": self.keyEncryptionKey.identifier])
+        }
+    }
 
     /// `tenantHealth`: the per-partner and per-OEM figures every node keeps per minute and
     /// publishes to the shared store, which the admin API's health endpoint reads.

@@ -1,3 +1,4 @@
+import Certificates
 import Foundation
 import Yams
 
@@ -27,7 +28,7 @@ public enum SettingsLoader {
         let keys: Set<String> = [
             "listener", "limits", "timeouts", "upstreamPool", "forwarding", "cells", "defaultCell", "tenantTree", "platformIssuers",
             "authentication", "upstreamContext", "redis", "quotas", "retries", "outlierDetection", "admin", "tenantHealth",
-            "ops", "accessLog", "tracing",
+            "ops", "accessLog", "tracing", "certificateUploads",
         ]
         guard let top = reader.mapping(root, allowedKeys: keys) else {
             return nil
@@ -102,6 +103,11 @@ public enum SettingsLoader {
             if let c = map["retentionMinutes"], let minutes = reader.integer(c, in: 1...1440) { tenantHealth.retentionMinutes = minutes }
         }
         let ops = top["ops"].flatMap { Self.ops($0, &reader) }
+        var certificateUploads: GatewaySettings.CertificateUploads?
+        if let cursor = top["certificateUploads"] {
+            certificateUploads = Self.certificateUploads(cursor, baseDirectory: baseDirectory, &reader)
+            if top["redis"] == nil { reader.report(cursor, "uploaded certificates are kept in the shared store: 'redis' is required") }
+        }
         if tenantTreePath != nil, top["upstreamContext"] == nil {
             reader.report(root, "with a tenantTree, 'upstreamContext' is required: backends need the signing key to trust the tenant context")
         }
@@ -112,8 +118,40 @@ public enum SettingsLoader {
             platformIssuers: platformIssuers, authentication: authentication, upstreamContext: upstreamContext, redis: redis,
             quotaFailModes: failModes, usageRetentionDays: retentionDays, quotaLeases: leases, retries: retries, outlierDetection: outlierDetection, admin: admin,
             tenantHealth: tenantHealth, ops: ops,
-            accessLog: top["accessLog"].map { Self.accessLog($0, &reader) } ?? .off, tracing: top["tracing"].flatMap { Self.tracing($0, &reader) }
+            accessLog: top["accessLog"].map { Self.accessLog($0, &reader) } ?? .off, tracing: top["tracing"].flatMap { Self.tracing($0, &reader) },
+            certificateUploads: certificateUploads
         )
+    }
+
+    /// The key file is read here, at load: a missing file or a key of the wrong length stops
+    /// `check`, the start and a reload alike, instead of failing the first upload.
+    private static func certificateUploads(
+        _ cursor: YAMLReader.Cursor, baseDirectory: String?, _ reader: inout YAMLReader
+    ) -> GatewaySettings.CertificateUploads? {
+        guard let map = reader.mapping(cursor, allowedKeys: ["keyEncryptionKeyFile"]) else { return nil }
+        guard let c = map["keyEncryptionKeyFile"] else {
+            reader.report(cursor, "missing required key 'keyEncryptionKeyFile' (a file of 32 random bytes: openssl rand -base64 32 > certificate-kek)")
+            return nil
+        }
+        guard let path = reader.presentString(c) else { return nil }
+        guard !path.isEmpty else {
+            reader.report(c, "must be the path of the key-encryption key file")
+            return nil
+        }
+        let resolved = Self.resolve(path, against: baseDirectory)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: resolved, isDirectory: &isDirectory), !isDirectory.boolValue,
+            let contents = FileManager.default.contents(atPath: resolved)
+        else {
+            reader.report(c, "cannot read the key-encryption key file '\(path)'")
+            return nil
+        }
+        do {
+            return GatewaySettings.CertificateUploads(keyEncryptionKeyFile: resolved, keyEncryptionKey: try KeyEncryptionKey(fileContents: Array(contents)))
+        } catch {
+            reader.report(c, "'\(path)': \(error)")
+            return nil
+        }
     }
 
     private static func ops(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.Ops? {
