@@ -171,7 +171,7 @@ let package = Package(
         .testTarget(name: "TokenAuthTests", dependencies: ["TokenAuth"]),
         .testTarget(name: "CertificatesTests", dependencies: ["Certificates", "TestCertificateAuthority"]),
         .testTarget(name: "CertificateUploadsTests", dependencies: [
-            "CertificateUploads", "Certificates", "Hierarchy", "RedisClient", "RedisTestServer", "TestCertificateAuthority",
+            "CertificateUploads", "Certificates", "GatewayConfig", "Hierarchy", "RedisClient", "RedisTestServer", "TestCertificateAuthority",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

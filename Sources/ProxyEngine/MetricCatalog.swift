@@ -26,6 +26,9 @@ public enum MetricCatalog {
     public static let configurationReloads = "erp_gateway_configuration_reloads_total"
     public static let adminWrites = "erp_gateway_admin_writes_total"
     public static let ready = "erp_gateway_ready"
+    /// Emitted by `CertificateUploads.CertificateFeed`.
+    public static let uploadedCertificates = "erp_gateway_uploaded_certificates"
+    public static let uploadedCertificatesNextExpiry = "erp_gateway_uploaded_certificates_next_expiry_timestamp_seconds"
 
     /// What the gateway adds is sub-millisecond when healthy: fine buckets below 1 ms.
     public static let addedLatencyBuckets: [Duration] = [
@@ -65,6 +68,8 @@ public enum MetricCatalog {
         configurationReloads: "Reloads and tenant-tree revisions, applied or rejected.",
         adminWrites: "Admin API writes by kind and result.",
         ready: "1 when /readyz would answer 200, else 0.",
+        uploadedCertificates: "Uploaded portal certificates this node serves, and those it leaves out by reason.",
+        uploadedCertificatesNextExpiry: "When the first uploaded portal certificate this node serves expires, Unix seconds (0: none served).",
     ]
 
     /// The exposition with a `# HELP` line before each family's `# TYPE` line. The swift-metrics

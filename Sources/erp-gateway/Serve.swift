@@ -1,6 +1,7 @@
 import AccessLog
 import AdminAPI
 import ArgumentParser
+import CertificateUploads
 import Dispatch
 import GatewayConfig
 import Logging
@@ -156,11 +157,26 @@ struct Serve: AsyncParsableCommand {
                 feed?.start()
                 logger.notice("revocation feed started", metadata: ["redis": "\(redis.url)"])
             }
-            await Self.serve(server, initial: initial, path: self.config, events: events, latest: administration?.latest, ops: ops, logger: logger)
+            // Uploaded portal certificates reach every node with a key-encryption key the same way.
+            var certificates: CertificateFeed?
+            if let redis, let uploads = initial.settings.certificateUploads {
+                certificates = CertificateFeed(
+                    client: redis.client, url: redis.url, store: CertificateStore(keyPrefix: redis.prefix), loop: group.next(), logger: logger,
+                    onChange: Self.serveUploadedCertificates
+                )
+                certificates?.adopt(tree: initial.tenants, keyEncryptionKey: uploads.keyEncryptionKey)
+                certificates?.start()
+                logger.notice("certificate feed started", metadata: ["key-encryption-key": "\(uploads.keyEncryptionKey.identifier)"])
+            }
+            await Self.serve(
+                server, initial: initial, path: self.config, events: events, latest: administration?.latest, certificates: certificates, ops: ops,
+                logger: logger
+            )
             // After the drain, so the requests that finished during it are in the last figures.
             await health?.shutdown()
             await administration?.shutdown()
             await feed?.shutdown()
+            await certificates?.shutdown()
             // After the drain: the last requests' spans are queued by now.
             await observing.shutdown()
             try? await redis?.client.shutdown().get()
@@ -175,10 +191,16 @@ struct Serve: AsyncParsableCommand {
 }
 
 extension Serve {
+    /// Where the uploaded portal certificates this node serves arrive: the whole set, at start
+    /// and after every change (`CertificateFeed`, which also logs and counts them). TLS
+    /// termination installs the set from here.
+    @Sendable
+    static func serveUploadedCertificates(_ records: [UploadedCertificateRecord]) {}
+
     /// Serves until SIGTERM or SIGINT, reloading on SIGHUP and file changes, then drains.
     static func serve(
-        _ server: GatewayServer, initial: GatewayConfiguration, path: String, events: ServeEvents, latest: LatestTree?, ops: OpsListener?,
-        logger: Logger
+        _ server: GatewayServer, initial: GatewayConfiguration, path: String, events: ServeEvents, latest: LatestTree?, certificates: CertificateFeed?,
+        ops: OpsListener?, logger: Logger
     ) async {
         logger.notice("listening", metadata: [
             "address": "\(server.localAddress.map { "\($0)" } ?? "?")",
@@ -193,6 +215,8 @@ extension Serve {
             case .reload(let reason):
                 if let next = reloader.reload(reason: reason) {
                     await server.install(next.configuration, generation: next.generation)
+                    // A replaced key-encryption key applies at once; without one nothing uploaded is served.
+                    certificates?.adopt(tree: next.configuration.tenants, keyEncryptionKey: next.configuration.settings.certificateUploads?.keyEncryptionKey)
                     ops?.installed(generation: next.generation)
                     logger.notice("configuration reloaded", metadata: [
                         "reason": "\(reason)", "generation": "\(next.generation)", "tenants": "\(next.configuration.tenants?.nodeCount ?? 0)",
@@ -204,6 +228,8 @@ extension Serve {
             case .treeChanged:
                 if let next = reloader.adoptLatestTree() {
                     await server.install(next.configuration, generation: next.generation)
+                    // A portal domain removed or moved stops its certificate from being served.
+                    certificates?.adopt(tree: next.configuration.tenants, keyEncryptionKey: next.configuration.settings.certificateUploads?.keyEncryptionKey)
                     ops?.installed(generation: next.generation)
                     logger.notice("tenant tree installed", metadata: [
                         "revision": "\(reloader.installedRevision)", "generation": "\(next.generation)",
@@ -281,6 +307,10 @@ struct Reloader {
         }
         var tracing = next.settings.tracing
         tracing?.sampling = self.current.settings.tracing?.sampling ?? 0
+        if (next.settings.certificateUploads == nil) != (self.current.settings.certificateUploads == nil) {
+            // The feed starts with the process; a replaced key (or none) applies at once.
+            self.logger.warning("adding or removing certificateUploads takes effect at the next restart; a changed key-encryption key applies now")
+        }
         if next.settings.accessLog != self.current.settings.accessLog || tracing != self.current.settings.tracing {
             // tracing.sampling applies at once: each request reads it as it starts.
             self.logger.warning("accessLog and tracing changes (but tracing.sampling) take effect at the next restart")
