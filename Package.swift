@@ -152,6 +152,11 @@ let package = Package(
         ]),
         // A real redis-server for the tests of every module that talks to Redis.
         .target(name: "RedisTestServer"),
+        // Log lines kept in memory, for tests that search them.
+        .target(name: "LogCapture", dependencies: [
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ]),
         // A certificate authority made at test time with the openssl tool (TLS tests).
         .target(name: "TestCertificateAuthority"),
         .executableTarget(name: "demo-backend", dependencies: [
@@ -171,7 +176,7 @@ let package = Package(
         .testTarget(name: "TokenAuthTests", dependencies: ["TokenAuth"]),
         .testTarget(name: "CertificatesTests", dependencies: ["Certificates", "TestCertificateAuthority"]),
         .testTarget(name: "CertificateUploadsTests", dependencies: [
-            "CertificateUploads", "Certificates", "GatewayConfig", "Hierarchy", "RedisClient", "RedisTestServer", "TestCertificateAuthority",
+            "CertificateUploads", "Certificates", "GatewayConfig", "Hierarchy", "RedisClient", "RedisTestServer", "TestCertificateAuthority", "LogCapture",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -200,7 +205,7 @@ let package = Package(
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "Hierarchy"]),
         .testTarget(name: "AdminAPITests", dependencies: [
             "AdminAPI", "GatewayConfig", "Hierarchy", "TokenAuth", "RedisClient", "RedisTestServer", "TenantHealth",
-            "Certificates", "CertificateUploads", "TestCertificateAuthority",
+            "Certificates", "CertificateUploads", "TestCertificateAuthority", "LogCapture",
             .product(name: "Yams", package: "Yams"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,4 +1,5 @@
 import CertificateUploads
+import LogCapture
 import Certificates
 import Foundation
 import Logging

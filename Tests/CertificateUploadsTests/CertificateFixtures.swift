@@ -3,8 +3,6 @@ import Certificates
 import Foundation
 import GatewayConfig
 import Hierarchy
-import Logging
-import NIOConcurrencyHelpers
 import TestCertificateAuthority
 
 /// A small tree with portal domains, keys and certificates made at test time, and records as
@@ -42,36 +40,5 @@ enum CertificateFixtures {
             keyPEM: issued.keyPEM, with: keyEncryptionKey, domain: domain, node: node, chainPEM: issued.chainPEM, summary: summary, uploadedAt: now,
             uploadedBy: "jane@p1.test", version: version
         )
-    }
-}
-
-/// Every line a logger writes, message and metadata rendered, to search for what must never
-/// appear in one.
-final class CapturedLog: Sendable {
-    private let lines = NIOLockedValueBox<[String]>([])
-
-    var text: String { self.lines.withLockedValue { $0.joined(separator: "\n") } }
-
-    func logger(_ label: String = "test") -> Logger {
-        var logger = Logger(label: label) { _ in Handler(sink: self) }
-        logger.logLevel = .trace
-        return logger
-    }
-
-    struct Handler: LogHandler {
-        let sink: CapturedLog
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { self.metadata[key] }
-            set { self.metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            let merged = self.metadata.merging(event.metadata ?? [:]) { _, new in new }
-            let line = "\(event.level) \(event.message) \(merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))"
-            self.sink.lines.withLockedValue { $0.append(line) }
-        }
     }
 }
