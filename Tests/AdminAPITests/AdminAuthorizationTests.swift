@@ -70,6 +70,15 @@ final class AdminAuthorizationTests: XCTestCase {
         XCTAssertEqual(AdminAuthorization.decide(customer, .read, target: self.path("acme/p1")), .notFound)
     }
 
+    func testPortalCertificatesAreManagedLikeThePortalDomainsTheyServe() {
+        for (role, scope) in [(AdminRole.customerAdmin, "acme/p1/c1"), (.partnerAdmin, "acme/p1"), (.oemAdmin, "acme")] {
+            let principal = self.principal(role, scope)
+            XCTAssertEqual(AdminAuthorization.decide(principal, .manageCertificates, target: self.path(scope)), .allowed, "\(role) on its own node")
+            XCTAssertEqual(AdminAuthorization.decide(principal, .manageCertificates, target: self.path("acme/p1/c1")), .allowed, "\(role) below")
+            XCTAssertEqual(AdminAuthorization.decide(principal, .manageCertificates, target: self.path("acme/p2")), role == .oemAdmin ? .allowed : .notFound)
+        }
+    }
+
     func testThePlatformAdminMayDoEverythingToAnyNode() {
         let platform = self.principal(.platformAdmin, nil)
         for action in AdminAction.allCases {
