@@ -157,11 +157,16 @@ struct Serve: AsyncParsableCommand {
                 feed?.start()
                 logger.notice("revocation feed started", metadata: ["redis": "\(redis.url)"])
             }
-            // Uploaded portal certificates reach every node with a key-encryption key the same way.
+            // Uploaded portal certificates reach every node with a key-encryption key the same way,
+            // on a thread of their own: opening keys and installing certificates for TLS never
+            // hold up an event loop of the data plane.
             var certificates: CertificateFeed?
+            var certificateThread: MultiThreadedEventLoopGroup?
             if let redis, let uploads = initial.settings.certificateUploads {
+                let thread = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+                certificateThread = thread
                 certificates = CertificateFeed(
-                    client: redis.client, url: redis.url, store: CertificateStore(keyPrefix: redis.prefix), loop: group.next(), logger: logger,
+                    client: redis.client, url: redis.url, store: CertificateStore(keyPrefix: redis.prefix), loop: thread.next(), logger: logger,
                     onChange: Self.serveUploadedCertificates
                 )
                 certificates?.adopt(tree: initial.tenants, keyEncryptionKey: uploads.keyEncryptionKey)
@@ -177,6 +182,7 @@ struct Serve: AsyncParsableCommand {
             await administration?.shutdown()
             await feed?.shutdown()
             await certificates?.shutdown()
+            try? await certificateThread?.shutdownGracefully()
             // After the drain: the last requests' spans are queued by now.
             await observing.shutdown()
             try? await redis?.client.shutdown().get()
@@ -191,9 +197,9 @@ struct Serve: AsyncParsableCommand {
 }
 
 extension Serve {
-    /// Where the uploaded portal certificates this node serves arrive: the whole set, at start
-    /// and after every change (`CertificateFeed`, which also logs and counts them). TLS
-    /// termination installs the set from here.
+    /// Where the uploaded portal certificates this node serves arrive: the whole set, once the
+    /// store has been read and after every change (`CertificateFeed`, which also logs and counts
+    /// them), on the feed's own thread. TLS termination installs the set from here.
     @Sendable
     static func serveUploadedCertificates(_ records: [UploadedCertificateRecord]) {}
 
