@@ -86,8 +86,9 @@ public struct CertificateChange: Sendable {
             record = nil
             status = 204
         case .put(let chainPEM, let keyPEM, let summary, let keyEncryptionKey):
-            if let existing, existing.chainPEM == chainPEM {
-                // The chain already stored, so the same key: nothing to change.
+            if let existing, existing.chainPEM == chainPEM, (try? existing.openKey(with: keyEncryptionKey)) != nil {
+                // The chain already stored, so the same key, sealed under this key-encryption key:
+                // nothing to change. (Sealed under another one, after a rotation, it is sealed again.)
                 let json = CertificateJSON.encode(existing, path: self.path, tree: self.tree, now: self.now)
                 return .respond(self.isDryRun ? self.dryRun(json, changes: []) : .json(200, json, etag: CertificateJSON.etag(existing)))
             }
@@ -106,7 +107,12 @@ public struct CertificateChange: Sendable {
             time: self.now, actor: self.actor, role: self.role, node: self.path, action: record == nil ? .deleteCertificate : .putCertificate,
             changes: changes, requestID: self.requestID
         )
-        let response = record.map { AdminResponse.json(status, json!, etag: CertificateJSON.etag($0)) } ?? AdminResponse(status: status, body: "")
+        let response: AdminResponse
+        if let record, let json {
+            response = .json(status, json, etag: CertificateJSON.etag(record))
+        } else {
+            response = AdminResponse(status: status, body: "")
+        }
         return .write(base: current.version, record: record, audit: audit, response: response)
     }
 

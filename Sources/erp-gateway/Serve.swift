@@ -313,9 +313,9 @@ struct Reloader {
         }
         var tracing = next.settings.tracing
         tracing?.sampling = self.current.settings.tracing?.sampling ?? 0
-        if (next.settings.certificateUploads == nil) != (self.current.settings.certificateUploads == nil) {
-            // The feed starts with the process; a replaced key (or none) applies at once.
-            self.logger.warning("adding or removing certificateUploads takes effect at the next restart; a changed key-encryption key applies now")
+        if next.settings.certificateUploads != nil, self.current.settings.certificateUploads == nil {
+            // The certificate feed starts with the process. A replaced key, or none, applies at once.
+            self.logger.warning("certificateUploads was added: this node serves uploaded certificates from its next restart")
         }
         if next.settings.accessLog != self.current.settings.accessLog || tracing != self.current.settings.tracing {
             // tracing.sampling applies at once: each request reads it as it starts.

@@ -159,6 +159,28 @@ final class AdminCertificateTests: XCTestCase {
         )))
     }
 
+    func testTheSameChainAgainChangesNothingUnlessItsKeyWasSealedUnderAnotherKeyEncryptionKey() throws {
+        let token = try AdminFixture.token("partner-admin", node: "p1")
+        let change = try XCTUnwrap(self.change(self.put("p1", "portal.p1.test", as: token)))
+        guard case .put(_, _, let summary, let kek) = change.kind else { return XCTFail() }
+        func stored(sealedWith key: KeyEncryptionKey) -> StoredCertificate {
+            StoredCertificate.sealing(
+                keyPEM: Self.p1.keyPEM, with: key, domain: "portal.p1.test", node: "p1", chainPEM: Self.p1.chainPEM, summary: summary,
+                uploadedAt: AdminFixture.now - 100, uploadedBy: "jane", version: 2
+            )
+        }
+        guard case .respond(let unchanged) = change.judge(.init(version: 2, record: stored(sealedWith: kek))) else { return XCTFail("expected no write") }
+        XCTAssertEqual(unchanged.status, 200)
+        XCTAssertEqual(unchanged.json?["version"], .integer(2))
+        // After a rotation the same upload seals the key again, under the current key.
+        let previous = try KeyEncryptionKey(fileContents: Array(repeating: 7, count: 32))
+        guard case .write(_, let record, _, let replaced) = change.judge(.init(version: 2, record: stored(sealedWith: previous))) else {
+            return XCTFail("expected a write")
+        }
+        XCTAssertEqual(replaced.status, 200)
+        XCTAssertEqual(try record?.openKey(with: kek), Self.p1.keyPEM)
+    }
+
     func testTheRoutes() {
         XCTAssertEqual(AdminRoute.match(method: "GET", path: "/admin/v1/nodes/p1/certificates"), .success(.listCertificates("p1")))
         XCTAssertEqual(AdminRoute.match(method: "PUT", path: "/admin/v1/nodes/p1/certificates/A.test"), .success(.putCertificate("p1", domain: "a.test")))
