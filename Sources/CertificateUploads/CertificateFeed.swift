@@ -102,15 +102,29 @@ public final class CertificateFeed: Sendable {
 
     /// Reads every stored record and delivers the set if it changed. Succeeds with the revision
     /// read, or the one known before when the store cannot be read (-1: never read).
+    ///
+    /// A store that lost its certificates (revision 0 after this node read a later one: flushed,
+    /// replaced) gets back the records this node read last, under their revision, as the tree
+    /// feed writes back its tree; served certificates are not taken down by a lost store.
     @discardableResult
     public func synchronize(reason: String) -> EventLoopFuture<Int64> {
-        self.store.all(client: self.client, on: self.loop).map { read -> Int64 in
+        self.store.all(client: self.client, on: self.loop).flatMap { read -> EventLoopFuture<Int64> in
+            if read.revision == 0, read.records.isEmpty, let previous = self.state.withLockedValue({ $0.loaded }), previous.revision > 0 {
+                return self.store.restore(previous.records, revision: previous.revision, client: self.client, on: self.loop).flatMap { written in
+                    if written {
+                        self.logger.notice("the store had lost the uploaded certificates; wrote back this node's", metadata: [
+                            "revision": "\(previous.revision)", "count": "\(previous.records.count)",
+                        ])
+                    }
+                    return self.synchronize(reason: "restored")
+                }
+            }
             self.state.withLockedValue { $0.loaded = (read.revision, read.records) }
             if read.unreadable > 0 {
                 self.logger.error("stored certificates that cannot be read are not served", metadata: ["count": "\(read.unreadable)"])
             }
             self.deliver(reason: reason)
-            return read.revision
+            return self.loop.makeSucceededFuture(read.revision)
         }.flatMapErrorWithEventLoop { error, loop in
             self.logger.warning("cannot read uploaded certificates from the store; will retry", metadata: ["reason": "\(reason)", "error": "\(error)"])
             return loop.makeSucceededFuture(self.state.withLockedValue { $0.loaded?.revision ?? -1 })

@@ -118,6 +118,31 @@ public struct CertificateStore: Sendable {
         }
     }
 
+    /// Writes back records a node had read, under their revision, into a store that lost them
+    /// (flushed, replaced by an empty instance) — only while the store has no revision at all,
+    /// so of several nodes noticing at once one writes, and a store in use is never touched.
+    /// `ARGV`: the channel, then domain, version and record of each, then the revision.
+    static let restoreScript = """
+        if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+        for i = 2, #ARGV - 1, 3 do
+          redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 2])
+          redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+        end
+        redis.call('SET', KEYS[1], ARGV[#ARGV])
+        redis.call('PUBLISH', ARGV[1], ARGV[#ARGV])
+        return 1
+        """
+
+    /// True if the records were written back, false if the store had a revision again.
+    public func restore(_ records: [StoredCertificate], revision: Int64, client: RedisClient, on loop: any EventLoop) -> EventLoopFuture<Bool> {
+        let keys = [self.revisionKey, self.recordsKey, self.versionsKey]
+        let args = [self.channel] + records.flatMap { [$0.domain, String($0.version), $0.storedText] } + [String(revision)]
+        return client.send(on: loop, ["EVAL", Self.restoreScript, String(keys.count)] + keys + args).flatMapThrowing { reply in
+            guard let written = reply.int64 else { throw StoreError(description: reply.errorMessage ?? "unexpected reply to the certificate restore script") }
+            return written == 1
+        }
+    }
+
     /// The revision alone (0: no certificate was ever uploaded): what every node polls.
     public func revision(client: RedisClient, on loop: any EventLoop) -> EventLoopFuture<Int64> {
         client.send(on: loop, ["GET", self.revisionKey]).flatMapThrowing { reply in

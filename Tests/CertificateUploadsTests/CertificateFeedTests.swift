@@ -122,6 +122,29 @@ final class CertificateFeedTests: XCTestCase {
         XCTAssertEqual(self.newestDelivery { $0.count == 1 }?.map(\.domain), ["portal.p1.test"])
     }
 
+    func testAStoreThatLostTheCertificatesGetsBackWhatTheNodeRead() throws {
+        let kek = try CertificateFixtures.keyEncryptionKey()
+        _ = try self.startFeed(keyEncryptionKey: kek)
+        let record = try CertificateFixtures.record(Self.p1, domain: "portal.p1.test", node: "p1", with: kek, version: 1)
+        XCTAssertEqual(try self.put(record, base: 0), .committed(revision: 1))
+        self.newestDelivery { $0.count == 1 }
+        let deliveries = self.deliveries.withLockedValue { $0.count }
+
+        XCTAssertNil(try self.client.send(on: self.loop, ["FLUSHALL"]).wait().errorMessage)
+        // Written back by the poll, under its revision and version: the domain's next change
+        // still compares against version 1.
+        var restored: (revision: Int64, records: [StoredCertificate], unreadable: Int)?
+        for _ in 0..<500 where restored?.records.isEmpty ?? true {
+            restored = try self.store.all(client: self.client, on: self.loop).wait()
+            usleep(20_000)
+        }
+        XCTAssertEqual(restored?.revision, 1)
+        XCTAssertEqual(restored?.records, [record])
+        XCTAssertEqual(try self.store.current(domain: record.domain, client: self.client, on: self.loop).wait().version, 1)
+        XCTAssertEqual(self.deliveries.withLockedValue { $0.count }, deliveries, "the served set was never taken down")
+        XCTAssertTrue(self.log.text.contains("the store had lost the uploaded certificates"), self.log.text)
+    }
+
     func testRecordsThatCannotBeServedAreLeftOutAndLoggedByDomainOnly() throws {
         let (kek, other) = (try CertificateFixtures.keyEncryptionKey(), try CertificateFixtures.keyEncryptionKey())
         let feed = try self.startFeed(keyEncryptionKey: kek)
