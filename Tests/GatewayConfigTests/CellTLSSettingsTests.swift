@@ -215,6 +215,41 @@ final class CellTLSSettingsTests: XCTestCase {
         XCTAssertEqual(next.settings.caBundle?.pem, try Self.material.get().other.certificatePEM)
     }
 
+    // MARK: - Documentation
+
+    private static var packageRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    func testEveryTLSKeyIsInTheConfigurationReference() throws {
+        let reference = try String(contentsOf: Self.packageRoot.appendingPathComponent("docs/configuration.md"), encoding: .utf8)
+        for key in YAMLReader.cellTLSKeys.sorted() {
+            XCTAssertTrue(reference.contains("| `\(key)` |"), "docs/configuration.md has no row for tls.\(key)")
+        }
+        for version in GatewaySettings.CellTLS.MinimumVersion.allCases {
+            XCTAssertTrue(reference.contains("`\(version.rawValue)`"), version.rawValue)
+        }
+    }
+
+    /// The mutual TLS example of docs/operations.md loads, with its files in place.
+    func testTheMutualTLSExampleOfTheOperationsGuideLoads() throws {
+        let guide = try String(contentsOf: Self.packageRoot.appendingPathComponent("docs/operations.md"), encoding: .utf8)
+        let section = try XCTUnwrap(guide.components(separatedBy: "### Mutual TLS to a dedicated cell").dropFirst().first)
+        let lines = section.components(separatedBy: "\n")
+        let start = try XCTUnwrap(lines.firstIndex { $0.trimmingCharacters(in: .whitespaces) == "```yaml" })
+        let end = try XCTUnwrap(lines[(start + 1)...].firstIndex { $0.trimmingCharacters(in: .whitespaces) == "```" })
+        let indent = lines[start].prefix { $0 == " " }.count
+        let example = lines[(start + 1)..<end].map { String($0.dropFirst(indent)) }.joined(separator: "\n")
+        let client = try Self.material.get().client
+        try FileManager.default.copyItem(atPath: self.path("tls/gateway.pem"), toPath: self.path("tls/gateway-eu.pem"))
+        try client.keyPEM.write(toFile: self.path("tls/gateway-eu.key"), atomically: true, encoding: .utf8)
+        let settings = try self.parse("listener:\n  port: 8080\n" + example + "\ndefaultCell: dedicated-acme\n")
+        let tls = try XCTUnwrap(settings.cells.first?.tls)
+        XCTAssertEqual(tls.serverName, "acme.cells.internal")
+        XCTAssertNotNil(tls.clientIdentity)
+        XCTAssertEqual(tls.caBundle?.path, self.path("tls/cells-ca.pem"))
+    }
+
     func testAPlainCellHasNoContext() throws {
         let settings = self.path("gateway.yaml")
         try minimalSettingsYAML.write(toFile: settings, atomically: true, encoding: .utf8)
