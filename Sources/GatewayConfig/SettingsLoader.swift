@@ -440,7 +440,8 @@ public enum SettingsLoader {
                     // A block with errors is reported; the cell stays, so that nothing naming it
                     // is reported as well.
                     cell.tls = reader.cellTLS(c, baseDirectory: baseDirectory) ?? GatewaySettings.CellTLS()
-                } else {
+                } else if schemes == [.http] {
+                    // (A mix is reported above.)
                     reader.report(c, "tls applies to https:// endpoints; write this cell's endpoints as https://HOST:PORT")
                 }
             } else if https {
