@@ -95,7 +95,7 @@ echo "running: $rounds rounds of ${duration} s per variant, $connections connect
 for round in $(seq 1 "$rounds"); do
     for variant in plain tls mtls; do
         port_var="${variant}_port"
-        taskset -c 0 "$bin/erp-gateway" serve --config "$work/gateway-$variant.yaml" --log-level error --watch-interval-ms 0 > "$work/gateway-$variant.log" 2>&1 &
+        taskset -c 0 "$bin/erp-gateway" serve --config "$work/gateway-$variant.yaml" --log-level warning --watch-interval-ms 0 > "$work/gateway-$variant.log" 2>&1 &
         gateway_pid=$!; pids+=($gateway_pid)
         wait_port "$gateway_port"
         taskset -c 1 wrk -t1 -c"$connections" -d2s -s "$work/load.lua" "http://127.0.0.1:$gateway_port/v1/ledger" >/dev/null
