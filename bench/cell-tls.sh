@@ -78,13 +78,9 @@ settings "https://127.0.0.1:$mtls_port" \
     > "$work/gateway-mtls.yaml"
 for variant in plain tls mtls; do "$bin/erp-gateway" check --config "$work/gateway-$variant.yaml" >/dev/null; done
 
-cat > "$work/load.lua" <<'LUA'
-done = function(summary, latency, requests)
-  local errors = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
-  io.write(string.format("RESULT %.1f %d %d %d %.3f %.3f\n", summary.requests / (summary.duration / 1e6),
-    summary.errors.status, errors, summary.requests, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
-end
-LUA
+# lib.sh's wrk script with one token: proxy-only, the gateway forwards it unread.
+echo "bench-token" > "$work/tokens"
+wrk_script "$work/tokens" 0 > "$work/load.lua"
 
 ticks() { local s; s=$(cat "/proc/$1/stat"); set -- ${s##*) }; echo $(( ${12} + ${13} )); }
 # Connections nginx accepted so far (its stub counter is not built into nginx-light): the

@@ -85,12 +85,5 @@ public final class UpstreamTLSContext: Sendable {
             self.contexts = kept
             return compiled
         }
-
-        /// How many contexts are kept (tests).
-        public var count: Int {
-            self.lock.lock()
-            defer { self.lock.unlock() }
-            return self.contexts.count
-        }
     }
 }

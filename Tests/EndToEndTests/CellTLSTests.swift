@@ -80,15 +80,6 @@ final class CellTLSTests: GatewayTestCase {
         XCTAssertTrue(self.eventually(10) { self.gateway.log.components(separatedBy: "configuration reloaded").count > before }, "reloaded", file: file, line: line)
     }
 
-    private func eventually(_ seconds: Double, _ probe: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try probe() { return true }
-            usleep(50_000)
-        }
-        return false
-    }
-
     /// Asserts a 502 `upstream-tls-failed` that says nothing of why.
     private func assertTLSFailed(_ response: RawHTTPConnection.Response, file: StaticString = #filePath, line: UInt = #line) throws {
         try self.assertProblem(response, status: 502, slug: "upstream-tls-failed", file: file, line: line)

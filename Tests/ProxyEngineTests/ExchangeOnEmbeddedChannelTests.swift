@@ -35,7 +35,7 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
     private var loop: EmbeddedEventLoop!
     private var client: EmbeddedChannel!
     private var upstreams: EmbeddedUpstreams!
-    private var logs: LogLines!
+    private var logs: LogRecorder!
     private var environment: ProxyEnvironment!
 
     /// With `tls`, cell A's endpoints are `https` with that context.
@@ -43,14 +43,14 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
         self.loop = EmbeddedEventLoop()
         self.upstreams = EmbeddedUpstreams(loop: self.loop)
         self.client = EmbeddedChannel(loop: self.loop)
-        self.logs = LogLines()
+        self.logs = LogRecorder()
         let logs = self.logs!
         let settings = Self.settings(endpoints: endpoints, fallback: fallback, tls: tls?.settings)
         let environment = ProxyEnvironment(
             configuration: GatewayConfiguration(settings: settings, tenants: nil, files: [], upstreamTLS: tls.map { ["cell-a": $0] } ?? [:]),
             generation: 1,
             pool: UpstreamPool(eventLoop: self.loop, settings: settings.upstreamPool, connector: self.upstreams),
-            logger: Logger(label: "exchange-test") { _ in LogLines.Handler(lines: logs) },
+            logger: Logger(label: "exchange-test") { _ in RecordingLogHandler(recorder: logs) },
             scheme: "http"
         )
         self.environment = environment
@@ -256,7 +256,7 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
             XCTAssertFalse(response.body.contains(secret), "the answer says nothing of \(secret): \(response.body)")
         }
         XCTAssertTrue(self.client.isActive, "the client connection stays usable")
-        let warning = try XCTUnwrap(self.logs.all.first { $0.hasPrefix("TLS with upstream https://127.0.0.1:9001 of cell cell-a failed") }, "\(self.logs.all)")
+        let warning = try XCTUnwrap(self.logs.lines.first { $0.hasPrefix("TLS with upstream https://127.0.0.1:9001 of cell cell-a failed") }, "\(self.logs.lines)")
         XCTAssertTrue(warning.contains("CERTIFICATE_VERIFY_FAILED") && warning.contains("server-name=cell-a.internal"), warning)
     }
 
@@ -271,7 +271,7 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
         let responses = try self.client.responses()
         XCTAssertEqual(responses.map(\.status), [502])
         XCTAssertTrue(responses.first?.body.contains("upstream-tls-failed") == true, responses.first?.body ?? "")
-        XCTAssertTrue(self.logs.all.contains { $0.hasPrefix("TLS with upstream") }, "\(self.logs.all)")
+        XCTAssertTrue(self.logs.lines.contains { $0.hasPrefix("TLS with upstream") }, "\(self.logs.lines)")
 
         // A GET is retried on the other endpoint.
         try self.client.writeInbound(ByteBuffer(string: "GET /ledger HTTP/1.1\r\nHost: erp.test\r\n\r\n"))
@@ -356,30 +356,5 @@ final class EmbeddedUpstreams: UpstreamConnector {
     struct HandshakeRefused: Error, CustomStringConvertible {
         let reason: String
         var description: String { self.reason }
-    }
-}
-
-/// What the exchange logs, as "message key=value …" lines.
-final class LogLines: @unchecked Sendable {
-    private let lock = NSLock()
-    private var lines: [String] = []
-
-    var all: [String] { self.lock.withLock { self.lines } }
-
-    struct Handler: LogHandler {
-        let lines: LogLines
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { self.metadata[key] }
-            set { self.metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            let fields = self.metadata.merging(event.metadata ?? [:]) { $1 }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-            let line = ([event.message.description] + fields).joined(separator: " ")
-            self.lines.lock.withLock { self.lines.lines.append(line) }
-        }
     }
 }
