@@ -70,6 +70,9 @@ final class UpstreamPool {
         var waiting = 0
     }
 
+    /// The targets the pool holds connections or waiters for.
+    var targets: Set<UpstreamTarget> { Set(self.pools.keys) }
+
     var occupancy: Occupancy {
         var total = Occupancy()
         for pool in self.pools.values {
@@ -180,9 +183,21 @@ final class UpstreamPool {
     }
 
     private func apply(_ action: ConnectionPoolState.SlotAction, target: UpstreamTarget, pool: EndpointPool) {
-        guard case .connectFor(let waiterID) = action, let waiter = pool.waiters.removeValue(forKey: waiterID) else { return }
+        guard case .connectFor(let waiterID) = action, let waiter = pool.waiters.removeValue(forKey: waiterID) else {
+            self.forgetIfUnused(target, pool: pool)
+            return
+        }
         waiter.timeout.cancel()
         self.connect(target, pool: pool, timeout: waiter.connectTimeout, for: waiter.request)
+    }
+
+    /// A pool with no connection and no waiter is dropped: the next lease makes a new one. Pools
+    /// of targets no configuration names any more — an endpoint removed by a reload, or one
+    /// under a TLS context a reload replaced (which the target holds on to) — go once their
+    /// last connection closes, instead of piling up with every reload.
+    private func forgetIfUnused(_ target: UpstreamTarget, pool: EndpointPool) {
+        guard pool.state.openCount == 0, pool.state.waiters.isEmpty, self.pools[target] === pool else { return }
+        self.pools[target] = nil
     }
 
     /// The pool of `target`. `maxConnectionsPerEndpoint` bounds each target: for a moment after a

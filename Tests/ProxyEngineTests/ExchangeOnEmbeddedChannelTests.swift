@@ -232,6 +232,17 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
         install(after)
         try get()
         XCTAssertEqual(self.upstreams.opened.count, 2, "settings as they were: the pooled connection is reused")
+
+        // The connection made under the old settings closes at its idle timeout, and its pool
+        // (which holds the old context) goes with it.
+        XCTAssertEqual(self.environment.pool.targets.count, 2)
+        let idle = TimeAmount.milliseconds(SettingsLoader.defaultPool.idleTimeout.milliseconds)
+        self.loop.advanceTime(by: idle - .seconds(1))
+        try get()  // keeps the new connection in use
+        self.loop.advanceTime(by: .seconds(1))
+        XCTAssertFalse(self.upstreams.opened[0].channel.isActive)
+        XCTAssertTrue(self.upstreams.opened[1].channel.isActive)
+        XCTAssertEqual(self.environment.pool.targets, [UpstreamTarget(Self.endpointA, tls: after)])
     }
 
     func testAFailedHandshakeIsRetriedElsewhereLikeARefusedConnection() throws {
