@@ -74,8 +74,13 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
 
-        // Static settings: YAML → validated, immutable GatewaySettings.
-        .target(name: "GatewayConfig", dependencies: ["Hierarchy", "TokenAuth", "Certificates", .product(name: "Yams", package: "Yams")]),
+        // Static settings: YAML → validated, immutable GatewaySettings; the TLS client contexts of
+        // `https` cells are compiled with the configuration (NIOSSL), once per set of settings.
+        .target(name: "GatewayConfig", dependencies: [
+            "Hierarchy", "TokenAuth", "Certificates",
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
 
         // Portal certificates uploaded through the admin API: where they live in the shared store,
         // which of them a node serves (owned by their node in its tree, key opened with its
@@ -109,6 +114,8 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOExtras", package: "swift-nio-extras"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOTLS", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
 
@@ -149,6 +156,8 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOTLS", package: "swift-nio"),
         ]),
         // A real redis-server for the tests of every module that talks to Redis.
         .target(name: "RedisTestServer"),
@@ -202,7 +211,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
-        .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "Hierarchy"]),
+        .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "Hierarchy", "TestCertificateAuthority"]),
         .testTarget(name: "AdminAPITests", dependencies: [
             "AdminAPI", "GatewayConfig", "Hierarchy", "TokenAuth", "RedisClient", "RedisTestServer", "TenantHealth",
             "Certificates", "CertificateUploads", "TestCertificateAuthority", "LogCapture",
@@ -212,13 +221,15 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "ProxyEngineTests", dependencies: [
-            "ProxyEngine", "GatewayConfig", "Hierarchy", "TokenAuth", "Quotas",
+            "ProxyEngine", "GatewayConfig", "Hierarchy", "TokenAuth", "Quotas", "TestCertificateAuthority", "UpstreamFixtures",
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         .testTarget(name: "ObservabilityTests", dependencies: [
             "AccessLog", "TraceExport", "ProxyEngine", "GatewayConfig", "Hierarchy",

@@ -14,11 +14,16 @@ public struct GatewayConfiguration: Sendable {
     public let adminVerifier: TokenVerifier?
     /// The files this configuration was read from, for change detection.
     public let files: [String]
+    /// The TLS client context of every cell with `https://` endpoints, by cell id.
+    public let upstreamTLS: [String: UpstreamTLSContext]
 
+    /// `upstreamTLS` must hold a context for every cell with `tls`; `load` and `assemble` build
+    /// them (`UpstreamTLSContext.cache`).
     public init(
         settings: GatewaySettings, tenants: TenantSnapshot?, authentication: AuthenticationConfiguration? = nil, adminVerifier: TokenVerifier? = nil,
-        files: [String]
+        files: [String], upstreamTLS: [String: UpstreamTLSContext] = [:]
     ) {
+        self.upstreamTLS = upstreamTLS
         self.settings = settings
         self.tenants = tenants
         self.authentication = authentication
@@ -37,7 +42,8 @@ public struct GatewayConfiguration: Sendable {
             )
             return GatewayConfiguration(
                 settings: settings, tenants: nil, authentication: authentication,
-                files: [path] + AuthenticationConfiguration.keyFiles(settings.platformIssuers) + settings.secretFiles
+                files: [path] + AuthenticationConfiguration.keyFiles(settings.platformIssuers) + Self.tlsFiles(settings) + settings.secretFiles,
+                upstreamTLS: try UpstreamTLSContext.cache.contexts(for: settings.cells, settingsPath: path)
             )
         }
         let document = try TenantTreeLoader.loadDocument(path: treePath, cells: settings.cells)
@@ -65,8 +71,16 @@ public struct GatewayConfiguration: Sendable {
         let keyFiles = AuthenticationConfiguration.keyFiles(settings.platformIssuers + document.issuers + (settings.admin?.issuers ?? []))
         return GatewayConfiguration(
             settings: settings, tenants: snapshot, authentication: authentication, adminVerifier: adminVerifier,
-            files: [settingsPath] + treeFiles + keyFiles + settings.secretFiles
+            files: [settingsPath] + treeFiles + keyFiles + Self.tlsFiles(settings) + settings.secretFiles,
+            upstreamTLS: try UpstreamTLSContext.cache.contexts(for: settings.cells, settingsPath: settingsPath)
         )
+    }
+
+    /// The CA bundles, client certificates and keys the cells' `tls` blocks name: replacing one
+    /// (a renewed client certificate, a new CA) is picked up like a change to the settings.
+    static func tlsFiles(_ settings: GatewaySettings) -> [String] {
+        var seen: Set<String> = []
+        return settings.cells.flatMap { $0.tls?.files ?? [] }.filter { seen.insert($0).inserted }
     }
 
     static func issue(from tree: TreeIssue) -> ConfigurationIssue {

@@ -232,11 +232,16 @@ public struct GatewaySettings: Sendable, Hashable {
         /// Cells tried in order when none of this cell's endpoints can take a request. Never a
         /// dedicated cell; filtered per request by the customer's residency.
         public var fallback: [String]
+        /// TLS to every endpoint (they are `https://` URLs); nil: plain HTTP to every endpoint.
+        /// A cell is one or the other, never a mix.
+        public var tls: CellTLS?
 
         public init(
             id: String, kind: Kind, region: String, endpoints: [Endpoint], healthCheck: HealthCheck? = nil,
-            limits: CellLimits = CellLimits.default, connectTimeout: Duration? = nil, responseTimeout: Duration? = nil, fallback: [String] = []
+            limits: CellLimits = CellLimits.default, connectTimeout: Duration? = nil, responseTimeout: Duration? = nil, fallback: [String] = [],
+            tls: CellTLS? = nil
         ) {
+            self.tls = tls
             self.id = id
             self.kind = kind
             self.region = region

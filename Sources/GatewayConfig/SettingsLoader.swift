@@ -46,7 +46,7 @@ public enum SettingsLoader {
         let forwarding = top["forwarding"].map { Self.forwarding($0, &reader) } ?? Self.defaultForwarding
         var cells: [GatewaySettings.Cell] = []
         if let cellsCursor = top["cells"] {
-            cells = Self.cells(cellsCursor, &reader)
+            cells = Self.cells(cellsCursor, baseDirectory: baseDirectory, &reader)
         } else {
             reader.report(root, "missing required section 'cells'")
         }
@@ -411,13 +411,13 @@ public enum SettingsLoader {
         return forwarding
     }
 
-    private static func cells(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> [GatewaySettings.Cell] {
+    private static func cells(_ cursor: YAMLReader.Cursor, baseDirectory: String?, _ reader: inout YAMLReader) -> [GatewaySettings.Cell] {
         guard let items = reader.sequence(cursor) else { return [] }
         if items.isEmpty { reader.report(cursor, "at least one cell is required") }
         var cells: [GatewaySettings.Cell] = []
         var fallbackCursors: [String: [YAMLReader.Cursor]] = [:]
         var seen: Set<String> = []
-        let keys: Set<String> = ["id", "kind", "region", "endpoints", "healthCheck", "limits", "timeouts", "fallback"]
+        let keys: Set<String> = ["id", "kind", "region", "endpoints", "healthCheck", "limits", "timeouts", "fallback", "tls"]
         for item in items {
             guard let map = reader.mapping(item, allowedKeys: keys) else { continue }
             var complete = true
@@ -450,22 +450,42 @@ public enum SettingsLoader {
                 if !Self.isValidIdentifier(value) { reader.report(c, "'\(value)' is not a valid region name") }
             }
             var endpoints: [GatewaySettings.Endpoint] = []
+            var schemes: Set<CellEndpointScheme> = []
             if let c = required("endpoints"), let list = reader.sequence(c) {
                 if list.isEmpty { reader.report(c, "a cell needs at least one endpoint") }
                 for entry in list {
                     guard let text = reader.string(entry) else { continue }
-                    if let endpoint = Self.endpoint(text) {
+                    if let (endpoint, scheme) = Self.cellEndpoint(text) {
+                        schemes.insert(scheme)
                         if endpoints.contains(endpoint) {
                             reader.report(entry, "endpoint '\(text)' is listed twice")
                         } else {
                             endpoints.append(endpoint)
                         }
                     } else {
-                        reader.report(entry, "'\(text)' is not HOST:PORT")
+                        reader.report(entry, "'\(text)' is not HOST:PORT, http://HOST:PORT or https://HOST[:PORT]")
                     }
+                }
+                if schemes.count > 1 {
+                    // A cell is one trust domain: a mix would send some of its requests in clear.
+                    reader.report(c, "endpoints of one cell are all https:// or all plain HTTP, not a mix")
                 }
             }
             var cell = GatewaySettings.Cell(id: id, kind: kind, region: region, endpoints: endpoints)
+            let https = schemes == [.https]
+            if let c = map["tls"] {
+                if https {
+                    // A block with errors is reported; the cell stays, so that nothing naming it
+                    // is reported as well.
+                    cell.tls = reader.cellTLS(c, baseDirectory: baseDirectory) ?? GatewaySettings.CellTLS()
+                } else if schemes == [.http] {
+                    // (A mix is reported above.)
+                    reader.report(c, "tls applies to https:// endpoints; write this cell's endpoints as https://HOST:PORT")
+                }
+            } else if https {
+                // https:// alone: the system's trust store and each endpoint's own host name.
+                cell.tls = GatewaySettings.CellTLS()
+            }
             if let c = map["healthCheck"] { cell.healthCheck = Self.healthCheck(c, &reader) }
             if let c = map["limits"] { cell.limits = Self.cellLimits(c, &reader) }
             if let c = map["timeouts"], let timeouts = reader.mapping(c, allowedKeys: ["connect", "response"]) {
@@ -594,6 +614,25 @@ public enum SettingsLoader {
             return nil
         }
         return .init(host: host, port: port)
+    }
+
+    /// How a cell's endpoint is written: `host:port` and `http://host:port` are plain HTTP.
+    enum CellEndpointScheme: Hashable { case http, https }
+
+    /// A cell's endpoint: `host:port` (as `endpoint`), `http://host:port`, or
+    /// `https://host[:port]` (port 443 when left out). Nothing may follow the port: the request's
+    /// own target is forwarded as it is.
+    static func cellEndpoint(_ text: String) -> (GatewaySettings.Endpoint, CellEndpointScheme)? {
+        for (prefix, scheme, defaultPort) in [("https://", CellEndpointScheme.https, 443), ("http://", .http, 80)] {
+            guard text.lowercased().hasPrefix(prefix) else { continue }
+            let authority = String(text.dropFirst(prefix.count))
+            if let endpoint = Self.endpoint(authority) { return (endpoint, scheme) }
+            // No port: a bare host or a bracketed IPv6 address.
+            let host = authority.hasPrefix("[") && authority.hasSuffix("]") ? String(authority.dropFirst().dropLast()) : authority
+            guard !host.isEmpty, authority.hasPrefix("[") == host.contains(":"), Self.isValidHost(host) else { return nil }
+            return (.init(host: host, port: defaultPort), scheme)
+        }
+        return Self.endpoint(text).map { ($0, .http) }
     }
 
     static func isValidHost(_ host: String) -> Bool {

@@ -28,19 +28,25 @@ final class CellRouter {
     /// reload that drops a cell lets their accounting finish on the object they started on.
     final class CellState {
         private(set) var cell: GatewaySettings.Cell
+        /// The cell's TLS context (`https` endpoints); part of every attempt's upstream target.
+        private(set) var tls: UpstreamTLSContext?
         var load: CellLoad
         var budget: RetryBudget
         private(set) var endpoints: [EndpointState]
         var waiting = CircularBuffer<Waiter>()
 
-        init(cell: GatewaySettings.Cell, load: CellLoad, budget: RetryBudget, endpoints: [EndpointState]) {
+        init(cell: GatewaySettings.Cell, tls: UpstreamTLSContext?, load: CellLoad, budget: RetryBudget, endpoints: [EndpointState]) {
             self.cell = cell
+            self.tls = tls
             self.load = load
             self.budget = budget
             self.endpoints = endpoints
         }
 
-        func reconfigure(cell: GatewaySettings.Cell, load: CellLoad.Configuration, budget: RetryBudget.Configuration, outlier: OutlierDetector.Configuration) {
+        func reconfigure(
+            cell: GatewaySettings.Cell, tls: UpstreamTLSContext?, load: CellLoad.Configuration, budget: RetryBudget.Configuration,
+            outlier: OutlierDetector.Configuration
+        ) {
             var endpoints: [EndpointState] = []
             for endpoint in cell.endpoints {
                 if let kept = self.endpoints.first(where: { $0.endpoint == endpoint }), kept.outlier.configuration == outlier {
@@ -50,6 +56,7 @@ final class CellRouter {
                 }
             }
             self.cell = cell
+            self.tls = tls
             self.load = self.load.reconfigured(load)
             self.budget = self.budget.reconfigured(budget)
             self.endpoints = endpoints
@@ -82,7 +89,7 @@ final class CellRouter {
 
     /// Where an upstream attempt goes, or why there is none.
     enum AttemptStart {
-        case go(endpoint: GatewaySettings.Endpoint, connectTimeout: Duration, responseTimeout: Duration)
+        case go(target: UpstreamTarget, connectTimeout: Duration, responseTimeout: Duration)
         /// Queued for an in-flight slot; the waiter is told the outcome later.
         case wait
         case overloaded(retryAfterSeconds: Int)
@@ -101,16 +108,18 @@ final class CellRouter {
     /// Counts ejections; nil without metrics.
     var metrics: LoopMetrics?
 
-    init(eventLoop: any EventLoop, settings: GatewaySettings, loopCount: Int) {
+    /// `tls`: the TLS context of every cell with `https` endpoints, by cell id
+    /// (`GatewayConfiguration.upstreamTLS`).
+    init(eventLoop: any EventLoop, settings: GatewaySettings, tls: [String: UpstreamTLSContext] = [:], loopCount: Int) {
         self.eventLoop = eventLoop
         self.loopCount = max(1, loopCount)
         self.settings = settings
-        self.reconfigure(settings)
+        self.reconfigure(settings, tls: tls)
     }
 
     /// Installs the cells of a new configuration. A cell that keeps its id keeps its counts and
     /// the state of endpoints it keeps; requests in flight finish on the state they started on.
-    func reconfigure(_ settings: GatewaySettings) {
+    func reconfigure(_ settings: GatewaySettings, tls: [String: UpstreamTLSContext] = [:]) {
         self.settings = settings
         let budget = RetryBudget.Configuration(
             minRetriesInFlight: Self.share(settings.retries.minRetriesInFlight, of: self.loopCount, atLeast: 0),
@@ -130,13 +139,14 @@ final class CellRouter {
                 maxInFlight: Self.share(cell.limits.maxInFlight, of: self.loopCount, atLeast: 1),
                 retryAfterSeconds: max(1, Int(cell.limits.retryAfter.components.seconds))
             )
+            assert(cell.tls == nil || tls[cell.id] != nil, "an https cell without its compiled TLS context")
             let state: CellState
             if let existing = self.cells[cell.id] {
-                existing.reconfigure(cell: cell, load: load, budget: budget, outlier: outlier)
+                existing.reconfigure(cell: cell, tls: tls[cell.id], load: load, budget: budget, outlier: outlier)
                 state = existing
             } else {
                 state = CellState(
-                    cell: cell, load: CellLoad(configuration: load), budget: RetryBudget(configuration: budget),
+                    cell: cell, tls: tls[cell.id], load: CellLoad(configuration: load), budget: RetryBudget(configuration: budget),
                     endpoints: cell.endpoints.map { EndpointState(endpoint: $0, outlier: OutlierDetector(configuration: outlier)) }
                 )
             }
@@ -244,7 +254,7 @@ final class CellRouter {
             endpoint.outstanding += 1
             route.begin(on: state, endpoint: endpoint)
             return .go(
-                endpoint: endpoint.endpoint,
+                target: UpstreamTarget(endpoint.endpoint, tls: state.tls),
                 connectTimeout: state.cell.connectTimeout ?? self.settings.timeouts.upstreamConnect,
                 responseTimeout: state.cell.responseTimeout ?? self.settings.timeouts.upstreamResponse
             )

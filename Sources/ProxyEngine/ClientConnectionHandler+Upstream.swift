@@ -18,8 +18,8 @@ extension ClientConnectionHandler {
 
     private func attemptStarted(_ exchange: Exchange, _ start: CellRouter.AttemptStart) {
         switch start {
-        case .go(let endpoint, let connectTimeout, let responseTimeout):
-            exchange.endpoint = (endpoint, connectTimeout)
+        case .go(let target, let connectTimeout, let responseTimeout):
+            exchange.endpoint = (target, connectTimeout)
             exchange.machine.endpointChosen(responseTimeout: .milliseconds(responseTimeout.milliseconds))
             self.lease(exchange)
         case .wait:
@@ -35,8 +35,8 @@ extension ClientConnectionHandler {
     }
 
     private func lease(_ exchange: Exchange) {
-        guard let (endpoint, connectTimeout) = exchange.endpoint else { return }
-        exchange.leaseTicket = self.environment.pool.lease(endpoint, connectTimeout: connectTimeout, for: .init(requester: self, token: exchange))
+        guard let (target, connectTimeout) = exchange.endpoint else { return }
+        exchange.leaseTicket = self.environment.pool.lease(target, connectTimeout: connectTimeout, for: .init(requester: self, token: exchange))
     }
 
     private func connected(_ exchange: Exchange, to upstream: UpstreamConnection) {
@@ -74,6 +74,23 @@ extension ClientConnectionHandler {
         }
     }
 
+    /// The operator learns why a TLS handshake failed — the client is answered
+    /// `upstream-tls-failed` and nothing more. Once per endpoint and interval per loop, not once
+    /// per request: a cell whose certificate expired fails every connection attempt.
+    private func logTLSFailure(_ exchange: Exchange, cause: (any Error)?) {
+        guard let target = exchange.endpoint?.target else { return }
+        let cell = exchange.route?.currentCell?.id ?? "?"
+        var metadata: Logger.Metadata = [
+            "reason": "\(cause.map { "\($0)" } ?? "unknown")", "request-id": "\(exchange.request.requestID)", "cell": "\(cell)",
+            "upstream": "\(target.endpoint)",
+        ]
+        if let name = target.tls?.serverHostname(for: target.endpoint) { metadata["server-name"] = "\(name)" }
+        self.environment.repeatedWarnings.warn(
+            "TLS with upstream \(target) of cell \(cell) failed", metadata: metadata, logger: self.environment.logger,
+            now: self.environment.eventLoop.now.uptimeNanoseconds
+        )
+    }
+
     /// Closes the exchange's upstream connection (it is mid-message) or withdraws its lease.
     func dropUpstream(of exchange: Exchange) {
         if let ticket = exchange.leaseTicket {
@@ -103,10 +120,13 @@ extension ClientConnectionHandler: CellSlotWaiter, UpstreamLeaseRequester {
         switch result {
         case .success(let upstream):
             self.connected(exchange, to: upstream)
-        case .failure(let problem) where problem == .upstreamBusy:
-            self.fail(exchange, with: problem)  // the gateway's own connection bound, not the endpoint's fault
-        case .failure(let problem):
-            self.attemptFailed(exchange, with: problem, failure: .connectFailed)
+        case .failure(let failure) where failure.problem == .upstreamBusy:
+            self.fail(exchange, with: failure.problem)  // the gateway's own connection bound, not the endpoint's fault
+        case .failure(let failure):
+            // A failed handshake is a connection never made: the endpoint saw no request, so it
+            // is blamed and the request retried like after a refused connection.
+            if failure.problem == .upstreamTlsFailed { self.logTLSFailure(exchange, cause: failure.cause) }
+            self.attemptFailed(exchange, with: failure.problem, failure: .connectFailed)
         }
     }
 }
@@ -169,6 +189,12 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
             self.lease(exchange)
         case .closeMidResponse:
             self.fail(exchange, with: .upstreamFailed)
+        case .attemptFailed where connection.completedExchanges == 0 && UpstreamTLSHandshakeError.isRefusal(error):
+            // The endpoint's TLS layer refused a fresh connection after the gateway's side of the
+            // handshake was done (TLS 1.3: a client certificate missing or refused). Retried only
+            // as safely as any connection lost before the answer.
+            self.logTLSFailure(exchange, cause: error)
+            self.attemptFailed(exchange, with: .upstreamTlsFailed, failure: .afterConnect)
         case .attemptFailed:
             self.attemptFailed(exchange, with: .upstreamFailed, failure: .afterConnect)
         }

@@ -40,7 +40,7 @@ final class Exchange {
     var route: CellRoute? { self.routing?.route }
     /// The endpoint of the current attempt and its connect timeout (a resend after a stale
     /// pooled connection goes to the same endpoint).
-    var endpoint: (endpoint: GatewaySettings.Endpoint, connectTimeout: Duration)?
+    var endpoint: (target: UpstreamTarget, connectTimeout: Duration)?
     var leaseTicket: UpstreamPool.LeaseTicket?
     var upstream: UpstreamConnection?
 
@@ -116,7 +116,7 @@ final class Exchange {
             requestID: self.request.requestID, traceID: trace.outgoing.traceID, spanID: trace.outgoing.parentID,
             continuesClientTrace: trace.continuesClientTrace, method: self.request.head.method.rawValue, path: self.request.path.path,
             route: self.routePrefix, tenant: self.tenantPath, outcome: outcome, status: self.problem?.status.code ?? self.machine.responseStatus,
-            problem: self.problem, cell: cell?.id, tier: cell?.kind, endpoint: self.endpoint?.endpoint, attempts: self.route?.attempts ?? 0,
+            problem: self.problem, cell: cell?.id, tier: cell?.kind, endpoint: self.endpoint?.target.endpoint, attempts: self.route?.attempts ?? 0,
             bytesIn: self.machine.requestBodyBytes, bytesOut: self.machine.responseBytes, started: self.request.started,
             authorized: self.authorizedAt, admitted: self.admittedAt, upstreamStarted: self.upstreamStartedAt, upstreamHead: self.upstreamHeadAt,
             upstreamEnded: self.upstreamEndedAt, ended: ended,
@@ -165,7 +165,7 @@ final class Exchange {
             metadata["problem"] = "\(problem)"
             metadata["phase"] = "\(problem.phase.rawValue)"
         }
-        if let endpoint = self.endpoint?.endpoint { metadata["upstream"] = "\(endpoint)" }
+        if let endpoint = self.endpoint?.target.endpoint { metadata["upstream"] = "\(endpoint)" }
         if let cell = self.route?.currentCell ?? self.route?.chain.first?.cell { metadata["cell"] = "\(cell.id)" }
         if let attempts = self.route?.attempts, attempts > 1 { metadata["attempts"] = "\(attempts)" }
         return metadata

@@ -146,6 +146,12 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
     )
     public static let upstreamTimeout = GatewayProblem("upstream-timeout", .gatewayTimeout, "The backend service did not answer in time.", .forward, .upstream)
     public static let upstreamBusy = GatewayProblem("upstream-busy", .serviceUnavailable, "The backend service is at its connection limit.", .forward, .upstream)
+    /// The TLS handshake with an `https` cell's endpoint failed (untrusted or misnamed
+    /// certificate, client certificate refused or missing, no protocol in common). The answer
+    /// says no more than that; the operator's log has the reason.
+    public static let upstreamTlsFailed = GatewayProblem(
+        "upstream-tls-failed", .badGateway, "The backend service could not be reached securely.", .forward, .upstream
+    )
 
     /// Every problem the gateway can answer with but the verifier's token rejections
     /// (`tokenRejected`, phase `authenticate`, one per `TokenRejection`).
@@ -158,7 +164,7 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
         .tenantSuspended, .featureNotEnabled, .originNotAllowed,
         .quotaExceeded, .quotaStoreUnavailable,
         .cellUnavailable, .cellOverloaded, .noHealthyUpstream,
-        .upstreamUnreachable, .upstreamFailed, .upstreamConnectTimeout, .upstreamTimeout, .upstreamBusy,
+        .upstreamUnreachable, .upstreamFailed, .upstreamConnectTimeout, .upstreamTimeout, .upstreamBusy, .upstreamTlsFailed,
     ]
 }
 

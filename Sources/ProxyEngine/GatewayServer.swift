@@ -80,7 +80,7 @@ public final class GatewayServer: Sendable {
         }
         let loopEnvironments = environments
         let healthChecker = try await Self.startHealthChecker(
-            cells: settings.cells, on: group.next(), environments: Array(environments.values), metrics: metrics, logger: logger
+            configuration: configuration, on: group.next(), environments: Array(environments.values), metrics: metrics, logger: logger
         )
         let quiescing = ServerQuiescingHelper(group: group)
 
@@ -114,7 +114,7 @@ public final class GatewayServer: Sendable {
 
     /// The process's health checker, on `loop`; its verdicts reach every loop's router.
     private static func startHealthChecker(
-        cells: [GatewaySettings.Cell], on loop: any EventLoop, environments: [NIOLoopBound<ProxyEnvironment>], metrics: (any MetricsFactory)?,
+        configuration: GatewayConfiguration, on loop: any EventLoop, environments: [NIOLoopBound<ProxyEnvironment>], metrics: (any MetricsFactory)?,
         logger: Logger
     ) async throws -> NIOLoopBound<HealthChecker> {
         try await loop.submit {
@@ -123,7 +123,7 @@ public final class GatewayServer: Sendable {
                     environment.eventLoop.execute { environment.value.router.setUnhealthy(unhealthy) }
                 }
             }
-            checker.configure(cells)
+            checker.configure(configuration.settings.cells, tls: configuration.upstreamTLS)
             return NIOLoopBound(checker, eventLoop: loop)
         }.get()
     }
@@ -184,7 +184,7 @@ public final class GatewayServer: Sendable {
             }.get()
         }
         let checker = self.healthChecker
-        try? await checker.eventLoop.submit { checker.value.configure(configuration.settings.cells) }.get()
+        try? await checker.eventLoop.submit { checker.value.configure(configuration.settings.cells, tls: configuration.upstreamTLS) }.get()
     }
 
     /// The handlers of one client connection, in order: the first-byte detector in front of the

@@ -11,20 +11,25 @@ import NIOPosix
 /// after a run of results; each change hands the whole set of unhealthy endpoints to
 /// `publish`, which installs it on every loop's router.
 ///
-/// A probe is `GET <path>` on a fresh connection with `Connection: close`; a 2xx head within
-/// the timeout is a success, anything else (refused, reset, timeout, other status) a failure.
+/// A probe is `GET <path>` on a fresh connection with `Connection: close`, over TLS with the
+/// cell's context when its endpoints are `https` (as the traffic travels); a 2xx head within
+/// the timeout is a success, anything else (refused, reset, a failed handshake, timeout, other
+/// status) a failure.
 /// The next probe is scheduled an interval after the previous one ended, so probes of one
 /// endpoint never overlap.
 final class HealthChecker {
     private final class Target {
         let check: GatewaySettings.HealthCheck
+        /// The endpoint as probed: with the cell's TLS context for an `https` cell.
+        let upstream: UpstreamTarget
         var health: EndpointHealth
         /// Bumped on removal so a probe still running does not reschedule itself.
         var active = true
         var next: Scheduled<Void>?
 
-        init(check: GatewaySettings.HealthCheck) {
+        init(check: GatewaySettings.HealthCheck, upstream: UpstreamTarget) {
             self.check = check
+            self.upstream = upstream
             self.health = EndpointHealth(thresholds: .init(healthy: check.healthyThreshold, unhealthy: check.unhealthyThreshold))
         }
     }
@@ -59,22 +64,25 @@ final class HealthChecker {
         Set(self.targets.filter { !$0.value.health.isHealthy }.keys)
     }
 
-    /// Starts checking the endpoints of `cells`. An endpoint whose cell keeps the same check
-    /// keeps its verdict and schedule; removed ones stop; new ones start healthy (see
-    /// `EndpointHealth` for why) and are probed at once.
-    func configure(_ cells: [GatewaySettings.Cell]) {
-        var wanted: [CellEndpoint: GatewaySettings.HealthCheck] = [:]
+    /// Starts checking the endpoints of `cells` (`tls`: the contexts of the `https` cells, by
+    /// cell id). An endpoint whose cell keeps the same check and TLS context keeps its verdict
+    /// and schedule; removed ones stop; new ones, and ones whose check or TLS settings changed,
+    /// start healthy (see `EndpointHealth` for why) and are probed at once.
+    func configure(_ cells: [GatewaySettings.Cell], tls: [String: UpstreamTLSContext] = [:]) {
+        var wanted: [CellEndpoint: (check: GatewaySettings.HealthCheck, upstream: UpstreamTarget)] = [:]
         for cell in cells {
             guard let check = cell.healthCheck else { continue }
-            for endpoint in cell.endpoints { wanted[CellEndpoint(cell: cell.id, endpoint: endpoint)] = check }
+            for endpoint in cell.endpoints {
+                wanted[CellEndpoint(cell: cell.id, endpoint: endpoint)] = (check, UpstreamTarget(endpoint, tls: tls[cell.id]))
+            }
         }
-        for (key, target) in self.targets where wanted[key] != target.check {
+        for (key, target) in self.targets where wanted[key]?.check != target.check || wanted[key]?.upstream != target.upstream {
             target.active = false
             target.next?.cancel()
             self.targets[key] = nil
         }
-        for (key, check) in wanted where self.targets[key] == nil {
-            let target = Target(check: check)
+        for (key, (check, upstream)) in wanted where self.targets[key] == nil {
+            let target = Target(check: check, upstream: upstream)
             self.targets[key] = target
             self.probe(key, target)
         }
@@ -90,7 +98,7 @@ final class HealthChecker {
     }
 
     private func probe(_ key: CellEndpoint, _ target: Target) {
-        Self.probe(key.endpoint, check: target.check, on: self.eventLoop).assumeIsolated().whenComplete { [weak self] result in
+        Self.probe(target.upstream, check: target.check, on: self.eventLoop).assumeIsolated().whenComplete { [weak self] result in
             guard let self, target.active else { return }
             let succeeded: Bool
             switch result {
@@ -117,26 +125,28 @@ final class HealthChecker {
     }
 
     /// One probe: the status of the answer's head, or an error.
-    static func probe(_ endpoint: GatewaySettings.Endpoint, check: GatewaySettings.HealthCheck, on loop: any EventLoop) -> EventLoopFuture<UInt> {
+    static func probe(_ target: UpstreamTarget, check: GatewaySettings.HealthCheck, on loop: any EventLoop) -> EventLoopFuture<UInt> {
         let status = loop.makePromise(of: UInt.self)
         let timeout = TimeAmount.milliseconds(check.timeout.milliseconds)
-        let bootstrap = ClientBootstrap(group: loop)
-            .connectTimeout(timeout)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(HealthProbeHandler(status: status))
-                }
-            }
         let deadline = loop.assumeIsolated().scheduleTask(in: timeout) {
             status.fail(HealthProbeError.timedOut)
         }
-        bootstrap.connect(host: endpoint.host, port: endpoint.port).assumeIsolated().whenComplete { result in
+        // The HTTP handlers join once connected: a failed TLS handshake fails the probe with
+        // its reason (logged when the endpoint turns unhealthy), not as a connection closed.
+        let connecting = UpstreamChannel.connect(target, timeout: timeout, on: loop, noDelay: false) { _ in }
+        connecting.assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
-                channel.write(HTTPClientRequestPart.head(Self.probeHead(endpoint, check: check)), promise: nil)
-                channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
                 status.futureResult.whenComplete { _ in channel.close(promise: nil) }
+                do {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(HealthProbeHandler(status: status))
+                } catch {
+                    status.fail(error)
+                    return
+                }
+                channel.write(HTTPClientRequestPart.head(Self.probeHead(target.endpoint, check: check)), promise: nil)
+                channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
             case .failure(let error):
                 status.fail(error)
             }

@@ -17,7 +17,7 @@ final class ProxyEnvironment {
             self.tokenCache = Self.makeCache(self.configuration)
             // Limits may have changed: what was remembered under the old ones no longer holds.
             self.quotaGate.limitsChanged(leases: QuotaLeaseSettings(settings: self.configuration.settings))
-            self.router.reconfigure(self.configuration.settings)
+            self.router.reconfigure(self.configuration.settings, tls: self.configuration.upstreamTLS)
             self.contextSigners.keep(only: self.configuration.settings.upstreamContext?.signingKeys ?? [])
         }
     }
@@ -63,7 +63,7 @@ final class ProxyEnvironment {
         usage: UsageMeter? = nil, logger: Logger, scheme: String, wallClock: WallClock = .system, observer: (any RequestObserver)? = nil,
         metrics: LoopMetrics? = nil
     ) {
-        self.router = CellRouter(eventLoop: pool.eventLoop, settings: configuration.settings, loopCount: loopCount)
+        self.router = CellRouter(eventLoop: pool.eventLoop, settings: configuration.settings, tls: configuration.upstreamTLS, loopCount: loopCount)
         self.quotaGate = QuotaGate(leases: QuotaLeaseSettings(settings: configuration.settings))
         self.configuration = configuration
         self.tokenCache = Self.makeCache(configuration)

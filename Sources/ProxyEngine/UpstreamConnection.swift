@@ -22,7 +22,9 @@ final class UpstreamConnection: ChannelDuplexHandler {
     typealias OutboundOut = HTTPClientRequestPart
 
     let id: Int
-    let endpoint: GatewaySettings.Endpoint
+    /// The endpoint, and the TLS context the connection was made with: the pool it returns to.
+    let target: UpstreamTarget
+    var endpoint: GatewaySettings.Endpoint { self.target.endpoint }
     weak var delegate: (any UpstreamExchangeDelegate)?
     /// Called when the connection closes while no exchange holds it (idle in the pool).
     var onIdleClose: (() -> Void)?
@@ -36,9 +38,9 @@ final class UpstreamConnection: ChannelDuplexHandler {
     private var readPending = false
     private var lastError: (any Error)?
 
-    init(id: Int, endpoint: GatewaySettings.Endpoint) {
+    init(id: Int, target: UpstreamTarget) {
         self.id = id
-        self.endpoint = endpoint
+        self.target = target
     }
 
     var isWritable: Bool { self.context?.channel.isWritable ?? false }

@@ -3,11 +3,24 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// The upstream connections of one event loop: a `ConnectionPoolState` per endpoint, driven
-/// here. Only ever touched on its own event loop, so it needs no locks; every client connection
+/// The upstream connections of one event loop: a `ConnectionPoolState` per target (an endpoint,
+/// and the TLS context of an `https` cell), driven here. Only ever touched on its own event loop, so it needs no locks; every client connection
 /// served by the loop leases from it, which is what makes connections reusable across clients.
 final class UpstreamPool {
-    typealias LeaseResult = Result<UpstreamConnection, GatewayProblem>
+    typealias LeaseResult = Result<UpstreamConnection, LeaseFailure>
+
+    /// Why no connection was leased: the problem for the client, and the error behind it for
+    /// the operator's log (a TLS handshake failure says which check failed; the client is never
+    /// told).
+    struct LeaseFailure: Error {
+        let problem: GatewayProblem
+        let cause: (any Error)?
+
+        init(_ problem: GatewayProblem, cause: (any Error)? = nil) {
+            self.problem = problem
+            self.cause = cause
+        }
+    }
 
     /// Who asked for a connection, and for what: `requester` is told once, with `token`. A
     /// closure per lease cost allocations (its context, and a side table for each weak capture)
@@ -24,7 +37,7 @@ final class UpstreamPool {
     let eventLoop: any EventLoop
     private let settings: GatewaySettings.UpstreamPool
     private let connector: any UpstreamConnector
-    private var endpoints: [GatewaySettings.Endpoint: EndpointPool] = [:]
+    private var pools: [UpstreamTarget: EndpointPool] = [:]
     private var nextConnectionID = 0
     private var nextWaiterID = 0
     /// Closes connections idle for `idleTimeout`. One timer for the whole pool, set for the
@@ -45,7 +58,7 @@ final class UpstreamPool {
     /// Handle for a lease waiting for a free connection, to withdraw it when the client goes
     /// away first.
     struct LeaseTicket {
-        fileprivate var endpoint: GatewaySettings.Endpoint
+        fileprivate var target: UpstreamTarget
         fileprivate var waiter: Int
     }
 
@@ -57,9 +70,12 @@ final class UpstreamPool {
         var waiting = 0
     }
 
+    /// The targets the pool holds connections or waiters for.
+    var targets: Set<UpstreamTarget> { Set(self.pools.keys) }
+
     var occupancy: Occupancy {
         var total = Occupancy()
-        for pool in self.endpoints.values {
+        for pool in self.pools.values {
             total.open += pool.state.openCount
             total.idle += pool.state.idle.count
             total.waiting += pool.state.waiters.count
@@ -73,14 +89,14 @@ final class UpstreamPool {
         self.connector = connector
     }
 
-    /// Leases a connection to `endpoint`, connecting (or waiting for a free connection) for at
+    /// Leases a connection to `target`, connecting (or waiting for a free connection) for at
     /// most `connectTimeout`. The request is completed on this loop, possibly before `lease`
     /// returns (an idle connection is handed over at once). Returns a ticket when the request
     /// waits for a free connection.
     @discardableResult
-    func lease(_ endpoint: GatewaySettings.Endpoint, connectTimeout: Duration, for request: LeaseRequest) -> LeaseTicket? {
+    func lease(_ target: UpstreamTarget, connectTimeout: Duration, for request: LeaseRequest) -> LeaseTicket? {
         let connectTimeout = TimeAmount.milliseconds(connectTimeout.milliseconds)
-        let pool = self.pool(for: endpoint)
+        let pool = self.pool(for: target)
         let waiterID = self.nextWaiterID
         self.nextWaiterID += 1
         switch pool.state.lease(waiter: waiterID) {
@@ -90,22 +106,22 @@ final class UpstreamPool {
             request.complete(.success(connection))
             return nil
         case .connect:
-            self.connect(endpoint, pool: pool, timeout: connectTimeout, for: request)
+            self.connect(target, pool: pool, timeout: connectTimeout, for: request)
             return nil
         case .wait:
             // Waiting for a free connection is bounded like connecting: a saturated endpoint
             // answers quickly rather than queueing without limit.
             let timeout = self.eventLoop.assumeIsolated().scheduleTask(in: connectTimeout) { [weak pool] in
                 guard let pool, pool.state.cancel(waiter: waiterID), let waiter = pool.waiters.removeValue(forKey: waiterID) else { return }
-                waiter.request.complete(.failure(.upstreamBusy))
+                waiter.request.complete(.failure(LeaseFailure(.upstreamBusy)))
             }
             pool.waiters[waiterID] = (request, timeout, connectTimeout)
-            return LeaseTicket(endpoint: endpoint, waiter: waiterID)
+            return LeaseTicket(target: target, waiter: waiterID)
         }
     }
 
     func cancel(_ ticket: LeaseTicket) {
-        guard let pool = self.endpoints[ticket.endpoint], pool.state.cancel(waiter: ticket.waiter) else { return }
+        guard let pool = self.pools[ticket.target], pool.state.cancel(waiter: ticket.waiter) else { return }
         pool.waiters.removeValue(forKey: ticket.waiter)?.timeout.cancel()
     }
 
@@ -113,7 +129,7 @@ final class UpstreamPool {
     /// sides and the upstream allowed keep-alive.
     func release(_ connection: UpstreamConnection, reusable: Bool) {
         connection.delegate = nil
-        guard let pool = self.endpoints[connection.endpoint] else { return }
+        guard let pool = self.pools[connection.target] else { return }
         let keep = reusable && !connection.isClosed
         if keep { connection.completedExchanges += 1 }
         switch pool.state.release(connection.id, reusable: keep) {
@@ -130,13 +146,13 @@ final class UpstreamPool {
             pool.connections.removeValue(forKey: id)
             connection.onIdleClose = nil
             connection.close()
-            self.apply(then, endpoint: connection.endpoint, pool: pool)
+            self.apply(then, target: connection.target, pool: pool)
         }
     }
 
     private func idleClosed(_ id: Int, pool: EndpointPool) {
         guard let connection = pool.connections.removeValue(forKey: id) else { return }
-        self.apply(pool.state.idleClosed(id), endpoint: connection.endpoint, pool: pool)
+        self.apply(pool.state.idleClosed(id), target: connection.target, pool: pool)
     }
 
     /// Makes sure the idle sweep runs by `deadline`.
@@ -152,7 +168,7 @@ final class UpstreamPool {
         self.idleSweep = nil
         let now = self.eventLoop.now
         var next: NIODeadline?
-        for pool in self.endpoints.values {
+        for pool in self.pools.values {
             for connection in pool.connections.values {
                 guard let until = connection.idleUntil else { continue }
                 if until <= now {
@@ -166,34 +182,49 @@ final class UpstreamPool {
         if let next { self.sweepIdle(by: next) }
     }
 
-    private func apply(_ action: ConnectionPoolState.SlotAction, endpoint: GatewaySettings.Endpoint, pool: EndpointPool) {
-        guard case .connectFor(let waiterID) = action, let waiter = pool.waiters.removeValue(forKey: waiterID) else { return }
+    private func apply(_ action: ConnectionPoolState.SlotAction, target: UpstreamTarget, pool: EndpointPool) {
+        guard case .connectFor(let waiterID) = action, let waiter = pool.waiters.removeValue(forKey: waiterID) else {
+            self.forgetIfUnused(target, pool: pool)
+            return
+        }
         waiter.timeout.cancel()
-        self.connect(endpoint, pool: pool, timeout: waiter.connectTimeout, for: waiter.request)
+        self.connect(target, pool: pool, timeout: waiter.connectTimeout, for: waiter.request)
     }
 
-    private func pool(for endpoint: GatewaySettings.Endpoint) -> EndpointPool {
-        if let pool = self.endpoints[endpoint] { return pool }
+    /// A pool with no connection and no waiter is dropped: the next lease makes a new one. Pools
+    /// of targets no configuration names any more — an endpoint removed by a reload, or one
+    /// under a TLS context a reload replaced (which the target holds on to) — go once their
+    /// last connection closes, instead of piling up with every reload.
+    private func forgetIfUnused(_ target: UpstreamTarget, pool: EndpointPool) {
+        guard pool.state.openCount == 0, pool.state.waiters.isEmpty, self.pools[target] === pool else { return }
+        self.pools[target] = nil
+    }
+
+    /// The pool of `target`. `maxConnectionsPerEndpoint` bounds each target: for a moment after a
+    /// reload changed a cell's `tls`, connections made under the old context (finishing their
+    /// exchanges, or idle until their timeout) are open next to new ones.
+    private func pool(for target: UpstreamTarget) -> EndpointPool {
+        if let pool = self.pools[target] { return pool }
         let pool = EndpointPool(maxConnections: self.settings.maxConnectionsPerEndpoint)
-        self.endpoints[endpoint] = pool
+        self.pools[target] = pool
         return pool
     }
 
-    private func connect(_ endpoint: GatewaySettings.Endpoint, pool: EndpointPool, timeout: TimeAmount, for request: LeaseRequest) {
+    private func connect(_ target: UpstreamTarget, pool: EndpointPool, timeout: TimeAmount, for request: LeaseRequest) {
         let id = self.nextConnectionID
         self.nextConnectionID += 1
-        let connecting = self.connector.connect(to: endpoint, timeout: timeout, on: self.eventLoop) { channel in
+        let connecting = self.connector.connect(to: target, timeout: timeout, on: self.eventLoop) { channel in
             let sync = channel.pipeline.syncOperations
             try sync.addHTTPClientHandlers()
-            try sync.addHandler(UpstreamConnection(id: id, endpoint: endpoint))
+            try sync.addHandler(UpstreamConnection(id: id, target: target))
         }
         connecting.assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
                 guard let connection = try? channel.pipeline.syncOperations.handler(type: UpstreamConnection.self) else {
                     channel.close(promise: nil)
-                    self.apply(pool.state.connectFailed(), endpoint: endpoint, pool: pool)
-                    request.complete(.failure(.upstreamFailed))
+                    self.apply(pool.state.connectFailed(), target: target, pool: pool)
+                    request.complete(.failure(LeaseFailure(.upstreamFailed)))
                     return
                 }
                 pool.state.connected(id)
@@ -205,8 +236,8 @@ final class UpstreamPool {
                 }
                 request.complete(.success(connection))
             case .failure(let error):
-                self.apply(pool.state.connectFailed(), endpoint: endpoint, pool: pool)
-                request.complete(.failure(Self.problem(forConnectError: error)))
+                self.apply(pool.state.connectFailed(), target: target, pool: pool)
+                request.complete(.failure(LeaseFailure(Self.problem(forConnectError: error), cause: error)))
             }
         }
     }
@@ -214,6 +245,9 @@ final class UpstreamPool {
     static func problem(forConnectError error: any Error) -> GatewayProblem {
         if let channelError = error as? ChannelError, case .connectTimeout = channelError {
             return .upstreamConnectTimeout
+        }
+        if error is UpstreamTLSHandshakeError {
+            return .upstreamTlsFailed
         }
         return .upstreamUnreachable
     }

@@ -2,6 +2,8 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
+import NIOTLS
 
 /// A small HTTP/1.1 backend on loopback: the demo cells' endpoints, and the real upstream the
 /// end-to-end tests put behind the gateway. It streams in both directions with backpressure, so a
@@ -12,16 +14,55 @@ import NIOPosix
 ///   client drains them.
 /// - `GET /delay/MS` — answers after MS milliseconds.
 /// - `GET /close` — answers with `Connection: close` and closes.
-/// - `GET /stats` — connections accepted and requests served, as JSON.
+/// - `GET /stats` — connections accepted, TLS handshakes completed and requests served, as JSON.
 /// - `…/status/N` (any prefix, so it can sit under a gateway route) — the request as seen, with
 ///   status N (100…599).
 /// - anything else — the request as seen, with the status set by `answer(withStatus:)` (200
 ///   unless told otherwise, to play a failing backend that still accepts connections) (method, target, headers, body size, and whether the
 ///   body is the `BytePattern`) as JSON; the body is consumed as it streams, never buffered.
+///   Over TLS with a client certificate, the JSON names it (`clientCertificate`: its common
+///   name).
+///
+/// Started with `tls`, it speaks HTTPS only (a plain client fails its handshake).
 public final class DemoBackend: Sendable {
     public struct Statistics: Sendable, Equatable {
         public var connectionsAccepted = 0
+        /// TLS handshakes completed (TLS mode): one per connection that got as far as HTTP.
+        public var tlsHandshakes = 0
         public var requests = 0
+    }
+
+    /// The backend's TLS server side, from PEM text (the fixture takes no position on where
+    /// certificates come from).
+    public struct TLS: Sendable {
+        /// The server's certificate, then any intermediates.
+        public var certificateChainPEM: String
+        public var keyPEM: String
+        /// When set, a client must present a certificate signed by one of these CAs, or the
+        /// handshake fails (mutual TLS).
+        public var requiredClientCAPEM: String?
+        /// Offers TLS 1.2 only, to play a backend the gateway's `minimumVersion: TLSv1.3` refuses.
+        public var tls12Only: Bool
+
+        public init(certificateChainPEM: String, keyPEM: String, requiredClientCAPEM: String? = nil, tls12Only: Bool = false) {
+            self.certificateChainPEM = certificateChainPEM
+            self.keyPEM = keyPEM
+            self.requiredClientCAPEM = requiredClientCAPEM
+            self.tls12Only = tls12Only
+        }
+
+        func makeContext() throws -> NIOSSLContext {
+            let chain = try NIOSSLCertificate.fromPEMBytes(Array(self.certificateChainPEM.utf8)).map { NIOSSLCertificateSource.certificate($0) }
+            let key = try NIOSSLPrivateKey(bytes: Array(self.keyPEM.utf8), format: .pem)
+            var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+            if let clientCA = self.requiredClientCAPEM {
+                // Verifies the client's chain; a client has no host name to check.
+                configuration.certificateVerification = .noHostnameVerification
+                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(clientCA.utf8)))
+            }
+            if self.tls12Only { configuration.maximumTLSVersion = .tlsv12 }
+            return try NIOSSLContext(configuration: configuration)
+        }
     }
 
     public let name: String
@@ -44,10 +85,12 @@ public final class DemoBackend: Sendable {
         self.connections = connections
     }
 
-    public static func start(name: String, host: String = "127.0.0.1", port: Int = 0, group: any EventLoopGroup) async throws -> DemoBackend {
+    /// With `tls`, every connection is TLS (its context built once, here).
+    public static func start(name: String, host: String = "127.0.0.1", port: Int = 0, group: any EventLoopGroup, tls: TLS? = nil) async throws -> DemoBackend {
         let counters = NIOLockedValueBox(Statistics())
         let connections = NIOLockedValueBox([ObjectIdentifier: any Channel]())
         let status = NIOLockedValueBox(200)
+        let tlsContext = try tls?.makeContext()
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -56,6 +99,10 @@ public final class DemoBackend: Sendable {
                 connections.withLockedValue { $0[ObjectIdentifier(channel)] = channel }
                 channel.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(channel)) } }
                 return channel.eventLoop.makeCompletedFuture {
+                    if let tlsContext {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tlsContext))
+                        try channel.pipeline.syncOperations.addHandler(HandshakeCounter(counters: counters))
+                    }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(BackendHandler(name: name, counters: counters, status: status))
                 }
@@ -76,6 +123,28 @@ public final class DemoBackend: Sendable {
         for connection in self.connections.withLockedValue({ Array($0.values) }) {
             try? await connection.close()
         }
+    }
+}
+
+/// Counts completed TLS handshakes; a failed one is only a closed connection.
+private final class HandshakeCounter: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+    private let counters: NIOLockedValueBox<DemoBackend.Statistics>
+
+    init(counters: NIOLockedValueBox<DemoBackend.Statistics>) {
+        self.counters = counters
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? TLSUserEvent, case .handshakeCompleted = event {
+            self.counters.withLockedValue { $0.tlsHandshakes += 1 }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A refused handshake (untrusted or missing client certificate) closes the connection.
+        context.close(promise: nil)
     }
 }
 
@@ -130,12 +199,12 @@ private final class BackendHandler: ChannelInboundHandler {
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             context.eventLoop.scheduleTask(in: .milliseconds(milliseconds)) {
                 let (handler, context) = loopBound.value
-                handler.sendJSON(handler.describe(head), head: head, context: context, status: handler.status.withLockedValue { $0 })
+                handler.sendJSON(handler.describe(head, context: context), head: head, context: context, status: handler.status.withLockedValue { $0 })
             }
             return
         }
         if parts.count >= 2, parts[parts.count - 2] == "status", let status = Int(parts[parts.count - 1]), (100...599).contains(status) {
-            self.sendJSON(self.describe(head), head: head, context: context, status: status)
+            self.sendJSON(self.describe(head, context: context), head: head, context: context, status: status)
             return
         }
         if path == "/close" {
@@ -144,16 +213,25 @@ private final class BackendHandler: ChannelInboundHandler {
         }
         if path == "/stats" {
             let stats = self.counters.withLockedValue { $0 }
-            self.sendJSON("{\"connectionsAccepted\":\(stats.connectionsAccepted),\"requests\":\(stats.requests)}", head: head, context: context)
+            self.sendJSON(
+                "{\"connectionsAccepted\":\(stats.connectionsAccepted),\"tlsHandshakes\":\(stats.tlsHandshakes),\"requests\":\(stats.requests)}",
+                head: head, context: context
+            )
             return
         }
-        self.sendJSON(self.describe(head), head: head, context: context, status: self.status.withLockedValue { $0 })
+        self.sendJSON(self.describe(head, context: context), head: head, context: context, status: self.status.withLockedValue { $0 })
     }
 
-    private func describe(_ head: HTTPRequestHead) -> String {
+    private func describe(_ head: HTTPRequestHead, context: ChannelHandlerContext) -> String {
         let headers = head.headers.map { "[\(Self.quote($0.name)),\(Self.quote($0.value))]" }.joined(separator: ",")
+        var client = ""
+        if let certificate = try? context.pipeline.syncOperations.nioSSL_peerCertificate(),
+            let name = certificate.subjectName.first(where: { $0.type == .commonName })
+        {
+            client = ",\"clientCertificate\":\(Self.quote(name.value))"
+        }
         return "{\"backend\":\(Self.quote(self.name)),\"method\":\(Self.quote(head.method.rawValue)),\"uri\":\(Self.quote(head.uri)),"
-            + "\"headers\":[\(headers)],\"bodyBytes\":\(self.bodyBytes),\"bodyIsPattern\":\(self.bodyIsPattern)}"
+            + "\"headers\":[\(headers)],\"bodyBytes\":\(self.bodyBytes),\"bodyIsPattern\":\(self.bodyIsPattern)\(client)}"
     }
 
     private func sendJSON(_ json: String, head: HTTPRequestHead, context: ChannelHandlerContext, close: Bool = false, status: Int = 200) {

@@ -42,16 +42,6 @@ final class CellRoutingTests: GatewayTestCase {
         self.gateway = try GatewayProcess(settings: gatewaySettings(endpoints: [], cells: self.singleCell(healthCheck: healthCheck)))
     }
 
-    /// Polls `probe` until it returns true, for at most `seconds`.
-    private func eventually(_ seconds: Double, _ probe: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try probe() { return true }
-            usleep(50_000)
-        }
-        return false
-    }
-
     func testAnEndpointGoingDownLosesNoRequestAndComesBackWhenRestarted() async throws {
         try await self.startSingleCellGateway(backends: 2, healthCheck: false, asProcesses: true)
         self.processes[0].kill()

@@ -1,3 +1,4 @@
+import Foundation
 import NIOPosix
 import UpstreamFixtures
 import XCTest
@@ -33,6 +34,16 @@ class GatewayTestCase: XCTestCase {
     }
 
     var port: Int { self.gateway.port }
+
+    /// Polls `probe` until it returns true, for at most `seconds`.
+    func eventually(_ seconds: Double, _ probe: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try probe() { return true }
+            usleep(50_000)
+        }
+        return false
+    }
 
     /// A gateway in front of the running backends with `tree` as its tenant tree, and `extra`
     /// settings (an issuer, `redis`, …) after the defaults.

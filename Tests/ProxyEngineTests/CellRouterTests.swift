@@ -38,7 +38,7 @@ final class CellRouterTests: XCTestCase {
     }
 
     private func port(_ start: CellRouter.AttemptStart) -> Int? {
-        if case .go(let endpoint, _, _) = start { return endpoint.port }
+        if case .go(let target, _, _) = start { return target.endpoint.port }
         return nil
     }
 

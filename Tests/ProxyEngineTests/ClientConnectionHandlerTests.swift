@@ -338,7 +338,7 @@ private final class Flag {
 }
 
 /// Collects what the handler logs, so a test can see which request id a rejection was logged with.
-private final class LogRecorder: @unchecked Sendable {
+final class LogRecorder: @unchecked Sendable {
     struct Rejection {
         var requestID: String?
         var problem: String?
@@ -351,6 +351,16 @@ private final class LogRecorder: @unchecked Sendable {
         self.lock.withLock { self.entries.append(event) }
     }
 
+    /// Every line as "message key=value …", keys in order.
+    var lines: [String] {
+        self.lock.withLock {
+            self.entries.map { event in
+                let fields = (event.metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                return ([event.message.description] + fields).joined(separator: " ")
+            }
+        }
+    }
+
     /// The "request rejected" lines: answers given without an exchange.
     var rejections: [Rejection] {
         self.lock.withLock {
@@ -361,7 +371,7 @@ private final class LogRecorder: @unchecked Sendable {
     }
 }
 
-private struct RecordingLogHandler: LogHandler {
+struct RecordingLogHandler: LogHandler {
     let recorder: LogRecorder
     var metadata: Logger.Metadata = [:]
     var logLevel: Logger.Level = .trace

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
+import NIOSSL
 import XCTest
 @testable import GatewayConfig
 @testable import ProxyEngine
@@ -14,7 +15,7 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
     private static let endpointA = GatewaySettings.Endpoint(host: "127.0.0.1", port: 9001)
     private static let endpointB = GatewaySettings.Endpoint(host: "127.0.0.1", port: 9002)
 
-    private static func settings(endpoints: [GatewaySettings.Endpoint], fallback: [GatewaySettings.Endpoint] = []) -> GatewaySettings {
+    private static func settings(endpoints: [GatewaySettings.Endpoint], fallback: [GatewaySettings.Endpoint] = [], tls: GatewaySettings.CellTLS? = nil) -> GatewaySettings {
         var timeouts = SettingsLoader.defaultTimeouts
         timeouts.upstreamConnect = .seconds(2)
         timeouts.upstreamResponse = .seconds(30)
@@ -25,7 +26,7 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
             timeouts: timeouts,
             upstreamPool: SettingsLoader.defaultPool,
             forwarding: SettingsLoader.defaultForwarding,
-            cells: [.init(id: "cell-a", kind: .pooled, region: "local", endpoints: endpoints, fallback: fallback.isEmpty ? [] : ["cell-b"])]
+            cells: [.init(id: "cell-a", kind: .pooled, region: "local", endpoints: endpoints, fallback: fallback.isEmpty ? [] : ["cell-b"], tls: tls)]
                 + (fallback.isEmpty ? [] : [.init(id: "cell-b", kind: .pooled, region: "local", endpoints: fallback)]),
             defaultCell: "cell-a"
         )
@@ -34,19 +35,25 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
     private var loop: EmbeddedEventLoop!
     private var client: EmbeddedChannel!
     private var upstreams: EmbeddedUpstreams!
+    private var logs: LogRecorder!
+    private var environment: ProxyEnvironment!
 
-    private func start(endpoints: [GatewaySettings.Endpoint] = [endpointA], fallback: [GatewaySettings.Endpoint] = []) throws {
+    /// With `tls`, cell A's endpoints are `https` with that context.
+    private func start(endpoints: [GatewaySettings.Endpoint] = [endpointA], fallback: [GatewaySettings.Endpoint] = [], tls: UpstreamTLSContext? = nil) throws {
         self.loop = EmbeddedEventLoop()
         self.upstreams = EmbeddedUpstreams(loop: self.loop)
         self.client = EmbeddedChannel(loop: self.loop)
-        let settings = Self.settings(endpoints: endpoints, fallback: fallback)
+        self.logs = LogRecorder()
+        let logs = self.logs!
+        let settings = Self.settings(endpoints: endpoints, fallback: fallback, tls: tls?.settings)
         let environment = ProxyEnvironment(
-            configuration: GatewayConfiguration(settings: settings, tenants: nil, files: []),
+            configuration: GatewayConfiguration(settings: settings, tenants: nil, files: [], upstreamTLS: tls.map { ["cell-a": $0] } ?? [:]),
             generation: 1,
             pool: UpstreamPool(eventLoop: self.loop, settings: settings.upstreamPool, connector: self.upstreams),
-            logger: Logger(label: "exchange-test") { _ in SwiftLogNoOpLogHandler() },
+            logger: Logger(label: "exchange-test") { _ in RecordingLogHandler(recorder: logs) },
             scheme: "http"
         )
+        self.environment = environment
         try GatewayServer.configureClientPipeline(self.client.pipeline.syncOperations, environment: environment)
         try self.client.connect(to: SocketAddress(ipAddress: "198.51.100.7", port: 40000)).wait()
     }
@@ -191,6 +198,112 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
         XCTAssertEqual(self.upstreams.opened.count, 2)
     }
 
+    // MARK: - TLS upstreams
+
+    func testConnectionsToAnHTTPSCellAreOpenedWithItsContextAndReused() throws {
+        let tls = try UpstreamTLSContext(settings: .init(serverName: "cell-a.internal"))
+        try self.start(tls: tls)
+        try self.assertAGetIsServed(byPort: 9001)
+        try self.client.writeInbound(ByteBuffer(string: "GET /again HTTP/1.1\r\nHost: erp.test\r\n\r\n"))
+        XCTAssertEqual(self.upstreams.opened.count, 1, "keep-alive over TLS: the pooled connection is reused")
+        XCTAssertTrue(self.upstreams.contexts.first! === tls)
+    }
+
+    func testAReloadThatChangesTheCellsTLSConnectsAnewAndOneThatKeepsItReuses() throws {
+        let before = try UpstreamTLSContext(settings: .init(serverName: "cell-a.internal"))
+        let after = try UpstreamTLSContext(settings: .init(serverName: "cell-a.internal", minimumVersion: .tls13))
+        try self.start(tls: before)
+        func install(_ context: UpstreamTLSContext) {
+            let settings = Self.settings(endpoints: [Self.endpointA], tls: context.settings)
+            self.environment.configuration = GatewayConfiguration(settings: settings, tenants: nil, files: [], upstreamTLS: ["cell-a": context])
+        }
+        func get() throws {
+            try self.client.writeInbound(ByteBuffer(string: "GET /ledger HTTP/1.1\r\nHost: erp.test\r\n\r\n"))
+            let upstream = try XCTUnwrap(self.upstreams.opened.last).channel
+            _ = try upstream.text()
+            try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+            XCTAssertEqual(try self.client.responses().map(\.status), [200])
+        }
+        try get()
+        install(after)
+        try get()
+        XCTAssertEqual(self.upstreams.opened.count, 2, "the idle connection made under the old settings is not reused")
+        XCTAssertTrue(self.upstreams.contexts[1] === after)
+        install(after)
+        try get()
+        XCTAssertEqual(self.upstreams.opened.count, 2, "settings as they were: the pooled connection is reused")
+
+        // The connection made under the old settings closes at its idle timeout, and its pool
+        // (which holds the old context) goes with it.
+        XCTAssertEqual(self.environment.pool.targets.count, 2)
+        let idle = TimeAmount.milliseconds(SettingsLoader.defaultPool.idleTimeout.milliseconds)
+        self.loop.advanceTime(by: idle - .seconds(1))
+        try get()  // keeps the new connection in use
+        self.loop.advanceTime(by: .seconds(1))
+        XCTAssertFalse(self.upstreams.opened[0].channel.isActive)
+        XCTAssertTrue(self.upstreams.opened[1].channel.isActive)
+        XCTAssertEqual(self.environment.pool.targets, [UpstreamTarget(Self.endpointA, tls: after)])
+    }
+
+    func testAFailedHandshakeIsRetriedElsewhereLikeARefusedConnection() throws {
+        try self.start(endpoints: [Self.endpointA], fallback: [Self.endpointB], tls: try UpstreamTLSContext(settings: .init()))
+        self.upstreams.handshakeFails = [9001: "certificate verify failed"]
+        // A POST with a body: the endpoint never saw it, so even this is retried.
+        try self.client.writeInbound(ByteBuffer(string: "POST /ledger HTTP/1.1\r\nHost: erp.test\r\nContent-Length: 2\r\n\r\nhi"))
+        let upstream = try XCTUnwrap(self.upstreams.opened.first)
+        XCTAssertEqual(upstream.port, 9002)
+        try upstream.channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+        XCTAssertEqual(try self.client.responses().map(\.status), [200])
+    }
+
+    func testAFailedHandshakeWithNoRetryLeftIs502WithoutTheReasonWhichIsLogged() throws {
+        try self.start(tls: try UpstreamTLSContext(settings: .init(serverName: "cell-a.internal")))
+        self.upstreams.handshakeFails = [9001: "handshakeFailed(sslError([Error: 268435581 error:1000007d:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED]))"]
+        try self.client.writeInbound(ByteBuffer(string: "GET /ledger HTTP/1.1\r\nHost: erp.test\r\n\r\n"))
+        let response = try XCTUnwrap(try self.client.responses().first)
+        XCTAssertEqual(response.status, 502)
+        XCTAssertTrue(response.body.contains("urn:erp-gateway:problem:upstream-tls-failed"), response.body)
+        for secret in ["CERTIFICATE_VERIFY_FAILED", "cell-a.internal", "127.0.0.1", "SSL"] {
+            XCTAssertFalse(response.body.contains(secret), "the answer says nothing of \(secret): \(response.body)")
+        }
+        XCTAssertTrue(self.client.isActive, "the client connection stays usable")
+        let warning = try XCTUnwrap(self.logs.lines.first { $0.hasPrefix("TLS with upstream https://127.0.0.1:9001 of cell cell-a failed") }, "\(self.logs.lines)")
+        XCTAssertTrue(warning.contains("CERTIFICATE_VERIFY_FAILED") && warning.contains("server-name=cell-a.internal"), warning)
+    }
+
+    func testATLSRefusalAfterTheHandshakeIs502AndRetriedOnlyLikeAConnectionLostBeforeTheAnswer() throws {
+        // TLS 1.3: a missing client certificate is refused after the client's side of the
+        // handshake, as an alert on the first read.
+        try self.start(endpoints: [Self.endpointA, Self.endpointB], tls: try UpstreamTLSContext(settings: .init()))
+        try self.client.writeInbound(ByteBuffer(string: "POST /ledger HTTP/1.1\r\nHost: erp.test\r\nContent-Length: 2\r\n\r\nhi"))
+        let first = try XCTUnwrap(self.upstreams.opened.first)
+        first.channel.pipeline.fireErrorCaught(BoringSSLError.sslError([]))
+        XCTAssertEqual(self.upstreams.opened.count, 1, "the request may have reached the backend's TLS layer: a POST is not sent again")
+        let responses = try self.client.responses()
+        XCTAssertEqual(responses.map(\.status), [502])
+        XCTAssertTrue(responses.first?.body.contains("upstream-tls-failed") == true, responses.first?.body ?? "")
+        XCTAssertTrue(self.logs.lines.contains { $0.hasPrefix("TLS with upstream") }, "\(self.logs.lines)")
+
+        // A GET is retried on the other endpoint.
+        try self.client.writeInbound(ByteBuffer(string: "GET /ledger HTTP/1.1\r\nHost: erp.test\r\n\r\n"))
+        let second = try XCTUnwrap(self.upstreams.opened.last)
+        second.channel.pipeline.fireErrorCaught(BoringSSLError.sslError([]))
+        let third = try XCTUnwrap(self.upstreams.opened.last)
+        XCTAssertNotEqual(third.port, second.port)
+        try third.channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+        XCTAssertEqual(try self.client.responses().map(\.status), [200])
+    }
+
+    func testAnUpstreamGoingAwayWithoutTLSClosingIsNotATLSFailure() throws {
+        try self.start(tls: try UpstreamTLSContext(settings: .init()))
+        try self.client.writeInbound(ByteBuffer(string: "POST /ledger HTTP/1.1\r\nHost: erp.test\r\nContent-Length: 2\r\n\r\nhi"))
+        let upstream = try XCTUnwrap(self.upstreams.opened.first)
+        upstream.channel.pipeline.fireErrorCaught(NIOSSLError.uncleanShutdown)
+        let responses = try self.client.responses()
+        XCTAssertEqual(responses.map(\.status), [502])
+        XCTAssertTrue(responses.first?.body.contains("upstream-failed") == true, responses.first?.body ?? "")
+    }
+
     // MARK: - Helpers
 
     /// A GET reaches the first upstream connection opened, on `port`, and its 200 is relayed.
@@ -212,19 +325,27 @@ final class EmbeddedUpstreams: UpstreamConnector {
     var refuse: Set<Int> = []
     /// Ports whose connection attempts never complete.
     var hang: Set<Int> = []
+    /// Ports whose TLS handshake fails, with this reason.
+    var handshakeFails: [Int: String] = [:]
     /// The connections opened, in order.
     private(set) var opened: [(port: Int, channel: EmbeddedChannel)] = []
+    /// The TLS context each connection was opened with, in order.
+    private(set) var contexts: [UpstreamTLSContext?] = []
 
     init(loop: EmbeddedEventLoop) {
         self.loop = loop
     }
 
     func connect(
-        to endpoint: GatewaySettings.Endpoint, timeout: TimeAmount, on eventLoop: any EventLoop,
-        initialize: @escaping (any Channel) throws -> Void
+        to target: UpstreamTarget, timeout: TimeAmount, on eventLoop: any EventLoop,
+        initialize: @escaping @Sendable (any Channel) throws -> Void
     ) -> EventLoopFuture<any Channel> {
+        let endpoint = target.endpoint
         if self.refuse.contains(endpoint.port) {
             return eventLoop.makeFailedFuture(IOError(errnoCode: ECONNREFUSED, reason: "connect"))
+        }
+        if let reason = self.handshakeFails[endpoint.port] {
+            return eventLoop.makeFailedFuture(UpstreamTLSHandshakeError(HandshakeRefused(reason: reason)))
         }
         if self.hang.contains(endpoint.port) {
             let promise = eventLoop.makePromise(of: (any Channel).self)
@@ -239,6 +360,12 @@ final class EmbeddedUpstreams: UpstreamConnector {
             return eventLoop.makeFailedFuture(error)
         }
         self.opened.append((endpoint.port, channel))
+        self.contexts.append(target.tls)
         return eventLoop.makeSucceededFuture(channel)
+    }
+
+    struct HandshakeRefused: Error, CustomStringConvertible {
+        let reason: String
+        var description: String { self.reason }
     }
 }

@@ -20,6 +20,7 @@ final class GatewayProblemTests: XCTestCase {
         (.upstreamConnectTimeout, 504, "upstream-connect-timeout", .upstream, false),
         (.upstreamTimeout, 504, "upstream-timeout", .upstream, false),
         (.upstreamBusy, 503, "upstream-busy", .upstream, false),
+        (.upstreamTlsFailed, 502, "upstream-tls-failed", .upstream, false),
     ]
 
     func testEachProblemHasItsDocumentedStatusSlugOriginAndClosing() {
