@@ -30,7 +30,8 @@ final class CertificateInspectionTests: XCTestCase {
         XCTAssertThrowsProblem(try CertificateInspection.inspect(chainPEM: "", keyPEM: issued.keyPEM, now: self.now), .noCertificate)
         XCTAssertThrowsProblem(try CertificateInspection.inspect(chainPEM: issued.chainPEM, keyPEM: "nonsense", now: self.now), .unreadableKey)
         XCTAssertThrowsProblem(try CertificateInspection.inspect(chainPEM: issued.chainPEM, keyPEM: other.pem, now: self.now), .keyDoesNotMatch)
-        let broken = issued.certificatePEM.replacingOccurrences(of: "\n-----END CERTIFICATE", with: "AAAA\n-----END CERTIFICATE")
+        // The outer SEQUENCE's tag and length zeroed: no DER left to read.
+        let broken = issued.certificatePEM.replacingOccurrences(of: "-----BEGIN CERTIFICATE-----\nMII", with: "-----BEGIN CERTIFICATE-----\nAAA")
         XCTAssertThrowsProblem(try CertificateInspection.inspect(chainPEM: broken, keyPEM: issued.keyPEM, now: self.now), .unreadableCertificate(position: 0))
         // The CA first, then the leaf: the key matches neither order's expectation.
         let reversed = Self.authority.certificatePEM + issued.certificatePEM
