@@ -37,7 +37,7 @@ public struct GatewayConfiguration: Sendable {
             )
             return GatewayConfiguration(
                 settings: settings, tenants: nil, authentication: authentication,
-                files: [path] + AuthenticationConfiguration.keyFiles(settings.platformIssuers)
+                files: [path] + AuthenticationConfiguration.keyFiles(settings.platformIssuers) + (settings.listener.tls?.files ?? [])
             )
         }
         let document = try TenantTreeLoader.loadDocument(path: treePath, cells: settings.cells)
@@ -65,7 +65,7 @@ public struct GatewayConfiguration: Sendable {
         let keyFiles = AuthenticationConfiguration.keyFiles(settings.platformIssuers + document.issuers + (settings.admin?.issuers ?? []))
         return GatewayConfiguration(
             settings: settings, tenants: snapshot, authentication: authentication, adminVerifier: adminVerifier,
-            files: [settingsPath] + treeFiles + keyFiles
+            files: [settingsPath] + treeFiles + keyFiles + (settings.listener.tls?.files ?? [])
         )
     }
 

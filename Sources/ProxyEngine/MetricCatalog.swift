@@ -26,6 +26,9 @@ public enum MetricCatalog {
     public static let configurationReloads = "erp_gateway_configuration_reloads_total"
     public static let adminWrites = "erp_gateway_admin_writes_total"
     public static let ready = "erp_gateway_ready"
+    /// One series per certificate the listener presents (`name`: its first DNS name, `source`:
+    /// `file` or `uploaded`): bounded by the certificates configured and uploaded.
+    public static let tlsCertificateExpiry = "erp_gateway_tls_certificate_expiry_timestamp_seconds"
 
     /// What the gateway adds is sub-millisecond when healthy: fine buckets below 1 ms.
     public static let addedLatencyBuckets: [Duration] = [
@@ -65,6 +68,7 @@ public enum MetricCatalog {
         configurationReloads: "Reloads and tenant-tree revisions, applied or rejected.",
         adminWrites: "Admin API writes by kind and result.",
         ready: "1 when /readyz would answer 200, else 0.",
+        tlsCertificateExpiry: "When each TLS certificate the listener presents expires, in seconds since 1970, by its first name and source.",
     ]
 
     /// The exposition with a `# HELP` line before each family's `# TYPE` line. The swift-metrics

@@ -2,6 +2,7 @@ import AccessLog
 import AdminAPI
 import ArgumentParser
 import Dispatch
+import EdgeTLS
 import GatewayConfig
 import Logging
 import NIOCore
@@ -44,6 +45,16 @@ struct Serve: AsyncParsableCommand {
 
         var initial = try loadConfigurationOrExit(path: self.config)
         let settings = initial.settings
+        // The listener's certificates are checked before anything starts, like the settings.
+        var tlsFiles: EdgeTLS.LoadedFiles?
+        if let tls = settings.listener.tls {
+            do {
+                tlsFiles = try EdgeTLS.loadFiles(tls, source: self.config)
+            } catch {
+                printToStandardError(error.description)
+                throw ExitCode(2)
+            }
+        }
         let events = ServeEvents.start(watchInterval: self.watchIntervalMs)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: settings.listener.eventLoops ?? System.coreCount)
@@ -63,6 +74,12 @@ struct Serve: AsyncParsableCommand {
                 throw ExitCode(1)
             }
         }
+        // TLS at the listener: the files' certificates now, uploads later; the expiry gauge needs
+        // the metrics backend bootstrapped above.
+        let edgeTLS = tlsFiles.map { files in
+            EdgeTLS(files: files, logger: logger, gauges: ops.map { CertificateExpiryGauges(factory: $0.factory, label: MetricCatalog.tlsCertificateExpiry) })
+        }
+
         // The shared store: quotas and revocations. Unreachable at start is fine (the client
         // reconnects by itself); an unusable URL means both are off, said loudly.
         var redis: (client: RedisClient, url: RedisURL, prefix: String)?
@@ -131,7 +148,7 @@ struct Serve: AsyncParsableCommand {
             started = try await GatewayServer.start(
                 configuration: initial, group: group, quotas: redis.map { QuotaAdmission(redis: $0.client, prefix: $0.prefix, usageRetentionDays: settings.usageRetentionDays) },
                 usage: usage, logger: logger,
-                observer: observer, metrics: ops?.factory
+                observer: observer, metrics: ops?.factory, tls: edgeTLS
             )
         } catch {
             logger.critical("cannot start the listener", metadata: ["address": "\(settings.listener.address):\(settings.listener.port)", "error": "\(error)"])
@@ -156,7 +173,12 @@ struct Serve: AsyncParsableCommand {
                 feed?.start()
                 logger.notice("revocation feed started", metadata: ["redis": "\(redis.url)"])
             }
-            await Self.serve(server, initial: initial, path: self.config, events: events, latest: administration?.latest, ops: ops, logger: logger)
+            // Certificates near their end are logged again every day.
+            let expiryWatch = edgeTLS?.watchExpiry(on: group.next())
+            await Self.serve(
+                server, initial: initial, path: self.config, events: events, latest: administration?.latest, tls: edgeTLS, ops: ops, logger: logger
+            )
+            expiryWatch?.cancel()
             // After the drain, so the requests that finished during it are in the last figures.
             await health?.shutdown()
             await administration?.shutdown()
@@ -177,22 +199,25 @@ struct Serve: AsyncParsableCommand {
 extension Serve {
     /// Serves until SIGTERM or SIGINT, reloading on SIGHUP and file changes, then drains.
     static func serve(
-        _ server: GatewayServer, initial: GatewayConfiguration, path: String, events: ServeEvents, latest: LatestTree?, ops: OpsListener?,
-        logger: Logger
+        _ server: GatewayServer, initial: GatewayConfiguration, path: String, events: ServeEvents, latest: LatestTree?, tls: EdgeTLS?,
+        ops: OpsListener?, logger: Logger
     ) async {
         logger.notice("listening", metadata: [
             "address": "\(server.localAddress.map { "\($0)" } ?? "?")",
             "tenants": "\(initial.tenants?.nodeCount ?? 0)",
             "generation": "1",
+            "tls": "\(tls != nil)",
         ])
 
-        var reloader = Reloader(path: path, current: initial, latest: latest, logger: logger)
+        var reloader = Reloader(path: path, current: initial, latest: latest, servesTLS: tls != nil, logger: logger)
         events.watch(reloader.fingerprintFiles)
         for await event in events.stream {
             switch event {
             case .reload(let reason):
                 if let next = reloader.reload(reason: reason) {
                     await server.install(next.configuration, generation: next.generation)
+                    // New handshakes present the new certificates; open connections keep theirs.
+                    if let files = next.tlsFiles { tls?.install(files) }
                     ops?.installed(generation: next.generation)
                     logger.notice("configuration reloaded", metadata: [
                         "reason": "\(reason)", "generation": "\(next.generation)", "tenants": "\(next.configuration.tenants?.nodeCount ?? 0)",
@@ -231,13 +256,16 @@ struct Reloader {
     /// With the admin API: the store's newest tree, which replaces the tree file.
     let latest: LatestTree?
     private(set) var installedRevision: Int64
+    /// The listener terminates TLS: a reload reads its certificate files again.
+    let servesTLS: Bool
     let logger: Logger
 
-    init(path: String, current: GatewayConfiguration, latest: LatestTree?, logger: Logger) {
+    init(path: String, current: GatewayConfiguration, latest: LatestTree?, servesTLS: Bool = false, logger: Logger) {
         self.path = path
         self.current = current
         self.latest = latest
         self.installedRevision = latest?.current.revision ?? 0
+        self.servesTLS = servesTLS
         self.logger = logger
     }
 
@@ -252,8 +280,12 @@ struct Reloader {
 
     var fingerprintFiles: [String] { self.current.files }
 
-    mutating func reload(reason: String) -> (configuration: GatewayConfiguration, generation: Int)? {
+    /// The next configuration and, with TLS, the certificate files read again — both loaded
+    /// and checked, installed together or not at all: a certificate file that cannot be served
+    /// rejects the reload, and the certificates in force keep serving.
+    mutating func reload(reason: String) -> (configuration: GatewayConfiguration, generation: Int, tlsFiles: EdgeTLS.LoadedFiles?)? {
         let next: GatewayConfiguration
+        var tlsFiles: EdgeTLS.LoadedFiles?
         do {
             if let latest = self.latest {
                 // The settings file is read again; the tree stays the store's.
@@ -265,6 +297,9 @@ struct Reloader {
             } else {
                 next = try GatewayConfiguration.load(path: self.path)
             }
+            if self.servesTLS, let tls = next.settings.listener.tls {
+                tlsFiles = try EdgeTLS.loadFiles(tls, source: self.path)
+            }
         } catch {
             self.logger.error("configuration rejected; still serving the previous one", metadata: [
                 "reason": "\(reason)", "generation": "\(self.generation)", "errors": "\(error.issues.count)",
@@ -274,7 +309,8 @@ struct Reloader {
             }
             return nil
         }
-        if next.settings.listener != self.current.settings.listener || next.settings.upstreamPool != self.current.settings.upstreamPool
+        if Self.fixedAtStart(next.settings.listener) != Self.fixedAtStart(self.current.settings.listener)
+            || next.settings.upstreamPool != self.current.settings.upstreamPool
             || next.settings.redis != self.current.settings.redis || next.settings.ops != self.current.settings.ops
         {
             self.logger.warning("listener, upstreamPool, redis and ops changes take effect at the next restart")
@@ -287,7 +323,16 @@ struct Reloader {
         }
         self.current = next
         self.generation += 1
-        return (next, self.generation)
+        return (next, self.generation, tlsFiles)
+    }
+
+    /// The listener as it binds: its certificate files are read again at every reload; the rest
+    /// of it (address, port, loops, whether and from which version TLS is spoken) is fixed.
+    static func fixedAtStart(_ listener: GatewaySettings.Listener) -> GatewaySettings.Listener {
+        var fixed = listener
+        fixed.tls?.defaultCertificate = .init(certificate: "", key: "", settingsKey: "")
+        fixed.tls?.certificates = []
+        return fixed
     }
 }
 

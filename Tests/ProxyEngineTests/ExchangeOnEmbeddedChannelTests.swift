@@ -44,8 +44,7 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
             configuration: GatewayConfiguration(settings: settings, tenants: nil, files: []),
             generation: 1,
             pool: UpstreamPool(eventLoop: self.loop, settings: settings.upstreamPool, connector: self.upstreams),
-            logger: Logger(label: "exchange-test") { _ in SwiftLogNoOpLogHandler() },
-            scheme: "http"
+            logger: Logger(label: "exchange-test") { _ in SwiftLogNoOpLogHandler() }
         )
         try GatewayServer.configureClientPipeline(self.client.pipeline.syncOperations, environment: environment)
         try self.client.connect(to: SocketAddress(ipAddress: "198.51.100.7", port: 40000)).wait()
