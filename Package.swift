@@ -216,6 +216,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOTLS", package: "swift-nio"),
         ]),
         .testTarget(name: "ObservabilityTests", dependencies: [
             "AccessLog", "TraceExport", "ProxyEngine", "GatewayConfig", "Hierarchy",

@@ -176,7 +176,8 @@ public final class EdgeTLS: Sendable {
         self.gauges?.record(certificates)
     }
 
-    static func utc(_ seconds: Int64) -> String {
+    /// `2026-12-08T10:17:43Z`: how dates are written in logs and in `check`.
+    public static func utc(_ seconds: Int64) -> String {
         Date(timeIntervalSince1970: TimeInterval(seconds)).ISO8601Format()
     }
 
