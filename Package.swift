@@ -195,10 +195,7 @@ let package = Package(
         .testTarget(name: "EdgeTLSTests", dependencies: [
             "EdgeTLS", "GatewayConfig", "TestCertificateAuthority",
             .product(name: "Logging", package: "swift-log"),
-            .product(name: "Metrics", package: "swift-metrics"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "Hierarchy"]),
         .testTarget(name: "AdminAPITests", dependencies: [
