@@ -7,10 +7,11 @@
 # Environment: CONNECTIONS (wrk's, default 32), IDLE (connections held open for the memory
 # figure, default 5000; 0 skips it), KEEP (=1 keeps the work directory).
 #
-# Starts, each pinned to core 0: an nginx upstream answering a small JSON body, nginx as a TLS
-# reverse proxy (one worker; TLS 1.2 and 1.3, the gateway's TLS 1.2 suites, a shared session
-# cache and tickets) and the gateway (release build, one event loop, proxy only, `listener.tls`
-# with the same files). Clients run on core 1:
+# Starts, each pinned to core 0: an nginx upstream answering a small JSON body, nginx as a
+# reverse proxy (one worker) twice: with TLS (1.2 and 1.3, the gateway's TLS 1.2 suites, a shared
+# session cache and tickets) and plain; and the gateway (release build, one event loop, proxy
+# only) twice: with `listener.tls` on the same files, and plain. The plain listeners show
+# what TLS itself adds to each server. Clients run on core 1:
 #
 # - handshakes per second, full and resumed: `openssl s_time`, which opens a connection, does
 #   the handshake and closes, as many times as it can in the time given (`-new`: full handshakes;
@@ -20,10 +21,11 @@
 #   servers' CPU per handshake (from /proc, as bench/compare.sh measures it) is the figure to
 #   compare; the rate is shown for both alike.
 # - HTTP/1.1 over TLS: wrk over https with keep-alive connections (the handshake once per
-#   connection), requests per second and the server's CPU per request.
+#   connection), requests per second and the server's CPU per request; the same over plain
+#   HTTP, and the difference: TLS's own CPU per request.
 # - memory per idle TLS connection: IDLE connections opened with a TLS handshake and one
 #   request each, then held idle; (RSS with them − RSS before) / IDLE, RSS over every process
-#   of the server.
+#   of the server. The same over plain HTTP.
 #
 # Prints each figure and its ratio to nginx. Every process started here is stopped by PID on exit.
 set -euo pipefail
@@ -59,7 +61,7 @@ printf 'subjectAltName=DNS:bench.test\nbasicConstraints=CA:FALSE\nextendedKeyUsa
 openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 2 -extfile "$work/server.ext" -out "$work/server.pem" 2>/dev/null
 cat "$work/server.pem" "$work/ca.pem" > "$work/server.chain.pem"
 
-upstream_port=$(free_port); nginx_port=$(free_port); gateway_port=$(free_port)
+upstream_port=$(free_port); nginx_port=$(free_port); nginx_plain_port=$(free_port); gateway_port=$(free_port); gateway_plain_port=$(free_port)
 
 # --- servers ----------------------------------------------------------------------------------
 upstream_config "$upstream_port"
@@ -77,11 +79,19 @@ nginx_config proxy "upstream erp { server 127.0.0.1:$upstream_port; keepalive 64
         location / { proxy_pass http://erp; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host \$host;
                      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto https; }
     }"
+nginx_config proxy-plain "upstream erp { server 127.0.0.1:$upstream_port; keepalive 64; }
+    server {
+        listen 127.0.0.1:$nginx_plain_port;
+        keepalive_timeout 300s;
+        location / { proxy_pass http://erp; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host \$host;
+                     proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; }
+    }"
 # The proxy-only settings of bench/compare.sh, with TLS and long idle timeouts (the memory run
 # holds its connections idle).
 gateway_settings "$gateway_port" proxy "$upstream_port" 0 \
     | sed "s|eventLoops: 1 }|eventLoops: 1, tls: { certificate: server.chain.pem, key: server.key } }|" > "$work/gateway.yaml"
-echo "timeouts: { headerRead: 60s, keepAliveIdle: 300s }" >> "$work/gateway.yaml"
+gateway_settings "$gateway_plain_port" proxy "$upstream_port" 0 > "$work/gateway-plain.yaml"
+for file in gateway gateway-plain; do echo "timeouts: { headerRead: 60s, keepAliveIdle: 300s }" >> "$work/$file.yaml"; done
 
 start() {  # $1 log name, rest: command; pinned to core 0
     taskset -c 0 "${@:2}" > "$work/$1.log" 2>&1 &
@@ -89,10 +99,17 @@ start() {  # $1 log name, rest: command; pinned to core 0
 }
 start upstream nginx -p "$work" -e "$work/upstream-error.log" -c "$work/upstream.conf"
 start nginx nginx -p "$work" -e "$work/proxy-error.log" -c "$work/proxy.conf"
+start nginx-plain nginx -p "$work" -e "$work/proxy-plain-error.log" -c "$work/proxy-plain.conf"
 start gateway "$bin/erp-gateway" serve --config "$work/gateway.yaml" --log-level error --watch-interval-ms 0
-for port in "$upstream_port" "$nginx_port" "$gateway_port"; do wait_port "$port"; done
-declare -A server_of=([nginx]=$(master_of "$nginx_port") [gateway]=$(master_of "$gateway_port"))
-declare -A port_of=([nginx]=$nginx_port [gateway]=$gateway_port)
+start gateway-plain "$bin/erp-gateway" serve --config "$work/gateway-plain.yaml" --log-level error --watch-interval-ms 0
+for port in "$upstream_port" "$nginx_port" "$nginx_plain_port" "$gateway_port" "$gateway_plain_port"; do wait_port "$port"; done
+# A process (and worker) per listener: each one's CPU and memory are its own.
+declare -A server_of=(
+    [nginx]=$(master_of "$nginx_port") [nginx-plain]=$(master_of "$nginx_plain_port")
+    [gateway]=$(master_of "$gateway_port") [gateway-plain]=$(master_of "$gateway_plain_port")
+)
+declare -A port_of=([nginx]=$nginx_port [nginx-plain]=$nginx_plain_port [gateway]=$gateway_port [gateway-plain]=$gateway_plain_port)
+scheme_of() { [ "${1%-plain}" = "$1" ] && echo https || echo http; }
 
 failed=0
 per_unit() {  # $1 ticks, $2 units → µs per unit
@@ -138,7 +155,7 @@ request_run() {  # $1 server
     local before; before=$(cpu_ticks $server_pids)
     local line
     line=$(taskset -c 1 wrk -t1 -c"$connections" -d"${duration}s" --timeout 5s -s "$work/result.lua" -H "Host: bench.test" \
-        "https://127.0.0.1:${port_of[$server]}/v1/ledger" | grep RESULT || true)
+        "$(scheme_of "$server")://127.0.0.1:${port_of[$server]}/v1/ledger" | grep RESULT || true)
     local after; after=$(cpu_ticks $server_pids)
     local non2xx errors requests
     read -r _ rps[$server] non2xx errors requests p99[$server] <<<"$line"
@@ -151,17 +168,18 @@ request_run() {  # $1 server
 
 # --- memory per idle connection ----------------------------------------------------------------
 cat > "$work/hold.py" <<'PY'
-# Opens N TLS connections (64 handshakes at a time), sends one request on each and reads its
-# answer, then holds them all idle until stdin closes. Prints "open N" once they are.
+# Opens N TLS connections (64 handshakes at a time; plain ones when the CA file is "-"), sends
+# one request on each and reads its answer, then holds them all idle until stdin closes.
+# Prints "open N" once they are.
 import asyncio, re, ssl, sys
 
 async def main(port, count, ca):
-    context = ssl.create_default_context(cafile=ca)
+    context = ssl.create_default_context(cafile=ca) if ca != "-" else None
     gate = asyncio.Semaphore(64)
     held = []
     async def one():
         async with gate:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context, server_hostname="bench.test")
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context, server_hostname="bench.test" if context else None)
             writer.write(b"GET /v1/ledger HTTP/1.1\r\nHost: bench.test\r\n\r\n")
             head = await reader.readuntil(b"\r\n\r\n")
             await reader.readexactly(int(re.search(rb"(?i)content-length: *(\d+)", head).group(1)))
@@ -183,7 +201,9 @@ idle_run() {  # $1 server
     local server_pids; server_pids=$(server_pids "${server_of[$server]}")
     local before; before=$(rss_kib $server_pids)
     mkfifo "$work/hold-$server.in"
-    taskset -c 1 python3 "$work/hold.py" "${port_of[$server]}" "$idle" "$work/ca.pem" < "$work/hold-$server.in" > "$work/hold-$server.out" 2>&1 &
+    : > "$work/hold-$server.out"
+    local ca="$work/ca.pem"; [ "$(scheme_of "$server")" = http ] && ca=-
+    taskset -c 1 python3 "$work/hold.py" "${port_of[$server]}" "$idle" "$ca" < "$work/hold-$server.in" > "$work/hold-$server.out" 2>&1 &
     local holder=$!; pids+=($holder)
     exec 9> "$work/hold-$server.in"
     for _ in $(seq 1 1200); do grep -q '^open' "$work/hold-$server.out" && break; kill -0 "$holder" 2>/dev/null || break; sleep 0.1; done
@@ -201,17 +221,17 @@ idle_run() {  # $1 server
 }
 
 echo "running: ${duration} s per run, clients on core 1, servers on core 0" >&2
-for server in nginx gateway; do  # warm-up: pools, session caches, page faults
-    taskset -c 1 wrk -t1 -c"$connections" -d2s -H "Host: bench.test" "https://127.0.0.1:${port_of[$server]}/v1/ledger" >/dev/null
+for server in nginx nginx-plain gateway gateway-plain; do  # warm-up: pools, session caches, page faults
+    taskset -c 1 wrk -t1 -c"$connections" -d2s -H "Host: bench.test" "$(scheme_of "$server")://127.0.0.1:${port_of[$server]}/v1/ledger" >/dev/null
 done
 for server in nginx gateway; do
     handshake_run "$server" "full TLS 1.3" -new -tls1_3
     handshake_run "$server" "full TLS 1.2" -new -tls1_2
     handshake_run "$server" "resumed TLS 1.2" -reuse -tls1_2
-    request_run "$server"
 done
+for server in nginx nginx-plain gateway gateway-plain; do request_run "$server"; done
 if [ "$idle" != 0 ]; then
-    for server in nginx gateway; do idle_run "$server"; done
+    for server in nginx nginx-plain gateway gateway-plain; do idle_run "$server"; done
 fi
 
 ratio() { python3 -c "print('%.2f' % ($1 / $2) if $2 else 'n/a')"; }
@@ -225,8 +245,17 @@ done
 printf '%-36s %12s %12s %10s\n' "HTTP/1.1 over TLS req/s ($connections conn.)" "${rps[nginx]}" "${rps[gateway]}" "$(ratio "${rps[gateway]}" "${rps[nginx]}")"
 printf '%-36s %12s %12s %10s\n' "  server CPU µs/request" "${request_cpu[nginx]}" "${request_cpu[gateway]}" "$(ratio "${request_cpu[gateway]}" "${request_cpu[nginx]}")"
 printf '%-36s %12s %12s %10s\n' "  p99 ms" "${p99[nginx]}" "${p99[gateway]}" "$(ratio "${p99[gateway]}" "${p99[nginx]}")"
+printf '%-36s %12s %12s %10s\n' "HTTP/1.1 plain req/s" "${rps[nginx-plain]}" "${rps[gateway-plain]}" "$(ratio "${rps[gateway-plain]}" "${rps[nginx-plain]}")"
+printf '%-36s %12s %12s %10s\n' "  server CPU µs/request" "${request_cpu[nginx-plain]}" "${request_cpu[gateway-plain]}" \
+    "$(ratio "${request_cpu[gateway-plain]}" "${request_cpu[nginx-plain]}")"
+difference() { python3 -c "print('%.1f' % ($1 - $2))"; }
+tls_cpu_nginx=$(difference "${request_cpu[nginx]}" "${request_cpu[nginx-plain]}")
+tls_cpu_gateway=$(difference "${request_cpu[gateway]}" "${request_cpu[gateway-plain]}")
+printf '%-36s %12s %12s %10s\n' "TLS's own CPU µs/request" "$tls_cpu_nginx" "$tls_cpu_gateway" "$(ratio "$tls_cpu_gateway" "$tls_cpu_nginx")"
 if [ "$idle" != 0 ]; then
     printf '%-36s %12s %12s %10s\n' "bytes per idle TLS connection ($idle)" "${idle_bytes[nginx]}" "${idle_bytes[gateway]}" \
         "$(ratio "${idle_bytes[gateway]}" "${idle_bytes[nginx]}")"
+    printf '%-36s %12s %12s %10s\n' "bytes per idle plain connection" "${idle_bytes[nginx-plain]}" "${idle_bytes[gateway-plain]}" \
+        "$(ratio "${idle_bytes[gateway-plain]}" "${idle_bytes[nginx-plain]}")"
 fi
 exit "$failed"

@@ -128,11 +128,13 @@ final class EdgeTLSTests: XCTestCase {
     func testCertificatesNearTheirEndAreLoggedAndEveryOneIsExported() throws {
         let registry = PrometheusCollectorRegistry()
         let gauges = CertificateExpiryGauges(factory: PrometheusMetricsFactory(registry: registry), label: "tls_expiry")
-        let ending = try Self.authority.issueServer(domains: ["erp.ending.test"], validUntil: Date(timeIntervalSinceNow: 10 * 86400))
-        let tls = try EdgeTLS(settings: self.files([Self.gateway, ending]), source: "gateway.yaml", logger: self.logger, gauges: gauges)
+        // Judged at a fixed instant: 10 days and an hour before the end.
+        let now = Int64(Date().timeIntervalSince1970)
+        let ending = try Self.authority.issueServer(domains: ["erp.ending.test"], validUntil: Date(timeIntervalSince1970: TimeInterval(now + 10 * 86400 + 3600)))
+        let tls = try EdgeTLS(settings: self.files([Self.gateway, ending]), source: "gateway.yaml", logger: self.logger, gauges: gauges, now: { now })
         XCTAssertEqual(self.logs.messages(.warning), ["TLS certificate expires soon"])
         XCTAssertEqual(self.logs.metadata(.warning, "name"), ["erp.ending.test"])
-        XCTAssertEqual(self.logs.metadata(.warning, "days-left"), ["9"])
+        XCTAssertEqual(self.logs.metadata(.warning, "days-left"), ["10"])
 
         let portal = try Self.authority.issueServer(domains: ["portal.partner.test"])
         tls.install(uploaded: [UploadedCertificate(domain: "portal.partner.test", chainPEM: portal.chainPEM, keyPEM: portal.keyPEM, node: "p")])
