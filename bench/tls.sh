@@ -2,10 +2,12 @@
 # TLS at the listener: erp-gateway and nginx side by side on loopback, with the same certificate
 # (ECDSA P-256, signed by a CA made here), in one run.
 #
-#   bench/tls.sh [SECONDS]          (default 10 s per run)
+#   bench/tls.sh [SECONDS]          (default 5 s per run)
 #
-# Environment: CONNECTIONS (wrk's, default 32), IDLE (connections held open for the memory
-# figure, default 5000; 0 skips it), KEEP (=1 keeps the work directory).
+# Environment: ROUNDS (default 3: every run is repeated, the servers alternating, and the median
+# is shown — the machine is shared, and one run can land on a busy moment), CONNECTIONS (wrk's,
+# default 32), IDLE (connections held open for the memory figure, default 5000; 0 skips it),
+# KEEP (=1 keeps the work directory).
 #
 # Starts, each pinned to core 0: an nginx upstream answering a small JSON body, nginx as a
 # reverse proxy (one worker) twice: with TLS (1.2 and 1.3, the gateway's TLS 1.2 suites, a shared
@@ -30,7 +32,8 @@
 # Prints each figure and its ratio to nginx. Every process started here is stopped by PID on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-duration="${1:-10}"
+duration="${1:-5}"
+rounds="${ROUNDS:-3}"
 connections="${CONNECTIONS:-32}"
 idle="${IDLE:-5000}"
 
@@ -136,8 +139,8 @@ handshake_run() {  # $1 server, $2 label, rest: s_time options
     if [[ " $* " == *" -reuse "* ]] && grep -q '\*' <<<"$output"; then
         echo "note: $server $label: some connections were not resumed (s_time prints '*' for a full handshake)" >&2
     fi
-    handshakes[$server,$label]=$(python3 -c "print('%.0f' % ($count / ($ended - $started)))")
-    handshake_cpu[$server,$label]=$(per_unit $((after - before)) "$count")
+    handshakes[$server,$label]+=" $(python3 -c "print('%.0f' % ($count / ($ended - $started)))")"
+    handshake_cpu[$server,$label]+=" $(per_unit $((after - before)) "$count")"
 }
 
 # --- requests over TLS -------------------------------------------------------------------------
@@ -157,9 +160,11 @@ request_run() {  # $1 server
     line=$(taskset -c 1 wrk -t1 -c"$connections" -d"${duration}s" --timeout 5s -s "$work/result.lua" -H "Host: bench.test" \
         "$(scheme_of "$server")://127.0.0.1:${port_of[$server]}/v1/ledger" | grep RESULT || true)
     local after; after=$(cpu_ticks $server_pids)
-    local non2xx errors requests
-    read -r _ rps[$server] non2xx errors requests p99[$server] <<<"$line"
-    request_cpu[$server]=$(per_unit $((after - before)) "$requests")
+    local rate non2xx errors requests latency
+    read -r _ rate non2xx errors requests latency <<<"$line"
+    rps[$server]+=" $rate"
+    p99[$server]+=" $latency"
+    request_cpu[$server]+=" $(per_unit $((after - before)) "$requests")"
     if [ "$non2xx" != 0 ] || [ "$errors" != 0 ]; then
         echo "wrk $server: $non2xx non-2xx answers, $errors socket errors" >&2
         failed=1
@@ -220,22 +225,31 @@ idle_run() {  # $1 server
     wait "$holder" 2>/dev/null || true
 }
 
-echo "running: ${duration} s per run, clients on core 1, servers on core 0" >&2
+echo "running: ${duration} s per run, $rounds rounds, clients on core 1, servers on core 0" >&2
 for server in nginx nginx-plain gateway gateway-plain; do  # warm-up: pools, session caches, page faults
     taskset -c 1 wrk -t1 -c"$connections" -d2s -H "Host: bench.test" "$(scheme_of "$server")://127.0.0.1:${port_of[$server]}/v1/ledger" >/dev/null
 done
-for server in nginx gateway; do
-    handshake_run "$server" "full TLS 1.3" -new -tls1_3
-    handshake_run "$server" "full TLS 1.2" -new -tls1_2
-    handshake_run "$server" "resumed TLS 1.2" -reuse -tls1_2
+for _ in $(seq 1 "$rounds"); do
+    for server in nginx gateway; do
+        handshake_run "$server" "full TLS 1.3" -new -tls1_3
+        handshake_run "$server" "full TLS 1.2" -new -tls1_2
+        handshake_run "$server" "resumed TLS 1.2" -reuse -tls1_2
+    done
 done
-for server in nginx nginx-plain gateway gateway-plain; do request_run "$server"; done
+for _ in $(seq 1 "$rounds"); do
+    for server in nginx gateway nginx-plain gateway-plain; do request_run "$server"; done
+done
+# Medians of the rounds from here on.
+median() { python3 -c "import statistics, sys; print(statistics.median(float(x) for x in sys.argv[1:]))" $1; }
+for key in "${!handshakes[@]}"; do handshakes[$key]=$(median "${handshakes[$key]}"); done
+for key in "${!handshake_cpu[@]}"; do handshake_cpu[$key]=$(median "${handshake_cpu[$key]}"); done
+for key in "${!rps[@]}"; do rps[$key]=$(median "${rps[$key]}"); p99[$key]=$(median "${p99[$key]}"); request_cpu[$key]=$(median "${request_cpu[$key]}"); done
 if [ "$idle" != 0 ]; then
     for server in nginx nginx-plain gateway gateway-plain; do idle_run "$server"; done
 fi
 
 ratio() { python3 -c "print('%.2f' % ($1 / $2) if $2 else 'n/a')"; }
-printf '\n%-36s %12s %12s %10s\n' "" "nginx" "gateway" "gw/nginx"
+printf '\n%-36s %12s %12s %10s\n' "(medians of $rounds rounds)" "nginx" "gateway" "gw/nginx"
 for label in "full TLS 1.3" "full TLS 1.2" "resumed TLS 1.2"; do
     printf '%-36s %12s %12s %10s\n' "handshakes/s, $label" "${handshakes[nginx,$label]}" "${handshakes[gateway,$label]}" \
         "$(ratio "${handshakes[gateway,$label]}" "${handshakes[nginx,$label]}")"
