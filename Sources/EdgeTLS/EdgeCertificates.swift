@@ -1,5 +1,5 @@
-import Foundation
 import Certificates
+import Foundation
 import GatewayConfig
 
 /// Every certificate the listener presents, as one immutable snapshot: the default, the other

@@ -28,8 +28,6 @@ final class EdgeTLSTests: XCTestCase {
         return GatewaySettings.Listener.TLS(defaultCertificate: all[0], certificates: Array(all.dropFirst()))
     }
 
-    private func label(_ certificate: EdgeCertificate) -> String { certificate.label }
-
     // MARK: - Files
 
     func testFilesAreChosenByTheirSubjectAltNames() throws {

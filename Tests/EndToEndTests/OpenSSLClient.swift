@@ -106,9 +106,7 @@ final class OpenSSLClient: @unchecked Sendable {
 
 /// `curl` over HTTPS to the gateway, trusting `caFile` and resolving `host` to loopback, so
 /// the name is checked against the certificate as a browser checks it.
-func curlHTTPS(
-    port: Int, host: String, path: String, caFile: String, headers: [(String, String)] = [], file: StaticString = #filePath, line: UInt = #line
-) throws -> (status: Int32, output: String) {
+func curlHTTPS(port: Int, host: String, path: String, caFile: String, headers: [(String, String)] = []) throws -> (status: Int32, output: String) {
     var arguments = ["-sS", "--cacert", caFile, "--resolve", "\(host):\(port):127.0.0.1", "-D", "-"]
     for (name, value) in headers { arguments += ["-H", "\(name): \(value)"] }
     arguments.append("https://\(host):\(port)\(path)")
