@@ -106,9 +106,22 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // TLS at the data-plane listener: the certificates of every configured and uploaded name,
+        // one immutable snapshot swapped whole, chosen per handshake by the client's SNI.
+        .target(name: "EdgeTLS", dependencies: [
+            "Certificates", "GatewayConfig",
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+        ]),
+
         // The HTTP/1.1 data plane on SwiftNIO.
         .target(name: "ProxyEngine", dependencies: [
-            "GatewayConfig", "Hierarchy", "TokenAuth", "Quotas", "Cells", "COpenSSL", "RedisClient", "JSONText",
+            "GatewayConfig", "Hierarchy", "TokenAuth", "Quotas", "Cells", "COpenSSL", "RedisClient", "JSONText", "EdgeTLS",
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOTLS", package: "swift-nio"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -140,7 +153,7 @@ let package = Package(
 
         // The executable: command line and wiring only.
         .executableTarget(name: "erp-gateway", dependencies: [
-            "AdminAPI", "GatewayConfig", "ProxyEngine", "Hierarchy", "TokenAuth", "Quotas", "RedisClient", "Revocations", "AccessLog", "TraceExport",
+            "AdminAPI", "GatewayConfig", "ProxyEngine", "EdgeTLS", "Hierarchy", "TokenAuth", "Quotas", "RedisClient", "Revocations", "AccessLog", "TraceExport",
             "TenantHealth", "TenantHealthStore", "CertificateUploads",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -211,7 +224,12 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
-        .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "Hierarchy", "TestCertificateAuthority"]),
+        .testTarget(name: "EdgeTLSTests", dependencies: [
+            "EdgeTLS", "GatewayConfig", "TestCertificateAuthority",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
+                .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "Hierarchy", "TestCertificateAuthority"]),
         .testTarget(name: "AdminAPITests", dependencies: [
             "AdminAPI", "GatewayConfig", "Hierarchy", "TokenAuth", "RedisClient", "RedisTestServer", "TenantHealth",
             "Certificates", "CertificateUploads", "TestCertificateAuthority", "LogCapture",
@@ -230,6 +248,7 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOTLS", package: "swift-nio"),
         ]),
         .testTarget(name: "ObservabilityTests", dependencies: [
             "AccessLog", "TraceExport", "ProxyEngine", "GatewayConfig", "Hierarchy",

@@ -1,6 +1,7 @@
 # Shared by the bench/ scripts that run the gateway against an nginx upstream: the work
-# directory and process cleanup, ports, the issuer key and tokens, the benchmark tenant tree,
-# gateway settings and the wrk script. Source it from the repository root after setting `bin`.
+# directory and process cleanup, ports, each server's processes and their CPU time from /proc,
+# the issuer key and tokens, the benchmark tenant tree, gateway settings and the wrk script.
+# Source it from the repository root after setting `bin`.
 
 work="$(mktemp -d)"
 pids=()
@@ -17,6 +18,26 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 wait_port() { for _ in $(seq 1 600); do (echo > /dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+
+# Every process of a server: the started one and its children (nginx's worker).
+server_pids() { local pid=$1; echo "$pid"; pgrep -P "$pid" || true; }
+listener_pid() { ss -ltnpH "sport = :$1" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1; }
+cpu_ticks() {  # summed utime+stime of the given pids, in clock ticks
+    local total=0
+    for pid in "$@"; do
+        local stat; stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        set -- ${stat##*) }
+        total=$((total + ${12} + ${13}))
+    done
+    echo "$total"
+}
+ticks_per_second=$(getconf CLK_TCK)
+
+master_of() {  # the started process behind a listening port (nginx: its master)
+    local pid; pid=$(listener_pid "$1")
+    local parent; parent=$(awk '{print $4}' "/proc/$pid/stat")
+    if [ "$(cat "/proc/$parent/comm" 2>/dev/null)" = "$(cat "/proc/$pid/comm")" ]; then echo "$parent"; else echo "$pid"; fi
+}
 
 issuer=https://id.bench.test
 customers=$(seq -f 'c%03g' 0 99)

@@ -176,6 +176,59 @@ public struct GatewaySettings: Sendable, Hashable {
         public var port: Int
         /// Number of event loops (threads) serving connections; defaults to the core count.
         public var eventLoops: Int?
+        /// `listener.tls`: TLS is terminated on this listener; nil: plain HTTP. Only the data
+        /// plane's listener takes it.
+        public var tls: TLS? = nil
+
+        /// `listener.tls`: the certificates the data-plane listener presents, chosen per handshake
+        /// by the name the client asks for (SNI), and the oldest protocol version accepted. The
+        /// files are read by the EdgeTLS module, at start and at every reload; here they are
+        /// only named (paths resolved against the settings file's directory).
+        public struct TLS: Sendable, Hashable {
+            /// `minimumVersion`: nothing older than TLS 1.2 is ever accepted.
+            public enum Version: String, Sendable, Hashable, CaseIterable {
+                case tls12 = "1.2"
+                case tls13 = "1.3"
+            }
+
+            /// One certificate chain (leaf first) and its private key, as PEM files.
+            public struct CertificateFiles: Sendable, Hashable {
+                /// Absolute path of the chain: the leaf certificate first, then its intermediates.
+                public var certificate: String
+                /// Absolute path of the leaf's private key (unencrypted PEM).
+                public var key: String
+                /// Where the pair is written in the settings file (`listener.tls`,
+                /// `listener.tls.certificates[1]`) and its line, so a file that fails to load is
+                /// reported where it is named.
+                public var settingsKey: String
+                public var line: Int?
+
+                public init(certificate: String, key: String, settingsKey: String, line: Int? = nil) {
+                    self.certificate = certificate
+                    self.key = key
+                    self.settingsKey = settingsKey
+                    self.line = line
+                }
+            }
+
+            /// Presented when no other certificate covers the name asked for, or none is asked.
+            public var defaultCertificate: CertificateFiles
+            /// Chosen by the names of their subjectAltName DNS entries.
+            public var certificates: [CertificateFiles]
+            public var minimumVersion: Version
+
+            public init(defaultCertificate: CertificateFiles, certificates: [CertificateFiles] = [], minimumVersion: Version = .tls12) {
+                self.defaultCertificate = defaultCertificate
+                self.certificates = certificates
+                self.minimumVersion = minimumVersion
+            }
+
+            /// The default first, then the others in the order written.
+            public var allCertificates: [CertificateFiles] { [self.defaultCertificate] + self.certificates }
+
+            /// Every certificate and key file, for change detection: a renewed file reloads.
+            public var files: [String] { self.allCertificates.flatMap { [$0.certificate, $0.key] } }
+        }
     }
 
     public struct RequestLimits: Sendable, Hashable {

@@ -35,7 +35,7 @@ public enum SettingsLoader {
         }
         var listener: GatewaySettings.Listener?
         if let listenerCursor = top["listener"] {
-            listener = Self.listener(listenerCursor, &reader)
+            listener = Self.listener(listenerCursor, acceptsTLS: true, baseDirectory: baseDirectory, &reader)
         } else {
             // Reported, and the rest is still checked: one run lists every problem.
             reader.report(root, "missing required section 'listener'")
@@ -344,8 +344,14 @@ public enum SettingsLoader {
         return GatewaySettings.UpstreamContext(signingKeys: keys, activeKey: active)
     }
 
-    private static func listener(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.Listener? {
-        guard let map = reader.mapping(cursor, allowedKeys: ["address", "port", "eventLoops"]) else { return nil }
+    /// `acceptsTLS`: only the data plane's listener terminates TLS (`listener.tls`).
+    private static func listener(
+        _ cursor: YAMLReader.Cursor, acceptsTLS: Bool = false, baseDirectory: String? = nil, _ reader: inout YAMLReader
+    ) -> GatewaySettings.Listener? {
+        guard let map = reader.mapping(cursor, allowedKeys: acceptsTLS ? ["address", "port", "eventLoops", "tls"] : ["address", "port", "eventLoops"]) else {
+            return nil
+        }
+        let tls = map["tls"].flatMap { Self.tls($0, baseDirectory: baseDirectory, &reader) }
         let address = map["address"].flatMap { reader.string($0) } ?? "127.0.0.1"
         if let cursor = map["address"], !Self.isValidHost(address) {
             reader.report(cursor, "'\(address)' is not an IP address or host name")
@@ -357,7 +363,57 @@ public enum SettingsLoader {
         let port = reader.integer(portCursor, in: 0...65535)
         let loops = map["eventLoops"].flatMap { reader.integer($0, in: 1...256) }
         guard let port else { return nil }
-        return .init(address: address, port: port, eventLoops: loops)
+        return .init(address: address, port: port, eventLoops: loops, tls: tls)
+    }
+
+    /// `listener.tls`: the default certificate, the others, the oldest version accepted. Files
+    /// must be readable here; what is in them is judged by EdgeTLS when it loads them.
+    private static func tls(_ cursor: YAMLReader.Cursor, baseDirectory: String?, _ reader: inout YAMLReader) -> GatewaySettings.Listener.TLS? {
+        guard let map = reader.mapping(cursor, allowedKeys: ["certificate", "key", "certificates", "minimumVersion"]) else { return nil }
+        let defaultCertificate = Self.certificateFiles(cursor, map, baseDirectory: baseDirectory, &reader)
+        var certificates: [GatewaySettings.Listener.TLS.CertificateFiles] = []
+        if let c = map["certificates"], let items = reader.sequence(c) {
+            for item in items {
+                guard let entry = reader.mapping(item, allowedKeys: ["certificate", "key"]) else { continue }
+                if let files = Self.certificateFiles(item, entry, baseDirectory: baseDirectory, &reader) { certificates.append(files) }
+            }
+        }
+        var minimumVersion = GatewaySettings.Listener.TLS.Version.tls12
+        if let c = map["minimumVersion"] {
+            if let text = reader.string(c), ["1.0", "1.1", "1", "1.00", "1.10"].contains(text) {
+                reader.report(c, "TLS \(text) is never accepted: the oldest version is '1.2'")
+            } else if let version = reader.choice(c, among: GatewaySettings.Listener.TLS.Version.allCases) {
+                minimumVersion = version
+            }
+        }
+        guard let defaultCertificate else { return nil }
+        let all = [defaultCertificate] + certificates
+        for (index, files) in all.enumerated() where all[..<index].contains(where: { $0.certificate == files.certificate }) {
+            reader.report(path: files.settingsKey, node: nil, "'\(files.certificate)' is named twice")
+        }
+        return GatewaySettings.Listener.TLS(defaultCertificate: defaultCertificate, certificates: certificates, minimumVersion: minimumVersion)
+    }
+
+    /// A `certificate` and `key` pair of files, both required and readable.
+    private static func certificateFiles(
+        _ cursor: YAMLReader.Cursor, _ map: [String: YAMLReader.Cursor], baseDirectory: String?, _ reader: inout YAMLReader
+    ) -> GatewaySettings.Listener.TLS.CertificateFiles? {
+        var paths: [String] = []
+        for key in ["certificate", "key"] {
+            guard let c = map[key] else {
+                reader.report(cursor, "missing required key '\(key)' (a PEM file)")
+                continue
+            }
+            guard let path = reader.presentString(c) else { continue }
+            let resolved = Self.resolve(path, against: baseDirectory)
+            guard FileManager.default.isReadableFile(atPath: resolved) else {
+                reader.report(c, "cannot read '\(path)'")
+                continue
+            }
+            paths.append(resolved)
+        }
+        guard paths.count == 2 else { return nil }
+        return .init(certificate: paths[0], key: paths[1], settingsKey: cursor.path, line: cursor.mark.map { $0.line })
     }
 
     static let defaultLimits = GatewaySettings.RequestLimits(

@@ -41,11 +41,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var pauseDeadline: NIODeadline?
     /// The peer's address as text, formatted once per connection rather than per request.
     private lazy var clientAddress: String? = self.context?.channel.remoteAddress?.ipAddress
+    /// Plain or TLS; over TLS, when the connection was accepted.
+    private let transport: ClientTransport
 
-    init(environment: ProxyEnvironment, startDetector: RequestStartDetector) {
+    init(environment: ProxyEnvironment, startDetector: RequestStartDetector, transport: ClientTransport = .plain) {
         self.environment = environment
-        self.phases = RequestPhases(environment: environment)
+        self.phases = RequestPhases(environment: environment, scheme: transport.scheme)
         self.startDetector = startDetector
+        self.transport = transport
         startDetector.observer = self
     }
 
@@ -333,13 +336,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// arrives, then header-read. A new connection goes straight to header-read.
     private func awaitRequest(first: Bool) {
         guard let wait = self.connection.awaitRequest(first: first) else { return }
-        self.armWaitTimer(wait)
+        // The first request's header-read time runs from the accept: over TLS the handshake
+        // has spent part of it already.
+        self.armWaitTimer(wait, from: first ? self.transport.acceptedAt : nil)
         if wait == .idle { self.startDetector.armed = true }
     }
 
-    private func armWaitTimer(_ wait: ClientConnectionStateMachine.Wait) {
+    private func armWaitTimer(_ wait: ClientConnectionStateMachine.Wait, from start: NIODeadline? = nil) {
         let timeouts = self.settings.timeouts
-        let deadline = self.now + .milliseconds((wait == .idle ? timeouts.keepAliveIdle : timeouts.headerRead).milliseconds)
+        let deadline = (start ?? self.now) + .milliseconds((wait == .idle ? timeouts.keepAliveIdle : timeouts.headerRead).milliseconds)
         self.waitDeadline = deadline
         self.checkDeadlines(by: deadline)
     }

@@ -1,4 +1,5 @@
 import CoreMetrics
+import EdgeTLS
 import GatewayConfig
 import Logging
 import NIOCore
@@ -42,11 +43,16 @@ public final class GatewayServer: Sendable {
     ///
     /// - Parameter metrics: where the data plane's metrics go (swift-metrics); nil keeps none,
     ///   and then the request path counts nothing at all.
+    /// - Parameter tls: with `listener.tls`, the certificates the listener presents; every
+    ///   connection is then TLS. Its snapshot may be replaced at any time (reload, uploads);
+    ///   the listener's TLS context is made here, once.
     public static func start(
         configuration: GatewayConfiguration, group: any EventLoopGroup, quotas: QuotaAdmission? = nil, usage: UsageMeter? = nil,
-        logger: Logger, observer makeObserver: (@Sendable (any EventLoop) -> (any RequestObserver)?)? = nil, metrics: (any MetricsFactory)? = nil
+        logger: Logger, observer makeObserver: (@Sendable (any EventLoop) -> (any RequestObserver)?)? = nil, metrics: (any MetricsFactory)? = nil,
+        tls: EdgeTLS? = nil
     ) async throws -> GatewayServer {
         let settings = configuration.settings
+        let sslContext = try tls?.makeServerContext()
         // One environment per event loop, built on that loop: the pool inside is loop-confined.
         var environments: [ObjectIdentifier: NIOLoopBound<ProxyEnvironment>] = [:]
         let loopCount = Array(group.makeIterator()).count
@@ -57,7 +63,7 @@ public final class GatewayServer: Sendable {
                 let observers = [metrics.map { RequestMetrics(factory: $0) as any RequestObserver }, makeObserver?(loop)].compactMap { $0 }
                 let environment = ProxyEnvironment(
                     configuration: configuration, generation: 1, pool: pool, loopCount: loopCount, quotas: quotas, usage: usage, logger: logger,
-                    scheme: "http", observer: observers.count > 1 ? RequestObservers(observers) : observers.first, metrics: loopMetrics
+                    observer: observers.count > 1 ? RequestObservers(observers) : observers.first, metrics: loopMetrics
                 )
                 let bound = NIOLoopBound(environment, eventLoop: loop)
                 loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
@@ -101,7 +107,11 @@ public final class GatewayServer: Sendable {
                     guard let environment = loopEnvironments[ObjectIdentifier(channel.eventLoop)]?.value else {
                         throw ChannelError.ioOnClosedChannel
                     }
-                    try Self.configureClientPipeline(channel.pipeline.syncOperations, environment: environment)
+                    if let sslContext {
+                        try Self.configureTLSClientPipeline(channel, context: sslContext, environment: environment)
+                    } else {
+                        try Self.configureClientPipeline(channel.pipeline.syncOperations, environment: environment)
+                    }
                 }
             }
             .bind(host: settings.listener.address, port: settings.listener.port)
@@ -190,7 +200,9 @@ public final class GatewayServer: Sendable {
     /// The handlers of one client connection, in order: the first-byte detector in front of the
     /// HTTP codec (no pipelining assistance, no automatic error answers: the connection handler
     /// does both), then the connection handler.
-    static func configureClientPipeline(_ sync: ChannelPipeline.SynchronousOperations, environment: ProxyEnvironment) throws {
+    static func configureClientPipeline(
+        _ sync: ChannelPipeline.SynchronousOperations, environment: ProxyEnvironment, transport: ClientTransport = .plain
+    ) throws {
         let detector = RequestStartDetector()
         try sync.addHandler(detector)
         try sync.configureHTTPServerPipeline(
@@ -200,7 +212,7 @@ public final class GatewayServer: Sendable {
             withEncoderConfiguration: .init(),
             withDecoderLimitConfiguration: Self.decoderLimits(environment.configuration.settings.limits)
         )
-        try sync.addHandler(ClientConnectionHandler(environment: environment, startDetector: detector))
+        try sync.addHandler(ClientConnectionHandler(environment: environment, startDetector: detector, transport: transport))
     }
 
     static func decoderLimits(_ limits: GatewaySettings.RequestLimits) -> NIOHTTPDecoderLimitConfiguration {

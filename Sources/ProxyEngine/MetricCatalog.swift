@@ -29,6 +29,9 @@ public enum MetricCatalog {
     /// Emitted by `CertificateUploads.CertificateFeed`.
     public static let uploadedCertificates = "erp_gateway_uploaded_certificates"
     public static let uploadedCertificatesNextExpiry = "erp_gateway_uploaded_certificates_next_expiry_timestamp_seconds"
+    /// One series per certificate the listener presents (`name`: its first DNS name, `source`:
+    /// `file` or `uploaded`): bounded by the certificates configured and uploaded.
+    public static let tlsCertificateExpiry = "erp_gateway_tls_certificate_expiry_timestamp_seconds"
 
     /// What the gateway adds is sub-millisecond when healthy: fine buckets below 1 ms.
     public static let addedLatencyBuckets: [Duration] = [
@@ -70,6 +73,7 @@ public enum MetricCatalog {
         ready: "1 when /readyz would answer 200, else 0.",
         uploadedCertificates: "Uploaded portal certificates this node serves, and those it leaves out by reason.",
         uploadedCertificatesNextExpiry: "When the first uploaded portal certificate this node serves expires, Unix seconds (0: none served).",
+        tlsCertificateExpiry: "When each TLS certificate the listener presents expires, in seconds since 1970, by its first name and source.",
     ]
 
     /// The exposition with a `# HELP` line before each family's `# TYPE` line. The swift-metrics

@@ -44,8 +44,6 @@ final class ProxyEnvironment {
     var contextSigners = ContextSigners()
     /// Per-request warnings (the quota store down, say) written once, then counted.
     var repeatedWarnings = RepeatedWarnings()
-    /// The scheme clients use to reach this listener, for X-Forwarded-Proto.
-    let scheme: String
     /// Wall-clock time for token lifetimes, quota windows and the upstream context.
     let wallClock: WallClock
     /// Told of every request that ends on this loop (metrics, access log, traces, tenant
@@ -60,7 +58,7 @@ final class ProxyEnvironment {
 
     init(
         configuration: GatewayConfiguration, generation: Int, pool: UpstreamPool, loopCount: Int = 1, quotas: (any QuotaStore)? = nil,
-        usage: UsageMeter? = nil, logger: Logger, scheme: String, wallClock: WallClock = .system, observer: (any RequestObserver)? = nil,
+        usage: UsageMeter? = nil, logger: Logger, wallClock: WallClock = .system, observer: (any RequestObserver)? = nil,
         metrics: LoopMetrics? = nil
     ) {
         self.router = CellRouter(eventLoop: pool.eventLoop, settings: configuration.settings, tls: configuration.upstreamTLS, loopCount: loopCount)
@@ -72,7 +70,6 @@ final class ProxyEnvironment {
         self.quotas = quotas
         self.usage = usage
         self.logger = logger
-        self.scheme = scheme
         self.wallClock = wallClock
         self.observer = observer
         self.metrics = metrics

@@ -3,6 +3,7 @@ import AdminAPI
 import ArgumentParser
 import CertificateUploads
 import Dispatch
+import EdgeTLS
 import GatewayConfig
 import Logging
 import NIOCore
@@ -45,6 +46,16 @@ struct Serve: AsyncParsableCommand {
 
         var initial = try loadConfigurationOrExit(path: self.config)
         let settings = initial.settings
+        // The listener's certificates are checked before anything starts, like the settings.
+        var tlsFiles: EdgeTLS.LoadedFiles?
+        if let tls = settings.listener.tls {
+            do {
+                tlsFiles = try EdgeTLS.loadFiles(tls, source: self.config)
+            } catch {
+                printToStandardError(error.description)
+                throw ExitCode(2)
+            }
+        }
         let events = ServeEvents.start(watchInterval: self.watchIntervalMs)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: settings.listener.eventLoops ?? System.coreCount)
@@ -64,6 +75,12 @@ struct Serve: AsyncParsableCommand {
                 throw ExitCode(1)
             }
         }
+        // TLS at the listener: the files' certificates now, uploads later; the expiry gauge needs
+        // the metrics backend bootstrapped above.
+        let edgeTLS = tlsFiles.map { files in
+            EdgeTLS(files: files, logger: logger, gauges: ops.map { CertificateExpiryGauges(factory: $0.factory, label: MetricCatalog.tlsCertificateExpiry) })
+        }
+
         // The shared store: quotas and revocations. Unreachable at start is fine (the client
         // reconnects by itself); an unusable URL means both are off, said loudly.
         var redis: (client: RedisClient, url: RedisURL, prefix: String)?
@@ -132,7 +149,7 @@ struct Serve: AsyncParsableCommand {
             started = try await GatewayServer.start(
                 configuration: initial, group: group, quotas: redis.map { QuotaAdmission(redis: $0.client, prefix: $0.prefix, usageRetentionDays: settings.usageRetentionDays) },
                 usage: usage, logger: logger,
-                observer: observer, metrics: ops?.factory
+                observer: observer, metrics: ops?.factory, tls: edgeTLS
             )
         } catch {
             logger.critical("cannot start the listener", metadata: ["address": "\(settings.listener.address):\(settings.listener.port)", "error": "\(error)"])
@@ -167,16 +184,19 @@ struct Serve: AsyncParsableCommand {
                 certificateThread = thread
                 certificates = CertificateFeed(
                     client: redis.client, url: redis.url, store: CertificateStore(keyPrefix: redis.prefix), loop: thread.next(), logger: logger,
-                    onChange: Self.serveUploadedCertificates
+                    onChange: { records in Self.serveUploadedCertificates(records, on: edgeTLS) }
                 )
                 certificates?.adopt(tree: initial.tenants, keyEncryptionKey: uploads.keyEncryptionKey)
                 certificates?.start()
                 logger.notice("certificate feed started", metadata: ["key-encryption-key": "\(uploads.keyEncryptionKey.identifier)"])
             }
+            // Certificates near their end are logged again every day.
+            let expiryWatch = edgeTLS?.watchExpiry(on: group.next())
             await Self.serve(
-                server, initial: initial, path: self.config, events: events, latest: administration?.latest, certificates: certificates, ops: ops,
-                logger: logger
+                server, initial: initial, path: self.config, events: events, latest: administration?.latest, certificates: certificates,
+                tls: edgeTLS, ops: ops, logger: logger
             )
+            expiryWatch?.cancel()
             // After the drain, so the requests that finished during it are in the last figures.
             await health?.shutdown()
             await administration?.shutdown()
@@ -200,21 +220,28 @@ extension Serve {
     /// Where the uploaded portal certificates this node serves arrive: the whole set, once the
     /// store has been read and after every change (`CertificateFeed`, which also logs and counts
     /// them), on the feed's own thread. TLS termination installs the set from here.
-    @Sendable
-    static func serveUploadedCertificates(_ records: [UploadedCertificateRecord]) {}
+    /// Without a TLS listener there is nothing to present them on. `install` logs each one it
+    /// cannot load.
+    static func serveUploadedCertificates(_ records: [UploadedCertificateRecord], on tls: EdgeTLS?) {
+        _ = tls?.install(uploaded: records.map {
+            UploadedCertificate(domain: $0.domain, chainPEM: $0.chainPEM, keyPEM: $0.keyPEM, node: $0.node)
+        })
+    }
 
     /// Serves until SIGTERM or SIGINT, reloading on SIGHUP and file changes, then drains.
     static func serve(
         _ server: GatewayServer, initial: GatewayConfiguration, path: String, events: ServeEvents, latest: LatestTree?, certificates: CertificateFeed?,
+        tls: EdgeTLS?,
         ops: OpsListener?, logger: Logger
     ) async {
         logger.notice("listening", metadata: [
             "address": "\(server.localAddress.map { "\($0)" } ?? "?")",
             "tenants": "\(initial.tenants?.nodeCount ?? 0)",
             "generation": "1",
+            "tls": "\(tls != nil)",
         ])
 
-        var reloader = Reloader(path: path, current: initial, latest: latest, logger: logger)
+        var reloader = Reloader(path: path, current: initial, latest: latest, servesTLS: tls != nil, logger: logger)
         events.watch(reloader.fingerprintFiles)
         for await event in events.stream {
             switch event {
@@ -223,6 +250,8 @@ extension Serve {
                     await server.install(next.configuration, generation: next.generation)
                     // A replaced key-encryption key applies at once; without one nothing uploaded is served.
                     certificates?.adopt(tree: next.configuration.tenants, keyEncryptionKey: next.configuration.settings.certificateUploads?.keyEncryptionKey)
+                    // New handshakes present the new certificates; open connections keep theirs.
+                    if let files = next.tlsFiles { tls?.install(files) }
                     ops?.installed(generation: next.generation)
                     logger.notice("configuration reloaded", metadata: [
                         "reason": "\(reason)", "generation": "\(next.generation)", "tenants": "\(next.configuration.tenants?.nodeCount ?? 0)",
@@ -263,13 +292,16 @@ struct Reloader {
     /// With the admin API: the store's newest tree, which replaces the tree file.
     let latest: LatestTree?
     private(set) var installedRevision: Int64
+    /// The listener terminates TLS: a reload reads its certificate files again.
+    let servesTLS: Bool
     let logger: Logger
 
-    init(path: String, current: GatewayConfiguration, latest: LatestTree?, logger: Logger) {
+    init(path: String, current: GatewayConfiguration, latest: LatestTree?, servesTLS: Bool = false, logger: Logger) {
         self.path = path
         self.current = current
         self.latest = latest
         self.installedRevision = latest?.current.revision ?? 0
+        self.servesTLS = servesTLS
         self.logger = logger
     }
 
@@ -284,8 +316,12 @@ struct Reloader {
 
     var fingerprintFiles: [String] { self.current.files }
 
-    mutating func reload(reason: String) -> (configuration: GatewayConfiguration, generation: Int)? {
+    /// The next configuration and, with TLS, the certificate files read again — both loaded
+    /// and checked, installed together or not at all: a certificate file that cannot be served
+    /// rejects the reload, and the certificates in force keep serving.
+    mutating func reload(reason: String) -> (configuration: GatewayConfiguration, generation: Int, tlsFiles: EdgeTLS.LoadedFiles?)? {
         let next: GatewayConfiguration
+        var tlsFiles: EdgeTLS.LoadedFiles?
         do {
             if let latest = self.latest {
                 // The settings file is read again; the tree stays the store's.
@@ -297,6 +333,9 @@ struct Reloader {
             } else {
                 next = try GatewayConfiguration.load(path: self.path)
             }
+            if self.servesTLS, let tls = next.settings.listener.tls {
+                tlsFiles = try EdgeTLS.loadFiles(tls, source: self.path)
+            }
         } catch {
             self.logger.error("configuration rejected; still serving the previous one", metadata: [
                 "reason": "\(reason)", "generation": "\(self.generation)", "errors": "\(error.issues.count)",
@@ -306,7 +345,8 @@ struct Reloader {
             }
             return nil
         }
-        if next.settings.listener != self.current.settings.listener || next.settings.upstreamPool != self.current.settings.upstreamPool
+        if Self.fixedAtStart(next.settings.listener) != Self.fixedAtStart(self.current.settings.listener)
+            || next.settings.upstreamPool != self.current.settings.upstreamPool
             || next.settings.redis != self.current.settings.redis || next.settings.ops != self.current.settings.ops
         {
             self.logger.warning("listener, upstreamPool, redis and ops changes take effect at the next restart")
@@ -323,7 +363,16 @@ struct Reloader {
         }
         self.current = next
         self.generation += 1
-        return (next, self.generation)
+        return (next, self.generation, tlsFiles)
+    }
+
+    /// The listener as it binds: its certificate files are read again at every reload; the rest
+    /// of it (address, port, loops, whether and from which version TLS is spoken) is fixed.
+    static func fixedAtStart(_ listener: GatewaySettings.Listener) -> GatewaySettings.Listener {
+        var fixed = listener
+        fixed.tls?.defaultCertificate = .init(certificate: "", key: "", settingsKey: "")
+        fixed.tls?.certificates = []
+        return fixed
     }
 }
 

@@ -85,7 +85,7 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
             pool: UpstreamPool(eventLoop: self.loop, settings: configuration.settings.upstreamPool, connector: self.upstreams),
             quotas: self.store,
             logger: Logger(label: "admission-test") { _ in SwiftLogNoOpLogHandler() },
-            scheme: "http", wallClock: .following(self.loop, from: Self.epoch * 1_000_000), observer: self.records
+            wallClock: .following(self.loop, from: Self.epoch * 1_000_000), observer: self.records
         )
         self.environment = environment
         try GatewayServer.configureClientPipeline(self.client.pipeline.syncOperations, environment: environment)

@@ -43,8 +43,7 @@ final class ClientConnectionHandlerTests: XCTestCase {
             configuration: GatewayConfiguration(settings: Self.settings, tenants: nil, files: []),
             generation: 1,
             pool: UpstreamPool(eventLoop: self.channel.embeddedEventLoop, settings: Self.settings.upstreamPool),
-            logger: Logger(label: "client-connection-test") { _ in RecordingLogHandler(recorder: recorder) },
-            scheme: "http"
+            logger: Logger(label: "client-connection-test") { _ in RecordingLogHandler(recorder: recorder) }
         )
         // The very pipeline GatewayServer gives each accepted connection.
         try GatewayServer.configureClientPipeline(self.channel.pipeline.syncOperations, environment: environment)

@@ -50,8 +50,7 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
             configuration: GatewayConfiguration(settings: settings, tenants: nil, files: [], upstreamTLS: tls.map { ["cell-a": $0] } ?? [:]),
             generation: 1,
             pool: UpstreamPool(eventLoop: self.loop, settings: settings.upstreamPool, connector: self.upstreams),
-            logger: Logger(label: "exchange-test") { _ in RecordingLogHandler(recorder: logs) },
-            scheme: "http"
+            logger: Logger(label: "exchange-test") { _ in RecordingLogHandler(recorder: logs) }
         )
         self.environment = environment
         try GatewayServer.configureClientPipeline(self.client.pipeline.syncOperations, environment: environment)

@@ -10,6 +10,7 @@ final class MetricCatalogTests: XCTestCase {
         MetricCatalog.redisCommandDuration, MetricCatalog.redisConnections, MetricCatalog.redisConnectFailures,
         MetricCatalog.configurationGeneration, MetricCatalog.configurationReloads, MetricCatalog.adminWrites, MetricCatalog.ready,
         MetricCatalog.uploadedCertificates, MetricCatalog.uploadedCertificatesNextExpiry,
+        MetricCatalog.tlsCertificateExpiry,
     ]
 
     func testEveryFamilyHasOneLineOfHelp() {

@@ -37,7 +37,7 @@ final class RequestRecordTests: XCTestCase {
         let environment = ProxyEnvironment(
             configuration: GatewayConfiguration(settings: settings, tenants: nil, files: []), generation: 1,
             pool: UpstreamPool(eventLoop: self.loop, settings: settings.upstreamPool, connector: self.upstreams),
-            logger: Logger(label: "record-test") { _ in SwiftLogNoOpLogHandler() }, scheme: "http",
+            logger: Logger(label: "record-test") { _ in SwiftLogNoOpLogHandler() },
             wallClock: .following(self.loop, from: 1_800_000_000_000_000), observer: self.recorder
         )
         try GatewayServer.configureClientPipeline(self.client.pipeline.syncOperations, environment: environment)
