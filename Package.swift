@@ -85,13 +85,14 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
-        // The HTTP/1.1 data plane on SwiftNIO.
+        // The data plane on SwiftNIO: HTTP/1.1, and HTTP/2 streams run through the same phases.
         .target(name: "ProxyEngine", dependencies: [
             "GatewayConfig", "Hierarchy", "TokenAuth", "Quotas", "Cells", "COpenSSL", "RedisClient", "JSONText",
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             .product(name: "NIOExtras", package: "swift-nio-extras"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -190,6 +191,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOHTTP2", package: "swift-nio-http2"),
         ]),
         .testTarget(name: "ObservabilityTests", dependencies: [
             "AccessLog", "TraceExport", "ProxyEngine", "GatewayConfig", "Hierarchy",
@@ -202,6 +204,8 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
+            // The raw HTTP/2 client of the attack tests reads the gateway's header blocks with it.
+            .product(name: "NIOHPACK", package: "swift-nio-http2"),
         ]),
     ],
     swiftLanguageModes: [.v6]

@@ -19,18 +19,39 @@ import Quotas
 /// Backpressure both ways comes from holding `read()`: the client is not read while the upstream
 /// cannot take more request bytes (or is not connected yet), and the upstream is not read while
 /// the client cannot take more response bytes. Memory per connection stays bounded by one read.
-final class ClientConnectionHandler: ChannelDuplexHandler {
+///
+/// The same handler serves one HTTP/2 stream (`Carrier.http2Stream`), behind NIOHTTP2's
+/// HTTP/1-style codec: the stream's one request runs the same phases, and backpressure is the
+/// same `read()` and writability, which on a stream follow its flow-control windows.
+final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
+    /// What this handler serves.
+    enum Carrier {
+        /// An HTTP/1.1 connection: its requests one after another; the detector in front of the
+        /// decoder tells when the next one starts.
+        case http1Connection(RequestStartDetector)
+        /// One HTTP/2 stream: one request.
+        case http2Stream
+    }
+
     let environment: ProxyEnvironment
     let phases: RequestPhases
-    private let startDetector: RequestStartDetector
+    private let startDetector: RequestStartDetector?
+    /// An HTTP/2 stream: one request, and closing means resetting the stream, not a connection.
+    let servesOneStream: Bool
+    /// An HTTP/2 request head without framing, held until its stream shows whether a body
+    /// follows (`handle(_:)`).
+    private var headAwaitingBody: HTTPRequestHead?
+    /// An HTTP/2 stream closing after an answer whose last frames may wait for the client's
+    /// window: reset after `timeouts.responseBodyIdle` at the latest.
+    private var streamCloseBound: Scheduled<Void>?
     private(set) var context: ChannelHandlerContext?
-    var identifiers = IdentifierGenerator()
+    var identifiers: IdentifierGenerator
     private(set) var exchange: Exchange?
-    private(set) var connection = ClientConnectionStateMachine()
+    private(set) var connection: ClientConnectionStateMachine
     /// The connection's one timer. Every timeout — between requests, of a request body, of an
     /// upstream response — is a deadline it checks when it fires; it is rescheduled only when a
     /// deadline comes before its next firing, so a keep-alive request schedules none.
@@ -42,11 +63,25 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// The peer's address as text, formatted once per connection rather than per request.
     private lazy var clientAddress: String? = self.context?.channel.remoteAddress?.ipAddress
 
-    init(environment: ProxyEnvironment, startDetector: RequestStartDetector) {
+    /// - Parameters:
+    ///   - scheme: how the client reached the gateway (`X-Forwarded-Proto`); the loop's
+    ///     listener's when nil.
+    ///   - identifiers: request ids and trace ids; a stream's comes seeded from its
+    ///     connection's, which spares a system random number per stream.
+    init(environment: ProxyEnvironment, carrier: Carrier, scheme: String? = nil, identifiers: IdentifierGenerator = IdentifierGenerator()) {
         self.environment = environment
-        self.phases = RequestPhases(environment: environment)
-        self.startDetector = startDetector
-        startDetector.observer = self
+        self.phases = RequestPhases(environment: environment, scheme: scheme)
+        self.identifiers = identifiers
+        switch carrier {
+        case .http1Connection(let detector):
+            self.startDetector = detector
+            self.servesOneStream = false
+        case .http2Stream:
+            self.startDetector = nil
+            self.servesOneStream = true
+        }
+        self.connection = ClientConnectionStateMachine(servesOneRequest: self.servesOneStream)
+        self.startDetector?.observer = self
     }
 
     /// The settings in force now: for connection-level timers. An exchange uses its own copy.
@@ -67,7 +102,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// otherwise kept about 0.9 KiB alive for every connection ever accepted.
     func handlerRemoved(context: ChannelHandlerContext) {
         self.beginClosing()
-        self.startDetector.armed = false
+        self.startDetector?.armed = false
+        self.streamCloseBound?.cancel()
+        self.streamCloseBound = nil
         self.context = nil
     }
 
@@ -82,26 +119,48 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        if let head = self.headAwaitingBody {
+            // HEADERS without END_STREAM and no DATA yet: a body follows.
+            self.headAwaitingBody = nil
+            self.startExchange(Self.framedAsChunked(head))
+        }
         self.exchange?.upstream?.flush()
         context.fireChannelReadComplete()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { self.exchange?.upstream?.resumeReading() }
+        let writable = context.channel.isWritable
+        if let exchange = self.exchange, let deadline = exchange.machine.clientWritabilityChanged(writable: writable, now: self.now) {
+            self.checkDeadlines(by: deadline)
+        }
+        if writable { self.exchange?.upstream?.resumeReading() }
         context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         self.beginClosing()
-        self.startDetector.armed = false
+        self.startDetector?.armed = false
         if let exchange = self.exchange {
-            exchange.clientLeft = true
-            self.end(exchange)
-            // The client went away mid-exchange: the upstream connection is mid-message too.
-            self.dropUpstream(of: exchange)
-            exchange.log(.info, "client closed the connection before the response completed", metadata: exchange.logMetadata(now: self.now, status: nil))
+            if exchange.machine.responseComplete {
+                // Closed as the answer's last bytes went out (an HTTP/2 stream closes when both
+                // sides have ended), or while the rest of an answered request was read: the
+                // answer is what the exchange's record tells.
+                self.end(exchange)
+                self.dropUpstream(of: exchange)
+            } else {
+                self.clientGone(exchange, reason: self.servesOneStream ? "client reset the stream before the response completed" : "client closed the connection before the response completed")
+            }
         }
         context.fireChannelInactive()
+    }
+
+    /// The client will not take the answer: the exchange ends, and the upstream connection,
+    /// mid-message, is dropped.
+    private func clientGone(_ exchange: Exchange, reason: Logger.Message, level: Logger.Level = .info, metadata: Logger.Metadata = [:]) {
+        exchange.clientLeft = true
+        self.end(exchange)
+        self.dropUpstream(of: exchange)
+        exchange.log(level, reason, metadata: exchange.logMetadata(now: self.now, status: exchange.machine.responseStatus).merging(metadata) { $1 })
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -150,8 +209,21 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func handle(_ part: HTTPServerRequestPart) {
         switch part {
         case .head(let head):
+            if self.servesOneStream, !head.headers.contains(name: "content-length"), !head.headers.contains(name: "transfer-encoding") {
+                // NIOHTTP2's codec frames a body only for methods that usually carry one; a GET,
+                // HEAD or DELETE head comes without framing whether or not DATA follows. Sent on
+                // as it is, a body would reach the HTTP/1.1 upstream unframed — where it would be
+                // read as the next request. The codec hands the stream's END_STREAM over at once
+                // (`.end` in the same read), so the next part, or the end of this read, tells.
+                self.headAwaitingBody = head
+                return
+            }
             self.startExchange(head)
         case .body(let buffer):
+            if let head = self.headAwaitingBody {
+                self.headAwaitingBody = nil
+                self.startExchange(Self.framedAsChunked(head))
+            }
             guard let exchange = self.exchange else { return }
             switch exchange.machine.bodyReceived(buffer, now: self.now) {
             case .forward: exchange.upstream?.write(.body(.byteBuffer(buffer)))
@@ -159,6 +231,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             case .fail(let problem): self.fail(exchange, with: problem)
             }
         case .end:
+            if let head = self.headAwaitingBody {
+                self.headAwaitingBody = nil
+                self.startExchange(head)
+            }
             guard let exchange = self.exchange else { return }
             switch exchange.machine.requestEnded(now: self.now) {
             case .finishExchange:
@@ -173,11 +249,19 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    /// An HTTP/2 head whose stream carries a body without a declared length: framed as the
+    /// codec frames one for POST (validation accepts `chunked` on HTTP/2 only as this mark).
+    private static func framedAsChunked(_ head: HTTPRequestHead) -> HTTPRequestHead {
+        var head = head
+        head.headers.add(name: "transfer-encoding", value: "chunked")
+        return head
+    }
+
     // MARK: - The phases
 
     private func startExchange(_ head: HTTPRequestHead) {
         self.cancelWaitTimer()
-        self.startDetector.armed = false
+        self.startDetector?.armed = false
         let request: GatewayRequest
         switch self.phases.decode(head, clientAddress: self.clientAddress, identifiers: &self.identifiers) {
         case .proceed(let decoded):
@@ -249,7 +333,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         exchange.admit(admitted)
         exchange.admittedAt = self.now
         let head = admitted.request.head
-        if head.version == .http1_1, head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+        if head.version == .http1_1 || head.version.major == 2, head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
             self.context?.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
         guard let route = self.phases.selectCell(admitted) else {
@@ -278,6 +362,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.beginClosing()
         guard let written else { return self.closeNow() }
         written.assumeIsolated().whenComplete { [weak self] _ in self?.closeNow() }
+        if self.servesOneStream, let context = self.context {
+            // The answer's last frames wait for the client's window; a client that never opens
+            // it must not keep the stream. (A connection's bytes wait for TCP, as they always
+            // did; a stream is one of many on a connection that stays up meanwhile.)
+            let bound = TimeAmount.milliseconds(self.settings.timeouts.responseBodyIdle.milliseconds)
+            self.streamCloseBound = context.eventLoop.assumeIsolated().scheduleTask(in: bound) { [weak self] in self?.context?.close(promise: nil) }
+        }
     }
 
     func closeNow() {
@@ -334,12 +425,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func awaitRequest(first: Bool) {
         guard let wait = self.connection.awaitRequest(first: first) else { return }
         self.armWaitTimer(wait)
-        if wait == .idle { self.startDetector.armed = true }
+        if wait == .idle { self.startDetector?.armed = true }
     }
 
     private func armWaitTimer(_ wait: ClientConnectionStateMachine.Wait) {
         let timeouts = self.settings.timeouts
-        let deadline = self.now + .milliseconds((wait == .idle ? timeouts.keepAliveIdle : timeouts.headerRead).milliseconds)
+        let timeout = switch wait {
+        case .idle: timeouts.keepAliveIdle
+        case .streamEnd: timeouts.responseBodyIdle
+        case .headerRead, .none: timeouts.headerRead
+        }
+        let deadline = self.now + .milliseconds(timeout.milliseconds)
         self.waitDeadline = deadline
         self.checkDeadlines(by: deadline)
     }
@@ -394,6 +490,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             case .bodyStalled(let idle):
                 exchange.log(.notice, "request body stalled", metadata: ["timeout-ms": "\(idle.nanoseconds / 1_000_000)", "bytes-in": "\(exchange.machine.requestBodyBytes)"])
                 self.fail(exchange, with: .requestBodyTimeout)
+            case .responseStalled(let idle):
+                // The response has started: no problem can be sent, only the cut. The client is
+                // treated as gone; the upstream connection, mid-response, is dropped.
+                self.clientGone(
+                    exchange, reason: "client took none of the response; cut", level: .notice,
+                    metadata: ["timeout-ms": "\(idle.nanoseconds / 1_000_000)"]
+                )
+                return self.closeNow()
             case .none:
                 break
             }

@@ -6,6 +6,10 @@ import NIOHTTP1
 /// value: events in, verdicts out. The handler owns the I/O (reads, timers, writes, closing)
 /// and the exchange in progress; it tells the machine where that exchange stands
 /// (`ExchangeStage`) and applies what comes back. Tested as a value, without a channel.
+///
+/// An HTTP/2 stream is served by the same machine with `servesOneRequest`: its one request
+/// arrives with the stream (no wait for a head), nothing follows it (no keep-alive), and the
+/// connection's GOAWAY, not the stream, answers a shutdown.
 struct ClientConnectionStateMachine {
     /// Where the exchange in progress stands, as far as the connection is concerned.
     enum ExchangeStage: Equatable {
@@ -26,6 +30,9 @@ struct ClientConnectionStateMachine {
         case idle
         /// Waiting for the rest of a request head.
         case headerRead
+        /// An HTTP/2 stream's answer is written: its last frames wait for the client's
+        /// flow-control window, for at most `timeouts.responseBodyIdle`.
+        case streamEnd
     }
 
     /// What to do with a request part the decoder delivered.
@@ -72,6 +79,8 @@ struct ClientConnectionStateMachine {
         case awaitRequest
     }
 
+    /// An HTTP/2 stream: one request, then the stream ends.
+    let servesOneRequest: Bool
     private(set) var wait: Wait = .none
     /// Nothing more is read or answered.
     private(set) var closing = false
@@ -93,12 +102,23 @@ struct ClientConnectionStateMachine {
     /// request asked: the gateway is shutting down, or the client will send nothing more.
     var closesAfterAnswer: Bool { self.quiescing || self.inputClosed }
 
+    init(servesOneRequest: Bool = false) {
+        self.servesOneRequest = servesOneRequest
+    }
+
     // MARK: Waiting between requests
 
     /// The connection is ready for a request (`first`: a new connection). Returns the timer to
     /// arm, or nil when one runs already or the connection is closing.
     mutating func awaitRequest(first: Bool) -> Wait? {
         guard !self.closing, self.wait == .none else { return nil }
+        if self.servesOneRequest {
+            // The stream was made by its request's HEADERS: the head is there already. After
+            // the answer only its delivery is left to wait for.
+            guard !first else { return nil }
+            self.wait = .streamEnd
+            return self.wait
+        }
         self.wait = first ? .headerRead : .idle
         return self.wait
     }
@@ -121,7 +141,7 @@ struct ClientConnectionStateMachine {
         guard !hasExchange, !self.closing else { return .ignore }
         switch self.wait {
         case .none: return .ignore
-        case .idle: return .close
+        case .idle, .streamEnd: return .close
         case .headerRead: return .answer(.requestHeaderTimeout)
         }
     }
@@ -185,8 +205,10 @@ struct ClientConnectionStateMachine {
         return stage == .none && self.pipelined.isEmpty
     }
 
-    /// Shutdown began. True when the connection closes now (no exchange to finish).
+    /// Shutdown began. True when the connection closes now (no exchange to finish). An HTTP/2
+    /// stream goes on: its connection's GOAWAY lets the streams it has finish.
     mutating func quiesce(stage: ExchangeStage) -> Bool {
+        guard !self.servesOneRequest else { return false }
         self.quiescing = true
         return stage == .none
     }

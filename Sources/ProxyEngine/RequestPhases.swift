@@ -57,6 +57,13 @@ struct LocalResponse {
 /// they share per loop (token cache, quota gate, router) lives in `environment`.
 struct RequestPhases {
     let environment: ProxyEnvironment
+    /// How this connection's client reached the gateway (`X-Forwarded-Proto`).
+    let scheme: String
+
+    init(environment: ProxyEnvironment, scheme: String? = nil) {
+        self.environment = environment
+        self.scheme = scheme ?? environment.scheme
+    }
 
     // MARK: decode
 
@@ -90,7 +97,7 @@ struct RequestPhases {
             trace: TraceDecision.decide(
                 incoming: head.headers.first(name: "traceparent"), sampleRatio: settings.tracing?.sampling ?? 0, generator: &identifiers
             ),
-            facts: .init(clientAddress: clientAddress, scheme: self.environment.scheme, trustClientForwardedHeaders: settings.forwarding.trustClientForwardedHeaders),
+            facts: .init(clientAddress: clientAddress, scheme: self.scheme, trustClientForwardedHeaders: settings.forwarding.trustClientForwardedHeaders),
             configuration: configuration, started: self.environment.eventLoop.now
         ))
     }
