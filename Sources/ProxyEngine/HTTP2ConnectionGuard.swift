@@ -68,10 +68,15 @@ final class HTTP2ConnectionGuard: ChannelDuplexHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .goAway(let lastStreamID, _, _) = self.unwrapOutboundIn(data).payload, let action = self.lifecycle?.goAwaySent(lastStreamID: lastStreamID, now: context.eventLoop.now) {
-            self.apply(action)
+        guard case .goAway(let lastStreamID, _, _) = self.unwrapOutboundIn(data).payload else {
+            return context.write(data, promise: promise)
         }
+        if let action = self.lifecycle?.goAwaySent(lastStreamID: lastStreamID, now: context.eventLoop.now) { self.apply(action) }
         context.write(data, promise: promise)
+        // Out at once: the manager closes the connection right after its final GOAWAY, and
+        // within a read it defers its flush to the read's end — after the close, which drops
+        // the frame.
+        context.flush()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
