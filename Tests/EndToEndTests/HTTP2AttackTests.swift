@@ -43,6 +43,15 @@ final class HTTP2AttackTests: HTTP2TestCase {
         XCTAssertEqual(try bystander.readResponse(served).status, 200)
 
         let attacker = try self.connect()
+        // Reset while forwarded: two requests the backend is working on (both of the cell's
+        // slots) are reset; their upstream connections, mid-message, are closed at once.
+        let other = try TestIdentity.mint(issuer: "https://id.acme.test", key: TestIdentity.acmeOld.privateKey, kid: "acme-1", tenant: "c1basic")
+        let requestsBefore = self.backends[0].statistics.requests
+        let held = try (0..<2).map { _ in try attacker.sendRequest("GET", "/delay/5000", headers: [("authorization", "Bearer \(other)")]) }
+        XCTAssertTrue(self.eventually(5) { self.backends[0].statistics.requests == requestsBefore + 2 }, "both reached the backend")
+        try attacker.send(held.flatMap { RawHTTP2Connection.rstStream($0) })
+        XCTAssertTrue(self.eventually(3) { self.backends[0].openConnections == 0 }, "\(self.backends[0].openConnections) upstream connections still open")
+
         let before = self.gateway.residentBytes
         var pairs = 0
         sending: for _ in 0..<40 {
