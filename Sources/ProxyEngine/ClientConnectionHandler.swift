@@ -33,15 +33,17 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         /// An HTTP/1.1 connection: its requests one after another; the detector in front of the
         /// decoder tells when the next one starts.
         case http1Connection(RequestStartDetector)
-        /// One HTTP/2 stream: one request.
-        case http2Stream
+        /// One HTTP/2 stream of a connection: one request.
+        case http2Stream(HTTP2Connection)
     }
 
     let environment: ProxyEnvironment
     let phases: RequestPhases
     private let startDetector: RequestStartDetector?
+    /// The HTTP/2 connection of the stream this handler serves.
+    private let http2Connection: HTTP2Connection?
     /// An HTTP/2 stream: one request, and closing means resetting the stream, not a connection.
-    let servesOneStream: Bool
+    var servesOneStream: Bool { self.http2Connection != nil }
     /// An HTTP/2 request head without framing, held until its stream shows whether a body
     /// follows (`handle(_:)`).
     private var headAwaitingBody: HTTPRequestHead?
@@ -75,12 +77,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         switch carrier {
         case .http1Connection(let detector):
             self.startDetector = detector
-            self.servesOneStream = false
-        case .http2Stream:
+            self.http2Connection = nil
+        case .http2Stream(let connection):
             self.startDetector = nil
-            self.servesOneStream = true
+            self.http2Connection = connection
         }
-        self.connection = ClientConnectionStateMachine(servesOneRequest: self.servesOneStream)
+        self.connection = ClientConnectionStateMachine(servesOneRequest: self.http2Connection != nil)
         self.startDetector?.observer = self
     }
 
@@ -94,6 +96,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if let until = self.http2Connection?.pausedUntil, until > self.now {
+            // Opened while its connection pauses after quota refusals: the request waits as one
+            // read on a paused HTTP/1.1 connection would.
+            self.connection.pauseStarted()
+            self.pauseDeadline = until
+            self.checkDeadlines(by: until)
+        }
         if context.channel.isActive { self.awaitRequest(first: true) }
     }
 
@@ -391,6 +400,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     func exchangeFinished() {
         let quotaRetryAfter = self.exchange?.quotaRetryAfter
         if let exchange = self.exchange { self.end(exchange) }
+        if let shared = self.http2Connection {
+            // The pause is the connection's: its streams opened from now on wait.
+            if let pause = shared.pacing.exchangeEnded(quotaRetryAfter: quotaRetryAfter) { shared.pausedUntil = self.now + pause }
+            return self.serveNextRequest()
+        }
         if let pause = self.connection.exchangeEnded(quotaRetryAfter: quotaRetryAfter) {
             let until = self.now + pause
             self.pauseDeadline = until
@@ -406,6 +420,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             self.handle(part)
             // Closing, or a pipelined request was refused and paused the connection in turn.
             if self.connection.closing || self.connection.pausedAfterRefusals { return }
+        }
+        if let head = self.headAwaitingBody {
+            // A stream's head held through a pause, its body still to come.
+            self.headAwaitingBody = nil
+            self.startExchange(Self.framedAsChunked(head))
         }
         switch self.connection.afterExchange(hasExchange: self.exchange != nil) {
         case .continueExchange:

@@ -34,16 +34,14 @@ extension GatewayServer {
                 maxAge: nil, maxGraceTime: nil, keepalive: nil
             )
         )
-        let shared = NIOLoopBound((environment, connectionGuard), eventLoop: channel.eventLoop)
+        let shared = NIOLoopBound((environment, HTTP2Connection()), eventLoop: channel.eventLoop)
         let handler = NIOHTTP2Handler(
             mode: .server, eventLoop: channel.eventLoop, connectionConfiguration: configuration.connection,
             streamConfiguration: configuration.stream, streamDelegate: manager.http2StreamDelegate
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
-                let (environment, connectionGuard) = shared.value
-                try Self.configureHTTP2Stream(
-                    stream.pipeline.syncOperations, environment: environment, scheme: scheme, identifiers: connectionGuard.streamIdentifiers()
-                )
+                let (environment, connection) = shared.value
+                try Self.configureHTTP2Stream(stream.pipeline.syncOperations, environment: environment, scheme: scheme, connection: connection)
             }
         }
         let sync = channel.pipeline.syncOperations
@@ -57,12 +55,14 @@ extension GatewayServer {
         }
     }
 
-    /// The handlers of one HTTP/2 stream.
+    /// The handlers of one HTTP/2 stream of `connection`.
     static func configureHTTP2Stream(
-        _ sync: ChannelPipeline.SynchronousOperations, environment: ProxyEnvironment, scheme: String, identifiers: IdentifierGenerator
+        _ sync: ChannelPipeline.SynchronousOperations, environment: ProxyEnvironment, scheme: String, connection: HTTP2Connection
     ) throws {
         try sync.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-        try sync.addHandler(ClientConnectionHandler(environment: environment, carrier: .http2Stream, scheme: scheme, identifiers: identifiers))
+        try sync.addHandler(
+            ClientConnectionHandler(environment: environment, carrier: .http2Stream(connection), scheme: scheme, identifiers: connection.streamIdentifiers())
+        )
     }
 
     /// `listener.http2` as NIOHTTP2's configuration: the SETTINGS the gateway announces and the
@@ -99,5 +99,24 @@ extension GatewayServer {
     /// `limits`, so that a head over them is still answered with the precise 414 or 431.
     static func maxHeaderListSize(_ settings: GatewaySettings) -> Int {
         settings.listener.http2.maxHeaderListSize ?? RequestHeadValidation.decoderLimit(for: settings.limits)
+    }
+}
+
+/// One HTTP/2 connection as its streams see it: what is the connection's, not a stream's. Made
+/// per connection, touched only on its event loop.
+final class HTTP2Connection {
+    /// Quota refusals in a row over all the connection's streams: the pause after them is the
+    /// connection's, as on HTTP/1.1 (a stream carries one request, so a stream alone never
+    /// sees a second refusal).
+    var pacing = RefusalPacing()
+    /// Until when streams opened now wait before their request is served.
+    var pausedUntil: NIODeadline?
+    /// Seeds each stream's request-id generator: one system random number per connection, not
+    /// one per stream.
+    private var identifiers = IdentifierGenerator()
+
+    /// The request-id generator of a new stream.
+    func streamIdentifiers() -> IdentifierGenerator {
+        IdentifierGenerator(seed: self.identifiers.next())
     }
 }

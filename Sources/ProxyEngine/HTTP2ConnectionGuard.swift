@@ -19,19 +19,11 @@ final class HTTP2ConnectionGuard: ChannelDuplexHandler {
     private var lifecycle: HTTP2ConnectionLifecycle?
     private var timer: (task: Scheduled<Void>, at: NIODeadline)?
     private var context: ChannelHandlerContext?
-    /// Seeds each stream's request-id generator: one system random number per connection, not
-    /// one per stream.
-    private var identifiers = IdentifierGenerator()
 
     /// - Parameter timeout: `timeouts.headerRead`.
     init(timeout: TimeAmount, logger: Logger) {
         self.timeout = timeout
         self.logger = logger
-    }
-
-    /// The request-id generator of a new stream.
-    func streamIdentifiers() -> IdentifierGenerator {
-        IdentifierGenerator(seed: self.identifiers.next())
     }
 
     func handlerAdded(context: ChannelHandlerContext) {

@@ -22,6 +22,8 @@ final class HTTP2StreamOnEmbeddedChannelTests: XCTestCase {
     private var stream: EmbeddedChannel!
     private var upstreams: EmbeddedUpstreams!
     private var recorder: Recorder!
+    private var environment: ProxyEnvironment!
+    private var connection: HTTP2Connection!
 
     override func setUpWithError() throws {
         self.loop = EmbeddedEventLoop()
@@ -37,13 +39,21 @@ final class HTTP2StreamOnEmbeddedChannelTests: XCTestCase {
             timeouts: timeouts, upstreamPool: SettingsLoader.defaultPool, forwarding: SettingsLoader.defaultForwarding,
             cells: [.init(id: "cell-a", kind: .pooled, region: "local", endpoints: [Self.endpoint])], defaultCell: "cell-a"
         )
-        let environment = ProxyEnvironment(
+        self.environment = ProxyEnvironment(
             configuration: GatewayConfiguration(settings: settings, tenants: nil, files: []), generation: 1,
             pool: UpstreamPool(eventLoop: self.loop, settings: settings.upstreamPool, connector: self.upstreams),
             logger: Logger(label: "h2-stream-test") { _ in SwiftLogNoOpLogHandler() }, scheme: "http", observer: self.recorder
         )
-        try GatewayServer.configureHTTP2Stream(self.stream.pipeline.syncOperations, environment: environment, scheme: "https", identifiers: IdentifierGenerator(seed: 7))
-        try self.stream.connect(to: SocketAddress(ipAddress: "198.51.100.7", port: 40000)).wait()
+        self.connection = HTTP2Connection()
+        self.stream = try self.openStream()
+    }
+
+    /// A stream of the test's connection, as NIOHTTP2's multiplexer makes one.
+    private func openStream() throws -> EmbeddedChannel {
+        let stream = EmbeddedChannel(loop: self.loop)
+        try GatewayServer.configureHTTP2Stream(stream.pipeline.syncOperations, environment: self.environment, scheme: "https", connection: self.connection)
+        try stream.connect(to: SocketAddress(ipAddress: "198.51.100.7", port: 40000)).wait()
+        return stream
     }
 
     override func tearDownWithError() throws {
@@ -170,6 +180,18 @@ final class HTTP2StreamOnEmbeddedChannelTests: XCTestCase {
         XCTAssertEqual(answer.body, "ok")
         XCTAssertTrue(answer.ended)
         XCTAssertTrue(upstream.channel.isActive, "the upstream connection is kept")
+    }
+
+    /// Streams opened while their connection pauses after quota refusals in a row wait for the
+    /// pause (AdmissionOnEmbeddedChannelTests makes the refusals).
+    func testAStreamOpenedWhileItsConnectionPausesWaits() throws {
+        self.connection.pausedUntil = self.loop.now + .milliseconds(500)
+        self.stream = try self.openStream()
+        try self.headers("GET", "/ledger", endStream: true)
+        self.loop.advanceTime(by: .milliseconds(499))
+        XCTAssertTrue(self.upstreams.opened.isEmpty, "held for the pause")
+        self.loop.advanceTime(by: .milliseconds(1))
+        XCTAssertEqual(self.upstreams.opened.count, 1, "served when it is over")
     }
 
     func testARefusalIsAProblemOnTheStream() throws {
