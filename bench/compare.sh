@@ -115,25 +115,6 @@ if [ "${OBSERVE:-0}" = 1 ]; then
     echo "metrics and access log on: the full pipeline's ops listener is scraped every second" >&2
 fi
 
-# Every process of a server: the started one and its children (nginx's worker).
-server_pids() { local pid=$1; echo "$pid"; pgrep -P "$pid" || true; }
-listener_pid() { ss -ltnpH "sport = :$1" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1; }
-cpu_ticks() {  # summed utime+stime of the given pids, in clock ticks
-    local total=0
-    for pid in "$@"; do
-        local stat; stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
-        set -- ${stat##*) }
-        total=$((total + ${12} + ${13}))
-    done
-    echo "$total"
-}
-ticks_per_second=$(getconf CLK_TCK)
-
-master_of() {  # the started process behind a listening port (nginx: its master)
-    local pid; pid=$(listener_pid "$1")
-    local parent; parent=$(awk '{print $4}' "/proc/$pid/stat")
-    if [ "$(cat "/proc/$parent/comm" 2>/dev/null)" = "$(cat "/proc/$pid/comm")" ]; then echo "$parent"; else echo "$pid"; fi
-}
 declare -A server_of=(
     [direct]=$(master_of "$upstream_port") [nginx]=$(master_of "$nginx_port") [haproxy]=$(master_of "$haproxy_port")
     [proxy-only]=$(master_of "$proxy_port") [full]=$(master_of "$full_port") [full-cold]=$(master_of "$full_port")

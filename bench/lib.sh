@@ -18,6 +18,31 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 wait_port() { for _ in $(seq 1 600); do (echo > /dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 
+# Every process of a server: the started one and its children (nginx's worker).
+server_pids() { local pid=$1; echo "$pid"; pgrep -P "$pid" || true; }
+listener_pid() { ss -ltnpH "sport = :$1" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1; }
+cpu_ticks() {  # summed utime+stime of the given pids, in clock ticks
+    local total=0
+    for pid in "$@"; do
+        local stat; stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        set -- ${stat##*) }
+        total=$((total + ${12} + ${13}))
+    done
+    echo "$total"
+}
+ticks_per_second=$(getconf CLK_TCK)
+rss_kib() {  # summed resident memory of the given pids, in KiB
+    local total=0
+    for pid in "$@"; do total=$((total + $(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0))); done
+    echo "$total"
+}
+
+master_of() {  # the started process behind a listening port (nginx: its master)
+    local pid; pid=$(listener_pid "$1")
+    local parent; parent=$(awk '{print $4}' "/proc/$pid/stat")
+    if [ "$(cat "/proc/$parent/comm" 2>/dev/null)" = "$(cat "/proc/$pid/comm")" ]; then echo "$parent"; else echo "$pid"; fi
+}
+
 issuer=https://id.bench.test
 customers=$(seq -f 'c%03g' 0 99)
 
@@ -99,9 +124,10 @@ TREE
 # gateway_settings PORT full|proxy UPSTREAM-PORT REDIS-PORT: one event loop; `full` adds the
 # tenant tree, RS256 issuer, token cache and Redis quotas (leases as LEASE_REFRESH says, else
 # the default), and with OBSERVE=1 an ops listener on $ops_port (metrics on) and the access log.
+# H2C=1 turns on HTTP/2 with prior knowledge on the listener (HTTP/1.1 stays on).
 gateway_settings() {
     cat <<SETTINGS
-listener: { address: 127.0.0.1, port: $1, eventLoops: 1 }
+listener: { address: 127.0.0.1, port: $1, eventLoops: 1$( [ "${H2C:-0}" = 1 ] && echo ", http2: { cleartext: true }" ) }
 upstreamPool: { maxConnectionsPerEndpoint: 256, idleTimeout: 60s }
 cells:
   - { id: bench, kind: pooled, region: bench, endpoints: [127.0.0.1:$3] }
