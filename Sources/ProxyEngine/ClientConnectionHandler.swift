@@ -361,6 +361,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     func end(_ exchange: Exchange) {
         if self.exchange === exchange { self.exchange = nil }
         guard exchange.end(now: self.monotonicNow) else { return }
+        if let shared = self.http2Connection, !exchange.clientLeft,
+            let pause = shared.pacing.exchangeEnded(quotaRetryAfter: exchange.quotaRetryAfter)
+        {
+            // The pause is the connection's: its streams opened from now on wait. Every answer
+            // counts, whether its stream then ends or is reset (a refusal of a request whose
+            // body was still coming).
+            shared.pausedUntil = self.now + pause
+        }
         if let observer = self.environment.observer {
             observer.requestEnded(exchange.record(ended: self.now, wallNowMicroseconds: self.environment.wallClock.nowMicroseconds))
         }
@@ -400,11 +408,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     func exchangeFinished() {
         let quotaRetryAfter = self.exchange?.quotaRetryAfter
         if let exchange = self.exchange { self.end(exchange) }
-        if let shared = self.http2Connection {
-            // The pause is the connection's: its streams opened from now on wait.
-            if let pause = shared.pacing.exchangeEnded(quotaRetryAfter: quotaRetryAfter) { shared.pausedUntil = self.now + pause }
-            return self.serveNextRequest()
-        }
+        // A stream's answer was counted by its connection's pacing when it ended.
+        if self.servesOneStream { return self.serveNextRequest() }
         if let pause = self.connection.exchangeEnded(quotaRetryAfter: quotaRetryAfter) {
             let until = self.now + pause
             self.pauseDeadline = until

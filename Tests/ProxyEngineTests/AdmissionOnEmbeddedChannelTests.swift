@@ -248,18 +248,19 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
     }
 
     /// HTTP/2: each stream carries one request, so the refusals in a row are counted over the
-    /// connection's streams, and streams opened during the pause wait.
+    /// connection's streams — also those whose stream is reset after the answer, the body of its
+    /// request still coming — and streams opened during the pause wait.
     func testAnHTTP2ConnectionThatKeepsBeingRefusedPausesItsNewStreams() throws {
         try self.start()
         let connection = HTTP2Connection()
-        func stream() throws -> EmbeddedChannel {
+        func stream(withBodyToCome: Bool = false) throws -> EmbeddedChannel {
             let stream = EmbeddedChannel(loop: self.loop)
             try GatewayServer.configureHTTP2Stream(stream.pipeline.syncOperations, environment: self.environment, scheme: "https", connection: connection)
             try stream.connect(to: SocketAddress(ipAddress: "198.51.100.7", port: 40000)).wait()
-            let block = HPACKHeaders([
-                (":method", "GET"), (":scheme", "https"), (":authority", "erp.test"), (":path", "/v1/ledger"), ("authorization", "Bearer \(try self.token("shop"))"),
-            ])
-            try stream.writeInbound(HTTP2Frame.FramePayload.headers(.init(headers: block, endStream: true)))
+            var fields = [(":method", withBodyToCome ? "POST" : "GET"), (":scheme", "https"), (":authority", "erp.test"), (":path", "/v1/ledger")]
+            fields.append(("authorization", "Bearer \(try self.token("shop"))"))
+            if withBodyToCome { fields.append(("content-length", "5")) }
+            try stream.writeInbound(HTTP2Frame.FramePayload.headers(.init(headers: HPACKHeaders(fields), endStream: !withBodyToCome)))
             return stream
         }
         func statuses(_ stream: EmbeddedChannel) throws -> [String] {
@@ -272,8 +273,8 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
         let first = try stream()
         self.store.answer(0, with: .success(Self.refused))
         XCTAssertEqual(try statuses(first), ["429"])
-        XCTAssertEqual(try statuses(try stream()), ["429"], "refused at once, from memory")
-        XCTAssertEqual(try statuses(try stream()), ["429"], "the third refusal in a row is answered too")
+        XCTAssertEqual(try statuses(try stream(withBodyToCome: true)), ["429"], "refused at once, from memory")
+        XCTAssertEqual(try statuses(try stream(withBodyToCome: true)), ["429"], "the third refusal in a row is answered too")
         // A stream opened now waits for the refusal's Retry-After (1 s) before it is served.
         let waiting = try stream()
         XCTAssertEqual(try statuses(waiting), [])
