@@ -117,7 +117,7 @@ let package = Package(
             .product(name: "CoreMetrics", package: "swift-metrics"),
         ]),
 
-        // The HTTP/1.1 data plane on SwiftNIO.
+        // The data plane on SwiftNIO: HTTP/1.1, and HTTP/2 streams run through the same phases.
         .target(name: "ProxyEngine", dependencies: [
             "GatewayConfig", "Hierarchy", "TokenAuth", "Quotas", "Cells", "COpenSSL", "RedisClient", "JSONText", "EdgeTLS",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -126,6 +126,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             .product(name: "NIOExtras", package: "swift-nio-extras"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOTLS", package: "swift-nio"),
@@ -249,6 +250,8 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOTLS", package: "swift-nio"),
+            .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+            .product(name: "NIOHPACK", package: "swift-nio-http2"),
         ]),
         .testTarget(name: "ObservabilityTests", dependencies: [
             "AccessLog", "TraceExport", "ProxyEngine", "GatewayConfig", "Hierarchy",
@@ -261,6 +264,8 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
+            // The raw HTTP/2 client of the attack tests reads the gateway's header blocks with it.
+            .product(name: "NIOHPACK", package: "swift-nio-http2"),
         ]),
     ],
     swiftLanguageModes: [.v6]

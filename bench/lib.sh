@@ -32,6 +32,11 @@ cpu_ticks() {  # summed utime+stime of the given pids, in clock ticks
     echo "$total"
 }
 ticks_per_second=$(getconf CLK_TCK)
+rss_kib() {  # summed resident memory of the given pids, in KiB
+    local total=0
+    for pid in "$@"; do total=$((total + $(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0))); done
+    echo "$total"
+}
 
 master_of() {  # the started process behind a listening port (nginx: its master)
     local pid; pid=$(listener_pid "$1")
@@ -120,9 +125,10 @@ TREE
 # gateway_settings PORT full|proxy UPSTREAM-PORT REDIS-PORT: one event loop; `full` adds the
 # tenant tree, RS256 issuer, token cache and Redis quotas (leases as LEASE_REFRESH says, else
 # the default), and with OBSERVE=1 an ops listener on $ops_port (metrics on) and the access log.
+# H2C=1 turns on HTTP/2 with prior knowledge on the listener (HTTP/1.1 stays on).
 gateway_settings() {
     cat <<SETTINGS
-listener: { address: 127.0.0.1, port: $1, eventLoops: 1 }
+listener: { address: 127.0.0.1, port: $1, eventLoops: 1$( [ "${H2C:-0}" = 1 ] && echo ", http2: { cleartext: true }" ) }
 upstreamPool: { maxConnectionsPerEndpoint: 256, idleTimeout: 60s }
 cells:
   - { id: bench, kind: pooled, region: bench, endpoints: [127.0.0.1:$3] }

@@ -14,8 +14,9 @@ import NIOSSL
 /// the client's hello names the server it wants, so connections already open keep the
 /// certificate they were made with and are never dropped by a swap.
 public final class EdgeTLS: Sendable {
-    /// The application protocols offered in ALPN, most preferred first.
-    public static let applicationProtocols = ["http/1.1"]
+    /// The application protocols offered in ALPN, most preferred first: HTTP/2 when the
+    /// listener speaks it (`listener.http2.enabled`).
+    public static func applicationProtocols(http2: Bool) -> [String] { http2 ? ["h2", "http/1.1"] : ["http/1.1"] }
     /// TLS 1.2 suites: ECDHE key exchange (forward secrecy) with an AEAD cipher only — AES-GCM
     /// first (hardware AES is the norm), then ChaCha20-Poly1305 — for ECDSA and RSA
     /// certificates alike. No CBC, no static RSA key exchange, no finite-field DHE. TLS 1.3's
@@ -71,7 +72,7 @@ public final class EdgeTLS: Sendable {
     ///
     /// Session resumption is BoringSSL's default for a server context: a session cache and
     /// session tickets (TLS 1.2 and 1.3) under ticket keys it makes and rotates itself.
-    public func makeServerContext(applicationProtocols: [String] = EdgeTLS.applicationProtocols) throws -> NIOSSLContext {
+    public func makeServerContext(applicationProtocols: [String]) throws -> NIOSSLContext {
         let fallback = self.certificates.defaultCertificate
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: fallback.chain.map { .certificate($0) }, privateKey: .privateKey(fallback.key)

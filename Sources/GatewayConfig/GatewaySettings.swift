@@ -229,6 +229,67 @@ public struct GatewaySettings: Sendable, Hashable {
             /// Every certificate and key file, for change detection: a renewed file reloads.
             public var files: [String] { self.allCertificates.flatMap { [$0.certificate, $0.key] } }
         }
+
+        /// HTTP/2 on the data plane's listener (`listener.http2`); the admin and ops listeners
+        /// speak HTTP/1.1 only and ignore it.
+        public var http2 = HTTP2()
+
+        public init(address: String, port: Int, eventLoops: Int? = nil, tls: TLS? = nil, http2: HTTP2 = HTTP2()) {
+            self.address = address
+            self.port = port
+            self.eventLoops = eventLoops
+            self.tls = tls
+            self.http2 = http2
+        }
+
+        /// `listener.http2`: whether HTTP/2 is spoken, and the bounds every HTTP/2 connection
+        /// runs under. Each stream is one request through the same phases as an HTTP/1.1
+        /// request; these bound what a connection may hold and how hard it may push.
+        public struct HTTP2: Sendable, Hashable {
+            /// HTTP/2 at all: offered through ALPN on a TLS listener, and the precondition of
+            /// `cleartext`.
+            public var enabled = true
+            /// Accept HTTP/2 with prior knowledge (h2c) on a plain listener, told from HTTP/1.1
+            /// by the connection preface. For deployments behind an L4 balancer.
+            public var cleartext = false
+            /// SETTINGS_MAX_CONCURRENT_STREAMS: requests one connection may have open at once.
+            public var maxConcurrentStreams = 100
+            /// SETTINGS_MAX_HEADER_LIST_SIZE in bytes (names, values and 32 per field, as
+            /// RFC 9113 counts); nil: the HTTP/1.1 decoder's bound, derived from
+            /// `limits.maxHeaderBytes` and `limits.maxURIBytes`.
+            public var maxHeaderListSize: Int?
+            /// SETTINGS_INITIAL_WINDOW_SIZE: request body bytes a stream may send ahead of the
+            /// gateway reading them. What one connection can make the gateway hold is about
+            /// `maxConcurrentStreams × initialWindowSize`.
+            public var initialWindowSize = 65_535
+            /// CONTINUATION frames allowed after one HEADERS frame.
+            public var maxContinuationFrames = 5
+            /// Outbound control frames (SETTINGS and PING acknowledgements) queued for a client
+            /// that does not read them.
+            public var maxBufferedControlFrames = 10_000
+            /// Stream errors one connection may cause in its life.
+            public var maxGlitches = 200
+            /// RST_STREAM frames from the client (rapid reset, CVE-2023-44487).
+            public var resetFrames = Rate(max: 200, per: .seconds(30))
+            /// PING, SETTINGS and PRIORITY frames from the client.
+            public var controlFrames = Rate(max: 200, per: .seconds(30))
+            /// Stream errors the client causes.
+            public var streamErrors = Rate(max: 200, per: .seconds(30))
+
+            /// At most `max` events within any `per`; one more closes the connection with GOAWAY
+            /// (ENHANCE_YOUR_CALM).
+            public struct Rate: Sendable, Hashable {
+                public var max: Int
+                public var per: Duration
+
+                public init(max: Int, per: Duration) {
+                    self.max = max
+                    self.per = per
+                }
+            }
+
+            public init() {}
+        }
     }
 
     public struct RequestLimits: Sendable, Hashable {
@@ -245,7 +306,8 @@ public struct GatewaySettings: Sendable, Hashable {
         public var headerRead: Duration
         /// While a request body streams in: the longest gap between two reads of it.
         public var requestBodyIdle: Duration
-        /// How long a client connection may sit idle between requests.
+        /// How long a client connection may sit idle between requests; an HTTP/2 connection
+        /// without open streams is closed with GOAWAY after as long.
         public var keepAliveIdle: Duration
         /// Establishing a TCP connection to an upstream endpoint.
         public var upstreamConnect: Duration
@@ -253,6 +315,22 @@ public struct GatewaySettings: Sendable, Hashable {
         public var upstreamResponse: Duration
         /// On SIGTERM/SIGINT, how long in-flight requests may take to finish.
         public var shutdownGrace: Duration
+        /// While a response streams out: the longest the client may take none of it (its
+        /// connection, or its HTTP/2 stream's flow-control window, stays full).
+        public var responseBodyIdle: Duration = .seconds(60)
+
+        public init(
+            headerRead: Duration, requestBodyIdle: Duration, keepAliveIdle: Duration, upstreamConnect: Duration, upstreamResponse: Duration,
+            shutdownGrace: Duration, responseBodyIdle: Duration = .seconds(60)
+        ) {
+            self.headerRead = headerRead
+            self.requestBodyIdle = requestBodyIdle
+            self.keepAliveIdle = keepAliveIdle
+            self.upstreamConnect = upstreamConnect
+            self.upstreamResponse = upstreamResponse
+            self.shutdownGrace = shutdownGrace
+            self.responseBodyIdle = responseBodyIdle
+        }
     }
 
     public struct UpstreamPool: Sendable, Hashable {

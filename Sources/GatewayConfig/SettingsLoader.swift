@@ -35,7 +35,7 @@ public enum SettingsLoader {
         }
         var listener: GatewaySettings.Listener?
         if let listenerCursor = top["listener"] {
-            listener = Self.listener(listenerCursor, acceptsTLS: true, baseDirectory: baseDirectory, &reader)
+            listener = Self.listener(listenerCursor, dataPlane: true, baseDirectory: baseDirectory, &reader)
         } else {
             // Reported, and the rest is still checked: one run lists every problem.
             reader.report(root, "missing required section 'listener'")
@@ -344,14 +344,15 @@ public enum SettingsLoader {
         return GatewaySettings.UpstreamContext(signingKeys: keys, activeKey: active)
     }
 
-    /// `acceptsTLS`: only the data plane's listener terminates TLS (`listener.tls`).
+    /// - Parameter dataPlane: the data plane's listener, which alone takes `tls` and `http2`.
     private static func listener(
-        _ cursor: YAMLReader.Cursor, acceptsTLS: Bool = false, baseDirectory: String? = nil, _ reader: inout YAMLReader
+        _ cursor: YAMLReader.Cursor, dataPlane: Bool = false, baseDirectory: String? = nil, _ reader: inout YAMLReader
     ) -> GatewaySettings.Listener? {
-        guard let map = reader.mapping(cursor, allowedKeys: acceptsTLS ? ["address", "port", "eventLoops", "tls"] : ["address", "port", "eventLoops"]) else {
+        guard let map = reader.mapping(cursor, allowedKeys: dataPlane ? ["address", "port", "eventLoops", "tls", "http2"] : ["address", "port", "eventLoops"]) else {
             return nil
         }
         let tls = map["tls"].flatMap { Self.tls($0, baseDirectory: baseDirectory, &reader) }
+        let http2 = map["http2"].map { Self.http2($0, &reader) } ?? GatewaySettings.Listener.HTTP2()
         let address = map["address"].flatMap { reader.string($0) } ?? "127.0.0.1"
         if let cursor = map["address"], !Self.isValidHost(address) {
             reader.report(cursor, "'\(address)' is not an IP address or host name")
@@ -363,7 +364,7 @@ public enum SettingsLoader {
         let port = reader.integer(portCursor, in: 0...65535)
         let loops = map["eventLoops"].flatMap { reader.integer($0, in: 1...256) }
         guard let port else { return nil }
-        return .init(address: address, port: port, eventLoops: loops, tls: tls)
+        return .init(address: address, port: port, eventLoops: loops, tls: tls, http2: http2)
     }
 
     /// `listener.tls`: the default certificate, the others, the oldest version accepted. Files
@@ -416,6 +417,45 @@ public enum SettingsLoader {
         return .init(certificate: paths[0], key: paths[1], settingsKey: cursor.path, line: cursor.mark.map { $0.line })
     }
 
+
+    private static func http2(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.Listener.HTTP2 {
+        var http2 = GatewaySettings.Listener.HTTP2()
+        let keys: Set<String> = [
+            "enabled", "cleartext", "maxConcurrentStreams", "maxHeaderListSize", "initialWindowSize", "maxContinuationFrames",
+            "maxBufferedControlFrames", "maxGlitches", "resetFrames", "controlFrames", "streamErrors",
+        ]
+        guard let map = reader.mapping(cursor, allowedKeys: keys) else { return http2 }
+        if let c = map["enabled"], let v = reader.bool(c) { http2.enabled = v }
+        if let c = map["cleartext"], let v = reader.bool(c) {
+            http2.cleartext = v
+            if v, !http2.enabled { reader.report(c, "h2c needs HTTP/2: 'enabled' is false") }
+        }
+        if let c = map["maxConcurrentStreams"], let v = reader.integer(c, in: 1...10_000) { http2.maxConcurrentStreams = v }
+        if let c = map["maxHeaderListSize"], let v = reader.byteSize(c, in: 1024...(16 << 20)) { http2.maxHeaderListSize = v }
+        // RFC 9113 §6.5.2: at most 2^31 - 1.
+        if let c = map["initialWindowSize"], let v = reader.byteSize(c, in: 1024...Int(Int32.max)) { http2.initialWindowSize = v }
+        if let c = map["maxContinuationFrames"], let v = reader.integer(c, in: 0...1000) { http2.maxContinuationFrames = v }
+        if let c = map["maxBufferedControlFrames"], let v = reader.integer(c, in: 1...1_000_000) { http2.maxBufferedControlFrames = v }
+        if let c = map["maxGlitches"], let v = reader.integer(c, in: 1...1_000_000) { http2.maxGlitches = v }
+        if let c = map["resetFrames"], let v = Self.rate(c, &reader) { http2.resetFrames = v }
+        if let c = map["controlFrames"], let v = Self.rate(c, &reader) { http2.controlFrames = v }
+        if let c = map["streamErrors"], let v = Self.rate(c, &reader) { http2.streamErrors = v }
+        return http2
+    }
+
+    /// `{ max: N, per: DURATION }`, both required.
+    private static func rate(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.Listener.HTTP2.Rate? {
+        guard let map = reader.mapping(cursor, allowedKeys: ["max", "per"]) else { return nil }
+        guard let maxCursor = map["max"], let perCursor = map["per"] else {
+            reader.report(cursor, "needs both 'max' and 'per'")
+            return nil
+        }
+        let max = reader.integer(maxCursor, in: 1...1_000_000)
+        let per = reader.duration(perCursor, in: Duration.milliseconds(100)...Duration.seconds(3600))
+        guard let max, let per else { return nil }
+        return .init(max: max, per: per)
+    }
+
     static let defaultLimits = GatewaySettings.RequestLimits(
         maxHeaderBytes: 16 << 10, maxURIBytes: 8 << 10, maxRequestBodyBytes: 10 << 20
     )
@@ -436,7 +476,7 @@ public enum SettingsLoader {
 
     private static func timeouts(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.Timeouts {
         var timeouts = Self.defaultTimeouts
-        let keys = ["headerRead", "requestBodyIdle", "keepAliveIdle", "upstreamConnect", "upstreamResponse", "shutdownGrace"]
+        let keys = ["headerRead", "requestBodyIdle", "keepAliveIdle", "upstreamConnect", "upstreamResponse", "shutdownGrace", "responseBodyIdle"]
         guard let map = reader.mapping(cursor, allowedKeys: Set(keys)) else { return timeouts }
         let range = Duration.milliseconds(1)...Duration.seconds(24 * 3600)
         if let c = map["headerRead"], let v = reader.duration(c, in: range) { timeouts.headerRead = v }
@@ -445,6 +485,7 @@ public enum SettingsLoader {
         if let c = map["upstreamConnect"], let v = reader.duration(c, in: range) { timeouts.upstreamConnect = v }
         if let c = map["upstreamResponse"], let v = reader.duration(c, in: range) { timeouts.upstreamResponse = v }
         if let c = map["shutdownGrace"], let v = reader.duration(c, in: .zero...Duration.seconds(3600)) { timeouts.shutdownGrace = v }
+        if let c = map["responseBodyIdle"], let v = reader.duration(c, in: range) { timeouts.responseBodyIdle = v }
         return timeouts
     }
 

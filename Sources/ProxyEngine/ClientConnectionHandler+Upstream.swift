@@ -155,13 +155,15 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
         case .end:
             let end = exchange.machine.responseEnded()
             exchange.upstreamEndedAt = self.now
-            let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
-            exchange.log(.info, "request", metadata: exchange.logMetadata(now: self.now, status: exchange.machine.responseStatus))
+            // The upstream is done before the last write: on an HTTP/2 stream that write can
+            // close the stream at once, and the connection must find a finished exchange then.
             if let upstream = exchange.upstream {
                 exchange.upstream = nil
                 self.environment.pool.release(upstream, reusable: end.upstreamReusable)
             }
             if let route = exchange.route { self.environment.router.endAttempt(route, now: self.monotonicNow) }
+            exchange.log(.info, "request", metadata: exchange.logMetadata(now: self.now, status: exchange.machine.responseStatus))
+            let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
             if end.then == .close {
                 self.end(exchange)
                 self.closeAfter(written)

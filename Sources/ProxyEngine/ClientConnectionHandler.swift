@@ -19,18 +19,41 @@ import Quotas
 /// Backpressure both ways comes from holding `read()`: the client is not read while the upstream
 /// cannot take more request bytes (or is not connected yet), and the upstream is not read while
 /// the client cannot take more response bytes. Memory per connection stays bounded by one read.
-final class ClientConnectionHandler: ChannelDuplexHandler {
+///
+/// The same handler serves one HTTP/2 stream (`Carrier.http2Stream`), behind NIOHTTP2's
+/// HTTP/1-style codec: the stream's one request runs the same phases, and backpressure is the
+/// same `read()` and writability, which on a stream follow its flow-control windows.
+final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
+    /// What this handler serves.
+    enum Carrier {
+        /// An HTTP/1.1 connection: its requests one after another; the detector in front of the
+        /// decoder tells when the next one starts.
+        case http1Connection(RequestStartDetector)
+        /// One HTTP/2 stream of a connection: one request.
+        case http2Stream(HTTP2Connection)
+    }
+
     let environment: ProxyEnvironment
     let phases: RequestPhases
-    private let startDetector: RequestStartDetector
+    private let startDetector: RequestStartDetector?
+    /// The HTTP/2 connection of the stream this handler serves.
+    private let http2Connection: HTTP2Connection?
+    /// An HTTP/2 stream: one request, and closing means resetting the stream, not a connection.
+    var servesOneStream: Bool { self.http2Connection != nil }
+    /// An HTTP/2 request head without framing, held until its stream shows whether a body
+    /// follows (`handle(_:)`).
+    private var headAwaitingBody: HTTPRequestHead?
+    /// An HTTP/2 stream closing after an answer whose last frames may wait for the client's
+    /// window: reset after `timeouts.responseBodyIdle` at the latest.
+    private var streamCloseBound: Scheduled<Void>?
     private(set) var context: ChannelHandlerContext?
-    var identifiers = IdentifierGenerator()
+    var identifiers: IdentifierGenerator
     private(set) var exchange: Exchange?
-    private(set) var connection = ClientConnectionStateMachine()
+    private(set) var connection: ClientConnectionStateMachine
     /// The connection's one timer. Every timeout — between requests, of a request body, of an
     /// upstream response — is a deadline it checks when it fires; it is rescheduled only when a
     /// deadline comes before its next firing, so a keep-alive request schedules none.
@@ -44,12 +67,26 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// Plain or TLS; over TLS, when the connection was accepted.
     private let transport: ClientTransport
 
-    init(environment: ProxyEnvironment, startDetector: RequestStartDetector, transport: ClientTransport = .plain) {
+    /// - Parameters:
+    ///   - transport: how the client reached the gateway (`X-Forwarded-Proto`), and over TLS
+    ///     when the connection was accepted.
+    ///   - identifiers: request ids and trace ids; a stream's comes seeded from its
+    ///     connection's, which spares a system random number per stream.
+    init(environment: ProxyEnvironment, carrier: Carrier, transport: ClientTransport = .plain, identifiers: IdentifierGenerator = IdentifierGenerator()) {
         self.environment = environment
         self.phases = RequestPhases(environment: environment, scheme: transport.scheme)
-        self.startDetector = startDetector
         self.transport = transport
-        startDetector.observer = self
+        self.identifiers = identifiers
+        switch carrier {
+        case .http1Connection(let detector):
+            self.startDetector = detector
+            self.http2Connection = nil
+        case .http2Stream(let connection):
+            self.startDetector = nil
+            self.http2Connection = connection
+        }
+        self.connection = ClientConnectionStateMachine(servesOneRequest: self.http2Connection != nil)
+        self.startDetector?.observer = self
     }
 
     /// The settings in force now: for connection-level timers. An exchange uses its own copy.
@@ -62,6 +99,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if let until = self.http2Connection?.pausedUntil, until > self.now {
+            // Opened while its connection pauses after quota refusals: the request waits as one
+            // read on a paused HTTP/1.1 connection would.
+            self.connection.pauseStarted()
+            self.pauseDeadline = until
+            self.checkDeadlines(by: until)
+        }
         if context.channel.isActive { self.awaitRequest(first: true) }
     }
 
@@ -70,7 +114,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// otherwise kept about 0.9 KiB alive for every connection ever accepted.
     func handlerRemoved(context: ChannelHandlerContext) {
         self.beginClosing()
-        self.startDetector.armed = false
+        self.startDetector?.armed = false
+        self.streamCloseBound?.cancel()
+        self.streamCloseBound = nil
         self.context = nil
     }
 
@@ -85,26 +131,48 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        if let head = self.headAwaitingBody {
+            // HEADERS without END_STREAM and no DATA yet: a body follows.
+            self.headAwaitingBody = nil
+            self.startExchange(Self.framedAsChunked(head))
+        }
         self.exchange?.upstream?.flush()
         context.fireChannelReadComplete()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { self.exchange?.upstream?.resumeReading() }
+        let writable = context.channel.isWritable
+        if let exchange = self.exchange, let deadline = exchange.machine.clientWritabilityChanged(writable: writable, now: self.now) {
+            self.checkDeadlines(by: deadline)
+        }
+        if writable { self.exchange?.upstream?.resumeReading() }
         context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         self.beginClosing()
-        self.startDetector.armed = false
+        self.startDetector?.armed = false
         if let exchange = self.exchange {
-            exchange.clientLeft = true
-            self.end(exchange)
-            // The client went away mid-exchange: the upstream connection is mid-message too.
-            self.dropUpstream(of: exchange)
-            exchange.log(.info, "client closed the connection before the response completed", metadata: exchange.logMetadata(now: self.now, status: nil))
+            if exchange.machine.responseComplete {
+                // Closed as the answer's last bytes went out (an HTTP/2 stream closes when both
+                // sides have ended), or while the rest of an answered request was read: the
+                // answer is what the exchange's record tells.
+                self.end(exchange)
+                self.dropUpstream(of: exchange)
+            } else {
+                self.clientGone(exchange, reason: self.servesOneStream ? "client reset the stream before the response completed" : "client closed the connection before the response completed")
+            }
         }
         context.fireChannelInactive()
+    }
+
+    /// The client will not take the answer: the exchange ends, and the upstream connection,
+    /// mid-message, is dropped.
+    private func clientGone(_ exchange: Exchange, reason: Logger.Message, level: Logger.Level = .info, metadata: Logger.Metadata = [:]) {
+        exchange.clientLeft = true
+        self.end(exchange)
+        self.dropUpstream(of: exchange)
+        exchange.log(level, reason, metadata: exchange.logMetadata(now: self.now, status: exchange.machine.responseStatus).merging(metadata) { $1 })
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -153,8 +221,21 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func handle(_ part: HTTPServerRequestPart) {
         switch part {
         case .head(let head):
+            if self.servesOneStream, !head.headers.contains(name: "content-length"), !head.headers.contains(name: "transfer-encoding") {
+                // NIOHTTP2's codec frames a body only for methods that usually carry one; a GET,
+                // HEAD or DELETE head comes without framing whether or not DATA follows. Sent on
+                // as it is, a body would reach the HTTP/1.1 upstream unframed — where it would be
+                // read as the next request. The codec hands the stream's END_STREAM over at once
+                // (`.end` in the same read), so the next part, or the end of this read, tells.
+                self.headAwaitingBody = head
+                return
+            }
             self.startExchange(head)
         case .body(let buffer):
+            if let head = self.headAwaitingBody {
+                self.headAwaitingBody = nil
+                self.startExchange(Self.framedAsChunked(head))
+            }
             guard let exchange = self.exchange else { return }
             switch exchange.machine.bodyReceived(buffer, now: self.now) {
             case .forward: exchange.upstream?.write(.body(.byteBuffer(buffer)))
@@ -162,6 +243,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             case .fail(let problem): self.fail(exchange, with: problem)
             }
         case .end:
+            if let head = self.headAwaitingBody {
+                self.headAwaitingBody = nil
+                self.startExchange(head)
+            }
             guard let exchange = self.exchange else { return }
             switch exchange.machine.requestEnded(now: self.now) {
             case .finishExchange:
@@ -176,11 +261,19 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    /// An HTTP/2 head whose stream carries a body without a declared length: framed as the
+    /// codec frames one for POST (validation accepts `chunked` on HTTP/2 only as this mark).
+    private static func framedAsChunked(_ head: HTTPRequestHead) -> HTTPRequestHead {
+        var head = head
+        head.headers.add(name: "transfer-encoding", value: "chunked")
+        return head
+    }
+
     // MARK: - The phases
 
     private func startExchange(_ head: HTTPRequestHead) {
         self.cancelWaitTimer()
-        self.startDetector.armed = false
+        self.startDetector?.armed = false
         let request: GatewayRequest
         switch self.phases.decode(head, clientAddress: self.clientAddress, identifiers: &self.identifiers) {
         case .proceed(let decoded):
@@ -252,7 +345,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         exchange.admit(admitted)
         exchange.admittedAt = self.now
         let head = admitted.request.head
-        if head.version == .http1_1, head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+        if head.version == .http1_1 || head.version.major == 2, head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
             self.context?.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
         guard let route = self.phases.selectCell(admitted) else {
@@ -271,6 +364,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     func end(_ exchange: Exchange) {
         if self.exchange === exchange { self.exchange = nil }
         guard exchange.end(now: self.monotonicNow) else { return }
+        if let shared = self.http2Connection, !exchange.clientLeft,
+            let pause = shared.pacing.exchangeEnded(quotaRetryAfter: exchange.quotaRetryAfter)
+        {
+            // The pause is the connection's: its streams opened from now on wait. Every answer
+            // counts, whether its stream then ends or is reset (a refusal of a request whose
+            // body was still coming).
+            shared.pausedUntil = self.now + pause
+        }
         if let observer = self.environment.observer {
             observer.requestEnded(exchange.record(ended: self.now, wallNowMicroseconds: self.environment.wallClock.nowMicroseconds))
         }
@@ -281,6 +382,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.beginClosing()
         guard let written else { return self.closeNow() }
         written.assumeIsolated().whenComplete { [weak self] _ in self?.closeNow() }
+        if self.servesOneStream, let context = self.context {
+            // The answer's last frames wait for the client's window; a client that never opens
+            // it must not keep the stream. (A connection's bytes wait for TCP, as they always
+            // did; a stream is one of many on a connection that stays up meanwhile.)
+            let bound = TimeAmount.milliseconds(self.settings.timeouts.responseBodyIdle.milliseconds)
+            self.streamCloseBound = context.eventLoop.assumeIsolated().scheduleTask(in: bound) { [weak self] in self?.context?.close(promise: nil) }
+        }
     }
 
     func closeNow() {
@@ -303,6 +411,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     func exchangeFinished() {
         let quotaRetryAfter = self.exchange?.quotaRetryAfter
         if let exchange = self.exchange { self.end(exchange) }
+        // A stream's answer was counted by its connection's pacing when it ended.
+        if self.servesOneStream { return self.serveNextRequest() }
         if let pause = self.connection.exchangeEnded(quotaRetryAfter: quotaRetryAfter) {
             let until = self.now + pause
             self.pauseDeadline = until
@@ -318,6 +428,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.handle(part)
             // Closing, or a pipelined request was refused and paused the connection in turn.
             if self.connection.closing || self.connection.pausedAfterRefusals { return }
+        }
+        if let head = self.headAwaitingBody {
+            // A stream's head held through a pause, its body still to come.
+            self.headAwaitingBody = nil
+            self.startExchange(Self.framedAsChunked(head))
         }
         switch self.connection.afterExchange(hasExchange: self.exchange != nil) {
         case .continueExchange:
@@ -337,14 +452,19 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func awaitRequest(first: Bool) {
         guard let wait = self.connection.awaitRequest(first: first) else { return }
         // The first request's header-read time runs from the accept: over TLS the handshake
-        // has spent part of it already.
-        self.armWaitTimer(wait, from: first ? self.transport.acceptedAt : nil)
-        if wait == .idle { self.startDetector.armed = true }
+        // has spent part of it already. (A stream's connection was accepted long before it.)
+        self.armWaitTimer(wait, from: first && self.startDetector != nil ? self.transport.acceptedAt : nil)
+        if wait == .idle { self.startDetector?.armed = true }
     }
 
     private func armWaitTimer(_ wait: ClientConnectionStateMachine.Wait, from start: NIODeadline? = nil) {
         let timeouts = self.settings.timeouts
-        let deadline = (start ?? self.now) + .milliseconds((wait == .idle ? timeouts.keepAliveIdle : timeouts.headerRead).milliseconds)
+        let timeout = switch wait {
+        case .idle: timeouts.keepAliveIdle
+        case .streamEnd: timeouts.responseBodyIdle
+        case .headerRead, .none: timeouts.headerRead
+        }
+        let deadline = (start ?? self.now) + .milliseconds(timeout.milliseconds)
         self.waitDeadline = deadline
         self.checkDeadlines(by: deadline)
     }
@@ -399,6 +519,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             case .bodyStalled(let idle):
                 exchange.log(.notice, "request body stalled", metadata: ["timeout-ms": "\(idle.nanoseconds / 1_000_000)", "bytes-in": "\(exchange.machine.requestBodyBytes)"])
                 self.fail(exchange, with: .requestBodyTimeout)
+            case .responseStalled(let idle):
+                // The response has started: no problem can be sent, only the cut. The client is
+                // treated as gone; the upstream connection, mid-response, is dropped.
+                self.clientGone(
+                    exchange, reason: "client took none of the response; cut", level: .notice,
+                    metadata: ["timeout-ms": "\(idle.nanoseconds / 1_000_000)"]
+                )
+                return self.closeNow()
             case .none:
                 break
             }

@@ -6,6 +6,10 @@ import NIOHTTP1
 /// value: events in, verdicts out. The handler owns the I/O (reads, timers, writes, closing)
 /// and the exchange in progress; it tells the machine where that exchange stands
 /// (`ExchangeStage`) and applies what comes back. Tested as a value, without a channel.
+///
+/// An HTTP/2 stream is served by the same machine with `servesOneRequest`: its one request
+/// arrives with the stream (no wait for a head), nothing follows it (no keep-alive), and the
+/// connection's GOAWAY, not the stream, answers a shutdown.
 struct ClientConnectionStateMachine {
     /// Where the exchange in progress stands, as far as the connection is concerned.
     enum ExchangeStage: Equatable {
@@ -26,6 +30,9 @@ struct ClientConnectionStateMachine {
         case idle
         /// Waiting for the rest of a request head.
         case headerRead
+        /// An HTTP/2 stream's answer is written: its last frames wait for the client's
+        /// flow-control window, for at most `timeouts.responseBodyIdle`.
+        case streamEnd
     }
 
     /// What to do with a request part the decoder delivered.
@@ -72,6 +79,8 @@ struct ClientConnectionStateMachine {
         case awaitRequest
     }
 
+    /// An HTTP/2 stream: one request, then the stream ends.
+    let servesOneRequest: Bool
     private(set) var wait: Wait = .none
     /// Nothing more is read or answered.
     private(set) var closing = false
@@ -80,8 +89,8 @@ struct ClientConnectionStateMachine {
     /// The client half-closed (sent its last byte): answer what it asked, then close.
     private(set) var inputClosed = false
     private var readPending = false
-    /// Quota refusals answered in a row on this connection; any other answer resets the count.
-    private(set) var refusalsInARow = 0
+    /// Quota refusals answered in a row on this connection, and the pause they call for.
+    private var pacing = RefusalPacing()
     /// Reading and serving are paused after refusals in a row (`exchangeEnded`).
     private(set) var pausedAfterRefusals = false
     /// A parse error in bytes after the request being answered.
@@ -93,12 +102,23 @@ struct ClientConnectionStateMachine {
     /// request asked: the gateway is shutting down, or the client will send nothing more.
     var closesAfterAnswer: Bool { self.quiescing || self.inputClosed }
 
+    init(servesOneRequest: Bool = false) {
+        self.servesOneRequest = servesOneRequest
+    }
+
     // MARK: Waiting between requests
 
     /// The connection is ready for a request (`first`: a new connection). Returns the timer to
     /// arm, or nil when one runs already or the connection is closing.
     mutating func awaitRequest(first: Bool) -> Wait? {
         guard !self.closing, self.wait == .none else { return nil }
+        if self.servesOneRequest {
+            // The stream was made by its request's HEADERS: the head is there already. After
+            // the answer only its delivery is left to wait for.
+            guard !first else { return nil }
+            self.wait = .streamEnd
+            return self.wait
+        }
         self.wait = first ? .headerRead : .idle
         return self.wait
     }
@@ -121,7 +141,7 @@ struct ClientConnectionStateMachine {
         guard !hasExchange, !self.closing else { return .ignore }
         switch self.wait {
         case .none: return .ignore
-        case .idle: return .close
+        case .idle, .streamEnd: return .close
         case .headerRead: return .answer(.requestHeaderTimeout)
         }
     }
@@ -185,8 +205,10 @@ struct ClientConnectionStateMachine {
         return stage == .none && self.pipelined.isEmpty
     }
 
-    /// Shutdown began. True when the connection closes now (no exchange to finish).
+    /// Shutdown began. True when the connection closes now (no exchange to finish). An HTTP/2
+    /// stream goes on: its connection's GOAWAY lets the streams it has finish.
     mutating func quiesce(stage: ExchangeStage) -> Bool {
+        guard !self.servesOneRequest else { return false }
         self.quiescing = true
         return stage == .none
     }
@@ -199,35 +221,24 @@ struct ClientConnectionStateMachine {
 
     // MARK: After an exchange
 
-    /// From this many quota refusals in a row, the connection pauses before its next request.
-    static let refusalsBeforePause = 3
     /// The longest pause, and the shortest (a concurrency refusal says 0).
-    static let longestPause = TimeAmount.seconds(1)
-    static let shortestPause = TimeAmount.milliseconds(10)
+    static let longestPause = RefusalPacing.longestPause
+    static let shortestPause = RefusalPacing.shortestPause
 
     /// An exchange ended with the connection kept open. `quotaRetryAfter`: it was refused for a
-    /// quota, and could pass after this long (exact, not the header's whole seconds). Returns how
-    /// long to pause before the next request is read or served: from the third refusal in a row
-    /// that wait (at least `shortestPause`), doubling with each further refusal in a row, at most
-    /// `longestPause`. A client that goes on sending what will be refused — over one connection
-    /// or many — is slowed to a few attempts a second per connection, so a flood cannot take its
-    /// event loop from other tenants; a client that waits as asked, or whose connection carries
-    /// admitted requests in between (another tenant's too), is never paused.
+    /// quota, and could pass after this long. Returns how long to pause before the next request
+    /// is read or served (`RefusalPacing`).
     mutating func exchangeEnded(quotaRetryAfter: TimeAmount?) -> TimeAmount? {
-        guard let retryAfter = quotaRetryAfter else {
-            self.refusalsInARow = 0
-            return nil
-        }
-        self.refusalsInARow += 1
-        guard self.refusalsInARow >= Self.refusalsBeforePause, !self.closing else { return nil }
+        guard let pause = self.pacing.exchangeEnded(quotaRetryAfter: quotaRetryAfter), !self.closing else { return nil }
         self.pausedAfterRefusals = true
-        var pause = max(retryAfter, Self.shortestPause)
-        var doublings = self.refusalsInARow - Self.refusalsBeforePause
-        while doublings > 0, pause < Self.longestPause {
-            pause = pause + pause
-            doublings -= 1
-        }
-        return min(pause, Self.longestPause)
+        return pause
+    }
+
+    /// The connection this stream belongs to is pausing (HTTP/2: the pause is the connection's,
+    /// and a stream opened during it waits like a request read during it).
+    mutating func pauseStarted() {
+        guard !self.closing else { return }
+        self.pausedAfterRefusals = true
     }
 
     /// The pause after refusals is over: reading and serving go on.
@@ -259,5 +270,43 @@ struct ClientConnectionStateMachine {
             .ambiguousFraming
         default: .malformedRequest
         }
+    }
+}
+
+/// How a connection whose requests keep being refused for quotas is slowed (operations.md, "A
+/// client that keeps sending what is refused"), as a value: an HTTP/1.1 connection's machine
+/// keeps one, and so does an HTTP/2 connection for all its streams.
+struct RefusalPacing {
+    /// From this many quota refusals in a row, the connection pauses before its next request.
+    static let refusalsBeforePause = 3
+    /// The longest pause, and the shortest (a concurrency refusal says 0).
+    static let longestPause = TimeAmount.seconds(1)
+    static let shortestPause = TimeAmount.milliseconds(10)
+
+    /// Quota refusals answered in a row; any other answer resets the count.
+    private(set) var refusalsInARow = 0
+
+    /// An answer went out. `quotaRetryAfter`: it was a quota refusal, which could pass after this
+    /// long (exact, not the header's whole seconds). Returns how long to pause: from the third
+    /// refusal in a row that wait (at least `shortestPause`), doubling with each further refusal
+    /// in a row, at most `longestPause`. A client that goes on sending what will be refused —
+    /// over one connection or many — is slowed to a few attempts a second per connection, so a
+    /// flood cannot take its event loop from other tenants; a client that waits as asked, or
+    /// whose connection carries admitted requests in between (another tenant's too), is never
+    /// paused.
+    mutating func exchangeEnded(quotaRetryAfter: TimeAmount?) -> TimeAmount? {
+        guard let retryAfter = quotaRetryAfter else {
+            self.refusalsInARow = 0
+            return nil
+        }
+        self.refusalsInARow += 1
+        guard self.refusalsInARow >= Self.refusalsBeforePause else { return nil }
+        var pause = max(retryAfter, Self.shortestPause)
+        var doublings = self.refusalsInARow - Self.refusalsBeforePause
+        while doublings > 0, pause < Self.longestPause {
+            pause = pause + pause
+            doublings -= 1
+        }
+        return min(pause, Self.longestPause)
     }
 }

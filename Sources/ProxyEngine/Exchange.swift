@@ -58,10 +58,11 @@ final class Exchange {
         let settings = request.settings
         self.machine = ExchangeStateMachine(
             method: request.head.method, hasBody: !request.framing.isEmpty,
-            clientKeepsAlive: request.head.isKeepAlive && !request.asksForUpgrade,
+            clientKeepsAlive: request.isOwnStream || (request.head.isKeepAlive && !request.asksForUpgrade),
             maxRequestBodyBytes: settings.limits.maxRequestBodyBytes,
             bodyIdle: .milliseconds(settings.timeouts.requestBodyIdle.milliseconds),
             responseTimeout: .milliseconds(settings.timeouts.upstreamResponse.milliseconds),
+            responseBodyIdle: .milliseconds(settings.timeouts.responseBodyIdle.milliseconds),
             started: request.started
         )
     }

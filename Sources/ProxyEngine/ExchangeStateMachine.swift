@@ -101,6 +101,9 @@ struct ExchangeStateMachine {
         case responseTimedOut
         /// The request body paused longer than `timeouts.requestBodyIdle`.
         case bodyStalled(idle: TimeAmount)
+        /// The client took none of the response for `timeouts.responseBodyIdle` (its connection,
+        /// or its HTTP/2 stream's flow-control window, stayed full).
+        case responseStalled(idle: TimeAmount)
     }
 
     /// How a failure reaches the client.
@@ -132,6 +135,10 @@ struct ExchangeStateMachine {
     private let bodyIdle: TimeAmount?
     /// How long an attempt's response head may take (the serving cell's, else the default).
     private var responseTimeout: TimeAmount
+    /// How long the client may take none of the response while it is relayed.
+    private let responseBodyIdle: TimeAmount
+    /// Since when the client could take no more (its channel not writable); nil while it can.
+    private var clientStalledSince: NIODeadline?
 
     private(set) var requestBodyBytes = 0
     private(set) var responseBytes = 0
@@ -158,8 +165,9 @@ struct ExchangeStateMachine {
 
     init(
         method: HTTPMethod, hasBody: Bool, clientKeepsAlive: Bool, maxRequestBodyBytes: Int, bodyIdle: TimeAmount,
-        responseTimeout: TimeAmount, started: NIODeadline
+        responseTimeout: TimeAmount, responseBodyIdle: TimeAmount = .seconds(60), started: NIODeadline
     ) {
+        self.responseBodyIdle = responseBodyIdle
         self.method = method
         self.hasBody = hasBody
         self.clientKeepsAlive = clientKeepsAlive
@@ -172,6 +180,10 @@ struct ExchangeStateMachine {
 
     var requestComplete: Bool { self.request == .complete }
     var responseStarted: Bool { self.response != .notStarted }
+    var responseComplete: Bool {
+        if case .complete = self.response { return true }
+        return false
+    }
     /// The gateway answered this request itself; the rest of the request is read and dropped.
     private(set) var answeredByGateway = false
 
@@ -189,9 +201,20 @@ struct ExchangeStateMachine {
         return self.lastBodyRead + idle
     }
 
+    /// When the response is cut because the client takes none of it: while it is relayed and
+    /// the client cannot take more.
+    var responseStallDeadline: NIODeadline? {
+        guard case .relaying = self.response, let since = self.clientStalledSince else { return nil }
+        return since + self.responseBodyIdle
+    }
+
     /// The earliest deadline of this exchange, for the connection's timer.
     var nextDeadline: NIODeadline? {
-        switch (self.responseDeadline, self.bodyDeadline) {
+        Self.earlier(Self.earlier(self.responseDeadline, self.bodyDeadline), self.responseStallDeadline)
+    }
+
+    private static func earlier(_ a: NIODeadline?, _ b: NIODeadline?) -> NIODeadline? {
+        switch (a, b) {
         case (let a?, let b?): min(a, b)
         case (let a?, nil): a
         case (nil, let b?): b
@@ -300,6 +323,18 @@ struct ExchangeStateMachine {
 
     // MARK: - The response
 
+    /// The client's channel became writable or not. Returns the stall deadline to arm when the
+    /// client stops taking the response being relayed. Only a change of writability costs
+    /// anything: a client that keeps up never gets here.
+    mutating func clientWritabilityChanged(writable: Bool, now: NIODeadline) -> NIODeadline? {
+        if writable {
+            self.clientStalledSince = nil
+            return nil
+        }
+        if self.clientStalledSince == nil { self.clientStalledSince = now }
+        return self.responseStallDeadline
+    }
+
     /// The upstream's response head arrived. Returns whether the client connection closes after
     /// this response; `connectionClosing`: the connection closes after its answer whatever the
     /// request asked (shutdown, half-closed client).
@@ -356,6 +391,9 @@ struct ExchangeStateMachine {
         }
         if let deadline = self.bodyDeadline, now >= deadline, let idle = self.bodyIdle {
             return .bodyStalled(idle: idle)
+        }
+        if let deadline = self.responseStallDeadline, now >= deadline {
+            return .responseStalled(idle: self.responseBodyIdle)
         }
         return .none
     }

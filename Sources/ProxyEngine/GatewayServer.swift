@@ -9,7 +9,7 @@ import NIOPosix
 import Quotas
 import TokenAuth
 
-/// The HTTP/1.1 listener and everything it owns: per-loop upstream pools, the quiescing helper
+/// The data plane's listener (HTTP/1.1, and HTTP/2 per `listener.http2`) and everything it owns: per-loop upstream pools, the quiescing helper
 /// that drains connections on shutdown.
 public final class GatewayServer: Sendable {
     private let serverChannel: any Channel
@@ -52,7 +52,7 @@ public final class GatewayServer: Sendable {
         tls: EdgeTLS? = nil
     ) async throws -> GatewayServer {
         let settings = configuration.settings
-        let sslContext = try tls?.makeServerContext()
+        let sslContext = try tls?.makeServerContext(applicationProtocols: EdgeTLS.applicationProtocols(http2: settings.listener.http2.enabled))
         // One environment per event loop, built on that loop: the pool inside is loop-confined.
         var environments: [ObjectIdentifier: NIOLoopBound<ProxyEnvironment>] = [:]
         let loopCount = Array(group.makeIterator()).count
@@ -199,10 +199,16 @@ public final class GatewayServer: Sendable {
 
     /// The handlers of one client connection, in order: the first-byte detector in front of the
     /// HTTP codec (no pipelining assistance, no automatic error answers: the connection handler
-    /// does both), then the connection handler.
+    /// does both), then the connection handler. With `listener.http2.cleartext` on a plain
+    /// listener the h2c preface detector goes first; it turns the connection into HTTP/2 when the
+    /// preface comes (over TLS, ALPN chooses instead).
     static func configureClientPipeline(
         _ sync: ChannelPipeline.SynchronousOperations, environment: ProxyEnvironment, transport: ClientTransport = .plain
     ) throws {
+        let http2 = environment.configuration.settings.listener.http2
+        if case .plain = transport, http2.enabled, http2.cleartext {
+            try sync.addHandler(HTTP2PrefaceDetector(environment: environment))
+        }
         let detector = RequestStartDetector()
         try sync.addHandler(detector)
         try sync.configureHTTPServerPipeline(
@@ -212,7 +218,7 @@ public final class GatewayServer: Sendable {
             withEncoderConfiguration: .init(),
             withDecoderLimitConfiguration: Self.decoderLimits(environment.configuration.settings.limits)
         )
-        try sync.addHandler(ClientConnectionHandler(environment: environment, startDetector: detector, transport: transport))
+        try sync.addHandler(ClientConnectionHandler(environment: environment, carrier: .http1Connection(detector), transport: transport))
     }
 
     static func decoderLimits(_ limits: GatewaySettings.RequestLimits) -> NIOHTTPDecoderLimitConfiguration {

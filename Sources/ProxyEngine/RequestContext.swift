@@ -31,6 +31,11 @@ struct GatewayRequest {
     /// such a request — the bytes would belong to the new protocol — so whatever is pipelined
     /// behind it would never be answered: the connection closes after this exchange instead.
     var asksForUpgrade: Bool { self.head.headers.contains(name: "upgrade") }
+
+    /// An HTTP/2 request: its stream is its own, and answering it never closes the connection
+    /// the stream shares with others (`Connection` means nothing in HTTP/2, where NIOHTTP2
+    /// refuses the field).
+    var isOwnStream: Bool { self.head.version.major == 2 }
 }
 
 /// A request the token speaks for: the customer it acts for, the route it matched, the cell the

@@ -49,8 +49,11 @@ enum RequestHeadValidation {
         let codings = head.headers["transfer-encoding"]
         if !codings.isEmpty {
             // RFC 9112 §6.1: both present is a smuggling attempt; HTTP/1.0 has no chunked coding;
-            // and chunked must be the only (so the final) coding for a request.
-            guard lengths.isEmpty, head.version == .http1_1, codings.count == 1, codings[0].lowercased() == "chunked" else {
+            // and chunked must be the only (so the final) coding for a request. An HTTP/2 head
+            // carries it only as NIOHTTP2's (or the stream handler's) mark of a body framed by
+            // DATA frames without a length: a client's own is a connection-specific field, which
+            // NIOHTTP2 refuses before the head is made.
+            guard lengths.isEmpty, head.version == .http1_1 || head.version.major == 2, codings.count == 1, codings[0].lowercased() == "chunked" else {
                 return .failure(.ambiguousFraming)
             }
             return .success(.chunked)

@@ -11,7 +11,7 @@ protocol RequestStartObserver: AnyObject {
 ///
 /// Armed per request by a flag, not a closure: a closure built per keep-alive request was an
 /// allocation of its own on every request.
-final class RequestStartDetector: ChannelInboundHandler {
+final class RequestStartDetector: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 

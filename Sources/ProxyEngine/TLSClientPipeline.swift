@@ -48,7 +48,7 @@ extension GatewayServer {
     }
 
     /// The handlers that speak the protocol the TLS handshake chose (ALPN). One case per
-    /// protocol of `EdgeTLS.applicationProtocols`; a client that offers none of them, or no
+    /// protocol of `EdgeTLS.applicationProtocols(http2:)`; a client that offers none of them, or no
     /// ALPN at all, falls back to HTTP/1.1.
     static func configureNegotiatedProtocol(
         _ result: ALPNResult, channel: any Channel, environment: ProxyEnvironment, acceptedAt: NIODeadline
@@ -57,6 +57,10 @@ extension GatewayServer {
         case .negotiated("http/1.1"), .fallback:
             return channel.eventLoop.makeCompletedFuture {
                 try Self.configureClientPipeline(channel.pipeline.syncOperations, environment: environment, transport: .tls(acceptedAt: acceptedAt))
+            }
+        case .negotiated("h2"):
+            return channel.eventLoop.makeCompletedFuture {
+                try Self.configureHTTP2Connection(channel, environment: environment, transport: .tls(acceptedAt: acceptedAt))
             }
         case .negotiated:
             // Only what the listener offered can be negotiated: nothing else arrives here.

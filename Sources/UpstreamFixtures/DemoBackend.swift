@@ -73,6 +73,8 @@ public final class DemoBackend: Sendable {
 
     public var port: Int { self.channel.localAddress?.port ?? 0 }
     public var statistics: Statistics { self.counters.withLockedValue { $0 } }
+    /// Connections open now (the gateway's pooled and in-use ones to this backend).
+    public var openConnections: Int { self.connections.withLockedValue { $0.count } }
 
     private init(
         name: String, channel: any Channel, counters: NIOLockedValueBox<Statistics>, connections: NIOLockedValueBox<[ObjectIdentifier: any Channel]>,

@@ -230,7 +230,7 @@ final class CellRoutingTests: GatewayTestCase {
         try await self.startBackends(5)
         self.gateway = try GatewayProcess(
             settings: gatewaySettings(
-                endpoints: [], ["listener": ["eventLoops": "\(eventLoops)"]], tenantTree: "tenants.yaml",
+                endpoints: [], ["listener": ["eventLoops": "\(eventLoops)", "http2": "{ cleartext: true }"]], tenantTree: "tenants.yaml",
                 cells: self.multiCellSettings(euLimits: euLimits)
             ),
             files: ["tenants.yaml": Self.tree()]
@@ -241,8 +241,11 @@ final class CellRoutingTests: GatewayTestCase {
         try TestIdentity.mint(issuer: "https://id.acme.test", key: TestIdentity.acmeOld.privateKey, kid: "acme-1", tenant: tenant, claims: claims)
     }
 
-    private func get(_ target: String, token: String, headers: [(String, String)] = []) throws -> RawHTTPConnection.Response {
-        try request(port: self.port, "GET", target, headers: [("Authorization", "Bearer \(token)")] + headers)
+    /// `wire`: through curl; else raw HTTP/1.1.
+    private func get(_ target: String, token: String, headers: [(String, String)] = [], over wire: WireProtocol? = nil) throws -> RawHTTPConnection.Response {
+        let headers = [("Authorization", "Bearer \(token)")] + headers
+        guard let wire else { return try request(port: self.port, "GET", target, headers: headers) }
+        return try curlRequest(wire, port: self.port, "GET", target, headers: headers)
     }
 
     func testFallbackCellsOutsideTheCustomersResidencyAreNeverUsed() async throws {
@@ -264,6 +267,13 @@ final class CellRoutingTests: GatewayTestCase {
 
     func testADedicatedCellServesOnlyItsOwnCustomer() async throws {
         try await self.startMultiCellGateway()
+        for wire in [nil, WireProtocol.http2] {
+            try self.assertDedicatedCellServesOnlyItsCustomer(over: wire)
+        }
+    }
+
+    private func assertDedicatedCellServesOnlyItsCustomer(over wire: WireProtocol?) throws {
+        let dedicatedBefore = self.backends[3].statistics.requests
         let attempts: [(target: String, token: String, headers: [(String, String)])] = [
             ("/v1/ledger", try self.token("c1"), [("X-ERP-Cell", "dedicated-c2")]),
             ("/v1/ledger", try self.token("c1"), [("X-ERP-Tenant", "c2"), ("X-ERP-Tier", "dedicated")]),
@@ -277,16 +287,41 @@ final class CellRoutingTests: GatewayTestCase {
             ("/v1/ledger", try self.token("c1", claims: ["cell=dedicated-c2", "placement=dedicated-c2", "customer=c2"]), []),
             ("/v1/ledger", try self.token("c3", claims: ["cell=dedicated-c2"]), [("X-ERP-Cell", "dedicated-c2")]),
         ]
+        let over = wire?.rawValue ?? "raw HTTP/1.1"
         for (index, attempt) in attempts.enumerated() {
-            let response = try self.get(attempt.target, token: attempt.token, headers: attempt.headers)
+            let response = try self.get(attempt.target, token: attempt.token, headers: attempt.headers, over: wire)
             if response.status == 200 {
-                XCTAssertEqual(try SeenRequest(response).backend, "backend-0", "attempt \(index) stays in the pooled cell")
+                XCTAssertEqual(try SeenRequest(response).backend, "backend-0", "attempt \(index) over \(over) stays in the pooled cell")
             } else {
-                XCTAssertTrue((400..<500).contains(response.status), "attempt \(index): \(response.status) \(response.text)")
+                XCTAssertTrue((400..<500).contains(response.status), "attempt \(index) over \(over): \(response.status) \(response.text)")
             }
         }
-        XCTAssertEqual(self.backends[3].statistics.requests, 0, "no other tenant's request reached the dedicated cell")
-        XCTAssertEqual(try SeenRequest(self.get("/v1/ledger", token: self.token("c2"))).backend, "backend-3")
+        XCTAssertEqual(self.backends[3].statistics.requests, dedicatedBefore, "no other tenant's request reached the dedicated cell over \(over)")
+        XCTAssertEqual(try SeenRequest(self.get("/v1/ledger", token: self.token("c2"), over: wire)).backend, "backend-3")
+    }
+
+    /// Streams of different customers interleaved on one HTTP/2 connection: each goes to its
+    /// customer's cell, whatever the streams before and beside it.
+    func testConcurrentStreamsOnOneConnectionAreEachRoutedToTheirCell() async throws {
+        try await self.startMultiCellGateway()
+        let tokens = ["c1": try self.token("c1"), "c2": try self.token("c2"), "c3": try self.token("c3")]
+        let expected = ["c1": "backend-0", "c2": "backend-3", "c3": "backend-0"]
+        let connection = try RawHTTP2Connection(port: self.port)
+        try connection.handshake()
+        var streams: [(id: UInt32, tenant: String)] = []
+        for index in 0..<24 {
+            let tenant = ["c1", "c2", "c3"][index % 3]
+            // Slow and fast requests mixed, so that the answers come back out of order.
+            let target = index % 2 == 0 ? "/delay/\(50 * (index % 5))" : "/v1/ledger/\(index)"
+            streams.append((try connection.sendRequest("GET", target, headers: [("authorization", "Bearer \(tokens[tenant]!)")]), tenant))
+        }
+        for (id, tenant) in streams.reversed() {
+            let response = try connection.readResponse(id)
+            XCTAssertEqual(response.status, 200, response.text)
+            let seen = try SeenRequest(response)
+            XCTAssertEqual(seen.backend, expected[tenant], "stream \(id) of \(tenant)")
+            XCTAssertEqual(seen.value("x-erp-tenant"), tenant)
+        }
     }
 
     func testAFullCellAnswers503WhileOtherCellsServeAsUsual() async throws {

@@ -18,7 +18,7 @@ final class QuotaTests: GatewayTestCase {
         try await super.setUp()
         self.redis = try RedisProcess()
         try await self.startBackends(1)
-        self.gateway = try self.treeGateway(Self.tree, extra: SecurityMatrixTests.platformIssuer + self.redis.settings)
+        self.gateway = try self.treeGateway(Self.tree, ["listener": ["http2": "{ cleartext: true }"]], extra: SecurityMatrixTests.platformIssuer + self.redis.settings)
     }
 
     override func tearDown() async throws {
@@ -26,18 +26,31 @@ final class QuotaTests: GatewayTestCase {
         self.redis.stop()
     }
 
-    func get(_ tenant: String) throws -> RawHTTPConnection.Response {
+    func get(_ tenant: String, over wire: WireProtocol? = nil) throws -> RawHTTPConnection.Response {
         let token = try TestIdentity.mint(issuer: "https://id.acme.test", key: TestIdentity.acmeOld.privateKey, kid: "acme-1", tenant: tenant)
-        return try request(port: self.port, "GET", "/v1/ledger", headers: [("Authorization", "Bearer \(token)")])
+        let headers = [("Authorization", "Bearer \(token)")]
+        guard let wire else { return try request(port: self.port, "GET", "/v1/ledger", headers: headers) }
+        return try curlRequest(wire, port: self.port, "GET", "/v1/ledger", headers: headers)
     }
 
     func testTheCustomersBurstIsAdmittedThenRefusedWithHeaders() throws {
-        let first = try self.get("c1")
+        try self.assertBurstAdmittedThenRefused(over: nil)
+    }
+
+    func testTheCustomersBurstIsAdmittedThenRefusedWithHeadersOverHTTP2() throws {
+        try self.assertBurstAdmittedThenRefused(over: .http2)
+    }
+
+    /// c1 (rate 1, burst 2): two admitted with RateLimit headers, the third refused 429 with
+    /// Retry-After and the level that refused, never forwarded. `wire`: through curl, else raw
+    /// HTTP/1.1.
+    func assertBurstAdmittedThenRefused(over wire: WireProtocol?) throws {
+        let first = try self.get("c1", over: wire)
         XCTAssertEqual(first.status, 200)
         XCTAssertNotNil(first.header("ratelimit"), "admitted responses carry the remaining budget")
         XCTAssertNotNil(first.header("ratelimit-policy"))
-        XCTAssertEqual(try self.get("c1").status, 200)
-        let refused = try self.get("c1")
+        XCTAssertEqual(try self.get("c1", over: wire).status, 200)
+        let refused = try self.get("c1", over: wire)
         try self.assertProblem(refused, status: 429, slug: "quota-exceeded")
         XCTAssertNotNil(refused.header("retry-after"))
         XCTAssertTrue(refused.header("ratelimit-policy")?.contains("customer-rate") ?? false, refused.header("ratelimit-policy") ?? "none")

@@ -185,6 +185,14 @@ final class RawHTTPConnection {
         return response
     }
 
+    /// Exactly `count` raw bytes (another protocol over the same socket: `RawHTTP2Connection`).
+    func readBytes(_ count: Int) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(count)
+        try self.readExactly(count) { bytes.append(contentsOf: $0) }
+        return bytes
+    }
+
     /// True when the server has closed its side: a read returns end-of-file within `seconds`.
     func waitForClose(seconds: Double) -> Bool {
         self.setReceiveTimeout(seconds)

@@ -4,7 +4,9 @@ import Hierarchy
 import Logging
 import NIOCore
 import NIOEmbedded
+import NIOHPACK
 import NIOHTTP1
+import NIOHTTP2
 import Quotas
 import TokenAuth
 import XCTest
@@ -100,12 +102,16 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
         try self.client.connect(to: SocketAddress(ipAddress: "198.51.100.7", port: 40001)).wait()
     }
 
-    private func send(_ method: String = "GET", path: String = "/v1/ledger", body: String? = nil, tenant: String = "shop", token: String? = nil) throws {
-        let minted = try TokenMinter.mint(
+    private func token(_ tenant: String) throws -> String {
+        try TokenMinter.mint(
             claims: ["iss": "https://id.acme.test", "sub": "u", "aud": "erp", "iat": .integer(Self.epoch), "exp": .integer(Self.epoch + 3600),
                      "jti": .string("t-\(tenant)"), "tenant": .string(tenant)],
             algorithm: .HS256, kid: "k1", secret: Self.secret
         )
+    }
+
+    private func send(_ method: String = "GET", path: String = "/v1/ledger", body: String? = nil, tenant: String = "shop", token: String? = nil) throws {
+        let minted = try self.token(tenant)
         let framing = body.map { "Content-Length: \($0.utf8.count)\r\n" } ?? ""
         let credential = token ?? minted
         try self.client.writeInbound(ByteBuffer(string: "\(method) \(path) HTTP/1.1\r\nHost: erp.test\r\nAuthorization: Bearer \(credential)\r\n\(framing)\r\n\(body ?? "")"))
@@ -239,6 +245,46 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
         XCTAssertEqual(self.store.asked.count, 2)
         self.store.answer(1, with: .success(Self.refused))
         XCTAssertEqual(try self.client.responses().map(\.status), [429])
+    }
+
+    /// HTTP/2: each stream carries one request, so the refusals in a row are counted over the
+    /// connection's streams — also those whose stream is reset after the answer, the body of its
+    /// request still coming — and streams opened during the pause wait.
+    func testAnHTTP2ConnectionThatKeepsBeingRefusedPausesItsNewStreams() throws {
+        try self.start()
+        let connection = HTTP2Connection()
+        func stream(withBodyToCome: Bool = false) throws -> EmbeddedChannel {
+            let stream = EmbeddedChannel(loop: self.loop)
+            try GatewayServer.configureHTTP2Stream(stream.pipeline.syncOperations, environment: self.environment, transport: .tls(acceptedAt: .now()), connection: connection)
+            try stream.connect(to: SocketAddress(ipAddress: "198.51.100.7", port: 40000)).wait()
+            var fields = [(":method", withBodyToCome ? "POST" : "GET"), (":scheme", "https"), (":authority", "erp.test"), (":path", "/v1/ledger")]
+            fields.append(("authorization", "Bearer \(try self.token("shop"))"))
+            if withBodyToCome { fields.append(("content-length", "5")) }
+            try stream.writeInbound(HTTP2Frame.FramePayload.headers(.init(headers: HPACKHeaders(fields), endStream: !withBodyToCome)))
+            return stream
+        }
+        func statuses(_ stream: EmbeddedChannel) throws -> [String] {
+            var statuses: [String] = []
+            while let payload = try stream.readOutbound(as: HTTP2Frame.FramePayload.self) {
+                if case .headers(let block) = payload, let status = block.headers.first(name: ":status") { statuses.append(status) }
+            }
+            return statuses
+        }
+        let first = try stream()
+        self.store.answer(0, with: .success(Self.refused))
+        XCTAssertEqual(try statuses(first), ["429"])
+        XCTAssertEqual(try statuses(try stream(withBodyToCome: true)), ["429"], "refused at once, from memory")
+        XCTAssertEqual(try statuses(try stream(withBodyToCome: true)), ["429"], "the third refusal in a row is answered too")
+        // A stream opened now waits for the refusal's Retry-After (1 s) before it is served.
+        let waiting = try stream()
+        XCTAssertEqual(try statuses(waiting), [])
+        self.loop.advanceTime(by: .milliseconds(999))
+        XCTAssertEqual(try statuses(waiting), [])
+        XCTAssertEqual(self.store.asked.count, 1)
+        self.loop.advanceTime(by: .milliseconds(1))
+        XCTAssertEqual(self.store.asked.count, 2, "served now; the refusal's time is up, so the store decides again")
+        self.store.answer(1, with: .success(Self.refused))
+        XCTAssertEqual(try statuses(waiting), ["429"])
     }
 
     func testRefusalsBetweenAdmittedRequestsNeverPauseTheConnection() throws {

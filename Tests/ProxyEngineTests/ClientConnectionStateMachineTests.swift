@@ -178,4 +178,24 @@ final class ClientConnectionStateMachineTests: XCTestCase {
         case .end: "end"
         }
     }
+
+    // MARK: An HTTP/2 stream
+
+    func testAStreamWaitsForNoHeadAndAfterItsAnswerOnlyForItsDelivery() {
+        var machine = Machine(servesOneRequest: true)
+        XCTAssertNil(machine.awaitRequest(first: true), "the head came with the stream")
+        XCTAssertEqual(machine.partArrived(Self.head, stage: .none), .handle)
+        XCTAssertNil(machine.exchangeEnded(quotaRetryAfter: nil))
+        XCTAssertEqual(machine.afterExchange(hasExchange: false), .awaitRequest)
+        XCTAssertEqual(machine.awaitRequest(first: false), .streamEnd)
+        XCTAssertEqual(machine.waitTimerFired(hasExchange: false), .close)
+    }
+
+    func testShutdownLeavesAStreamToItsConnection() {
+        var machine = Machine(servesOneRequest: true)
+        XCTAssertFalse(machine.quiesce(stage: .none), "the connection's GOAWAY lets the stream finish")
+        XCTAssertFalse(machine.closesAfterAnswer)
+        var connection = Machine()
+        XCTAssertTrue(connection.quiesce(stage: .none))
+    }
 }

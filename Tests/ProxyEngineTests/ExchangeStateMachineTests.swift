@@ -266,4 +266,39 @@ final class ExchangeStateMachineTests: XCTestCase {
         XCTAssertEqual(machine.responseHeadReceived(status: 200, upstreamKeepsAlive: true, connectionClosing: true), .close)
         XCTAssertEqual(machine.responseEnded().then, .close)
     }
+
+    // MARK: - A client that takes none of the response
+
+    func testAResponseTheClientTakesNoneOfIsCutAfterTheIdleTime() {
+        var machine = ExchangeStateMachine(
+            method: .GET, hasBody: false, clientKeepsAlive: true, maxRequestBodyBytes: 100, bodyIdle: Self.bodyIdle,
+            responseTimeout: Self.responseTimeout, responseBodyIdle: .seconds(60), started: Self.start
+        )
+        self.forwarding(&machine)
+        _ = machine.requestEnded(now: Self.start)
+        _ = machine.connected(reused: false, now: Self.start)
+        let stalled = Self.start + .seconds(1)
+        XCTAssertNil(machine.clientWritabilityChanged(writable: false, now: stalled), "no response yet: nothing to cut")
+        _ = machine.responseHeadReceived(status: 200, upstreamKeepsAlive: true, connectionClosing: false)
+        XCTAssertEqual(machine.responseStallDeadline, stalled + .seconds(60))
+        XCTAssertEqual(machine.nextDeadline, stalled + .seconds(60))
+        XCTAssertEqual(machine.deadlinesReached(now: stalled + .seconds(59)), .none)
+        XCTAssertEqual(machine.deadlinesReached(now: stalled + .seconds(60)), .responseStalled(idle: .seconds(60)))
+    }
+
+    func testTheStallClockStartsAgainWhenTheClientCatchesUp() {
+        var machine = self.machine()
+        self.forwarding(&machine)
+        _ = machine.requestEnded(now: Self.start)
+        _ = machine.connected(reused: false, now: Self.start)
+        _ = machine.responseHeadReceived(status: 200, upstreamKeepsAlive: true, connectionClosing: false)
+        XCTAssertNotNil(machine.clientWritabilityChanged(writable: false, now: Self.start))
+        XCTAssertNil(machine.clientWritabilityChanged(writable: true, now: Self.start + .seconds(50)))
+        XCTAssertNil(machine.responseStallDeadline)
+        let again = Self.start + .seconds(55)
+        XCTAssertEqual(machine.clientWritabilityChanged(writable: false, now: again), again + .seconds(60))
+        XCTAssertEqual(machine.clientWritabilityChanged(writable: false, now: again + .seconds(1)), again + .seconds(60), "still the first moment")
+        _ = machine.responseEnded()
+        XCTAssertNil(machine.responseStallDeadline, "nothing left to cut")
+    }
 }
