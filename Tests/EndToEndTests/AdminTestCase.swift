@@ -42,9 +42,9 @@ class AdminTestCase: GatewayTestCase {
 
     /// Settings with `redis` and `admin`, and `extra` after them; the admin port is fixed per
     /// test so restarts keep it.
-    func adminSettings(adminPort: Int, extra: String = "") -> String {
+    func adminSettings(adminPort: Int, _ overrides: [String: [String: String]] = [:], extra: String = "") -> String {
         gatewaySettings(
-            endpoints: self.backends.map(\.port), tenantTree: "tenants.yaml",
+            endpoints: self.backends.map(\.port), overrides, tenantTree: "tenants.yaml",
             extra: SecurityMatrixTests.platformIssuer + """
                 redis:
                   url: \(self.redis.url)

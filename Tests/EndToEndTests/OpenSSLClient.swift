@@ -106,8 +106,13 @@ final class OpenSSLClient: @unchecked Sendable {
 
 /// `curl` over HTTPS to the gateway, trusting `caFile` and resolving `host` to loopback, so
 /// the name is checked against the certificate as a browser checks it.
-func curlHTTPS(port: Int, host: String, path: String, caFile: String, headers: [(String, String)] = []) throws -> (status: Int32, output: String) {
+/// `http2`: nil lets curl choose (HTTP/2 through ALPN when the server offers it), true insists on
+/// it, false speaks HTTP/1.1.
+func curlHTTPS(
+    port: Int, host: String, path: String, caFile: String, headers: [(String, String)] = [], http2: Bool? = nil
+) throws -> (status: Int32, output: String) {
     var arguments = ["-sS", "--cacert", caFile, "--resolve", "\(host):\(port):127.0.0.1", "-D", "-"]
+    if let http2 { arguments.append(http2 ? "--http2" : "--http1.1") }
     for (name, value) in headers { arguments += ["-H", "\(name): \(value)"] }
     arguments.append("https://\(host):\(port)\(path)")
     return try runCommand(URL(fileURLWithPath: "/usr/bin/curl"), arguments)

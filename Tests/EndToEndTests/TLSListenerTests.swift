@@ -155,21 +155,29 @@ final class TLSListenerTests: GatewayTestCase {
         XCTAssertEqual(headers, ["https"], "the client's claim is replaced by what the gateway saw")
     }
 
-    func testTheTokenAndQuotaFlowWorksOverTLS() async throws {
+    func testTheTokenAndQuotaFlowWorksOverTLSWithHTTP2AndHTTP1() async throws {
         let redis = try RedisProcess()
         defer { redis.stop() }
         try await self.startBackends(1)
         try await self.startTLSGateway(tenantTree: "tenants.yaml", extra: SecurityMatrixTests.platformIssuer + redis.settings, files: ["tenants.yaml": QuotaTests.tree])
         let token = try TestIdentity.mint(issuer: "https://id.acme.test", key: TestIdentity.acmeOld.privateKey, kid: "acme-1", tenant: "c1")
-        let (status, output) = try curlHTTPS(
-            port: self.port, host: "erp.northwind.test", path: "/v1/ledger", caFile: self.caFile, headers: [("Authorization", "Bearer \(token)")]
-        )
-        XCTAssertEqual(status, 0, output)
-        XCTAssertTrue(output.hasPrefix("HTTP/1.1 200") || output.hasPrefix("HTTP/2 200"), output)
-        XCTAssertTrue(output.lowercased().contains("\nratelimit-policy:"), "admitted through the quota store:\n\(output)")
-        XCTAssertTrue(output.contains("x-erp-tenant"), "forwarded with the tenant context:\n\(output)")
-        let unauthenticated = try curlHTTPS(port: self.port, host: "erp.northwind.test", path: "/v1/ledger", caFile: self.caFile)
-        XCTAssertTrue(unauthenticated.output.contains("urn:erp-gateway:problem:token-missing"), unauthenticated.output)
+        // ALPN: HTTP/2 when the client offers it (curl does by default), HTTP/1.1 otherwise.
+        for (http2, statusLine) in [(true, "HTTP/2 200"), (false, "HTTP/1.1 200")] {
+            let (status, output) = try curlHTTPS(
+                port: self.port, host: "erp.northwind.test", path: "/v1/ledger", caFile: self.caFile, headers: [("Authorization", "Bearer \(token)")],
+                http2: http2
+            )
+            XCTAssertEqual(status, 0, output)
+            XCTAssertTrue(output.hasPrefix(statusLine), output)
+            XCTAssertTrue(output.lowercased().contains("\nratelimit-policy:"), "admitted through the quota store:\n\(output)")
+            XCTAssertTrue(output.contains("x-erp-tenant"), "forwarded with the tenant context:\n\(output)")
+            let echoed = try XCTUnwrap(output.range(of: "\r\n\r\n").map { output[$0.upperBound...] })
+            XCTAssertTrue(echoed.lowercased().contains("x-forwarded-proto\",\"https"), "over \(statusLine): \(echoed)")
+            let unauthenticated = try curlHTTPS(port: self.port, host: "erp.northwind.test", path: "/v1/ledger", caFile: self.caFile, http2: http2)
+            XCTAssertTrue(unauthenticated.output.contains("urn:erp-gateway:problem:token-missing"), unauthenticated.output)
+            XCTAssertTrue(unauthenticated.output.hasPrefix(http2 ? "HTTP/2 401" : "HTTP/1.1 401"), unauthenticated.output)
+        }
+        XCTAssertEqual(self.backends[0].statistics.requests, 2)
     }
 
     // MARK: - Deadlines and draining
