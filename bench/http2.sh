@@ -67,9 +67,12 @@ run() {  # $1 server, $2 h2|h1
         [ "$name" = nginx ] && port=$nginx_h1_port
     fi
     local pids_of_server; pids_of_server=$(server_pids "${server_of[$name]}")
+    # Warm-up apart: h2load leaves --warm-up-time's requests out of its count, while the CPU read
+    # from /proc would include theirs.
+    taskset -c 1 h2load -t 1 "${options[@]}" -D 2 "http://127.0.0.1:$port/v1/ledger" >/dev/null
     local before; before=$(cpu_ticks $pids_of_server)
     local output
-    output=$(taskset -c 1 h2load -t 1 "${options[@]}" -D "$duration" --warm-up-time 2 "http://127.0.0.1:$port/v1/ledger")
+    output=$(taskset -c 1 h2load -t 1 "${options[@]}" -D "$duration" "http://127.0.0.1:$port/v1/ledger")
     local after; after=$(cpu_ticks $pids_of_server)
     local done_requests succeeded
     read -r done_requests succeeded <<<"$(sed -n 's/^requests: .* \([0-9]*\) done, \([0-9]*\) succeeded.*/\1 \2/p' <<<"$output")"

@@ -25,6 +25,8 @@
 # - HTTP/1.1 over TLS: wrk over https with keep-alive connections (the handshake once per
 #   connection), requests per second and the server's CPU per request; the same over plain
 #   HTTP, and the difference: TLS's own CPU per request.
+# - HTTP/2 over TLS: h2load over https (ALPN h2; nginx's TLS listener has `http2`), the same
+#   connections with 10 concurrent streams each, requests per second and server CPU per request.
 # - memory per idle TLS connection: IDLE connections opened with a TLS handshake and one
 #   request each, then held idle; (RSS with them − RSS before) / IDLE, RSS over every process
 #   of the server. The same over plain HTTP.
@@ -38,11 +40,11 @@ connections="${CONNECTIONS:-32}"
 idle="${IDLE:-5000}"
 
 missing=()
-for tool in wrk nginx openssl taskset python3 ss; do
+for tool in wrk h2load nginx openssl taskset python3 ss; do
     command -v "$tool" >/dev/null || PATH="$PATH:/usr/sbin" command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
-    echo "missing: ${missing[*]} (apt-get install wrk nginx-light openssl util-linux python3 iproute2)" >&2
+    echo "missing: ${missing[*]} (apt-get install wrk nghttp2-client nginx-light openssl util-linux python3 iproute2)" >&2
     exit 1
 fi
 export PATH="$PATH:/usr/sbin"
@@ -71,7 +73,7 @@ upstream_config "$upstream_port"
 suites="ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 nginx_config proxy "upstream erp { server 127.0.0.1:$upstream_port; keepalive 64; }
     server {
-        listen 127.0.0.1:$nginx_port ssl;
+        listen 127.0.0.1:$nginx_port ssl http2;
         ssl_certificate $work/server.chain.pem;
         ssl_certificate_key $work/server.key;
         ssl_protocols TLSv1.2 TLSv1.3;
@@ -171,6 +173,27 @@ request_run() {  # $1 server
     fi
 }
 
+# --- HTTP/2 over TLS (ALPN h2) ------------------------------------------------------------------
+declare -A h2_rps h2_cpu
+h2_run() {  # $1 server: h2load, one thread, $connections connections × 10 concurrent streams
+    local server=$1
+    local server_pids; server_pids=$(server_pids "${server_of[$server]}")
+    local before; before=$(cpu_ticks $server_pids)
+    local output
+    # No --warm-up-time: h2load leaves the warm-up's requests out of its count, and the CPU read
+    # from /proc would include theirs (the servers are warmed up before the rounds).
+    output=$(taskset -c 1 h2load -t 1 -c "$connections" -m 10 -D "$duration" "https://127.0.0.1:${port_of[$server]}/v1/ledger" 2>&1 || true)
+    local after; after=$(cpu_ticks $server_pids)
+    local done_requests succeeded
+    read -r done_requests succeeded <<<"$(sed -n 's/^requests: .* \([0-9]*\) done, \([0-9]*\) succeeded.*/\1 \2/p' <<<"$output")"
+    if ! grep -q "Application protocol: h2" <<<"$output" || [ -z "$done_requests" ] || [ "$done_requests" != "$succeeded" ]; then
+        echo "h2load $server: $(grep -E '^(requests|Application protocol)' <<<"$output" | tr '\n' ' ')" >&2
+        failed=1
+    fi
+    h2_rps[$server]+=" $(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' <<<"$output")"
+    h2_cpu[$server]+=" $(per_unit $((after - before)) "${done_requests:-0}")"
+}
+
 # --- memory per idle connection ----------------------------------------------------------------
 cat > "$work/hold.py" <<'PY'
 # Opens N TLS connections (64 handshakes at a time; plain ones when the CA file is "-"), sends
@@ -196,11 +219,6 @@ async def main(port, count, ca):
 asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]))
 PY
 declare -A idle_bytes
-rss_kib() {  # summed VmRSS of the given pids
-    local total=0
-    for pid in "$@"; do total=$((total + $(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0))); done
-    echo "$total"
-}
 idle_run() {  # $1 server
     local server=$1
     local server_pids; server_pids=$(server_pids "${server_of[$server]}")
@@ -229,6 +247,7 @@ echo "running: ${duration} s per run, $rounds rounds, clients on core 1, servers
 for server in nginx nginx-plain gateway gateway-plain; do  # warm-up: pools, session caches, page faults
     taskset -c 1 wrk -t1 -c"$connections" -d2s -H "Host: bench.test" "$(scheme_of "$server")://127.0.0.1:${port_of[$server]}/v1/ledger" >/dev/null
 done
+for server in nginx gateway; do taskset -c 1 h2load -t 1 -c "$connections" -m 10 -D 2 "https://127.0.0.1:${port_of[$server]}/v1/ledger" >/dev/null 2>&1 || true; done
 for _ in $(seq 1 "$rounds"); do
     for server in nginx gateway; do
         handshake_run "$server" "full TLS 1.3" -new -tls1_3
@@ -238,11 +257,13 @@ for _ in $(seq 1 "$rounds"); do
 done
 for _ in $(seq 1 "$rounds"); do
     for server in nginx gateway nginx-plain gateway-plain; do request_run "$server"; done
+    for server in nginx gateway; do h2_run "$server"; done
 done
 # Medians of the rounds from here on.
 median() { python3 -c "import statistics, sys; print(statistics.median(float(x) for x in sys.argv[1:]))" $1; }
 for key in "${!handshakes[@]}"; do handshakes[$key]=$(median "${handshakes[$key]}"); done
 for key in "${!handshake_cpu[@]}"; do handshake_cpu[$key]=$(median "${handshake_cpu[$key]}"); done
+for key in "${!h2_rps[@]}"; do h2_rps[$key]=$(median "${h2_rps[$key]}"); h2_cpu[$key]=$(median "${h2_cpu[$key]}"); done
 for key in "${!rps[@]}"; do rps[$key]=$(median "${rps[$key]}"); p99[$key]=$(median "${p99[$key]}"); request_cpu[$key]=$(median "${request_cpu[$key]}"); done
 if [ "$idle" != 0 ]; then
     for server in nginx nginx-plain gateway gateway-plain; do idle_run "$server"; done
@@ -262,6 +283,8 @@ printf '%-36s %12s %12s %10s\n' "  p99 ms" "${p99[nginx]}" "${p99[gateway]}" "$(
 printf '%-36s %12s %12s %10s\n' "HTTP/1.1 plain req/s" "${rps[nginx-plain]}" "${rps[gateway-plain]}" "$(ratio "${rps[gateway-plain]}" "${rps[nginx-plain]}")"
 printf '%-36s %12s %12s %10s\n' "  server CPU µs/request" "${request_cpu[nginx-plain]}" "${request_cpu[gateway-plain]}" \
     "$(ratio "${request_cpu[gateway-plain]}" "${request_cpu[nginx-plain]}")"
+printf '%-36s %12s %12s %10s\n' "HTTP/2 over TLS req/s ($connections × 10)" "${h2_rps[nginx]}" "${h2_rps[gateway]}" "$(ratio "${h2_rps[gateway]}" "${h2_rps[nginx]}")"
+printf '%-36s %12s %12s %10s\n' "  server CPU µs/request" "${h2_cpu[nginx]}" "${h2_cpu[gateway]}" "$(ratio "${h2_cpu[gateway]}" "${h2_cpu[nginx]}")"
 difference() { python3 -c "print('%.1f' % ($1 - $2))"; }
 tls_cpu_nginx=$(difference "${request_cpu[nginx]}" "${request_cpu[nginx-plain]}")
 tls_cpu_gateway=$(difference "${request_cpu[gateway]}" "${request_cpu[gateway-plain]}")
