@@ -224,7 +224,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "EdgeTLSTests", dependencies: [
-            "EdgeTLS", "GatewayConfig", "TestCertificateAuthority",
+            "EdgeTLS", "GatewayConfig", "TestCertificateAuthority", "LogCapture",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),

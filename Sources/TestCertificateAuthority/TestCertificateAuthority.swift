@@ -163,6 +163,15 @@ public final class TestCertificateAuthority: @unchecked Sendable {
 
     @discardableResult
     static func run(_ arguments: [String]) throws -> String {
+        let (status, text) = try Self.openssl(arguments)
+        guard status == 0 else {
+            throw Failure(description: "openssl \(arguments.prefix(2).joined(separator: " ")) failed: \(text)")
+        }
+        return text
+    }
+
+    /// Runs the openssl tool; its exit status and what it printed (stdout and stderr).
+    public static func openssl(_ arguments: [String]) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.openssl)
         process.arguments = arguments
@@ -172,10 +181,6 @@ public final class TestCertificateAuthority: @unchecked Sendable {
         try process.run()
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
-            throw Failure(description: "openssl \(arguments.prefix(2).joined(separator: " ")) failed: \(text)")
-        }
-        return text
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 }

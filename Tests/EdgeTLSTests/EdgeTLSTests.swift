@@ -1,5 +1,6 @@
 import Foundation
 import GatewayConfig
+import LogCapture
 import Logging
 import Prometheus
 import TestCertificateAuthority
@@ -15,8 +16,8 @@ final class EdgeTLSTests: XCTestCase {
     static let northwind = try! authority.issueServer(domains: ["erp.northwind.test"])
     static let wildcard = try! authority.issueServer(domains: ["*.erp-cloud.test", "app.erp-cloud.test"], key: .rsa2048)
 
-    private let logs = LogRecorder()
-    private var logger: Logger { Logger(label: "edge-tls-test") { [logs] _ in RecordingLogHandler(recorder: logs) } }
+    private let logs = CapturedLog()
+    private var logger: Logger { self.logs.logger("edge-tls-test") }
 
     private func files(_ pairs: [TestCertificateAuthority.Issued], keys: [String?] = []) -> GatewaySettings.Listener.TLS {
         let all = pairs.enumerated().map { index, issued in
@@ -164,37 +165,5 @@ final class EdgeTLSTests: XCTestCase {
         var bytes: [UInt8] = []
         registry.emit(into: &bytes)
         return String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)
-    }
-}
-
-final class LogRecorder: @unchecked Sendable {
-    private let lock = NSLock()
-    private var entries: [(level: Logger.Level, message: String, metadata: Logger.Metadata)] = []
-
-    func append(_ level: Logger.Level, _ message: String, _ metadata: Logger.Metadata) {
-        self.lock.withLock { self.entries.append((level, message, metadata)) }
-    }
-
-    func messages(_ level: Logger.Level) -> [String] {
-        self.lock.withLock { self.entries.filter { $0.level == level }.map(\.message) }
-    }
-
-    func metadata(_ level: Logger.Level, _ key: String) -> [String] {
-        self.lock.withLock { self.entries.filter { $0.level == level }.compactMap { $0.metadata[key].map { "\($0)" } } }
-    }
-}
-
-struct RecordingLogHandler: LogHandler {
-    let recorder: LogRecorder
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { self.metadata[key] }
-        set { self.metadata[key] = newValue }
-    }
-
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
-        self.recorder.append(level, message.description, self.metadata.merging(metadata ?? [:]) { $1 })
     }
 }

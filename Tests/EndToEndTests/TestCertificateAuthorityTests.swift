@@ -21,16 +21,8 @@ final class TestCertificateAuthorityTests: XCTestCase {
     }
 
     private func openssl(_ arguments: [String], mayFail: Bool = false) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: TestCertificateAuthority.openssl)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        if !mayFail { XCTAssertEqual(process.terminationStatus, 0, String(decoding: data, as: UTF8.self)) }
-        return String(decoding: data, as: UTF8.self)
+        let (status, output) = try TestCertificateAuthority.openssl(arguments)
+        if !mayFail { XCTAssertEqual(status, 0, output) }
+        return output
     }
 }
