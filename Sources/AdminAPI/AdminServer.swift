@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// The admin listener: HTTP/1.1 on its own address and port, one event loop, one connection
 /// handler that gathers a request and hands it to `AdminService`. Nothing of the data plane
@@ -17,12 +18,17 @@ public final class AdminServer: Sendable {
         self.channel = channel
     }
 
-    public static func start(host: String, port: Int, service: AdminService, loop: any EventLoop, logger: Logger) async throws -> AdminServer {
+    /// - Parameter tls: with `admin.listener.tls`, every connection is TLS (the certificates are
+    ///   chosen per handshake by the context's callback, so a reload swaps them in place).
+    public static func start(
+        host: String, port: Int, service: AdminService, loop: any EventLoop, logger: Logger, tls: NIOSSLContext? = nil
+    ) async throws -> AdminServer {
         let channel = try await ServerBootstrap(group: loop)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     // A connection that sends nothing for this long is closed: admin clients are
                     // few, and none should hold a connection open without using it.
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: Self.idleTimeout))

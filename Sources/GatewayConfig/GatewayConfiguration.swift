@@ -42,7 +42,7 @@ public struct GatewayConfiguration: Sendable {
             )
             return GatewayConfiguration(
                 settings: settings, tenants: nil, authentication: authentication,
-                files: [path] + AuthenticationConfiguration.keyFiles(settings.platformIssuers) + Self.tlsFiles(settings) + (settings.listener.tls?.files ?? []) + settings.secretFiles,
+                files: [path] + AuthenticationConfiguration.keyFiles(settings.platformIssuers) + Self.tlsFiles(settings) + (settings.listener.tls?.files ?? []) + (settings.admin?.listener.tls?.files ?? []) + settings.secretFiles,
                 upstreamTLS: try UpstreamTLSContext.cache.contexts(for: settings.cells, settingsPath: path)
             )
         }
@@ -71,7 +71,7 @@ public struct GatewayConfiguration: Sendable {
         let keyFiles = AuthenticationConfiguration.keyFiles(settings.platformIssuers + document.issuers + (settings.admin?.issuers ?? []))
         return GatewayConfiguration(
             settings: settings, tenants: snapshot, authentication: authentication, adminVerifier: adminVerifier,
-            files: [settingsPath] + treeFiles + keyFiles + Self.tlsFiles(settings) + (settings.listener.tls?.files ?? []) + settings.secretFiles,
+            files: [settingsPath] + treeFiles + keyFiles + Self.tlsFiles(settings) + (settings.listener.tls?.files ?? []) + (settings.admin?.listener.tls?.files ?? []) + settings.secretFiles,
             upstreamTLS: try UpstreamTLSContext.cache.contexts(for: settings.cells, settingsPath: settingsPath)
         )
     }

@@ -220,7 +220,7 @@ public enum SettingsLoader {
         guard let map = reader.mapping(cursor, allowedKeys: ["listener", "issuers", "roleClaim"]) else { return nil }
         var listener: GatewaySettings.Listener?
         if let c = map["listener"] {
-            listener = Self.listener(c, &reader)
+            listener = Self.listener(c, acceptsTLS: true, baseDirectory: baseDirectory, &reader)
             if listener?.eventLoops != nil {
                 // Admin traffic is small: one event loop serves it, one write at a time.
                 reader.report(c, "the admin listener runs on one event loop; remove eventLoops")
@@ -344,11 +344,14 @@ public enum SettingsLoader {
         return GatewaySettings.UpstreamContext(signingKeys: keys, activeKey: active)
     }
 
-    /// - Parameter dataPlane: the data plane's listener, which alone takes `tls` and `http2`.
+    /// - Parameters:
+    ///   - dataPlane: the data plane's listener, which alone takes `http2` (and `tls`).
+    ///   - acceptsTLS: another listener that may terminate TLS (the admin API's).
     private static func listener(
-        _ cursor: YAMLReader.Cursor, dataPlane: Bool = false, baseDirectory: String? = nil, _ reader: inout YAMLReader
+        _ cursor: YAMLReader.Cursor, dataPlane: Bool = false, acceptsTLS: Bool = false, baseDirectory: String? = nil, _ reader: inout YAMLReader
     ) -> GatewaySettings.Listener? {
-        guard let map = reader.mapping(cursor, allowedKeys: dataPlane ? ["address", "port", "eventLoops", "tls", "http2"] : ["address", "port", "eventLoops"]) else {
+        let keys = Set(["address", "port", "eventLoops"]).union(dataPlane || acceptsTLS ? ["tls"] : []).union(dataPlane ? ["http2"] : [])
+        guard let map = reader.mapping(cursor, allowedKeys: keys) else {
             return nil
         }
         let tls = map["tls"].flatMap { Self.tls($0, baseDirectory: baseDirectory, &reader) }

@@ -1,4 +1,5 @@
 import AdminAPI
+import EdgeTLS
 import GatewayConfig
 import Hierarchy
 import Logging
@@ -16,11 +17,16 @@ final class Administration: Sendable {
     let feed: TreeFeed
     let service: AdminService
     let listener: AdminServer
+    /// The admin listener's certificates with `admin.listener.tls`, reloaded with the settings.
+    let tls: EdgeTLS?
     /// One thread of its own: compiling a changed tree (for a write, or a revision from the
     /// store) never holds up an event loop of the data plane.
     private let group: MultiThreadedEventLoopGroup
 
-    private init(latest: LatestTree, feed: TreeFeed, service: AdminService, listener: AdminServer, group: MultiThreadedEventLoopGroup) {
+    private init(
+        latest: LatestTree, feed: TreeFeed, service: AdminService, listener: AdminServer, tls: EdgeTLS?, group: MultiThreadedEventLoopGroup
+    ) {
+        self.tls = tls
         self.latest = latest
         self.feed = feed
         self.service = service
@@ -61,9 +67,16 @@ final class Administration: Sendable {
             health: TenantHealthStore(redis: redis.client, prefix: redis.prefix, retentionMinutes: settings.tenantHealth.retentionMinutes), logger: logger
         )
         let listener: AdminServer
+        var tls: EdgeTLS?
         do {
+            // The same TLS as the data plane's listener (versions, suites, resumption), with the
+            // admin listener's own certificates; HTTP/1.1 only.
+            if let settings = admin.listener.tls {
+                tls = EdgeTLS(files: try EdgeTLS.loadFiles(settings, source: settingsPath), logger: logger, gauges: nil)
+            }
             listener = try await AdminServer.start(
-                host: admin.listener.address, port: admin.listener.port, service: service, loop: loop, logger: logger
+                host: admin.listener.address, port: admin.listener.port, service: service, loop: loop, logger: logger,
+                tls: try tls?.makeServerContext(applicationProtocols: EdgeTLS.applicationProtocols(http2: false))
             )
         } catch {
             await feed.shutdown()
@@ -72,7 +85,7 @@ final class Administration: Sendable {
         }
         feed.start()
         logger.notice("admin listener started", metadata: ["address": "\(listener.localAddress.map { "\($0)" } ?? "?")"])
-        return Administration(latest: latest, feed: feed, service: service, listener: listener, group: group)
+        return Administration(latest: latest, feed: feed, service: service, listener: listener, tls: tls, group: group)
     }
 
     func shutdown() async {

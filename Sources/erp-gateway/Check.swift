@@ -5,7 +5,7 @@ import GatewayConfig
 
 /// `erp-gateway check`: validates the settings file and the tenant tree it names the way
 /// `nginx -t` does, printing every problem with its location, and exits non-zero if there is any.
-/// With `listener.tls`, every certificate and key too: the key belongs to the leaf, the chain
+/// With `listener.tls` (and `admin.listener.tls`), every certificate and key too: the key belongs to the leaf, the chain
 /// is in order, the leaf is within its validity (a warning within 14 days of its end), and the
 /// names each covers are listed.
 struct Check: ParsableCommand {
@@ -19,6 +19,7 @@ struct Check: ParsableCommand {
             let configuration = try GatewayConfiguration.load(path: self.config)
             let settings = configuration.settings
             if let tls = settings.listener.tls { try self.checkCertificates(tls) }
+            if let tls = settings.admin?.listener.tls { try self.checkCertificates(tls) }
             var summary = "\(self.config): ok (\(settings.cells.count) cells, listener \(settings.listener.address):\(settings.listener.port)"
             if let tls = settings.listener.tls {
                 summary += " with TLS \(tls.minimumVersion.rawValue)+ and \(tls.allCertificates.count) certificate\(tls.allCertificates.count == 1 ? "" : "s")"

@@ -194,7 +194,7 @@ struct Serve: AsyncParsableCommand {
             let expiryWatch = edgeTLS?.watchExpiry(on: group.next())
             await Self.serve(
                 server, initial: initial, path: self.config, events: events, latest: administration?.latest, certificates: certificates,
-                tls: edgeTLS, ops: ops, logger: logger
+                tls: edgeTLS, adminTLS: administration?.tls, ops: ops, logger: logger
             )
             expiryWatch?.cancel()
             // After the drain, so the requests that finished during it are in the last figures.
@@ -231,7 +231,7 @@ extension Serve {
     /// Serves until SIGTERM or SIGINT, reloading on SIGHUP and file changes, then drains.
     static func serve(
         _ server: GatewayServer, initial: GatewayConfiguration, path: String, events: ServeEvents, latest: LatestTree?, certificates: CertificateFeed?,
-        tls: EdgeTLS?,
+        tls: EdgeTLS?, adminTLS: EdgeTLS? = nil,
         ops: OpsListener?, logger: Logger
     ) async {
         logger.notice("listening", metadata: [
@@ -252,6 +252,13 @@ extension Serve {
                     certificates?.adopt(tree: next.configuration.tenants, keyEncryptionKey: next.configuration.settings.certificateUploads?.keyEncryptionKey)
                     // New handshakes present the new certificates; open connections keep theirs.
                     if let files = next.tlsFiles { tls?.install(files) }
+                    if let adminTLS, let settings = next.configuration.settings.admin?.listener.tls {
+                        do {
+                            adminTLS.install(try EdgeTLS.loadFiles(settings, source: path))
+                        } catch {
+                            logger.error("admin listener certificates not reloaded; the previous ones still serve", metadata: ["error": "\(error)"])
+                        }
+                    }
                     ops?.installed(generation: next.generation)
                     logger.notice("configuration reloaded", metadata: [
                         "reason": "\(reason)", "generation": "\(next.generation)", "tenants": "\(next.configuration.tenants?.nodeCount ?? 0)",

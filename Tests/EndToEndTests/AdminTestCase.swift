@@ -42,7 +42,8 @@ class AdminTestCase: GatewayTestCase {
 
     /// Settings with `redis` and `admin`, and `extra` after them; the admin port is fixed per
     /// test so restarts keep it.
-    func adminSettings(adminPort: Int, _ overrides: [String: [String: String]] = [:], extra: String = "") -> String {
+    /// `adminListener`: more keys of the admin listener's mapping (e.g. `, tls: { … }`).
+    func adminSettings(adminPort: Int, _ overrides: [String: [String: String]] = [:], adminListener: String = "", extra: String = "") -> String {
         gatewaySettings(
             endpoints: self.backends.map(\.port), overrides, tenantTree: "tenants.yaml",
             extra: SecurityMatrixTests.platformIssuer + """
@@ -50,7 +51,7 @@ class AdminTestCase: GatewayTestCase {
                   url: \(self.redis.url)
                   keyPrefix: erp-admin-test
                 admin:
-                  listener: { address: 127.0.0.1, port: \(adminPort) }
+                  listener: { address: 127.0.0.1, port: \(adminPort)\(adminListener) }
                   issuers:
                     - iss: https://admin.platform.test
                       audience: erp-admin

@@ -93,3 +93,42 @@ final class UploadedCertificateServingTests: AdminTestCase {
         }, "node B still presents a deleted certificate")
     }
 }
+
+/// The admin API over TLS (`admin.listener.tls`): the same TLS as the data plane's listener,
+/// with the admin listener's own certificate, renewed by a reload without a restart.
+final class AdminListenerTLSTests: AdminTestCase {
+    static let authority = try! TestCertificateAuthority()
+
+    func testTheAdminAPIIsServedOverTLSAndItsCertificateReloads() throws {
+        let first = try Self.authority.issueServer(domains: ["admin.gateway.test"])
+        let gateway = try GatewayProcess(
+            settings: self.adminSettings(adminPort: self.adminPort, adminListener: ", tls: { certificate: tls/admin.pem, key: tls/admin.key }"),
+            files: ["tenants.yaml": Self.tree, "tls/admin.pem": first.chainPEM, "tls/admin.key": first.keyPEM],
+            arguments: ["--watch-interval-ms", "0"]
+        )
+        defer { XCTAssertEqual(gateway.stop(), 0) }
+        try waitUntilAccepting(port: self.adminPort, process: gateway.process)
+        let token = try self.token("partner-admin", "p1")
+
+        let (status, output) = try curlHTTPS(
+            port: self.adminPort, host: "admin.gateway.test", path: "/admin/v1/nodes/p1", caFile: Self.authority.certificatePath,
+            headers: [("Authorization", "Bearer \(token)")]
+        )
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.hasPrefix("HTTP/1.1 200"), output)
+        XCTAssertTrue(output.contains("\"id\":\"p1\""), output)
+        XCTAssertEqual(OpenSSLClient.servedCertificate(try OpenSSLClient.run(port: self.adminPort, serverName: "admin.gateway.test")), TLSListenerTests.pemBlock(first))
+        // Plain HTTP is not spoken there.
+        XCTAssertThrowsError(try self.admin("GET", "/admin/v1/nodes/p1", token: token, port: self.adminPort))
+
+        let renewed = try Self.authority.issueServer(domains: ["admin.gateway.test"])
+        try gateway.replaceFile("tls/admin.pem", with: renewed.chainPEM)
+        try gateway.replaceFile("tls/admin.key", with: renewed.keyPEM)
+        gateway.signal(SIGHUP)
+        XCTAssertTrue(gateway.waitForLog("configuration reloaded"), gateway.log)
+        XCTAssertEqual(
+            OpenSSLClient.servedCertificate(try OpenSSLClient.run(port: self.adminPort, serverName: "admin.gateway.test")), TLSListenerTests.pemBlock(renewed),
+            "a reload presents the renewed certificate"
+        )
+    }
+}
