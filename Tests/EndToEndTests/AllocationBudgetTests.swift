@@ -37,15 +37,20 @@ final class AllocationBudgetTests: GatewayTestCase {
     // Raised when a node with Redis kept per-tenant health: the observer that makes every
     // request build its RequestRecord costs 2.7 (debug), the health figures nothing more once a
     // tenant has been seen in the minute: 381.0 and 57.6.
-    static let fullPipeline = Budget(debug: 383, release: 59)
+    // Raised (debug only) with TLS, HTTP/2 and TLS to the cells in the build: 379.9–383.3
+    // debug over four runs (timers and lease refills move it), while the release build is unchanged (57.0, `BUILDS=release
+    // bench/allocations.sh`): debug-only overhead of the transport and upstream-target values
+    // the request path now carries, not an allocation the shipped build makes.
+    static let fullPipeline = Budget(debug: 386, release: 59)
     // The full pipeline with an ops listener, so that every request leaves a `RequestRecord` and
     // is counted into its metric series (handles kept per loop: no label formatting, no
     // allocation per request). Set 2026-12-03 from 379.6 (debug) and 57.0 (release): in the
     // release build metrics on cost no allocation per request at all (57.0 without them too).
     // That was measured before tenant health (on wherever Redis is) joined the same record: with
     // both, 381.0–382.7 (debug) over four runs, so the debug budget keeps the margin the others
-    // have (about 3 over the measured figure).
-    static let fullPipelineObserved = Budget(debug: 385, release: 59)
+    // have (about 3 over the measured figure). With TLS, HTTP/2 and TLS to the cells in the
+    // build: 382.5–386.0 debug, release unchanged (57.0), hence 388.
+    static let fullPipelineObserved = Budget(debug: 388, release: 59)
     static let margin = 2.0
     /// A count this far below the budget fails too, as in SwiftNIO's allocation tests: an
     /// improvement lands with its lower budget, so the budget keeps guarding what was won.
