@@ -239,7 +239,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "ProxyEngineTests", dependencies: [
-            "ProxyEngine", "GatewayConfig", "Hierarchy", "TokenAuth", "Quotas", "TestCertificateAuthority", "UpstreamFixtures",
+            "ProxyEngine", "GatewayConfig", "Hierarchy", "TokenAuth", "Quotas", "TestCertificateAuthority", "UpstreamFixtures", "LogCapture",
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),

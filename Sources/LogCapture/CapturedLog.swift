@@ -23,6 +23,16 @@ public final class CapturedLog: Sendable {
         }
     }
 
+    /// Every line as "message key=value …" (metadata sorted by key), in order.
+    public var lines: [String] {
+        self.entries.withLockedValue { entries in
+            entries.map { ([$0.message] + $0.metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }).joined(separator: " ") }
+        }
+    }
+
+    /// Every entry, in order.
+    public var all: [Entry] { self.entries.withLockedValue { $0 } }
+
     /// The messages written at `level`, in order.
     public func messages(_ level: Logger.Level) -> [String] {
         self.entries.withLockedValue { $0.filter { $0.level == level }.map(\.message) }

@@ -1,4 +1,5 @@
 import Foundation
+import LogCapture
 import Logging
 import NIOCore
 import NIOEmbedded
@@ -33,17 +34,17 @@ final class ClientConnectionHandlerTests: XCTestCase {
     private static let pipelinedFollowUp = "GET /second HTTP/1.1\r\nAccept: */*\r\n\r\n"
 
     private var channel: EmbeddedChannel!
-    private var logs: LogRecorder!
+    private var logs: CapturedLog!
 
     override func setUpWithError() throws {
-        self.logs = LogRecorder()
+        self.logs = CapturedLog()
         self.channel = EmbeddedChannel()
         let recorder = self.logs!
         let environment = ProxyEnvironment(
             configuration: GatewayConfiguration(settings: Self.settings, tenants: nil, files: []),
             generation: 1,
             pool: UpstreamPool(eventLoop: self.channel.embeddedEventLoop, settings: Self.settings.upstreamPool),
-            logger: Logger(label: "client-connection-test") { _ in RecordingLogHandler(recorder: recorder) }
+            logger: recorder.logger("client-connection-test")
         )
         // The very pipeline GatewayServer gives each accepted connection.
         try GatewayServer.configureClientPipeline(self.channel.pipeline.syncOperations, environment: environment)
@@ -336,53 +337,17 @@ private final class Flag {
     var value = false
 }
 
-/// Collects what the handler logs, so a test can see which request id a rejection was logged with.
-final class LogRecorder: @unchecked Sendable {
+/// The "request rejected" lines: answers given without an exchange, with the request id and
+/// problem each was logged with.
+extension CapturedLog {
     struct Rejection {
         var requestID: String?
         var problem: String?
     }
 
-    private let lock = NSLock()
-    private var entries: [LogEvent] = []
-
-    func append(_ event: LogEvent) {
-        self.lock.withLock { self.entries.append(event) }
-    }
-
-    /// Every line as "message key=value …", keys in order.
-    var lines: [String] {
-        self.lock.withLock {
-            self.entries.map { event in
-                let fields = (event.metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-                return ([event.message.description] + fields).joined(separator: " ")
-            }
-        }
-    }
-
-    /// The "request rejected" lines: answers given without an exchange.
     var rejections: [Rejection] {
-        self.lock.withLock {
-            self.entries.filter { $0.message.description == "request rejected" }.map { event in
-                Rejection(requestID: event.metadata?["request-id"].map { "\($0)" }, problem: event.metadata?["problem"].map { "\($0)" })
-            }
+        self.all.filter { $0.message == "request rejected" }.map { entry in
+            Rejection(requestID: entry.metadata["request-id"].map { "\($0)" }, problem: entry.metadata["problem"].map { "\($0)" })
         }
-    }
-}
-
-struct RecordingLogHandler: LogHandler {
-    let recorder: LogRecorder
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { self.metadata[key] }
-        set { self.metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        var event = event
-        event.metadata = self.metadata.merging(event.metadata ?? [:]) { $1 }
-        self.recorder.append(event)
     }
 }

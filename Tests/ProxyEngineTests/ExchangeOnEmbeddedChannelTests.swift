@@ -1,3 +1,4 @@
+import LogCapture
 import Logging
 import NIOCore
 import NIOEmbedded
@@ -35,7 +36,7 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
     private var loop: EmbeddedEventLoop!
     private var client: EmbeddedChannel!
     private var upstreams: EmbeddedUpstreams!
-    private var logs: LogRecorder!
+    private var logs: CapturedLog!
     private var environment: ProxyEnvironment!
 
     /// With `tls`, cell A's endpoints are `https` with that context.
@@ -43,14 +44,14 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
         self.loop = EmbeddedEventLoop()
         self.upstreams = EmbeddedUpstreams(loop: self.loop)
         self.client = EmbeddedChannel(loop: self.loop)
-        self.logs = LogRecorder()
+        self.logs = CapturedLog()
         let logs = self.logs!
         let settings = Self.settings(endpoints: endpoints, fallback: fallback, tls: tls?.settings)
         let environment = ProxyEnvironment(
             configuration: GatewayConfiguration(settings: settings, tenants: nil, files: [], upstreamTLS: tls.map { ["cell-a": $0] } ?? [:]),
             generation: 1,
             pool: UpstreamPool(eventLoop: self.loop, settings: settings.upstreamPool, connector: self.upstreams),
-            logger: Logger(label: "exchange-test") { _ in RecordingLogHandler(recorder: logs) }
+            logger: logs.logger("exchange-test")
         )
         self.environment = environment
         try GatewayServer.configureClientPipeline(self.client.pipeline.syncOperations, environment: environment)
