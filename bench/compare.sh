@@ -96,10 +96,6 @@ write_tenant_tree
 gateway_settings "$proxy_port" proxy "$upstream_port" "$redis_port" > "$work/gateway-proxy.yaml"
 gateway_settings "$full_port" full "$upstream_port" "$redis_port" > "$work/gateway-full.yaml"
 
-start() {  # $1 log name, rest: command; pinned to core 0
-    taskset -c 0 "${@:2}" > "$work/$1.log" 2>&1 &
-    pids+=($!)
-}
 start redis redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no
 start upstream nginx -p "$work" -e "$work/upstream-error.log" -c "$work/upstream.conf"
 start nginx nginx -p "$work" -e "$work/proxy-error.log" -c "$work/proxy.conf"

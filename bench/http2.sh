@@ -44,10 +44,6 @@ nginx_config h2c "upstream erp { server 127.0.0.1:$upstream_port; keepalive 64; 
     server { listen 127.0.0.1:$nginx_h1_port; location / { proxy_pass http://erp; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host \$host; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } }"
 H2C=1 gateway_settings "$gateway_port" proxy "$upstream_port" 0 > "$work/gateway.yaml"
 
-start() {  # $1 log name, rest: command; pinned to core 0
-    taskset -c 0 "${@:2}" > "$work/$1.log" 2>&1 &
-    pids+=($!)
-}
 start upstream nginx -p "$work" -e "$work/upstream-error.log" -c "$work/upstream.conf"
 start nginx nginx -p "$work" -e "$work/h2c-error.log" -c "$work/h2c.conf"
 start gateway "$bin/erp-gateway" serve --config "$work/gateway.yaml" --log-level error --watch-interval-ms 0

@@ -98,10 +98,6 @@ gateway_settings "$gateway_port" proxy "$upstream_port" 0 \
 gateway_settings "$gateway_plain_port" proxy "$upstream_port" 0 > "$work/gateway-plain.yaml"
 for file in gateway gateway-plain; do echo "timeouts: { headerRead: 60s, keepAliveIdle: 300s }" >> "$work/$file.yaml"; done
 
-start() {  # $1 log name, rest: command; pinned to core 0
-    taskset -c 0 "${@:2}" > "$work/$1.log" 2>&1 &
-    pids+=($!)
-}
 start upstream nginx -p "$work" -e "$work/upstream-error.log" -c "$work/upstream.conf"
 start nginx nginx -p "$work" -e "$work/proxy-error.log" -c "$work/proxy.conf"
 start nginx-plain nginx -p "$work" -e "$work/proxy-plain-error.log" -c "$work/proxy-plain.conf"
