@@ -155,7 +155,6 @@ if (( ${requests[full-cold]} > cold_tokens )); then
     echo "note: the cold run sent ${requests[full-cold]} requests for $cold_tokens tokens; raise COLD_TOKENS for a fully cold run" >&2
 fi
 
-ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
 printf '\n%-34s %10s %8s %8s %10s %8s %8s %8s %8s\n' "target" "req/s" "p50 ms" "p99 ms" "CPU µs/req" "+redis" "rps/HAP" "rps/ngx" "CPU/HAP"
 for name in direct nginx haproxy proxy-only full full-cold; do
     case $name in

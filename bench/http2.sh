@@ -88,7 +88,6 @@ for name in nginx gateway; do
     run "$name" h1
 done
 
-ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
 printf '\n%-32s %10s %12s %10s\n' "target" "req/s" "mean/request" "CPU µs/req"
 for key in nginx-h2 gateway-h2 nginx-h1 gateway-h1; do
     case $key in

@@ -20,6 +20,7 @@ start() {  # $1 log name, rest: command; pinned to core 0, stopped on exit
     taskset -c 0 "${@:2}" > "$work/$1.log" 2>&1 &
     pids+=($!)
 }
+ratio() { python3 -c "print('%.2f' % ($1 / $2) if $2 else 'n/a')"; }  # $1 / $2, two decimals
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 wait_port() { for _ in $(seq 1 600); do (echo > /dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 

@@ -265,7 +265,6 @@ if [ "$idle" != 0 ]; then
     for server in nginx nginx-plain gateway gateway-plain; do idle_run "$server"; done
 fi
 
-ratio() { python3 -c "print('%.2f' % ($1 / $2) if $2 else 'n/a')"; }
 printf '\n%-36s %12s %12s %10s\n' "(medians of $rounds rounds)" "nginx" "gateway" "gw/nginx"
 for label in "full TLS 1.3" "full TLS 1.2" "resumed TLS 1.2"; do
     printf '%-36s %12s %12s %10s\n' "handshakes/s, $label" "${handshakes[nginx,$label]}" "${handshakes[gateway,$label]}" \
