@@ -153,7 +153,7 @@ let package = Package(
 
         // The executable: command line and wiring only.
         .executableTarget(name: "erp-gateway", dependencies: [
-            "AdminAPI", "GatewayConfig", "ProxyEngine", "EdgeTLS", "Hierarchy", "TokenAuth", "Quotas", "RedisClient", "Revocations", "AccessLog", "TraceExport",
+            "AdminAPI", "Certificates", "GatewayConfig", "ProxyEngine", "EdgeTLS", "Hierarchy", "TokenAuth", "Quotas", "RedisClient", "Revocations", "AccessLog", "TraceExport",
             "TenantHealth", "TenantHealthStore", "CertificateUploads",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Metrics", package: "swift-metrics"),

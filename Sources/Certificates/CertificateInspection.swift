@@ -44,6 +44,11 @@ public struct CertificateSummary: Sendable, Hashable {
         return dot != domain.startIndex && domain[domain.index(after: dot)...] == base
     }
 
+    /// `2026-12-08T10:17:43Z`: how certificate dates are written in problems, logs and `check`.
+    public static func utc(_ seconds: Int64) -> String {
+        Date(timeIntervalSince1970: TimeInterval(seconds)).ISO8601Format()
+    }
+
     /// Seconds left before the leaf expires at `now` (negative once expired).
     public func secondsToExpiry(now: Int64) -> Int64 { self.notAfter - now }
 }
@@ -75,15 +80,11 @@ public enum CertificateProblem: Error, Hashable, Sendable, CustomStringConvertib
         case .unreadableKey: "the key is not a readable PEM private key (unencrypted PKCS#8, RSA or EC)"
         case .keyDoesNotMatch: "the key does not belong to the chain's first certificate"
         case .chainOutOfOrder(let position): "certificate \(position + 1) of the chain is not issued by certificate \(position + 2); put the leaf first, then each issuer"
-        case .notYetValid(let notBefore): "the certificate is not valid before \(CertificateProblem.utc(notBefore))"
-        case .expired(let notAfter): "the certificate expired at \(CertificateProblem.utc(notAfter))"
+        case .notYetValid(let notBefore): "the certificate is not valid before \(CertificateSummary.utc(notBefore))"
+        case .expired(let notAfter): "the certificate expired at \(CertificateSummary.utc(notAfter))"
         case .doesNotCover(let domain, let names):
             "the certificate does not cover '\(domain)' (it covers \(names.isEmpty ? "no DNS name" : names.map { "'\($0)'" }.joined(separator: ", ")))"
         }
-    }
-
-    static func utc(_ seconds: Int64) -> String {
-        Date(timeIntervalSince1970: TimeInterval(seconds)).ISO8601Format()
     }
 }
 

@@ -1,3 +1,4 @@
+import Certificates
 import Foundation
 import GatewayConfig
 
@@ -32,11 +33,11 @@ public struct CertificateReview: Sendable {
                 review.errors.append("\(file) names no DNS name (subjectAltName): no client could ask for it")
             }
             if now < certificate.notValidBefore {
-                review.errors.append("\(file) is not valid before \(EdgeTLS.utc(certificate.notValidBefore))")
+                review.errors.append("\(file) is not valid before \(CertificateSummary.utc(certificate.notValidBefore))")
             } else if certificate.secondsLeft(now: now) <= 0 {
-                review.errors.append("\(file) expired at \(EdgeTLS.utc(certificate.notValidAfter))")
+                review.errors.append("\(file) expired at \(CertificateSummary.utc(certificate.notValidAfter))")
             } else if certificate.secondsLeft(now: now) <= EdgeTLS.expiryWarningSeconds {
-                review.warnings.append("\(file) expires in \(certificate.secondsLeft(now: now) / 86_400) days, at \(EdgeTLS.utc(certificate.notValidAfter))")
+                review.warnings.append("\(file) expires in \(certificate.secondsLeft(now: now) / 86_400) days, at \(CertificateSummary.utc(certificate.notValidAfter))")
             }
             return review
         }

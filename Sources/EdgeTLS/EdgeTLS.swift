@@ -159,7 +159,7 @@ public final class EdgeTLS: Sendable {
         for certificate in certificates {
             var metadata: Logger.Metadata = [
                 "name": "\(certificate.label)", "source": "\(certificate.source.label)",
-                "not-valid-after": "\(Self.utc(certificate.notValidAfter))",
+                "not-valid-after": "\(CertificateSummary.utc(certificate.notValidAfter))",
             ]
             if case .uploaded(let node) = certificate.source { metadata["node"] = "\(node)" }
             if case .file(let path) = certificate.source { metadata["file"] = "\(path)" }
@@ -167,7 +167,7 @@ public final class EdgeTLS: Sendable {
             if left <= 0 {
                 self.logger.error("TLS certificate expired: clients refuse it", metadata: metadata)
             } else if now < certificate.notValidBefore {
-                metadata["not-valid-before"] = "\(Self.utc(certificate.notValidBefore))"
+                metadata["not-valid-before"] = "\(CertificateSummary.utc(certificate.notValidBefore))"
                 self.logger.error("TLS certificate not valid yet: clients refuse it", metadata: metadata)
             } else if left <= Self.expiryWarningSeconds {
                 metadata["days-left"] = "\(left / 86_400)"
@@ -175,11 +175,6 @@ public final class EdgeTLS: Sendable {
             }
         }
         self.gauges?.record(certificates)
-    }
-
-    /// `2026-12-08T10:17:43Z`: how dates are written in logs and in `check`.
-    public static func utc(_ seconds: Int64) -> String {
-        Date(timeIntervalSince1970: TimeInterval(seconds)).ISO8601Format()
     }
 
     /// Reviews expiry every `interval` (a day) on `loop`, from one interval on.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Certificates
 import EdgeTLS
 import Foundation
 import GatewayConfig
@@ -43,7 +44,7 @@ struct Check: ParsableCommand {
         for review in reviews {
             if let end = review.notValidAfter {
                 let names = review.names.isEmpty ? "no DNS name" : review.names.joined(separator: ", ")
-                print("\(review.files.settingsKey): \(review.files.certificate): covers \(names); valid until \(EdgeTLS.utc(end))")
+                print("\(review.files.settingsKey): \(review.files.certificate): covers \(names); valid until \(CertificateSummary.utc(end))")
             }
             for warning in review.warnings {
                 printToStandardError("warning: \(self.config):\(review.files.line.map { "\($0):1: " } ?? "")\(review.files.settingsKey): \(warning)")
