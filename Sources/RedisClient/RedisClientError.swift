@@ -75,8 +75,8 @@ public struct RedisClientError: Error, Hashable, Sendable, CustomStringConvertib
 
     public var description: String {
         switch reason {
-        case .invalidURL: "Redis URL is not redis://[user[:password]@]host[:port][/db]"
-        case .unsupportedURLScheme: "Redis URL scheme is not redis://"
+        case .invalidURL: "Redis URL is not redis://[user[:password]@]host[:port][/db], redis-cluster://[user[:password]@]host[:port][,host[:port]…] or redis-sentinel://[user[:password]@]host[:port][,host[:port]…]/master[/db]"
+        case .unsupportedURLScheme: "Redis URL scheme is not redis://, redis-cluster:// or redis-sentinel://"
         case .connectionFailed: "could not connect to Redis"
         case .authenticationFailed: "Redis refused the credentials"
         case .handshakeFailed: "Redis refused the connection setup"

@@ -75,4 +75,35 @@ final class RedisURLTests: XCTestCase {
         XCTAssertFalse(dumped.contains("hunter2"), dumped)
         XCTAssertEqual(try RedisURL("redis://:hunter2@h").description, "redis://:***@h:6379/0")
     }
+
+    func testClusterURLsListTheirSeeds() throws {
+        let url = try RedisURL("redis-cluster://:pw@10.0.0.1:7000,10.0.0.2,[::1]:7002")
+        XCTAssertEqual(url.topology, .cluster)
+        XCTAssertEqual(url.nodes, [.init(host: "10.0.0.1", port: 7000), .init(host: "10.0.0.2", port: 6379), .init(host: "::1", port: 7002)])
+        XCTAssertEqual(url.password, "pw")
+        XCTAssertEqual(url.database, 0)
+        XCTAssertEqual(url.description, "redis-cluster://:***@10.0.0.1:7000,10.0.0.2:6379,[::1]:7002")
+        XCTAssertEqual(url.standalone(at: url.nodes[2]), RedisURL(host: "::1", port: 7002, password: "pw"))
+    }
+
+    func testSentinelURLsNameTheMasterSet() throws {
+        let url = try RedisURL("redis-sentinel://gw:s3cret@s1,s2:26380,s3/orders-primary/2")
+        XCTAssertEqual(url.topology, .sentinel(masterName: "orders-primary"))
+        XCTAssertEqual(url.nodes.map(\.description), ["s1:26379", "s2:26380", "s3:26379"])
+        XCTAssertEqual(url.username, "gw")
+        XCTAssertEqual(url.database, 2)
+        XCTAssertEqual(url.description, "redis-sentinel://gw:***@s1:26379,s2:26380,s3:26379/orders-primary/2")
+        XCTAssertEqual(try RedisURL("redis-sentinel://s1/mymaster").database, 0)
+        XCTAssertEqual(try RedisURL("REDIS-SENTINEL://s1/mymaster/").database, 0)
+    }
+
+    func testMalformedTopologyURLsAreRefused() {
+        let bad = [
+            "redis://a,b", "redis-cluster://a/0", "redis-cluster://a,", "redis-cluster://,a", "redis-sentinel://s1",
+            "redis-sentinel://s1/", "redis-sentinel://s1/m/x", "redis-sentinel://s1/m/1/2", "redis-sentinel://s1,s2:0/m",
+        ]
+        for text in bad {
+            XCTAssertThrowsError(try RedisURL(text), text) { XCTAssertEqual($0 as? RedisClientError, .invalidURL, text) }
+        }
+    }
 }
