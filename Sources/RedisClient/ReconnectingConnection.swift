@@ -20,6 +20,12 @@ final class ReconnectingConnection {
     private var retryTimer: Scheduled<Void>?
     private var random = SystemRandomNumberGenerator()
 
+    /// Where the next attempt connects: `url` itself unless the owner says otherwise (a
+    /// Sentinel asked for the current primary, the next seed of a cluster). A failure counts as
+    /// a failed attempt.
+    var resolveTarget: () -> EventLoopFuture<RedisURL>
+    /// The server of the established connection, or of the attempt under way.
+    private(set) var target: RedisURL
     /// Runs on each new connection before it counts as established (the subscriber subscribes
     /// here). A failure counts as a failed attempt and closes the connection.
     var prepare: (RedisConnection) -> EventLoopFuture<Void>
@@ -36,6 +42,8 @@ final class ReconnectingConnection {
         self.logger = logger
         self.backoff = ReconnectBackoff(configuration: configuration.backoff)
         self.prepare = { $0.eventLoop.makeSucceededVoidFuture() }
+        self.target = url
+        self.resolveTarget = { [eventLoop] in eventLoop.makeSucceededFuture(url) }
     }
 
     /// Starts an attempt unless one is running, a connection is up, or a retry is scheduled
@@ -54,6 +62,7 @@ final class ReconnectingConnection {
         self.retryTimer = nil
         // The callbacks may hold the owner; dropping them breaks the cycle.
         self.prepare = { $0.eventLoop.makeSucceededVoidFuture() }
+        self.resolveTarget = { [eventLoop, url] in eventLoop.makeSucceededFuture(url) }
         self.onEstablished = { _ in }
         self.onAttemptFailed = { _ in }
         let connection = self.connection
@@ -65,14 +74,18 @@ final class ReconnectingConnection {
     private func attempt() {
         self.retryTimer = nil
         self.isConnecting = true
-        RedisConnection.connect(
-            to: self.url, on: self.eventLoop,
-            timeout: self.configuration.connectTimeout,
-            responseTimeout: self.configuration.responseTimeout,
-            logger: self.logger,
-            metrics: self.metrics
-        )
+        self.resolveTarget()
         .assumeIsolated()
+        .flatMap { [weak self, configuration, logger, metrics, eventLoop] target in
+            self?.target = target
+            return RedisConnection.connect(
+                to: target, on: eventLoop,
+                timeout: configuration.connectTimeout,
+                responseTimeout: configuration.responseTimeout,
+                logger: logger,
+                metrics: metrics
+            )
+        }
         .flatMap { [prepare] connection in
             prepare(connection).assumeIsolated()
                 .map { connection }
@@ -106,7 +119,7 @@ final class ReconnectingConnection {
             return
         }
         if !self.backoff.isAvailable {
-            self.logger.info("redis reachable again", metadata: ["redis": "\(self.url)", "failedAttempts": "\(self.backoff.consecutiveFailures)"])
+            self.logger.info("redis reachable again", metadata: ["redis": "\(self.target)", "failedAttempts": "\(self.backoff.consecutiveFailures)"])
         }
         self.backoff.connected()
         self.connection = connection
@@ -128,9 +141,9 @@ final class ReconnectingConnection {
         case .retry(let delay):
             // One line per outage, not one per attempt.
             if wasAvailable {
-                self.logger.warning("redis unavailable; reconnecting with backoff", metadata: ["redis": "\(self.url)", "reason": "\(reason.slug)"])
+                self.logger.warning("redis unavailable; reconnecting with backoff", metadata: ["redis": "\(self.target)", "reason": "\(reason.slug)"])
             } else {
-                self.logger.debug("redis still unavailable", metadata: ["redis": "\(self.url)", "reason": "\(reason.slug)", "retryInMs": "\(delay / 1_000_000)"])
+                self.logger.debug("redis still unavailable", metadata: ["redis": "\(self.target)", "reason": "\(reason.slug)", "retryInMs": "\(delay / 1_000_000)"])
             }
             self.retryTimer = self.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(delay)) { [weak self] in
                 self?.attempt()
