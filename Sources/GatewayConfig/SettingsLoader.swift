@@ -249,8 +249,8 @@ public enum SettingsLoader {
             if map["url"] == nil { reader.report(cursor, "missing required key 'url'") }
             return nil
         }
-        guard url.hasPrefix("redis://") else {
-            reader.report(urlCursor, "must be a redis:// URL such as redis://127.0.0.1:6379/0")
+        guard url.hasPrefix("redis://") || url.hasPrefix("redis-cluster://") else {
+            reader.report(urlCursor, "must be a redis:// URL such as redis://127.0.0.1:6379/0, or redis-cluster://host:port,host:port for a Redis Cluster")
             return nil
         }
         var prefix = "erp"

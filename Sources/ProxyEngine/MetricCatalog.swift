@@ -22,6 +22,10 @@ public enum MetricCatalog {
     public static let redisCommandDuration = "erp_gateway_redis_command_duration_seconds"
     public static let redisConnections = "erp_gateway_redis_connections"
     public static let redisConnectFailures = "erp_gateway_redis_connect_failures_total"
+    /// Redis Cluster only (`redis-cluster://`): `kind` `moved` or `ask`.
+    public static let redisClusterRedirects = "erp_gateway_redis_cluster_redirects_total"
+    /// Redis Cluster only: `result` `ok` or `failed`.
+    public static let redisClusterSlotMapRefreshes = "erp_gateway_redis_cluster_slot_map_refreshes_total"
     public static let configurationGeneration = "erp_gateway_configuration_generation"
     public static let configurationReloads = "erp_gateway_configuration_reloads_total"
     public static let adminWrites = "erp_gateway_admin_writes_total"
@@ -67,6 +71,8 @@ public enum MetricCatalog {
         redisCommandDuration: "Redis round trip of every command, written to reply read.",
         redisConnections: "Command connections to Redis that are up.",
         redisConnectFailures: "Failed connection attempts to Redis.",
+        redisClusterRedirects: "MOVED and ASK replies of a Redis Cluster followed, by kind.",
+        redisClusterSlotMapRefreshes: "Redis Cluster slot map reads, by result.",
         configurationGeneration: "The configuration generation installed.",
         configurationReloads: "Reloads and tenant-tree revisions, applied or rejected.",
         adminWrites: "Admin API writes by kind and result.",

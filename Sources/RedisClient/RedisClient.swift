@@ -22,6 +22,12 @@ import NIOCore
 /// - A command in flight when its connection is lost fails (`connectionClosed`) and is not
 ///   retried: it may have run.
 /// - Call `shutdown()` before dropping the last reference; connections stay open until then.
+///
+/// A `redis-cluster://` URL puts the client in cluster mode (`RedisClusterClient`): the same
+/// API and contracts, per shard — one connection per primary per loop, each command routed by
+/// its key's slot (`RedisCommandKeys`), `MOVED`/`ASK` followed, a shard that is down failing
+/// its own keys fast while the others serve. Commands over several keys must keep them in one
+/// slot (a hash tag), except `mget` and `scanKeys`, which work over the whole cluster.
 public final class RedisClient: Sendable {
     public struct Configuration: Sendable, Hashable {
         /// Bounds a TCP connect and, separately, the login round trip (`AUTH`/`SELECT`/`PING`).
@@ -52,6 +58,8 @@ public final class RedisClient: Sendable {
     /// One slot per loop of the group, filled on its loop at first use. The dictionary itself
     /// never changes after `init`, so looking a slot up needs no lock.
     private let slots: [ObjectIdentifier: NIOLoopBoundBox<LoopSlot?>]
+    /// Set for a `redis-cluster://` URL: it serves every command, and `slots` stays empty.
+    let cluster: RedisClusterClient?
 
     public init(
         url: RedisURL,
@@ -66,7 +74,10 @@ public final class RedisClient: Sendable {
         // The process's backend when it bootstrapped one before making the client; none otherwise.
         self.metrics = RedisMetrics()
         var slots: [ObjectIdentifier: NIOLoopBoundBox<LoopSlot?>] = [:]
-        for loop in group.makeIterator() {
+        self.cluster = url.topology == .cluster
+            ? RedisClusterClient(url: url, group: group, configuration: configuration, logger: logger, metrics: self.metrics)
+            : nil
+        for loop in group.makeIterator() where self.cluster == nil {
             slots[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeEmptyBox(valueType: LoopSlot.self, eventLoop: loop)
         }
         self.slots = slots
@@ -75,6 +86,9 @@ public final class RedisClient: Sendable {
     /// Sends one command on `loop`'s connection. Fastest when called on `loop` itself.
     public func send(on loop: any EventLoop, _ arguments: [String]) -> EventLoopFuture<RESPValue> {
         do {
+            if let cluster = self.cluster {
+                return cluster.send(on: loop, try RedisCommand(arguments), slot: RedisCommandKeys.slot(of: arguments))
+            }
             return self.send(on: loop, try RedisCommand(arguments))
         } catch {
             return loop.makeFailedFuture(error)
@@ -84,6 +98,9 @@ public final class RedisClient: Sendable {
     /// Sends one command with binary arguments (NUL bytes included) on `loop`'s connection.
     public func send(on loop: any EventLoop, _ arguments: [[UInt8]]) -> EventLoopFuture<RESPValue> {
         do {
+            if let cluster = self.cluster {
+                return cluster.send(on: loop, try RedisCommand(arguments), slot: RedisCommandKeys.slot(of: arguments))
+            }
             return self.send(on: loop, try RedisCommand(arguments))
         } catch {
             return loop.makeFailedFuture(error)
@@ -96,7 +113,8 @@ public final class RedisClient: Sendable {
     ///
     /// - Parameters:
     ///   - sha: the lowercase hex SHA1 of `script`.
-    ///   - keys: every key the script touches (Redis Cluster routes by them).
+    ///   - keys: every key the script touches. On a Redis Cluster they must share one slot (a
+    ///     hash tag); the script runs — and is loaded, per shard — where that slot lives.
     public func evalSHA(on loop: any EventLoop, sha: String, script: String, keys: [String], args: [String]) -> EventLoopFuture<RESPValue> {
         let evalSHA: RedisCommand
         do {
@@ -104,18 +122,26 @@ public final class RedisClient: Sendable {
         } catch {
             return loop.makeFailedFuture(error)
         }
-        return self.send(on: loop, evalSHA).flatMap { reply in
+        // On a cluster the script is loaded where it runs: the shard of its keys' slot.
+        let slot = self.cluster == nil ? nil : keys.first.map { RedisKeySlot.slot(of: $0) }
+        return self.send(on: loop, evalSHA, slot: slot).flatMap { reply in
             guard case .error(let message) = reply, message.hasPrefix("NOSCRIPT") else {
                 return loop.makeSucceededFuture(reply)
             }
-            return self.send(on: loop, ["SCRIPT", "LOAD", script]).flatMap { loaded in
+            let load: RedisCommand
+            do {
+                load = try RedisCommand(["SCRIPT", "LOAD", script])
+            } catch {
+                return loop.makeFailedFuture(error)
+            }
+            return self.send(on: loop, load, slot: slot).flatMap { loaded in
                 if case .error = loaded {
                     return loop.makeSucceededFuture(loaded)
                 }
                 if loaded.string != sha.lowercased() {
                     self.logger.error("script SHA1 given to evalSHA is not the script's", metadata: ["given": "\(sha)", "loaded": "\(loaded.string ?? "?")"])
                 }
-                return self.send(on: loop, evalSHA)
+                return self.send(on: loop, evalSHA, slot: slot)
             }
         }
     }
@@ -125,6 +151,7 @@ public final class RedisClient: Sendable {
     /// fail modes) and its first requests find the connection made. Returns at once; the
     /// connects and any reconnects go on in the background.
     public func connect() {
+        if let cluster = self.cluster { return cluster.connect() }
         for box in self.slots.values {
             box.eventLoop.execute {
                 let slot = self.slot(box)
@@ -135,8 +162,15 @@ public final class RedisClient: Sendable {
 
     /// False while `loop`'s Redis is known to be down (see the type's contracts). Call on `loop`.
     /// A loop outside the group has no connection of its own to judge by: always true.
+    ///
+    /// On a Redis Cluster: false only while every primary is known to be down from `loop` (or
+    /// no slot map could be read). A single shard down does not make the store unavailable: its
+    /// keys' commands fail at once with `unavailable`, so the quota fail modes apply to the
+    /// tenants on that shard only, and readiness does not take the node out for it (every node
+    /// would be taken out alike). `isAvailable(on:key:)` asks about one key's shard.
     public func isAvailable(on loop: any EventLoop) -> Bool {
         loop.preconditionInEventLoop()
+        if let cluster = self.cluster { return cluster.isAvailable(on: loop) }
         guard let box = self.slots[ObjectIdentifier(loop)] else {
             return true
         }
@@ -145,6 +179,7 @@ public final class RedisClient: Sendable {
 
     /// Closes every connection and stops reconnecting; later commands fail with `shutDown`.
     public func shutdown() -> EventLoopFuture<Void> {
+        if let cluster = self.cluster { return cluster.shutdown() }
         let closed = self.slots.values.map { box in
             box.eventLoop.flatSubmit {
                 if box.value == nil {
@@ -154,6 +189,12 @@ public final class RedisClient: Sendable {
             }
         }
         return EventLoopFuture.andAllComplete(closed, on: self.group.any())
+    }
+
+    /// `slot`: where a cluster runs the command (nil: anywhere); ignored by a standalone Redis.
+    private func send(on loop: any EventLoop, _ command: RedisCommand, slot: Int?) -> EventLoopFuture<RESPValue> {
+        if let cluster = self.cluster { return cluster.send(on: loop, command, slot: slot) }
+        return self.send(on: loop, command)
     }
 
     private func send(on loop: any EventLoop, _ command: RedisCommand) -> EventLoopFuture<RESPValue> {

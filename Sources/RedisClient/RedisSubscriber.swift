@@ -16,6 +16,9 @@ import NIOCore
 ///   earlier may be delivered just before it; nothing is delivered twice.
 /// - `payload` is the message's bytes, unchanged (binary-safe).
 /// - Never gives up; `isConnected` and the logs (one warning per outage) tell an outage.
+/// - On a Redis Cluster (`redis-cluster://`) it subscribes on any node — a `PUBLISH` reaches
+///   every node's subscribers — and after a loss on the next node in turn
+///   (`ClusterSubscriberTargets`).
 public final class RedisSubscriber: Sendable {
     public let eventLoop: any EventLoop
     public let channels: [String]
@@ -57,6 +60,10 @@ public final class RedisSubscriber: Sendable {
             guard self.driver.value == nil else { return }
             let driver = ReconnectingConnection(url: self.url, eventLoop: self.eventLoop, configuration: self.configuration, logger: self.logger)
             driver.prepare = { [self] connection in self.subscribe(connection) }
+            if self.url.topology == .cluster {
+                // Any node of a cluster, in turn: see ClusterSubscriberTargets.
+                ClusterSubscriberTargets(url: self.url).steer(driver)
+            }
             driver.onEstablished = { [self] _ in self.onConnected() }
             self.driver.value = driver
             driver.connectIfIdle()

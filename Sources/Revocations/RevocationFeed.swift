@@ -74,7 +74,7 @@ public final class RevocationFeed: Sendable {
 
     private func resynchronize(reason: String) {
         let store = self.store
-        self.scan(cursor: "0", collected: RevocationList(), count: 0).whenComplete { [self] result in
+        self.readStored().whenComplete { [self] result in
             switch result {
             case .success(let (list, count)):
                 let merge = self.merge
@@ -86,26 +86,21 @@ public final class RevocationFeed: Sendable {
         }
     }
 
-    /// SCAN the revocation keys, MGET their messages, and build the list.
-    private func scan(cursor: String, collected: RevocationList, count: Int) -> EventLoopFuture<(RevocationList, Int)> {
-        self.client.send(on: self.loop, ["SCAN", cursor, "MATCH", self.store.keyPattern, "COUNT", "1000"]).flatMap { reply in
-            guard let parts = reply.elements, parts.count == 2, let next = parts[0].string, let keys = parts[1].elements?.compactMap(\.string) else {
-                return self.loop.makeFailedFuture(RevocationError(description: reply.errorMessage ?? "unexpected SCAN reply"))
+    /// Every stored revocation: the keys from every primary (`scanKeys`), their messages read
+    /// per slot (`mget`), so it is the same on one Redis and on a cluster, where the keys spread
+    /// over the shards (a revocation is one key: one write to one slot).
+    private func readStored() -> EventLoopFuture<(RevocationList, Int)> {
+        self.client.scanKeys(on: self.loop, matching: self.store.keyPattern).flatMap { keys in
+            self.client.mget(on: self.loop, keys)
+        }.map { values in
+            var list = RevocationList()
+            var count = 0
+            for value in values {
+                guard let text = value.string, let message = RevocationMessage(text) else { continue }
+                message.apply(to: &list)
+                count += 1
             }
-            let values: EventLoopFuture<[RESPValue]> = keys.isEmpty
-                ? self.loop.makeSucceededFuture([])
-                : self.client.send(on: self.loop, ["MGET"] + keys).map { $0.elements ?? [] }
-            return values.flatMap { values in
-                var list = collected
-                var added = 0
-                for value in values {
-                    guard let text = value.string, let message = RevocationMessage(text) else { continue }
-                    message.apply(to: &list)
-                    added += 1
-                }
-                if next == "0" { return self.loop.makeSucceededFuture((list, count + added)) }
-                return self.scan(cursor: next, collected: list, count: count + added)
-            }
+            return (list, count)
         }
     }
 }

@@ -5,6 +5,11 @@ import TokenAuth
 /// Where revocations live in the shared store. Each revocation is one key holding its
 /// `RevocationMessage` text, expiring when no token it covers can still be valid, and is
 /// announced on one channel so every gateway node hears of it at once.
+///
+/// The keys carry no hash tag: a revocation is one key, written alone, so on a Redis Cluster they
+/// may spread over every shard; the feed reads them from every primary (`RedisClient.scanKeys`,
+/// `RedisClient.mget`). The layout is the same on one Redis and on a cluster, so moving a
+/// deployment to a cluster (copying its keys) changes nothing here.
 public struct RevocationStore: Sendable {
     public let keyPrefix: String
 
@@ -22,7 +27,9 @@ public struct RevocationStore: Sendable {
         }
     }
 
-    /// Stores and announces a revocation. Succeeds with the number of gateway nodes listening.
+    /// Stores and announces a revocation. Succeeds with the number of gateway nodes listening —
+    /// on a Redis Cluster, only those subscribed on the node that took the `PUBLISH` (it
+    /// reaches the subscribers of every node all the same).
     public func revoke(_ message: RevocationMessage, using client: RedisClient, on loop: any EventLoop, now: Int64) -> EventLoopFuture<Int64> {
         let until: Int64 = switch message {
         case .token(_, let expiresAt): expiresAt

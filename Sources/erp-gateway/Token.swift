@@ -122,7 +122,12 @@ extension Token {
             let loop = group.next()
             do {
                 let listeners = try await RevocationStore(keyPrefix: redisSettings.keyPrefix).revoke(message, using: client, on: loop, now: now).get()
-                print("revoked (\(message.text)); \(listeners) gateway node\(listeners == 1 ? "" : "s") notified")
+                if url.topology == .cluster {
+                    // A cluster node counts only its own subscribers; the message reaches all.
+                    print("revoked (\(message.text)); announced to every node of the cluster")
+                } else {
+                    print("revoked (\(message.text)); \(listeners) gateway node\(listeners == 1 ? "" : "s") notified")
+                }
             } catch {
                 try? await client.shutdown().get()
                 try? await group.shutdownGracefully()

@@ -43,12 +43,15 @@ class AdminTestCase: GatewayTestCase {
     /// Settings with `redis` and `admin`, and `extra` after them; the admin port is fixed per
     /// test so restarts keep it.
     /// `adminListener`: more keys of the admin listener's mapping (e.g. `, tls: { … }`).
-    func adminSettings(adminPort: Int, _ overrides: [String: [String: String]] = [:], adminListener: String = "", extra: String = "") -> String {
+    /// `redisURL`: another store than `redis` (a Redis Cluster's URL).
+    func adminSettings(
+        adminPort: Int, _ overrides: [String: [String: String]] = [:], adminListener: String = "", extra: String = "", redisURL: String? = nil
+    ) -> String {
         gatewaySettings(
             endpoints: self.backends.map(\.port), overrides, tenantTree: "tenants.yaml",
             extra: SecurityMatrixTests.platformIssuer + """
                 redis:
-                  url: \(self.redis.url)
+                  url: \(redisURL ?? self.redis.url)
                   keyPrefix: erp-admin-test
                 admin:
                   listener: { address: 127.0.0.1, port: \(adminPort)\(adminListener) }

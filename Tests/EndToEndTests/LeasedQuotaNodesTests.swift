@@ -64,10 +64,13 @@ final class LeasedQuotaNodesTests: GatewayTestCase {
         private(set) var admitted: [String: Int] = [:]
         private(set) var refused = 0
         private(set) var failed = 0
+        /// Every answer by customer and status (0: no answer).
+        private(set) var statuses: [String: [Int: Int]] = [:]
 
         func add(_ customer: String, status: Int) {
             self.lock.lock()
             defer { self.lock.unlock() }
+            self.statuses[customer, default: [:]][status, default: 0] += 1
             switch status {
             case 200: self.admitted[customer, default: 0] += 1
             case 429: self.refused += 1
@@ -79,57 +82,6 @@ final class LeasedQuotaNodesTests: GatewayTestCase {
             self.lock.lock()
             defer { self.lock.unlock() }
             return self.admitted.values.reduce(0, +)
-        }
-    }
-
-    /// One worker per entry, each on its own keep-alive connection to `port`, cycling through
-    /// `customers`: at most `requests` requests and `seconds` each. With `untilRefusedFor`, a
-    /// worker also stops once it has seen nothing but refusals that long (demand past the
-    /// limit, all of it used: longer than the over-limit memory trusts a day refusal, and than
-    /// the gateway pauses a connection refused again and again); refused requests are paced
-    /// 2 ms apart. `afterEach` runs in
-    /// every worker after each answer.
-    func load(
-        _ workers: [(port: Int, customers: [String])], requests: Int, seconds: Double, untilRefusedFor: Double? = nil,
-        tally: Tally = Tally(), afterEach: @escaping @Sendable () -> Void = {}
-    ) throws -> Tally {
-        var tokens: [String: String] = [:]
-        for customer in Set(workers.flatMap(\.customers)) {
-            tokens[customer] = try TestIdentity.mint(issuer: "https://id.acme.test", key: TestIdentity.acmeOld.privateKey, kid: "acme-1", tenant: customer)
-        }
-        let texts = tokens.mapValues { requestText("GET", "/v1/ledger", headers: [("Authorization", "Bearer \($0)")]) }
-        // A thread each: all workers at once, whatever the number of cores.
-        let group = DispatchGroup()
-        for index in workers.indices {
-            group.enter()
-            Thread.detachNewThread {
-                defer { group.leave() }
-                work(index)
-            }
-        }
-        group.wait()
-        return tally
-
-        @Sendable func work(_ index: Int) {
-            let (port, customers) = workers[index]
-            guard let client = try? RawHTTPConnection(port: port, receiveTimeout: 10) else { return }
-            let deadline = Date().addingTimeInterval(seconds)
-            var lastAdmitted = Date()
-            for sent in 0..<requests where Date() < deadline {
-                let customer = customers[sent % customers.count]
-                guard (try? client.send(texts[customer]!)) != nil, let response = try? client.readResponse() else {
-                    tally.add(customer, status: 0)
-                    return
-                }
-                tally.add(customer, status: response.status)
-                afterEach()
-                if response.status == 200 {
-                    lastAdmitted = Date()
-                } else if let quiet = untilRefusedFor {
-                    if Date().timeIntervalSince(lastAdmitted) > quiet { return }
-                    usleep(2_000)
-                }
-            }
         }
     }
 
@@ -229,5 +181,60 @@ final class LeasedQuotaNodesTests: GatewayTestCase {
         XCTAssertGreaterThanOrEqual(stranded, 0)
         XCTAssertLessThanOrEqual(stranded, bound, "the killed node stranded more than its leases")
         XCTAssertGreaterThanOrEqual(admitted, 3_000 - bound)
+    }
+}
+
+extension GatewayTestCase {
+    /// One worker per entry, each on its own keep-alive connection to `port`, cycling through
+    /// `customers`: at most `requests` requests and `seconds` each. With `untilRefusedFor`, a
+    /// worker also stops once it has seen nothing but refusals that long (demand past the
+    /// limit, all of it used: longer than the over-limit memory trusts a day refusal, and than
+    /// the gateway pauses a connection refused again and again); refused requests are paced
+    /// 2 ms apart. `afterEach` runs in
+    /// every worker after each answer. `token` mints a customer's bearer token (by default from
+    /// the `https://id.acme.test` issuer of the multi-node trees).
+    func load(
+        _ workers: [(port: Int, customers: [String])], requests: Int, seconds: Double, untilRefusedFor: Double? = nil,
+        tally: LeasedQuotaNodesTests.Tally = LeasedQuotaNodesTests.Tally(), afterEach: @escaping @Sendable () -> Void = {},
+        token: (_ customer: String) throws -> String = { try TestIdentity.mint(issuer: "https://id.acme.test", key: TestIdentity.acmeOld.privateKey, kid: "acme-1", tenant: $0) }
+    ) throws -> LeasedQuotaNodesTests.Tally {
+        var tokens: [String: String] = [:]
+        for customer in Set(workers.flatMap(\.customers)) {
+            tokens[customer] = try token(customer)
+        }
+        let texts = tokens.mapValues { requestText("GET", "/v1/ledger", headers: [("Authorization", "Bearer \($0)")]) }
+        // A thread each: all workers at once, whatever the number of cores.
+        let group = DispatchGroup()
+        for index in workers.indices {
+            group.enter()
+            Thread.detachNewThread {
+                defer { group.leave() }
+                work(index)
+            }
+        }
+        group.wait()
+        return tally
+
+        @Sendable func work(_ index: Int) {
+            let (port, customers) = workers[index]
+            guard let client = try? RawHTTPConnection(port: port, receiveTimeout: 10) else { return }
+            let deadline = Date().addingTimeInterval(seconds)
+            var lastAdmitted = Date()
+            for sent in 0..<requests where Date() < deadline {
+                let customer = customers[sent % customers.count]
+                guard (try? client.send(texts[customer]!)) != nil, let response = try? client.readResponse() else {
+                    tally.add(customer, status: 0)
+                    return
+                }
+                tally.add(customer, status: response.status)
+                afterEach()
+                if response.status == 200 {
+                    lastAdmitted = Date()
+                } else if let quiet = untilRefusedFor {
+                    if Date().timeIntervalSince(lastAdmitted) > quiet { return }
+                    usleep(2_000)
+                }
+            }
+        }
     }
 }

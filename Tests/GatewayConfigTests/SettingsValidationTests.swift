@@ -391,4 +391,11 @@ final class AdminSettingsTests: XCTestCase {
         XCTAssertTrue(empty.contains { $0.path == "admin.issuers" && $0.message.contains("at least one") }, "\(empty)")
         XCTAssertTrue(empty.contains { $0.path == "admin.listener" && $0.message.contains("one event loop") }, "\(empty)")
     }
+
+    func testTheRedisURLNamesOneServerOrAClusterSeeds() throws {
+        let cluster = try SettingsLoader.parse(minimalSettingsYAML + "\nredis: { url: \"redis-cluster://10.0.0.1:7000,10.0.0.2:7000\" }\n")
+        XCTAssertEqual(cluster.redis?.url, "redis-cluster://10.0.0.1:7000,10.0.0.2:7000")
+        let refused = rejectionIssues(of: minimalSettingsYAML + "\nredis: { url: \"rediss://10.0.0.1:6379\" }\n")
+        XCTAssertTrue(refused.contains { $0.path == "redis.url" && $0.message.contains("redis-cluster://") }, "\(refused)")
+    }
 }
