@@ -98,12 +98,13 @@ final class ClusterNodesTests: AdminTestCase {
     func testQuotasAdminChangesAndRevocationsActAsOneAcrossThreeNodes() throws {
         XCTAssertNotEqual(try self.cluster.primary(forKey: "{acme}").port, try self.cluster.primary(forKey: "{umbrella}").port)
 
-        // Quotas: 300 a day, demand of 600 spread over the three nodes: exactly 300 admitted.
+        // Quotas: 300 a day, demand of 330 spread over the three nodes: exactly 300 admitted.
+        // (A connection refused again and again is slowed: few refusals a worker keep it short.)
         let workers = self.nodes.flatMap { node in [(port: node.gateway.port, customers: ["exact"]), (port: node.gateway.port, customers: ["exact"])] }
-        let tally = try self.load(workers, requests: 100, seconds: 30, token: { try self.bearer($0) })
+        let tally = try self.load(workers, requests: 55, seconds: 30, token: { try self.bearer($0) })
         print("quota over three nodes on a cluster: \(tally.statuses)")
         XCTAssertEqual(tally.admitted["exact"], 300, "exactly the day's quota, not one more")
-        XCTAssertEqual(tally.refused, 300)
+        XCTAssertEqual(tally.refused, 30)
         XCTAssertEqual(tally.failed, 0)
         XCTAssertEqual(try self.dayCounter("exact"), 300)
 
