@@ -41,6 +41,7 @@ final class ClusterLoopRouter {
     /// `connect()` was called: open every primary's connection as soon as the map is known.
     private var openEveryShard = false
     private var nextKeyless = 0
+    private var lastRefreshRequest = NIODeadline.uptimeNanoseconds(0)
     private(set) var isShutDown = false
 
     init(cluster: RedisClusterClient, eventLoop: any EventLoop, url: RedisURL, configuration: RedisClient.Configuration, logger: Logger, metrics: RedisMetrics) {
@@ -116,6 +117,8 @@ final class ClusterLoopRouter {
         guard let shard = map.shardIndex(forSlot: slot) else { return false }
         return self.shardConnections[shard]?.isAvailable ?? true
     }
+
+    var hasMap: Bool { self.map != nil }
 
     /// Opens every primary's connection now (and again after each new map).
     func connect() {
@@ -225,8 +228,14 @@ final class ClusterLoopRouter {
         for resume in awaiting { resume(error) }
     }
 
+    /// Asks for a new map, at most once per `minimumRefreshInterval` from this loop while it
+    /// has one: a shard down refuses every command for it, and each refusal asks — this keeps
+    /// those requests off the shared lock.
     private func requestRefresh() {
         guard !self.isShutDown else { return }
+        let now = NIODeadline.now()
+        if self.map != nil, now - self.lastRefreshRequest < RedisClusterClient.minimumRefreshInterval { return }
+        self.lastRefreshRequest = now
         self.cluster?.refreshMap(requestedBy: self)
     }
 

@@ -125,7 +125,7 @@ final class RedisClusterClient: Sendable {
             return
         case .coolingDown(let map):
             // A loop that has not had the last map yet (it is on its way) can take it now.
-            if let map { router.install(map) }
+            if let map, !router.hasMap { router.install(map) }
         case .read:
             router.fetchMap().assumeIsolated().whenComplete { result in
                 self.mapRead(result, by: router)
