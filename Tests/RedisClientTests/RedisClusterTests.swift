@@ -160,6 +160,21 @@ final class RedisClusterTests: XCTestCase {
         XCTAssertEqual(try value(of: self.client.mget(on: loop, [])), [])
     }
 
+    func testASlotNoShardServesFailsLikeAShardDownAndOnlyItsKeys() throws {
+        let loop = self.group.next()
+        let (key, elsewhere) = ("{unserved}:k", "{elsewhere}:k")
+        XCTAssertEqual(try value(of: self.client.send(on: loop, ["SET", elsewhere, "here"])), .simpleString("OK"))
+        XCTAssertEqual(try value(of: self.client.send(on: loop, ["GET", key])), .bulkString(nil))
+        let slot = RedisKeySlot.slot(of: key)
+        XCTAssertNotEqual(slot, RedisKeySlot.slot(of: elsewhere))
+        let owner = try self.cluster.primary(forSlot: slot)
+        // The owner gives the slot up: it answers CLUSTERDOWN for it.
+        try self.cluster.cli(owner.port, ["CLUSTER", "DELSLOTS", "\(slot)"])
+        defer { _ = try? self.cluster.cli(owner.port, ["CLUSTER", "ADDSLOTS", "\(slot)"]) }
+        XCTAssertEqual(try redisError(of: self.client.send(on: loop, ["GET", key])), .unavailable)
+        XCTAssertEqual(try value(of: self.client.send(on: loop, ["GET", elsewhere])), .bulk("here"))
+    }
+
     func testALoopOutsideTheGroupIsServedAndAnsweredOnItsOwnLoop() throws {
         let other = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? other.syncShutdownGracefully() }
