@@ -143,7 +143,8 @@ public struct GatewaySettings: Sendable, Hashable {
     }
 
     public struct Redis: Sendable, Hashable {
-        /// `redis://[user[:password]@]host[:port][/db]`. Never logged: it may hold a password.
+        /// `redis://[user[:password]@]host[:port][/db]` or `redis-sentinel://…/master[/db]`. Never
+        /// logged: it may hold a password.
         public var url: String
         /// Prefix of every key and channel the gateway uses, so several deployments can share
         /// one Redis.

@@ -249,8 +249,8 @@ public enum SettingsLoader {
             if map["url"] == nil { reader.report(cursor, "missing required key 'url'") }
             return nil
         }
-        guard url.hasPrefix("redis://") else {
-            reader.report(urlCursor, "must be a redis:// URL such as redis://127.0.0.1:6379/0")
+        guard url.hasPrefix("redis://") || url.hasPrefix("redis-sentinel://") else {
+            reader.report(urlCursor, "must be a redis:// URL such as redis://127.0.0.1:6379/0 (or redis-sentinel://host:26379,host:26379/master)")
             return nil
         }
         var prefix = "erp"

@@ -52,6 +52,8 @@ public final class RedisClient: Sendable {
     /// One slot per loop of the group, filled on its loop at first use. The dictionary itself
     /// never changes after `init`, so looking a slot up needs no lock.
     private let slots: [ObjectIdentifier: NIOLoopBoundBox<LoopSlot?>]
+    /// `redis-sentinel://`: where every loop's connection finds the primary; `nil` otherwise.
+    private let sentinel: SentinelPrimaryLocator?
 
     public init(
         url: RedisURL,
@@ -70,6 +72,7 @@ public final class RedisClient: Sendable {
             slots[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeEmptyBox(valueType: LoopSlot.self, eventLoop: loop)
         }
         self.slots = slots
+        self.sentinel = SentinelPrimaryLocator(url: url, eventLoop: group.next(), configuration: configuration, logger: logger, metrics: self.metrics)
     }
 
     /// Sends one command on `loop`'s connection. Fastest when called on `loop` itself.
@@ -153,7 +156,10 @@ public final class RedisClient: Sendable {
                 return box.value!.shutdown()
             }
         }
-        return EventLoopFuture.andAllComplete(closed, on: self.group.any())
+        let sentinel = self.sentinel
+        return EventLoopFuture.andAllComplete(closed, on: self.group.any()).flatMap {
+            sentinel?.shutdown() ?? self.group.any().makeSucceededVoidFuture()
+        }
     }
 
     private func send(on loop: any EventLoop, _ command: RedisCommand) -> EventLoopFuture<RESPValue> {
@@ -189,6 +195,7 @@ public final class RedisClient: Sendable {
             self.driver = ReconnectingConnection(
                 url: client.url, eventLoop: eventLoop, configuration: client.configuration, logger: client.logger, metrics: client.metrics
             )
+            client.sentinel?.follow(self.driver, leavingOnReadOnly: true)
             self.driver.onEstablished = { [unowned self] connection in
                 let waiting = self.waiting
                 self.waiting = []

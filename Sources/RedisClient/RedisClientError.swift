@@ -18,6 +18,8 @@ public struct RedisClientError: Error, Hashable, Sendable, CustomStringConvertib
         case emptyCommand
         case unavailable
         case shutDown
+        case primaryUnknown
+        case notPrimary
     }
 
     private let reason: Reason
@@ -52,6 +54,12 @@ public struct RedisClientError: Error, Hashable, Sendable, CustomStringConvertib
     public static let unavailable = RedisClientError(.unavailable)
     /// The client or subscriber was shut down.
     public static let shutDown = RedisClientError(.shutDown)
+    /// `redis-sentinel://`: no Sentinel of the URL answered with an address for the master set
+    /// (all unreachable, or none monitors that name).
+    public static let primaryUnknown = RedisClientError(.primaryUnknown)
+    /// `redis-sentinel://`: the server a Sentinel named does not answer `ROLE` with `master`
+    /// (a failover under way, a demoted primary); the connection was closed.
+    public static let notPrimary = RedisClientError(.notPrimary)
 
     /// Every reason, for tests and for registering metrics labels up front.
     public static let allReasons: [RedisClientError] = Reason.allCases.map(RedisClientError.init)
@@ -70,6 +78,8 @@ public struct RedisClientError: Error, Hashable, Sendable, CustomStringConvertib
         case .emptyCommand: "redis-empty-command"
         case .unavailable: "redis-unavailable"
         case .shutDown: "redis-shut-down"
+        case .primaryUnknown: "redis-primary-unknown"
+        case .notPrimary: "redis-not-primary"
         }
     }
 
@@ -86,6 +96,8 @@ public struct RedisClientError: Error, Hashable, Sendable, CustomStringConvertib
         case .emptyCommand: "Redis command has no arguments"
         case .unavailable: "Redis is unavailable"
         case .shutDown: "Redis client is shut down"
+        case .primaryUnknown: "no Redis Sentinel named a primary"
+        case .notPrimary: "the Redis server a Sentinel named is not a primary"
         }
     }
 }

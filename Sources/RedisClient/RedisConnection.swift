@@ -125,6 +125,12 @@ public final class RedisConnection: Sendable {
         self.handler.value.onPush = handler
     }
 
+    /// Shows `handler` the message of every error reply, after the command's future has it.
+    /// On the loop only.
+    func setErrorReplyHandler(_ handler: @escaping (String) -> Void) {
+        self.handler.value.onErrorReply = handler
+    }
+
     private func setUp(_ url: RedisURL, timeout: TimeAmount, logger: Logger) -> EventLoopFuture<RedisConnection> {
         var commands: [[String]] = []
         if let password = url.password {

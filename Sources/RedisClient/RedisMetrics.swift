@@ -8,16 +8,24 @@ public final class RedisMetrics: Sendable {
     public static let commandDuration = "erp_gateway_redis_command_duration_seconds"
     public static let connections = "erp_gateway_redis_connections"
     public static let connectFailures = "erp_gateway_redis_connect_failures_total"
+    public static let primarySwitches = "erp_gateway_redis_primary_switches_total"
+    public static let sentinelFailures = "erp_gateway_redis_sentinel_failures_total"
 
     /// From a command written to its reply read (pipelined commands included).
     let commandDuration: CoreMetrics.Timer
     /// Connections established and not yet lost, over every event loop.
     let connections: CoreMetrics.Meter
     let connectFailures: CoreMetrics.Counter
+    /// `redis-sentinel://`: changes of primary learnt (announced or found), once per process.
+    let primarySwitches: CoreMetrics.Counter
+    /// `redis-sentinel://`: Sentinels that were asked for the primary and did not name it.
+    let sentinelFailures: CoreMetrics.Counter
 
     public init(factory: any MetricsFactory = MetricsSystem.factory) {
         self.commandDuration = CoreMetrics.Timer(label: Self.commandDuration, dimensions: [], factory: factory)
         self.connections = CoreMetrics.Meter(label: Self.connections, dimensions: [], factory: factory)
         self.connectFailures = CoreMetrics.Counter(label: Self.connectFailures, dimensions: [], factory: factory)
+        self.primarySwitches = CoreMetrics.Counter(label: Self.primarySwitches, dimensions: [], factory: factory)
+        self.sentinelFailures = CoreMetrics.Counter(label: Self.sentinelFailures, dimensions: [], factory: factory)
     }
 }

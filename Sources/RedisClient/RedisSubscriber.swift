@@ -25,18 +25,38 @@ public final class RedisSubscriber: Sendable {
     private let onConnected: @Sendable () -> Void
     private let onMessage: @Sendable (_ channel: String, _ payload: [UInt8]) -> Void
     private let driver: NIOLoopBoundBox<ReconnectingConnection?>
+    /// `redis-sentinel://`: subscribes on the current primary, and moves with it.
+    private let sentinel: SentinelPrimaryLocator?
+    /// Where each attempt connects instead of `url` (the Sentinel locator's own subscription).
+    private let resolveTarget: (@Sendable () -> EventLoopFuture<RedisURL>)?
 
     /// Does nothing until `start()`.
     /// - Parameters:
     ///   - channels: at least one channel name (exact names, not patterns).
     ///   - configuration: connect timeout and backoff; the response timeout bounds nothing here
     ///     but the login, since a subscription has no replies to wait for.
-    public init(
+    public convenience init(
         url: RedisURL,
         channels: [String],
         eventLoop: any EventLoop,
         configuration: RedisClient.Configuration = RedisClient.Configuration(),
         logger: Logger = Logger(label: "erp-gateway.redis.subscriber"),
+        onConnected: @escaping @Sendable () -> Void,
+        onMessage: @escaping @Sendable (_ channel: String, _ payload: [UInt8]) -> Void
+    ) {
+        self.init(
+            url: url, channels: channels, eventLoop: eventLoop, configuration: configuration, logger: logger,
+            resolveTarget: nil, onConnected: onConnected, onMessage: onMessage
+        )
+    }
+
+    init(
+        url: RedisURL,
+        channels: [String],
+        eventLoop: any EventLoop,
+        configuration: RedisClient.Configuration,
+        logger: Logger,
+        resolveTarget: (@Sendable () -> EventLoopFuture<RedisURL>)?,
         onConnected: @escaping @Sendable () -> Void,
         onMessage: @escaping @Sendable (_ channel: String, _ payload: [UInt8]) -> Void
     ) {
@@ -49,6 +69,8 @@ public final class RedisSubscriber: Sendable {
         self.onConnected = onConnected
         self.onMessage = onMessage
         self.driver = NIOLoopBoundBox.makeEmptyBox(valueType: ReconnectingConnection.self, eventLoop: eventLoop)
+        self.resolveTarget = resolveTarget
+        self.sentinel = SentinelPrimaryLocator(url: url, eventLoop: eventLoop, configuration: configuration, logger: logger, metrics: nil)
     }
 
     /// Connects and subscribes in the background. Calling it again does nothing.
@@ -58,6 +80,8 @@ public final class RedisSubscriber: Sendable {
             let driver = ReconnectingConnection(url: self.url, eventLoop: self.eventLoop, configuration: self.configuration, logger: self.logger)
             driver.prepare = { [self] connection in self.subscribe(connection) }
             driver.onEstablished = { [self] _ in self.onConnected() }
+            if let resolveTarget = self.resolveTarget { driver.resolveTarget = resolveTarget }
+            self.sentinel?.follow(driver, leavingOnReadOnly: false)
             self.driver.value = driver
             driver.connectIfIdle()
         }
@@ -77,7 +101,8 @@ public final class RedisSubscriber: Sendable {
                 self.driver.value = driver
                 return driver.shutdown()
             }
-            return driver.shutdown()
+            let sentinel = self.sentinel
+            return driver.shutdown().flatMap { sentinel?.shutdown() ?? self.eventLoop.makeSucceededVoidFuture() }
         }
     }
 
