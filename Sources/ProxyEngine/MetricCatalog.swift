@@ -22,6 +22,8 @@ public enum MetricCatalog {
     public static let redisCommandDuration = "erp_gateway_redis_command_duration_seconds"
     public static let redisConnections = "erp_gateway_redis_connections"
     public static let redisConnectFailures = "erp_gateway_redis_connect_failures_total"
+    public static let redisPrimarySwitches = "erp_gateway_redis_primary_switches_total"
+    public static let redisSentinelFailures = "erp_gateway_redis_sentinel_failures_total"
     public static let configurationGeneration = "erp_gateway_configuration_generation"
     public static let configurationReloads = "erp_gateway_configuration_reloads_total"
     public static let adminWrites = "erp_gateway_admin_writes_total"
@@ -67,6 +69,8 @@ public enum MetricCatalog {
         redisCommandDuration: "Redis round trip of every command, written to reply read.",
         redisConnections: "Command connections to Redis that are up.",
         redisConnectFailures: "Failed connection attempts to Redis.",
+        redisPrimarySwitches: "Changes of Redis primary learnt through Sentinel, once per process.",
+        redisSentinelFailures: "Sentinels asked for the Redis primary that did not name it.",
         configurationGeneration: "The configuration generation installed.",
         configurationReloads: "Reloads and tenant-tree revisions, applied or rejected.",
         adminWrites: "Admin API writes by kind and result.",

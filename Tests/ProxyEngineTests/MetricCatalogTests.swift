@@ -8,6 +8,7 @@ final class MetricCatalogTests: XCTestCase {
         MetricCatalog.retryBudgetRefusals, MetricCatalog.quotaDecisions, MetricCatalog.tokenVerifications, MetricCatalog.poolConnections,
         MetricCatalog.poolWaiting, MetricCatalog.endpoints, MetricCatalog.endpointHealthChanges, MetricCatalog.endpointEjections,
         MetricCatalog.redisCommandDuration, MetricCatalog.redisConnections, MetricCatalog.redisConnectFailures,
+        MetricCatalog.redisPrimarySwitches, MetricCatalog.redisSentinelFailures,
         MetricCatalog.configurationGeneration, MetricCatalog.configurationReloads, MetricCatalog.adminWrites, MetricCatalog.ready,
         MetricCatalog.uploadedCertificates, MetricCatalog.uploadedCertificatesNextExpiry,
         MetricCatalog.tlsCertificateExpiry,

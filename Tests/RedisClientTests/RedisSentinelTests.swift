@@ -141,6 +141,32 @@ final class RedisSentinelTests: XCTestCase {
         XCTAssertEqual(try redisError(of: other.send(on: loop, ["PING"])), .primaryUnknown, "a Sentinel that monitors no such set names nothing")
     }
 
+    func testAConnectionAnsweredReadOnlyLeavesTheDemotedServer() throws {
+        let client = RedisClient(url: try url, group: group, configuration: fast)
+        defer { _ = try? value(of: client.shutdown()) }
+        let loop = loops[0]
+        XCTAssertEqual(try value(of: client.send(on: loop, ["SET", "k", "1"])), .simpleString("OK"))
+        let primary = setup.servers[0], replica = setup.servers[1]
+        // Swap the roles behind the Sentinels' back: no announcement, so only the READONLY
+        // reply tells the client. (Undone before the Sentinels' next look at the servers.)
+        XCTAssertEqual(RedisTestSentinel.command(port: replica.port, ["REPLICAOF", "NO", "ONE"]), ["OK"])
+        XCTAssertEqual(RedisTestSentinel.command(port: primary.port, ["REPLICAOF", "127.0.0.1", "\(replica.port)"]), ["OK"])
+        let refused = try value(of: client.send(on: loop, ["SET", "k", "2"]))
+        XCTAssertTrue(refused.errorMessage?.hasPrefix("READONLY") == true, "\(refused)")
+        // The connection is gone: what follows fails typed (the Sentinels still name the
+        // demoted server, whose ROLE refuses it) instead of being answered READONLY again.
+        for _ in 0..<5 {
+            let next = try result(of: client.send(on: loop, ["SET", "k", "3"]))
+            if case .success(let reply) = next { XCTAssertNil(reply.errorMessage.flatMap { $0.hasPrefix("READONLY") ? $0 : nil }, "sent to the read-only server again") }
+            usleep(20_000)
+        }
+        XCTAssertEqual(RedisTestSentinel.command(port: primary.port, ["REPLICAOF", "NO", "ONE"]), ["OK"])
+        XCTAssertEqual(RedisTestSentinel.command(port: replica.port, ["REPLICAOF", "127.0.0.1", "\(primary.port)"]), ["OK"])
+        try eventually("writes again once the server is a primary again") {
+            (try? value(of: client.send(on: loop, ["SET", "k", "4"]))) == .simpleString("OK")
+        }
+    }
+
     func testAPlannedFailoverMovesEveryConnectionOffTheDemotedPrimary() throws {
         let client = RedisClient(url: try url, group: group, configuration: fast)
         defer { _ = try? value(of: client.shutdown()) }
