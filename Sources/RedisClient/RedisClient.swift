@@ -22,6 +22,9 @@ import NIOCore
 /// - A command in flight when its connection is lost fails (`connectionClosed`) and is not
 ///   retried: it may have run.
 /// - Call `shutdown()` before dropping the last reference; connections stay open until then.
+/// - With a `redis-sentinel://` URL every loop's connection goes to the primary the Sentinels
+///   name, verified, and moves when they switch (`SentinelPrimaryLocator`); the rules above hold
+///   unchanged, a switch being an outage of its own.
 public final class RedisClient: Sendable {
     public struct Configuration: Sendable, Hashable {
         /// Bounds a TCP connect and, separately, the login round trip (`AUTH`/`SELECT`/`PING`).

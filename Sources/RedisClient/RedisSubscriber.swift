@@ -16,6 +16,8 @@ import NIOCore
 ///   earlier may be delivered just before it; nothing is delivered twice.
 /// - `payload` is the message's bytes, unchanged (binary-safe).
 /// - Never gives up; `isConnected` and the logs (one warning per outage) tell an outage.
+/// - With a `redis-sentinel://` URL it subscribes on the primary the Sentinels name and moves
+///   when they switch (`onConnected` runs again, on the new primary).
 public final class RedisSubscriber: Sendable {
     public let eventLoop: any EventLoop
     public let channels: [String]
