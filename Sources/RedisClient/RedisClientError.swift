@@ -29,7 +29,8 @@ public struct RedisClientError: Error, Hashable, Sendable, CustomStringConvertib
     /// The URL is not `redis://[user[:password]@]host[:port][/db]`: bad port, bad database,
     /// bad percent-encoding, a query or fragment, or a username without a password.
     public static let invalidURL = RedisClientError(.invalidURL)
-    /// A scheme other than `redis://` (`rediss://` included: this client speaks no TLS).
+    /// A scheme other than `redis://`, `rediss://`, `redis-cluster://`, `redis-sentinel://` and
+    /// `rediss-sentinel://`.
     public static let unsupportedURLScheme = RedisClientError(.unsupportedURLScheme)
     /// The TCP connection could not be established within the connect timeout.
     public static let connectionFailed = RedisClientError(.connectionFailed)
@@ -86,7 +87,7 @@ public struct RedisClientError: Error, Hashable, Sendable, CustomStringConvertib
     public var description: String {
         switch reason {
         case .invalidURL: "Redis URL is not redis://[user[:password]@]host[:port][/db], redis-cluster://[user[:password]@]host[:port][,host[:port]…] or redis-sentinel://[user[:password]@]host[:port][,host[:port]…]/master[/db]"
-        case .unsupportedURLScheme: "Redis URL scheme is not redis://, redis-cluster:// or redis-sentinel://"
+        case .unsupportedURLScheme: "Redis URL scheme is not redis://, rediss://, redis-cluster://, redis-sentinel:// or rediss-sentinel://"
         case .connectionFailed: "could not connect to Redis"
         case .authenticationFailed: "Redis refused the credentials"
         case .handshakeFailed: "Redis refused the connection setup"

@@ -52,6 +52,11 @@ public final class RedisConnection: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // `rediss://`: TLS first; the setup round trip below completes only after
+                    // the handshake (a refused certificate fails it as `connectionFailed`).
+                    if let tls = url.tls {
+                        try channel.pipeline.syncOperations.addHandler(tls.handler(connectingTo: url.host))
+                    }
                     try channel.pipeline.syncOperations.addHandler(RedisChannelHandler(responseTimeout: responseTimeout, logger: logger, metrics: metrics))
                 }
             }

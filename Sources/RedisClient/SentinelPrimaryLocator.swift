@@ -22,7 +22,8 @@ import Synchronization
 /// While no primary can be reached the followers' backoff reports Redis unavailable, so
 /// commands fail at once (`unavailable`) as with one server.
 ///
-/// Sentinels are asked without credentials; the URL's login is for the primary.
+/// Sentinels are asked without credentials; the URL's login is for the primary. With
+/// `rediss-sentinel://` both the Sentinels and the primary are spoken to over TLS.
 ///
 /// Thread-safe; its state is confined to `eventLoop`, where resolutions and the announcement
 /// subscription run.
@@ -129,7 +130,7 @@ final class SentinelPrimaryLocator: Sendable {
     private func start() {
         guard self.state.value.watcher == nil, !self.state.value.isShutDown else { return }
         let watcher = RedisSubscriber(
-            url: Self.sentinelURL(self.url.nodes[0]),
+            url: self.sentinelURL(self.url.nodes[0]),
             channels: ["+switch-master"],
             eventLoop: self.eventLoop,
             configuration: self.configuration,
@@ -139,7 +140,7 @@ final class SentinelPrimaryLocator: Sendable {
                     let nodes = self.url.nodes
                     let next = nodes[self.state.value.watchAttempts % nodes.count]
                     self.state.value.watchAttempts += 1
-                    return Self.sentinelURL(next)
+                    return self.sentinelURL(next)
                 }
             },
             onConnected: { [self] in
@@ -194,7 +195,7 @@ final class SentinelPrimaryLocator: Sendable {
         // A connection per question: questions come only with connection attempts, and a
         // connection kept open to a Sentinel would be one more thing to keep alive.
         return RedisConnection.connect(
-            to: Self.sentinelURL(sentinel), on: self.eventLoop,
+            to: self.sentinelURL(sentinel), on: self.eventLoop,
             timeout: self.configuration.connectTimeout, responseTimeout: self.configuration.connectTimeout,
             logger: self.logger
         )
@@ -250,8 +251,11 @@ final class SentinelPrimaryLocator: Sendable {
         }
     }
 
-    private static func sentinelURL(_ node: RedisURL.Node) -> RedisURL {
-        RedisURL(nodes: [node], topology: .standalone)
+    /// A Sentinel: no login, TLS when the URL says `rediss-sentinel://`.
+    private func sentinelURL(_ node: RedisURL.Node) -> RedisURL {
+        var url = RedisURL(nodes: [node], topology: .standalone)
+        url.tls = self.url.tls
+        return url
     }
 
     /// The primary last logged per master set (the URL's Sentinels and name), over the process.
