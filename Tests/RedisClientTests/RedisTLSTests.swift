@@ -9,7 +9,7 @@ import XCTest
 
 /// `rediss://`: the URL forms, and a real redis-server behind a TLS port whose certificate a
 /// test CA issued for `redis.test` (and no address). Debian's redis-server is built without TLS
-/// (`tls-port` is an unknown directive), so the TLS port is `TLSTerminator`: swift-nio-ssl's
+/// (`tls-port` is an unknown directive), so the TLS port is `RedisTLSTerminator`: swift-nio-ssl's
 /// server side in front of the server's plain port.
 final class RedisTLSTests: XCTestCase {
     func testTheTLSSchemesReadLikeThePlainOnes() throws {
@@ -31,7 +31,7 @@ final class RedisTLSTests: XCTestCase {
     var server: RedisServer!
     var tlsPort = 0
     var group: MultiThreadedEventLoopGroup!
-    var terminator: TLSTerminator!
+    var terminator: RedisTLSTerminator!
 
     override func setUpWithError() throws {
         try super.setUpWithError()
@@ -40,12 +40,7 @@ final class RedisTLSTests: XCTestCase {
         let issued = try self.authority.issueServer(domains: ["redis.test"])
         self.server = try RedisServer()
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        var configuration = TLSConfiguration.makeServerConfiguration(
-            certificateChain: try NIOSSLCertificate.fromPEMFile(issued.chainPath).map { .certificate($0) },
-            privateKey: .privateKey(try NIOSSLPrivateKey(file: issued.keyPath, format: .pem))
-        )
-        configuration.minimumTLSVersion = .tlsv12
-        self.terminator = try TLSTerminator(context: NIOSSLContext(configuration: configuration), forwardingTo: self.server.port, group: self.group)
+        self.terminator = try RedisTLSTerminator(certificateChainPath: issued.chainPath, keyPath: issued.keyPath, forwardingTo: self.server.port, group: self.group)
         self.tlsPort = self.terminator.port
     }
 
@@ -90,53 +85,6 @@ final class RedisTLSTests: XCTestCase {
         let client = RedisClient(url: plain, group: self.group, configuration: RedisClient.Configuration(connectTimeout: .seconds(1)))
         defer { _ = try? value(of: client.shutdown()) }
         XCTAssertNotNil(try result(of: client.send(on: self.group.next(), ["PING"])).failure)
-    }
-}
-
-/// Accepts TLS on a loopback port and relays the plaintext to a local TCP port, one upstream
-/// connection per client connection; either side closing closes the other.
-final class TLSTerminator {
-    let port: Int
-    private let channel: any Channel
-
-    init(context: NIOSSLContext, forwardingTo upstreamPort: Int, group: any EventLoopGroup) throws {
-        self.channel = try ServerBootstrap(group: group)
-            .childChannelInitializer { client in
-                ClientBootstrap(group: client.eventLoop)
-                    .connect(host: "127.0.0.1", port: upstreamPort)
-                    .flatMapThrowing { upstream in
-                        try upstream.pipeline.syncOperations.addHandler(Relay(to: client))
-                        try client.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
-                        try client.pipeline.syncOperations.addHandler(Relay(to: upstream))
-                    }
-            }
-            .bind(host: "127.0.0.1", port: 0)
-            .wait()
-        self.port = self.channel.localAddress!.port!
-    }
-
-    func close() throws {
-        try self.channel.close().wait()
-    }
-
-    private final class Relay: ChannelInboundHandler, Sendable {
-        typealias InboundIn = ByteBuffer
-        let other: any Channel
-
-        init(to other: any Channel) { self.other = other }
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            self.other.writeAndFlush(self.unwrapInboundIn(data), promise: nil)
-        }
-
-        func channelInactive(context: ChannelHandlerContext) {
-            self.other.close(promise: nil)
-            context.fireChannelInactive()
-        }
-
-        func errorCaught(context: ChannelHandlerContext, error: any Error) {
-            context.close(promise: nil)
-        }
     }
 }
 
