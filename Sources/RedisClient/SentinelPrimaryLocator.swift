@@ -59,7 +59,7 @@ final class SentinelPrimaryLocator: Sendable {
         init(_ driver: ReconnectingConnection) { self.driver = driver }
     }
 
-    /// `nil` unless `url` is `redis-sentinel://`.
+    /// `nil` unless `url` is `redis-sentinel://` (or `rediss-sentinel://`).
     init?(url: RedisURL, eventLoop: any EventLoop, configuration: RedisClient.Configuration, logger: Logger, metrics: RedisMetrics?) {
         guard case .sentinel(let masterName) = url.topology else { return nil }
         self.masterName = masterName
