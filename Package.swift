@@ -53,6 +53,7 @@ let package = Package(
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ]),
 
@@ -173,7 +174,11 @@ let package = Package(
             .product(name: "NIOTLS", package: "swift-nio"),
         ]),
         // A real redis-server for the tests of every module that talks to Redis.
-        .target(name: "RedisTestServer"),
+        .target(name: "RedisTestServer", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
         // Log lines kept in memory, for tests that search them.
         .target(name: "LogCapture", dependencies: [
             .product(name: "Logging", package: "swift-log"),
@@ -210,7 +215,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "RedisClientTests", dependencies: [
-            "RedisClient", "RedisTestServer",
+            "RedisClient", "RedisTestServer", "TestCertificateAuthority",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),

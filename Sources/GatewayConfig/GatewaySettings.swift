@@ -143,11 +143,15 @@ public struct GatewaySettings: Sendable, Hashable {
     }
 
     public struct Redis: Sendable, Hashable {
-        /// `redis://[user[:password]@]host[:port][/db]`. Never logged: it may hold a password.
+        /// `redis://[user[:password]@]host[:port][/db]` or `redis-sentinel://…/master[/db]`, or
+        /// their TLS forms `rediss://`, `rediss-sentinel://`. Never logged: it may hold a password.
         public var url: String
         /// Prefix of every key and channel the gateway uses, so several deployments can share
         /// one Redis.
         public var keyPrefix: String
+        /// With a `rediss` URL: trusted CAs, server name, client certificate (a cell's `tls`
+        /// keys); `nil` there: the system's trust store and the URL's host.
+        public var tls: CellTLS? = nil
     }
 
     public struct Authentication: Sendable, Hashable {

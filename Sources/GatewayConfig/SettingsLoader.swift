@@ -72,7 +72,7 @@ public enum SettingsLoader {
         let platformIssuers = top["platformIssuers"].map { reader.issuers($0, node: nil, baseDirectory: baseDirectory) } ?? []
         let authentication = top["authentication"].map { Self.authentication($0, limits: limits, &reader) } ?? Self.defaultAuthentication
         let upstreamContext = top["upstreamContext"].flatMap { Self.upstreamContext($0, baseDirectory: baseDirectory, &reader) }
-        let redis = top["redis"].flatMap { Self.redis($0, &reader) }
+        let redis = top["redis"].flatMap { Self.redis($0, baseDirectory: baseDirectory, &reader) }
         var failModes: [GatewaySettings.Cell.Kind: GatewaySettings.QuotaFailMode] = [.pooled: .open, .dedicated: .open]
         var retentionDays = 400
         var leases = GatewaySettings.QuotaLeases()
@@ -243,21 +243,31 @@ public enum SettingsLoader {
         return GatewaySettings.Admin(listener: listener, issuers: issuers, roleClaim: roleClaim)
     }
 
-    private static func redis(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.Redis? {
-        guard let map = reader.mapping(cursor, allowedKeys: ["url", "keyPrefix"]) else { return nil }
+    private static func redis(_ cursor: YAMLReader.Cursor, baseDirectory: String?, _ reader: inout YAMLReader) -> GatewaySettings.Redis? {
+        guard let map = reader.mapping(cursor, allowedKeys: ["url", "keyPrefix", "tls"]) else { return nil }
         guard let urlCursor = map["url"], let url = reader.presentString(urlCursor) else {
             if map["url"] == nil { reader.report(cursor, "missing required key 'url'") }
             return nil
         }
-        guard url.hasPrefix("redis://") || url.hasPrefix("redis-cluster://") else {
-            reader.report(urlCursor, "must be a redis:// URL such as redis://127.0.0.1:6379/0, or redis-cluster://host:port,host:port for a Redis Cluster")
+        let plain = url.hasPrefix("redis://") || url.hasPrefix("redis-sentinel://") || url.hasPrefix("redis-cluster://")
+        let tls = url.hasPrefix("rediss://") || url.hasPrefix("rediss-sentinel://")
+        guard plain || tls else {
+            reader.report(urlCursor, "must be a redis:// URL such as redis://127.0.0.1:6379/0 (or redis-cluster://host:port,host:port for a Redis Cluster, redis-sentinel://host:26379,host:26379/master through Sentinel; rediss:// and rediss-sentinel:// with TLS)")
             return nil
+        }
+        var tlsSettings: GatewaySettings.CellTLS?
+        if let c = map["tls"] {
+            if tls {
+                tlsSettings = reader.cellTLS(c, baseDirectory: baseDirectory)
+            } else {
+                reader.report(c, "TLS needs a rediss:// or rediss-sentinel:// URL")
+            }
         }
         var prefix = "erp"
         if let c = map["keyPrefix"], let value = reader.presentString(c) {
             if Self.isValidIdentifier(value) { prefix = value } else { reader.report(c, "'\(value)' is not a valid key prefix (lowercase letters, digits and '-')") }
         }
-        return GatewaySettings.Redis(url: url, keyPrefix: prefix)
+        return GatewaySettings.Redis(url: url, keyPrefix: prefix, tls: tlsSettings)
     }
 
     static let defaultAuthentication = GatewaySettings.Authentication(maxTokenBytes: 8192, tokenCacheEntries: 10_000)

@@ -26,6 +26,8 @@ public enum MetricCatalog {
     public static let redisClusterRedirects = "erp_gateway_redis_cluster_redirects_total"
     /// Redis Cluster only: `result` `ok` or `failed`.
     public static let redisClusterSlotMapRefreshes = "erp_gateway_redis_cluster_slot_map_refreshes_total"
+    public static let redisPrimarySwitches = "erp_gateway_redis_primary_switches_total"
+    public static let redisSentinelFailures = "erp_gateway_redis_sentinel_failures_total"
     public static let configurationGeneration = "erp_gateway_configuration_generation"
     public static let configurationReloads = "erp_gateway_configuration_reloads_total"
     public static let adminWrites = "erp_gateway_admin_writes_total"
@@ -73,6 +75,8 @@ public enum MetricCatalog {
         redisConnectFailures: "Failed connection attempts to Redis.",
         redisClusterRedirects: "MOVED and ASK replies of a Redis Cluster followed, by kind.",
         redisClusterSlotMapRefreshes: "Redis Cluster slot map reads, by result.",
+        redisPrimarySwitches: "Changes of Redis primary learnt through Sentinel, once per process.",
+        redisSentinelFailures: "Sentinels asked for the Redis primary that did not name it.",
         configurationGeneration: "The configuration generation installed.",
         configurationReloads: "Reloads and tenant-tree revisions, applied or rejected.",
         adminWrites: "Admin API writes by kind and result.",

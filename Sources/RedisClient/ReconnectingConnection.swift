@@ -54,6 +54,16 @@ final class ReconnectingConnection {
         self.attempt()
     }
 
+    /// Attempts now instead of when the backoff's scheduled retry comes, unless an attempt is
+    /// running or a connection is up. For news that the target changed (a Sentinel announced a
+    /// new primary): the backoff protects a server that is down, not one just named.
+    func retryNow() {
+        self.eventLoop.preconditionInEventLoop()
+        guard !self.isShutDown, self.connection == nil, !self.isConnecting else { return }
+        self.retryTimer?.cancel()
+        self.attempt()
+    }
+
     /// Cancels any retry and closes the connection. Final.
     func shutdown() -> EventLoopFuture<Void> {
         self.eventLoop.preconditionInEventLoop()

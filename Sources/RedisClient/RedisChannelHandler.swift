@@ -36,6 +36,9 @@ final class RedisChannelHandler: ChannelInboundHandler {
 
     /// Unsolicited replies (pub/sub messages), called on the channel's loop.
     var onPush: ((RESPValue) -> Void)?
+    /// Sees the message of every error reply after its command got it (a Sentinel-found
+    /// connection leaves a primary that answers `READONLY`), on the channel's loop.
+    var onErrorReply: ((String) -> Void)?
 
     /// - Parameter responseTimeout: how long the oldest pending command may wait for its reply
     ///   before the connection is declared dead and closed; `nil` waits forever.
@@ -132,6 +135,9 @@ final class RedisChannelHandler: ChannelInboundHandler {
         if let next = self.pending.popFirst() {
             self.metrics?.commandDuration.recordNanoseconds((NIODeadline.now() - next.sent).nanoseconds)
             next.promise.succeed(value)
+            if let onErrorReply = self.onErrorReply, case .error(let message) = value {
+                onErrorReply(message)
+            }
         } else if let onPush = self.onPush {
             onPush(value)
         } else {

@@ -28,6 +28,10 @@ import NIOCore
 /// its key's slot (`RedisCommandKeys`), `MOVED`/`ASK` followed, a shard that is down failing
 /// its own keys fast while the others serve. Commands over several keys must keep them in one
 /// slot (a hash tag), except `mget` and `scanKeys`, which work over the whole cluster.
+///
+/// With a `redis-sentinel://` URL every loop's connection goes to the primary the Sentinels
+/// name, verified, and moves when they switch (`SentinelPrimaryLocator`); the rules above hold
+/// unchanged, a switch being an outage of its own.
 public final class RedisClient: Sendable {
     public struct Configuration: Sendable, Hashable {
         /// Bounds a TCP connect and, separately, the login round trip (`AUTH`/`SELECT`/`PING`).
@@ -60,6 +64,8 @@ public final class RedisClient: Sendable {
     private let slots: [ObjectIdentifier: NIOLoopBoundBox<LoopSlot?>]
     /// Set for a `redis-cluster://` URL: it serves every command, and `slots` stays empty.
     let cluster: RedisClusterClient?
+    /// `redis-sentinel://`: where every loop's connection finds the primary; `nil` otherwise.
+    private let sentinel: SentinelPrimaryLocator?
 
     public init(
         url: RedisURL,
@@ -81,6 +87,7 @@ public final class RedisClient: Sendable {
             slots[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeEmptyBox(valueType: LoopSlot.self, eventLoop: loop)
         }
         self.slots = slots
+        self.sentinel = SentinelPrimaryLocator(url: url, eventLoop: group.next(), configuration: configuration, logger: logger, metrics: self.metrics)
     }
 
     /// Sends one command on `loop`'s connection. Fastest when called on `loop` itself.
@@ -188,7 +195,10 @@ public final class RedisClient: Sendable {
                 return box.value!.shutdown()
             }
         }
-        return EventLoopFuture.andAllComplete(closed, on: self.group.any())
+        let sentinel = self.sentinel
+        return EventLoopFuture.andAllComplete(closed, on: self.group.any()).flatMap {
+            sentinel?.shutdown() ?? self.group.any().makeSucceededVoidFuture()
+        }
     }
 
     /// `slot`: where a cluster runs the command (nil: anywhere); ignored by a standalone Redis.
@@ -230,6 +240,7 @@ public final class RedisClient: Sendable {
             self.driver = ReconnectingConnection(
                 url: client.url, eventLoop: eventLoop, configuration: client.configuration, logger: client.logger, metrics: client.metrics
             )
+            client.sentinel?.follow(self.driver, leavingOnReadOnly: true)
             self.driver.onEstablished = { [unowned self] connection in
                 let waiting = self.waiting
                 self.waiting = []

@@ -18,6 +18,8 @@ public struct RedisClientError: Error, Hashable, Sendable, CustomStringConvertib
         case emptyCommand
         case unavailable
         case shutDown
+        case primaryUnknown
+        case notPrimary
     }
 
     private let reason: Reason
@@ -27,7 +29,8 @@ public struct RedisClientError: Error, Hashable, Sendable, CustomStringConvertib
     /// The URL is not `redis://[user[:password]@]host[:port][/db]`: bad port, bad database,
     /// bad percent-encoding, a query or fragment, or a username without a password.
     public static let invalidURL = RedisClientError(.invalidURL)
-    /// A scheme other than `redis://` (`rediss://` included: this client speaks no TLS).
+    /// A scheme other than `redis://`, `rediss://`, `redis-cluster://`, `redis-sentinel://` and
+    /// `rediss-sentinel://`.
     public static let unsupportedURLScheme = RedisClientError(.unsupportedURLScheme)
     /// The TCP connection could not be established within the connect timeout.
     public static let connectionFailed = RedisClientError(.connectionFailed)
@@ -52,6 +55,12 @@ public struct RedisClientError: Error, Hashable, Sendable, CustomStringConvertib
     public static let unavailable = RedisClientError(.unavailable)
     /// The client or subscriber was shut down.
     public static let shutDown = RedisClientError(.shutDown)
+    /// `redis-sentinel://`: no Sentinel of the URL answered with an address for the master set
+    /// (all unreachable, or none monitors that name).
+    public static let primaryUnknown = RedisClientError(.primaryUnknown)
+    /// `redis-sentinel://`: the server a Sentinel named does not answer `ROLE` with `master`
+    /// (a failover under way, a demoted primary); the connection was closed.
+    public static let notPrimary = RedisClientError(.notPrimary)
 
     /// Every reason, for tests and for registering metrics labels up front.
     public static let allReasons: [RedisClientError] = Reason.allCases.map(RedisClientError.init)
@@ -70,13 +79,15 @@ public struct RedisClientError: Error, Hashable, Sendable, CustomStringConvertib
         case .emptyCommand: "redis-empty-command"
         case .unavailable: "redis-unavailable"
         case .shutDown: "redis-shut-down"
+        case .primaryUnknown: "redis-primary-unknown"
+        case .notPrimary: "redis-not-primary"
         }
     }
 
     public var description: String {
         switch reason {
         case .invalidURL: "Redis URL is not redis://[user[:password]@]host[:port][/db], redis-cluster://[user[:password]@]host[:port][,host[:port]…] or redis-sentinel://[user[:password]@]host[:port][,host[:port]…]/master[/db]"
-        case .unsupportedURLScheme: "Redis URL scheme is not redis://, redis-cluster:// or redis-sentinel://"
+        case .unsupportedURLScheme: "Redis URL scheme is not redis://, rediss://, redis-cluster://, redis-sentinel:// or rediss-sentinel://"
         case .connectionFailed: "could not connect to Redis"
         case .authenticationFailed: "Redis refused the credentials"
         case .handshakeFailed: "Redis refused the connection setup"
@@ -86,6 +97,8 @@ public struct RedisClientError: Error, Hashable, Sendable, CustomStringConvertib
         case .emptyCommand: "Redis command has no arguments"
         case .unavailable: "Redis is unavailable"
         case .shutDown: "Redis client is shut down"
+        case .primaryUnknown: "no Redis Sentinel named a primary"
+        case .notPrimary: "the Redis server a Sentinel named is not a primary"
         }
     }
 }

@@ -52,6 +52,11 @@ public final class RedisConnection: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // `rediss://`: TLS first; the setup round trip below completes only after
+                    // the handshake (a refused certificate fails it as `connectionFailed`).
+                    if let tls = url.tls {
+                        try channel.pipeline.syncOperations.addHandler(tls.handler(connectingTo: url.host))
+                    }
                     try channel.pipeline.syncOperations.addHandler(RedisChannelHandler(responseTimeout: responseTimeout, logger: logger, metrics: metrics))
                 }
             }
@@ -123,6 +128,12 @@ public final class RedisConnection: Sendable {
     /// Routes replies no command is waiting for to `handler`. On the loop only.
     func setPushHandler(_ handler: @escaping (RESPValue) -> Void) {
         self.handler.value.onPush = handler
+    }
+
+    /// Shows `handler` the message of every error reply, after the command's future has it.
+    /// On the loop only.
+    func setErrorReplyHandler(_ handler: @escaping (String) -> Void) {
+        self.handler.value.onErrorReply = handler
     }
 
     private func setUp(_ url: RedisURL, timeout: TimeAmount, logger: Logger) -> EventLoopFuture<RedisConnection> {

@@ -12,6 +12,8 @@ public final class RedisMetrics: Sendable {
     public static let clusterRedirects = "erp_gateway_redis_cluster_redirects_total"
     /// Redis Cluster only: slot map reads (label `result`: `ok`, or `failed` when no node answered).
     public static let clusterSlotMapRefreshes = "erp_gateway_redis_cluster_slot_map_refreshes_total"
+    public static let primarySwitches = "erp_gateway_redis_primary_switches_total"
+    public static let sentinelFailures = "erp_gateway_redis_sentinel_failures_total"
 
     /// From a command written to its reply read (pipelined commands included).
     let commandDuration: CoreMetrics.Timer
@@ -22,6 +24,10 @@ public final class RedisMetrics: Sendable {
     let askRedirects: CoreMetrics.Counter
     let slotMapRefreshed: CoreMetrics.Counter
     let slotMapRefreshFailed: CoreMetrics.Counter
+    /// `redis-sentinel://`: changes of primary learnt (announced or found), once per process.
+    let primarySwitches: CoreMetrics.Counter
+    /// `redis-sentinel://`: Sentinels that were asked for the primary and did not name it.
+    let sentinelFailures: CoreMetrics.Counter
 
     public init(factory: any MetricsFactory = MetricsSystem.factory) {
         self.commandDuration = CoreMetrics.Timer(label: Self.commandDuration, dimensions: [], factory: factory)
@@ -31,5 +37,7 @@ public final class RedisMetrics: Sendable {
         self.askRedirects = CoreMetrics.Counter(label: Self.clusterRedirects, dimensions: [("kind", "ask")], factory: factory)
         self.slotMapRefreshed = CoreMetrics.Counter(label: Self.clusterSlotMapRefreshes, dimensions: [("result", "ok")], factory: factory)
         self.slotMapRefreshFailed = CoreMetrics.Counter(label: Self.clusterSlotMapRefreshes, dimensions: [("result", "failed")], factory: factory)
+        self.primarySwitches = CoreMetrics.Counter(label: Self.primarySwitches, dimensions: [], factory: factory)
+        self.sentinelFailures = CoreMetrics.Counter(label: Self.sentinelFailures, dimensions: [], factory: factory)
     }
 }

@@ -19,6 +19,8 @@ import NIOCore
 /// - On a Redis Cluster (`redis-cluster://`) it subscribes on any node — a `PUBLISH` reaches
 ///   every node's subscribers — and after a loss on the next node in turn
 ///   (`ClusterSubscriberTargets`).
+/// - With a `redis-sentinel://` URL it subscribes on the primary the Sentinels name and moves
+///   when they switch (`onConnected` runs again, on the new primary).
 public final class RedisSubscriber: Sendable {
     public let eventLoop: any EventLoop
     public let channels: [String]
@@ -28,18 +30,38 @@ public final class RedisSubscriber: Sendable {
     private let onConnected: @Sendable () -> Void
     private let onMessage: @Sendable (_ channel: String, _ payload: [UInt8]) -> Void
     private let driver: NIOLoopBoundBox<ReconnectingConnection?>
+    /// `redis-sentinel://`: subscribes on the current primary, and moves with it.
+    private let sentinel: SentinelPrimaryLocator?
+    /// Where each attempt connects instead of `url` (the Sentinel locator's own subscription).
+    private let resolveTarget: (@Sendable () -> EventLoopFuture<RedisURL>)?
 
     /// Does nothing until `start()`.
     /// - Parameters:
     ///   - channels: at least one channel name (exact names, not patterns).
     ///   - configuration: connect timeout and backoff; the response timeout bounds nothing here
     ///     but the login, since a subscription has no replies to wait for.
-    public init(
+    public convenience init(
         url: RedisURL,
         channels: [String],
         eventLoop: any EventLoop,
         configuration: RedisClient.Configuration = RedisClient.Configuration(),
         logger: Logger = Logger(label: "erp-gateway.redis.subscriber"),
+        onConnected: @escaping @Sendable () -> Void,
+        onMessage: @escaping @Sendable (_ channel: String, _ payload: [UInt8]) -> Void
+    ) {
+        self.init(
+            url: url, channels: channels, eventLoop: eventLoop, configuration: configuration, logger: logger,
+            resolveTarget: nil, onConnected: onConnected, onMessage: onMessage
+        )
+    }
+
+    init(
+        url: RedisURL,
+        channels: [String],
+        eventLoop: any EventLoop,
+        configuration: RedisClient.Configuration,
+        logger: Logger,
+        resolveTarget: (@Sendable () -> EventLoopFuture<RedisURL>)?,
         onConnected: @escaping @Sendable () -> Void,
         onMessage: @escaping @Sendable (_ channel: String, _ payload: [UInt8]) -> Void
     ) {
@@ -52,6 +74,8 @@ public final class RedisSubscriber: Sendable {
         self.onConnected = onConnected
         self.onMessage = onMessage
         self.driver = NIOLoopBoundBox.makeEmptyBox(valueType: ReconnectingConnection.self, eventLoop: eventLoop)
+        self.resolveTarget = resolveTarget
+        self.sentinel = SentinelPrimaryLocator(url: url, eventLoop: eventLoop, configuration: configuration, logger: logger, metrics: nil)
     }
 
     /// Connects and subscribes in the background. Calling it again does nothing.
@@ -65,6 +89,8 @@ public final class RedisSubscriber: Sendable {
                 ClusterSubscriberTargets(url: self.url).steer(driver)
             }
             driver.onEstablished = { [self] _ in self.onConnected() }
+            if let resolveTarget = self.resolveTarget { driver.resolveTarget = resolveTarget }
+            self.sentinel?.follow(driver, leavingOnReadOnly: false)
             self.driver.value = driver
             driver.connectIfIdle()
         }
@@ -84,7 +110,8 @@ public final class RedisSubscriber: Sendable {
                 self.driver.value = driver
                 return driver.shutdown()
             }
-            return driver.shutdown()
+            let sentinel = self.sentinel
+            return driver.shutdown().flatMap { sentinel?.shutdown() ?? self.eventLoop.makeSucceededVoidFuture() }
         }
     }
 

@@ -7,6 +7,8 @@
 /// - `redis-sentinel://[user[:password]@]host[:port][,host[:port]…]/master[/db]` — a primary
 ///   found through the Sentinels listed (default port 26379) under the master set name `master`.
 ///   The credentials log in to the primary, not to the Sentinels.
+/// - `rediss://…` and `rediss-sentinel://…` — the same over TLS (`tls`): to the server, or to
+///   the Sentinels and the primary they name.
 ///
 /// Parsed once from configuration so that a typo fails at startup, not at the first request.
 /// Defaults: port 6379 (26379 for a Sentinel), database 0. User and password are
@@ -55,6 +57,9 @@ public struct RedisURL: Hashable, Sendable, CustomStringConvertible, CustomRefle
     public var topology: Topology
     /// Every server the URL names, in its order (at least one; exactly one when standalone).
     public var nodes: [Node]
+    /// `nil`: plain TCP. `rediss://` sets the default (system trust store, the host's name);
+    /// the owner may put a configured context and server name in its place.
+    public var tls: RedisTLS?
 
     public static let defaultPort = 6379
     public static let defaultSentinelPort = 26379
@@ -81,15 +86,20 @@ public struct RedisURL: Hashable, Sendable, CustomStringConvertible, CustomRefle
     /// The same login and database on one other server (a cluster shard, the primary a Sentinel
     /// named): what a connection to that server is opened with.
     public func standalone(at node: Node) -> RedisURL {
-        RedisURL(nodes: [node], topology: .standalone, username: self.username, password: self.password, database: self.database)
+        var url = RedisURL(nodes: [node], topology: .standalone, username: self.username, password: self.password, database: self.database)
+        url.tls = self.tls
+        return url
     }
 
     /// - Throws: `RedisClientError.unsupportedURLScheme` for a scheme other than `redis`,
-    ///   `redis-cluster` and `redis-sentinel`; `RedisClientError.invalidURL` for anything else
+    ///   `rediss`, `redis-cluster`, `redis-sentinel` and `rediss-sentinel`; `RedisClientError.invalidURL` for anything else
     ///   that does not fit the grammar above.
     public init(_ string: String) throws(RedisClientError) {
         guard let schemeEnd = string.firstRange(of: "://") else { throw .invalidURL }
-        let scheme = string[..<schemeEnd.lowerBound].lowercased()
+        let written = string[..<schemeEnd.lowerBound].lowercased()
+        // The TLS schemes read like their plain ones.
+        let scheme = ["rediss": "redis", "rediss-sentinel": "redis-sentinel"][written] ?? written
+        let tls = scheme != written
         let defaultPort: Int
         switch scheme {
         case "redis", "redis-cluster": defaultPort = Self.defaultPort
@@ -158,6 +168,7 @@ public struct RedisURL: Hashable, Sendable, CustomStringConvertible, CustomRefle
             }
             self.init(nodes: nodes, topology: .sentinel(masterName: masterName), username: username, password: password, database: database)
         }
+        if tls { self.tls = RedisTLS() }
     }
 
     /// `host`, `host:port`, `[v6]` or `[v6]:port`.
@@ -196,9 +207,9 @@ public struct RedisURL: Hashable, Sendable, CustomStringConvertible, CustomRefle
     public var description: String {
         var text: String
         switch self.topology {
-        case .standalone: text = "redis://"
+        case .standalone: text = self.tls == nil ? "redis://" : "rediss://"
         case .cluster: text = "redis-cluster://"
-        case .sentinel: text = "redis-sentinel://"
+        case .sentinel: text = self.tls == nil ? "redis-sentinel://" : "rediss-sentinel://"
         }
         if password != nil {
             text += (username ?? "") + ":***@"
@@ -213,7 +224,7 @@ public struct RedisURL: Hashable, Sendable, CustomStringConvertible, CustomRefle
     }
 
     public var customMirror: Mirror {
-        Mirror(self, children: ["nodes": nodes, "topology": topology, "username": username as Any, "database": database], displayStyle: .struct)
+        Mirror(self, children: ["nodes": nodes, "topology": topology, "username": username as Any, "database": database, "tls": tls != nil], displayStyle: .struct)
     }
 
     /// ASCII digits only (no sign, no spaces), at most 9 of them so the value cannot overflow.

@@ -106,7 +106,7 @@ extension Administration {
     /// store's when the admin API is on and the store holds one, else the configuration's own
     /// (the file's). Says on standard error which one it is when it is not the file's.
     static func servedTree(_ configuration: GatewayConfiguration, settingsPath: String) async -> TenantSnapshot? {
-        guard configuration.settings.admin != nil, let redisSettings = configuration.settings.redis, let url = try? RedisURL(redisSettings.url) else {
+        guard configuration.settings.admin != nil, let redisSettings = configuration.settings.redis, let url = try? redisSettings.clientURL() else {
             return configuration.tenants
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)

@@ -86,7 +86,7 @@ struct Serve: AsyncParsableCommand {
         var redis: (client: RedisClient, url: RedisURL, prefix: String)?
         if let redisSettings = settings.redis {
             do {
-                let url = try RedisURL(redisSettings.url)
+                let url = try redisSettings.clientURL()
                 redis = (RedisClient(url: url, group: group, logger: logger), url, redisSettings.keyPrefix)
                 // Connected now, not at the first request: readiness and the fail modes know at once
                 // whether Redis is there, even on a node that has served nothing yet.

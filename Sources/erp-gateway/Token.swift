@@ -116,7 +116,7 @@ extension Token {
             default:
                 throw ValidationError("give exactly one of --jti or --tenant")
             }
-            let url = try RedisURL(redisSettings.url)
+            let url = try redisSettings.clientURL()
             let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
             let client = RedisClient(url: url, group: group)
             let loop = group.next()

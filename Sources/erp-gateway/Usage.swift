@@ -30,7 +30,7 @@ struct Usage: AsyncParsableCommand {
         let stamps = (first...last).map { UTCCalendarPeriod(now: $0 * 86_400_000_000).dayStamp }
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let client = RedisClient(url: try RedisURL(redisSettings.url), group: group)
+        let client = RedisClient(url: try redisSettings.clientURL(), group: group)
         let meter = UsageMeter(redis: client, prefix: redisSettings.keyPrefix)
         let days: [UsageMeter.Day]
         do {

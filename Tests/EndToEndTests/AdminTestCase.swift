@@ -40,6 +40,9 @@ class AdminTestCase: GatewayTestCase {
 
         """
 
+    /// `redis.url` of the settings: the test's one server unless a subclass points elsewhere.
+    var redisURL: String { self.redis.url }
+
     /// Settings with `redis` and `admin`, and `extra` after them; the admin port is fixed per
     /// test so restarts keep it.
     /// `adminListener`: more keys of the admin listener's mapping (e.g. `, tls: { … }`).
@@ -51,7 +54,7 @@ class AdminTestCase: GatewayTestCase {
             endpoints: self.backends.map(\.port), overrides, tenantTree: "tenants.yaml",
             extra: SecurityMatrixTests.platformIssuer + """
                 redis:
-                  url: \(redisURL ?? self.redis.url)
+                  url: \(redisURL ?? self.redisURL)
                   keyPrefix: erp-admin-test
                 admin:
                   listener: { address: 127.0.0.1, port: \(adminPort)\(adminListener) }

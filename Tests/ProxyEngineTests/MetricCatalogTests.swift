@@ -9,6 +9,7 @@ final class MetricCatalogTests: XCTestCase {
         MetricCatalog.poolWaiting, MetricCatalog.endpoints, MetricCatalog.endpointHealthChanges, MetricCatalog.endpointEjections,
         MetricCatalog.redisCommandDuration, MetricCatalog.redisConnections, MetricCatalog.redisConnectFailures,
         MetricCatalog.redisClusterRedirects, MetricCatalog.redisClusterSlotMapRefreshes,
+        MetricCatalog.redisPrimarySwitches, MetricCatalog.redisSentinelFailures,
         MetricCatalog.configurationGeneration, MetricCatalog.configurationReloads, MetricCatalog.adminWrites, MetricCatalog.ready,
         MetricCatalog.uploadedCertificates, MetricCatalog.uploadedCertificatesNextExpiry,
         MetricCatalog.tlsCertificateExpiry,
