@@ -395,7 +395,8 @@ final class AdminSettingsTests: XCTestCase {
     func testTheRedisURLNamesOneServerOrAClusterSeeds() throws {
         let cluster = try SettingsLoader.parse(minimalSettingsYAML + "\nredis: { url: \"redis-cluster://10.0.0.1:7000,10.0.0.2:7000\" }\n")
         XCTAssertEqual(cluster.redis?.url, "redis-cluster://10.0.0.1:7000,10.0.0.2:7000")
-        let refused = rejectionIssues(of: minimalSettingsYAML + "\nredis: { url: \"rediss://10.0.0.1:6379\" }\n")
+        // A cluster has no TLS form.
+        let refused = rejectionIssues(of: minimalSettingsYAML + "\nredis: { url: \"rediss-cluster://10.0.0.1:6379\" }\n")
         XCTAssertTrue(refused.contains { $0.path == "redis.url" && $0.message.contains("redis-cluster://") }, "\(refused)")
     }
 }
