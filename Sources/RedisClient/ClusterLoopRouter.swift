@@ -35,9 +35,9 @@ final class ClusterLoopRouter {
     private var awaitingMap: [(RedisClientError?) -> Void] = []
     /// Every node this loop has a connection to (primaries, and redirect targets not yet in
     /// the map).
-    private var connections: [RedisURL.Node: ClusterNodeConnection] = [:]
+    private var connections: [RedisURL.Node: ServerConnection] = [:]
     /// The connection to each shard's primary, by shard index of `map`; filled on first use.
-    private var shardConnections: [ClusterNodeConnection?] = []
+    private var shardConnections: [ServerConnection?] = []
     /// `connect()` was called: open every primary's connection as soon as the map is known.
     private var openEveryShard = false
     private var nextKeyless = 0
@@ -239,24 +239,24 @@ final class ClusterLoopRouter {
         self.cluster?.refreshMap(requestedBy: self)
     }
 
-    private func shardConnection(_ index: Int) -> ClusterNodeConnection {
+    private func shardConnection(_ index: Int) -> ServerConnection {
         if let connection = self.shardConnections[index] { return connection }
         let connection = self.connection(to: self.map!.shards[index].primary)
         self.shardConnections[index] = connection
         return connection
     }
 
-    private func connection(to node: RedisURL.Node) -> ClusterNodeConnection {
+    private func connection(to node: RedisURL.Node) -> ServerConnection {
         if let connection = self.connections[node] { return connection }
-        let connection = ClusterNodeConnection(
-            node: node, url: self.url, eventLoop: self.eventLoop, configuration: self.configuration, logger: self.logger, metrics: self.metrics,
+        let connection = ServerConnection(
+            url: self.url.standalone(at: node), eventLoop: self.eventLoop, configuration: self.configuration, logger: self.logger, metrics: self.metrics,
             onTrouble: { [weak self] in self?.requestRefresh() }
         )
         self.connections[node] = connection
         return connection
     }
 
-    private func dispatch(_ command: RedisCommand, to connection: ClusterNodeConnection, asking: Bool, redirectsLeft: Int, promise: EventLoopPromise<RESPValue>) {
+    private func dispatch(_ command: RedisCommand, to connection: ServerConnection, asking: Bool, redirectsLeft: Int, promise: EventLoopPromise<RESPValue>) {
         if asking {
             // Its reply only matters through the command's: without it the node answers MOVED.
             connection.send(Self.asking, promise: self.eventLoop.makePromise())
@@ -301,7 +301,7 @@ final class ClusterLoopRouter {
         self.dispatch(command, to: self.connection(to: node), asking: asking, redirectsLeft: redirectsLeft - 1, promise: promise)
     }
 
-    private func scan(_ connection: ClusterNodeConnection, cursor: String, pattern: String, count: Int, collected: [String]) -> EventLoopFuture<[String]> {
+    private func scan(_ connection: ServerConnection, cursor: String, pattern: String, count: Int, collected: [String]) -> EventLoopFuture<[String]> {
         let reply = self.eventLoop.makePromise(of: RESPValue.self)
         do {
             self.dispatch(try RedisCommand(["SCAN", cursor, "MATCH", pattern, "COUNT", String(count)]), to: connection, asking: false, redirectsLeft: 0, promise: reply)

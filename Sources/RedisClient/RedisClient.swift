@@ -61,7 +61,7 @@ public final class RedisClient: Sendable {
     private let metrics: RedisMetrics
     /// One slot per loop of the group, filled on its loop at first use. The dictionary itself
     /// never changes after `init`, so looking a slot up needs no lock.
-    private let slots: [ObjectIdentifier: NIOLoopBoundBox<LoopSlot?>]
+    private let slots: [ObjectIdentifier: NIOLoopBoundBox<ServerConnection?>]
     /// Set for a `redis-cluster://` URL: it serves every command, and `slots` stays empty.
     let cluster: RedisClusterClient?
     /// `redis-sentinel://`: where every loop's connection finds the primary; `nil` otherwise.
@@ -79,12 +79,12 @@ public final class RedisClient: Sendable {
         self.logger = logger
         // The process's backend when it bootstrapped one before making the client; none otherwise.
         self.metrics = RedisMetrics()
-        var slots: [ObjectIdentifier: NIOLoopBoundBox<LoopSlot?>] = [:]
+        var slots: [ObjectIdentifier: NIOLoopBoundBox<ServerConnection?>] = [:]
         self.cluster = url.topology == .cluster
             ? RedisClusterClient(url: url, group: group, configuration: configuration, logger: logger, metrics: self.metrics)
             : nil
         for loop in group.makeIterator() where self.cluster == nil {
-            slots[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeEmptyBox(valueType: LoopSlot.self, eventLoop: loop)
+            slots[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeEmptyBox(valueType: ServerConnection.self, eventLoop: loop)
         }
         self.slots = slots
         self.sentinel = SentinelPrimaryLocator(url: url, eventLoop: group.next(), configuration: configuration, logger: logger, metrics: self.metrics)
@@ -190,7 +190,7 @@ public final class RedisClient: Sendable {
         let closed = self.slots.values.map { box in
             box.eventLoop.flatSubmit {
                 if box.value == nil {
-                    box.value = LoopSlot(client: self, eventLoop: box.eventLoop)
+                    box.value = self.makeConnection(on: box.eventLoop)
                 }
                 return box.value!.shutdown()
             }
@@ -223,60 +223,17 @@ public final class RedisClient: Sendable {
         return promise.futureResult
     }
 
-    private func slot(_ box: NIOLoopBoundBox<LoopSlot?>) -> LoopSlot {
+    private func slot(_ box: NIOLoopBoundBox<ServerConnection?>) -> ServerConnection {
         if let slot = box.value { return slot }
-        let slot = LoopSlot(client: self, eventLoop: box.eventLoop)
+        let slot = self.makeConnection(on: box.eventLoop)
         box.value = slot
         return slot
     }
 
-    /// The connection of one loop and the commands waiting for its first connect.
-    private final class LoopSlot {
-        let driver: ReconnectingConnection
-        /// Only before the loop's first connection is established.
-        private var waiting: [(command: RedisCommand, promise: EventLoopPromise<RESPValue>)] = []
-
-        init(client: RedisClient, eventLoop: any EventLoop) {
-            self.driver = ReconnectingConnection(
-                url: client.url, eventLoop: eventLoop, configuration: client.configuration, logger: client.logger, metrics: client.metrics
-            )
-            client.sentinel?.follow(self.driver, leavingOnReadOnly: true)
-            self.driver.onEstablished = { [unowned self] connection in
-                let waiting = self.waiting
-                self.waiting = []
-                for (command, promise) in waiting {
-                    connection.send(command, promise: promise)
-                }
-            }
-            self.driver.onAttemptFailed = { [unowned self] error in
-                let waiting = self.waiting
-                self.waiting = []
-                for (_, promise) in waiting {
-                    promise.fail(error)
-                }
-            }
-        }
-
-        func send(_ command: RedisCommand, promise: EventLoopPromise<RESPValue>) {
-            if self.driver.isShutDown {
-                promise.fail(RedisClientError.shutDown)
-            } else if let connection = self.driver.connection {
-                connection.send(command, promise: promise)
-            } else if !self.driver.backoff.isAvailable {
-                promise.fail(RedisClientError.unavailable)
-            } else {
-                self.waiting.append((command, promise))
-                self.driver.connectIfIdle()
-            }
-        }
-
-        func shutdown() -> EventLoopFuture<Void> {
-            let waiting = self.waiting
-            self.waiting = []
-            for (_, promise) in waiting {
-                promise.fail(RedisClientError.shutDown)
-            }
-            return self.driver.shutdown()
-        }
+    /// One loop's connection: to `url`, or to the primary the Sentinels name.
+    private func makeConnection(on eventLoop: any EventLoop) -> ServerConnection {
+        let connection = ServerConnection(url: self.url, eventLoop: eventLoop, configuration: self.configuration, logger: self.logger, metrics: self.metrics)
+        self.sentinel?.follow(connection.driver, leavingOnReadOnly: true)
+        return connection
     }
 }

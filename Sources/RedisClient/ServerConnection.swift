@@ -1,33 +1,33 @@
 import Logging
 import NIOCore
 
-/// One pipelined connection from one event loop to one node of a Redis Cluster, opened when
-/// first used and re-opened with `ReconnectBackoff` whenever it is lost: what `RedisClient`'s
-/// per-loop slot is for a standalone Redis, per node. (That slot is left as it is so the
-/// standalone path stays exactly what it was.)
+/// One pipelined connection from one event loop to one Redis server, opened when first used and
+/// re-opened with `ReconnectBackoff` whenever it is lost, with the commands that wait for its
+/// first connect: a standalone Redis's (or the Sentinel-named primary's) connection of one loop,
+/// or a loop's connection to one node of a Redis Cluster.
 ///
-/// Contracts, as for a standalone Redis: while the node is known to be down commands fail at
-/// once with `unavailable`; only commands sent before the first connection exists wait for it.
-/// `onTrouble` runs on every failed attempt and every lost connection: the router's cue to
-/// read the slot map again (the node may have failed over).
+/// Contracts: while the server is known to be down commands fail at once with `unavailable`;
+/// only commands sent before the first connection exists wait for it. `onTrouble`, when given,
+/// runs on every failed attempt and every lost connection: a cluster router's cue to read the
+/// slot map again (the node may have failed over).
 ///
 /// Loop-confined (not `Sendable`).
-final class ClusterNodeConnection {
-    let node: RedisURL.Node
+final class ServerConnection {
     let driver: ReconnectingConnection
     /// Only before the first connection is established.
     private var waiting: [(command: RedisCommand, promise: EventLoopPromise<RESPValue>)] = []
 
     init(
-        node: RedisURL.Node, url: RedisURL, eventLoop: any EventLoop, configuration: RedisClient.Configuration, logger: Logger,
-        metrics: RedisMetrics, onTrouble: @escaping () -> Void
+        url: RedisURL, eventLoop: any EventLoop, configuration: RedisClient.Configuration, logger: Logger,
+        metrics: RedisMetrics, onTrouble: (() -> Void)? = nil
     ) {
-        self.node = node
-        self.driver = ReconnectingConnection(url: url.standalone(at: node), eventLoop: eventLoop, configuration: configuration, logger: logger, metrics: metrics)
+        self.driver = ReconnectingConnection(url: url, eventLoop: eventLoop, configuration: configuration, logger: logger, metrics: metrics)
         self.driver.onEstablished = { [unowned self] connection in
-            connection.closeFuture.assumeIsolated().whenComplete { [weak self] _ in
-                // Closed on purpose (shut down, or the node left the map): no news.
-                if let self, !self.driver.isShutDown { onTrouble() }
+            if let onTrouble {
+                connection.closeFuture.assumeIsolated().whenComplete { [weak self] _ in
+                    // Closed on purpose (shut down, or the node left the map): no news.
+                    if let self, !self.driver.isShutDown { onTrouble() }
+                }
             }
             let waiting = self.waiting
             self.waiting = []
@@ -41,9 +41,12 @@ final class ClusterNodeConnection {
             for (_, promise) in waiting {
                 promise.fail(error)
             }
-            onTrouble()
+            onTrouble?()
         }
     }
+
+    /// The server connected to (or being connected to).
+    var node: RedisURL.Node { self.driver.target.nodes[0] }
 
     /// False from a failed attempt or a lost connection until the next connection.
     var isAvailable: Bool { self.driver.backoff.isAvailable }
