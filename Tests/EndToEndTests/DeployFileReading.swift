@@ -97,21 +97,28 @@ enum DeployFileReading {
         }
     }
 
-    /// The Debian package that installed `library`, or nil (the Swift toolchain's own libraries).
-    static func debianPackage(of library: String) throws -> String? {
-        let real = URL(fileURLWithPath: library).resolvingSymlinksInPath().path
+    /// The Debian package that installed each library; nil for one no package installed (the
+    /// Swift toolchain's own). One `dpkg -S` for all: it takes a second a call.
+    static func debianPackages(of libraries: [String]) throws -> [String: String?] {
         // Debian 12 merges /lib into /usr/lib; dpkg knows each file under the name it shipped.
-        var candidates = [library, real]
-        for path in [library, real] {
-            if path.hasPrefix("/usr/lib/") { candidates.append(String(path.dropFirst(4))) }
-            if path.hasPrefix("/lib") { candidates.append("/usr" + path) }
-        }
-        for candidate in candidates {
-            let (status, output) = try runCommand(URL(fileURLWithPath: "/usr/bin/dpkg"), ["-S", candidate])
-            if status == 0, let owner = output.split(separator: "\n").first?.split(separator: ":").first {
-                return String(owner)
+        var names: [String: [String]] = [:]
+        for library in libraries {
+            let real = URL(fileURLWithPath: library).resolvingSymlinksInPath().path
+            var candidates = [library, real]
+            for path in [library, real] {
+                if path.hasPrefix("/usr/lib/") { candidates.append(String(path.dropFirst(4))) }
+                if path.hasPrefix("/lib") { candidates.append("/usr" + path) }
             }
+            names[library] = candidates
         }
-        return nil
+        let (_, output) = try runCommand(URL(fileURLWithPath: "/usr/bin/dpkg"), ["-S"] + Array(Set(names.values.joined())))
+        var owners: [String: String] = [:]
+        for line in output.split(separator: "\n") {
+            // "libjwt0:amd64: /usr/lib/x86_64-linux-gnu/libjwt.so.0"
+            guard let separator = line.range(of: ": /") else { continue }
+            let package = line[..<separator.lowerBound].split(separator: ":")[0]
+            owners[String(line[line.index(before: separator.upperBound)...])] = String(package)
+        }
+        return names.mapValues { candidates in candidates.lazy.compactMap { owners[$0] }.first }
     }
 }

@@ -95,9 +95,10 @@ final class DockerImageTests: XCTestCase {
             let installed = stage.installedPackages
             let libraries = try DeployFileReading.sharedLibraries(of: GatewayProcess.buildDirectory.appendingPathComponent(binary))
             XCTAssertGreaterThan(libraries.count, 3, binary)
+            let packages = try DeployFileReading.debianPackages(of: libraries)
             var needed = Set<String>()
             for library in libraries {
-                if let package = try DeployFileReading.debianPackage(of: library) {
+                if let package = packages[library] ?? nil {
                     needed.insert(package)
                 } else {
                     let name = URL(fileURLWithPath: library).lastPathComponent
