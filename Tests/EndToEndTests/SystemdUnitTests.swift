@@ -72,8 +72,13 @@ final class SystemdUnitTests: XCTestCase {
         // A user of its own, which the sysusers file creates; no capability unless opted in.
         let user = try XCTUnwrap(unit["User"]?.last)
         XCTAssertNotEqual(user, "root")
-        let sysusers = try DeployFilesTests.text("deploy/systemd/erp-gateway.sysusers")
-        XCTAssertTrue(sysusers.split(separator: "\n").contains { $0.hasPrefix("u \(user) ") }, sysusers)
+        let root = try DeployFileReading.temporaryDirectory("sysusers")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let (status, created) = try runCommand(URL(fileURLWithPath: "/usr/bin/systemd-sysusers"), [
+            "--dry-run", "--root=\(root.path)", DeployFileReading.url("deploy/systemd/erp-gateway.sysusers").path,
+        ])
+        XCTAssertEqual(status, 0, created)
+        XCTAssertTrue(created.contains("Creating user '\(user)'"), created)
         XCTAssertEqual(unit["CapabilityBoundingSet"], [""])
         XCTAssertEqual(unit["AmbientCapabilities"], [""])
         XCTAssertTrue(try DeployFilesTests.text(Self.unitPath).contains("#AmbientCapabilities=CAP_NET_BIND_SERVICE"))
