@@ -170,8 +170,9 @@ final class SystemdUnitTests: XCTestCase {
         XCTAssertFalse(process.isRunning)
         XCTAssertEqual(process.terminationStatus, 0, logText())
 
-        let calls = try Self.systemCalls(in: String(contentsOf: trace, encoding: .utf8), after: GatewayProcess.binary.path)
-        XCTAssertGreaterThan(calls.count, 1000)
+        let traceText = try String(contentsOf: trace, encoding: .utf8)
+        let calls = try Self.systemCalls(in: traceText, after: GatewayProcess.binary.path)
+        XCTAssertGreaterThan(calls.count, 1000, "\(traceText.split(separator: "\n").count) lines: \(traceText.prefix(1000))")
         XCTAssertEqual(Set(calls.map(\.name)).subtracting(allowed), [], "system calls the unit's SystemCallFilter refuses (EPERM)")
 
         // Sockets of other families (glibc's resolver asks for the host's addresses over
@@ -202,6 +203,23 @@ final class SystemdUnitTests: XCTestCase {
             return parts.count > 1 ? String(parts[1]) : nil
         })
         XCTAssertEqual(written, [])
+    }
+
+    /// strace pads short PIDs and splits calls that other threads interrupt; both are read.
+    func testTheTraceReaderReadsPaddedPIDsAndResumedCalls() throws {
+        let trace = """
+            812   execve("/sandbox", ["/sandbox", "/bin/gw"], 0x7ffc /* 3 vars */) = 0
+            812   execve("/bin/gw", ["/bin/gw", "serve"], 0x7fff /* 3 vars */) = 0
+            812   brk(NULL)                         = 0x55fe09822000
+            815   socket(AF_NETLINK, SOCK_RAW|SOCK_CLOEXEC, NETLINK_ROUTE <unfinished ...>
+            12345 openat(AT_FDCWD, "/etc/erp-gateway/gateway.yaml", O_RDONLY|O_CLOEXEC) = 7
+            815   <... socket resumed>)             = -1 EAFNOSUPPORT (Address family not supported by protocol)
+            812   --- SIGHUP {si_signo=SIGHUP, si_code=SI_USER, si_pid=1, si_uid=0} ---
+            """
+        let calls = try Self.systemCalls(in: trace, after: "/bin/gw")
+        XCTAssertEqual(calls.map(\.name), ["execve", "brk", "socket", "openat"])
+        XCTAssertTrue(calls[2].line.hasSuffix("= -1 EAFNOSUPPORT (Address family not supported by protocol)"), calls[2].line)
+        XCTAssertTrue(calls[2].arguments.hasPrefix("AF_NETLINK,"))
     }
 
     /// A program that runs its arguments in the sandbox: no new privileges, PR_SET_MDWE
@@ -282,9 +300,11 @@ final class SystemdUnitTests: XCTestCase {
         var calls: [SystemCall] = []
         var unfinished: [Substring: Int] = [:]
         for line in lines[start...] {
-            // "PID name(arguments) = result", "PID name(arguments <unfinished ...>", "PID <... name resumed>rest".
-            let fields = line.split(separator: " ", maxSplits: 1)
-            guard fields.count == 2, Int(fields[0]) != nil else { continue }
+            // "PID name(arguments) = result", "PID name(arguments <unfinished ...>", "PID <... name resumed>rest";
+            // strace pads a PID to five characters ("%-5d ").
+            let split = line.split(separator: " ", maxSplits: 1)
+            guard split.count == 2, Int(split[0]) != nil else { continue }
+            let fields = [split[0], split[1].drop { $0 == " " }]
             if fields[1].hasPrefix("<... "), let index = unfinished.removeValue(forKey: fields[0]), let rest = fields[1].range(of: " resumed>") {
                 calls[index].line += String(fields[1][rest.upperBound...])
                 continue
