@@ -264,6 +264,8 @@ let package = Package(
         ]),
         .testTarget(name: "EndToEndTests", dependencies: [
             "UpstreamFixtures", "RedisTestServer", "TestCertificateAuthority",
+            // The deploy files (compose, Kubernetes manifests, settings) are read as YAML.
+            .product(name: "Yams", package: "Yams"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
