@@ -232,4 +232,21 @@ public struct NodeSource: Sendable {
     func location(of field: String) -> SourceLocation {
         self.fieldLocations[field] ?? self.location
     }
+
+    /// Drops where the node was written: a compiled snapshot keeps the declaration alone (the
+    /// positions point into whichever text the node was last read from, and say nothing then).
+    mutating func keepOnlyDeclaration() {
+        self.fieldLocations = [:]
+        self.location = .unknown
+    }
+
+    /// The same declaration, wherever each was written.
+    public func declares(sameAs other: NodeSource) -> Bool {
+        self.id == other.id && self.kind == other.kind && self.parent == other.parent && self.status == other.status
+            && self.features == other.features && self.packages == other.packages && self.package == other.package
+            && self.addOns == other.addOns && self.limits == other.limits && self.customerDefaults == other.customerDefaults
+            && self.placement == other.placement && self.residency == other.residency && self.branding == other.branding
+            && self.portalDomains == other.portalDomains && self.origins == other.origins && self.issuers == other.issuers
+            && self.partnerIssuerSelfService == other.partnerIssuerSelfService
+    }
 }
