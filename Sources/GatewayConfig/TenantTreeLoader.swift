@@ -244,4 +244,9 @@ public enum TenantTreeLoader {
 public struct TenantTreeDocument: Sendable {
     public var tree: TreeSource
     public var issuers: [IssuerDefinition]
+
+    public init(tree: TreeSource, issuers: [IssuerDefinition]) {
+        self.tree = tree
+        self.issuers = issuers
+    }
 }

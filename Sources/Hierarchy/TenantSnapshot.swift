@@ -3,9 +3,9 @@
 /// they started with.
 public struct TenantSnapshot: Sendable {
     public let catalog: Catalog
-    let policies: [NodeID: EffectivePolicy]
+    let policies: NodeMap<EffectivePolicy>
     /// The declarations, kept for explain (positions dropped).
-    let declared: [NodeID: NodeSource]
+    let declared: NodeMap<NodeSource>
     let byPortalDomain: [String: NodeID]
     let byIssuer: [String: NodeID]
     let cells: [String: CellDescriptor]
@@ -15,7 +15,7 @@ public struct TenantSnapshot: Sendable {
     let state: CompiledState
 
     init(
-        catalog: Catalog, policies: [NodeID: EffectivePolicy], declared: [NodeID: NodeSource], byPortalDomain: [String: NodeID],
+        catalog: Catalog, policies: NodeMap<EffectivePolicy>, declared: NodeMap<NodeSource>, byPortalDomain: [String: NodeID],
         byIssuer: [String: NodeID], cells: [String: CellDescriptor], state: CompiledState
     ) {
         self.catalog = catalog

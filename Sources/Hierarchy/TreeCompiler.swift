@@ -25,14 +25,14 @@ struct Compilation {
     let pooledCells: [String: [String]]
 
     /// Nodes that passed the structural checks, by id, with their declaration.
-    var declared: [NodeID: NodeSource] = [:]
+    var declared = NodeMap<NodeSource>()
     var order: [NodeID] = []
     /// Nodes with a valid, unique id left out of the tree, in document order: their own values
     /// are still checked.
     var detached: [NodeID: NodeSource] = [:]
     var detachedOrder: [NodeID] = []
     var resolved: [NodeID: Resolved] = [:]
-    var policies: [NodeID: EffectivePolicy] = [:]
+    var policies = NodeMap<EffectivePolicy>()
     var byPortalDomain: [String: NodeID] = [:]
     var byIssuer: [String: NodeID] = [:]
     var dedicatedUsers: [String: [NodeID]] = [:]
