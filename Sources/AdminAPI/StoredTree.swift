@@ -10,15 +10,19 @@ public struct StoredTree: Sendable {
     public let document: TenantTreeDocument
     public let configuration: GatewayConfiguration
 
-    public init(revision: Int64, document: TenantTreeDocument, configuration: GatewayConfiguration) {
+    /// The text the document was read from, when it was read from one (the seed).
+    private let readFrom: String?
+
+    public init(revision: Int64, document: TenantTreeDocument, configuration: GatewayConfiguration, text: String? = nil) {
         self.revision = revision
         self.document = document
         self.configuration = configuration
+        self.readFrom = text
     }
 
     /// The whole tree in the tree file's format: written on demand (a seed, a write-back, a
     /// compaction of the store's change log), since at 100,000 customers that takes seconds.
-    public var text: String { TenantTreeWriter.yaml(self.document) }
+    public var text: String { self.readFrom ?? TenantTreeWriter.yaml(self.document) }
 
     public var snapshot: TenantSnapshot? { self.configuration.tenants }
 
@@ -91,7 +95,7 @@ public struct StoredTree: Sendable {
         let source = revision == 0 ? "tenant-tree file" : "admin store revision \(revision)"
         let document = try TenantTreeLoader.parseDocument(text, source: source, cells: settings.cells)
         let configuration = try GatewayConfiguration.assemble(settings: settings, settingsPath: settingsPath, tree: document, treeSource: source, treeFiles: [])
-        return StoredTree(revision: revision, document: document, configuration: configuration)
+        return StoredTree(revision: revision, document: document, configuration: configuration, text: text)
     }
 
     /// What a committed change writes to the store: the delta every node applies, or — when the

@@ -174,8 +174,9 @@ public final class TreeFeed: Sendable {
     private func seed() -> EventLoopFuture<Int64> {
         let file = self.latest.current
         let revision = max(1, file.revision)
+        let text = file.text
         return self.store.commit(
-            text: file.text, base: 0, revision: revision, audit: nil, deleted: nil, client: self.client, on: self.loop
+            text: text, base: 0, revision: revision, audit: nil, deleted: nil, client: self.client, on: self.loop
         ).flatMap { result in
             switch result {
             case .committed(let revision):
@@ -183,7 +184,7 @@ public final class TreeFeed: Sendable {
                     file.revision == 0 ? "admin store seeded from the tenant-tree file" : "admin store had no tree; wrote back this node's newest",
                     metadata: ["revision": "\(revision)"]
                 )
-                self.latest.offer(StoredTree(revision: revision, document: file.document, configuration: file.configuration))
+                self.latest.offer(StoredTree(revision: revision, document: file.document, configuration: file.configuration, text: text))
                 return self.loop.makeSucceededFuture(revision)
             case .conflict:
                 return self.synchronize(reason: "seeded elsewhere")

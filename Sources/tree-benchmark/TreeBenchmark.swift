@@ -76,6 +76,33 @@ struct TreeBenchmark {
                 node.packages = [PackageSource(name: "o-\(oems / 2)-basic", features: Array(source.catalog.features[0..<5]))]
             }
         }
+        // What a node does with the document for a one-customer change besides compiling it:
+        // derive the delta (writer), write and read it back, apply it to the document.
+        do {
+            let document = TenantTreeDocument(tree: source, issuers: [])
+            let id = "c-\(oems / 2)-\(partnersPerOEM / 2)-\(customersPerPartner / 2 + 1)"
+            let index = document.tree.nodes.firstIndex { $0.id == id }!
+            var phases: [String: [Double]] = [:]
+            func time<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
+                let start = DispatchTime.now().uptimeNanoseconds
+                defer { phases[name, default: []].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6) }
+                return try body()
+            }
+            for run in 0..<7 {
+                let changed = time("the changed document (a copy)") { () -> TenantTreeDocument in
+                    var changed = document
+                    changed.tree.nodes[index].branding = BrandingSource(values: [.displayName: "Run \(run)"])
+                    return changed
+                }
+                let delta = time("the delta derived") { TreeDelta.between(document, changed, touching: [id])! }
+                let text = time("the delta written") { delta.text }
+                let read = try time("the delta read back") { try TreeDelta.parse(text, cells: []) }
+                _ = try time("the delta applied to the document") { try read.apply(to: document) }
+            }
+            for (name, times) in phases.sorted(by: { $0.key < $1.key }) {
+                print(String(format: "one-customer delta, %@: median %.1f ms", name, times.sorted()[times.count / 2]))
+            }
+        }
         let writeStart = DispatchTime.now().uptimeNanoseconds
         let written = TenantTreeWriter.yaml(TenantTreeDocument(tree: source, issuers: []))
         print(String(format: "the whole tree written as the store's text (%.1f MiB): %.2f s",
