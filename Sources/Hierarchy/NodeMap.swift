@@ -4,7 +4,13 @@
 /// 0.4 % of the map instead of all of it. Measured with `bench/tree-compile.sh` (100,000
 /// customers): with one dictionary each, copying the policies and declarations (and releasing the
 /// replaced ones) made a one-customer change cost 450 ms; sharded, it costs 1 ms.
-/// A lookup costs one more hash of the id's bytes (FNV-1a, a few nanoseconds).
+/// A lookup costs one more hash of the id's bytes (FNV-1a).
+///
+/// Not swift-collections' `TreeDictionary` (a persistent hash trie, structurally shared at every
+/// level): a lookup is on every request, and over the same 101,100 ids a lookup took 38 ns in one
+/// `Dictionary`, 80 ns here and 125–140 ns in a `TreeDictionary` (release builds, one machine);
+/// a change here copies one shard of about 400 entries, which is fast enough (1 ms) not to need
+/// the trie's finer sharing.
 struct NodeMap<Value: Sendable>: Sendable, Sequence {
     static var shardCount: Int { 256 }
     private var shards: [[NodeID: Value]]
