@@ -9,6 +9,8 @@ public struct AdminCommit: Sendable {
     /// latest, and the request is evaluated again on the newer tree.
     public let baseRevision: Int64
     public let next: StoredTree
+    /// What the store keeps of the change: the delta every node applies (or the whole tree).
+    let write: StoredTree.Write
     public let audit: AuditRecord
     /// The OEM whose audit log records the change.
     public let oem: String
@@ -226,7 +228,7 @@ public enum AdminEngine {
             }
             var document = self.tree.document
             document.tree.nodes[self.tree.position(of: node.id)] = node
-            return self.commit(document, node: node, path: target.path, action: .update, changes: changes, status: 200)
+            return self.commit(document, touching: [node.id], node: node, path: target.path, action: .update, changes: changes, status: 200)
         }
 
         func create(under parent: (source: NodeSource, path: NodePath)) -> AdminOutcome {
@@ -271,7 +273,7 @@ public enum AdminEngine {
             // Right after its last sibling (or its parent): the stored file stays readable.
             let siblings = document.tree.nodes.indices.filter { document.tree.nodes[$0].parent == parent.source.id || document.tree.nodes[$0].id == parent.source.id }
             document.tree.nodes.insert(node, at: (siblings.last ?? document.tree.nodes.count - 1) + 1)
-            return self.commit(document, node: node, path: childPath, action: .create, changes: changes, status: 201)
+            return self.commit(document, touching: [node.id], node: node, path: childPath, action: .create, changes: changes, status: 201)
         }
 
         /// A new OEM: the platform's alone. Nothing exists that could be stale, so no `If-Match`;
@@ -298,7 +300,7 @@ public enum AdminEngine {
             var document = self.tree.document
             document.tree.nodes.append(node)
             let after = NodeJSON.encode(node)
-            return self.commit(document, node: node, path: NodePath(oem: id), action: .create, changes: AuditRecord.diff(before: nil, after: after), status: 201)
+            return self.commit(document, touching: [node.id], node: node, path: NodePath(oem: id), action: .create, changes: AuditRecord.diff(before: nil, after: after), status: 201)
         }
 
         func delete(_ target: (source: NodeSource, path: NodePath)) -> AdminOutcome {
@@ -310,7 +312,7 @@ public enum AdminEngine {
             document.issuers.removeAll { $0.node == target.source.id }
             let before = NodeJSON.encode(target.source)
             return self.commit(
-                document, node: nil, path: target.path, action: .delete, changes: AuditRecord.diff(before: before, after: nil), status: 200,
+                document, touching: [target.source.id], node: nil, path: target.path, action: .delete, changes: AuditRecord.diff(before: before, after: nil), status: 200,
                 deleted: (target.source.id, JSONValue.object([
                     "node": before, "path": .string(target.path.description), "deletedAt": .integer(self.now), "deletedBy": .string(self.principal.actor),
                 ]))
@@ -318,16 +320,15 @@ public enum AdminEngine {
         }
 
         /// `body`: what to answer instead of the node (the issuers list and its ETag).
+        /// `touched`: every node whose declaration or issuers the change may alter (or remove).
         func commit(
-            _ document: TenantTreeDocument, node: NodeSource?, path: NodePath, action: AuditRecord.Action, changes: [AuditRecord.FieldChange], status: Int,
+            _ document: TenantTreeDocument, touching touched: Set<String>, node: NodeSource?, path: NodePath, action: AuditRecord.Action, changes: [AuditRecord.FieldChange], status: Int,
             deleted: (id: String, record: JSONValue)? = nil, body: (json: JSONValue, etag: String?)? = nil
         ) -> AdminOutcome {
-            let settings = self.tree.configuration.settings
-            let settingsPath = self.tree.configuration.files.first ?? "settings"
-            switch StoredTree.compile(document, revision: self.tree.revision + 1, settings: settings, settingsPath: settingsPath) {
+            switch self.tree.compile(document, touching: touched, revision: self.tree.revision + 1) {
             case .failure(let failure):
                 return self.refuse(.invalidChange, ProblemAudience(scope: self.principal.scope, document: failure.document).problems(failure.issues))
-            case .success(let next):
+            case .success(let (next, write)):
                 if self.isDryRun {
                     // Validated exactly like a real change; nothing is stored or announced.
                     return self.dryRun(body?.json ?? node.map(NodeJSON.encode) ?? .null, changes: changes)
@@ -345,7 +346,7 @@ public enum AdminEngine {
                     response = AdminResponse(status: 204, body: "")
                 }
                 return .commit(AdminCommit(
-                    baseRevision: self.tree.revision, next: next, audit: audit, oem: path.oem.rawValue, deleted: deleted, response: response
+                    baseRevision: self.tree.revision, next: next, write: write, audit: audit, oem: path.oem.rawValue, deleted: deleted, response: response
                 ))
             }
         }

@@ -27,7 +27,7 @@ extension AdminEngine.Context {
         guard IssuerJSON.etag(issuers) != etag else { return self.unchanged(IssuerJSON.encode(issuers), etag: etag) }
         let change = AuditRecord.FieldChange(field: "issuers", before: IssuerJSON.summary(current), after: IssuerJSON.summary(issuers))
         return self.commit(
-            document, node: nil, path: target.path, action: .update, changes: [change], status: 200,
+            document, touching: [node.id], node: nil, path: target.path, action: .update, changes: [change], status: 200,
             body: (IssuerJSON.encode(issuers), IssuerJSON.etag(issuers))
         )
     }

@@ -127,7 +127,7 @@ extension AdminEngine.Context {
         document.issuers += uploaded.issuers
 
         return self.commit(
-            document, node: nil, path: root.path, action: .apply, changes: changes, status: 200,
+            document, touching: Set(beforeByID.keys).union(afterIDs), node: nil, path: root.path, action: .apply, changes: changes, status: 200,
             body: (.object(["changes": .array(changes.map(\.json))]), nil)
         )
     }

@@ -42,6 +42,12 @@ public final class LatestTree: Sendable {
 /// Keeps this node's tree at the store's newest revision: each announced revision as it comes,
 /// and a poll of the revision every `pollInterval` as the fallback for a missed announcement
 /// or a lost subscription. Seeds an empty store with the tree read from the file.
+///
+/// A node that holds revision N reads only the deltas after N and applies them to the tree it
+/// holds, recompiling what each touches. It reads the whole tree instead — the text of the
+/// store's last compaction and the deltas since, compiled once — when it holds none of the
+/// store's revisions yet, when a delta is missing (too far behind, the log compacted, the store
+/// written anew) or when a delta does not apply.
 public final class TreeFeed: Sendable {
     private let client: RedisClient
     private let subscriber: RedisSubscriber
@@ -49,8 +55,8 @@ public final class TreeFeed: Sendable {
     private let latest: LatestTree
     private let loop: any EventLoop
     private let logger: Logger
-    /// Compiles a stored tree's text under the current settings.
-    private let compile: @Sendable (_ text: String, _ revision: Int64) throws(ConfigurationError) -> StoredTree
+    /// Compiles a stored tree (its text and the deltas logged since) under the current settings.
+    private let compile: @Sendable (_ text: String, _ deltas: [String], _ revision: Int64) throws -> StoredTree
     private let poller: NIOLockedValueBox<RepeatedTask?> = NIOLockedValueBox(nil)
     /// A revision that failed to compile, so it is logged once, not at every poll.
     private let rejected: NIOLockedValueBox<Int64> = NIOLockedValueBox(0)
@@ -59,7 +65,7 @@ public final class TreeFeed: Sendable {
 
     public init(
         client: RedisClient, url: RedisURL, store: AdminStore, latest: LatestTree, loop: any EventLoop, logger: Logger,
-        compile: @escaping @Sendable (_ text: String, _ revision: Int64) throws(ConfigurationError) -> StoredTree
+        compile: @escaping @Sendable (_ text: String, _ deltas: [String], _ revision: Int64) throws -> StoredTree
     ) {
         self.client = client
         self.store = store
@@ -95,16 +101,54 @@ public final class TreeFeed: Sendable {
         try? await self.subscriber.shutdown().get()
     }
 
-    /// Reads the stored tree and offers it; seeds the store when it holds none. Succeeds with the
-    /// revision now current (which may still be 0 when the store could not be read).
+    /// Brings this node to the store's newest revision and offers it; seeds the store when it
+    /// holds none. Succeeds with the revision now current (which may still be 0 when the store
+    /// could not be read).
     @discardableResult
     public func synchronize(reason: String) -> EventLoopFuture<Int64> {
+        let held = self.latest.current
+        // Revision 0 is the file's tree: no delta of the store applies to it.
+        guard held.revision > 0 else { return self.loadWholeTree(reason: reason) }
+        return self.store.changes(after: held.revision, client: self.client, on: self.loop).flatMap { changes -> EventLoopFuture<Int64> in
+            switch changes {
+            case .upToDate(let current):
+                // 0: the store lost its tree; the whole-tree path writes this node's back.
+                return current == 0 ? self.loadWholeTree(reason: reason) : self.loop.makeSucceededFuture(self.latest.current.revision)
+            case .wholeTreeNeeded:
+                return self.loadWholeTree(reason: reason)
+            case .deltas(let current, let deltas):
+                var tree = held
+                do {
+                    for (offset, text) in deltas.enumerated() {
+                        let delta = try TreeDelta.parse(text, cells: tree.configuration.settings.cells)
+                        tree = try tree.applying(delta, revision: held.revision + Int64(offset) + 1)
+                    }
+                } catch {
+                    // Already read whole and rejected under these settings: said once, at the time.
+                    if self.rejected.withLockedValue({ $0 }) == current { return self.loop.makeSucceededFuture(self.latest.current.revision) }
+                    self.logger.warning("a logged tenant tree change does not apply to this node's tree; reading the whole tree", metadata: [
+                        "revision": "\(tree.revision + 1)", "error": "\(error)",
+                    ])
+                    return self.loadWholeTree(reason: reason)
+                }
+                self.latest.offer(tree)
+                self.logger.debug("tenant tree revision adopted", metadata: ["revision": "\(current)", "reason": "\(reason)", "deltas": "\(deltas.count)"])
+                return self.loop.makeSucceededFuture(self.latest.current.revision)
+            }
+        }.flatMapErrorWithEventLoop { error, loop in
+            self.logger.warning("cannot read the tenant tree from the store; will retry", metadata: ["reason": "\(reason)", "error": "\(error)"])
+            return loop.makeSucceededFuture(self.latest.current.revision)
+        }
+    }
+
+    /// Reads the whole stored tree and offers it; seeds the store when it holds none.
+    private func loadWholeTree(reason: String) -> EventLoopFuture<Int64> {
         self.store.load(client: self.client, on: self.loop).flatMap { stored -> EventLoopFuture<Int64> in
             guard let stored else { return self.seed() }
             guard stored.revision > self.latest.current.revision else { return self.loop.makeSucceededFuture(self.latest.current.revision) }
             do {
-                self.latest.offer(try self.compile(stored.text, stored.revision))
-                self.logger.debug("tenant tree revision adopted", metadata: ["revision": "\(stored.revision)", "reason": "\(reason)"])
+                self.latest.offer(try self.compile(stored.text, stored.deltas, stored.revision))
+                self.logger.debug("tenant tree revision adopted", metadata: ["revision": "\(stored.revision)", "reason": "\(reason)", "whole": "true"])
             } catch {
                 let first = self.rejected.withLockedValue { last in
                     defer { last = stored.revision }
@@ -130,8 +174,9 @@ public final class TreeFeed: Sendable {
     private func seed() -> EventLoopFuture<Int64> {
         let file = self.latest.current
         let revision = max(1, file.revision)
+        let text = file.text
         return self.store.commit(
-            text: file.text, base: 0, revision: revision, audit: nil, deleted: nil, client: self.client, on: self.loop
+            text: text, base: 0, revision: revision, audit: nil, deleted: nil, client: self.client, on: self.loop
         ).flatMap { result in
             switch result {
             case .committed(let revision):
@@ -139,7 +184,7 @@ public final class TreeFeed: Sendable {
                     file.revision == 0 ? "admin store seeded from the tenant-tree file" : "admin store had no tree; wrote back this node's newest",
                     metadata: ["revision": "\(revision)"]
                 )
-                self.latest.offer(StoredTree(revision: revision, text: file.text, document: file.document, configuration: file.configuration))
+                self.latest.offer(StoredTree(revision: revision, document: file.document, configuration: file.configuration, text: text))
                 return self.loop.makeSucceededFuture(revision)
             case .conflict:
                 return self.synchronize(reason: "seeded elsewhere")

@@ -76,6 +76,40 @@ public struct GatewayConfiguration: Sendable {
         )
     }
 
+    /// `document` is `previous`'s tree with `delta` applied: compiles only what the delta touches
+    /// (`TreeCompiler.compile(_:reusing:changed:removed:)`) and keeps everything else of
+    /// `previous` — settings, admin verifier, cell TLS — as it is; the token verifier is built
+    /// again only when the delta touches an issuer. Same result, same errors as `assemble`.
+    public static func assemble(
+        tree document: TenantTreeDocument, applying delta: TreeDelta, to previous: GatewayConfiguration, previousTree: TenantTreeDocument,
+        treeSource: String
+    ) throws(ConfigurationError) -> GatewayConfiguration {
+        let settingsPath = previous.files.first ?? "settings"
+        guard let tenants = previous.tenants else {
+            return try self.assemble(settings: previous.settings, settingsPath: settingsPath, tree: document, treeSource: treeSource, treeFiles: [])
+        }
+        let snapshot: TenantSnapshot
+        do {
+            snapshot = try TreeCompiler.compile(document.tree, reusing: tenants, changed: delta.nodes, removed: Set(delta.removed))
+        } catch {
+            throw ConfigurationError(source: treeSource, issues: error.issues.map(Self.issue(from:)))
+        }
+        let settings = previous.settings
+        var authentication = previous.authentication
+        var files = previous.files
+        if delta.changesIssuers(of: previousTree) {
+            authentication = try AuthenticationConfiguration.compile(
+                platform: settings.platformIssuers, tree: document.issuers, settings: settings.authentication, settingsPath: settingsPath, treePath: treeSource
+            )
+            let keyFiles = AuthenticationConfiguration.keyFiles(settings.platformIssuers + document.issuers + (settings.admin?.issuers ?? []))
+            files = [settingsPath] + keyFiles + Self.tlsFiles(settings) + (settings.listener.tls?.files ?? []) + (settings.admin?.listener.tls?.files ?? []) + settings.secretFiles
+        }
+        return GatewayConfiguration(
+            settings: settings, tenants: snapshot, authentication: authentication, adminVerifier: previous.adminVerifier, files: files,
+            upstreamTLS: previous.upstreamTLS
+        )
+    }
+
     /// The CA bundles, client certificates and keys the cells' `tls` blocks name: replacing one
     /// (a renewed client certificate, a new CA) is picked up like a change to the settings.
     static func tlsFiles(_ settings: GatewaySettings) -> [String] {

@@ -72,6 +72,11 @@ public enum TenantTreeLoader {
         return TenantTreeDocument(tree: TreeSource(catalog: catalog, nodes: nodes, cells: cells.map(Self.descriptor)), issuers: issuers)
     }
 
+    /// The cells as the tree compiler sees them (a tree read under other settings takes these).
+    public static func cellDescriptors(_ cells: [GatewaySettings.Cell]) -> [CellDescriptor] {
+        cells.map(Self.descriptor)
+    }
+
     private static func descriptor(_ cell: GatewaySettings.Cell) -> CellDescriptor {
         switch cell.kind {
         case .pooled: return CellDescriptor(id: cell.id, kind: .pooled, region: cell.region, fallback: cell.fallback)
@@ -239,4 +244,9 @@ public enum TenantTreeLoader {
 public struct TenantTreeDocument: Sendable {
     public var tree: TreeSource
     public var issuers: [IssuerDefinition]
+
+    public init(tree: TreeSource, issuers: [IssuerDefinition]) {
+        self.tree = tree
+        self.issuers = issuers
+    }
 }

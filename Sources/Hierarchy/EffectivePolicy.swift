@@ -3,7 +3,7 @@ import JSONText
 /// Everything that applies to one node once inheritance has run: computed when a snapshot is
 /// compiled, never per request. Customers' policies drive the data plane; OEMs' and partners'
 /// serve their portals and the explain view.
-public struct EffectivePolicy: Sendable {
+public struct EffectivePolicy: Sendable, Equatable {
     public let id: NodeID
     public let path: NodePath
     public var kind: NodeKind { self.path.kind }

@@ -15,7 +15,7 @@ public enum TreeCompiler {
 
 /// The working state of one compilation. Values are resolved top-down: a node is resolved only
 /// after its parent, so every inherited value is read from an already-resolved parent.
-private struct Compilation {
+struct Compilation {
     let source: TreeSource
     var issues: [TreeIssue] = []
     var catalog = Catalog(features: [], packages: [:], routes: RouteTable([]))
@@ -25,14 +25,14 @@ private struct Compilation {
     let pooledCells: [String: [String]]
 
     /// Nodes that passed the structural checks, by id, with their declaration.
-    var declared: [NodeID: NodeSource] = [:]
+    var declared = NodeMap<NodeSource>()
     var order: [NodeID] = []
     /// Nodes with a valid, unique id left out of the tree, in document order: their own values
     /// are still checked.
     var detached: [NodeID: NodeSource] = [:]
     var detachedOrder: [NodeID] = []
     var resolved: [NodeID: Resolved] = [:]
-    var policies: [NodeID: EffectivePolicy] = [:]
+    var policies = NodeMap<EffectivePolicy>()
     var byPortalDomain: [String: NodeID] = [:]
     var byIssuer: [String: NodeID] = [:]
     var dedicatedUsers: [String: [NodeID]] = [:]
@@ -98,10 +98,18 @@ private struct Compilation {
 
     func snapshot() -> TenantSnapshot {
         var declared = self.declared
-        for id in declared.keys { declared[id]?.fieldLocations = [:] }
+        var children: [NodeID: [NodeID]] = [:]
+        for id in self.order {
+            declared[id]?.keepOnlyDeclaration()
+            if let parent = declared[id]?.parent, let parentID = try? NodeID(parent) { children[parentID, default: []].append(id) }
+        }
+        let state = CompiledState(
+            catalogSource: CompiledState.CatalogKey(self.source.catalog), cellList: self.source.cells, resolved: self.resolved,
+            children: children, dedicatedUsers: self.dedicatedUsers
+        )
         return TenantSnapshot(
             catalog: self.catalog, policies: self.policies, declared: declared,
-            byPortalDomain: self.byPortalDomain, byIssuer: self.byIssuer, cells: self.cells
+            byPortalDomain: self.byPortalDomain, byIssuer: self.byIssuer, cells: self.cells, state: state
         )
     }
 

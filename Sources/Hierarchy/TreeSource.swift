@@ -171,35 +171,156 @@ public struct BrandingSource: Sendable, Hashable {
 }
 
 /// One node as declared. Optional fields that are nil inherit from the parent.
+///
+/// A value type whose fields live in one shared, copy-on-write box: a tree holds 100,000 of
+/// them, and an admin change copies the tree's node list (and iterates it) several times. With
+/// the fields inline every copy retained and released each of them (17 per node); boxed, a copy
+/// is one reference. Measured with `bench/tree-compile.sh` on a one-customer change: copying the
+/// document's node list took 41 ms inline, applying a delta to it 111 ms.
 public struct NodeSource: Sendable {
-    public var id: String
-    public var kind: NodeKind
-    public var parent: String?
-    public var status: TenantStatus?
+    private final class Storage: @unchecked Sendable {
+        // Mutated only while uniquely referenced (see `mutable`), so sharing one is safe.
+        var id: String
+        var kind: NodeKind
+        var parent: String?
+        var status: TenantStatus?
+        var features: [String]?
+        var packages: [PackageSource]
+        var package: String?
+        var addOns: [String]
+        var limits: Limits?
+        var customerDefaults: Limits?
+        var placement: PlacementSource?
+        var residency: [String]?
+        var branding: BrandingSource?
+        var portalDomains: [String]
+        var origins: [String]?
+        var issuers: [String]
+        var partnerIssuerSelfService: Bool?
+        var location: SourceLocation
+        var fieldLocations: [String: SourceLocation]
+
+        init(id: String, kind: NodeKind, parent: String?, status: TenantStatus?, features: [String]?, packages: [PackageSource], package: String?, addOns: [String], limits: Limits?, customerDefaults: Limits?, placement: PlacementSource?, residency: [String]?, branding: BrandingSource?, portalDomains: [String], origins: [String]?, issuers: [String], partnerIssuerSelfService: Bool?, location: SourceLocation, fieldLocations: [String: SourceLocation]) {
+            self.id = id
+            self.kind = kind
+            self.parent = parent
+            self.status = status
+            self.features = features
+            self.packages = packages
+            self.package = package
+            self.addOns = addOns
+            self.limits = limits
+            self.customerDefaults = customerDefaults
+            self.placement = placement
+            self.residency = residency
+            self.branding = branding
+            self.portalDomains = portalDomains
+            self.origins = origins
+            self.issuers = issuers
+            self.partnerIssuerSelfService = partnerIssuerSelfService
+            self.location = location
+            self.fieldLocations = fieldLocations
+        }
+
+        func copy() -> Storage {
+            Storage(id: self.id, kind: self.kind, parent: self.parent, status: self.status, features: self.features, packages: self.packages, package: self.package, addOns: self.addOns, limits: self.limits, customerDefaults: self.customerDefaults, placement: self.placement, residency: self.residency, branding: self.branding, portalDomains: self.portalDomains, origins: self.origins, issuers: self.issuers, partnerIssuerSelfService: self.partnerIssuerSelfService, location: self.location, fieldLocations: self.fieldLocations)
+        }
+    }
+
+    private var storage: Storage
+
+    private var mutable: Storage {
+        mutating get {
+            if !isKnownUniquelyReferenced(&self.storage) { self.storage = self.storage.copy() }
+            return self.storage
+        }
+    }
+
+    public var id: String {
+        get { self.storage.id }
+        set { self.mutable.id = newValue }
+    }
+    public var kind: NodeKind {
+        get { self.storage.kind }
+        set { self.mutable.kind = newValue }
+    }
+    public var parent: String? {
+        get { self.storage.parent }
+        set { self.mutable.parent = newValue }
+    }
+    public var status: TenantStatus? {
+        get { self.storage.status }
+        set { self.mutable.status = newValue }
+    }
     /// OEM or partner: the features it may offer. A child may only narrow its parent's.
-    public var features: [String]?
+    public var features: [String]? {
+        get { self.storage.features }
+        set { self.mutable.features = newValue }
+    }
     /// OEM only: packages of its own, each a subset of what the OEM may offer.
-    public var packages: [PackageSource]
+    public var packages: [PackageSource] {
+        get { self.storage.packages }
+        set { self.mutable.packages = newValue }
+    }
     /// Customer only: the package subscribed to, and add-on features.
-    public var package: String?
-    public var addOns: [String]
-    public var limits: Limits?
+    public var package: String? {
+        get { self.storage.package }
+        set { self.mutable.package = newValue }
+    }
+    public var addOns: [String] {
+        get { self.storage.addOns }
+        set { self.mutable.addOns = newValue }
+    }
+    public var limits: Limits? {
+        get { self.storage.limits }
+        set { self.mutable.limits = newValue }
+    }
     /// OEM or partner: the limits of each customer below that sets none itself.
-    public var customerDefaults: Limits?
-    public var placement: PlacementSource?
-    public var residency: [String]?
-    public var branding: BrandingSource?
-    public var portalDomains: [String]
+    public var customerDefaults: Limits? {
+        get { self.storage.customerDefaults }
+        set { self.mutable.customerDefaults = newValue }
+    }
+    public var placement: PlacementSource? {
+        get { self.storage.placement }
+        set { self.mutable.placement = newValue }
+    }
+    public var residency: [String]? {
+        get { self.storage.residency }
+        set { self.mutable.residency = newValue }
+    }
+    public var branding: BrandingSource? {
+        get { self.storage.branding }
+        set { self.mutable.branding = newValue }
+    }
+    public var portalDomains: [String] {
+        get { self.storage.portalDomains }
+        set { self.mutable.portalDomains = newValue }
+    }
     /// Origins (CORS) allowed to call the ERP from a browser. A child may only narrow.
-    public var origins: [String]?
+    public var origins: [String]? {
+        get { self.storage.origins }
+        set { self.mutable.origins = newValue }
+    }
     /// Token issuers (`iss`) registered on this node; each may only speak for its subtree.
-    public var issuers: [String]
+    public var issuers: [String] {
+        get { self.storage.issuers }
+        set { self.mutable.issuers = newValue }
+    }
     /// OEM only: whether the admins of its partners manage their own partner's token issuers.
     /// Nil (not written) means they do not; the OEM's admin registers them.
-    public var partnerIssuerSelfService: Bool?
+    public var partnerIssuerSelfService: Bool? {
+        get { self.storage.partnerIssuerSelfService }
+        set { self.mutable.partnerIssuerSelfService = newValue }
+    }
     /// Where the node and each of its fields were written (`features`, `branding.logoUrl`, …).
-    public var location: SourceLocation
-    public var fieldLocations: [String: SourceLocation]
+    public var location: SourceLocation {
+        get { self.storage.location }
+        set { self.mutable.location = newValue }
+    }
+    public var fieldLocations: [String: SourceLocation] {
+        get { self.storage.fieldLocations }
+        set { self.mutable.fieldLocations = newValue }
+    }
 
     public init(
         id: String, kind: NodeKind, parent: String? = nil, status: TenantStatus? = nil, features: [String]? = nil,
@@ -208,28 +329,27 @@ public struct NodeSource: Sendable {
         branding: BrandingSource? = nil, portalDomains: [String] = [], origins: [String]? = nil, issuers: [String] = [],
         partnerIssuerSelfService: Bool? = nil, location: SourceLocation = .unknown, fieldLocations: [String: SourceLocation] = [:]
     ) {
-        self.id = id
-        self.kind = kind
-        self.parent = parent
-        self.status = status
-        self.features = features
-        self.packages = packages
-        self.package = package
-        self.addOns = addOns
-        self.limits = limits
-        self.customerDefaults = customerDefaults
-        self.placement = placement
-        self.residency = residency
-        self.branding = branding
-        self.portalDomains = portalDomains
-        self.origins = origins
-        self.issuers = issuers
-        self.partnerIssuerSelfService = partnerIssuerSelfService
-        self.location = location
-        self.fieldLocations = fieldLocations
+        self.storage = Storage(id: id, kind: kind, parent: parent, status: status, features: features, packages: packages, package: package, addOns: addOns, limits: limits, customerDefaults: customerDefaults, placement: placement, residency: residency, branding: branding, portalDomains: portalDomains, origins: origins, issuers: issuers, partnerIssuerSelfService: partnerIssuerSelfService, location: location, fieldLocations: fieldLocations)
     }
 
     func location(of field: String) -> SourceLocation {
         self.fieldLocations[field] ?? self.location
+    }
+
+    /// Drops where the node was written: a compiled snapshot keeps the declaration alone (the
+    /// positions point into whichever text the node was last read from, and say nothing then).
+    mutating func keepOnlyDeclaration() {
+        self.fieldLocations = [:]
+        self.location = .unknown
+    }
+
+    /// The same declaration, wherever each was written.
+    public func declares(sameAs other: NodeSource) -> Bool {
+        self.id == other.id && self.kind == other.kind && self.parent == other.parent && self.status == other.status
+            && self.features == other.features && self.packages == other.packages && self.package == other.package
+            && self.addOns == other.addOns && self.limits == other.limits && self.customerDefaults == other.customerDefaults
+            && self.placement == other.placement && self.residency == other.residency && self.branding == other.branding
+            && self.portalDomains == other.portalDomains && self.origins == other.origins && self.issuers == other.issuers
+            && self.partnerIssuerSelfService == other.partnerIssuerSelfService
     }
 }

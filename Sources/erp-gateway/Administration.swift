@@ -51,7 +51,7 @@ final class Administration: Sendable {
         let loop = group.next()
         let feed = TreeFeed(
             client: redis.client, url: redis.url, store: store, latest: latest, loop: loop, logger: logger,
-            compile: { text, revision throws(ConfigurationError) in try StoredTree.read(text: text, revision: revision, settingsPath: settingsPath) }
+            compile: { text, deltas, revision in try StoredTree.read(text: text, deltas: deltas, revision: revision, settingsPath: settingsPath) }
         )
         let revision = (try? await feed.synchronize(reason: "startup").get()) ?? 0
         if revision == 0 {
@@ -119,11 +119,11 @@ extension Administration {
             return configuration.tenants
         }
         do {
-            let tree = try StoredTree.read(text: stored.text, revision: stored.revision, settings: configuration.settings, settingsPath: settingsPath)
+            let tree = try StoredTree.read(text: stored.text, deltas: stored.deltas, revision: stored.revision, settings: configuration.settings, settingsPath: settingsPath)
             printToStandardError("the admin store's tree, revision \(stored.revision)")
             return tree.snapshot
         } catch {
-            printToStandardError("the admin store's tree does not compile under these settings: using the tree file\n\(error.description)")
+            printToStandardError("the admin store's tree does not compile under these settings: using the tree file\n\(error)")
             return configuration.tenants
         }
     }

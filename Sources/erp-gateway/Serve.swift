@@ -333,7 +333,7 @@ struct Reloader {
             if let latest = self.latest {
                 // The settings file is read again; the tree stays the store's.
                 let stored = latest.current
-                let tree = try StoredTree.read(text: stored.text, revision: stored.revision, settingsPath: self.path)
+                let tree = try stored.recompiled(settingsPath: self.path)
                 latest.recompiled(tree)
                 self.installedRevision = stored.revision
                 next = tree.configuration

@@ -13,6 +13,13 @@ struct TreeBenchmark {
         let partnersPerOEM = arguments.dropFirst().first.flatMap(Int.init) ?? 10
         let customersPerPartner = arguments.dropFirst(2).first.flatMap(Int.init) ?? 100
         let withYAML = arguments.contains("--yaml")
+        if let index = arguments.firstIndex(of: "--write-tree"), arguments.index(after: index) < arguments.endIndex {
+            // The generated tree as a tenant-tree file, for bench/admin-write.sh.
+            let source = makeTree(oems: oems, partnersPerOEM: partnersPerOEM, customersPerPartner: customersPerPartner)
+            let text = TenantTreeWriter.yaml(TenantTreeDocument(tree: source, issuers: []))
+            try text.write(toFile: arguments[arguments.index(after: index)], atomically: true, encoding: .utf8)
+            return
+        }
 
         let baseline = residentBytes()
         let source = makeTree(oems: oems, partnersPerOEM: partnersPerOEM, customersPerPartner: customersPerPartner)
@@ -37,6 +44,69 @@ struct TreeBenchmark {
             print(String(format: "compile run %d: %.3f s", run, seconds))
         }
         print(String(format: "compile (best of 3): %.3f s", best))
+
+        // An admin change recompiles only what it touches: one customer, or one OEM's subtree.
+        if let compiled = snapshot {
+            func timeChange(_ name: String, _ id: String, _ edit: (inout NodeSource) -> Void) throws {
+                guard let index = source.nodes.firstIndex(where: { $0.id == id }) else { return }
+                var times: [Double] = []
+                for run in 0..<7 {
+                    var node = source.nodes[index]
+                    edit(&node)
+                    node.branding?.values[.supportUrl] = "https://support.example/\(run)"
+                    var next = source
+                    next.nodes[index] = node
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    _ = try TreeCompiler.compile(next, reusing: compiled, changed: [node], removed: [])
+                    times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+                }
+                times.sort()
+                print(String(format: "incremental compile, %@: median %.1f ms, max %.1f ms (7 runs)", name, times[times.count / 2], times.last!))
+            }
+            let customer = "c-\(oems / 2)-\(partnersPerOEM / 2)-\(customersPerPartner / 2 + 1)"
+            try timeChange("one customer's branding", customer) { $0.branding = BrandingSource(values: [.displayName: "Renamed"]) }
+            try timeChange("one customer's package", customer) { node in
+                node.package = "business"
+                node.branding = BrandingSource()
+            }
+            try timeChange("one OEM's branding (\(partnersPerOEM * (1 + customersPerPartner)) nodes below)", "o-\(oems / 2)") { node in
+                node.branding?.values[.displayName] = "OEM renamed"
+            }
+            try timeChange("one OEM's package", "o-\(oems / 2)") { node in
+                node.packages = [PackageSource(name: "o-\(oems / 2)-basic", features: Array(source.catalog.features[0..<5]))]
+            }
+        }
+        // What a node does with the document for a one-customer change besides compiling it:
+        // derive the delta (writer), write and read it back, apply it to the document.
+        do {
+            let document = TenantTreeDocument(tree: source, issuers: [])
+            let id = "c-\(oems / 2)-\(partnersPerOEM / 2)-\(customersPerPartner / 2 + 1)"
+            let index = document.tree.nodes.firstIndex { $0.id == id }!
+            var phases: [String: [Double]] = [:]
+            func time<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
+                let start = DispatchTime.now().uptimeNanoseconds
+                defer { phases[name, default: []].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6) }
+                return try body()
+            }
+            for run in 0..<7 {
+                let changed = time("the changed document (a copy)") { () -> TenantTreeDocument in
+                    var changed = document
+                    changed.tree.nodes[index].branding = BrandingSource(values: [.displayName: "Run \(run)"])
+                    return changed
+                }
+                let delta = time("the delta derived") { TreeDelta.between(document, changed, touching: [id])! }
+                let text = time("the delta written") { delta.text }
+                let read = try time("the delta read back") { try TreeDelta.parse(text, cells: []) }
+                _ = try time("the delta applied to the document") { try read.apply(to: document) }
+            }
+            for (name, times) in phases.sorted(by: { $0.key < $1.key }) {
+                print(String(format: "one-customer delta, %@: median %.1f ms", name, times.sorted()[times.count / 2]))
+            }
+        }
+        let writeStart = DispatchTime.now().uptimeNanoseconds
+        let written = TenantTreeWriter.yaml(TenantTreeDocument(tree: source, issuers: []))
+        print(String(format: "the whole tree written as the store's text (%.1f MiB): %.2f s",
+                     Double(written.utf8.count) / 1_048_576, Double(DispatchTime.now().uptimeNanoseconds - writeStart) / 1e9))
 
         // A lookup on the request path: one dictionary probe.
         let probe = try NodeID("c-\(oems - 1)-\(partnersPerOEM - 1)-\(customersPerPartner - 1)")

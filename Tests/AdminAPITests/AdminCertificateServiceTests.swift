@@ -42,7 +42,7 @@ final class AdminCertificateServiceTests: XCTestCase {
         let settingsPath = self.settingsPath!
         let feed = TreeFeed(
             client: self.client, url: RedisURL(host: "127.0.0.1", port: self.server.port), store: store, latest: latest, loop: self.group.next(),
-            logger: self.log.logger(), compile: { text, revision throws(ConfigurationError) in try StoredTree.read(text: text, revision: revision, settingsPath: settingsPath) }
+            logger: self.log.logger(), compile: { text, deltas, revision in try StoredTree.read(text: text, deltas: deltas, revision: revision, settingsPath: settingsPath) }
         )
         XCTAssertEqual(try feed.synchronize(reason: "test").wait(), 1)
         self.service = AdminService(

@@ -54,7 +54,7 @@ final class AdminServiceTests: XCTestCase {
         let logger = Logger(label: "test")
         let feed = TreeFeed(
             client: self.client, url: RedisURL(host: "127.0.0.1", port: self.server.port), store: self.store, latest: latest, loop: self.loop,
-            logger: logger, compile: { text, revision throws(ConfigurationError) in try StoredTree.read(text: text, revision: revision, settingsPath: settingsPath) }
+            logger: logger, compile: { text, deltas, revision in try StoredTree.read(text: text, deltas: deltas, revision: revision, settingsPath: settingsPath) }
         )
         XCTAssertEqual(try feed.synchronize(reason: "test").wait(), 1, "seeded")
         let service = AdminService(
