@@ -43,6 +43,33 @@ class AdminTestCase: GatewayTestCase {
     /// `redis.url` of the settings: the test's one server unless a subclass points elsewhere.
     var redisURL: String { self.redis.url }
 
+    /// The gateway nodes a test started on the one store with `addNode`.
+    var nodes: [(gateway: GatewayProcess, adminPort: Int)] = []
+
+    /// Starts one more gateway node whose admin listener is on `adminPort` (the settings must say
+    /// so) and waits until it accepts there.
+    @discardableResult
+    func addNode(
+        adminPort: Int, settings: String, files: [String: String], arguments: [String] = []
+    ) throws -> GatewayProcess {
+        let gateway = try GatewayProcess(settings: settings, files: files, arguments: arguments)
+        try waitUntilAccepting(port: adminPort, process: gateway.process)
+        self.nodes.append((gateway, adminPort))
+        return gateway
+    }
+
+    /// Stops every node (each must exit 0 when `expectCleanExit`), printing their logs' ends when
+    /// the test failed. Subclasses call it before stopping the store the nodes share.
+    func stopNodes(expectCleanExit: Bool = true) {
+        let failed = (self.testRun?.totalFailureCount ?? 0) > 0
+        for (index, node) in self.nodes.enumerated() {
+            if failed { print("--- node \(index + 1) (port \(node.gateway.port)) log ---\n\(node.gateway.log.suffix(4_000))") }
+            let status = node.gateway.stop()
+            if expectCleanExit { XCTAssertEqual(status, 0, "node \(index + 1)") }
+        }
+        self.nodes = []
+    }
+
     /// Settings with `redis` and `admin`, and `extra` after them; the admin port is fixed per
     /// test so restarts keep it.
     /// `adminListener`: more keys of the admin listener's mapping (e.g. `, tls: { … }`).

@@ -7,7 +7,6 @@ import XCTest
 /// admin API), a portal domain removed in the tree stops its certificate from being served, and
 /// the key is in no log line and no answer of either node.
 final class CertificateUploadNodesTests: AdminTestCase {
-    var nodes: [(gateway: GatewayProcess, adminPort: Int)] = []
     var opsPort = 0
     let keyEncryptionKey = Data((0..<32).map { _ in UInt8.random(in: .min ... .max) }).base64EncodedString() + "\n"
     static let authority = try! TestCertificateAuthority()
@@ -18,21 +17,15 @@ final class CertificateUploadNodesTests: AdminTestCase {
         for (index, adminPort) in [self.adminPort, try freePort()].enumerated() {
             var extra = "certificateUploads:\n  keyEncryptionKeyFile: certificate-kek\n"
             if index == 1 { extra += "ops: { address: 127.0.0.1, port: \(self.opsPort) }\n" }
-            let gateway = try GatewayProcess(
-                settings: self.adminSettings(adminPort: adminPort, extra: extra), files: ["tenants.yaml": Self.tree, "certificate-kek": self.keyEncryptionKey]
+            let gateway = try self.addNode(
+                adminPort: adminPort, settings: self.adminSettings(adminPort: adminPort, extra: extra), files: ["tenants.yaml": Self.tree, "certificate-kek": self.keyEncryptionKey]
             )
-            try waitUntilAccepting(port: adminPort, process: gateway.process)
             XCTAssertTrue(gateway.waitForLog("uploaded certificates installed"), "the feed delivered the (empty) set once it read the store")
-            self.nodes.append((gateway, adminPort))
         }
     }
 
     override func tearDown() async throws {
-        for node in self.nodes {
-            XCTAssertEqual(node.gateway.stop(), 0)
-            if (self.testRun?.totalFailureCount ?? 0) > 0 { print("--- node \(node.gateway.port) log ---\n\(node.gateway.log.suffix(4_000))") }
-        }
-        self.nodes = []
+        self.stopNodes()
         try await super.tearDown()
     }
 

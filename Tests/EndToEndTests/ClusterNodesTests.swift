@@ -10,7 +10,6 @@ import XCTest
 /// counted is what the store decided.
 final class ClusterNodesTests: AdminTestCase {
     var cluster: RedisTestCluster!
-    var nodes: [(gateway: GatewayProcess, adminPort: Int)] = []
 
     /// acme's keys (`{acme}`) and umbrella's (`{umbrella}`) live on different shards of a
     /// three-primary cluster made by `redis-cli --cluster create`; the admin keys (`{admin}`)
@@ -43,22 +42,16 @@ final class ClusterNodesTests: AdminTestCase {
         self.cluster = try RedisTestCluster(primaries: 3, replicas: 1)
         for _ in 0..<3 {
             let adminPort = try freePort()
-            let gateway = try GatewayProcess(
-                settings: self.adminSettings(adminPort: adminPort, ["listener": ["eventLoops": "2"]], extra: Self.quotas, redisURL: self.cluster.url),
+            let gateway = try self.addNode(
+                adminPort: adminPort, settings: self.adminSettings(adminPort: adminPort, ["listener": ["eventLoops": "2"]], extra: Self.quotas, redisURL: self.cluster.url),
                 files: ["tenants.yaml": Self.clusterTree]
             )
-            try waitUntilAccepting(port: adminPort, process: gateway.process)
             XCTAssertTrue(gateway.waitForLog("revocation feed started"), gateway.log)
-            self.nodes.append((gateway, adminPort))
         }
     }
 
     override func tearDown() async throws {
-        for (index, node) in self.nodes.enumerated() {
-            if (self.testRun?.totalFailureCount ?? 0) > 0 { print("--- node \(index + 1) log ---\n\(node.gateway.log.suffix(4_000))") }
-            node.gateway.stop()
-        }
-        self.nodes = []
+        self.stopNodes(expectCleanExit: false)
         self.cluster?.stop()
         try await super.tearDown()
     }

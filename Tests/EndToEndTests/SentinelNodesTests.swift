@@ -12,7 +12,6 @@ import Glibc
 /// promoted replica with no gateway restarted. Loads are bounded in requests and time.
 final class SentinelNodesTests: AdminTestCase {
     var sentinel: RedisTestSentinel!
-    var nodes: [(gateway: GatewayProcess, adminPort: Int)] = []
 
     override var redisURL: String { self.sentinel.url }
 
@@ -38,20 +37,14 @@ final class SentinelNodesTests: AdminTestCase {
         try await super.setUp()
         self.sentinel = try RedisTestSentinel()
         for adminPort in [self.adminPort, try freePort(), try freePort()] {
-            let gateway = try GatewayProcess(
-                settings: self.adminSettings(adminPort: adminPort, extra: Self.extraSettings), files: ["tenants.yaml": Self.sentinelTree]
+            try self.addNode(
+                adminPort: adminPort, settings: self.adminSettings(adminPort: adminPort, extra: Self.extraSettings), files: ["tenants.yaml": Self.sentinelTree]
             )
-            try waitUntilAccepting(port: adminPort, process: gateway.process)
-            self.nodes.append((gateway, adminPort))
         }
     }
 
     override func tearDown() async throws {
-        for node in self.nodes {
-            XCTAssertEqual(node.gateway.stop(), 0)
-            if (self.testRun?.totalFailureCount ?? 0) > 0 { print("--- node \(node.gateway.port) log ---\n\(node.gateway.log.suffix(4_000))") }
-        }
-        self.nodes = []
+        self.stopNodes()
         if (self.testRun?.totalFailureCount ?? 0) > 0 { print(self.sentinel.sentinelLogs) }
         self.sentinel.stop()
         try await super.tearDown()

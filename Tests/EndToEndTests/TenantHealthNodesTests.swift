@@ -7,7 +7,6 @@ import XCTest
 /// (`tenantHealth.publishInterval`) keeps the wait short; the test polls for the figures with
 /// a bound and asserts nothing about time.
 final class TenantHealthNodesTests: AdminTestCase {
-    var nodes: [(gateway: GatewayProcess, adminPort: Int)] = []
 
     static let healthTree = """
         catalog:
@@ -40,20 +39,14 @@ final class TenantHealthNodesTests: AdminTestCase {
     override func setUp() async throws {
         try await super.setUp()
         for adminPort in [self.adminPort, try freePort()] {
-            let gateway = try GatewayProcess(
-                settings: self.adminSettings(adminPort: adminPort, extra: Self.extraSettings), files: ["tenants.yaml": Self.healthTree]
+            try self.addNode(
+                adminPort: adminPort, settings: self.adminSettings(adminPort: adminPort, extra: Self.extraSettings), files: ["tenants.yaml": Self.healthTree]
             )
-            try waitUntilAccepting(port: adminPort, process: gateway.process)
-            self.nodes.append((gateway, adminPort))
         }
     }
 
     override func tearDown() async throws {
-        for node in self.nodes {
-            XCTAssertEqual(node.gateway.stop(), 0)
-            if (self.testRun?.totalFailureCount ?? 0) > 0 { print("--- node \(node.gateway.port) log ---\n\(node.gateway.log.suffix(4_000))") }
-        }
-        self.nodes = []
+        self.stopNodes()
         try await super.tearDown()
     }
 

@@ -9,14 +9,13 @@ import XCTest
 final class UploadedCertificateServingTests: AdminTestCase {
     static let authority = try! TestCertificateAuthority()
     static let operatorCertificate = try! authority.issueServer(domains: ["gateway.test"])
-    var nodes: [(gateway: GatewayProcess, adminPort: Int)] = []
     let keyEncryptionKey = Data((0..<32).map { _ in UInt8.random(in: .min ... .max) }).base64EncodedString() + "\n"
 
     override func setUp() async throws {
         try await super.setUp()
         for adminPort in [self.adminPort, try freePort()] {
-            let gateway = try GatewayProcess(
-                settings: self.adminSettings(
+            let gateway = try self.addNode(
+                adminPort: adminPort, settings: self.adminSettings(
                     adminPort: adminPort, ["listener": ["tls": "{ certificate: tls/gateway.pem, key: tls/gateway.key }"]],
                     extra: "certificateUploads:\n  keyEncryptionKeyFile: certificate-kek\n"
                 ),
@@ -26,18 +25,12 @@ final class UploadedCertificateServingTests: AdminTestCase {
                 ],
                 arguments: ["--watch-interval-ms", "0"]
             )
-            try waitUntilAccepting(port: adminPort, process: gateway.process)
             XCTAssertTrue(gateway.waitForLog("uploaded TLS certificates installed"), gateway.log)
-            self.nodes.append((gateway, adminPort))
         }
     }
 
     override func tearDown() async throws {
-        for node in self.nodes {
-            XCTAssertEqual(node.gateway.stop(), 0)
-            if (self.testRun?.totalFailureCount ?? 0) > 0 { print("--- node \(node.gateway.port) log ---\n\(node.gateway.log.suffix(4_000))") }
-        }
-        self.nodes = []
+        self.stopNodes()
         try await super.tearDown()
     }
 
