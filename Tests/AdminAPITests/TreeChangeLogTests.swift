@@ -170,7 +170,7 @@ final class TreeChangeLogTests: XCTestCase {
         try self.rename("c1", "Second", through: service)
         try self.rename("c2", "Third", through: service)
         // The log compacted at 3 with nothing kept below: a node at 1 finds delta 2 missing.
-        XCTAssertTrue(try self.store.compact(text: writer.latest.current.text, revision: 3, client: self.client, on: self.loop).wait())
+        XCTAssertTrue(try self.store.compact(text: writer.latest.current.text, revision: writer.latest.current.storeRevision, client: self.client, on: self.loop).wait())
         _ = try self.redis("HDEL", self.store.deltasKey, "2", "3")
         XCTAssertEqual(try behind.feed.synchronize(reason: "test").wait(), 3)
         XCTAssertEqual(try self.displayName("c2", behind.latest), "Third")
