@@ -245,6 +245,34 @@ final class AdminStoreTests: AdminTestCase {
         XCTAssertEqual(try self.admin("PATCH", "/admin/v1/nodes/p1", token: token, ifMatch: try self.etag("p1"), body: #"{"branding":{"displayName":"Next"}}"#).status, 200)
     }
 
+    func testAfterAFailoverLostAChangeTheNodeServesTheStoresTreeAgain() throws {
+        self.gateway = try self.startAdminGateway()
+        let token = try self.token("oem-admin", "acme")
+        let keys = { try self.redis.cli(["KEYS", "erp-admin-test:*"]).split(whereSeparator: \.isNewline).map(String.init) }
+        XCTAssertEqual(try self.admin("PATCH", "/admin/v1/nodes/p1", token: token, ifMatch: try self.etag("p1"), body: #"{"branding":{"displayName":"Before"}}"#).status, 200)
+        // A replica holding every key as it is now.
+        let replica = try keys()
+        for key in replica { _ = try self.redis.cli(["COPY", key, "replica:\(key)"]) }
+        XCTAssertEqual(try self.admin("PATCH", "/admin/v1/nodes/p1", token: token, ifMatch: try self.etag("p1"), body: #"{"branding":{"displayName":"Lost"}}"#).status, 200)
+        XCTAssertEqual(try self.portalName(self.port), "Lost")
+        // The primary dies before its replica has the change; the replica is promoted.
+        for key in try keys() { _ = try self.redis.cli(["DEL", key]) }
+        for key in replica { _ = try self.redis.cli(["COPY", "replica:\(key)", key]) }
+
+        let start = Date()
+        var served = try self.portalName(self.port)
+        while Date().timeIntervalSince(start) < 5, served != "Before" {
+            usleep(50_000)
+            served = try self.portalName(self.port)
+        }
+        XCTAssertEqual(served, "Before", "the node serves the store's tree again\n\(self.gateway.log)")
+        XCTAssertTrue(self.gateway.log.contains("admin store went back to revision 2"), self.gateway.log)
+        let next = try self.admin("PATCH", "/admin/v1/nodes/p1", token: token, ifMatch: try self.etag("p1"), body: #"{"branding":{"displayName":"Next"}}"#)
+        XCTAssertEqual(next.status, 200, next.text)
+        XCTAssertEqual(try self.portalName(self.port), "Next")
+        XCTAssertEqual(try self.redis.cli(["GET", "erp-admin-test:{admin}:revision"]).trimmingCharacters(in: .whitespacesAndNewlines), "3")
+    }
+
     func testTheFileOnlySeedsAnEmptyStore() throws {
         self.gateway = try self.startAdminGateway()
         XCTAssertEqual(try self.portalName(self.port, host: "erp.acme.test"), "Acme ERP")
