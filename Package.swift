@@ -240,6 +240,7 @@ let package = Package(
             "Certificates", "CertificateUploads", "TestCertificateAuthority", "LogCapture",
             .product(name: "Yams", package: "Yams"),
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -5,9 +5,11 @@ import TokenAuth
 
 /// A change the engine has validated, for the store to commit atomically with its audit record.
 public struct AdminCommit: Sendable {
-    /// The revision the change was computed on; the store refuses it if that is no longer the
-    /// latest, and the request is evaluated again on the newer tree.
-    public let baseRevision: Int64
+    /// The revision the change was computed on, number and commit id; the store refuses it if
+    /// that is no longer the latest (or was lost in a failover), and the request is evaluated
+    /// again on the store's tree.
+    public let base: StoreRevision
+    public var baseRevision: Int64 { self.base.number }
     public let next: StoredTree
     /// What the store keeps of the change: the delta every node applies (or the whole tree).
     let write: StoredTree.Write
@@ -346,7 +348,7 @@ public enum AdminEngine {
                     response = AdminResponse(status: 204, body: "")
                 }
                 return .commit(AdminCommit(
-                    baseRevision: self.tree.revision, next: next, write: write, audit: audit, oem: path.oem.rawValue, deleted: deleted, response: response
+                    base: self.tree.storeRevision, next: next, write: write, audit: audit, oem: path.oem.rawValue, deleted: deleted, response: response
                 ))
             }
         }

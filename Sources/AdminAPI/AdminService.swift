@@ -13,9 +13,9 @@ import Glibc
 #endif
 
 /// Carries out what `AdminEngine` decides: commits changes to the store, reads audit logs.
-/// A commit that loses the compare-and-set (another node or request committed first) is
-/// judged again on the newer tree — its `If-Match` may have gone stale meanwhile — a bounded
-/// number of times.
+/// A commit that loses the compare-and-set (another node or request committed first, or a
+/// failover lost the revision it was computed on) is judged again on the store's tree — its
+/// `If-Match` may have gone stale meanwhile — a bounded number of times.
 public final class AdminService: Sendable {
     private let latest: LatestTree
     /// Brings the store's newest tree into `latest` after a lost compare-and-set.
@@ -145,13 +145,15 @@ public final class AdminService: Sendable {
             return self.changeCertificate(change, number: 1, on: loop)
 
         case .commit(let commit):
+            // This node draws the new revision's commit id.
+            let id = StoreRevision.newID()
             return self.store.commit(
-                commit.write, base: commit.baseRevision, audit: (commit.oem, commit.audit.json.text),
+                commit.write, base: commit.base, id: id, audit: (commit.oem, commit.audit.json.text),
                 deleted: commit.deleted.map { ($0.id, $0.record.text) }, client: self.client, on: loop
             ).flatMap { result, treeRevision in
                 switch result {
                 case .committed(let revision):
-                    let next = StoredTree(revision: revision, document: commit.next.document, configuration: commit.next.configuration)
+                    let next = StoredTree(revision: revision, commitID: id, document: commit.next.document, configuration: commit.next.configuration)
                     self.latest.offer(next)
                     self.logger.notice("admin change committed", metadata: [
                         "revision": "\(revision)", "node": "\(commit.audit.node)", "action": "\(commit.audit.action.rawValue)",
@@ -165,7 +167,8 @@ public final class AdminService: Sendable {
                         self.writes.tree(.storeBusy)
                         return loop.makeSucceededFuture(AdminProblem.storeBusy.response(requestID: request.requestID))
                     }
-                    // Bring the newer tree in, then judge the request again on it.
+                    // Bring the store's tree in (a newer one, or the one a failover went back
+                    // to), then judge the request again on it.
                     return self.feed.synchronize(reason: "commit conflict").hop(to: loop).flatMap { _ in
                         self.attempt(request, number: number + 1, on: loop)
                     }
@@ -189,7 +192,7 @@ public final class AdminService: Sendable {
         }
         guard compacting else { return }
         NIOThreadPool.singleton.runIfActive(eventLoop: loop) { tree.text }.flatMap { text in
-            self.store.compact(text: text, revision: tree.revision, client: self.client, on: loop)
+            self.store.compact(text: text, revision: tree.storeRevision, client: self.client, on: loop)
         }.whenComplete { result in
             self.compacting.withLockedValue { $0 = false }
             switch result {

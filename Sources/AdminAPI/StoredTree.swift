@@ -7,14 +7,21 @@ import Hierarchy
 public struct StoredTree: Sendable {
     /// 0 for a tree that came from the file because the store could not be read yet.
     public let revision: Int64
+    /// The id the commit of this revision drew (`StoreRevision`): with the number, what tells
+    /// this tree from another one with the same number after a failover lost a commit.
+    /// `StoreRevision.noID` for the file's tree.
+    public internal(set) var commitID: String
     public let document: TenantTreeDocument
     public let configuration: GatewayConfiguration
 
     /// The text the document was read from, when it was read from one (the seed).
     private let readFrom: String?
 
-    public init(revision: Int64, document: TenantTreeDocument, configuration: GatewayConfiguration, text: String? = nil) {
+    public init(
+        revision: Int64, commitID: String = StoreRevision.noID, document: TenantTreeDocument, configuration: GatewayConfiguration, text: String? = nil
+    ) {
         self.revision = revision
+        self.commitID = commitID
         self.document = document
         self.configuration = configuration
         self.readFrom = text
@@ -23,6 +30,16 @@ public struct StoredTree: Sendable {
     /// The whole tree in the tree file's format: written on demand (a seed, a write-back, a
     /// compaction of the store's change log), since at 100,000 customers that takes seconds.
     public var text: String { self.readFrom ?? TenantTreeWriter.yaml(self.document) }
+
+    /// Which revision of the store this is: number and id.
+    public var storeRevision: StoreRevision { StoreRevision(number: self.revision, id: self.commitID) }
+
+    /// The same tree, as the revision of the store whose commit drew `id`.
+    public func identified(as id: String) -> StoredTree {
+        var tree = self
+        tree.commitID = id
+        return tree
+    }
 
     public var snapshot: TenantSnapshot? { self.configuration.tenants }
 
@@ -45,8 +62,9 @@ public struct StoredTree: Sendable {
         return snapshot.children(of: nodeID).compactMap(snapshot.declaration)
     }
 
-    /// This tree with `delta` applied, as revision `revision`: only what the delta touches is
-    /// compiled again. Throws when the delta does not fit this tree or the result is invalid.
+    /// This tree with `delta` applied, as revision `revision` (its id still to be set with
+    /// `identified(as:)`): only what the delta touches is compiled again. Throws when the delta
+    /// does not fit this tree or the result is invalid.
     public func applying(_ delta: TreeDelta, revision: Int64) throws -> StoredTree {
         let document = try delta.apply(to: self.document)
         let configuration = try GatewayConfiguration.assemble(
@@ -63,7 +81,7 @@ public struct StoredTree: Sendable {
         document.tree.cells = TenantTreeLoader.cellDescriptors(settings.cells)
         let source = self.revision == 0 ? "tenant-tree file" : "admin store revision \(self.revision)"
         let configuration = try GatewayConfiguration.assemble(settings: settings, settingsPath: settingsPath, tree: document, treeSource: source, treeFiles: [])
-        return StoredTree(revision: self.revision, document: document, configuration: configuration)
+        return StoredTree(revision: self.revision, commitID: self.commitID, document: document, configuration: configuration)
     }
 
     /// A tree as the store holds it — the text of its last compaction and the deltas logged

@@ -299,6 +299,9 @@ struct Reloader {
     /// With the admin API: the store's newest tree, which replaces the tree file.
     let latest: LatestTree?
     private(set) var installedRevision: Int64
+    /// The installed revision's commit id: after a failover the store's tree can carry the
+    /// installed number (or a lower one) with other content, and must be installed all the same.
+    private var installedCommitID: String
     /// The listener terminates TLS: a reload reads its certificate files again.
     let servesTLS: Bool
     let logger: Logger
@@ -308,14 +311,17 @@ struct Reloader {
         self.current = current
         self.latest = latest
         self.installedRevision = latest?.current.revision ?? 0
+        self.installedCommitID = latest?.current.commitID ?? StoreRevision.noID
         self.servesTLS = servesTLS
         self.logger = logger
     }
 
-    /// The store's newest tree, when it is newer than the one installed.
+    /// The store's newest tree, when it is another revision than the one installed: a newer one,
+    /// or the one the store went back to after a failover (`LatestTree.replace`).
     mutating func adoptLatestTree() -> (configuration: GatewayConfiguration, generation: Int)? {
-        guard let tree = self.latest?.current, tree.revision > self.installedRevision else { return nil }
+        guard let tree = self.latest?.current, tree.revision != self.installedRevision || tree.commitID != self.installedCommitID else { return nil }
         self.installedRevision = tree.revision
+        self.installedCommitID = tree.commitID
         self.current = tree.configuration
         self.generation += 1
         return (tree.configuration, self.generation)
@@ -336,6 +342,7 @@ struct Reloader {
                 let tree = try stored.recompiled(settingsPath: self.path)
                 latest.recompiled(tree)
                 self.installedRevision = stored.revision
+                self.installedCommitID = stored.commitID
                 next = tree.configuration
             } else {
                 next = try GatewayConfiguration.load(path: self.path)

@@ -30,17 +30,28 @@ final class AdminServiceTests: XCTestCase {
     var loop: any EventLoop { self.group.next() }
 
     func testTheRevisionMovesOnlyFromTheRevisionAChangeWasComputedOn() throws {
-        let seeded = try self.store.commit(text: "a", base: 0, audit: nil, deleted: nil, client: self.client, on: self.loop).wait()
+        let none = StoreRevision(number: 0, id: StoreRevision.noID)
+        let seeded = try self.store.commit(text: "a", base: none, id: "first", audit: nil, deleted: nil, client: self.client, on: self.loop).wait()
         XCTAssertEqual(seeded, .committed(revision: 1))
-        XCTAssertEqual(try self.store.commit(text: "b", base: 0, audit: nil, deleted: nil, client: self.client, on: self.loop).wait(), .conflict(current: 1))
+        XCTAssertEqual(try self.store.commit(text: "b", base: none, id: "other", audit: nil, deleted: nil, client: self.client, on: self.loop).wait(), .conflict(current: 1))
         let record = AuditRecord(time: 1, actor: "a", role: .oemAdmin, node: try .init(parsing: "acme/p1"), action: .update, changes: [], requestID: "r1")
+        // The right number under another id: a revision a failover lost, not the store's.
+        XCTAssertEqual(
+            try self.store.commit(text: "x", base: StoreRevision(number: 1, id: "lost"), id: "x", audit: ("acme", record.json.text), deleted: nil, client: self.client, on: self.loop).wait(),
+            .conflict(current: 1)
+        )
         let changed = try self.store.commit(
-            text: "c", base: 1, audit: ("acme", record.json.text), deleted: ("c9", "{}"), client: self.client, on: self.loop
+            text: "c", base: StoreRevision(number: 1, id: "first"), id: "second", audit: ("acme", record.json.text), deleted: ("c9", "{}"), client: self.client, on: self.loop
         ).wait()
         XCTAssertEqual(changed, .committed(revision: 2))
-        XCTAssertEqual(try self.store.commit(text: "d", base: 1, audit: ("acme", record.json.text), deleted: nil, client: self.client, on: self.loop).wait(), .conflict(current: 2))
+        XCTAssertEqual(
+            try self.store.commit(text: "d", base: StoreRevision(number: 1, id: "first"), id: "d", audit: ("acme", record.json.text), deleted: nil, client: self.client, on: self.loop).wait(),
+            .conflict(current: 2)
+        )
+        XCTAssertEqual(try self.store.head(client: self.client, on: self.loop).wait(), StoreRevision(number: 2, id: "second"))
         let stored = try XCTUnwrap(try self.store.load(client: self.client, on: self.loop).wait())
         XCTAssertEqual(stored.revision, 2)
+        XCTAssertEqual(stored.id, "second")
         XCTAssertEqual(stored.text, "c")
         XCTAssertEqual(try self.store.audit(oem: "acme", count: 10, client: self.client, on: self.loop).wait(), [record], "one record: the refused commit wrote none")
     }
@@ -68,7 +79,10 @@ final class AdminServiceTests: XCTestCase {
         let elsewhere = try XCTUnwrap(AdminFixture.commit(
             AdminFixture.request("PATCH", "/admin/v1/nodes/p2", token: token, ifMatch: "*", body: #"{"branding":{"displayName":"P2"}}"#), tree: latest.current
         ))
-        XCTAssertEqual(try self.store.commit(text: elsewhere.next.text, base: 1, audit: nil, deleted: nil, client: self.client, on: self.loop).wait(), .committed(revision: 2))
+        XCTAssertEqual(
+            try self.store.commit(text: elsewhere.next.text, base: latest.current.storeRevision, id: "elsewhere", audit: nil, deleted: nil, client: self.client, on: self.loop).wait(),
+            .committed(revision: 2)
+        )
         XCTAssertEqual(latest.current.revision, 1)
 
         let response = try service.handle(

@@ -245,6 +245,37 @@ final class AdminStoreTests: AdminTestCase {
         XCTAssertEqual(try self.admin("PATCH", "/admin/v1/nodes/p1", token: token, ifMatch: try self.etag("p1"), body: #"{"branding":{"displayName":"Next"}}"#).status, 200)
     }
 
+    func testAfterAFailoverLostAChangeTheNodeServesTheStoresTreeAgain() throws {
+        self.gateway = try self.startAdminGateway()
+        let token = try self.token("oem-admin", "acme")
+        // Each in one script: the node's poll must not see the store half copied.
+        let replicate = "for _, key in ipairs(redis.call('KEYS', 'erp-admin-test:*')) do redis.call('COPY', key, 'replica:' .. key) end"
+        let promote = """
+            for _, key in ipairs(redis.call('KEYS', 'erp-admin-test:*')) do redis.call('DEL', key) end
+            for _, key in ipairs(redis.call('KEYS', 'replica:*')) do redis.call('COPY', key, string.sub(key, 9)); redis.call('DEL', key) end
+            """
+        XCTAssertEqual(try self.admin("PATCH", "/admin/v1/nodes/p1", token: token, ifMatch: try self.etag("p1"), body: #"{"branding":{"displayName":"Before"}}"#).status, 200)
+        // A replica holding every key as it is now.
+        _ = try self.redis.cli(["EVAL", replicate, "0"])
+        XCTAssertEqual(try self.admin("PATCH", "/admin/v1/nodes/p1", token: token, ifMatch: try self.etag("p1"), body: #"{"branding":{"displayName":"Lost"}}"#).status, 200)
+        XCTAssertEqual(try self.portalName(self.port), "Lost")
+        // The primary dies before its replica has the change; the replica is promoted.
+        _ = try self.redis.cli(["EVAL", promote, "0"])
+
+        let start = Date()
+        var served = try self.portalName(self.port)
+        while Date().timeIntervalSince(start) < 5, served != "Before" {
+            usleep(50_000)
+            served = try self.portalName(self.port)
+        }
+        XCTAssertEqual(served, "Before", "the node serves the store's tree again\n\(self.gateway.log)")
+        XCTAssertTrue(self.gateway.log.contains("admin store went back to revision 2"), self.gateway.log)
+        let next = try self.admin("PATCH", "/admin/v1/nodes/p1", token: token, ifMatch: try self.etag("p1"), body: #"{"branding":{"displayName":"Next"}}"#)
+        XCTAssertEqual(next.status, 200, next.text)
+        XCTAssertEqual(try self.portalName(self.port), "Next")
+        XCTAssertEqual(try self.redis.cli(["GET", "erp-admin-test:{admin}:revision"]).trimmingCharacters(in: .whitespacesAndNewlines), "3")
+    }
+
     func testTheFileOnlySeedsAnEmptyStore() throws {
         self.gateway = try self.startAdminGateway()
         XCTAssertEqual(try self.portalName(self.port, host: "erp.acme.test"), "Acme ERP")
