@@ -258,22 +258,28 @@ final class AdminStoreTests: AdminTestCase {
         // A replica holding every key as it is now.
         _ = try self.redis.cli(["EVAL", replicate, "0"])
         XCTAssertEqual(try self.admin("PATCH", "/admin/v1/nodes/p1", token: token, ifMatch: try self.etag("p1"), body: #"{"branding":{"displayName":"Lost"}}"#).status, 200)
-        XCTAssertEqual(try self.portalName(self.port), "Lost")
+        // The data plane installs the committed tree a moment after the write's answer.
+        XCTAssertEqual(try self.servedPortalName(becoming: "Lost"), "Lost")
         // The primary dies before its replica has the change; the replica is promoted.
         _ = try self.redis.cli(["EVAL", promote, "0"])
 
-        let start = Date()
-        var served = try self.portalName(self.port)
-        while Date().timeIntervalSince(start) < 5, served != "Before" {
-            usleep(50_000)
-            served = try self.portalName(self.port)
-        }
-        XCTAssertEqual(served, "Before", "the node serves the store's tree again\n\(self.gateway.log)")
+        XCTAssertEqual(try self.servedPortalName(becoming: "Before"), "Before", "the node serves the store's tree again\n\(self.gateway.log)")
         XCTAssertTrue(self.gateway.log.contains("admin store went back to revision 2"), self.gateway.log)
         let next = try self.admin("PATCH", "/admin/v1/nodes/p1", token: token, ifMatch: try self.etag("p1"), body: #"{"branding":{"displayName":"Next"}}"#)
         XCTAssertEqual(next.status, 200, next.text)
-        XCTAssertEqual(try self.portalName(self.port), "Next")
+        XCTAssertEqual(try self.servedPortalName(becoming: "Next"), "Next")
         XCTAssertEqual(try self.redis.cli(["GET", "erp-admin-test:{admin}:revision"]).trimmingCharacters(in: .whitespacesAndNewlines), "3")
+    }
+
+    /// The portal name the node serves, asked every 50 ms for at most 5 s until it is `expected`.
+    func servedPortalName(becoming expected: String) throws -> String? {
+        let start = Date()
+        var served = try self.portalName(self.port)
+        while Date().timeIntervalSince(start) < 5, served != expected {
+            usleep(50_000)
+            served = try self.portalName(self.port)
+        }
+        return served
     }
 
     func testTheFileOnlySeedsAnEmptyStore() throws {
