@@ -76,17 +76,13 @@ public final class RedisServer {
     /// PING over a plain blocking socket until a RESP reply comes back (`-NOAUTH` counts: the
     /// server is up), for at most 10 s.
     private func waitUntilAnswering(_ process: Process) throws {
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
+        try waitUntil(within: 10, failure: "redis-server on port \(self.port) did not answer PING within 10 s: \(self.log.suffix(600))") {
             guard process.isRunning else {
                 throw Failure(description: "redis-server exited with status \(process.terminationStatus) on port \(self.port): \(self.log.suffix(600))")
             }
-            if let reply = rawExchange(port: self.port, send: "PING\r\n"), reply.hasPrefix("+PONG") || reply.hasPrefix("-NOAUTH") {
-                return
-            }
-            usleep(20_000)
+            guard let reply = rawExchange(port: self.port, send: "PING\r\n") else { return false }
+            return reply.hasPrefix("+PONG") || reply.hasPrefix("-NOAUTH")
         }
-        throw Failure(description: "redis-server on port \(self.port) did not answer PING within 10 s: \(self.log.suffix(600))")
     }
 }
 

@@ -13,7 +13,7 @@ import Glibc
 /// after it, and its replica promoted shortly after that (with
 /// `cluster-replica-validity-factor 0`, whatever its replication lag).
 public final class RedisTestCluster {
-    public static let cli = "/usr/bin/redis-cli"
+    public static let cli = RedisCLI.path
 
     /// One node as the cluster describes it (`CLUSTER NODES`).
     public struct Node: Sendable, Hashable {
@@ -55,7 +55,7 @@ public final class RedisTestCluster {
                 ]))
             }
             self.servers = servers
-            let (status, output) = try Self.run(["--cluster", "create"] + servers.map { "127.0.0.1:\($0.port)" } + ["--cluster-replicas", "\(replicas)", "--cluster-yes"])
+            let (status, output) = try RedisCLI.run(["--cluster", "create"] + servers.map { "127.0.0.1:\($0.port)" } + ["--cluster-replicas", "\(replicas)", "--cluster-yes"])
             guard status == 0 else {
                 throw RedisServer.Failure(description: "redis-cli --cluster create failed (\(status)): \(output.suffix(800))")
             }
@@ -89,7 +89,7 @@ public final class RedisTestCluster {
     /// they are); its output, trimmed.
     @discardableResult
     public func cli(_ port: Int, _ arguments: [String]) throws -> String {
-        let (status, output) = try Self.run(["-p", "\(port)"] + arguments)
+        let (status, output) = try RedisCLI.run(["-p", "\(port)"] + arguments)
         guard status == 0 else {
             throw RedisServer.Failure(description: "redis-cli -p \(port) \(arguments.joined(separator: " ")) failed (\(status)): \(output.prefix(400))")
         }
@@ -180,16 +180,14 @@ public final class RedisTestCluster {
     /// Waits (bounded) until every replica of the primary on `port` has acknowledged all it
     /// wrote, so a test that kills it next loses nothing it has written.
     public func waitUntilReplicated(primaryPort port: Int, within seconds: Double = 10) throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
+        try waitUntil(within: seconds, failure: "the replicas of the primary on port \(port) did not catch up within \(seconds) s") {
             let info = try self.cli(port, ["INFO", "replication"])
             let lines = info.split(whereSeparator: \.isNewline)
             let offset = lines.first { $0.hasPrefix("master_repl_offset:") }.map { $0.dropFirst("master_repl_offset:".count) }
             let replicas = lines.filter { $0.hasPrefix("slave") && $0.contains("state=online") }
-            if let offset, !replicas.isEmpty, replicas.allSatisfy({ $0.contains(",offset=\(offset),") }) { return }
-            usleep(20_000)
+            guard let offset, !replicas.isEmpty else { return false }
+            return replicas.allSatisfy { $0.contains(",offset=\(offset),") }
         }
-        throw RedisServer.Failure(description: "the replicas of the primary on port \(port) did not catch up within \(seconds) s")
     }
 
     /// Moves `slot` to the primary `target` the way `redis-cli --cluster reshard` does, one step
@@ -218,12 +216,9 @@ public final class RedisTestCluster {
     }
 
     private func waitUntilHealthy(expectedNodes: Int) throws {
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            if try self.isHealthy(expectedNodes: expectedNodes) { return }
-            usleep(50_000)
+        try waitUntil(within: 30, every: 50_000, failure: "the cluster did not become healthy within 30 s") {
+            try self.isHealthy(expectedNodes: expectedNodes)
         }
-        throw RedisServer.Failure(description: "the cluster did not become healthy within 30 s")
     }
 
     /// Every node: `cluster_state:ok`, knows every other node; every replica synchronized.
@@ -258,19 +253,6 @@ public final class RedisTestCluster {
             primaryID: fields[3] == "-" ? nil : String(fields[3]),
             isFailing: flags.contains("fail") || flags.contains("fail?"), slotRanges: ranges
         )
-    }
-
-    private static func run(_ arguments: [String]) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.cli)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
     /// A free loopback port whose cluster bus port (+10000) is free too, and neither in `taken`.

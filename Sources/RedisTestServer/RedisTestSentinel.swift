@@ -187,12 +187,7 @@ public final class RedisTestSentinel {
     }
 
     private static func waitFor(_ what: String, within seconds: Double, _ condition: () throws -> Bool) throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try condition() { return }
-            usleep(20_000)
-        }
-        throw Failure(description: "timed out after \(seconds) s waiting for \(what)")
+        try waitUntil(within: seconds, failure: "timed out after \(seconds) s waiting for \(what)", condition)
     }
 
     private static func info(port: Int, section: String) -> String {
@@ -202,17 +197,8 @@ public final class RedisTestSentinel {
     /// Runs one command through redis-cli (plain output: one line per element) — independent of
     /// the client under test. Empty when the server does not answer.
     public static func command(port: Int, _ arguments: [String]) -> [String] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-cli")
-        process.arguments = ["-h", "127.0.0.1", "-p", "\(port)"] + arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { return [] }
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { return [] }
-        return String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).map(String.init)
+        guard let (status, output) = try? RedisCLI.run(["-h", "127.0.0.1", "-p", "\(port)"] + arguments), status == 0 else { return [] }
+        return output.split(whereSeparator: \.isNewline).map(String.init)
     }
 
     /// The value after `name` in a flat `SENTINEL MASTER` reply.

@@ -218,7 +218,7 @@ final class KubernetesManifestsTests: XCTestCase {
         }
 
         let log = volume.deletingLastPathComponent().appendingPathComponent(volume.lastPathComponent + ".log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: log) }
         let process = Process()
         process.executableURL = GatewayProcess.binary
