@@ -119,6 +119,17 @@ final class TreeChangeLogTests: XCTestCase {
         return (feed, latest)
     }
 
+    /// Two nodes on one store, which the first seeds (revision 1) and the second then reads.
+    func twoNodesOnASeededStore(
+        firstOnNewer: @escaping @Sendable (StoredTree) -> Void = { _ in }
+    ) throws -> (first: (feed: TreeFeed, latest: LatestTree), second: (feed: TreeFeed, latest: LatestTree)) {
+        let first = self.node(holding: try AdminFixture.tree(revision: 0), onNewer: firstOnNewer)
+        XCTAssertEqual(try first.feed.synchronize(reason: "test").wait(), 1, "seeded")
+        let second = self.node(holding: try AdminFixture.tree(revision: 0))
+        XCTAssertEqual(try second.feed.synchronize(reason: "test").wait(), 1)
+        return (first, second)
+    }
+
     func service(_ latest: LatestTree, _ feed: TreeFeed) -> AdminService {
         AdminService(
             latest: latest, feed: feed, store: self.store, client: self.client, revoker: { _, loop, _ in loop.makeSucceededFuture(0) },
@@ -145,10 +156,7 @@ final class TreeChangeLogTests: XCTestCase {
     }
 
     func testANodeFollowsTheStoreByDeltasAlone() throws {
-        let writer = self.node(holding: try AdminFixture.tree(revision: 0))
-        XCTAssertEqual(try writer.feed.synchronize(reason: "test").wait(), 1, "seeded")
-        let follower = self.node(holding: try AdminFixture.tree(revision: 0))
-        XCTAssertEqual(try follower.feed.synchronize(reason: "test").wait(), 1)
+        let (writer, follower) = try self.twoNodesOnASeededStore()
         let service = self.service(writer.latest, writer.feed)
 
         try self.rename("c1", "First", through: service)
@@ -256,10 +264,7 @@ final class TreeChangeLogTests: XCTestCase {
     }
 
     func testAfterAFailoverLostARevisionTheNodeThatAppliedItReturnsToTheStoresHistory() throws {
-        let a = self.node(holding: try AdminFixture.tree(revision: 0))
-        XCTAssertEqual(try a.feed.synchronize(reason: "test").wait(), 1, "seeded")
-        let b = self.node(holding: try AdminFixture.tree(revision: 0))
-        XCTAssertEqual(try b.feed.synchronize(reason: "test").wait(), 1)
+        let (a, b) = try self.twoNodesOnASeededStore()
         let serviceA = self.service(a.latest, a.feed)
         let serviceB = self.service(b.latest, b.feed)
         try self.rename("c1", "Before", through: serviceA)
@@ -290,10 +295,7 @@ final class TreeChangeLogTests: XCTestCase {
 
     func testANodeThatHeldALostRevisionWritesAfterOneResyncAndNeverCommitsTheLostTree() throws {
         let taken = NIOLockedValueBox(0)
-        let a = self.node(holding: try AdminFixture.tree(revision: 0), onNewer: { _ in taken.withLockedValue { $0 += 1 } })
-        XCTAssertEqual(try a.feed.synchronize(reason: "test").wait(), 1, "seeded")
-        let b = self.node(holding: try AdminFixture.tree(revision: 0))
-        XCTAssertEqual(try b.feed.synchronize(reason: "test").wait(), 1)
+        let (a, b) = try self.twoNodesOnASeededStore(firstOnNewer: { _ in taken.withLockedValue { $0 += 1 } })
         let serviceA = self.service(a.latest, a.feed)
         let serviceB = self.service(b.latest, b.feed)
         try self.rename("c1", "Before", through: serviceA)
