@@ -14,19 +14,7 @@ public final class UpstreamTLSContext: Sendable {
     public let sslContext: NIOSSLContext
 
     public init(settings: GatewaySettings.CellTLS) throws {
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        // Certificates and names are always verified; nothing in the settings can lower this.
-        configuration.certificateVerification = .fullVerification
-        configuration.minimumTLSVersion = settings.minimumVersion == .tls13 ? .tlsv13 : .tlsv12
-        if let bundle = settings.caBundle {
-            configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(bundle.pem.utf8)))
-        } else {
-            configuration.trustRoots = .default
-        }
-        if let identity = settings.clientIdentity {
-            configuration.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(identity.certificate.pem.utf8)).map { .certificate($0) }
-            configuration.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(identity.key.pem.utf8), format: .pem))
-        }
+        var configuration = try settings.clientConfiguration()
         // The data plane speaks HTTP/1.1 upstream; a backend that offers HTTP/2 by ALPN must
         // not pick it for this connection.
         configuration.applicationProtocols = ["http/1.1"]
