@@ -78,7 +78,7 @@ let package = Package(
         // Static settings: YAML → validated, immutable GatewaySettings; the TLS client contexts of
         // `https` cells are compiled with the configuration (NIOSSL), once per set of settings.
         .target(name: "GatewayConfig", dependencies: [
-            "Hierarchy", "TokenAuth", "Certificates",
+            "Hierarchy", "TokenAuth", "Certificates", "RedisClient",
             .product(name: "Yams", package: "Yams"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),

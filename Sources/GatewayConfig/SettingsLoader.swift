@@ -1,5 +1,6 @@
 import Certificates
 import Foundation
+import RedisClient
 import Yams
 
 /// Turns a settings document into `GatewaySettings`, or a `ConfigurationError` listing every
@@ -249,10 +250,12 @@ public enum SettingsLoader {
             if map["url"] == nil { reader.report(cursor, "missing required key 'url'") }
             return nil
         }
-        let plain = url.hasPrefix("redis://") || url.hasPrefix("redis-sentinel://") || url.hasPrefix("redis-cluster://")
-        let tls = url.hasPrefix("rediss://") || url.hasPrefix("rediss-sentinel://")
-        guard plain || tls else {
-            reader.report(urlCursor, "must be a redis:// URL such as redis://127.0.0.1:6379/0 (or redis-cluster://host:port,host:port for a Redis Cluster, redis-sentinel://host:26379,host:26379/master through Sentinel; rediss:// and rediss-sentinel:// with TLS)")
+        // Parsed by the client's own grammar, so that `check` refuses every URL `serve` could not use.
+        let tls: Bool
+        do {
+            tls = try RedisURL(url).tls != nil
+        } catch {
+            reader.report(urlCursor, "\(error)")
             return nil
         }
         var tlsSettings: GatewaySettings.CellTLS?

@@ -398,5 +398,11 @@ final class AdminSettingsTests: XCTestCase {
         // A cluster has no TLS form.
         let refused = rejectionIssues(of: minimalSettingsYAML + "\nredis: { url: \"rediss-cluster://10.0.0.1:6379\" }\n")
         XCTAssertTrue(refused.contains { $0.path == "redis.url" && $0.message.contains("redis-cluster://") }, "\(refused)")
+        // A known scheme is not enough: the URL must be one the client can use (a Sentinel URL
+        // names its master set; a cluster has no database).
+        for url in ["redis-sentinel://127.0.0.1:26379", "redis-cluster://10.0.0.1:7000/1", "redis://a,b", "redis://h:0"] {
+            let issues = rejectionIssues(of: minimalSettingsYAML + "\nredis: { url: \"\(url)\" }\n")
+            XCTAssertTrue(issues.contains { $0.path == "redis.url" && $0.message.contains("Redis URL is not") }, "\(url): \(issues)")
+        }
     }
 }
