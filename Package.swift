@@ -173,6 +173,13 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOTLS", package: "swift-nio"),
         ]),
+        // Debian's chromium, headless, driving pages served from a loopback origin (browser tests).
+        .target(name: "BrowserHarness", dependencies: [
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         // A real redis-server for the tests of every module that talks to Redis.
         .target(name: "RedisTestServer", dependencies: [
             .product(name: "NIOCore", package: "swift-nio"),
@@ -264,7 +271,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .testTarget(name: "EndToEndTests", dependencies: [
-            "UpstreamFixtures", "RedisTestServer", "TestCertificateAuthority",
+            "UpstreamFixtures", "BrowserHarness", "RedisTestServer", "TestCertificateAuthority",
             // The deploy files (compose, Kubernetes manifests, settings) are read as YAML.
             .product(name: "Yams", package: "Yams"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

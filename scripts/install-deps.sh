@@ -5,9 +5,10 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
-# systemd (systemd-analyze) and strace check deploy/systemd; python3-venv holds the validator.
+# systemd (systemd-analyze) and strace check deploy/systemd; python3-venv holds the validator;
+# chromium runs the browser tests headless.
 packages=(libjwt-dev libhiredis-dev libssl-dev openssl pkg-config redis-server curl gcc prometheus nghttp2-client
-    systemd strace python3 python3-venv)
+    systemd strace python3 python3-venv chromium)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
