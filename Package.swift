@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // C shims over the system libraries (Debian: libjwt-dev, libhiredis-dev).
@@ -81,6 +82,20 @@ let package = Package(
             "Hierarchy", "TokenAuth", "Certificates", "RedisClient",
             .product(name: "Yams", package: "Yams"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
+
+        // Issuers' keys fetched from their identity providers (JWKS, OpenID discovery) over HTTPS,
+        // off the request path; the refresh schedule and the documents are pure values.
+        .target(name: "IssuerKeyFetch", dependencies: [
+            "GatewayConfig", "TokenAuth",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
 
         // Portal certificates uploaded through the admin API: where they live in the shared store,
