@@ -170,7 +170,7 @@ let package = Package(
         // The executable: command line and wiring only.
         .executableTarget(name: "erp-gateway", dependencies: [
             "AdminAPI", "Certificates", "GatewayConfig", "ProxyEngine", "EdgeTLS", "Hierarchy", "TokenAuth", "Quotas", "RedisClient", "Revocations", "AccessLog", "TraceExport",
-            "TenantHealth", "TenantHealthStore", "CertificateUploads",
+            "TenantHealth", "TenantHealthStore", "CertificateUploads", "IssuerKeyFetch",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),

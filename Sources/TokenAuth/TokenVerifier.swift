@@ -49,6 +49,13 @@ public struct TokenVerifier: Sendable {
         return false
     }
 
+    /// The token's `iss` when that issuer's keys are fetched: after an `unknownKey` rejection,
+    /// whom to ask for a refresh. Parses the token again — only refused tokens come here.
+    public func fetchedIssuer(of token: Substring) -> String? {
+        guard let issuer = (try? UnverifiedToken.parse(token, maxBytes: maxTokenBytes))?.issuer, fetchesKeys(of: issuer) else { return nil }
+        return issuer
+    }
+
     private func check(_ token: Substring, now: Int64, fetched: FetchedKeySets) throws(TokenRejection) -> VerifiedToken {
         guard token.utf8.count <= maxTokenBytes else { throw .tokenTooLarge }
         let unverified = try UnverifiedToken.parse(token, maxBytes: maxTokenBytes)
