@@ -216,6 +216,7 @@ let package = Package(
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "TokenAuthTests", dependencies: ["TokenAuth"]),
+        .testTarget(name: "IssuerKeyFetchTests", dependencies: ["IssuerKeyFetch"]),
         .testTarget(name: "CertificatesTests", dependencies: ["Certificates", "TestCertificateAuthority"]),
         .testTarget(name: "CertificateUploadsTests", dependencies: [
             "CertificateUploads", "Certificates", "GatewayConfig", "Hierarchy", "RedisClient", "RedisTestServer", "TestCertificateAuthority", "LogCapture",

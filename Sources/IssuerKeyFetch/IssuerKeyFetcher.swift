@@ -25,11 +25,18 @@ public final class IssuerKeyFetcher: Sendable {
     private let thread: MultiThreadedEventLoopGroup
     private let loop: any EventLoop
     private let client: HTTPClient
-    private let state: NIOLoopBound<State>
+    /// Touched only on `loop` (built before the loop runs anything of it).
+    private let state: StateBox
     private let ticker: NIOLockedValueBox<RepeatedTask?> = NIOLockedValueBox(nil)
 
     /// How often schedules are looked at; well below any refresh bound.
     static let tickInterval = TimeAmount.milliseconds(200)
+
+    /// `value` is read and written on the fetcher's loop only.
+    private final class StateBox: @unchecked Sendable {
+        let value: State
+        init(_ value: State) { self.value = value }
+    }
 
     private final class State {
         var settings: GatewaySettings.Authentication.KeyFetch
@@ -70,7 +77,7 @@ public final class IssuerKeyFetcher: Sendable {
         }
         self.thread = thread
         self.loop = thread.next()
-        self.state = NIOLoopBound(State(settings: settings, publish: publish, logger: logger, metrics: metrics), eventLoop: self.loop)
+        self.state = StateBox(State(settings: settings, publish: publish, logger: logger, metrics: metrics))
         let task = self.loop.scheduleRepeatedTask(initialDelay: .zero, delay: Self.tickInterval) { [self] _ in
             self.tick()
         }
