@@ -250,7 +250,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
-                .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "Hierarchy", "TestCertificateAuthority"]),
+                .testTarget(name: "GatewayConfigTests", dependencies: [
+            "GatewayConfig", "Hierarchy", "TestCertificateAuthority", "TokenAuth", .product(name: "Yams", package: "Yams"),
+        ]),
         .testTarget(name: "AdminAPITests", dependencies: [
             "AdminAPI", "GatewayConfig", "Hierarchy", "TokenAuth", "RedisClient", "RedisTestServer", "TenantHealth",
             "Certificates", "CertificateUploads", "TestCertificateAuthority", "LogCapture",
