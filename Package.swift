@@ -171,6 +171,7 @@ let package = Package(
         .executableTarget(name: "erp-gateway", dependencies: [
             "AdminAPI", "Certificates", "GatewayConfig", "ProxyEngine", "EdgeTLS", "Hierarchy", "TokenAuth", "Quotas", "RedisClient", "Revocations", "AccessLog", "TraceExport",
             "TenantHealth", "TenantHealthStore", "CertificateUploads", "IssuerKeyFetch",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
