@@ -42,6 +42,8 @@ public final class IssuerKeyFetcher: Sendable {
         var settings: GatewaySettings.Authentication.KeyFetch
         var issuers: [String: IssuerState] = [:]
         var published = FetchedKeySets.none
+        /// Each issuer's age gauge, made once (the tick records into it five times a second).
+        var ageGauges: [String: Gauge] = [:]
         let publish: @Sendable (FetchedKeySets) -> Void
         let logger: Logger
         let metrics: (any MetricsFactory)?
@@ -104,6 +106,7 @@ public final class IssuerKeyFetcher: Sendable {
                 }
             }
             value.issuers = next
+            value.ageGauges = value.ageGauges.filter { next[$0.key] != nil }
             self.publishIfChanged(value)
             self.tick()
         }
@@ -151,8 +154,9 @@ public final class IssuerKeyFetcher: Sendable {
             value.issuers[name] = entry
             if action == .fetch { self.startFetch(entry.issuer) }
             if let factory = value.metrics {
-                let age = entry.lastSuccess.map { now - $0 } ?? -1
-                Gauge(label: Self.ageMetric, dimensions: [("issuer", name)], factory: factory).record(age)
+                let gauge = value.ageGauges[name] ?? Gauge(label: Self.ageMetric, dimensions: [("issuer", name)], factory: factory)
+                value.ageGauges[name] = gauge
+                gauge.record(entry.lastSuccess.map { now - $0 } ?? -1)
             }
         }
         if expired { self.publishIfChanged(value) }

@@ -27,7 +27,10 @@ final class IssuerKeyFetchTests: GatewayTestCase {
 
     /// A tree with one OEM whose issuer fetches its keys (`source` is `jwksUri: …` or
     /// `discovery: …`), and one customer under it.
+    var opsPort = 0
+
     func startGateway(source: String, algorithms: String = "[RS256]", keyFetch: String = "") async throws {
+        self.opsPort = try freePort()
         try await self.startBackends(1)
         let tree = """
             catalog:
@@ -62,6 +65,9 @@ final class IssuerKeyFetchTests: GatewayTestCase {
                 defaultRefresh: 1s
                 maximumRefresh: 1h
             \(keyFetch)
+            ops:
+              address: 127.0.0.1
+              port: \(self.opsPort)
             """
         self.gateway = try self.treeGateway(tree, extra: extra)
     }
@@ -98,6 +104,15 @@ final class IssuerKeyFetchTests: GatewayTestCase {
         XCTAssertTrue(try self.eventually(4) { try self.get(new).status == 200 }, "the rotated key verifies after one refresh")
         try self.assertProblem(self.get(old), status: 401, slug: "unknown-key")
         XCTAssertTrue(self.gateway.log.contains("issuer keys fetched"))
+
+        // Fetches, failures and the key set's age per issuer.
+        self.provider.setDown(true)
+        XCTAssertTrue(self.gateway.waitForLog("issuer keys not fetched", timeout: 5))
+        let metrics = try request(port: self.opsPort, "GET", "/metrics").text
+        XCTAssertTrue(metrics.contains(#"erp_gateway_issuer_key_fetches_total{issuer="\#(Self.issuer)",result="success"}"#), metrics)
+        XCTAssertTrue(metrics.contains(#"erp_gateway_issuer_key_fetches_total{issuer="\#(Self.issuer)",result="unreachable"}"#), metrics)
+        XCTAssertTrue(metrics.contains(#"erp_gateway_issuer_key_set_age_seconds{issuer="\#(Self.issuer)"}"#), metrics)
+        XCTAssertTrue(metrics.contains(#"erp_gateway_issuer_keys{issuer="\#(Self.issuer)"} 1"#), metrics)
     }
 
     func testAnUnknownKidFloodFetchesAtMostOncePerMinimumRefresh() async throws {
