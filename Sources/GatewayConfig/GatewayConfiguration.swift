@@ -258,14 +258,18 @@ public struct AuthenticationConfiguration: Sendable {
             issuer.tenantClaim = admin.roleClaim
             return issuer
         }
-        // Admin tokens are checked with configured keys only: the admin API must keep working
-        // when an identity provider does not.
+        try self.checkAdminKeySources(issuers, settingsPath: settingsPath)
+        return try self.compile(platform: issuers, tree: [], settings: settings, settingsPath: settingsPath, treePath: nil).verifier
+    }
+
+    /// Admin tokens are checked with configured keys only: the admin API must keep working when
+    /// an identity provider does not.
+    static func checkAdminKeySources(_ issuers: [IssuerDefinition], settingsPath: String) throws(ConfigurationError) {
         if let fetched = issuers.first(where: { $0.keySource != .configured }) {
             throw ConfigurationError(source: settingsPath, issues: [ConfigurationIssue(
                 path: fetched.path, line: fetched.line, message: "admin issuers take configured keys (keys), not jwksUri or discovery", file: settingsPath
             )])
         }
-        return try self.compile(platform: issuers, tree: [], settings: settings, settingsPath: settingsPath, treePath: nil).verifier
     }
 
     /// The key files the issuers were read from: a change to one is a configuration change.

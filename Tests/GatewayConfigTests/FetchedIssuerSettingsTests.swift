@@ -97,3 +97,18 @@ final class FetchedIssuerSettingsTests: XCTestCase {
         XCTAssertFalse(text.contains("keys:"), text)
     }
 }
+
+extension FetchedIssuerSettingsTests {
+    func testAdminIssuersTakeConfiguredKeysOnly() throws {
+        let issuer = IssuerDefinition(
+            issuer: "https://admin.test", audience: "erp-admin", maxLifetime: .seconds(600), clockSkew: .seconds(30), tenantClaim: "role",
+            keys: [], keySource: .jwks("https://admin.test/jwks"), algorithms: ["RS256"], node: nil, path: "admin.issuers[0]"
+        )
+        XCTAssertThrowsError(try AuthenticationConfiguration.checkAdminKeySources([issuer], settingsPath: "gateway.yaml")) { error in
+            XCTAssertTrue("\(error)".contains("admin issuers take configured keys"), "\(error)")
+        }
+        var configured = issuer
+        configured.keySource = .configured
+        XCTAssertNoThrow(try AuthenticationConfiguration.checkAdminKeySources([configured], settingsPath: "gateway.yaml"))
+    }
+}
