@@ -99,7 +99,8 @@ public final class IssuerKeyFetcher: Sendable {
             var next: [String: IssuerState] = [:]
             for issuer in issuers {
                 if var kept = value.issuers[issuer.issuer], kept.issuer == issuer {
-                    if boundsChanged { kept.schedule = Self.carry(kept.schedule, to: Self.bounds(settings)) }
+                    // Fetch times kept: a reload neither fetches at once nor forgets when keys were last good.
+                    if boundsChanged { kept.schedule = kept.schedule.rebounded(Self.bounds(settings)) }
                     next[issuer.issuer] = kept
                 } else {
                     next[issuer.issuer] = IssuerState(issuer: issuer, schedule: KeyRefreshSchedule(bounds: Self.bounds(settings), now: now))
@@ -119,12 +120,11 @@ public final class IssuerKeyFetcher: Sendable {
         self.loop.execute {
             let now = Date().timeIntervalSince1970
             guard var entry = state.value.issuers[issuer] else { return }
-            if entry.schedule.unknownKey(now: now) == .fetch {
-                state.value.issuers[issuer] = entry
+            let action = entry.schedule.unknownKey(now: now)
+            state.value.issuers[issuer] = entry
+            if action == .fetch {
                 state.value.logger.info("unknown key id: fetching the issuer's keys early", metadata: ["issuer": "\(issuer)"])
                 self.startFetch(entry.issuer)
-            } else {
-                _ = entry
             }
         }
     }
@@ -240,11 +240,5 @@ public final class IssuerKeyFetcher: Sendable {
             minimumRefresh: seconds(settings.minimumRefresh), defaultRefresh: seconds(settings.defaultRefresh),
             maximumRefresh: seconds(settings.maximumRefresh), staleKeysFor: seconds(settings.staleKeysFor)
         )
-    }
-
-    /// A schedule under new bounds: fetch times kept, so a reload neither fetches at once nor
-    /// forgets when keys were last good.
-    static func carry(_ schedule: KeyRefreshSchedule, to bounds: KeyRefreshSchedule.Bounds) -> KeyRefreshSchedule {
-        schedule.rebounded(bounds)
     }
 }
