@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // C shims over the system libraries (Debian: libjwt-dev, libhiredis-dev).
@@ -81,6 +82,20 @@ let package = Package(
             "Hierarchy", "TokenAuth", "Certificates", "RedisClient",
             .product(name: "Yams", package: "Yams"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
+
+        // Issuers' keys fetched from their identity providers (JWKS, OpenID discovery) over HTTPS,
+        // off the request path; the refresh schedule and the documents are pure values.
+        .target(name: "IssuerKeyFetch", dependencies: [
+            "GatewayConfig", "TokenAuth",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
 
         // Portal certificates uploaded through the admin API: where they live in the shared store,
@@ -155,7 +170,8 @@ let package = Package(
         // The executable: command line and wiring only.
         .executableTarget(name: "erp-gateway", dependencies: [
             "AdminAPI", "Certificates", "GatewayConfig", "ProxyEngine", "EdgeTLS", "Hierarchy", "TokenAuth", "Quotas", "RedisClient", "Revocations", "AccessLog", "TraceExport",
-            "TenantHealth", "TenantHealthStore", "CertificateUploads",
+            "TenantHealth", "TenantHealthStore", "CertificateUploads", "IssuerKeyFetch",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -208,6 +224,7 @@ let package = Package(
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "TokenAuthTests", dependencies: ["TokenAuth"]),
+        .testTarget(name: "IssuerKeyFetchTests", dependencies: ["IssuerKeyFetch"]),
         .testTarget(name: "CertificatesTests", dependencies: ["Certificates", "TestCertificateAuthority"]),
         .testTarget(name: "CertificateUploadsTests", dependencies: [
             "CertificateUploads", "Certificates", "GatewayConfig", "Hierarchy", "RedisClient", "RedisTestServer", "TestCertificateAuthority", "LogCapture",
@@ -241,7 +258,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
-                .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig", "Hierarchy", "TestCertificateAuthority"]),
+                .testTarget(name: "GatewayConfigTests", dependencies: [
+            "GatewayConfig", "Hierarchy", "TestCertificateAuthority", "TokenAuth", .product(name: "Yams", package: "Yams"),
+        ]),
         .testTarget(name: "AdminAPITests", dependencies: [
             "AdminAPI", "GatewayConfig", "Hierarchy", "TokenAuth", "RedisClient", "RedisTestServer", "TenantHealth",
             "Certificates", "CertificateUploads", "TestCertificateAuthority", "LogCapture",

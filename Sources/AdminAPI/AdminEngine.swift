@@ -45,6 +45,17 @@ public enum AdminOutcome: Sendable {
     case readCertificates(CertificateRead)
     /// Read the domain's stored certificate, judge the change against it and commit it.
     case changeCertificate(CertificateChange)
+    /// Fetch the keys of these issuers from their identity providers; then judge the request
+    /// again with `AdminRequest.fetchedIssuerKeys` set, or refuse naming the field that failed.
+    case fetchIssuerKeys([IssuerKeyFetchRequest])
+}
+
+/// One issuer whose identity provider a change names, to be fetched before the change is judged.
+public struct IssuerKeyFetchRequest: Sendable {
+    public let issuer: FetchedIssuer
+    /// The field that named it (`issuers[0].jwksUri`), and the node's label, for the refusal.
+    public let field: String
+    public let node: String
 }
 
 /// The admin API's logic, as one pure function of the request, the current stored tree and the

@@ -7,6 +7,9 @@ public struct AdminRequest: Sendable {
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
     public var requestID: String
+    /// Set by `AdminService` once the identity providers of the issuers a change names have
+    /// been fetched: issuer → the keys fetched (`kid (alg)`). Nil before.
+    public var fetchedIssuerKeys: [String: [String]]?
 
     public init(method: String, target: String, headers: [(name: String, value: String)], body: [UInt8] = [], requestID: String) {
         self.method = method

@@ -1,4 +1,5 @@
 import CertificateUploads
+import GatewayConfig
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -37,6 +38,10 @@ public final class AdminService: Sendable {
     /// Unix seconds; injected so that tests control time.
     private let clock: @Sendable () -> Int64
     private let writes = AdminWriteMetrics()
+    /// Fetches an issuer's keys from its identity provider, for changes that name one; nil:
+    /// such changes are refused.
+    public typealias IssuerKeyFetching = @Sendable (FetchedIssuer) async -> Result<[String], IssuerKeyFetchError>
+    private let fetchIssuerKeys: IssuerKeyFetching?
     /// A compaction is under way; another is not started meanwhile.
     private let compacting = NIOLockedValueBox(false)
 
@@ -44,8 +49,9 @@ public final class AdminService: Sendable {
 
     public init(
         latest: LatestTree, feed: TreeFeed, store: AdminStore, client: RedisClient, revoker: @escaping Revoker, usage: UsageMeter, health: TenantHealthStore? = nil,
-        logger: Logger, clock: @escaping @Sendable () -> Int64 = { Int64(time(nil)) }
+        logger: Logger, clock: @escaping @Sendable () -> Int64 = { Int64(time(nil)) }, fetchIssuerKeys: IssuerKeyFetching? = nil
     ) {
+        self.fetchIssuerKeys = fetchIssuerKeys
         self.revoker = revoker
         self.usage = usage
         self.health = health
@@ -143,6 +149,33 @@ public final class AdminService: Sendable {
 
         case .changeCertificate(let change):
             return self.changeCertificate(change, number: 1, on: loop)
+
+        case .fetchIssuerKeys(let fetches):
+            guard let fetch = self.fetchIssuerKeys else {
+                self.writes.tree(.refused)
+                return loop.makeSucceededFuture(AdminProblem.invalidChange.response(requestID: request.requestID, errors: fetches.map {
+                    FieldProblem(node: $0.node, field: $0.field, message: "this gateway cannot fetch keys from identity providers")
+                }))
+            }
+            let promise = loop.makePromise(of: AdminResponse.self)
+            promise.completeWithTask {
+                var keys: [String: [String]] = [:]
+                var problems: [FieldProblem] = []
+                for entry in fetches {
+                    switch await fetch(entry.issuer) {
+                    case .success(let found): keys[entry.issuer.issuer] = found
+                    case .failure(let error): problems.append(FieldProblem(node: entry.node, field: entry.field, message: "keys not fetched: \(error)"))
+                    }
+                }
+                if !problems.isEmpty {
+                    self.writes.tree(.refused)
+                    return AdminProblem.invalidChange.response(requestID: request.requestID, errors: problems)
+                }
+                var checked = request
+                checked.fetchedIssuerKeys = keys
+                return try await self.attempt(checked, number: number, on: loop).get()
+            }
+            return promise.futureResult
 
         case .commit(let commit):
             // This node draws the new revision's commit id.
@@ -242,5 +275,15 @@ public final class AdminService: Sendable {
             self.logger.warning("cannot change a certificate", metadata: ["error": "\(error)", "request-id": "\(change.requestID)"])
             return AdminProblem.storeUnavailable.response(requestID: change.requestID)
         }
+    }
+}
+
+/// Why an identity provider's keys could not be fetched for an admin change; the message is
+/// the fetcher's fixed description.
+public struct IssuerKeyFetchError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+
+    public init(_ description: String) {
+        self.description = description
     }
 }

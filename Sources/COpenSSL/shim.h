@@ -17,6 +17,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <openssl/rsa.h>
 
 // Macros and macro-wrapped functions Swift cannot import.
 
@@ -29,6 +30,14 @@ static inline void erp_openssl_free(void *pointer) {
 /// meaning does not depend on how Swift imports nested macros.
 static inline int erp_evp_pkey_rsa(void) { return EVP_PKEY_RSA; }
 static inline int erp_evp_pkey_ec(void) { return EVP_PKEY_EC; }
+static inline int erp_evp_pkey_ed25519(void) { return EVP_PKEY_ED25519; }
+
+/// RSASSA-PSS as JWS means it (RFC 7518 §3.5): MGF1 with the signature's digest, salt as long
+/// as the digest. The padding and salt-length constants are macros.
+static inline int erp_set_rsa_pss(EVP_PKEY_CTX *context) {
+    if (EVP_PKEY_CTX_set_rsa_padding(context, RSA_PKCS1_PSS_PADDING) != 1) return 0;
+    return EVP_PKEY_CTX_set_rsa_pss_saltlen(context, RSA_PSS_SALTLEN_DIGEST) == 1;
+}
 
 /// A certificate's subjectAltName entries (NULL without the extension); free with
 /// `erp_general_names_free`. The stack accessors are macros in OpenSSL 3.

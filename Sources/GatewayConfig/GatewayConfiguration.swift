@@ -165,6 +165,16 @@ public struct AuthenticationConfiguration: Sendable {
     public let platformIssuers: Set<String>
     /// Verified tokens each event loop keeps.
     public let cacheCapacity: Int
+    /// The issuers whose keys are fetched from their identity providers, for the process's
+    /// fetcher; the verifier takes their keys from what it publishes.
+    public let fetchedIssuers: [FetchedIssuer]
+
+    public init(verifier: TokenVerifier, platformIssuers: Set<String>, cacheCapacity: Int, fetchedIssuers: [FetchedIssuer] = []) {
+        self.verifier = verifier
+        self.platformIssuers = platformIssuers
+        self.cacheCapacity = cacheCapacity
+        self.fetchedIssuers = fetchedIssuers
+    }
 
     static func compile(
         platform: [IssuerDefinition], tree: [IssuerDefinition], settings: GatewaySettings.Authentication, settingsPath: String, treePath: String?
@@ -172,6 +182,7 @@ public struct AuthenticationConfiguration: Sendable {
         var issues: [ConfigurationIssue] = []
         var policies: [IssuerPolicy] = []
         var registered: [String: IssuerDefinition] = [:]
+        var fetched: [FetchedIssuer] = []
         for definition in platform + tree {
             let file = definition.node == nil ? settingsPath : (treePath ?? settingsPath)
             if let first = registered[definition.issuer] {
@@ -198,10 +209,26 @@ public struct AuthenticationConfiguration: Sendable {
                     issues.append(ConfigurationIssue(path: key.path, line: key.line, message: "key '\(key.kid)': \(error)", file: file))
                 }
             }
+            var keySource = IssuerPolicy.KeySource.configured
+            if definition.keySource != .configured {
+                var pinned: Set<SigningAlgorithm> = []
+                for name in definition.algorithms {
+                    guard let algorithm = SigningAlgorithm(rawValue: name), algorithm.isAsymmetric else {
+                        let known = SigningAlgorithm.allCases.filter(\.isAsymmetric).map(\.rawValue).joined(separator: ", ")
+                        issues.append(ConfigurationIssue(
+                            path: definition.path, line: definition.line, message: "unknown algorithm '\(name)' for fetched keys (one of \(known))", file: file
+                        ))
+                        continue
+                    }
+                    pinned.insert(algorithm)
+                }
+                keySource = .fetched(algorithms: pinned)
+                fetched.append(FetchedIssuer(issuer: definition.issuer, source: definition.keySource, algorithms: pinned))
+            }
             do {
                 policies.append(try IssuerPolicy(
                     issuer: definition.issuer, audience: definition.audience, maxLifetimeSeconds: definition.maxLifetime.components.seconds,
-                    clockSkewSeconds: definition.clockSkew.components.seconds, tenantClaim: definition.tenantClaim, keys: keys
+                    clockSkewSeconds: definition.clockSkew.components.seconds, tenantClaim: definition.tenantClaim, keys: keys, keySource: keySource
                 ))
             } catch {
                 issues.append(ConfigurationIssue(path: definition.path, line: definition.line, message: "issuer '\(definition.issuer)': \(error)", file: file))
@@ -213,7 +240,7 @@ public struct AuthenticationConfiguration: Sendable {
         do {
             let verifier = try TokenVerifier(issuers: policies, maxTokenBytes: settings.maxTokenBytes)
             return AuthenticationConfiguration(
-                verifier: verifier, platformIssuers: Set(platform.map(\.issuer)), cacheCapacity: settings.tokenCacheEntries
+                verifier: verifier, platformIssuers: Set(platform.map(\.issuer)), cacheCapacity: settings.tokenCacheEntries, fetchedIssuers: fetched
             )
         } catch {
             // Duplicates were reported above; anything else is a bug worth seeing verbatim.
@@ -231,11 +258,36 @@ public struct AuthenticationConfiguration: Sendable {
             issuer.tenantClaim = admin.roleClaim
             return issuer
         }
+        try self.checkAdminKeySources(issuers, settingsPath: settingsPath)
         return try self.compile(platform: issuers, tree: [], settings: settings, settingsPath: settingsPath, treePath: nil).verifier
+    }
+
+    /// Admin tokens are checked with configured keys only: the admin API must keep working when
+    /// an identity provider does not.
+    static func checkAdminKeySources(_ issuers: [IssuerDefinition], settingsPath: String) throws(ConfigurationError) {
+        if let fetched = issuers.first(where: { $0.keySource != .configured }) {
+            throw ConfigurationError(source: settingsPath, issues: [ConfigurationIssue(
+                path: fetched.path, line: fetched.line, message: "admin issuers take configured keys (keys), not jwksUri or discovery", file: settingsPath
+            )])
+        }
     }
 
     /// The key files the issuers were read from: a change to one is a configuration change.
     static func keyFiles(_ definitions: [IssuerDefinition]) -> [String] {
         definitions.flatMap { $0.keys.compactMap(\.file) }
+    }
+}
+
+/// An issuer whose keys come from its identity provider, as the fetcher needs it.
+public struct FetchedIssuer: Sendable, Hashable {
+    public let issuer: String
+    public let source: IssuerDefinition.KeySource
+    /// The pinned algorithms: only keys for these are ever used.
+    public let algorithms: Set<SigningAlgorithm>
+
+    public init(issuer: String, source: IssuerDefinition.KeySource, algorithms: Set<SigningAlgorithm>) {
+        self.issuer = issuer
+        self.source = source
+        self.algorithms = algorithms
     }
 }

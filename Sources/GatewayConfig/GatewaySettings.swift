@@ -159,6 +159,36 @@ public struct GatewaySettings: Sendable, Hashable {
         public var maxTokenBytes: Int
         /// Verified tokens kept per event loop (0 disables the cache).
         public var tokenCacheEntries: Int
+        /// How issuers' keys are fetched from their identity providers (`jwksUri`, `discovery`).
+        public var keyFetch = KeyFetch()
+
+        public init(maxTokenBytes: Int, tokenCacheEntries: Int, keyFetch: KeyFetch = KeyFetch()) {
+            self.maxTokenBytes = maxTokenBytes
+            self.tokenCacheEntries = tokenCacheEntries
+            self.keyFetch = keyFetch
+        }
+
+        /// `authentication.keyFetch`: bounds on how often a provider is asked and how long its
+        /// last keys are trusted without it.
+        public struct KeyFetch: Sendable, Hashable {
+            /// A PEM bundle of the CAs trusted for these fetches; nil: the system's trust store.
+            public var caFile: String?
+            /// Time for one fetch (connect, TLS, answer).
+            public var timeout: Duration = .seconds(10)
+            /// Refresh interval when the answer has no `Cache-Control: max-age`.
+            public var defaultRefresh: Duration = .seconds(600)
+            /// No provider is asked more often than this: a shorter `max-age` is raised to it, a
+            /// failed fetch is retried after it, and an unknown `kid` refreshes early only when the
+            /// last fetch started at least this long ago.
+            public var minimumRefresh: Duration = .seconds(60)
+            /// A longer `max-age` is lowered to this.
+            public var maximumRefresh: Duration = .seconds(86_400)
+            /// How long the last good keys still verify after their refresh was due and could not
+            /// be made; then the issuer's tokens are refused (`issuer-keys-unavailable`).
+            public var staleKeysFor: Duration = .seconds(6 * 3600)
+
+            public init() {}
+        }
     }
 
     /// HMAC-SHA256 keys for the context signature. The active key signs; backends accept every

@@ -13,6 +13,11 @@ public struct IssuerDefinition: Sendable, Hashable {
     /// HMAC keys are accepted only on an issuer that says so (development and tests).
     public var allowHMAC: Bool
     public var keys: [KeyDefinition]
+    /// Where the keys come from: `keys` above, or the issuer's identity provider.
+    public var keySource: KeySource
+    /// With fetched keys: the algorithms the issuer's tokens may use (a published key's `alg`
+    /// may narrow these, never widen them).
+    public var algorithms: [String]
     /// The node the issuer is registered on; nil for a platform issuer.
     public var node: String?
     /// Key path in the document, for messages (`tenants[2].issuers[0]`).
@@ -22,7 +27,7 @@ public struct IssuerDefinition: Sendable, Hashable {
     /// An issuer built outside a document (the admin API); `path` names it in messages.
     public init(
         issuer: String, audience: String, maxLifetime: Duration, clockSkew: Duration, tenantClaim: String, allowHMAC: Bool = false,
-        keys: [KeyDefinition], node: String?, path: String, line: Int? = nil
+        keys: [KeyDefinition], keySource: KeySource = .configured, algorithms: [String] = [], node: String?, path: String, line: Int? = nil
     ) {
         self.issuer = issuer
         self.audience = audience
@@ -31,9 +36,35 @@ public struct IssuerDefinition: Sendable, Hashable {
         self.tenantClaim = tenantClaim
         self.allowHMAC = allowHMAC
         self.keys = keys
+        self.keySource = keySource
+        self.algorithms = algorithms
         self.node = node
         self.path = path
         self.line = line
+    }
+
+    public enum KeySource: Sendable, Hashable {
+        case configured
+        /// The JWKS document's HTTPS URL.
+        case jwks(String)
+        /// The OpenID configuration's HTTPS URL; its `issuer` must equal `iss`, its `jwks_uri`
+        /// names the JWKS document.
+        case discovery(String)
+
+        /// The URL to fetch first; nil for configured keys.
+        public var url: String? {
+            switch self {
+            case .configured: nil
+            case .jwks(let url), .discovery(let url): url
+            }
+        }
+    }
+
+    /// Whether `text` is an absolute `https` URL with a host: providers' keys are fetched over
+    /// TLS only.
+    public static func isHTTPSURL(_ text: String) -> Bool {
+        guard let url = URL(string: text), url.scheme?.lowercased() == "https", let host = url.host, !host.isEmpty else { return false }
+        return true
     }
 
     public struct KeyDefinition: Sendable, Hashable {
@@ -63,7 +94,9 @@ public struct IssuerDefinition: Sendable, Hashable {
 }
 
 extension YAMLReader {
-    static let issuerKeys: Set<String> = ["iss", "audience", "maxLifetime", "clockSkew", "tenantClaim", "allowHMAC", "keys"]
+    static let issuerKeys: Set<String> = [
+        "iss", "audience", "maxLifetime", "clockSkew", "tenantClaim", "allowHMAC", "keys", "jwksUri", "discovery", "algorithms",
+    ]
     static let keyKeys: Set<String> = ["kid", "alg", "pem", "pemFile", "secret", "secretFile"]
 
     /// Reads a list of issuers. Files named by `pemFile`/`secretFile` are relative to
@@ -90,14 +123,35 @@ extension YAMLReader {
         let claim = map["tenantClaim"].flatMap { self.presentString($0) } ?? "tenant"
         let allowHMAC = map["allowHMAC"].flatMap { self.bool($0) } ?? false
         var keys: [IssuerDefinition.KeyDefinition] = []
-        if let keysCursor = required("keys"), let list = self.sequence(keysCursor) {
+        var keySource = IssuerDefinition.KeySource.configured
+        var algorithms: [String] = []
+        let sources = ["keys", "jwksUri", "discovery"].filter { map[$0] != nil }
+        if sources.count > 1 {
+            self.report(item, "give one of keys, jwksUri or discovery")
+            complete = false
+        } else if let fetched = sources.first, fetched != "keys", let cursor = map[fetched] {
+            if let url = self.presentString(cursor) {
+                if IssuerDefinition.isHTTPSURL(url) {
+                    keySource = fetched == "jwksUri" ? .jwks(url) : .discovery(url)
+                } else {
+                    self.report(cursor, "must be an https:// URL")
+                }
+            }
+            if let algorithmsCursor = required("algorithms"), let list = self.stringList(algorithmsCursor) {
+                if list.isEmpty { self.report(algorithmsCursor, "an issuer with fetched keys needs at least one algorithm") }
+                algorithms = list
+            }
+        } else if let keysCursor = required("keys"), let list = self.sequence(keysCursor) {
             if list.isEmpty { self.report(keysCursor, "an issuer needs at least one key") }
             keys = list.compactMap { self.key($0, allowHMAC: allowHMAC, baseDirectory: baseDirectory) }
+            if let algorithmsCursor = map["algorithms"] {
+                self.report(algorithmsCursor, "algorithms belong to issuers with jwksUri or discovery; a configured key names its own alg")
+            }
         }
         guard complete, let issuer, let audience else { return nil }
         return IssuerDefinition(
             issuer: issuer, audience: audience, maxLifetime: lifetime, clockSkew: skew, tenantClaim: claim, allowHMAC: allowHMAC,
-            keys: keys, node: node, path: item.path, line: item.node.mark?.line
+            keys: keys, keySource: keySource, algorithms: algorithms, node: node, path: item.path, line: item.node.mark?.line
         )
     }
 

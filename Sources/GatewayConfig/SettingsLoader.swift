@@ -71,7 +71,7 @@ public enum SettingsLoader {
             }
         }
         let platformIssuers = top["platformIssuers"].map { reader.issuers($0, node: nil, baseDirectory: baseDirectory) } ?? []
-        let authentication = top["authentication"].map { Self.authentication($0, limits: limits, &reader) } ?? Self.defaultAuthentication
+        let authentication = top["authentication"].map { Self.authentication($0, limits: limits, baseDirectory: baseDirectory, &reader) } ?? Self.defaultAuthentication
         let upstreamContext = top["upstreamContext"].flatMap { Self.upstreamContext($0, baseDirectory: baseDirectory, &reader) }
         let redis = top["redis"].flatMap { Self.redis($0, baseDirectory: baseDirectory, &reader) }
         var failModes: [GatewaySettings.Cell.Kind: GatewaySettings.QuotaFailMode] = [.pooled: .open, .dedicated: .open]
@@ -284,10 +284,11 @@ public enum SettingsLoader {
     /// cut short (431 before the token is looked at) is refused when written explicitly. The
     /// default token limit simply yields to a smaller header limit.
     private static func authentication(
-        _ cursor: YAMLReader.Cursor, limits: GatewaySettings.RequestLimits, _ reader: inout YAMLReader
+        _ cursor: YAMLReader.Cursor, limits: GatewaySettings.RequestLimits, baseDirectory: String?, _ reader: inout YAMLReader
     ) -> GatewaySettings.Authentication {
         var authentication = Self.defaultAuthentication
-        guard let map = reader.mapping(cursor, allowedKeys: ["maxTokenBytes", "tokenCacheEntries"]) else { return authentication }
+        guard let map = reader.mapping(cursor, allowedKeys: ["maxTokenBytes", "tokenCacheEntries", "keyFetch"]) else { return authentication }
+        if let c = map["keyFetch"] { authentication.keyFetch = Self.keyFetch(c, baseDirectory: baseDirectory, &reader) }
         if let c = map["maxTokenBytes"], let v = reader.byteSize(c, in: 512...(64 << 10)) {
             authentication.maxTokenBytes = v
             let needed = v + Self.authorizationFieldOverhead
@@ -301,6 +302,35 @@ public enum SettingsLoader {
         }
         if let c = map["tokenCacheEntries"], let v = reader.integer(c, in: 0...10_000_000) { authentication.tokenCacheEntries = v }
         return authentication
+    }
+
+    /// `authentication.keyFetch`. The CA file is read now, so a missing one is a configuration
+    /// error rather than every fetch failing later.
+    private static func keyFetch(_ cursor: YAMLReader.Cursor, baseDirectory: String?, _ reader: inout YAMLReader) -> GatewaySettings.Authentication.KeyFetch {
+        var fetch = GatewaySettings.Authentication.KeyFetch()
+        guard let map = reader.mapping(
+            cursor, allowedKeys: ["caFile", "timeout", "defaultRefresh", "minimumRefresh", "maximumRefresh", "staleKeysFor"]
+        ) else { return fetch }
+        if let c = map["caFile"], let path = reader.presentString(c) {
+            let resolved = Self.resolve(path, against: baseDirectory)
+            if let text = try? String(contentsOfFile: resolved, encoding: .utf8), text.contains("-----BEGIN CERTIFICATE-----") {
+                fetch.caFile = resolved
+            } else {
+                reader.report(c, "cannot read a PEM certificate bundle from '\(resolved)'")
+            }
+        }
+        let day = Duration.seconds(86_400)
+        if let c = map["timeout"], let v = reader.duration(c, in: .milliseconds(100)...Duration.seconds(120)) { fetch.timeout = v }
+        if let c = map["minimumRefresh"], let v = reader.duration(c, in: .seconds(1)...day) { fetch.minimumRefresh = v }
+        if let c = map["maximumRefresh"], let v = reader.duration(c, in: .seconds(1)...(day * 7)) { fetch.maximumRefresh = v }
+        if let c = map["defaultRefresh"], let v = reader.duration(c, in: .seconds(1)...(day * 7)) { fetch.defaultRefresh = v }
+        if let c = map["staleKeysFor"], let v = reader.duration(c, in: .zero...(day * 7)) { fetch.staleKeysFor = v }
+        if fetch.minimumRefresh > fetch.maximumRefresh {
+            reader.report(cursor, "minimumRefresh must not be above maximumRefresh")
+        } else if !(fetch.minimumRefresh...fetch.maximumRefresh).contains(fetch.defaultRefresh) {
+            reader.report(cursor, "defaultRefresh must lie between minimumRefresh and maximumRefresh")
+        }
+        return fetch
     }
 
     private static func upstreamContext(

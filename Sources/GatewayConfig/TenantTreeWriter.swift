@@ -88,8 +88,16 @@ public enum TenantTreeWriter {
             ("clockSkew", Self.string("\(issuer.clockSkew.components.seconds)s")),
             ("tenantClaim", Self.string(issuer.tenantClaim)),
             ("allowHMAC", issuer.allowHMAC ? Node("true", Tag(.bool)) : nil),
-            ("keys", Node(keys)),
-        ])
+        ] + Self.keySource(issuer, keys: keys))
+    }
+
+    /// `keys`, or the provider's URL and the pinned algorithms.
+    private static func keySource(_ issuer: IssuerDefinition, keys: [Node]) -> [(String, Node?)] {
+        switch issuer.keySource {
+        case .configured: [("keys", Node(keys))]
+        case .jwks(let url): [("jwksUri", Self.string(url)), ("algorithms", Self.strings(issuer.algorithms))]
+        case .discovery(let url): [("discovery", Self.string(url)), ("algorithms", Self.strings(issuer.algorithms))]
+        }
     }
 
     static func limits(_ limits: Limits) -> Node {

@@ -97,6 +97,13 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
     public static let tokenInQuery = GatewayProblem("token-in-query", .badRequest, "Tokens are accepted only in the Authorization header.", .authenticate, .downstream)
     public static let tokenRevoked = GatewayProblem("token-revoked", .unauthorized, "The bearer token has been revoked.", .authenticate, .downstream)
 
+    /// The token's issuer takes its keys from its identity provider, and no key set fetched
+    /// within `authentication.keyFetch.staleKeysFor` is at hand (the provider unreachable for
+    /// too long, or never reached since the start).
+    public static let issuerKeysUnavailable = GatewayProblem(
+        "issuer-keys-unavailable", .serviceUnavailable, "The token's issuer keys cannot be checked right now.", .authenticate, .upstream
+    )
+
     /// A token the verifier refused; `reason` is the verifier's fixed rejection slug (`token-expired`, `bad-signature`, …).
     public static func tokenRejected(_ reason: String) -> GatewayProblem {
         GatewayProblem(reason, .unauthorized, "The bearer token is not valid.", .authenticate, .downstream)
@@ -154,12 +161,13 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
     )
 
     /// Every problem the gateway can answer with but the verifier's token rejections
-    /// (`tokenRejected`, phase `authenticate`, one per `TokenRejection`).
+    /// (`tokenRejected`, phase `authenticate`, one per `TokenRejection` but `keysUnavailable`,
+    /// which is `issuerKeysUnavailable`).
     public static let all: [GatewayProblem] = [
         .malformedRequest, .ambiguousFraming, .requestHeaderTimeout, .requestBodyTimeout, .bodyTooLarge, .uriTooLong,
         .headerFieldsTooLarge, .methodNotImplemented, .ambiguousPath,
         .routeNotFound, .methodNotAllowed, .portalNotFound,
-        .tokenMissing, .tokenInQuery, .tokenRevoked,
+        .tokenMissing, .tokenInQuery, .tokenRevoked, .issuerKeysUnavailable,
         .tenantNotPermitted, .tenantNotPlaced,
         .tenantSuspended, .featureNotEnabled, .originNotAllowed,
         .quotaExceeded, .quotaStoreUnavailable,

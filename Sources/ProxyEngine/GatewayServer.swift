@@ -49,7 +49,7 @@ public final class GatewayServer: Sendable {
     public static func start(
         configuration: GatewayConfiguration, group: any EventLoopGroup, quotas: QuotaAdmission? = nil, usage: UsageMeter? = nil,
         logger: Logger, observer makeObserver: (@Sendable (any EventLoop) -> (any RequestObserver)?)? = nil, metrics: (any MetricsFactory)? = nil,
-        tls: EdgeTLS? = nil
+        tls: EdgeTLS? = nil, unknownKey: (@Sendable (String) -> Void)? = nil
     ) async throws -> GatewayServer {
         let settings = configuration.settings
         let sslContext = try tls?.makeServerContext(applicationProtocols: EdgeTLS.applicationProtocols(http2: settings.listener.http2.enabled))
@@ -63,7 +63,8 @@ public final class GatewayServer: Sendable {
                 let observers = [metrics.map { RequestMetrics(factory: $0) as any RequestObserver }, makeObserver?(loop)].compactMap { $0 }
                 let environment = ProxyEnvironment(
                     configuration: configuration, generation: 1, pool: pool, loopCount: loopCount, quotas: quotas, usage: usage, logger: logger,
-                    observer: observers.count > 1 ? RequestObservers(observers) : observers.first, metrics: loopMetrics
+                    observer: observers.count > 1 ? RequestObservers(observers) : observers.first, metrics: loopMetrics,
+                    unknownKey: unknownKey
                 )
                 let bound = NIOLoopBound(environment, eventLoop: loop)
                 loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
@@ -180,6 +181,16 @@ public final class GatewayServer: Sendable {
                 environment.value.revocations.merge(list)
                 environment.value.revocations.prune(now: now)
             }.get()
+        }
+    }
+
+    /// Installs the key sets fetched from identity providers on every event loop, each in one
+    /// step between two events (`IssuerKeyFetcher`'s `publish`).
+    /// Does not wait: calls made one after another from one thread arrive in that order on
+    /// every loop, so a newer set is never overtaken by an older one.
+    public func installFetchedKeys(_ sets: FetchedKeySets) {
+        for environment in self.environments {
+            environment.eventLoop.execute { environment.value.fetchedKeys = sets }
         }
     }
 

@@ -38,6 +38,11 @@ public enum MetricCatalog {
     /// One series per certificate the listener presents (`name`: its first DNS name, `source`:
     /// `file` or `uploaded`): bounded by the certificates configured and uploaded.
     public static let tlsCertificateExpiry = "erp_gateway_tls_certificate_expiry_timestamp_seconds"
+    /// Emitted by `IssuerKeyFetch.IssuerKeyFetcher`, one series per issuer with fetched keys
+    /// (`issuer`: configuration, so bounded; `result`: `success` or a `FetchFailure` slug).
+    public static let issuerKeyFetches = "erp_gateway_issuer_key_fetches_total"
+    public static let issuerKeySetAge = "erp_gateway_issuer_key_set_age_seconds"
+    public static let issuerKeys = "erp_gateway_issuer_keys"
 
     /// What the gateway adds is sub-millisecond when healthy: fine buckets below 1 ms.
     public static let addedLatencyBuckets: [Duration] = [
@@ -83,6 +88,9 @@ public enum MetricCatalog {
         ready: "1 when /readyz would answer 200, else 0.",
         uploadedCertificates: "Uploaded portal certificates this node serves, and those it leaves out by reason.",
         uploadedCertificatesNextExpiry: "When the first uploaded portal certificate this node serves expires, Unix seconds (0: none served).",
+        issuerKeyFetches: "Fetches of issuers' keys from their identity providers, by issuer and result.",
+        issuerKeySetAge: "Seconds since each fetched issuer's keys were last fetched successfully (-1: never).",
+        issuerKeys: "Usable keys in each fetched issuer's key set.",
         tlsCertificateExpiry: "When each TLS certificate the listener presents expires, in seconds since 1970, by its first name and source.",
     ]
 

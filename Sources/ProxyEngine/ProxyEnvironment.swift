@@ -26,6 +26,17 @@ final class ProxyEnvironment {
     /// Tokens this loop has verified, so a hot token costs a lookup, not a signature check.
     /// Nil when there is nothing to verify or the cache is configured off.
     var tokenCache: VerifiedTokenCache?
+    /// The key sets of issuers whose keys are fetched, replaced whole by the process's fetcher
+    /// (`GatewayServer.installFetchedKeys`).
+    var fetchedKeys = FetchedKeySets.none {
+        didSet {
+            // A key withdrawn (rotated away, or its set past its bound): tokens it verified are
+            // not trusted from the cache any more.
+            if Self.withdrawsKeys(from: oldValue, to: self.fetchedKeys) { self.tokenCache = Self.makeCache(self.configuration) }
+        }
+    }
+    /// Tells the fetcher of an unknown `kid`; nil when the process fetches no keys.
+    let unknownKeys: UnknownKeySignal?
     /// Revoked tokens, kept in step with the shared store by the revocation feed.
     var revocations = RevocationList()
     /// This loop's admission policy: nodes known to be over a limit (a flood is refused without
@@ -59,8 +70,9 @@ final class ProxyEnvironment {
     init(
         configuration: GatewayConfiguration, generation: Int, pool: UpstreamPool, loopCount: Int = 1, quotas: (any QuotaStore)? = nil,
         usage: UsageMeter? = nil, logger: Logger, wallClock: WallClock = .system, observer: (any RequestObserver)? = nil,
-        metrics: LoopMetrics? = nil
+        metrics: LoopMetrics? = nil, unknownKey: (@Sendable (String) -> Void)? = nil
     ) {
+        self.unknownKeys = unknownKey.map { UnknownKeySignal(eventLoop: pool.eventLoop, send: $0) }
         self.router = CellRouter(eventLoop: pool.eventLoop, settings: configuration.settings, tls: configuration.upstreamTLS, loopCount: loopCount)
         self.quotaGate = QuotaGate(leases: QuotaLeaseSettings(settings: configuration.settings))
         self.configuration = configuration
@@ -76,8 +88,38 @@ final class ProxyEnvironment {
         self.router.metrics = metrics
     }
 
+    static func withdrawsKeys(from old: FetchedKeySets, to new: FetchedKeySets) -> Bool {
+        old.byIssuer.contains { issuer, set in
+            guard let replacement = new.byIssuer[issuer] else { return true }
+            return replacement !== set && !set.keyIDs.isSubset(of: replacement.keyIDs)
+        }
+    }
+
     private static func makeCache(_ configuration: GatewayConfiguration) -> VerifiedTokenCache? {
         guard let capacity = configuration.authentication?.cacheCapacity, capacity > 0 else { return nil }
         return VerifiedTokenCache(capacity: capacity)
+    }
+}
+
+/// An event loop's line to the key fetcher: an unknown `kid` of a fetched issuer is passed on
+/// at most once per `interval` per issuer from this loop, so a flood of made-up `kid`s does not
+/// become a flood of tasks on the fetcher's thread (which rate-limits fetches itself).
+final class UnknownKeySignal {
+    private let eventLoop: any EventLoop
+    private let send: @Sendable (String) -> Void
+    private var lastSent: [String: NIODeadline] = [:]
+    static let interval = TimeAmount.milliseconds(100)
+
+    init(eventLoop: any EventLoop, send: @escaping @Sendable (String) -> Void) {
+        self.eventLoop = eventLoop
+        self.send = send
+    }
+
+    func signal(issuer: String) {
+        let now = self.eventLoop.now
+        if let last = self.lastSent[issuer], now - last < Self.interval { return }
+        // A made-up `iss` never reaches here (only configured fetched issuers do): bounded.
+        self.lastSent[issuer] = now
+        self.send(issuer)
     }
 }

@@ -122,7 +122,10 @@ struct RequestPhases {
             }
             return .proceedWithoutTenant(AdmittedRequest(withoutTenant: request))
         }
-        let access = TenantAccess(configuration: request.configuration, tenants: tenants, authentication: authentication, metrics: self.environment.metrics)
+        let access = TenantAccess(
+            configuration: request.configuration, tenants: tenants, authentication: authentication, metrics: self.environment.metrics,
+            fetchedKeys: self.environment.fetchedKeys, unknownKeys: self.environment.unknownKeys
+        )
         let now = self.environment.wallClock.nowSeconds
         switch access.decide(head: head, path: request.path, cache: &self.environment.tokenCache, revocations: self.environment.revocations, now: now) {
         case .forward(let grant):
@@ -146,7 +149,10 @@ struct RequestPhases {
             let response = BrandingEndpoint.response(for: branding, request: head)
             return .respond(LocalResponse(status: response.status, headers: response.headers, body: response.body))
         }
-        let access = TenantAccess(configuration: request.configuration, tenants: tenants, authentication: authentication, metrics: self.environment.metrics)
+        let access = TenantAccess(
+            configuration: request.configuration, tenants: tenants, authentication: authentication, metrics: self.environment.metrics,
+            fetchedKeys: self.environment.fetchedKeys, unknownKeys: self.environment.unknownKeys
+        )
         switch access.authenticate(
             head: head, path: request.path, cache: &self.environment.tokenCache, revocations: self.environment.revocations, now: self.environment.wallClock.nowSeconds
         ) {

@@ -15,6 +15,11 @@ struct TenantAccess {
     let authentication: AuthenticationConfiguration
     /// Counts how tokens were checked; nil without metrics.
     var metrics: LoopMetrics? = nil
+    /// The key sets fetched from identity providers, as this loop last received them.
+    var fetchedKeys: FetchedKeySets = .none
+    /// Tells the process's key fetcher about an unknown `kid` of a fetched issuer; nil when no
+    /// issuer's keys are fetched.
+    var unknownKeys: UnknownKeySignal? = nil
 
     enum Decision {
         /// Forward to the customer's cell with this grant.
@@ -129,13 +134,20 @@ struct TenantAccess {
             verified = cached
             self.metrics?.tokenChecked(.cacheHit)
         } else {
-            switch self.authentication.verifier.verify(token, now: now) {
+            switch self.authentication.verifier.verify(token, now: now, fetched: self.fetchedKeys) {
             case .success(let value):
                 verified = value
                 cache?.insert(token, value, now: now)
                 self.metrics?.tokenChecked(.verified)
             case .failure(let rejection):
                 self.metrics?.tokenChecked(.rejected(slug: rejection.slug))
+                if rejection == .keysUnavailable {
+                    return .failure(Refusal(problem: .issuerKeysUnavailable, headers: Self.retryLater, reason: rejection.slug))
+                }
+                if rejection == .unknownKey, let unknownKeys = self.unknownKeys, let issuer = self.authentication.verifier.fetchedIssuer(of: token) {
+                    // Perhaps the provider rotated: the fetcher decides whether that earns a fetch.
+                    unknownKeys.signal(issuer: issuer)
+                }
                 return .failure(Refusal(
                     problem: .tokenRejected(rejection.slug), headers: Self.challenge(error: "invalid_token"), reason: rejection.slug
                 ))
@@ -158,6 +170,9 @@ struct TenantAccess {
         }
         return .success((policy, verified))
     }
+
+    /// Keys come back with the provider; a client may try again shortly.
+    static let retryLater: HTTPHeaders = ["retry-after": "30"]
 
     enum BearerToken: Equatable {
         case none

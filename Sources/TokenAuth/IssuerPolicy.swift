@@ -14,8 +14,19 @@ public struct IssuerPolicy: Sendable {
     public let clockSkewSeconds: Int64
     /// The claim naming the customer the token speaks for.
     public let tenantClaim: String
-    /// Every active key; several during a rotation. Key ids are unique.
+    /// Every active key; several during a rotation. Key ids are unique. Empty for an issuer
+    /// whose keys are fetched.
     public let keys: [VerificationKey]
+    /// Where the issuer's keys come from.
+    public let keySource: KeySource
+
+    public enum KeySource: Sendable, Hashable {
+        /// `keys`, from the configuration.
+        case configured
+        /// The issuer's identity provider (JWKS), published by the fetcher as `FetchedKeySets`;
+        /// only keys for these algorithms are ever used.
+        case fetched(algorithms: Set<SigningAlgorithm>)
+    }
 
     let keysByID: [String: VerificationKey]
 
@@ -28,13 +39,18 @@ public struct IssuerPolicy: Sendable {
         maxLifetimeSeconds: Int64,
         clockSkewSeconds: Int64 = IssuerPolicy.defaultClockSkewSeconds,
         tenantClaim: String = IssuerPolicy.defaultTenantClaim,
-        keys: [VerificationKey]
+        keys: [VerificationKey],
+        keySource: KeySource = .configured
     ) throws(IssuerPolicyError) {
         guard !issuer.isEmpty else { throw .emptyIssuer }
         guard !audience.isEmpty else { throw .emptyAudience }
         guard maxLifetimeSeconds > 0 else { throw .nonPositiveLifetime }
         guard clockSkewSeconds >= 0 else { throw .negativeClockSkew }
         guard !tenantClaim.isEmpty else { throw .emptyTenantClaim }
+        if case .fetched(let algorithms) = keySource {
+            guard keys.isEmpty else { throw .keysAndFetchedKeys }
+            guard !algorithms.isEmpty, algorithms.allSatisfy(\.isAsymmetric) else { throw .noFetchableAlgorithm }
+        }
         var keysByID: [String: VerificationKey] = [:]
         for key in keys {
             guard keysByID.updateValue(key, forKey: key.kid) == nil else { throw .duplicateKeyID }
@@ -45,6 +61,7 @@ public struct IssuerPolicy: Sendable {
         self.clockSkewSeconds = clockSkewSeconds
         self.tenantClaim = tenantClaim
         self.keys = keys
+        self.keySource = keySource
         self.keysByID = keysByID
     }
 }
@@ -59,6 +76,8 @@ public struct IssuerPolicyError: Error, Hashable, Sendable, CustomStringConverti
         case emptyTenantClaim
         case duplicateKeyID
         case duplicateIssuer
+        case keysAndFetchedKeys
+        case noFetchableAlgorithm
     }
 
     private let reason: Reason
@@ -74,6 +93,10 @@ public struct IssuerPolicyError: Error, Hashable, Sendable, CustomStringConverti
     public static let duplicateKeyID = IssuerPolicyError(.duplicateKeyID)
     /// Two policies given to one verifier share an `iss`.
     public static let duplicateIssuer = IssuerPolicyError(.duplicateIssuer)
+    /// An issuer with fetched keys was given configured keys too.
+    public static let keysAndFetchedKeys = IssuerPolicyError(.keysAndFetchedKeys)
+    /// An issuer with fetched keys pins no algorithm, or an HS* one (never published in a JWKS).
+    public static let noFetchableAlgorithm = IssuerPolicyError(.noFetchableAlgorithm)
 
     public var slug: String {
         switch reason {
@@ -84,6 +107,8 @@ public struct IssuerPolicyError: Error, Hashable, Sendable, CustomStringConverti
         case .emptyTenantClaim: "empty-tenant-claim"
         case .duplicateKeyID: "duplicate-key-id"
         case .duplicateIssuer: "duplicate-issuer"
+        case .keysAndFetchedKeys: "keys-and-fetched-keys"
+        case .noFetchableAlgorithm: "no-fetchable-algorithm"
         }
     }
 
@@ -96,6 +121,8 @@ public struct IssuerPolicyError: Error, Hashable, Sendable, CustomStringConverti
         case .emptyTenantClaim: "tenant claim name is empty"
         case .duplicateKeyID: "two keys of one issuer share a key id"
         case .duplicateIssuer: "two issuer policies share an issuer"
+        case .keysAndFetchedKeys: "an issuer takes its keys from the configuration or from its identity provider, not both"
+        case .noFetchableAlgorithm: "an issuer with fetched keys must allow at least one RS, PS, ES or EdDSA algorithm, and no HS one"
         }
     }
 }

@@ -10,6 +10,7 @@ public struct TokenRejection: Error, Hashable, Sendable, CustomStringConvertible
         case malformed
         case unknownIssuer
         case unknownKey
+        case keysUnavailable
         case algorithmNotAllowed
         case badSignature
         case missingExpiry
@@ -35,6 +36,10 @@ public struct TokenRejection: Error, Hashable, Sendable, CustomStringConvertible
     public static let unknownIssuer = TokenRejection(.unknownIssuer)
     /// `kid` absent, not a string, or not one of the issuer's keys.
     public static let unknownKey = TokenRejection(.unknownKey)
+    /// The issuer's keys come from its identity provider, and no key set fetched within the
+    /// configured bound is at hand (never fetched, or the provider unreachable for too long).
+    /// Not the token's fault: the proxy answers it as a 503 of its own.
+    public static let keysUnavailable = TokenRejection(.keysUnavailable)
     /// The header's `alg` is not exactly the algorithm declared for the key (`none` included).
     public static let algorithmNotAllowed = TokenRejection(.algorithmNotAllowed)
     /// The signature does not verify with the pinned key, or has the wrong length.
@@ -66,6 +71,7 @@ public struct TokenRejection: Error, Hashable, Sendable, CustomStringConvertible
         case .malformed: "malformed-token"
         case .unknownIssuer: "unknown-issuer"
         case .unknownKey: "unknown-key"
+        case .keysUnavailable: "issuer-keys-unavailable"
         case .algorithmNotAllowed: "algorithm-not-allowed"
         case .badSignature: "bad-signature"
         case .missingExpiry: "missing-expiry"
@@ -85,6 +91,7 @@ public struct TokenRejection: Error, Hashable, Sendable, CustomStringConvertible
         case .malformed: "token is not a well-formed JWS with JSON header and claims"
         case .unknownIssuer: "token issuer is not configured"
         case .unknownKey: "token key id is not one of the issuer's keys"
+        case .keysUnavailable: "the issuer's keys could not be fetched from its identity provider"
         case .algorithmNotAllowed: "token algorithm is not the one declared for its key"
         case .badSignature: "token signature does not verify"
         case .missingExpiry: "token has no integer expiry"

@@ -6,7 +6,8 @@
 ///
 /// 1. size limit, before any parsing;
 /// 2. parse (three base64url segments, JSON header and claims via libjwt, no `crit`);
-/// 3. issuer (`iss`) known; 4. key (`kid`) known for that issuer;
+/// 3. issuer (`iss`) known; 4. key (`kid`) known for that issuer — configured, or fetched from
+///    its identity provider and still within its bound (`keysUnavailable` otherwise);
 /// 5. the header's `alg` equals the key's declared algorithm — the header never chooses one,
 ///    and `none` equals none of them;
 /// 6. signature over the exact `header.payload` bytes with the pinned key;
@@ -36,15 +37,42 @@ public struct TokenVerifier: Sendable {
     /// - Parameters:
     ///   - token: the credentials of `Authorization: Bearer`, exactly as received.
     ///   - now: the current time in unix seconds, from the caller's clock.
-    public func verify(_ token: Substring, now: Int64) -> Result<VerifiedToken, TokenRejection> {
-        Result { () throws(TokenRejection) in try check(token, now: now) }
+    ///   - fetched: the key sets of the issuers whose keys are fetched (`IssuerPolicy.keySource`);
+    ///     an issuer missing from it has no usable keys yet.
+    public func verify(_ token: Substring, now: Int64, fetched: FetchedKeySets = .none) -> Result<VerifiedToken, TokenRejection> {
+        Result { () throws(TokenRejection) in try check(token, now: now, fetched: fetched) }
     }
 
-    private func check(_ token: Substring, now: Int64) throws(TokenRejection) -> VerifiedToken {
+    /// Whether `issuer`'s keys are fetched from its identity provider.
+    public func fetchesKeys(of issuer: String) -> Bool {
+        if case .fetched = issuers[issuer]?.keySource { return true }
+        return false
+    }
+
+    /// The token's `iss` when that issuer's keys are fetched: after an `unknownKey` rejection,
+    /// whom to ask for a refresh. Parses the token again — only refused tokens come here.
+    public func fetchedIssuer(of token: Substring) -> String? {
+        guard let issuer = (try? UnverifiedToken.parse(token, maxBytes: maxTokenBytes))?.issuer, fetchesKeys(of: issuer) else { return nil }
+        return issuer
+    }
+
+    private func check(_ token: Substring, now: Int64, fetched: FetchedKeySets) throws(TokenRejection) -> VerifiedToken {
         guard token.utf8.count <= maxTokenBytes else { throw .tokenTooLarge }
         let unverified = try UnverifiedToken.parse(token, maxBytes: maxTokenBytes)
         guard let issuer = unverified.issuer, let policy = issuers[issuer] else { throw .unknownIssuer }
-        guard let kid = unverified.kid, let key = policy.keysByID[kid] else { throw .unknownKey }
+        let key: VerificationKey
+        switch policy.keySource {
+        case .configured:
+            guard let kid = unverified.kid, let configured = policy.keysByID[kid] else { throw .unknownKey }
+            key = configured
+        case .fetched(let algorithms):
+            guard let set = fetched.byIssuer[issuer], now < set.usableUntil else { throw .keysUnavailable }
+            guard let kid = unverified.kid, let found = set.key(id: kid, headerAlgorithm: unverified.headerAlgorithm) else { throw .unknownKey }
+            // The set holds pinned algorithms only; checked again so no published key widens them.
+            guard let match = found, algorithms.contains(match.algorithm) else { throw .algorithmNotAllowed }
+            key = match
+        }
+        let kid = key.kid
         guard unverified.headerAlgorithm == key.algorithm.rawValue else { throw .algorithmNotAllowed }
         guard let proof = key.checkSignature(of: unverified) else { throw .badSignature }
         return try Self.accept(unverified.claims(checkedBy: proof), issuer: issuer, keyID: kid, policy: policy, now: now)

@@ -45,7 +45,10 @@ public struct UnverifiedToken {
         }
         // After CompactToken, every byte is a base64url character or a dot: no NUL, so the C
         // string libjwt reads is exactly the token.
-        guard let handle = decodeWithoutKey(token) else { throw .malformed }
+        guard let handle = decodeWithoutKey(token) else {
+            // libjwt 1.10 refuses a header whose `alg` it cannot sign with (PS*, EdDSA).
+            return try parseBeyondLibJWT(token, compact: compact)
+        }
         let decoded = DecodedJWT(handle)
         // libjwt takes a JSON array for the claims set too; RFC 7519 §7.2 requires an object.
         guard claimsAreAnObject(compact) else { throw .malformed }
@@ -65,6 +68,43 @@ public struct UnverifiedToken {
             headerAlgorithm: String(cString: algorithm),
             compact: compact,
             decoded: decoded
+        )
+    }
+
+    /// The header of a token libjwt would not decode, read with the same rules: a JSON object
+    /// with a string `alg`, a `kid` used only when it is a string, no `crit`. Only the algorithms
+    /// the gateway verifies and libjwt 1.10 does not know (PS*, EdDSA) get this far; anything
+    /// else stays malformed. The claims are then decoded by libjwt under a fixed `{"alg":"none"}`
+    /// header — the signature is still checked over the bytes as received (`compact`).
+    private static func parseBeyondLibJWT(_ token: Substring, compact: CompactToken) throws(TokenRejection) -> UnverifiedToken {
+        struct Header: Decodable {
+            let alg: String
+            let kid: String?
+            let hasCritical: Bool
+
+            enum Keys: String, CodingKey { case alg, kid, crit }
+
+            init(from decoder: any Decoder) throws {
+                let container = try decoder.container(keyedBy: Keys.self)
+                self.alg = try container.decode(String.self, forKey: .alg)
+                self.kid = try? container.decode(String.self, forKey: .kid)
+                self.hasCritical = container.contains(.crit)
+            }
+        }
+        guard let headerBytes = try? Base64URL.decode(compact.encodedHeader, padding: .rejected),
+              let header = try? JSONDecoder().decode(Header.self, from: Data(headerBytes)),
+              !header.hasCritical,
+              let algorithm = SigningAlgorithm(rawValue: header.alg), algorithm.unknownToLibJWT,
+              claimsAreAnObject(compact)
+        else { throw .malformed }
+        let substitute = "eyJhbGciOiJub25lIn0." + String(decoding: compact.encodedPayload, as: UTF8.self) + "."
+        guard let handle = decodeWithoutKey(Substring(substitute)) else { throw .malformed }
+        return UnverifiedToken(
+            issuer: jwt_get_grant(handle, "iss").map { String(cString: $0) },
+            kid: header.kid,
+            headerAlgorithm: header.alg,
+            compact: compact,
+            decoded: DecodedJWT(handle)
         )
     }
 

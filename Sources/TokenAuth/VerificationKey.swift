@@ -25,14 +25,14 @@ public final class VerificationKey: @unchecked Sendable {
     public let algorithm: SigningAlgorithm
 
     private let material: Material
-    /// The algorithm's digest, fetched once (`EVP_MD *`).
-    private let digest: OpaquePointer
+    /// The algorithm's digest, fetched once (`EVP_MD *`); nil for EdDSA, which has none.
+    private let digest: OpaquePointer?
     /// Verify contexts set up for this key and digest, reused: a fresh `EVP_DigestVerifyInit`
     /// per token cost 28 allocations and a provider lookup (`bench/allocations.sh`, cold).
     private let contexts = VerifyContextPool()
 
     private enum Material {
-        /// `EVP_PKEY *` of an RSA or EC public key.
+        /// `EVP_PKEY *` of an RSA, EC or Ed25519 public key.
         case publicKey(OpaquePointer)
         /// An HMAC secret, wiped on deinit.
         case secret(UnsafeMutableBufferPointer<UInt8>)
@@ -44,27 +44,51 @@ public final class VerificationKey: @unchecked Sendable {
     /// (RFC 7518 §3.2): 32 bytes for HS256, 48 for HS384, 64 for HS512.
     public static let minimumSecretBytes = 32
 
-    /// A key for RS256/384/512 or ES256/384/512 from a SubjectPublicKeyInfo PEM
+    /// A key for RS*, PS*, ES* or EdDSA from a SubjectPublicKeyInfo PEM
     /// (`-----BEGIN PUBLIC KEY-----`).
     ///
-    /// The key type must fit the algorithm: RSA (at least 2048 bits) for RS*, EC on P-256 for
-    /// ES256, P-384 for ES384, P-521 for ES512. Text that contains a private key is refused
-    /// outright, so private material never sits in the gateway's configuration.
-    public init(kid: String, algorithm: SigningAlgorithm, pem: String) throws(KeyError) {
+    /// The key type must fit the algorithm: RSA (at least 2048 bits) for RS* and PS*, EC on
+    /// P-256 for ES256, P-384 for ES384, P-521 for ES512, Ed25519 for EdDSA. Text that contains a
+    /// private key is refused outright, so private material never sits in the gateway's
+    /// configuration.
+    public convenience init(kid: String, algorithm: SigningAlgorithm, pem: String) throws(KeyError) {
         guard !kid.isEmpty else { throw .emptyKeyID }
         if case .hmac = algorithm.family { throw .secretRequired }
         guard !pem.contains("PRIVATE KEY") else { throw .privateKeyGiven }
+        try self.init(kid: kid, algorithm: algorithm, takingOwnershipOf: try Self.readPublicKey(pem))
+    }
 
-        let key = try Self.readPublicKey(pem)
+    /// A key from a DER SubjectPublicKeyInfo (what `JSONWebKey` builds from a JWK), with the same
+    /// rules as the PEM initializer.
+    public convenience init(kid: String, algorithm: SigningAlgorithm, subjectPublicKeyInfo der: [UInt8]) throws(KeyError) {
+        guard !kid.isEmpty else { throw .emptyKeyID }
+        if case .hmac = algorithm.family { throw .secretRequired }
+        let key: OpaquePointer? = der.withUnsafeBufferPointer { bytes in
+            var cursor: UnsafePointer<UInt8>? = bytes.baseAddress
+            return d2i_PUBKEY(nil, &cursor, bytes.count)
+        }
+        guard let key else {
+            ERR_clear_error()
+            throw .unreadableKey
+        }
+        try self.init(kid: kid, algorithm: algorithm, takingOwnershipOf: key)
+    }
+
+    /// Checks `key` fits `algorithm` and keeps it; frees it when it does not.
+    private init(kid: String, algorithm: SigningAlgorithm, takingOwnershipOf key: OpaquePointer) throws(KeyError) {
         do {
             try Self.check(key, fits: algorithm)
         } catch {
             EVP_PKEY_free(key)
             throw error
         }
-        guard let digest = Self.fetchDigest(algorithm) else {
-            EVP_PKEY_free(key)
-            throw .unsupportedAlgorithm
+        var digest: OpaquePointer?
+        if algorithm.digestName != nil {
+            digest = Self.fetchDigest(algorithm)
+            if digest == nil {
+                EVP_PKEY_free(key)
+                throw .unsupportedAlgorithm
+            }
         }
         self.kid = kid
         self.algorithm = algorithm
@@ -98,7 +122,7 @@ public final class VerificationKey: @unchecked Sendable {
             OPENSSL_cleanse(secret.baseAddress, secret.count)
             secret.deallocate()
         }
-        EVP_MD_free(digest)
+        if let digest { EVP_MD_free(digest) }
     }
 
     // MARK: - Checking a signature
@@ -119,8 +143,10 @@ public final class VerificationKey: @unchecked Sendable {
     private func verify(_ signature: UnsafeBufferPointer<UInt8>, over input: UnsafeBufferPointer<UInt8>) -> Bool {
         guard !signature.isEmpty else { return false }
         switch (material, algorithm.family) {
-        case (.publicKey(let key), .rsa):
+        case (.publicKey(let key), .rsa), (.publicKey(let key), .rsaPSS):
             return self.digestVerify(key: key, derSignature: signature, input: input)
+        case (.publicKey(let key), .eddsa):
+            return Self.ed25519Verify(key: key, signature: signature, input: input)
         case (.publicKey(let key), .ecdsa(_, let coordinateBytes)):
             // JWS carries r || s, each exactly as long as the curve's order (RFC 7518 §3.4);
             // OpenSSL wants DER. Any other length is a wrong signature, never padded or cut.
@@ -129,6 +155,7 @@ public final class VerificationKey: @unchecked Sendable {
                 self.digestVerify(key: key, derSignature: der, input: input)
             } ?? false
         case (.secret(let secret), .hmac):
+            guard let digest else { return false }
             return Self.hmacMatches(signature, secret: secret, digest: digest, input: input)
         default:
             // The initializers never pair material with another family.
@@ -137,16 +164,19 @@ public final class VerificationKey: @unchecked Sendable {
     }
 
     /// Hashes `input` and checks the signature over the hash with a pooled context. For an RSA
-    /// key the default padding is PKCS #1 v1.5, which is what RS* means; the context checks the
-    /// DigestInfo names this key's digest.
+    /// key the default padding is PKCS #1 v1.5, which is what RS* means (PS* contexts are set to
+    /// PSS when made); the context checks the DigestInfo names this key's digest.
     private func digestVerify(key: OpaquePointer, derSignature: UnsafeBufferPointer<UInt8>, input: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard let context = self.contexts.take() ?? VerifyContext(key: key, digest: self.digest) else {
+        guard let digest = self.digest else { return false }
+        var pss = false
+        if case .rsaPSS = self.algorithm.family { pss = true }
+        guard let context = self.contexts.take() ?? VerifyContext(key: key, digest: digest, pss: pss) else {
             ERR_clear_error()
             return false
         }
         let valid = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Int(EVP_MAX_MD_SIZE)) { hash in
             var hashLength: UInt32 = 0
-            guard EVP_DigestInit_ex2(context.hashing, self.digest, nil) == 1,
+            guard EVP_DigestInit_ex2(context.hashing, digest, nil) == 1,
                   EVP_DigestUpdate(context.hashing, input.baseAddress, input.count) == 1,
                   EVP_DigestFinal_ex(context.hashing, hash.baseAddress, &hashLength) == 1
             else { return false }
@@ -160,6 +190,20 @@ public final class VerificationKey: @unchecked Sendable {
             ERR_clear_error()
         }
         return valid
+    }
+
+    /// Ed25519 signs the message itself (one-shot `EVP_DigestVerify`); a signature is 64 bytes.
+    /// The context is made per verify: OpenSSL's one-shot EdDSA contexts are not reusable.
+    private static func ed25519Verify(key: OpaquePointer, signature: UnsafeBufferPointer<UInt8>, input: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard signature.count == 64, let context = EVP_MD_CTX_new() else { return false }
+        defer { EVP_MD_CTX_free(context) }
+        guard EVP_DigestVerifyInit_ex(context, nil, nil, nil, nil, key, nil) == 1,
+              EVP_DigestVerify(context, signature.baseAddress, signature.count, input.baseAddress, input.count) == 1
+        else {
+            ERR_clear_error()
+            return false
+        }
+        return true
     }
 
     /// Re-encodes a raw `r || s` ECDSA signature as the DER `ECDSA-Sig-Value` OpenSSL verifies.
@@ -234,10 +278,13 @@ public final class VerificationKey: @unchecked Sendable {
     private static func check(_ key: OpaquePointer, fits algorithm: SigningAlgorithm) throws(KeyError) {
         let type = EVP_PKEY_get_base_id(key)
         switch algorithm.family {
-        case .rsa:
-            // RSA-PSS keys (a distinct type) are refused too: RS* is PKCS #1 v1.5.
+        case .rsa, .rsaPSS:
+            // Keys restricted to RSA-PSS (a distinct type, with parameters of their own) are
+            // refused: an rsaEncryption key is what JWKs and IdPs publish, for RS* and PS* alike.
             guard type == erp_evp_pkey_rsa() else { throw .keyTypeMismatch }
             guard EVP_PKEY_get_bits(key) >= minimumRSABits else { throw .rsaKeyTooShort }
+        case .eddsa:
+            guard type == erp_evp_pkey_ed25519() else { throw .keyTypeMismatch }
         case .ecdsa(let curveName, _):
             guard type == erp_evp_pkey_ec() else { throw .keyTypeMismatch }
             var name = [CChar](repeating: 0, count: 80)
@@ -254,7 +301,7 @@ public final class VerificationKey: @unchecked Sendable {
     }
 
     private static func fetchDigest(_ algorithm: SigningAlgorithm) -> OpaquePointer? {
-        guard let digest = EVP_MD_fetch(nil, algorithm.digestName, nil) else {
+        guard let name = algorithm.digestName, let digest = EVP_MD_fetch(nil, name, nil) else {
             ERR_clear_error()
             return nil
         }
@@ -279,6 +326,7 @@ public struct KeyError: Error, Hashable, Sendable, CustomStringConvertible {
     private enum Reason: Hashable, Sendable {
         case emptyKeyID
         case unreadablePEM
+        case unreadableKey
         case privateKeyGiven
         case keyTypeMismatch
         case curveMismatch
@@ -296,9 +344,11 @@ public struct KeyError: Error, Hashable, Sendable, CustomStringConvertible {
     public static let emptyKeyID = KeyError(.emptyKeyID)
     /// Not a PEM `PUBLIC KEY` (SubjectPublicKeyInfo) OpenSSL can read.
     public static let unreadablePEM = KeyError(.unreadablePEM)
+    /// Not a DER SubjectPublicKeyInfo OpenSSL can read (a JWK's numbers that make no key).
+    public static let unreadableKey = KeyError(.unreadableKey)
     /// The text contains a private key; only public keys belong in the gateway.
     public static let privateKeyGiven = KeyError(.privateKeyGiven)
-    /// RSA key for ES*, EC key for RS*, or any other key type.
+    /// RSA key for ES*, EC key for RS*/PS*, anything but Ed25519 for EdDSA, or any other key type.
     public static let keyTypeMismatch = KeyError(.keyTypeMismatch)
     /// EC key on another curve than the algorithm's (P-256 / P-384 / P-521).
     public static let curveMismatch = KeyError(.curveMismatch)
@@ -315,6 +365,7 @@ public struct KeyError: Error, Hashable, Sendable, CustomStringConvertible {
         switch reason {
         case .emptyKeyID: "empty-key-id"
         case .unreadablePEM: "unreadable-pem"
+        case .unreadableKey: "unreadable-key"
         case .privateKeyGiven: "private-key-given"
         case .keyTypeMismatch: "key-type-mismatch"
         case .curveMismatch: "curve-mismatch"
@@ -330,13 +381,14 @@ public struct KeyError: Error, Hashable, Sendable, CustomStringConvertible {
         switch reason {
         case .emptyKeyID: "key id is empty"
         case .unreadablePEM: "key is not a PEM public key"
+        case .unreadableKey: "key material is not a public key OpenSSL can read"
         case .privateKeyGiven: "key text contains a private key"
         case .keyTypeMismatch: "key type does not fit the declared algorithm"
         case .curveMismatch: "EC key curve does not fit the declared algorithm"
         case .rsaKeyTooShort: "RSA key is shorter than 2048 bits"
         case .secretTooShort: "HMAC secret is shorter than the algorithm requires"
         case .secretRequired: "HS algorithms take a secret, not a PEM key"
-        case .publicKeyRequired: "RS and ES algorithms take a PEM public key, not a secret"
+        case .publicKeyRequired: "RS, PS, ES and EdDSA algorithms take a public key, not a secret"
         case .unsupportedAlgorithm: "OpenSSL does not provide the algorithm's digest"
         }
     }
@@ -348,9 +400,10 @@ final class VerifyContext {
     let verifying: OpaquePointer
     let hashing: OpaquePointer
 
-    init?(key: OpaquePointer, digest: OpaquePointer) {
+    init?(key: OpaquePointer, digest: OpaquePointer, pss: Bool) {
         guard let verifying = EVP_PKEY_CTX_new_from_pkey(nil, key, nil) else { return nil }
-        guard EVP_PKEY_verify_init(verifying) == 1, EVP_PKEY_CTX_set_signature_md(verifying, digest) == 1,
+        guard EVP_PKEY_verify_init(verifying) == 1, !pss || erp_set_rsa_pss(verifying) == 1,
+              EVP_PKEY_CTX_set_signature_md(verifying, digest) == 1,
               let hashing = EVP_MD_CTX_new()
         else {
             EVP_PKEY_CTX_free(verifying)

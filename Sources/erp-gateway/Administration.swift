@@ -2,6 +2,8 @@ import AdminAPI
 import EdgeTLS
 import GatewayConfig
 import Hierarchy
+import AsyncHTTPClient
+import IssuerKeyFetch
 import Logging
 import NIOCore
 import NIOPosix
@@ -22,10 +24,14 @@ final class Administration: Sendable {
     /// One thread of its own: compiling a changed tree (for a write, or a revision from the
     /// store) never holds up an event loop of the data plane.
     private let group: MultiThreadedEventLoopGroup
+    /// Fetches identity providers' keys for issuer changes (validation and dry runs).
+    private let keyClient: HTTPClient
 
     private init(
-        latest: LatestTree, feed: TreeFeed, service: AdminService, listener: AdminServer, tls: EdgeTLS?, group: MultiThreadedEventLoopGroup
+        latest: LatestTree, feed: TreeFeed, service: AdminService, listener: AdminServer, tls: EdgeTLS?, group: MultiThreadedEventLoopGroup,
+        keyClient: HTTPClient
     ) {
+        self.keyClient = keyClient
         self.tls = tls
         self.latest = latest
         self.feed = feed
@@ -60,11 +66,18 @@ final class Administration: Sendable {
             logger.notice("tenant tree read from the admin store", metadata: ["revision": "\(revision)"])
         }
         let revocations = RevocationStore(keyPrefix: redis.prefix)
+        // The same download the data plane's fetcher makes, so a key set accepted here is one
+        // the fetcher accepts too.
+        let keyClient = try KeySetDownload.makeClient(caFile: settings.authentication.keyFetch.caFile, group: group)
+        let download = KeySetDownload(client: keyClient, timeout: settings.authentication.keyFetch.timeout)
         let service = AdminService(
             latest: latest, feed: feed, store: store, client: redis.client,
             revoker: { message, loop, now in revocations.revoke(message, using: redis.client, on: loop, now: now) },
             usage: UsageMeter(redis: redis.client, prefix: redis.prefix, retentionDays: settings.usageRetentionDays),
-            health: TenantHealthStore(redis: redis.client, prefix: redis.prefix, retentionMinutes: settings.tenantHealth.retentionMinutes), logger: logger
+            health: TenantHealthStore(redis: redis.client, prefix: redis.prefix, retentionMinutes: settings.tenantHealth.retentionMinutes), logger: logger,
+            fetchIssuerKeys: { issuer in
+                await download.outcome(of: issuer).map { $0.keys.map { "\($0.kid) (\($0.algorithm.rawValue))" } }.mapError { IssuerKeyFetchError($0.description) }
+            }
         )
         let listener: AdminServer
         var tls: EdgeTLS?
@@ -80,17 +93,19 @@ final class Administration: Sendable {
             )
         } catch {
             await feed.shutdown()
+            try? await keyClient.shutdown()
             try? await group.shutdownGracefully()
             throw AdminListenerError(address: "\(admin.listener.address):\(admin.listener.port)", cause: "\(error)")
         }
         feed.start()
         logger.notice("admin listener started", metadata: ["address": "\(listener.localAddress.map { "\($0)" } ?? "?")"])
-        return Administration(latest: latest, feed: feed, service: service, listener: listener, tls: tls, group: group)
+        return Administration(latest: latest, feed: feed, service: service, listener: listener, tls: tls, group: group, keyClient: keyClient)
     }
 
     func shutdown() async {
         await self.listener.close()
         await self.feed.shutdown()
+        try? await self.keyClient.shutdown()
         try? await self.group.shutdownGracefully()
     }
 }

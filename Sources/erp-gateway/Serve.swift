@@ -5,7 +5,10 @@ import CertificateUploads
 import Dispatch
 import EdgeTLS
 import GatewayConfig
+import IssuerKeyFetch
 import Logging
+import Metrics
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ProxyEngine
@@ -144,12 +147,16 @@ struct Serve: AsyncParsableCommand {
             }
         }
 
+        // The key fetcher starts once the server can take its key sets; until then an unknown
+        // `kid` has nobody to tell (and there are no keys to miss).
+        let keyFetcher = NIOLockedValueBox<IssuerKeyFetcher?>(nil)
         var started: GatewayServer?
         do {
             started = try await GatewayServer.start(
                 configuration: initial, group: group, quotas: redis.map { QuotaAdmission(redis: $0.client, prefix: $0.prefix, usageRetentionDays: settings.usageRetentionDays) },
                 usage: usage, logger: logger,
-                observer: observer, metrics: ops?.factory, tls: edgeTLS
+                observer: observer, metrics: ops?.factory, tls: edgeTLS,
+                unknownKey: { issuer in keyFetcher.withLockedValue { $0 }?.unknownKey(issuer: issuer) }
             )
         } catch {
             logger.critical("cannot start the listener", metadata: ["address": "\(settings.listener.address):\(settings.listener.port)", "error": "\(error)"])
@@ -164,6 +171,10 @@ struct Serve: AsyncParsableCommand {
         if let server = started {
             ops?.serving(server)
             ops?.generation.record(1)
+            // Issuers' keys from their identity providers, fetched on a thread of their own and
+            // published to every event loop.
+            let fetcher = Self.startKeyFetcher(initial, server: server, metrics: ops?.factory, logger: logger)
+            keyFetcher.withLockedValue { $0 = fetcher }
             // Revocations reach every node through the shared store.
             var feed: RevocationFeed?
             if let redis {
@@ -194,7 +205,7 @@ struct Serve: AsyncParsableCommand {
             let expiryWatch = edgeTLS?.watchExpiry(on: group.next())
             await Self.serve(
                 server, initial: initial, path: self.config, events: events, latest: administration?.latest, certificates: certificates,
-                tls: edgeTLS, adminTLS: administration?.tls, ops: ops, logger: logger
+                tls: edgeTLS, adminTLS: administration?.tls, keyFetcher: fetcher, ops: ops, logger: logger
             )
             expiryWatch?.cancel()
             // After the drain, so the requests that finished during it are in the last figures.
@@ -203,6 +214,8 @@ struct Serve: AsyncParsableCommand {
             await feed?.shutdown()
             await certificates?.shutdown()
             try? await certificateThread?.shutdownGracefully()
+            keyFetcher.withLockedValue { $0 = nil }
+            await fetcher?.shutdown()
             // After the drain: the last requests' spans are queued by now.
             await observing.shutdown()
             try? await redis?.client.shutdown().get()
@@ -228,10 +241,26 @@ extension Serve {
         })
     }
 
+    /// The process's key fetcher, publishing to `server`; nil (logged) when its HTTP client
+    /// cannot be made. Issuers with fetched keys then stay without keys and refuse with
+    /// `issuer-keys-unavailable`.
+    static func startKeyFetcher(_ configuration: GatewayConfiguration, server: GatewayServer, metrics: (any MetricsFactory)?, logger: Logger) -> IssuerKeyFetcher? {
+        do {
+            let fetcher = try IssuerKeyFetcher(settings: configuration.settings.authentication.keyFetch, logger: logger, metrics: metrics) { sets in
+                server.installFetchedKeys(sets)
+            }
+            fetcher.configure(configuration.authentication?.fetchedIssuers ?? [], settings: configuration.settings.authentication.keyFetch)
+            return fetcher
+        } catch {
+            logger.error("issuer keys cannot be fetched", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+
     /// Serves until SIGTERM or SIGINT, reloading on SIGHUP and file changes, then drains.
     static func serve(
         _ server: GatewayServer, initial: GatewayConfiguration, path: String, events: ServeEvents, latest: LatestTree?, certificates: CertificateFeed?,
-        tls: EdgeTLS?, adminTLS: EdgeTLS? = nil,
+        tls: EdgeTLS?, adminTLS: EdgeTLS? = nil, keyFetcher: IssuerKeyFetcher? = nil,
         ops: OpsListener?, logger: Logger
     ) async {
         logger.notice("listening", metadata: [
@@ -248,6 +277,7 @@ extension Serve {
             case .reload(let reason):
                 if let next = reloader.reload(reason: reason) {
                     await server.install(next.configuration, generation: next.generation)
+                    keyFetcher?.configure(next.configuration.authentication?.fetchedIssuers ?? [], settings: next.configuration.settings.authentication.keyFetch)
                     // A replaced key-encryption key applies at once; without one nothing uploaded is served.
                     certificates?.adopt(tree: next.configuration.tenants, keyEncryptionKey: next.configuration.settings.certificateUploads?.keyEncryptionKey)
                     // New handshakes present the new certificates; open connections keep theirs.
@@ -270,6 +300,7 @@ extension Serve {
             case .treeChanged:
                 if let next = reloader.adoptLatestTree() {
                     await server.install(next.configuration, generation: next.generation)
+                    keyFetcher?.configure(next.configuration.authentication?.fetchedIssuers ?? [], settings: next.configuration.settings.authentication.keyFetch)
                     // A portal domain removed or moved stops its certificate from being served.
                     certificates?.adopt(tree: next.configuration.tenants, keyEncryptionKey: next.configuration.settings.certificateUploads?.keyEncryptionKey)
                     ops?.installed(generation: next.generation)

@@ -1,10 +1,12 @@
 // Cost of verifying one bearer token (bench/token-verify.sh): a cold verify through
-// TokenVerifier (parse + signature with the pinned key + claims) for RS256 and ES256, a hit in
+// TokenVerifier (parse + signature with the pinned key + claims) for RS256, PS256, ES256 and
+// EdDSA (PS256 and EdDSA parse their header outside libjwt, which does not know them), a hit in
 // VerifiedTokenCache, and, for comparison, libjwt's own jwt_decode given the PEM key, which
 // parses the PEM on every call.
 //
 // Usage: token-benchmark KEY_DIR [ITERATIONS]
-//   KEY_DIR holds rsa.pem, rsa.pub.pem (RSA 2048) and ec.pem, ec.pub.pem (P-256).
+//   KEY_DIR holds rsa.pem, rsa.pub.pem (RSA 2048), ec.pem, ec.pub.pem (P-256) and ed.pem,
+//   ed.pub.pem (Ed25519).
 
 import CJWT
 import Foundation
@@ -32,17 +34,22 @@ let claims: [String: ClaimValue] = [
 
 let rsaPrivate = try read("rsa.pem"), rsaPublic = try read("rsa.pub.pem")
 let ecPrivate = try read("ec.pem"), ecPublic = try read("ec.pub.pem")
+let edPrivate = try read("ed.pem"), edPublic = try read("ed.pub.pem")
 let secret = Array("benchmark-hmac-secret-32-bytes-long!".utf8)
 
 let verifier = try TokenVerifier(issuers: [
     IssuerPolicy(issuer: issuer, audience: audience, maxLifetimeSeconds: 3600, keys: [
         VerificationKey(kid: "rsa", algorithm: .RS256, pem: rsaPublic),
         VerificationKey(kid: "ec", algorithm: .ES256, pem: ecPublic),
+        VerificationKey(kid: "ps", algorithm: .PS256, pem: rsaPublic),
+        VerificationKey(kid: "ed", algorithm: .EdDSA, pem: edPublic),
         VerificationKey(kid: "hs", algorithm: .HS256, secret: secret),
     ]),
 ])
 let rsaToken = try TokenMinter.mint(claims: claims, algorithm: .RS256, kid: "rsa", privateKeyPEM: rsaPrivate)
 let ecToken = try TokenMinter.mint(claims: claims, algorithm: .ES256, kid: "ec", privateKeyPEM: ecPrivate)
+let psToken = try TokenMinter.mint(claims: claims, algorithm: .PS256, kid: "ps", privateKeyPEM: rsaPrivate)
+let edToken = try TokenMinter.mint(claims: claims, algorithm: .EdDSA, kid: "ed", privateKeyPEM: edPrivate)
 let hsToken = try TokenMinter.mint(claims: claims, algorithm: .HS256, kid: "hs", secret: secret)
 
 /// Mean microseconds per call of `body`, after a warm-up; `body` returns whether it succeeded.
@@ -75,7 +82,9 @@ rows.append(("parse only (CompactToken + libjwt decode, no key)", microseconds(p
     (try? UnverifiedToken.parse(rsaToken[...], maxBytes: 8192)) != nil
 }))
 rows.append(("cold verify RS256 (parse + pinned-key signature + claims)", microseconds(per: iterations) { verify(rsaToken) }))
+rows.append(("cold verify PS256 (parse + pinned-key signature + claims)", microseconds(per: iterations) { verify(psToken) }))
 rows.append(("cold verify ES256 (parse + pinned-key signature + claims)", microseconds(per: iterations) { verify(ecToken) }))
+rows.append(("cold verify EdDSA (parse + pinned-key signature + claims)", microseconds(per: iterations) { verify(edToken) }))
 rows.append(("cold verify HS256 (parse + HMAC + claims)", microseconds(per: iterations) { verify(hsToken) }))
 
 var cache = VerifiedTokenCache(capacity: 10_000)

@@ -529,3 +529,45 @@ extension AdminEngineTests {
         XCTAssertEqual(taken?.status, 422)
     }
 }
+
+extension AdminEngineTests {
+    func testAnIssuerNamingItsIdentityProviderIsFetchedBeforeItIsJudgedAndNotAgainOnceUnchanged() throws {
+        let oem = try AdminFixture.token("oem-admin", node: "acme")
+        let body = #"{"issuers":[{"iss":"https://idp.acme.test","audience":"erp-gateway","jwksUri":"https://idp.acme.test/jwks","algorithms":["RS256","EdDSA"]}]}"#
+        var put = AdminFixture.request("PUT", "/admin/v1/nodes/acme/issuers", token: oem, ifMatch: try self.issuersETag("acme", oem), body: body)
+        guard case .fetchIssuerKeys(let fetches) = AdminEngine.handle(put, tree: self.tree, now: AdminFixture.now) else {
+            return XCTFail("expected the provider to be fetched first")
+        }
+        XCTAssertEqual(fetches.map(\.field), ["issuers[0].jwksUri"])
+        XCTAssertEqual(fetches.first?.issuer.algorithms, [.RS256, .EdDSA])
+        // Fetched: judged and committed like any list; the stored tree names the provider.
+        put.fetchedIssuerKeys = ["https://idp.acme.test": ["k1 (RS256)"]]
+        let commit = try XCTUnwrap(AdminFixture.commit(put, tree: self.tree))
+        XCTAssertEqual(commit.next.document.issuers.first?.keySource, .jwks("https://idp.acme.test/jwks"))
+        XCTAssertEqual(commit.next.configuration.authentication?.fetchedIssuers.map(\.issuer), ["https://idp.acme.test"])
+        XCTAssertTrue(commit.next.text.contains("jwksUri: https://idp.acme.test/jwks"), commit.next.text)
+
+        // The same provider again: no fetch needed for a real write; a dry run fetches to show the keys.
+        let stored = try AdminFixture.tree(revision: 2, text: commit.next.text)
+        let etag = try XCTUnwrap(AdminFixture.respond(AdminFixture.request("GET", "/admin/v1/nodes/acme/issuers", token: oem), tree: stored)?.header("etag"))
+        let again = AdminFixture.request("PUT", "/admin/v1/nodes/acme/issuers", token: oem, ifMatch: etag, body: body)
+        guard case .respond(let unchanged) = AdminEngine.handle(again, tree: stored, now: AdminFixture.now) else { return XCTFail("expected an answer") }
+        XCTAssertEqual(unchanged.status, 200)
+        let dry = AdminFixture.request("PUT", "/admin/v1/nodes/acme/issuers?dryRun=true", token: oem, ifMatch: etag, body: body)
+        guard case .fetchIssuerKeys = AdminEngine.handle(dry, tree: stored, now: AdminFixture.now) else { return XCTFail("a dry run fetches") }
+    }
+
+    func testAProviderIssuerMustBeHTTPSAndNameItsAlgorithms() throws {
+        let oem = try AdminFixture.token("oem-admin", node: "acme")
+        for (body, field) in [
+            (#"{"issuers":[{"iss":"https://i.test","audience":"a","jwksUri":"http://i.test/jwks","algorithms":["RS256"]}]}"#, "issuers[0].jwksUri"),
+            (#"{"issuers":[{"iss":"https://i.test","audience":"a","discovery":"https://i.test/d"}]}"#, "issuers[0].algorithms"),
+        ] {
+            let refused = try XCTUnwrap(AdminFixture.respond(
+                AdminFixture.request("PUT", "/admin/v1/nodes/acme/issuers", token: oem, ifMatch: "*", body: body), tree: self.tree
+            ))
+            XCTAssertEqual(refused.status, 422, refused.body)
+            XCTAssertTrue(refused.body.contains(field), refused.body)
+        }
+    }
+}

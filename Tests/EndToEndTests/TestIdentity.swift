@@ -22,6 +22,8 @@ enum TestIdentity {
     static let partnerOne = Self.generate("p1", algorithm: ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"])
     /// The key partner P1 rotates to.
     static let partnerOneNew = Self.generate("p1-2", algorithm: ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"])
+    /// Ed25519 keys (EdDSA tokens).
+    static let edOne = Self.generate("ed-1", algorithm: ["-algorithm", "ED25519"])
     /// The admin identity service's key (admin tokens).
     static let admin = Self.generate("admin", algorithm: ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"])
 

@@ -256,7 +256,7 @@ final class IssuerAndAuthenticationSettingsTests: XCTestCase {
             (
                 "- iss: https://i\n  audience: erp\n  keys: [{kid: k, alg: RS256, \(rsa)}]\n  scope: all",
                 "platformIssuers[0].scope", 14,
-                "unknown key 'scope' (known here: allowHMAC, audience, clockSkew, iss, keys, maxLifetime, tenantClaim)"
+                "unknown key 'scope' (known here: algorithms, allowHMAC, audience, clockSkew, discovery, iss, jwksUri, keys, maxLifetime, tenantClaim)"
             ),
             (
                 "- iss: https://i\n  audience: erp\n  keys: [{kid: k, alg: RS256, \(rsa)}]\n  maxLifetime: 0s",
@@ -399,7 +399,7 @@ final class IssuerAndAuthenticationSettingsTests: XCTestCase {
             ("tokenCacheEntries: -1", "authentication.tokenCacheEntries", "must be between 0 and 10000000, got -1"),
             ("tokenCacheEntries: 10000001", "authentication.tokenCacheEntries", "must be between 0 and 10000000, got 10000001"),
             ("tokenCacheEntries: many", "authentication.tokenCacheEntries", "expected a whole number"),
-            ("maxTokenSize: 4KiB", "authentication.maxTokenSize", "known here: maxTokenBytes, tokenCacheEntries"),
+            ("maxTokenSize: 4KiB", "authentication.maxTokenSize", "known here: keyFetch, maxTokenBytes, tokenCacheEntries"),
         ]
         for (section, path, mentioning) in rejected {
             let issue = singleIssue(of: minimalSettingsYAML + "\nauthentication:\n" + Self.indented(section, by: 2))
@@ -533,7 +533,7 @@ final class IssuerAndAuthenticationSettingsTests: XCTestCase {
                 "{ kid: platform-1, alg: RS256, pem: \"-----BEGIN PUBLIC KEY-----\\nAAAA\\n-----END PUBLIC KEY-----\\n\" }", treeKey, false,
                 "key 'platform-1': key is not a PEM public key"
             ),
-            ("{ kid: platform-1, alg: RS1, pemFile: keys/rsa.public.pem }", treeKey, false, "unknown algorithm 'RS1' (one of RS256, RS384, RS512, ES256, ES384, ES512, HS256, HS384, HS512)"),
+            ("{ kid: platform-1, alg: RS1, pemFile: keys/rsa.public.pem }", treeKey, false, "unknown algorithm 'RS1' (one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA, HS256, HS384, HS512)"),
             ("{ kid: platform-1, alg: RS256, pemFile: keys/rsa.private.pem }", treeKey, false, "key 'platform-1': key text contains a private key"),
             (platformKey, "{ kid: acme-1, alg: RS256, pemFile: keys/ec.public.pem }", true, "key 'acme-1': key type does not fit the declared algorithm"),
             (platformKey, "{ kid: acme-1, alg: ES256, pemFile: keys/rsa.public.pem }", true, "key 'acme-1': key type does not fit the declared algorithm"),

@@ -76,7 +76,13 @@ final class GatewayProblemTests: XCTestCase {
 
     /// Every problem the gateway can answer with, token rejections included.
     static var everyProblem: [GatewayProblem] {
-        GatewayProblem.all + TokenRejection.allReasons.map { GatewayProblem.tokenRejected($0.slug) }
+        GatewayProblem.all + Self.tokenRejections
+    }
+
+    /// The verifier's rejections answered as `tokenRejected`: all but `keysUnavailable`, which
+    /// is a problem of its own (503, `issuerKeysUnavailable`).
+    static var tokenRejections: [GatewayProblem] {
+        TokenRejection.allReasons.filter { $0 != .keysUnavailable }.map { GatewayProblem.tokenRejected($0.slug) }
     }
 
     func testEverySlugIsRaisedByOnePhaseAndTheArchitectureTableSaysWhich() throws {
@@ -99,7 +105,8 @@ final class GatewayProblemTests: XCTestCase {
             XCTAssertEqual(documented[problem.slug]?.phase, problem.phase.rawValue, problem.slug)
             XCTAssertEqual(documented[problem.slug]?.status, String(problem.status.code), problem.slug)
         }
-        for problem in TokenRejection.allReasons.map({ GatewayProblem.tokenRejected($0.slug) }) {
+        XCTAssertEqual(GatewayProblem.issuerKeysUnavailable.slug, TokenRejection.keysUnavailable.slug)
+        for problem in Self.tokenRejections {
             XCTAssertEqual(problem.phase, .authenticate, problem.slug)
         }
     }

@@ -12,7 +12,7 @@ final class MetricCatalogTests: XCTestCase {
         MetricCatalog.redisPrimarySwitches, MetricCatalog.redisSentinelFailures,
         MetricCatalog.configurationGeneration, MetricCatalog.configurationReloads, MetricCatalog.adminWrites, MetricCatalog.ready,
         MetricCatalog.uploadedCertificates, MetricCatalog.uploadedCertificatesNextExpiry,
-        MetricCatalog.tlsCertificateExpiry,
+        MetricCatalog.tlsCertificateExpiry, MetricCatalog.issuerKeyFetches, MetricCatalog.issuerKeySetAge, MetricCatalog.issuerKeys,
     ]
 
     func testEveryFamilyHasOneLineOfHelp() {

@@ -155,6 +155,27 @@ Fx0ZYrn9DaOUr8Kbj0U=
     )
 
     /// An RSA key too short to be accepted (1024 bits); public half only.
+    /// `openssl genpkey -algorithm ED25519`.
+    static let ed25519 = Pair(
+        privatePEM: """
+-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIGNiG0zW8PuqeoSCwtGs9jZlcYEk01yyRf0UHWNIqXeC
+-----END PRIVATE KEY-----
+""",
+        publicPEM: """
+-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEAUMn6P1329NjBU3lJ8rMk5V048wIPmVcgkUC05/mJMXU=
+-----END PUBLIC KEY-----
+"""
+    )
+
+    /// The public halves of `rsaA`, `ecP256` and `ed25519` as JWK numbers (base64url), read
+    /// with `openssl rsa -modulus` and `openssl pkey -outform DER`.
+    static let rsaAModulus = "3FyYTJp_JIPgF39ajgcDbWf-N06N_hTv2HuTHEXtPumyfKr9ako6wsYrHgbHBeoDqlHx_Hix1lUpansYrCCXLi7WXctHr1yAuGVzmGXUjzmWpdeWky6zB9YtmB9JGttTFLuLxMWMUKEQNTioy7GsxE9-lec3gh7rvdJFT_mVFGXFBwSu8pYQD7YFTSw_Mi1SjCTmrkORa3zpDQ9nEtS5voMCCXpSBLIBImkimkLGWrfv-CwR8iuAHLC9j3n1iP5cfqpTmlb_5Awf5yY2gZwR5n0Eho08zIr8NhP4UunqASDrA4rMHVOviui_2c_VttoZhbzparEwe2F5FfGe24E8FQ"
+    static let ecP256X = "W1fZedBErUGJ1OEOPwimhcUuu5giv9OQVqPJp2wsDUI"
+    static let ecP256Y = "S7f7eReOQVNQ9puFVCTZlkWO_aKw61Oj9iqlDL2wzcs"
+    static let ed25519X = "UMn6P1329NjBU3lJ8rMk5V048wIPmVcgkUC05_mJMXU"
+
     static let rsaWeakPublicPEM = """
 -----BEGIN PUBLIC KEY-----
 MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDRoCWQzvIlMsQ7o7MyY32vHKqA
