@@ -186,6 +186,8 @@ public struct GatewaySettings: Sendable, Hashable {
             /// How long the last good keys still verify after their refresh was due and could not
             /// be made; then the issuer's tokens are refused (`issuer-keys-unavailable`).
             public var staleKeysFor: Duration = .seconds(6 * 3600)
+            /// The providers' hosts keys may be fetched from; nil: any HTTPS host.
+            public var allowedHosts: ProviderHosts?
 
             public init() {}
         }

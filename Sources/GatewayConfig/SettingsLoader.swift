@@ -309,7 +309,7 @@ public enum SettingsLoader {
     private static func keyFetch(_ cursor: YAMLReader.Cursor, baseDirectory: String?, _ reader: inout YAMLReader) -> GatewaySettings.Authentication.KeyFetch {
         var fetch = GatewaySettings.Authentication.KeyFetch()
         guard let map = reader.mapping(
-            cursor, allowedKeys: ["caFile", "timeout", "defaultRefresh", "minimumRefresh", "maximumRefresh", "staleKeysFor"]
+            cursor, allowedKeys: ["caFile", "timeout", "defaultRefresh", "minimumRefresh", "maximumRefresh", "staleKeysFor", "allowedHosts"]
         ) else { return fetch }
         if let c = map["caFile"], let path = reader.presentString(c) {
             let resolved = Self.resolve(path, against: baseDirectory)
@@ -318,6 +318,24 @@ public enum SettingsLoader {
             } else {
                 reader.report(c, "cannot read a PEM certificate bundle from '\(resolved)'")
             }
+        }
+        if let c = map["allowedHosts"], let list = reader.sequence(c) {
+            var entries: [String] = []
+            for item in list {
+                guard let entry = reader.presentString(item) else { continue }
+                do throws(ProviderHosts.EntryError) {
+                    _ = try ProviderHosts([entry])
+                    entries.append(entry)
+                } catch {
+                    let why = switch error {
+                    case .empty: "an empty host"
+                    case .misplacedWildcard: "'*' only as a whole first label ('*.example.com')"
+                    case .notAHostName: "not a host name"
+                    }
+                    reader.report(item, "'\(entry)': \(why)")
+                }
+            }
+            fetch.allowedHosts = try? ProviderHosts(entries)
         }
         let day = Duration.seconds(86_400)
         if let c = map["timeout"], let v = reader.duration(c, in: .milliseconds(100)...Duration.seconds(120)) { fetch.timeout = v }

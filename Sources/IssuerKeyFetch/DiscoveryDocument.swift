@@ -50,6 +50,8 @@ public enum FetchFailure: Error, Sendable, Hashable, CustomStringConvertible {
     case notAKeySet
     /// The JWKS document holds no key usable under the issuer's pinned algorithms.
     case noUsableKey
+    /// The URL's host is not in `authentication.keyFetch.allowedHosts`; nothing was requested.
+    case hostNotAllowed
 
     /// A bounded label value (`erp_gateway_issuer_key_fetches_total{result}`).
     public var slug: String {
@@ -62,6 +64,7 @@ public enum FetchFailure: Error, Sendable, Hashable, CustomStringConvertible {
         case .insecureKeySetURL: "insecure-jwks-uri"
         case .notAKeySet: "not-a-key-set"
         case .noUsableKey: "no-usable-key"
+        case .hostNotAllowed: "host-not-allowed"
         }
     }
 
@@ -75,6 +78,7 @@ public enum FetchFailure: Error, Sendable, Hashable, CustomStringConvertible {
         case .insecureKeySetURL: "the discovery document's jwks_uri is not an https URL"
         case .notAKeySet: "not a JWKS document (a JSON object with a keys array)"
         case .noUsableKey: "the JWKS document holds no key usable with the issuer's algorithms"
+        case .hostNotAllowed: "the URL's host is not in the gateway's authentication.keyFetch.allowedHosts"
         }
     }
 }

@@ -163,7 +163,8 @@ public final class IssuerKeyFetcher: Sendable {
     }
 
     private func startFetch(_ issuer: FetchedIssuer) {
-        let download = KeySetDownload(client: self.client, timeout: self.state.value.settings.timeout)
+        let settings = self.state.value.settings
+        let download = KeySetDownload(client: self.client, timeout: settings.timeout, allowedHosts: settings.allowedHosts)
         let state = self.state
         let loop = self.loop
         Task {

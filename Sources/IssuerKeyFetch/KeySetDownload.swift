@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Foundation
 import GatewayConfig
 import NIOCore
 import NIOHTTP1
@@ -30,9 +31,12 @@ public struct KeySetDownload: Sendable {
 
     let client: HTTPClient
     let timeout: TimeAmount
+    /// Hosts keys may come from (`keyFetch.allowedHosts`); nil: any.
+    let allowedHosts: ProviderHosts?
 
-    public init(client: HTTPClient, timeout: Duration) {
+    public init(client: HTTPClient, timeout: Duration, allowedHosts: ProviderHosts?) {
         self.client = client
+        self.allowedHosts = allowedHosts
         self.timeout = .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
     }
 
@@ -90,6 +94,11 @@ public struct KeySetDownload: Sendable {
     }
 
     private func get(_ url: String) async throws(FetchFailure) -> (body: [UInt8], cacheControl: String?) {
+        // Checked before any request, for the discovery URL and for the JWKS URL a discovery
+        // document names alike: a provider cannot point the gateway at a host outside the list.
+        if let allowedHosts = self.allowedHosts {
+            guard let host = URL(string: url)?.host, allowedHosts.allows(host: host) else { throw .hostNotAllowed }
+        }
         var request = HTTPClientRequest(url: url)
         request.headers.add(name: "accept", value: "application/json")
         let response: HTTPClientResponse

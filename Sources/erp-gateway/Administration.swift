@@ -5,6 +5,7 @@ import Hierarchy
 import AsyncHTTPClient
 import IssuerKeyFetch
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Quotas
@@ -26,12 +27,15 @@ final class Administration: Sendable {
     private let group: MultiThreadedEventLoopGroup
     /// Fetches identity providers' keys for issuer changes (validation and dry runs).
     private let keyClient: HTTPClient
+    /// The fetch bounds and allowed hosts those fetches follow, replaced on reload.
+    private let keyFetch: NIOLockedValueBox<GatewaySettings.Authentication.KeyFetch>
 
     private init(
         latest: LatestTree, feed: TreeFeed, service: AdminService, listener: AdminServer, tls: EdgeTLS?, group: MultiThreadedEventLoopGroup,
-        keyClient: HTTPClient
+        keyClient: HTTPClient, keyFetch: NIOLockedValueBox<GatewaySettings.Authentication.KeyFetch>
     ) {
         self.keyClient = keyClient
+        self.keyFetch = keyFetch
         self.tls = tls
         self.latest = latest
         self.feed = feed
@@ -69,14 +73,16 @@ final class Administration: Sendable {
         // The same download the data plane's fetcher makes, so a key set accepted here is one
         // the fetcher accepts too.
         let keyClient = try KeySetDownload.makeClient(caFile: settings.authentication.keyFetch.caFile, group: group)
-        let download = KeySetDownload(client: keyClient, timeout: settings.authentication.keyFetch.timeout)
+        let keyFetch = NIOLockedValueBox(settings.authentication.keyFetch)
         let service = AdminService(
             latest: latest, feed: feed, store: store, client: redis.client,
             revoker: { message, loop, now in revocations.revoke(message, using: redis.client, on: loop, now: now) },
             usage: UsageMeter(redis: redis.client, prefix: redis.prefix, retentionDays: settings.usageRetentionDays),
             health: TenantHealthStore(redis: redis.client, prefix: redis.prefix, retentionMinutes: settings.tenantHealth.retentionMinutes), logger: logger,
             fetchIssuerKeys: { issuer in
-                await download.outcome(of: issuer).map { $0.keys.map { "\($0.kid) (\($0.algorithm.rawValue))" } }.mapError { IssuerKeyFetchError($0.description) }
+                let current = keyFetch.withLockedValue { $0 }
+                let download = KeySetDownload(client: keyClient, timeout: current.timeout, allowedHosts: current.allowedHosts)
+                return await download.outcome(of: issuer).map { $0.keys.map { "\($0.kid) (\($0.algorithm.rawValue))" } }.mapError { IssuerKeyFetchError($0.description) }
             }
         )
         let listener: AdminServer
@@ -99,7 +105,13 @@ final class Administration: Sendable {
         }
         feed.start()
         logger.notice("admin listener started", metadata: ["address": "\(listener.localAddress.map { "\($0)" } ?? "?")"])
-        return Administration(latest: latest, feed: feed, service: service, listener: listener, tls: tls, group: group, keyClient: keyClient)
+        return Administration(latest: latest, feed: feed, service: service, listener: listener, tls: tls, group: group, keyClient: keyClient, keyFetch: keyFetch)
+    }
+
+    /// Issuer changes validate against the reloaded settings' fetch bounds and allowed hosts
+    /// (the CA file, like the fetcher's, is read at start).
+    func adopt(keyFetch settings: GatewaySettings.Authentication.KeyFetch) {
+        self.keyFetch.withLockedValue { $0 = settings }
     }
 
     func shutdown() async {

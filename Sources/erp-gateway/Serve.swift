@@ -205,7 +205,7 @@ struct Serve: AsyncParsableCommand {
             let expiryWatch = edgeTLS?.watchExpiry(on: group.next())
             await Self.serve(
                 server, initial: initial, path: self.config, events: events, latest: administration?.latest, certificates: certificates,
-                tls: edgeTLS, adminTLS: administration?.tls, keyFetcher: fetcher, ops: ops, logger: logger
+                tls: edgeTLS, administration: administration, keyFetcher: fetcher, ops: ops, logger: logger
             )
             expiryWatch?.cancel()
             // After the drain, so the requests that finished during it are in the last figures.
@@ -260,7 +260,7 @@ extension Serve {
     /// Serves until SIGTERM or SIGINT, reloading on SIGHUP and file changes, then drains.
     static func serve(
         _ server: GatewayServer, initial: GatewayConfiguration, path: String, events: ServeEvents, latest: LatestTree?, certificates: CertificateFeed?,
-        tls: EdgeTLS?, adminTLS: EdgeTLS? = nil, keyFetcher: IssuerKeyFetcher? = nil,
+        tls: EdgeTLS?, administration: Administration? = nil, keyFetcher: IssuerKeyFetcher? = nil,
         ops: OpsListener?, logger: Logger
     ) async {
         logger.notice("listening", metadata: [
@@ -278,11 +278,12 @@ extension Serve {
                 if let next = reloader.reload(reason: reason) {
                     await server.install(next.configuration, generation: next.generation)
                     keyFetcher?.configure(next.configuration.authentication?.fetchedIssuers ?? [], settings: next.configuration.settings.authentication.keyFetch)
+                    administration?.adopt(keyFetch: next.configuration.settings.authentication.keyFetch)
                     // A replaced key-encryption key applies at once; without one nothing uploaded is served.
                     certificates?.adopt(tree: next.configuration.tenants, keyEncryptionKey: next.configuration.settings.certificateUploads?.keyEncryptionKey)
                     // New handshakes present the new certificates; open connections keep theirs.
                     if let files = next.tlsFiles { tls?.install(files) }
-                    if let adminTLS, let settings = next.configuration.settings.admin?.listener.tls {
+                    if let adminTLS = administration?.tls, let settings = next.configuration.settings.admin?.listener.tls {
                         do {
                             adminTLS.install(try EdgeTLS.loadFiles(settings, source: path))
                         } catch {

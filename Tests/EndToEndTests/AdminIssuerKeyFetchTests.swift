@@ -20,7 +20,7 @@ final class AdminIssuerKeyFetchTests: AdminTestCase {
         self.gateway = try GatewayProcess(
             settings: self.adminSettings(adminPort: self.adminPort, extra: """
                 authentication:
-                  keyFetch: { caFile: \(authority.certificatePath), minimumRefresh: 1s, defaultRefresh: 1s }
+                  keyFetch: { caFile: \(authority.certificatePath), minimumRefresh: 1s, defaultRefresh: 1s, allowedHosts: [127.0.0.1] }
 
                 """),
             files: ["tenants.yaml": AdminTestCase.tree]
@@ -52,6 +52,17 @@ final class AdminIssuerKeyFetchTests: AdminTestCase {
         XCTAssertEqual(refused.status, 422, refused.text)
         XCTAssertTrue(refused.text.contains("issuers[0].jwksUri"), refused.text)
         XCTAssertTrue(refused.text.contains("could not be reached"), refused.text)
+
+        // A provider outside the operator's allowed hosts is refused without being asked.
+        provider.setDown(false)
+        let fetchesBefore = provider.fetches(IdentityProviderFixture.jwksPath)
+        let elsewhere = #"{"issuers":[{"iss":"\#(iss)","audience":"erp-gateway","jwksUri":"https://localhost:\#(provider.port)\#(IdentityProviderFixture.jwksPath)","algorithms":["RS256"]}]}"#
+        let read = try self.admin("GET", "/admin/v1/nodes/acme/issuers", token: oem)
+        let outside = try self.admin("PUT", "/admin/v1/nodes/acme/issuers", token: oem, ifMatch: read.header("etag") ?? "*", body: elsewhere)
+        XCTAssertEqual(outside.status, 422, outside.text)
+        XCTAssertTrue(outside.text.contains("issuers[0].jwksUri"), outside.text)
+        XCTAssertTrue(outside.text.contains("allowedHosts"), outside.text)
+        XCTAssertEqual(provider.fetches(IdentityProviderFixture.jwksPath), fetchesBefore)
 
         // Up again: stored, and the provider's tokens verify on the data plane.
         provider.setDown(false)

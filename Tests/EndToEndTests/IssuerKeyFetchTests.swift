@@ -193,6 +193,25 @@ final class IssuerKeyFetchTests: GatewayTestCase {
         XCTAssertTrue(try self.eventually(5) { try self.get(token).status == 200 }, "retried after minimumRefresh, then used")
     }
 
+    func testAProviderOutsideTheAllowedHostsIsNeverAskedUntilTheListNamesIt() async throws {
+        self.provider.serve(jwks: JWKText.set([try JWKText.rsa(TestIdentity.acmeOld, kid: "k1")]), cacheControl: "max-age=60")
+        self.provider.serveDiscovery(issuer: Self.issuer)
+        try await self.startGateway(source: "discovery: \(self.provider.discoveryURL)", keyFetch: "    allowedHosts: [localhost, \"*.idp.test\"]")
+        let token = try self.token(TestIdentity.acmeOld, kid: "k1")
+        XCTAssertTrue(self.gateway.waitForLog("not in the gateway's authentication.keyFetch.allowedHosts"))
+        try self.assertProblem(self.get(token), status: 503, slug: "issuer-keys-unavailable")
+        XCTAssertEqual(self.provider.fetches(IdentityProviderFixture.discoveryPath), 0, "nothing is requested from a host outside the list")
+        XCTAssertEqual(self.provider.fetches(IdentityProviderFixture.jwksPath), 0)
+
+        // The operator adds the provider's host; the next fetch after the reload is made.
+        let settingsFile = self.gateway.directory.appendingPathComponent("gateway.yaml")
+        let settings = try String(contentsOf: settingsFile, encoding: .utf8)
+        try self.gateway.replaceFile("gateway.yaml", with: settings.replacingOccurrences(of: "allowedHosts: [localhost,", with: "allowedHosts: [127.0.0.1,"))
+        self.gateway.signal(SIGHUP)
+        XCTAssertTrue(try self.eventually(5) { try self.get(token).status == 200 }, "fetched once the list names the host")
+        XCTAssertEqual(self.provider.fetches(IdentityProviderFixture.discoveryPath), 1)
+    }
+
     func testPS256AndEdDSATokensVerifyAndEachPinRefusesTheOther() async throws {
         self.provider.serve(jwks: JWKText.set([
             try JWKText.rsa(TestIdentity.acmeOld, kid: "ps", alg: "PS256"),

@@ -85,6 +85,27 @@ final class FetchedIssuerSettingsTests: XCTestCase {
             .contains("defaultRefresh must lie between minimumRefresh and maximumRefresh"))
     }
 
+    func testAllowedHostsMatchNamesExactlyAndWildcardsBelowTheirDomain() throws {
+        let fetched = "    jwksUri: https://idp.test/jwks\n    algorithms: [RS256]"
+        XCTAssertNil(try self.load(issuer: fetched).settings.authentication.keyFetch.allowedHosts, "no list: any host")
+        let loaded = try self.load(issuer: fetched, authentication: """
+            authentication:
+              keyFetch:
+                allowedHosts: [login.microsoftonline.com, "*.okta.com", ID.Acme.Example.]
+            """)
+        let hosts = try XCTUnwrap(loaded.settings.authentication.keyFetch.allowedHosts)
+        for allowed in ["login.microsoftonline.com", "acme.okta.com", "a.b.okta.com", "ACME.OKTA.COM", "id.acme.example", "id.acme.example."] {
+            XCTAssertTrue(hosts.allows(host: allowed), allowed)
+        }
+        for refused in ["okta.com", "evilokta.com", "okta.com.evil.test", "microsoftonline.com", "x.login.microsoftonline.com", "127.0.0.1", ""] {
+            XCTAssertFalse(hosts.allows(host: refused), refused)
+        }
+        XCTAssertTrue(try self.error(issuer: fetched, authentication: "authentication:\n  keyFetch:\n    allowedHosts: [\"id.*.test\"]")
+            .contains("'*' only as a whole first label"))
+        XCTAssertTrue(try self.error(issuer: fetched, authentication: "authentication:\n  keyFetch:\n    allowedHosts: [\"https://idp.test/\"]")
+            .contains("not a host name"))
+    }
+
     func testTheTreeWriterKeepsTheProviderAndTheAlgorithms() throws {
         let issuer = IssuerDefinition(
             issuer: "https://idp.test", audience: "erp-gateway", maxLifetime: .seconds(3600), clockSkew: .seconds(30), tenantClaim: "tenant",
