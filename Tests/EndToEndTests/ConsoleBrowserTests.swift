@@ -1,0 +1,240 @@
+import BrowserHarness
+import Foundation
+import XCTest
+
+/// The brand portal console in headless Chromium, driven over the DevTools protocol, against the
+/// real gateway, a real redis-server and its admin API: what a partner's administrator does,
+/// what it must never see, and a screenshot of each screen (1280×800) in
+/// `.build/console-screenshots/` (docs/console.md shows them).
+final class ConsoleBrowserTests: AdminTestCase {
+    /// One browser for the class: launched by the first test, stopped after the last.
+    nonisolated(unsafe) static var shared: DevToolsBrowser?
+    var browser: DevToolsBrowser!
+
+    static var screenshots: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent(".build/console-screenshots").path
+    }
+
+    /// The test tree with 120 more customers under p1: enough for the list to page.
+    static let consoleTree = AdminTestCase.tree + (1...120).map { String(format: "  - { id: bulk-%03d, kind: customer, parent: p1, package: basic }\n", $0) }.joined()
+
+    override func setUp() async throws {
+        try await super.setUp()
+        if Self.shared == nil {
+            guard let browser = try await DevToolsBrowser.launch(group: Self.upstreamGroup) else {
+                throw XCTSkip("chromium is not installed (scripts/install-deps.sh installs it)")
+            }
+            Self.shared = browser
+        }
+        self.browser = Self.shared
+        self.gateway = try self.startAdminGateway(tree: Self.consoleTree)
+    }
+
+    override class func tearDown() {
+        Self.shared?.closeNow()
+        Self.shared = nil
+        super.tearDown()
+    }
+
+    var console: String { "http://127.0.0.1:\(self.adminPort)/console/" }
+
+    func screenshot(_ name: String) async throws {
+        try await self.browser.screenshot(to: "\(Self.screenshots)/\(name).png")
+    }
+
+    func text(_ selector: String) async throws -> String {
+        try await self.browser.evaluate("(document.querySelector(\(DevToolsBrowser.literal(selector))) || {}).textContent || ''") as? String ?? ""
+    }
+
+    func bodyText() async throws -> String {
+        try await self.browser.evaluate("document.body.innerText") as? String ?? ""
+    }
+
+    /// Opens the console (a fresh page: signed out) and signs in with `token`.
+    func signIn(_ token: String) async throws {
+        try await self.browser.navigate(self.console)
+        try await self.browser.waitFor("document.body.dataset.screen === 'sign-in'")
+        try await self.browser.type("#token", token)
+        try await self.browser.click("#sign-in-button")
+        try await self.browser.waitFor("document.querySelector('#who-role') && document.querySelector('#node-title')")
+    }
+
+    /// Shows `fragment` (as a user typing it in the address bar would) and waits for its screen.
+    func show(_ fragment: String) async throws {
+        // Not ready until the new route has rendered (the hashchange event comes after this).
+        _ = try await self.browser.evaluate("document.body.dataset.ready = ''; location.hash = \(DevToolsBrowser.literal(fragment))")
+        try await self.browser.waitFor("document.body.dataset.ready && document.body.dataset.ready !== ''")
+    }
+
+    func branding(host: String = "portal.p1.test") throws -> [String: Any] {
+        try request(port: self.port, "GET", "/v1/branding", headers: [("Host", host)]).json()
+    }
+
+    func testAPartnerEditsItsBrandingWithALivePreviewAndTheDataPlaneServesIt() async throws {
+        // The console's files come with the strict policy, from the real listener.
+        let page = try request(port: self.adminPort, "GET", "/console/")
+        XCTAssertEqual(page.status, 200)
+        XCTAssertTrue(page.header("content-security-policy")?.contains("frame-ancestors 'none'") == true)
+        XCTAssertEqual(page.header("x-frame-options"), "DENY")
+        XCTAssertEqual(page.header("location"), nil)
+        XCTAssertEqual(try request(port: self.adminPort, "GET", "/console").header("location"), "/console/")
+
+        try await self.browser.navigate(self.console)
+        try await self.browser.waitFor("document.body.dataset.screen === 'sign-in'")
+        try await self.screenshot("01-sign-in")
+        // A token that does not verify is refused where it was pasted.
+        try await self.browser.type("#token", "not-a-token")
+        try await self.browser.click("#sign-in-button")
+        try await self.browser.waitFor("document.querySelector('#sign-in-result .problem')")
+
+        try await self.browser.type("#token", try self.token("partner-admin", "p1"))
+        try await self.browser.click("#sign-in-button")
+        try await self.browser.waitFor("document.querySelector('#who-role') && document.querySelector('#node-title')")
+        let role = try await self.text("#who-role")
+        let subject = try await self.text("#who-subject")
+        let node = try await self.text("#who-node")
+        XCTAssertEqual(role, "partner-admin")
+        XCTAssertEqual(subject, "partner-admin-user")
+        XCTAssertEqual(node, "acme/p1")
+        // The token is nowhere but in the page's memory.
+        let stored = try await self.browser.evaluate("localStorage.length + sessionStorage.length + document.cookie.length") as? Int
+        XCTAssertEqual(stored, 0)
+        // Explain is one click away.
+        try await self.browser.click(".explain-button[data-attribute='features']")
+        try await self.browser.waitFor("document.querySelector('.explain')")
+        try await self.screenshot("02-overview")
+
+        try await self.show("#/node/p1/branding")
+        try await self.browser.waitFor("document.querySelector('#branding-form')")
+        // termsUrl is locked by the OEM: shown as locked, by whom, and not editable.
+        let lock = try await self.text("#locked-termsUrl")
+        XCTAssertTrue(lock.contains("acme"), lock)
+        let termsDisabled = try await self.browser.evaluate("document.querySelector('#branding-termsUrl').disabled") as? Bool
+        XCTAssertEqual(termsDisabled, true)
+        let typed = try await self.browser.type("#branding-termsUrl", "https://p1.test/terms")
+        XCTAssertFalse(typed, "a locked field takes no input")
+        // The preview shows the inherited values, then follows the typing.
+        try await self.browser.waitFor("document.querySelector('#preview-name').textContent === 'Acme ERP'")
+        try await self.browser.type("#branding-displayName", "Northwind Cloud ERP")
+        try await self.browser.type("#branding-primaryColor", "#117a65")
+        try await self.browser.waitFor("document.querySelector('#preview-name').textContent === 'Northwind Cloud ERP'")
+        try await self.browser.waitFor("getComputedStyle(document.querySelector('#preview-bar')).backgroundColor === 'rgb(17, 122, 101)'")
+        let heading = try await self.text("#preview-heading")
+        XCTAssertEqual(heading, "Sign in to Northwind Cloud ERP")
+        try await self.screenshot("03-branding")
+
+        try await self.browser.click("#save-branding")
+        try await self.browser.waitFor("document.querySelector('#branding-form .notice.ok')")
+        XCTAssertTrue(try self.eventually(5) { try self.branding()["displayName"] as? String == "Northwind Cloud ERP" })
+        XCTAssertEqual(try self.branding()["primaryColor"] as? String, "#117a65")
+
+        // Someone else changes the node: the console's save is refused with the conflict and a reload.
+        let etag = try self.etag("p1")
+        let other = try self.admin("PATCH", "/admin/v1/nodes/p1", token: try self.token("platform-admin", nil), ifMatch: etag, body: ##"{"branding":{"accentColor":"#aa0000"}}"##)
+        XCTAssertEqual(other.status, 200, other.text)
+        try await self.browser.type("#branding-displayName", "Stale Name")
+        try await self.browser.click("#save-branding")
+        try await self.browser.waitFor("document.querySelector('#conflict')")
+        try await self.screenshot("04-conflict")
+        try await self.browser.click("#reload")
+        try await self.browser.waitFor("document.querySelector('#branding-accentColor') && document.querySelector('#branding-accentColor').value === '#aa0000'")
+        let kept = try await self.browser.evaluate("document.querySelector('#branding-displayName').value") as? String
+        XCTAssertEqual(kept, "Northwind Cloud ERP")
+        XCTAssertEqual(try self.branding()["displayName"] as? String, "Northwind Cloud ERP", "the stale save changed nothing")
+
+        // A value the tree refuses: the error next to its field, nothing saved.
+        try await self.browser.type("#branding-primaryColor", "blue")
+        try await self.browser.click("#save-branding")
+        try await self.browser.waitFor("document.querySelector('#error-branding-primaryColor').textContent !== ''")
+        try await self.screenshot("05-validation")
+        XCTAssertEqual(try self.branding()["primaryColor"] as? String, "#117a65")
+        XCTAssertEqual(self.browser.errors.filter { $0.contains("Content Security Policy") || $0.hasPrefix("dialog") }, [])
+    }
+
+    func testAPartnerSeesOnlyItsSubtreeNamesAreTextAndASuspendedCustomerIsRefused() async throws {
+        // The brand name is markup: it must show as the text it is.
+        let xss = "<img src=x onerror=alert(1)>"
+        let etag = try self.etag("p1")
+        let named = try self.admin("PATCH", "/admin/v1/nodes/p1", token: try self.token("platform-admin", nil), ifMatch: etag, body: #"{"branding":{"displayName":"\#(xss)"}}"#)
+        XCTAssertEqual(named.status, 200, named.text)
+
+        try await self.signIn(try self.token("partner-admin", "p1"))
+        let title = try await self.text("#node-title")
+        XCTAssertEqual(title, xss)
+        let images = try await self.browser.evaluate("document.querySelectorAll('img[src=\"x\"]').length") as? Int
+        XCTAssertEqual(images, 0)
+        try await self.show("#/node/p1/branding")
+        try await self.browser.waitFor("document.querySelector('#preview-name')")
+        let previewName = try await self.text("#preview-name")
+        XCTAssertEqual(previewName, xss)
+
+        // The customers: searchable and paged.
+        try await self.show("#/node/p1/children")
+        try await self.browser.waitFor("document.querySelector('#page-info')")
+        let firstPage = try await self.text("#page-info")
+        XCTAssertEqual(firstPage, "1–50 of 122")
+        try await self.screenshot("06-customers")
+        try await self.browser.click("#next-page")
+        let secondPage = try await self.text("#page-info")
+        XCTAssertEqual(secondPage, "51–100 of 122")
+        try await self.browser.type("#search", "c1b")
+        let found = try await self.browser.evaluate("[...document.querySelectorAll('#children tr[data-id]')].map(r => r.dataset.id).join(',')") as? String
+        XCTAssertEqual(found, "c1b")
+        try await self.browser.type("#search", "")
+
+        // Suspend c1 from the list: its next data-plane request is refused.
+        let customer = try TestIdentity.mint(issuer: "https://id.platform.test", key: TestIdentity.platform.privateKey, kid: "platform-1", tenant: "c1")
+        XCTAssertEqual(try request(port: self.port, "GET", "/v1/ledger/1", headers: [("Authorization", "Bearer \(customer)")]).status, 200)
+        try await self.browser.click("#children tr[data-id='c1'] button.suspend")
+        try await self.browser.waitFor("document.querySelector(\"#children tr[data-id='c1'] [data-status]\") && document.querySelector(\"#children tr[data-id='c1'] [data-status]\").dataset.status === 'suspended'")
+        XCTAssertTrue(try self.eventually(5) {
+            try request(port: self.port, "GET", "/v1/ledger/1", headers: [("Authorization", "Bearer \(customer)")]).status == 403
+        })
+        try self.assertProblem(try request(port: self.port, "GET", "/v1/ledger/1", headers: [("Authorization", "Bearer \(customer)")]), status: 403, slug: "tenant-suspended")
+
+        // Create a customer, then soft-delete it (two clicks).
+        try await self.browser.type("#new-id", "fabrikam")
+        try await self.browser.type("#new-package", "basic")
+        try await self.browser.click("#create button[type=submit]")
+        try await self.browser.waitFor("document.querySelector('#page-info') && document.querySelector('#page-info').textContent.endsWith('of 123')")
+        try await self.browser.type("#search", "fabrikam")
+        try await self.browser.waitFor("document.querySelector(\"#children tr[data-id='fabrikam']\")")
+        XCTAssertEqual(try self.admin("GET", "/admin/v1/nodes/fabrikam", token: try self.token("platform-admin", nil)).status, 200)
+        try await self.browser.click("#children tr[data-id='fabrikam'] button.delete")
+        try await self.browser.click("#children tr[data-id='fabrikam'] button.delete")
+        try await self.browser.waitFor("document.querySelector('#page-info') && document.querySelector('#page-info').textContent === '1–50 of 122'")
+        XCTAssertEqual(try self.admin("GET", "/admin/v1/nodes/fabrikam", token: try self.token("platform-admin", nil)).status, 404)
+
+        // A customer's page: effective features, explain, its package.
+        try await self.show("#/node/c1b")
+        try await self.browser.waitFor("document.querySelector('#entitlements')")
+        let packageValue = try await self.browser.evaluate("document.querySelector('#package').value") as? String
+        XCTAssertEqual(packageValue, "basic")
+
+        // The sibling partner p2 and its customer c2: never shown, on any screen, whatever is typed.
+        try await self.show("#/node/p1/children")
+        try await self.browser.waitFor("document.querySelector('#page-info')")
+        for fragment in ["#/node/p2", "#/node/p2/branding", "#/node/p2/children", "#/node/c2", "#/node/c2/audit", "#/node/acme"] {
+            try await self.show(fragment)
+            try await self.browser.waitFor("document.querySelector('#refused')")
+            let shown = try await self.bodyText()
+            XCTAssertFalse(shown.contains("c2") && !fragment.contains("c2"), "\(fragment) shows \(shown)")
+            XCTAssertFalse(shown.contains("p2") && !fragment.contains("p2"), "\(fragment) shows \(shown)")
+            XCTAssertFalse(shown.contains("full"), "\(fragment) shows a sibling's package: \(shown)")
+        }
+        try await self.screenshot("07-not-yours")
+        for fragment in ["#/node/p1", "#/node/p1/children", "#/node/p1/audit", "#/node/p1/traffic"] {
+            try await self.show(fragment)
+            let shown = try await self.bodyText()
+            XCTAssertFalse(shown.contains("p2") || shown.contains("c2") || shown.contains("globex"), "\(fragment) shows another subtree: \(shown)")
+        }
+        try await self.show("#/node/p1/audit")
+        try await self.browser.waitFor("document.querySelector('#audit table')")
+        try await self.screenshot("08-audit")
+        try await self.show("#/node/p1/traffic")
+        try await self.browser.waitFor("document.querySelector('#minutes-chart')")
+        try await self.screenshot("09-traffic")
+        XCTAssertEqual(self.browser.errors.filter { $0.contains("Content Security Policy") || $0.hasPrefix("dialog") }, [])
+    }
+}
