@@ -159,18 +159,25 @@ export function showWriteResult(answer, result, errors) {
   return false;
 }
 
+/// The list's search and page, kept while the same node's list is shown again (after a row's
+/// change), so that acting on a customer does not lose the user's place.
+const listMemory = { node: null, query: '', page: 0 };
+
 async function childrenTab(node, etag) {
   const answer = await api.children(node.id);
   if (answer.status !== 200) return problemBox(answer.json || {});
-  const all = answer.json.children;
-  const search = el('input', { type: 'search', id: 'search', placeholder: `Search ${all.length} by id or name` });
+  // By id: a stable order, whatever order the store keeps them in.
+  const all = answer.json.children.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  if (listMemory.node !== node.id) Object.assign(listMemory, { node: node.id, query: '', page: 0 });
+  const search = el('input', { type: 'search', id: 'search', placeholder: `Search ${all.length} by id or name`, value: listMemory.query });
   const list = el('div', { id: 'children' });
-  let page = 0;
+  let page = listMemory.page;
   const show = () => {
     const query = search.value.trim().toLowerCase();
     const matching = query ? all.filter((child) => child.id.includes(query) || ((child.branding && child.branding.displayName) || '').toLowerCase().includes(query)) : all;
     const pages = Math.max(1, Math.ceil(matching.length / PAGE_SIZE));
     page = Math.min(page, pages - 1);
+    Object.assign(listMemory, { query: search.value, page });
     const shown = matching.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE);
     fill(list,
       el('table', {}, el('tr', {}, el('th', {}, 'id'), el('th', {}, 'name'), el('th', {}, 'package'), el('th', {}, 'status'), el('th', {}, '')),
