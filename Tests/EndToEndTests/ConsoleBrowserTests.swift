@@ -28,7 +28,10 @@ final class ConsoleBrowserTests: AdminTestCase {
             Self.shared = browser
         }
         self.browser = Self.shared
-        self.gateway = try self.startAdminGateway(tree: Self.consoleTree)
+        // Health figures written every 200 ms, so the traffic charts have some to draw.
+        let settings = self.adminSettings(adminPort: self.adminPort, extra: "tenantHealth: { publishInterval: 200ms }\n")
+        self.gateway = try GatewayProcess(settings: settings, files: ["tenants.yaml": Self.consoleTree])
+        try waitUntilAccepting(port: self.adminPort, process: self.gateway.process)
     }
 
     override class func tearDown() {
@@ -245,8 +248,19 @@ final class ConsoleBrowserTests: AdminTestCase {
         try await self.show("#/node/p1/audit")
         try await self.browser.waitFor("document.querySelector('#audit table')")
         try await self.screenshot("08-audit")
+        // Traffic: c1b's requests and c1's refusals, drawn once a node has published them.
+        let other = try TestIdentity.mint(issuer: "https://id.platform.test", key: TestIdentity.platform.privateKey, kid: "platform-1", tenant: "c1b")
+        for _ in 0..<12 { XCTAssertEqual(try request(port: self.port, "GET", "/v1/ledger/2", headers: [("Authorization", "Bearer \(other)")]).status, 200) }
         try await self.show("#/node/p1/traffic")
-        try await self.browser.waitFor("document.querySelector('#minutes-chart')")
+        for _ in 0..<40 {
+            let total = try await self.text("#traffic-total")
+            if !total.hasPrefix("0 requests") { break }
+            try await Task.sleep(nanoseconds: 250_000_000)
+            try await self.show("#/node/p1/traffic/")
+            try await self.show("#/node/p1/traffic")
+        }
+        try await self.browser.waitFor("document.querySelector('#minutes-chart rect.requests[height]') && !document.querySelector('#traffic-total').textContent.startsWith('0 requests')")
+        try await self.browser.waitFor("document.querySelector('#customers-chart')")
         try await self.screenshot("09-traffic")
         XCTAssertEqual(self.browser.errors.filter { $0.contains("Content Security Policy") || $0.hasPrefix("dialog") }, [])
     }

@@ -59,7 +59,7 @@ export async function brandingTab(node, etag, policy) {
     }
     return el('div', { class: 'field' },
       el('label', { for: `branding-${field}` }, label,
-        lockedBy ? el('span', { class: 'lock', id: `locked-${field}` }, `🔒 locked by ${lockedBy}`) : null, ownLock),
+        lockedBy ? el('span', { class: 'lock', id: `locked-${field}` }, `locked by ${lockedBy}`) : null, ownLock),
       input, errors[`branding.${field}`]);
   });
   const update = () => preview.show(effectiveValues(inputs));

@@ -15,7 +15,7 @@ function svg(tag, attributes = {}, ...children) {
 
 /// Stacked bars: each minute's requests, and within them the 4xx and 5xx answers.
 export function minutesChart(perMinute) {
-  const width = 760, height = 220, left = 44, bottom = 24, top = 10;
+  const width = 1140, height = 260, left = 44, bottom = 24, top = 10;
   const peak = Math.max(1, ...perMinute.map((minute) => minute.requests));
   const step = (width - left) / Math.max(1, perMinute.length);
   const y = (value) => top + (height - top - bottom) * (1 - value / peak);
@@ -40,9 +40,9 @@ export function minutesChart(perMinute) {
 
 /// One horizontal bar per customer: requests admitted, refused by a quota, and 5xx errors.
 export function customersChart(items) {
-  const rowHeight = 22, width = 760, label = 220;
+  const rowHeight = 22, width = 1140, label = 220;
   const peak = Math.max(1, ...items.map((item) => item.requests + item.refused));
-  const scale = (value) => (width - label - 60) * value / peak;
+  const scale = (value) => (width - label - 240) * value / peak;
   return svg('svg', { class: 'chart', id: 'customers-chart', viewBox: `0 0 ${width} ${Math.max(1, items.length) * rowHeight + 4}`, role: 'img' },
     items.map((item, index) => {
       const y = index * rowHeight + 2;
@@ -57,17 +57,25 @@ export function customersChart(items) {
 }
 
 export async function trafficTab(node) {
-  const answer = await api.call('GET', `/nodes/${encodeURIComponent(node.id)}/health?minutes=60&limit=25`);
+  const answer = await api.call('GET', `/nodes/${encodeURIComponent(node.id)}/health?minutes=60&limit=1000`);
   if (answer.status !== 200) return problemBox(answer.json || {});
   const health = answer.json;
   const legend = el('div', { class: 'legend' },
     el('span', {}, el('i', { class: 'requests' }), 'requests'), el('span', {}, el('i', { class: 'client' }), '4xx (429 included)'),
     el('span', {}, el('i', { class: 'server' }), '5xx'));
   const total = health.total || { requests: 0, status4xx: 0, status5xx: 0 };
+  // Customers with traffic are drawn; a page of quiet ones would be a column of empty bars.
+  const busy = health.customers.items.filter((item) => item.requests + item.refused + item.errors > 0);
+  const quiet = health.customers.items.length - busy.length;
   return el('div', {},
-    el('div', { class: 'card' }, el('h2', {}, 'The last hour, per minute (every gateway node)'),
-      el('p', { class: 'muted' }, `${total.requests} requests, ${total.status4xx} 4xx, ${total.status5xx} 5xx`),
+    el('div', { class: 'card' },
+      el('div', { class: 'row' }, el('h2', { class: 'grow' }, 'The last hour, per minute (every gateway node)'),
+        el('button', { id: 'refresh-traffic', onclick: () => window.dispatchEvent(new HashChangeEvent('hashchange')) }, 'Refresh')),
+      el('p', { class: 'muted', id: 'traffic-total' }, `${total.requests} requests, ${total.status4xx} 4xx, ${total.status5xx} 5xx`),
       legend, health.perMinute ? minutesChart(health.perMinute) : el('p', { class: 'muted' }, 'No per-minute figures for this node.')),
     el('div', { class: 'card' }, el('h2', {}, `Today per customer (${health.customers.day})`),
-      health.customers.items.length ? customersChart(health.customers.items) : el('p', { class: 'muted' }, 'No customers.')));
+      el('div', { class: 'legend' }, el('span', {}, el('i', { class: 'requests' }), 'admitted'), el('span', {}, el('i', { class: 'client' }), 'refused by a quota')),
+      busy.length ? customersChart(busy) : null,
+      el('p', { class: 'muted' }, busy.length ? `${quiet} more without traffic today.` : 'No customer has traffic today.',
+        health.customers.next ? ' Only the first 1,000 customers by id are read here.' : '')));
 }

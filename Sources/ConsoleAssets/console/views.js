@@ -104,7 +104,7 @@ async function overviewTab(node, etag, policy) {
   ];
   const table = el('table', { id: 'effective' },
     rows.map(([label, attribute, value]) => el('tr', {},
-      el('th', {}, label), el('td', {}, value, attribute ? el('div', {}, explainButton(node.id, attribute)) : null))));
+      el('th', {}, label), el('td', {}, value, attribute ? explainButton(node.id, attribute) : null))));
   const perFeature = el('div', { class: 'card' }, el('h2', {}, 'Why each feature'),
     policy.features.map((feature) => el('div', {}, el('span', {}, feature, ' '), explainButton(node.id, `feature.${feature}`))));
   const principal = api.signedIn();
