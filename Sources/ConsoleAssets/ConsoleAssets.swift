@@ -25,6 +25,7 @@ public enum ConsoleAssets {
             ("views.js", PackageResources.views_js),
             ("branding.js", PackageResources.branding_js),
             ("charts.js", PackageResources.charts_js),
+            ("keys.js", PackageResources.keys_js),
         ]
         var files: [String: File] = [:]
         for (name, bytes) in list {

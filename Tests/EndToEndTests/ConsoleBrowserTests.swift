@@ -264,4 +264,34 @@ final class ConsoleBrowserTests: AdminTestCase {
         try await self.screenshot("09-traffic")
         XCTAssertEqual(self.browser.errors.filter { $0.contains("Content Security Policy") || $0.hasPrefix("dialog") }, [])
     }
+
+    func testAPartnerManagesItsIssuersOnlyWhenItsOEMLetsIt() async throws {
+        try await self.signIn(try self.token("partner-admin", "p1"))
+        try await self.show("#/node/p1/issuers")
+        try await self.browser.waitFor("document.querySelector('#node-page .notice')")
+        let refusal = try await self.text("#node-page .notice")
+        XCTAssertTrue(refusal.contains("self-service is off"), refusal)
+        let form = try await self.browser.evaluate("Boolean(document.querySelector('#issuers-form'))") as? Bool
+        XCTAssertEqual(form, false)
+
+        let etag = try self.etag("acme")
+        let on = try self.admin("PATCH", "/admin/v1/nodes/acme", token: try self.token("platform-admin", nil), ifMatch: etag, body: #"{"partnerIssuerSelfService":true}"#)
+        XCTAssertEqual(on.status, 200, on.text)
+        try await self.show("#/node/p1/overview")
+        try await self.show("#/node/p1/issuers")
+        try await self.browser.waitFor("document.querySelector('#issuers-form')")
+        let pem = try String(contentsOfFile: TestIdentity.partnerOne.publicKey, encoding: .utf8)
+        let list: [String: Any] = ["issuers": [["iss": "https://id.p1.test", "audience": "erp-gateway", "keys": [["kid": "p1-1", "alg": "RS256", "pem": pem]]]]]
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: list, options: [.prettyPrinted]), as: UTF8.self)
+        try await self.browser.type("#issuers-json", json)
+        try await self.browser.click("#save-issuers")
+        try await self.browser.waitFor("document.querySelector('#issuers') && document.querySelector('#issuers').textContent.includes('https://id.p1.test')")
+        try await self.screenshot("11-issuers")
+        // The data plane takes the partner's tokens for its customer.
+        let token = try TestIdentity.mint(issuer: "https://id.p1.test", key: TestIdentity.partnerOne.privateKey, kid: "p1-1", tenant: "c1")
+        XCTAssertTrue(try self.eventually(5) {
+            try request(port: self.port, "GET", "/v1/ledger/3", headers: [("Authorization", "Bearer \(token)")]).status == 200
+        })
+        XCTAssertEqual(self.browser.errors.filter { $0.contains("Content Security Policy") || $0.hasPrefix("dialog") }, [])
+    }
 }

@@ -81,14 +81,16 @@ export async function brandingTab(node, etag, policy) {
     if (answer.status === 200) savedNode = node.id;
     showWriteResult(answer, result, errors);
   };
-  const justSaved = savedNode === node.id;
+  const saved = savedNode === node.id ? notice('Saved. Every gateway node serves the new branding within a second.', 'ok') : null;
   savedNode = null;
+  // The outcome of a save is shown above the fields, where the user is looking; the saved
+  // notice goes as soon as the next edit starts.
+  if (saved) for (const input of Object.values(inputs)) input.addEventListener('input', () => saved.remove(), { once: true });
   return el('div', { class: 'split' },
     el('form', { class: 'card', id: 'branding-form', onsubmit: save },
-      justSaved ? notice('Saved. Every gateway node serves the new branding within a second.', 'ok') : null,
+      saved, result,
       fields, errors.branding,
-      el('div', { class: 'row' }, el('button', { class: 'primary', type: 'submit', id: 'save-branding' }, 'Save branding')),
-      result),
+      el('div', { class: 'row' }, el('button', { class: 'primary', type: 'submit', id: 'save-branding' }, 'Save branding'))),
     el('div', {}, el('h2', {}, 'Preview: your customers\' sign-in page'), preview.element));
 }
 

@@ -4,6 +4,7 @@ import * as api from './api.js';
 import { el, fill, problemBox, notice } from './dom.js';
 import { brandingTab } from './branding.js';
 import { trafficTab } from './charts.js';
+import { issuersTab, certificatesTab } from './keys.js';
 
 const PAGE_SIZE = 50;
 const link = (id, tab) => `#/node/${encodeURIComponent(id)}${tab && tab !== 'overview' ? `/${tab}` : ''}`;
@@ -16,7 +17,7 @@ export async function nodePage(id, tab, current) {
   const tabs = [['overview', 'Overview'], ['branding', 'Branding']];
   if (node.kind === 'oem') tabs.push(['children', 'Partners']);
   if (node.kind === 'partner') tabs.push(['children', 'Customers']);
-  if (node.kind !== 'customer') tabs.push(['traffic', 'Traffic']);
+  if (node.kind !== 'customer') tabs.push(['traffic', 'Traffic'], ['issuers', 'Issuers'], ['certificates', 'Certificates']);
   tabs.push(['audit', 'Audit']);
   if (!tabs.some(([name]) => name === tab)) tab = 'overview';
 
@@ -25,6 +26,8 @@ export async function nodePage(id, tab, current) {
   else if (tab === 'children') body = await childrenTab(node, stored.etag);
   else if (tab === 'traffic') body = await trafficTab(node);
   else if (tab === 'audit') body = await auditTab(node);
+  else if (tab === 'issuers') body = await issuersTab(node);
+  else if (tab === 'certificates') body = await certificatesTab(node);
   else body = await overviewTab(node, stored.etag, policy);
   if (!current()) return el('div');
 
