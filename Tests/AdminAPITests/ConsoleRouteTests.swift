@@ -1,4 +1,5 @@
 @testable import AdminAPI
+import Foundation
 import ConsoleAssets
 import XCTest
 
@@ -93,5 +94,20 @@ final class ConsoleRouteTests: XCTestCase {
         XCTAssertEqual(AdminFixture.respond(AdminFixture.request("GET", "/admin/v1/me", token: nil), tree: tree)?.status, 401)
         XCTAssertEqual(AdminFixture.respond(AdminFixture.request("GET", "/admin/v1/me", token: try AdminFixture.token("partner-admin", node: "acme")), tree: tree)?.status, 401)
         XCTAssertEqual(AdminFixture.respond(AdminFixture.request("POST", "/admin/v1/me", token: nil), tree: tree)?.status, 405)
+    }
+}
+
+/// docs/console.md shows a picture of every screen, taken by the browser tests.
+final class ConsoleGuideTests: XCTestCase {
+    func testEveryPictureTheGuideShowsIsInTheRepository() throws {
+        let root = AdminDocumentationTests.packageRoot
+        let guide = try AdminDocumentationTests.text("docs/console.md")
+        let pictures = guide.components(separatedBy: "](console/").dropFirst().compactMap { $0.split(separator: ")").first.map(String.init) }
+        XCTAssertGreaterThanOrEqual(pictures.count, 10)
+        for picture in pictures {
+            let data = try Data(contentsOf: root.appendingPathComponent("docs/console/\(picture)"))
+            XCTAssertEqual(Array(data.prefix(8)), [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], "\(picture) is a PNG")
+            XCTAssertLessThan(data.count, 200_000, "\(picture) stays small")
+        }
     }
 }

@@ -231,7 +231,7 @@ final class ConsoleBrowserTests: AdminTestCase {
         // The sibling partner p2 and its customer c2: never shown, on any screen, whatever is typed.
         try await self.show("#/node/p1/children")
         try await self.browser.waitFor("document.querySelector('#page-info')")
-        for fragment in ["#/node/p2", "#/node/p2/branding", "#/node/p2/children", "#/node/c2", "#/node/c2/audit", "#/node/acme"] {
+        for fragment in ["#/node/acme", "#/node/c2", "#/node/c2/audit", "#/node/p2/branding", "#/node/p2/children", "#/node/p2"] {
             try await self.show(fragment)
             try await self.browser.waitFor("document.querySelector('#refused')")
             let shown = try await self.bodyText()
