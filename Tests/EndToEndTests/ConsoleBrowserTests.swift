@@ -16,8 +16,12 @@ final class ConsoleBrowserTests: AdminTestCase {
             .appendingPathComponent(".build/console-screenshots").path
     }
 
-    /// The test tree with 120 more customers under p1: enough for the list to page.
-    static let consoleTree = AdminTestCase.tree + (1...120).map { String(format: "  - { id: bulk-%03d, kind: customer, parent: p1, package: basic }\n", $0) }.joined()
+    /// The test tree with `customers` more customers under p1 (ids after c1's, so c1 and c1b
+    /// lead the lists): the subtree test gives p1 5,000, to show a large partner's list pages
+    /// and searches; the others keep the tree small, whose writes are then quicker.
+    static func consoleTree(customers: Int) -> String {
+        AdminTestCase.tree + (0..<customers).map { String(format: "  - { id: zz-bulk-%04d, kind: customer, parent: p1, package: basic }\n", $0 + 1) }.joined()
+    }
 
     override func setUp() async throws {
         try await super.setUp()
@@ -30,7 +34,8 @@ final class ConsoleBrowserTests: AdminTestCase {
         self.browser = Self.shared
         // Health figures written every 200 ms, so the traffic charts have some to draw.
         let settings = self.adminSettings(adminPort: self.adminPort, extra: "tenantHealth: { publishInterval: 200ms }\n")
-        self.gateway = try GatewayProcess(settings: settings, files: ["tenants.yaml": Self.consoleTree])
+        let customers = self.name.contains("SeesOnlyItsSubtree") ? 5_000 : 0
+        self.gateway = try GatewayProcess(settings: settings, files: ["tenants.yaml": Self.consoleTree(customers: customers)])
         try waitUntilAccepting(port: self.adminPort, process: self.gateway.process)
     }
 
@@ -184,11 +189,14 @@ final class ConsoleBrowserTests: AdminTestCase {
         try await self.show("#/node/p1/children")
         try await self.browser.waitFor("document.querySelector('#page-info')")
         let firstPage = try await self.text("#page-info")
-        XCTAssertEqual(firstPage, "1–50 of 122")
+        XCTAssertEqual(firstPage, "1–50 of 5002")
         try await self.screenshot("06-customers")
         try await self.browser.click("#next-page")
         let secondPage = try await self.text("#page-info")
-        XCTAssertEqual(secondPage, "51–100 of 122")
+        XCTAssertEqual(secondPage, "51–100 of 5002")
+        try await self.browser.type("#search", "zz-bulk-4999")
+        let deep = try await self.browser.evaluate("[...document.querySelectorAll('#children tr[data-id]')].map(r => r.dataset.id).join(',')") as? String
+        XCTAssertEqual(deep, "zz-bulk-4999")
         try await self.browser.type("#search", "c1b")
         let found = try await self.browser.evaluate("[...document.querySelectorAll('#children tr[data-id]')].map(r => r.dataset.id).join(',')") as? String
         XCTAssertEqual(found, "c1b")
@@ -213,7 +221,7 @@ final class ConsoleBrowserTests: AdminTestCase {
         try await self.browser.type("#new-id", "fabrikam")
         try await self.browser.type("#new-package", "basic")
         try await self.browser.click("#create button[type=submit]")
-        try await self.browser.waitFor("document.querySelector('#page-info') && document.querySelector('#page-info').textContent.endsWith('of 123')")
+        try await self.browser.waitFor("document.querySelector('#page-info') && document.querySelector('#page-info').textContent.endsWith('of 5003')")
         try await self.browser.type("#search", "fabrikam")
         try await self.browser.waitFor("document.querySelector(\"#children tr[data-id='fabrikam']\")")
         XCTAssertEqual(try self.admin("GET", "/admin/v1/nodes/fabrikam", token: try self.token("platform-admin", nil)).status, 200)
@@ -227,6 +235,14 @@ final class ConsoleBrowserTests: AdminTestCase {
         try await self.browser.waitFor("document.querySelector('#entitlements')")
         let packageValue = try await self.browser.evaluate("document.querySelector('#package').value") as? String
         XCTAssertEqual(packageValue, "basic")
+        // A package that does not exist: refused under its field; then one that does.
+        try await self.browser.type("#package", "nope")
+        try await self.browser.click("#entitlements button[type=submit]")
+        try await self.browser.waitFor("document.querySelector('#error-package').textContent.includes('nope')")
+        try await self.browser.type("#package", "full")
+        try await self.browser.click("#entitlements button[type=submit]")
+        try await self.browser.waitFor("document.querySelector('#package') && document.querySelector('#package').value === 'full' && document.querySelector('#error-package').textContent === ''")
+        XCTAssertEqual(try self.admin("GET", "/admin/v1/nodes/c1b", token: try self.token("platform-admin", nil)).json()["package"] as? String, "full")
 
         // The sibling partner p2 and its customer c2: never shown, on any screen, whatever is typed.
         try await self.show("#/node/p1/children")
@@ -248,6 +264,14 @@ final class ConsoleBrowserTests: AdminTestCase {
         try await self.show("#/node/p1/audit")
         try await self.browser.waitFor("document.querySelector('#audit table')")
         try await self.screenshot("08-audit")
+        // Filtered: the customer created and deleted here, then its deletion alone.
+        try await self.browser.type("#audit-filter", "fabrikam")
+        let actions = "[...document.querySelectorAll('#audit tr')].slice(1).map(r => r.children[4].textContent).join(',')"
+        let filtered = try await self.browser.evaluate(actions) as? String
+        XCTAssertEqual(filtered, "delete,create")
+        _ = try await self.browser.evaluate("(() => { const s = document.querySelector('#audit-action'); s.value = 'delete'; s.dispatchEvent(new Event('change')); })()")
+        let deletes = try await self.browser.evaluate(actions) as? String
+        XCTAssertEqual(deletes, "delete")
         // Traffic: c1b's requests and c1's refusals, drawn once a node has published them.
         let other = try TestIdentity.mint(issuer: "https://id.platform.test", key: TestIdentity.platform.privateKey, kid: "platform-1", tenant: "c1b")
         for _ in 0..<12 { XCTAssertEqual(try request(port: self.port, "GET", "/v1/ledger/2", headers: [("Authorization", "Bearer \(other)")]).status, 200) }
