@@ -109,11 +109,15 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // The brand portal console's HTML, CSS and JavaScript modules, compiled into the binary
+        // (the packaged gateway is one file); served by the admin listener at /console/.
+        .target(name: "ConsoleAssets", resources: [.embedInCode("console")]),
+
         // Delegated administration: roles, subtree authorization, changes validated by the one
         // tree compiler, persisted and audited in the shared store; its own small HTTP listener.
         .target(name: "AdminAPI", dependencies: [
             "GatewayConfig", "Hierarchy", "TokenAuth", "Quotas", "RedisClient", "JSONText", "TenantHealth", "TenantHealthStore",
-            "Certificates", "CertificateUploads",
+            "Certificates", "CertificateUploads", "ConsoleAssets",
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -190,11 +194,13 @@ let package = Package(
             .product(name: "NIOTLS", package: "swift-nio"),
         ]),
         // Debian's chromium, headless, driving pages served from a loopback origin (browser tests).
+        // DevToolsBrowser drives it over the DevTools protocol (a WebSocket) for the console's tests.
         .target(name: "BrowserHarness", dependencies: [
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOWebSocket", package: "swift-nio"),
         ]),
         // A real redis-server for the tests of every module that talks to Redis.
         .target(name: "RedisTestServer", dependencies: [
@@ -263,7 +269,7 @@ let package = Package(
         ]),
         .testTarget(name: "AdminAPITests", dependencies: [
             "AdminAPI", "GatewayConfig", "Hierarchy", "TokenAuth", "RedisClient", "RedisTestServer", "TenantHealth",
-            "Certificates", "CertificateUploads", "TestCertificateAuthority", "LogCapture",
+            "Certificates", "CertificateUploads", "TestCertificateAuthority", "LogCapture", "ConsoleAssets",
             .product(name: "Yams", package: "Yams"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

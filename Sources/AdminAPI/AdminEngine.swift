@@ -91,6 +91,7 @@ public enum AdminEngine {
         let context = Context(request: request, tree: tree, principal: principal, now: now)
         guard let nodeID = route.nodeID else {
             if route == .createOEM { return context.createOEM() }
+            if route == .me { return .respond(.json(200, Self.me(principal, tree: tree))) }
             let roots = tree.document.tree.nodes.filter { node in
                 guard let path = tree.node(node.id)?.path else { return false }
                 return principal.scope.map { $0 == path } ?? (node.kind == .oem)
@@ -103,7 +104,7 @@ public enum AdminEngine {
             return .respond(AdminProblem.nodeNotFound.response(requestID: id))
         }
         switch route {
-        case .listRoots, .createOEM:
+        case .listRoots, .createOEM, .me:
             return .respond(AdminProblem.routeNotFound.response(requestID: id))  // answered above
         case .getNode:
             return .respond(.json(200, NodeJSON.encode(target.source), etag: NodeJSON.etag(target.source)))
@@ -166,6 +167,21 @@ public enum AdminEngine {
         case .deleteCertificate(_, let domain):
             return context.deleteCertificate(target, domain: domain, tree: snapshot)
         }
+    }
+
+    /// `GET /admin/v1/me`: what the verified token says, and nothing the caller could not read
+    /// about its own node anyway.
+    static func me(_ principal: AdminPrincipal, tree: StoredTree) -> JSONValue {
+        var members: [String: JSONValue] = [
+            "subject": .string(principal.actor), "role": .string(principal.role.rawValue),
+            "node": .null, "path": .null, "kind": .null, "managesOwnIssuers": .bool(principal.managesOwnIssuers),
+        ]
+        if let scope = principal.scope {
+            members["node"] = .string(scope.leaf.rawValue)
+            members["path"] = .string(scope.description)
+            members["kind"] = .string(scope.kind.rawValue)
+        }
+        return .object(members)
     }
 
     /// The state one write is judged in.

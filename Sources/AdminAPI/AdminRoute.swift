@@ -7,6 +7,8 @@ public enum AdminRoute: Sendable, Hashable {
     case listRoots
     /// A new OEM (platform admins).
     case createOEM
+    /// Who the token says the caller is: subject, role and node (the console's sign-in).
+    case me
     case getNode(String)
     case updateNode(String)
     case deleteNode(String)
@@ -39,6 +41,7 @@ public enum AdminRoute: Sendable, Hashable {
     public static let prefix = "/admin/v1/nodes/"
 
     public static let table: [Entry] = [
+        Entry(method: "GET", path: "/admin/v1/me"),
         Entry(method: "GET", path: "/admin/v1/nodes"),
         Entry(method: "POST", path: "/admin/v1/nodes"),
         Entry(method: "GET", path: "/admin/v1/nodes/{id}"),
@@ -74,6 +77,9 @@ public enum AdminRoute: Sendable, Hashable {
     /// A domain is returned lowercased (DNS names are case-insensitive; portal domains are
     /// lowercase) and, like the id, judged later against the node's own portal domains.
     public static func match(method: String, path: String) -> Result<AdminRoute, Mismatch> {
+        if path == "/admin/v1/me" {
+            return method == "GET" ? .success(.me) : .failure(.methodNotAllowed(allowed: ["GET"]))
+        }
         if path == "/admin/v1/nodes" {
             let routes: [String: AdminRoute] = ["GET": .listRoots, "POST": .createOEM]
             guard let route = routes[method] else { return .failure(.methodNotAllowed(allowed: routes.keys.sorted())) }
@@ -115,7 +121,7 @@ public enum AdminRoute: Sendable, Hashable {
     /// The node the route acts on; nil for the routes about the roots.
     public var nodeID: String? {
         switch self {
-        case .listRoots, .createOEM:
+        case .listRoots, .createOEM, .me:
             return nil
         case .getNode(let id), .updateNode(let id), .deleteNode(let id), .listChildren(let id), .createChild(let id), .effectivePolicy(let id),
             .explain(let id), .audit(let id), .exportTree(let id), .applySubtree(let id), .revokeTokens(let id), .usage(let id), .health(let id), .getIssuers(let id), .replaceIssuers(let id),

@@ -85,9 +85,15 @@ final class AdminConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
             )
             self.body = []
             let keepAlive = head.isKeepAlive && !self.tooLarge
-            let answer: EventLoopFuture<AdminResponse> = self.tooLarge
-                ? context.eventLoop.makeSucceededFuture(AdminProblem.bodyTooLarge.response(requestID: requestID))
-                : self.service.handle(request, on: context.eventLoop)
+            let answer: EventLoopFuture<AdminResponse>
+            if self.tooLarge {
+                answer = context.eventLoop.makeSucceededFuture(AdminProblem.bodyTooLarge.response(requestID: requestID))
+            } else if let console = ConsoleRoute.answer(request) {
+                // The console's static files: no token, no store, nothing of the tree.
+                answer = context.eventLoop.makeSucceededFuture(console)
+            } else {
+                answer = self.service.handle(request, on: context.eventLoop)
+            }
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             answer.whenSuccess { response in
                 let (handler, context) = bound.value
@@ -108,8 +114,9 @@ final class AdminConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
         var headers = HTTPHeaders()
         for (name, value) in response.headers { headers.add(name: name, value: value) }
         headers.add(name: "x-request-id", value: requestID)
-        headers.add(name: "cache-control", value: "no-store")
-        headers.add(name: "content-length", value: String(response.body.utf8.count))
+        // Admin answers are never cached; the console's files say how they may be.
+        if !headers.contains(name: "cache-control") { headers.add(name: "cache-control", value: "no-store") }
+        if response.status != 304 { headers.add(name: "content-length", value: String(response.body.utf8.count)) }
         if !keepAlive { headers.add(name: "connection", value: "close") }
         let head = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
         context.write(self.wrapOutboundOut(.head(head)), promise: nil)

@@ -74,7 +74,7 @@ public struct HeadlessChromium: Sendable {
     }
 
     /// SIGTERM to the browser's process group, SIGKILL after two seconds if it is still there.
-    private static func stopGroup(of process: Process) {
+    static func stopGroup(of process: Process) {
         let group = process.processIdentifier
         guard group > 0 else { return }
         kill(-group, SIGTERM)

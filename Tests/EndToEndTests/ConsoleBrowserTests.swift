@@ -1,0 +1,321 @@
+import BrowserHarness
+import Foundation
+import XCTest
+
+/// The brand portal console in headless Chromium, driven over the DevTools protocol, against the
+/// real gateway, a real redis-server and its admin API: what a partner's administrator does,
+/// what it must never see, and a screenshot of each screen (1280×800) in
+/// `.build/console-screenshots/` (docs/console.md shows them).
+final class ConsoleBrowserTests: AdminTestCase {
+    /// One browser for the class: launched by the first test, stopped after the last.
+    nonisolated(unsafe) static var shared: DevToolsBrowser?
+    var browser: DevToolsBrowser!
+
+    static var screenshots: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent(".build/console-screenshots").path
+    }
+
+    /// The test tree with `customers` more customers under p1 (ids after c1's, so c1 and c1b
+    /// lead the lists): the subtree test gives p1 5,000, to show a large partner's list pages
+    /// and searches; the others keep the tree small, whose writes are then quicker.
+    static func consoleTree(customers: Int) -> String {
+        AdminTestCase.tree + (0..<customers).map { String(format: "  - { id: zz-bulk-%04d, kind: customer, parent: p1, package: basic }\n", $0 + 1) }.joined()
+    }
+
+    override func setUp() async throws {
+        try await super.setUp()
+        if Self.shared == nil {
+            guard let browser = try await DevToolsBrowser.launch(group: Self.upstreamGroup) else {
+                throw XCTSkip("chromium is not installed (scripts/install-deps.sh installs it)")
+            }
+            Self.shared = browser
+        }
+        self.browser = Self.shared
+        // Health figures written every 200 ms, so the traffic charts have some to draw.
+        let settings = self.adminSettings(adminPort: self.adminPort, extra: "tenantHealth: { publishInterval: 200ms }\n")
+        let customers = self.name.contains("SeesOnlyItsSubtree") ? 5_000 : 0
+        self.gateway = try GatewayProcess(settings: settings, files: ["tenants.yaml": Self.consoleTree(customers: customers)])
+        try waitUntilAccepting(port: self.adminPort, process: self.gateway.process)
+    }
+
+    override class func tearDown() {
+        Self.shared?.closeNow()
+        Self.shared = nil
+        super.tearDown()
+    }
+
+    var console: String { "http://127.0.0.1:\(self.adminPort)/console/" }
+
+    func screenshot(_ name: String) async throws {
+        try await self.browser.screenshot(to: "\(Self.screenshots)/\(name).png")
+    }
+
+    func text(_ selector: String) async throws -> String {
+        try await self.browser.evaluate("(document.querySelector(\(DevToolsBrowser.literal(selector))) || {}).textContent || ''") as? String ?? ""
+    }
+
+    func bodyText() async throws -> String {
+        try await self.browser.evaluate("document.body.innerText") as? String ?? ""
+    }
+
+    /// Opens the console (a fresh page: signed out) and signs in with `token`.
+    func signIn(_ token: String) async throws {
+        try await self.browser.navigate(self.console)
+        try await self.browser.waitFor("document.body.dataset.screen === 'sign-in'")
+        try await self.browser.type("#token", token)
+        try await self.browser.click("#sign-in-button")
+        try await self.browser.waitFor("document.querySelector('#who-role') && document.querySelector('#node-title')")
+    }
+
+    /// Shows `fragment` (as a user typing it in the address bar would) and waits for its screen.
+    func show(_ fragment: String) async throws {
+        // Not ready until the new route has rendered (the hashchange event comes after this).
+        _ = try await self.browser.evaluate("document.body.dataset.ready = ''; location.hash = \(DevToolsBrowser.literal(fragment))")
+        try await self.browser.waitFor("document.body.dataset.ready && document.body.dataset.ready !== ''")
+    }
+
+    func branding(host: String = "portal.p1.test") throws -> [String: Any] {
+        try request(port: self.port, "GET", "/v1/branding", headers: [("Host", host)]).json()
+    }
+
+    func testAPartnerEditsItsBrandingWithALivePreviewAndTheDataPlaneServesIt() async throws {
+        // The console's files come with the strict policy, from the real listener.
+        let page = try request(port: self.adminPort, "GET", "/console/")
+        XCTAssertEqual(page.status, 200)
+        XCTAssertTrue(page.header("content-security-policy")?.contains("frame-ancestors 'none'") == true)
+        XCTAssertEqual(page.header("x-frame-options"), "DENY")
+        XCTAssertEqual(page.header("location"), nil)
+        XCTAssertEqual(try request(port: self.adminPort, "GET", "/console").header("location"), "/console/")
+
+        try await self.browser.navigate(self.console)
+        try await self.browser.waitFor("document.body.dataset.screen === 'sign-in'")
+        try await self.screenshot("01-sign-in")
+        // A token that does not verify is refused where it was pasted.
+        try await self.browser.type("#token", "not-a-token")
+        try await self.browser.click("#sign-in-button")
+        try await self.browser.waitFor("document.querySelector('#sign-in-result .problem')")
+
+        try await self.browser.type("#token", try self.token("partner-admin", "p1"))
+        try await self.browser.click("#sign-in-button")
+        try await self.browser.waitFor("document.querySelector('#who-role') && document.querySelector('#node-title')")
+        let role = try await self.text("#who-role")
+        let subject = try await self.text("#who-subject")
+        let node = try await self.text("#who-node")
+        XCTAssertEqual(role, "partner-admin")
+        XCTAssertEqual(subject, "partner-admin-user")
+        XCTAssertEqual(node, "acme/p1")
+        // The token is nowhere but in the page's memory.
+        let stored = try await self.browser.evaluate("localStorage.length + sessionStorage.length + document.cookie.length") as? Int
+        XCTAssertEqual(stored, 0)
+        // Explain is one click away.
+        try await self.browser.click(".explain-button[data-attribute='features']")
+        try await self.browser.waitFor("document.querySelector('.explain')")
+        try await self.screenshot("02-overview")
+
+        try await self.show("#/node/p1/branding")
+        try await self.browser.waitFor("document.querySelector('#branding-form')")
+        // termsUrl is locked by the OEM: shown as locked, by whom, and not editable.
+        let lock = try await self.text("#locked-termsUrl")
+        XCTAssertTrue(lock.contains("acme"), lock)
+        let termsDisabled = try await self.browser.evaluate("document.querySelector('#branding-termsUrl').disabled") as? Bool
+        XCTAssertEqual(termsDisabled, true)
+        let typed = try await self.browser.type("#branding-termsUrl", "https://p1.test/terms")
+        XCTAssertFalse(typed, "a locked field takes no input")
+        // The preview shows the inherited values, then follows the typing.
+        try await self.browser.waitFor("document.querySelector('#preview-name').textContent === 'Acme ERP'")
+        try await self.browser.type("#branding-displayName", "Northwind Cloud ERP")
+        try await self.browser.type("#branding-primaryColor", "#117a65")
+        try await self.browser.waitFor("document.querySelector('#preview-name').textContent === 'Northwind Cloud ERP'")
+        try await self.browser.waitFor("getComputedStyle(document.querySelector('#preview-bar')).backgroundColor === 'rgb(17, 122, 101)'")
+        let heading = try await self.text("#preview-heading")
+        XCTAssertEqual(heading, "Sign in to Northwind Cloud ERP")
+        try await self.screenshot("03-branding")
+
+        try await self.browser.click("#save-branding")
+        try await self.browser.waitFor("document.querySelector('#branding-form .notice.ok')")
+        XCTAssertTrue(try self.eventually(5) { try self.branding()["displayName"] as? String == "Northwind Cloud ERP" })
+        XCTAssertEqual(try self.branding()["primaryColor"] as? String, "#117a65")
+
+        // Someone else changes the node: the console's save is refused with the conflict and a reload.
+        let etag = try self.etag("p1")
+        let other = try self.admin("PATCH", "/admin/v1/nodes/p1", token: try self.token("platform-admin", nil), ifMatch: etag, body: ##"{"branding":{"accentColor":"#aa0000"}}"##)
+        XCTAssertEqual(other.status, 200, other.text)
+        try await self.browser.type("#branding-displayName", "Stale Name")
+        try await self.browser.click("#save-branding")
+        try await self.browser.waitFor("document.querySelector('#conflict')")
+        try await self.screenshot("04-conflict")
+        try await self.browser.click("#reload")
+        try await self.browser.waitFor("document.querySelector('#branding-accentColor') && document.querySelector('#branding-accentColor').value === '#aa0000'")
+        let kept = try await self.browser.evaluate("document.querySelector('#branding-displayName').value") as? String
+        XCTAssertEqual(kept, "Northwind Cloud ERP")
+        XCTAssertEqual(try self.branding()["displayName"] as? String, "Northwind Cloud ERP", "the stale save changed nothing")
+
+        // A value the tree refuses: the error next to its field, nothing saved.
+        try await self.browser.type("#branding-primaryColor", "blue")
+        try await self.browser.click("#save-branding")
+        try await self.browser.waitFor("document.querySelector('#error-branding-primaryColor').textContent !== ''")
+        try await self.screenshot("05-validation")
+        XCTAssertEqual(try self.branding()["primaryColor"] as? String, "#117a65")
+        XCTAssertEqual(self.browser.errors.filter { $0.contains("Content Security Policy") || $0.hasPrefix("dialog") }, [])
+    }
+
+    func testAPartnerSeesOnlyItsSubtreeNamesAreTextAndASuspendedCustomerIsRefused() async throws {
+        // Markup where the console shows values: a token's subject (any string the issuer
+        // signs), and a brand name typed into the editor. Both must show as the text they are.
+        let xss = "<img src=x onerror=alert(1)>"
+        let (status, minted) = try runCommand(GatewayProcess.binary, [
+            "token", "mint", "--issuer", "https://admin.platform.test", "--key", TestIdentity.admin.privateKey, "--alg", "ES256", "--kid", "admin-1",
+            "--tenant-claim", "role", "--tenant", "partner-admin", "--audience", "erp-admin", "--ttl", "600", "--subject", xss, "--claim", "node=p1",
+        ])
+        XCTAssertEqual(status, 0, minted)
+        try await self.signIn(minted.trimmingCharacters(in: .whitespacesAndNewlines))
+        let subject = try await self.text("#who-subject")
+        XCTAssertEqual(subject, xss)
+        try await self.show("#/node/p1/branding")
+        try await self.browser.waitFor("document.querySelector('#preview-name')")
+        try await self.browser.type("#branding-displayName", xss)
+        try await self.browser.waitFor("document.querySelector('#preview-name').textContent === \(DevToolsBrowser.literal(xss))")
+        let heading = try await self.text("#preview-heading")
+        XCTAssertEqual(heading, "Sign in to \(xss)")
+        let images = try await self.browser.evaluate("document.querySelectorAll('img[src=\"x\"]').length") as? Int
+        XCTAssertEqual(images, 0)
+        // The tree refuses angle brackets in a brand name: the error shows under the field.
+        try await self.browser.click("#save-branding")
+        try await self.browser.waitFor("document.querySelector('#error-branding-displayName').textContent.includes('angle brackets')")
+        try await self.screenshot("10-markup-as-text")
+
+        // The customers: searchable and paged.
+        try await self.show("#/node/p1/children")
+        try await self.browser.waitFor("document.querySelector('#page-info')")
+        let firstPage = try await self.text("#page-info")
+        XCTAssertEqual(firstPage, "1–50 of 5002")
+        try await self.screenshot("06-customers")
+        try await self.browser.click("#next-page")
+        let secondPage = try await self.text("#page-info")
+        XCTAssertEqual(secondPage, "51–100 of 5002")
+        try await self.browser.type("#search", "zz-bulk-4999")
+        let deep = try await self.browser.evaluate("[...document.querySelectorAll('#children tr[data-id]')].map(r => r.dataset.id).join(',')") as? String
+        XCTAssertEqual(deep, "zz-bulk-4999")
+        try await self.browser.type("#search", "c1b")
+        let found = try await self.browser.evaluate("[...document.querySelectorAll('#children tr[data-id]')].map(r => r.dataset.id).join(',')") as? String
+        XCTAssertEqual(found, "c1b")
+        try await self.browser.type("#search", "c1")
+
+        // Suspend c1 from the list: its next data-plane request is refused.
+        let customer = try TestIdentity.mint(issuer: "https://id.platform.test", key: TestIdentity.platform.privateKey, kid: "platform-1", tenant: "c1")
+        XCTAssertEqual(try request(port: self.port, "GET", "/v1/ledger/1", headers: [("Authorization", "Bearer \(customer)")]).status, 200)
+        try await self.browser.click("#children tr[data-id='c1'] button.suspend")
+        try await self.browser.waitFor("document.querySelector(\"#children tr[data-id='c1'] [data-status]\") && document.querySelector(\"#children tr[data-id='c1'] [data-status]\").dataset.status === 'suspended'")
+        XCTAssertTrue(try self.eventually(5) {
+            try request(port: self.port, "GET", "/v1/ledger/1", headers: [("Authorization", "Bearer \(customer)")]).status == 403
+        })
+        try self.assertProblem(try request(port: self.port, "GET", "/v1/ledger/1", headers: [("Authorization", "Bearer \(customer)")]), status: 403, slug: "tenant-suspended")
+
+        // The search is kept while the list is shown again after a change.
+        let kept = try await self.browser.evaluate("document.querySelector('#search').value") as? String
+        XCTAssertEqual(kept, "c1")
+
+        // Create a customer, then soft-delete it (two clicks).
+        try await self.browser.type("#search", "")
+        try await self.browser.type("#new-id", "fabrikam")
+        try await self.browser.type("#new-package", "basic")
+        try await self.browser.click("#create button[type=submit]")
+        try await self.browser.waitFor("document.querySelector('#page-info') && document.querySelector('#page-info').textContent.endsWith('of 5003')")
+        try await self.browser.type("#search", "fabrikam")
+        try await self.browser.waitFor("document.querySelector(\"#children tr[data-id='fabrikam']\")")
+        XCTAssertEqual(try self.admin("GET", "/admin/v1/nodes/fabrikam", token: try self.token("platform-admin", nil)).status, 200)
+        try await self.browser.click("#children tr[data-id='fabrikam'] button.delete")
+        try await self.browser.click("#children tr[data-id='fabrikam'] button.delete")
+        try await self.browser.waitFor("document.querySelector('#page-info') && document.querySelector('#page-info').textContent === '0–0 of 0'")
+        XCTAssertEqual(try self.admin("GET", "/admin/v1/nodes/fabrikam", token: try self.token("platform-admin", nil)).status, 404)
+
+        // A customer's page: effective features, explain, its package.
+        try await self.show("#/node/c1b")
+        try await self.browser.waitFor("document.querySelector('#entitlements')")
+        let packageValue = try await self.browser.evaluate("document.querySelector('#package').value") as? String
+        XCTAssertEqual(packageValue, "basic")
+        // A package that does not exist: refused under its field; then one that does.
+        try await self.browser.type("#package", "nope")
+        try await self.browser.click("#entitlements button[type=submit]")
+        try await self.browser.waitFor("document.querySelector('#error-package').textContent.includes('nope')")
+        try await self.browser.type("#package", "full")
+        try await self.browser.click("#entitlements button[type=submit]")
+        try await self.browser.waitFor("document.querySelector('#package') && document.querySelector('#package').value === 'full' && document.querySelector('#error-package').textContent === ''")
+        XCTAssertEqual(try self.admin("GET", "/admin/v1/nodes/c1b", token: try self.token("platform-admin", nil)).json()["package"] as? String, "full")
+
+        // The sibling partner p2 and its customer c2: never shown, on any screen, whatever is typed.
+        try await self.show("#/node/p1/children")
+        try await self.browser.waitFor("document.querySelector('#page-info')")
+        for fragment in ["#/node/acme", "#/node/c2", "#/node/c2/audit", "#/node/p2/branding", "#/node/p2/children", "#/node/p2"] {
+            try await self.show(fragment)
+            try await self.browser.waitFor("document.querySelector('#refused')")
+            let shown = try await self.bodyText()
+            XCTAssertFalse(shown.contains("c2") && !fragment.contains("c2"), "\(fragment) shows \(shown)")
+            XCTAssertFalse(shown.contains("p2") && !fragment.contains("p2"), "\(fragment) shows \(shown)")
+            XCTAssertFalse(shown.contains("full"), "\(fragment) shows a sibling's package: \(shown)")
+        }
+        try await self.screenshot("07-not-yours")
+        for fragment in ["#/node/p1", "#/node/p1/children", "#/node/p1/audit", "#/node/p1/traffic"] {
+            try await self.show(fragment)
+            let shown = try await self.bodyText()
+            XCTAssertFalse(shown.contains("p2") || shown.contains("c2") || shown.contains("globex"), "\(fragment) shows another subtree: \(shown)")
+        }
+        try await self.show("#/node/p1/audit")
+        try await self.browser.waitFor("document.querySelector('#audit table')")
+        try await self.screenshot("08-audit")
+        // Filtered: the customer created and deleted here, then its deletion alone.
+        try await self.browser.type("#audit-filter", "fabrikam")
+        let actions = "[...document.querySelectorAll('#audit tr')].slice(1).map(r => r.children[4].textContent).join(',')"
+        let filtered = try await self.browser.evaluate(actions) as? String
+        XCTAssertEqual(filtered, "delete,create")
+        _ = try await self.browser.evaluate("(() => { const s = document.querySelector('#audit-action'); s.value = 'delete'; s.dispatchEvent(new Event('change')); })()")
+        let deletes = try await self.browser.evaluate(actions) as? String
+        XCTAssertEqual(deletes, "delete")
+        // Traffic: c1b's requests and c1's refusals, drawn once a node has published them.
+        let other = try TestIdentity.mint(issuer: "https://id.platform.test", key: TestIdentity.platform.privateKey, kid: "platform-1", tenant: "c1b")
+        for _ in 0..<12 { XCTAssertEqual(try request(port: self.port, "GET", "/v1/ledger/2", headers: [("Authorization", "Bearer \(other)")]).status, 200) }
+        try await self.show("#/node/p1/traffic")
+        for _ in 0..<40 {
+            let total = try await self.text("#traffic-total")
+            if !total.hasPrefix("0 requests") { break }
+            try await Task.sleep(nanoseconds: 250_000_000)
+            try await self.show("#/node/p1/traffic/")
+            try await self.show("#/node/p1/traffic")
+        }
+        try await self.browser.waitFor("document.querySelector('#minutes-chart rect.requests[height]') && !document.querySelector('#traffic-total').textContent.startsWith('0 requests')")
+        try await self.browser.waitFor("document.querySelector('#customers-chart')")
+        try await self.screenshot("09-traffic")
+        XCTAssertEqual(self.browser.errors.filter { $0.contains("Content Security Policy") || $0.hasPrefix("dialog") }, [])
+    }
+
+    func testAPartnerManagesItsIssuersOnlyWhenItsOEMLetsIt() async throws {
+        try await self.signIn(try self.token("partner-admin", "p1"))
+        try await self.show("#/node/p1/issuers")
+        try await self.browser.waitFor("document.querySelector('#node-page .notice')")
+        let refusal = try await self.text("#node-page .notice")
+        XCTAssertTrue(refusal.contains("self-service is off"), refusal)
+        let form = try await self.browser.evaluate("Boolean(document.querySelector('#issuers-form'))") as? Bool
+        XCTAssertEqual(form, false)
+
+        let etag = try self.etag("acme")
+        let on = try self.admin("PATCH", "/admin/v1/nodes/acme", token: try self.token("platform-admin", nil), ifMatch: etag, body: #"{"partnerIssuerSelfService":true}"#)
+        XCTAssertEqual(on.status, 200, on.text)
+        try await self.show("#/node/p1/overview")
+        try await self.show("#/node/p1/issuers")
+        try await self.browser.waitFor("document.querySelector('#issuers-form')")
+        let pem = try String(contentsOfFile: TestIdentity.partnerOne.publicKey, encoding: .utf8)
+        let list: [String: Any] = ["issuers": [["iss": "https://id.p1.test", "audience": "erp-gateway", "keys": [["kid": "p1-1", "alg": "RS256", "pem": pem]]]]]
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: list, options: [.prettyPrinted]), as: UTF8.self)
+        try await self.browser.type("#issuers-json", json)
+        try await self.browser.click("#save-issuers")
+        try await self.browser.waitFor("document.querySelector('#issuers') && document.querySelector('#issuers').textContent.includes('https://id.p1.test')")
+        try await self.screenshot("11-issuers")
+        // The data plane takes the partner's tokens for its customer.
+        let token = try TestIdentity.mint(issuer: "https://id.p1.test", key: TestIdentity.partnerOne.privateKey, kid: "p1-1", tenant: "c1")
+        XCTAssertTrue(try self.eventually(5) {
+            try request(port: self.port, "GET", "/v1/ledger/3", headers: [("Authorization", "Bearer \(token)")]).status == 200
+        })
+        XCTAssertEqual(self.browser.errors.filter { $0.contains("Content Security Policy") || $0.hasPrefix("dialog") }, [])
+    }
+}
