@@ -7,13 +7,13 @@ public enum ConsoleRoute {
     public static let prefix = "/console/"
 
     /// Sent with every console file. The page runs only its own scripts and styles (no inline
-    /// code, no other origin), talks only to this listener, and cannot be framed. `img-src`
-    /// also allows `https:` because the branding preview shows the partner's own logo URL;
-    /// an image runs no code.
+    /// code, no other origin), loads nothing from another origin (the branding preview names
+    /// the logo's address instead of fetching it: the console works offline and tells no
+    /// third party who is looking at it), talks only to this listener, and cannot be framed.
     public static let securityHeaders: [(name: String, value: String)] = [
         (
             "content-security-policy",
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https:; connect-src 'self'; "
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
                 + "frame-ancestors 'none'; base-uri 'none'; form-action 'none'; object-src 'none'"
         ),
         ("x-frame-options", "DENY"),

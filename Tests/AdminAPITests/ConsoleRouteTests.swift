@@ -15,6 +15,12 @@ final class ConsoleRouteTests: XCTestCase {
             XCTAssertTrue(policy.contains(directive), "\(directive) in \(policy)", file: file, line: line)
         }
         XCTAssertFalse(policy.contains("unsafe-inline") || policy.contains("unsafe-eval"), policy, file: file, line: line)
+        // No other origin and no scheme source in any directive: the console loads nothing from
+        // outside the gateway (it works offline; a brand's logo is named, not fetched).
+        for directive in policy.split(separator: ";") {
+            let sources = directive.split(separator: " ").dropFirst()
+            XCTAssertTrue(sources.allSatisfy { $0 == "'self'" || $0 == "'none'" }, "\(directive) in \(policy)", file: file, line: line)
+        }
         XCTAssertEqual(response.header("x-frame-options"), "DENY", file: file, line: line)
         XCTAssertEqual(response.header("x-content-type-options"), "nosniff", file: file, line: line)
     }

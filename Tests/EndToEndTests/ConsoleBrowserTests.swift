@@ -126,6 +126,9 @@ final class ConsoleBrowserTests: AdminTestCase {
         try await self.browser.waitFor("document.querySelector('#preview-name').textContent === 'Acme ERP'")
         try await self.browser.type("#branding-displayName", "Northwind Cloud ERP")
         try await self.browser.type("#branding-primaryColor", "#117a65")
+        // The logo is named by its host, not fetched from it (nothing loads from another origin).
+        try await self.browser.type("#branding-logoUrl", "https://cdn.northwind.test/logo.svg")
+        try await self.browser.waitFor("document.querySelector('#preview-logo').textContent === 'logo · cdn.northwind.test'")
         try await self.browser.waitFor("document.querySelector('#preview-name').textContent === 'Northwind Cloud ERP'")
         try await self.browser.waitFor("getComputedStyle(document.querySelector('#preview-bar')).backgroundColor === 'rgb(17, 122, 101)'")
         let heading = try await self.text("#preview-heading")

@@ -102,11 +102,16 @@ function effectiveValues(inputs) {
   return values;
 }
 
+/// The host of an https URL, or '' when it does not parse.
+function hostOf(url) {
+  try { return new URL(url).host; } catch { return ''; }
+}
+
 /// The login page mock-up. Colours are set through the CSS object model (which the
 /// Content-Security-Policy allows, unlike inline styles), and only when they are colours.
 function previewPane() {
-  const logo = el('img', { alt: '', id: 'preview-logo' });
-  logo.addEventListener('error', () => { logo.hidden = true; });
+  // The logo is named, not loaded: the console fetches nothing from another origin.
+  const logo = el('span', { class: 'logo', id: 'preview-logo' });
   const name = el('span', { class: 'name', id: 'preview-name' });
   const heading = el('h3', { id: 'preview-heading' });
   const foot = el('div', { class: 'foot', id: 'preview-foot' });
@@ -119,7 +124,10 @@ function previewPane() {
   const show = (values) => {
     name.textContent = values.displayName || 'Your portal';
     heading.textContent = `Sign in to ${values.displayName || 'your portal'}`;
-    if (/^https:\/\//.test(values.logoUrl)) { logo.hidden = false; logo.src = values.logoUrl; } else { logo.hidden = true; logo.removeAttribute('src'); }
+    const logoHost = /^https:\/\//.test(values.logoUrl) ? hostOf(values.logoUrl) : '';
+    logo.hidden = !logoHost;
+    logo.textContent = logoHost ? `logo · ${logoHost}` : '';
+    logo.title = logoHost ? values.logoUrl : '';
     element.style.setProperty('--brand-primary', COLOR.test(values.primaryColor) ? values.primaryColor : '#2450c8');
     element.style.setProperty('--brand-accent', COLOR.test(values.accentColor) ? values.accentColor : '#f2a900');
     element.dataset.primary = COLOR.test(values.primaryColor) ? values.primaryColor.toLowerCase() : '';
