@@ -23,9 +23,10 @@ struct CrossOriginAnswer {
     let routeExposedHeaders: String?
 
     /// For `origin` under the rule before the tenant is known: nil unless some node registered it.
-    init?(registered origin: String?, configuration: GatewayConfiguration, route: Route? = nil) {
+    /// The route is not known yet either: only the fields every answer exposes.
+    init?(registered origin: String?, configuration: GatewayConfiguration) {
         guard let origin, let tenants = configuration.tenants, tenants.registeredOrigins.contains(origin) else { return nil }
-        self.init(origin: origin, settings: configuration.settings, route: route)
+        self.init(origin: origin, settings: configuration.settings, route: nil)
     }
 
     /// For an origin already found allowed (the tenant's own, checked by `TenantAccess`).

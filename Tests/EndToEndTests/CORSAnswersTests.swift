@@ -29,6 +29,7 @@ final class CORSAnswersTests: GatewayTestCase {
             placement: { tier: pooled, region: test }
             origins: [\(app), \(erp)]
             branding: { displayName: Acme ERP }
+            portalDomains: [erp.acme.test]
             issuers:
               - iss: https://id.acme.test
                 audience: erp-gateway
@@ -94,6 +95,7 @@ final class CORSAnswersTests: GatewayTestCase {
         var target = "/v1/ledger"
         var origin: String?
         var token: String?
+        var host: String?
         var status: Int
         var slug: String?
         /// The origin the answer must allow; nil: no CORS fields at all.
@@ -142,6 +144,8 @@ final class CORSAnswersTests: GatewayTestCase {
             Case(name: "forwarded", origin: app, token: c1, status: 200, allowed: app),
             Case(name: "forwarded, no origin", token: c1, status: 200, allowed: nil),
             Case(name: "branding", target: "/v1/branding", origin: app, token: c1, status: 200, allowed: app),
+            Case(name: "portal branding", target: "/v1/branding", origin: app, host: "erp.acme.test", status: 200, allowed: app),
+            Case(name: "portal branding, unregistered origin", target: "/v1/branding", origin: Self.evil, host: "erp.acme.test", status: 200, allowed: nil),
             Case(name: "branding, another OEM's origin", target: "/v1/branding", origin: Self.globexApp, token: c1, status: 403, slug: "origin-not-allowed", allowed: Self.globexApp),
         ]
     }
@@ -150,6 +154,7 @@ final class CORSAnswersTests: GatewayTestCase {
         var headers: [(String, String)] = []
         if let origin = testCase.origin { headers.append(("Origin", origin)) }
         if let token = testCase.token { headers.append(("Authorization", "Bearer \(token)")) }
+        if let host = testCase.host { headers.append(("Host", host)) }
         return headers
     }
 
