@@ -54,42 +54,6 @@ final class BrowserCORSTests: BrowserTestCase {
         """
     )
 
-    func tree(origin: String) -> String {
-        """
-        catalog:
-          features: [ledger, payroll]
-          packages: { basic: [ledger], full: [ledger, payroll] }
-          routes:
-            - { path: /v1/ledger, feature: ledger, exposeHeaders: [X-Ledger-Balance] }
-            - { path: /v1/payroll, feature: payroll }
-        tenants:
-          - id: acme
-            kind: oem
-            placement: { tier: pooled, region: test }
-            origins: [\(origin)]
-            branding: { displayName: Acme ERP }
-            issuers:
-              - iss: https://id.acme.test
-                audience: erp-gateway
-                keys: [{ kid: acme-1, alg: RS256, pemFile: \(TestIdentity.acmeOld.publicKey) }]
-          - { id: p1, kind: partner, parent: acme }
-          - { id: c1, kind: customer, parent: p1, package: full, branding: { displayName: C1 Books } }
-          - { id: basic, kind: customer, parent: p1, package: basic }
-          - { id: slow, kind: customer, parent: p1, package: full, limits: { rate: 1, burst: 1 } }
-          - { id: cdown, kind: customer, parent: p1, package: full, placement: { cell: down } }
-          - id: globex
-            kind: oem
-            placement: { tier: pooled, region: test }
-            origins: [https://app.globex.test]
-            issuers:
-              - iss: https://id.globex.test
-                audience: erp-gateway
-                keys: [{ kid: g-1, alg: ES256, pemFile: \(TestIdentity.globex.publicKey) }]
-          - { id: gp, kind: partner, parent: globex }
-          - { id: g1, kind: customer, parent: gp, package: full }
-        """
-    }
-
     var redis: RedisProcess!
 
     override func setUp() async throws {
@@ -97,21 +61,10 @@ final class BrowserCORSTests: BrowserTestCase {
         try await self.startPages(["/fetch.html": Self.fetchPage, "/app.html": Self.appPage])
         try await self.startBackends(1)
         self.redis = try RedisProcess()
-        // `down`: a cell whose one endpoint is a closed port, taken out by its health check.
-        let cells = """
-            cells:
-              - { id: test-cell, kind: pooled, region: test, endpoints: [127.0.0.1:\(self.backends[0].port)] }
-              - id: down
-                kind: pooled
-                region: dead
-                endpoints: [127.0.0.1:\(try freePort())]
-                healthCheck: { path: /healthz, interval: 50ms, timeout: 50ms, unhealthyThreshold: 1 }
-            defaultCell: test-cell
-
-            """
+        // The tree and cells of the raw-HTTP CORS tests, with this page server as acme's app.
         self.gateway = try GatewayProcess(
-            settings: gatewaySettings(endpoints: [], tenantTree: "tenants.yaml", cells: cells, extra: self.redis.settings),
-            files: ["tenants.yaml": self.tree(origin: self.pages.origin)]
+            settings: gatewaySettings(endpoints: [], tenantTree: "tenants.yaml", cells: try CORSAnswersTests.cells(backend: self.backends[0].port), extra: self.redis.settings),
+            files: ["tenants.yaml": CORSAnswersTests.tree(origins: [self.pages.origin])]
         )
     }
 

@@ -15,7 +15,10 @@ final class CORSAnswersTests: GatewayTestCase {
     static let evil = "https://evil.test"
     static let exposed = "X-Request-Id, RateLimit, RateLimit-Policy, Retry-After, ETag"
 
-    static let tree = """
+    /// Acme registers `origins` and `erp`; its customer `narrow` only `erp`; globex its own app.
+    /// `cdown` is placed on the cell `down`, `cgone` on `gone` (`cells`).
+    static func tree(origins: [String]) -> String {
+        """
         catalog:
           features: [ledger, payroll]
           packages: { basic: [ledger], full: [ledger, payroll] }
@@ -27,7 +30,7 @@ final class CORSAnswersTests: GatewayTestCase {
           - id: acme
             kind: oem
             placement: { tier: pooled, region: test }
-            origins: [\(app), \(erp)]
+            origins: [\((origins + [erp]).joined(separator: ", "))]
             branding: { displayName: Acme ERP }
             portalDomains: [erp.acme.test]
             issuers:
@@ -35,7 +38,7 @@ final class CORSAnswersTests: GatewayTestCase {
                 audience: erp-gateway
                 keys: [{ kid: acme-1, alg: RS256, pemFile: \(TestIdentity.acmeOld.publicKey) }]
           - { id: p1, kind: partner, parent: acme }
-          - { id: c1, kind: customer, parent: p1, package: full }
+          - { id: c1, kind: customer, parent: p1, package: full, branding: { displayName: C1 Books } }
           - { id: basic, kind: customer, parent: p1, package: basic }
           - { id: narrow, kind: customer, parent: p1, package: full, origins: [\(erp)] }
           - { id: halted, kind: customer, parent: p1, package: full, status: suspended }
@@ -53,17 +56,15 @@ final class CORSAnswersTests: GatewayTestCase {
           - { id: gp, kind: partner, parent: globex }
           - { id: g1, kind: customer, parent: gp, package: full }
         """
+    }
 
-    override func setUp() async throws {
-        try await super.setUp()
-        self.redis = try RedisProcess()
-        try await self.startBackends(1)
-        // `down`: its one endpoint a closed port, taken out by its health check (503); `gone`:
-        // the same without a check, so each attempt is refused (502).
+    /// The backend's cell, and two cells whose one endpoint is a closed port: `down`, taken out
+    /// by its health check (503), and `gone`, without a check, so each attempt is refused (502).
+    static func cells(backend: Int) throws -> String {
         let closed = try freePort()
-        let cells = """
+        return """
             cells:
-              - { id: test-cell, kind: pooled, region: test, endpoints: [127.0.0.1:\(self.backends[0].port)] }
+              - { id: test-cell, kind: pooled, region: test, endpoints: [127.0.0.1:\(backend)] }
               - id: down
                 kind: pooled
                 region: dead
@@ -73,11 +74,18 @@ final class CORSAnswersTests: GatewayTestCase {
             defaultCell: test-cell
 
             """
+    }
+
+    override func setUp() async throws {
+        try await super.setUp()
+        self.redis = try RedisProcess()
+        try await self.startBackends(1)
+        let cells = try Self.cells(backend: self.backends[0].port)
         let settings = gatewaySettings(
             endpoints: [], ["listener": ["http2": "{ cleartext: true }"], "limits": ["maxRequestBodyBytes": "1KiB"], "timeouts": ["upstreamResponse": "300ms"]],
             tenantTree: "tenants.yaml", cells: cells, extra: self.redis.settings + "cors:\n  exposeHeaders: [ETag]\n"
         )
-        self.gateway = try GatewayProcess(settings: settings, files: ["tenants.yaml": Self.tree])
+        self.gateway = try GatewayProcess(settings: settings, files: ["tenants.yaml": Self.tree(origins: [Self.app])])
     }
 
     override func tearDown() async throws {
