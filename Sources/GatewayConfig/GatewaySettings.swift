@@ -46,6 +46,8 @@ public struct GatewaySettings: Sendable, Hashable {
     /// Portal certificates uploaded through the admin API (`certificateUploads`); nil: uploads
     /// are refused and no node serves an uploaded certificate.
     public var certificateUploads: CertificateUploads?
+    /// What browser apps on allowed origins may read of the answers (`cors`).
+    public var cors = CORSSettings()
 
     /// `certificateUploads`: the key-encryption key that seals uploaded private keys in the
     /// shared store and opens them on every node. Read and checked when the settings load, so a

@@ -29,7 +29,7 @@ public enum SettingsLoader {
         let keys: Set<String> = [
             "listener", "limits", "timeouts", "upstreamPool", "forwarding", "cells", "defaultCell", "tenantTree", "platformIssuers",
             "authentication", "upstreamContext", "redis", "quotas", "retries", "outlierDetection", "admin", "tenantHealth",
-            "ops", "accessLog", "tracing", "certificateUploads",
+            "ops", "accessLog", "tracing", "certificateUploads", "cors",
         ]
         guard let top = reader.mapping(root, allowedKeys: keys) else {
             return nil
@@ -113,7 +113,7 @@ public enum SettingsLoader {
             reader.report(root, "with a tenantTree, 'upstreamContext' is required: backends need the signing key to trust the tenant context")
         }
         guard let listener else { return nil }
-        return GatewaySettings(
+        var settings = GatewaySettings(
             listener: listener, limits: limits, timeouts: timeouts, upstreamPool: pool,
             forwarding: forwarding, cells: cells, defaultCell: defaultCell, tenantTreePath: tenantTreePath,
             platformIssuers: platformIssuers, authentication: authentication, upstreamContext: upstreamContext, redis: redis,
@@ -122,6 +122,8 @@ public enum SettingsLoader {
             accessLog: top["accessLog"].map { Self.accessLog($0, &reader) } ?? .off, tracing: top["tracing"].flatMap { Self.tracing($0, &reader) },
             certificateUploads: certificateUploads
         )
+        if let cursor = top["cors"] { settings.cors = Self.cors(cursor, &reader) }
+        return settings
     }
 
     /// The key file is read here, at load: a missing file or a key of the wrong length stops

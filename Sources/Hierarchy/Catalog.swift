@@ -54,6 +54,9 @@ public struct Route: Sendable, Hashable {
     public let featureIndex: Int?
     /// Quota units a request on this route costs.
     public let cost: Int
+    /// The route's own `Access-Control-Expose-Headers` value (its `exposeHeaders`, joined when
+    /// the catalog is compiled); nil when it lists none.
+    public var exposedHeaders: String? = nil
 }
 
 /// Longest-prefix route matching. A prefix matches a path when the path equals it or continues

@@ -175,13 +175,25 @@ struct Compilation {
                 self.report(.catalog, field, "cost must be between 1 and 1000, got \(route.cost)", at)
                 valid = false
             }
+            var exposed: [String] = []
+            for name in route.exposeHeaders {
+                if let problem = ExposedHeaders.problem(with: name, listedBefore: exposed) {
+                    self.report(.catalog, field, "exposeHeaders: \(problem)", at)
+                    valid = false
+                } else {
+                    exposed.append(name)
+                }
+            }
             let key = "\(method ?? "*") \(route.pathPrefix)"
             if !routeKeys.insert(key).inserted {
                 self.report(.catalog, field, "route '\(key)' is defined twice", at)
                 valid = false
             }
             if valid {
-                routes.append(Route(method: method, pathPrefix: route.pathPrefix, feature: route.feature, featureIndex: featureIndex, cost: route.cost))
+                routes.append(Route(
+                    method: method, pathPrefix: route.pathPrefix, feature: route.feature, featureIndex: featureIndex, cost: route.cost,
+                    exposedHeaders: ExposedHeaders.value(exposed)
+                ))
             }
         }
         self.catalog = Catalog(features: features, packages: packages, routes: RouteTable(routes))

@@ -79,12 +79,16 @@ public struct RouteSource: Sendable, Hashable {
     public var pathPrefix: String
     public var feature: String?
     public var cost: Int
+    /// Response fields of this route's backend a browser app on an allowed origin may read,
+    /// beyond those every answer exposes.
+    public var exposeHeaders: [String] = []
 
-    public init(method: String?, pathPrefix: String, feature: String?, cost: Int) {
+    public init(method: String?, pathPrefix: String, feature: String?, cost: Int, exposeHeaders: [String] = []) {
         self.method = method
         self.pathPrefix = pathPrefix
         self.feature = feature
         self.cost = cost
+        self.exposeHeaders = exposeHeaders
     }
 }
 

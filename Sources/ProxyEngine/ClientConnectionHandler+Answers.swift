@@ -11,7 +11,11 @@ extension ClientConnectionHandler {
 
     /// Answers a request that never became an exchange (rejected head, unparseable bytes, slow
     /// client) and closes the connection. Logged with the same request id the client receives.
-    func respondWithoutExchange(_ problem: GatewayProblem, requestID: String? = nil, version: HTTPVersion = .http1_1, logMetadata: Logger.Metadata = [:]) {
+    /// `crossOrigin`: what a browser may read of it, when the head was read.
+    func respondWithoutExchange(
+        _ problem: GatewayProblem, requestID: String? = nil, version: HTTPVersion = .http1_1, logMetadata: Logger.Metadata = [:],
+        crossOrigin: CrossOriginAnswer? = nil
+    ) {
         let id = requestID ?? self.identifiers.requestID()
         var metadata = logMetadata
         metadata["request-id"] = .string(id)
@@ -24,7 +28,7 @@ extension ClientConnectionHandler {
                 requestID: id, problem: problem, at: self.now, wallMicroseconds: self.environment.wallClock.nowMicroseconds
             ))
         }
-        let written = self.writeProblem(problem, requestID: id, version: version, close: true)
+        let written = self.writeProblem(problem, requestID: id, version: version, close: true, crossOrigin: crossOrigin)
         self.closeAfter(written)
     }
 
@@ -41,7 +45,10 @@ extension ClientConnectionHandler {
         case .answer(let after):
             exchange.problem = problem
             exchange.log(.info, "request answered by the gateway", metadata: exchange.logMetadata(now: self.now, status: problem.status.code, problem: problem))
-            let written = self.writeProblem(problem, requestID: exchange.request.requestID, version: exchange.request.head.version, close: after == .close, headers: headers, extensions: extensions)
+            let written = self.writeProblem(
+                problem, requestID: exchange.request.requestID, version: exchange.request.head.version, close: after == .close, headers: headers,
+                extensions: extensions, crossOrigin: exchange.crossOriginAnswer
+            )
             self.answered(exchange, then: after, written: written)
         }
     }
@@ -66,10 +73,12 @@ extension ClientConnectionHandler {
 
     private func writeProblem(
         _ problem: GatewayProblem, requestID: String, version: HTTPVersion, close: Bool, headers: HTTPHeaders = HTTPHeaders(),
-        extensions: [(name: String, value: String)] = []
+        extensions: [(name: String, value: String)] = [], crossOrigin: CrossOriginAnswer?
     ) -> EventLoopFuture<Void>? {
         guard let context = self.context else { return nil }
-        let (head, body) = RequestPhases.failToProxy(problem, requestID: requestID, version: version, close: close, headers: headers, extensions: extensions)
+        let (head, body) = RequestPhases.failToProxy(
+            problem, requestID: requestID, version: version, close: close, headers: headers, extensions: extensions, crossOrigin: crossOrigin
+        )
         context.write(self.wrapOutboundOut(.head(head)), promise: nil)
         context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         return context.writeAndFlush(self.wrapOutboundOut(.end(nil)))

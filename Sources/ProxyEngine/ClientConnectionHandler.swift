@@ -279,7 +279,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         case .proceed(let decoded):
             request = decoded
         case .refuse(let refusal, let requestID):
-            self.respondWithoutExchange(refusal.problem, requestID: requestID, version: head.version, logMetadata: ["reason": "\(refusal.reason)"])
+            self.respondWithoutExchange(
+                refusal.problem, requestID: requestID, version: head.version, logMetadata: ["reason": "\(refusal.reason)"],
+                crossOrigin: CrossOriginAnswer(registered: head.headers.first(name: "origin"), configuration: self.environment.configuration)
+            )
             return
         }
         let exchange = Exchange(request: request, logger: self.environment.logger)

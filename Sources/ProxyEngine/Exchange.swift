@@ -73,6 +73,16 @@ final class Exchange {
         self.admitted = admitted
     }
 
+    /// What a browser page may read of an answer the gateway makes itself: once admitted, the
+    /// tenant's origin and the route's fields, as on a forwarded answer; before, the rule for
+    /// a request whose tenant is not known (the authorize phase has refused any origin that is
+    /// not the tenant's before any other refusal of its own).
+    var crossOriginAnswer: CrossOriginAnswer? {
+        guard let admitted = self.admitted else { return self.request.crossOriginAnswer() }
+        guard let grant = admitted.grant, let origin = grant.corsOrigin else { return nil }
+        return CrossOriginAnswer(origin: origin, settings: self.request.settings, route: grant.route)
+    }
+
     /// The select-cell phase chose the request's cells.
     func routed(_ route: CellRoute, on router: CellRouter) {
         self.routing = (router, route)

@@ -190,7 +190,7 @@ enum ForwardedHeaders {
     static func clientResponseHead(from upstream: HTTPResponseHead, requestID: String, version: HTTPVersion, close: Bool) -> HTTPResponseHead {
         var headers = upstream.headers
         // One copy, with room for the id, `Connection`, RateLimit and CORS fields added after.
-        headers.reserveCapacity(headers.count + 6)
+        headers.reserveCapacity(headers.count + 8)
         self.stripHopByHop(&headers)
         headers.replaceOrAdd(name: "x-request-id", value: requestID)
         if close {

@@ -36,6 +36,13 @@ struct GatewayRequest {
     /// the stream shares with others (`Connection` means nothing in HTTP/2, where NIOHTTP2
     /// refuses the field).
     var isOwnStream: Bool { self.head.version.major == 2 }
+
+    /// What a browser page may read of an answer to this request before its tenant is known:
+    /// nil without an `Origin` some node registered (`CrossOriginAnswer`). Looked up only when
+    /// the gateway answers itself, never on the forwarding path.
+    func crossOriginAnswer() -> CrossOriginAnswer? {
+        CrossOriginAnswer(registered: self.head.headers.first(name: "origin"), configuration: self.configuration)
+    }
 }
 
 /// A request the token speaks for: the customer it acts for, the route it matched, the cell the

@@ -146,7 +146,8 @@ struct RequestPhases {
             guard let branding = BrandingEndpoint.branding(forHost: head.headers.first(name: "host"), in: tenants) else {
                 return .refuse(Refusal(problem: .portalNotFound, reason: "no portal on this host"))
             }
-            let response = BrandingEndpoint.response(for: branding, request: head)
+            var response = BrandingEndpoint.response(for: branding, request: head)
+            request.crossOriginAnswer()?.apply(to: &response.headers)
             return .respond(LocalResponse(status: response.status, headers: response.headers, body: response.body))
         }
         let access = TenantAccess(
@@ -157,7 +158,14 @@ struct RequestPhases {
             head: head, path: request.path, cache: &self.environment.tokenCache, revocations: self.environment.revocations, now: self.environment.wallClock.nowSeconds
         ) {
         case .success(let (policy, _)):
-            let response = BrandingEndpoint.response(for: policy.branding, request: head)
+            // Like a route: a page may read its tenant's branding from the tenant's own origins.
+            let origin = head.headers.first(name: "origin")
+            if var refusal = TenantAccess.originRefusal(origin, policy: policy) {
+                refusal.tenant = policy.path
+                return .refuse(refusal)
+            }
+            var response = BrandingEndpoint.response(for: policy.branding, request: head)
+            if let origin { CrossOriginAnswer(origin: origin, settings: request.settings, route: nil).apply(to: &response.headers) }
             return .respond(LocalResponse(status: response.status, headers: response.headers, body: response.body))
         case .failure(let refusal):
             return .refuse(refusal)
@@ -287,15 +295,16 @@ struct RequestPhases {
     // MARK: respond
 
     /// The response head the client gets for the upstream's: hop-by-hop removed, request id,
-    /// RateLimit headers, and the one origin this tenant allows (never `*`).
+    /// RateLimit headers, and for a browser the one origin this tenant allows (never `*`) with
+    /// the fields it may read — the gateway's, replacing any CORS fields of the backend's.
     func respond(_ request: AdmittedRequest, upstreamHead: HTTPResponseHead, close: Bool) -> HTTPResponseHead {
         var head = ForwardedHeaders.clientResponseHead(
             from: upstreamHead, requestID: request.request.requestID, version: request.request.head.version, close: close
         )
         for (name, value) in request.rateLimitHeaders { head.headers.replaceOrAdd(name: name, value: value) }
-        if let origin = request.grant?.corsOrigin {
-            head.headers.replaceOrAdd(name: "access-control-allow-origin", value: origin)
-            head.headers.add(name: "vary", value: "Origin")
+        if let grant = request.grant, let origin = grant.corsOrigin {
+            CrossOriginAnswer.removeUpstreamFields(from: &head.headers)
+            CrossOriginAnswer(origin: origin, settings: request.request.settings, route: grant.route).apply(to: &head.headers)
         }
         return head
     }
@@ -303,10 +312,12 @@ struct RequestPhases {
     // MARK: failToProxy
 
     /// The one place a problem becomes a response: `application/problem+json`, never cached,
-    /// with the request id the log line carries.
+    /// with the request id the log line carries, and readable by a browser page on an allowed
+    /// origin (`crossOrigin`), so an app can tell an expired token from a quota from an outage.
+    /// The body is the same for every caller.
     static func failToProxy(
         _ problem: GatewayProblem, requestID: String, version: HTTPVersion, close: Bool, headers extra: HTTPHeaders = HTTPHeaders(),
-        extensions: [(name: String, value: String)] = []
+        extensions: [(name: String, value: String)] = [], crossOrigin: CrossOriginAnswer? = nil
     ) -> (head: HTTPResponseHead, body: String) {
         let body = ProblemDocument(problem, requestID: requestID, extensions: extensions).json
         var headers = extra
@@ -318,6 +329,7 @@ struct RequestPhases {
             headers.add(name: "retry-after", value: "1")
         }
         if close { headers.add(name: "connection", value: "close") }
+        crossOrigin?.apply(to: &headers)
         return (HTTPResponseHead(version: version, status: problem.status, headers: headers), body)
     }
 }

@@ -53,7 +53,9 @@ struct TenantAccess {
             guard self.tenants.registeredOrigins.contains(origin) else {
                 return .refuse(Refusal(problem: .originNotAllowed, reason: "preflight from an origin no node registered"))
             }
-            guard routes.match(method: requested.uppercased(), path: Substring(path.path)) != nil else {
+            // The branding endpoint is the gateway's own; an app fetches it like a route.
+            let branding = path.path == BrandingEndpoint.path && (requested.uppercased() == "GET" || requested.uppercased() == "HEAD")
+            guard branding || routes.match(method: requested.uppercased(), path: Substring(path.path)) != nil else {
                 return .refuse(Refusal(problem: .routeNotFound, reason: "preflight for a method and path no route serves"))
             }
             var headers = HTTPHeaders()
@@ -95,6 +97,9 @@ struct TenantAccess {
             refusal.tenant = policy.path
             return .refuse(refusal)
         }
+        // The origin first: a page on an origin that is not the tenant's learns that and
+        // nothing else about the tenant (suspended or not, which features).
+        if let refusal = Self.originRefusal(origin, policy: policy) { return refuse(refusal) }
         if policy.status == .suspended {
             return refuse(Refusal(problem: .tenantSuspended, reason: "suspended by \(policy.suspendedBy?.rawValue ?? "?")"))
         }
@@ -103,13 +108,16 @@ struct TenantAccess {
                 problem: .featureNotEnabled, extensions: [("feature", route.feature ?? "")], reason: "feature \(route.feature ?? "?") not enabled"
             ))
         }
-        if let origin, !policy.origins.contains(origin) {
-            return refuse(Refusal(problem: .originNotAllowed, reason: "origin not in the tenant's origins"))
-        }
         guard let cellID = policy.cell, let cell = self.configuration.settings.cell(named: cellID) else {
             return refuse(Refusal(problem: .tenantNotPlaced, reason: "placed on cell '\(policy.cell ?? "none")', which the settings do not have"))
         }
         return .forward(Grant(policy: policy, route: route, token: verified, cell: cell, corsOrigin: origin))
+    }
+
+    /// A browser `Origin` the tenant does not allow; nil without one, or for one of its own.
+    static func originRefusal(_ origin: String?, policy: EffectivePolicy) -> Refusal? {
+        guard let origin, !policy.origins.contains(origin) else { return nil }
+        return Refusal(problem: .originNotAllowed, reason: "origin not in the tenant's origins")
     }
 
     /// Authenticate and resolve: the bearer token, verified (or found in the loop's cache), not

@@ -23,6 +23,9 @@ import NIOTLS
 ///   Over TLS with a client certificate, the JSON names it (`clientCertificate`: its common
 ///   name).
 ///
+/// Any JSON answer also carries each `header=NAME:VALUE` of the request's query as a response
+/// field, to play a backend that sets fields of its own (an `ETag`, its own CORS fields).
+///
 /// Started with `tls`, it speaks HTTPS only (a plain client fails its handshake).
 public final class DemoBackend: Sendable {
     public struct Statistics: Sendable, Equatable {
@@ -239,6 +242,7 @@ private final class BackendHandler: ChannelInboundHandler {
     private func sendJSON(_ json: String, head: HTTPRequestHead, context: ChannelHandlerContext, close: Bool = false, status: Int = 200) {
         var headers = HTTPHeaders([("content-type", "application/json"), ("content-length", "\(json.utf8.count)")])
         headers.add(name: "x-backend", value: self.name)
+        for (name, value) in Self.requestedFields(head.uri) { headers.add(name: name, value: value) }
         if close { headers.add(name: "connection", value: "close") }
         let responseHead = HTTPResponseHead(version: head.version, status: HTTPResponseStatus(statusCode: status), headers: headers)
         context.write(self.wrapOutboundOut(.head(responseHead)), promise: nil)
@@ -270,6 +274,16 @@ private final class BackendHandler: ChannelInboundHandler {
             download.offset += size
             self.download = download
             context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        }
+    }
+
+    /// `header=NAME:VALUE` pairs of a target's query, as sent (no percent-decoding).
+    static func requestedFields(_ uri: String) -> [(String, String)] {
+        guard let query = uri.split(separator: "?", maxSplits: 1).dropFirst().first else { return [] }
+        return query.split(separator: "&").compactMap { pair in
+            let field = pair.dropFirst(7)
+            guard pair.hasPrefix("header="), let colon = field.firstIndex(of: ":") else { return nil }
+            return (String(field[..<colon]), String(field[field.index(after: colon)...]))
         }
     }
 

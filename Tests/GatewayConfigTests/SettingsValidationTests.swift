@@ -61,6 +61,24 @@ final class SettingsValidationTests: XCTestCase {
         assertIssue(issue, path: "forwarding.trustClientForwardedHeader", line: 11, mentioning: "known here: trustClientForwardedHeaders")
     }
 
+    func testCORSExposesTheGatewaysFieldsThenTheListedOnes() throws {
+        XCTAssertEqual(try SettingsLoader.parse(minimalSettingsYAML).cors.exposeHeadersValue, "X-Request-Id, RateLimit, RateLimit-Policy, Retry-After")
+        let settings = try SettingsLoader.parse(minimalSettingsYAML + "\ncors:\n  exposeHeaders: [ETag, X-Total-Count]")
+        XCTAssertEqual(settings.cors.exposeHeaders, ["ETag", "X-Total-Count"])
+        XCTAssertEqual(settings.cors.exposeHeadersValue, "X-Request-Id, RateLimit, RateLimit-Policy, Retry-After, ETag, X-Total-Count")
+    }
+
+    func testCORSListsOnlyFurtherFieldNames() {
+        let issues = rejectionIssues(of: minimalSettingsYAML + "\ncors:\n  exposeHeaders: ['*', X-Request-ID, ETag, etag, 'a b']\n  allowOrigins: [x]")
+        let messages = issues.map { "\($0.path): \($0.message)" }.sorted()
+        XCTAssertEqual(messages.count, 5, "\(messages)")
+        XCTAssertTrue(messages.contains { $0.contains("'*' is not a header field name") }, "\(messages)")
+        XCTAssertTrue(messages.contains { $0.contains("'X-Request-ID' is always exposed") }, "\(messages)")
+        XCTAssertTrue(messages.contains { $0.contains("'etag' is listed twice") }, "\(messages)")
+        XCTAssertTrue(messages.contains { $0.contains("'a b' is not a header field name") }, "\(messages)")
+        XCTAssertTrue(messages.contains { $0.hasPrefix("cors.allowOrigins: unknown key") }, "\(messages)")
+    }
+
     func testUnknownKeyInsideACell() {
         let yaml = """
             listener:

@@ -227,6 +227,15 @@ final class TenantTreeLoaderTests: XCTestCase {
         XCTAssertEqual(tree.catalog.packages, [])
     }
 
+    func testARoutesExposedHeadersAreReadAsWritten() throws {
+        let yaml = Self.minimalTreeYAML.replacingOccurrences(of: "features: [ledger]", with: "routes: [{path: /v1/ledger, exposeHeaders: [ETag, X-Total-Count]}]")
+        let tree = try TenantTreeLoader.parse(yaml, cells: [])
+        XCTAssertEqual(tree.catalog.routes.first?.exposeHeaders, ["ETag", "X-Total-Count"])
+        // Written back the same way (what the admin store keeps).
+        let reread = try TenantTreeLoader.parseDocument(TenantTreeWriter.yaml(TenantTreeDocument(tree: tree, issuers: [])), cells: [])
+        XCTAssertEqual(reread.tree.catalog.routes, tree.catalog.routes)
+    }
+
     func testCellsAreHandedOnAsDescriptors() throws {
         let tree = try TenantTreeLoader.parse(Self.minimalTreeYAML, cells: Self.cells)
         XCTAssertEqual(tree.cells, [
@@ -375,7 +384,7 @@ final class TenantTreeLoaderTests: XCTestCase {
         let issues = Self.treeIssues(of: yaml).sorted { ($0.line ?? 0, $0.column ?? 0) < ($1.line ?? 0, $1.column ?? 0) }
         let expected: [(path: String, line: Int, known: String)] = [
             ("catalog.feature", 2, "features, packages, routes"),
-            ("catalog.routes[0].methods", 5, "cost, feature, method, path"),
+            ("catalog.routes[0].methods", 5, "cost, exposeHeaders, feature, method, path"),
             ("tenants[0].limit", 9, "addOns, branding, customerDefaults, features, id, issuers, kind, limits, origins, package, packages, parent, partnerIssuerSelfService, placement, portalDomains, residency, status"),
             ("tenants[0].limits.rps", 10, "burst, concurrency, perDay, perMonth, rate"),
             ("tenants[0].placement.cel", 11, "cell, region, tier"),

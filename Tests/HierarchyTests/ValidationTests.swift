@@ -545,6 +545,29 @@ final class ValidationTests: XCTestCase {
         )
     }
 
+    func testARouteExposingSomethingOtherThanFieldNamesIsReported() {
+        let cases: [(names: [String], message: String)] = [
+            (["*"], "exposeHeaders: '*' is not a header field name"),
+            (["X-Balance", "X Total"], "exposeHeaders: 'X Total' is not a header field name"),
+            (["retry-after"], "exposeHeaders: 'retry-after' is always exposed"),
+            (["X-Balance", "x-balance"], "exposeHeaders: 'x-balance' is listed twice"),
+        ]
+        for (names, message) in cases {
+            assertOnlyIssue(
+                Fixtures.chain().with(route: RouteSource(method: nil, pathPrefix: "/v1/assets", feature: nil, cost: 1, exposeHeaders: names)),
+                node: "catalog", field: "routes[6]", message: message
+            )
+        }
+    }
+
+    func testARoutesExposedFieldsAreJoinedOnceWhenCompiled() throws {
+        let snapshot = try TreeCompiler.compile(
+            Fixtures.chain().with(route: RouteSource(method: "GET", pathPrefix: "/v1/assets", feature: nil, cost: 1, exposeHeaders: ["ETag", "X-Total-Count"]))
+        )
+        XCTAssertEqual(snapshot.catalog.routes.match(method: "GET", path: "/v1/assets/1")?.exposedHeaders, "ETag, X-Total-Count")
+        XCTAssertNil(snapshot.catalog.routes.match(method: "GET", path: "/v1/ledger")?.exposedHeaders)
+    }
+
     func testACatalogPackageWithAnUnknownFeatureIsReported() {
         var catalog = Fixtures.catalog
         catalog.packages.append(PackageSource(name: "assets", features: ["ledger", "assets"]))

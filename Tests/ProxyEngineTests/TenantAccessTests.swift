@@ -143,6 +143,44 @@ final class TenantAccessTests: XCTestCase {
         )
     }
 
+    func testPreflightServesTheBrandingEndpointForReading() throws {
+        var cache: VerifiedTokenCache?
+        let origin = ("Origin", "https://app.acme.test")
+        for method in ["GET", "HEAD"] {
+            guard case .preflight(let headers) = try self.decide("/v1/branding", method: .OPTIONS, headers: [origin, ("Access-Control-Request-Method", method)], cache: &cache)
+            else { return XCTFail("no preflight answer for \(method) /v1/branding") }
+            XCTAssertEqual(headers.first(name: "access-control-allow-origin"), "https://app.acme.test")
+            XCTAssertEqual(headers.first(name: "access-control-allow-methods"), method)
+        }
+        XCTAssertEqual(
+            self.refusal(try self.decide("/v1/branding", method: .OPTIONS, headers: [origin, ("Access-Control-Request-Method", "POST")], cache: &cache)),
+            .routeNotFound, "the branding endpoint is read-only"
+        )
+        XCTAssertEqual(
+            self.refusal(try self.decide("/v1/branding", method: .OPTIONS, headers: [("Origin", "https://evil.test"), ("Access-Control-Request-Method", "GET")], cache: &cache)),
+            .originNotAllowed
+        )
+    }
+
+    /// From an origin that is not the tenant's a page learns that, and not whether the tenant is
+    /// suspended or which features it has: the origin is checked before either.
+    func testAnOriginNotTheTenantsIsRefusedBeforeItsStatusAndFeatures() throws {
+        var cache: VerifiedTokenCache?
+        let evil = ("Origin", "https://evil.test")
+        let suspended = try self.decide("/v1/ledger", headers: [("Authorization", "Bearer \(try self.token("idle"))"), evil], cache: &cache)
+        XCTAssertEqual(self.refusal(suspended), .originNotAllowed)
+        let withoutFeature = try self.decide("/v1/payroll", headers: [("Authorization", "Bearer \(try self.token("shop"))"), evil], cache: &cache)
+        XCTAssertEqual(self.refusal(withoutFeature), .originNotAllowed)
+        if case .refuse(let refusal) = withoutFeature {
+            XCTAssertTrue(refusal.extensions.isEmpty, "the refusal names no feature")
+            XCTAssertEqual(refusal.tenant?.description, "acme/north/shop", "the log line still has the tenant")
+        }
+        // From the tenant's own origin the precise refusal, as without an Origin.
+        let own = ("Origin", "https://app.acme.test")
+        XCTAssertEqual(self.refusal(try self.decide("/v1/ledger", headers: [("Authorization", "Bearer \(try self.token("idle"))"), own], cache: &cache)), .tenantSuspended)
+        XCTAssertEqual(self.refusal(try self.decide("/v1/payroll", headers: [("Authorization", "Bearer \(try self.token("shop"))"), own], cache: &cache)), .featureNotEnabled)
+    }
+
     func testBearerTokenParsing() {
         func parse(_ values: [String]) -> TenantAccess.BearerToken {
             TenantAccess.bearerToken(HTTPHeaders(values.map { ("Authorization", $0) }))
