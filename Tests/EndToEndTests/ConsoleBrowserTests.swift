@@ -243,8 +243,12 @@ final class ConsoleBrowserTests: AdminTestCase {
         try await self.browser.click("#entitlements button[type=submit]")
         try await self.browser.waitFor("document.querySelector('#error-package').textContent.includes('nope')")
         try await self.browser.type("#package", "full")
+        // Saved means the page was read again: wait for a new form, not for the typed value.
+        _ = try await self.browser.evaluate("document.querySelector('#entitlements').dataset.beforeSave = 'yes'")
         try await self.browser.click("#entitlements button[type=submit]")
-        try await self.browser.waitFor("document.querySelector('#package') && document.querySelector('#package').value === 'full' && document.querySelector('#error-package').textContent === ''")
+        try await self.browser.waitFor(
+            "document.querySelector('#entitlements') && !document.querySelector('#entitlements').dataset.beforeSave && document.querySelector('#package').value === 'full'"
+        )
         XCTAssertEqual(try self.admin("GET", "/admin/v1/nodes/c1b", token: try self.token("platform-admin", nil)).json()["package"] as? String, "full")
 
         // The sibling partner p2 and its customer c2: never shown, on any screen, whatever is typed.
