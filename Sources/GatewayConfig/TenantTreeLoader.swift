@@ -110,7 +110,7 @@ public enum TenantTreeLoader {
     }
 
     private static func route(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> RouteSource? {
-        guard let map = reader.mapping(cursor, allowedKeys: ["path", "method", "feature", "cost"]) else { return nil }
+        guard let map = reader.mapping(cursor, allowedKeys: ["path", "method", "feature", "cost", "websocket"]) else { return nil }
         let method = map["method"].flatMap { reader.presentString($0) }
         let feature = map["feature"].flatMap { reader.presentString($0) }
         var cost: Int? = 1
@@ -119,8 +119,10 @@ public enum TenantTreeLoader {
             reader.report(cursor, "missing required key 'path'")
             return nil
         }
-        guard let path = reader.presentString(pathCursor), let cost else { return nil }
-        return RouteSource(method: method, pathPrefix: path, feature: feature, cost: cost)
+        var websocket: Bool? = false
+        if let c = map["websocket"] { websocket = reader.bool(c) }
+        guard let path = reader.presentString(pathCursor), let cost, let websocket else { return nil }
+        return RouteSource(method: method, pathPrefix: path, feature: feature, cost: cost, websocket: websocket)
     }
 
     /// `name: [feature, …]` pairs in document order; each located at its name as `FIELD.NAME`.

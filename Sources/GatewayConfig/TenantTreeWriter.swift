@@ -30,6 +30,7 @@ public enum TenantTreeWriter {
             pairs.append(("method", route.method.map(Self.string)))
             pairs.append(("feature", route.feature.map(Self.string)))
             if route.cost != 1 { pairs.append(("cost", Self.integer(route.cost))) }
+            if route.websocket { pairs.append(("websocket", Node("true", Tag(.bool)))) }
             routes.append(Self.mapping(pairs))
         }
         return Self.mapping([

@@ -54,6 +54,9 @@ public struct Route: Sendable, Hashable {
     public let featureIndex: Int?
     /// Quota units a request on this route costs.
     public let cost: Int
+    /// WebSocket handshakes are accepted here (and relayed once the backend switches
+    /// protocols); on every other route a handshake is refused, never downgraded.
+    public var websocket: Bool = false
 }
 
 /// Longest-prefix route matching. A prefix matches a path when the path equals it or continues

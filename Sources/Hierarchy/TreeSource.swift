@@ -79,12 +79,16 @@ public struct RouteSource: Sendable, Hashable {
     public var pathPrefix: String
     public var feature: String?
     public var cost: Int
+    /// The route accepts WebSocket handshakes (`websocket: true`); a handshake on any other
+    /// route is refused.
+    public var websocket: Bool
 
-    public init(method: String?, pathPrefix: String, feature: String?, cost: Int) {
+    public init(method: String?, pathPrefix: String, feature: String?, cost: Int, websocket: Bool = false) {
         self.method = method
         self.pathPrefix = pathPrefix
         self.feature = feature
         self.cost = cost
+        self.websocket = websocket
     }
 }
 

@@ -44,6 +44,8 @@ final class UpstreamConnection: ChannelDuplexHandler {
     }
 
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
+    /// The connection's channel, while the handler is in its pipeline.
+    var channel: (any Channel)? { self.context?.channel }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
