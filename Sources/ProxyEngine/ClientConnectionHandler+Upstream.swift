@@ -261,8 +261,13 @@ extension ClientConnectionHandler {
             upstreamPipeline.removeHandler(context: try upstreamPipeline.context(handlerType: NIOHTTPRequestHeadersValidator.self), promise: nil)
             upstreamPipeline.removeHandler(context: try upstreamPipeline.context(handlerType: HTTPRequestEncoder.self), promise: nil)
             // Removed last: frames the backend sent right behind its `101` go on to the frame
-            // decoder (`leftOverBytesStrategy: .forwardBytes`).
-            upstreamPipeline.removeHandler(context: try upstreamPipeline.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self), promise: nil)
+            // decoder (`leftOverBytesStrategy: .forwardBytes`), outside any read, so what they
+            // became is flushed to the client once the decoder is gone.
+            let decoderRemoved = upstreamChannel.eventLoop.makePromise(of: Void.self)
+            upstreamPipeline.removeHandler(
+                context: try upstreamPipeline.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self), promise: decoderRemoved
+            )
+            decoderRemoved.futureResult.assumeIsolated().whenComplete { _ in tunnel.readComplete(from: .upstream) }
         } catch {
             exchange.log(.error, "switching to a websocket failed", metadata: ["error": "\(error)"])
             upstreamChannel.close(promise: nil)

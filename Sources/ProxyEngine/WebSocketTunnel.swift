@@ -205,6 +205,10 @@ final class WebSocketTunnel {
 
     // MARK: - The end
 
+    func connectionFailed(_ side: Side, error: any Error) {
+        self.exchange.log(.info, "websocket connection failed", metadata: ["side": "\(side)", "error": "\(error)"])
+    }
+
     /// A connection closed. The other is closed too, and the socket's exchange ends.
     func connectionClosed(_ side: Side) {
         _ = self.machine.connectionClosed()
@@ -321,6 +325,7 @@ final class WebSocketRelayEnd: ChannelDuplexHandler, RemovableChannelHandler {
             self.tunnel?.frameRejected(from: self.side, error: error)
         } else {
             // I/O errors (reset by peer and the like): the connection is going.
+            self.tunnel?.connectionFailed(self.side, error: error)
             context.close(promise: nil)
         }
     }
