@@ -8,10 +8,12 @@ import XCTest
 final class WebSocketTests: GatewayTestCase {
     var echo: WebSocketEchoBackend!
     var redis: RedisProcess?
+    /// The second cell's backend, where a test has two.
+    var secondEcho: WebSocketEchoBackend?
 
     /// `c1` may keep two requests in flight (with Redis); `/v1/live` accepts WebSockets,
     /// `/v1/ledger` does not.
-    static func tree(customerStatus: String = "active") -> String {
+    static func tree(customerStatus: String = "active", placement: String = "") -> String {
         """
         catalog:
           features: [ledger]
@@ -28,19 +30,21 @@ final class WebSocketTests: GatewayTestCase {
                 audience: erp-gateway
                 keys: [{ kid: acme-1, alg: RS256, pemFile: \(TestIdentity.acmeOld.publicKey) }]
           - { id: p1, kind: partner, parent: acme }
-          - { id: c1, kind: customer, parent: p1, package: basic, status: \(customerStatus), limits: { concurrency: 2 } }
+          - { id: c1, kind: customer, parent: p1, package: basic, status: \(customerStatus), limits: { concurrency: 2 }\(placement) }
         """
     }
 
     override func tearDown() async throws {
         try await super.tearDown()
         await self.echo?.stop()
+        await self.secondEcho?.stop()
         self.redis?.stop()
     }
 
-    /// The gateway in front of the echo backend; with `quotas`, on a Redis of its own.
-    func startWebSocketGateway(quotas: Bool = false) async throws {
-        self.echo = try await WebSocketEchoBackend.start(group: Self.upstreamGroup)
+    /// The gateway in front of the echo backend; with `quotas`, on a Redis of its own (quotas
+    /// and revocations); with `cells`, instead of the one default cell.
+    func startWebSocketGateway(quotas: Bool = false, cells: String? = nil, tree: String = WebSocketTests.tree()) async throws {
+        if self.echo == nil { self.echo = try await WebSocketEchoBackend.start(group: Self.upstreamGroup) }
         var extra = "webSockets:\n  closeGrace: 500ms\n"
         if quotas {
             let redis = try RedisProcess()
@@ -48,7 +52,7 @@ final class WebSocketTests: GatewayTestCase {
             extra += redis.settings
         }
         self.gateway = try GatewayProcess(
-            settings: gatewaySettings(endpoints: [self.echo.port], tenantTree: "tenants.yaml", extra: extra), files: ["tenants.yaml": Self.tree()]
+            settings: gatewaySettings(endpoints: [self.echo.port], tenantTree: "tenants.yaml", cells: cells, extra: extra), files: ["tenants.yaml": tree]
         )
     }
 
@@ -159,6 +163,50 @@ final class WebSocketTests: GatewayTestCase {
         XCTAssertEqual(self.echo.statistics.closeCodes, [1008], "the backend is told too")
         let again = try WebSocketClient(port: self.port, path: "/v1/live", protocols: ["chat", "erp-gateway.bearer.\(try self.token())"])
         try self.assertProblem(again.response, status: 403, slug: "tenant-suspended")
+    }
+
+    func testRevokingTheTokenClosesItsOpenSocket() async throws {
+        try await self.startWebSocketGateway(quotas: true)
+        let socket = try self.openSocket()
+        XCTAssertEqual(try socket.echo("before"), "before")
+        let (status, output) = try runCommand(GatewayProcess.binary, ["token", "revoke", "--config", self.gateway.configPath, "--tenant", "c1"])
+        XCTAssertEqual(status, 0, output)
+        let close = try socket.readFrame()
+        XCTAssertEqual(close.closeCode, 1008, "closed by policy: the token is revoked")
+        XCTAssertTrue(socket.connection.waitForClose(seconds: 5))
+        XCTAssertTrue(self.gateway.waitForLog("reason=token-revoked"), self.gateway.log)
+    }
+
+    func testAPlacementChangeMovesNewSocketsAndClosesOpenOnesAfterTheGrace() async throws {
+        let second = try await WebSocketEchoBackend.start(group: Self.upstreamGroup)
+        self.secondEcho = second
+        self.echo = try await WebSocketEchoBackend.start(group: Self.upstreamGroup)
+        let cells = """
+            cells:
+              - id: one
+                kind: pooled
+                region: test
+                endpoints: [127.0.0.1:\(self.echo.port)]
+              - id: two
+                kind: pooled
+                region: test
+                endpoints: [127.0.0.1:\(second.port)]
+            defaultCell: one
+
+            """
+        try await self.startWebSocketGateway(cells: cells, tree: Self.tree(placement: ", placement: { cell: one }"))
+        let socket = try self.openSocket()
+        XCTAssertEqual(self.echo.statistics.handshakes, 1)
+
+        try self.gateway.replaceFile("tenants.yaml", with: Self.tree(placement: ", placement: { cell: two }"))
+        self.gateway.signal(SIGHUP)
+        XCTAssertTrue(self.gateway.waitForLog("configuration reloaded"))
+        let moved = try self.openSocket()
+        XCTAssertEqual(second.statistics.handshakes, 1, "a new socket goes to the new cell")
+        // The open socket runs on for `closeGrace` (the state machine's tests time it), then:
+        let close = try socket.readFrame()
+        XCTAssertEqual(close.closeCode, 1001, "the open socket goes away")
+        XCTAssertEqual(try moved.echo("on the new cell"), "on the new cell")
     }
 
     func testDrainSendsGoingAwayToOpenSockets() async throws {
