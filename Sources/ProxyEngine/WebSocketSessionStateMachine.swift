@@ -95,11 +95,13 @@ struct WebSocketSessionStateMachine {
         self.closeGrace = closeGrace
     }
 
-    /// The earliest moment the tunnel must look again.
+    /// The earliest moment the tunnel must look again. Once a close frame went either way only
+    /// the cut is left: the deadlines that led to the close are past, and looking again at
+    /// them would fire the timer at once, over and over.
     var nextDeadline: NIODeadline {
+        if let at = self.cutAt { return at }
         var next = min(self.lastFrameAt + self.idleTimeout, self.openedAt + self.maxLifetime)
         if let at = self.goingAwayAt { next = min(next, at) }
-        if let at = self.cutAt { next = min(next, at) }
         return next
     }
 

@@ -226,15 +226,20 @@ final class WebSocketTunnel {
         ends.client?.closeAfterFlush()
         ends.upstream?.closeAfterFlush()
         let now = self.now
-        guard self.exchange.upstreamEndedAt == nil else { return }
-        self.exchange.upstreamEndedAt = now
+        guard !self.exchange.ended else { return }
+        // The record's timings are the handshake's: it ended with the `101`.
+        let switched = self.exchange.upstreamHeadAt ?? now
+        self.exchange.upstreamEndedAt = switched
         self.exchange.machine.relayed(bytesIn: self.machine.bytesFromClient, bytesOut: self.machine.bytesFromUpstream)
         guard self.exchange.end(now: now.uptimeNanoseconds) else { return }
         var metadata = self.exchange.logMetadata(now: now, status: 101)
         if let reason = self.machine.closeReason { metadata["close-reason"] = "\(reason.rawValue)" }
         self.exchange.log(.info, "websocket closed", metadata: metadata)
         if let observer = self.environment.observer {
-            observer.requestEnded(self.exchange.record(ended: now, wallNowMicroseconds: self.environment.wallClock.nowMicroseconds))
+            let wallNow = self.environment.wallClock.nowMicroseconds - (now - switched).nanoseconds / 1_000
+            var record = self.exchange.record(ended: switched, wallNowMicroseconds: wallNow)
+            record.webSocketLifetime = now - switched
+            observer.requestEnded(record)
         }
     }
 }
