@@ -134,7 +134,7 @@ public enum SettingsLoader {
         if let c = map["idleTimeout"], let v = reader.duration(c, in: range) { webSockets.idleTimeout = v }
         if let c = map["maxLifetime"], let v = reader.duration(c, in: range) { webSockets.maxLifetime = v }
         if let c = map["closeGrace"], let v = reader.duration(c, in: .zero...Duration.seconds(600)) { webSockets.closeGrace = v }
-        if let c = map["maxFrameBytes"], let v = reader.integer(c, in: 125...(64 << 20)) { webSockets.maxFrameBytes = v }
+        if let c = map["maxFrameBytes"], let v = reader.byteSize(c, in: 125...(64 << 20)) { webSockets.maxFrameBytes = v }
         return webSockets
     }
 

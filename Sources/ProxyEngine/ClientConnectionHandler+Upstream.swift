@@ -226,11 +226,12 @@ extension ClientConnectionHandler {
     /// holds — passes to the tunnel, which ends it when the socket closes. The upstream
     /// connection leaves the pool for good.
     fileprivate func switchToWebSocket(_ exchange: Exchange, context: ChannelHandlerContext) {
-        _ = exchange.machine.responseEnded()
         context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
         guard let upstream = exchange.upstream, let upstreamChannel = upstream.channel else {
-            return self.clientGone(exchange, reason: "upstream closed as it switched protocols")
+            // The `101` is out: all that is left to tell the client is the cut.
+            return self.fail(exchange, with: .upstreamFailed)
         }
+        _ = exchange.machine.responseEnded()
         exchange.upstream = nil
         self.environment.pool.handOff(upstream)
         // The attempt is over, and so is the request as the cell sees it: a socket holds no

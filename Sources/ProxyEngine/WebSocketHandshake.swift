@@ -27,15 +27,18 @@ struct WebSocketHandshake: Equatable {
         case malformed(reason: String)
     }
 
-    /// Whether `head` asks for a WebSocket and, if so, whether it is a valid handshake: `GET`
-    /// over HTTP/1.1, `Connection: upgrade`, one 16-byte `Sec-WebSocket-Key`, version 13, at
-    /// most one bearer entry.
+    /// Whether `head` asks for a WebSocket (`Connection: upgrade` and `Upgrade: websocket`) and,
+    /// if so, whether it is a valid handshake: `GET` over HTTP/1.1, one 16-byte
+    /// `Sec-WebSocket-Key`, version 13, at most one bearer entry.
+    /// An `Upgrade` that `Connection` does not name is no request to switch (RFC 9110 §7.8): it
+    /// is a stray hop-by-hop field, stripped like any other.
     static func read(_ head: HTTPRequestHead) -> Reading {
-        guard Self.listContains(head.headers[canonicalForm: "upgrade"], "websocket") else { return .notAHandshake }
+        // Every request passes here: one scan of the names, no allocation, for the many without.
+        guard head.headers.contains(name: "upgrade") else { return .notAHandshake }
+        guard Self.listContains(head.headers[canonicalForm: "upgrade"], "websocket"),
+            Self.listContains(head.headers[canonicalForm: "connection"], "upgrade")
+        else { return .notAHandshake }
         guard head.method == .GET, head.version == .http1_1 else { return .malformed(reason: "a WebSocket handshake is a GET over HTTP/1.1") }
-        guard Self.listContains(head.headers[canonicalForm: "connection"], "upgrade") else {
-            return .malformed(reason: "a WebSocket handshake without Connection: upgrade")
-        }
         let keys = head.headers["sec-websocket-key"]
         // 16 random bytes in base64: 24 characters ending in "==".
         guard keys.count == 1, keys[0].utf8.count == 24, keys[0].hasSuffix("==") else {

@@ -87,9 +87,9 @@ final class WebSocketTunnel {
             self.end(side.other)?.write(Self.relayed(frame, to: side.other))
         case .forwardAndFinish:
             self.end(side.other)?.write(Self.relayed(frame, to: side.other))
-            self.teardown(flush: true)
+            self.teardown()
         case .drop(let finish):
-            if finish { self.teardown(flush: true) }
+            if finish { self.teardown() }
         }
     }
 
@@ -184,7 +184,7 @@ final class WebSocketTunnel {
             self.sendClose(reason, to: sides)
         case .cut:
             self.exchange.log(.info, "websocket cut: the close handshake did not complete in time")
-            return self.teardown(flush: true)
+            return self.teardown()
         }
         self.armTimer()
     }
@@ -212,12 +212,12 @@ final class WebSocketTunnel {
     /// A connection closed. The other is closed too, and the socket's exchange ends.
     func connectionClosed(_ side: Side) {
         _ = self.machine.connectionClosed()
-        self.teardown(flush: true)
+        self.teardown()
     }
 
     /// Closes both connections (after what was written is flushed) and ends the exchange: its
     /// in-flight unit is given back and its record written, once however often this is called.
-    private func teardown(flush: Bool) {
+    private func teardown() {
         _ = self.machine.connectionClosed()
         self.timer?.cancel()
         self.timer = nil
