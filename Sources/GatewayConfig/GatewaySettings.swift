@@ -49,6 +49,27 @@ public struct GatewaySettings: Sendable, Hashable {
     /// What browser apps on allowed origins may read of the answers (`cors`).
     public var cors = CORSSettings()
 
+    /// Lifetimes and frame size of the WebSockets relayed on routes marked `websocket: true`.
+    public var webSockets = WebSockets()
+
+    /// `webSockets`: how long a relayed WebSocket may live. A socket holds a connection at each
+    /// end and an in-flight unit of its tenant for its whole life, so none lives unbounded.
+    public struct WebSockets: Sendable, Hashable {
+        /// No frame either way for this long: the gateway closes the socket (1001).
+        public var idleTimeout: Duration = .seconds(300)
+        /// Open this long: the gateway closes the socket (1001), whatever its traffic.
+        public var maxLifetime: Duration = .seconds(24 * 3600)
+        /// On drain and when the customer's placement changes, how long an open socket keeps
+        /// running before its close frame (1001); and, once the gateway sent a close frame, how
+        /// long the two ends have to answer it before their connections are cut.
+        public var closeGrace: Duration = .seconds(5)
+        /// The largest frame relayed; a larger one closes the socket (1009). The relay holds a
+        /// frame whole before passing it on, so this bounds its memory per direction.
+        public var maxFrameBytes: Int = 1 << 20
+
+        public init() {}
+    }
+
     /// `certificateUploads`: the key-encryption key that seals uploaded private keys in the
     /// shared store and opens them on every node. Read and checked when the settings load, so a
     /// node never starts (or reloads) with a key it cannot use.

@@ -29,7 +29,7 @@ public enum SettingsLoader {
         let keys: Set<String> = [
             "listener", "limits", "timeouts", "upstreamPool", "forwarding", "cells", "defaultCell", "tenantTree", "platformIssuers",
             "authentication", "upstreamContext", "redis", "quotas", "retries", "outlierDetection", "admin", "tenantHealth",
-            "ops", "accessLog", "tracing", "certificateUploads", "cors",
+            "ops", "accessLog", "tracing", "certificateUploads", "cors", "webSockets",
         ]
         guard let top = reader.mapping(root, allowedKeys: keys) else {
             return nil
@@ -112,6 +112,7 @@ public enum SettingsLoader {
         if tenantTreePath != nil, top["upstreamContext"] == nil {
             reader.report(root, "with a tenantTree, 'upstreamContext' is required: backends need the signing key to trust the tenant context")
         }
+        let webSockets = top["webSockets"].map { Self.webSockets($0, &reader) } ?? GatewaySettings.WebSockets()
         guard let listener else { return nil }
         var settings = GatewaySettings(
             listener: listener, limits: limits, timeouts: timeouts, upstreamPool: pool,
@@ -123,7 +124,19 @@ public enum SettingsLoader {
             certificateUploads: certificateUploads
         )
         if let cursor = top["cors"] { settings.cors = Self.cors(cursor, &reader) }
+        settings.webSockets = webSockets
         return settings
+    }
+
+    private static func webSockets(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> GatewaySettings.WebSockets {
+        var webSockets = GatewaySettings.WebSockets()
+        guard let map = reader.mapping(cursor, allowedKeys: ["idleTimeout", "maxLifetime", "closeGrace", "maxFrameBytes"]) else { return webSockets }
+        let range = Duration.milliseconds(100)...Duration.seconds(7 * 24 * 3600)
+        if let c = map["idleTimeout"], let v = reader.duration(c, in: range) { webSockets.idleTimeout = v }
+        if let c = map["maxLifetime"], let v = reader.duration(c, in: range) { webSockets.maxLifetime = v }
+        if let c = map["closeGrace"], let v = reader.duration(c, in: .zero...Duration.seconds(600)) { webSockets.closeGrace = v }
+        if let c = map["maxFrameBytes"], let v = reader.byteSize(c, in: 125...(64 << 20)) { webSockets.maxFrameBytes = v }
+        return webSockets
     }
 
     /// The key file is read here, at load: a missing file or a key of the wrong length stops

@@ -110,7 +110,7 @@ public enum TenantTreeLoader {
     }
 
     private static func route(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> RouteSource? {
-        guard let map = reader.mapping(cursor, allowedKeys: ["path", "method", "feature", "cost", "exposeHeaders"]) else { return nil }
+        guard let map = reader.mapping(cursor, allowedKeys: ["path", "method", "feature", "cost", "exposeHeaders", "websocket"]) else { return nil }
         let method = map["method"].flatMap { reader.presentString($0) }
         let feature = map["feature"].flatMap { reader.presentString($0) }
         var cost: Int? = 1
@@ -120,8 +120,10 @@ public enum TenantTreeLoader {
             return nil
         }
         let exposeHeaders = map["exposeHeaders"].flatMap { reader.sequence($0) }?.compactMap { reader.presentString($0) } ?? []
-        guard let path = reader.presentString(pathCursor), let cost else { return nil }
-        return RouteSource(method: method, pathPrefix: path, feature: feature, cost: cost, exposeHeaders: exposeHeaders)
+        var websocket: Bool? = false
+        if let c = map["websocket"] { websocket = reader.bool(c) }
+        guard let path = reader.presentString(pathCursor), let cost, let websocket else { return nil }
+        return RouteSource(method: method, pathPrefix: path, feature: feature, cost: cost, exposeHeaders: exposeHeaders, websocket: websocket)
     }
 
     /// `name: [feature, …]` pairs in document order; each located at its name as `FIELD.NAME`.

@@ -31,6 +31,7 @@ public enum TenantTreeWriter {
             pairs.append(("feature", route.feature.map(Self.string)))
             if route.cost != 1 { pairs.append(("cost", Self.integer(route.cost))) }
             if !route.exposeHeaders.isEmpty { pairs.append(("exposeHeaders", Self.strings(route.exposeHeaders))) }
+            if route.websocket { pairs.append(("websocket", Node("true", Tag(.bool)))) }
             routes.append(Self.mapping(pairs))
         }
         return Self.mapping([

@@ -57,6 +57,9 @@ public struct Route: Sendable, Hashable {
     /// The route's own `Access-Control-Expose-Headers` value (its `exposeHeaders`, joined when
     /// the catalog is compiled); nil when it lists none.
     public var exposedHeaders: String? = nil
+    /// WebSocket handshakes are accepted here (and relayed once the backend switches
+    /// protocols); on every other route a handshake is refused, never downgraded.
+    public var websocket: Bool = false
 }
 
 /// Longest-prefix route matching. A prefix matches a path when the path equals it or continues

@@ -189,10 +189,15 @@ struct Compilation {
                 self.report(.catalog, field, "route '\(key)' is defined twice", at)
                 valid = false
             }
+            if route.websocket, let method, method != "GET" {
+                self.report(.catalog, field, "a WebSocket route opens with GET, not \(method)", at)
+                valid = false
+            }
             if valid {
                 routes.append(Route(
                     method: method, pathPrefix: route.pathPrefix, feature: route.feature, featureIndex: featureIndex, cost: route.cost,
-                    exposedHeaders: ExposedHeaders.value(exposed)
+                    exposedHeaders: ExposedHeaders.value(exposed),
+                    websocket: route.websocket
                 ))
             }
         }

@@ -82,13 +82,17 @@ public struct RouteSource: Sendable, Hashable {
     /// Response fields of this route's backend a browser app on an allowed origin may read,
     /// beyond those every answer exposes.
     public var exposeHeaders: [String] = []
+    /// The route accepts WebSocket handshakes (`websocket: true`); a handshake on any other
+    /// route is refused.
+    public var websocket: Bool
 
-    public init(method: String?, pathPrefix: String, feature: String?, cost: Int, exposeHeaders: [String] = []) {
+    public init(method: String?, pathPrefix: String, feature: String?, cost: Int, exposeHeaders: [String] = [], websocket: Bool = false) {
         self.method = method
         self.pathPrefix = pathPrefix
         self.feature = feature
         self.cost = cost
         self.exposeHeaders = exposeHeaders
+        self.websocket = websocket
     }
 }
 

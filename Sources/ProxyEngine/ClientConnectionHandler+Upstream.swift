@@ -3,6 +3,7 @@ import GatewayConfig
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOWebSocket
 
 // The exchange's upstream side: attempts (cell slot, endpoint, lease), retries, and relaying the
 // upstream's response to the client. What to do is the exchange's state machine's decision;
@@ -141,6 +142,17 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
     func upstreamReceived(_ part: HTTPClientResponsePart) {
         guard let exchange = self.exchange, let context = self.context else { return }
         switch part {
+        case .head(let head) where head.status == .switchingProtocols:
+            // Only a WebSocket handshake may switch, and only to what the client asked for.
+            guard let admitted = exchange.admitted, let handshake = exchange.request.webSocket, handshake.accepts(head) else {
+                exchange.log(.notice, "upstream switched protocols unasked or to something the client did not offer")
+                if let route = exchange.route { self.environment.router.report(route, failed: true, now: self.monotonicNow) }
+                return self.fail(exchange, with: .upstreamFailed)
+            }
+            exchange.upstreamHeadAt = self.now
+            if let route = exchange.route { self.environment.router.report(route, failed: false, now: self.monotonicNow) }
+            _ = exchange.machine.responseHeadReceived(status: 101, upstreamKeepsAlive: false, connectionClosing: true)
+            context.write(self.wrapOutboundOut(.head(self.phases.respondSwitchingProtocols(admitted, upstreamHead: head))), promise: nil)
         case .head(let head):
             guard let admitted = exchange.admitted else { return }
             exchange.upstreamHeadAt = self.now
@@ -152,6 +164,8 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
         case .body(let buffer):
             exchange.machine.responseBodyReceived(bytes: buffer.readableBytes)
             context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .end where exchange.machine.responseStatus == 101:
+            self.switchToWebSocket(exchange, context: context)
         case .end:
             let end = exchange.machine.responseEnded()
             exchange.upstreamEndedAt = self.now
@@ -200,5 +214,69 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
         case .attemptFailed:
             self.attemptFailed(exchange, with: .upstreamFailed, failure: .afterConnect)
         }
+    }
+}
+
+// MARK: - Switching to a WebSocket
+
+extension ClientConnectionHandler {
+    /// The backend's `101` went to the client: both connections stop speaking HTTP. Their HTTP
+    /// handlers (and this one) leave the pipelines, NIOWebSocket's frame codec and a
+    /// `WebSocketTunnel` end take their place, and the exchange — with the in-flight unit it
+    /// holds — passes to the tunnel, which ends it when the socket closes. The upstream
+    /// connection leaves the pool for good.
+    fileprivate func switchToWebSocket(_ exchange: Exchange, context: ChannelHandlerContext) {
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+        guard let upstream = exchange.upstream, let upstreamChannel = upstream.channel else {
+            // The `101` is out: all that is left to tell the client is the cut.
+            return self.fail(exchange, with: .upstreamFailed)
+        }
+        _ = exchange.machine.responseEnded()
+        exchange.upstream = nil
+        self.environment.pool.handOff(upstream)
+        // The attempt is over, and so is the request as the cell sees it: a socket holds no
+        // slot of its cell and does not weigh in its retry budget for hours.
+        if let route = exchange.route { self.environment.router.finish(route, now: self.monotonicNow) }
+        self.handOverExchange()
+        self.beginClosing()
+
+        let tunnel = WebSocketTunnel(exchange: exchange, environment: self.environment, now: self.now)
+        let maxFrameSize = exchange.request.settings.webSockets.maxFrameBytes
+        do {
+            let client = context.pipeline.syncOperations
+            try client.addHandlers([
+                ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxFrameSize)), WebSocketFrameEncoder(), tunnel.makeEnd(.client),
+            ])
+            // Nothing the client sent behind its handshake is read: RFC 6455 §4.1 has it wait
+            // for the `101` before sending a frame.
+            client.removeHandler(context: try client.context(handlerType: NIOHTTPResponseHeadersValidator.self), promise: nil)
+            client.removeHandler(context: try client.context(handlerType: HTTPResponseEncoder.self), promise: nil)
+            client.removeHandler(context: try client.context(handlerType: RequestStartDetector.self), promise: nil)
+            client.removeHandler(context: try client.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
+
+            let upstreamPipeline = upstreamChannel.pipeline.syncOperations
+            try upstreamPipeline.addHandlers([
+                ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxFrameSize)), WebSocketFrameEncoder(), tunnel.makeEnd(.upstream),
+            ])
+            upstreamPipeline.removeHandler(context: try upstreamPipeline.context(handlerType: UpstreamConnection.self), promise: nil)
+            upstreamPipeline.removeHandler(context: try upstreamPipeline.context(handlerType: NIOHTTPRequestHeadersValidator.self), promise: nil)
+            upstreamPipeline.removeHandler(context: try upstreamPipeline.context(handlerType: HTTPRequestEncoder.self), promise: nil)
+            // Removed last: frames the backend sent right behind its `101` go on to the frame
+            // decoder (`leftOverBytesStrategy: .forwardBytes`), outside any read, so what they
+            // became is flushed to the client once the decoder is gone.
+            let decoderRemoved = upstreamChannel.eventLoop.makePromise(of: Void.self)
+            upstreamPipeline.removeHandler(
+                context: try upstreamPipeline.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self), promise: decoderRemoved
+            )
+            decoderRemoved.futureResult.assumeIsolated().whenComplete { _ in tunnel.readComplete(from: .upstream) }
+        } catch {
+            exchange.log(.error, "switching to a websocket failed", metadata: ["error": "\(error)"])
+            upstreamChannel.close(promise: nil)
+            tunnel.connectionClosed(.client)
+            return self.closeNow()
+        }
+        tunnel.start()
+        // Last: this handler's context is gone once it leaves the pipeline.
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 }

@@ -168,7 +168,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     /// The client will not take the answer: the exchange ends, and the upstream connection,
     /// mid-message, is dropped.
-    private func clientGone(_ exchange: Exchange, reason: Logger.Message, level: Logger.Level = .info, metadata: Logger.Metadata = [:]) {
+    func clientGone(_ exchange: Exchange, reason: Logger.Message, level: Logger.Level = .info, metadata: Logger.Metadata = [:]) {
         exchange.clientLeft = true
         self.end(exchange)
         self.dropUpstream(of: exchange)
@@ -380,6 +380,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         }
     }
 
+    /// The exchange leaves this connection's care without ending: a WebSocket's tunnel took it
+    /// over and ends it when the socket closes.
+    func handOverExchange() {
+        self.exchange = nil
+    }
+
     /// Nothing more is read or answered; the connection closes once `written` is out.
     func closeAfter(_ written: EventLoopFuture<Void>?) {
         self.beginClosing()
@@ -400,7 +406,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     /// Nothing more is read or answered; the close itself follows once the last answer is out.
-    private func beginClosing() {
+    func beginClosing() {
         self.connection.startClosing()
         self.cancelWaitTimer()
         self.pauseDeadline = nil

@@ -377,6 +377,12 @@ struct ExchangeStateMachine {
         return .answer(close ? .close : .keepOpen)
     }
 
+    /// A WebSocket this exchange opened closed: the payload bytes relayed each way over its life.
+    mutating func relayed(bytesIn: Int, bytesOut: Int) {
+        self.requestBodyBytes += bytesIn
+        self.responseBytes += bytesOut
+    }
+
     mutating func localBodyWritten(bytes: Int) {
         self.responseBytes += bytes
     }

@@ -90,6 +90,12 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
     public static let routeNotFound = GatewayProblem("route-not-found", .notFound, "No route matches the request.", .route, .downstream)
     public static let methodNotAllowed = GatewayProblem("method-not-allowed", .methodNotAllowed, "The route does not accept this method.", .route, .downstream)
     public static let portalNotFound = GatewayProblem("portal-not-found", .notFound, "No portal is served on this host.", .route, .downstream)
+    /// A WebSocket handshake on a route the catalog does not mark `websocket: true`. Answered,
+    /// never forwarded as a plain GET. The connection closes: the decoder reads nothing after
+    /// a request asking to switch protocols.
+    public static let websocketNotAllowed = GatewayProblem(
+        "websocket-not-allowed", .badRequest, "This route does not accept WebSocket connections.", .route, .downstream, closes: true
+    )
 
     // MARK: Authenticate
 
@@ -166,7 +172,7 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
     public static let all: [GatewayProblem] = [
         .malformedRequest, .ambiguousFraming, .requestHeaderTimeout, .requestBodyTimeout, .bodyTooLarge, .uriTooLong,
         .headerFieldsTooLarge, .methodNotImplemented, .ambiguousPath,
-        .routeNotFound, .methodNotAllowed, .portalNotFound,
+        .routeNotFound, .methodNotAllowed, .portalNotFound, .websocketNotAllowed,
         .tokenMissing, .tokenInQuery, .tokenRevoked, .issuerKeysUnavailable,
         .tenantNotPermitted, .tenantNotPlaced,
         .tenantSuspended, .featureNotEnabled, .originNotAllowed,

@@ -24,6 +24,9 @@ struct GatewayRequest {
     let configuration: GatewayConfiguration
     /// When the head was read, on the loop's clock.
     let started: NIODeadline
+    /// The request is a WebSocket handshake: relayed as a socket on routes marked
+    /// `websocket: true`, refused on every other.
+    var webSocket: WebSocketHandshake? = nil
 
     var settings: GatewaySettings { self.configuration.settings }
 

@@ -87,13 +87,26 @@ struct RequestPhases {
         } catch {
             return .refuse(Refusal(problem: .ambiguousPath, reason: "\(error)"), requestID: requestID)
         }
+        // A WebSocket handshake's bearer subprotocol becomes its `Authorization` here, before
+        // anything else reads the head.
+        var head = head
+        var webSocket: WebSocketHandshake?
+        switch WebSocketHandshake.read(head) {
+        case .notAHandshake:
+            break
+        case .handshake(let handshake):
+            webSocket = handshake
+            head = handshake.headForPhases(head)
+        case .malformed(let reason):
+            return .refuse(Refusal(problem: .malformedRequest, reason: reason), requestID: requestID)
+        }
         return .proceed(GatewayRequest(
             requestID: requestID, head: head, path: path, framing: framing,
             trace: TraceDecision.decide(
                 incoming: head.headers.first(name: "traceparent"), sampleRatio: settings.tracing?.sampling ?? 0, generator: &identifiers
             ),
             facts: .init(clientAddress: clientAddress, scheme: self.scheme, trustClientForwardedHeaders: settings.forwarding.trustClientForwardedHeaders),
-            configuration: configuration, started: self.environment.eventLoop.now
+            configuration: configuration, started: self.environment.eventLoop.now, webSocket: webSocket
         ))
     }
 
@@ -111,8 +124,9 @@ struct RequestPhases {
     /// The phases that need the tenant tree: route match (or the branding endpoint), the bearer
     /// token, the customer it speaks for, what that customer may do.
     func authorize(_ request: GatewayRequest) -> Authorized {
-        guard let tenants = request.configuration.tenants else { return .proceedWithoutTenant(AdmittedRequest(withoutTenant: request)) }
         let head = request.head
+        if request.webSocket != nil, let refusal = Self.refuseWebSocket(request) { return .refuse(refusal) }
+        guard let tenants = request.configuration.tenants else { return .proceedWithoutTenant(AdmittedRequest(withoutTenant: request)) }
         if request.path.path == BrandingEndpoint.path, head.method == .GET || head.method == .HEAD {
             return self.branding(request, tenants: tenants)
         }
@@ -136,6 +150,20 @@ struct RequestPhases {
         case .refuse(let refusal):
             return .refuse(refusal)
         }
+    }
+
+    /// A WebSocket handshake passes the route phase only on a route marked `websocket: true`;
+    /// on any other route (the branding endpoint included, and every route without a tenant
+    /// tree) it is refused rather than forwarded as a plain GET. A path no route matches gets
+    /// `route-not-found` from the route phase as usual.
+    private static func refuseWebSocket(_ request: GatewayRequest) -> Refusal? {
+        guard let routes = request.configuration.tenants?.catalog.routes else {
+            return Refusal(problem: .websocketNotAllowed, reason: "no route catalog")
+        }
+        let route = routes.match(method: request.head.method.rawValue, path: Substring(request.path.path))
+        if route?.websocket == true { return nil }
+        if route == nil, request.path.path != BrandingEndpoint.path { return nil }
+        return Refusal(problem: .websocketNotAllowed, reason: "route not marked websocket", route: route?.pathPrefix)
     }
 
     /// `GET /v1/branding`: with a token, the caller's own tenant's branding; without, the
@@ -289,6 +317,11 @@ struct RequestPhases {
             ).apply(to: &head.headers, signer: self.environment.contextSigners.signer(for: key))
             head.headers.remove(name: "authorization")
         }
+        if gatewayRequest.webSocket != nil {
+            // Hop-by-hop, so stripped above; the handshake asks the backend to switch again.
+            head.headers.add(name: "connection", value: "Upgrade")
+            head.headers.add(name: "upgrade", value: "websocket")
+        }
         return head
     }
 
@@ -306,6 +339,15 @@ struct RequestPhases {
             CrossOriginAnswer.removeUpstreamFields(from: &head.headers)
             CrossOriginAnswer(origin: origin, settings: request.request.settings, route: grant.route).apply(to: &head.headers)
         }
+        return head
+    }
+
+    /// The `101` the client gets for the backend's: as `respond`, but the connection switches
+    /// protocols instead of closing or staying HTTP.
+    func respondSwitchingProtocols(_ request: AdmittedRequest, upstreamHead: HTTPResponseHead) -> HTTPResponseHead {
+        var head = self.respond(request, upstreamHead: upstreamHead, close: false)
+        head.headers.add(name: "connection", value: "Upgrade")
+        head.headers.add(name: "upgrade", value: "websocket")
         return head
     }
 

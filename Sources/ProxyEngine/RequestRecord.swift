@@ -42,6 +42,10 @@ public struct RequestRecord: Sendable {
     /// Whether the gateway records its spans of this trace (`tracing.sampling`, and the client's
     /// sampled flag when it continues a trace); false without tracing.
     public var traceSampled = false
+    /// A WebSocket's record, written when the socket closes: how long it was open. Its other
+    /// timings are the handshake's (`ended` is the `101`), so a socket open for hours does not
+    /// count as hours of latency; its bytes are what the socket relayed.
+    public var webSocketLifetime: TimeAmount? = nil
     /// The method as the client sent it (NIO's spelling; static strings for the known ones).
     public let method: String
     /// The normalized path, never the query (tokens and personal data travel in queries).

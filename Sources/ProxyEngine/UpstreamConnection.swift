@@ -16,7 +16,7 @@ protocol UpstreamExchangeDelegate: AnyObject {
 /// One keep-alive HTTP/1.1 connection to an upstream endpoint: the last handler of its client
 /// channel. It relays response parts to the exchange that leased it, and holds reads back while
 /// that exchange's client is not writable (response backpressure).
-final class UpstreamConnection: ChannelDuplexHandler {
+final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
@@ -44,6 +44,8 @@ final class UpstreamConnection: ChannelDuplexHandler {
     }
 
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
+    /// The connection's channel, while the handler is in its pipeline.
+    var channel: (any Channel)? { self.context?.channel }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context

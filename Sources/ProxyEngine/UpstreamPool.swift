@@ -150,6 +150,18 @@ final class UpstreamPool {
         }
     }
 
+    /// A leased connection that switched protocols (a WebSocket's `101`) leaves the pool for
+    /// good, open: it is no HTTP/1.1 connection any more, and it no longer counts against the
+    /// endpoint's bound.
+    func handOff(_ connection: UpstreamConnection) {
+        connection.delegate = nil
+        connection.onIdleClose = nil
+        guard let pool = self.pools[connection.target], pool.connections.removeValue(forKey: connection.id) != nil else { return }
+        if case .close(_, let then) = pool.state.release(connection.id, reusable: false) {
+            self.apply(then, target: connection.target, pool: pool)
+        }
+    }
+
     private func idleClosed(_ id: Int, pool: EndpointPool) {
         guard let connection = pool.connections.removeValue(forKey: id) else { return }
         self.apply(pool.state.idleClosed(id), target: connection.target, pool: pool)
@@ -215,7 +227,9 @@ final class UpstreamPool {
         self.nextConnectionID += 1
         let connecting = self.connector.connect(to: target, timeout: timeout, on: self.eventLoop) { channel in
             let sync = channel.pipeline.syncOperations
-            try sync.addHTTPClientHandlers()
+            // Bytes behind a `101` belong to the new protocol: the decoder hands them on when a
+            // WebSocket takes the connection over (`WebSocketTunnel`).
+            try sync.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
             try sync.addHandler(UpstreamConnection(id: id, target: target))
         }
         connecting.assumeIsolated().whenComplete { result in

@@ -1,8 +1,9 @@
 import XCTest
 
 /// Requests the gateway must not forward as they are: a tunnel (CONNECT), methods nobody
-/// declared, a Host that is missing or repeated, and whatever is pipelined behind a request
-/// asking to switch protocols. Each is answered with a framed problem, or the connection closes.
+/// declared, a Host that is missing or repeated, a WebSocket handshake on a route not marked for
+/// WebSockets, and whatever is pipelined behind a request asking to switch protocols. Each is
+/// answered with a framed problem, or the connection closes.
 final class MethodHostAndUpgradeTests: GatewayTestCase {
     /// Answered with `slug`, framed by Content-Length, `Connection: close`, the connection
     /// closed, and nothing forwarded.
@@ -66,14 +67,23 @@ final class MethodHostAndUpgradeTests: GatewayTestCase {
     func testARequestPipelinedBehindAnUpgradeRequestIsNotLeftHanging() async throws {
         try await self.startGateway()
         let client = try RawHTTPConnection(port: self.port, receiveTimeout: 5)
-        try client.send(
-            requestText("GET", "/ledger", headers: [("Connection", "Upgrade"), ("Upgrade", "websocket")]) + requestText("GET", "/second")
-        )
+        try client.send(requestText("GET", "/ledger", headers: [("Connection", "Upgrade"), ("Upgrade", "h2c")]) + requestText("GET", "/second"))
         let first = try client.readResponse()
         XCTAssertEqual(first.status, 200)
         XCTAssertEqual(first.header("connection"), "close", "the connection cannot carry another request")
         XCTAssertTrue(client.waitForClose(seconds: 5), "closed after the answer, not at the idle timeout")
         XCTAssertEqual(self.backends[0].statistics.requests, 1)
+    }
+
+    /// Without a route marked `websocket: true` (here: no catalog at all) a WebSocket handshake
+    /// is refused — never forwarded as a plain GET with its upgrade headers stripped — and what
+    /// is pipelined behind it is not left hanging either.
+    func testAWebSocketHandshakeOnARouteNotMarkedForItIsRefusedNotDowngraded() async throws {
+        try await self.startGateway()
+        let handshake = [("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13")]
+        try self.assertRefusedAndClosed(requestText("GET", "/ledger", headers: handshake) + requestText("GET", "/second"), status: 400, slug: "websocket-not-allowed")
+        // One that is not even a valid handshake is no request to forward either.
+        try self.assertRefusedAndClosed(requestText("GET", "/ledger", headers: [("Connection", "Upgrade"), ("Upgrade", "websocket")]), status: 400, slug: "malformed-request")
     }
 
     func testTheRequestLogNamesTheForwardedPathAndTheClientsSpelling() async throws {

@@ -185,6 +185,22 @@ final class RawHTTPConnection {
         return response
     }
 
+    /// One response head, a `1xx` included (a `101` is the last HTTP on its connection), without
+    /// its body.
+    func readHead() throws -> Response {
+        let statusLine = try self.readLine()
+        let parts = statusLine.split(separator: " ", maxSplits: 2)
+        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let status = Int(parts[1]) else { throw Failure.malformed(statusLine) }
+        var headers: [(String, String)] = []
+        while true {
+            let line = try self.readLine()
+            if line.isEmpty { break }
+            guard let colon = line.firstIndex(of: ":") else { throw Failure.malformed(line) }
+            headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+        }
+        return Response(status: status, headers: headers, body: [])
+    }
+
     /// Exactly `count` raw bytes (another protocol over the same socket: `RawHTTP2Connection`).
     func readBytes(_ count: Int) throws -> [UInt8] {
         var bytes: [UInt8] = []

@@ -15,6 +15,7 @@ final class GatewayProblemTests: XCTestCase {
         (.bodyTooLarge, 413, "body-too-large", .downstream, true),
         (.uriTooLong, 414, "uri-too-long", .downstream, true),
         (.headerFieldsTooLarge, 431, "header-fields-too-large", .downstream, true),
+        (.websocketNotAllowed, 400, "websocket-not-allowed", .downstream, true),
         (.upstreamUnreachable, 502, "upstream-unreachable", .upstream, false),
         (.upstreamFailed, 502, "upstream-failed", .upstream, false),
         (.upstreamConnectTimeout, 504, "upstream-connect-timeout", .upstream, false),
