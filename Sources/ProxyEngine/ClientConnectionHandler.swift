@@ -176,6 +176,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if self.http2Connection != nil {
+            // A stream whose very first frame fails to convert (a CONNECT: no `:path`) errors
+            // within the read that opened it, before NIOHTTP2 has told its connection manager
+            // the stream exists; closing it there has the manager count a stream that never
+            // closes (a debug build stops on NIOHTTP2's assertion). Answered on the next tick.
+            context.eventLoop.assumeIsolated().execute { self.handle(error, context: context) }
+            return
+        }
+        self.handle(error, context: context)
+    }
+
+    private func handle(_ error: any Error, context: ChannelHandlerContext) {
         switch self.connection.errorCaught(error, stage: self.stage, channelActive: context.channel.isActive) {
         case .close:
             self.closeNow()  // I/O errors (reset by peer and the like), or the connection is going anyway

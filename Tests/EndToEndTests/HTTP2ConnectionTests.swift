@@ -85,6 +85,41 @@ final class HTTP2ConnectionTests: HTTP2TestCase {
     }
 
     /// HTTP/2 answers carry no connection-specific fields, even when the upstream's do.
+    /// WebSockets are not offered over HTTP/2 (tokens.md, "WebSockets"): the SETTINGS carry no
+    /// SETTINGS_ENABLE_CONNECT_PROTOCOL, an extended CONNECT (RFC 8441) has its stream reset
+    /// (PROTOCOL_ERROR), a plain CONNECT too (no tunnels), and the connection serves on. The
+    /// plain CONNECT stopped a debug build on NIOHTTP2's assertion before its stream's close
+    /// was put off by a tick.
+    func testWebSocketsOverHTTP2AreNotOfferedAndAnAttemptIsRefusedClearly() async throws {
+        try await self.startHTTP2Gateway()
+        let client = try self.connect()
+        XCTAssertNil(client.serverSettings[0x8], "SETTINGS_ENABLE_CONNECT_PROTOCOL is not advertised")
+
+        let extended = client.newStream()
+        try client.send(RawHTTP2Connection.frame(
+            .headers, flags: RawHTTP2Connection.Flag.endHeaders, stream: extended,
+            RawHTTP2Connection.headerBlock([
+                (":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"), (":authority", "gateway.test"), (":path", "/v1/live"),
+                ("sec-websocket-version", "13"),
+            ])
+        ))
+        XCTAssertThrowsError(try client.readResponse(extended)) { error in
+            guard case RawHTTP2Connection.Failure.reset(_, let code) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(code, Code.protocolError)
+        }
+
+        let plain = client.newStream()
+        try client.send(RawHTTP2Connection.frame(
+            .headers, flags: RawHTTP2Connection.Flag.endHeaders | RawHTTP2Connection.Flag.endStream, stream: plain,
+            RawHTTP2Connection.headerBlock([(":method", "CONNECT"), (":authority", "backend.test:443")])
+        ))
+        XCTAssertThrowsError(try client.readResponse(plain)) { error in
+            guard case RawHTTP2Connection.Failure.reset = error else { return XCTFail("\(error)") }
+        }
+        try self.assertServed(on: client)
+        XCTAssertFalse(self.gateway.log.contains("Assertion failed"), self.gateway.log)
+    }
+
     func testAnswersCarryNoConnectionSpecificFields() async throws {
         try await self.startHTTP2Gateway()
         let client = try self.connect()
