@@ -444,6 +444,27 @@ final class ConsoleBrowserTests: AdminTestCase {
         XCTAssertTrue(try self.eventually(5) {
             try request(port: self.port, "GET", "/v1/ledger/1", headers: [("Authorization", "Bearer \(customer)")]).status == 401
         })
+
+        // A platform admin revokes one token by its jti: that token is refused, c1b's others are not.
+        let (status, minted) = try runCommand(GatewayProcess.binary, [
+            "token", "mint", "--issuer", "https://id.platform.test", "--key", TestIdentity.platform.privateKey, "--kid", "platform-1",
+            "--tenant", "c1b", "--audience", "erp-gateway", "--ttl", "600", "--jti", "console-leaked-1",
+        ])
+        XCTAssertEqual(status, 0, minted)
+        let leaked = minted.trimmingCharacters(in: .whitespacesAndNewlines)
+        let kept = try TestIdentity.mint(issuer: "https://id.platform.test", key: TestIdentity.platform.privateKey, kid: "platform-1", tenant: "c1b")
+        XCTAssertEqual(try request(port: self.port, "GET", "/v1/ledger/2", headers: [("Authorization", "Bearer \(leaked)")]).status, 200)
+        try await self.signIn(try self.token("platform-admin", nil))
+        try await self.show("#/node/c1b")
+        try await self.browser.waitFor("document.querySelector('#revoke-one')")
+        try await self.browser.type("#revoke-jti", "console-leaked-1")
+        try await self.browser.type("#revoke-expires", String(Int(Date().timeIntervalSince1970) + 600))
+        try await self.browser.click("#revoke-one-button")
+        try await self.browser.waitFor("document.querySelector('#revocation-result .notice.ok')")
+        XCTAssertTrue(try self.eventually(5) {
+            try request(port: self.port, "GET", "/v1/ledger/2", headers: [("Authorization", "Bearer \(leaked)")]).status == 401
+        })
+        XCTAssertEqual(try request(port: self.port, "GET", "/v1/ledger/2", headers: [("Authorization", "Bearer \(kept)")]).status, 200)
         XCTAssertEqual(self.browser.errors.filter { $0.contains("Content Security Policy") || $0.hasPrefix("dialog") }, [])
     }
 }

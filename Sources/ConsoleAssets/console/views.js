@@ -18,6 +18,8 @@ export async function nodePage(id, tab, current) {
   if (node.kind === 'oem') tabs.push(['children', 'Partners']);
   if (node.kind === 'partner') tabs.push(['children', 'Customers']);
   if (node.kind !== 'customer') tabs.push(['traffic', 'Traffic'], ['issuers', 'Issuers'], ['certificates', 'Certificates']);
+  // A customer with portal domains of its own serves them with its own certificates too.
+  else if ((node.portalDomains || []).length) tabs.push(['certificates', 'Certificates']);
   tabs.push(['audit', 'Audit']);
   if (!tabs.some(([name]) => name === tab)) tab = 'overview';
 
