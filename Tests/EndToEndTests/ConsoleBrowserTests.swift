@@ -254,7 +254,9 @@ final class ConsoleBrowserTests: AdminTestCase {
         try await self.browser.type("#package", "full")
         try await self.browser.click("#entitlements button[type=submit]")
         try await self.browser.waitFor("document.querySelector('#package') && document.querySelector('#package').value === 'full' && document.querySelector('#error-package').textContent === ''")
-        XCTAssertEqual(try self.admin("GET", "/admin/v1/nodes/c1b", token: try self.token("platform-admin", nil)).json()["package"] as? String, "full")
+        XCTAssertTrue(try self.eventually(5) {
+            try self.admin("GET", "/admin/v1/nodes/c1b", token: try self.token("platform-admin", nil)).json()["package"] as? String == "full"
+        })
 
         // The sibling partner p2 and its customer c2: never shown, on any screen, whatever is typed.
         try await self.show("#/node/p1/children")
@@ -398,6 +400,7 @@ final class ConsoleBrowserTests: AdminTestCase {
         try await self.browser.waitFor("document.querySelector('#error-key').textContent.includes('does not belong')")
         let certificateError = try await self.text("#error-certificate")
         XCTAssertEqual(certificateError, "")
+        _ = try await self.browser.evaluate("document.querySelector('#certificate-key').scrollIntoView({ block: 'center' })")
         try await self.screenshot("13-certificate-key-refused")
         let path = "/admin/v1/nodes/p1/certificates/portal.p1.test"
         XCTAssertEqual(try self.admin("GET", path, token: try self.token("platform-admin", nil)).status, 404)

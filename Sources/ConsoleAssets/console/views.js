@@ -173,7 +173,16 @@ function revocationCard(node) {
 
 /// A dry run's answer: what the change would do, stored nowhere.
 export function dryRunBox(answer) {
-  const changes = (answer.json && answer.json.changes) || [];
+  // A change of an object (the whole `branding`) is shown as the fields in it that differ.
+  const isObject = (value) => value !== null && typeof value === 'object' && !Array.isArray(value);
+  const changes = ((answer.json && answer.json.changes) || []).flatMap((change) => {
+    if (!isObject(change.before) && !isObject(change.after)) return [change];
+    const before = isObject(change.before) ? change.before : {};
+    const after = isObject(change.after) ? change.after : {};
+    return [...new Set([...Object.keys(before), ...Object.keys(after)])]
+      .filter((key) => JSON.stringify(before[key]) !== JSON.stringify(after[key]))
+      .map((key) => ({ field: `${change.field}.${key}`, before: before[key], after: after[key] }));
+  });
   const shown = (value) => (value === undefined || value === null ? '—' : typeof value === 'string' ? value : JSON.stringify(value));
   return el('div', { class: 'notice dry-run', id: 'dry-run', role: 'status' },
     el('strong', {}, changes.length ? 'The check passed. Saving would change: ' : 'The check passed. Saving would change nothing.'),
