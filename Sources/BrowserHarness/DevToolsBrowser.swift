@@ -168,6 +168,16 @@ public final class DevToolsBrowser: Sendable {
         _ = try await self.evaluate("document.querySelector(\(Self.literal(selector))).click()")
     }
 
+    /// Chooses `paths` in the `<input type=file>` that `selector` finds, as a user picking files
+    /// in the dialog does (the page gets its change event and reads them with a FileReader).
+    public func chooseFiles(_ selector: String, _ paths: [String]) async throws {
+        let found = try await self.send("Runtime.evaluate", ["expression": "document.querySelector(\(Self.literal(selector)))"])
+        guard let objectID = (found["result"] as? [String: Any])?["objectId"] as? String else {
+            throw Failure(description: "no element \(selector) to choose files in")
+        }
+        _ = try await self.send("DOM.setFileInputFiles", ["files": paths, "objectId": objectID])
+    }
+
     /// A PNG of the viewport, written to `path` (its directory is created).
     public func screenshot(to path: String) async throws {
         let answer = try await self.send("Page.captureScreenshot", ["format": "png", "captureBeyondViewport": false])

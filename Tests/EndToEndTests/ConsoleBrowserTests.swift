@@ -1,5 +1,6 @@
 import BrowserHarness
 import Foundation
+import TestCertificateAuthority
 import XCTest
 
 /// The brand portal console in headless Chromium, driven over the DevTools protocol, against the
@@ -33,9 +34,17 @@ final class ConsoleBrowserTests: AdminTestCase {
         }
         self.browser = Self.shared
         // Health figures written every 200 ms, so the traffic charts have some to draw.
-        let settings = self.adminSettings(adminPort: self.adminPort, extra: "tenantHealth: { publishInterval: 200ms }\n")
+        var extra = "tenantHealth: { publishInterval: 200ms }\n"
+        var files: [String: String] = [:]
+        // Uploads need a key-encryption key; the other tests' gateway has none (their uploads are 409s).
+        if self.name.contains("UploadsACertificate") {
+            extra += "certificateUploads:\n  keyEncryptionKeyFile: certificate-kek\n"
+            files["certificate-kek"] = Data((0..<32).map { _ in UInt8.random(in: .min ... .max) }).base64EncodedString() + "\n"
+        }
+        let settings = self.adminSettings(adminPort: self.adminPort, extra: extra)
         let customers = self.name.contains("SeesOnlyItsSubtree") ? 5_000 : 0
-        self.gateway = try GatewayProcess(settings: settings, files: ["tenants.yaml": Self.consoleTree(customers: customers)])
+        files["tenants.yaml"] = Self.consoleTree(customers: customers)
+        self.gateway = try GatewayProcess(settings: settings, files: files)
         try waitUntilAccepting(port: self.adminPort, process: self.gateway.process)
     }
 
@@ -318,11 +327,149 @@ final class ConsoleBrowserTests: AdminTestCase {
         try await self.browser.click("#save-issuers")
         try await self.browser.waitFor("document.querySelector('#issuers') && document.querySelector('#issuers').textContent.includes('https://id.p1.test')")
         try await self.screenshot("11-issuers")
+        // This gateway has no key-encryption key: an upload is refused, and the console says why.
+        try await self.show("#/node/p1/certificates")
+        try await self.browser.waitFor("document.querySelector('#certificate-form')")
+        let issued = try Self.authority.issueServer(domains: ["portal.p1.test"])
+        try await self.browser.type("#certificate-chain", issued.chainPEM)
+        try await self.browser.type("#certificate-key", issued.keyPEM)
+        try await self.browser.click("#upload-certificate")
+        try await self.browser.waitFor("document.querySelector('#uploads-disabled')")
+        let disabled = try await self.text("#uploads-disabled")
+        XCTAssertTrue(disabled.contains("turned off"), disabled)
         // The data plane takes the partner's tokens for its customer.
         let token = try TestIdentity.mint(issuer: "https://id.p1.test", key: TestIdentity.partnerOne.privateKey, kid: "p1-1", tenant: "c1")
         XCTAssertTrue(try self.eventually(5) {
             try request(port: self.port, "GET", "/v1/ledger/3", headers: [("Authorization", "Bearer \(token)")]).status == 200
         })
+        XCTAssertEqual(self.browser.errors.filter { $0.contains("Content Security Policy") || $0.hasPrefix("dialog") }, [])
+    }
+
+    static let authority = try! TestCertificateAuthority()
+
+    func testAPartnerChecksBeforeSavingUploadsACertificateAndRevokesACustomersTokens() async throws {
+        // Minted now, so that it is issued before the revocation below.
+        let customer = try TestIdentity.mint(issuer: "https://id.platform.test", key: TestIdentity.platform.privateKey, kid: "platform-1", tenant: "c1")
+        XCTAssertEqual(try request(port: self.port, "GET", "/v1/ledger/1", headers: [("Authorization", "Bearer \(customer)")]).status, 200)
+        try await self.signIn(try self.token("partner-admin", "p1"))
+
+        // A branding check stores nothing and shows what would change; the save then does.
+        try await self.show("#/node/p1/branding")
+        try await self.browser.waitFor("document.querySelector('#branding-form')")
+        try await self.browser.type("#branding-displayName", "Checked Cloud ERP")
+        try await self.browser.click("#check-branding")
+        try await self.browser.waitFor("document.querySelector('#dry-run li[data-field=\"branding.displayName\"]')")
+        let change = try await self.text("#dry-run li[data-field=\"branding.displayName\"]")
+        XCTAssertTrue(change.contains("Checked Cloud ERP"), change)
+        try await self.screenshot("12-dry-run")
+        XCTAssertEqual(try self.branding()["displayName"] as? String, "Acme ERP", "the check stored nothing")
+        // A check the tree refuses: the error under its field, as a save's would be.
+        try await self.browser.type("#branding-primaryColor", "blue")
+        try await self.browser.click("#check-branding")
+        try await self.browser.waitFor("document.querySelector('#error-branding-primaryColor').textContent !== ''")
+        try await self.browser.type("#branding-primaryColor", "")
+        try await self.browser.click("#save-branding")
+        try await self.browser.waitFor("document.querySelector('#branding-form .notice.ok')")
+        XCTAssertTrue(try self.eventually(5) { try self.branding()["displayName"] as? String == "Checked Cloud ERP" })
+
+        // A customer's creation checked: nothing is created.
+        try await self.show("#/node/p1/children")
+        try await self.browser.waitFor("document.querySelector('#create')")
+        try await self.browser.type("#new-id", "contoso")
+        try await self.browser.type("#new-package", "basic")
+        try await self.browser.click("#check-create")
+        try await self.browser.waitFor("document.querySelector('#dry-run')")
+        XCTAssertEqual(try self.admin("GET", "/admin/v1/nodes/contoso", token: try self.token("platform-admin", nil)).status, 404)
+
+        // Certificates: the chain and key chosen as files, read in the page.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("console-certificates-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let soon = try Self.authority.issueServer(domains: ["portal.p1.test"], validUntil: Date(timeIntervalSinceNow: 10 * 86400))
+        let chainFile = directory.appendingPathComponent("fullchain.pem").path
+        let keyFile = directory.appendingPathComponent("privkey.pem").path
+        let wrongKeyFile = directory.appendingPathComponent("other.pem").path
+        try soon.chainPEM.write(toFile: chainFile, atomically: true, encoding: .utf8)
+        try soon.keyPEM.write(toFile: keyFile, atomically: true, encoding: .utf8)
+        try Self.authority.unrelatedKey().pem.write(toFile: wrongKeyFile, atomically: true, encoding: .utf8)
+        try await self.show("#/node/p1/certificates")
+        try await self.browser.waitFor("document.querySelector('#certificate-form')")
+        try await self.browser.chooseFiles("#certificate-chain-file", [chainFile])
+        try await self.browser.chooseFiles("#certificate-key-file", [wrongKeyFile])
+        try await self.browser.waitFor("document.querySelector('#certificate-chain').value.includes('BEGIN CERTIFICATE') && document.querySelector('#certificate-key').value.includes('PRIVATE KEY')")
+        // A key of another certificate: refused under the key field, nothing stored.
+        try await self.browser.click("#upload-certificate")
+        try await self.browser.waitFor("document.querySelector('#error-key').textContent.includes('does not belong')")
+        let certificateError = try await self.text("#error-certificate")
+        XCTAssertEqual(certificateError, "")
+        _ = try await self.browser.evaluate("document.querySelector('#certificate-key').scrollIntoView({ block: 'center' })")
+        try await self.screenshot("13-certificate-key-refused")
+        let path = "/admin/v1/nodes/p1/certificates/portal.p1.test"
+        XCTAssertEqual(try self.admin("GET", path, token: try self.token("platform-admin", nil)).status, 404)
+        // The right key: checked first (nothing stored), then uploaded and listed with its expiry, highlighted.
+        try await self.browser.chooseFiles("#certificate-key-file", [keyFile])
+        try await self.browser.waitFor("document.querySelector('#certificate-key').value === \(DevToolsBrowser.literal(soon.keyPEM))")
+        try await self.browser.click("#check-certificate")
+        try await self.browser.waitFor("document.querySelector('#certificate-check')")
+        XCTAssertEqual(try self.admin("GET", path, token: try self.token("platform-admin", nil)).status, 404)
+        try await self.browser.click("#upload-certificate")
+        try await self.browser.waitFor("document.querySelector(\"#certificates tr[data-domain='portal.p1.test'] td.expiry\")")
+        let uploaded = try self.admin("GET", path, token: try self.token("platform-admin", nil))
+        XCTAssertEqual(uploaded.status, 200, uploaded.text)
+        let notAfter = try XCTUnwrap(try uploaded.json()["notAfter"] as? String)
+        let expiry = try await self.text("#certificates td.expiry")
+        XCTAssertTrue(expiry.contains(notAfter), expiry)
+        let highlighted = try await self.browser.evaluate("document.querySelector('#certificates td.expiry').classList.contains('expiring')") as? Bool
+        XCTAssertEqual(highlighted, true, "10 days left is within the 14 days highlighted")
+        try await self.screenshot("14-certificates")
+        // Replaced (with the listed version's If-Match) by one valid for 60 days: no longer highlighted.
+        let later = try Self.authority.issueServer(domains: ["portal.p1.test"], validUntil: Date(timeIntervalSinceNow: 60 * 86400))
+        try await self.browser.type("#certificate-chain", later.chainPEM)
+        try await self.browser.type("#certificate-key", later.keyPEM)
+        try await self.browser.click("#upload-certificate")
+        try await self.browser.waitFor("document.querySelector('#certificates td.expiry') && !document.querySelector('#certificates td.expiry').classList.contains('expiring')")
+        XCTAssertEqual(try self.admin("GET", path, token: try self.token("platform-admin", nil)).json()["version"] as? Int, 2)
+        // Deleted, after a confirm step.
+        try await self.browser.click(".delete-certificate")
+        XCTAssertEqual(try self.admin("GET", path, token: try self.token("platform-admin", nil)).status, 200, "the first click only asks")
+        try await self.browser.click(".delete-certificate")
+        try await self.browser.waitFor("document.querySelector('#certificate-form') && !document.querySelector('#certificates')")
+        XCTAssertEqual(try self.admin("GET", path, token: try self.token("platform-admin", nil)).status, 404)
+
+        // Every token of c1 revoked, after a confirm step: its existing token is refused.
+        try await self.show("#/node/c1")
+        try await self.browser.waitFor("document.querySelector('#revoke-all')")
+        let oneTokenForm = try await self.browser.evaluate("Boolean(document.querySelector('#revoke-one'))") as? Bool
+        XCTAssertEqual(oneTokenForm, false, "revoking by jti is for platform admins")
+        try await self.browser.click("#revoke-all")
+        XCTAssertEqual(try request(port: self.port, "GET", "/v1/ledger/1", headers: [("Authorization", "Bearer \(customer)")]).status, 200, "the first click only asks")
+        try await self.browser.click("#revoke-all")
+        try await self.browser.waitFor("document.querySelector('#revocation-result .notice.ok')")
+        try await self.screenshot("15-revocation")
+        XCTAssertTrue(try self.eventually(5) {
+            try request(port: self.port, "GET", "/v1/ledger/1", headers: [("Authorization", "Bearer \(customer)")]).status == 401
+        })
+
+        // A platform admin revokes one token by its jti: that token is refused, c1b's others are not.
+        let (status, minted) = try runCommand(GatewayProcess.binary, [
+            "token", "mint", "--issuer", "https://id.platform.test", "--key", TestIdentity.platform.privateKey, "--kid", "platform-1",
+            "--tenant", "c1b", "--audience", "erp-gateway", "--ttl", "600", "--jti", "console-leaked-1",
+        ])
+        XCTAssertEqual(status, 0, minted)
+        let leaked = minted.trimmingCharacters(in: .whitespacesAndNewlines)
+        let kept = try TestIdentity.mint(issuer: "https://id.platform.test", key: TestIdentity.platform.privateKey, kid: "platform-1", tenant: "c1b")
+        XCTAssertEqual(try request(port: self.port, "GET", "/v1/ledger/2", headers: [("Authorization", "Bearer \(leaked)")]).status, 200)
+        try await self.signIn(try self.token("platform-admin", nil))
+        try await self.show("#/node/c1b")
+        try await self.browser.waitFor("document.querySelector('#revoke-one')")
+        try await self.browser.type("#revoke-jti", "console-leaked-1")
+        try await self.browser.type("#revoke-expires", String(Int(Date().timeIntervalSince1970) + 600))
+        try await self.browser.click("#revoke-one-button")
+        try await self.browser.waitFor("document.querySelector('#revocation-result .notice.ok')")
+        XCTAssertTrue(try self.eventually(5) {
+            try request(port: self.port, "GET", "/v1/ledger/2", headers: [("Authorization", "Bearer \(leaked)")]).status == 401
+        })
+        XCTAssertEqual(try request(port: self.port, "GET", "/v1/ledger/2", headers: [("Authorization", "Bearer \(kept)")]).status, 200)
         XCTAssertEqual(self.browser.errors.filter { $0.contains("Content Security Policy") || $0.hasPrefix("dialog") }, [])
     }
 }

@@ -49,4 +49,5 @@ export const node = (id) => call('GET', `/nodes/${encodeURIComponent(id)}`);
 export const effective = (id) => call('GET', `/nodes/${encodeURIComponent(id)}/effective`);
 export const children = (id) => call('GET', `/nodes/${encodeURIComponent(id)}/children`);
 export const explain = (id, attribute) => call('GET', `/nodes/${encodeURIComponent(id)}/explain?attribute=${encodeURIComponent(attribute)}`);
-export const patch = (id, body, etag) => call('PATCH', `/nodes/${encodeURIComponent(id)}`, { body, ifMatch: etag });
+export const patch = (id, body, etag, { dryRun = false } = {}) =>
+  call('PATCH', `/nodes/${encodeURIComponent(id)}${dryRun ? '?dryRun=true' : ''}`, { body, ifMatch: etag });

@@ -2,7 +2,7 @@
 // as `explain` tells), and a mock-up of the portal's login page that follows every keystroke.
 import * as api from './api.js';
 import { el, fill, notice } from './dom.js';
-import { showWriteResult } from './views.js';
+import { showWriteResult, dryRunBox } from './views.js';
 
 export const FIELDS = [
   ['displayName', 'Display name', 'The product name your customers see'],
@@ -66,8 +66,7 @@ export async function brandingTab(node, etag, policy) {
   for (const input of Object.values(inputs)) input.addEventListener('input', update);
   update();
 
-  const save = async (event) => {
-    event.preventDefault();
+  const send = async (dryRun) => {
     for (const box of Object.values(errors)) fill(box);
     fill(result);
     const branding = {};
@@ -77,10 +76,13 @@ export async function brandingTab(node, etag, policy) {
     }
     const locked = Object.entries(locks).filter(([, box]) => box.checked).map(([field]) => field);
     branding.locked = locked.length ? locked : null;
-    const answer = await api.patch(node.id, { branding }, etag);
+    const answer = await api.patch(node.id, { branding }, etag, { dryRun });
+    // A check stores nothing: its answer is shown where a save's would be, and the page stays.
+    if (dryRun && answer.status === 200) { fill(result, dryRunBox(answer)); return; }
     if (answer.status === 200) savedNode = node.id;
     showWriteResult(answer, result, errors);
   };
+  const save = (event) => { event.preventDefault(); send(false); };
   const saved = savedNode === node.id ? notice('Saved. Every gateway node serves the new branding within a second.', 'ok') : null;
   savedNode = null;
   // The outcome of a save is shown above the fields, where the user is looking; the saved
@@ -90,7 +92,9 @@ export async function brandingTab(node, etag, policy) {
     el('form', { class: 'card', id: 'branding-form', onsubmit: save },
       saved, result,
       fields, errors.branding,
-      el('div', { class: 'row' }, el('button', { class: 'primary', type: 'submit', id: 'save-branding' }, 'Save branding'))),
+      el('div', { class: 'row' },
+        el('button', { type: 'button', id: 'check-branding', onclick: () => send(true) }, 'Check'),
+        el('button', { class: 'primary', type: 'submit', id: 'save-branding' }, 'Save branding'))),
     el('div', {}, el('h2', {}, 'Preview: your customers\' sign-in page'), preview.element));
 }
 

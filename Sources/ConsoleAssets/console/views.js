@@ -18,6 +18,8 @@ export async function nodePage(id, tab, current) {
   if (node.kind === 'oem') tabs.push(['children', 'Partners']);
   if (node.kind === 'partner') tabs.push(['children', 'Customers']);
   if (node.kind !== 'customer') tabs.push(['traffic', 'Traffic'], ['issuers', 'Issuers'], ['certificates', 'Certificates']);
+  // A customer with portal domains of its own serves them with its own certificates too.
+  else if ((node.portalDomains || []).length) tabs.push(['certificates', 'Certificates']);
   tabs.push(['audit', 'Audit']);
   if (!tabs.some(([name]) => name === tab)) tab = 'overview';
 
@@ -115,7 +117,78 @@ async function overviewTab(node, etag, policy) {
   return el('div', {},
     el('div', { class: 'card' }, el('h2', {}, 'Effective policy'), table),
     editable ? entitlementsCard(node, etag) : null,
+    node.kind === 'customer' ? revocationCard(node) : null,
     policy.features.length ? perFeature : null);
+}
+
+/// Revoking a customer's tokens: all those issued until now (a confirm step first), or one by
+/// its `jti`, which the admin API leaves to platform admins (a jti names no tenant).
+function revocationCard(node) {
+  const result = el('div', { id: 'revocation-result' });
+  const all = el('button', { type: 'button', class: 'danger', id: 'revoke-all' }, 'Revoke all tokens');
+  const revoke = async (body) => {
+    fill(result);
+    const answer = await api.call('POST', `/nodes/${encodeURIComponent(node.id)}/revocations`, { body });
+    if (answer.status === 202) {
+      fill(result, notice(body.allTokens
+        ? `Every token issued for ${node.id} until now is refused by every gateway node within a second. Tokens issued from now on are not affected.`
+        : `The token ${body.jti} is refused by every gateway node within a second.`, 'ok'));
+      return true;
+    }
+    const errors = ((answer.json && answer.json.errors) || []).map((error) => `${error.field}: ${error.message}`);
+    fill(result, problemBox(answer.json || {}, errors.length ? errors.join('; ') : null));
+    return false;
+  };
+  all.addEventListener('click', async () => {
+    if (!all.dataset.armed) {
+      all.dataset.armed = 'yes';
+      all.textContent = `Confirm: revoke every token of ${node.id}`;
+      return;
+    }
+    delete all.dataset.armed;
+    all.textContent = 'Revoke all tokens';
+    await revoke({ allTokens: true });
+  });
+  const card = el('div', { class: 'card', id: 'revocations' },
+    el('h2', {}, 'Revoke tokens'),
+    el('p', { class: 'muted' }, 'For a leaked token or a departing integration: the customer\'s identity service must then issue new tokens.'),
+    el('div', { class: 'row' }, all), result);
+  if (api.signedIn().role !== 'platform-admin') return card;
+  const jti = el('input', { type: 'text', id: 'revoke-jti', placeholder: 'the token\'s jti' });
+  const expires = el('input', { type: 'text', id: 'revoke-expires', placeholder: 'its exp: unix seconds or 2027-01-01T00:00:00Z' });
+  const one = async (event) => {
+    event.preventDefault();
+    const text = expires.value.trim();
+    const expiresAt = /^\d+$/.test(text) ? Number(text) : Math.floor(Date.parse(text) / 1000);
+    if (await revoke({ jti: jti.value.trim(), expiresAt: Number.isFinite(expiresAt) ? expiresAt : 0 })) { jti.value = ''; expires.value = ''; }
+  };
+  card.append(el('form', { id: 'revoke-one', onsubmit: one },
+    el('h2', {}, 'Revoke one token'),
+    el('div', { class: 'row' },
+      el('div', { class: 'field grow' }, el('label', { for: 'revoke-jti' }, 'Token id (jti)'), jti),
+      el('div', { class: 'field grow' }, el('label', { for: 'revoke-expires' }, 'Expires at'), expires)),
+    el('button', { class: 'danger', type: 'submit', id: 'revoke-one-button' }, 'Revoke this token')));
+  return card;
+}
+
+/// A dry run's answer: what the change would do, stored nowhere.
+export function dryRunBox(answer) {
+  // A change of an object (the whole `branding`) is shown as the fields in it that differ.
+  const isObject = (value) => value !== null && typeof value === 'object' && !Array.isArray(value);
+  const changes = ((answer.json && answer.json.changes) || []).flatMap((change) => {
+    if (!isObject(change.before) && !isObject(change.after)) return [change];
+    const before = isObject(change.before) ? change.before : {};
+    const after = isObject(change.after) ? change.after : {};
+    return [...new Set([...Object.keys(before), ...Object.keys(after)])]
+      .filter((key) => JSON.stringify(before[key]) !== JSON.stringify(after[key]))
+      .map((key) => ({ field: `${change.field}.${key}`, before: before[key], after: after[key] }));
+  });
+  const shown = (value) => (value === undefined || value === null ? '—' : typeof value === 'string' ? value : JSON.stringify(value));
+  return el('div', { class: 'notice dry-run', id: 'dry-run', role: 'status' },
+    el('strong', {}, changes.length ? 'The check passed. Saving would change: ' : 'The check passed. Saving would change nothing.'),
+    changes.length ? el('ul', {}, changes.map((change) => el('li', { 'data-field': change.field },
+      el('code', {}, change.field), `: ${shown(change.before)} → ${shown(change.after)}`))) : null,
+    el('div', { class: 'muted' }, 'Nothing was stored.'));
 }
 
 /// A customer's package and add-ons, changed with If-Match.
@@ -235,20 +308,23 @@ function createCard(node, etag) {
   const known = el('datalist', { id: 'known-packages' }, Object.keys(node.packages || {}).map((name) => el('option', { value: name })));
   const errors = { id: el('div', { class: 'field-error' }), package: el('div', { class: 'field-error' }) };
   const result = el('div', { id: 'create-result' });
-  const submit = async (event) => {
-    event.preventDefault();
+  const send = async (dryRun) => {
     fill(errors.id); fill(errors.package); fill(result);
     const body = { id: id.value.trim() };
     if (kind === 'customer' && packageInput.value.trim()) body.package = packageInput.value.trim();
-    const answer = await api.call('POST', `/nodes/${encodeURIComponent(node.id)}/children`, { body, ifMatch: etag });
+    const answer = await api.call('POST', `/nodes/${encodeURIComponent(node.id)}/children${dryRun ? '?dryRun=true' : ''}`, { body, ifMatch: etag });
+    if (dryRun && answer.status >= 200 && answer.status < 300) { fill(result, dryRunBox(answer)); return; }
     showWriteResult(answer, result, errors);
   };
+  const submit = (event) => { event.preventDefault(); send(false); };
   return el('form', { class: 'card', id: 'create', onsubmit: submit },
     el('h2', {}, `New ${kind}`),
     el('div', { class: 'row' },
       el('div', { class: 'field grow' }, el('label', { for: 'new-id' }, 'Id'), id, errors.id),
       kind === 'customer' ? el('div', { class: 'field grow' }, el('label', { for: 'new-package' }, 'Package'), packageInput, known, errors.package) : null),
-    el('button', { class: 'primary', type: 'submit' }, `Create ${kind}`), result);
+    el('div', { class: 'row' },
+      el('button', { type: 'button', id: 'check-create', onclick: () => send(true) }, 'Check'),
+      el('button', { class: 'primary', type: 'submit' }, `Create ${kind}`)), result);
 }
 
 async function auditTab(node) {
