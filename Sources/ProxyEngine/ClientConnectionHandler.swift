@@ -181,7 +181,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             // within the read that opened it, before NIOHTTP2 has told its connection manager
             // the stream exists; closing it there has the manager count a stream that never
             // closes (a debug build stops on NIOHTTP2's assertion). Answered on the next tick.
-            context.eventLoop.assumeIsolated().execute { self.handle(error, context: context) }
+            context.eventLoop.assumeIsolated().execute {
+                guard let context = self.context else { return }  // the stream went meanwhile
+                self.handle(error, context: context)
+            }
             return
         }
         self.handle(error, context: context)
