@@ -19,7 +19,7 @@ struct Token: AsyncParsableCommand {
         )
 
         @Option(help: "The issuer (iss).") var issuer: String
-        @Option(help: "Private key PEM file (RS*, ES*), or a file holding a base64 secret (HS*).") var key: String
+        @Option(help: "Private key PEM file (RS*, PS*, ES*, EdDSA), or a file holding a base64 secret (HS*).") var key: String
         @Option(help: "Signing algorithm: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA (Ed25519), HS256, HS384, HS512.") var alg: String = "RS256"
         @Option(help: "Key id (kid) in the header.") var kid: String?
         @Option(help: "The customer the token speaks for.") var tenant: String
