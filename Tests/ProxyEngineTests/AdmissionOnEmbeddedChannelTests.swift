@@ -42,19 +42,7 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
 
     private func start(failMode: String = "open", storeReachable: Bool = true) throws {
         let secret = Data(Self.secret).base64EncodedString()
-        try """
-            listener: { port: 1 }
-            cells:
-              - { id: pool, kind: pooled, region: eu, endpoints: [127.0.0.1:9001] }
-            defaultCell: pool
-            tenantTree: tree.yaml
-            quotas:
-              failMode: { pooled: \(failMode) }
-            upstreamContext:
-              signingKeys: [{ id: ctx, secret: \(secret) }]
-              activeKey: ctx
-            """.write(to: self.directory.appendingPathComponent("gateway.yaml"), atomically: true, encoding: .utf8)
-        try """
+        let configuration = try EmbeddedGatewayFiles.load(in: self.directory, extraSettings: "quotas: { failMode: { pooled: \(failMode) } }", tree: """
             catalog:
               features: [ledger, payroll]
               packages: { basic: [ledger] }
@@ -74,8 +62,7 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
               - { id: shop, kind: customer, parent: north, package: basic, limits: { rate: 1, burst: 2, concurrency: 1 } }
               - { id: mall, kind: customer, parent: north, package: basic }
               - { id: dock, kind: customer, parent: north, package: basic, limits: { rate: 100, burst: 100 } }
-            """.write(to: self.directory.appendingPathComponent("tree.yaml"), atomically: true, encoding: .utf8)
-        let configuration = try GatewayConfiguration.load(path: self.directory.appendingPathComponent("gateway.yaml").path)
+            """)
 
         self.loop = EmbeddedEventLoop()
         self.upstreams = EmbeddedUpstreams(loop: self.loop)

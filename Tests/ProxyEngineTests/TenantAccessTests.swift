@@ -19,17 +19,7 @@ final class TenantAccessTests: XCTestCase {
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("tenant-access-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
         let secret = Data(Self.secret).base64EncodedString()
-        try """
-            listener: { port: 1 }
-            cells:
-              - { id: pool, kind: pooled, region: eu, endpoints: [127.0.0.1:1] }
-            defaultCell: pool
-            tenantTree: tree.yaml
-            upstreamContext:
-              signingKeys: [{ id: ctx, secret: \(secret) }]
-              activeKey: ctx
-            """.write(to: self.directory.appendingPathComponent("gateway.yaml"), atomically: true, encoding: .utf8)
-        try """
+        self.configuration = try EmbeddedGatewayFiles.load(in: self.directory, endpoint: "127.0.0.1:1", tree: """
             catalog:
               features: [ledger, payroll]
               packages: { basic: [ledger] }
@@ -56,8 +46,7 @@ final class TenantAccessTests: XCTestCase {
                 placement: { tier: pooled, region: eu }
               - { id: gp, kind: partner, parent: globex }
               - { id: far, kind: customer, parent: gp, package: basic }
-            """.write(to: self.directory.appendingPathComponent("tree.yaml"), atomically: true, encoding: .utf8)
-        self.configuration = try GatewayConfiguration.load(path: self.directory.appendingPathComponent("gateway.yaml").path)
+            """)
     }
 
     override func tearDownWithError() throws {

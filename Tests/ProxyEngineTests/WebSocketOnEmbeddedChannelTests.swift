@@ -28,18 +28,7 @@ final class WebSocketOnEmbeddedChannelTests: XCTestCase {
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("websocket-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
         let secret = Data(Self.secret).base64EncodedString()
-        try """
-            listener: { port: 1 }
-            cells:
-              - { id: pool, kind: pooled, region: eu, endpoints: [127.0.0.1:9001] }
-            defaultCell: pool
-            tenantTree: tree.yaml
-            upstreamContext:
-              signingKeys: [{ id: ctx, secret: \(secret) }]
-              activeKey: ctx
-            webSockets: { idleTimeout: 10s, maxLifetime: 1h, closeGrace: 2s }
-            """.write(to: self.directory.appendingPathComponent("gateway.yaml"), atomically: true, encoding: .utf8)
-        try """
+        let configuration = try EmbeddedGatewayFiles.load(in: self.directory, extraSettings: "webSockets: { idleTimeout: 10s, maxLifetime: 1h, closeGrace: 2s }", tree: """
             catalog:
               features: [ledger]
               packages: { basic: [ledger] }
@@ -56,8 +45,7 @@ final class WebSocketOnEmbeddedChannelTests: XCTestCase {
                     keys: [{ kid: k1, alg: HS256, secret: \(secret) }]
               - { id: north, kind: partner, parent: acme }
               - { id: shop, kind: customer, parent: north, package: basic, limits: { concurrency: 1 } }
-            """.write(to: self.directory.appendingPathComponent("tree.yaml"), atomically: true, encoding: .utf8)
-        let configuration = try GatewayConfiguration.load(path: self.directory.appendingPathComponent("gateway.yaml").path)
+            """)
         self.loop = EmbeddedEventLoop()
         self.upstreams = EmbeddedUpstreams(loop: self.loop)
         self.store = ScriptedQuotaStore(reachable: true)
@@ -201,7 +189,7 @@ struct Frame: Equatable {
 
     func bytes(masked: Bool) -> [UInt8] {
         precondition(self.payload.count < 126)
-        var bytes: [UInt8] = [0x80 | self.opcode, (masked ? 0x80 : 0) | UInt8(self.payload.count)]
+        let bytes: [UInt8] = [0x80 | self.opcode, (masked ? 0x80 : 0) | UInt8(self.payload.count)]
         guard masked else { return bytes + self.payload }
         let key: [UInt8] = [0x12, 0x34, 0x56, 0x78]
         return bytes + key + self.payload.enumerated().map { $0.element ^ key[$0.offset % 4] }
