@@ -151,14 +151,15 @@ public struct GatewaySettings: Sendable, Hashable {
     /// `quotas.leases`: what the Quotas module's leases are sized by (`Quotas.QuotaLeaseSettings`,
     /// mapped by the data plane like `QuotaFailMode`).
     public struct QuotaLeases: Sendable, Hashable {
-        /// A customer's lease holds about this long of its observed rate; 0 turns leases off.
-        public var refreshInterval: Duration = .milliseconds(100)
+        /// A customer's lease holds about this long of its observed rate (or a third of the
+        /// shortest rate window on its path, when that is shorter); 0 turns leases off.
+        public var refreshInterval: Duration = .milliseconds(500)
         /// The most units one lease asks for at once.
         public var maxUnits = 1_000
         /// The most customers holding a lease on one event loop (about 4 KB each).
         public var maxLeases = 20_000
 
-        public init(refreshInterval: Duration = .milliseconds(100), maxUnits: Int = 1_000, maxLeases: Int = 20_000) {
+        public init(refreshInterval: Duration = .milliseconds(500), maxUnits: Int = 1_000, maxLeases: Int = 20_000) {
             self.refreshInterval = refreshInterval
             self.maxUnits = maxUnits
             self.maxLeases = maxLeases

@@ -90,17 +90,33 @@ public struct QuotaLease: Sendable {
         self.blocks.reduce(self.expiredUnits) { $0 + $1.units - $1.next }
     }
 
+    /// The interval a lease of this plan is sized for: the refresh interval, or a third of the
+    /// shortest rate window on the path when that is shorter. A grant's rate units are booked
+    /// at most half a window ahead (`QuotaScript.lease`), so they are usable for about half a
+    /// window; a lease is used up within 1.5 of its intervals (refilled at half), so a lease
+    /// sized for more than a third of the window would see its last units lapse unused and
+    /// its requests ask Redis themselves.
+    static func sizingInterval(refreshInterval: Int64, plan: QuotaPlan) -> Int64 {
+        var interval = refreshInterval
+        for level in plan.levels {
+            if let rate = level.rate { interval = min(interval, max(rate.window / 3, 1)) }
+        }
+        return interval
+    }
+
     /// Counts `cost` units of demand at `now` toward the rate the next refills are sized by:
-    /// units per refresh interval, in 1...maxUnits, measured over one interval — or, for a
-    /// lease still at one unit, as soon as 8 units came within a sixteenth of one, so that a
-    /// busy customer's first leases do not cost a round trip per request for a whole interval.
+    /// units per sizing interval (`sizingInterval`), in 1...maxUnits, measured over one
+    /// refresh interval — or, for a lease still at one unit, as soon as 8 units came within a
+    /// sixteenth of one, so that a busy customer's first leases do not cost a round trip per
+    /// request for a whole interval.
     mutating func noteDemand(cost: Int, now: Int64, refreshInterval: Int64, maxUnits: Int) {
         self.lastUse = now
         self.windowUnits += cost
         let elapsed = now - self.windowStart
         let early = self.target == 1 && self.windowUnits >= 8 && elapsed >= refreshInterval / 16
         guard elapsed >= refreshInterval || early else { return }
-        let perInterval = Int((Int64(self.windowUnits) * refreshInterval) / elapsed)
+        let sizedFor = Self.sizingInterval(refreshInterval: refreshInterval, plan: self.plan)
+        let perInterval = Int((Int64(self.windowUnits) * sizedFor) / elapsed)
         self.target = min(max(perInterval, 1), maxUnits)
         self.windowStart = now
         self.windowUnits = 0

@@ -3,7 +3,9 @@ import Hierarchy
 /// How leases are sized and kept (settings file: `quotas.leases`).
 public struct QuotaLeaseSettings: Sendable, Hashable {
     /// µs a lease is sized to last: a customer's refill asks for its observed rate × this
-    /// interval (k). 0 turns leases off: every request asks Redis, as `QuotaScript.admit`.
+    /// interval (k), or × a third of the shortest rate window on its path when that is shorter
+    /// (`QuotaLease.sizingInterval`). 0 turns leases off: every request asks Redis, as
+    /// `QuotaScript.admit`.
     public var refreshInterval: Int64
     /// The most units one lease asks for at once.
     public var maxUnits: Int
@@ -15,7 +17,7 @@ public struct QuotaLeaseSettings: Sendable, Hashable {
     /// per request, as without leases. A lease on a three-level path takes about 4 KB.
     public var capacity: Int
 
-    public init(refreshInterval: Int64 = 100_000, maxUnits: Int = 1_000, share: Int = 4, idleAfter: Int64 = 1_000_000, capacity: Int = 20_000) {
+    public init(refreshInterval: Int64 = 500_000, maxUnits: Int = 1_000, share: Int = 4, idleAfter: Int64 = 1_000_000, capacity: Int = 20_000) {
         precondition(refreshInterval >= 0 && maxUnits >= 1 && share >= 1 && idleAfter > 0 && capacity >= 0)
         self.refreshInterval = refreshInterval
         self.maxUnits = maxUnits

@@ -123,7 +123,10 @@ public struct QuotaPlan: Sendable, Hashable {
                 arguments += [String(giveBack?.expectedTAT ?? -1), String(giveBack?.returnedTAT ?? -1)]
             }
         }
-        if self.usageKey != nil, let days = self.usageRetentionDays { arguments.append(String(days * 86_400)) }
+        // Set when the day's record is created: it is kept `days` after its UTC day ends.
+        if self.usageKey != nil, let days = self.usageRetentionDays {
+            arguments.append(String(Int64(days) * 86_400 + secondsCeiling(self.period.untilDayEnd)))
+        }
         return arguments
     }
 

@@ -70,6 +70,12 @@ public enum QuotaScript {
       local raw = redis.call('GET', key)
       return raw and tonumber(raw)
     end
+    -- A calendar counter (or a usage field) is given its TTL when a charge creates it: the TTL
+    -- names the same instant at every charge (the period's end plus a margin), so setting it
+    -- again on every charge only cost Redis a command per counter per script.
+    local function count(key, amount, ttl)
+      if redis.call('INCRBY', key, int(amount)) == amount then redis.call('EXPIRE', key, ttl) end
+    end
     """#
 
     /// Lua both scripts share: of several refusing checks, the one with the longest
@@ -97,8 +103,7 @@ public enum QuotaScript {
     local usageKey = KEYS[n * 4 + 1]
     local usageTTL = ARGV[8 + n * 5 + 1]
     local function meter(field, amount)
-      if usageKey then
-        redis.call('HINCRBY', usageKey, field, amount)
+      if usageKey and redis.call('HINCRBY', usageKey, field, amount) == tonumber(amount) then
         redis.call('EXPIRE', usageKey, usageTTL)
       end
     end
@@ -170,23 +175,15 @@ public enum QuotaScript {
       if tats[i] then
         redis.call('SET', KEYS[k + 1], int(tats[i]), 'PX', int(ceilms(tats[i] - now) + 1000))
       end
-      if tonumber(ARGV[a + 3]) >= 0 then
-        redis.call('INCRBY', KEYS[k + 2], int(cost))
-        redis.call('EXPIRE', KEYS[k + 2], dayTTL)
-      end
-      if tonumber(ARGV[a + 4]) >= 0 then
-        redis.call('INCRBY', KEYS[k + 3], int(cost))
-        redis.call('EXPIRE', KEYS[k + 3], monthTTL)
-      end
+      if tonumber(ARGV[a + 3]) >= 0 then count(KEYS[k + 2], cost, dayTTL) end
+      if tonumber(ARGV[a + 4]) >= 0 then count(KEYS[k + 3], cost, monthTTL) end
       if tonumber(ARGV[a + 5]) >= 0 then
         redis.call('INCR', KEYS[k + 4])
         redis.call('EXPIRE', KEYS[k + 4], inflightTTL)
       end
     end
-    if usageKey then
-      redis.call('HINCRBY', usageKey, 'requests', 1)
-      meter('cost', int(cost))
-    end
+    meter('requests', 1)
+    meter('cost', int(cost))
     return reply
     """#
 
@@ -230,10 +227,14 @@ extension QuotaScript {
     ///    level has left, except the request that asked — and every level is charged g: day
     ///    and month `INCRBY g`; at a rate level the `usedNow` units from max(TAT, now), as
     ///    `admit` would, then the h = g − `usedNow` held units from
-    ///    max(that, now + min(hold, burst × T − h × T)). Charging held units from up to `hold`
-    ///    ahead keeps them usable that long (see below) at the price of booking the limit that
-    ///    much ahead; a busy limit, already booked further ahead, is charged from its TAT. A
-    ///    grant the request uses whole (k = 1) is charged exactly as `admit` charges.
+    ///    max(that, now + min(hold, ⌊burst × T / 2⌋, burst × T − h × T)). Charging held units
+    ///    from up to `hold` ahead keeps them usable that long (see below) at the price of
+    ///    booking the limit that much ahead; a busy limit, already booked further ahead, is
+    ///    charged from its TAT. Never more than half the limit's window ahead: a level many
+    ///    leases share (a partner's, an OEM's) is booked that far by the first of them, and
+    ///    the other half of its window is what later grants are made from — booked to its end,
+    ///    every later grant would shrink to what time freed. A grant the request uses whole
+    ///    (k = 1) is charged exactly as `admit` charges.
     ///
     /// A grant a request uses part of meters that request, as `admit` does.
     ///
@@ -264,8 +265,7 @@ extension QuotaScript {
     local usageKey = KEYS[n * 4 + 1]
     local usageTTL = ARGV[L + 10 + n * 2]
     local function meter(field, amount)
-      if usageKey and amount > 0 then
-        redis.call('HINCRBY', usageKey, field, int(amount))
+      if usageKey and amount > 0 and redis.call('HINCRBY', usageKey, field, int(amount)) == amount then
         redis.call('EXPIRE', usageKey, usageTTL)
       end
     end
@@ -357,7 +357,7 @@ extension QuotaScript {
         -- limit ahead, as used units would.
         local held = granted - usedNow
         local from = ahead + usedNow * T
-        if held > 0 then from = math.max(from, math.min(hold, window - held * T)) end
+        if held > 0 then from = math.max(from, math.min(hold, idiv(window, 2), window - held * T)) end
         local newAhead = from + held * T
         if granted > 0 then
           base = now + from
@@ -369,17 +369,11 @@ extension QuotaScript {
       local day, month = -1, -1
       if lefts[i][2] >= 0 then
         day = lefts[i][2] - granted
-        if granted > 0 then
-          redis.call('INCRBY', KEYS[k + 2], int(granted))
-          redis.call('EXPIRE', KEYS[k + 2], dayTTL)
-        end
+        if granted > 0 then count(KEYS[k + 2], granted, dayTTL) end
       end
       if lefts[i][3] >= 0 then
         month = lefts[i][3] - granted
-        if granted > 0 then
-          redis.call('INCRBY', KEYS[k + 3], int(granted))
-          redis.call('EXPIRE', KEYS[k + 3], monthTTL)
-        end
+        if granted > 0 then count(KEYS[k + 3], granted, monthTTL) end
       end
       reply[#reply + 1] = rate
       reply[#reply + 1] = rateReset

@@ -42,14 +42,16 @@ public struct UsageMeter: Sendable {
     public func add(
         oem: NodeID, customer: NodeID, now: Int64, requests: Int = 0, cost: Int = 0, refused: Int = 0, errors: Int = 0, on loop: any EventLoop
     ) {
-        let day = UTCCalendarPeriod(now: now).dayStamp
+        let period = UTCCalendarPeriod(now: now)
+        let day = period.dayStamp
         var arguments: [String] = []
         if requests != 0 { arguments += ["requests", String(requests)] }
         if cost != 0 { arguments += ["cost", String(cost)] }
         if refused != 0 { arguments += ["refused", String(refused)] }
         if errors != 0 { arguments += ["errors", String(errors)] }
         guard !arguments.isEmpty, self.redis.isAvailable(on: loop) else { return }
-        arguments.append(String(self.retentionDays * 86_400))
+        // Kept `retentionDays` after the record's UTC day ends, as the admission scripts set it.
+        arguments.append(String(Int64(self.retentionDays) * 86_400 + (period.untilDayEnd + 999_999) / 1_000_000))
         _ = self.redis.evalSHA(
             on: loop, sha: Self.scriptSHA, script: Self.script,
             keys: [Self.key(prefix: self.prefix, oem: oem, customer: customer, day: day)], args: arguments

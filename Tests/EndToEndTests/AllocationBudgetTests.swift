@@ -32,7 +32,13 @@ final class AllocationBudgetTests: GatewayTestCase {
     // timers, logger copies, hop-by-hop lists and header regrowth: 170.0 / 579.1 and 27.0 / 155.0.
     // Lowered when quota units were leased to each event loop, so that a request admitted from
     // a lease builds no plan and sends no script: full pipeline 382.3 (debug) and 60.0 (release).
-    static let proxyOnly = Budget(debug: 173, release: 29)
+    // Raised when the decoded and the admitted request became one object each (copies of them
+    // retained and released every field: 16 % of the full pipeline's CPU, `bench/ab.sh`), 2
+    // allocations per request; the RateLimit fields of an admission from a lease lost their
+    // candidate lists and formatted policy names at the same time: proxy-only 173.1 (debug) and
+    // 29.0 (release), full pipeline 369.7–385.1 (debug, over four runs on a loaded machine) and
+    // 57.6 (release).
+    static let proxyOnly = Budget(debug: 176, release: 31)
     // The bearer token read in place, not split and lower-cased: full pipeline 377.7 and 57.0.
     // Raised when a node with Redis kept per-tenant health: the observer that makes every
     // request build its RequestRecord costs 2.7 (debug), the health figures nothing more once a
@@ -41,7 +47,7 @@ final class AllocationBudgetTests: GatewayTestCase {
     // debug over four runs (timers and lease refills move it), while the release build is
     // unchanged (57.0, `BUILDS=release bench/allocations.sh`): an allocation the debug build
     // adds (not traced to its site), none the shipped build makes.
-    static let fullPipeline = Budget(debug: 386, release: 59)
+    static let fullPipeline = Budget(debug: 388, release: 60)
     // The full pipeline with an ops listener, so that every request leaves a `RequestRecord` and
     // is counted into its metric series (handles kept per loop: no label formatting, no
     // allocation per request). Set 2026-12-03 from 379.6 (debug) and 57.0 (release): in the
@@ -50,11 +56,16 @@ final class AllocationBudgetTests: GatewayTestCase {
     // both, 381.0–382.7 (debug) over four runs, so the debug budget keeps the margin the others
     // have (about 3 over the measured figure). With TLS, HTTP/2 and TLS to the cells in the
     // build: 382.5–386.0 debug, release unchanged (57.0), hence 388.
-    static let fullPipelineObserved = Budget(debug: 388, release: 59)
+    // With the two request objects: 372.2–386.3 debug, 57.8 release.
+    static let fullPipelineObserved = Budget(debug: 389, release: 60)
     static let margin = 2.0
     /// A count this far below the budget fails too, as in SwiftNIO's allocation tests: an
     /// improvement lands with its lower budget, so the budget keeps guarding what was won.
+    /// The debug build's full-pipeline counts move by up to 16 between runs on a loaded
+    /// machine (timers and lease refills per request follow its speed), so the debug floor is
+    /// wider; the release build repeats to a fraction of an allocation.
     static let slack = 10.0
+    static let debugSlack = 20.0
 
     static let warmUpRequests = 200
     static let measuredRequests = 1_000
@@ -164,7 +175,7 @@ final class AllocationBudgetTests: GatewayTestCase {
             perRequest, limit, "\(configuration) requests allocate more than the budget: \(measured) per request", file: file, line: line
         )
         XCTAssertGreaterThanOrEqual(
-            perRequest, limit - Self.slack,
+            perRequest, limit - (build == "release" ? Self.slack : Self.debugSlack),
             "\(configuration) requests allocate \(measured) per request, far below the budget of \(limit): lower the budget to the new count + \(Self.margin)",
             file: file, line: line
         )

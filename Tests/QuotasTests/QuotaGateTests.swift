@@ -6,6 +6,16 @@ import XCTest
 /// known down before asking, failing after the plan was sent), with and without a remembered
 /// refusal, and a tenant without limits. Instants are explicit; nothing sleeps.
 final class QuotaGateTests: XCTestCase {
+    /// The policy names are literals; they must spell what the header's grammar says for every
+    /// level and quota.
+    func testEveryPolicyNameIsItsLevelAndQuotaQuoted() {
+        for level in NodeKind.allCases {
+            for kind in QuotaKind.allCases {
+                XCTAssertEqual(RateLimitHeaders.policyName(level, kind), "\"\(level.rawValue)-\(kind.rawValue)\"")
+            }
+        }
+    }
+
     private let contoso = try! NodeID("contoso")
     private let acme = try! NodeID("acme")
     /// 2025-11-24T16:00:00Z.

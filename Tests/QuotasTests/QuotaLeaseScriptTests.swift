@@ -188,6 +188,64 @@ final class QuotaLeaseScriptTests: RedisQuotaTestCase {
         XCTAssertEqual(metered, admitted.count, "usage counts every admitted request")
     }
 
+    /// Held units are booked at most half the rate window ahead, so that a level many leases
+    /// share keeps the other half to grant from: with a hold as long as the window, the first
+    /// lease used to book a shared partner limit to its end and every other customer's grant
+    /// shrank to what time had freed.
+    func testHeldUnitsAreBookedAtMostHalfAWindowAheadSoASharedLevelKeepsGranting() throws {
+        // Partner: 1,000/s, burst 1,000 (T = 1 ms, window 1 s), shared by two customers.
+        let partner = LevelLimits(node: northwind, kind: .partner, limits: Limits(ratePerSecond: 1_000, burst: 1_000))
+        let fabrikam = try NodeID("fabrikam")
+        func grant(_ customer: NodeID, want: Int) throws -> QuotaLeaseGrant? {
+            let levels = [LevelLimits(node: customer, kind: .customer, limits: Limits(perDay: 1_000_000)), partner]
+            let request = QuotaLeaseRequest(customer: customer, want: want, need: 0, share: 4, hold: 2_000_000)
+            let plan = try self.quotas.plan(levels: levels, oem: acme, cost: 1, now: start, meter: nil).leasing(request, cost: 1, now: start)
+            guard case .leased(let grant) = try self.quotas.admit(plan, on: self.loop).wait() else { return nil }
+            return grant
+        }
+        let first = try XCTUnwrap(try grant(contoso, want: 100))
+        XCTAssertEqual(first.units, 100)
+        XCTAssertEqual(first.rateBases, [nil, start + 500_000], "half the window ahead, not the hold of 2 s")
+        let second = try XCTUnwrap(try grant(fabrikam, want: 100))
+        XCTAssertEqual(second.units, 100, "the shared level still grants a whole lease")
+        XCTAssertEqual(second.rateBases, [nil, start + 600_000], "after the first grant's units")
+    }
+
+    /// What one grant costs Redis once the counters exist: the reads, the charges and the
+    /// usage, but no TTL set again — a calendar counter's and the usage record's TTL name the
+    /// same instant at every charge, so they are set when a charge creates the key.
+    func testARefillOfExistingCountersSetsNoTTLAgainAndNewKeysGetTheirs() throws {
+        let levels = [
+            LevelLimits(node: contoso, kind: .customer, limits: Limits(ratePerSecond: 100, burst: 100, perDay: 1_000)),
+            LevelLimits(node: northwind, kind: .partner, limits: Limits(perDay: 5_000, perMonth: 50_000)),
+        ]
+        guard case .leased = try ask(levels, want: 10, now: start, usage: QuotaUsage(requests: 3, cost: 3)) else { return XCTFail("not granted") }
+        // start is 16:00 UTC: the day's counters live until midnight plus the margin, the month's
+        // until the month's end plus it, the usage record 30 days past its day.
+        let untilMidnight: Int64 = 8 * 3_600
+        func ttl(_ key: String) throws -> Int64 { try XCTUnwrap(self.redis.send(on: self.loop, ["TTL", key]).wait().int64) }
+        XCTAssertEqual(try ttl("erp:q:{acme}:contoso:day:20251124"), untilMidnight + QuotaPlan.calendarMargin, accuracy: 2)
+        XCTAssertEqual(try ttl("erp:q:{acme}:northwind:day:20251124"), untilMidnight + QuotaPlan.calendarMargin, accuracy: 2)
+        XCTAssertEqual(try ttl("erp:q:{acme}:northwind:month:202511"), 6 * 86_400 + untilMidnight + QuotaPlan.calendarMargin, accuracy: 2)
+        XCTAssertEqual(try ttl("erp:usage:{acme}:contoso:20251124"), 30 * 86_400 + untilMidnight, accuracy: 2)
+
+        _ = try self.redis.send(on: self.loop, ["CONFIG", "RESETSTAT"]).wait()
+        guard case .leased = try ask(levels, want: 10, need: 0, now: start + 50_000, usage: QuotaUsage(requests: 5, cost: 5)) else {
+            return XCTFail("refill not granted")
+        }
+        let stats = try XCTUnwrap(self.redis.send(on: self.loop, ["INFO", "commandstats"]).wait().string)
+        var calls: [String: Int] = [:]
+        for line in stats.split(whereSeparator: \.isNewline) where line.hasPrefix("cmdstat_") {
+            let name = line.dropFirst("cmdstat_".count).prefix { $0 != ":" }
+            let count = line.split(separator: ":calls=").dropFirst().first?.prefix { $0.isNumber }
+            calls[String(name)] = count.flatMap { Int($0) }
+        }
+        XCTAssertNil(calls["expire"], "no TTL set again on counters that have one: \(calls)")
+        // 4 reads (2 rate/day of the customer, 2 calendar of the partner), 1 rate set, 3 charges, 2 usage fields.
+        XCTAssertEqual(calls.filter { $0.key != "evalsha" && $0.key != "config|resetstat" }.values.reduce(0, +), 10, "\(calls)")
+        XCTAssertEqual(try get("erp:q:{acme}:contoso:day:20251124"), 20, "both grants charged")
+    }
+
     func testSteadyDemandBelowTheLimitsCostsFewCommandsPerRequest() throws {
         let levels = [
             LevelLimits(node: contoso, kind: .customer, limits: Limits(ratePerSecond: 10_000, burst: 10_000, perDay: 100_000_000)),

@@ -65,6 +65,24 @@ final class QuotaLeaseTests: XCTestCase {
         XCTAssertEqual(lease.blocks.count, 1, "a spent grant is dropped")
     }
 
+    /// A rate window shorter than three refresh intervals sizes the lease: its held units are
+    /// usable for about half a window, and a lease is used within 1.5 of its intervals.
+    func testKIsSizedForAThirdOfTheShortestRateWindowWhenThatIsShorterThanTheInterval() throws {
+        // The customer's window is 1 s (100/s, burst 100): with a 500 ms interval k covers 333 ms.
+        var lease = QuotaLease(customer: contoso, plan: try plan(now: start, want: 1), now: start)
+        for i in 1...500 { lease.noteDemand(cost: 1, now: start + Int64(i) * 1_000, refreshInterval: 500_000, maxUnits: 1_000) }
+        XCTAssertEqual(lease.target, 333, accuracy: 1)
+        // Without a rate limit on the path the interval alone sizes it.
+        let dayOnly = try QuotaPlan(
+            levels: [LevelLimits(node: contoso, kind: .customer, limits: Limits(perDay: 1_000_000))], oem: acme, cost: 1, now: start,
+            lease: QuotaLeaseRequest(customer: contoso, want: 1, need: 1)
+        )
+        var calendar = QuotaLease(customer: contoso, plan: dayOnly, now: start)
+        for i in 1...500 { calendar.noteDemand(cost: 1, now: start + Int64(i) * 1_000, refreshInterval: 500_000, maxUnits: 1_000) }
+        XCTAssertEqual(calendar.target, 500, accuracy: 1)
+        XCTAssertEqual(QuotaLease.sizingInterval(refreshInterval: 100_000, plan: try plan(now: start, want: 1)), 100_000, "shorter than a third of 1 s")
+    }
+
     func testKFollowsTheObservedRateTimesTheRefreshIntervalWithinItsBounds() {
         var lease = QuotaLease(customer: contoso, plan: try! plan(now: start, want: 1), now: start)
         // 5 requests a second: fewer than one per interval, k stays 1 (one request, one ask).

@@ -32,6 +32,7 @@ final class UsageMeterTests: RedisQuotaTestCase {
             UsageMeter.Day(day: "20251125", requests: 0, cost: 0, refused: 0, errors: 1),
         ])
         let ttl = try self.redis.send(on: loop, ["TTL", UsageMeter.key(prefix: "erp", oem: self.acme, customer: self.contoso, day: "20251124")]).wait()
-        XCTAssertEqual(ttl.int64, 2 * 86_400)
+        // Two days after the record's day ends (`start` is 16:00 UTC).
+        XCTAssertEqual(ttl.int64, 2 * 86_400 + 8 * 3_600)
     }
 }
