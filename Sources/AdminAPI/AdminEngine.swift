@@ -98,8 +98,9 @@ public enum AdminEngine {
             case .me:
                 let oem = token.node.flatMap { try? NodeID($0) }.flatMap { snapshot.policy($0)?.path }
                 return .respond(.json(200, .object([
-                    "subject": .string(token.subject), "role": .string(AdminRole.support.rawValue), "node": oem.map { .string($0.leaf.rawValue) } ?? .null,
-                    "path": oem.map { .string($0.description) } ?? .null, "kind": oem.map { .string($0.kind.rawValue) } ?? .null,
+                    "subject": .string(token.subject), "role": .string(AdminRole.support.rawValue),
+                    "node": oem.map { JSONValue.string($0.leaf.rawValue) } ?? .null, "path": oem.map { JSONValue.string($0.description) } ?? .null,
+                    "kind": oem.map { JSONValue.string($0.kind.rawValue) } ?? .null,
                     "managesOwnIssuers": .bool(false),
                 ])))
             case .listSupportGrants, .requestSupportGrant, .supportGrant, .supportSessions:

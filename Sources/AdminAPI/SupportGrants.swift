@@ -1,3 +1,4 @@
+import Foundation
 import GatewayConfig
 import Hierarchy
 import SupportAccess
@@ -236,8 +237,8 @@ extension AdminEngine {
             kind = .list
         case .requestSupportGrant:
             switch Self.newGrant(caller: caller, customer: target.path, request: request, snapshot: snapshot, settings: settings, now: now) {
-            case .success(let grant): kind = .request(grant)
-            case .failure(let refusal): return .respond(refusal)
+            case .grant(let grant): kind = .request(grant)
+            case .refused(let refusal): return .respond(refusal)
             }
         case .supportGrant(_, let grant, let action):
             switch action {
@@ -256,10 +257,10 @@ extension AdminEngine {
     /// `scope` (`"read-only"` or `{"routes": [...]}`), `breakGlass`. Only support engineers ask.
     static func newGrant(
         caller: SupportCaller, customer: NodePath, request: AdminRequest, snapshot: TenantSnapshot, settings: GatewaySettings.SupportAccess, now: Int64
-    ) -> Result<SupportGrant, AdminResponse> {
+    ) -> NewGrant {
         let id = request.requestID
-        guard case .engineer(let actor, let oem) = caller else { return .failure(AdminProblem.actionForbidden.response(requestID: id)) }
-        guard let json = JSONValue.parse(request.body), case .object = json else { return .failure(AdminProblem.malformedBody.response(requestID: id)) }
+        guard case .engineer(let actor, let oem) = caller else { return .refused(AdminProblem.actionForbidden.response(requestID: id)) }
+        guard let json = JSONValue.parse(request.body), case .object = json else { return .refused(AdminProblem.malformedBody.response(requestID: id)) }
         let label = customer.description
         var problems: [FieldProblem] = []
         func text(_ field: String, max: Int) -> String {
@@ -300,15 +301,20 @@ extension AdminEngine {
         var breakGlass = false
         if let value = json["breakGlass"] {
             guard case .bool(let flag) = value else {
-                return .failure(AdminProblem.invalidChange.response(requestID: id, errors: [FieldProblem(node: label, field: "breakGlass", message: "true or false")]))
+                return .refused(AdminProblem.invalidChange.response(requestID: id, errors: [FieldProblem(node: label, field: "breakGlass", message: "true or false")]))
             }
             breakGlass = flag
         }
-        guard problems.isEmpty else { return .failure(AdminProblem.invalidChange.response(requestID: id, errors: problems)) }
-        return .success(SupportGrant(
+        guard problems.isEmpty else { return .refused(AdminProblem.invalidChange.response(requestID: id, errors: problems)) }
+        return .grant(SupportGrant(
             id: Self.newGrantID(), customer: customer, requester: .init(actor: actor, oem: oem?.rawValue), reason: reason, ticket: ticket,
             duration: duration, scope: scope, breakGlass: breakGlass, requestedAt: now
         ))
+    }
+
+    enum NewGrant {
+        case grant(SupportGrant)
+        case refused(AdminResponse)
     }
 
     /// `"45s"`, `"30m"`, `"4h"`, or a whole number of seconds.

@@ -6,7 +6,7 @@ extension GatewaySettings {
     /// (docs/support-access.md). The gateway mints each approved grant's token itself with
     /// `signingKey`, and verifies those tokens as a built-in issuer whose public key is derived
     /// from that same key: no other issuer can mint a support token the data plane honours.
-    public struct SupportAccess: Sendable, Hashable, CustomStringConvertible {
+    public struct SupportAccess: Sendable, Hashable, CustomStringConvertible, CustomReflectable {
         /// `iss` of support tokens; an issuer of `platformIssuers` may not use it.
         public var issuer: String = "erp-gateway-support"
         /// `aud` of support tokens.
@@ -48,6 +48,14 @@ extension GatewaySettings {
             )
         }
 
+        /// Printing or dumping the settings never shows the private key.
+        public var customMirror: Mirror {
+            Mirror(self, children: [
+                "issuer": self.issuer, "audience": self.audience, "signingKeyFile": self.signingKeyFile, "algorithm": self.algorithm.rawValue,
+                "keyID": self.keyID, "maxDuration": self.maxDuration, "sessionBuffer": self.sessionBuffer,
+            ])
+        }
+
         public var description: String {
             "supportAccess(\(self.issuer), key \(self.signingKeyFile) \(self.algorithm.rawValue) \(self.keyID), maxDuration \(self.maxDuration))"
         }
@@ -76,7 +84,7 @@ extension SettingsLoader {
             return nil
         }
         guard let path = reader.presentString(keyCursor), let algorithm = reader.choice(algorithmCursor, among: SigningAlgorithm.allCases) else { return nil }
-        if case .hmac = algorithm.family {
+        if algorithm.rawValue.hasPrefix("HS") {
             reader.report(algorithmCursor, "support tokens are signed with a private key: HS algorithms are not accepted")
             return nil
         }
