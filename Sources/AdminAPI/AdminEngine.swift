@@ -415,6 +415,7 @@ public enum AdminEngine {
                 case "branding", "portalDomains": actions.insert(.editPresentation)
                 case "placement": actions.insert(.editPlacement)
                 case "partnerIssuerSelfService": actions.insert(.delegateIssuers)
+                case "supportAccess": actions.insert(.editSupportAccess)
                 case "status": actions.insert(change.after == .string(TenantStatus.suspended.rawValue) ? .suspend : .reactivate)
                 default: actions.insert(.editEntitlements)
                 }

@@ -63,6 +63,8 @@ public struct SupportGrantOperation: Sendable {
     let caller: SupportCaller
     let customer: NodePath
     let settings: GatewaySettings.SupportAccess
+    /// The customer's support-access policy from the tree: whose admins approve.
+    let policy: SupportAccessPolicy
     let requestID: String
     let now: Int64
 
@@ -127,6 +129,10 @@ public struct SupportGrantOperation: Sendable {
             // Deciding is the customer's side's: an engineer never decides, not even another's.
             guard case .admin(let principal) = self.caller else { return self.refuse(.actionForbidden) }
             let isPlatform = principal.role == .platformAdmin
+            if !grant.breakGlass, let level = Self.approverLevel(principal.role), !self.policy.approvers.contains(level) {
+                let allowed = SupportApprover.allCases.filter(self.policy.approvers.contains).map(\.rawValue).joined(separator: ", ")
+                return self.refuse(.actionForbidden, field: "approvers", "the tree's supportAccess.approvers for this customer: \(allowed) (and platform admins)")
+            }
             if case .approve = self.kind {
                 action = .supportGrantApprove
                 refusal = next.approve(by: decision, isPlatformAdmin: isPlatform)
@@ -158,6 +164,16 @@ public struct SupportGrantOperation: Sendable {
             return self.refuse(.actionForbidden, field: "breakGlass", "a break-glass grant is approved by a platform admin other than its requester")
         case .notPending?, .alreadyEnded?:
             return self.refuse(.supportGrantState, field: "status", "the grant is \(grant.status(at: self.now).rawValue)")
+        }
+    }
+
+    /// The level whose admins an admin role approves for; nil for platform admins, who always may.
+    static func approverLevel(_ role: AdminRole) -> SupportApprover? {
+        switch role {
+        case .customerAdmin: .customer
+        case .partnerAdmin: .partner
+        case .oemAdmin: .oem
+        case .platformAdmin, .support: nil
         }
     }
 
@@ -231,12 +247,13 @@ extension AdminEngine {
         guard let settings = tree.configuration.settings.supportAccess else {
             return .respond(AdminProblem.supportAccessDisabled.response(requestID: id))
         }
+        let policy = snapshot.policy(target.path.leaf)?.supportAccess ?? .unrestricted
         let kind: SupportGrantOperation.Kind
         switch route {
         case .listSupportGrants:
             kind = .list
         case .requestSupportGrant:
-            switch Self.newGrant(caller: caller, customer: target.path, request: request, snapshot: snapshot, settings: settings, now: now) {
+            switch Self.newGrant(caller: caller, customer: target.path, request: request, snapshot: snapshot, settings: settings, policy: policy, now: now) {
             case .grant(let grant): kind = .request(grant)
             case .refused(let refusal): return .respond(refusal)
             }
@@ -250,13 +267,16 @@ extension AdminEngine {
         default:
             return .respond(AdminProblem.routeNotFound.response(requestID: id))
         }
-        return .supportGrant(SupportGrantOperation(kind: kind, caller: caller, customer: target.path, settings: settings, requestID: id, now: now))
+        return .supportGrant(SupportGrantOperation(
+            kind: kind, caller: caller, customer: target.path, settings: settings, policy: policy, requestID: id, now: now
+        ))
     }
 
     /// `POST …/support-grants`: `reason`, `ticket`, `duration` (`"4h"`, `"90m"` or seconds),
     /// `scope` (`"read-only"` or `{"routes": [...]}`), `breakGlass`. Only support engineers ask.
     static func newGrant(
-        caller: SupportCaller, customer: NodePath, request: AdminRequest, snapshot: TenantSnapshot, settings: GatewaySettings.SupportAccess, now: Int64
+        caller: SupportCaller, customer: NodePath, request: AdminRequest, snapshot: TenantSnapshot, settings: GatewaySettings.SupportAccess,
+        policy: SupportAccessPolicy, now: Int64
     ) -> NewGrant {
         let id = request.requestID
         guard case .engineer(let actor, let oem) = caller else { return .refused(AdminProblem.actionForbidden.response(requestID: id)) }
@@ -273,11 +293,14 @@ extension AdminEngine {
         let reason = text("reason", max: 1000)
         let ticket = text("ticket", max: 200)
         var duration: Int64 = 0
-        let cap = Int64(settings.maxDuration.components.seconds)
+        // The settings' cap for the platform, the tree's (the customer's partner or OEM) below it.
+        let settingsCap = Int64(settings.maxDuration.components.seconds)
+        let cap = min(settingsCap, policy.maxDuration ?? .max)
+        let capSource = cap < settingsCap ? "supportAccess.maxDuration of \(policy.maxDurationSetBy?.rawValue ?? "the tree")" : "supportAccess.maxDuration of the settings"
         if let value = json["duration"], let seconds = Self.seconds(value), seconds > 0 {
             duration = seconds
             if seconds > cap {
-                problems.append(FieldProblem(node: label, field: "duration", message: "at most \(Self.format(seconds: cap)) (supportAccess.maxDuration)"))
+                problems.append(FieldProblem(node: label, field: "duration", message: "at most \(Self.format(seconds: cap)) (\(capSource))"))
             }
         } else {
             problems.append(FieldProblem(node: label, field: "duration", message: "required: a duration such as \"30m\" or \"4h\", or seconds"))

@@ -172,6 +172,32 @@ final class SupportAccessTests: AdminTestCase {
         XCTAssertEqual(unknown.status, 422, unknown.text)
     }
 
+    func testTheOEMsPolicyCapsTheDurationAndNamesTheApprovers() throws {
+        _ = try self.startNodes()
+        let oem = try self.token("oem-admin", "acme")
+        let policy = #"{"supportAccess":{"maxDuration":"20m","approvers":["partner","oem"]}}"#
+        let patched = try self.admin("PATCH", "/admin/v1/nodes/acme", token: oem, ifMatch: try self.etag("acme"), body: policy)
+        XCTAssertEqual(patched.status, 200, patched.text)
+        // A partner narrows what its OEM allows, never widens it.
+        let partner = try self.token("partner-admin", "p1")
+        let widened = try self.admin("PATCH", "/admin/v1/nodes/p1", token: partner, ifMatch: try self.etag("p1"), body: #"{"supportAccess":{"approvers":["customer"]}}"#)
+        XCTAssertEqual(widened.status, 422, widened.text)
+        XCTAssertTrue(widened.text.contains("supportAccess.approvers"), widened.text)
+
+        let engineer = try self.token("support", "acme")
+        let long = try self.requestGrant("c1", token: engineer, duration: "30m")
+        XCTAssertEqual(long.status, 422, long.text)
+        XCTAssertTrue(long.text.contains(#""field":"duration""#) && long.text.contains("acme"), long.text)
+        let asked = try self.requestGrant("c1", token: engineer, duration: "15m")
+        XCTAssertEqual(asked.status, 201, asked.text)
+        let grant = try XCTUnwrap(try asked.json()["id"] as? String)
+        let approve = "/admin/v1/nodes/c1/support-grants/\(grant)/approve"
+        let byCustomer = try self.admin("POST", approve, token: try self.token("customer-admin", "c1"))
+        XCTAssertEqual(byCustomer.status, 403, byCustomer.text)
+        XCTAssertTrue(byCustomer.text.contains("approvers"), byCustomer.text)
+        XCTAssertEqual(try self.admin("POST", approve, token: partner).status, 200)
+    }
+
     func testBreakGlassNeedsASecondDifferentPlatformAdmin() throws {
         let (first, _) = try self.startNodes()
         let engineer = try self.adminToken(role: "support", node: nil, subject: "oncall-1")
