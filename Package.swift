@@ -284,7 +284,9 @@ let package = Package(
         ]),
         .testTarget(name: "AdminAPITests", dependencies: [
             "AdminAPI", "GatewayConfig", "Hierarchy", "TokenAuth", "RedisClient", "RedisTestServer", "TenantHealth",
-            "Certificates", "CertificateUploads", "TestCertificateAuthority", "LogCapture", "ConsoleAssets", "SupportAccess",
+            "Certificates", "CertificateUploads", "TestCertificateAuthority", "LogCapture", "ConsoleAssets", "SupportAccess", "SupportSessionLog",
+            "ProxyEngine",
+            .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -12,6 +12,13 @@ public struct SupportRequest: Sendable, Hashable {
     public let engineer: String
     public let scope: SupportScope
 
+    public init(grant: String, ticket: String, engineer: String, scope: SupportScope) {
+        self.grant = grant
+        self.ticket = ticket
+        self.engineer = engineer
+        self.scope = scope
+    }
+
     /// - Returns: `.none` for a token of another issuer; `.invalid` for a token of the support
     ///   issuer that is not a well-formed support token (no role, no grant, an unknown scope, a
     ///   `jti` that is not the grant — the revocation of the grant would not reach it).

@@ -112,9 +112,11 @@ final class SupportAccessTests: AdminTestCase {
 
         // Revoked on node 1's admin API: node 2 refuses within the revocations' propagation.
         let revoked = try self.admin("POST", "/admin/v1/nodes/c1/support-grants/\(grant)/revoke", token: customerAdmin)
+        let revokedAt = Date()
         XCTAssertEqual(revoked.status, 200, revoked.text)
         XCTAssertEqual(try revoked.json()["status"] as? String, "revoked")
         XCTAssertTrue(try self.eventually(2) { try self.data(second.port, token: token).status == 403 }, "node 2 still honours the revoked grant")
+        print(String(format: "revoked grant refused by node 2 %.3f s after the revoke answered", Date().timeIntervalSince(revokedAt)))
         try self.assertProblem(try self.data(second.port, token: token), status: 403, slug: "support-grant-inactive")
         try self.assertProblem(try self.data(first.port, token: token), status: 403, slug: "support-grant-inactive")
         XCTAssertEqual(try self.admin("POST", "/admin/v1/nodes/c1/support-grants/\(grant)/token", token: engineer).status, 409, "no token after revocation")
