@@ -186,6 +186,12 @@ final class SupportAccessTests: AdminTestCase {
         XCTAssertEqual(widened.status, 422, widened.text)
         XCTAssertTrue(widened.text.contains("supportAccess.approvers"), widened.text)
 
+        let effective = try self.admin("GET", "/admin/v1/nodes/c1/effective", token: oem)
+        let support = try XCTUnwrap(try effective.json()["supportAccess"] as? [String: Any], effective.text)
+        XCTAssertEqual(support["maxDuration"] as? String, "20m")
+        XCTAssertEqual(support["maxDurationSetBy"] as? String, "acme")
+        XCTAssertEqual(support["approvers"] as? [String], ["partner", "oem"])
+
         let engineer = try self.token("support", "acme")
         let long = try self.requestGrant("c1", token: engineer, duration: "30m")
         XCTAssertEqual(long.status, 422, long.text)
