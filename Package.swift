@@ -44,6 +44,9 @@ let package = Package(
         // Domain modules: pure Swift, no I/O.
         .target(name: "Hierarchy", dependencies: ["JSONText"]),
         .target(name: "TokenAuth", dependencies: ["CJWT", "COpenSSL", "JSONText"]),
+        // Support grants as values (the grant's state machine, its scope, a session record),
+        // shared by the admin API that decides them and the data plane that honours them.
+        .target(name: "SupportAccess", dependencies: ["Hierarchy", "JSONText"]),
         .target(name: "Quotas", dependencies: [
             "Hierarchy", "RedisClient",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -117,7 +120,7 @@ let package = Package(
         // tree compiler, persisted and audited in the shared store; its own small HTTP listener.
         .target(name: "AdminAPI", dependencies: [
             "GatewayConfig", "Hierarchy", "TokenAuth", "Quotas", "RedisClient", "JSONText", "TenantHealth", "TenantHealthStore",
-            "Certificates", "CertificateUploads", "ConsoleAssets",
+            "Certificates", "CertificateUploads", "ConsoleAssets", "SupportAccess",
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -140,7 +143,7 @@ let package = Package(
 
         // The data plane on SwiftNIO: HTTP/1.1, and HTTP/2 streams run through the same phases.
         .target(name: "ProxyEngine", dependencies: [
-            "GatewayConfig", "Hierarchy", "TokenAuth", "Quotas", "Cells", "COpenSSL", "RedisClient", "JSONText", "EdgeTLS",
+            "GatewayConfig", "Hierarchy", "TokenAuth", "Quotas", "Cells", "COpenSSL", "RedisClient", "JSONText", "EdgeTLS", "SupportAccess",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOTLS", package: "swift-nio"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -172,10 +175,20 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
 
+        // Support engineers' requests under a grant, written to the customer's audit stream off
+        // the request path through one bounded buffer.
+        .target(name: "SupportSessionLog", dependencies: [
+            "ProxyEngine", "SupportAccess", "Hierarchy", "RedisClient",
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+
         // The executable: command line and wiring only.
         .executableTarget(name: "erp-gateway", dependencies: [
             "AdminAPI", "Certificates", "GatewayConfig", "ProxyEngine", "EdgeTLS", "Hierarchy", "TokenAuth", "Quotas", "RedisClient", "Revocations", "AccessLog", "TraceExport",
-            "TenantHealth", "TenantHealthStore", "CertificateUploads", "IssuerKeyFetch",
+            "TenantHealth", "TenantHealthStore", "CertificateUploads", "IssuerKeyFetch", "SupportAccess", "SupportSessionLog",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -271,7 +284,9 @@ let package = Package(
         ]),
         .testTarget(name: "AdminAPITests", dependencies: [
             "AdminAPI", "GatewayConfig", "Hierarchy", "TokenAuth", "RedisClient", "RedisTestServer", "TenantHealth",
-            "Certificates", "CertificateUploads", "TestCertificateAuthority", "LogCapture", "ConsoleAssets",
+            "Certificates", "CertificateUploads", "TestCertificateAuthority", "LogCapture", "ConsoleAssets", "SupportAccess", "SupportSessionLog",
+            "ProxyEngine",
+            .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -29,6 +29,10 @@ public enum AdminAction: String, Sendable, Hashable, CaseIterable {
     /// Upload, replace and delete the TLS certificates of a node's portal domains: part of the
     /// node's portal, like its portal domains, so its own admin and every admin above it.
     case manageCertificates
+    /// A node's support-access policy (`supportAccess`: the cap on grants' duration, who
+    /// approves them): it only ever narrows what is inherited, so the node's own admin may set
+    /// it, like every admin above it.
+    case editSupportAccess
 }
 
 /// The outcome of an authorization check.
@@ -55,7 +59,7 @@ public enum AdminAuthorization {
         guard let scope = principal.scope else { return .allowed }
         let below = scope.isAncestor(of: target)
         switch action {
-        case .read, .editPresentation, .manageCertificates, .revokeTenantTokens:
+        case .read, .editPresentation, .manageCertificates, .revokeTenantTokens, .editSupportAccess:
             return .allowed
         case .createChild:
             // A customer has no children; the tree's shape is checked when the child is built.

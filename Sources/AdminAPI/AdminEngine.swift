@@ -45,6 +45,10 @@ public enum AdminOutcome: Sendable {
     case readCertificates(CertificateRead)
     /// Read the domain's stored certificate, judge the change against it and commit it.
     case changeCertificate(CertificateChange)
+    /// Read the grant(s) the operation is about, judge it, and store what it decides.
+    case supportGrant(SupportGrantOperation)
+    /// Read the customer's support sessions from its OEM's audit log.
+    case readSupportSessions(oem: String, customer: NodePath, limit: Int)
     /// Fetch the keys of these issuers from their identity providers; then judge the request
     /// again with `AdminRequest.fetchedIssuerKeys` set, or refuse naming the field that failed.
     case fetchIssuerKeys([IssuerKeyFetchRequest])
@@ -82,9 +86,30 @@ public enum AdminEngine {
         guard authorization.count > 7, authorization.prefix(7).lowercased() == "bearer " else {
             return .respond(AdminProblem.tokenRejected.response(requestID: id))
         }
-        guard case .success(let token) = verifier.verify(authorization.dropFirst(7), now: now),
-            let principal = AdminPrincipal(token: token, tree: snapshot)
-        else {
+        guard case .success(let token) = verifier.verify(authorization.dropFirst(7), now: now) else {
+            return .respond(AdminProblem.tokenRejected.response(requestID: id))
+        }
+        if token.tenant == AdminRole.support.rawValue {
+            // A support engineer administers nothing: it asks for grants and uses them.
+            guard let engineer = SupportCaller(supportToken: token, tree: snapshot) else {
+                return .respond(AdminProblem.tokenRejected.response(requestID: id))
+            }
+            switch route {
+            case .me:
+                let oem = token.node.flatMap { try? NodeID($0) }.flatMap { snapshot.policy($0)?.path }
+                return .respond(.json(200, .object([
+                    "subject": .string(token.subject), "role": .string(AdminRole.support.rawValue),
+                    "node": oem.map { JSONValue.string($0.leaf.rawValue) } ?? .null, "path": oem.map { JSONValue.string($0.description) } ?? .null,
+                    "kind": oem.map { JSONValue.string($0.kind.rawValue) } ?? .null,
+                    "managesOwnIssuers": .bool(false),
+                ])))
+            case .listSupportGrants, .requestSupportGrant, .supportGrant, .supportSessions:
+                return Self.supportGrants(route, caller: engineer, request: request, tree: tree, snapshot: snapshot, now: now)
+            default:
+                return .respond(AdminProblem.actionForbidden.response(requestID: id))
+            }
+        }
+        guard let principal = AdminPrincipal(token: token, tree: snapshot) else {
             return .respond(AdminProblem.tokenRejected.response(requestID: id))
         }
 
@@ -166,6 +191,8 @@ public enum AdminEngine {
             return context.putCertificate(target, domain: domain, tree: snapshot)
         case .deleteCertificate(_, let domain):
             return context.deleteCertificate(target, domain: domain, tree: snapshot)
+        case .listSupportGrants, .requestSupportGrant, .supportGrant, .supportSessions:
+            return Self.supportGrants(route, caller: .admin(principal), request: request, tree: tree, snapshot: snapshot, now: now)
         }
     }
 
@@ -388,6 +415,7 @@ public enum AdminEngine {
                 case "branding", "portalDomains": actions.insert(.editPresentation)
                 case "placement": actions.insert(.editPlacement)
                 case "partnerIssuerSelfService": actions.insert(.delegateIssuers)
+                case "supportAccess": actions.insert(.editSupportAccess)
                 case "status": actions.insert(change.after == .string(TenantStatus.suspended.rawValue) ? .suspend : .reactivate)
                 default: actions.insert(.editEntitlements)
                 }

@@ -90,6 +90,12 @@ public struct AdminProblem: Error, Sendable, Hashable {
     public static let certificateUploadsDisabled = AdminProblem(
         "certificate-uploads-disabled", 409, "Certificate uploads are not set up on this gateway (certificateUploads); nothing was changed."
     )
+    public static let supportAccessDisabled = AdminProblem(
+        "support-access-disabled", 409, "Support access is not set up on this gateway (supportAccess); nothing was changed."
+    )
+    public static let supportGrantNotFound = AdminProblem("support-grant-not-found", 404, "No such support grant on this customer.")
+    public static let supportGrantOwn = AdminProblem("support-grant-own", 403, "The requester of a support grant cannot decide it.")
+    public static let supportGrantState = AdminProblem("support-grant-state", 409, "The support grant's state does not allow this.")
     public static let storeUnavailable = AdminProblem("store-unavailable", 503, "The shared store cannot be reached; nothing was changed.")
     public static let storeBusy = AdminProblem("store-busy", 503, "Concurrent changes kept the store busy; nothing was changed. Retry.")
 

@@ -9,6 +9,9 @@ public enum AdminRole: String, Sendable, Hashable, CaseIterable {
     case oemAdmin = "oem-admin"
     case partnerAdmin = "partner-admin"
     case customerAdmin = "customer-admin"
+    /// A support engineer: administers nothing; asks for just-in-time access to one customer
+    /// at a time (support grants). Bound to the platform (no node) or to one OEM.
+    case support
 
     /// The level of the node the role is bound to; nil for the platform, which is no node.
     public var level: NodeKind? {
@@ -17,6 +20,7 @@ public enum AdminRole: String, Sendable, Hashable, CaseIterable {
         case .oemAdmin: .oem
         case .partnerAdmin: .partner
         case .customerAdmin: .customer
+        case .support: nil
         }
     }
 }
@@ -48,7 +52,7 @@ public struct AdminPrincipal: Sendable, Hashable {
     /// `tree`. The verifier put the role claim's value in `token.tenant` (see
     /// `GatewayConfiguration.adminVerifier`).
     public init?(token: VerifiedToken, tree: TenantSnapshot) {
-        guard let role = AdminRole(rawValue: token.tenant) else { return nil }
+        guard let role = AdminRole(rawValue: token.tenant), role != .support else { return nil }
         guard let level = role.level else {
             guard token.node == nil else { return nil }
             self.init(actor: token.subject, role: role, scope: nil)

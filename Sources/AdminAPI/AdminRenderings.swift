@@ -18,6 +18,11 @@ extension AdminEngine {
             "portalDomains": .strings(policy.portalDomains),
             "origins": .strings(policy.origins),
             "partnerIssuerSelfService": .bool(policy.partnerIssuerSelfService),
+            "supportAccess": .object([
+                "maxDuration": policy.supportAccess.maxDuration.map { JSONValue.string(AdminEngine.format(seconds: $0)) } ?? .null,
+                "maxDurationSetBy": policy.supportAccess.maxDurationSetBy.map { JSONValue.string($0.rawValue) } ?? .null,
+                "approvers": .strings(SupportApprover.allCases.filter(policy.supportAccess.approvers.contains).map(\.rawValue)),
+            ]),
         ]
         if let by = policy.suspendedBy { members["suspendedBy"] = .string(by.rawValue) }
         if let package = policy.package { members["package"] = .string(package) }

@@ -31,6 +31,18 @@ public enum AdminRoute: Sendable, Hashable {
     /// Upload (or replace) the certificate and key of one of the node's portal domains.
     case putCertificate(String, domain: String)
     case deleteCertificate(String, domain: String)
+    /// A customer's support grants: the customer's side sees them all, an engineer its own.
+    case listSupportGrants(String)
+    /// A support engineer asks for access to the customer.
+    case requestSupportGrant(String)
+    /// Approve, refuse, revoke a grant, or fetch its token.
+    case supportGrant(String, grant: String, action: SupportGrantAction)
+    /// What support engineers did for the customer, request by request.
+    case supportSessions(String)
+
+    public enum SupportGrantAction: String, Sendable, Hashable, CaseIterable {
+        case approve, refuse, revoke, token
+    }
 
     /// One route as the OpenAPI document names it: `{id}` stands for a node id.
     public struct Entry: Sendable, Hashable {
@@ -63,6 +75,13 @@ public enum AdminRoute: Sendable, Hashable {
         Entry(method: "GET", path: "/admin/v1/nodes/{id}/certificates/{domain}"),
         Entry(method: "PUT", path: "/admin/v1/nodes/{id}/certificates/{domain}"),
         Entry(method: "DELETE", path: "/admin/v1/nodes/{id}/certificates/{domain}"),
+        Entry(method: "GET", path: "/admin/v1/nodes/{id}/support-grants"),
+        Entry(method: "POST", path: "/admin/v1/nodes/{id}/support-grants"),
+        Entry(method: "POST", path: "/admin/v1/nodes/{id}/support-grants/{grant}/approve"),
+        Entry(method: "POST", path: "/admin/v1/nodes/{id}/support-grants/{grant}/refuse"),
+        Entry(method: "POST", path: "/admin/v1/nodes/{id}/support-grants/{grant}/revoke"),
+        Entry(method: "POST", path: "/admin/v1/nodes/{id}/support-grants/{grant}/token"),
+        Entry(method: "GET", path: "/admin/v1/nodes/{id}/support-sessions"),
     ]
 
     /// Why a request matches no route.
@@ -87,9 +106,17 @@ public enum AdminRoute: Sendable, Hashable {
         }
         guard path.hasPrefix(Self.prefix) else { return .failure(.notFound) }
         let segments = path.dropFirst(Self.prefix.count).split(separator: "/", omittingEmptySubsequences: false)
-        guard let first = segments.first, !first.isEmpty, segments.count <= 3 else { return .failure(.notFound) }
+        guard let first = segments.first, !first.isEmpty, segments.count <= 4 else { return .failure(.notFound) }
         let id = String(first)
         let routes: [String: AdminRoute]
+        if segments.count == 4 {
+            // Only a support grant's actions are addressed this deep.
+            guard segments[1] == "support-grants", !segments[2].isEmpty, let action = SupportGrantAction(rawValue: String(segments[3])) else {
+                return .failure(.notFound)
+            }
+            guard method == "POST" else { return .failure(.methodNotAllowed(allowed: ["POST"])) }
+            return .success(.supportGrant(id, grant: String(segments[2]), action: action))
+        }
         if segments.count == 3 {
             // Only a certificate is addressed below a node's collection.
             guard segments[1] == "certificates", !segments[2].isEmpty else { return .failure(.notFound) }
@@ -112,6 +139,8 @@ public enum AdminRoute: Sendable, Hashable {
         case "revocations": routes = ["POST": .revokeTokens(id)]
         case "issuers": routes = ["GET": .getIssuers(id), "PUT": .replaceIssuers(id)]
         case "certificates": routes = ["GET": .listCertificates(id)]
+        case "support-grants": routes = ["GET": .listSupportGrants(id), "POST": .requestSupportGrant(id)]
+        case "support-sessions": routes = ["GET": .supportSessions(id)]
         default: return .failure(.notFound)
         }
         guard let route = routes[method] else { return .failure(.methodNotAllowed(allowed: routes.keys.sorted())) }
@@ -125,7 +154,8 @@ public enum AdminRoute: Sendable, Hashable {
             return nil
         case .getNode(let id), .updateNode(let id), .deleteNode(let id), .listChildren(let id), .createChild(let id), .effectivePolicy(let id),
             .explain(let id), .audit(let id), .exportTree(let id), .applySubtree(let id), .revokeTokens(let id), .usage(let id), .health(let id), .getIssuers(let id), .replaceIssuers(let id),
-            .listCertificates(let id), .getCertificate(let id, _), .putCertificate(let id, _), .deleteCertificate(let id, _):
+            .listCertificates(let id), .getCertificate(let id, _), .putCertificate(let id, _), .deleteCertificate(let id, _),
+            .listSupportGrants(let id), .requestSupportGrant(let id), .supportGrant(let id, _, _), .supportSessions(let id):
             return id
         }
     }

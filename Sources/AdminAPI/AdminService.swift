@@ -21,15 +21,15 @@ public final class AdminService: Sendable {
     private let latest: LatestTree
     /// Brings the store's newest tree into `latest` after a lost compare-and-set.
     private let feed: TreeFeed
-    private let store: AdminStore
+    let store: AdminStore
     /// Uploaded portal certificates: next to the tree, under the same key prefix.
     private let certificates: CertificateStore
-    private let client: RedisClient
-    private let logger: Logger
+    let client: RedisClient
+    let logger: Logger
     /// Stores and announces a token revocation (the data plane's revocation store); returns
     /// the number of gateway nodes that heard it.
     public typealias Revoker = @Sendable (RevocationMessage, _ loop: any EventLoop, _ now: Int64) -> EventLoopFuture<Int64>
-    private let revoker: Revoker
+    let revoker: Revoker
     /// Where customers' usage per day is read.
     private let usage: UsageMeter
     /// Where the nodes' per-minute tenant figures are read; nil: none are (health answers
@@ -37,7 +37,7 @@ public final class AdminService: Sendable {
     private let health: TenantHealthStore?
     /// Unix seconds; injected so that tests control time.
     private let clock: @Sendable () -> Int64
-    private let writes = AdminWriteMetrics()
+    let writes = AdminWriteMetrics()
     /// Fetches an issuer's keys from its identity provider, for changes that name one; nil:
     /// such changes are refused.
     public typealias IssuerKeyFetching = @Sendable (FetchedIssuer) async -> Result<[String], IssuerKeyFetchError>
@@ -76,6 +76,8 @@ public final class AdminService: Sendable {
             if request.method != "GET", response.status >= 400 {
                 if request.target.contains("/revocations") {
                     self.writes.revocation(.refused)
+                } else if request.target.contains("/support-grants") {
+                    self.writes.supportGrant(.refused)
                 } else if request.target.contains("/certificates") {
                     self.writes.certificate(.refused)
                 } else {
@@ -149,6 +151,12 @@ public final class AdminService: Sendable {
 
         case .changeCertificate(let change):
             return self.changeCertificate(change, number: 1, on: loop)
+
+        case .supportGrant(let operation):
+            return self.supportGrant(operation, number: 1, on: loop)
+
+        case .readSupportSessions(let oem, let customer, let limit):
+            return self.supportSessions(oem: oem, customer: customer, limit: limit, requestID: request.requestID, on: loop)
 
         case .fetchIssuerKeys(let fetches):
             guard let fetch = self.fetchIssuerKeys else {

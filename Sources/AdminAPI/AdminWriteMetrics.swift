@@ -20,6 +20,7 @@ struct AdminWriteMetrics: Sendable {
     private let tree: [Result: CoreMetrics.Counter]
     private let revocations: [Result: CoreMetrics.Counter]
     private let certificates: [Result: CoreMetrics.Counter]
+    private let supportGrants: [Result: CoreMetrics.Counter]
 
     init(factory: any MetricsFactory = MetricsSystem.factory) {
         func counters(_ kind: String) -> [Result: CoreMetrics.Counter] {
@@ -30,9 +31,11 @@ struct AdminWriteMetrics: Sendable {
         self.tree = counters("tree")
         self.revocations = counters("revocation")
         self.certificates = counters("certificate")
+        self.supportGrants = counters("support-grant")
     }
 
     func tree(_ result: Result) { self.tree[result]?.increment() }
     func revocation(_ result: Result) { self.revocations[result]?.increment() }
     func certificate(_ result: Result) { self.certificates[result]?.increment() }
+    func supportGrant(_ result: Result) { self.supportGrants[result]?.increment() }
 }

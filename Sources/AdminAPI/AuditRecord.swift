@@ -12,6 +12,13 @@ public struct AuditRecord: Sendable, Hashable {
         /// domain (`certificates.<domain>`) and shows the certificates, never a key.
         case putCertificate = "put-certificate"
         case deleteCertificate = "delete-certificate"
+        /// Support grants on a customer: asked for, decided, ended, a token handed out; the
+        /// change shows the grant (reason, ticket, scope, break-glass, who decided).
+        case supportGrantRequest = "support-grant-request"
+        case supportGrantApprove = "support-grant-approve"
+        case supportGrantRefuse = "support-grant-refuse"
+        case supportGrantRevoke = "support-grant-revoke"
+        case supportToken = "support-token"
     }
 
     /// One top-level field of the node that changed; nil where the field was not set.

@@ -30,7 +30,7 @@ public enum NodeJSON {
     static let readOnlyFields: Set<String> = ["id", "kind", "parent", "issuers"]
     static let writableFields: Set<String> = [
         "status", "features", "packages", "package", "addOns", "limits", "customerDefaults", "placement", "residency", "branding",
-        "portalDomains", "origins", "partnerIssuerSelfService",
+        "portalDomains", "origins", "partnerIssuerSelfService", "supportAccess",
     ]
 
     public static func encode(_ node: NodeSource) -> JSONValue {
@@ -63,6 +63,12 @@ public enum NodeJSON {
         if let origins = node.origins { members["origins"] = .strings(origins) }
         if !node.issuers.isEmpty { members["issuers"] = .strings(node.issuers) }
         if let selfService = node.partnerIssuerSelfService { members["partnerIssuerSelfService"] = .bool(selfService) }
+        if let support = node.supportAccess {
+            var fields: [String: JSONValue] = [:]
+            if let duration = support.maxDuration { fields["maxDuration"] = .string(AdminEngine.format(seconds: duration)) }
+            if let approvers = support.approvers { fields["approvers"] = .strings(approvers.map(\.rawValue)) }
+            members["supportAccess"] = .object(fields)
+        }
         return .object(members)
     }
 
@@ -185,6 +191,30 @@ public enum NodeJSON {
         node.origins = strings("origins")
         if let value = members["partnerIssuerSelfService"] {
             if case .bool(let selfService) = value { node.partnerIssuerSelfService = selfService } else { report("partnerIssuerSelfService", "expected true or false") }
+        }
+        if let value = members["supportAccess"], value != .null {
+            if case .object(let fields) = value, Set(fields.keys).isSubset(of: ["maxDuration", "approvers"]) {
+                var support = SupportAccessSource()
+                if let duration = fields["maxDuration"] {
+                    if let seconds = AdminEngine.seconds(duration), seconds > 0, seconds <= 7 * 24 * 3600 {
+                        support.maxDuration = seconds
+                    } else {
+                        report("supportAccess.maxDuration", "a duration such as \"4h\" or \"30m\", at most 7 days")
+                    }
+                }
+                if let approvers = fields["approvers"] {
+                    let names = approvers.array?.compactMap(\.string) ?? []
+                    let known = names.compactMap(SupportApprover.init(rawValue:))
+                    if known.count == names.count, approvers.array?.count == names.count {
+                        support.approvers = known
+                    } else {
+                        report("supportAccess.approvers", "a list of customer, partner, oem")
+                    }
+                }
+                node.supportAccess = support
+            } else {
+                report("supportAccess", "expected {\"maxDuration\": …, \"approvers\": […]}")
+            }
         }
         return problems.isEmpty ? .success(node) : .failure(FieldProblems(list: problems))
     }

@@ -37,8 +37,8 @@ public struct GatewayConfiguration: Sendable {
         let settings = try SettingsLoader.load(path: path)
         guard let treePath = settings.tenantTreePath else {
             // Platform issuers are checked even without a tree, so `check` catches a bad key.
-            let authentication = settings.platformIssuers.isEmpty ? nil : try AuthenticationConfiguration.compile(
-                platform: settings.platformIssuers, tree: [], settings: settings.authentication, settingsPath: path, treePath: nil
+            let authentication = settings.dataPlaneIssuers.isEmpty ? nil : try AuthenticationConfiguration.compile(
+                platform: settings.dataPlaneIssuers, tree: [], settings: settings.authentication, settingsPath: path, treePath: nil
             )
             return GatewayConfiguration(
                 settings: settings, tenants: nil, authentication: authentication,
@@ -63,7 +63,7 @@ public struct GatewayConfiguration: Sendable {
             throw ConfigurationError(source: treeSource, issues: error.issues.map(Self.issue(from:)))
         }
         let authentication = try AuthenticationConfiguration.compile(
-            platform: settings.platformIssuers, tree: document.issuers, settings: settings.authentication, settingsPath: settingsPath, treePath: treeSource
+            platform: settings.dataPlaneIssuers, tree: document.issuers, settings: settings.authentication, settingsPath: settingsPath, treePath: treeSource
         )
         let adminVerifier = try settings.admin.map { admin throws(ConfigurationError) in
             try AuthenticationConfiguration.adminVerifier(admin, settings: settings.authentication, settingsPath: settingsPath)
@@ -99,7 +99,7 @@ public struct GatewayConfiguration: Sendable {
         var files = previous.files
         if delta.changesIssuers(of: previousTree) {
             authentication = try AuthenticationConfiguration.compile(
-                platform: settings.platformIssuers, tree: document.issuers, settings: settings.authentication, settingsPath: settingsPath, treePath: treeSource
+                platform: settings.dataPlaneIssuers, tree: document.issuers, settings: settings.authentication, settingsPath: settingsPath, treePath: treeSource
             )
             let keyFiles = AuthenticationConfiguration.keyFiles(settings.platformIssuers + document.issuers + (settings.admin?.issuers ?? []))
             files = [settingsPath] + keyFiles + Self.tlsFiles(settings) + (settings.listener.tls?.files ?? []) + (settings.admin?.listener.tls?.files ?? []) + settings.secretFiles
@@ -127,7 +127,7 @@ extension GatewaySettings {
     /// Files of secrets the settings read besides key files: the key-encryption key of uploaded
     /// certificates. Watched, so a replaced key applies like a replaced public key.
     var secretFiles: [String] {
-        self.certificateUploads.map { [$0.keyEncryptionKeyFile] } ?? []
+        (self.certificateUploads.map { [$0.keyEncryptionKeyFile] } ?? []) + (self.supportAccess.map { [$0.signingKeyFile] } ?? [])
     }
 }
 

@@ -49,6 +49,10 @@ public struct GatewaySettings: Sendable, Hashable {
     /// What browser apps on allowed origins may read of the answers (`cors`).
     public var cors = CORSSettings()
 
+    /// Just-in-time support access (`supportAccess`); nil: support grants are refused and no
+    /// support token is honoured.
+    public var supportAccess: SupportAccess?
+
     /// Lifetimes and frame size of the WebSockets relayed on routes marked `websocket: true`.
     public var webSockets = WebSockets()
 

@@ -29,7 +29,7 @@ public enum SettingsLoader {
         let keys: Set<String> = [
             "listener", "limits", "timeouts", "upstreamPool", "forwarding", "cells", "defaultCell", "tenantTree", "platformIssuers",
             "authentication", "upstreamContext", "redis", "quotas", "retries", "outlierDetection", "admin", "tenantHealth",
-            "ops", "accessLog", "tracing", "certificateUploads", "cors", "webSockets",
+            "ops", "accessLog", "tracing", "certificateUploads", "cors", "webSockets", "supportAccess",
         ]
         guard let top = reader.mapping(root, allowedKeys: keys) else {
             return nil
@@ -125,6 +125,10 @@ public enum SettingsLoader {
         )
         if let cursor = top["cors"] { settings.cors = Self.cors(cursor, &reader) }
         settings.webSockets = webSockets
+        if let cursor = top["supportAccess"] {
+            settings.supportAccess = Self.supportAccess(cursor, baseDirectory: baseDirectory, &reader)
+            if top["admin"] == nil { reader.report(cursor, "support grants are requested and approved through the admin API: 'admin' is required") }
+        }
         return settings
     }
 

@@ -143,6 +143,7 @@ public enum TenantTreeLoader {
     private static let nodeKeys: Set<String> = [
         "id", "kind", "parent", "status", "features", "packages", "package", "addOns", "limits", "customerDefaults",
         "placement", "residency", "branding", "portalDomains", "origins", "issuers", "partnerIssuerSelfService",
+        "supportAccess",
     ]
 
     private static func node(
@@ -180,15 +181,38 @@ public enum TenantTreeLoader {
         let origins = map["origins"].flatMap { reader.stringList($0) }
         let issuers = map["issuers"].map { reader.issuers($0, node: id, baseDirectory: baseDirectory) } ?? []
         let partnerIssuerSelfService = map["partnerIssuerSelfService"].flatMap { reader.bool($0) }
+        let supportAccess = map["supportAccess"].flatMap { Self.supportAccess($0, &reader) }
 
         guard let id, let kind else { return nil }
-        let node = NodeSource(
+        var node = NodeSource(
             id: id, kind: kind, parent: parent, status: status, features: features, packages: packages, package: package,
             addOns: addOns, limits: limits, customerDefaults: customerDefaults, placement: placement, residency: residency,
             branding: branding, portalDomains: portalDomains, origins: origins, issuers: issuers.map(\.issuer),
             partnerIssuerSelfService: partnerIssuerSelfService, location: Self.location(item), fieldLocations: locations
         )
+        node.supportAccess = supportAccess
         return (node, issuers)
+    }
+
+    /// `supportAccess: { maxDuration: 4h, approvers: [customer, partner, oem] }`.
+    private static func supportAccess(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> SupportAccessSource? {
+        guard let map = reader.mapping(cursor, allowedKeys: ["maxDuration", "approvers"]) else { return nil }
+        var source = SupportAccessSource()
+        if let c = map["maxDuration"], let duration = reader.duration(c, in: .seconds(1) ... .seconds(7 * 24 * 3600)) {
+            source.maxDuration = duration.components.seconds
+        }
+        if let c = map["approvers"], let names = reader.stringList(c) {
+            var approvers: [SupportApprover] = []
+            for name in names {
+                guard let approver = SupportApprover(rawValue: name) else {
+                    reader.report(c, "'\(name)' is not one of customer, partner, oem")
+                    continue
+                }
+                approvers.append(approver)
+            }
+            source.approvers = approvers
+        }
+        return source
     }
 
     private static func limits(

@@ -34,6 +34,9 @@ public struct EffectivePolicy: Sendable, Equatable {
     /// Whether the admins of the OEM's partners manage their own partner's token issuers: the
     /// OEM's `partnerIssuerSelfService`, the same on every node of its subtree.
     public let partnerIssuerSelfService: Bool
+    /// Support grants on this node (a customer): the tree's cap on their duration and whose
+    /// admins approve them, inherited from its partner and OEM.
+    public var supportAccess: SupportAccessPolicy = .unrestricted
 }
 
 /// One level of a request's quota path: whose budget, and how large.

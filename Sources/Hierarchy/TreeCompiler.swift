@@ -56,6 +56,7 @@ struct Compilation {
         var origins: [String]?
         var levels: [LevelLimits]
         var partnerIssuerSelfService: Bool
+        var supportAccess: SupportAccessPolicy = .unrestricted
     }
 
     /// The nearest value of each limits field on a path, and the node that set it.
@@ -548,6 +549,26 @@ struct Compilation {
         }
         let partnerIssuerSelfService = parent?.partnerIssuerSelfService ?? (node.partnerIssuerSelfService ?? false)
 
+        // Support access: a cap and the approvers, set on an OEM or a partner, only narrowing.
+        let inheritedSupport = parent?.supportAccess ?? .unrestricted
+        if let own = node.supportAccess {
+            if node.kind == .customer {
+                self.report(subject, "supportAccess", "support access is set on an OEM or a partner, for the customers below it", at("supportAccess"))
+            }
+            if let duration = own.maxDuration, let cap = inheritedSupport.maxDuration, duration > cap {
+                self.report(subject, "supportAccess.maxDuration", "may only shorten its parent's cap of \(cap) s", at("supportAccess.maxDuration"))
+            }
+            if let approvers = own.approvers {
+                let widened = approvers.filter { !inheritedSupport.approvers.contains($0) }
+                if !widened.isEmpty {
+                    self.report(subject, "supportAccess.approvers", "may only narrow its parent's approvers; not allowed: \(Self.quoted(widened.map(\.rawValue)))", at("supportAccess.approvers"))
+                } else if approvers.isEmpty {
+                    self.report(subject, "supportAccess.approvers", "name at least one of customer, partner, oem", at("supportAccess.approvers"))
+                }
+            }
+        }
+        let supportAccess = inheritedSupport.narrowed(by: node.kind == .customer ? nil : node.supportAccess, node: id)
+
         // Most nodes set no branding of their own: they share their parent's compiled value.
         let effectiveBranding: EffectiveBranding
         if let inherited = parent?.effectiveBranding, inherited.values == branding {
@@ -562,14 +583,14 @@ struct Compilation {
                 path: path, suspendedBy: suspendedBy, allowed: allowed, oemPackages: oemPackages, ceilings: ceilings,
                 customerDefaults: customerDefaults, placement: placement, residency: residency, branding: branding,
                 lockedBy: lockedBy, effectiveBranding: effectiveBranding, origins: origins, levels: levels,
-                partnerIssuerSelfService: partnerIssuerSelfService
+                partnerIssuerSelfService: partnerIssuerSelfService, supportAccess: supportAccess
             )
         }
         self.policies[id] = EffectivePolicy(
             id: id, path: path, status: suspendedBy == nil ? .active : .suspended, suspendedBy: suspendedBy,
             features: features, package: node.package, addOns: node.addOns, limits: levels, cell: cell,
             residency: residency, branding: effectiveBranding, portalDomains: node.portalDomains,
-            origins: origins ?? [], partnerIssuerSelfService: partnerIssuerSelfService
+            origins: origins ?? [], partnerIssuerSelfService: partnerIssuerSelfService, supportAccess: supportAccess
         )
     }
 

@@ -205,6 +205,8 @@ public struct NodeSource: Sendable {
         var origins: [String]?
         var issuers: [String]
         var partnerIssuerSelfService: Bool?
+        /// Not in `init`: set by the readers that know it (tree file, admin API).
+        var supportAccess: SupportAccessSource?
         var location: SourceLocation
         var fieldLocations: [String: SourceLocation]
 
@@ -231,7 +233,9 @@ public struct NodeSource: Sendable {
         }
 
         func copy() -> Storage {
-            Storage(id: self.id, kind: self.kind, parent: self.parent, status: self.status, features: self.features, packages: self.packages, package: self.package, addOns: self.addOns, limits: self.limits, customerDefaults: self.customerDefaults, placement: self.placement, residency: self.residency, branding: self.branding, portalDomains: self.portalDomains, origins: self.origins, issuers: self.issuers, partnerIssuerSelfService: self.partnerIssuerSelfService, location: self.location, fieldLocations: self.fieldLocations)
+            let copy = Storage(id: self.id, kind: self.kind, parent: self.parent, status: self.status, features: self.features, packages: self.packages, package: self.package, addOns: self.addOns, limits: self.limits, customerDefaults: self.customerDefaults, placement: self.placement, residency: self.residency, branding: self.branding, portalDomains: self.portalDomains, origins: self.origins, issuers: self.issuers, partnerIssuerSelfService: self.partnerIssuerSelfService, location: self.location, fieldLocations: self.fieldLocations)
+            copy.supportAccess = self.supportAccess
+            return copy
         }
     }
 
@@ -320,6 +324,11 @@ public struct NodeSource: Sendable {
         get { self.storage.partnerIssuerSelfService }
         set { self.mutable.partnerIssuerSelfService = newValue }
     }
+    /// OEM or partner: the cap on support grants' duration and who approves them below it.
+    public var supportAccess: SupportAccessSource? {
+        get { self.storage.supportAccess }
+        set { self.mutable.supportAccess = newValue }
+    }
     /// Where the node and each of its fields were written (`features`, `branding.logoUrl`, …).
     public var location: SourceLocation {
         get { self.storage.location }
@@ -358,6 +367,6 @@ public struct NodeSource: Sendable {
             && self.addOns == other.addOns && self.limits == other.limits && self.customerDefaults == other.customerDefaults
             && self.placement == other.placement && self.residency == other.residency && self.branding == other.branding
             && self.portalDomains == other.portalDomains && self.origins == other.origins && self.issuers == other.issuers
-            && self.partnerIssuerSelfService == other.partnerIssuerSelfService
+            && self.partnerIssuerSelfService == other.partnerIssuerSelfService && self.supportAccess == other.supportAccess
     }
 }

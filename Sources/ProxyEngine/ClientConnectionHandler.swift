@@ -307,6 +307,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         switch self.phases.authorize(request) {
         case .proceed(let tenant):
             exchange.tenantPath = tenant.grant.policy.path
+            exchange.support = tenant.grant.support
             exchange.routePrefix = tenant.grant.route.pathPrefix
             exchange.authorizedAt = self.now
             self.admit(exchange, self.phases.admit(tenant), tenant: tenant)
@@ -349,6 +350,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     private func refuse(_ exchange: Exchange, _ refusal: Refusal) {
         if let route = refusal.route { exchange.routePrefix = route }
         if let tenant = refusal.tenant { exchange.tenantPath = tenant }
+        if let support = refusal.support { exchange.support = support }
         // Built only when the line is written: a flood's refusals are logged at info.
         exchange.log(refusal.level, "request refused", metadata: refusal.logMetadata)
         if refusal.problem == .quotaExceeded {

@@ -17,6 +17,8 @@ final class Exchange {
     private let logger: Logger
     /// The tenant the token speaks for, once authenticated: on every later log line.
     var tenantPath: NodePath?
+    /// A support engineer's request under a grant, once authenticated.
+    var support: SupportRequest?
     /// Refused for a quota, passable after this long: the connection may pause after it.
     var quotaRetryAfter: TimeAmount?
 
@@ -134,6 +136,7 @@ final class Exchange {
             startedWallMicroseconds: wallNowMicroseconds - (ended - self.request.started).nanoseconds / 1_000
         )
         record.clientSpanID = trace.clientParentID
+        record.support = self.support
         record.traceSampled = trace.sampled
         return record
     }

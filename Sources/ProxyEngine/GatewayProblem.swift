@@ -115,6 +115,12 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
         GatewayProblem(reason, .unauthorized, "The bearer token is not valid.", .authenticate, .downstream)
     }
 
+    /// A support token whose grant was revoked (the grant's id is revoked as the token's `jti`):
+    /// the engineer's access ended; a new grant is needed, not a new token.
+    public static let supportGrantInactive = GatewayProblem(
+        "support-grant-inactive", .forbidden, "The support grant this token was issued for is no longer active.", .authenticate, .downstream
+    )
+
     // MARK: Resolve
 
     public static let tenantNotPermitted = GatewayProblem("tenant-not-permitted", .forbidden, "The token may not act for this tenant.", .resolve, .downstream)
@@ -127,6 +133,11 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
     public static let tenantSuspended = GatewayProblem("tenant-suspended", .forbidden, "The tenant is suspended.", .authorize, .downstream)
     public static let featureNotEnabled = GatewayProblem("feature-not-enabled", .forbidden, "The tenant's plan does not include this feature.", .authorize, .downstream)
     public static let originNotAllowed = GatewayProblem("origin-not-allowed", .forbidden, "Requests from this origin are not allowed.", .authorize, .downstream)
+    /// A support token on a route or method its grant's scope does not cover (a write under a
+    /// `read-only` grant, a route not named by the grant).
+    public static let supportScopeExceeded = GatewayProblem(
+        "support-scope-exceeded", .forbidden, "The support grant does not cover this request.", .authorize, .downstream
+    )
 
     // MARK: Admit
 
@@ -173,9 +184,9 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
         .malformedRequest, .ambiguousFraming, .requestHeaderTimeout, .requestBodyTimeout, .bodyTooLarge, .uriTooLong,
         .headerFieldsTooLarge, .methodNotImplemented, .ambiguousPath,
         .routeNotFound, .methodNotAllowed, .portalNotFound, .websocketNotAllowed,
-        .tokenMissing, .tokenInQuery, .tokenRevoked, .issuerKeysUnavailable,
+        .tokenMissing, .tokenInQuery, .tokenRevoked, .issuerKeysUnavailable, .supportGrantInactive,
         .tenantNotPermitted, .tenantNotPlaced,
-        .tenantSuspended, .featureNotEnabled, .originNotAllowed,
+        .tenantSuspended, .featureNotEnabled, .originNotAllowed, .supportScopeExceeded,
         .quotaExceeded, .quotaStoreUnavailable,
         .cellUnavailable, .cellOverloaded, .noHealthyUpstream,
         .upstreamUnreachable, .upstreamFailed, .upstreamConnectTimeout, .upstreamTimeout, .upstreamBusy, .upstreamTlsFailed,

@@ -43,6 +43,8 @@ public enum MetricCatalog {
     public static let issuerKeyFetches = "erp_gateway_issuer_key_fetches_total"
     public static let issuerKeySetAge = "erp_gateway_issuer_key_set_age_seconds"
     public static let issuerKeys = "erp_gateway_issuer_keys"
+    /// Support engineers' requests recorded in their customers' audit streams, or dropped.
+    public static let supportSessions = "erp_gateway_support_sessions_total"
 
     /// What the gateway adds is sub-millisecond when healthy: fine buckets below 1 ms.
     public static let addedLatencyBuckets: [Duration] = [
@@ -91,6 +93,7 @@ public enum MetricCatalog {
         issuerKeyFetches: "Fetches of issuers' keys from their identity providers, by issuer and result.",
         issuerKeySetAge: "Seconds since each fetched issuer's keys were last fetched successfully (-1: never).",
         issuerKeys: "Usable keys in each fetched issuer's key set.",
+        supportSessions: "Requests made under support grants, written to the customers' audit streams or dropped (buffer full, store failed).",
         tlsCertificateExpiry: "When each TLS certificate the listener presents expires, in seconds since 1970, by its first name and source.",
     ]
 

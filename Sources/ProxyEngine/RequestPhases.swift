@@ -28,6 +28,8 @@ struct Refusal: Error {
     /// count in its figures); nil when the request did not get that far.
     var route: String?
     var tenant: NodePath?
+    /// A support engineer's request, recorded in the customer's support sessions however it ends.
+    var support: SupportRequest?
 
     /// The refused request's log line fields.
     var logMetadata: Logger.Metadata {
@@ -311,10 +313,12 @@ struct RequestPhases {
         )
         UpstreamContext.removeClientCopies(from: &head.headers)
         if let grant = request.grant, let catalog = gatewayRequest.configuration.tenants?.catalog, let key = gatewayRequest.settings.upstreamContext?.active {
-            UpstreamContext(
+            var context = UpstreamContext(
                 policy: grant.policy, catalog: catalog, cell: cell ?? grant.cell, method: gatewayRequest.head.method.rawValue,
                 target: gatewayRequest.path.target, requestID: gatewayRequest.requestID, time: request.contextTime
-            ).apply(to: &head.headers, signer: self.environment.contextSigners.signer(for: key))
+            )
+            context.support = grant.support
+            context.apply(to: &head.headers, signer: self.environment.contextSigners.signer(for: key))
             head.headers.remove(name: "authorization")
         }
         if gatewayRequest.webSocket != nil {

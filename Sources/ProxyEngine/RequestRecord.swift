@@ -46,6 +46,8 @@ public struct RequestRecord: Sendable {
     /// timings are the handshake's (`ended` is the `101`), so a socket open for hours does not
     /// count as hours of latency; its bytes are what the socket relayed.
     public var webSocketLifetime: TimeAmount? = nil
+    /// A support engineer's request under a grant (the customer's support sessions record it).
+    public var support: SupportRequest? = nil
     /// The method as the client sent it (NIO's spelling; static strings for the known ones).
     public let method: String
     /// The normalized path, never the query (tokens and personal data travel in queries).

@@ -1,6 +1,7 @@
 import GatewayConfig
 import Hierarchy
 import NIOHTTP1
+import SupportAccess
 import TokenAuth
 
 /// The phases between route match and forward — authenticate → resolve → authorize — as one
@@ -38,6 +39,8 @@ struct TenantAccess {
         let cell: GatewaySettings.Cell
         /// The browser origin to allow on the response, when the request came with one.
         let corsOrigin: String?
+        /// A support engineer's request under a grant; nil for every other token.
+        var support: SupportRequest? = nil
     }
 
     static let preflightMaxAgeSeconds = 600
@@ -89,12 +92,16 @@ struct TenantAccess {
             refusal.route = route.pathPrefix
             return .refuse(refusal)
         }
+        // Recognized in `authenticate`; a malformed support token never gets here.
+        var support: SupportRequest?
+        if case .support(let request) = SupportRequest.of(verified, settings: self.configuration.settings) { support = request }
 
         // Authorize: a refusal from here on is the tenant's own.
         func refuse(_ refusal: Refusal) -> Decision {
             var refusal = refusal
             refusal.route = route.pathPrefix
             refusal.tenant = policy.path
+            refusal.support = support
             return .refuse(refusal)
         }
         // The origin first: a page on an origin that is not the tenant's learns that and
@@ -108,10 +115,13 @@ struct TenantAccess {
                 problem: .featureNotEnabled, extensions: [("feature", route.feature ?? "")], reason: "feature \(route.feature ?? "?") not enabled"
             ))
         }
+        if let support, !support.scope.allows(method: head.method.rawValue, routePrefix: route.pathPrefix) {
+            return refuse(Refusal(problem: .supportScopeExceeded, reason: "support grant \(support.grant) scope \(support.scope.claim)"))
+        }
         guard let cellID = policy.cell, let cell = self.configuration.settings.cell(named: cellID) else {
             return refuse(Refusal(problem: .tenantNotPlaced, reason: "placed on cell '\(policy.cell ?? "none")', which the settings do not have"))
         }
-        return .forward(Grant(policy: policy, route: route, token: verified, cell: cell, corsOrigin: origin))
+        return .forward(Grant(policy: policy, route: route, token: verified, cell: cell, corsOrigin: origin, support: support))
     }
 
     /// A browser `Origin` the tenant does not allow; nil without one, or for one of its own.
@@ -162,8 +172,20 @@ struct TenantAccess {
             }
         }
 
+        // A support token's grant is its `jti`: revoking the grant revokes it on every node, as
+        // fast as any token revocation.
+        let support = SupportRequest.of(verified, settings: self.configuration.settings)
+        if case .invalid = support {
+            return .failure(Refusal(problem: .tenantNotPermitted, reason: "a token of the support issuer without a well-formed grant"))
+        }
         // Checked on every request, cached or not: a revocation takes effect at once.
         if revocations.isRevoked(verified) {
+            if case .support(let request) = support {
+                var refusal = Refusal(problem: .supportGrantInactive, reason: "support grant \(request.grant) revoked")
+                refusal.support = request
+                if let tenantID = try? NodeID(verified.tenant) { refusal.tenant = self.tenants.customer(tenantID)?.path }
+                return .failure(refusal)
+            }
             return .failure(Refusal(problem: .tokenRevoked, headers: Self.challenge(error: "invalid_token"), reason: "token revoked"))
         }
 

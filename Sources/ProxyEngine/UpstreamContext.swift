@@ -2,6 +2,7 @@ import COpenSSL
 import GatewayConfig
 import Hierarchy
 import NIOHTTP1
+import SupportAccess
 import TokenAuth
 
 /// The tenant context the gateway hands to a backend, and the signature that lets the backend
@@ -22,6 +23,14 @@ import TokenAuth
 ///     <x-request-id>
 ///     <x-erp-context-time>
 ///
+/// A request a support engineer makes under a grant (docs/support-access.md) adds three lines,
+/// and their headers, after the time — so a backend that does not know them fails to verify a
+/// support request rather than mistaking it for the customer's own:
+///
+///     <x-erp-support-grant>
+///     <x-erp-support-engineer>
+///     <x-erp-support-scope>
+///
 /// Signature header: `X-ERP-Context-Signature: v1;key=<key id>;sig=<base64url HMAC-SHA256>`.
 /// Binding method and target stops a context captured from one request being replayed on
 /// another route; the time lets a backend refuse old contexts.
@@ -40,6 +49,8 @@ struct UpstreamContext {
     var requestID: String
     /// Unix seconds when the gateway forwarded the request.
     var time: Int64
+    /// The grant, engineer and scope of a support engineer's request; nil otherwise.
+    var support: SupportRequest?
 
     init(policy: EffectivePolicy, catalog: Catalog, cell: GatewaySettings.Cell?, method: String, target: String, requestID: String, time: Int64) {
         self.method = method
@@ -67,6 +78,11 @@ struct UpstreamContext {
         line(self.tier)
         line(self.requestID)
         line(String(self.time))
+        if let support = self.support {
+            line(support.grant)
+            line(support.engineer)
+            line(support.scope.claim)
+        }
     }
 
     /// Sets the context and its signature on `headers`, from which every client-sent `X-ERP-*`
@@ -79,6 +95,11 @@ struct UpstreamContext {
         headers.add(name: "x-erp-features", value: self.features)
         headers.add(name: "x-erp-tier", value: self.tier)
         headers.add(name: "x-erp-context-time", value: String(self.time))
+        if let support = self.support {
+            headers.add(name: "x-erp-support-grant", value: support.grant)
+            headers.add(name: "x-erp-support-engineer", value: support.engineer)
+            headers.add(name: "x-erp-support-scope", value: support.scope.claim)
+        }
         let signature = signer.signature(self.writeCanonicalLines)
         headers.add(name: "x-erp-context-signature", value: "v1;key=\(signer.keyID);sig=\(Base64URL.encode(signature))")
     }

@@ -117,8 +117,16 @@ public struct TokenVerifier: Sendable {
             jwtID: try optional(claims.string("jti")),
             tenant: tenant,
             role: try optional(claims.string("role")),
-            node: try optional(claims.string("node"))
+            node: try optional(claims.string("node")),
+            support: try Self.supportClaims(claims)
         )
+    }
+
+    /// `grant`, `ticket` and `scope`, read only when `grant` is there (support tokens).
+    private static func supportClaims(_ claims: SignedClaims) throws(TokenRejection) -> SupportClaims? {
+        guard let grant = try optional(claims.string("grant")) else { return nil }
+        guard let ticket = try optional(claims.string("ticket")), let scope = try optional(claims.string("scope")) else { throw .malformed }
+        return SupportClaims(grant: grant, ticket: ticket, scope: scope)
     }
 
     /// An optional claim: absent is fine, the wrong JSON type is not.

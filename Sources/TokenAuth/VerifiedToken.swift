@@ -22,10 +22,14 @@ public struct VerifiedToken: Sendable, Hashable {
     public let role: String?
     /// Admin tokens: the node administered, not interpreted here.
     public let node: String?
+    /// Support tokens (`role: support`): the grant they were minted for (`grant`, `ticket`,
+    /// `scope` claims); nil when the token has no `grant` claim. Only the data plane decides
+    /// whether the issuer may mint such tokens (the gateway's own support issuer).
+    public let support: SupportClaims?
 
     init(
         issuer: String, keyID: String, subject: String, audience: [String], expiresAt: Int64,
-        issuedAt: Int64?, notBefore: Int64?, jwtID: String?, tenant: String, role: String?, node: String?
+        issuedAt: Int64?, notBefore: Int64?, jwtID: String?, tenant: String, role: String?, node: String?, support: SupportClaims? = nil
     ) {
         self.issuer = issuer
         self.keyID = keyID
@@ -38,5 +42,22 @@ public struct VerifiedToken: Sendable, Hashable {
         self.tenant = tenant
         self.role = role
         self.node = node
+        self.support = support
+    }
+}
+
+/// The claims a support token carries about its grant, as signed.
+public struct SupportClaims: Sendable, Hashable {
+    /// The support grant's id (also the token's `jti`, so revoking the grant revokes the token).
+    public let grant: String
+    /// The ticket the grant was requested under.
+    public let ticket: String
+    /// `read-only`, or `routes:` and the catalog route prefixes allowed, comma-separated.
+    public let scope: String
+
+    public init(grant: String, ticket: String, scope: String) {
+        self.grant = grant
+        self.ticket = ticket
+        self.scope = scope
     }
 }

@@ -15,6 +15,7 @@ import ProxyEngine
 import Quotas
 import RedisClient
 import Revocations
+import SupportSessionLog
 import TenantHealthStore
 
 #if canImport(Glibc)
@@ -139,10 +140,20 @@ struct Serve: AsyncParsableCommand {
         let observing = RequestObserving(settings: settings, logger: logger)
         observing.start(logger: logger)
         let accessAndTraces = observing.factory
+        // Support engineers' requests, recorded in their customers' audit streams.
+        var sessions: SupportSessionLog?
+        if let support = settings.supportAccess, let redis {
+            let store = AdminStore(keyPrefix: redis.prefix)
+            sessions = SupportSessionLog(
+                client: redis.client, streamKey: { store.auditKey(oem: $0) }, capacity: support.sessionBuffer, loop: group.next(), logger: logger,
+                metrics: ops?.factory
+            )
+            sessions?.start()
+        }
         var observer: (@Sendable (any EventLoop) -> (any RequestObserver)?)?
-        if health != nil || accessAndTraces != nil {
-            observer = { [health] loop in
-                let observers: [any RequestObserver] = [health?.observer(on: loop), accessAndTraces?(loop)].compactMap { $0 }
+        if health != nil || accessAndTraces != nil || sessions != nil {
+            observer = { [health, sessions] loop in
+                let observers: [any RequestObserver] = [health?.observer(on: loop), accessAndTraces?(loop), sessions?.observer()].compactMap { $0 }
                 return observers.count > 1 ? RequestObservers(observers) : observers.first
             }
         }
@@ -216,8 +227,9 @@ struct Serve: AsyncParsableCommand {
             try? await certificateThread?.shutdownGracefully()
             keyFetcher.withLockedValue { $0 = nil }
             await fetcher?.shutdown()
-            // After the drain: the last requests' spans are queued by now.
+            // After the drain: the last requests' spans and support sessions are queued by now.
             await observing.shutdown()
+            await sessions?.shutdown()
             try? await redis?.client.shutdown().get()
         }
         // The server (and the quiescing helper in it) must go while its event loops still run.

@@ -103,7 +103,7 @@ enum AdminFixture {
         case .respond(let response):
             XCTFail("expected a commit, got \(response.status) \(response.body)", file: file, line: line)
             return nil
-        case .readAudit, .revoke, .readUsage, .readHealth, .readCertificates, .changeCertificate, .fetchIssuerKeys:
+        case .readAudit, .revoke, .readUsage, .readHealth, .readCertificates, .changeCertificate, .fetchIssuerKeys, .supportGrant, .readSupportSessions:
             XCTFail("expected a commit", file: file, line: line)
             return nil
         }

@@ -24,6 +24,8 @@ enum TestIdentity {
     static let partnerOneNew = Self.generate("p1-2", algorithm: ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"])
     /// Ed25519 keys (EdDSA tokens).
     static let edOne = Self.generate("ed-1", algorithm: ["-algorithm", "ED25519"])
+    /// The gateway's own support-token signing key (`supportAccess.signingKey`).
+    static let support = Self.generate("support", algorithm: ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"])
     /// The admin identity service's key (admin tokens).
     static let admin = Self.generate("admin", algorithm: ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"])
 

@@ -495,7 +495,8 @@ final class IssuerAndAuthenticationSettingsTests: XCTestCase {
         let configuration = try GatewayConfiguration.load(path: settingsPath)
 
         let authentication = try XCTUnwrap(configuration.authentication)
-        XCTAssertEqual(authentication.platformIssuers, ["https://id.platform.example"])
+        // The example turns support access on: the gateway's own support issuer is platform-wide.
+        XCTAssertEqual(authentication.platformIssuers, ["https://id.platform.example", "erp-gateway-support"])
         XCTAssertEqual(authentication.cacheCapacity, 10_000)
         XCTAssertEqual(authentication.verifier.maxTokenBytes, 8192)
         XCTAssertNotNil(configuration.tenants)

@@ -13,6 +13,7 @@ final class MetricCatalogTests: XCTestCase {
         MetricCatalog.configurationGeneration, MetricCatalog.configurationReloads, MetricCatalog.adminWrites, MetricCatalog.ready,
         MetricCatalog.uploadedCertificates, MetricCatalog.uploadedCertificatesNextExpiry,
         MetricCatalog.tlsCertificateExpiry, MetricCatalog.issuerKeyFetches, MetricCatalog.issuerKeySetAge, MetricCatalog.issuerKeys,
+        MetricCatalog.supportSessions,
     ]
 
     func testEveryFamilyHasOneLineOfHelp() {
