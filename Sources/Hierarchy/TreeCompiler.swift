@@ -129,7 +129,10 @@ struct Compilation {
                 features.append(feature)
             }
         }
-        let provisional = Catalog(features: features, packages: [:], routes: RouteTable([]))
+        var provisional = Catalog(features: features, packages: [:], routes: RouteTable([]))
+        let requirements = self.compileRequirements(catalog, features: provisional)
+        provisional = Catalog(features: features, packages: [:], routes: RouteTable([]), requirements: requirements)
+        self.catalog = provisional
         var packages: [String: FeatureSet] = [:]
         for package in catalog.packages {
             let at = location("packages.\(package.name)")
@@ -145,6 +148,7 @@ struct Compilation {
                 self.report(.catalog, "packages.\(package.name)", "unknown feature '\(feature)'", at)
             }
             packages[package.name] = provisional.set(package.features)
+            self.checkPackageRequirements(packages[package.name]!, subject: .catalog, field: "packages.\(package.name)", location: at)
         }
         var routes: [Route] = []
         var routeKeys: Set<String> = []
@@ -201,7 +205,7 @@ struct Compilation {
                 ))
             }
         }
-        self.catalog = Catalog(features: features, packages: packages, routes: RouteTable(routes))
+        self.catalog = Catalog(features: features, packages: packages, routes: RouteTable(routes), requirements: requirements)
     }
 
     // MARK: - Structure: ids, parents, kinds, cycles
@@ -363,6 +367,7 @@ struct Compilation {
                     self.report(subject, "features", "may only narrow its parent's features; not allowed above: \(Self.quoted(self.catalog.names(widened)))", at("features"))
                 }
                 allowed = own.intersection(parentAllowed)
+                self.checkOfferedRequirements(allowed, own: own, subject: subject, location: at("features"))
             }
         }
 
@@ -392,6 +397,7 @@ struct Compilation {
                         self.report(subject, field, "a package must be a subset of what the OEM may sell; not allowed: \(Self.quoted(self.catalog.names(beyond)))", at(field))
                     }
                     oemPackages[package.name] = set
+                    self.checkPackageRequirements(set, subject: subject, field: field, location: at(field))
                 }
             }
         }
@@ -413,7 +419,11 @@ struct Compilation {
             if !unknownAddOns.isEmpty {
                 self.report(subject, "addOns", "unknown feature\(unknownAddOns.count == 1 ? "" : "s") \(Self.quoted(unknownAddOns))", at("addOns"))
             }
-            features = subscribed.union(self.catalog.set(node.addOns)).intersection(allowed)
+            let addOns = self.catalog.set(node.addOns)
+            features = subscribed.union(addOns).intersection(allowed)
+            self.checkCustomerRequirements(
+                effective: features, subscribed: subscribed, addOns: addOns, package: node.package, path: path, subject: subject, location: at
+            )
         } else {
             if node.package != nil { self.report(subject, "package", "only a customer subscribes to a package", at("package")) }
             if !node.addOns.isEmpty { self.report(subject, "addOns", "only a customer has add-ons", at("addOns")) }
