@@ -46,7 +46,7 @@ extension TenantSnapshot {
         let missing = requirements.filter { !$0.enabled }
         let quoted = { (list: [Explanation.Requirement]) in list.map { "'\($0.feature)'" }.joined(separator: ", ") }
         if missing.isEmpty {
-            return " It requires \(quoted(requirements)), which \(requirements.count == 1 ? "is" : "are") on as well."
+            return " It requires \(quoted(requirements)), which \(requirements.count == 1 ? "is" : "are") on \(enabled ? "as well" : "here")."
         }
         let reasons = missing.map { "'\($0.feature)' \($0.source)" }.joined(separator: ", ")
         if enabled {
