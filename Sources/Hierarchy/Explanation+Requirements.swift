@@ -25,7 +25,8 @@ extension TenantSnapshot {
             } else if let withheldBy {
                 source = "not offered by \(withheldBy.path)"
             } else if declaration?.addOns.contains(name) == true || package?.contains(required) == true {
-                source = "off"
+                // Not reached in a compiled tree (only an ancestor takes a subscribed feature away).
+                source = "in the package or add-ons, but off"
             } else {
                 source = "not in the package or add-ons"
             }

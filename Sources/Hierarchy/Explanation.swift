@@ -19,7 +19,7 @@ public struct Explanation: Sendable, Hashable {
     /// A sentence for support staff and partners.
     public let summary: String
     /// For `feature.NAME`: every feature it requires, directly or not, and whether and where
-    /// the node gets each (see `FeatureRequirement`). Empty for other attributes.
+    /// the node gets each (see `Explanation.Requirement`). Empty for other attributes.
     public var requirements: [Requirement] = []
 
     public var text: String {

@@ -129,9 +129,9 @@ struct Compilation {
                 features.append(feature)
             }
         }
-        var provisional = Catalog(features: features, packages: [:], routes: RouteTable([]))
-        let requirements = self.compileRequirements(catalog, features: provisional)
-        provisional = Catalog(features: features, packages: [:], routes: RouteTable([]), requirements: requirements)
+        let requirements = self.compileRequirements(catalog, features: Catalog(features: features, packages: [:], routes: RouteTable([])))
+        // The packages below are checked against the requirements through `self.catalog`.
+        let provisional = Catalog(features: features, packages: [:], routes: RouteTable([]), requirements: requirements)
         self.catalog = provisional
         var packages: [String: FeatureSet] = [:]
         for package in catalog.packages {
