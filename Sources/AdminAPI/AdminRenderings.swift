@@ -42,6 +42,15 @@ extension AdminEngine {
             }),
         ]
         members["decidedBy"] = explanation.decidedBy.map { .string($0.description) } ?? .null
+        if explanation.attribute.hasPrefix("feature.") {
+            // The dependency chain: each required feature, how it is reached, and where the node gets it.
+            members["requires"] = .array(explanation.requirements.map { requirement in
+                .object([
+                    "feature": .string(requirement.feature), "chain": .strings(requirement.chain), "enabled": .bool(requirement.enabled),
+                    "source": .string(requirement.source), "withheldBy": requirement.withheldBy.map { .string($0.description) } ?? .null,
+                ])
+            })
+        }
         return .object(members)
     }
 

@@ -44,7 +44,7 @@ extension AdminEngine.Context {
         }
         let stored = self.tree.document.tree.catalog
         let catalog = uploaded.tree.catalog
-        guard catalog.features == stored.features, catalog.packages == stored.packages, catalog.routes == stored.routes else {
+        guard catalog.declares(sameAs: stored) else {
             return self.refuse(.invalidChange, [FieldProblem(node: "(document)", field: "catalog", message: "the catalog is the platform's: send it unchanged, as exported")])
         }
 

@@ -88,11 +88,14 @@ public enum TenantTreeLoader {
         guard let map = reader.mapping(cursor, allowedKeys: ["features", "packages", "routes"]) else { return nil }
         var locations: [String: SourceLocation] = [:]
         var features: [String] = []
+        var requires: [String: [String]] = [:]
         if let c = map["features"], let items = reader.sequence(c) {
             locations["features"] = Self.location(c)
             for (index, item) in items.enumerated() {
-                guard let feature = reader.presentString(item) else { continue }
+                guard let (feature, required) = Self.feature(item, &locations, index: index, &reader) else { continue }
                 features.append(feature)
+                // A name listed twice is the compiler's to report; the first one's requirements count.
+                if let required, requires[feature] == nil { requires[feature] = required }
                 locations["features[\(index)]"] = Self.location(item)
             }
         }
@@ -106,7 +109,30 @@ public enum TenantTreeLoader {
                 locations["routes[\(index)]"] = Self.location(item)
             }
         }
-        return CatalogSource(features: features, packages: packages, routes: routes, locations: locations)
+        return CatalogSource(features: features, packages: packages, routes: routes, requires: requires, locations: locations)
+    }
+
+    /// A catalog feature: its name alone (`payroll`), or a mapping with its name and the
+    /// features it requires (`{ name: payroll, requires: [hr] }`). A `requires` list, even an
+    /// empty one, is passed on as written; nil when the feature declares none.
+    private static func feature(
+        _ cursor: YAMLReader.Cursor, _ locations: inout [String: SourceLocation], index: Int, _ reader: inout YAMLReader
+    ) -> (String, [String]?)? {
+        guard case .mapping = cursor.node else {
+            return reader.presentString(cursor).map { ($0, nil) }
+        }
+        guard let map = reader.mapping(cursor, allowedKeys: ["name", "requires"]) else { return nil }
+        var required: [String]?
+        if let c = map["requires"] {
+            required = reader.stringList(c)
+            locations["features[\(index)].requires"] = Self.location(c)
+        }
+        guard let nameCursor = map["name"] else {
+            reader.report(cursor, "missing required key 'name'")
+            return nil
+        }
+        guard let name = reader.presentString(nameCursor) else { return nil }
+        return (name, required)
     }
 
     private static func route(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> RouteSource? {

@@ -34,8 +34,14 @@ public enum TenantTreeWriter {
             if route.websocket { pairs.append(("websocket", Node("true", Tag(.bool)))) }
             routes.append(Self.mapping(pairs))
         }
+        // A feature that requires others is written as a mapping; one that does not, by name.
+        var written: Set<String> = []
+        let features = catalog.features.map { feature -> Node in
+            guard let required = catalog.requires[feature], written.insert(feature).inserted else { return Self.string(feature) }
+            return Node([(Node("name"), Self.string(feature)), (Node("requires"), Self.strings(required))], Tag(.map), .flow)
+        }
         return Self.mapping([
-            ("features", Self.strings(catalog.features)),
+            ("features", features.contains { $0.mapping != nil } ? Node(features) : Self.strings(catalog.features)),
             ("packages", Self.packages(catalog.packages)),
             ("routes", Node(routes)),
         ])

@@ -195,8 +195,8 @@ public struct TreeDelta: Sendable {
 }
 
 extension CatalogSource {
-    /// The same features, packages and routes, wherever they were written.
+    /// The same features, requirements, packages and routes, wherever they were written.
     static func sameCatalog(_ a: CatalogSource, _ b: CatalogSource) -> Bool {
-        a.features == b.features && a.packages == b.packages && a.routes == b.routes
+        a.declares(sameAs: b)
     }
 }

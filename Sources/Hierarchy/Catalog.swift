@@ -7,9 +7,12 @@ public struct Catalog: Sendable {
     /// Platform packages by name.
     public let packages: [String: FeatureSet]
     public let routes: RouteTable
+    /// What each feature requires (`requires`), closed transitively.
+    public let requirements: FeatureRequirements
 
-    init(features: [String], packages: [String: FeatureSet], routes: RouteTable) {
+    init(features: [String], packages: [String: FeatureSet], routes: RouteTable, requirements: FeatureRequirements = .none) {
         self.features = features
+        self.requirements = requirements
         var index: [String: Int] = [:]
         for (position, name) in features.enumerated() { index[name] = position }
         self.featureIndex = index

@@ -18,15 +18,39 @@ public struct Explanation: Sendable, Hashable {
     public let decidedBy: NodePath?
     /// A sentence for support staff and partners.
     public let summary: String
+    /// For `feature.NAME`: every feature it requires, directly or not, and whether and where
+    /// the node gets each (see `Explanation.Requirement`). Empty for other attributes.
+    public var requirements: [Requirement] = []
 
     public var text: String {
         var lines = ["\(self.attribute) for \(self.subject): \(self.value)"]
         for step in self.steps {
             lines.append("  \(step.node): declared \(step.declared ?? "(nothing: inherits)") → \(step.effective)")
         }
+        for requirement in self.requirements {
+            lines.append("  requires \(requirement.feature) (\(requirement.chain.joined(separator: " → "))): \(requirement.enabled ? "on" : "off"), \(requirement.source)")
+        }
         lines.append("  decided by: \(self.decidedBy?.description ?? "platform default")")
         lines.append("  \(self.summary)")
         return lines.joined(separator: "\n")
+    }
+}
+
+extension Explanation {
+    /// One feature the explained feature requires, at the explained node.
+    public struct Requirement: Sendable, Hashable {
+        /// The required feature.
+        public let feature: String
+        /// The chain of direct requirements that leads to it, from the explained feature
+        /// (`[payroll, ledger]`, or `[payroll, hr, ledger]` when needed only through `hr`).
+        public let chain: [String]
+        /// Whether the node has it.
+        public let enabled: Bool
+        /// Where the node gets it (`package starter`, `add-on`, `offered by acme`) or why it does
+        /// not (`not offered by acme/globex`, `not in the package or add-ons`).
+        public let source: String
+        /// The node that does not offer it, when that is why the node lacks it.
+        public let withheldBy: NodePath?
     }
 }
 
@@ -99,7 +123,9 @@ extension TenantSnapshot {
             } else {
                 summary = "'\(name)' is off because neither the customer's package nor its add-ons include it."
             }
-            return Explanation(
+            let requirements = self.requirements(of: index, at: subject, path: chain, declarations: declarations)
+            summary += Self.requirementsNote(requirements, feature: name, enabled: enabled)
+            var explanation = Explanation(
                 subject: subject.path, attribute: attribute,
                 steps: steps(
                     { source in
@@ -113,6 +139,8 @@ extension TenantSnapshot {
                 ),
                 value: enabled ? "on" : "off", decidedBy: enabled ? subject.path : (removedAt?.path ?? subject.path), summary: summary
             )
+            explanation.requirements = requirements
+            return explanation
 
         case "limits":
             let value = subject.limits.map { "\($0.node): \(Self.describe($0.limits))" }.joined(separator: "; ")

@@ -46,8 +46,26 @@ public struct FeatureSet: Sendable, Hashable {
         return result
     }
 
+    /// Word by word, without building the difference: checked for every node of a tree.
     public func isSubset(of other: FeatureSet) -> Bool {
-        self.subtracting(other).isEmpty
+        for (index, word) in self.words.enumerated() where word & ~(index < other.words.count ? other.words[index] : 0) != 0 {
+            return false
+        }
+        return true
+    }
+
+    /// Whether `body` holds for every index in both `self` and `other`; stops at the first that
+    /// fails. Allocation-free, unlike `intersection(_:).indices`.
+    func allCommonMembers(with other: FeatureSet, _ body: (Int) -> Bool) -> Bool {
+        for wordIndex in 0..<min(self.words.count, other.words.count) {
+            var word = self.words[wordIndex] & other.words[wordIndex]
+            while word != 0 {
+                let bit = word.trailingZeroBitCount
+                if !body(wordIndex * 64 + bit) { return false }
+                word &= word - 1
+            }
+        }
+        return true
     }
 
     /// The indices in the set, ascending.

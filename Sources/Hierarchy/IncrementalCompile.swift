@@ -31,11 +31,13 @@ struct CompiledState: Sendable {
     /// The catalog as declared: a change to it recompiles everything.
     struct CatalogKey: Sendable, Equatable {
         var features: [String]
+        var requires: [String: [String]]
         var packages: [PackageSource]
         var routes: [RouteSource]
 
         init(_ catalog: CatalogSource) {
             self.features = catalog.features
+            self.requires = catalog.requires
             self.packages = catalog.packages
             self.routes = catalog.routes
         }

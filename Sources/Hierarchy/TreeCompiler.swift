@@ -130,7 +130,10 @@ struct Compilation {
                 features.append(feature)
             }
         }
-        let provisional = Catalog(features: features, packages: [:], routes: RouteTable([]))
+        let requirements = self.compileRequirements(catalog, features: Catalog(features: features, packages: [:], routes: RouteTable([])))
+        // The packages below are checked against the requirements through `self.catalog`.
+        let provisional = Catalog(features: features, packages: [:], routes: RouteTable([]), requirements: requirements)
+        self.catalog = provisional
         var packages: [String: FeatureSet] = [:]
         for package in catalog.packages {
             let at = location("packages.\(package.name)")
@@ -146,6 +149,7 @@ struct Compilation {
                 self.report(.catalog, "packages.\(package.name)", "unknown feature '\(feature)'", at)
             }
             packages[package.name] = provisional.set(package.features)
+            self.checkPackageRequirements(packages[package.name]!, subject: .catalog, field: "packages.\(package.name)", location: at)
         }
         var routes: [Route] = []
         var routeKeys: Set<String> = []
@@ -202,7 +206,7 @@ struct Compilation {
                 ))
             }
         }
-        self.catalog = Catalog(features: features, packages: packages, routes: RouteTable(routes))
+        self.catalog = Catalog(features: features, packages: packages, routes: RouteTable(routes), requirements: requirements)
     }
 
     // MARK: - Structure: ids, parents, kinds, cycles
@@ -364,6 +368,7 @@ struct Compilation {
                     self.report(subject, "features", "may only narrow its parent's features; not allowed above: \(Self.quoted(self.catalog.names(widened)))", at("features"))
                 }
                 allowed = own.intersection(parentAllowed)
+                self.checkOfferedRequirements(allowed, own: own, subject: subject, location: at("features"))
             }
         }
 
@@ -393,6 +398,7 @@ struct Compilation {
                         self.report(subject, field, "a package must be a subset of what the OEM may sell; not allowed: \(Self.quoted(self.catalog.names(beyond)))", at(field))
                     }
                     oemPackages[package.name] = set
+                    self.checkPackageRequirements(set, subject: subject, field: field, location: at(field))
                 }
             }
         }
@@ -414,7 +420,11 @@ struct Compilation {
             if !unknownAddOns.isEmpty {
                 self.report(subject, "addOns", "unknown feature\(unknownAddOns.count == 1 ? "" : "s") \(Self.quoted(unknownAddOns))", at("addOns"))
             }
-            features = subscribed.union(self.catalog.set(node.addOns)).intersection(allowed)
+            let addOns = self.catalog.set(node.addOns)
+            features = subscribed.union(addOns).intersection(allowed)
+            self.checkCustomerRequirements(
+                effective: features, subscribed: subscribed, addOns: addOns, package: node.package, path: path, subject: subject, location: at
+            )
         } else {
             if node.package != nil { self.report(subject, "package", "only a customer subscribes to a package", at("package")) }
             if !node.addOns.isEmpty { self.report(subject, "addOns", "only a customer has add-ons", at("addOns")) }

@@ -49,14 +49,25 @@ public struct CatalogSource: Sendable {
     public var features: [String]
     public var packages: [PackageSource]
     public var routes: [RouteSource]
-    /// Positions of catalog entries, keyed like `features[2]`, `packages.starter`, `routes[0]`.
+    /// The module dependencies: for a feature, the features a node must also have to have it
+    /// (`requires` of a catalog feature), in the order written. Features that require nothing
+    /// are absent.
+    public var requires: [String: [String]]
+    /// Positions of catalog entries, keyed like `features[2]`, `features[2].requires`,
+    /// `packages.starter`, `routes[0]`.
     public var locations: [String: SourceLocation]
 
-    public init(features: [String], packages: [PackageSource], routes: [RouteSource], locations: [String: SourceLocation] = [:]) {
+    public init(features: [String], packages: [PackageSource], routes: [RouteSource], requires: [String: [String]] = [:], locations: [String: SourceLocation] = [:]) {
         self.features = features
         self.packages = packages
         self.routes = routes
+        self.requires = requires
         self.locations = locations
+    }
+
+    /// The same features, requirements, packages and routes, wherever they were written.
+    public func declares(sameAs other: CatalogSource) -> Bool {
+        self.features == other.features && self.requires == other.requires && self.packages == other.packages && self.routes == other.routes
     }
 }
 

@@ -13,18 +13,21 @@ struct TreeBenchmark {
         let partnersPerOEM = arguments.dropFirst().first.flatMap(Int.init) ?? 10
         let customersPerPartner = arguments.dropFirst(2).first.flatMap(Int.init) ?? 100
         let withYAML = arguments.contains("--yaml")
+        // The catalog declares module dependencies unless told not to: with them every node's
+        // feature set is checked against the requirements' closure (compare the two runs).
+        let withRequirements = !arguments.contains("--no-requires")
         if let index = arguments.firstIndex(of: "--write-tree"), arguments.index(after: index) < arguments.endIndex {
             // The generated tree as a tenant-tree file, for bench/admin-write.sh.
-            let source = makeTree(oems: oems, partnersPerOEM: partnersPerOEM, customersPerPartner: customersPerPartner)
+            let source = makeTree(oems: oems, partnersPerOEM: partnersPerOEM, customersPerPartner: customersPerPartner, requirements: withRequirements)
             let text = TenantTreeWriter.yaml(TenantTreeDocument(tree: source, issuers: []))
             try text.write(toFile: arguments[arguments.index(after: index)], atomically: true, encoding: .utf8)
             return
         }
 
         let baseline = residentBytes()
-        let source = makeTree(oems: oems, partnersPerOEM: partnersPerOEM, customersPerPartner: customersPerPartner)
+        let source = makeTree(oems: oems, partnersPerOEM: partnersPerOEM, customersPerPartner: customersPerPartner, requirements: withRequirements)
         let customers = oems * partnersPerOEM * customersPerPartner
-        print("tree: \(oems) OEMs × \(partnersPerOEM) partners × \(customersPerPartner) customers = \(customers) customers, \(source.nodes.count) nodes")
+        print("tree: \(oems) OEMs × \(partnersPerOEM) partners × \(customersPerPartner) customers = \(customers) customers, \(source.nodes.count) nodes, \(source.catalog.requires.count) features with requirements")
 
         let sourceHeld = residentBytes()
         var start = DispatchTime.now().uptimeNanoseconds
@@ -129,8 +132,16 @@ struct TreeBenchmark {
         }
     }
 
-    static func makeTree(oems: Int, partnersPerOEM: Int, customersPerPartner: Int) -> TreeSource {
+    static func makeTree(oems: Int, partnersPerOEM: Int, customersPerPartner: Int, requirements: Bool = true) -> TreeSource {
         let features = (0..<24).map { "feature-\($0)" }
+        // Requirements that every feature set of the tree below meets (they point to features
+        // every set with the dependent holds): a chain, a shared base, a feature needing two.
+        var requires: [String: [String]] = [:]
+        if requirements {
+            for index in 1...5 { requires[features[index]] = [features[index - 1]] }
+            requires[features[13]] = [features[0]]
+            requires[features[20]] = [features[1], features[2]]
+        }
         let catalog = CatalogSource(
             features: features,
             packages: [
@@ -138,7 +149,8 @@ struct TreeBenchmark {
                 PackageSource(name: "business", features: Array(features[0..<14])),
                 PackageSource(name: "enterprise", features: features),
             ],
-            routes: features.enumerated().map { RouteSource(method: nil, pathPrefix: "/v1/\($0.element)", feature: $0.element, cost: 1 + $0.offset % 3) }
+            routes: features.enumerated().map { RouteSource(method: nil, pathPrefix: "/v1/\($0.element)", feature: $0.element, cost: 1 + $0.offset % 3) },
+            requires: requires
         )
         var nodes: [NodeSource] = []
         nodes.reserveCapacity(oems * (1 + partnersPerOEM * (1 + customersPerPartner)))
@@ -182,7 +194,10 @@ struct TreeBenchmark {
 
     /// The same tree as a tenant-tree document.
     static func makeYAML(_ source: TreeSource) -> String {
-        var out = "catalog:\n  features: [\(source.catalog.features.joined(separator: ", "))]\n  packages:\n"
+        let features = source.catalog.features.map { feature in
+            source.catalog.requires[feature].map { "{ name: \(feature), requires: [\($0.joined(separator: ", "))] }" } ?? feature
+        }
+        var out = "catalog:\n  features: [\(features.joined(separator: ", "))]\n  packages:\n"
         for package in source.catalog.packages { out += "    \(package.name): [\(package.features.joined(separator: ", "))]\n" }
         out += "  routes:\n"
         for route in source.catalog.routes { out += "    - { path: \(route.pathPrefix), feature: \(route.feature ?? ""), cost: \(route.cost) }\n" }

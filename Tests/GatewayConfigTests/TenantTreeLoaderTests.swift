@@ -94,7 +94,9 @@ final class TenantTreeLoaderTests: XCTestCase {
         let contosoLine = try Self.line(in: file, containing: "- id: contoso-dist")
         XCTAssertEqual(nodes["contoso-dist"]?.fieldLocations["placement.cell"]?.line, try Self.line(in: file, containing: "placement: { cell:", after: contosoLine))
 
-        XCTAssertEqual(tree.catalog.locations["features"]?.line, try Self.line(in: file, containing: "features: [ledger, invoicing, inventory, payroll, crm, analytics, api-export]"))
+        XCTAssertEqual(tree.catalog.locations["features"]?.line, try Self.line(in: file, containing: "  features:", after: try Self.line(in: file, containing: "catalog:")))
+        XCTAssertEqual(tree.catalog.locations["features[3].requires"]?.line, try Self.line(in: file, containing: "- { name: payroll, requires: [ledger] }"))
+        XCTAssertEqual(tree.catalog.requires["payroll"], ["ledger"])
         XCTAssertEqual(tree.catalog.locations["packages.business"]?.line, try Self.line(in: file, containing: "business: ["))
         XCTAssertEqual(tree.catalog.locations["routes[0]"]?.line, try Self.line(in: file, containing: "- path: /v1/health"))
         XCTAssertEqual(tree.catalog.locations["routes[2]"]?.line, try Self.line(in: file, containing: "- path: /v1/ledger/close"))
