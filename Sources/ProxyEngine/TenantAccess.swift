@@ -215,7 +215,7 @@ struct TenantAccess {
     static func bearerToken(_ headers: HTTPHeaders) -> BearerToken {
         // Read in place, on every request: splitting and lower-casing the value allocated.
         var found: String?
-        for (name, value) in headers where name.utf8.count == 13 && name.lowercased() == "authorization" {
+        for (name, value) in headers where name.utf8.count == 13 && Self.isAuthorization(name) {
             guard found == nil else { return .malformed }
             found = value
         }
@@ -227,10 +227,10 @@ struct TenantAccess {
         let token = afterLeading[space...].drop { $0 == " " }
         guard !token.isEmpty else { return .none }
         // Over the contiguous bytes: a token is hundreds of bytes, and a walk through the
-        // substring's UTF-8 view was the largest of this function's own cost.
-        let wellFormed =
-            token.utf8.withContiguousStorageIfAvailable { bytes in bytes.allSatisfy { Self.isBase64URL($0) || $0 == UInt8(ascii: ".") } }
-            ?? token.utf8.allSatisfy { Self.isBase64URL($0) || $0 == UInt8(ascii: ".") }
+        // substring's UTF-8 view (even through `withContiguousStorageIfAvailable`, generic on a
+        // slice) was the largest of this function's own cost.
+        var bytes = token
+        let wellFormed = bytes.withUTF8 { bytes in bytes.allSatisfy { Self.isBase64URL($0) || $0 == UInt8(ascii: ".") } }
         guard wellFormed else { return .malformed }
         return .token(token)
     }
@@ -241,6 +241,12 @@ struct TenantAccess {
         if let error { value += ", error=\"\(error)\"" }
         headers.add(name: "www-authenticate", value: value)
         return headers
+    }
+
+    /// `name` is `Authorization` in any case, compared byte by byte: lower-casing the name
+    /// made a string per request.
+    private static func isAuthorization(_ name: String) -> Bool {
+        name.utf8.elementsEqual("authorization".utf8) { ($0 | 0x20) == $1 }
     }
 
     private static func isBase64URL(_ byte: UInt8) -> Bool {

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# What quota leases cost Redis under the side-by-side benchmark's full-pipeline load: the gateway
+# (one event loop), Redis and the nginx upstream on core 0, wrk on core 1 with the 1,000 tokens of
+# 100 customers that `bench/compare.sh` rotates; after a warm-up, Redis's command counters are
+# reset and read again after the measured run.
+#
+#   bench/lease-traffic.sh [SECONDS]          (default 10 s)
+#   LEASE_REFRESH=100ms bench/lease-traffic.sh 10
+#
+# Prints requests, lease scripts (EVALSHA) per request, the commands those scripts ran per
+# script, Redis's CPU per request (from /proc) and every command's count.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration="${1:-10}"
+export PATH="$PATH:/usr/sbin"
+for tool in wrk nginx redis-server redis-cli; do command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }; done
+
+echo "building (release)..." >&2
+swift build -c release --product erp-gateway >/dev/null
+bin="$(swift build -c release --show-bin-path)"
+source bench/lib.sh
+make_issuer_key
+
+redis_port=$(free_port); upstream_port=$(free_port); gateway_port=$(free_port)
+upstream_config "$upstream_port"
+write_tenant_tree
+gateway_settings "$gateway_port" full "$upstream_port" "$redis_port" > "$work/gateway.yaml"
+mint_tokens "$work/tokens" 10
+wrk_script "$work/tokens" 0 > "$work/load.lua"
+
+taskset -c 0 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
+redis_pid=$!
+pids+=($redis_pid)
+taskset -c 0 nginx -p "$work" -e "$work/upstream-error.log" -c "$work/upstream.conf" >/dev/null 2>&1 &
+pids+=($!)
+taskset -c 0 "$bin/erp-gateway" serve --config "$work/gateway.yaml" --log-level error --watch-interval-ms 0 > "$work/gateway.log" 2>&1 &
+pids+=($!)
+wait_port "$redis_port"; wait_port "$upstream_port"; wait_port "$gateway_port"
+
+taskset -c 1 wrk -t1 -c32 -d3s -s "$work/load.lua" "http://127.0.0.1:$gateway_port/v1/ledger" >/dev/null
+redis-cli -p "$redis_port" CONFIG RESETSTAT >/dev/null
+before=$(cpu_ticks "$redis_pid")
+taskset -c 1 wrk -t1 -c32 -d"${duration}s" --timeout 5s -s "$work/load.lua" "http://127.0.0.1:$gateway_port/v1/ledger" > "$work/wrk.txt"
+after=$(cpu_ticks "$redis_pid")
+read -r _ rps non2xx errors requests _ _ <<<"$(grep RESULT "$work/wrk.txt")"
+redis-cli -p "$redis_port" INFO commandstats | tr -d '\r' | grep '^cmdstat_' | grep -v resetstat > "$work/stats.txt"
+scripts=$(awk -F'[:=,]' '$1 == "cmdstat_evalsha" { print $3 }' "$work/stats.txt"); scripts=${scripts:-0}
+inner=$(awk -F'[:=,]' '$1 != "cmdstat_evalsha" { total += $3 } END { print total + 0 }' "$work/stats.txt")
+
+echo "refresh interval: ${LEASE_REFRESH:-default}; $rps req/s, $requests requests ($non2xx non-2xx, $errors socket errors)"
+echo "lease scripts per request:      $(python3 -c "print('%.4f' % ($scripts / $requests))")  ($scripts scripts)"
+echo "commands per script:            $(python3 -c "print('%.1f' % ($inner / $scripts) if $scripts else 'n/a')")"
+echo "Redis CPU per request:          $(python3 -c "print('%.2f µs' % (($after - $before) / $ticks_per_second * 1e6 / $requests))")"
+sed 's/^cmdstat_/  /; s/,usec=.*//' "$work/stats.txt"
+[ "$non2xx" = 0 ] && [ "$errors" = 0 ]
