@@ -279,9 +279,12 @@ extension QuotaScript {
       if giveBack > 0 then
         for kind = 3, 4 do
           local key = KEYS[k + kind - 1]
-          if tonumber(ARGV[a + kind]) >= 0 and redis.call('EXISTS', key) == 1 then
+          if tonumber(ARGV[a + kind]) >= 0 then
+            -- Never below 0, and a counter that did not exist (or held 0) is not left behind
+            -- without its TTL: one command where a check first took two.
             local left = redis.call('DECRBY', key, int(giveBack))
-            if left < 0 then redis.call('INCRBY', key, -left) end
+            if left <= -giveBack then redis.call('DEL', key)
+            elseif left < 0 then redis.call('INCRBY', key, -left) end
           end
         end
       end
@@ -298,14 +301,23 @@ extension QuotaScript {
 
     if want <= 0 then return {3} end
 
+    -- Every counter the grant reads, in one command (the same slot: one OEM's hash tag),
+    -- after the give-back above has written its part: seven GETs on a three-level path cost
+    -- Redis more than the one read.
+    local current = redis.call('MGET', unpack(KEYS, 1, n * 4))
+    local function read(index)
+      local raw = current[index]
+      return raw and tonumber(raw)
+    end
+
     \#(Self.refusal)
     local granted = want
     local function bound(left)
       granted = math.min(granted, left, math.max(need, idiv(left, share)))
     end
-    local function calendar(level, kind, key, limit, reset)
+    local function calendar(level, kind, index, limit, reset)
       if limit < 0 then return -1 end
-      local used = stored(key) or 0
+      local used = read(index) or 0
       if need > limit then refuse(level, kind, -1, limit, limit - used, reset)
       elseif used + need > limit then refuse(level, kind, ceilms(reset), limit, limit - used, reset)
       else bound(limit - used) end
@@ -323,7 +335,7 @@ extension QuotaScript {
       if T > 0 then
         local window = T * burst
         local ahead = 0
-        local tat = stored(KEYS[k + 1])
+        local tat = read(k + 1)
         if tat and tat > now and tat - now <= window then ahead = tat - now end
         if need * T > window then
           refuse(i, 'rate', -1, burst, idiv(window - ahead, T), ahead)
@@ -334,8 +346,8 @@ extension QuotaScript {
           rates[i] = {T, window, ahead}
         end
       end
-      left[2] = calendar(i, 'day', KEYS[k + 2], tonumber(ARGV[a + 3]), dayReset)
-      left[3] = calendar(i, 'month', KEYS[k + 3], tonumber(ARGV[a + 4]), monthReset)
+      left[2] = calendar(i, 'day', k + 2, tonumber(ARGV[a + 3]), dayReset)
+      left[3] = calendar(i, 'month', k + 3, tonumber(ARGV[a + 4]), monthReset)
       lefts[i] = left
     end
     if worst ~= nil then

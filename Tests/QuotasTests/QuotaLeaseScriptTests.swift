@@ -91,6 +91,12 @@ final class QuotaLeaseScriptTests: RedisQuotaTestCase {
                     rateGiveBack: [.init(expectedTAT: start + 30_000, returnedTAT: start)])
         XCTAssertEqual(try get("erp:q:{acme}:contoso:rate"), start + 80_000)
         XCTAssertEqual(try get("erp:q:{acme}:contoso:day:20251124"), 0, "never below zero")
+
+        // A counter that is gone (its day expired, or it never existed) is not made anew,
+        // without a TTL, by a give-back.
+        _ = try self.redis.send(on: self.loop, ["DEL", "erp:q:{acme}:contoso:day:20251124"]).wait()
+        _ = try ask(levels, want: 0, need: 0, now: start + 20_000, giveBack: 5)
+        XCTAssertEqual(try self.redis.send(on: self.loop, ["EXISTS", "erp:q:{acme}:contoso:day:20251124"]).wait().int64, 0)
     }
 
     // MARK: Several nodes on one virtual clock
@@ -211,9 +217,10 @@ final class QuotaLeaseScriptTests: RedisQuotaTestCase {
         XCTAssertEqual(second.rateBases, [nil, start + 600_000], "after the first grant's units")
     }
 
-    /// What one grant costs Redis once the counters exist: the reads, the charges and the
-    /// usage, but no TTL set again — a calendar counter's and the usage record's TTL name the
-    /// same instant at every charge, so they are set when a charge creates the key.
+    /// What one grant costs Redis once the counters exist: one read of every counter, the
+    /// charges and the usage, but no TTL set again — a calendar counter's and the usage
+    /// record's TTL name the same instant at every charge, so they are set when a charge
+    /// creates the key.
     func testARefillOfExistingCountersSetsNoTTLAgainAndNewKeysGetTheirs() throws {
         let levels = [
             LevelLimits(node: contoso, kind: .customer, limits: Limits(ratePerSecond: 100, burst: 100, perDay: 1_000)),
@@ -241,8 +248,10 @@ final class QuotaLeaseScriptTests: RedisQuotaTestCase {
             calls[String(name)] = count.flatMap { Int($0) }
         }
         XCTAssertNil(calls["expire"], "no TTL set again on counters that have one: \(calls)")
-        // 4 reads (2 rate/day of the customer, 2 calendar of the partner), 1 rate set, 3 charges, 2 usage fields.
-        XCTAssertEqual(calls.filter { $0.key != "evalsha" && $0.key != "config|resetstat" }.values.reduce(0, +), 10, "\(calls)")
+        XCTAssertEqual(calls["mget"], 1, "the counters read in one command: \(calls)")
+        XCTAssertNil(calls["get"], "\(calls)")
+        // 1 read, 1 rate set, 3 charges, 2 usage fields.
+        XCTAssertEqual(calls.filter { $0.key != "evalsha" && $0.key != "config|resetstat" }.values.reduce(0, +), 7, "\(calls)")
         XCTAssertEqual(try get("erp:q:{acme}:contoso:day:20251124"), 20, "both grants charged")
     }
 
