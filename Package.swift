@@ -233,7 +233,7 @@ let package = Package(
         .executableTarget(name: "masking-benchmark", dependencies: ["JSONMasking"]),
 
         .testTarget(name: "HierarchyTests", dependencies: [
-            "Hierarchy",
+            "Hierarchy", "JSONMasking",
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "TokenAuthTests", dependencies: ["TokenAuth"]),

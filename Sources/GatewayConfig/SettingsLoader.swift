@@ -29,7 +29,7 @@ public enum SettingsLoader {
         let keys: Set<String> = [
             "listener", "limits", "timeouts", "upstreamPool", "forwarding", "cells", "defaultCell", "tenantTree", "platformIssuers",
             "authentication", "upstreamContext", "redis", "quotas", "retries", "outlierDetection", "admin", "tenantHealth",
-            "ops", "accessLog", "tracing", "certificateUploads", "cors", "webSockets",
+            "ops", "accessLog", "tracing", "certificateUploads", "cors", "webSockets", "masking",
         ]
         guard let top = reader.mapping(root, allowedKeys: keys) else {
             return nil
@@ -125,6 +125,9 @@ public enum SettingsLoader {
         )
         if let cursor = top["cors"] { settings.cors = Self.cors(cursor, &reader) }
         settings.webSockets = webSockets
+        if let cursor = top["masking"], let map = reader.mapping(cursor, allowedKeys: ["maxBodyBytes"]) {
+            if let c = map["maxBodyBytes"], let v = reader.byteSize(c, in: GatewaySettings.Masking.maxBodyBytesRange) { settings.masking.maxBodyBytes = v }
+        }
         return settings
     }
 

@@ -7,14 +7,17 @@ public struct Catalog: Sendable {
     /// Platform packages by name.
     public let packages: [String: FeatureSet]
     public let routes: RouteTable
+    /// The catalog routes' own masking rules: where every OEM's masks start.
+    let masks: ResponseMasks
 
-    init(features: [String], packages: [String: FeatureSet], routes: RouteTable) {
+    init(features: [String], packages: [String: FeatureSet], routes: RouteTable, masks: ResponseMasks = .none) {
         self.features = features
         var index: [String: Int] = [:]
         for (position, name) in features.enumerated() { index[name] = position }
         self.featureIndex = index
         self.packages = packages
         self.routes = routes
+        self.masks = masks
     }
 
     public func index(of feature: String) -> Int? {
@@ -60,6 +63,9 @@ public struct Route: Sendable, Hashable {
     /// WebSocket handshakes are accepted here (and relayed once the backend switches
     /// protocols); on every other route a handshake is refused, never downgraded.
     public var websocket: Bool = false
+    /// The route's position among the catalog's routes: what compiled per-route values (field
+    /// masks) are keyed by.
+    public var index: Int = 0
 }
 
 /// Longest-prefix route matching. A prefix matches a path when the path equals it or continues

@@ -34,6 +34,9 @@ public struct EffectivePolicy: Sendable, Equatable {
     /// Whether the admins of the OEM's partners manage their own partner's token issuers: the
     /// OEM's `partnerIssuerSelfService`, the same on every node of its subtree.
     public let partnerIssuerSelfService: Bool
+    /// The masks of every route's responses that reach the node (its own rules and every
+    /// ancestor's, the catalog's first).
+    public var masking: ResponseMasks = .none
 }
 
 /// One level of a request's quota path: whose budget, and how large.

@@ -56,7 +56,7 @@ extension Compilation.Resolved {
             && self.placement?.placement == other.placement?.placement && self.placement?.node == other.placement?.node
             && self.residency == other.residency && self.branding == other.branding && self.lockedBy == other.lockedBy
             && self.effectiveBranding == other.effectiveBranding && self.origins == other.origins && self.levels == other.levels
-            && self.partnerIssuerSelfService == other.partnerIssuerSelfService
+            && self.partnerIssuerSelfService == other.partnerIssuerSelfService && self.masking == other.masking
     }
 }
 

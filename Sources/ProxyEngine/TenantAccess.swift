@@ -38,6 +38,27 @@ struct TenantAccess {
         let cell: GatewaySettings.Cell
         /// The browser origin to allow on the response, when the request came with one.
         let corsOrigin: String?
+        /// The kind of caller field masking decides for: the token's `role` claim
+        /// (`RoleKind(roleClaim:)`, where `role: "support"` is a support session). Support
+        /// access marks a session it recognises otherwise with `markSupportSession()`.
+        private(set) var roleKind: RoleKind
+
+        init(policy: EffectivePolicy, route: Route, token: VerifiedToken, cell: GatewaySettings.Cell, corsOrigin: String?) {
+            self.policy = policy
+            self.route = route
+            self.token = token
+            self.cell = cell
+            self.corsOrigin = corsOrigin
+            self.roleKind = RoleKind(roleClaim: token.role)
+        }
+
+        /// A support engineer's session: masked on every route with masks, whatever the token's
+        /// role claim says. There is no way back within the request.
+        mutating func markSupportSession() {
+            self.roleKind = .support
+        }
+
+        var isSupportSession: Bool { self.roleKind == .support }
     }
 
     static let preflightMaxAgeSeconds = 600
