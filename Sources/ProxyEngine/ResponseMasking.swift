@@ -139,8 +139,9 @@ extension RequestPhases {
     /// the response streams — without a tenant, on a route without masks, or for a caller the
     /// masks do not name.
     func responseMasking(_ request: AdmittedRequest) -> ResponseMasking? {
-        guard let grant = request.grant, !grant.policy.masking.isEmpty,
-            let mask = grant.policy.masking.mask(route: grant.route, for: grant.roleKind)
+        // The table alone first: most policies have none, and the grant is not copied for it.
+        guard let masks = request.grant?.policy.masking, !masks.isEmpty, let grant = request.grant,
+            let mask = masks.mask(route: grant.route, for: grant.roleKind)
         else { return nil }
         return ResponseMasking(mask: mask, maxBodyBytes: request.request.settings.masking.maxBodyBytes)
     }
