@@ -152,9 +152,6 @@ public struct ResponseMasks: Sendable, Hashable {
     /// No route is masked for anyone: the data plane looks no further.
     public var isEmpty: Bool { self.byRoute.isEmpty }
 
-    /// The routes (by `Route.index`) with masks.
-    public var maskedRoutes: [Int] { self.byRoute.keys.sorted() }
-
     /// The mask for `kind` on `route`; nil when its responses pass unmasked.
     public func mask(route: Route, for kind: RoleKind) -> FieldMask? {
         guard !self.byRoute.isEmpty, let masks = self.byRoute[route.index] else { return nil }
