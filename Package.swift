@@ -41,8 +41,11 @@ let package = Package(
         // Pure value-type state machines; no I/O, no clock of their own.
         .target(name: "Cells"),
 
+        // Field masking of JSON responses: the compiled field selectors and the one-pass masker.
+        .target(name: "JSONMasking"),
+
         // Domain modules: pure Swift, no I/O.
-        .target(name: "Hierarchy", dependencies: ["JSONText"]),
+        .target(name: "Hierarchy", dependencies: ["JSONText", "JSONMasking"]),
         .target(name: "TokenAuth", dependencies: ["CJWT", "COpenSSL", "JSONText"]),
         // Support grants as values (the grant's state machine, its scope, a session record),
         // shared by the admin API that decides them and the data plane that honours them.
@@ -143,7 +146,7 @@ let package = Package(
 
         // The data plane on SwiftNIO: HTTP/1.1, and HTTP/2 streams run through the same phases.
         .target(name: "ProxyEngine", dependencies: [
-            "GatewayConfig", "Hierarchy", "TokenAuth", "Quotas", "Cells", "COpenSSL", "RedisClient", "JSONText", "EdgeTLS", "SupportAccess",
+            "GatewayConfig", "Hierarchy", "TokenAuth", "Quotas", "Cells", "COpenSSL", "RedisClient", "JSONText", "EdgeTLS", "SupportAccess", "JSONMasking",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOTLS", package: "swift-nio"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -239,12 +242,15 @@ let package = Package(
         .executableTarget(name: "tree-benchmark", dependencies: ["Hierarchy", "GatewayConfig"]),
         // Cost of a cold token verify, a cache hit, and libjwt's own verify (bench/token-verify.sh).
         .executableTarget(name: "token-benchmark", dependencies: ["TokenAuth", "CJWT"]),
+        // CPU per KiB of masking JSON responses, against Foundation's parser (bench/masking.sh).
+        .executableTarget(name: "masking-benchmark", dependencies: ["JSONMasking"]),
 
         .testTarget(name: "HierarchyTests", dependencies: [
-            "Hierarchy",
+            "Hierarchy", "JSONMasking",
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "TokenAuthTests", dependencies: ["TokenAuth"]),
+        .testTarget(name: "JSONMaskingTests", dependencies: ["JSONMasking"]),
         .testTarget(name: "IssuerKeyFetchTests", dependencies: ["IssuerKeyFetch"]),
         .testTarget(name: "CertificatesTests", dependencies: ["Certificates", "TestCertificateAuthority"]),
         .testTarget(name: "CertificateUploadsTests", dependencies: [

@@ -30,7 +30,7 @@ public enum NodeJSON {
     static let readOnlyFields: Set<String> = ["id", "kind", "parent", "issuers"]
     static let writableFields: Set<String> = [
         "status", "features", "packages", "package", "addOns", "limits", "customerDefaults", "placement", "residency", "branding",
-        "portalDomains", "origins", "partnerIssuerSelfService", "supportAccess",
+        "portalDomains", "origins", "partnerIssuerSelfService", "supportAccess", "masking",
     ]
 
     public static func encode(_ node: NodeSource) -> JSONValue {
@@ -68,6 +68,15 @@ public enum NodeJSON {
             if let duration = support.maxDuration { fields["maxDuration"] = .string(AdminEngine.format(seconds: duration)) }
             if let approvers = support.approvers { fields["approvers"] = .strings(approvers.map(\.rawValue)) }
             members["supportAccess"] = .object(fields)
+        }
+        if !node.masking.isEmpty {
+            members["masking"] = .array(node.masking.map { rule in
+                var fields: [String: JSONValue] = ["fields": .strings(rule.fields)]
+                if let route = rule.route { fields["route"] = .string(route) }
+                if let roles = rule.roles { fields["roles"] = .strings(roles) }
+                if let nonJSON = rule.nonJSON { fields["nonJSON"] = .string(nonJSON.rawValue) }
+                return .object(fields)
+            })
         }
         return .object(members)
     }
@@ -216,7 +225,53 @@ public enum NodeJSON {
                 report("supportAccess", "expected {\"maxDuration\": …, \"approvers\": […]}")
             }
         }
+        if let value = members["masking"] {
+            node.masking = Self.maskingRules(value, report: report)
+        }
         return problems.isEmpty ? .success(node) : .failure(FieldProblems(list: problems))
+    }
+
+    /// A node's masking rules: a list of `{route, fields, roles, nonJSON}` objects.
+    private static func maskingRules(_ value: JSONValue, report: (String, String) -> Void) -> [MaskingRuleSource] {
+        guard let items = value.array else {
+            report("masking", "expected a list of rules")
+            return []
+        }
+        var rules: [MaskingRuleSource] = []
+        for (index, item) in items.enumerated() {
+            let field = "masking[\(index)]"
+            guard let members = item.object else {
+                report(field, "expected an object")
+                continue
+            }
+            for key in members.keys.sorted() where !["route", "fields", "roles", "nonJSON"].contains(key) {
+                report("\(field).\(key)", "unknown field (known: fields, nonJSON, roles, route)")
+            }
+            func strings(_ key: String) -> [String]? {
+                guard let items = members[key]?.array, items.allSatisfy({ $0.string != nil }) else { return nil }
+                return items.compactMap(\.string)
+            }
+            guard let route = members["route"]?.string else {
+                report("\(field).route", "expected the catalog route the rule masks")
+                continue
+            }
+            guard let fields = strings("fields") else {
+                report("\(field).fields", "expected a list of field names and JSON Pointers")
+                continue
+            }
+            var roles: [String]?
+            if members["roles"] != nil {
+                roles = strings("roles")
+                if roles == nil { report("\(field).roles", "expected a list of role kinds") }
+            }
+            var nonJSON: NonJSONResponses?
+            if let text = members["nonJSON"] {
+                nonJSON = text.string.flatMap(NonJSONResponses.init(rawValue:))
+                if nonJSON == nil { report("\(field).nonJSON", "must be 'refuse' or 'pass'") }
+            }
+            rules.append(MaskingRuleSource(route: route, fields: fields, roles: roles, nonJSON: nonJSON))
+        }
+        return rules
     }
 
     /// The limits range of the tree file's reader, so a stored tree always reads back.

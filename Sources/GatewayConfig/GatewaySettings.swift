@@ -56,6 +56,20 @@ public struct GatewaySettings: Sendable, Hashable {
     /// Lifetimes and frame size of the WebSockets relayed on routes marked `websocket: true`.
     public var webSockets = WebSockets()
 
+    /// Field masking of JSON responses (`masking`).
+    public var masking = Masking()
+
+    /// `masking`: a response whose fields are masked for its caller is held whole, parsed and
+    /// written again, so its size is bounded; a larger one is refused (502
+    /// `masked-response-too-large`), never passed on unmasked.
+    public struct Masking: Sendable, Hashable {
+        /// The largest response body masked.
+        public var maxBodyBytes: Int = 1 << 20
+        public static let maxBodyBytesRange = 1024...(64 << 20)
+
+        public init() {}
+    }
+
     /// `webSockets`: how long a relayed WebSocket may live. A socket holds a connection at each
     /// end and an in-flight unit of its tenant for its whole life, so none lives unbounded.
     public struct WebSockets: Sendable, Hashable {

@@ -29,7 +29,7 @@ public enum SettingsLoader {
         let keys: Set<String> = [
             "listener", "limits", "timeouts", "upstreamPool", "forwarding", "cells", "defaultCell", "tenantTree", "platformIssuers",
             "authentication", "upstreamContext", "redis", "quotas", "retries", "outlierDetection", "admin", "tenantHealth",
-            "ops", "accessLog", "tracing", "certificateUploads", "cors", "webSockets", "supportAccess",
+            "ops", "accessLog", "tracing", "certificateUploads", "cors", "webSockets", "supportAccess", "masking",
         ]
         guard let top = reader.mapping(root, allowedKeys: keys) else {
             return nil
@@ -128,6 +128,9 @@ public enum SettingsLoader {
         if let cursor = top["supportAccess"] {
             settings.supportAccess = Self.supportAccess(cursor, baseDirectory: baseDirectory, &reader)
             if top["admin"] == nil { reader.report(cursor, "support grants are requested and approved through the admin API: 'admin' is required") }
+        }
+        if let cursor = top["masking"], let map = reader.mapping(cursor, allowedKeys: ["maxBodyBytes"]) {
+            if let c = map["maxBodyBytes"], let v = reader.byteSize(c, in: GatewaySettings.Masking.maxBodyBytesRange) { settings.masking.maxBodyBytes = v }
         }
         return settings
     }

@@ -136,7 +136,7 @@ public enum TenantTreeLoader {
     }
 
     private static func route(_ cursor: YAMLReader.Cursor, _ reader: inout YAMLReader) -> RouteSource? {
-        guard let map = reader.mapping(cursor, allowedKeys: ["path", "method", "feature", "cost", "exposeHeaders", "websocket"]) else { return nil }
+        guard let map = reader.mapping(cursor, allowedKeys: ["path", "method", "feature", "cost", "exposeHeaders", "websocket", "masking"]) else { return nil }
         let method = map["method"].flatMap { reader.presentString($0) }
         let feature = map["feature"].flatMap { reader.presentString($0) }
         var cost: Int? = 1
@@ -148,8 +148,32 @@ public enum TenantTreeLoader {
         let exposeHeaders = map["exposeHeaders"].flatMap { reader.sequence($0) }?.compactMap { reader.presentString($0) } ?? []
         var websocket: Bool? = false
         if let c = map["websocket"] { websocket = reader.bool(c) }
+        let masking = map["masking"].map { Self.maskingRules($0, onNode: false, &reader) } ?? []
         guard let path = reader.presentString(pathCursor), let cost, let websocket else { return nil }
-        return RouteSource(method: method, pathPrefix: path, feature: feature, cost: cost, exposeHeaders: exposeHeaders, websocket: websocket)
+        return RouteSource(method: method, pathPrefix: path, feature: feature, cost: cost, exposeHeaders: exposeHeaders, websocket: websocket, masking: masking)
+    }
+
+    /// Masking rules: a list of `{route, fields, roles, nonJSON}` (`route` only on a node,
+    /// where it is required).
+    private static func maskingRules(_ cursor: YAMLReader.Cursor, onNode: Bool, _ reader: inout YAMLReader) -> [MaskingRuleSource] {
+        guard let items = reader.sequence(cursor) else { return [] }
+        let keys: Set<String> = onNode ? ["route", "fields", "roles", "nonJSON"] : ["fields", "roles", "nonJSON"]
+        return items.compactMap { item -> MaskingRuleSource? in
+            guard let map = reader.mapping(item, allowedKeys: keys) else { return nil }
+            var route: String?
+            if onNode {
+                if let c = map["route"] { route = reader.presentString(c) } else { reader.report(item, "missing required key 'route'") }
+            }
+            guard let c = map["fields"] else {
+                reader.report(item, "missing required key 'fields'")
+                return nil
+            }
+            let fields = reader.stringList(c)
+            let roles = map["roles"].flatMap { reader.stringList($0) }
+            let nonJSON = map["nonJSON"].flatMap { reader.choice($0, among: NonJSONResponses.allCases) }
+            guard let fields, !onNode || route != nil else { return nil }
+            return MaskingRuleSource(route: route, fields: fields, roles: roles, nonJSON: nonJSON)
+        }
     }
 
     /// `name: [feature, …]` pairs in document order; each located at its name as `FIELD.NAME`.
@@ -169,7 +193,7 @@ public enum TenantTreeLoader {
     private static let nodeKeys: Set<String> = [
         "id", "kind", "parent", "status", "features", "packages", "package", "addOns", "limits", "customerDefaults",
         "placement", "residency", "branding", "portalDomains", "origins", "issuers", "partnerIssuerSelfService",
-        "supportAccess",
+        "supportAccess", "masking",
     ]
 
     private static func node(
@@ -208,13 +232,14 @@ public enum TenantTreeLoader {
         let issuers = map["issuers"].map { reader.issuers($0, node: id, baseDirectory: baseDirectory) } ?? []
         let partnerIssuerSelfService = map["partnerIssuerSelfService"].flatMap { reader.bool($0) }
         let supportAccess = map["supportAccess"].flatMap { Self.supportAccess($0, &reader) }
+        let masking = map["masking"].map { Self.maskingRules($0, onNode: true, &reader) } ?? []
 
         guard let id, let kind else { return nil }
         var node = NodeSource(
             id: id, kind: kind, parent: parent, status: status, features: features, packages: packages, package: package,
             addOns: addOns, limits: limits, customerDefaults: customerDefaults, placement: placement, residency: residency,
             branding: branding, portalDomains: portalDomains, origins: origins, issuers: issuers.map(\.issuer),
-            partnerIssuerSelfService: partnerIssuerSelfService, location: Self.location(item), fieldLocations: locations
+            partnerIssuerSelfService: partnerIssuerSelfService, masking: masking, location: Self.location(item), fieldLocations: locations
         )
         node.supportAccess = supportAccess
         return (node, issuers)

@@ -32,6 +32,7 @@ public enum TenantTreeWriter {
             if route.cost != 1 { pairs.append(("cost", Self.integer(route.cost))) }
             if !route.exposeHeaders.isEmpty { pairs.append(("exposeHeaders", Self.strings(route.exposeHeaders))) }
             if route.websocket { pairs.append(("websocket", Node("true", Tag(.bool)))) }
+            if !route.masking.isEmpty { pairs.append(("masking", Self.maskingRules(route.masking))) }
             routes.append(Self.mapping(pairs))
         }
         // A feature that requires others is written as a mapping; one that does not, by name.
@@ -82,8 +83,20 @@ public enum TenantTreeWriter {
                 ("approvers", support.approvers.map { Self.strings($0.map(\.rawValue)) }),
             ])))
         }
+        if !node.masking.isEmpty { pairs.append(("masking", Self.maskingRules(node.masking))) }
         if !issuers.isEmpty { pairs.append(("issuers", Node(issuers.map(Self.issuer)))) }
         return Self.mapping(pairs)
+    }
+
+    static func maskingRules(_ rules: [MaskingRuleSource]) -> Node {
+        Node(rules.map { rule in
+            Self.mapping([
+                ("route", rule.route.map(Self.string)),
+                ("fields", Self.strings(rule.fields)),
+                ("roles", rule.roles.map(Self.strings)),
+                ("nonJSON", rule.nonJSON.map { Self.string($0.rawValue) }),
+            ])
+        })
     }
 
     static func issuer(_ issuer: IssuerDefinition) -> Node {

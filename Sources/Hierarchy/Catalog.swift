@@ -9,8 +9,12 @@ public struct Catalog: Sendable {
     public let routes: RouteTable
     /// What each feature requires (`requires`), closed transitively.
     public let requirements: FeatureRequirements
+    /// The catalog routes' own masking rules: where every OEM's masks start.
+    let masks: ResponseMasks
 
-    init(features: [String], packages: [String: FeatureSet], routes: RouteTable, requirements: FeatureRequirements = .none) {
+    init(
+        features: [String], packages: [String: FeatureSet], routes: RouteTable, requirements: FeatureRequirements = .none, masks: ResponseMasks = .none
+    ) {
         self.features = features
         self.requirements = requirements
         var index: [String: Int] = [:]
@@ -18,6 +22,7 @@ public struct Catalog: Sendable {
         self.featureIndex = index
         self.packages = packages
         self.routes = routes
+        self.masks = masks
     }
 
     public func index(of feature: String) -> Int? {
@@ -63,6 +68,9 @@ public struct Route: Sendable, Hashable {
     /// WebSocket handshakes are accepted here (and relayed once the backend switches
     /// protocols); on every other route a handshake is refused, never downgraded.
     public var websocket: Bool = false
+    /// The route's position among the catalog's routes: what compiled per-route values (field
+    /// masks) are keyed by.
+    public var index: Int = 0
 }
 
 /// Longest-prefix route matching. A prefix matches a path when the path equals it or continues

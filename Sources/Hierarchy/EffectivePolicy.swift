@@ -37,6 +37,9 @@ public struct EffectivePolicy: Sendable, Equatable {
     /// Support grants on this node (a customer): the tree's cap on their duration and whose
     /// admins approve them, inherited from its partner and OEM.
     public var supportAccess: SupportAccessPolicy = .unrestricted
+    /// The masks of every route's responses that reach the node (its own rules and every
+    /// ancestor's, the catalog's first).
+    public var masking: ResponseMasks = .none
 }
 
 /// One level of a request's quota path: whose budget, and how large.

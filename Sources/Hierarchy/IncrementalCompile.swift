@@ -58,7 +58,7 @@ extension Compilation.Resolved {
             && self.placement?.placement == other.placement?.placement && self.placement?.node == other.placement?.node
             && self.residency == other.residency && self.branding == other.branding && self.lockedBy == other.lockedBy
             && self.effectiveBranding == other.effectiveBranding && self.origins == other.origins && self.levels == other.levels
-            && self.partnerIssuerSelfService == other.partnerIssuerSelfService && self.supportAccess == other.supportAccess
+            && self.partnerIssuerSelfService == other.partnerIssuerSelfService && self.supportAccess == other.supportAccess && self.masking == other.masking
     }
 }
 

@@ -57,6 +57,7 @@ struct Compilation {
         var levels: [LevelLimits]
         var partnerIssuerSelfService: Bool
         var supportAccess: SupportAccessPolicy = .unrestricted
+        var masking: ResponseMasks = .none
     }
 
     /// The nearest value of each limits field on a path, and the node that set it.
@@ -153,6 +154,7 @@ struct Compilation {
         }
         var routes: [Route] = []
         var routeKeys: Set<String> = []
+        var maskingRules: [Int: [MaskingRule]] = [:]
         for (index, route) in catalog.routes.enumerated() {
             let at = location("routes[\(index)]")
             let field = "routes[\(index)]"
@@ -198,15 +200,32 @@ struct Compilation {
                 self.report(.catalog, field, "a WebSocket route opens with GET, not \(method)", at)
                 valid = false
             }
+            var rules: [MaskingRule] = []
+            for (ruleIndex, source) in route.masking.enumerated() {
+                let (rule, problems) = MaskingRule.compile(source)
+                for problem in problems { self.report(.catalog, "\(field).masking[\(ruleIndex)]", "\(problem)", at) }
+                if let rule { rules.append(rule) } else { valid = false }
+            }
+            if route.websocket, !route.masking.isEmpty {
+                self.report(.catalog, "\(field).masking", "a WebSocket route's messages cannot be masked", at)
+                valid = false
+            }
             if valid {
+                if !rules.isEmpty { maskingRules[routes.count] = rules }
                 routes.append(Route(
                     method: method, pathPrefix: route.pathPrefix, feature: route.feature, featureIndex: featureIndex, cost: route.cost,
                     exposedHeaders: ExposedHeaders.value(exposed),
-                    websocket: route.websocket
+                    websocket: route.websocket, index: routes.count
                 ))
             }
         }
-        self.catalog = Catalog(features: features, packages: packages, routes: RouteTable(routes), requirements: requirements)
+        var masks = ResponseMasks.none
+        do {
+            masks = try masks.adding(maskingRules)
+        } catch {
+            self.report(.catalog, "routes", "masking: \(error)", location("routes"))
+        }
+        self.catalog = Catalog(features: features, packages: packages, routes: RouteTable(routes), requirements: requirements, masks: masks)
     }
 
     // MARK: - Structure: ids, parents, kinds, cycles
@@ -578,6 +597,8 @@ struct Compilation {
             }
         }
         let supportAccess = inheritedSupport.narrowed(by: node.kind == .customer ? nil : node.supportAccess, node: id)
+        // Masking: the parent's masks plus the node's own rules; nothing below can unmask.
+        let masking = self.masking(of: node, subject: subject, inherited: parent?.masking ?? self.catalog.masks, location: at("masking"))
 
         // Most nodes set no branding of their own: they share their parent's compiled value.
         let effectiveBranding: EffectiveBranding
@@ -593,15 +614,47 @@ struct Compilation {
                 path: path, suspendedBy: suspendedBy, allowed: allowed, oemPackages: oemPackages, ceilings: ceilings,
                 customerDefaults: customerDefaults, placement: placement, residency: residency, branding: branding,
                 lockedBy: lockedBy, effectiveBranding: effectiveBranding, origins: origins, levels: levels,
-                partnerIssuerSelfService: partnerIssuerSelfService, supportAccess: supportAccess
+                partnerIssuerSelfService: partnerIssuerSelfService, supportAccess: supportAccess, masking: masking
             )
         }
         self.policies[id] = EffectivePolicy(
             id: id, path: path, status: suspendedBy == nil ? .active : .suspended, suspendedBy: suspendedBy,
             features: features, package: node.package, addOns: node.addOns, limits: levels, cell: cell,
             residency: residency, branding: effectiveBranding, portalDomains: node.portalDomains,
-            origins: origins ?? [], partnerIssuerSelfService: partnerIssuerSelfService, supportAccess: supportAccess
+            origins: origins ?? [], partnerIssuerSelfService: partnerIssuerSelfService, supportAccess: supportAccess, masking: masking
         )
+    }
+
+    /// A node's masks: `inherited` with its own rules added, each checked and its route found.
+    mutating func masking(of node: NodeSource, subject: IssueNode, inherited: ResponseMasks, location: SourceLocation) -> ResponseMasks {
+        guard !node.masking.isEmpty else { return inherited }
+        var own: [Int: [MaskingRule]] = [:]
+        for (index, source) in node.masking.enumerated() {
+            let field = "masking[\(index)]"
+            let (rule, problems) = MaskingRule.compile(source)
+            for problem in problems { self.report(subject, field, "\(problem)", location) }
+            guard let reference = source.route, !reference.isEmpty else {
+                self.report(subject, "\(field).route", "a node's rule names the catalog route it masks", location)
+                continue
+            }
+            let routes = self.catalog.routeIndices(named: reference)
+            if routes.isEmpty {
+                self.report(subject, "\(field).route", "no catalog route '\(reference)'", location)
+                continue
+            }
+            if routes.contains(where: { index in self.catalog.routes.all.contains { $0.index == index && $0.websocket } }) {
+                self.report(subject, "\(field).route", "'\(reference)' is a WebSocket route, whose messages cannot be masked", location)
+                continue
+            }
+            guard let rule else { continue }
+            for route in routes { own[route, default: []].append(rule) }
+        }
+        do {
+            return try inherited.adding(own)
+        } catch {
+            self.report(subject, "masking", "\(error)", location)
+            return inherited
+        }
     }
 
     mutating func checkLimits(

@@ -96,14 +96,20 @@ public struct RouteSource: Sendable, Hashable {
     /// The route accepts WebSocket handshakes (`websocket: true`); a handshake on any other
     /// route is refused.
     public var websocket: Bool
+    /// Masking rules of the route's responses for every tenant (`route` is nil in each).
+    public var masking: [MaskingRuleSource]
 
-    public init(method: String?, pathPrefix: String, feature: String?, cost: Int, exposeHeaders: [String] = [], websocket: Bool = false) {
+    public init(
+        method: String?, pathPrefix: String, feature: String?, cost: Int, exposeHeaders: [String] = [], websocket: Bool = false,
+        masking: [MaskingRuleSource] = []
+    ) {
         self.method = method
         self.pathPrefix = pathPrefix
         self.feature = feature
         self.cost = cost
         self.exposeHeaders = exposeHeaders
         self.websocket = websocket
+        self.masking = masking
     }
 }
 
@@ -216,12 +222,13 @@ public struct NodeSource: Sendable {
         var origins: [String]?
         var issuers: [String]
         var partnerIssuerSelfService: Bool?
+        var masking: [MaskingRuleSource]
         /// Not in `init`: set by the readers that know it (tree file, admin API).
         var supportAccess: SupportAccessSource?
         var location: SourceLocation
         var fieldLocations: [String: SourceLocation]
 
-        init(id: String, kind: NodeKind, parent: String?, status: TenantStatus?, features: [String]?, packages: [PackageSource], package: String?, addOns: [String], limits: Limits?, customerDefaults: Limits?, placement: PlacementSource?, residency: [String]?, branding: BrandingSource?, portalDomains: [String], origins: [String]?, issuers: [String], partnerIssuerSelfService: Bool?, location: SourceLocation, fieldLocations: [String: SourceLocation]) {
+        init(id: String, kind: NodeKind, parent: String?, status: TenantStatus?, features: [String]?, packages: [PackageSource], package: String?, addOns: [String], limits: Limits?, customerDefaults: Limits?, placement: PlacementSource?, residency: [String]?, branding: BrandingSource?, portalDomains: [String], origins: [String]?, issuers: [String], partnerIssuerSelfService: Bool?, masking: [MaskingRuleSource], location: SourceLocation, fieldLocations: [String: SourceLocation]) {
             self.id = id
             self.kind = kind
             self.parent = parent
@@ -239,12 +246,13 @@ public struct NodeSource: Sendable {
             self.origins = origins
             self.issuers = issuers
             self.partnerIssuerSelfService = partnerIssuerSelfService
+            self.masking = masking
             self.location = location
             self.fieldLocations = fieldLocations
         }
 
         func copy() -> Storage {
-            let copy = Storage(id: self.id, kind: self.kind, parent: self.parent, status: self.status, features: self.features, packages: self.packages, package: self.package, addOns: self.addOns, limits: self.limits, customerDefaults: self.customerDefaults, placement: self.placement, residency: self.residency, branding: self.branding, portalDomains: self.portalDomains, origins: self.origins, issuers: self.issuers, partnerIssuerSelfService: self.partnerIssuerSelfService, location: self.location, fieldLocations: self.fieldLocations)
+            let copy = Storage(id: self.id, kind: self.kind, parent: self.parent, status: self.status, features: self.features, packages: self.packages, package: self.package, addOns: self.addOns, limits: self.limits, customerDefaults: self.customerDefaults, placement: self.placement, residency: self.residency, branding: self.branding, portalDomains: self.portalDomains, origins: self.origins, issuers: self.issuers, partnerIssuerSelfService: self.partnerIssuerSelfService, masking: self.masking, location: self.location, fieldLocations: self.fieldLocations)
             copy.supportAccess = self.supportAccess
             return copy
         }
@@ -340,6 +348,13 @@ public struct NodeSource: Sendable {
         get { self.storage.supportAccess }
         set { self.mutable.supportAccess = newValue }
     }
+
+    /// Masking rules for the node's whole subtree, each naming its catalog route; added to the
+    /// parent's, never replacing them.
+    public var masking: [MaskingRuleSource] {
+        get { self.storage.masking }
+        set { self.mutable.masking = newValue }
+    }
     /// Where the node and each of its fields were written (`features`, `branding.logoUrl`, …).
     public var location: SourceLocation {
         get { self.storage.location }
@@ -355,9 +370,10 @@ public struct NodeSource: Sendable {
         packages: [PackageSource] = [], package: String? = nil, addOns: [String] = [], limits: Limits? = nil,
         customerDefaults: Limits? = nil, placement: PlacementSource? = nil, residency: [String]? = nil,
         branding: BrandingSource? = nil, portalDomains: [String] = [], origins: [String]? = nil, issuers: [String] = [],
-        partnerIssuerSelfService: Bool? = nil, location: SourceLocation = .unknown, fieldLocations: [String: SourceLocation] = [:]
+        partnerIssuerSelfService: Bool? = nil, masking: [MaskingRuleSource] = [], location: SourceLocation = .unknown,
+        fieldLocations: [String: SourceLocation] = [:]
     ) {
-        self.storage = Storage(id: id, kind: kind, parent: parent, status: status, features: features, packages: packages, package: package, addOns: addOns, limits: limits, customerDefaults: customerDefaults, placement: placement, residency: residency, branding: branding, portalDomains: portalDomains, origins: origins, issuers: issuers, partnerIssuerSelfService: partnerIssuerSelfService, location: location, fieldLocations: fieldLocations)
+        self.storage = Storage(id: id, kind: kind, parent: parent, status: status, features: features, packages: packages, package: package, addOns: addOns, limits: limits, customerDefaults: customerDefaults, placement: placement, residency: residency, branding: branding, portalDomains: portalDomains, origins: origins, issuers: issuers, partnerIssuerSelfService: partnerIssuerSelfService, masking: masking, location: location, fieldLocations: fieldLocations)
     }
 
     func location(of field: String) -> SourceLocation {
@@ -378,6 +394,6 @@ public struct NodeSource: Sendable {
             && self.addOns == other.addOns && self.limits == other.limits && self.customerDefaults == other.customerDefaults
             && self.placement == other.placement && self.residency == other.residency && self.branding == other.branding
             && self.portalDomains == other.portalDomains && self.origins == other.origins && self.issuers == other.issuers
-            && self.partnerIssuerSelfService == other.partnerIssuerSelfService && self.supportAccess == other.supportAccess
+            && self.partnerIssuerSelfService == other.partnerIssuerSelfService && self.supportAccess == other.supportAccess && self.masking == other.masking
     }
 }

@@ -157,16 +157,19 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
             guard let admitted = exchange.admitted else { return }
             exchange.upstreamHeadAt = self.now
             if let route = exchange.route { self.environment.router.report(route, failed: head.status.code >= 500, now: self.monotonicNow) }
+            if exchange.masking != nil, self.maskedHeadReceived(exchange, head) { return }
             let after = exchange.machine.responseHeadReceived(
                 status: head.status.code, upstreamKeepsAlive: head.isKeepAlive, connectionClosing: self.connection.closesAfterAnswer
             )
             context.write(self.wrapOutboundOut(.head(self.phases.respond(admitted, upstreamHead: head, close: after == .close))), promise: nil)
         case .body(let buffer):
+            if exchange.masking != nil { return self.maskedBodyReceived(exchange, buffer) }
             exchange.machine.responseBodyReceived(bytes: buffer.readableBytes)
             context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end where exchange.machine.responseStatus == 101:
             self.switchToWebSocket(exchange, context: context)
         case .end:
+            if exchange.masking != nil, !self.maskedResponseEnded(exchange, context: context) { return }
             let end = exchange.machine.responseEnded()
             exchange.upstreamEndedAt = self.now
             // The upstream is done before the last write: on an HTTP/2 stream that write can
@@ -203,7 +206,7 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
         case .resendOnFreshConnection:
             exchange.log(.debug, "resending on a fresh upstream connection after a stale keep-alive connection closed")
             self.lease(exchange)
-        case .closeMidResponse:
+        case .closeMidResponse, .failHeldResponse:
             self.fail(exchange, with: .upstreamFailed)
         case .attemptFailed where connection.completedExchanges == 0 && UpstreamTLSHandshakeError.isRefusal(error):
             // The endpoint's TLS layer refused a fresh connection after the gateway's side of the

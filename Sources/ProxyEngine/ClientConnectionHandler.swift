@@ -364,6 +364,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     private func forward(_ exchange: Exchange, _ admitted: AdmittedRequest) {
         exchange.admit(admitted)
         exchange.admittedAt = self.now
+        exchange.masking = self.phases.responseMasking(admitted)
         let head = admitted.request.head
         if head.version == .http1_1 || head.version.major == 2, head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
             self.context?.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)

@@ -45,6 +45,11 @@ final class Exchange {
     var endpoint: (target: UpstreamTarget, connectTimeout: Duration)?
     var leaseTicket: UpstreamPool.LeaseTicket?
     var upstream: UpstreamConnection?
+    /// The masking of the response, when the route masks fields for this caller (set once
+    /// admitted; nil, and never looked at again, on every other request).
+    var masking: ResponseMasking?
+    /// How many values masking replaced, for the log line.
+    var maskedValues: Int?
 
     /// The head sent upstream, built on first use — only requests that are forwarded pay for
     /// it — and again only if a retry lands on a cell of another kind (the context names the
@@ -93,7 +98,8 @@ final class Exchange {
     func upstreamHead(phases: RequestPhases, admitted: AdmittedRequest) -> HTTPRequestHead {
         let cell = self.route?.currentCell
         if let cached = self.cachedUpstreamHead, cached.kind == cell?.kind { return cached.head }
-        let head = phases.upstreamRequest(admitted, servedBy: cell)
+        var head = phases.upstreamRequest(admitted, servedBy: cell)
+        if self.masking != nil { ResponseMasking.prepareUpstreamRequest(&head.headers) }
         self.cachedUpstreamHead = (cell?.kind, head)
         return head
     }
@@ -115,7 +121,7 @@ final class Exchange {
         if self.clientLeft {
             outcome = .clientClosed
         } else if let problem = self.problem {
-            outcome = problem.phase == .forward || problem.phase == .selectCell ? .failed : .refused
+            outcome = problem.phase == .forward || problem.phase == .selectCell || problem.phase == .respond ? .failed : .refused
         } else if self.brokeOff {
             outcome = .failed
         } else if self.upstreamEndedAt != nil {
@@ -182,6 +188,7 @@ final class Exchange {
         if let endpoint = self.endpoint?.target.endpoint { metadata["upstream"] = "\(endpoint)" }
         if let cell = self.route?.currentCell ?? self.route?.chain.first?.cell { metadata["cell"] = "\(cell.id)" }
         if let attempts = self.route?.attempts, attempts > 1 { metadata["attempts"] = "\(attempts)" }
+        if let masked = self.maskedValues { metadata["masked-values"] = "\(masked)" }
         return metadata
     }
 }

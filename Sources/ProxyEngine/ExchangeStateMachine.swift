@@ -37,6 +37,10 @@ struct ExchangeStateMachine {
     /// The response stream to the client.
     enum ResponseStream: Equatable {
         case notStarted
+        /// The upstream's response head arrived and is held while its body is collected (a
+        /// response whose fields are masked): the client has seen nothing of it, so a failure
+        /// can still be answered with a problem.
+        case holding(status: UInt)
         /// The upstream's response head went to the client; its body follows.
         case relaying(status: UInt)
         /// The response is complete (relayed, or answered by the gateway).
@@ -92,6 +96,9 @@ struct ExchangeStateMachine {
         /// The response already started: the only honest signal left is to cut the client
         /// connection.
         case closeMidResponse
+        /// The response was held to be masked and broke off before its end: nothing reached
+        /// the client, which is answered `upstream-failed`. Not retried: the upstream answered.
+        case failHeldResponse
     }
 
     /// What the connection's timer found when it fired.
@@ -179,7 +186,13 @@ struct ExchangeStateMachine {
     }
 
     var requestComplete: Bool { self.request == .complete }
-    var responseStarted: Bool { self.response != .notStarted }
+    /// The client has (part of) the response: a failure can no longer be answered.
+    var responseStarted: Bool {
+        switch self.response {
+        case .notStarted, .holding: false
+        case .relaying, .complete: true
+        }
+    }
     var responseComplete: Bool {
         if case .complete = self.response { return true }
         return false
@@ -190,7 +203,7 @@ struct ExchangeStateMachine {
     /// The status the client got or is getting.
     var responseStatus: UInt? {
         switch self.response {
-        case .notStarted: nil
+        case .notStarted, .holding: nil
         case .relaying(let status), .complete(let status): status
         }
     }
@@ -257,7 +270,7 @@ struct ExchangeStateMachine {
 
     private mutating func requestFullySent(now: NIODeadline) -> NIODeadline? {
         self.requestSent = true
-        guard !self.responseStarted else { return nil }
+        guard self.response == .notStarted else { return nil }
         let deadline = now + self.responseTimeout
         self.responseDeadline = deadline
         return deadline
@@ -310,6 +323,7 @@ struct ExchangeStateMachine {
     /// The upstream connection closed while this exchange held it.
     mutating func upstreamClosed() -> UpstreamClosedAction {
         if self.responseStarted { return .closeMidResponse }
+        if case .holding = self.response { return .failHeldResponse }
         if self.replayable, case .connected(reused: true) = self.upstream, self.staleResends < Self.maxStaleResends {
             self.staleResends += 1
             self.responseDeadline = nil
@@ -345,6 +359,14 @@ struct ExchangeStateMachine {
         let keep = self.clientKeepsAlive && self.requestComplete && !connectionClosing
         self.closeClientAfterResponse = !keep
         return keep ? .keepOpen : .close
+    }
+
+    /// The upstream's head arrived, to be held until its body is complete (field masking); its
+    /// status goes to the client later, through `responseHeadReceived`.
+    mutating func responseHeadHeld(status: UInt, upstreamKeepsAlive: Bool) {
+        self.responseDeadline = nil
+        self.response = .holding(status: status)
+        self.upstreamKeepsAlive = upstreamKeepsAlive
     }
 
     mutating func responseBodyReceived(bytes: Int) {

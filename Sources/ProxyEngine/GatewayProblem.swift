@@ -20,6 +20,8 @@ public enum Phase: String, Sendable, CaseIterable {
     case selectCell = "select-cell"
     /// The upstream attempt: connection, request, response head.
     case forward
+    /// The response to the client: field masking of the upstream's response.
+    case respond
 }
 
 /// Why the gateway answered a request itself instead of relaying the upstream's response.
@@ -177,6 +179,19 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
         "upstream-tls-failed", .badGateway, "The backend service could not be reached securely.", .forward, .upstream
     )
 
+    // MARK: Respond
+
+    /// A response that must be masked for the caller is larger than `masking.maxBodyBytes`: it
+    /// is refused, never passed on unmasked.
+    public static let maskedResponseTooLarge = GatewayProblem(
+        "masked-response-too-large", .badGateway, "The backend's response is too large to be masked.", .respond, .upstream
+    )
+    /// A response that must be masked for the caller is not JSON (or not valid JSON, or
+    /// content-encoded): it is refused, never passed on unmasked.
+    public static let unmaskableResponse = GatewayProblem(
+        "unmaskable-response", .badGateway, "The backend's response cannot be masked.", .respond, .upstream
+    )
+
     /// Every problem the gateway can answer with but the verifier's token rejections
     /// (`tokenRejected`, phase `authenticate`, one per `TokenRejection` but `keysUnavailable`,
     /// which is `issuerKeysUnavailable`).
@@ -190,6 +205,7 @@ public struct GatewayProblem: Error, Hashable, Sendable, CustomStringConvertible
         .quotaExceeded, .quotaStoreUnavailable,
         .cellUnavailable, .cellOverloaded, .noHealthyUpstream,
         .upstreamUnreachable, .upstreamFailed, .upstreamConnectTimeout, .upstreamTimeout, .upstreamBusy, .upstreamTlsFailed,
+        .maskedResponseTooLarge, .unmaskableResponse,
     ]
 }
 

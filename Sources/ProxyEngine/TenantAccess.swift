@@ -40,7 +40,32 @@ struct TenantAccess {
         /// The browser origin to allow on the response, when the request came with one.
         let corsOrigin: String?
         /// A support engineer's request under a grant; nil for every other token.
-        var support: SupportRequest? = nil
+        let support: SupportRequest?
+        /// The kind of caller field masking decides for: the token's `role` claim
+        /// (`RoleKind(roleClaim:)`, where `role: "support"` is a support session) — and a
+        /// support session whenever the token is a support grant's, whatever its claim says.
+        private(set) var roleKind: RoleKind
+
+        init(
+            policy: EffectivePolicy, route: Route, token: VerifiedToken, cell: GatewaySettings.Cell, corsOrigin: String?,
+            support: SupportRequest? = nil
+        ) {
+            self.policy = policy
+            self.route = route
+            self.token = token
+            self.cell = cell
+            self.corsOrigin = corsOrigin
+            self.support = support
+            self.roleKind = support != nil ? .support : RoleKind(roleClaim: token.role)
+        }
+
+        /// A support engineer's session: masked on every route with masks, whatever the token's
+        /// role claim says. There is no way back within the request.
+        mutating func markSupportSession() {
+            self.roleKind = .support
+        }
+
+        var isSupportSession: Bool { self.roleKind == .support }
     }
 
     static let preflightMaxAgeSeconds = 600

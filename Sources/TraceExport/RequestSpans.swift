@@ -68,6 +68,7 @@ public enum RequestSpans {
         case .decode, .route, .authenticate, .resolve, .authorize: return Self.authorize
         case .admit: return Self.admit
         case .selectCell, .forward: return Self.forward
+        case .respond: return Self.respond
         }
     }
 

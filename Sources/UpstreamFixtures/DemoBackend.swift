@@ -212,6 +212,10 @@ private final class BackendHandler: ChannelInboundHandler {
             self.sendJSON(self.describe(head, context: context), head: head, context: context, status: status)
             return
         }
+        if parts.count == 2, parts[0] == "employees", let count = Int(parts[1]), count >= 0 {
+            self.sendJSON(DemoBackend.employees(count), head: head, context: context)
+            return
+        }
         if path == "/close" {
             self.sendJSON("{\"closing\":true}", head: head, context: context, close: true)
             return
@@ -298,5 +302,19 @@ private final class BackendHandler: ChannelInboundHandler {
             }
         }
         return out + "\""
+    }
+}
+
+extension DemoBackend {
+    /// `/employees/N`: a JSON employee list of N entries (nested objects, arrays, numbers,
+    /// strings with escapes), about 150 bytes each: what field masking works on.
+    public static func employees(_ count: Int) -> String {
+        var text = #"{"company":"Contoso \"Distribution\"","employees":["#
+        for index in 0..<count {
+            if index > 0 { text += "," }
+            text += #"{"id":\#(index),"name":"Employee \#(index)","salary":\#(40000 + index * 13).50,"active":true,"#
+            text += #""bank":{"iban":"DE8937040044053201\#(index % 10000)","bic":"COBADEFFXXX"},"tags":["a","b"],"manager":null}"#
+        }
+        return text + "]}"
     }
 }

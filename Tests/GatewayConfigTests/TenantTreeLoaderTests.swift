@@ -386,8 +386,8 @@ final class TenantTreeLoaderTests: XCTestCase {
         let issues = Self.treeIssues(of: yaml).sorted { ($0.line ?? 0, $0.column ?? 0) < ($1.line ?? 0, $1.column ?? 0) }
         let expected: [(path: String, line: Int, known: String)] = [
             ("catalog.feature", 2, "features, packages, routes"),
-            ("catalog.routes[0].methods", 5, "cost, exposeHeaders, feature, method, path, websocket"),
-            ("tenants[0].limit", 9, "addOns, branding, customerDefaults, features, id, issuers, kind, limits, origins, package, packages, parent, partnerIssuerSelfService, placement, portalDomains, residency, status, supportAccess"),
+            ("catalog.routes[0].methods", 5, "cost, exposeHeaders, feature, masking, method, path, websocket"),
+            ("tenants[0].limit", 9, "addOns, branding, customerDefaults, features, id, issuers, kind, limits, masking, origins, package, packages, parent, partnerIssuerSelfService, placement, portalDomains, residency, status, supportAccess"),
             ("tenants[0].limits.rps", 10, "burst, concurrency, perDay, perMonth, rate"),
             ("tenants[0].placement.cel", 11, "cell, region, tier"),
             ("tenants[0].branding.logo", 12, "accentColor, displayName, faviconUrl, locked, logoUrl, primaryColor, privacyUrl, supportEmail, supportUrl, termsUrl"),
