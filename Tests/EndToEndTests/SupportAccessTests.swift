@@ -24,16 +24,48 @@ final class SupportAccessTests: AdminTestCase {
     }
 
     /// Two nodes on the one store, both with support access on.
-    func startNodes() throws -> (first: GatewayProcess, second: GatewayProcess) {
+    func startNodes(tree: String = AdminTestCase.tree) throws -> (first: GatewayProcess, second: GatewayProcess) {
         self.secondAdminPort = try freePort()
         let first = try self.addNode(
-            adminPort: self.adminPort, settings: self.adminSettings(adminPort: self.adminPort, extra: self.supportSettings), files: ["tenants.yaml": Self.tree]
+            adminPort: self.adminPort, settings: self.adminSettings(adminPort: self.adminPort, extra: self.supportSettings), files: ["tenants.yaml": tree]
         )
         let second = try self.addNode(
             adminPort: self.secondAdminPort, settings: self.adminSettings(adminPort: self.secondAdminPort, extra: self.supportSettings),
-            files: ["tenants.yaml": Self.tree]
+            files: ["tenants.yaml": tree]
         )
         return (first, second)
+    }
+
+    /// A support session is masked on every route with masks, whatever roles the rules name:
+    /// here a rule for viewers only still hides the salaries from the engineer, while a route
+    /// without masks answers the engineer unchanged.
+    func testASupportSessionIsMaskedOnAMaskedRouteWhateverRolesItsRulesName() throws {
+        let tree = AdminTestCase.tree.replacingOccurrences(
+            of: "    - { path: /v1/ledger, feature: ledger }",
+            with: "    - { path: /v1/ledger, feature: ledger }\n    - { path: /employees, feature: ledger, masking: [{ fields: [salary], roles: [viewer] }] }"
+        )
+        XCTAssertNotEqual(tree, AdminTestCase.tree)
+        _ = try self.startNodes(tree: tree)
+        let engineer = try self.token("support", "acme")
+        let asked = try self.requestGrant("c1", token: engineer)
+        XCTAssertEqual(asked.status, 201, asked.text)
+        let grant = try XCTUnwrap(try asked.json()["id"] as? String)
+        XCTAssertEqual(try self.admin("POST", "/admin/v1/nodes/c1/support-grants/\(grant)/approve", token: try self.token("customer-admin", "c1")).status, 200)
+        let issued = try self.admin("POST", "/admin/v1/nodes/c1/support-grants/\(grant)/token", token: engineer)
+        let token = try XCTUnwrap(try issued.json()["token"] as? String, issued.text)
+
+        let masked = try request(port: self.nodes[0].gateway.port, "GET", "/employees/3", headers: [("Authorization", "Bearer \(token)")])
+        XCTAssertEqual(masked.status, 200, masked.text)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(masked.body)) as? [String: Any], masked.text)
+        let employees = try XCTUnwrap(json["employees"] as? [[String: Any]])
+        XCTAssertEqual(employees.count, 3)
+        for employee in employees {
+            XCTAssertTrue(employee["salary"] is NSNull, "salary hidden from the support session: \(employee)")
+            XCTAssertNotNil(employee["name"] as? String, "other fields untouched")
+        }
+        XCTAssertFalse(masked.text.contains("40000"), masked.text)
+        let unmasked = try self.data(self.nodes[0].gateway.port, token: token)
+        XCTAssertEqual(unmasked.status, 200, unmasked.text)
     }
 
     /// An admin token with a subject of the test's choosing.
