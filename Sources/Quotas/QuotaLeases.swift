@@ -76,18 +76,22 @@ public struct QuotaLeases: Sendable {
         guard let index = self.leases.index(forKey: customer) else {
             return self.leases.count < self.settings.capacity ? .ask(want: cost) : .untracked
         }
-        guard self.leases.values[index].plan.levelLimits == levels, now < self.leases.values[index].validUntil else {
+        // In place: a copy taken out of the dictionary would copy its grants on every write (and
+        // reading a field through the values' getter copied the whole lease first).
+        let settings = self.settings
+        guard let (admission, refill) = Self.admit(&self.leases.values[index], levels: levels, cost: cost, now: now, settings: settings) else {
             self.retire(customer, now: now)
             return .ask(want: cost)
         }
-        // In place: a copy taken out of the dictionary would copy its grants on every write.
-        let settings = self.settings
-        let (admission, refill) = Self.admit(&self.leases.values[index], cost: cost, now: now, settings: settings)
         if refill { self.refills.append(customer) }
         return admission
     }
 
-    private static func admit(_ lease: inout QuotaLease, cost: Int, now: Int64, settings: QuotaLeaseSettings) -> (Admission, refill: Bool) {
+    /// Nil when the lease no longer fits the request: other limits, or its UTC day is over.
+    private static func admit(
+        _ lease: inout QuotaLease, levels: [LevelLimits], cost: Int, now: Int64, settings: QuotaLeaseSettings
+    ) -> (Admission, refill: Bool)? {
+        guard lease.plan.levelLimits == levels, now < lease.validUntil else { return nil }
         lease.noteDemand(cost: cost, now: now, refreshInterval: settings.refreshInterval, maxUnits: settings.maxUnits)
         if lease.asking, now - lease.askedAt >= settings.idleAfter { lease.asking = false }
         if lease.take(cost: cost, now: now) {
