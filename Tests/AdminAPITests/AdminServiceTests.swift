@@ -9,25 +9,8 @@ import XCTest
 
 /// The store's compare-and-set and the service's retry on a real redis-server: a change computed
 /// on an older revision is judged again on the newer one, never written over it.
-final class AdminServiceTests: XCTestCase {
-    var server: RedisServer!
-    var group: MultiThreadedEventLoopGroup!
-    var client: RedisClient!
+final class AdminServiceTests: RedisServerTestCase {
     let store = AdminStore(keyPrefix: "erp-service-test")
-
-    override func setUpWithError() throws {
-        self.server = try RedisServer()
-        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        self.client = RedisClient(url: RedisURL(host: "127.0.0.1", port: self.server.port), group: self.group)
-    }
-
-    override func tearDownWithError() throws {
-        try self.client.shutdown().wait()
-        try self.group.syncShutdownGracefully()
-        self.server.stop()
-    }
-
-    var loop: any EventLoop { self.group.next() }
 
     func testTheRevisionMovesOnlyFromTheRevisionAChangeWasComputedOn() throws {
         let none = StoreRevision(number: 0, id: StoreRevision.noID)

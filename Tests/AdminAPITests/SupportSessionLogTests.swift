@@ -15,23 +15,8 @@ import XCTest
 /// The support session log on a real redis-server: requests made under a grant reach the
 /// customer's audit stream (and nothing else does), and what the bounded buffer cannot hold is
 /// counted, never lost silently.
-final class SupportSessionLogTests: XCTestCase {
-    var server: RedisServer!
-    var group: MultiThreadedEventLoopGroup!
-    var client: RedisClient!
+final class SupportSessionLogTests: RedisServerTestCase {
     let store = AdminStore(keyPrefix: "erp-sessions-test")
-
-    override func setUpWithError() throws {
-        self.server = try RedisServer()
-        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        self.client = RedisClient(url: RedisURL(host: "127.0.0.1", port: self.server.port), group: self.group)
-    }
-
-    override func tearDownWithError() throws {
-        try self.client.shutdown().wait()
-        try self.group.syncShutdownGracefully()
-        self.server.stop()
-    }
 
     func record(_ id: String, support: SupportRequest?) throws -> RequestRecord {
         let now = NIODeadline.now()
