@@ -544,6 +544,8 @@ final class ConsoleBrowserTests: AdminTestCase {
         XCTAssertTrue(refused.contains("409") && refused.contains("revoked"), refused)
         XCTAssertEqual(try status(withdrawn), "revoked")
         try await self.screenshot("16-support-access")
+        try await self.browser.click("#reload")
+        try await self.browser.waitFor(rowStatus(withdrawn, "revoked"))
 
         // Revoked in the browser, after a confirm step: the API shows the grant revoked.
         try await self.browser.click(".grant-revoke[data-grant=\"\(grant)\"]")
