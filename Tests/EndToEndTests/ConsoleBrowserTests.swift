@@ -42,7 +42,7 @@ final class ConsoleBrowserTests: AdminTestCase {
             files["certificate-kek"] = Data((0..<32).map { _ in UInt8.random(in: .min ... .max) }).base64EncodedString() + "\n"
         }
         // Support grants need a signing key for the engineers' tokens; the other tests' gateway has none.
-        if self.name.contains("SupportAccess") {
+        if self.name.contains("SupportGrant") {
             extra += "supportAccess:\n  signingKey: \(TestIdentity.support.privateKey)\n  algorithm: ES256\n  maxDuration: 1h\n"
         }
         let settings = self.adminSettings(adminPort: self.adminPort, extra: extra)
