@@ -26,6 +26,7 @@ public enum ConsoleAssets {
             ("branding.js", PackageResources.branding_js),
             ("charts.js", PackageResources.charts_js),
             ("keys.js", PackageResources.keys_js),
+            ("support.js", PackageResources.support_js),
         ]
         var files: [String: File] = [:]
         for (name, bytes) in list {

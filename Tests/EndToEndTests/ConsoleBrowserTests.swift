@@ -41,6 +41,10 @@ final class ConsoleBrowserTests: AdminTestCase {
             extra += "certificateUploads:\n  keyEncryptionKeyFile: certificate-kek\n"
             files["certificate-kek"] = Data((0..<32).map { _ in UInt8.random(in: .min ... .max) }).base64EncodedString() + "\n"
         }
+        // Support grants need a signing key for the engineers' tokens; the other tests' gateway has none.
+        if self.name.contains("SupportGrant") {
+            extra += "supportAccess:\n  signingKey: \(TestIdentity.support.privateKey)\n  algorithm: ES256\n  maxDuration: 1h\n"
+        }
         let settings = self.adminSettings(adminPort: self.adminPort, extra: extra)
         let customers = self.name.contains("SeesOnlyItsSubtree") ? 5_000 : 0
         files["tenants.yaml"] = Self.consoleTree(customers: customers)
@@ -470,6 +474,88 @@ final class ConsoleBrowserTests: AdminTestCase {
             try request(port: self.port, "GET", "/v1/ledger/2", headers: [("Authorization", "Bearer \(leaked)")]).status == 401
         })
         XCTAssertEqual(try request(port: self.port, "GET", "/v1/ledger/2", headers: [("Authorization", "Bearer \(kept)")]).status, 200)
+        XCTAssertEqual(self.browser.errors.filter { $0.contains("Content Security Policy") || $0.hasPrefix("dialog") }, [])
+    }
+
+    func testACustomerAdminApprovesASupportGrantReadsItsSessionsAndRevokesIt() async throws {
+        let engineer = try self.token("support", "acme")
+        let customerAdmin = try self.token("customer-admin", "c1")
+        let grants = "/admin/v1/nodes/c1/support-grants"
+        let ask = { (ticket: String) throws -> String in
+            let asked = try self.admin("POST", grants, token: engineer,
+                body: #"{"reason":"customer reports wrong ledger totals","ticket":"\#(ticket)","duration":"30m","scope":"read-only","breakGlass":false}"#)
+            XCTAssertEqual(asked.status, 201, asked.text)
+            return try XCTUnwrap(try asked.json()["id"] as? String)
+        }
+        let status = { (grant: String) throws -> String? in
+            let listed = try self.admin("GET", grants, token: customerAdmin)
+            return ((try listed.json()["grants"] as? [[String: Any]]) ?? []).first { $0["id"] as? String == grant }?["status"] as? String
+        }
+        let grant = try ask("SUP-7731")
+        let row = { (grant: String) in "#support-grants tr[data-grant=\"\(grant)\"]" }
+        let rowStatus = { (grant: String, status: String) in
+            "document.querySelector(\(DevToolsBrowser.literal(row(grant)))) && document.querySelector(\(DevToolsBrowser.literal(row(grant)))).dataset.status === '\(status)'"
+        }
+
+        // The customer's admin sees the request on its Support access tab, and approves it.
+        try await self.signIn(customerAdmin)
+        try await self.show("#/node/c1/support")
+        try await self.browser.waitFor(rowStatus(grant, "requested"))
+        let asked = try await self.text(row(grant))
+        for part in ["support-user", "SUP-7731", "customer reports wrong ledger totals", "read-only", "30 min", "requested"] {
+            XCTAssertTrue(asked.contains(part), "\(part) in \(asked)")
+        }
+        try await self.browser.click(".grant-approve[data-grant=\"\(grant)\"]")
+        try await self.browser.waitFor(rowStatus(grant, "approved"))
+        XCTAssertEqual(try status(grant), "approved")
+        let approved = try await self.text(row(grant))
+        XCTAssertTrue(approved.contains("approved by customer-admin-user"), approved)
+
+        // The engineer fetches the token and reads the customer's data once.
+        let issued = try self.admin("POST", "\(grants)/\(grant)/token", token: engineer)
+        XCTAssertEqual(issued.status, 200, issued.text)
+        let supportToken = try XCTUnwrap(try issued.json()["token"] as? String)
+        let read = try request(port: self.port, "GET", "/v1/ledger/1", headers: [("Authorization", "Bearer \(supportToken)")])
+        XCTAssertEqual(read.status, 200, read.text)
+
+        // The request is recorded (written shortly after it ends): shown with its ticket.
+        for _ in 0..<40 {
+            let shown = try await self.browser.evaluate("document.querySelectorAll('#support-sessions tr[data-request]').length") as? Int
+            if (shown ?? 0) > 0 { break }
+            try await Task.sleep(nanoseconds: 250_000_000)
+            try await self.show("#/node/c1/overview")
+            try await self.show("#/node/c1/support")
+        }
+        try await self.browser.waitFor("document.querySelector('#support-sessions tr[data-request]')")
+        let session = try await self.text("#support-sessions tr[data-request]")
+        for part in ["support-user", "SUP-7731", grant, "GET /v1/ledger/1", "200"] {
+            XCTAssertTrue(session.contains(part), "\(part) in \(session)")
+        }
+
+        // A grant that ended meanwhile (the engineer withdrew it): approving it is refused, and said so.
+        let withdrawn = try ask("SUP-7732")
+        try await self.show("#/node/c1/overview")
+        try await self.show("#/node/c1/support")
+        try await self.browser.waitFor(rowStatus(withdrawn, "requested"))
+        XCTAssertEqual(try self.admin("POST", "\(grants)/\(withdrawn)/revoke", token: engineer).status, 200)
+        try await self.browser.click(".grant-approve[data-grant=\"\(withdrawn)\"]")
+        try await self.browser.waitFor("document.querySelector('#support-result .problem')")
+        let refused = try await self.text("#support-result .problem")
+        XCTAssertTrue(refused.contains("409") && refused.contains("revoked"), refused)
+        XCTAssertEqual(try status(withdrawn), "revoked")
+        try await self.screenshot("16-support-access")
+        try await self.browser.click("#reload")
+        try await self.browser.waitFor(rowStatus(withdrawn, "revoked"))
+
+        // Revoked in the browser, after a confirm step: the API shows the grant revoked.
+        try await self.browser.click(".grant-revoke[data-grant=\"\(grant)\"]")
+        XCTAssertEqual(try status(grant), "approved", "the first click only asks")
+        try await self.browser.click(".grant-revoke[data-grant=\"\(grant)\"]")
+        try await self.browser.waitFor(rowStatus(grant, "revoked"))
+        XCTAssertEqual(try status(grant), "revoked")
+        XCTAssertTrue(try self.eventually(5) {
+            try request(port: self.port, "GET", "/v1/ledger/1", headers: [("Authorization", "Bearer \(supportToken)")]).status == 403
+        })
         XCTAssertEqual(self.browser.errors.filter { $0.contains("Content Security Policy") || $0.hasPrefix("dialog") }, [])
     }
 }

@@ -5,6 +5,7 @@ import { el, fill, problemBox, notice } from './dom.js';
 import { brandingTab } from './branding.js';
 import { trafficTab } from './charts.js';
 import { issuersTab, certificatesTab } from './keys.js';
+import { supportTab } from './support.js';
 
 const PAGE_SIZE = 50;
 const link = (id, tab) => `#/node/${encodeURIComponent(id)}${tab && tab !== 'overview' ? `/${tab}` : ''}`;
@@ -20,6 +21,8 @@ export async function nodePage(id, tab, current) {
   if (node.kind !== 'customer') tabs.push(['traffic', 'Traffic'], ['issuers', 'Issuers'], ['certificates', 'Certificates']);
   // A customer with portal domains of its own serves them with its own certificates too.
   else if ((node.portalDomains || []).length) tabs.push(['certificates', 'Certificates']);
+  // Support engineers are granted one customer at a time: the grants live on the customer.
+  if (node.kind === 'customer') tabs.push(['support', 'Support access']);
   tabs.push(['audit', 'Audit']);
   if (!tabs.some(([name]) => name === tab)) tab = 'overview';
 
@@ -30,6 +33,7 @@ export async function nodePage(id, tab, current) {
   else if (tab === 'audit') body = await auditTab(node);
   else if (tab === 'issuers') body = await issuersTab(node);
   else if (tab === 'certificates') body = await certificatesTab(node);
+  else if (tab === 'support') body = await supportTab(node);
   else body = await overviewTab(node, stored.etag, policy);
   if (!current()) return el('div');
 
