@@ -20,29 +20,22 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
     /// Unix seconds when each test starts; the gateway's wall clock follows the loop from here.
     static let epoch: Int64 = 1_800_000_000
 
-    private var directory: URL!
-    private var loop: EmbeddedEventLoop!
-    private var client: EmbeddedChannel!
-    private var upstreams: EmbeddedUpstreams!
+    private var gateway: EmbeddedGateway!
+    private var loop: EmbeddedEventLoop { self.gateway.loop }
+    private var client: EmbeddedChannel { self.gateway.client }
+    private var upstreams: EmbeddedUpstreams { self.gateway.upstreams }
+    private var records: RecordedRequests { self.gateway.records }
     private var store: ScriptedQuotaStore!
-    private var environment: ProxyEnvironment!
-    private var records: RecordedRequests!
-
-    override func setUpWithError() throws {
-        self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("admission-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
-    }
+    private var environment: ProxyEnvironment { self.gateway.environment }
 
     override func tearDownWithError() throws {
-        _ = try self.client?.finish(acceptAlreadyClosed: true)
-        for (_, upstream) in self.upstreams?.opened ?? [] { _ = try? upstream.finish(acceptAlreadyClosed: true) }
-        self.client = nil
-        try? FileManager.default.removeItem(at: self.directory)
+        try self.gateway?.finish()
     }
 
     private func start(failMode: String = "open", storeReachable: Bool = true) throws {
         let secret = Data(Self.secret).base64EncodedString()
-        let configuration = try EmbeddedGatewayFiles.load(in: self.directory, extraSettings: "quotas: { failMode: { pooled: \(failMode) } }", tree: """
+        self.store = ScriptedQuotaStore(reachable: storeReachable)
+        self.gateway = try EmbeddedGateway("admission", extraSettings: "quotas: { failMode: { pooled: \(failMode) } }", quotas: self.store, epoch: Self.epoch, tree: """
             catalog:
               features: [ledger, payroll]
               packages: { basic: [ledger] }
@@ -63,30 +56,11 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
               - { id: mall, kind: customer, parent: north, package: basic }
               - { id: dock, kind: customer, parent: north, package: basic, limits: { rate: 100, burst: 100 } }
             """)
-
-        self.loop = EmbeddedEventLoop()
-        self.upstreams = EmbeddedUpstreams(loop: self.loop)
-        self.store = ScriptedQuotaStore(reachable: storeReachable)
-        self.client = EmbeddedChannel(loop: self.loop)
-        self.records = RecordedRequests()
-        let environment = ProxyEnvironment(
-            configuration: configuration, generation: 1,
-            pool: UpstreamPool(eventLoop: self.loop, settings: configuration.settings.upstreamPool, connector: self.upstreams),
-            quotas: self.store,
-            logger: Logger(label: "admission-test") { _ in SwiftLogNoOpLogHandler() },
-            wallClock: .following(self.loop, from: Self.epoch * 1_000_000), observer: self.records
-        )
-        self.environment = environment
-        try GatewayServer.configureClientPipeline(self.client.pipeline.syncOperations, environment: environment)
-        try self.client.connect(to: SocketAddress(ipAddress: "198.51.100.7", port: 40000)).wait()
     }
 
     /// A second client connection on the same loop.
     private func reconnect() throws {
-        _ = try self.client.finish(acceptAlreadyClosed: true)
-        self.client = EmbeddedChannel(loop: self.loop)
-        try GatewayServer.configureClientPipeline(self.client.pipeline.syncOperations, environment: self.environment)
-        try self.client.connect(to: SocketAddress(ipAddress: "198.51.100.7", port: 40001)).wait()
+        try self.gateway.reconnect()
     }
 
     private func token(_ tenant: String) throws -> String {

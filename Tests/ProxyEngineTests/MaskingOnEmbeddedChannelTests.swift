@@ -14,17 +14,15 @@ import XCTest
 final class MaskingOnEmbeddedChannelTests: XCTestCase {
     static let epoch: Int64 = 1_800_000_000
 
-    private var directory: URL!
-    private var loop: EmbeddedEventLoop!
-    private var client: EmbeddedChannel!
-    private var upstreams: EmbeddedUpstreams!
-    private var records: RecordedRequests!
+    private var gateway: EmbeddedGateway!
+    private var loop: EmbeddedEventLoop { self.gateway.loop }
+    private var client: EmbeddedChannel { self.gateway.client }
+    private var upstreams: EmbeddedUpstreams { self.gateway.upstreams }
+    private var records: RecordedRequests { self.gateway.records }
 
     override func setUpWithError() throws {
-        self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("masking-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
         let secret = Data(TenantAccessTests.secret).base64EncodedString()
-        let configuration = try EmbeddedGatewayFiles.load(in: self.directory, extraSettings: "masking: { maxBodyBytes: 1KiB }", tree: """
+        self.gateway = try EmbeddedGateway("masking", extraSettings: "masking: { maxBodyBytes: 1KiB }", epoch: Self.epoch, tree: """
             catalog:
               features: [hr, ledger]
               packages: { all: [hr, ledger] }
@@ -48,24 +46,10 @@ final class MaskingOnEmbeddedChannelTests: XCTestCase {
               - { id: north, kind: partner, parent: acme }
               - { id: shop, kind: customer, parent: north, package: all }
             """)
-        self.loop = EmbeddedEventLoop()
-        self.upstreams = EmbeddedUpstreams(loop: self.loop)
-        self.client = EmbeddedChannel(loop: self.loop)
-        self.records = RecordedRequests()
-        let environment = ProxyEnvironment(
-            configuration: configuration, generation: 1,
-            pool: UpstreamPool(eventLoop: self.loop, settings: configuration.settings.upstreamPool, connector: self.upstreams),
-            logger: Logger(label: "masking-test") { _ in SwiftLogNoOpLogHandler() },
-            wallClock: .following(self.loop, from: Self.epoch * 1_000_000), observer: self.records
-        )
-        try GatewayServer.configureClientPipeline(self.client.pipeline.syncOperations, environment: environment)
-        try self.client.connect(to: SocketAddress(ipAddress: "198.51.100.7", port: 40000)).wait()
     }
 
     override func tearDownWithError() throws {
-        _ = try self.client?.finish(acceptAlreadyClosed: true)
-        for (_, upstream) in self.upstreams?.opened ?? [] { _ = try? upstream.finish(acceptAlreadyClosed: true) }
-        try? FileManager.default.removeItem(at: self.directory)
+        try self.gateway?.finish()
     }
 
     private func send(path: String = "/v1/employees", role: String?) throws -> EmbeddedChannel {

@@ -17,18 +17,17 @@ final class WebSocketOnEmbeddedChannelTests: XCTestCase {
     static let secret = TenantAccessTests.secret
     static let epoch: Int64 = 1_800_000_000
 
-    private var directory: URL!
-    private var loop: EmbeddedEventLoop!
-    private var client: EmbeddedChannel!
-    private var upstreams: EmbeddedUpstreams!
+    private var gateway: EmbeddedGateway!
+    private var loop: EmbeddedEventLoop { self.gateway.loop }
+    private var client: EmbeddedChannel { self.gateway.client }
+    private var upstreams: EmbeddedUpstreams { self.gateway.upstreams }
+    private var records: RecordedRequests { self.gateway.records }
     private var store: ScriptedQuotaStore!
-    private var records: RecordedRequests!
 
     override func setUpWithError() throws {
-        self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("websocket-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
+        self.store = ScriptedQuotaStore(reachable: true)
         let secret = Data(Self.secret).base64EncodedString()
-        let configuration = try EmbeddedGatewayFiles.load(in: self.directory, extraSettings: "webSockets: { idleTimeout: 10s, maxLifetime: 1h, closeGrace: 2s }", tree: """
+        self.gateway = try EmbeddedGateway("websocket", extraSettings: "webSockets: { idleTimeout: 10s, maxLifetime: 1h, closeGrace: 2s }", quotas: self.store, epoch: Self.epoch, tree: """
             catalog:
               features: [ledger]
               packages: { basic: [ledger] }
@@ -46,25 +45,10 @@ final class WebSocketOnEmbeddedChannelTests: XCTestCase {
               - { id: north, kind: partner, parent: acme }
               - { id: shop, kind: customer, parent: north, package: basic, limits: { concurrency: 1 } }
             """)
-        self.loop = EmbeddedEventLoop()
-        self.upstreams = EmbeddedUpstreams(loop: self.loop)
-        self.store = ScriptedQuotaStore(reachable: true)
-        self.records = RecordedRequests()
-        self.client = EmbeddedChannel(loop: self.loop)
-        let environment = ProxyEnvironment(
-            configuration: configuration, generation: 1,
-            pool: UpstreamPool(eventLoop: self.loop, settings: configuration.settings.upstreamPool, connector: self.upstreams), quotas: self.store,
-            logger: Logger(label: "websocket-test") { _ in SwiftLogNoOpLogHandler() },
-            wallClock: .following(self.loop, from: Self.epoch * 1_000_000), observer: self.records
-        )
-        try GatewayServer.configureClientPipeline(self.client.pipeline.syncOperations, environment: environment)
-        try self.client.connect(to: SocketAddress(ipAddress: "198.51.100.7", port: 40000)).wait()
     }
 
     override func tearDownWithError() throws {
-        _ = try? self.client?.finish(acceptAlreadyClosed: true)
-        for (_, upstream) in self.upstreams?.opened ?? [] { _ = try? upstream.finish(acceptAlreadyClosed: true) }
-        try? FileManager.default.removeItem(at: self.directory)
+        try? self.gateway?.finish()
     }
 
     private func token() throws -> String {
