@@ -44,7 +44,7 @@ struct TenantAccess {
         /// The kind of caller field masking decides for: the token's `role` claim
         /// (`RoleKind(roleClaim:)`, where `role: "support"` is a support session) — and a
         /// support session whenever the token is a support grant's, whatever its claim says.
-        private(set) var roleKind: RoleKind
+        let roleKind: RoleKind
 
         init(
             policy: EffectivePolicy, route: Route, token: VerifiedToken, cell: GatewaySettings.Cell, corsOrigin: String?,
@@ -58,14 +58,6 @@ struct TenantAccess {
             self.support = support
             self.roleKind = support != nil ? .support : RoleKind(roleClaim: token.role)
         }
-
-        /// A support engineer's session: masked on every route with masks, whatever the token's
-        /// role claim says. There is no way back within the request.
-        mutating func markSupportSession() {
-            self.roleKind = .support
-        }
-
-        var isSupportSession: Bool { self.roleKind == .support }
     }
 
     static let preflightMaxAgeSeconds = 600
