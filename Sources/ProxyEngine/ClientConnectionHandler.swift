@@ -337,7 +337,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
                     // answer — a lease granted for this request serves the customer's next ones
                     // instead of lapsing unused, a refusal is remembered — and what the request
                     // would have held in flight is given back.
-                    if case .admitted(let plan, _) = self.environment.quotaGate.storeAnswered(result, plan: plan, failMode: failMode) {
+                    let answer = self.environment.quotaGate.storeAnswered(result, plan: plan, failMode: failMode)
+                    self.environment.wakeForLeaseWork(now: self.environment.wallClock.nowMicroseconds)
+                    if case .admitted(let plan, _) = answer {
                         AdmittedQuota(admission: quotas, plan: plan, loop: loop).release()
                     }
                     return

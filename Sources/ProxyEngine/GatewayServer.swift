@@ -73,15 +73,6 @@ public final class GatewayServer: Sendable {
                     if let usage, !bound.value.quotaGate.pendingRefusals.isEmpty { bound.value.quotaGate.pendingRefusals.flush(to: usage, on: loop) }
                     bound.value.repeatedWarnings.flush(logger: logger, now: loop.now.uptimeNanoseconds)
                 }
-                if let quotas {
-                    // Quota leases: refills ahead of need and give-backs, off the request path.
-                    loop.scheduleRepeatedTask(initialDelay: .milliseconds(10), delay: .milliseconds(10)) { _ in
-                        let plans = bound.value.quotaGate.leaseWork(now: bound.value.wallClock.nowMicroseconds)
-                        quotas.send(plans, on: loop) { result, plan in
-                            bound.value.quotaGate.leaseAnswered(result, plan: plan, now: bound.value.wallClock.nowMicroseconds)
-                        }
-                    }
-                }
                 return bound
             }.get()
         }

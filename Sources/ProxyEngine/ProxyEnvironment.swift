@@ -17,6 +17,7 @@ final class ProxyEnvironment {
             self.tokenCache = Self.makeCache(self.configuration)
             // Limits may have changed: what was remembered under the old ones no longer holds.
             self.quotaGate.limitsChanged(leases: QuotaLeaseSettings(settings: self.configuration.settings))
+            self.wakeForLeaseWork(now: self.wallClock.nowMicroseconds)
             self.router.reconfigure(self.configuration.settings, tls: self.configuration.upstreamTLS)
             self.contextSigners.keep(only: self.configuration.settings.upstreamContext?.signingKeys ?? [])
         }
@@ -53,6 +54,10 @@ final class ProxyEnvironment {
     let logger: Logger
     /// The tenant context's signers, keyed once per signing key.
     var contextSigners = ContextSigners()
+    /// When the loop next wakes to send lease work (wall-clock µs), and the task that will;
+    /// nil while nothing is due (`wakeForLeaseWork`).
+    var leaseWorkAt: Int64?
+    var leaseWorkTask: Scheduled<Void>?
     /// Per-request warnings (the quota store down, say) written once, then counted.
     var repeatedWarnings = RepeatedWarnings()
     /// Wall-clock time for token lifetimes, quota windows and the upstream context.

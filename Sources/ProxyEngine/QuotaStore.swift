@@ -14,6 +14,12 @@ protocol QuotaStore {
     func admit(_ plan: QuotaPlan, on loop: any EventLoop) -> EventLoopFuture<QuotaDecision>
     /// Gives back the in-flight units of an admitted plan.
     func release(_ plan: QuotaPlan, on loop: any EventLoop) -> EventLoopFuture<Void>
+    /// Sends lease refills and give-backs (`QuotaGate.leaseWork`), each refill's result to
+    /// `answered` on `loop`.
+    @discardableResult
+    func send(
+        _ plans: [QuotaPlan], on loop: any EventLoop, answered: @escaping @Sendable (Result<QuotaDecision, any Error>, QuotaPlan) -> Void
+    ) -> EventLoopFuture<Void>
 }
 
 extension QuotaAdmission: QuotaStore {}

@@ -228,6 +228,7 @@ struct RequestPhases {
             // The admission script also meters the customer's usage: one round trip for both.
             try quotas.plan(levels: policy.limits, oem: policy.path.oem, cost: cost, now: now, meter: policy.id)
         }
+        self.environment.wakeForLeaseWork(now: now)
         // The store's state is only looked at where it tells two admissions apart (`local`).
         if let metrics = self.environment.metrics,
             let outcome = LoopMetrics.QuotaOutcome(answer, storeReachable: failMode != .local || quotas.storeState(on: loop) == .reachable, failMode: failMode)
@@ -242,6 +243,7 @@ struct RequestPhases {
         _ result: Result<QuotaDecision, any Error>, request: TenantRequest, plan: QuotaPlan, quotas: any QuotaStore, failMode: QuotaFailMode
     ) -> Admitted {
         let answer = self.environment.quotaGate.storeAnswered(result, plan: plan, failMode: failMode)
+        self.environment.wakeForLeaseWork(now: self.environment.wallClock.nowMicroseconds)
         if let metrics = self.environment.metrics, let outcome = LoopMetrics.QuotaOutcome(answer, storeReachable: true, failMode: failMode) {
             metrics.quotaDecided(outcome, tier: request.grant.cell.kind)
         }

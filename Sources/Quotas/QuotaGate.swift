@@ -134,9 +134,17 @@ public struct QuotaGate: Sendable {
 
     /// Lease traffic to send now, off the request path: refills of leases running low and
     /// give-backs of leases retired or idle. Send each with `QuotaAdmission.send`, and hand
-    /// every refill's result to `leaseAnswered`. Call every few tens of milliseconds.
+    /// every refill's result to `leaseAnswered`. Call when `nextLeaseWork` says, a few
+    /// milliseconds later to send refills in batches.
     public mutating func leaseWork(now: Int64) -> [QuotaPlan] {
         self.leases.work(now: now)
+    }
+
+    /// When `leaseWork` next has something to hand out (wall-clock µs; 0: now), nil when
+    /// nothing is queued and no lease is held. Look again after every admission, answer and
+    /// `leaseWork`: only they queue work.
+    public func nextLeaseWork() -> Int64? {
+        self.leases.nextWork()
     }
 
     /// The store's answer to a refill `leaseWork` handed out. A refill takes only what a level

@@ -184,6 +184,13 @@ public struct QuotaLeases: Sendable {
         return plans
     }
 
+    /// When `work` next has something to do: at once (0) while refills or give-backs wait, at
+    /// the next sweep while leases are held, never (nil) when none are.
+    func nextWork() -> Int64? {
+        if !self.refills.isEmpty || !self.returns.isEmpty { return 0 }
+        return self.leases.isEmpty ? nil : self.nextSweep
+    }
+
     /// Gives every lease back (a reload, a shutdown): the plans to send. Rate units are given
     /// back as of each lease's latest use, which never gives back a unit already admitted.
     mutating func returnAll(now: Int64?) -> [QuotaPlan] {

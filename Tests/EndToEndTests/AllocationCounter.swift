@@ -46,18 +46,18 @@ final class AllocationCounter {
         return Counts(allocations: words[0], reallocations: words[1], frees: words[2], bytes: words[3])
     }
 
-    /// The counts once the process has finished what the last response set off (releasing the
-    /// exchange, returning the upstream connection): unchanged over 100 ms, waiting at most 3 s.
-    func settled() throws -> Counts {
-        var last = try self.read()
-        let deadline = Date().addingTimeInterval(3)
-        while Date() < deadline {
-            usleep(100_000)
-            let now = try self.read()
-            if now.allocations == last.allocations { return now }
-            last = now
-        }
-        return last
+    /// The counts and when they were read.
+    func reading() throws -> (counts: Counts, at: Date) {
+        let at = Date()
+        return (try self.read(), at)
+    }
+
+    /// Allocations per second while the process serves nothing: what its timers allocate.
+    func idleRate(over seconds: TimeInterval) throws -> Double {
+        let start = try self.reading()
+        usleep(useconds_t(seconds * 1_000_000))
+        let end = try self.reading()
+        return Double(end.counts.allocations - start.counts.allocations) / end.at.timeIntervalSince(start.at)
     }
 
     deinit {

@@ -162,6 +162,35 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
         XCTAssertEqual(try self.client.responses().map(\.status), [200])
     }
 
+    func testTheLoopWakesForLeaseWorkOnlyWhileALeaseIsHeld() throws {
+        try self.start()
+        self.loop.advanceTime(by: .seconds(5))
+        XCTAssertNil(self.environment.leaseWorkAt, "a loop holding no lease never wakes for lease work")
+        XCTAssertTrue(self.store.leaseTraffic.isEmpty)
+
+        try self.send(tenant: "dock")
+        let now = Self.epoch * 1_000_000 + 5_000_000
+        self.store.answer(0, with: .success(.leased(QuotaLeaseGrant(
+            units: 5,
+            remaining: [LevelRemaining(node: try NodeID("dock"), kind: .customer, rate: 95, rateResetMilliseconds: 50, day: nil, month: nil, concurrency: nil)],
+            rateBases: [now]
+        ))))
+        try self.answer(try XCTUnwrap(self.upstreams.opened.first).channel)
+        XCTAssertEqual(try self.client.responses().map(\.status), [200])
+        XCTAssertNotNil(self.environment.leaseWorkAt, "a held lease is swept for idleness")
+
+        // Unused for `idleAfter` (2 s: four refresh intervals of 500 ms), the lease's 4 units
+        // left go back at the next sweep (every second), and then nothing is due.
+        self.loop.advanceTime(by: .milliseconds(1_900))
+        XCTAssertTrue(self.store.leaseTraffic.isEmpty, "a lease used 1.9 s ago is kept")
+        self.loop.advanceTime(by: .milliseconds(1_200))
+        XCTAssertEqual(self.store.leaseTraffic.map { $0.plan.lease?.want }, [0], "the idle lease is given back")
+        XCTAssertEqual(self.environment.quotaGate.leases.count, 0)
+        XCTAssertNil(self.environment.leaseWorkAt, "with no lease held the loop stops waking")
+        self.loop.advanceTime(by: .seconds(5))
+        XCTAssertEqual(self.store.leaseTraffic.count, 1)
+    }
+
     func testATenantsOwnRefusalIsRecordedWithItsTenantAndRoute() throws {
         try self.start()
         try self.send(path: "/v1/payroll")
@@ -353,6 +382,16 @@ final class ScriptedQuotaStore: QuotaStore {
 
     func release(_ plan: QuotaPlan, on loop: any EventLoop) -> EventLoopFuture<Void> {
         self.released.append(plan)
+        return loop.makeSucceededVoidFuture()
+    }
+
+    /// Lease refills and give-backs sent, each with what its answer is handed to.
+    private(set) var leaseTraffic: [(plan: QuotaPlan, answered: @Sendable (Result<QuotaDecision, any Error>, QuotaPlan) -> Void)] = []
+
+    func send(
+        _ plans: [QuotaPlan], on loop: any EventLoop, answered: @escaping @Sendable (Result<QuotaDecision, any Error>, QuotaPlan) -> Void
+    ) -> EventLoopFuture<Void> {
+        self.leaseTraffic += plans.map { ($0, answered) }
         return loop.makeSucceededVoidFuture()
     }
 }
