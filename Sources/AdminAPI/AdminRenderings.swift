@@ -51,6 +51,15 @@ extension AdminEngine {
                 ])
             })
         }
+        if explanation.attribute == "masking" {
+            // Each rule that reaches the node, and whose it is (null: the catalog route's).
+            members["masks"] = .array(explanation.masks.map { mask in
+                .object([
+                    "route": .string(mask.route), "fields": .strings(mask.fields), "roles": mask.roles.map { .strings($0) } ?? .null,
+                    "nonJSON": .string(mask.passesNonJSON ? "pass" : "refuse"), "declaredBy": mask.declaredBy.map { .string($0.description) } ?? .null,
+                ])
+            })
+        }
         return .object(members)
     }
 

@@ -13,8 +13,12 @@ extension AdminService {
         let customer = operation.customer.leaf.rawValue
         let stored: EventLoopFuture<[String]>
         switch operation.kind {
-        case .request: stored = loop.makeSucceededFuture([])
-        case .list: stored = grants.all(customer: customer, client: self.client, on: loop)
+        case .request, .list:
+            // Listing and requesting are where grants ended past keeping are removed: the one
+            // adds to the hash, the other reads it whole anyway.
+            stored = grants.all(customer: customer, client: self.client, on: loop).flatMap { texts in
+                grants.remove(customer: customer, ids: operation.trimmed(texts), client: self.client, on: loop).map { texts }
+            }
         case .approve(let id), .refuse(let id), .revoke(let id), .token(let id):
             stored = grants.get(customer: customer, id: id, client: self.client, on: loop).map { $0.map { [$0] } ?? [] }
         }

@@ -20,6 +20,7 @@ enum SupportGrantJSON {
             "scope": Self.encode(grant.scope),
             "breakGlass": .bool(grant.breakGlass),
             "requestedAt": .integer(grant.requestedAt),
+            "answerBy": .integer(grant.answerBy),
             "state": .string(grant.state.rawValue),
             "status": .string(grant.status(at: now).rawValue),
             "decision": decision(grant.decision),
@@ -56,10 +57,13 @@ enum SupportGrantJSON {
         }
         var expiresAt: Int64?
         if case .integer(let value)? = json["expiresAt"] { expiresAt = value }
+        // Stored before requests expired: the default wait.
+        var answerBy: Int64?
+        if case .integer(let value)? = json["answerBy"] { answerBy = value }
         return SupportGrant(
             id: id, customer: path, requester: .init(actor: requester, oem: json["requesterOem"]?.string), reason: reason, ticket: ticket,
             duration: duration, scope: scope, breakGlass: breakGlass, requestedAt: requestedAt, state: state, decision: decision(json["decision"]),
-            expiresAt: expiresAt, revocation: decision(json["revocation"])
+            expiresAt: expiresAt, revocation: decision(json["revocation"]), answerBy: answerBy
         )
     }
 

@@ -9,6 +9,8 @@ import RedisClient
 /// Every change is a compare-and-set on the grant's JSON as it was read, with its audit record
 /// appended in the same step: two admins deciding the same grant at once cannot both win.
 /// A grant's token is revoked through the revocation store (its `jti` is the grant's id).
+/// Grants ended longer ago than the settings' `supportAccess.keepEnded` are removed when the
+/// customer's grants are listed or a new one is requested, so a customer's hash stays bounded.
 struct SupportGrantStore: Sendable {
     let admin: AdminStore
 
@@ -26,6 +28,14 @@ struct SupportGrantStore: Sendable {
         client.send(on: loop, ["HGET", self.key(customer: customer), id]).flatMapThrowing { reply in
             if let error = reply.errorMessage { throw AdminStore.StoreError(description: error) }
             return reply.string
+        }
+    }
+
+    /// Removes grants by id (those ended longer ago than they are kept).
+    func remove(customer: String, ids: [String], client: RedisClient, on loop: any EventLoop) -> EventLoopFuture<Void> {
+        guard !ids.isEmpty else { return loop.makeSucceededVoidFuture() }
+        return client.send(on: loop, ["HDEL", self.key(customer: customer)] + ids).flatMapThrowing { reply in
+            if let error = reply.errorMessage { throw AdminStore.StoreError(description: error) }
         }
     }
 

@@ -90,8 +90,8 @@ public struct SupportGrantOperation: Sendable {
         return .respond(problem.response(requestID: self.requestID, errors: errors))
     }
 
-    /// Decides on the stored grants: `stored` is every grant of the customer for `list`, the one
-    /// grant (or nothing) for the others, and nothing for a new request.
+    /// Decides on the stored grants: `stored` is every grant of the customer for `list` (and for
+    /// a new request, which does not look at them), the one grant (or nothing) for the others.
     func judge(_ stored: [String]) -> Judgement {
         switch self.kind {
         case .request(let grant):
@@ -101,7 +101,8 @@ public struct SupportGrantOperation: Sendable {
                 response: .json(201, SupportGrantJSON.encode(grant, now: self.now))
             )
         case .list:
-            let grants = stored.compactMap(SupportGrantJSON.decode).filter { self.mayRead($0) }.sorted { $0.requestedAt > $1.requestedAt }
+            let grants = stored.compactMap(SupportGrantJSON.decode).filter { self.mayRead($0) && !self.isPastKeeping($0) }
+                .sorted { $0.requestedAt > $1.requestedAt }
             return .respond(.json(200, .object(["grants": .array(grants.map { SupportGrantJSON.encode($0, now: self.now) })])))
         case .approve, .refuse, .revoke, .token:
             guard let text = stored.first, let grant = SupportGrantJSON.decode(text), grant.customer == self.customer, self.mayRead(grant) else {
@@ -109,6 +110,19 @@ public struct SupportGrantOperation: Sendable {
             }
             return self.change(grant, stored: text)
         }
+    }
+
+    /// Whether the grant ended longer ago than the settings' `keepEnded`: no longer listed, and
+    /// removed from the store (`trimmed`).
+    func isPastKeeping(_ grant: SupportGrant) -> Bool {
+        guard let endedAt = grant.endedAt(at: self.now) else { return false }
+        return endedAt + Int64(self.settings.keepEnded.components.seconds) <= self.now
+    }
+
+    /// The ids among `stored` (every grant of the customer) to remove: ended past keeping. An
+    /// ended grant never changes again, so removing it needs no compare-and-set.
+    func trimmed(_ stored: [String]) -> [String] {
+        stored.compactMap(SupportGrantJSON.decode).filter(self.isPastKeeping).map(\.id)
     }
 
     /// The customer's side (its admins and those above it) and the grant's requester.
@@ -331,7 +345,8 @@ extension AdminEngine {
         guard problems.isEmpty else { return .refused(AdminProblem.invalidChange.response(requestID: id, errors: problems)) }
         return .grant(SupportGrant(
             id: Self.newGrantID(), customer: customer, requester: .init(actor: actor, oem: oem?.rawValue), reason: reason, ticket: ticket,
-            duration: duration, scope: scope, breakGlass: breakGlass, requestedAt: now
+            duration: duration, scope: scope, breakGlass: breakGlass, requestedAt: now,
+            answerWithin: Int64(settings.answerWithin.components.seconds)
         ))
     }
 

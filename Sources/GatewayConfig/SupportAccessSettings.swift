@@ -25,6 +25,12 @@ extension GatewaySettings {
         /// Session records waiting to be written to the shared store, per process; beyond it
         /// records are dropped and counted.
         public var sessionBuffer: Int = 10_000
+        /// How long a requested grant waits for an approval or a refusal; unanswered by then it
+        /// is expired, so that nobody approves it days later, when the need has passed.
+        public var answerWithin: Duration = .seconds(24 * 3600)
+        /// How long a grant that ended (refused, revoked, expired) stays listed and stored; the
+        /// audit stream keeps its history after that. Bounds what a customer's grants take up.
+        public var keepEnded: Duration = .seconds(30 * 24 * 3600)
 
         public init(signingKeyFile: String, signingKeyPEM: String, verificationKeyPEM: String, algorithm: SigningAlgorithm) {
             self.signingKeyFile = signingKeyFile
@@ -53,6 +59,7 @@ extension GatewaySettings {
             Mirror(self, children: [
                 "issuer": self.issuer, "audience": self.audience, "signingKeyFile": self.signingKeyFile, "algorithm": self.algorithm.rawValue,
                 "keyID": self.keyID, "maxDuration": self.maxDuration, "sessionBuffer": self.sessionBuffer,
+                "answerWithin": self.answerWithin, "keepEnded": self.keepEnded,
             ])
         }
 
@@ -69,7 +76,7 @@ extension GatewaySettings {
 }
 
 extension SettingsLoader {
-    static let supportAccessKeys: Set<String> = ["issuer", "audience", "signingKey", "algorithm", "keyId", "maxDuration", "sessionBuffer"]
+    static let supportAccessKeys: Set<String> = ["issuer", "audience", "signingKey", "algorithm", "keyId", "maxDuration", "sessionBuffer", "answerWithin", "keepEnded"]
 
     /// The key file is read, and its public key derived, here: a missing or unreadable key stops
     /// `check`, the start and a reload alike instead of failing the first approved grant.
@@ -116,6 +123,8 @@ extension SettingsLoader {
         }
         if let c = map["maxDuration"], let value = reader.duration(c, in: .seconds(1) ... .seconds(7 * 24 * 3600)) { settings.maxDuration = value }
         if let c = map["sessionBuffer"], let value = reader.integer(c, in: 1...1_000_000) { settings.sessionBuffer = value }
+        if let c = map["answerWithin"], let value = reader.duration(c, in: .seconds(60) ... .seconds(7 * 24 * 3600)) { settings.answerWithin = value }
+        if let c = map["keepEnded"], let value = reader.duration(c, in: .seconds(3600) ... .seconds(366 * 24 * 3600)) { settings.keepEnded = value }
         return settings
     }
 }

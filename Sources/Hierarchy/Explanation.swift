@@ -21,6 +21,9 @@ public struct Explanation: Sendable, Hashable {
     /// For `feature.NAME`: every feature it requires, directly or not, and whether and where
     /// the node gets each (see `Explanation.Requirement`). Empty for other attributes.
     public var requirements: [Requirement] = []
+    /// For `masking`: every masking rule that reaches the node, route by route, with where it
+    /// was declared (see `Explanation.Mask`). Empty for other attributes.
+    public var masks: [Mask] = []
 
     public var text: String {
         var lines = ["\(self.attribute) for \(self.subject): \(self.value)"]
@@ -29,6 +32,9 @@ public struct Explanation: Sendable, Hashable {
         }
         for requirement in self.requirements {
             lines.append("  requires \(requirement.feature) (\(requirement.chain.joined(separator: " → "))): \(requirement.enabled ? "on" : "off"), \(requirement.source)")
+        }
+        for mask in self.masks {
+            lines.append("  masks \(mask.route): \(mask.fields.joined(separator: ", ")) for \(mask.callers), from \(mask.declaredBy.map { "\($0)" } ?? "the catalog route")")
         }
         lines.append("  decided by: \(self.decidedBy?.description ?? "platform default")")
         lines.append("  \(self.summary)")
@@ -54,15 +60,39 @@ extension Explanation {
     }
 }
 
+extension Explanation {
+    /// One masking rule that reaches the explained node.
+    public struct Mask: Sendable, Hashable {
+        /// The catalog route masked: `GET /v1/payroll`, or its path alone for a route of every method.
+        public let route: String
+        /// JSON Pointers and field names: as a node declared them; a catalog route's pointers
+        /// first, then its names.
+        public let fields: [String]
+        /// The role kinds masked besides support sessions; nil: every caller.
+        public let roles: [String]?
+        /// `nonJSON: pass`: a non-JSON response passes unmasked (never to a support session).
+        public let passesNonJSON: Bool
+        /// The node whose rule it is; nil for the catalog route's own.
+        public let declaredBy: NodePath?
+
+        /// Who is masked: `viewer and support sessions`, `every caller`.
+        public var callers: String {
+            let who = self.roles.map { $0.isEmpty ? "support sessions" : $0.joined(separator: ", ") + " and support sessions" } ?? "every caller"
+            return self.passesNonJSON ? who + " (non-JSON passes, except to support sessions)" : who
+        }
+    }
+}
+
 public struct ExplainError: Error, Sendable, CustomStringConvertible {
     public let description: String
 }
 
 extension TenantSnapshot {
     /// The attributes explain understands: `status`, `features`, `feature.NAME`, `package`,
-    /// `limits`, `placement`, `residency`, `origins`, `partnerIssuerSelfService`, `branding.FIELD`.
+    /// `limits`, `placement`, `residency`, `origins`, `partnerIssuerSelfService`, `masking`,
+    /// `supportAccess`, `branding.FIELD`.
     public static var explainableAttributes: [String] {
-        ["status", "features", "feature.<name>", "package", "limits", "placement", "residency", "origins", "partnerIssuerSelfService"]
+        ["status", "features", "feature.<name>", "package", "limits", "placement", "residency", "origins", "partnerIssuerSelfService", "masking", "supportAccess"]
             + BrandingField.allCases.map { "branding.\($0.rawValue)" }
     }
 
@@ -197,6 +227,52 @@ extension TenantSnapshot {
                     : "The admins of the OEM's partners do not manage their partner's token issuers; the OEM's admin registers them."
             )
 
+        case "masking":
+            let masks = self.masks(reaching: chain, declarations: declarations)
+            func described(_ masks: [Explanation.Mask]) -> String {
+                let routes = Set(masks.map(\.route)).count
+                return masks.isEmpty ? "none" : "\(masks.count) rule\(masks.count == 1 ? "" : "s") on \(routes) route\(routes == 1 ? "" : "s")"
+            }
+            var explanation = Explanation(
+                subject: subject.path, attribute: attribute,
+                steps: steps(
+                    { source in
+                        source.masking.isEmpty ? nil : source.masking.map { "\($0.route ?? "?"): \($0.fields.joined(separator: ", "))" }.joined(separator: "; ")
+                    },
+                    // In effect at a node: the catalog's rules and those of the nodes down to it.
+                    { policy in described(masks.filter { $0.declaredBy.map { $0.contains(policy.path) } ?? true }) }
+                ),
+                value: described(masks), decidedBy: nearest { !$0.masking.isEmpty },
+                summary: "Masks add up down the path: the catalog route's rules, then each node's own; no node unmasks what is masked above it. "
+                    + "Support sessions are masked by every rule, whatever its roles."
+            )
+            explanation.masks = masks
+            return explanation
+
+        case "supportAccess":
+            func described(_ policy: SupportAccessPolicy) -> String {
+                let cap = policy.maxDuration.map { cap in
+                    "maxDuration \(Self.describe(seconds: cap))" + (policy.maxDurationSetBy.flatMap { self.policy($0)?.path }.map { " (set by \($0))" } ?? "")
+                } ?? "maxDuration from the settings"
+                return cap + "; approvers " + list(SupportApprover.allCases.filter(policy.approvers.contains).map(\.rawValue)) + " and platform admins"
+            }
+            return Explanation(
+                subject: subject.path, attribute: attribute,
+                steps: steps(
+                    { source in
+                        guard let own = source.supportAccess else { return nil }
+                        var parts: [String] = []
+                        if let cap = own.maxDuration { parts.append("maxDuration \(Self.describe(seconds: cap))") }
+                        if let approvers = own.approvers { parts.append("approvers \(list(approvers.map(\.rawValue)))") }
+                        return parts.isEmpty ? nil : parts.joined(separator: "; ")
+                    },
+                    { described($0.supportAccess) }
+                ),
+                value: described(subject.supportAccess), decidedBy: nearest { $0.supportAccess != nil },
+                summary: "Each node may only shorten its parent's maxDuration and narrow its approvers; the settings' supportAccess.maxDuration "
+                    + "caps every grant, and platform admins always approve (a break-glass grant only they)."
+            )
+
         case _ where attribute.hasPrefix("branding."):
             guard let field = BrandingField(rawValue: String(attribute.dropFirst("branding.".count))) else {
                 throw ExplainError(description: "no branding field '\(attribute.dropFirst("branding.".count))'")
@@ -228,6 +304,42 @@ extension TenantSnapshot {
     static func describe(_ limits: Limits) -> String {
         let parts = limits.fields.compactMap { field in field.value.map { "\(field.name) \($0)" } }
         return parts.isEmpty ? "none" : parts.joined(separator: ", ")
+    }
+
+    /// `4h`, `90m`, `45s`: as durations are written in the tree.
+    static func describe(seconds: Int64) -> String {
+        if seconds % 3600 == 0 { return "\(seconds / 3600)h" }
+        if seconds % 60 == 0 { return "\(seconds / 60)m" }
+        return "\(seconds)s"
+    }
+
+    /// Every masking rule that reaches the last node of `chain`, route by route in catalog
+    /// order: the catalog route's own first, then each node's down the path.
+    func masks(reaching chain: [EffectivePolicy], declarations: [NodeSource]) -> [Explanation.Mask] {
+        let routes = Dictionary(uniqueKeysWithValues: self.catalog.routes.all.map { ($0.index, $0) })
+        func name(_ index: Int) -> String {
+            guard let route = routes[index] else { return "?" }
+            return route.method.map { "\($0) \(route.pathPrefix)" } ?? route.pathPrefix
+        }
+        var byRoute: [Int: [Explanation.Mask]] = [:]
+        for (index, rules) in self.catalog.masks.rules {
+            byRoute[index, default: []] += rules.map { rule in
+                Explanation.Mask(
+                    route: name(index), fields: rule.pointers + rule.names, roles: rule.roles.map { $0.sorted() }, passesNonJSON: rule.passesNonJSON,
+                    declaredBy: nil
+                )
+            }
+        }
+        for (policy, source) in zip(chain, declarations) {
+            for rule in source.masking {
+                for index in self.catalog.routeIndices(named: rule.route ?? "") {
+                    byRoute[index, default: []].append(Explanation.Mask(
+                        route: name(index), fields: rule.fields, roles: rule.roles, passesNonJSON: rule.nonJSON == .pass, declaredBy: policy.path
+                    ))
+                }
+            }
+        }
+        return byRoute.keys.sorted().flatMap { byRoute[$0]! }
     }
 
     static func describe(_ placement: PlacementSource) -> String {

@@ -6,13 +6,17 @@ import NIOHTTP1
 // held head); this carries it out. Every other response never comes here.
 extension ClientConnectionHandler {
     /// The upstream's head of a masked exchange. True when it was taken care of (held, or
-    /// refused); false when the response relays as usual, unmasked (no body, or a non-JSON body
-    /// the rules let pass).
-    func maskedHeadReceived(_ exchange: Exchange, _ head: HTTPResponseHead) -> Bool {
+    /// refused); false when the response relays as usual, unmasked (no body, a non-JSON body
+    /// the rules let pass, or a HEAD's answer, whose `head` then has lost its body's fields).
+    func maskedHeadReceived(_ exchange: Exchange, _ head: inout HTTPResponseHead) -> Bool {
         guard var masking = exchange.masking, let context = self.context else { return false }
         switch masking.headReceived(head, requestMethod: exchange.request.head.method, allocator: context.channel.allocator) {
         case .relay:
             exchange.masking = nil
+            return false
+        case .relayHead(let relayed):
+            exchange.masking = nil
+            head = relayed
             return false
         case .collect:
             exchange.masking = masking

@@ -153,11 +153,11 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
             if let route = exchange.route { self.environment.router.report(route, failed: false, now: self.monotonicNow) }
             _ = exchange.machine.responseHeadReceived(status: 101, upstreamKeepsAlive: false, connectionClosing: true)
             context.write(self.wrapOutboundOut(.head(self.phases.respondSwitchingProtocols(admitted, upstreamHead: head))), promise: nil)
-        case .head(let head):
+        case .head(var head):
             guard let admitted = exchange.admitted else { return }
             exchange.upstreamHeadAt = self.now
             if let route = exchange.route { self.environment.router.report(route, failed: head.status.code >= 500, now: self.monotonicNow) }
-            if exchange.masking != nil, self.maskedHeadReceived(exchange, head) { return }
+            if exchange.masking != nil, self.maskedHeadReceived(exchange, &head) { return }
             let after = exchange.machine.responseHeadReceived(
                 status: head.status.code, upstreamKeepsAlive: head.isKeepAlive, connectionClosing: self.connection.closesAfterAnswer
             )

@@ -27,6 +27,9 @@ struct ResponseMasking {
     enum HeadDecision: Equatable {
         /// Nothing to mask (no body, or a non-JSON body the rules let pass): relay as usual.
         case relay
+        /// The answer to a HEAD whose GET would be masked: relay this head, without what
+        /// describes the unmasked body (see `headReceived`).
+        case relayHead(HTTPResponseHead)
         /// Hold the head and collect the body.
         case collect
         /// Answer the problem instead; `reason` is for the log.
@@ -54,7 +57,7 @@ struct ResponseMasking {
 
     mutating func headReceived(_ head: HTTPResponseHead, requestMethod: HTTPMethod, allocator: ByteBufferAllocator) -> HeadDecision {
         let status = head.status.code
-        if requestMethod == .HEAD || status < 200 || status == 204 || status == 304 { return .relay }
+        if status < 200 || status == 204 || status == 304 { return .relay }
         let declared = head.headers.first(name: "content-length").flatMap { Int($0) }
         if declared == 0 { return .relay }
         for coding in head.headers[canonicalForm: "content-encoding"] where coding.lowercased() != "identity" {
@@ -65,6 +68,17 @@ struct ResponseMasking {
         }
         if let declared, declared > self.maxBodyBytes {
             return .refuse(.maskedResponseTooLarge, reason: "declared \(declared) bytes")
+        }
+        if requestMethod == .HEAD {
+            // A HEAD is answered as its GET would be, without the body: refused where the GET
+            // would be, and otherwise with the GET's fields but those about the body. The GET's
+            // length is the masked body's, known only once a body is masked (RFC 9110 §9.3.2 lets
+            // a HEAD leave out such fields); the upstream's is the unmasked body's, and would
+            // tell how long the masked values are.
+            var head = head
+            head.headers.remove(name: "content-length")
+            Self.removeUnmaskedBodyFields(&head.headers)
+            return .relayHead(head)
         }
         self.head = head
         self.body = allocator.buffer(capacity: min(declared ?? 16 << 10, self.maxBodyBytes))
@@ -115,9 +129,13 @@ struct ResponseMasking {
         }
         head.headers.remove(name: "transfer-encoding")
         head.headers.replaceOrAdd(name: "content-length", value: String(masked.readableBytes))
-        // They described the upstream's bytes, which the client does not get.
-        for name in ["etag", "content-md5", "digest", "content-digest", "repr-digest"] { head.headers.remove(name: name) }
+        Self.removeUnmaskedBodyFields(&head.headers)
         return .respond(head, masked, maskedValues: found.count)
+    }
+
+    /// The validator and digests of the upstream's bytes, which the client does not get.
+    static func removeUnmaskedBodyFields(_ headers: inout HTTPHeaders) {
+        for name in ["etag", "content-md5", "digest", "content-digest", "repr-digest"] { headers.remove(name: name) }
     }
 
     /// `application/json` or any `application/…+json` (RFC 6839), parameters aside.

@@ -6,6 +6,8 @@ import Hierarchy
 ///         │                     │
 ///         └──refuse──▶ refused  └──revoke──▶ revoked      (requested ──revoke──▶ revoked too)
 ///
+///     requested ──(answerBy passes unanswered)──▶ expired
+///
 /// A value: every transition is a `mutating` method that checks who may make it and when, and
 /// either changes the grant or says why not. Time is given, never read, so tests drive a clock.
 /// The store keeps each grant as a JSON document and changes it only by compare-and-set, so two
@@ -15,7 +17,8 @@ public struct SupportGrant: Sendable, Hashable {
         case requested, approved, refused, revoked
     }
 
-    /// What a grant is at a moment: its state, with `approved` past its end read as `expired`.
+    /// What a grant is at a moment: its state, with `approved` past its end, and `requested` past
+    /// `answerBy`, read as `expired`.
     public enum Status: String, Sendable, Hashable {
         case requested, approved, refused, revoked, expired
     }
@@ -56,6 +59,9 @@ public struct SupportGrant: Sendable, Hashable {
     /// Asked without the customer's side: approved only by a second platform admin.
     public let breakGlass: Bool
     public let requestedAt: Int64
+    /// When a request nobody approved or refused expires: `requestedAt` plus the settings'
+    /// `supportAccess.answerWithin` when it was made.
+    public let answerBy: Int64
     public private(set) var state: State
     /// The approval or refusal.
     public private(set) var decision: Decision?
@@ -63,12 +69,17 @@ public struct SupportGrant: Sendable, Hashable {
     public private(set) var expiresAt: Int64?
     public private(set) var revocation: Decision?
 
+    /// How long a request waits for an answer unless the settings say otherwise (and for grants
+    /// stored before requests expired).
+    public static let defaultAnswerWithin: Int64 = 24 * 3600
+
     public init(
         id: String, customer: NodePath, requester: Requester, reason: String, ticket: String, duration: Int64, scope: SupportScope,
-        breakGlass: Bool, requestedAt: Int64
+        breakGlass: Bool, requestedAt: Int64, answerWithin: Int64 = Self.defaultAnswerWithin
     ) {
         precondition(customer.kind == .customer, "support is granted on one customer")
         precondition(duration > 0, "a grant lasts a positive time")
+        precondition(answerWithin > 0, "a request waits a positive time")
         self.id = id
         self.customer = customer
         self.requester = requester
@@ -78,17 +89,18 @@ public struct SupportGrant: Sendable, Hashable {
         self.scope = scope
         self.breakGlass = breakGlass
         self.requestedAt = requestedAt
+        self.answerBy = requestedAt + answerWithin
         self.state = .requested
     }
 
     /// A stored grant read back, whatever state it is in (`SupportGrant+JSON` in the admin API).
     public init(
         id: String, customer: NodePath, requester: Requester, reason: String, ticket: String, duration: Int64, scope: SupportScope,
-        breakGlass: Bool, requestedAt: Int64, state: State, decision: Decision?, expiresAt: Int64?, revocation: Decision?
+        breakGlass: Bool, requestedAt: Int64, state: State, decision: Decision?, expiresAt: Int64?, revocation: Decision?, answerBy: Int64? = nil
     ) {
         self.init(
             id: id, customer: customer, requester: requester, reason: reason, ticket: ticket, duration: duration, scope: scope, breakGlass: breakGlass,
-            requestedAt: requestedAt
+            requestedAt: requestedAt, answerWithin: max(1, (answerBy ?? requestedAt + Self.defaultAnswerWithin) - requestedAt)
         )
         self.state = state
         self.decision = decision
@@ -98,7 +110,7 @@ public struct SupportGrant: Sendable, Hashable {
 
     public func status(at now: Int64) -> Status {
         switch self.state {
-        case .requested: .requested
+        case .requested: now < self.answerBy ? .requested : .expired
         case .refused: .refused
         case .revoked: .revoked
         case .approved: (self.expiresAt ?? 0) > now ? .approved : .expired
@@ -108,9 +120,20 @@ public struct SupportGrant: Sendable, Hashable {
     /// Whether the grant lets its engineer act at `now`: approved and not yet expired.
     public func isActive(at now: Int64) -> Bool { self.status(at: now) == .approved }
 
+    /// When the grant ended, if it has by `now`: refused or revoked at that decision, expired at
+    /// its end or, never answered, at `answerBy`. Nil while it is pending or active.
+    public func endedAt(at now: Int64) -> Int64? {
+        switch self.status(at: now) {
+        case .requested, .approved: nil
+        case .refused: self.decision?.time ?? self.requestedAt
+        case .revoked: self.revocation?.time ?? self.requestedAt
+        case .expired: self.state == .approved ? (self.expiresAt ?? self.requestedAt) : self.answerBy
+        }
+    }
+
     /// Why a transition was not made.
     public enum Refusal: Error, Sendable, Hashable {
-        /// Approve or refuse on a grant that is no longer `requested`.
+        /// Approve or refuse on a grant that is no longer `requested` (or was not answered in time).
         case notPending
         /// The requester deciding its own grant.
         case ownGrant
@@ -153,7 +176,7 @@ public struct SupportGrant: Sendable, Hashable {
     }
 
     private func decidable(by decider: Decision, isPlatformAdmin: Bool) -> Refusal? {
-        guard self.state == .requested else { return .notPending }
+        guard self.status(at: decider.time) == .requested else { return .notPending }
         guard decider.actor != self.requester.actor else { return .ownGrant }
         if self.breakGlass, !isPlatformAdmin { return .breakGlassNeedsPlatformAdmin }
         return nil

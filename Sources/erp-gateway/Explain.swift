@@ -17,7 +17,7 @@ struct Explain: AsyncParsableCommand {
     @Option(name: .long, help: "The node id (customer, partner or OEM).")
     var tenant: String
 
-    @Option(name: .long, help: "One attribute, e.g. features, feature.payroll, limits, branding.logoUrl. All when omitted.")
+    @Option(name: .long, help: "One attribute, e.g. features, feature.payroll, limits, masking, supportAccess, branding.logoUrl. All when omitted.")
     var field: String?
 
     func run() async throws {
@@ -31,7 +31,8 @@ struct Explain: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let attributes = self.field.map { [$0] }
-            ?? ["status", "features", "limits", "placement", "residency", "origins"] + BrandingField.allCases.map { "branding.\($0.rawValue)" }
+            ?? ["status", "features", "limits", "placement", "residency", "origins", "masking", "supportAccess"]
+            + BrandingField.allCases.map { "branding.\($0.rawValue)" }
         var blocks: [String] = []
         for attribute in attributes {
             do {

@@ -55,4 +55,17 @@ final class AdminMaskingTests: XCTestCase {
         )
         XCTAssertEqual(invalid?.status, 422, invalid?.body ?? "")
     }
+
+    func testExplainShowsEachMaskAndTheNodeThatDeclaredIt() throws {
+        let token = try AdminFixture.token("customer-admin", node: "c1")
+        let response = try XCTUnwrap(AdminFixture.respond(AdminFixture.request("GET", "/admin/v1/nodes/c1/explain?attribute=masking", token: token), tree: try self.tree()))
+        XCTAssertEqual(response.status, 200, response.body)
+        let explain = try XCTUnwrap(response.json)
+        XCTAssertEqual(explain["value"], .string("1 rule on 1 route"))
+        XCTAssertEqual(explain["decidedBy"], .string("acme/p1"))
+        XCTAssertEqual(explain["masks"], .array([.object([
+            "route": .string("/v1/ledger"), "fields": .strings(["iban"]), "roles": .strings(["viewer"]), "nonJSON": .string("refuse"),
+            "declaredBy": .string("acme/p1"),
+        ])]))
+    }
 }

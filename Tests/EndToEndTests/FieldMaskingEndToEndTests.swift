@@ -97,6 +97,21 @@ final class FieldMaskingEndToEndTests: GatewayTestCase {
         XCTAssertTrue(list.allSatisfy { ($0["bank"] as? [String: Any])?["iban"] as? String == "***" })
     }
 
+    /// A HEAD where the GET is masked carries no length: the backend's is the unmasked body's.
+    func testAHeadOnAMaskedRouteTellsNotTheUnmaskedLength() async throws {
+        try await self.startMaskingGateway()
+        let unmaskedLength = String(DemoBackend.employees(3).utf8.count)
+        for role in ["viewer", "support"] {
+            let head = try request(port: self.port, "HEAD", "/employees/3", headers: [("Authorization", "Bearer \(try self.token("open", role: role))")])
+            XCTAssertEqual(head.status, 200, role)
+            XCTAssertNil(head.header("content-length"), "\(role): \(head.text)")
+            XCTAssertEqual(head.header("content-type"), "application/json", role)
+            XCTAssertEqual(head.body, [], role)
+        }
+        let editor = try request(port: self.port, "HEAD", "/employees/3", headers: [("Authorization", "Bearer \(try self.token("open", role: "editor"))")])
+        XCTAssertEqual(editor.header("content-length"), unmaskedLength, "a role no rule names gets the backend's fields")
+    }
+
     func testWhatCannotBeMaskedIsRefusedAndAnUnmaskedRouteStreams() async throws {
         try await self.startMaskingGateway()
 

@@ -53,6 +53,20 @@ final class SupportAccessSettingsTests: XCTestCase {
         XCTAssertEqual(try verifier.verify(Substring(token), now: Int64(Date().timeIntervalSince1970)).get().tenant, "c1")
     }
 
+    func testHowLongARequestWaitsAndAnEndedGrantIsKeptDefaultAndAreBounded() throws {
+        let key = "supportAccess:\n  signingKey: keys/support-1.private.pem\n  algorithm: ES256\n"
+        let defaults = try XCTUnwrap(try SettingsLoader.parse(self.document(key), baseDirectory: self.keyDirectory).supportAccess)
+        XCTAssertEqual(defaults.answerWithin, .seconds(24 * 3600))
+        XCTAssertEqual(defaults.keepEnded, .seconds(30 * 24 * 3600))
+        let set = try XCTUnwrap(
+            try SettingsLoader.parse(self.document(key + "  answerWithin: 2h\n  keepEnded: 168h\n"), baseDirectory: self.keyDirectory).supportAccess
+        )
+        XCTAssertEqual(set.answerWithin, .seconds(2 * 3600))
+        XCTAssertEqual(set.keepEnded, .seconds(7 * 24 * 3600))
+        let tooShort = rejectionIssues(of: self.document(key + "  answerWithin: 10s\n  keepEnded: 10m\n"), baseDirectory: self.keyDirectory)
+        XCTAssertEqual(tooShort.filter { $0.message.contains("must be between") }.count, 2, "\(tooShort)")
+    }
+
     func testAKeyThatCannotSignOrNoAdminAPIIsRefused() {
         let missing = rejectionIssues(of: self.document("supportAccess:\n  signingKey: keys/nothing.pem\n  algorithm: ES256\n"), baseDirectory: self.keyDirectory)
         XCTAssertTrue(missing.contains { $0.message.contains("cannot read the signing key file") }, "\(missing)")

@@ -236,6 +236,65 @@ final class ExplainTests: XCTestCase {
         XCTAssertEqual(explanation.steps.map(\.effective), ["(unset)", "(unset)", "(unset)"])
     }
 
+    // MARK: - Masking
+
+    func testMaskingListsEveryRuleThatReachesTheNodeAndWhoseItIs() throws {
+        var catalog = Fixtures.catalog
+        catalog.routes[4].masking = [MaskingRuleSource(fields: ["/employees/*/salary", "iban"], roles: ["viewer"])]
+        let source = Fixtures.chain(
+            oem: { $0.masking = [MaskingRuleSource(route: "/v1/payroll", fields: ["ssn"], roles: ["auditor"], nonJSON: .pass)] },
+            customer: { $0.masking = [MaskingRuleSource(route: "/v1/invoices", fields: ["iban"])] },
+            adding: [Fixtures.customer("fabrikam", under: "northwind")]
+        ).with(catalog: catalog)
+
+        let explanation = try explain(source, "masking")
+        XCTAssertEqual(explanation.value, "3 rules on 2 routes")
+        XCTAssertEqual(explanation.decidedBy?.description, Fixtures.customerPath)
+        XCTAssertEqual(explanation.steps.map(\.declared), ["/v1/payroll: ssn", nil, "/v1/invoices: iban"])
+        XCTAssertEqual(explanation.steps.map(\.effective), ["2 rules on 1 route", "2 rules on 1 route", "3 rules on 2 routes"])
+        XCTAssertEqual(explanation.masks, [
+            Explanation.Mask(route: "/v1/invoices", fields: ["iban"], roles: nil, passesNonJSON: false, declaredBy: try NodePath(parsing: Fixtures.customerPath)),
+            Explanation.Mask(route: "GET /v1/payroll", fields: ["/employees/*/salary", "iban"], roles: ["viewer"], passesNonJSON: false, declaredBy: nil),
+            Explanation.Mask(route: "GET /v1/payroll", fields: ["ssn"], roles: ["auditor"], passesNonJSON: true, declaredBy: try NodePath(parsing: Fixtures.oemPath)),
+        ])
+        let text = explanation.text
+        XCTAssertTrue(text.contains("  masks GET /v1/payroll: /employees/*/salary, iban for viewer and support sessions, from the catalog route\n"), text)
+        XCTAssertTrue(text.contains("  masks GET /v1/payroll: ssn for auditor and support sessions (non-JSON passes, except to support sessions), from acme\n"), text)
+        XCTAssertTrue(text.contains("  masks /v1/invoices: iban for every caller, from acme/northwind/contoso\n"), text)
+
+        // The sibling gets the catalog's and the OEM's, not contoso's.
+        let sibling = try explain(source, "masking", of: "fabrikam")
+        XCTAssertEqual(sibling.masks.map(\.declaredBy?.description), [nil, Fixtures.oemPath])
+        XCTAssertEqual(sibling.decidedBy?.description, Fixtures.oemPath)
+
+        let none = try explain(Fixtures.chain(), "masking")
+        XCTAssertEqual(none.value, "none")
+        XCTAssertNil(none.decidedBy)
+        XCTAssertEqual(none.masks, [])
+    }
+
+    // MARK: - Support access
+
+    func testSupportAccessNamesTheNodeThatSetTheCapAndTheNarrowedApprovers() throws {
+        let source = Fixtures.chain(
+            oem: { $0.supportAccess = SupportAccessSource(maxDuration: 4 * 3600, approvers: [.customer, .partner]) },
+            partner: { $0.supportAccess = SupportAccessSource(maxDuration: 90 * 60) }
+        )
+        let explanation = try explain(source, "supportAccess")
+        XCTAssertEqual(explanation.value, "maxDuration 90m (set by acme/northwind); approvers customer, partner and platform admins")
+        XCTAssertEqual(explanation.decidedBy?.description, Fixtures.partnerPath)
+        XCTAssertEqual(explanation.steps.map(\.declared), ["maxDuration 4h; approvers customer, partner", "maxDuration 90m", nil])
+        XCTAssertEqual(explanation.steps.map(\.effective), [
+            "maxDuration 4h (set by acme); approvers customer, partner and platform admins",
+            "maxDuration 90m (set by acme/northwind); approvers customer, partner and platform admins",
+            "maxDuration 90m (set by acme/northwind); approvers customer, partner and platform admins",
+        ])
+
+        let open = try explain(Fixtures.chain(), "supportAccess")
+        XCTAssertEqual(open.value, "maxDuration from the settings; approvers customer, partner, oem and platform admins")
+        XCTAssertNil(open.decidedBy)
+    }
+
     // MARK: - Errors
 
     func testUnknownAttributesFeaturesFieldsAndNodesThrow() throws {

@@ -52,7 +52,7 @@ final class MaskingOnEmbeddedChannelTests: XCTestCase {
         try self.gateway?.finish()
     }
 
-    private func send(path: String = "/v1/employees", role: String?) throws -> EmbeddedChannel {
+    private func send(_ method: String = "GET", path: String = "/v1/employees", role: String?) throws -> EmbeddedChannel {
         var claims: [String: ClaimValue] = [
             "iss": "https://id.acme.test", "sub": "u", "aud": "erp", "iat": .integer(Self.epoch), "exp": .integer(Self.epoch + 3600),
             "tenant": "shop",
@@ -60,7 +60,7 @@ final class MaskingOnEmbeddedChannelTests: XCTestCase {
         if let role { claims["role"] = .string(role) }
         let token = try TokenMinter.mint(claims: claims, algorithm: .HS256, kid: "k1", secret: TenantAccessTests.secret)
         try self.client.writeInbound(ByteBuffer(string: """
-            GET \(path) HTTP/1.1\r\nHost: erp.test\r\nAuthorization: Bearer \(token)\r\nAccept-Encoding: gzip, br\r\nRange: bytes=0-10\r\n\r\n
+            \(method) \(path) HTTP/1.1\r\nHost: erp.test\r\nAuthorization: Bearer \(token)\r\nAccept-Encoding: gzip, br\r\nRange: bytes=0-10\r\n\r\n
             """))
         return try XCTUnwrap(self.upstreams.opened.last?.channel)
     }
@@ -165,6 +165,52 @@ final class MaskingOnEmbeddedChannelTests: XCTestCase {
         let responses = try self.client.responses()
         XCTAssertEqual(responses.map(\.status), [502])
         XCTAssertTrue(responses.first?.body.contains("upstream-failed") == true)
+    }
+
+    /// The upstream's answer to a HEAD: the fields its GET would carry, for a document of
+    /// `Self.document`'s length.
+    private static let headAnswer = """
+        HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(document.utf8.count)\r\nETag: "v1"\r\n\
+        Content-Digest: sha-256=:AAAA:\r\nRepr-Digest: sha-256=:AAAA:\r\nDigest: SHA-256=AAAA\r\nCache-Control: private\r\n\r\n
+        """
+
+    func testAHeadOnAMaskedRouteTellsNeitherTheLengthNorTheValidatorOfTheUnmaskedBody() throws {
+        for role in ["viewer", "support"] {
+            let upstream = try self.send("HEAD", role: role)
+            XCTAssertTrue(try upstream.text().hasPrefix("HEAD /v1/employees"))
+            try upstream.writeInbound(ByteBuffer(string: Self.headAnswer))
+            let text = try self.client.text()
+            let fields = text.lowercased()
+            XCTAssertTrue(text.hasPrefix("HTTP/1.1 200 OK\r\n"), text)
+            XCTAssertTrue(text.hasSuffix("\r\n\r\n"), "a HEAD's answer has no body: \(text)")
+            XCTAssertFalse(fields.contains("content-length"), "the unmasked body's length would tell how long the masked values are: \(text)")
+            for name in ["etag:", "content-digest:", "repr-digest:", "digest:"] {
+                XCTAssertFalse(fields.contains(name), "\(name) described bytes the client does not get: \(text)")
+            }
+            XCTAssertTrue(fields.contains("content-type: application/json"), text)
+            XCTAssertTrue(fields.contains("cache-control: private"), text)
+            XCTAssertTrue(fields.contains("transfer-encoding: chunked"), "HTTP/1.1 framing without a length: \(text)")
+            XCTAssertEqual(self.records.records.last?.outcome, .relayed)
+        }
+    }
+
+    func testAHeadIsRefusedWhereItsGetWouldBe() throws {
+        let upstream = try self.send("HEAD", role: "viewer")
+        try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 12\r\n\r\n"))
+        let text = try self.client.text()
+        XCTAssertTrue(text.hasPrefix("HTTP/1.1 502"), text)
+        XCTAssertEqual(self.records.records.last?.problem, .unmaskableResponse)
+    }
+
+    func testAHeadOfAnUnmaskedRoleOrRouteIsRelayedUnchanged() throws {
+        for (path, role) in [("/v1/employees", "editor"), ("/v1/ledger", "support")] {
+            let upstream = try self.send("HEAD", path: path, role: role)
+            try upstream.writeInbound(ByteBuffer(string: Self.headAnswer))
+            let fields = try self.client.text().lowercased()
+            XCTAssertTrue(fields.contains("content-length: \(Self.document.utf8.count)\r\n"), fields)
+            XCTAssertTrue(fields.contains("etag: \"v1\""), fields)
+            XCTAssertTrue(fields.contains("content-digest: sha-256=:aaaa:"), fields)
+        }
     }
 
     func testResponsesWithoutABodyPassAsTheyAre() throws {
