@@ -43,12 +43,15 @@ final class LoopMetrics {
 
         /// What the loop's `QuotaGate` answered, told apart where the answer alone does not say
         /// (a plain `proceed` is a lease, or the `local` fail mode while the store is away).
-        init?(_ answer: QuotaGate.Answer, storeReachable: Bool, failMode: QuotaFailMode) {
+        /// - Parameter storeAnswered: whether `answer` is the gate's reading of the store's
+        ///   reply (`QuotaGate.storeAnswered`) rather than its first answer (`admit`), where an
+        ///   admission is one from a lease.
+        init?(_ answer: QuotaGate.Answer, storeAnswered: Bool, storeReachable: Bool, failMode: QuotaFailMode) {
             switch answer {
             case .proceed: self = !storeReachable && failMode == .local ? .admittedByLocalLimits : .admittedFromLease
             case .proceedUnchecked(let warning): self = warning.failMode == nil ? .admittedUnchecked : .admittedFailOpen
             case .askStore: return nil
-            case .admitted: self = .admittedByStore
+            case .admitted: self = storeAnswered ? .admittedByStore : .admittedFromLease
             case .refuse(let refusal):
                 switch refusal.source {
                 case .memory: self = .refusedFromMemory

@@ -231,7 +231,9 @@ struct RequestPhases {
         self.environment.wakeForLeaseWork(now: now)
         // The store's state is only looked at where it tells two admissions apart (`local`).
         if let metrics = self.environment.metrics,
-            let outcome = LoopMetrics.QuotaOutcome(answer, storeReachable: failMode != .local || quotas.storeState(on: loop) == .reachable, failMode: failMode)
+            let outcome = LoopMetrics.QuotaOutcome(
+                answer, storeAnswered: false, storeReachable: failMode != .local || quotas.storeState(on: loop) == .reachable, failMode: failMode
+            )
         {
             metrics.quotaDecided(outcome, tier: request.grant.cell.kind)
         }
@@ -244,7 +246,11 @@ struct RequestPhases {
     ) -> Admitted {
         let answer = self.environment.quotaGate.storeAnswered(result, plan: plan, failMode: failMode)
         self.environment.wakeForLeaseWork(now: self.environment.wallClock.nowMicroseconds)
-        if let metrics = self.environment.metrics, let outcome = LoopMetrics.QuotaOutcome(answer, storeReachable: true, failMode: failMode) {
+        // A failed reply leaves the request to the fail mode, as if the store were away.
+        let replied = if case .success = result { true } else { false }
+        if let metrics = self.environment.metrics,
+            let outcome = LoopMetrics.QuotaOutcome(answer, storeAnswered: true, storeReachable: replied, failMode: failMode)
+        {
             metrics.quotaDecided(outcome, tier: request.grant.cell.kind)
         }
         return self.admitted(answer, request: request, quotas: quotas, failMode: failMode)

@@ -76,6 +76,31 @@ final class OpsListenerTests: GatewayTestCase {
         XCTAssertEqual(try prometheus.value(#"up{job="erp-gateway"}"#), 1)
     }
 
+    /// Requests admitted from units the loop leased are counted as `source="lease"`; only
+    /// those that waited for a round trip are `source="store"`.
+    func testAdmissionsFromALeaseAreCountedApartFromRoundTrips() async throws {
+        let redis = try RedisProcess()
+        self.redis = redis
+        try await self.startBackends(1)
+        self.gateway = try self.treeGateway(AllocationBudgetTests.tree, extra: redis.settings + self.opsSettings())
+        let requests = 200
+        for _ in 0..<requests { XCTAssertEqual(try self.get("c1").status, 200) }
+
+        let metrics = try self.ops("/metrics").text
+        func admitted(from source: String) throws -> Int {
+            let prefix = #"erp_gateway_quota_decisions_total{tier="pooled",decision="admitted",source="\#(source)"} "#
+            let line = try XCTUnwrap(metrics.split(separator: "\n").first { $0.hasPrefix(prefix) }, "no \(source) series in \(metrics)")
+            return try XCTUnwrap(Int(line.dropFirst(prefix.count)))
+        }
+        let fromLease = try admitted(from: "lease")
+        let fromStore = try admitted(from: "store")
+        XCTAssertEqual(fromLease + fromStore, requests)
+        // At this test's pace (a new connection and token per request) a lease holds a few
+        // units: about 40 % of the requests are admitted from one here.
+        XCTAssertGreaterThan(fromLease, requests / 10, "a customer sending back to back is admitted from its lease")
+        XCTAssertLessThanOrEqual(fromStore, try redis.scriptRuns(), "every admission counted as the store's was a script Redis ran")
+    }
+
     func testTheOpsListenerAnswersItsThreePathsOnly() async throws {
         try await self.startBackends(1)
         self.gateway = try GatewayProcess(settings: gatewaySettings(endpoints: self.backends.map(\.port), extra: self.opsSettings()))
