@@ -49,7 +49,7 @@ taskset -c 1 wrk -t1 -c32 -d3s -s "$work/load.lua" "http://127.0.0.1:$gateway_po
 taskset -c 1 wrk -t1 -c32 -d"${duration}s" --timeout 5s -s "$work/load.lua" "http://127.0.0.1:$gateway_port/v1/ledger" > "$work/wrk.txt" &
 load_pid=$!; pids+=($load_pid)
 sleep 1
-perf record -q -e cpu-clock -F 4000 -g -p "$gateway_pid" -o "$work/perf.data" -- sleep $((duration - 2)) 2>/dev/null
+perf record -q -e cpu-clock -F ${PERF_FREQ:-4000} ${PERF_CALLGRAPH:--g} -p "$gateway_pid" -o "$work/perf.data" -- sleep $((duration - 2)) 2>/dev/null
 wait "$load_pid" || true
 read -r _ rps non2xx errors requests _ _ <<<"$(grep RESULT "$work/wrk.txt")"
 echo "mode $mode: $rps req/s ($requests requests, $non2xx non-2xx, $errors socket errors) while sampled"

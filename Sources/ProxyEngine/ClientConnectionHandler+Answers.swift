@@ -66,7 +66,7 @@ extension ClientConnectionHandler {
             exchange.machine.localBodyWritten(bytes: body.utf8.count)
             context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         }
-        let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
+        let written = self.writeEnd(context, closing: after == .close)
         exchange.log(.info, "request", metadata: exchange.logMetadata(now: self.now, status: response.status.code))
         self.answered(exchange, then: after, written: written)
     }
@@ -81,6 +81,17 @@ extension ClientConnectionHandler {
         )
         context.write(self.wrapOutboundOut(.head(head)), promise: nil)
         context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        return self.writeEnd(context, closing: close)
+    }
+
+    /// Writes and flushes a response's end. The future, for closing once it is written, only
+    /// when the connection closes after it: a keep-alive answer needs none, and each one cost a
+    /// promise, its future and a callback list (allocations on every request).
+    func writeEnd(_ context: ChannelHandlerContext, closing: Bool) -> EventLoopFuture<Void>? {
+        guard closing else {
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+            return nil
+        }
         return context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
     }
 

@@ -180,7 +180,7 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
             }
             if let route = exchange.route { self.environment.router.endAttempt(route, now: self.monotonicNow) }
             exchange.log(.info, "request", metadata: exchange.logMetadata(now: self.now, status: exchange.machine.responseStatus))
-            let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
+            let written = self.writeEnd(context, closing: end.then == .close)
             if end.then == .close {
                 self.end(exchange)
                 self.closeAfter(written)
