@@ -1,7 +1,10 @@
 /// One compiled, immutable tenant tree: the effective policy of every node and the lookups the
 /// data plane needs, each O(1). A snapshot is replaced whole on reload; requests keep the one
 /// they started with.
-public struct TenantSnapshot: Sendable {
+///
+/// An object: every request's authorize phase took the snapshot from its configuration, and as
+/// a value that copy retained and released each of its tables (a profile's `TenantSnapshotVwcp`).
+public final class TenantSnapshot: Sendable {
     public let catalog: Catalog
     let policies: NodeMap<EffectivePolicy>
     /// The declarations, kept for explain (positions dropped).

@@ -24,10 +24,19 @@ import Darwin
 public struct VerifiedTokenCache {
     public let capacity: Int
 
-    private struct Entry {
-        var token: String
-        var hash: Int
-        var verified: VerifiedToken
+    /// An object: a hit reads the slot's entry, and a value there was copied out of the ring
+    /// whole (its verified token's every field retained and released) on every request.
+    /// Immutable, so copies of the cache never share a change.
+    private final class Entry {
+        let token: String
+        let hash: Int
+        let verified: VerifiedToken
+
+        init(token: String, hash: Int, verified: VerifiedToken) {
+            self.token = token
+            self.hash = hash
+            self.verified = verified
+        }
     }
 
     /// Insertion order: `nextSlot` is the oldest (or an empty) slot, overwritten next.
@@ -67,7 +76,7 @@ public struct VerifiedTokenCache {
         let hash = Self.hash(token)
         if let slot = slotByHash[hash] {
             if let entry = ring[slot], Self.sameBytes(entry.token, token) {
-                ring[slot]?.verified = verified
+                ring[slot] = Entry(token: entry.token, hash: hash, verified: verified)
                 return
             }
             // Another token with the same hash: it gives way, the cache keeps one per hash.
