@@ -52,12 +52,18 @@ final class AllocationCounter {
         return (try self.read(), at)
     }
 
-    /// Allocations per second while the process serves nothing: what its timers allocate.
-    func idleRate(over seconds: TimeInterval) throws -> Double {
-        let start = try self.reading()
-        usleep(useconds_t(seconds * 1_000_000))
-        let end = try self.reading()
-        return Double(end.counts.allocations - start.counts.allocations) / end.at.timeIntervalSince(start.at)
+    /// Allocations per second while the process serves nothing: what its timers allocate. The
+    /// median over `windows` windows of `seconds`, so that a rare burst in one does not count.
+    func idleRate(windows: Int, of seconds: TimeInterval) throws -> Double {
+        var rates: [Double] = []
+        var start = try self.reading()
+        for _ in 0..<windows {
+            usleep(useconds_t(seconds * 1_000_000))
+            let end = try self.reading()
+            rates.append(Double(end.counts.allocations - start.counts.allocations) / end.at.timeIntervalSince(start.at))
+            start = end
+        }
+        return rates.sorted()[rates.count / 2]
     }
 
     deinit {
