@@ -57,8 +57,9 @@ final class AllocationBudgetTests: GatewayTestCase {
     // the size a rate diluted by the idle measurement gave it, so runs differed by up to 20),
     // the timers' share taken as the median of five idle seconds and the lower of two batches
     // kept: 366.2–367.5 debug over three runs, 52.3 release; 367.6 beside two processes
-    // spinning on both cores, so the debug budget keeps 4 over the quiet figure.
-    static let fullPipeline = Budget(debug: 372, release: 55)
+    // spinning on both cores and 368.5 within the whole suite, so the debug budget keeps 6
+    // over the quiet figure (a CI machine is slower still); the release budget stays tight.
+    static let fullPipeline = Budget(debug: 374, release: 55)
     // The full pipeline with an ops listener, so that every request leaves a `RequestRecord` and
     // is counted into its metric series (handles kept per loop: no label formatting, no
     // allocation per request). Set 2026-12-03 from 379.6 (debug) and 57.0 (release): in the
@@ -70,8 +71,9 @@ final class AllocationBudgetTests: GatewayTestCase {
     // With the two request objects: 372.2–386.3 debug, 57.8 release.
     // Without the timers' share and the 10 ms lease tick: 369.9–370.7 debug over five runs,
     // 53.4 release; 52.2 without the end's promise. Then as the full pipeline above:
-    // 368.3–368.5 debug (370.0 beside two spinning processes), 52.3 release.
-    static let fullPipelineObserved = Budget(debug: 373, release: 55)
+    // 368.3–368.5 debug (370.0 beside two spinning processes, 370.1 within the whole suite),
+    // 52.3 release.
+    static let fullPipelineObserved = Budget(debug: 375, release: 55)
     static let margin = 2.0
     /// A count this far below the budget fails too, as in SwiftNIO's allocation tests: an
     /// improvement lands with its lower budget, so the budget keeps guarding what was won.
