@@ -19,7 +19,7 @@ extension AdminEngine {
             "origins": .strings(policy.origins),
             "partnerIssuerSelfService": .bool(policy.partnerIssuerSelfService),
             "supportAccess": .object([
-                "maxDuration": policy.supportAccess.maxDuration.map { JSONValue.string(AdminEngine.format(seconds: $0)) } ?? .null,
+                "maxDuration": policy.supportAccess.maxDuration.map { JSONValue.string(SupportAccessPolicy.text(seconds: $0)) } ?? .null,
                 "maxDurationSetBy": policy.supportAccess.maxDurationSetBy.map { JSONValue.string($0.rawValue) } ?? .null,
                 "approvers": .strings(SupportApprover.allCases.filter(policy.supportAccess.approvers.contains).map(\.rawValue)),
             ]),

@@ -65,7 +65,7 @@ public enum NodeJSON {
         if let selfService = node.partnerIssuerSelfService { members["partnerIssuerSelfService"] = .bool(selfService) }
         if let support = node.supportAccess {
             var fields: [String: JSONValue] = [:]
-            if let duration = support.maxDuration { fields["maxDuration"] = .string(AdminEngine.format(seconds: duration)) }
+            if let duration = support.maxDuration { fields["maxDuration"] = .string(SupportAccessPolicy.text(seconds: duration)) }
             if let approvers = support.approvers { fields["approvers"] = .strings(approvers.map(\.rawValue)) }
             members["supportAccess"] = .object(fields)
         }

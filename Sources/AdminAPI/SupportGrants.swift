@@ -314,7 +314,7 @@ extension AdminEngine {
         if let value = json["duration"], let seconds = Self.seconds(value), seconds > 0 {
             duration = seconds
             if seconds > cap {
-                problems.append(FieldProblem(node: label, field: "duration", message: "at most \(Self.format(seconds: cap)) (\(capSource))"))
+                problems.append(FieldProblem(node: label, field: "duration", message: "at most \(SupportAccessPolicy.text(seconds: cap)) (\(capSource))"))
             }
         } else {
             problems.append(FieldProblem(node: label, field: "duration", message: "required: a duration such as \"30m\" or \"4h\", or seconds"))
@@ -365,12 +365,6 @@ extension AdminEngine {
         case "h": return number * 3600
         default: return nil
         }
-    }
-
-    static func format(seconds: Int64) -> String {
-        if seconds % 3600 == 0 { return "\(seconds / 3600)h" }
-        if seconds % 60 == 0 { return "\(seconds / 60)m" }
-        return "\(seconds)s"
     }
 
     static func newGrantID() -> String {

@@ -79,7 +79,7 @@ public enum TenantTreeWriter {
         pairs.append(("partnerIssuerSelfService", node.partnerIssuerSelfService.map { Node($0 ? "true" : "false", Tag(.bool)) }))
         if let support = node.supportAccess {
             pairs.append(("supportAccess", Self.mapping([
-                ("maxDuration", support.maxDuration.map { Self.string(Self.duration(seconds: $0)) }),
+                ("maxDuration", support.maxDuration.map { Self.string(SupportAccessPolicy.text(seconds: $0)) }),
                 ("approvers", support.approvers.map { Self.strings($0.map(\.rawValue)) }),
             ])))
         }
@@ -154,14 +154,5 @@ public enum TenantTreeWriter {
     /// A mapping in the given order; absent (nil) members are left out.
     static func mapping(_ pairs: [(String, Node?)]) -> Node {
         Node(pairs.compactMap { key, value in value.map { (Node(key), $0) } })
-    }
-}
-
-extension TenantTreeWriter {
-    /// Seconds as the loader reads a duration back: whole hours, minutes or seconds.
-    static func duration(seconds: Int64) -> String {
-        if seconds % 3600 == 0 { return "\(seconds / 3600)h" }
-        if seconds % 60 == 0 { return "\(seconds / 60)m" }
-        return "\(seconds)s"
     }
 }

@@ -252,7 +252,7 @@ extension TenantSnapshot {
         case "supportAccess":
             func described(_ policy: SupportAccessPolicy) -> String {
                 let cap = policy.maxDuration.map { cap in
-                    "maxDuration \(Self.describe(seconds: cap))" + (policy.maxDurationSetBy.flatMap { self.policy($0)?.path }.map { " (set by \($0))" } ?? "")
+                    "maxDuration \(SupportAccessPolicy.text(seconds: cap))" + (policy.maxDurationSetBy.flatMap { self.policy($0)?.path }.map { " (set by \($0))" } ?? "")
                 } ?? "maxDuration from the settings"
                 return cap + "; approvers " + list(SupportApprover.allCases.filter(policy.approvers.contains).map(\.rawValue)) + " and platform admins"
             }
@@ -262,7 +262,7 @@ extension TenantSnapshot {
                     { source in
                         guard let own = source.supportAccess else { return nil }
                         var parts: [String] = []
-                        if let cap = own.maxDuration { parts.append("maxDuration \(Self.describe(seconds: cap))") }
+                        if let cap = own.maxDuration { parts.append("maxDuration \(SupportAccessPolicy.text(seconds: cap))") }
                         if let approvers = own.approvers { parts.append("approvers \(list(approvers.map(\.rawValue)))") }
                         return parts.isEmpty ? nil : parts.joined(separator: "; ")
                     },
@@ -304,13 +304,6 @@ extension TenantSnapshot {
     static func describe(_ limits: Limits) -> String {
         let parts = limits.fields.compactMap { field in field.value.map { "\(field.name) \($0)" } }
         return parts.isEmpty ? "none" : parts.joined(separator: ", ")
-    }
-
-    /// `4h`, `90m`, `45s`: as durations are written in the tree.
-    static func describe(seconds: Int64) -> String {
-        if seconds % 3600 == 0 { return "\(seconds / 3600)h" }
-        if seconds % 60 == 0 { return "\(seconds / 60)m" }
-        return "\(seconds)s"
     }
 
     /// Every masking rule that reaches the last node of `chain`, route by route in catalog

@@ -19,6 +19,14 @@ public struct SupportAccessSource: Sendable, Hashable {
 /// The support-access policy in force on a node: inherited and only ever narrowed down the tree
 /// (a shorter cap, fewer approvers), like features and origins.
 public struct SupportAccessPolicy: Sendable, Hashable {
+    /// `4h`, `90m`, `45s`: a duration in seconds as the tree and the admin API write it (whole
+    /// hours, minutes or seconds), read back by both.
+    public static func text(seconds: Int64) -> String {
+        if seconds % 3600 == 0 { return "\(seconds / 3600)h" }
+        if seconds % 60 == 0 { return "\(seconds / 60)m" }
+        return "\(seconds)s"
+    }
+
     /// Seconds; nil when no node on the path caps it (the settings' `supportAccess.maxDuration`
     /// still does).
     public var maxDuration: Int64?

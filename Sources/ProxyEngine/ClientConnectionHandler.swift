@@ -337,9 +337,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
                     // answer — a lease granted for this request serves the customer's next ones
                     // instead of lapsing unused, a refusal is remembered — and what the request
                     // would have held in flight is given back.
-                    let answer = self.environment.quotaGate.storeAnswered(result, plan: plan, failMode: failMode)
-                    self.environment.wakeForLeaseWork(now: self.environment.wallClock.nowMicroseconds)
-                    if case .admitted(let plan, _) = answer {
+                    if case .admitted(let plan, _) = self.environment.quotaStoreAnswered(result, plan: plan, failMode: failMode) {
                         AdmittedQuota(admission: quotas, plan: plan, loop: loop).release()
                     }
                     return

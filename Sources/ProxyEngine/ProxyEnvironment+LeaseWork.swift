@@ -25,6 +25,14 @@ extension ProxyEnvironment {
         }
     }
 
+    /// The gate's reading of the store's reply to an admission; a lease it grants is swept
+    /// later, and may want a refill.
+    func quotaStoreAnswered(_ result: Result<QuotaDecision, any Error>, plan: QuotaPlan, failMode: QuotaFailMode) -> QuotaGate.Answer {
+        let answer = self.quotaGate.storeAnswered(result, plan: plan, failMode: failMode)
+        self.wakeForLeaseWork(now: self.wallClock.nowMicroseconds)
+        return answer
+    }
+
     private func sendLeaseWork() {
         self.leaseWorkAt = nil
         self.leaseWorkTask = nil

@@ -244,8 +244,7 @@ struct RequestPhases {
     func storeAnswered(
         _ result: Result<QuotaDecision, any Error>, request: TenantRequest, plan: QuotaPlan, quotas: any QuotaStore, failMode: QuotaFailMode
     ) -> Admitted {
-        let answer = self.environment.quotaGate.storeAnswered(result, plan: plan, failMode: failMode)
-        self.environment.wakeForLeaseWork(now: self.environment.wallClock.nowMicroseconds)
+        let answer = self.environment.quotaStoreAnswered(result, plan: plan, failMode: failMode)
         // A failed reply leaves the request to the fail mode, as if the store were away.
         let replied = if case .success = result { true } else { false }
         if let metrics = self.environment.metrics,
