@@ -4,7 +4,8 @@
 #   bench/compare.sh [SECONDS]          (default 10 s per run)
 #
 # Environment: CONNECTIONS (default 32), SOAK (seconds of an extra full-pipeline run sampling
-# the gateway's memory; default 0 = skip), COLD_TOKENS (default 40000), KEEP (=1 keeps the work
+# the gateway's memory; default 0 = skip), COLD_TOKENS (default 11,000 per second of the run, more than
+# the cold run can send here, so that no token repeats), KEEP (=1 keeps the work
 # directory with every configuration and log), LEASE_REFRESH (quotas.leases.refreshInterval of
 # the full pipeline, e.g. 500ms or 0ms; default: the gateway's default), OBSERVE (=1 gives the
 # full pipeline an ops listener, so every metric is kept, scraped once a second as Prometheus
@@ -18,14 +19,15 @@
 # duration for every target; a Lua script rotates 1,000 tokens of 100 customers (the "cold" run
 # sends tokens never seen before). Prints req/s, p50, p99, server CPU µs per request (from
 # /proc of every server process) and ratios to HAProxy and nginx, then the gateway-added p99
-# at half of the full pipeline's maximum. Exits non-zero if a run had errors or non-2xx
+# at half of the full pipeline's maximum, and for each target the backend's CPU µs per request
+# behind it and the target's involuntary context switches per request. Exits non-zero if a run had errors or non-2xx
 # answers. Every process started here is stopped by PID on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-10}"
 connections="${CONNECTIONS:-32}"
 soak="${SOAK:-0}"
-cold_tokens="${COLD_TOKENS:-40000}"
+cold_tokens="${COLD_TOKENS:-$(( 11000 * duration ))}"
 
 missing=()
 for tool in wrk nginx haproxy redis-server openssl taskset python3; do
@@ -121,18 +123,34 @@ wrk_script "$work/reused.tokens" 0 > "$work/reused.lua"
 wrk_script "$work/cold.tokens" 0 > "$work/cold.lua"
 
 failed=0
-declare -A rps p50 p99 cpu cpu_redis requests
+declare -A rps p50 p99 cpu cpu_redis requests cpu_backend preempted
+# Times the kernel took the CPU from a running thread of these processes (summed over every
+# thread): on the shared core, mostly the backend or Redis woken by the server's own write.
+involuntary_switches() {
+    local total=0 pid
+    for pid in "$@"; do
+        total=$((total + $(cat /proc/"$pid"/task/*/status 2>/dev/null | awk '$1 == "nonvoluntary_ctxt_switches:" { s += $2 } END { print s + 0 }')))
+    done
+    echo "$total"
+}
+backend_pids=$(server_pids "${server_of[direct]}")
 run() {  # $1 name, $2 port, $3 lua
     local name=$1 port=$2 script=$3
     local pids_of_server; pids_of_server=$(server_pids "${server_of[$name]}")
     local before; before=$(cpu_ticks $pids_of_server)
     local redis_before; redis_before=$(cpu_ticks "$redis_pid")
+    local backend_before; backend_before=$(cpu_ticks $backend_pids)
+    local switches_before; switches_before=$(involuntary_switches $pids_of_server)
     local line
     line=$(taskset -c 1 wrk -t1 -c"$connections" -d"${duration}s" --timeout 5s -s "$script" "http://127.0.0.1:$port/v1/ledger" | grep RESULT || true)
     local after; after=$(cpu_ticks $pids_of_server)
     local redis_after; redis_after=$(cpu_ticks "$redis_pid")
+    local backend_after; backend_after=$(cpu_ticks $backend_pids)
+    local switches_after; switches_after=$(involuntary_switches $pids_of_server)
     read -r _ rps[$name] non2xx socket_errors requests[$name] p50[$name] p99[$name] <<<"$line"
     cpu[$name]=$(python3 -c "print('%.1f' % (($after - $before) * 1e6 / $ticks_per_second / max(1, ${requests[$name]})))")
+    cpu_backend[$name]=$(python3 -c "print('%.1f' % (($backend_after - $backend_before) * 1e6 / $ticks_per_second / max(1, ${requests[$name]})))")
+    preempted[$name]=$(python3 -c "print('%.2f' % (($switches_after - $switches_before) / max(1, ${requests[$name]})))")
     cpu_redis[$name]=$(python3 -c "print('%.1f' % (($redis_after - $redis_before) * 1e6 / $ticks_per_second / max(1, ${requests[$name]})))")
     if [ "$non2xx" != 0 ] || [ "$socket_errors" != 0 ]; then
         echo "run $name: $non2xx non-2xx answers, $socket_errors socket errors" >&2
@@ -168,6 +186,14 @@ for name in direct nginx haproxy proxy-only full full-cold; do
     printf '%-34s %10s %8s %8s %10s %8s %8s %8s %8s\n' "$label" "${rps[$name]}" "${p50[$name]}" "${p99[$name]}" "${cpu[$name]}" \
         "$([ "${name#full}" != "$name" ] && echo "${cpu_redis[$name]}" || echo -)" \
         "$(ratio "${rps[$name]}" "${rps[haproxy]}")" "$(ratio "${rps[$name]}" "${rps[nginx]}")" "$(ratio "${cpu[$name]}" "${cpu[haproxy]}")"
+done
+echo
+# Behind each proxy the same backend does the same work per request; what it spends shows how
+# the proxy hands requests to it (one wake-up per request, or several requests per wake-up), and
+# a server preempted about once per request is paying for a switch to the backend each time.
+echo "the backend's CPU µs per request behind each target, and the target's involuntary switches per request:"
+for name in direct nginx haproxy proxy-only full full-cold; do
+    printf '  %-12s backend %6s µs/req   preempted %5s /req\n' "$name" "${cpu_backend[$name]}" "${preempted[$name]}"
 done
 echo
 echo "targets: proxy-only/nginx req/s $(ratio "${rps[proxy-only]}" "${rps[nginx]}") (≥ 0.90), CPU $(ratio "${cpu[proxy-only]}" "${cpu[nginx]}") (≤ 1.10);" \

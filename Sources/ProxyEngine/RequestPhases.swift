@@ -220,7 +220,7 @@ struct RequestPhases {
         let policy = request.grant.policy
         let cost = request.grant.route.cost
         let loop = self.environment.eventLoop
-        let failMode = QuotaFailMode(settings: request.request.settings, tier: request.grant.cell.kind)
+        let failMode = QuotaFailMode(configuration: request.request.configuration, tier: request.grant.cell.kind)
         let answer = self.environment.quotaGate.admit(
             levels: policy.limits, oem: policy.path.oem, customer: policy.id, cost: cost, now: now,
             store: quotas.storeState(on: loop), failMode: failMode
