@@ -20,12 +20,10 @@ cd "$(dirname "$0")/.."
 duration="${1:-8}"
 delay_ms="${DELAY_MS:-2}"
 export PATH="$PATH:/usr/sbin"
-for tool in perf wrk nginx redis-server taskset python3; do
-    command -v "$tool" >/dev/null || { echo "missing: $tool (bench/compare.sh installs the servers)" >&2; exit 1; }
-done
+source bench/lib.sh
+require_tools perf wrk nginx redis-server taskset python3
 swift build -c release --product erp-gateway >/dev/null
 bin="$(swift build -c release --show-bin-path)"
-source bench/lib.sh
 make_issuer_key
 mint_tokens "$work/reused.tokens" 10
 write_tenant_tree

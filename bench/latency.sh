@@ -18,12 +18,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rate="${1:-2500}"; duration="${2:-10}"; rounds="${3:-3}"
 export PATH="$PATH:/usr/sbin"
-for tool in wrk nginx redis-server taskset python3; do
-    command -v "$tool" >/dev/null || { echo "missing: $tool (bench/compare.sh installs them)" >&2; exit 1; }
-done
+source bench/lib.sh
+require_tools wrk nginx redis-server taskset python3
 swift build -c release --product erp-gateway >/dev/null
 bin="$(swift build -c release --show-bin-path)"
-source bench/lib.sh
 make_issuer_key
 mint_tokens "$work/reused.tokens" 10
 

@@ -1,7 +1,7 @@
 # Shared by the bench/ scripts that run the gateway against an nginx upstream: the work
 # directory and process cleanup, ports, each server's processes and their CPU time from /proc,
 # the issuer key and tokens, the benchmark tenant tree, gateway settings and the wrk script.
-# Source it from the repository root after setting `bin`.
+# Source it from the repository root; set `bin` before minting tokens.
 
 work="$(mktemp -d)"
 pids=()
@@ -15,6 +15,14 @@ cleanup() {
     if [ "${KEEP:-0}" = 1 ]; then echo "work directory kept: $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
+
+# require_tools TOOL...: stops with the first one missing named.
+require_tools() {
+    local tool
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || { echo "missing: $tool (bench/compare.sh installs the servers)" >&2; exit 1; }
+    done
+}
 
 start() {  # $1 log name, rest: command; pinned to core 0, stopped on exit
     taskset -c 0 "${@:2}" > "$work/$1.log" 2>&1 &
