@@ -1,5 +1,6 @@
 import Cells
 import GatewayConfig
+import Hierarchy
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -355,14 +356,36 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         exchange.log(refusal.level, "request refused", metadata: refusal.logMetadata)
         if refusal.problem == .quotaExceeded {
             // Never under the current limits: as long as the pause goes.
-            exchange.quotaRetryAfter = refusal.retryAfter ?? ClientConnectionStateMachine.longestPause
+            let retryAfter = refusal.retryAfter ?? ClientConnectionStateMachine.longestPause
+            exchange.quotaRetryAfter = retryAfter
+            if let pause = self.closingRefusalPause(exchange, customer: exchange.tenantPath?.customer, retryAfter: retryAfter) {
+                // Strong captures: the task runs once, within a second.
+                self.environment.eventLoop.assumeIsolated().scheduleTask(in: pause) { [self, exchange] in
+                    self.environment.closingRefusals.released()
+                    // The client left meanwhile: its exchange ended without an answer.
+                    guard self.exchange === exchange else { return }
+                    self.fail(exchange, with: refusal.problem, headers: refusal.headers, extensions: refusal.extensions)
+                }
+                return
+            }
         }
         self.fail(exchange, with: refusal.problem, headers: refusal.headers, extensions: refusal.extensions)
+    }
+
+    /// How long to hold a quota refusal's answer when the client closes the connection after it
+    /// (`ClosingConnectionRefusals`); nil to answer now. An HTTP/2 stream's refusals are paced
+    /// by its connection, and a draining gateway holds nothing back.
+    private func closingRefusalPause(_ exchange: Exchange, customer: NodeID?, retryAfter: TimeAmount) -> TimeAmount? {
+        guard !self.servesOneStream, !exchange.machine.clientKeepsAlive, !self.connection.quiescing, let customer else { return nil }
+        return self.environment.closingRefusals.refused(customer, retryAfter: retryAfter, now: self.now)
     }
 
     /// Select cell, then the first upstream attempt.
     private func forward(_ exchange: Exchange, _ admitted: AdmittedRequest) {
         exchange.admit(admitted)
+        if !self.environment.closingRefusals.isEmpty, !exchange.machine.clientKeepsAlive, let customer = exchange.tenantPath?.customer {
+            self.environment.closingRefusals.admitted(customer)
+        }
         exchange.admittedAt = self.now
         exchange.masking = self.phases.responseMasking(admitted)
         let head = admitted.request.head

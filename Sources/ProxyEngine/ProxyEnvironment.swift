@@ -58,6 +58,9 @@ final class ProxyEnvironment {
     /// nil while nothing is due (`wakeForLeaseWork`).
     var leaseWorkAt: Int64?
     var leaseWorkTask: Scheduled<Void>?
+    /// Quota refusals of clients that close their connection after each answer, per customer:
+    /// a flood that reconnects for every request is paced like one that keeps its connection.
+    var closingRefusals = ClosingConnectionRefusals()
     /// Per-request warnings (the quota store down, say) written once, then counted.
     var repeatedWarnings = RepeatedWarnings()
     /// Wall-clock time for token lifetimes, quota windows and the upstream context.

@@ -71,11 +71,14 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
         )
     }
 
-    private func send(_ method: String = "GET", path: String = "/v1/ledger", body: String? = nil, tenant: String = "shop", token: String? = nil) throws {
+    private func send(
+        _ method: String = "GET", path: String = "/v1/ledger", body: String? = nil, tenant: String = "shop", token: String? = nil, closing: Bool = false
+    ) throws {
         let minted = try self.token(tenant)
         let framing = body.map { "Content-Length: \($0.utf8.count)\r\n" } ?? ""
         let credential = token ?? minted
-        try self.client.writeInbound(ByteBuffer(string: "\(method) \(path) HTTP/1.1\r\nHost: erp.test\r\nAuthorization: Bearer \(credential)\r\n\(framing)\r\n\(body ?? "")"))
+        let connection = closing ? "Connection: close\r\n" : ""
+        try self.client.writeInbound(ByteBuffer(string: "\(method) \(path) HTTP/1.1\r\nHost: erp.test\r\nAuthorization: Bearer \(credential)\r\n\(connection)\(framing)\r\n\(body ?? "")"))
     }
 
     /// The upstream connection that received the request answers 200.
@@ -275,6 +278,61 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
         XCTAssertEqual(self.store.asked.count, 2, "served now; the refusal's time is up, so the store decides again")
         self.store.answer(1, with: .success(Self.refused))
         XCTAssertEqual(try statuses(waiting), ["429"])
+    }
+
+    /// A client that opens a new connection for every request (and closes it after the answer)
+    /// is paced per customer: from its third refusal in a row the answer waits for the refusal's
+    /// Retry-After; another customer's requests meanwhile are answered at once; a client that
+    /// leaves while its answer is held gives its place back; an admitted closing request of the
+    /// customer ends the streak.
+    func testAClientThatReconnectsForEveryRefusedRequestGetsItsAnswerAfterTheRetryAfter() throws {
+        try self.start()
+        try self.send(closing: true)
+        self.store.answer(0, with: .success(Self.refused))
+        XCTAssertEqual(try self.client.responses().map(\.status), [429])
+        try self.reconnect()
+        try self.send(closing: true)
+        XCTAssertEqual(try self.client.responses().map(\.status), [429], "the second refusal in a row is answered at once")
+        try self.reconnect()
+        try self.send(closing: true)
+        XCTAssertTrue(try self.client.responses().isEmpty, "the third waits for the refusal's Retry-After (1 s)")
+        XCTAssertEqual(self.environment.closingRefusals.held, 1)
+        let held = self.client
+        try self.gateway.reconnect(keepingPrevious: true)
+        try self.send(tenant: "mall", closing: true)
+        let upstream = try XCTUnwrap(self.upstreams.opened.last)
+        try self.answer(upstream.channel)
+        XCTAssertEqual(try self.client.responses().map(\.status), [200], "another customer's request is not held")
+        self.loop.advanceTime(by: .milliseconds(999))
+        XCTAssertTrue(try held.responses().isEmpty)
+        self.loop.advanceTime(by: .milliseconds(1))
+        let answered = try held.responses()
+        XCTAssertEqual(answered.map(\.status), [429])
+        XCTAssertEqual(answered.first?.value("retry-after"), "1")
+        XCTAssertFalse(held.isActive, "the connection closes after the answer, as the client asked")
+        XCTAssertEqual(self.environment.closingRefusals.held, 0)
+        XCTAssertEqual(self.store.asked.count, 1, "refusals stay cheap while held: no store round trip")
+        _ = try held.finish(acceptAlreadyClosed: true)
+
+        // A client that leaves while its answer is held: nothing is written, its place is freed.
+        // (The first refusal's time is up: the store decides, and refuses again.)
+        try self.reconnect()
+        try self.send(closing: true)
+        XCTAssertEqual(self.store.asked.count, 2)
+        self.store.answer(1, with: .success(Self.refused))
+        XCTAssertEqual(self.environment.closingRefusals.held, 1, "the fourth refusal in a row is held too")
+        try self.client.close().wait()
+        self.loop.advanceTime(by: .seconds(1))
+        XCTAssertEqual(self.environment.closingRefusals.held, 0)
+        try self.reconnect()
+
+        // Once the customer's closing request is admitted, its refusals start a new streak.
+        try self.send(closing: true)
+        XCTAssertEqual(self.store.asked.count, 3)
+        self.store.answer(2, with: .success(Self.admitted))
+        try self.answer(try XCTUnwrap(self.upstreams.opened.last).channel)
+        XCTAssertEqual(try self.client.responses().map(\.status), [200])
+        XCTAssertTrue(self.environment.closingRefusals.isEmpty)
     }
 
     func testRefusalsBetweenAdmittedRequestsNeverPauseTheConnection() throws {

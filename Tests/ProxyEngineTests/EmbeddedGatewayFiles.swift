@@ -55,9 +55,10 @@ final class EmbeddedGateway {
         try self.connectClient(port: 40000)
     }
 
-    /// A second client connection on the same loop (the first one finished).
-    func reconnect() throws {
-        _ = try self.client.finish(acceptAlreadyClosed: true)
+    /// A second client connection on the same loop (the first one finished, unless
+    /// `keepingPrevious`: then the caller holds it and finishes it).
+    func reconnect(keepingPrevious: Bool = false) throws {
+        if !keepingPrevious { _ = try self.client.finish(acceptAlreadyClosed: true) }
         self.client = EmbeddedChannel(loop: self.loop)
         try self.connectClient(port: 40001)
     }
