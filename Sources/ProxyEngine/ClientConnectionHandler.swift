@@ -374,9 +374,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     /// How long to hold a quota refusal's answer when the client closes the connection after it
     /// (`ClosingConnectionRefusals`); nil to answer now. An HTTP/2 stream's refusals are paced
-    /// by its connection, and a draining gateway holds nothing back.
+    /// by its connection, a draining gateway holds nothing back, and neither is a request whose
+    /// body is still coming (it would be buffered while the answer waits).
     private func closingRefusalPause(_ exchange: Exchange, customer: NodeID?, retryAfter: TimeAmount) -> TimeAmount? {
-        guard !self.servesOneStream, !exchange.machine.clientKeepsAlive, !self.connection.quiescing, let customer else { return nil }
+        guard !self.servesOneStream, !exchange.machine.clientKeepsAlive, exchange.machine.requestComplete || exchange.request.framing.isEmpty,
+            !self.connection.quiescing,
+            let customer
+        else { return nil }
         return self.environment.closingRefusals.refused(customer, retryAfter: retryAfter, now: self.now)
     }
 

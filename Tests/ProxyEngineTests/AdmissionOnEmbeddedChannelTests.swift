@@ -335,6 +335,29 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
         XCTAssertTrue(self.environment.closingRefusals.isEmpty)
     }
 
+    /// A refused request whose body is still coming is answered at once even in a streak: held,
+    /// its body would be buffered while the answer waits.
+    func testARefusalWhoseBodyIsStillComingIsNeverHeld() throws {
+        try self.start()
+        try self.send(closing: true)
+        self.store.answer(0, with: .success(Self.refused))
+        for _ in 0..<2 {
+            try self.reconnect()
+            try self.send(closing: true)
+        }
+        XCTAssertEqual(self.environment.closingRefusals.held, 1, "the third closing GET in a row is held")
+        let held = self.client
+        try self.gateway.reconnect(keepingPrevious: true)
+        let token = try self.token("shop")
+        try self.client.writeInbound(ByteBuffer(string: "POST /v1/ledger HTTP/1.1\r\nHost: erp.test\r\nAuthorization: Bearer \(token)\r\nConnection: close\r\nContent-Length: 5\r\n\r\nab"))
+        XCTAssertEqual(try self.client.responses().map(\.status), [429], "answered at once, its body still coming")
+        XCTAssertEqual(self.environment.closingRefusals.held, 1)
+        self.loop.advanceTime(by: .seconds(1))
+        XCTAssertEqual(try held.responses().map(\.status), [429])
+        XCTAssertEqual(self.environment.closingRefusals.held, 0)
+        _ = try held.finish(acceptAlreadyClosed: true)
+    }
+
     func testRefusalsBetweenAdmittedRequestsNeverPauseTheConnection() throws {
         try self.start()
         try self.send()
