@@ -1,6 +1,5 @@
 import Cells
 import GatewayConfig
-import Hierarchy
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -358,7 +357,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             // Never under the current limits: as long as the pause goes.
             let retryAfter = refusal.retryAfter ?? ClientConnectionStateMachine.longestPause
             exchange.quotaRetryAfter = retryAfter
-            if let pause = self.closingRefusalPause(exchange, customer: exchange.tenantPath?.customer, retryAfter: retryAfter) {
+            if let pause = self.closingRefusalPause(exchange, retryAfter: retryAfter) {
                 // Strong captures: the task runs once, within a second.
                 self.environment.eventLoop.assumeIsolated().scheduleTask(in: pause) { [self, exchange] in
                     self.environment.closingRefusals.released()
@@ -376,10 +375,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// (`ClosingConnectionRefusals`); nil to answer now. An HTTP/2 stream's refusals are paced
     /// by its connection, a draining gateway holds nothing back, and neither is a request whose
     /// body is still coming (it would be buffered while the answer waits).
-    private func closingRefusalPause(_ exchange: Exchange, customer: NodeID?, retryAfter: TimeAmount) -> TimeAmount? {
-        guard !self.servesOneStream, !exchange.machine.clientKeepsAlive, exchange.machine.requestComplete || exchange.request.framing.isEmpty,
-            !self.connection.quiescing,
-            let customer
+    private func closingRefusalPause(_ exchange: Exchange, retryAfter: TimeAmount) -> TimeAmount? {
+        guard !self.servesOneStream, !exchange.machine.clientKeepsAlive, !exchange.machine.hasBody || exchange.machine.requestComplete,
+            !self.connection.quiescing, let customer = exchange.tenantPath?.customer
         else { return nil }
         return self.environment.closingRefusals.refused(customer, retryAfter: retryAfter, now: self.now)
     }

@@ -27,6 +27,9 @@ struct ClosingConnectionRefusals {
     }
 
     private var streaks: [NodeID: Streak] = [:]
+    /// When stale customers were last swept out: at most once per `forgetAfter`, so a loop at
+    /// capacity does not scan every customer on each refusal.
+    private var lastSweep: NIODeadline?
     /// Answers held now (`refused` returned a pause, `released` not yet called).
     private(set) var held = 0
 
@@ -37,10 +40,10 @@ struct ClosingConnectionRefusals {
     /// every pause returned must be followed by one `released()`.
     mutating func refused(_ customer: NodeID, retryAfter: TimeAmount, now: NIODeadline) -> TimeAmount? {
         var streak: Streak
-        if let known = self.streaks[customer], now - known.lastRefusal < Self.forgetAfter {
-            streak = known
+        if let known = self.streaks[customer] {
+            streak = now - known.lastRefusal < Self.forgetAfter ? known : Streak(lastRefusal: now)
         } else {
-            if self.streaks[customer] == nil, self.streaks.count >= Self.capacity {
+            if self.streaks.count >= Self.capacity {
                 self.forgetStale(now: now)
                 guard self.streaks.count < Self.capacity else { return nil }
             }
@@ -66,6 +69,8 @@ struct ClosingConnectionRefusals {
     }
 
     private mutating func forgetStale(now: NIODeadline) {
+        if let last = self.lastSweep, now - last < Self.forgetAfter { return }
+        self.lastSweep = now
         self.streaks = self.streaks.filter { now - $0.value.lastRefusal < Self.forgetAfter }
     }
 }
