@@ -244,6 +244,13 @@ let package = Package(
         .executableTarget(name: "token-benchmark", dependencies: ["TokenAuth", "CJWT"]),
         // CPU per KiB of masking JSON responses, against Foundation's parser (bench/masking.sh).
         .executableTarget(name: "masking-benchmark", dependencies: ["JSONMasking"]),
+        // SwiftNIO's HTTP/1 codecs relaying requests with none of the gateway's own work: the
+        // floor under the gateway's proxy-only CPU per request (bench/compare.sh).
+        .executableTarget(name: "nio-proxy-floor", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
 
         .testTarget(name: "HierarchyTests", dependencies: [
             "Hierarchy", "JSONMasking",

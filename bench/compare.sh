@@ -3,7 +3,14 @@
 #
 #   bench/compare.sh [SECONDS]          (default 10 s per run)
 #
-# Environment: CONNECTIONS (default 32), SOAK (seconds of an extra full-pipeline run sampling
+# The SECONDS of each target are measured in ROUNDS (default 5) interleaved rounds: round 1 of
+# every target, then round 2 of every target, and so on, so that a spell of load on the host
+# behind this machine falls on every target alike instead of on whichever ran then (single
+# back-to-back runs moved the gateway's figures 2-2.6x between runs, the peers' 15-45 %). CPU
+# per request sums ticks and requests over the rounds; req/s is the mean of the rounds; p50 and
+# p99 are the median of the rounds'. Each round follows one unmeasured second of the same load.
+#
+# Environment: CONNECTIONS (default 32), ROUNDS (default 5), SOAK (seconds of an extra full-pipeline run sampling
 # the gateway's memory; default 0 = skip), COLD_TOKENS (default 11,000 per second of the run, more than
 # the cold run can send here, so that no token repeats), KEEP (=1 keeps the work
 # directory with every configuration and log), LEASE_REFRESH (quotas.leases.refreshInterval of
@@ -13,9 +20,11 @@
 #
 # Starts, each pinned to core 0: Redis, an nginx upstream answering a small JSON body with
 # keep-alive, nginx as a plain reverse proxy, HAProxy with jwt_verify (RS256) and a per-tenant
-# stick-table rate limit set far above the load, and the gateway (release build, one event
+# stick-table rate limit set far above the load, the gateway (release build, one event
 # loop) twice: proxy-only (no tenant tree) and full pipeline (RS256 tokens, 3-level tree,
-# Redis quotas at every level). wrk runs on core 1, one thread, the same connections and
+# Redis quotas at every level), and `nio-proxy-floor` twice: SwiftNIO's HTTP/1 codecs relaying
+# requests with none of the gateway's own work, and SwiftNIO relaying bytes with no HTTP codec
+# (the floors under the gateway's proxy-only figure: what the codecs cost, what the channels cost). wrk runs on core 1, one thread, the same connections and
 # duration for every target; a Lua script rotates 1,000 tokens of 100 customers (the "cold" run
 # sends tokens never seen before). Prints req/s, p50, p99, server CPU µs per request (from
 # /proc of every server process) and ratios to HAProxy and nginx, then the gateway-added p99
@@ -26,6 +35,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-10}"
 connections="${CONNECTIONS:-32}"
+rounds="${ROUNDS:-5}"
+(( rounds > duration )) && rounds=$duration
+(( rounds < 1 )) && rounds=1
+round_seconds=$(( duration / rounds ))
 soak="${SOAK:-0}"
 cold_tokens="${COLD_TOKENS:-$(( 11000 * duration ))}"
 
@@ -45,13 +58,14 @@ export PATH="$PATH:/usr/sbin"
 
 echo "building the gateway (release)..." >&2
 swift build -c release --product erp-gateway >/dev/null
+swift build -c release --product nio-proxy-floor >/dev/null
 bin="$(swift build -c release --show-bin-path)"
 
 source bench/lib.sh
 make_issuer_key
 
 redis_port=$(free_port); upstream_port=$(free_port); nginx_port=$(free_port); haproxy_port=$(free_port)
-proxy_port=$(free_port); full_port=$(free_port); ops_port=$(free_port)
+proxy_port=$(free_port); full_port=$(free_port); ops_port=$(free_port); floor_http_port=$(free_port); floor_bytes_port=$(free_port)
 
 echo "minting 1,000 reused tokens and $cold_tokens cold ones..." >&2
 mint_tokens "$work/reused.tokens" 10
@@ -104,7 +118,9 @@ start nginx nginx -p "$work" -e "$work/proxy-error.log" -c "$work/proxy.conf"
 start haproxy haproxy -db -f "$work/haproxy.cfg"
 start gateway-proxy "$bin/erp-gateway" serve --config "$work/gateway-proxy.yaml" --log-level error --watch-interval-ms 0
 start gateway-full "$bin/erp-gateway" serve --config "$work/gateway-full.yaml" --log-level error --watch-interval-ms 0
-for port in "$redis_port" "$upstream_port" "$nginx_port" "$haproxy_port" "$proxy_port" "$full_port"; do wait_port "$port"; done
+start floor-http "$bin/nio-proxy-floor" "$floor_http_port" "$upstream_port"
+start floor-bytes "$bin/nio-proxy-floor" "$floor_bytes_port" "$upstream_port" --bytes
+for port in "$redis_port" "$upstream_port" "$nginx_port" "$haproxy_port" "$proxy_port" "$full_port" "$floor_http_port" "$floor_bytes_port"; do wait_port "$port"; done
 if [ "${OBSERVE:-0}" = 1 ]; then
     wait_port "$ops_port"
     # Rendering the exposition is part of what metrics cost the gateway.
@@ -116,14 +132,20 @@ fi
 declare -A server_of=(
     [direct]=$(master_of "$upstream_port") [nginx]=$(master_of "$nginx_port") [haproxy]=$(master_of "$haproxy_port")
     [proxy-only]=$(master_of "$proxy_port") [full]=$(master_of "$full_port") [full-cold]=$(master_of "$full_port")
+    [floor-http]=$(master_of "$floor_http_port") [floor-bytes]=$(master_of "$floor_bytes_port")
 )
 redis_pid=$(listener_pid "$redis_port")
 
 wrk_script "$work/reused.tokens" 0 > "$work/reused.lua"
-wrk_script "$work/cold.tokens" 0 > "$work/cold.lua"
+# Each cold round starts at its own share of the cold tokens: no token is sent twice.
+for round in $(seq 1 "$rounds"); do
+    wrk_script "$work/cold.tokens" 0 $(( (round - 1) * cold_tokens / rounds + 1 )) > "$work/cold-$round.lua"
+done
 
 failed=0
 declare -A rps p50 p99 cpu cpu_redis requests cpu_backend preempted
+# Sums over the rounds, and each round's figures (space-separated), per target.
+declare -A ticks redis_ticks backend_ticks switches round_rps round_p50 round_p99
 # Times the kernel took the CPU from a running thread of these processes (summed over every
 # thread): on the shared core, mostly the backend or Redis woken by the server's own write.
 involuntary_switches() {
@@ -134,47 +156,74 @@ involuntary_switches() {
     echo "$total"
 }
 backend_pids=$(server_pids "${server_of[direct]}")
-run() {  # $1 name, $2 port, $3 lua
+run() {  # $1 name, $2 port, $3 lua: one round of one target, added to its sums
     local name=$1 port=$2 script=$3
+    # One unmeasured second first: each target is idle while the others run, and what adapts to
+    # the load it sees (connection pools, the full pipeline's quota leases, sized to each
+    # customer's rate) should be measured settled, as in one long run, not ramping up.
+    taskset -c 1 wrk -t1 -c"$connections" -d1s -s "$work/reused.lua" "http://127.0.0.1:$port/v1/ledger" >/dev/null
     local pids_of_server; pids_of_server=$(server_pids "${server_of[$name]}")
     local before; before=$(cpu_ticks $pids_of_server)
     local redis_before; redis_before=$(cpu_ticks "$redis_pid")
     local backend_before; backend_before=$(cpu_ticks $backend_pids)
     local switches_before; switches_before=$(involuntary_switches $pids_of_server)
     local line
-    line=$(taskset -c 1 wrk -t1 -c"$connections" -d"${duration}s" --timeout 5s -s "$script" "http://127.0.0.1:$port/v1/ledger" | grep RESULT || true)
+    line=$(taskset -c 1 wrk -t1 -c"$connections" -d"${round_seconds}s" --timeout 5s -s "$script" "http://127.0.0.1:$port/v1/ledger" | grep RESULT || true)
     local after; after=$(cpu_ticks $pids_of_server)
     local redis_after; redis_after=$(cpu_ticks "$redis_pid")
     local backend_after; backend_after=$(cpu_ticks $backend_pids)
     local switches_after; switches_after=$(involuntary_switches $pids_of_server)
-    read -r _ rps[$name] non2xx socket_errors requests[$name] p50[$name] p99[$name] <<<"$line"
-    cpu[$name]=$(python3 -c "print('%.1f' % (($after - $before) * 1e6 / $ticks_per_second / max(1, ${requests[$name]})))")
-    cpu_backend[$name]=$(python3 -c "print('%.1f' % (($backend_after - $backend_before) * 1e6 / $ticks_per_second / max(1, ${requests[$name]})))")
-    preempted[$name]=$(python3 -c "print('%.2f' % (($switches_after - $switches_before) / max(1, ${requests[$name]})))")
-    cpu_redis[$name]=$(python3 -c "print('%.1f' % (($redis_after - $redis_before) * 1e6 / $ticks_per_second / max(1, ${requests[$name]})))")
-    if [ "$non2xx" != 0 ] || [ "$socket_errors" != 0 ]; then
-        echo "run $name: $non2xx non-2xx answers, $socket_errors socket errors" >&2
+    local round_rps_value non2xx socket_errors round_requests round_p50_value round_p99_value
+    read -r _ round_rps_value non2xx socket_errors round_requests round_p50_value round_p99_value <<<"$line"
+    ticks[$name]=$(( ${ticks[$name]:-0} + after - before ))
+    redis_ticks[$name]=$(( ${redis_ticks[$name]:-0} + redis_after - redis_before ))
+    backend_ticks[$name]=$(( ${backend_ticks[$name]:-0} + backend_after - backend_before ))
+    switches[$name]=$(( ${switches[$name]:-0} + switches_after - switches_before ))
+    requests[$name]=$(( ${requests[$name]:-0} + ${round_requests:-0} ))
+    round_rps[$name]="${round_rps[$name]:-} ${round_rps_value:-0}"
+    round_p50[$name]="${round_p50[$name]:-} ${round_p50_value:-0}"
+    round_p99[$name]="${round_p99[$name]:-} ${round_p99_value:-0}"
+    if [ "${non2xx:-1}" != 0 ] || [ "${socket_errors:-1}" != 0 ]; then
+        echo "run $name: ${non2xx:-?} non-2xx answers, ${socket_errors:-?} socket errors" >&2
         failed=1
     fi
 }
+median() { python3 -c "import statistics, sys; print('%.3f' % statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
+per_request() { python3 -c "print('%.1f' % ($1 * 1e6 / $ticks_per_second / max(1, $2)))"; }  # $1 ticks, $2 requests
+summarize() {  # the figures of target $1 from its rounds
+    local name=$1
+    rps[$name]=$(python3 -c "import sys; v=[float(x) for x in sys.argv[1:]]; print('%.1f' % (sum(v) / len(v)))" ${round_rps[$name]})
+    p50[$name]=$(median ${round_p50[$name]})
+    p99[$name]=$(median ${round_p99[$name]})
+    cpu[$name]=$(per_request "${ticks[$name]}" "${requests[$name]}")
+    cpu_redis[$name]=$(per_request "${redis_ticks[$name]}" "${requests[$name]}")
+    cpu_backend[$name]=$(per_request "${backend_ticks[$name]}" "${requests[$name]}")
+    preempted[$name]=$(python3 -c "print('%.2f' % (${switches[$name]} / max(1, ${requests[$name]})))")
+}
 
-echo "running: ${duration} s per target, $connections connections, wrk on core 1, servers on core 0" >&2
+echo "running: ${duration} s per target in $rounds interleaved rounds of ${round_seconds} s, $connections connections, wrk on core 1, servers on core 0" >&2
 # A short warm-up of every target (connection pools, token caches of the reused set).
-for port in "$upstream_port" "$nginx_port" "$haproxy_port" "$proxy_port" "$full_port"; do
+for port in "$upstream_port" "$nginx_port" "$haproxy_port" "$proxy_port" "$full_port" "$floor_http_port" "$floor_bytes_port"; do
     taskset -c 1 wrk -t1 -c"$connections" -d2s -s "$work/reused.lua" "http://127.0.0.1:$port/v1/ledger" >/dev/null
 done
-run direct "$upstream_port" "$work/reused.lua"
-run nginx "$nginx_port" "$work/reused.lua"
-run haproxy "$haproxy_port" "$work/reused.lua"
-run proxy-only "$proxy_port" "$work/reused.lua"
-run full "$full_port" "$work/reused.lua"
-run full-cold "$full_port" "$work/cold.lua"
+targets=(direct nginx haproxy proxy-only full full-cold floor-http floor-bytes)
+for round in $(seq 1 "$rounds"); do
+    run direct "$upstream_port" "$work/reused.lua"
+    run nginx "$nginx_port" "$work/reused.lua"
+    run haproxy "$haproxy_port" "$work/reused.lua"
+    run proxy-only "$proxy_port" "$work/reused.lua"
+    run full "$full_port" "$work/reused.lua"
+    run full-cold "$full_port" "$work/cold-$round.lua"
+    run floor-http "$floor_http_port" "$work/reused.lua"
+    run floor-bytes "$floor_bytes_port" "$work/reused.lua"
+done
+for name in "${targets[@]}"; do summarize "$name"; done
 if (( ${requests[full-cold]} > cold_tokens )); then
     echo "note: the cold run sent ${requests[full-cold]} requests for $cold_tokens tokens; raise COLD_TOKENS for a fully cold run" >&2
 fi
 
 printf '\n%-34s %10s %8s %8s %10s %8s %8s %8s %8s\n' "target" "req/s" "p50 ms" "p99 ms" "CPU µs/req" "+redis" "rps/HAP" "rps/ngx" "CPU/HAP"
-for name in direct nginx haproxy proxy-only full full-cold; do
+for name in "${targets[@]}"; do
     case $name in
         direct) label="backend direct (nginx upstream)" ;;
         nginx) label="nginx reverse proxy" ;;
@@ -182,6 +231,8 @@ for name in direct nginx haproxy proxy-only full full-cold; do
         proxy-only) label="gateway proxy-only" ;;
         full) label="gateway full, reused tokens" ;;
         full-cold) label="gateway full, cold tokens" ;;
+        floor-http) label="floor: NIO HTTP/1 codecs relaying" ;;
+        floor-bytes) label="floor: NIO relaying bytes" ;;
     esac
     printf '%-34s %10s %8s %8s %10s %8s %8s %8s %8s\n' "$label" "${rps[$name]}" "${p50[$name]}" "${p99[$name]}" "${cpu[$name]}" \
         "$([ "${name#full}" != "$name" ] && echo "${cpu_redis[$name]}" || echo -)" \
@@ -192,13 +243,15 @@ echo
 # the proxy hands requests to it (one wake-up per request, or several requests per wake-up), and
 # a server preempted about once per request is paying for a switch to the backend each time.
 echo "the backend's CPU µs per request behind each target, and the target's involuntary switches per request:"
-for name in direct nginx haproxy proxy-only full full-cold; do
+for name in "${targets[@]}"; do
     printf '  %-12s backend %6s µs/req   preempted %5s /req\n' "$name" "${cpu_backend[$name]}" "${preempted[$name]}"
 done
 echo
 echo "targets: proxy-only/nginx req/s $(ratio "${rps[proxy-only]}" "${rps[nginx]}") (≥ 0.90), CPU $(ratio "${cpu[proxy-only]}" "${cpu[nginx]}") (≤ 1.10);" \
     "full/HAProxy req/s $(ratio "${rps[full]}" "${rps[haproxy]}") (≥ 1.00), CPU $(ratio "${cpu[full]}" "${cpu[haproxy]}") (≤ 1.00);" \
     "cold CPU/HAProxy $(ratio "${cpu[full-cold]}" "${cpu[haproxy]}") (≤ 1.50)"
+echo "floors: CPU per request ÷ nginx's: NIO HTTP/1 codecs relaying $(ratio "${cpu[floor-http]}" "${cpu[nginx]}"), NIO relaying bytes" \
+    "$(ratio "${cpu[floor-bytes]}" "${cpu[nginx]}"); the gateway's proxy-only ÷ the codec floor $(ratio "${cpu[proxy-only]}" "${cpu[floor-http]}")"
 
 # Gateway-added latency at half the full pipeline's maximum: the same paced load against the
 # backend directly and through the full pipeline; wrk's delay() paces each connection.
@@ -207,15 +260,27 @@ paced_connections=8
 delay_ms=$(python3 -c "print('%.3f' % (1000.0 * $paced_connections / max(1, $half)))")
 wrk_script "$work/reused.tokens" "$delay_ms" > "$work/paced.lua"
 declare -A paced_rps paced_p99
-for target in direct:"$upstream_port" full:"$full_port"; do
-    name=${target%%:*}; port=${target##*:}
-    line=$(taskset -c 1 wrk -t1 -c"$paced_connections" -d"${duration}s" --timeout 5s -s "$work/paced.lua" "http://127.0.0.1:$port/v1/ledger" | grep RESULT || true)
-    read -r _ paced_rps[$name] non2xx socket_errors _ _ paced_p99[$name] <<<"$line"
-    if [ "$non2xx" != 0 ] || [ "$socket_errors" != 0 ]; then echo "paced run $name: errors" >&2; failed=1; fi
+for round in $(seq 1 "$rounds"); do
+    for target in direct:"$upstream_port" full:"$full_port"; do
+        name=${target%%:*}; port=${target##*:}
+        line=$(taskset -c 1 wrk -t1 -c"$paced_connections" -d"${round_seconds}s" --timeout 5s -s "$work/paced.lua" "http://127.0.0.1:$port/v1/ledger" | grep RESULT || true)
+        read -r _ round_rps_value non2xx socket_errors _ _ round_p99_value <<<"$line"
+        paced_rps[$name]="${paced_rps[$name]:-} ${round_rps_value:-0}"
+        paced_p99[$name]="${paced_p99[$name]:-} ${round_p99_value:-0}"
+        if [ "${non2xx:-1}" != 0 ] || [ "${socket_errors:-1}" != 0 ]; then echo "paced run $name: errors" >&2; failed=1; fi
+    done
 done
-echo "at about half the full pipeline's maximum (target $half req/s; achieved direct ${paced_rps[direct]}, gateway ${paced_rps[full]}):" \
-    "p99 direct ${paced_p99[direct]} ms, through the full pipeline ${paced_p99[full]} ms," \
-    "gateway-added $(python3 -c "print('%.3f' % (${paced_p99[full]} - ${paced_p99[direct]}))") ms (target < 1 ms)"
+# The added p99 is the median over the rounds of (gateway's p99 − direct p99 of the same round):
+# each pair ran back to back, so a spell of host load falls on both.
+added=$(python3 -c "
+import statistics
+d = [float(x) for x in '${paced_p99[direct]}'.split()]
+g = [float(x) for x in '${paced_p99[full]}'.split()]
+print('%.3f' % statistics.median(b - a for a, b in zip(d, g)))")
+mean() { python3 -c "import sys; v=[float(x) for x in sys.argv[1:]]; print('%.1f' % (sum(v) / len(v)))" "$@"; }
+echo "at about half the full pipeline's maximum (target $half req/s; achieved direct $(mean ${paced_rps[direct]}), gateway $(mean ${paced_rps[full]})):" \
+    "p99 direct $(median ${paced_p99[direct]}) ms, through the full pipeline $(median ${paced_p99[full]}) ms (medians of $rounds rounds: ${paced_p99[direct]# } /${paced_p99[full]}),"  \
+    "gateway-added $added ms (median of the rounds' differences; target < 1 ms)"
 
 if [ "$soak" != 0 ]; then
     gateway_pid=${server_of[full]}

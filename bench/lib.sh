@@ -167,14 +167,14 @@ SETTINGS
     fi
 }
 
-# wrk_script TOKEN-FILE DELAY-MS: rotates the tokens of a file (0 = as fast as possible, else
-# each connection pauses that long between requests); prints one RESULT line:
-# req/s, non-2xx, socket errors, requests, p50 ms, p99 ms.
+# wrk_script TOKEN-FILE DELAY-MS [FIRST-LINE]: rotates the tokens of a file from FIRST-LINE
+# (default 1; 0 ms = as fast as possible, else each connection pauses that long between
+# requests); prints one RESULT line: req/s, non-2xx, socket errors, requests, p50 ms, p99 ms.
 wrk_script() {
     cat <<LUA
 local tokens = {}
 for line in io.lines("$1") do tokens[#tokens + 1] = line end
-local index = 0
+local index = ${3:-1} - 1
 request = function()
   index = index + 1
   if index > #tokens then index = 1 end
