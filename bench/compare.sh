@@ -143,9 +143,9 @@ for round in $(seq 1 "$rounds"); do
 done
 
 failed=0
-declare -A rps p50 p99 cpu cpu_redis requests cpu_backend preempted
+declare -A rps p50 p99 cpu cpu_user cpu_redis requests cpu_backend preempted
 # Sums over the rounds, and each round's figures (space-separated), per target.
-declare -A ticks redis_ticks backend_ticks switches round_rps round_p50 round_p99
+declare -A ticks user_ticks_of redis_ticks backend_ticks switches round_rps round_p50 round_p99
 # Times the kernel took the CPU from a running thread of these processes (summed over every
 # thread): on the shared core, mostly the backend or Redis woken by the server's own write.
 involuntary_switches() {
@@ -164,18 +164,21 @@ run() {  # $1 name, $2 port, $3 lua: one round of one target, added to its sums
     taskset -c 1 wrk -t1 -c"$connections" -d1s -s "$work/reused.lua" "http://127.0.0.1:$port/v1/ledger" >/dev/null
     local pids_of_server; pids_of_server=$(server_pids "${server_of[$name]}")
     local before; before=$(cpu_ticks $pids_of_server)
+    local user_before; user_before=$(user_ticks $pids_of_server)
     local redis_before; redis_before=$(cpu_ticks "$redis_pid")
     local backend_before; backend_before=$(cpu_ticks $backend_pids)
     local switches_before; switches_before=$(involuntary_switches $pids_of_server)
     local line
     line=$(taskset -c 1 wrk -t1 -c"$connections" -d"${round_seconds}s" --timeout 5s -s "$script" "http://127.0.0.1:$port/v1/ledger" | grep RESULT || true)
     local after; after=$(cpu_ticks $pids_of_server)
+    local user_after; user_after=$(user_ticks $pids_of_server)
     local redis_after; redis_after=$(cpu_ticks "$redis_pid")
     local backend_after; backend_after=$(cpu_ticks $backend_pids)
     local switches_after; switches_after=$(involuntary_switches $pids_of_server)
     local round_rps_value non2xx socket_errors round_requests round_p50_value round_p99_value
     read -r _ round_rps_value non2xx socket_errors round_requests round_p50_value round_p99_value <<<"$line"
     ticks[$name]=$(( ${ticks[$name]:-0} + after - before ))
+    user_ticks_of[$name]=$(( ${user_ticks_of[$name]:-0} + user_after - user_before ))
     redis_ticks[$name]=$(( ${redis_ticks[$name]:-0} + redis_after - redis_before ))
     backend_ticks[$name]=$(( ${backend_ticks[$name]:-0} + backend_after - backend_before ))
     switches[$name]=$(( ${switches[$name]:-0} + switches_after - switches_before ))
@@ -198,6 +201,7 @@ summarize() {  # the figures of target $1 from its rounds
     cpu[$name]=$(per_request "${ticks[$name]}" "${requests[$name]}")
     cpu_redis[$name]=$(per_request "${redis_ticks[$name]}" "${requests[$name]}")
     cpu_backend[$name]=$(per_request "${backend_ticks[$name]}" "${requests[$name]}")
+    cpu_user[$name]=$(per_request "${user_ticks_of[$name]}" "${requests[$name]}")
     preempted[$name]=$(python3 -c "print('%.2f' % (${switches[$name]} / max(1, ${requests[$name]})))")
 }
 
@@ -242,9 +246,10 @@ echo
 # Behind each proxy the same backend does the same work per request; what it spends shows how
 # the proxy hands requests to it (one wake-up per request, or several requests per wake-up), and
 # a server preempted about once per request is paying for a switch to the backend each time.
-echo "the backend's CPU µs per request behind each target, and the target's involuntary switches per request:"
+echo "each target's CPU µs per request outside the kernel (user) and in it (system), the backend's CPU µs per request behind it, and the target's involuntary switches per request:"
 for name in "${targets[@]}"; do
-    printf '  %-12s backend %6s µs/req   preempted %5s /req\n' "$name" "${cpu_backend[$name]}" "${preempted[$name]}"
+    printf '  %-12s user %6s  system %6s   backend %6s µs/req   preempted %5s /req\n' "$name" "${cpu_user[$name]}" \
+        "$(python3 -c "print('%.1f' % (${cpu[$name]} - ${cpu_user[$name]}))")" "${cpu_backend[$name]}" "${preempted[$name]}"
 done
 echo
 echo "targets: proxy-only/nginx req/s $(ratio "${rps[proxy-only]}" "${rps[nginx]}") (≥ 0.90), CPU $(ratio "${cpu[proxy-only]}" "${cpu[nginx]}") (≤ 1.10);" \

@@ -44,6 +44,15 @@ cpu_ticks() {  # summed utime+stime of the given pids, in clock ticks
     done
     echo "$total"
 }
+user_ticks() {  # summed utime of the given pids (the part of cpu_ticks spent outside the kernel)
+    local total=0
+    for pid in "$@"; do
+        local stat; stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        set -- ${stat##*) }
+        total=$((total + ${12}))
+    done
+    echo "$total"
+}
 ticks_per_second=$(getconf CLK_TCK)
 rss_kib() {  # summed resident memory of the given pids, in KiB
     local total=0
