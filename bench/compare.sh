@@ -21,11 +21,12 @@
 # Starts, each pinned to core 0: Redis, an nginx upstream answering a small JSON body with
 # keep-alive, nginx as a plain reverse proxy, HAProxy with jwt_verify (RS256) and a per-tenant
 # stick-table rate limit set far above the load, the gateway (release build, one event
-# loop) twice: proxy-only (no tenant tree) and full pipeline (RS256 tokens, 3-level tree,
-# Redis quotas at every level), and `nio-proxy-floor` twice: SwiftNIO's HTTP/1 codecs relaying
-# requests with none of the gateway's own work, and SwiftNIO relaying bytes with no HTTP codec
-# (the floors under the gateway's proxy-only figure: what the codecs cost, what the channels cost). wrk runs on core 1, one thread, the same connections and
-# duration for every target; a Lua script rotates 1,000 tokens of 100 customers (the "cold" run
+# loop) three times: proxy-only (no tenant tree), full pipeline (RS256 tokens, 3-level tree,
+# Redis quotas at every level) and the same full pipeline for the cold-token run, and
+# `nio-proxy-floor` twice: SwiftNIO's HTTP/1 codecs relaying requests with none of the
+# gateway's own work, and SwiftNIO relaying bytes with no HTTP codec (the floors under the
+# gateway's proxy-only figure: what the codecs cost, what the channels cost). wrk runs on
+# core 1, one thread, the same connections and duration for every target; a Lua script rotates 1,000 tokens of 100 customers (the "cold" run
 # sends tokens never seen before). Prints req/s, p50, p99, server CPU µs per request (from
 # /proc of every server process) and ratios to HAProxy and nginx, then the gateway-added p99
 # at half of the full pipeline's maximum, and for each target the backend's CPU µs per request
@@ -65,7 +66,7 @@ source bench/lib.sh
 make_issuer_key
 
 redis_port=$(free_port); upstream_port=$(free_port); nginx_port=$(free_port); haproxy_port=$(free_port)
-proxy_port=$(free_port); full_port=$(free_port); ops_port=$(free_port); floor_http_port=$(free_port); floor_bytes_port=$(free_port)
+proxy_port=$(free_port); full_port=$(free_port); cold_port=$(free_port); ops_port=$(free_port); cold_ops_port=$(free_port); floor_http_port=$(free_port); floor_bytes_port=$(free_port)
 
 echo "minting 1,000 reused tokens and $cold_tokens cold ones..." >&2
 mint_tokens "$work/reused.tokens" 10
@@ -111,6 +112,10 @@ EOF
 write_tenant_tree
 gateway_settings "$proxy_port" proxy "$upstream_port" "$redis_port" > "$work/gateway-proxy.yaml"
 gateway_settings "$full_port" full "$upstream_port" "$redis_port" > "$work/gateway-full.yaml"
+# The cold tokens go to a process of their own: with rounds interleaved, a cold round's token
+# cache churn and allocations would otherwise be in the heap and caches the next reused-token
+# round of the same process starts from.
+(ops_port=$cold_ops_port; gateway_settings "$cold_port" full "$upstream_port" "$redis_port") > "$work/gateway-cold.yaml"
 
 start redis redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no
 start upstream nginx -p "$work" -e "$work/upstream-error.log" -c "$work/upstream.conf"
@@ -118,9 +123,10 @@ start nginx nginx -p "$work" -e "$work/proxy-error.log" -c "$work/proxy.conf"
 start haproxy haproxy -db -f "$work/haproxy.cfg"
 start gateway-proxy "$bin/erp-gateway" serve --config "$work/gateway-proxy.yaml" --log-level error --watch-interval-ms 0
 start gateway-full "$bin/erp-gateway" serve --config "$work/gateway-full.yaml" --log-level error --watch-interval-ms 0
+start gateway-cold "$bin/erp-gateway" serve --config "$work/gateway-cold.yaml" --log-level error --watch-interval-ms 0
 start floor-http "$bin/nio-proxy-floor" "$floor_http_port" "$upstream_port"
 start floor-bytes "$bin/nio-proxy-floor" "$floor_bytes_port" "$upstream_port" --bytes
-for port in "$redis_port" "$upstream_port" "$nginx_port" "$haproxy_port" "$proxy_port" "$full_port" "$floor_http_port" "$floor_bytes_port"; do wait_port "$port"; done
+for port in "$redis_port" "$upstream_port" "$nginx_port" "$haproxy_port" "$proxy_port" "$full_port" "$cold_port" "$floor_http_port" "$floor_bytes_port"; do wait_port "$port"; done
 if [ "${OBSERVE:-0}" = 1 ]; then
     wait_port "$ops_port"
     # Rendering the exposition is part of what metrics cost the gateway.
@@ -131,7 +137,7 @@ fi
 
 declare -A server_of=(
     [direct]=$(master_of "$upstream_port") [nginx]=$(master_of "$nginx_port") [haproxy]=$(master_of "$haproxy_port")
-    [proxy-only]=$(master_of "$proxy_port") [full]=$(master_of "$full_port") [full-cold]=$(master_of "$full_port")
+    [proxy-only]=$(master_of "$proxy_port") [full]=$(master_of "$full_port") [full-cold]=$(master_of "$cold_port")
     [floor-http]=$(master_of "$floor_http_port") [floor-bytes]=$(master_of "$floor_bytes_port")
 )
 redis_pid=$(listener_pid "$redis_port")
@@ -207,7 +213,7 @@ summarize() {  # the figures of target $1 from its rounds
 
 echo "running: ${duration} s per target in $rounds interleaved rounds of ${round_seconds} s, $connections connections, wrk on core 1, servers on core 0" >&2
 # A short warm-up of every target (connection pools, token caches of the reused set).
-for port in "$upstream_port" "$nginx_port" "$haproxy_port" "$proxy_port" "$full_port" "$floor_http_port" "$floor_bytes_port"; do
+for port in "$upstream_port" "$nginx_port" "$haproxy_port" "$proxy_port" "$full_port" "$cold_port" "$floor_http_port" "$floor_bytes_port"; do
     taskset -c 1 wrk -t1 -c"$connections" -d2s -s "$work/reused.lua" "http://127.0.0.1:$port/v1/ledger" >/dev/null
 done
 targets=(direct nginx haproxy proxy-only full full-cold floor-http floor-bytes)
@@ -217,7 +223,7 @@ for round in $(seq 1 "$rounds"); do
     run haproxy "$haproxy_port" "$work/reused.lua"
     run proxy-only "$proxy_port" "$work/reused.lua"
     run full "$full_port" "$work/reused.lua"
-    run full-cold "$full_port" "$work/cold-$round.lua"
+    run full-cold "$cold_port" "$work/cold-$round.lua"
     run floor-http "$floor_http_port" "$work/reused.lua"
     run floor-bytes "$floor_bytes_port" "$work/reused.lua"
 done

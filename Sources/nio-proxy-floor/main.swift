@@ -1,6 +1,6 @@
 // The least an HTTP/1.1 reverse proxy built on SwiftNIO's codecs does per request, for
 // bench/compare.sh: what the gateway's proxy-only figure is made of before any of the gateway's
-// own work (no validation, routing, header rewriting, timers, pools, logs or metrics).
+// own work (no request validation, routing, header rewriting, timers, pools, logs or metrics).
 //
 // Each client connection gets one keep-alive upstream connection on the same event loop.
 // Request parts go to the upstream as NIO's server decoder delivered them and response parts
