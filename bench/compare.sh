@@ -258,9 +258,10 @@ for name in "${targets[@]}"; do
         "$(python3 -c "print('%.1f' % (${cpu[$name]} - ${cpu_user[$name]}))")" "${cpu_backend[$name]}" "${preempted[$name]}"
 done
 echo
-echo "targets: proxy-only/nginx req/s $(ratio "${rps[proxy-only]}" "${rps[nginx]}") (≥ 0.90), CPU $(ratio "${cpu[proxy-only]}" "${cpu[nginx]}") (≤ 1.10);" \
-    "full/HAProxy req/s $(ratio "${rps[full]}" "${rps[haproxy]}") (≥ 1.00), CPU $(ratio "${cpu[full]}" "${cpu[haproxy]}") (≤ 1.00);" \
-    "cold CPU/HAProxy $(ratio "${cpu[full-cold]}" "${cpu[haproxy]}") (≤ 1.50)"
+echo "targets: proxy-only/nginx req/s $(ratio "${rps[proxy-only]}" "${rps[nginx]}") (aim ≥ 0.90), CPU $(ratio "${cpu[proxy-only]}" "${cpu[nginx]}") (≤ 1.50, aim 1.10);" \
+    "full/HAProxy req/s $(ratio "${rps[full]}" "${rps[haproxy]}") (aim ≥ 1.00), CPU $(ratio "${cpu[full]}" "${cpu[haproxy]}") (≤ 1.50, aim 1.00)," \
+    "with Redis $(python3 -c "print('%.2f' % ((${cpu[full]} + ${cpu_redis[full]}) / ${cpu[haproxy]}))") (≤ 1.50), Redis ${cpu_redis[full]} µs/req (< 3);" \
+    "cold CPU/HAProxy $(ratio "${cpu[full-cold]}" "${cpu[haproxy]}") (≤ 2.00, aim 1.50)"
 echo "floors: CPU per request ÷ nginx's: NIO HTTP/1 codecs relaying $(ratio "${cpu[floor-http]}" "${cpu[nginx]}"), NIO relaying bytes" \
     "$(ratio "${cpu[floor-bytes]}" "${cpu[nginx]}"); the gateway's proxy-only ÷ the codec floor $(ratio "${cpu[proxy-only]}" "${cpu[floor-http]}")"
 
