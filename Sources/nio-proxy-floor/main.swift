@@ -25,6 +25,27 @@ guard arguments.count >= 3, let port = Int(arguments[1]), let upstreamPort = Int
 let relaysBytes = arguments.dropFirst(3).contains("--bytes")
 let upstreamAddress = try SocketAddress(ipAddress: "127.0.0.1", port: upstreamPort)
 
+/// Connects to the upstream on `client`'s event loop with the handlers `pipeline` adds, then
+/// hands the connection to `connected`; the client connection closes if the upstream cannot be
+/// reached.
+func connectUpstream(
+    from client: any Channel,
+    pipeline: @escaping @Sendable (any Channel) throws -> Void,
+    connected: @escaping (any Channel) -> Void
+) {
+    ClientBootstrap(group: client.eventLoop)
+        .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try pipeline(channel) } }
+        .connect(to: upstreamAddress)
+        .assumeIsolated()
+        .whenComplete { result in
+            switch result {
+            case .success(let channel): connected(channel)
+            case .failure: client.close(promise: nil)
+            }
+        }
+}
+
 /// The client side: relays request parts to its upstream connection and answers with what the
 /// upstream sends back.
 final class ClientSide: ChannelInboundHandler {
@@ -40,31 +61,16 @@ final class ClientSide: ChannelInboundHandler {
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func channelActive(context: ChannelHandlerContext) {
-        let loop = context.eventLoop
-        let client = NIOLoopBound(self, eventLoop: loop)
-        ClientBootstrap(group: loop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHTTPClientHandlers()
-                    try sync.addHandler(UpstreamSide(client: client.value))
-                }
-            }
-            .connect(to: upstreamAddress)
-            .assumeIsolated()
-            .whenComplete { result in
-                let side = client.value
-                switch result {
-                case .success(let channel):
-                    side.upstream = channel
-                    for part in side.waiting { channel.write(part, promise: nil) }
-                    side.waiting = []
-                    channel.flush()
-                case .failure:
-                    side.context?.close(promise: nil)
-                }
-            }
+        let client = NIOLoopBound(self, eventLoop: context.eventLoop)
+        connectUpstream(from: context.channel) { channel in
+            try channel.pipeline.syncOperations.addHTTPClientHandlers()
+            try channel.pipeline.syncOperations.addHandler(UpstreamSide(client: client.value))
+        } connected: { channel in
+            self.upstream = channel
+            for part in self.waiting { channel.write(part, promise: nil) }
+            self.waiting = []
+            channel.flush()
+        }
         context.fireChannelActive()
     }
 
@@ -147,31 +153,17 @@ final class ByteRelay: ChannelInboundHandler {
     func channelActive(context: ChannelHandlerContext) {
         context.fireChannelActive()
         guard self.connectsUpstream else { return }
-        let loop = context.eventLoop
-        let client = NIOLoopBound((self, context.channel), eventLoop: loop)
-        ClientBootstrap(group: loop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let back = ByteRelay(connectsUpstream: false)
-                    back.peer = client.value.1
-                    try channel.pipeline.syncOperations.addHandler(back)
-                }
-            }
-            .connect(to: upstreamAddress)
-            .assumeIsolated()
-            .whenComplete { result in
-                let (relay, clientChannel) = client.value
-                switch result {
-                case .success(let channel):
-                    relay.peer = channel
-                    for bytes in relay.waiting { channel.write(bytes, promise: nil) }
-                    relay.waiting = []
-                    channel.flush()
-                case .failure:
-                    clientChannel.close(promise: nil)
-                }
-            }
+        let clientChannel = context.channel
+        connectUpstream(from: clientChannel) { channel in
+            let back = ByteRelay(connectsUpstream: false)
+            back.peer = clientChannel
+            try channel.pipeline.syncOperations.addHandler(back)
+        } connected: { channel in
+            self.peer = channel
+            for bytes in self.waiting { channel.write(bytes, promise: nil) }
+            self.waiting = []
+            channel.flush()
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
