@@ -169,21 +169,19 @@ run() {  # $1 name, $2 port, $3 lua: one round of one target, added to its sums
     # customer's rate) should be measured settled, as in one long run, not ramping up.
     taskset -c 1 wrk -t1 -c"$connections" -d1s -s "$work/reused.lua" "http://127.0.0.1:$port/v1/ledger" >/dev/null
     local pids_of_server; pids_of_server=$(server_pids "${server_of[$name]}")
-    local before; before=$(cpu_ticks $pids_of_server)
-    local user_before; user_before=$(user_ticks $pids_of_server)
+    local user_before system_before; read -r user_before system_before <<<"$(user_system_ticks $pids_of_server)"
     local redis_before; redis_before=$(cpu_ticks "$redis_pid")
     local backend_before; backend_before=$(cpu_ticks $backend_pids)
     local switches_before; switches_before=$(involuntary_switches $pids_of_server)
     local line
     line=$(taskset -c 1 wrk -t1 -c"$connections" -d"${round_seconds}s" --timeout 5s -s "$script" "http://127.0.0.1:$port/v1/ledger" | grep RESULT || true)
-    local after; after=$(cpu_ticks $pids_of_server)
-    local user_after; user_after=$(user_ticks $pids_of_server)
+    local user_after system_after; read -r user_after system_after <<<"$(user_system_ticks $pids_of_server)"
     local redis_after; redis_after=$(cpu_ticks "$redis_pid")
     local backend_after; backend_after=$(cpu_ticks $backend_pids)
     local switches_after; switches_after=$(involuntary_switches $pids_of_server)
     local round_rps_value non2xx socket_errors round_requests round_p50_value round_p99_value
     read -r _ round_rps_value non2xx socket_errors round_requests round_p50_value round_p99_value <<<"$line"
-    ticks[$name]=$(( ${ticks[$name]:-0} + after - before ))
+    ticks[$name]=$(( ${ticks[$name]:-0} + user_after + system_after - user_before - system_before ))
     user_ticks_of[$name]=$(( ${user_ticks_of[$name]:-0} + user_after - user_before ))
     redis_ticks[$name]=$(( ${redis_ticks[$name]:-0} + redis_after - redis_before ))
     backend_ticks[$name]=$(( ${backend_ticks[$name]:-0} + backend_after - backend_before ))
@@ -198,10 +196,11 @@ run() {  # $1 name, $2 port, $3 lua: one round of one target, added to its sums
     fi
 }
 median() { python3 -c "import statistics, sys; print('%.3f' % statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
+mean() { python3 -c "import statistics, sys; print('%.1f' % statistics.mean(float(x) for x in sys.argv[1:]))" "$@"; }
 per_request() { python3 -c "print('%.1f' % ($1 * 1e6 / $ticks_per_second / max(1, $2)))"; }  # $1 ticks, $2 requests
 summarize() {  # the figures of target $1 from its rounds
     local name=$1
-    rps[$name]=$(python3 -c "import sys; v=[float(x) for x in sys.argv[1:]]; print('%.1f' % (sum(v) / len(v)))" ${round_rps[$name]})
+    rps[$name]=$(mean ${round_rps[$name]})
     p50[$name]=$(median ${round_p50[$name]})
     p99[$name]=$(median ${round_p99[$name]})
     cpu[$name]=$(per_request "${ticks[$name]}" "${requests[$name]}")
@@ -289,7 +288,6 @@ import statistics
 d = [float(x) for x in '${paced_p99[direct]}'.split()]
 g = [float(x) for x in '${paced_p99[full]}'.split()]
 print('%.3f' % statistics.median(b - a for a, b in zip(d, g)))")
-mean() { python3 -c "import sys; v=[float(x) for x in sys.argv[1:]]; print('%.1f' % (sum(v) / len(v)))" "$@"; }
 echo "at about half the full pipeline's maximum (target $half req/s; achieved direct $(mean ${paced_rps[direct]}), gateway $(mean ${paced_rps[full]})):" \
     "p99 direct $(median ${paced_p99[direct]}) ms, through the full pipeline $(median ${paced_p99[full]}) ms (medians of $rounds rounds: ${paced_p99[direct]# } /${paced_p99[full]}),"  \
     "gateway-added $added ms (median of the rounds' differences; target < 1 ms)"

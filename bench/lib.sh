@@ -35,23 +35,19 @@ wait_port() { for _ in $(seq 1 600); do (echo > /dev/tcp/127.0.0.1/"$1") 2>/dev/
 # Every process of a server: the started one and its children (nginx's worker).
 server_pids() { local pid=$1; echo "$pid"; pgrep -P "$pid" || true; }
 listener_pid() { ss -ltnpH "sport = :$1" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1; }
-cpu_ticks() {  # summed utime+stime of the given pids, in clock ticks
-    local total=0
+user_system_ticks() {  # summed utime and stime of the given pids, in clock ticks: "USER SYSTEM"
+    local user=0 system=0 pid stat
     for pid in "$@"; do
-        local stat; stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
         set -- ${stat##*) }
-        total=$((total + ${12} + ${13}))
+        user=$((user + ${12})); system=$((system + ${13}))
     done
-    echo "$total"
+    echo "$user $system"
 }
-user_ticks() {  # summed utime of the given pids (the part of cpu_ticks spent outside the kernel)
-    local total=0
-    for pid in "$@"; do
-        local stat; stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
-        set -- ${stat##*) }
-        total=$((total + ${12}))
-    done
-    echo "$total"
+cpu_ticks() {  # summed utime+stime of the given pids, in clock ticks
+    local user system
+    read -r user system <<<"$(user_system_ticks "$@")"
+    echo $((user + system))
 }
 ticks_per_second=$(getconf CLK_TCK)
 rss_kib() {  # summed resident memory of the given pids, in KiB

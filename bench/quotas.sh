@@ -158,7 +158,7 @@ for round in $(seq 1 "$rounds"); do
     flood_rps_all+=("$flood_rps"); flood_admitted=$((flood_admitted + flood_total - flood_non2xx)); flood_seconds=$((flood_seconds + duration + 2))
     # What A's limit (rate 100/s, burst 100) allows in this round: the burst, full again after B's
     # run alone, plus 100 per second of the flood as wrk timed it (its requests ÷ its req/s).
-    flood_allowed=$(python3 -c "print(${flood_allowed:-0} + 100 + 100 * $flood_total / $flood_rps)")
+    flood_allowed=$(python3 -c "print($flood_allowed + 100 + 100 * $flood_total / $flood_rps)")
 done
 stop_gateway
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
