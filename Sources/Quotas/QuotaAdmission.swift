@@ -52,7 +52,7 @@ public struct QuotaAdmission: Sendable {
     public func admit(_ plan: QuotaPlan, on loop: any EventLoop) -> EventLoopFuture<QuotaDecision> {
         guard !plan.isUnlimited else { return loop.makeSucceededFuture(.admitted([])) }
         let (sha, script) = plan.lease == nil ? (QuotaScript.admitSHA, QuotaScript.admit) : (QuotaScript.leaseSHA, QuotaScript.lease)
-        return self.redis.evalSHA(on: loop, sha: sha, script: script, keys: plan.keys, args: plan.arguments)
+        return self.redis.evalSHA(on: loop, plan.scriptCall(sha: sha), script: script, slotKey: plan.slotKey)
             .flatMapThrowing { reply in try QuotaDecision(reply: reply, plan: plan) }
     }
 
@@ -68,7 +68,7 @@ public struct QuotaAdmission: Sendable {
             guard plan.lease?.want == 0 else {
                 return self.admit(plan, on: loop).always { answered($0, plan) }.map { _ in }.recover { _ in }
             }
-            return self.redis.evalSHA(on: loop, sha: QuotaScript.leaseSHA, script: QuotaScript.lease, keys: plan.keys, args: plan.arguments)
+            return self.redis.evalSHA(on: loop, plan.scriptCall(sha: QuotaScript.leaseSHA), script: QuotaScript.lease, slotKey: plan.slotKey)
                 .map { _ in }.recover { _ in }
         }
         return EventLoopFuture.andAllComplete(replies, on: loop)

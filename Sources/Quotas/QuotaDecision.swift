@@ -74,18 +74,21 @@ public enum QuotaDecision: Sendable, Hashable {
         case 1, 2:
             let levelCount = plan.levels.count
             guard elements.count == (status == 1 ? 1 + 5 * levelCount : 2 + 6 * levelCount) else { throw .malformed }
+            // Each value read in place, into arrays made at their final size: a store round trip
+            // is every request's path for customers whose leases hold one unit.
+            func value(_ index: Int) throws(QuotaReplyError) -> Int64? {
+                guard let value = elements[index].int64, value >= -1 else { throw .malformed }
+                return value == -1 ? nil : value
+            }
             var remaining: [LevelRemaining] = []
+            remaining.reserveCapacity(levelCount)
             for (offset, level) in plan.levels.enumerated() {
-                var values: [Int64?] = []
-                for element in elements[(1 + 5 * offset)..<(6 + 5 * offset)] {
-                    guard let value = element.int64, value >= -1 else { throw .malformed }
-                    values.append(value == -1 ? nil : value)
-                }
+                let first = 1 + 5 * offset
                 remaining.append(LevelRemaining(
                     node: level.node, kind: level.kind,
-                    rate: values[0].map { Int($0) }, rateResetMilliseconds: values[1],
-                    day: values[2].map { Int($0) }, month: values[3].map { Int($0) },
-                    concurrency: values[4].map { Int($0) }
+                    rate: try value(first).map { Int($0) }, rateResetMilliseconds: try value(first + 1),
+                    day: try value(first + 2).map { Int($0) }, month: try value(first + 3).map { Int($0) },
+                    concurrency: try value(first + 4).map { Int($0) }
                 ))
             }
             guard status == 2 else {
@@ -94,10 +97,8 @@ public enum QuotaDecision: Sendable, Hashable {
             }
             guard let units = elements[1 + 5 * levelCount].int64, units >= 0 else { throw .malformed }
             var bases: [Int64?] = []
-            for element in elements[(2 + 5 * levelCount)...] {
-                guard let base = element.int64, base >= -1 else { throw .malformed }
-                bases.append(base == -1 ? nil : base)
-            }
+            bases.reserveCapacity(levelCount)
+            for index in (2 + 5 * levelCount)..<elements.count { bases.append(try value(index)) }
             self = .leased(QuotaLeaseGrant(units: Int(units), remaining: remaining, rateBases: bases))
         default:
             throw .malformed

@@ -1,4 +1,5 @@
 import Hierarchy
+import RedisClient
 
 /// The Redis keys of one quota level at one instant.
 ///
@@ -12,23 +13,60 @@ import Hierarchy
 ///     <prefix>:q:{<oem>}:<node>:day:<yyyymmdd>   cost units charged that UTC day
 ///     <prefix>:q:{<oem>}:<node>:month:<yyyymm>   cost units charged that UTC month
 ///     <prefix>:q:{<oem>}:<node>:inflight         requests admitted and not yet released
+///
+/// Only the part the four share is kept as a string: a script call writes each key from its
+/// parts (`write(into:)`), so a plan sent to Redis makes one string per level, not five.
 public struct QuotaKeys: Sendable, Hashable {
-    public let rate: String
-    public let day: String
-    public let month: String
-    public let inflight: String
+    /// `<prefix>:q:{<oem>}:<node>`.
+    public let base: String
+    /// `yyyymmdd` and `yyyymm` of the period (short enough to need no allocation).
+    private let dayStamp: String
+    private let monthStamp: String
 
     /// - Parameters:
     ///   - prefix: separates deployments sharing one Redis (`erp`).
     ///   - period: the UTC day and month of the request's `now`.
     public init(prefix: String, oem: NodeID, node: NodeID, period: UTCCalendarPeriod) {
-        let base = "\(prefix):q:{\(oem.rawValue)}:\(node.rawValue)"
-        self.rate = base + ":rate"
-        self.day = base + ":day:" + period.dayStamp
-        self.month = base + ":month:" + period.monthStamp
-        self.inflight = base + ":inflight"
+        var base = String()
+        base.reserveCapacity(prefix.utf8.count + oem.rawValue.utf8.count + node.rawValue.utf8.count + 6)
+        base += prefix
+        base += ":q:{"
+        base += oem.rawValue
+        base += "}:"
+        base += node.rawValue
+        self.base = base
+        self.dayStamp = period.dayStamp
+        self.monthStamp = period.monthStamp
     }
 
+    public var rate: String { self.base + Self.rateSuffix.description }
+    public var day: String { self.base + Self.daySuffix.description + self.dayStamp }
+    public var month: String { self.base + Self.monthSuffix.description + self.monthStamp }
+    public var inflight: String { self.base + Self.inflightSuffix.description }
+
     /// In the order the admission script expects them for one level.
-    public var all: [String] { [self.rate, self.day, self.month, self.inflight] }
+    public var all: [String] {
+        var list = RedisArgumentList()
+        self.write(into: &list)
+        return list.arguments
+    }
+
+    /// Appends the four keys, in the order of `all`.
+    public func write(into writer: inout some RedisArgumentWriter) {
+        writer.append(self.base, Self.rateSuffix)
+        writer.append(self.base, Self.daySuffix, self.dayStamp)
+        writer.append(self.base, Self.monthSuffix, self.monthStamp)
+        writer.append(self.base, Self.inflightSuffix)
+    }
+
+    /// The bytes the four keys take, written.
+    var byteCount: Int {
+        4 * self.base.utf8.count + Self.rateSuffix.utf8CodeUnitCount + Self.daySuffix.utf8CodeUnitCount + self.dayStamp.utf8.count
+            + Self.monthSuffix.utf8CodeUnitCount + self.monthStamp.utf8.count + Self.inflightSuffix.utf8CodeUnitCount
+    }
+
+    private static let rateSuffix: StaticString = ":rate"
+    private static let daySuffix: StaticString = ":day:"
+    private static let monthSuffix: StaticString = ":month:"
+    private static let inflightSuffix: StaticString = ":inflight"
 }

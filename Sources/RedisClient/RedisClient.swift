@@ -123,14 +123,22 @@ public final class RedisClient: Sendable {
     ///   - keys: every key the script touches. On a Redis Cluster they must share one slot (a
     ///     hash tag); the script runs — and is loaded, per shard — where that slot lives.
     public func evalSHA(on loop: any EventLoop, sha: String, script: String, keys: [String], args: [String]) -> EventLoopFuture<RESPValue> {
-        let evalSHA: RedisCommand
-        do {
-            evalSHA = try RedisCommand(["EVALSHA", sha, String(keys.count)] + keys + args)
-        } catch {
-            return loop.makeFailedFuture(error)
-        }
+        var call = RedisScriptCall(
+            sha: sha, keyCount: keys.count, argumentCount: args.count,
+            payload: keys.reduce(0) { $0 + $1.utf8.count } + args.reduce(0) { $0 + $1.utf8.count }
+        )
+        for key in keys { call.append(key) }
+        for argument in args { call.append(argument) }
+        return self.evalSHA(on: loop, call, script: script, slotKey: keys.first)
+    }
+
+    /// `evalSHA(on:sha:script:keys:args:)` for a call whose keys and arguments were written
+    /// into it. `slotKey`: any of its keys (they share one slot on a cluster); nil without keys.
+    public func evalSHA(on loop: any EventLoop, _ call: consuming RedisScriptCall, script: String, slotKey: String?) -> EventLoopFuture<RESPValue> {
+        let sha = call.sha
+        let evalSHA = RedisCommand(call)
         // On a cluster the script is loaded where it runs: the shard of its keys' slot.
-        let slot = self.cluster == nil ? nil : keys.first.map { RedisKeySlot.slot(of: $0) }
+        let slot = self.cluster == nil ? nil : slotKey.map { RedisKeySlot.slot(of: $0) }
         return self.send(on: loop, evalSHA, slot: slot).flatMap { reply in
             guard case .error(let message) = reply, message.hasPrefix("NOSCRIPT") else {
                 return loop.makeSucceededFuture(reply)

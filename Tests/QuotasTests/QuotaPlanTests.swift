@@ -1,6 +1,7 @@
 @testable import Hierarchy
 @testable import Quotas
-import RedisClient
+@testable import RedisClient
+import NIOCore
 import XCTest
 
 final class QuotaPlanTests: XCTestCase {
@@ -34,6 +35,33 @@ final class QuotaPlanTests: XCTestCase {
             "10000", "100", "-1", "-1", "-1",
         ])
         XCTAssertEqual(plan.inflightKeys, ["erp:q:{acme}:northwind:inflight"])
+    }
+
+    /// The call sent to Redis is written from the plan without the lists above; it must carry
+    /// exactly what they list, for every shape of plan: admission or lease, metered or not, a
+    /// rate given back at some levels.
+    func testTheScriptCallCarriesTheListedKeysAndArguments() throws {
+        let oem = try NodeID("acme")
+        let customer = try NodeID("contoso")
+        let giveBack = QuotaLeaseRequest.RateGiveBack(expectedTAT: start + 5_000, returnedTAT: start + 1_000)
+        let lease = QuotaLeaseRequest(
+            customer: customer, want: 40, need: 1, share: 3, giveBack: 7, rateGiveBack: [giveBack, nil, giveBack],
+            usage: QuotaUsage(requests: 12, cost: 30, refused: 2), meterRefusal: true, hold: 250_000, forRequest: true
+        )
+        let plans = [
+            try QuotaPlan(levels: threeLevels(), oem: oem, cost: 3, now: start),
+            try QuotaPlan(levels: threeLevels(), oem: oem, cost: 1, now: start, usage: (customer: customer, retentionDays: 35)),
+            try QuotaPlan(levels: threeLevels(), oem: oem, cost: 2, now: start, prefix: "staging", usage: (customer: customer, retentionDays: 1), lease: lease),
+            try QuotaPlan(levels: Array(threeLevels().prefix(1)), oem: oem, cost: 1, now: start, lease: QuotaLeaseRequest(customer: customer, want: 0, need: 0)),
+        ]
+        for plan in plans {
+            let written = RedisCommand(plan.scriptCall(sha: QuotaScript.leaseSHA)).bytes
+            let listed = try RedisCommand(["EVALSHA", QuotaScript.leaseSHA, String(plan.keys.count)] + plan.keys + plan.arguments).bytes
+            XCTAssertEqual(String(buffer: written), String(buffer: listed))
+            XCTAssertEqual(written.readableBytes, listed.readableBytes)
+        }
+        XCTAssertEqual(plans[2].keys.last, "staging:usage:{acme}:contoso:20251124")
+        XCTAssertEqual(plans[0].slotKey.map(RedisKeySlot.slot(of:)), RedisKeySlot.slot(of: "erp:q:{acme}:acme:rate"))
     }
 
     func testUnusableRateIsRefusedAtPlanTime() throws {
