@@ -1,7 +1,10 @@
 import CHiredis
 
 /// hiredis's RESP reply reader: bytes in, complete replies out. hiredis does all the parsing;
-/// this type only owns the C reader and copies each reply into a `RESPValue`.
+/// this type owns the C reader and turns each reply into a `RESPValue`.
+///
+/// hiredis builds each reply through the functions of the C shim (`erp_reply_reader_create`):
+/// into flat arrays this reader keeps and reuses, not one `malloc`ed reply object per element.
 ///
 /// Not thread-safe and not `Sendable`: one per connection, used on the connection's loop.
 final class HiredisReader {
@@ -13,16 +16,20 @@ final class HiredisReader {
     }
 
     private let reader: UnsafeMutablePointer<redisReader>
+    private let builder: UnsafeMutablePointer<erp_reply_builder>
 
     init() {
-        guard let reader = redisReaderCreate() else {
+        var builder: UnsafeMutablePointer<erp_reply_builder>?
+        guard let reader = erp_reply_reader_create(&builder), let builder else {
             fatalError("hiredis could not allocate a reply reader (out of memory)")
         }
         self.reader = reader
+        self.builder = builder
     }
 
     deinit {
         redisReaderFree(self.reader)
+        erp_reply_builder_free(self.builder)
     }
 
     /// Hands `bytes` to hiredis (it copies them into its own buffer).
@@ -36,47 +43,45 @@ final class HiredisReader {
     func next() -> Output? {
         var reply: UnsafeMutableRawPointer?
         guard redisReaderGetReply(self.reader, &reply) == REDIS_OK else {
+            erp_reply_builder_reset(self.builder)
             let message = erp_redis_reader_has_error(self.reader) != 0
                 ? String(cString: erp_redis_reader_error(self.reader)) : "unknown reader error"
             return .protocolError(message)
         }
-        guard let reply else { return nil }
-        defer { freeReplyObject(reply) }
-        return .reply(Self.value(of: reply.assumingMemoryBound(to: redisReply.self)))
+        guard reply != nil else { return nil }
+        defer { erp_reply_builder_reset(self.builder) }
+        let built = self.builder.pointee
+        var index = 0
+        return .reply(Self.value(at: &index, of: built))
     }
 
-    private static func value(of reply: UnsafePointer<redisReply>) -> RESPValue {
-        let object = reply.pointee
-        switch object.type {
+    /// The node at `index` with its elements (they follow it), leaving `index` past them.
+    private static func value(at index: inout Int, of built: erp_reply_builder) -> RESPValue {
+        precondition(index < built.count, "a reply's nodes ended inside it")
+        let node = built.nodes[index]
+        index += 1
+        switch node.type {
         case REDIS_REPLY_STATUS:
-            return .simpleString(Self.text(object))
+            return .simpleString(String(decoding: Self.bytes(of: node, in: built), as: UTF8.self))
         case REDIS_REPLY_ERROR:
-            return .error(Self.text(object))
+            return .error(String(decoding: Self.bytes(of: node, in: built), as: UTF8.self))
         case REDIS_REPLY_INTEGER:
-            return .integer(Int64(object.integer))
+            return .integer(Int64(node.integer))
         case REDIS_REPLY_STRING:
-            guard let bytes = object.str, object.len > 0 else { return .bulkString([]) }
-            return .bulkString(Array(UnsafeRawBufferPointer(start: bytes, count: object.len)))
+            return .bulkString(Array(Self.bytes(of: node, in: built)))
         case REDIS_REPLY_ARRAY:
             var elements: [RESPValue] = []
-            elements.reserveCapacity(object.elements)
-            for index in 0..<object.elements {
-                // hiredis never leaves a slot of a complete array empty; nil stays nil anyway.
-                if let element = object.element[index] {
-                    elements.append(Self.value(of: element))
-                } else {
-                    elements.append(.bulkString(nil))
-                }
-            }
+            elements.reserveCapacity(Int(node.elements))
+            for _ in 0..<Int(node.elements) { elements.append(Self.value(at: &index, of: built)) }
             return .array(elements)
         default:
-            // REDIS_REPLY_NIL, and any type a newer hiredis might add: the null reply.
+            // REDIS_REPLY_NIL: the null bulk string and the null array alike.
             return .bulkString(nil)
         }
     }
 
-    private static func text(_ object: redisReply) -> String {
-        guard let bytes = object.str, object.len > 0 else { return "" }
-        return String(decoding: UnsafeRawBufferPointer(start: bytes, count: object.len), as: UTF8.self)
+    private static func bytes(of node: erp_reply_node, in built: erp_reply_builder) -> UnsafeRawBufferPointer {
+        guard node.length > 0, let bytes = built.bytes else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(start: bytes + node.offset, count: node.length)
     }
 }

@@ -53,6 +53,28 @@ final class HiredisCodecTests: XCTestCase {
         XCTAssertTrue(expected.last!.isNull)
     }
 
+    /// Replies are built in arrays the reader keeps between replies: one far larger than they
+    /// keep (3,000 elements, 96 KiB of strings, nested) grows them and gives the memory back,
+    /// and the replies before and after it, split anywhere, still read whole and in order.
+    func testALargeReplyBetweenSmallOnesReadsWhole() {
+        let strings = (0..<3_000).map { index in Array(String(format: "%032d", index).utf8) }
+        var wire = Array(":1\r\n*2\r\n*3000\r\n".utf8)
+        for string in strings { wire += Array("$32\r\n".utf8) + string + Array("\r\n".utf8) }
+        wire += Array("+tail\r\n:2\r\n$2\r\nok\r\n".utf8)
+        let expected: [RESPValue] = [
+            .integer(1), .array([.array(strings.map { .bulkString($0) }), .simpleString("tail")]), .integer(2), .bulkString(Array("ok".utf8)),
+        ]
+        XCTAssertEqual(replies(wire, chunk: wire.count), expected)
+        XCTAssertEqual(replies(wire, chunk: 997), expected)
+        let reader = HiredisReader()
+        for _ in 0..<3 {
+            wire.withUnsafeBytes { XCTAssertTrue(reader.feed($0)) }
+            var read: [RESPValue] = []
+            while case .reply(let value)? = reader.next() { read.append(value) }
+            XCTAssertEqual(read, expected)
+        }
+    }
+
     func testGarbageIsAProtocolError() {
         let reader = HiredisReader()
         _ = Array("?what\r\n".utf8).withUnsafeBytes { reader.feed($0) }
