@@ -78,8 +78,9 @@ final class AllocationBudgetTests: GatewayTestCase {
     // 368.3–368.5 debug (370.0 beside two spinning processes, 370.1 within the whole suite),
     // 52.3 release.
     // With the script calls written straight into the bytes sent: 359.7 debug, 49.7 release;
-    // with replies built into the reader's arrays, 358.1 and 47.9.
-    static let fullPipelineObserved = Budget(debug: 366, release: 50)
+    // with replies built into the reader's arrays, 358.1 and 47.9 (355.5 debug within the
+    // whole suite, so the debug budget is the full pipeline's).
+    static let fullPipelineObserved = Budget(debug: 362, release: 50)
     // The full pipeline with leases off: every request builds its quota plan, sends the
     // admission script and reads its reply — the path of every customer whose lease is a single
     // unit (a few requests a second or fewer), which most customers of a large tree are.
