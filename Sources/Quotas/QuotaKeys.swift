@@ -59,12 +59,6 @@ public struct QuotaKeys: Sendable, Hashable {
         writer.append(self.base, Self.inflightSuffix)
     }
 
-    /// The bytes the four keys take, written.
-    var byteCount: Int {
-        4 * self.base.utf8.count + Self.rateSuffix.utf8CodeUnitCount + Self.daySuffix.utf8CodeUnitCount + self.dayStamp.utf8.count
-            + Self.monthSuffix.utf8CodeUnitCount + self.monthStamp.utf8.count + Self.inflightSuffix.utf8CodeUnitCount
-    }
-
     private static let rateSuffix: StaticString = ":rate"
     private static let daySuffix: StaticString = ":day:"
     private static let monthSuffix: StaticString = ":month:"

@@ -109,10 +109,13 @@ public struct QuotaPlan: Sendable, Hashable {
     /// round trip to the store is every request's path for customers whose leases hold one
     /// unit, and the arrays of strings it went through were a third of its allocations.
     public func scriptCall(sha: String) -> RedisScriptCall {
-        let argumentCount = 8 + 5 * self.levels.count + (self.lease == nil ? 0 : 9 + 2 * self.levels.count) + (self.meters ? 1 : 0)
-        // Keys, plus up to 20 digits per argument: sized once, never regrown.
-        let payload = self.levels.reduce(0) { $0 + $1.keys.byteCount } + (self.usageKey?.utf8.count ?? 0) + 20 * argumentCount
-        var call = RedisScriptCall(sha: sha, keyCount: 4 * self.levels.count + (self.usageKey == nil ? 0 : 1), argumentCount: argumentCount, payload: payload)
+        // Counted from the same description that fills the call, so the layout is written down
+        // once; the count costs no allocation, and the buffer is sized once, never regrown.
+        var size = RedisArgumentSize()
+        self.writeKeys(into: &size)
+        let keyCount = size.count
+        self.writeArguments(into: &size)
+        var call = RedisScriptCall(sha: sha, keyCount: keyCount, argumentCount: size.count - keyCount, payload: size.bytes)
         self.writeKeys(into: &call)
         self.writeArguments(into: &call)
         return call
@@ -120,8 +123,6 @@ public struct QuotaPlan: Sendable, Hashable {
 
     /// Any key of the plan: they share one Redis Cluster slot (the OEM's hash tag).
     public var slotKey: String? { self.levels.first?.keys.base }
-
-    private var meters: Bool { self.usageKey != nil && self.usageRetentionDays != nil }
 
     private func writeKeys(into writer: inout some RedisArgumentWriter) {
         for level in self.levels { level.keys.write(into: &writer) }

@@ -27,6 +27,27 @@ public struct RedisArgumentList: RedisArgumentWriter {
     }
 }
 
+/// How many arguments a writer is given and their bytes in all, counted without writing them:
+/// what sizes a `RedisScriptCall` from the same description that then fills it.
+public struct RedisArgumentSize: RedisArgumentWriter {
+    public private(set) var count = 0
+    public private(set) var bytes = 0
+
+    public init() {}
+
+    public mutating func append(_ argument: String) { self.add(argument.utf8.count) }
+    public mutating func append(_ integer: Int64) { self.add(String(integer).utf8.count) }
+    public mutating func append(_ head: String, _ tail: StaticString) { self.add(head.utf8.count + tail.utf8CodeUnitCount) }
+    public mutating func append(_ head: String, _ middle: StaticString, _ tail: String) {
+        self.add(head.utf8.count + middle.utf8CodeUnitCount + tail.utf8.count)
+    }
+
+    private mutating func add(_ length: Int) {
+        self.count += 1
+        self.bytes += length
+    }
+}
+
 /// `EVALSHA sha numkeys key… arg…`, written straight into the bytes sent: no array of keys or
 /// arguments, no string for a key made of parts. For the scripts a request waits on, whose
 /// keys and arguments are built per request (`RedisClient.evalSHA(on:_:script:slotKey:)`).
