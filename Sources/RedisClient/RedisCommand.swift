@@ -74,6 +74,34 @@ struct RedisCommand: Sendable {
             self.buffer.writeStaticString("\r\n")
         }
 
+        /// A decimal integer, its digits written in place: `String(integer)` allocates past 15
+        /// digits, as the µs instants quota scripts take have.
+        mutating func append(_ integer: Int64) {
+            let length = Self.decimalLength(of: integer)
+            self.header(length: length)
+            var magnitude = integer.magnitude
+            self.buffer.writeRepeatingByte(UInt8(ascii: "0"), count: length)
+            var index = self.buffer.writerIndex - 1
+            repeat {
+                self.buffer.setInteger(UInt8(ascii: "0") + UInt8(magnitude % 10), at: index)
+                magnitude /= 10
+                index -= 1
+            } while magnitude > 0
+            if integer < 0 { self.buffer.setInteger(UInt8(ascii: "-"), at: index) }
+            self.buffer.writeStaticString("\r\n")
+        }
+
+        /// Characters of `integer` in decimal, its sign included.
+        static func decimalLength(of integer: Int64) -> Int {
+            var magnitude = integer.magnitude
+            var length = integer < 0 ? 2 : 1
+            while magnitude >= 10 {
+                magnitude /= 10
+                length += 1
+            }
+            return length
+        }
+
         mutating func append(_ argument: [UInt8]) {
             self.header(length: argument.count)
             self.buffer.writeBytes(argument)

@@ -36,7 +36,7 @@ public struct RedisArgumentSize: RedisArgumentWriter {
     public init() {}
 
     public mutating func append(_ argument: String) { self.add(argument.utf8.count) }
-    public mutating func append(_ integer: Int64) { self.add(String(integer).utf8.count) }
+    public mutating func append(_ integer: Int64) { self.add(RedisCommand.Writer.decimalLength(of: integer)) }
     public mutating func append(_ head: String, _ tail: StaticString) { self.add(head.utf8.count + tail.utf8CodeUnitCount) }
     public mutating func append(_ head: String, _ middle: StaticString, _ tail: String) {
         self.add(head.utf8.count + middle.utf8CodeUnitCount + tail.utf8.count)
@@ -68,7 +68,7 @@ public struct RedisScriptCall: RedisArgumentWriter {
     }
 
     public mutating func append(_ argument: String) { self.writer.append(argument) }
-    public mutating func append(_ integer: Int64) { self.writer.append(String(integer)) }
+    public mutating func append(_ integer: Int64) { self.writer.append(integer) }
     public mutating func append(_ head: String, _ tail: StaticString) { self.writer.append(head, tail) }
     public mutating func append(_ head: String, _ middle: StaticString, _ tail: String) { self.writer.append(head, middle, tail) }
 }

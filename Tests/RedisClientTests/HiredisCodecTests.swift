@@ -15,6 +15,19 @@ final class HiredisCodecTests: XCTestCase {
         XCTAssertEqual(Array(binary.bytes.readableBytesView), Array("*3\r\n$3\r\nSET\r\n$4\r\n".utf8) + [0, 13, 10, 0] + Array("\r\n$0\r\n\r\n".utf8))
     }
 
+    func testIntegersAreWrittenAsTheirDecimalText() throws {
+        let integers: [Int64] = [0, 7, -1, 10, -10, 1_764_000_000_000_000, .max, .min]
+        var size = RedisArgumentSize()
+        var call = RedisScriptCall(sha: "abc", keyCount: 0, argumentCount: integers.count, payload: 0)
+        for integer in integers {
+            size.append(integer)
+            call.append(integer)
+        }
+        let text = integers.map { String($0) }
+        XCTAssertEqual(size.bytes, text.reduce(0) { $0 + $1.utf8.count })
+        XCTAssertEqual(formatted(RedisCommand(call)), formatted(try RedisCommand(["EVALSHA", "abc", "0"] + text)))
+    }
+
     func testAnEmptyCommandIsRefused() {
         XCTAssertThrowsError(try RedisCommand([String]())) { XCTAssertEqual($0 as? RedisClientError, .emptyCommand) }
         XCTAssertThrowsError(try RedisCommand([[UInt8]]())) { XCTAssertEqual($0 as? RedisClientError, .emptyCommand) }
