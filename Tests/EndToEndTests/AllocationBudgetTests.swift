@@ -62,8 +62,8 @@ final class AllocationBudgetTests: GatewayTestCase {
     // Lowered when a lease refill's script call was written straight into the bytes sent (no
     // arrays of key and argument strings, no hiredis formatting): 356.1 debug, 49.6 release;
     // and when hiredis built its replies into arrays the reader keeps, not an object per
-    // element: 355.7 and 48.0.
-    static let fullPipeline = Budget(debug: 362, release: 50)
+    // element: 355.7 and 48.0 (351.9–358.7 debug from run to run: budget 360).
+    static let fullPipeline = Budget(debug: 360, release: 50)
     // The full pipeline with an ops listener, so that every request leaves a `RequestRecord` and
     // is counted into its metric series (handles kept per loop: no label formatting, no
     // allocation per request). Set 2026-12-03 from 379.6 (debug) and 57.0 (release): in the
@@ -80,7 +80,7 @@ final class AllocationBudgetTests: GatewayTestCase {
     // With the script calls written straight into the bytes sent: 359.7 debug, 49.7 release;
     // with replies built into the reader's arrays, 358.1 and 47.9 (355.5 debug within the
     // whole suite, so the debug budget is the full pipeline's).
-    static let fullPipelineObserved = Budget(debug: 362, release: 50)
+    static let fullPipelineObserved = Budget(debug: 360, release: 50)
     // The full pipeline with leases off: every request builds its quota plan, sends the
     // admission script and reads its reply — the path of every customer whose lease is a single
     // unit (a few requests a second or fewer), which most customers of a large tree are.
