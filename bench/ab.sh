@@ -6,7 +6,9 @@
 #
 # BIN_DIR_*: directories holding an `erp-gateway` binary, e.g. a release build of another
 # commit (`git worktree add /tmp/before HEAD~1 && (cd /tmp/before && swift build -c release)`).
-# MODE=proxy compares the proxy-only configuration instead (no tenant tree, tokens or Redis).
+# MODE=proxy compares the proxy-only configuration instead (no tenant tree, tokens or Redis);
+# MODE=cold the full pipeline with a token never seen before on every request (80,000 tokens;
+# the warm-up sends the first 16,000, each measured run starts after them in a fresh process).
 # EXTRA_A / EXTRA_B: YAML appended to A's / B's settings, e.g. to compare one binary with and
 # without the access log or tracing (`bench/ab.sh DIR DIR` with EXTRA_B set); UPSTREAM_PORT in
 # them stands for the upstream nginx's port, which answers 200 to any POST (a stand-in collector).
@@ -23,13 +25,21 @@ make_issuer_key
 redis_port=$(free_port); upstream_port=$(free_port); gateway_port=$(free_port)
 upstream_config "$upstream_port"
 write_tenant_tree
-gateway_settings "$gateway_port" "${MODE:-full}" "$upstream_port" "$redis_port" > "$work/gateway.yaml"
+mode="${MODE:-full}"
+gateway_settings "$gateway_port" "$([ "$mode" = cold ] && echo full || echo "$mode")" "$upstream_port" "$redis_port" > "$work/gateway.yaml"
 for variant in A B; do
     extra_name="EXTRA_$variant"
     { cat "$work/gateway.yaml"; printf '%s\n' "${!extra_name:-}" | sed "s/UPSTREAM_PORT/$upstream_port/g"; } > "$work/gateway-$variant.yaml"
 done
-mint_tokens "$work/tokens" 10
-wrk_script "$work/tokens" 0 > "$work/load.lua"
+if [ "$mode" = cold ]; then
+    mint_tokens "$work/tokens" 800
+    wrk_script "$work/tokens" 0 > "$work/warm.lua"
+    wrk_script "$work/tokens" 0 16001 > "$work/load.lua"
+else
+    mint_tokens "$work/tokens" 10
+    wrk_script "$work/tokens" 0 > "$work/load.lua"
+    cp "$work/load.lua" "$work/warm.lua"
+fi
 taskset -c 0 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
 pids+=($!)
 taskset -c 0 nginx -p "$work" -e "$work/upstream-error.log" -c "$work/upstream.conf" >/dev/null 2>&1 &
@@ -44,7 +54,7 @@ for round in $(seq 1 "$rounds"); do
         taskset -c 0 "$dir/erp-gateway" serve --config "$work/gateway-$variant.yaml" --log-level error --watch-interval-ms 0 > "$work/gateway-$variant.log" 2>&1 &
         gateway_pid=$!; pids+=($gateway_pid)
         wait_port "$gateway_port"
-        taskset -c 1 wrk -t1 -c32 -d2s -s "$work/load.lua" "http://127.0.0.1:$gateway_port/v1/ledger" >/dev/null
+        taskset -c 1 wrk -t1 -c32 -d2s -s "$work/warm.lua" "http://127.0.0.1:$gateway_port/v1/ledger" >/dev/null
         before=$(ticks "$gateway_pid")
         line=$(taskset -c 1 wrk -t1 -c32 -d"${duration}s" -s "$work/load.lua" "http://127.0.0.1:$gateway_port/v1/ledger" | grep RESULT)
         after=$(ticks "$gateway_pid")
