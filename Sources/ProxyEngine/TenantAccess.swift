@@ -32,7 +32,14 @@ struct TenantAccess {
     }
 
     /// What a request that passed every phase may do, and for whom.
-    struct Grant {
+    ///
+    /// A class, not a struct: as a value it was 992 bytes (its policy, token and cell inline),
+    /// copied into the tenant request and again into the admitted request, which it made 1,360
+    /// bytes — past glibc's per-thread cache (1,032 bytes), so every admitted request took
+    /// malloc's slow path, and with freed small blocks about (a cold token's decode leaves
+    /// dozens) consolidated them first: `malloc_consolidate` under `AdmittedRequest`'s
+    /// allocation was 1 % of a cold-token profile (`bench/profile.sh cold`).
+    final class Grant {
         let policy: EffectivePolicy
         let route: Route
         let token: VerifiedToken
