@@ -261,17 +261,12 @@ extension ClientConnectionHandler {
             try upstreamPipeline.addHandlers([
                 ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxFrameSize)), WebSocketFrameEncoder(), tunnel.makeEnd(.upstream),
             ])
-            upstreamPipeline.removeHandler(context: try upstreamPipeline.context(handlerType: UpstreamConnection.self), promise: nil)
-            upstreamPipeline.removeHandler(context: try upstreamPipeline.context(handlerType: NIOHTTPRequestHeadersValidator.self), promise: nil)
-            upstreamPipeline.removeHandler(context: try upstreamPipeline.context(handlerType: HTTPRequestEncoder.self), promise: nil)
-            // Removed last: frames the backend sent right behind its `101` go on to the frame
-            // decoder (`leftOverBytesStrategy: .forwardBytes`), outside any read, so what they
-            // became is flushed to the client once the decoder is gone.
-            let decoderRemoved = upstreamChannel.eventLoop.makePromise(of: Void.self)
-            upstreamPipeline.removeHandler(
-                context: try upstreamPipeline.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self), promise: decoderRemoved
-            )
-            decoderRemoved.futureResult.assumeIsolated().whenComplete { _ in tunnel.readComplete(from: .upstream) }
+            // Frames the backend sent right behind its `101` go on to the frame decoder as the
+            // connection's HTTP handler leaves (once the read that brought the `101` is handed
+            // on), so what they became is flushed to the client once it is gone.
+            let httpRemoved = upstreamChannel.eventLoop.makePromise(of: Void.self)
+            upstreamPipeline.removeHandler(context: try upstreamPipeline.context(handlerType: UpstreamConnection.self), promise: httpRemoved)
+            httpRemoved.futureResult.assumeIsolated().whenComplete { _ in tunnel.readComplete(from: .upstream) }
         } catch {
             exchange.log(.error, "switching to a websocket failed", metadata: ["error": "\(error)"])
             upstreamChannel.close(promise: nil)

@@ -14,12 +14,14 @@ protocol UpstreamExchangeDelegate: AnyObject {
 }
 
 /// One keep-alive HTTP/1.1 connection to an upstream endpoint: the last handler of its client
-/// channel. It relays response parts to the exchange that leased it, and holds reads back while
-/// that exchange's client is not writable (response backpressure).
+/// channel, speaking HTTP/1.1 itself (`UpstreamRequestWriter`, `UpstreamResponseParser`). It
+/// relays response parts to the exchange that leased it, and holds reads back while that
+/// exchange's client is not writable (response backpressure).
 final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     let id: Int
     /// The endpoint, and the TLS context the connection was made with: the pool it returns to.
@@ -37,6 +39,14 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext?
     private var readPending = false
     private var lastError: (any Error)?
+    private var writer = UpstreamRequestWriter()
+    private var parser = UpstreamResponseParser()
+    /// Bytes read and not yet parsed: part of a head, or after a `101` the new protocol's.
+    private var unread: ByteBuffer?
+    /// Inside `channelRead`: a removal asked for meanwhile (a WebSocket taking the connection
+    /// over at the `101`'s end) waits until the read's parts are handed on.
+    private var reading = false
+    private var removal: ChannelHandlerContext.RemovalToken?
 
     init(id: Int, target: UpstreamTarget) {
         self.id = id
@@ -56,7 +66,32 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(_ part: HTTPClientRequestPart) {
-        self.context?.write(self.wrapOutboundOut(part), promise: nil)
+        guard let context = self.context else { return }
+        let allocator = context.channel.allocator
+        do {
+            switch part {
+            case .head(let head):
+                self.parser.requestSent(head.method)
+                context.write(self.wrapOutboundOut(try self.writer.head(head, allocator: allocator)), promise: nil)
+            case .body(.byteBuffer(let buffer)):
+                if let prefix = self.writer.chunkPrefix(for: buffer.readableBytes, allocator: allocator) {
+                    context.write(self.wrapOutboundOut(prefix), promise: nil)
+                }
+                context.write(self.wrapOutboundOut(buffer), promise: nil)
+                if let suffix = self.writer.chunkSuffix(for: buffer.readableBytes) { context.write(self.wrapOutboundOut(suffix), promise: nil) }
+            case .body(.fileRegion(let region)):
+                if let prefix = self.writer.chunkPrefix(for: region.readableBytes, allocator: allocator) {
+                    context.write(self.wrapOutboundOut(prefix), promise: nil)
+                }
+                context.write(NIOAny(IOData.fileRegion(region)), promise: nil)
+                if let suffix = self.writer.chunkSuffix(for: region.readableBytes) { context.write(self.wrapOutboundOut(suffix), promise: nil) }
+            case .end(let trailers):
+                if let end = try self.writer.end(trailers, allocator: allocator) { context.write(self.wrapOutboundOut(end), promise: nil) }
+            }
+        } catch {
+            self.lastError = error
+            context.close(promise: nil)
+        }
     }
 
     func flush() {
@@ -76,13 +111,73 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let delegate = self.delegate else {
+        var buffer = self.unwrapInboundIn(data)
+        if var unread = self.unread.take() {
+            unread.writeBuffer(&buffer)
+            buffer = unread
+        }
+        if self.parser.isUpgraded {
+            self.unread = buffer
+            return
+        }
+        guard self.delegate != nil else {
             // Bytes on an idle connection: the upstream is not speaking HTTP/1.1 keep-alive as
             // agreed. The connection cannot be trusted for the next request.
             context.close(promise: nil)
             return
         }
-        delegate.upstreamReceived(self.unwrapInboundIn(data))
+        self.reading = true
+        defer { self.finishReading(context: context) }
+        do {
+            while let part = try self.parser.next(&buffer) {
+                if case .end = part, self.parser.isUpgraded {
+                    // Bytes behind a `101` belong to the new protocol: kept for whoever takes
+                    // the connection over (handed on when this handler leaves the pipeline).
+                    self.unread = buffer
+                    buffer.clear()
+                }
+                guard let delegate = self.delegate else { break }
+                delegate.upstreamReceived(Self.responsePart(part))
+            }
+        } catch {
+            self.lastError = error
+            context.close(promise: nil)
+            return
+        }
+        if buffer.readableBytes > 0 {
+            buffer.discardReadBytes()
+            self.unread = buffer
+        }
+    }
+
+    private func finishReading(context: ChannelHandlerContext) {
+        self.reading = false
+        if let removal = self.removal.take() { self.leave(context: context, removal: removal) }
+    }
+
+    /// Leaving the pipeline (a WebSocket takes the connection over): the bytes read behind the
+    /// `101` go on to the handlers after this one.
+    func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
+        if self.reading {
+            self.removal = removalToken
+        } else {
+            self.leave(context: context, removal: removalToken)
+        }
+    }
+
+    private func leave(context: ChannelHandlerContext, removal: ChannelHandlerContext.RemovalToken) {
+        if let unread = self.unread.take(), unread.readableBytes > 0 {
+            context.fireChannelRead(self.wrapInboundOut(unread))
+        }
+        context.leavePipeline(removalToken: removal)
+    }
+
+    private static func responsePart(_ part: UpstreamResponseParser.Part) -> HTTPClientResponsePart {
+        switch part {
+        case .head(let head): .head(head)
+        case .body(let buffer): .body(buffer)
+        case .end(let trailers): .end(trailers)
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -95,6 +190,13 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        do {
+            if let end = try self.parser.endOfInput(unread: self.unread?.readableBytes ?? 0), let delegate = self.delegate {
+                delegate.upstreamReceived(Self.responsePart(end))
+            }
+        } catch {
+            self.lastError = self.lastError ?? error
+        }
         self.isClosed = true
         if let delegate = self.delegate {
             self.delegate = nil

@@ -226,11 +226,9 @@ final class UpstreamPool {
         let id = self.nextConnectionID
         self.nextConnectionID += 1
         let connecting = self.connector.connect(to: target, timeout: timeout, on: self.eventLoop) { channel in
-            let sync = channel.pipeline.syncOperations
-            // Bytes behind a `101` belong to the new protocol: the decoder hands them on when a
-            // WebSocket takes the connection over (`WebSocketTunnel`).
-            try sync.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
-            try sync.addHandler(UpstreamConnection(id: id, target: target))
+            // Speaks HTTP/1.1 itself; bytes behind a `101` belong to the new protocol and are
+            // handed on when a WebSocket takes the connection over (`WebSocketTunnel`).
+            try channel.pipeline.syncOperations.addHandler(UpstreamConnection(id: id, target: target))
         }
         connecting.assumeIsolated().whenComplete { result in
             switch result {

@@ -40,7 +40,10 @@ final class AllocationBudgetTests: GatewayTestCase {
     // 57.6 (release).
     // A keep-alive response's end written without a promise (the future is only needed to
     // close after it): 172.0 (debug) and 28.0 (release).
-    static let proxyOnly = Budget(debug: 174, release: 30)
+    // Lowered (debug) when the upstream connection came to speak HTTP/1.1 itself, without
+    // SwiftNIO's client codec and header validator (`UpstreamResponseParser`): 165.0 debug,
+    // release unchanged at 28.0 (the codec allocated as much, optimized).
+    static let proxyOnly = Budget(debug: 168, release: 30)
     // The bearer token read in place, not split and lower-cased: full pipeline 377.7 and 57.0.
     // Raised when a node with Redis kept per-tenant health: the observer that makes every
     // request build its RequestRecord costs 2.7 (debug), the health figures nothing more once a
@@ -63,7 +66,10 @@ final class AllocationBudgetTests: GatewayTestCase {
     // arrays of key and argument strings, no hiredis formatting): 356.1 debug, 49.6 release;
     // and when hiredis built its replies into arrays the reader keeps, not an object per
     // element: 355.7 and 48.0 (351.9–358.7 debug from run to run: budget 360).
-    static let fullPipeline = Budget(debug: 360, release: 50)
+    // Lowered (debug) with the upstream connection's own HTTP/1.1: 331.9 debug, 47.9 release
+    // (the granted request an object of its own: one more allocation, no longer one past
+    // malloc's per-thread cache).
+    static let fullPipeline = Budget(debug: 338, release: 50)
     // The full pipeline with an ops listener, so that every request leaves a `RequestRecord` and
     // is counted into its metric series (handles kept per loop: no label formatting, no
     // allocation per request). Set 2026-12-03 from 379.6 (debug) and 57.0 (release): in the
@@ -80,7 +86,8 @@ final class AllocationBudgetTests: GatewayTestCase {
     // With the script calls written straight into the bytes sent: 359.7 debug, 49.7 release;
     // with replies built into the reader's arrays, 358.1 and 47.9 (355.5 debug within the
     // whole suite, so the debug budget is the full pipeline's).
-    static let fullPipelineObserved = Budget(debug: 360, release: 50)
+    // With the upstream connection's own HTTP/1.1: 334.3 debug, 47.9 release.
+    static let fullPipelineObserved = Budget(debug: 340, release: 50)
     // The full pipeline with leases off: every request builds its quota plan, sends the
     // admission script and reads its reply — the path of every customer whose lease is a single
     // unit (a few requests a second or fewer), which most customers of a large tree are.
@@ -90,7 +97,8 @@ final class AllocationBudgetTests: GatewayTestCase {
     // line, hiredis's formatting and its copy, and the reply's per-level arrays regrowing.
     // Lowered when hiredis built each reply into arrays the reader keeps rather than a
     // `malloc`ed object per element (19 per quota script reply): 383.0 and 70.0.
-    static let fullPipelineLeasesOff = Budget(debug: 389, release: 72)
+    // Lowered (debug) with the upstream connection's own HTTP/1.1: 362.1 debug, 69.0 release.
+    static let fullPipelineLeasesOff = Budget(debug: 366, release: 72)
     static let margin = 2.0
     /// A count this far below the budget fails too, as in SwiftNIO's allocation tests: an
     /// improvement lands with its lower budget, so the budget keeps guarding what was won.

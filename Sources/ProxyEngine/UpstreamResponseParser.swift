@@ -1,0 +1,510 @@
+import NIOCore
+import NIOHTTP1
+
+/// Reads an upstream's HTTP/1.1 responses off the bytes of its connection: one value, fed the
+/// bytes as they are read, handing out the response's parts in order.
+///
+/// The upstream connection speaks HTTP/1.1 itself rather than through SwiftNIO's client codec
+/// (`HTTPResponseDecoder` under a `ByteToMessageHandler`, `HTTPRequestEncoder`, the outbound
+/// header validator): with those three handlers every part of every response crossed three
+/// more pipeline hops and llhttp's callbacks into Swift, and every request two more — 4.85 of
+/// the 81.7 µs per request a proxy-only profile sampled (`bench/profile.sh proxy`, dwarf call
+/// graphs), for parsing a peer the operator runs. The client side keeps SwiftNIO's llhttp
+/// decoder: that is where the untrusted bytes come from.
+///
+/// What it accepts is what RFC 9112 calls a response, strictly: CRLF line ends, no folded
+/// header lines, header names that are tokens, values without control characters, one
+/// `Content-Length` of digits and never beside `Transfer-Encoding`. Anything else fails the
+/// connection (the exchange answers `upstream-failed` and the connection is not reused): a
+/// pooled connection whose framing two readers could disagree on must not carry the next
+/// tenant's response. Like SwiftNIO's decoder it drops informational responses (`1xx` but
+/// `101`), reads no body after `HEAD`, `204` or `304`, stops at a `101` (the bytes behind it
+/// belong to the new protocol, `takeBytesBehindUpgrade()`), and names the status by its code.
+struct UpstreamResponseParser {
+    enum Part: Equatable {
+        case head(HTTPResponseHead)
+        case body(ByteBuffer)
+        case end(HTTPHeaders?)
+    }
+
+    enum Failure: Error, Equatable {
+        /// Bytes came while no request was waiting for an answer.
+        case unsolicitedResponse
+        case malformedStatusLine
+        case malformedHeader
+        /// The head (or a trailer section, or a chunk-size line) outgrew the limit.
+        case headTooLarge
+        /// `Content-Length` beside `Transfer-Encoding`, repeated, or not a number.
+        case ambiguousFraming
+        case malformedChunk
+        /// The connection ended inside a response whose length was known.
+        case endedEarly
+    }
+
+    /// The most bytes a head (status line and fields), a trailer section or a chunk-size line may
+    /// take: SwiftNIO's decoder default, which the client codec used.
+    static let maxHeadBytes = 80 * 1024
+
+    private enum State {
+        /// Between responses (or inside a head not read whole yet).
+        case head
+        case fixedBody(remaining: Int)
+        case chunkSize
+        case chunkData(remaining: Int)
+        case chunkDataEnd
+        case trailers
+        /// The body runs until the connection ends.
+        case untilClose
+        /// The response's `.end` is owed (its body was empty or ended with a read); then the
+        /// next head, or after a `101` nothing more that is HTTP.
+        case ending(upgrade: Bool)
+        case upgraded
+        case failed
+    }
+
+    private var state = State.head
+    /// The request methods sent whose responses have not begun, oldest first (one at a time in
+    /// practice: an upstream connection carries one exchange at once).
+    private var awaiting: [HTTPMethod] = []
+    /// How far the search for the end of the head has looked, so a head arriving in many reads
+    /// is not scanned from its start each time.
+    private var scanned = 0
+
+    init() {
+        self.awaiting.reserveCapacity(1)
+    }
+
+    /// A request was written: its response is the next one read.
+    mutating func requestSent(_ method: HTTPMethod) {
+        self.awaiting.append(method)
+    }
+
+    /// After a `101`: the bytes read behind it stay in the buffer and are the new protocol's.
+    var isUpgraded: Bool {
+        switch self.state {
+        case .upgraded, .ending(upgrade: true): true
+        default: false
+        }
+    }
+
+    /// The next part that `buffer` completes, consuming its bytes; nil when more bytes are needed
+    /// (what is left of `buffer` must be handed in again, followed by the next bytes read).
+    mutating func next(_ buffer: inout ByteBuffer) throws(Failure) -> Part? {
+        while true {
+            switch self.state {
+            case .failed, .upgraded:
+                return nil
+            case .ending(let upgrade):
+                self.state = upgrade ? .upgraded : .head
+                return .end(nil)
+            case .head:
+                guard buffer.readableBytes > 0 else { return nil }
+                switch try self.readHead(&buffer) {
+                case .incomplete: return nil
+                case .informational: continue
+                case .final(let head): return .head(head)
+                }
+            case .fixedBody(let remaining):
+                guard buffer.readableBytes > 0 else { return nil }
+                let length = min(remaining, buffer.readableBytes)
+                let slice = buffer.readSlice(length: length)!
+                self.state = length == remaining ? .ending(upgrade: false) : .fixedBody(remaining: remaining - length)
+                return .body(slice)
+            case .chunkSize:
+                guard let size = try self.readChunkSize(&buffer) else { return nil }
+                self.state = size == 0 ? .trailers : .chunkData(remaining: size)
+            case .chunkData(let remaining):
+                guard buffer.readableBytes > 0 else { return nil }
+                let length = min(remaining, buffer.readableBytes)
+                let slice = buffer.readSlice(length: length)!
+                self.state = length == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - length)
+                return .body(slice)
+            case .chunkDataEnd:
+                guard buffer.readableBytes >= 2 else { return nil }
+                guard buffer.readInteger(as: UInt16.self) == Self.crlf else { return try self.fail(.malformedChunk) }
+                self.state = .chunkSize
+            case .trailers:
+                guard let trailers = try self.readTrailers(&buffer) else { return nil }
+                self.state = .head
+                return .end(trailers.fields)
+            case .untilClose:
+                guard buffer.readableBytes > 0 else { return nil }
+                return .body(buffer.readSlice(length: buffer.readableBytes)!)
+            }
+        }
+    }
+
+    /// The connection ended, `unread` bytes left over: the end of a body that runs until then,
+    /// nothing between responses, and a failure anywhere else.
+    mutating func endOfInput(unread: Int) throws(Failure) -> Part? {
+        switch self.state {
+        case .untilClose:
+            self.state = .head
+            return .end(nil)
+        case .ending(let upgrade):
+            self.state = upgrade ? .upgraded : .head
+            return .end(nil)
+        case .head where unread == 0:
+            return nil
+        case .upgraded, .failed:
+            return nil
+        default:
+            return try self.fail(.endedEarly)
+        }
+    }
+
+    // MARK: - Heads
+
+    private enum HeadResult {
+        case incomplete
+        /// A `1xx` other than `101`, skipped: the final response follows.
+        case informational
+        case final(HTTPResponseHead)
+    }
+
+    private mutating func readHead(_ buffer: inout ByteBuffer) throws(Failure) -> HeadResult {
+        guard let headLength = try self.findEndOfHead(in: buffer) else {
+            if buffer.readableBytes > Self.maxHeadBytes { return try self.fail(.headTooLarge) }
+            return .incomplete
+        }
+        guard headLength <= Self.maxHeadBytes else { return try self.fail(.headTooLarge) }
+        guard let method = self.awaiting.first else { return try self.fail(.unsolicitedResponse) }
+        let parsed: ParsedHead
+        do {
+            parsed = try buffer.withUnsafeReadableBytes { bytes throws(Failure) in
+                try Self.parseHead(UnsafeRawBufferPointer(rebasing: bytes[..<headLength]))
+            }
+        } catch {
+            return try self.fail(error)
+        }
+        buffer.moveReaderIndex(forwardBy: headLength)
+        self.scanned = 0
+        let code = parsed.status
+        if code / 100 == 1 && code != 101 { return .informational }
+        self.awaiting.removeFirst()
+        var headers = parsed.headers
+        let framing: Framing =
+            if code == 101 || method == .HEAD || method == .CONNECT || code == 204 || code == 304 { .none } else { parsed.framing }
+        switch framing {
+        case .none, .length(0):
+            self.state = .ending(upgrade: code == 101)
+        case .length(let length):
+            self.state = .fixedBody(remaining: length)
+        case .chunked:
+            self.state = .chunkSize
+        case .untilClose:
+            self.state = .untilClose
+            // llhttp's keep-alive verdict said "close" for a body the connection's end
+            // delimits; the head says so now, for whoever asks it (`Connection` is hop-by-hop,
+            // never passed on to the client).
+            if parsed.keepsAliveByHeader { headers.add(name: "connection", value: "close") }
+        }
+        let version = HTTPVersion(major: 1, minor: parsed.minorVersion)
+        return .final(HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: code), headers: headers))
+    }
+
+    /// The length of the head (through its empty line), once the buffer holds all of it. Every
+    /// line must end in CRLF: a bare LF fails at once rather than when the head times out.
+    private mutating func findEndOfHead(in buffer: ByteBuffer) throws(Failure) -> Int? {
+        let found: Int?? = buffer.withUnsafeReadableBytes { bytes in
+            var index = max(self.scanned, 0)
+            while index < bytes.count {
+                if bytes[index] == UInt8(ascii: "\n") {
+                    guard index > 0, bytes[index - 1] == UInt8(ascii: "\r") else { return .some(nil) }
+                    if index >= 3, bytes[index - 2] == UInt8(ascii: "\n"), bytes[index - 3] == UInt8(ascii: "\r") {
+                        return index + 1
+                    }
+                }
+                index += 1
+            }
+            self.scanned = bytes.count
+            return nil
+        }
+        switch found {
+        case .none: return nil
+        case .some(.none): return try self.fail(.malformedHeader)
+        case .some(.some(let length)): return length
+        }
+    }
+
+    private enum Framing: Equatable {
+        case none
+        case length(Int)
+        case chunked
+        case untilClose
+    }
+
+    private struct ParsedHead {
+        var minorVersion: Int
+        var status: Int
+        var headers: HTTPHeaders
+        var framing: Framing
+        /// No `Connection: close` and HTTP/1.1 (or `keep-alive` on 1.0).
+        var keepsAliveByHeader: Bool
+    }
+
+    /// Status line and fields of one head, `bytes` ending with its empty line.
+    private static func parseHead(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> ParsedHead {
+        // "HTTP/1.x NNN[ reason]\r\n"
+        guard bytes.count >= 14,
+              bytes[0] == UInt8(ascii: "H"), bytes[1] == UInt8(ascii: "T"), bytes[2] == UInt8(ascii: "T"), bytes[3] == UInt8(ascii: "P"),
+              bytes[4] == UInt8(ascii: "/"), bytes[5] == UInt8(ascii: "1"), bytes[6] == UInt8(ascii: "."),
+              bytes[7] == UInt8(ascii: "0") || bytes[7] == UInt8(ascii: "1"), bytes[8] == UInt8(ascii: " ")
+        else { throw .malformedStatusLine }
+        var status = 0
+        for index in 9..<12 {
+            let digit = bytes[index] &- UInt8(ascii: "0")
+            guard digit < 10 else { throw .malformedStatusLine }
+            status = status * 10 + Int(digit)
+        }
+        guard status >= 100 else { throw .malformedStatusLine }
+        var index = 12
+        if bytes[index] == UInt8(ascii: " ") {
+            index += 1
+            while bytes[index] != UInt8(ascii: "\r") {
+                guard Self.isFieldValueByte(bytes[index]) else { throw .malformedStatusLine }
+                index += 1
+            }
+        }
+        guard bytes[index] == UInt8(ascii: "\r"), bytes[index + 1] == UInt8(ascii: "\n") else { throw .malformedStatusLine }
+        index += 2
+
+        var headers = HTTPHeaders()
+        var lines = 0
+        for byte in UnsafeRawBufferPointer(rebasing: bytes[index...]) where byte == UInt8(ascii: "\n") { lines += 1 }
+        headers.reserveCapacity(lines)
+        var contentLength: Int?
+        var sawTransferEncoding = false
+        var chunkedIsFinal = false
+        var connectionClose = false
+        var connectionKeepAlive = false
+        var fields = FieldLines(bytes, from: index)
+        while let (name, value) = try fields.next() {
+            if Self.equalsIgnoringCase(name, "content-length") {
+                guard contentLength == nil, let length = Self.decimal(Self.trimmingTrailingBlanks(value)) else { throw .ambiguousFraming }
+                contentLength = length
+            } else if Self.equalsIgnoringCase(name, "transfer-encoding") {
+                // Chunked only when it is the final coding (RFC 9112 §6.3), of the last field.
+                sawTransferEncoding = true
+                var final: UnsafeRawBufferPointer?
+                var codings = ListItems(value)
+                while let coding = codings.next() { final = coding }
+                chunkedIsFinal = final.map { Self.equalsIgnoringCase($0, "chunked") } ?? false
+            } else if Self.equalsIgnoringCase(name, "connection") {
+                var options = ListItems(value)
+                while let option = options.next() {
+                    if Self.equalsIgnoringCase(option, "close") { connectionClose = true }
+                    if Self.equalsIgnoringCase(option, "keep-alive") { connectionKeepAlive = true }
+                }
+            }
+            headers.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+        }
+        if sawTransferEncoding, contentLength != nil { throw .ambiguousFraming }
+        let framing: Framing =
+            if sawTransferEncoding { chunkedIsFinal ? .chunked : .untilClose } else if let contentLength { .length(contentLength) } else { .untilClose }
+        let minor = bytes[7] == UInt8(ascii: "1") ? 1 : 0
+        let keepsAlive = !connectionClose && (minor == 1 || connectionKeepAlive)
+        return ParsedHead(minorVersion: minor, status: status, headers: headers, framing: framing, keepsAliveByHeader: keepsAlive)
+    }
+
+    /// The `name: value` lines of a field section, from `start` up to the empty line that ends it
+    /// (which the bytes must end with). Each value without the blanks before it, and with those
+    /// after it, as llhttp kept them.
+    private struct FieldLines {
+        let bytes: UnsafeRawBufferPointer
+        var index: Int
+
+        init(_ bytes: UnsafeRawBufferPointer, from start: Int) {
+            self.bytes = bytes
+            self.index = start
+        }
+
+        mutating func next() throws(Failure) -> (name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)? {
+            let bytes = self.bytes
+            var index = self.index
+            if bytes[index] == UInt8(ascii: "\r") {
+                guard bytes[index + 1] == UInt8(ascii: "\n") else { throw .malformedHeader }
+                return nil
+            }
+            let nameStart = index
+            while UpstreamResponseParser.isTokenByte(bytes[index]) { index += 1 }
+            // No blank before the colon, no empty name, no folded continuation line.
+            guard index > nameStart, bytes[index] == UInt8(ascii: ":") else { throw .malformedHeader }
+            let nameEnd = index
+            index += 1
+            while bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "\t") { index += 1 }
+            let valueStart = index
+            while bytes[index] != UInt8(ascii: "\r") {
+                guard UpstreamResponseParser.isFieldValueByte(bytes[index]) else { throw .malformedHeader }
+                index += 1
+            }
+            let valueEnd = index
+            guard bytes[index + 1] == UInt8(ascii: "\n") else { throw .malformedHeader }
+            self.index = index + 2
+            return (UnsafeRawBufferPointer(rebasing: bytes[nameStart..<nameEnd]), UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd]))
+        }
+    }
+
+    /// The non-empty items of a comma-separated field value, without their surrounding blanks.
+    private struct ListItems {
+        let value: UnsafeRawBufferPointer
+        var start = 0
+
+        init(_ value: UnsafeRawBufferPointer) {
+            self.value = value
+        }
+
+        mutating func next() -> UnsafeRawBufferPointer? {
+            let value = self.value
+            while self.start <= value.count {
+                var end = self.start
+                while end < value.count, value[end] != UInt8(ascii: ",") { end += 1 }
+                var first = self.start
+                var last = end
+                self.start = end + 1
+                while first < last, value[first] == UInt8(ascii: " ") || value[first] == UInt8(ascii: "\t") { first += 1 }
+                while last > first, value[last - 1] == UInt8(ascii: " ") || value[last - 1] == UInt8(ascii: "\t") { last -= 1 }
+                if last > first { return UnsafeRawBufferPointer(rebasing: value[first..<last]) }
+            }
+            return nil
+        }
+    }
+
+    // MARK: - Chunks
+
+    /// The size of the next chunk once its line (`HEX[;extensions]CRLF`) is whole.
+    private mutating func readChunkSize(_ buffer: inout ByteBuffer) throws(Failure) -> Int? {
+        let line: Int? = buffer.withUnsafeReadableBytes { bytes in
+            guard let cr = bytes.firstIndex(of: UInt8(ascii: "\r")), cr + 1 < bytes.count else { return nil }
+            return cr
+        }
+        guard let lineLength = line else {
+            if buffer.readableBytes > Self.maxHeadBytes { return try self.fail(.headTooLarge) }
+            return nil
+        }
+        let size: Int? = buffer.withUnsafeReadableBytes { bytes in
+            guard bytes[lineLength + 1] == UInt8(ascii: "\n") else { return nil }
+            var size = 0
+            var index = 0
+            while index < lineLength, let digit = Self.hexDigit(bytes[index]) {
+                guard size <= (Int.max - 15) / 16 else { return nil }
+                size = size * 16 + digit
+                index += 1
+            }
+            guard index > 0 else { return nil }
+            // Extensions are skipped, but must be what a field value may hold.
+            if index < lineLength {
+                guard bytes[index] == UInt8(ascii: ";") || bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "\t") else { return nil }
+                while index < lineLength {
+                    guard Self.isFieldValueByte(bytes[index]) else { return nil }
+                    index += 1
+                }
+            }
+            return size
+        }
+        guard let size else { return try self.fail(.malformedChunk) }
+        buffer.moveReaderIndex(forwardBy: lineLength + 2)
+        return size
+    }
+
+    /// A trailer section, read whole.
+    private struct Trailers {
+        /// Nil when the section is empty.
+        var fields: HTTPHeaders?
+    }
+
+    /// The trailer section after the last chunk, once whole.
+    private mutating func readTrailers(_ buffer: inout ByteBuffer) throws(Failure) -> Trailers? {
+        let startsEmpty = buffer.withUnsafeReadableBytes { $0.count >= 2 && $0[0] == UInt8(ascii: "\r") && $0[1] == UInt8(ascii: "\n") }
+        if startsEmpty {
+            buffer.moveReaderIndex(forwardBy: 2)
+            return Trailers(fields: nil)
+        }
+        guard let length = try self.findEndOfHead(in: buffer) else {
+            if buffer.readableBytes > Self.maxHeadBytes { return try self.fail(.headTooLarge) }
+            return nil
+        }
+        guard length <= Self.maxHeadBytes else { return try self.fail(.headTooLarge) }
+        let trailers: HTTPHeaders
+        do {
+            trailers = try buffer.withUnsafeReadableBytes { bytes throws(Failure) in
+                var trailers = HTTPHeaders()
+                var fields = FieldLines(UnsafeRawBufferPointer(rebasing: bytes[..<length]), from: 0)
+                while let (name, value) = try fields.next() {
+                    trailers.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+                }
+                return trailers
+            }
+        } catch {
+            return try self.fail(error)
+        }
+        buffer.moveReaderIndex(forwardBy: length)
+        self.scanned = 0
+        return Trailers(fields: trailers)
+    }
+
+    // MARK: - Bytes
+
+    private static let crlf = UInt16(UInt8(ascii: "\r")) << 8 | UInt16(UInt8(ascii: "\n"))
+
+    private mutating func fail<Value>(_ failure: Failure) throws(Failure) -> Value {
+        self.state = .failed
+        throw failure
+    }
+
+    /// `tchar` (RFC 9110 §5.6.2).
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+             UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
+             UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
+             UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// A byte a field value may hold: anything but the control characters, HTAB excepted.
+    static func isFieldValueByte(_ byte: UInt8) -> Bool {
+        (byte >= 0x20 && byte != 0x7F) || byte == UInt8(ascii: "\t")
+    }
+
+    private static func hexDigit(_ byte: UInt8) -> Int? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(byte - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(byte - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(byte - UInt8(ascii: "A") + 10)
+        default: nil
+        }
+    }
+
+    /// `1*DIGIT`, nothing else, within `Int`.
+    private static func decimal(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        guard !bytes.isEmpty, bytes.count <= 18 else { return nil }
+        var value = 0
+        for byte in bytes {
+            let digit = byte &- UInt8(ascii: "0")
+            guard digit < 10 else { return nil }
+            value = value * 10 + Int(digit)
+        }
+        return value
+    }
+
+    private static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
+        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+        let wanted = UnsafeRawBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
+        for index in 0..<bytes.count {
+            let byte = bytes[index]
+            let lowered = (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte
+            guard lowered == wanted[index] else { return false }
+        }
+        return true
+    }
+
+    private static func trimmingTrailingBlanks(_ value: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+        var end = value.count
+        while end > 0, value[end - 1] == UInt8(ascii: " ") || value[end - 1] == UInt8(ascii: "\t") { end -= 1 }
+        return UnsafeRawBufferPointer(rebasing: value[..<end])
+    }
+}

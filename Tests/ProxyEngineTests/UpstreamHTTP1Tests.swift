@@ -1,0 +1,276 @@
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import XCTest
+
+@testable import ProxyEngine
+
+/// The upstream connection's own HTTP/1.1: responses read as SwiftNIO's client decoder read
+/// them, split anywhere; requests written byte for byte as its encoder wrote them; and the
+/// responses whose framing could be read two ways refused.
+final class UpstreamHTTP1Tests: XCTestCase {
+    /// A response, with the method of the request it answers.
+    struct Exchange {
+        var method: HTTPMethod = .GET
+        var bytes: String
+    }
+
+    /// What a reader made of the bytes: heads, the body bytes between them, ends with trailers.
+    enum Read: Equatable {
+        case head(version: HTTPVersion, status: UInt, fields: [String], keepAlive: Bool)
+        case body(String)
+        case end([String]?)
+    }
+
+    static let valid: [Exchange] = [
+        Exchange(bytes: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello"),
+        Exchange(bytes: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+        Exchange(bytes: "HTTP/1.1 404 Whatever The Backend Says\r\nServer: x\r\ncontent-length:   3  \r\nX-Empty:\r\n\r\nnot"),
+        Exchange(bytes: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\n\r\n"),
+        Exchange(bytes: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\nA\r\n0123456789\r\n0\r\nX-Sum: 45\r\nX-Other: a b\r\n\r\n"),
+        Exchange(bytes: "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+        Exchange(bytes: "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the connection closes"),
+        Exchange(bytes: "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nclosing"),
+        Exchange(bytes: "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nraw until close"),
+        Exchange(bytes: "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+        Exchange(bytes: "HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"),
+        Exchange(bytes: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: Keep-Alive, close\r\n\r\nok"),
+        Exchange(method: .HEAD, bytes: "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n"),
+        Exchange(bytes: "HTTP/1.1 204 No Content\r\nContent-Length: 10\r\n\r\n"),
+        Exchange(bytes: "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n"),
+        Exchange(bytes: "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\n!"),
+        Exchange(bytes: "HTTP/1.1 200\r\nContent-Length: 1\r\n\r\n?"),
+        Exchange(bytes: "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 4\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\nbusy"),
+        Exchange(bytes: "HTTP/1.1 200 OK\r\nX-Obs: caf\u{e9}\r\nContent-Length: 0\r\n\r\n"),
+    ]
+
+    func testResponsesReadAsSwiftNIOReadThemSplitAnywhere() throws {
+        for exchange in Self.valid {
+            let expected = try Self.readWithSwiftNIO(exchange)
+            for split in 0...exchange.bytes.utf8.count {
+                XCTAssertEqual(
+                    try Self.read(exchange, splitAt: split), expected, "split at \(split) of \(exchange.bytes.debugDescription)"
+                )
+            }
+        }
+    }
+
+    func testABodyTheConnectionEndsSaysSoInItsHead() throws {
+        let read = try Self.read(Exchange(bytes: "HTTP/1.1 200 OK\r\n\r\nbody"), splitAt: 0)
+        guard case .head(_, _, let fields, let keepAlive) = read.first else { return XCTFail("no head: \(read)") }
+        XCTAssertFalse(keepAlive, "the connection cannot carry another response")
+        XCTAssertEqual(fields, ["connection: close"])
+        XCTAssertEqual(read.dropFirst(), [.body("body"), .end(nil)])
+    }
+
+    func testTheBytesBehindASwitchStayUnread() throws {
+        var parser = UpstreamResponseParser()
+        parser.requestSent(.GET)
+        var buffer = ByteBuffer(string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\u{81}\u{01}x")
+        guard case .head(let head) = try parser.next(&buffer) else { return XCTFail("no head") }
+        XCTAssertEqual(head.status, .switchingProtocols)
+        XCTAssertEqual(try parser.next(&buffer), .end(nil))
+        XCTAssertTrue(parser.isUpgraded)
+        XCTAssertNil(try parser.next(&buffer))
+        XCTAssertEqual(buffer.readableBytes, 4, "the frame behind the 101 is the WebSocket's")
+        XCTAssertNil(try parser.endOfInput(unread: buffer.readableBytes))
+    }
+
+    func testFramingTwoReadersCouldReadTwoWaysIsRefused() {
+        let refused: [(String, UpstreamResponseParser.Failure)] = [
+            ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", .ambiguousFraming),
+            ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", .ambiguousFraming),
+            ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", .ambiguousFraming),
+            ("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n", .ambiguousFraming),
+            ("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", .ambiguousFraming),
+            ("HTTP/1.1 200 OK\r\nContent-Length: 0x10\r\n\r\n", .ambiguousFraming),
+            ("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n", .ambiguousFraming),
+            ("HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n", .ambiguousFraming),
+            ("HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\nContent-Length: 0\r\n\r\n", .malformedHeader),
+            ("HTTP/1.1 200 OK\r\nContent-Length : 0\r\n\r\n", .malformedHeader),
+            ("HTTP/1.1 200 OK\r\n Content-Length: 0\r\n\r\n", .malformedHeader),
+            ("HTTP/1.1 200 OK\r\nX-Null: a\u{0}b\r\n\r\n", .malformedHeader),
+            ("HTTP/1.1 200 OK\r\nX-Bare: a\rb\r\n\r\n", .malformedHeader),
+            ("HTTP/1.1 200 OK\nContent-Length: 0\n\n", .malformedHeader),
+            ("HTTP/1.1 200 OK\r\nContent-Length: 0\n\r\n", .malformedHeader),
+            ("HTTP/1.1 200 OK\r\n: empty name\r\n\r\n", .malformedHeader),
+            ("HTTP/2.0 200 OK\r\n\r\n", .malformedStatusLine),
+            ("HTTP/1.1 20 OK\r\n\r\n", .malformedStatusLine),
+            ("HTTP/1.1 099 Low\r\n\r\n", .malformedStatusLine),
+            ("HTTP/1.1  200 OK\r\n\r\n", .malformedStatusLine),
+            ("ICY 200 OK\r\n\r\n", .malformedStatusLine),
+            ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", .malformedChunk),
+            ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\r\n", .malformedChunk),
+            ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n", .malformedChunk),
+            ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n", .malformedChunk),
+            ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;a\u{1}\r\nabc\r\n", .malformedChunk),
+            ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff\r\n", .malformedChunk),
+        ]
+        for (bytes, failure) in refused {
+            for split in [0, bytes.utf8.count / 2, bytes.utf8.count - 1] {
+                XCTAssertThrowsError(try Self.read(Exchange(bytes: bytes), splitAt: split), bytes.debugDescription) { error in
+                    XCTAssertEqual(error as? UpstreamResponseParser.Failure, failure, bytes.debugDescription)
+                }
+            }
+        }
+    }
+
+    func testAResponseNobodyAskedForIsRefused() {
+        var parser = UpstreamResponseParser()
+        var buffer = ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        XCTAssertThrowsError(try parser.next(&buffer)) { XCTAssertEqual($0 as? UpstreamResponseParser.Failure, .unsolicitedResponse) }
+
+        // One request, answered twice: the second answer is nobody's.
+        parser = UpstreamResponseParser()
+        parser.requestSent(.GET)
+        buffer = ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        XCTAssertNoThrow(try parser.next(&buffer))
+        XCTAssertEqual(try parser.next(&buffer), .end(nil))
+        XCTAssertThrowsError(try parser.next(&buffer)) { XCTAssertEqual($0 as? UpstreamResponseParser.Failure, .unsolicitedResponse) }
+    }
+
+    func testAHeadPastTheLimitIsRefusedBeforeItEnds() {
+        var parser = UpstreamResponseParser()
+        parser.requestSent(.GET)
+        var buffer = ByteBuffer(string: "HTTP/1.1 200 OK\r\n")
+        let field = "X-Long: " + String(repeating: "a", count: 1000) + "\r\n"
+        for _ in 0..<(UpstreamResponseParser.maxHeadBytes / field.utf8.count) { buffer.writeString(field) }
+        XCTAssertNil(try parser.next(&buffer), "still under the limit")
+        buffer.writeString(field)
+        XCTAssertThrowsError(try parser.next(&buffer)) { XCTAssertEqual($0 as? UpstreamResponseParser.Failure, .headTooLarge) }
+    }
+
+    func testTheConnectionEndingInsideAResponseIsAFailure() throws {
+        let cut: [String] = [
+            "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Le",
+        ]
+        for bytes in cut {
+            var parser = UpstreamResponseParser()
+            parser.requestSent(.GET)
+            var buffer = ByteBuffer(string: bytes)
+            while try parser.next(&buffer) != nil {}
+            XCTAssertThrowsError(try parser.endOfInput(unread: buffer.readableBytes), bytes.debugDescription) {
+                XCTAssertEqual($0 as? UpstreamResponseParser.Failure, .endedEarly)
+            }
+        }
+        // Between responses the connection may end.
+        var parser = UpstreamResponseParser()
+        parser.requestSent(.GET)
+        var buffer = ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        while try parser.next(&buffer) != nil {}
+        XCTAssertNil(try parser.endOfInput(unread: 0))
+    }
+
+    // MARK: - Requests
+
+    func testRequestsAreWrittenAsSwiftNIOWroteThem() throws {
+        let cases: [(HTTPRequestHead, [String], HTTPHeaders?)] = [
+            (HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v1/ledger?x=1", headers: ["Host": "cell", "X-Request-ID": "abc"]), [], nil),
+            (HTTPRequestHead(version: .http1_1, method: .POST, uri: "/v1/orders", headers: ["Host": "cell", "Content-Length": "5"]), ["hel", "lo"], nil),
+            (HTTPRequestHead(version: .http1_1, method: .POST, uri: "/v1/orders", headers: ["Host": "cell"]), [], nil),
+            (HTTPRequestHead(version: .http1_1, method: .PUT, uri: "/v1/x", headers: ["Host": "cell", "Transfer-Encoding": "chunked"]), ["abc", "", "defgh"], ["X-Sum": "1"]),
+            (HTTPRequestHead(version: .http1_1, method: .PATCH, uri: "/v1/x", headers: ["Host": "cell", "Content-Length": "2", "Transfer-Encoding": "chunked"]), ["ab"], nil),
+            (HTTPRequestHead(version: .http1_1, method: .DELETE, uri: "/v1/x", headers: ["Host": "cell", "Transfer-Encoding": "chunked"]), ["z"], nil),
+            (HTTPRequestHead(version: .http1_1, method: .TRACE, uri: "/", headers: ["Host": "cell", "Content-Length": "0", "Transfer-Encoding": "chunked"]), [], nil),
+            (HTTPRequestHead(version: .http1_1, method: .RAW(value: "PROPFIND"), uri: "/dav", headers: ["Host": "cell", "Depth": "1", "Empty": ""]), [], nil),
+        ]
+        for (head, body, trailers) in cases {
+            XCTAssertEqual(try Self.writtenByUs(head, body, trailers), try Self.writtenBySwiftNIO(head, body, trailers), "\(head.method) \(head.headers)")
+        }
+    }
+
+    func testAFieldThatWouldSplitTheHeadIsNotWritten() {
+        var writer = UpstreamRequestWriter()
+        for (name, value) in [("X-Context", "a\r\nX-Injected: 1"), ("X-Context", "a\nb"), ("X-Context", "a\u{0}"), ("Bad Name", "v"), ("", "v")] {
+            let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: HTTPHeaders([(name, value)]))
+            XCTAssertThrowsError(try writer.head(head, allocator: ByteBufferAllocator()), "\(name): \(value.debugDescription)")
+        }
+    }
+
+    // MARK: - Readers
+
+    static func read(_ exchange: Exchange, splitAt split: Int) throws -> [Read] {
+        var parser = UpstreamResponseParser()
+        parser.requestSent(exchange.method)
+        let bytes = Array(exchange.bytes.utf8)
+        var reads: [Read] = []
+        var buffer = ByteBuffer()
+        for piece in [bytes[..<split], bytes[split...]] {
+            buffer.writeBytes(piece)
+            while let part = try parser.next(&buffer) { Self.append(part, to: &reads) }
+        }
+        if let last = try parser.endOfInput(unread: buffer.readableBytes) { Self.append(last, to: &reads) }
+        return reads
+    }
+
+    static func append(_ part: UpstreamResponseParser.Part, to reads: inout [Read]) {
+        switch part {
+        case .head(let head):
+            reads.append(.head(version: head.version, status: head.status.code, fields: head.headers.map { "\($0.name.lowercased()): \($0.value)" }, keepAlive: head.isKeepAlive))
+        case .body(let buffer):
+            if case .body(let before) = reads.last {
+                reads[reads.count - 1] = .body(before + String(buffer: buffer))
+            } else {
+                reads.append(.body(String(buffer: buffer)))
+            }
+        case .end(let trailers):
+            reads.append(.end(trailers.map { $0.map { "\($0.name.lowercased()): \($0.value)" } }))
+        }
+    }
+
+    /// SwiftNIO's client decoder, behind its encoder (which tells it the request's method), then
+    /// the connection's end.
+    static func readWithSwiftNIO(_ exchange: Exchange) throws -> [Read] {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+        try channel.writeOutbound(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: exchange.method, uri: "/")))
+        try channel.writeOutbound(HTTPClientRequestPart.end(nil))
+        try channel.writeInbound(ByteBuffer(string: exchange.bytes))
+        channel.pipeline.fireChannelInactive()
+        var reads: [Read] = []
+        while let part = try channel.readInbound(as: HTTPClientResponsePart.self) {
+            switch part {
+            case .head(let head):
+                // A body the connection's end delimits: the head says so with our reader.
+                var fields = head.headers.map { "\($0.name.lowercased()): \($0.value)" }
+                if !head.isKeepAlive, !fields.contains(where: { $0.hasPrefix("connection:") }), head.version == .http1_1 {
+                    fields.append("connection: close")
+                }
+                reads.append(.head(version: head.version, status: head.status.code, fields: fields, keepAlive: head.isKeepAlive))
+            case .body(let buffer): Self.append(.body(buffer), to: &reads)
+            case .end(let trailers): Self.append(.end(trailers), to: &reads)
+            }
+        }
+        _ = try? channel.finish()
+        return reads
+    }
+
+    static func writtenByUs(_ head: HTTPRequestHead, _ body: [String], _ trailers: HTTPHeaders?) throws -> [UInt8] {
+        var writer = UpstreamRequestWriter()
+        let allocator = ByteBufferAllocator()
+        var bytes = try writer.head(head, allocator: allocator)
+        for part in body {
+            let buffer = ByteBuffer(string: part)
+            if var prefix = writer.chunkPrefix(for: buffer.readableBytes, allocator: allocator) { bytes.writeBuffer(&prefix) }
+            bytes.writeImmutableBuffer(buffer)
+            if let suffix = writer.chunkSuffix(for: buffer.readableBytes) { bytes.writeImmutableBuffer(suffix) }
+        }
+        if let end = try writer.end(trailers, allocator: allocator) { bytes.writeImmutableBuffer(end) }
+        return Array(bytes.readableBytesView)
+    }
+
+    static func writtenBySwiftNIO(_ head: HTTPRequestHead, _ body: [String], _ trailers: HTTPHeaders?) throws -> [UInt8] {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(HTTPRequestEncoder())
+        try channel.writeOutbound(HTTPClientRequestPart.head(head))
+        for part in body { try channel.writeOutbound(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(string: part)))) }
+        try channel.writeOutbound(HTTPClientRequestPart.end(trailers))
+        var bytes: [UInt8] = []
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { bytes += buffer.readableBytesView }
+        _ = try channel.finish()
+        return bytes
+    }
+}
