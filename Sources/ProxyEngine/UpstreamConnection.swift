@@ -136,7 +136,12 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
                     self.unread = buffer
                     buffer.clear()
                 }
-                guard let delegate = self.delegate else { break }
+                guard let delegate = self.delegate else {
+                    // The exchange let go of the connection inside its response: the rest
+                    // cannot be relayed, and the connection is not fit for another one.
+                    context.close(promise: nil)
+                    return
+                }
                 delegate.upstreamReceived(Self.responsePart(part))
             }
         } catch {

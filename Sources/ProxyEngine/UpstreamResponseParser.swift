@@ -418,6 +418,7 @@ struct UpstreamResponseParser {
         let startsEmpty = buffer.withUnsafeReadableBytes { $0.count >= 2 && $0[0] == UInt8(ascii: "\r") && $0[1] == UInt8(ascii: "\n") }
         if startsEmpty {
             buffer.moveReaderIndex(forwardBy: 2)
+            self.scanned = 0
             return Trailers(fields: nil)
         }
         guard let length = try self.findEndOfHead(in: buffer) else {

@@ -3,6 +3,7 @@ import NIOEmbedded
 import NIOHTTP1
 import XCTest
 
+@testable import GatewayConfig
 @testable import ProxyEngine
 
 /// The upstream connection's own HTTP/1.1: responses read as SwiftNIO's client decoder read
@@ -52,6 +53,28 @@ final class UpstreamHTTP1Tests: XCTestCase {
                     try Self.read(exchange, splitAt: split), expected, "split at \(split) of \(exchange.bytes.debugDescription)"
                 )
             }
+        }
+    }
+
+    func testResponsesFollowEachOtherOnOneKeptAliveConnection() throws {
+        // Every response whose end its framing tells, one after another, as a pooled
+        // connection carries them: read together, split anywhere, each reads as it did alone.
+        let kept = Self.valid.filter { !$0.bytes.contains("until") && !$0.bytes.contains("closing") && !$0.bytes.contains("gzip\r\n") }
+        var expected: [Read] = []
+        for exchange in kept { expected += try Self.read(exchange, splitAt: 0) }
+        let all = kept.map(\.bytes).joined()
+        for split in 0...all.utf8.count {
+            var parser = UpstreamResponseParser()
+            for exchange in kept { parser.requestSent(exchange.method) }
+            let bytes = Array(all.utf8)
+            var reads: [Read] = []
+            var buffer = ByteBuffer()
+            for piece in [bytes[..<split], bytes[split...]] {
+                buffer.writeBytes(piece)
+                while let part = try parser.next(&buffer) { Self.append(part, to: &reads) }
+            }
+            XCTAssertNil(try parser.endOfInput(unread: buffer.readableBytes))
+            XCTAssertEqual(reads, expected, "split at \(split)")
         }
     }
 
@@ -162,6 +185,72 @@ final class UpstreamHTTP1Tests: XCTestCase {
         var buffer = ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         while try parser.next(&buffer) != nil {}
         XCTAssertNil(try parser.endOfInput(unread: 0))
+    }
+
+    // MARK: - The connection
+
+    /// Takes what the connection relays; may let go of it on the first head.
+    final class Recorder: UpstreamExchangeDelegate {
+        var parts: [HTTPClientResponsePart] = []
+        var closed: (any Error)??
+        var letGoOnHead = false
+        weak var connection: UpstreamConnection?
+        var upstreamShouldPauseReading: Bool { false }
+        func upstreamReceived(_ part: HTTPClientResponsePart) {
+            self.parts.append(part)
+            if case .head = part, self.letGoOnHead { self.connection?.delegate = nil }
+        }
+        func upstreamReadComplete() {}
+        func upstreamWritabilityChanged() {}
+        func upstreamClosed(_ connection: UpstreamConnection, error: (any Error)?) { self.closed = .some(error) }
+    }
+
+    func connection() throws -> (EmbeddedChannel, UpstreamConnection, Recorder) {
+        let connection = UpstreamConnection(id: 1, target: UpstreamTarget(GatewaySettings.Endpoint(host: "127.0.0.1", port: 1)))
+        let channel = EmbeddedChannel(handler: connection)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        let recorder = Recorder()
+        recorder.connection = connection
+        connection.delegate = recorder
+        connection.write(.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Host": "cell"])))
+        connection.write(.end(nil))
+        connection.flush()
+        XCTAssertEqual(try channel.readOutbound(as: ByteBuffer.self).map { String(buffer: $0) }, "GET / HTTP/1.1\r\nHost: cell\r\n\r\n")
+        return (channel, connection, recorder)
+    }
+
+    func testAResponseIsRelayedPartByPartAndTheConnectionKept() throws {
+        let (channel, connection, recorder) = try self.connection()
+        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\no"))
+        try channel.writeInbound(ByteBuffer(string: "k"))
+        XCTAssertEqual(recorder.parts.count, 4, "head, two body parts, end: \(recorder.parts)")
+        XCTAssertTrue(channel.isActive)
+        XCTAssertFalse(connection.isClosed)
+    }
+
+    func testBytesAnExchangeNoLongerTakesCloseTheConnection() throws {
+        let (channel, connection, recorder) = try self.connection()
+        recorder.letGoOnHead = true
+        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+        XCTAssertEqual(recorder.parts.count, 1)
+        XCTAssertFalse(channel.isActive, "the rest of the response has nowhere to go: the connection cannot serve another")
+        XCTAssertTrue(connection.isClosed)
+    }
+
+    func testAMalformedResponseFailsTheConnection() throws {
+        let (channel, _, recorder) = try self.connection()
+        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"))
+        XCTAssertTrue(recorder.parts.isEmpty)
+        XCTAssertFalse(channel.isActive)
+        XCTAssertEqual(recorder.closed.flatMap { $0 } as? UpstreamResponseParser.Failure, .ambiguousFraming)
+    }
+
+    func testABodyTheConnectionEndsEndsWithIt() throws {
+        let (channel, _, recorder) = try self.connection()
+        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\n\r\nall of it"))
+        channel.pipeline.fireChannelInactive()
+        XCTAssertEqual(recorder.parts.count, 3, "head, body, end: \(recorder.parts)")
+        guard case .end = recorder.parts.last else { return XCTFail("no end: \(recorder.parts)") }
     }
 
     // MARK: - Requests
