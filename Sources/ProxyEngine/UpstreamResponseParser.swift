@@ -194,10 +194,14 @@ struct UpstreamResponseParser {
             self.state = .chunkSize
         case .untilClose:
             self.state = .untilClose
-            // llhttp's keep-alive verdict said "close" for a body the connection's end
-            // delimits; the head says so now, for whoever asks it (`Connection` is hop-by-hop,
-            // never passed on to the client).
-            if parsed.keepsAliveByHeader { headers.add(name: "connection", value: "close") }
+        }
+        // A response whose fields name no length ends its connection: its body runs until then,
+        // or, after a `HEAD`, a body the endpoint might send anyway must not be read as the next
+        // response (llhttp's keep-alive verdict, which SwiftNIO's decoder passed on, said the
+        // same; `204` and `304` are exempt). The head says so for whoever asks it: `Connection`
+        // is hop-by-hop, never passed on to the client.
+        if parsed.framing == .untilClose, code != 101, code != 204, code != 304, parsed.keepsAliveByHeader {
+            headers.add(name: "connection", value: "close")
         }
         let version = HTTPVersion(major: 1, minor: parsed.minorVersion)
         return .final(HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: code), headers: headers))
@@ -281,7 +285,7 @@ struct UpstreamResponseParser {
         var fields = FieldLines(bytes, from: index)
         while let (name, value) = try fields.next() {
             if Self.equalsIgnoringCase(name, "content-length") {
-                guard contentLength == nil, let length = Self.decimal(Self.trimmingTrailingBlanks(value)) else { throw .ambiguousFraming }
+                guard contentLength == nil, let length = Self.decimal(Self.trimmingTrailingSpaces(value)) else { throw .ambiguousFraming }
                 contentLength = length
             } else if Self.equalsIgnoringCase(name, "transfer-encoding") {
                 // Chunked only when it is the final coding (RFC 9112 §6.3), of the last field.
@@ -289,6 +293,11 @@ struct UpstreamResponseParser {
                 var final: UnsafeRawBufferPointer?
                 var codings = ListItems(value)
                 while let coding = codings.next() { final = coding }
+                // An empty coding ("chunked,") is read by llhttp as a final coding other than
+                // chunked: which coding is last is not agreed on, so the response is refused.
+                // So is a tab after the last coding ("chunked\t", which llhttp does not read as
+                // chunked).
+                guard !codings.skippedEmpty, Self.trimmingTrailingSpaces(value).last != UInt8(ascii: "\t") else { throw .ambiguousFraming }
                 chunkedIsFinal = final.map { Self.equalsIgnoringCase($0, "chunked") } ?? false
             } else if Self.equalsIgnoringCase(name, "connection") {
                 var options = ListItems(value)
@@ -349,6 +358,8 @@ struct UpstreamResponseParser {
     private struct ListItems {
         let value: UnsafeRawBufferPointer
         var start = 0
+        /// An item between commas was empty (or blank).
+        private(set) var skippedEmpty = false
 
         init(_ value: UnsafeRawBufferPointer) {
             self.value = value
@@ -365,6 +376,7 @@ struct UpstreamResponseParser {
                 while first < last, value[first] == UInt8(ascii: " ") || value[first] == UInt8(ascii: "\t") { first += 1 }
                 while last > first, value[last - 1] == UInt8(ascii: " ") || value[last - 1] == UInt8(ascii: "\t") { last -= 1 }
                 if last > first { return UnsafeRawBufferPointer(rebasing: value[first..<last]) }
+                self.skippedEmpty = true
             }
             return nil
         }
@@ -392,19 +404,50 @@ struct UpstreamResponseParser {
                 index += 1
             }
             guard index > 0 else { return nil }
-            // Extensions are skipped, but must be what a field value may hold.
-            if index < lineLength {
-                guard bytes[index] == UInt8(ascii: ";") || bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "\t") else { return nil }
-                while index < lineLength {
-                    guard Self.isFieldValueByte(bytes[index]) else { return nil }
-                    index += 1
-                }
-            }
+            // Extensions are skipped, but must be `;name[=value]` with token names and token or
+            // quoted values, and no blanks: as llhttp reads them.
+            guard Self.skipChunkExtensions(bytes, from: index, to: lineLength) else { return nil }
             return size
         }
         guard let size else { return try self.fail(.malformedChunk) }
         buffer.moveReaderIndex(forwardBy: lineLength + 2)
         return size
+    }
+
+    /// Whether `bytes[start..<end]` is a list of chunk extensions: `;name`, `;name=token` or
+    /// `;name="quoted"`, nothing between them.
+    private static func skipChunkExtensions(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Bool {
+        var index = start
+        while index < end {
+            guard bytes[index] == UInt8(ascii: ";") else { return false }
+            index += 1
+            let name = index
+            while index < end, Self.isTokenByte(bytes[index]) { index += 1 }
+            guard index > name else { return false }
+            guard index < end, bytes[index] == UInt8(ascii: "=") else { continue }
+            index += 1
+            if index < end, bytes[index] == UInt8(ascii: "\"") {
+                index += 1
+                while true {
+                    guard index < end else { return false }
+                    let byte = bytes[index]
+                    if byte == UInt8(ascii: "\"") { break }
+                    if byte == UInt8(ascii: "\\") {
+                        index += 1
+                        guard index < end, Self.isFieldValueByte(bytes[index]) else { return false }
+                    } else if !Self.isFieldValueByte(byte) {
+                        return false
+                    }
+                    index += 1
+                }
+                index += 1
+            } else {
+                let value = index
+                while index < end, Self.isTokenByte(bytes[index]) { index += 1 }
+                guard index > value else { return false }
+            }
+        }
+        return true
     }
 
     /// A trailer section, read whole.
@@ -503,9 +546,10 @@ struct UpstreamResponseParser {
         return true
     }
 
-    private static func trimmingTrailingBlanks(_ value: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+    /// Spaces only: llhttp refuses a length followed by a tab.
+    private static func trimmingTrailingSpaces(_ value: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
         var end = value.count
-        while end > 0, value[end - 1] == UInt8(ascii: " ") || value[end - 1] == UInt8(ascii: "\t") { end -= 1 }
+        while end > 0, value[end - 1] == UInt8(ascii: " ") { end -= 1 }
         return UnsafeRawBufferPointer(rebasing: value[..<end])
     }
 }

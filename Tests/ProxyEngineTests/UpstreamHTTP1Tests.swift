@@ -78,6 +78,90 @@ final class UpstreamHTTP1Tests: XCTestCase {
         }
     }
 
+    /// Random responses SwiftNIO reads (seeded: the same every run), cut into random pieces:
+    /// read alike. Then each with one byte changed, inserted or removed: whatever SwiftNIO's
+    /// decoder refuses is refused here too, and what both read they read alike.
+    func testRandomResponsesAndTheirMutationsReadNoLooserThanSwiftNIO() throws {
+        var random = SeededRandom(seed: 0x5EED_0001)
+        var compared = 0
+        var refusedByBoth = 0
+        var refusedHereOnly = 0
+        for _ in 0..<1000 {
+            let exchange = Self.randomResponse(&random)
+            let expected = try Self.readWithSwiftNIO(exchange)
+            XCTAssertEqual(try Self.read(exchange, cuts: Self.randomCuts(exchange.bytes.utf8.count, &random)), expected, exchange.bytes.debugDescription)
+            for _ in 0..<6 {
+                let mutated = Exchange(method: exchange.method, bytes: Self.mutate(exchange.bytes, &random))
+                let theirs = try? Self.readWithSwiftNIO(mutated, strict: true)
+                let ours = try? Self.read(mutated, cuts: Self.randomCuts(mutated.bytes.utf8.count, &random))
+                switch (theirs, ours) {
+                case (nil, nil): refusedByBoth += 1
+                case (nil, .some(let read)):
+                    XCTFail("read here, refused by SwiftNIO: \(mutated.bytes.debugDescription) as \(read)")
+                case (.some, nil): refusedHereOnly += 1
+                case (.some(let theirs), .some(let ours)):
+                    compared += 1
+                    XCTAssertEqual(ours, theirs, mutated.bytes.debugDescription)
+                }
+            }
+        }
+        print("mutated responses: \(compared) read alike, \(refusedByBoth) refused by both, \(refusedHereOnly) refused here only")
+        XCTAssertGreaterThan(compared, 100)
+        XCTAssertGreaterThan(refusedByBoth, 100)
+    }
+
+    static func randomResponse(_ random: inout SeededRandom) -> Exchange {
+        let statuses = [200, 201, 202, 204, 206, 301, 304, 400, 404, 409, 500, 502, 503]
+        let status = statuses[random.next(below: statuses.count)]
+        let method: HTTPMethod = random.next(below: 8) == 0 ? .HEAD : .GET
+        var head = "HTTP/1.\(random.next(below: 4) == 0 ? 0 : 1) \(status)"
+        if random.next(below: 3) > 0 { head += " " + ["OK", "Fine", "Whatever It Says", ""][random.next(below: 4)] }
+        head += "\r\n"
+        let names = ["Server", "content-type", "X-Trace", "Set-Cookie", "ETag", "Cache-Control", "X-Empty", "Vary"]
+        for _ in 0..<random.next(below: 6) {
+            let blanks = [" ", "", "  ", "\t"][random.next(below: 4)]
+            let value = ["x", "a b c", "text/plain; charset=utf-8", "\"tag\"", "", "max-age=0, private"][random.next(below: 6)]
+            head += "\(names[random.next(below: names.count)]):\(blanks)\(value)\(random.next(below: 5) == 0 ? " " : "")\r\n"
+        }
+        let body = String((0..<random.next(below: 40)).map { _ in Character(Unicode.Scalar(UInt8(97 + random.next(below: 26)))) })
+        let bodiless = method == .HEAD || status == 204 || status == 304
+        switch random.next(below: 3) {
+        case 0:
+            head += "Content-Length: \(bodiless && method != .HEAD ? 0 : body.utf8.count)\r\n\r\n"
+            return Exchange(method: method, bytes: head + (bodiless ? "" : body))
+        case 1 where !bodiless:
+            head += "Transfer-Encoding: chunked\r\n\r\n"
+            var rest = Substring(body)
+            while !rest.isEmpty {
+                let size = 1 + random.next(below: rest.count)
+                let ext = random.next(below: 4) == 0 ? ";name=value" : ""
+                head += String(size, radix: 16, uppercase: random.next(below: 2) == 0) + ext + "\r\n" + rest.prefix(size) + "\r\n"
+                rest = rest.dropFirst(size)
+            }
+            head += "0\r\n" + (random.next(below: 3) == 0 ? "X-Trailer: t\r\n" : "") + "\r\n"
+            return Exchange(method: method, bytes: head)
+        default:
+            head += "Content-Length: \(bodiless && method != .HEAD ? 0 : body.utf8.count)\r\n\r\n"
+            return Exchange(method: method, bytes: head + (bodiless ? "" : body))
+        }
+    }
+
+    static func mutate(_ text: String, _ random: inout SeededRandom) -> String {
+        var bytes = Array(text.utf8)
+        let specials: [UInt8] = [0x0D, 0x0A, 0x00, 0x20, 0x09, 0x3A, 0x3B, 0x2C, 0x30, 0x61, 0x7F, 0xE9, 0x01, 0x2D]
+        let index = random.next(below: bytes.count)
+        switch random.next(below: 3) {
+        case 0: bytes[index] = specials[random.next(below: specials.count)]
+        case 1: bytes.insert(specials[random.next(below: specials.count)], at: index)
+        default: bytes.remove(at: index)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    static func randomCuts(_ count: Int, _ random: inout SeededRandom) -> [Int] {
+        (0..<random.next(below: 4)).map { _ in random.next(below: count + 1) }.sorted()
+    }
+
     func testABodyTheConnectionEndsSaysSoInItsHead() throws {
         let read = try Self.read(Exchange(bytes: "HTTP/1.1 200 OK\r\n\r\nbody"), splitAt: 0)
         guard case .head(_, _, let fields, let keepAlive) = read.first else { return XCTFail("no head: \(read)") }
@@ -282,12 +366,17 @@ final class UpstreamHTTP1Tests: XCTestCase {
     // MARK: - Readers
 
     static func read(_ exchange: Exchange, splitAt split: Int) throws -> [Read] {
+        try self.read(exchange, cuts: [split])
+    }
+
+    static func read(_ exchange: Exchange, cuts: [Int]) throws -> [Read] {
         var parser = UpstreamResponseParser()
         parser.requestSent(exchange.method)
         let bytes = Array(exchange.bytes.utf8)
         var reads: [Read] = []
         var buffer = ByteBuffer()
-        for piece in [bytes[..<split], bytes[split...]] {
+        let bounds = [0] + cuts + [bytes.count]
+        for piece in zip(bounds, bounds.dropFirst()).map({ bytes[$0..<$1] }) {
             buffer.writeBytes(piece)
             while let part = try parser.next(&buffer) { Self.append(part, to: &reads) }
         }
@@ -312,20 +401,23 @@ final class UpstreamHTTP1Tests: XCTestCase {
 
     /// SwiftNIO's client decoder, behind its encoder (which tells it the request's method), then
     /// the connection's end.
-    static func readWithSwiftNIO(_ exchange: Exchange) throws -> [Read] {
+    /// `strict`: an error SwiftNIO's decoder reports (it fires it down the pipeline and reads on)
+    /// fails the read, as it fails the connection in the gateway.
+    static func readWithSwiftNIO(_ exchange: Exchange, strict: Bool = false) throws -> [Read] {
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHTTPClientHandlers()
         try channel.writeOutbound(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: exchange.method, uri: "/")))
         try channel.writeOutbound(HTTPClientRequestPart.end(nil))
         try channel.writeInbound(ByteBuffer(string: exchange.bytes))
         channel.pipeline.fireChannelInactive()
+        if strict { try channel.throwIfErrorCaught() }
         var reads: [Read] = []
         while let part = try channel.readInbound(as: HTTPClientResponsePart.self) {
             switch part {
             case .head(let head):
                 // A body the connection's end delimits: the head says so with our reader.
                 var fields = head.headers.map { "\($0.name.lowercased()): \($0.value)" }
-                if !head.isKeepAlive, !fields.contains(where: { $0.hasPrefix("connection:") }), head.version == .http1_1 {
+                if !head.isKeepAlive, !fields.contains(where: { $0.hasPrefix("connection:") }), head.version == .http1_1 || fields.contains("connection: keep-alive") {
                     fields.append("connection: close")
                 }
                 reads.append(.head(version: head.version, status: head.status.code, fields: fields, keepAlive: head.isKeepAlive))
@@ -361,5 +453,11 @@ final class UpstreamHTTP1Tests: XCTestCase {
         while let buffer = try channel.readOutbound(as: ByteBuffer.self) { bytes += buffer.readableBytesView }
         _ = try channel.finish()
         return bytes
+    }
+}
+
+extension SeededRandom {
+    fileprivate mutating func next(below bound: Int) -> Int {
+        Int.random(in: 0..<max(bound, 1), using: &self)
     }
 }
