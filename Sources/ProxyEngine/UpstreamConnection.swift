@@ -73,18 +73,12 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
             case .head(let head):
                 self.parser.requestSent(head.method)
                 context.write(self.wrapOutboundOut(try self.writer.head(head, allocator: allocator)), promise: nil)
-            case .body(.byteBuffer(let buffer)):
-                if let prefix = self.writer.chunkPrefix(for: buffer.readableBytes, allocator: allocator) {
+            case .body(let data):
+                if let prefix = self.writer.chunkPrefix(for: data.readableBytes, allocator: allocator) {
                     context.write(self.wrapOutboundOut(prefix), promise: nil)
                 }
-                context.write(self.wrapOutboundOut(buffer), promise: nil)
-                if let suffix = self.writer.chunkSuffix(for: buffer.readableBytes) { context.write(self.wrapOutboundOut(suffix), promise: nil) }
-            case .body(.fileRegion(let region)):
-                if let prefix = self.writer.chunkPrefix(for: region.readableBytes, allocator: allocator) {
-                    context.write(self.wrapOutboundOut(prefix), promise: nil)
-                }
-                context.write(NIOAny(IOData.fileRegion(region)), promise: nil)
-                if let suffix = self.writer.chunkSuffix(for: region.readableBytes) { context.write(self.wrapOutboundOut(suffix), promise: nil) }
+                context.write(NIOAny(data), promise: nil)
+                if let suffix = self.writer.chunkSuffix(for: data.readableBytes) { context.write(self.wrapOutboundOut(suffix), promise: nil) }
             case .end(let trailers):
                 if let end = try self.writer.end(trailers, allocator: allocator) { context.write(self.wrapOutboundOut(end), promise: nil) }
             }
