@@ -265,10 +265,15 @@ echo "floors: CPU per request ÷ nginx's: NIO HTTP/1 codecs relaying $(ratio "${
     "$(ratio "${cpu[floor-bytes]}" "${cpu[nginx]}"); the gateway's proxy-only ÷ the codec floor $(ratio "${cpu[proxy-only]}" "${cpu[floor-http]}")"
 
 # Gateway-added latency at half the full pipeline's maximum: the same paced load against the
-# backend directly and through the full pipeline; wrk's delay() paces each connection.
+# backend directly and through the full pipeline; wrk's delay() paces each connection. wrk
+# truncates delay()'s answer to whole milliseconds (a delay under 1 ms was no delay at all: the
+# "paced" runs went at full speed once half the maximum passed 8,000 req/s), so the delay is a
+# whole number of milliseconds, at least 1: 8 connections then ask at most 8,000 req/s, and
+# each waits its delay after every response, so the rate achieved is below that.
 half=$(python3 -c "print(int(${rps[full]} / 2))")
 paced_connections=8
-delay_ms=$(python3 -c "print('%.3f' % (1000.0 * $paced_connections / max(1, $half)))")
+delay_ms=$(python3 -c "print(max(1, round(1000.0 * $paced_connections / max(1, $half))))")
+half=$(python3 -c "print(min($half, 1000 * $paced_connections // $delay_ms))")
 wrk_script "$work/reused.tokens" "$delay_ms" > "$work/paced.lua"
 declare -A paced_rps paced_p99
 for round in $(seq 1 "$rounds"); do
