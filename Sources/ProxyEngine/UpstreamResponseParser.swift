@@ -12,14 +12,16 @@ import NIOHTTP1
 /// graphs), for parsing a peer the operator runs. The client side keeps SwiftNIO's llhttp
 /// decoder: that is where the untrusted bytes come from.
 ///
-/// What it accepts is what RFC 9112 calls a response, strictly: CRLF line ends, no folded
-/// header lines, header names that are tokens, values without control characters, one
-/// `Content-Length` of digits and never beside `Transfer-Encoding`. Anything else fails the
-/// connection (the exchange answers `upstream-failed` and the connection is not reused): a
-/// pooled connection whose framing two readers could disagree on must not carry the next
-/// tenant's response. Like SwiftNIO's decoder it drops informational responses (`1xx` but
-/// `101`), reads no body after `HEAD`, `204` or `304`, stops at a `101` (the bytes behind it
-/// belong to the new protocol, `takeBytesBehindUpgrade()`), and names the status by its code.
+/// What it accepts is what RFC 9112 calls a response, strictly, and never more than llhttp
+/// accepts (`UpstreamHTTP1Tests` holds it to that with mutated responses): CRLF line ends, no
+/// folded header lines, header names that are tokens, values without control characters, one
+/// `Content-Length` of digits and never beside `Transfer-Encoding`, chunk extensions as tokens
+/// or quoted strings. Anything else fails the connection (the exchange answers
+/// `upstream-failed` and the connection is not reused): a pooled connection whose framing two
+/// readers could disagree on must not carry the next tenant's response. Like SwiftNIO's decoder
+/// it drops informational responses (`1xx` but `101`), reads no body after `HEAD`, `204` or
+/// `304`, stops at a `101` (the bytes behind it stay in the buffer: `isUpgraded`), and names the
+/// status by its code.
 struct UpstreamResponseParser {
     enum Part: Equatable {
         case head(HTTPResponseHead)
