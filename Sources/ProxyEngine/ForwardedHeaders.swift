@@ -115,11 +115,15 @@ enum ForwardedHeaders {
     }
 
     /// Whether `name` equals (or with `prefixOnly`, starts with) `lowercase`, ignoring ASCII case.
-    fileprivate static func matches(_ name: String, _ lowercase: StaticString, prefixOnly: Bool = false) -> Bool {
+    static func matches(_ name: String, _ lowercase: StaticString, prefixOnly: Bool = false) -> Bool {
+        self.matches(bytes: name.utf8, lowercase, prefixOnly: prefixOnly)
+    }
+
+    /// `matches` for bytes not yet a string (a name or token read in place).
+    static func matches(bytes: some Collection<UInt8>, _ lowercase: StaticString, prefixOnly: Bool = false) -> Bool {
         let expected = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
-        let utf8 = name.utf8
-        guard prefixOnly ? utf8.count >= expected.count : utf8.count == expected.count else { return false }
-        for (byte, wanted) in zip(utf8, expected) {
+        guard prefixOnly ? bytes.count >= expected.count : bytes.count == expected.count else { return false }
+        for (byte, wanted) in zip(bytes, expected) {
             let folded = (0x41...0x5A).contains(byte) ? byte | 0x20 : byte
             if folded != wanted { return false }
         }

@@ -136,7 +136,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
                     context.close(promise: nil)
                     return
                 }
-                delegate.upstreamReceived(Self.responsePart(part))
+                delegate.upstreamReceived(part)
             }
         } catch {
             self.lastError = error
@@ -171,14 +171,6 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         context.leavePipeline(removalToken: removal)
     }
 
-    private static func responsePart(_ part: UpstreamResponseParser.Part) -> HTTPClientResponsePart {
-        switch part {
-        case .head(let head): .head(head)
-        case .body(let buffer): .body(buffer)
-        case .end(let trailers): .end(trailers)
-        }
-    }
-
     func channelReadComplete(context: ChannelHandlerContext) {
         self.delegate?.upstreamReadComplete()
     }
@@ -191,7 +183,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         do {
             if let end = try self.parser.endOfInput(unread: self.unread?.readableBytes ?? 0), let delegate = self.delegate {
-                delegate.upstreamReceived(Self.responsePart(end))
+                delegate.upstreamReceived(end)
             }
         } catch {
             self.lastError = self.lastError ?? error

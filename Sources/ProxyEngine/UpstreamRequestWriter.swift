@@ -70,9 +70,9 @@ struct UpstreamRequestWriter {
                   value.utf8.allSatisfy(UpstreamResponseParser.isFieldValueByte)
             else { throw InvalidHeader(name: name) }
             fields.bytes += name.utf8.count + value.utf8.count + 4
-            if Self.equalsIgnoringCase(name, "content-length") {
+            if ForwardedHeaders.matches(name, "content-length") {
                 fields.hasContentLength = true
-            } else if Self.equalsIgnoringCase(name, "transfer-encoding") {
+            } else if ForwardedHeaders.matches(name, "transfer-encoding") {
                 if !fields.hasTransferEncoding { fields.transferEncoding = value }
                 fields.hasTransferEncoding = true
             }
@@ -110,12 +110,6 @@ struct UpstreamRequestWriter {
         } else if framing.removeTransferEncoding {
             headers.remove(name: "transfer-encoding")
         }
-    }
-
-    private static func equalsIgnoringCase(_ name: String, _ lowercase: StaticString) -> Bool {
-        guard name.utf8.count == lowercase.utf8CodeUnitCount else { return false }
-        let wanted = UnsafeRawBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
-        return zip(name.utf8, wanted).allSatisfy { byte, expected in ((0x41...0x5A).contains(byte) ? byte | 0x20 : byte) == expected }
     }
 
     /// What goes ahead of a body part (its chunk-size line), or nil when it goes as it is.

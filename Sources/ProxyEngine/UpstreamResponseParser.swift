@@ -23,12 +23,6 @@ import NIOHTTP1
 /// `304`, stops at a `101` (the bytes behind it stay in the buffer: `isUpgraded`), and names the
 /// status by its code.
 struct UpstreamResponseParser {
-    enum Part: Equatable {
-        case head(HTTPResponseHead)
-        case body(ByteBuffer)
-        case end(HTTPHeaders?)
-    }
-
     enum Failure: Error, Equatable {
         /// Bytes came while no request was waiting for an answer.
         case unsolicitedResponse
@@ -91,7 +85,7 @@ struct UpstreamResponseParser {
 
     /// The next part that `buffer` completes, consuming its bytes; nil when more bytes are needed
     /// (what is left of `buffer` must be handed in again, followed by the next bytes read).
-    mutating func next(_ buffer: inout ByteBuffer) throws(Failure) -> Part? {
+    mutating func next(_ buffer: inout ByteBuffer) throws(Failure) -> HTTPClientResponsePart? {
         while true {
             switch self.state {
             case .failed, .upgraded:
@@ -138,7 +132,7 @@ struct UpstreamResponseParser {
 
     /// The connection ended, `unread` bytes left over: the end of a body that runs until then,
     /// nothing between responses, and a failure anywhere else.
-    mutating func endOfInput(unread: Int) throws(Failure) -> Part? {
+    mutating func endOfInput(unread: Int) throws(Failure) -> HTTPClientResponsePart? {
         switch self.state {
         case .untilClose:
             self.state = .head
@@ -165,11 +159,7 @@ struct UpstreamResponseParser {
     }
 
     private mutating func readHead(_ buffer: inout ByteBuffer) throws(Failure) -> HeadResult {
-        guard let headLength = try self.findEndOfHead(in: buffer) else {
-            if buffer.readableBytes > Self.maxHeadBytes { return try self.fail(.headTooLarge) }
-            return .incomplete
-        }
-        guard headLength <= Self.maxHeadBytes else { return try self.fail(.headTooLarge) }
+        guard let headLength = try self.sectionLength(in: buffer) else { return .incomplete }
         guard let method = self.awaiting.first else { return try self.fail(.unsolicitedResponse) }
         let parsed: ParsedHead
         do {
@@ -209,11 +199,22 @@ struct UpstreamResponseParser {
         return .final(HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: code), headers: headers))
     }
 
-    /// The length of the head (through its empty line), once the buffer holds all of it. Every
-    /// line must end in CRLF: a bare LF fails at once rather than when the head times out.
-    private mutating func findEndOfHead(in buffer: ByteBuffer) throws(Failure) -> Int? {
+    /// The length of a head or trailer section (through its empty line) once the buffer holds
+    /// all of it, within `maxHeadBytes` (a section past it fails before it ends).
+    private mutating func sectionLength(in buffer: ByteBuffer) throws(Failure) -> Int? {
+        guard let length = try self.findEndOfSection(in: buffer) else {
+            if buffer.readableBytes > Self.maxHeadBytes { return try self.fail(.headTooLarge) }
+            return nil
+        }
+        guard length <= Self.maxHeadBytes else { return try self.fail(.headTooLarge) }
+        return length
+    }
+
+    /// The length of the section (through its empty line), once the buffer holds all of it.
+    /// Every line must end in CRLF: a bare LF fails at once rather than when the head times out.
+    private mutating func findEndOfSection(in buffer: ByteBuffer) throws(Failure) -> Int? {
         let found: Int?? = buffer.withUnsafeReadableBytes { bytes in
-            var index = max(self.scanned, 0)
+            var index = self.scanned
             while index < bytes.count {
                 if bytes[index] == UInt8(ascii: "\n") {
                     guard index > 0, bytes[index - 1] == UInt8(ascii: "\r") else { return .some(nil) }
@@ -286,10 +287,10 @@ struct UpstreamResponseParser {
         var connectionKeepAlive = false
         var fields = FieldLines(bytes, from: index)
         while let (name, value) = try fields.next() {
-            if Self.equalsIgnoringCase(name, "content-length") {
+            if ForwardedHeaders.matches(bytes: name, "content-length") {
                 guard contentLength == nil, let length = Self.decimal(Self.trimmingTrailingSpaces(value)) else { throw .ambiguousFraming }
                 contentLength = length
-            } else if Self.equalsIgnoringCase(name, "transfer-encoding") {
+            } else if ForwardedHeaders.matches(bytes: name, "transfer-encoding") {
                 // Chunked only when it is the final coding (RFC 9112 §6.3), of the last field.
                 sawTransferEncoding = true
                 var final: UnsafeRawBufferPointer?
@@ -300,12 +301,12 @@ struct UpstreamResponseParser {
                 // So is a tab after the last coding ("chunked\t", which llhttp does not read as
                 // chunked).
                 guard !codings.skippedEmpty, Self.trimmingTrailingSpaces(value).last != UInt8(ascii: "\t") else { throw .ambiguousFraming }
-                chunkedIsFinal = final.map { Self.equalsIgnoringCase($0, "chunked") } ?? false
-            } else if Self.equalsIgnoringCase(name, "connection") {
+                chunkedIsFinal = final.map { ForwardedHeaders.matches(bytes: $0, "chunked") } ?? false
+            } else if ForwardedHeaders.matches(bytes: name, "connection") {
                 var options = ListItems(value)
                 while let option = options.next() {
-                    if Self.equalsIgnoringCase(option, "close") { connectionClose = true }
-                    if Self.equalsIgnoringCase(option, "keep-alive") { connectionKeepAlive = true }
+                    if ForwardedHeaders.matches(bytes: option, "close") { connectionClose = true }
+                    if ForwardedHeaders.matches(bytes: option, "keep-alive") { connectionKeepAlive = true }
                 }
             }
             headers.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
@@ -466,11 +467,7 @@ struct UpstreamResponseParser {
             self.scanned = 0
             return Trailers(fields: nil)
         }
-        guard let length = try self.findEndOfHead(in: buffer) else {
-            if buffer.readableBytes > Self.maxHeadBytes { return try self.fail(.headTooLarge) }
-            return nil
-        }
-        guard length <= Self.maxHeadBytes else { return try self.fail(.headTooLarge) }
+        guard let length = try self.sectionLength(in: buffer) else { return nil }
         let trailers: HTTPHeaders
         do {
             trailers = try buffer.withUnsafeReadableBytes { bytes throws(Failure) in
@@ -535,17 +532,6 @@ struct UpstreamResponseParser {
             value = value * 10 + Int(digit)
         }
         return value
-    }
-
-    private static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
-        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
-        let wanted = UnsafeRawBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
-        for index in 0..<bytes.count {
-            let byte = bytes[index]
-            let lowered = (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte
-            guard lowered == wanted[index] else { return false }
-        }
-        return true
     }
 
     /// Spaces only: llhttp refuses a length followed by a tab.

@@ -384,7 +384,7 @@ final class UpstreamHTTP1Tests: XCTestCase {
         return reads
     }
 
-    static func append(_ part: UpstreamResponseParser.Part, to reads: inout [Read]) {
+    static func append(_ part: HTTPClientResponsePart, to reads: inout [Read]) {
         switch part {
         case .head(let head):
             reads.append(.head(version: head.version, status: head.status.code, fields: head.headers.map { "\($0.name.lowercased()): \($0.value)" }, keepAlive: head.isKeepAlive))
