@@ -69,7 +69,10 @@ final class AllocationBudgetTests: GatewayTestCase {
     // Lowered (debug) with the upstream connection's own HTTP/1.1: 331.9 debug, 47.9 release
     // (the granted request an object of its own: one more allocation, no longer one past
     // malloc's per-thread cache).
-    static let fullPipeline = Budget(debug: 338, release: 50)
+    // A debug count with Redis moves with the timing of lease refills and timers: 351.9–358.7
+    // over runs before, so the debug budgets with Redis keep 8 over the quiet figure and their
+    // floor 20 below; release counts repeat to the allocation.
+    static let fullPipeline = Budget(debug: 340, release: 50)
     // The full pipeline with an ops listener, so that every request leaves a `RequestRecord` and
     // is counted into its metric series (handles kept per loop: no label formatting, no
     // allocation per request). Set 2026-12-03 from 379.6 (debug) and 57.0 (release): in the
@@ -87,7 +90,7 @@ final class AllocationBudgetTests: GatewayTestCase {
     // with replies built into the reader's arrays, 358.1 and 47.9 (355.5 debug within the
     // whole suite, so the debug budget is the full pipeline's).
     // With the upstream connection's own HTTP/1.1: 334.3 debug, 47.9 release.
-    static let fullPipelineObserved = Budget(debug: 340, release: 50)
+    static let fullPipelineObserved = Budget(debug: 342, release: 50)
     // The full pipeline with leases off: every request builds its quota plan, sends the
     // admission script and reads its reply — the path of every customer whose lease is a single
     // unit (a few requests a second or fewer), which most customers of a large tree are.
@@ -98,12 +101,13 @@ final class AllocationBudgetTests: GatewayTestCase {
     // Lowered when hiredis built each reply into arrays the reader keeps rather than a
     // `malloc`ed object per element (19 per quota script reply): 383.0 and 70.0.
     // Lowered (debug) with the upstream connection's own HTTP/1.1: 362.1 debug, 69.0 release.
-    static let fullPipelineLeasesOff = Budget(debug: 366, release: 72)
+    static let fullPipelineLeasesOff = Budget(debug: 370, release: 72)
     static let margin = 2.0
     /// A count this far below the budget fails too, as in SwiftNIO's allocation tests: an
     /// improvement lands with its lower budget, so the budget keeps guarding what was won.
-    /// Both builds now repeat within about one allocation per request.
-    static let slack = 10.0
+    /// Release counts repeat within about one allocation per request; a debug count with Redis
+    /// moves by up to 7 from run to run, so its floor is further below.
+    static let slack = Budget(debug: 20, release: 10)
 
     static let warmUpRequests = 200
     /// The idle rate's windows: each takes in one of the once-a-second timers at least.
@@ -246,7 +250,7 @@ final class AllocationBudgetTests: GatewayTestCase {
             perRequest, limit, "\(configuration) requests allocate more than the budget: \(measured) per request", file: file, line: line
         )
         XCTAssertGreaterThanOrEqual(
-            perRequest, limit - Self.slack,
+            perRequest, limit - (build == "release" ? Self.slack.release : Self.slack.debug),
             "\(configuration) requests allocate \(measured) per request, far below the budget of \(limit): lower the budget to the new count + \(Self.margin)",
             file: file, line: line
         )
