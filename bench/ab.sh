@@ -12,7 +12,9 @@
 # EXTRA_A / EXTRA_B: YAML appended to A's / B's settings, e.g. to compare one binary with and
 # without the access log or tracing (`bench/ab.sh DIR DIR` with EXTRA_B set); UPSTREAM_PORT in
 # them stands for the upstream nginx's port, which answers 200 to any POST (a stand-in collector).
-# Prints req/s and gateway CPU µs per request of every run, then the medians.
+# Prints req/s and gateway CPU µs per request of every run (user and system apart), the times
+# the kernel took the core from the gateway (involuntary switches) and the upstream's CPU per
+# request, then the medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir_a=$(cd "$1" && pwd); dir_b=$(cd "$2" && pwd)
@@ -46,7 +48,8 @@ taskset -c 0 nginx -p "$work" -e "$work/upstream-error.log" -c "$work/upstream.c
 pids+=($!)
 wait_port "$redis_port"; wait_port "$upstream_port"
 
-ticks() { local s; s=$(cat "/proc/$1/stat"); set -- ${s##*) }; echo $(( ${12} + ${13} )); }
+upstream_pids=$(server_pids "$(master_of "$upstream_port")")
+switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '$1 == "nonvoluntary_ctxt_switches:" { s += $2 } END { print s + 0 }'; }
 declare -A results
 for round in $(seq 1 "$rounds"); do
     for variant in A B; do
@@ -55,13 +58,18 @@ for round in $(seq 1 "$rounds"); do
         gateway_pid=$!; pids+=($gateway_pid)
         wait_port "$gateway_port"
         taskset -c 1 wrk -t1 -c32 -d2s -s "$work/warm.lua" "http://127.0.0.1:$gateway_port/v1/ledger" >/dev/null
-        before=$(ticks "$gateway_pid")
+        read -r user_before system_before <<<"$(user_system_ticks "$gateway_pid")"
+        switches_before=$(switches "$gateway_pid"); upstream_before=$(cpu_ticks $upstream_pids)
         line=$(taskset -c 1 wrk -t1 -c32 -d"${duration}s" -s "$work/load.lua" "http://127.0.0.1:$gateway_port/v1/ledger" | grep RESULT)
-        after=$(ticks "$gateway_pid")
+        read -r user_after system_after <<<"$(user_system_ticks "$gateway_pid")"
+        switches_after=$(switches "$gateway_pid"); upstream_after=$(cpu_ticks $upstream_pids)
         read -r _ rps non2xx errors requests _ _ <<<"$line"
-        cpu=$(python3 -c "print('%.1f' % (($after - $before) * 1e6 / $(getconf CLK_TCK) / max(1, $requests)))")
-        echo "round $round $variant: $rps req/s, $cpu µs CPU/request ($non2xx non-2xx, $errors errors)"
-        results[$variant]+="$rps:$cpu "
+        read -r cpu user system preempted upstream_cpu <<<"$(python3 -c "
+per = 1e6 / $ticks_per_second / max(1, $requests)
+user, system = ($user_after - $user_before) * per, ($system_after - $system_before) * per
+print('%.1f %.1f %.1f %.2f %.1f' % (user + system, user, system, ($switches_after - $switches_before) / max(1, $requests), ($upstream_after - $upstream_before) * per))")"
+        echo "round $round $variant: $rps req/s, $cpu µs CPU/request (user $user, system $system), preempted $preempted/request, upstream $upstream_cpu µs/request ($non2xx non-2xx, $errors errors)"
+        results[$variant]+="$rps:$cpu:$user:$system:$preempted:$upstream_cpu "
         kill -9 "$gateway_pid"; wait "$gateway_pid" 2>/dev/null || true
         [ "$non2xx" = 0 ] && [ "$errors" = 0 ] || { echo "run had errors" >&2; exit 1; }
     done
@@ -70,5 +78,6 @@ python3 - "${results[A]}" "${results[B]}" <<'PY'
 import statistics, sys
 for name, runs in zip("AB", sys.argv[1:]):
     pairs = [tuple(map(float, run.split(":"))) for run in runs.split()]
-    print("%s median: %.0f req/s, %.1f µs CPU/request" % (name, statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)))
+    median = [statistics.median(p[i] for p in pairs) for i in range(6)]
+    print("%s median: %.0f req/s, %.1f µs CPU/request (user %.1f, system %.1f), preempted %.2f/request, upstream %.1f µs/request" % (name, *median))
 PY
