@@ -13,7 +13,7 @@ extension ClientConnectionHandler {
     /// client) and closes the connection. Logged with the same request id the client receives.
     /// `crossOrigin`: what a browser may read of it, when the head was read.
     func respondWithoutExchange(
-        _ problem: GatewayProblem, requestID: String? = nil, version: HTTPVersion = .http1_1, logMetadata: Logger.Metadata = [:],
+        _ problem: GatewayProblem, requestID: String? = nil, method: HTTPMethod? = nil, version: HTTPVersion = .http1_1, logMetadata: Logger.Metadata = [:],
         crossOrigin: CrossOriginAnswer? = nil
     ) {
         let id = requestID ?? self.identifiers.requestID()
@@ -28,7 +28,7 @@ extension ClientConnectionHandler {
                 requestID: id, problem: problem, at: self.now, wallMicroseconds: self.environment.wallClock.nowMicroseconds
             ))
         }
-        let written = self.writeProblem(problem, requestID: id, version: version, close: true, crossOrigin: crossOrigin)
+        let written = self.writeProblem(problem, requestID: id, answering: method, version: version, close: true, crossOrigin: crossOrigin)
         self.closeAfter(written)
     }
 
@@ -46,7 +46,8 @@ extension ClientConnectionHandler {
             exchange.problem = problem
             exchange.log(.info, "request answered by the gateway", metadata: exchange.logMetadata(now: self.now, status: problem.status.code, problem: problem))
             let written = self.writeProblem(
-                problem, requestID: exchange.request.requestID, version: exchange.request.head.version, close: after == .close, headers: headers,
+                problem, requestID: exchange.request.requestID, answering: exchange.request.head.method, version: exchange.request.head.version,
+                close: after == .close, headers: headers,
                 extensions: extensions, crossOrigin: exchange.crossOriginAnswer
             )
             self.answered(exchange, then: after, written: written)
@@ -61,10 +62,11 @@ extension ClientConnectionHandler {
         var headers = response.headers
         headers.replaceOrAdd(name: "x-request-id", value: exchange.request.requestID)
         if after == .close { headers.replaceOrAdd(name: "connection", value: "close") }
-        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: exchange.request.head.version, status: response.status, headers: headers))), promise: nil)
+        let head = HTTPResponseHead(version: exchange.request.head.version, status: response.status, headers: headers)
+        self.send(.head(head), answering: exchange.request.head.method, context: context)
         if let body = response.body, exchange.request.head.method != .HEAD {
             exchange.machine.localBodyWritten(bytes: body.utf8.count)
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+            self.send(.body(.byteBuffer(context.channel.allocator.buffer(string: body))), context: context)
         }
         let written = self.writeEnd(context, closing: after == .close)
         exchange.log(.info, "request", metadata: exchange.logMetadata(now: self.now, status: response.status.code))
@@ -72,15 +74,15 @@ extension ClientConnectionHandler {
     }
 
     private func writeProblem(
-        _ problem: GatewayProblem, requestID: String, version: HTTPVersion, close: Bool, headers: HTTPHeaders = HTTPHeaders(),
+        _ problem: GatewayProblem, requestID: String, answering method: HTTPMethod?, version: HTTPVersion, close: Bool, headers: HTTPHeaders = HTTPHeaders(),
         extensions: [(name: String, value: String)] = [], crossOrigin: CrossOriginAnswer?
     ) -> EventLoopFuture<Void>? {
         guard let context = self.context else { return nil }
         let (head, body) = RequestPhases.failToProxy(
             problem, requestID: requestID, version: version, close: close, headers: headers, extensions: extensions, crossOrigin: crossOrigin
         )
-        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
-        context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        self.send(.head(head), answering: method, context: context)
+        self.send(.body(.byteBuffer(context.channel.allocator.buffer(string: body))), context: context)
         return self.writeEnd(context, closing: close)
     }
 
@@ -89,10 +91,14 @@ extension ClientConnectionHandler {
     /// promise, its future and a callback list (allocations on every request).
     func writeEnd(_ context: ChannelHandlerContext, closing: Bool) -> EventLoopFuture<Void>? {
         guard closing else {
-            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+            self.send(.end(nil), context: context)
+            context.flush()
             return nil
         }
-        return context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
+        let written = context.eventLoop.makePromise(of: Void.self)
+        self.send(.end(nil), context: context, promise: written)
+        context.flush()
+        return written.futureResult
     }
 
     /// The gateway's answer is written: close, go on with the next request, or read the rest

@@ -53,9 +53,9 @@ extension ClientConnectionHandler {
                 status: head.status.code, upstreamKeepsAlive: head.isKeepAlive, connectionClosing: self.connection.closesAfterAnswer
             )
             exchange.maskedValues = maskedValues
-            context.write(self.wrapOutboundOut(.head(self.phases.respond(admitted, upstreamHead: head, close: after == .close))), promise: nil)
+            self.send(.head(self.phases.respond(admitted, upstreamHead: head, close: after == .close)), answering: exchange.request.head.method, context: context)
             exchange.machine.responseBodyReceived(bytes: body.readableBytes)
-            if body.readableBytes > 0 { context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+            if body.readableBytes > 0 { self.send(.body(.byteBuffer(body)), context: context) }
             return true
         }
     }

@@ -152,7 +152,7 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
             exchange.upstreamHeadAt = self.now
             if let route = exchange.route { self.environment.router.report(route, failed: false, now: self.monotonicNow) }
             _ = exchange.machine.responseHeadReceived(status: 101, upstreamKeepsAlive: false, connectionClosing: true)
-            context.write(self.wrapOutboundOut(.head(self.phases.respondSwitchingProtocols(admitted, upstreamHead: head))), promise: nil)
+            self.send(.head(self.phases.respondSwitchingProtocols(admitted, upstreamHead: head)), answering: exchange.request.head.method, context: context)
         case .head(var head):
             guard let admitted = exchange.admitted else { return }
             exchange.upstreamHeadAt = self.now
@@ -161,11 +161,11 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
             let after = exchange.machine.responseHeadReceived(
                 status: head.status.code, upstreamKeepsAlive: head.isKeepAlive, connectionClosing: self.connection.closesAfterAnswer
             )
-            context.write(self.wrapOutboundOut(.head(self.phases.respond(admitted, upstreamHead: head, close: after == .close))), promise: nil)
+            self.send(.head(self.phases.respond(admitted, upstreamHead: head, close: after == .close)), answering: exchange.request.head.method, context: context)
         case .body(let buffer):
             if exchange.masking != nil { return self.maskedBodyReceived(exchange, buffer) }
             exchange.machine.responseBodyReceived(bytes: buffer.readableBytes)
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            self.send(.body(.byteBuffer(buffer)), context: context)
         case .end where exchange.machine.responseStatus == 101:
             self.switchToWebSocket(exchange, context: context)
         case .end:
@@ -229,7 +229,8 @@ extension ClientConnectionHandler {
     /// holds — passes to the tunnel, which ends it when the socket closes. The upstream
     /// connection leaves the pool for good.
     fileprivate func switchToWebSocket(_ exchange: Exchange, context: ChannelHandlerContext) {
-        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+        self.send(.end(nil), context: context)
+        context.flush()
         guard let upstream = exchange.upstream, let upstreamChannel = upstream.channel else {
             // The `101` is out: all that is left to tell the client is the cut.
             return self.fail(exchange, with: .upstreamFailed)
@@ -252,8 +253,6 @@ extension ClientConnectionHandler {
             ])
             // Nothing the client sent behind its handshake is read: RFC 6455 §4.1 has it wait
             // for the `101` before sending a frame.
-            client.removeHandler(context: try client.context(handlerType: NIOHTTPResponseHeadersValidator.self), promise: nil)
-            client.removeHandler(context: try client.context(handlerType: HTTPResponseEncoder.self), promise: nil)
             client.removeHandler(context: try client.context(handlerType: RequestStartDetector.self), promise: nil)
             client.removeHandler(context: try client.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
 

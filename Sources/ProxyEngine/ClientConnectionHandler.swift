@@ -51,6 +51,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// window: reset after `timeouts.responseBodyIdle` at the latest.
     private var streamCloseBound: Scheduled<Void>?
     private(set) var context: ChannelHandlerContext?
+    /// An HTTP/1.1 connection's responses, written as bytes (`send`); nil on an HTTP/2 stream,
+    /// whose parts NIOHTTP2's codec frames.
+    private var responseWriter: ClientResponseWriter?
+    /// A head was refused by the writer: nothing more is written; the connection is closing.
+    private var responseRefused = false
     var identifiers: IdentifierGenerator
     private(set) var exchange: Exchange?
     private(set) var connection: ClientConnectionStateMachine
@@ -81,6 +86,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         case .http1Connection(let detector):
             self.startDetector = detector
             self.http2Connection = nil
+            self.responseWriter = ClientResponseWriter()
         case .http2Stream(let connection):
             self.startDetector = nil
             self.http2Connection = connection
@@ -295,7 +301,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             request = decoded
         case .refuse(let refusal, let requestID):
             self.respondWithoutExchange(
-                refusal.problem, requestID: requestID, version: head.version, logMetadata: ["reason": "\(refusal.reason)"],
+                refusal.problem, requestID: requestID, method: head.method, version: head.version, logMetadata: ["reason": "\(refusal.reason)"],
                 crossOrigin: CrossOriginAnswer(registered: head.headers.first(name: "origin"), configuration: self.environment.configuration)
             )
             return
@@ -392,7 +398,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         exchange.masking = self.phases.responseMasking(admitted)
         let head = admitted.request.head
         if head.version == .http1_1 || head.version.major == 2, head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
-            self.context?.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            if let context = self.context {
+                self.send(.head(HTTPResponseHead(version: head.version, status: .continue)), context: context)
+                context.flush()
+            }
         }
         guard let route = self.phases.selectCell(admitted) else {
             self.fail(exchange, with: .cellUnavailable)
@@ -440,6 +449,55 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             // did; a stream is one of many on a connection that stays up meanwhile.)
             let bound = TimeAmount.milliseconds(self.settings.timeouts.responseBodyIdle.milliseconds)
             self.streamCloseBound = context.eventLoop.assumeIsolated().scheduleTask(in: bound) { [weak self] in self?.context?.close(promise: nil) }
+        }
+    }
+
+    /// Writes one part of a response: on an HTTP/1.1 connection as bytes, on an HTTP/2 stream as
+    /// the part NIOHTTP2's codec frames. `method`: that of the request a head answers.
+    func send(_ part: HTTPServerResponsePart, answering method: HTTPMethod? = nil, context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
+        guard self.responseWriter != nil else {
+            return context.write(self.wrapOutboundOut(part), promise: promise)
+        }
+        guard !self.responseRefused else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        let allocator = context.channel.allocator
+        do {
+            switch part {
+            case .head(let head):
+                context.write(NIOAny(try self.responseWriter!.head(head, answering: method, allocator: allocator)), promise: promise)
+            case .body(let data):
+                guard !self.responseWriter!.suppressesBody else {
+                    promise?.succeed()
+                    return
+                }
+                if let prefix = self.responseWriter!.chunkPrefix(for: data.readableBytes, allocator: allocator) {
+                    context.write(NIOAny(prefix), promise: nil)
+                }
+                if let suffix = self.responseWriter!.chunkSuffix(for: data.readableBytes) {
+                    context.write(NIOAny(data), promise: nil)
+                    context.write(NIOAny(suffix), promise: promise)
+                } else {
+                    context.write(NIOAny(data), promise: promise)
+                }
+            case .end(let trailers):
+                if let last = try self.responseWriter!.end(trailers, allocator: allocator) {
+                    context.write(NIOAny(last), promise: promise)
+                } else if let promise {
+                    // Nothing to write, but the promise completes in order with what went before.
+                    context.write(NIOAny(allocator.buffer(capacity: 0)), promise: promise)
+                }
+            }
+        } catch {
+            // A field or reason phrase HTTP/1.1 cannot carry (a control character, a name that is
+            // not a token). The client cannot be given a response it would misread: nothing more
+            // is written, and the connection closes once this handling is over.
+            promise?.fail(error)
+            self.environment.logger.error("response not sent: its head is not valid HTTP/1.1; closing the connection", metadata: ["field": "\(error.name)"])
+            self.responseRefused = true
+            self.beginClosing()
+            context.eventLoop.assumeIsolated().execute { context.close(promise: nil) }
         }
     }
 

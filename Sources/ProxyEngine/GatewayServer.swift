@@ -199,9 +199,10 @@ public final class GatewayServer: Sendable {
         try? await checker.eventLoop.submit { checker.value.configure(configuration.settings.cells, tls: configuration.upstreamTLS) }.get()
     }
 
-    /// The handlers of one client connection, in order: the first-byte detector in front of the
-    /// HTTP codec (no pipelining assistance, no automatic error answers: the connection handler
-    /// does both), then the connection handler. With `listener.http2.cleartext` on a plain
+    /// The handlers of one client connection, in order: the first-byte detector in front of
+    /// SwiftNIO's HTTP/1 request decoder (no pipelining assistance, no automatic error answers:
+    /// the connection handler does both), then the connection handler, which writes its responses
+    /// as bytes itself (`ClientResponseWriter`). With `listener.http2.cleartext` on a plain
     /// listener the h2c preface detector goes first; it turns the connection into HTTP/2 when the
     /// preface comes (over TLS, ALPN chooses instead).
     static func configureClientPipeline(
@@ -213,12 +214,8 @@ public final class GatewayServer: Sendable {
         }
         let detector = RequestStartDetector()
         try sync.addHandler(detector)
-        try sync.configureHTTPServerPipeline(
-            withPipeliningAssistance: false,
-            withErrorHandling: false,
-            withOutboundHeaderValidation: true,
-            withEncoderConfiguration: .init(),
-            withDecoderLimitConfiguration: Self.decoderLimits(environment.configuration.settings.limits)
+        try sync.addHandler(
+            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: Self.decoderLimits(environment.configuration.settings.limits)))
         )
         try sync.addHandler(ClientConnectionHandler(environment: environment, carrier: .http1Connection(detector), transport: transport))
     }

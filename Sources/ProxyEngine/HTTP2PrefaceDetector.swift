@@ -101,8 +101,6 @@ final class HTTP2PrefaceDetector: ChannelInboundHandler, RemovableChannelHandler
         let decoderRemoved = context.eventLoop.makePromise(of: Void.self)
         do {
             sync.removeHandler(context: try sync.context(handlerType: ClientConnectionHandler.self), promise: nil)
-            sync.removeHandler(context: try sync.context(handlerType: NIOHTTPResponseHeadersValidator.self), promise: nil)
-            sync.removeHandler(context: try sync.context(handlerType: HTTPResponseEncoder.self), promise: nil)
             sync.removeHandler(context: try sync.context(handlerType: RequestStartDetector.self), promise: nil)
             sync.removeHandler(context: try sync.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: decoderRemoved)
         } catch {

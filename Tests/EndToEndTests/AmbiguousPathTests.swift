@@ -90,6 +90,19 @@ final class AmbiguousPathTests: GatewayTestCase {
         XCTAssertEqual(self.backends[0].statistics.requests, 0)
     }
 
+    /// The query goes upstream as sent (docs/tokens.md): characters a URI should percent-encode
+    /// but clients send raw anyway — a JSON filter's braces and quotes, `|`, `^`, `<`, `>`, a
+    /// backtick — reach the backend byte for byte, not answered as a failure of the backend.
+    func testTheQueryIsForwardedAsSentWithCharactersAURIShouldHaveEscaped() throws {
+        let token = try self.bearer()
+        for query in ["filter={\"id\":1}", "a=b|c^d", "x=<y>&z=`w`", "q=%zz{}"] {
+            let target = "/v1/ledger?" + query
+            let response = try request(port: self.port, "GET", target, headers: [token])
+            XCTAssertEqual(response.status, 200, "\(target): \(response.text)")
+            XCTAssertEqual(try SeenRequest(response).uri, target)
+        }
+    }
+
     func testTheCloseRouteIsChargedItsCostAndRefusalsNothing() throws {
         let token = try self.bearer()
         let first = try request(port: self.port, "POST", "/v1/ledger/close", headers: [token])
