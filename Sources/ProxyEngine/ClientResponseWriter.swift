@@ -44,7 +44,7 @@ struct ClientResponseWriter {
         self.isChunked = framing.isChunked && !self.suppressesBody
 
         let reason = head.status.reasonPhrase
-        if case .custom = head.status, !ForwardedHeaders.allBytes(of: reason, satisfy: UpstreamResponseParser.isFieldValueByte) {
+        if case .custom = head.status, !ForwardedHeaders.withBytes(of: reason, HTTP1Writing.isFieldValue) {
             throw Refused(name: ":status")
         }
         // "HTTP/1.1 200 OK\r\n" (the version and code as digits), the fields, the empty line.
@@ -62,7 +62,7 @@ struct ClientResponseWriter {
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeString(reason)
         buffer.writeStaticString("\r\n")
-        HTTP1Writing.write(headers, into: &buffer)
+        HTTP1Writing.write(headers, measured: fields, into: &buffer)
         return buffer
     }
 

@@ -119,11 +119,6 @@ enum ForwardedHeaders {
         self.withBytes(of: name) { self.matches(bytes: $0, lowercase, prefixOnly: prefixOnly) }
     }
 
-    /// Whether every byte of `text` passes `test`.
-    static func allBytes(of text: String, satisfy test: (UInt8) -> Bool) -> Bool {
-        self.withBytes(of: text) { $0.allSatisfy(test) }
-    }
-
     /// Runs `body` on the UTF-8 bytes of `text` as they are stored (every native string, small
     /// ones copied to the stack). Read through `String.UTF8View`'s index instead, the field check
     /// of every upstream request was 4 % of a proxy-only profile on its own

@@ -39,7 +39,7 @@ struct UpstreamRequestWriter {
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeString(head.uri)
         buffer.writeStaticString(" HTTP/1.1\r\n")
-        HTTP1Writing.write(headers, into: &buffer)
+        HTTP1Writing.write(headers, measured: fields, into: &buffer)
         return buffer
     }
 

@@ -105,6 +105,24 @@ final class ClientResponseWriterTests: XCTestCase {
         _ = try channel.finish(acceptAlreadyClosed: true)
     }
 
+    /// The field value check reads eight bytes at a time: every byte value, at every place of
+    /// values up to 40 bytes long, is judged as the byte rule judges it.
+    func testTheFieldValueCheckJudgesEveryByteAtEveryPlaceAsTheByteRule() {
+        for length in 1...40 {
+            for place in 0..<length {
+                for byte in UInt8.min...UInt8.max {
+                    var value = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+                    value[place] = byte
+                    let judged = value.withUnsafeBufferPointer(HTTP1Writing.isFieldValue)
+                    XCTAssertEqual(judged, UpstreamResponseParser.isFieldValueByte(byte), "byte \(byte) at \(place) of \(length)")
+                    if judged != UpstreamResponseParser.isFieldValueByte(byte) { return }
+                }
+            }
+        }
+        XCTAssertTrue([UInt8]().withUnsafeBufferPointer(HTTP1Writing.isFieldValue))
+        XCTAssertFalse(Array("0123456789\t\u{7f}".utf8).withUnsafeBufferPointer(HTTP1Writing.isFieldValue))
+    }
+
     // MARK: - The two writers
 
     static let settings = GatewaySettings(
