@@ -163,25 +163,28 @@ enum ForwardedHeaders {
         // tenant context after this): the list is not regrown on the way.
         headers.reserveCapacity(headers.count + 16)
         let clientHost = headers.first(name: "host")
+        // Each removal below is a pass over every field; most clients send none of these.
+        let present = Replaced(in: headers)
         self.stripHopByHop(&headers)
         self.removeUnderscoreTwins(&headers)
-        headers.remove(name: "expect")  // the gateway answers 100-continue itself
+        if present.contains(.expect) { headers.remove(name: "expect") }  // the gateway answers 100-continue itself
         // The upstream frames the body exactly as the gateway validated it, whatever else the
         // client sent.
-        headers.remove(name: "content-length")
+        if present.contains(.contentLength) { headers.remove(name: "content-length") }
         switch framing {
         case .none: break
         case .contentLength(let length): headers.add(name: "content-length", value: String(length))
         case .chunked: headers.add(name: "transfer-encoding", value: "chunked")
         }
 
-        let priorFor = facts.trustClientForwardedHeaders ? headers[canonicalForm: "x-forwarded-for"].joined(separator: ", ") : ""
-        let priorProto = facts.trustClientForwardedHeaders ? headers.first(name: "x-forwarded-proto") : nil
-        let priorHost = facts.trustClientForwardedHeaders ? headers.first(name: "x-forwarded-host") : nil
-        headers.remove(name: "x-forwarded-for")
-        headers.remove(name: "x-forwarded-proto")
-        headers.remove(name: "x-forwarded-host")
-        if !facts.trustClientForwardedHeaders {
+        let trusted = facts.trustClientForwardedHeaders
+        let priorFor = trusted && present.contains(.forwardedFor) ? headers[canonicalForm: "x-forwarded-for"].joined(separator: ", ") : ""
+        let priorProto = trusted && present.contains(.forwardedProto) ? headers.first(name: "x-forwarded-proto") : nil
+        let priorHost = trusted && present.contains(.forwardedHost) ? headers.first(name: "x-forwarded-host") : nil
+        if present.contains(.forwardedFor) { headers.remove(name: "x-forwarded-for") }
+        if present.contains(.forwardedProto) { headers.remove(name: "x-forwarded-proto") }
+        if present.contains(.forwardedHost) { headers.remove(name: "x-forwarded-host") }
+        if !trusted, present.contains(.forwarded) {
             headers.remove(name: "forwarded")
         }
         let address = facts.clientAddress ?? "unknown"
@@ -191,14 +194,53 @@ enum ForwardedHeaders {
             headers.add(name: "x-forwarded-host", value: host)
         }
 
-        headers.replaceOrAdd(name: "x-request-id", value: requestID)
-        if !trace.continuesClientTrace {
+        if present.contains(.requestID) { headers.remove(name: "x-request-id") }
+        headers.add(name: "x-request-id", value: requestID)
+        if !trace.continuesClientTrace, present.contains(.traceState) {
             // Trace Context: a tracestate is meaningless without the traceparent it came with.
             headers.remove(name: "tracestate")
         }
-        headers.replaceOrAdd(name: "traceparent", value: trace.outgoing.header)
+        if present.contains(.traceParent) { headers.remove(name: "traceparent") }
+        headers.add(name: "traceparent", value: trace.outgoing.header)
 
         return HTTPRequestHead(version: .http1_1, method: client.method, uri: client.uri, headers: headers)
+    }
+
+    /// The fields of a client's head that `upstreamRequestHead` drops or replaces, found in one
+    /// pass. A superset of what is left once hop-by-hop fields are gone: removing a field that is
+    /// not there changes nothing.
+    struct Replaced: OptionSet {
+        let rawValue: UInt16
+        static let expect = Replaced(rawValue: 1 << 0)
+        static let contentLength = Replaced(rawValue: 1 << 1)
+        static let forwardedFor = Replaced(rawValue: 1 << 2)
+        static let forwardedProto = Replaced(rawValue: 1 << 3)
+        static let forwardedHost = Replaced(rawValue: 1 << 4)
+        static let forwarded = Replaced(rawValue: 1 << 5)
+        static let requestID = Replaced(rawValue: 1 << 6)
+        static let traceState = Replaced(rawValue: 1 << 7)
+        static let traceParent = Replaced(rawValue: 1 << 8)
+
+        init(rawValue: UInt16) { self.rawValue = rawValue }
+
+        init(in headers: HTTPHeaders) {
+            var present: Replaced = []
+            for (name, _) in headers {
+                switch name.utf8.count {
+                case 6 where ForwardedHeaders.matches(name, "expect"): present.insert(.expect)
+                case 9 where ForwardedHeaders.matches(name, "forwarded"): present.insert(.forwarded)
+                case 10 where ForwardedHeaders.matches(name, "tracestate"): present.insert(.traceState)
+                case 11 where ForwardedHeaders.matches(name, "traceparent"): present.insert(.traceParent)
+                case 12 where ForwardedHeaders.matches(name, "x-request-id"): present.insert(.requestID)
+                case 14 where ForwardedHeaders.matches(name, "content-length"): present.insert(.contentLength)
+                case 15 where ForwardedHeaders.matches(name, "x-forwarded-for"): present.insert(.forwardedFor)
+                case 16 where ForwardedHeaders.matches(name, "x-forwarded-host"): present.insert(.forwardedHost)
+                case 17 where ForwardedHeaders.matches(name, "x-forwarded-proto"): present.insert(.forwardedProto)
+                default: break
+                }
+            }
+            self = present
+        }
     }
 
     /// The response head sent to the client: hop-by-hop removed, request id attached.

@@ -41,6 +41,24 @@ final class ForwardedHeadersTests: XCTestCase {
         XCTAssertEqual(headers.first(name: "cookie"), "a=b")
     }
 
+    /// The one pass that tells which replaced fields a client sent: each of them in any case,
+    /// and none of their look-alikes (same length, or a name they begin).
+    func testTheFieldsToReplaceAreFoundInAnyCaseAndNoLookAlike() {
+        let all = HTTPHeaders([
+            ("EXPECT", "100-continue"), ("Content-Length", "3"), ("x-forwarded-FOR", "a"), ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", "h"), ("Forwarded", "for=a"), ("X-Request-Id", "r"), ("TraceState", "k=v"), ("traceparent", Self.incomingTrace),
+        ])
+        XCTAssertEqual(
+            ForwardedHeaders.Replaced(in: all),
+            [.expect, .contentLength, .forwardedFor, .forwardedProto, .forwardedHost, .forwarded, .requestID, .traceState, .traceParent]
+        )
+        let lookAlikes = HTTPHeaders([
+            ("Expects", "x"), ("Content-Lengths", "3"), ("Content-Type", "x"), ("X-Forwarded-Fox", "a"), ("X-Forwarded-Prot", "h"),
+            ("Forwarder", "x"), ("X-Request-Ip", "r"), ("TraceStat", "k"), ("traceparents", "t"), ("Host", "h"), ("Authorization", "Bearer t"),
+        ])
+        XCTAssertEqual(ForwardedHeaders.Replaced(in: lookAlikes), [])
+    }
+
     func testOrdinaryHeadersKeepTheirOrderAndRepetitions() {
         let original = HTTPHeaders([("Accept", "text/html"), ("Accept", "application/json"), ("Authorization", "Bearer t"), ("Host", "h")])
         var headers = original
