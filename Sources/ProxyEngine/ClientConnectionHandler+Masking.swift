@@ -20,7 +20,7 @@ extension ClientConnectionHandler {
             return false
         case .collect:
             exchange.masking = masking
-            exchange.machine.responseHeadHeld(status: head.status.code, upstreamKeepsAlive: head.isKeepAlive)
+            exchange.machine.responseHeadHeld(status: head.status.code, upstreamKeepsAlive: ForwardedHeaders.keepsAlive(head))
             return true
         case .refuse(let problem, let reason):
             self.refuseMasked(exchange, problem, reason: reason)
@@ -50,7 +50,7 @@ extension ClientConnectionHandler {
             return false
         case .respond(let head, let body, let maskedValues):
             let after = exchange.machine.responseHeadReceived(
-                status: head.status.code, upstreamKeepsAlive: head.isKeepAlive, connectionClosing: self.connection.closesAfterAnswer
+                status: head.status.code, upstreamKeepsAlive: ForwardedHeaders.keepsAlive(head), connectionClosing: self.connection.closesAfterAnswer
             )
             exchange.maskedValues = maskedValues
             self.send(.head(self.phases.respond(admitted, upstreamHead: head, close: after == .close)), answering: exchange.request.head.method, context: context)

@@ -159,7 +159,7 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
             if let route = exchange.route { self.environment.router.report(route, failed: head.status.code >= 500, now: self.monotonicNow) }
             if exchange.masking != nil, self.maskedHeadReceived(exchange, &head) { return }
             let after = exchange.machine.responseHeadReceived(
-                status: head.status.code, upstreamKeepsAlive: head.isKeepAlive, connectionClosing: self.connection.closesAfterAnswer
+                status: head.status.code, upstreamKeepsAlive: ForwardedHeaders.keepsAlive(head), connectionClosing: self.connection.closesAfterAnswer
             )
             self.send(.head(self.phases.respond(admitted, upstreamHead: head, close: after == .close)), answering: exchange.request.head.method, context: context)
         case .body(let buffer):

@@ -397,7 +397,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         exchange.admittedAt = self.now
         exchange.masking = self.phases.responseMasking(admitted)
         let head = admitted.request.head
-        if head.version == .http1_1 || head.version.major == 2, head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+        if head.version == .http1_1 || head.version.major == 2, ForwardedHeaders.expectsContinue(head.headers) {
             if let context = self.context {
                 self.send(.head(HTTPResponseHead(version: head.version, status: .continue)), context: context)
                 context.flush()

@@ -82,6 +82,49 @@ enum ForwardedHeaders {
         }
     }
 
+    /// `HTTPResponseHead.isKeepAlive`, read in place: SwiftNIO's splits every `Connection` value
+    /// into an array of strings each time (1.3 % of a proxy-only profile, asked of every upstream
+    /// response). The same verdict: a `close` token closes; one `keep-alive` keeps alive, a second
+    /// recognized token closes; with neither, HTTP/1.1 keeps alive and HTTP/1.0 closes.
+    static func keepsAlive(_ head: HTTPResponseHead) -> Bool {
+        var keepAlives = 0
+        for (name, value) in head.headers where name.utf8.count == 10 && self.matches(name, "connection") {
+            let closes = self.anyItem(of: value) { token in
+                if self.matches(bytes: token, "keep-alive") { keepAlives += 1 }
+                return self.matches(bytes: token, "close")
+            }
+            if closes { return false }
+        }
+        if keepAlives > 0 { return keepAlives == 1 }
+        return head.version.major == 1 && head.version.minor >= 1
+    }
+
+    /// Whether the head asks for `100 Continue` (an `Expect` item `100-continue`, in any case).
+    static func expectsContinue(_ headers: HTTPHeaders) -> Bool {
+        headers.contains { name, value in
+            name.utf8.count == 6 && self.matches(name, "expect") && self.anyItem(of: value) { self.matches(bytes: $0, "100-continue") }
+        }
+    }
+
+    /// Whether some comma-separated item of `value`, blanks around it trimmed, passes `test`:
+    /// `headers[canonicalForm:]`'s items, read in place rather than as an array of strings.
+    static func anyItem(of value: String, _ test: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
+        self.withBytes(of: value) { bytes in
+            var start = 0
+            while start <= bytes.count {
+                var end = start
+                while end < bytes.count, bytes[end] != UInt8(ascii: ",") { end += 1 }
+                var first = start
+                var last = end
+                while first < last, bytes[first] == UInt8(ascii: " ") || bytes[first] == UInt8(ascii: "\t") { first += 1 }
+                while last > first, bytes[last - 1] == UInt8(ascii: " ") || bytes[last - 1] == UInt8(ascii: "\t") { last -= 1 }
+                if test(UnsafeBufferPointer(rebasing: bytes[first..<last])) { return true }
+                start = end + 1
+            }
+            return false
+        }
+    }
+
     /// Hop-by-hop or `Proxy-*`, compared ASCII case-insensitively without building a string.
     static func isHopByHop(_ name: String) -> Bool {
         HopByHop(name) != nil

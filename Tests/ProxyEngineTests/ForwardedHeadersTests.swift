@@ -59,6 +59,45 @@ final class ForwardedHeadersTests: XCTestCase {
         XCTAssertEqual(ForwardedHeaders.Replaced(in: lookAlikes), [])
     }
 
+    /// Whether an upstream keeps its connection open, read in place, is SwiftNIO's verdict.
+    func testAnUpstreamKeepsItsConnectionAsSwiftNIOReadsIt() {
+        let values: [[String]] = [
+            [], ["close"], ["keep-alive"], ["Keep-Alive"], ["CLOSE"], ["keep-alive, close"], ["close, keep-alive"], ["keep-alive", "keep-alive"],
+            ["keep-alive, keep-alive"], ["upgrade"], ["Upgrade, keep-alive"], [" close "], ["\tkeep-alive\t"], [",,close,"], ["closed"],
+            ["keep-alive-ish"], [""], [","], ["x-hop, close"], ["te", "Close"], ["keep-alive", "upgrade"], ["clos"], ["keep alive"],
+        ]
+        for version in [HTTPVersion.http1_1, .http1_0] {
+            for connection in values {
+                for name in ["Connection", "connection"] {
+                    var headers = HTTPHeaders([("Content-Length", "0")])
+                    for value in connection { headers.add(name: name, value: value) }
+                    headers.add(name: "X-After", value: "1")
+                    let head = HTTPResponseHead(version: version, status: .ok, headers: headers)
+                    XCTAssertEqual(ForwardedHeaders.keepsAlive(head), head.isKeepAlive, "\(version) \(name): \(connection)")
+                }
+            }
+        }
+    }
+
+    /// `Expect: 100-continue` is found as the handler looked for it before: an item of any
+    /// `Expect` field, blanks around it trimmed, in any case.
+    func testAHeadExpectsContinueAsItsCanonicalItemsSay() {
+        let values: [[String]] = [
+            [], ["100-continue"], ["100-Continue"], [" 100-continue "], ["x, 100-continue"], ["100-continue-ish"], ["100"], [""],
+            ["foo", "100-CONTINUE"], ["\t100-continue"], ["100-continue,"],
+        ]
+        for expect in values {
+            for name in ["Expect", "expect", "EXPECT"] {
+                var headers = HTTPHeaders([("Host", "h")])
+                for value in expect { headers.add(name: name, value: value) }
+                XCTAssertEqual(
+                    ForwardedHeaders.expectsContinue(headers), headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }),
+                    "\(name): \(expect)"
+                )
+            }
+        }
+    }
+
     func testOrdinaryHeadersKeepTheirOrderAndRepetitions() {
         let original = HTTPHeaders([("Accept", "text/html"), ("Accept", "application/json"), ("Authorization", "Bearer t"), ("Host", "h")])
         var headers = original
