@@ -26,42 +26,43 @@ enum RequestHeadValidation {
         if head.uri.utf8.count > limits.maxURIBytes {
             return .failure(.uriTooLong)
         }
-        if self.headerBytes(head.headers) > limits.maxHeaderBytes {
+        // One pass over the fields for their size and the three that frame and address the
+        // request (looked up by name, each lookup was a pass building an array of values).
+        let fields = Fields(head.headers)
+        if fields.bytes > limits.maxHeaderBytes {
             return .failure(.headerFieldsTooLarge)
         }
         // CONNECT asks for a tunnel, not a resource: the decoder stops parsing after its head (what
         // follows is the tunnel's), so it is refused here, never forwarded, whatever routes say.
-        let method = head.method.rawValue
-        if head.method == .CONNECT || !(self.standardMethods.contains(method) || catalogMethods.contains(method)) {
+        if head.method == .CONNECT || !(Self.isStandard(head.method) || catalogMethods.contains(head.method.rawValue)) {
             return .failure(.methodNotImplemented)
         }
         // Exactly one Host field, whatever the version (RFC 9112 §3.2): the raw values, since the
         // canonical-form view drops empty elements and would let `Host:` beside a real one pass.
         // An HTTP/1.0 request without one would go upstream as HTTP/1.1 without one.
-        let hosts = head.headers["host"]
-        guard hosts.count == 1, !hosts[0].utf8.contains(UInt8(ascii: ",")) else {
+        guard fields.hosts == 1, let host = fields.host, !host.utf8.contains(UInt8(ascii: ",")) else {
             return .failure(.malformedRequest)
         }
 
         // Raw field values: the canonical-form view splits lists and drops empty elements, which
         // would let "5," or " 5" pass as a clean length.
-        let lengths = head.headers["content-length"]
-        let codings = head.headers["transfer-encoding"]
-        if !codings.isEmpty {
+        if fields.codings > 0 {
             // RFC 9112 §6.1: both present is a smuggling attempt; HTTP/1.0 has no chunked coding;
             // and chunked must be the only (so the final) coding for a request. An HTTP/2 head
             // carries it only as NIOHTTP2's (or the stream handler's) mark of a body framed by
             // DATA frames without a length: a client's own is a connection-specific field, which
             // NIOHTTP2 refuses before the head is made.
-            guard lengths.isEmpty, head.version == .http1_1 || head.version.major == 2, codings.count == 1, codings[0].lowercased() == "chunked" else {
+            guard fields.lengths == 0, head.version == .http1_1 || head.version.major == 2, fields.codings == 1,
+                let coding = fields.coding, ForwardedHeaders.matches(coding, "chunked")
+            else {
                 return .failure(.ambiguousFraming)
             }
             return .success(.chunked)
         }
-        guard let first = lengths.first else {
+        guard let first = fields.length else {
             return .success(.none)
         }
-        guard lengths.allSatisfy({ $0 == first }), let length = self.contentLength(first) else {
+        guard fields.lengthsAgree, let length = self.contentLength(first) else {
             return .failure(.ambiguousFraming)
         }
         if length > limits.maxRequestBodyBytes {
@@ -70,13 +71,49 @@ enum RequestHeadValidation {
         return .success(.contentLength(length))
     }
 
+    /// What `validate` reads of the fields, in one pass.
+    struct Fields {
+        /// Bytes of the header section as sent.
+        var bytes = 0
+        var hosts = 0
+        var host: String?
+        var lengths = 0
+        /// The first `Content-Length` value, and whether every other one is the same text.
+        var length: String?
+        var lengthsAgree = true
+        var codings = 0
+        var coding: String?
+
+        init(_ headers: HTTPHeaders) {
+            for (name, value) in headers {
+                self.bytes += name.utf8.count + value.utf8.count + 4
+                switch name.utf8.count {
+                case 4 where ForwardedHeaders.matches(name, "host"):
+                    self.hosts += 1
+                    self.host = value
+                case 14 where ForwardedHeaders.matches(name, "content-length"):
+                    self.lengths += 1
+                    if let length = self.length { self.lengthsAgree = self.lengthsAgree && length == value } else { self.length = value }
+                case 17 where ForwardedHeaders.matches(name, "transfer-encoding"):
+                    self.codings += 1
+                    if self.coding == nil { self.coding = value }
+                default:
+                    break
+                }
+            }
+        }
+    }
+
+    private static func isStandard(_ method: HTTPMethod) -> Bool {
+        switch method {
+        case .GET, .HEAD, .POST, .PUT, .PATCH, .DELETE, .OPTIONS: true
+        default: self.standardMethods.contains(method.rawValue)
+        }
+    }
+
     /// Bytes of the header section as sent: name, ": ", value and CRLF per field.
     static func headerBytes(_ headers: HTTPHeaders) -> Int {
-        var total = 0
-        for (name, value) in headers {
-            total += name.utf8.count + value.utf8.count + 4
-        }
-        return total
+        Fields(headers).bytes
     }
 
     /// Digits only: no sign, no whitespace, no list. Anything else is ambiguous framing.
