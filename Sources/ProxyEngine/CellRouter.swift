@@ -347,7 +347,10 @@ final class CellRoute {
     fileprivate var isRetry = false
     fileprivate var nextIsRetry = false
     fileprivate var finished = false
-    private var tried: [CellEndpoint] = []
+    /// The endpoints already tried: the first inline (nearly every request makes one attempt,
+    /// and a list cost an allocation per request), any others after it.
+    private var firstTried: CellEndpoint?
+    private var moreTried: [CellEndpoint] = []
     private(set) var attempts = 0
 
     fileprivate init(chain: [CellRouter.CellState]) {
@@ -358,12 +361,15 @@ final class CellRoute {
     var currentCell: GatewaySettings.Cell? { self.current?.0.cell }
 
     fileprivate func hasTried(_ endpoint: CellRouter.EndpointState, in state: CellRouter.CellState) -> Bool {
-        self.tried.contains(CellEndpoint(cell: state.cell.id, endpoint: endpoint.endpoint))
+        guard let first = self.firstTried else { return false }
+        let candidate = CellEndpoint(cell: state.cell.id, endpoint: endpoint.endpoint)
+        return first == candidate || self.moreTried.contains(candidate)
     }
 
     fileprivate func begin(on state: CellRouter.CellState, endpoint: CellRouter.EndpointState) {
         self.current = (state, endpoint)
-        self.tried.append(CellEndpoint(cell: state.cell.id, endpoint: endpoint.endpoint))
+        let tried = CellEndpoint(cell: state.cell.id, endpoint: endpoint.endpoint)
+        if self.firstTried == nil { self.firstTried = tried } else { self.moreTried.append(tried) }
         self.reported = false
         self.isRetry = self.nextIsRetry
         self.nextIsRetry = false
