@@ -54,6 +54,7 @@ struct RequestPath: Equatable {
 
     /// - Parameter shortcut: take the canonical path as it is (off only in tests, to compare).
     static func parse(_ uri: String, shortcut: Bool = true) throws(Rejection) -> RequestPath {
+        if shortcut, let canonical = Self.canonical(uri) { return canonical }
         let bytes = Array(uri.utf8)
         guard bytes.first == UInt8(ascii: "/") else { throw .notOriginForm }
         // Before splitting at `?`: in `/a#?b` the `?` belongs to the fragment, not to a query.
@@ -66,9 +67,6 @@ struct RequestPath: Equatable {
             return text[start...]
         }
         if let query, query.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) { throw .controlCharacter }
-        if shortcut, Self.isCanonical(bytes[..<pathEnd]) {
-            return RequestPath(path: String(decoding: bytes[..<pathEnd], as: UTF8.self), query: query)
-        }
 
         // Decode into segments.
         var segments: [[UInt8]] = []
@@ -182,16 +180,42 @@ struct RequestPath: Equatable {
         }
     }
 
+    /// The target as it came, when nothing in it is refused and its path is already canonical, as
+    /// nearly every request's is: read in place, where the general parse copies the target into
+    /// an array first. Nil sends the target through the general parse (which refuses or
+    /// normalizes it).
+    private static func canonical(_ uri: String) -> RequestPath? {
+        let pathEnd: Int? = ForwardedHeaders.withBytes(of: uri) { bytes in
+            guard bytes.first == UInt8(ascii: "/") else { return nil }
+            var pathEnd = bytes.count
+            for index in bytes.indices {
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "#") { return nil }
+                if index > pathEnd {
+                    if byte < 0x20 || byte == 0x7F { return nil }
+                } else if byte == UInt8(ascii: "?") {
+                    pathEnd = index
+                }
+            }
+            return Self.isCanonical(UnsafeBufferPointer(rebasing: bytes[..<pathEnd])) ? pathEnd : nil
+        }
+        guard let pathEnd else { return nil }
+        guard pathEnd < uri.utf8.count else { return RequestPath(path: uri, query: nil) }
+        let text = Substring(uri)
+        let queryMark = text.utf8.index(text.startIndex, offsetBy: pathEnd)
+        return RequestPath(path: String(text[..<queryMark]), query: text[text.utf8.index(after: queryMark)...])
+    }
+
     /// Whether `path` (starting with `/`) is already its own canonical spelling — no escape, no
     /// byte a rule below looks at, no empty segment but a trailing one, no `.` or `..` segment —
     /// as nearly every request's path is. Then nothing is decoded and no segment is built.
-    private static func isCanonical(_ path: ArraySlice<UInt8>) -> Bool {
+    private static func isCanonical(_ path: UnsafeBufferPointer<UInt8>) -> Bool {
         var segmentStart = path.startIndex + 1
         for index in segmentStart...path.endIndex {
             guard index < path.endIndex, path[index] != UInt8(ascii: "/") else {
                 let segment = path[segmentStart..<index]
                 if segment.isEmpty, index < path.endIndex { return false }  // `//`
-                if segment.elementsEqual([UInt8(ascii: ".")]) || segment.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]) { return false }
+                if segment.count <= 2, !segment.isEmpty, segment.allSatisfy({ $0 == UInt8(ascii: ".") }) { return false }  // `.`, `..`
                 segmentStart = index + 1
                 continue
             }
