@@ -53,14 +53,19 @@ enum ForwardedHeaders {
         init(rawValue: UInt8) { self.rawValue = rawValue }
 
         init?(_ name: String) {
-            if ForwardedHeaders.matches(name, "proxy-", prefixOnly: true) { self = .proxy; return }
-            switch name.utf8.count {
-            case 2 where ForwardedHeaders.matches(name, "te"): self = .te
-            case 7 where ForwardedHeaders.matches(name, "trailer"): self = .trailer
-            case 7 where ForwardedHeaders.matches(name, "upgrade"): self = .upgrade
-            case 10 where ForwardedHeaders.matches(name, "connection"): self = .connection
-            case 10 where ForwardedHeaders.matches(name, "keep-alive"): self = .keepAlive
-            case 17 where ForwardedHeaders.matches(name, "transfer-encoding"): self = .transferEncoding
+            guard let field = ForwardedHeaders.withBytes(of: name, { HopByHop(bytes: $0) }) else { return nil }
+            self = field
+        }
+
+        init?(bytes name: UnsafeBufferPointer<UInt8>) {
+            if ForwardedHeaders.matches(bytes: name, "proxy-", prefixOnly: true) { self = .proxy; return }
+            switch name.count {
+            case 2 where ForwardedHeaders.matches(bytes: name, "te"): self = .te
+            case 7 where ForwardedHeaders.matches(bytes: name, "trailer"): self = .trailer
+            case 7 where ForwardedHeaders.matches(bytes: name, "upgrade"): self = .upgrade
+            case 10 where ForwardedHeaders.matches(bytes: name, "connection"): self = .connection
+            case 10 where ForwardedHeaders.matches(bytes: name, "keep-alive"): self = .keepAlive
+            case 17 where ForwardedHeaders.matches(bytes: name, "transfer-encoding"): self = .transferEncoding
             default: return nil
             }
         }
@@ -69,16 +74,12 @@ enum ForwardedHeaders {
     /// The fields a `Connection` value names for removal, beyond the hop-by-hop ones removed
     /// anyway (and `close`, which names none); never `neverNominated` ones.
     private static func nominated(by value: String, into doomed: inout [String]) {
-        var rest = value.utf8[...]
-        while !rest.isEmpty {
-            let comma = rest.firstIndex(of: UInt8(ascii: ",")) ?? rest.endIndex
-            var trimmed = rest[..<comma].drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
-            while let last = trimmed.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { trimmed = trimmed.dropLast() }
-            rest = comma == rest.endIndex ? rest[comma...] : rest[rest.index(after: comma)...]
-            let name = String(decoding: trimmed, as: UTF8.self)
-            if name.isEmpty || HopByHop(name) != nil || self.matches(name, "close") { continue }
-            let lowered = name.lowercased()
+        // Read in place: the usual `Connection: keep-alive` names nothing and builds no string.
+        _ = self.anyItem(of: value) { token in
+            guard !token.isEmpty, HopByHop(bytes: token) == nil, !self.matches(bytes: token, "close") else { return false }
+            let lowered = String(decoding: token.lazy.map { (0x41...0x5A).contains($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
             if !self.neverNominated.contains(lowered) { doomed.append(lowered) }
+            return false
         }
     }
 

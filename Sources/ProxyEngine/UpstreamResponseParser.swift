@@ -276,10 +276,13 @@ struct UpstreamResponseParser {
         guard bytes[index] == UInt8(ascii: "\r"), bytes[index + 1] == UInt8(ascii: "\n") else { throw .malformedStatusLine }
         index += 2
 
-        var headers = HTTPHeaders()
+        // The fields as a list, made `HTTPHeaders` whole: `HTTPHeaders.add` scans each name for
+        // non-ASCII bytes and compares it with `connection` again, and every name here is a
+        // token already.
+        var fieldList: [(String, String)] = []
         var lines = 0
         for byte in UnsafeRawBufferPointer(rebasing: bytes[index...]) where byte == UInt8(ascii: "\n") { lines += 1 }
-        headers.reserveCapacity(lines)
+        fieldList.reserveCapacity(lines)
         var contentLength: Int?
         var sawTransferEncoding = false
         var chunkedIsFinal = false
@@ -309,8 +312,9 @@ struct UpstreamResponseParser {
                     if ForwardedHeaders.matches(bytes: option, "keep-alive") { connectionKeepAlive = true }
                 }
             }
-            headers.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+            fieldList.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
         }
+        let headers = HTTPHeaders(fieldList)
         if sawTransferEncoding, contentLength != nil { throw .ambiguousFraming }
         let framing: Framing =
             if sawTransferEncoding { chunkedIsFinal ? .chunked : .untilClose } else if let contentLength { .length(contentLength) } else { .untilClose }
