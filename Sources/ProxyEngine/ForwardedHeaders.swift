@@ -195,8 +195,11 @@ enum ForwardedHeaders {
 
     /// The request head sent upstream: hop-by-hop removed, framing restated, X-Forwarded-* set,
     /// request id and trace context attached.
+    /// - Parameter target: the request target sent upstream (the normalized one); the client's
+    ///   when nil.
     static func upstreamRequestHead(
         from client: HTTPRequestHead,
+        target: String? = nil,
         facts: ClientFacts,
         requestID: String,
         trace: TraceDecision,
@@ -247,7 +250,7 @@ enum ForwardedHeaders {
         if present.contains(.traceParent) { headers.remove(name: "traceparent") }
         headers.add(name: "traceparent", value: trace.outgoing.header)
 
-        return HTTPRequestHead(version: .http1_1, method: client.method, uri: client.uri, headers: headers)
+        return HTTPRequestHead(version: .http1_1, method: client.method, uri: target ?? client.uri, headers: headers)
     }
 
     /// The fields of a client's head that `upstreamRequestHead` drops or replaces, found in one

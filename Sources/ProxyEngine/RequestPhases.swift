@@ -313,10 +313,11 @@ struct RequestPhases {
     /// caller's credential stays here.
     func upstreamRequest(_ request: AdmittedRequest, servedBy cell: GatewaySettings.Cell?) -> HTTPRequestHead {
         let gatewayRequest = request.request
-        var forwarded = gatewayRequest.head
-        forwarded.uri = gatewayRequest.path.target
+        // The normalized target, given apart: setting it on a copy of the client's head copied
+        // that head's storage once more on every request.
         var head = ForwardedHeaders.upstreamRequestHead(
-            from: forwarded, facts: gatewayRequest.facts, requestID: gatewayRequest.requestID, trace: gatewayRequest.trace, framing: gatewayRequest.framing
+            from: gatewayRequest.head, target: gatewayRequest.path.target, facts: gatewayRequest.facts, requestID: gatewayRequest.requestID,
+            trace: gatewayRequest.trace, framing: gatewayRequest.framing
         )
         UpstreamContext.removeClientCopies(from: &head.headers)
         if let grant = request.grant, let catalog = gatewayRequest.configuration.tenants?.catalog, let key = gatewayRequest.settings.upstreamContext?.active {
