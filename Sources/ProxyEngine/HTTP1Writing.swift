@@ -99,19 +99,44 @@ enum HTTP1Writing {
         }
     }
 
-    /// A body part's chunk-size line.
-    static func chunkPrefix(for length: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
+    /// Whether a body is chunked, and what a head's fields must lose or gain to say how it is
+    /// framed (each writer decides by its encoder's rules).
+    struct Framing: Equatable {
+        var isChunked: Bool
+        var removeContentLength = false
+        var removeTransferEncoding = false
+        var addChunked = false
+        var edits: Bool { self.removeContentLength || self.removeTransferEncoding || self.addChunked }
+
+        func apply(to headers: inout HTTPHeaders) {
+            if self.removeContentLength { headers.remove(name: "content-length") }
+            if self.addChunked {
+                headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
+            } else if self.removeTransferEncoding {
+                headers.remove(name: "transfer-encoding")
+            }
+        }
+    }
+
+    /// What goes ahead of a body part (its chunk-size line), or nil when it goes as it is.
+    static func chunkPrefix(for length: Int, chunked: Bool, allocator: ByteBufferAllocator) -> ByteBuffer? {
+        guard chunked, length > 0 else { return nil }
         var prefix = allocator.buffer(capacity: 18)
         prefix.writeString(String(length, radix: 16))
         prefix.writeStaticString("\r\n")
         return prefix
     }
 
-    /// What follows a body part's bytes in a chunked body.
-    static let chunkSuffix = ByteBuffer(string: "\r\n")
+    /// What follows a body part: a chunk's CRLF, or nil.
+    static func chunkSuffix(for length: Int, chunked: Bool) -> ByteBuffer? {
+        chunked && length > 0 ? Self.crlf : nil
+    }
 
-    /// The last chunk and the trailers of a chunked body.
-    static func lastChunk(_ trailers: HTTPHeaders?, allocator: ByteBufferAllocator) throws(InvalidField) -> ByteBuffer {
+    private static let crlf = ByteBuffer(string: "\r\n")
+
+    /// The last chunk and the trailers of a chunked body; nil for a body that is not chunked.
+    static func lastChunk(_ trailers: HTTPHeaders?, chunked: Bool, allocator: ByteBufferAllocator) throws(InvalidField) -> ByteBuffer? {
+        guard chunked else { return nil }
         guard let trailers, !trailers.isEmpty else { return Self.emptyLastChunk }
         let fields = try Self.measure(trailers)
         var buffer = allocator.buffer(capacity: 5 + fields.bytes)

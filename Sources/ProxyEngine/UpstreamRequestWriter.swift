@@ -29,7 +29,7 @@ struct UpstreamRequestWriter {
         if framing.edits {
             // Rare (TRACE, a POST without a length, both lengths): the fields change, and are
             // measured again.
-            Self.apply(framing, to: &headers)
+            framing.apply(to: &headers)
             fields = try HTTP1Writing.measure(headers)
         }
         let method = head.method.rawValue
@@ -43,53 +43,33 @@ struct UpstreamRequestWriter {
         return buffer
     }
 
-    struct Framing: Equatable {
-        var isChunked: Bool
-        var removeContentLength = false
-        var removeTransferEncoding = false
-        var addChunked = false
-        var edits: Bool { self.removeContentLength || self.removeTransferEncoding || self.addChunked }
-    }
-
     /// `HTTPRequestEncoder`'s framing rules for an HTTP/1.1 request: whether the body is chunked,
     /// and what the fields must lose or gain to say so.
-    static func framing(method: HTTPMethod, _ fields: HTTP1Writing.Fields) -> Framing {
+    static func framing(method: HTTPMethod, _ fields: HTTP1Writing.Fields) -> HTTP1Writing.Framing {
         switch method {
         case .TRACE:
-            return Framing(isChunked: false, removeContentLength: fields.hasContentLength, removeTransferEncoding: fields.hasTransferEncoding)
+            return HTTP1Writing.Framing(isChunked: false, removeContentLength: fields.hasContentLength, removeTransferEncoding: fields.hasTransferEncoding)
         case .POST, .PUT, .PATCH:
-            if fields.hasContentLength { return Framing(isChunked: false, removeTransferEncoding: fields.hasTransferEncoding) }
-            return Framing(isChunked: true, removeTransferEncoding: fields.hasTransferEncoding, addChunked: true)
+            if fields.hasContentLength { return HTTP1Writing.Framing(isChunked: false, removeTransferEncoding: fields.hasTransferEncoding) }
+            return HTTP1Writing.Framing(isChunked: true, removeTransferEncoding: fields.hasTransferEncoding, addChunked: true)
         default:
-            if fields.hasContentLength { return Framing(isChunked: false, removeTransferEncoding: fields.hasTransferEncoding) }
-            return Framing(isChunked: fields.transferEncoding == "chunked")
-        }
-    }
-
-    static func apply(_ framing: Framing, to headers: inout HTTPHeaders) {
-        if framing.removeContentLength { headers.remove(name: "content-length") }
-        if framing.addChunked {
-            headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
-        } else if framing.removeTransferEncoding {
-            headers.remove(name: "transfer-encoding")
+            if fields.hasContentLength { return HTTP1Writing.Framing(isChunked: false, removeTransferEncoding: fields.hasTransferEncoding) }
+            return HTTP1Writing.Framing(isChunked: fields.transferEncoding == "chunked")
         }
     }
 
     /// What goes ahead of a body part (its chunk-size line), or nil when it goes as it is.
     func chunkPrefix(for length: Int, allocator: ByteBufferAllocator) -> ByteBuffer? {
-        guard self.isChunked, length > 0 else { return nil }
-        return HTTP1Writing.chunkPrefix(for: length, allocator: allocator)
+        HTTP1Writing.chunkPrefix(for: length, chunked: self.isChunked, allocator: allocator)
     }
 
     /// What follows a body part: the chunk's CRLF.
     func chunkSuffix(for length: Int) -> ByteBuffer? {
-        guard self.isChunked, length > 0 else { return nil }
-        return HTTP1Writing.chunkSuffix
+        HTTP1Writing.chunkSuffix(for: length, chunked: self.isChunked)
     }
 
     /// The last chunk and the trailers, or nil for a body that is not chunked.
     func end(_ trailers: HTTPHeaders?, allocator: ByteBufferAllocator) throws(InvalidHeader) -> ByteBuffer? {
-        guard self.isChunked else { return nil }
-        return try HTTP1Writing.lastChunk(trailers, allocator: allocator)
+        try HTTP1Writing.lastChunk(trailers, chunked: self.isChunked, allocator: allocator)
     }
 }
