@@ -12,7 +12,9 @@
 # EXTRA_A / EXTRA_B: YAML appended to A's / B's settings, e.g. to compare one binary with and
 # without the access log or tracing (`bench/ab.sh DIR DIR` with EXTRA_B set); UPSTREAM_PORT in
 # them stands for the upstream nginx's port, which answers 200 to any POST (a stand-in collector).
-# Prints req/s and gateway CPU µs per request of every run (user and system apart), the times
+# DELAY_MS (default 0): each connection pauses that long between requests, and CONNECTIONS
+# (default 32) sets their number — e.g. DELAY_MS=1 CONNECTIONS=8 for a paced load, to compare p99s.
+# Prints req/s, p99 and gateway CPU µs per request of every run (user and system apart), the times
 # the kernel took the core from the gateway (involuntary switches) and the upstream's CPU per
 # request, then the medians.
 set -euo pipefail
@@ -36,11 +38,11 @@ done
 if [ "$mode" = cold ]; then
     mint_tokens "$work/tokens" 800
     wrk_script "$work/tokens" 0 > "$work/warm.lua"
-    wrk_script "$work/tokens" 0 16001 > "$work/load.lua"
+    wrk_script "$work/tokens" "${DELAY_MS:-0}" 16001 > "$work/load.lua"
 else
     mint_tokens "$work/tokens" 10
-    wrk_script "$work/tokens" 0 > "$work/load.lua"
-    cp "$work/load.lua" "$work/warm.lua"
+    wrk_script "$work/tokens" 0 > "$work/warm.lua"
+    wrk_script "$work/tokens" "${DELAY_MS:-0}" > "$work/load.lua"
 fi
 taskset -c 0 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
 pids+=($!)
@@ -60,16 +62,16 @@ for round in $(seq 1 "$rounds"); do
         taskset -c 1 wrk -t1 -c32 -d2s -s "$work/warm.lua" "http://127.0.0.1:$gateway_port/v1/ledger" >/dev/null
         read -r user_before system_before <<<"$(user_system_ticks "$gateway_pid")"
         switches_before=$(switches "$gateway_pid"); upstream_before=$(cpu_ticks $upstream_pids)
-        line=$(taskset -c 1 wrk -t1 -c32 -d"${duration}s" -s "$work/load.lua" "http://127.0.0.1:$gateway_port/v1/ledger" | grep RESULT)
+        line=$(taskset -c 1 wrk -t1 -c"${CONNECTIONS:-32}" -d"${duration}s" -s "$work/load.lua" "http://127.0.0.1:$gateway_port/v1/ledger" | grep RESULT)
         read -r user_after system_after <<<"$(user_system_ticks "$gateway_pid")"
         switches_after=$(switches "$gateway_pid"); upstream_after=$(cpu_ticks $upstream_pids)
-        read -r _ rps non2xx errors requests _ _ <<<"$line"
+        read -r _ rps non2xx errors requests _ p99 <<<"$line"
         read -r cpu user system preempted upstream_cpu <<<"$(python3 -c "
 per = 1e6 / $ticks_per_second / max(1, $requests)
 user, system = ($user_after - $user_before) * per, ($system_after - $system_before) * per
 print('%.1f %.1f %.1f %.2f %.1f' % (user + system, user, system, ($switches_after - $switches_before) / max(1, $requests), ($upstream_after - $upstream_before) * per))")"
-        echo "round $round $variant: $rps req/s, $cpu µs CPU/request (user $user, system $system), preempted $preempted/request, upstream $upstream_cpu µs/request ($non2xx non-2xx, $errors errors)"
-        results[$variant]+="$rps:$cpu:$user:$system:$preempted:$upstream_cpu "
+        echo "round $round $variant: $rps req/s, p99 $p99 ms, $cpu µs CPU/request (user $user, system $system), preempted $preempted/request, upstream $upstream_cpu µs/request ($non2xx non-2xx, $errors errors)"
+        results[$variant]+="$rps:$cpu:$user:$system:$preempted:$upstream_cpu:$p99 "
         kill -9 "$gateway_pid"; wait "$gateway_pid" 2>/dev/null || true
         [ "$non2xx" = 0 ] && [ "$errors" = 0 ] || { echo "run had errors" >&2; exit 1; }
     done
@@ -78,6 +80,6 @@ python3 - "${results[A]}" "${results[B]}" <<'PY'
 import statistics, sys
 for name, runs in zip("AB", sys.argv[1:]):
     pairs = [tuple(map(float, run.split(":"))) for run in runs.split()]
-    median = [statistics.median(p[i] for p in pairs) for i in range(6)]
-    print("%s median: %.0f req/s, %.1f µs CPU/request (user %.1f, system %.1f), preempted %.2f/request, upstream %.1f µs/request" % (name, *median))
+    median = [statistics.median(p[i] for p in pairs) for i in range(7)]
+    print("%s median: %.0f req/s, %.1f µs CPU/request (user %.1f, system %.1f), preempted %.2f/request, upstream %.1f µs/request, p99 %.3f ms" % (name, *median))
 PY
