@@ -94,6 +94,12 @@ public struct NodePath: Hashable, Sendable, CustomStringConvertible {
     /// The ids from the OEM down to and including `leaf`.
     public var ids: [NodeID] { [oem] + [partner, customer].compactMap { $0 } }
 
+    /// Whether `id` names a node of this path (`ids.contains(id)` without building the list:
+    /// asked of every request a token scoped to a node authorizes).
+    public func contains(_ id: NodeID) -> Bool {
+        self.oem == id || self.partner == id || self.customer == id
+    }
+
     /// The path of the parent node; `nil` for an OEM.
     public var parent: NodePath? {
         switch (partner, customer) {

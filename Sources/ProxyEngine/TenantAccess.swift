@@ -218,7 +218,7 @@ struct TenantAccess {
             return .failure(Refusal(problem: .tenantNotPermitted, reason: "tenant claim names no customer"))
         }
         if !self.authentication.platformIssuers.contains(verified.issuer) {
-            guard let scope = self.tenants.node(forIssuer: verified.issuer), policy.path.ids.contains(scope.id) else {
+            guard let scope = self.tenants.node(forIssuer: verified.issuer), policy.path.contains(scope.id) else {
                 return .failure(Refusal(problem: .tenantNotPermitted, reason: "tenant outside the issuer's subtree"))
             }
         }

@@ -19,6 +19,18 @@ final class NodePathTests: XCTestCase {
         XCTAssertEqual(oem.ids.map(\.rawValue), ["acme"])
     }
 
+    func testAPathContainsExactlyItsIDs() throws {
+        let paths = [
+            NodePath(oem: try id("acme")), NodePath(oem: try id("acme"), partner: try id("northwind")),
+            NodePath(oem: try id("acme"), partner: try id("northwind"), customer: try id("contoso")),
+        ]
+        for path in paths {
+            for name in ["acme", "northwind", "contoso", "other"] {
+                XCTAssertEqual(path.contains(try id(name)), path.ids.contains(try id(name)), "\(path) \(name)")
+            }
+        }
+    }
+
     func testNodeKindDepthAndRawValues() {
         XCTAssertEqual(NodeKind.allCases.map(\.depth), [1, 2, 3])
         XCTAssertEqual(NodeKind.allCases.map(\.rawValue), ["oem", "partner", "customer"])
