@@ -54,7 +54,8 @@ struct ClientResponseWriter {
         // "HTTP/1.1 200 OK\r\n" (the version and code as digits), the fields, the empty line.
         let version = head.version.major == 1 && head.version.minor <= 1 ? nil : "HTTP/\(head.version.major).\(head.version.minor) "
         let codeDigits = code < 1000 && code >= 100 ? 3 : String(code).utf8.count
-        var buffer = allocator.buffer(capacity: (version?.utf8.count ?? 9) + codeDigits + 1 + reason.utf8.count + 2 + fields.bytes)
+        let size = (version?.utf8.count ?? 9) + codeDigits + 1 + reason.utf8.count + 2 + fields.bytes + 2
+        var buffer = allocator.buffer(capacity: size)
         if let version {
             buffer.writeString(version)
         } else if head.version.minor == 1 {
@@ -67,6 +68,7 @@ struct ClientResponseWriter {
         buffer.writeString(reason)
         buffer.writeStaticString("\r\n")
         HTTP1Writing.write(headers, measured: fields, into: &buffer)
+        assert(buffer.readableBytes == size, "a response head of \(buffer.readableBytes) bytes was sized as \(size)")
         return buffer
     }
 

@@ -34,12 +34,14 @@ struct UpstreamRequestWriter {
         }
         let method = head.method.rawValue
         // "M U HTTP/1.1\r\n", the fields, the empty line: one buffer of the exact size.
-        var buffer = allocator.buffer(capacity: method.utf8.count + head.uri.utf8.count + 13 + fields.bytes)
+        let size = method.utf8.count + 1 + head.uri.utf8.count + 11 + fields.bytes + 2
+        var buffer = allocator.buffer(capacity: size)
         buffer.writeString(method)
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeString(head.uri)
         buffer.writeStaticString(" HTTP/1.1\r\n")
         HTTP1Writing.write(headers, measured: fields, into: &buffer)
+        assert(buffer.readableBytes == size, "a request head of \(buffer.readableBytes) bytes was sized as \(size)")
         return buffer
     }
 
