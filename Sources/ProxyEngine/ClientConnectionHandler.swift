@@ -51,9 +51,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// window: reset after `timeouts.responseBodyIdle` at the latest.
     private var streamCloseBound: Scheduled<Void>?
     private(set) var context: ChannelHandlerContext?
-    /// An HTTP/1.1 connection's responses, written as bytes (`send`); nil on an HTTP/2 stream,
-    /// whose parts NIOHTTP2's codec frames.
-    private var responseWriter: ClientResponseWriter?
+    /// An HTTP/1.1 connection's responses, written as bytes (`send`); unused on an HTTP/2
+    /// stream, whose parts NIOHTTP2's codec frames.
+    private var responseWriter = ClientResponseWriter()
     /// A head was refused by the writer: nothing more is written; the connection is closing.
     private var responseRefused = false
     var identifiers: IdentifierGenerator
@@ -86,7 +86,6 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         case .http1Connection(let detector):
             self.startDetector = detector
             self.http2Connection = nil
-            self.responseWriter = ClientResponseWriter()
         case .http2Stream(let connection):
             self.startDetector = nil
             self.http2Connection = connection
@@ -455,7 +454,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// Writes one part of a response: on an HTTP/1.1 connection as bytes, on an HTTP/2 stream as
     /// the part NIOHTTP2's codec frames. `method`: that of the request a head answers.
     func send(_ part: HTTPServerResponsePart, answering method: HTTPMethod? = nil, context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
-        guard self.responseWriter != nil else {
+        guard !self.servesOneStream else {
             return context.write(self.wrapOutboundOut(part), promise: promise)
         }
         guard !self.responseRefused else {
@@ -466,23 +465,23 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         do {
             switch part {
             case .head(let head):
-                context.write(NIOAny(try self.responseWriter!.head(head, answering: method, allocator: allocator)), promise: promise)
+                context.write(NIOAny(try self.responseWriter.head(head, answering: method, allocator: allocator)), promise: promise)
             case .body(let data):
-                guard !self.responseWriter!.suppressesBody else {
+                guard !self.responseWriter.suppressesBody else {
                     promise?.succeed()
                     return
                 }
-                if let prefix = self.responseWriter!.chunkPrefix(for: data.readableBytes, allocator: allocator) {
+                if let prefix = self.responseWriter.chunkPrefix(for: data.readableBytes, allocator: allocator) {
                     context.write(NIOAny(prefix), promise: nil)
                 }
-                if let suffix = self.responseWriter!.chunkSuffix(for: data.readableBytes) {
+                if let suffix = self.responseWriter.chunkSuffix(for: data.readableBytes) {
                     context.write(NIOAny(data), promise: nil)
                     context.write(NIOAny(suffix), promise: promise)
                 } else {
                     context.write(NIOAny(data), promise: promise)
                 }
             case .end(let trailers):
-                if let last = try self.responseWriter!.end(trailers, allocator: allocator) {
+                if let last = try self.responseWriter.end(trailers, allocator: allocator) {
                     context.write(NIOAny(last), promise: promise)
                 } else if let promise {
                     // Nothing to write, but the promise completes in order with what went before.

@@ -53,11 +53,11 @@ enum ForwardedHeaders {
         init(rawValue: UInt8) { self.rawValue = rawValue }
 
         init?(_ name: String) {
-            guard let field = ForwardedHeaders.withBytes(of: name, { HopByHop(bytes: $0) }) else { return nil }
+            guard let field = ForwardedHeaders.withBytes(of: name, { HopByHop(bytes: UnsafeRawBufferPointer($0)) }) else { return nil }
             self = field
         }
 
-        init?(bytes name: UnsafeBufferPointer<UInt8>) {
+        init?(bytes name: UnsafeRawBufferPointer) {
             if ForwardedHeaders.matches(bytes: name, "proxy-", prefixOnly: true) { self = .proxy; return }
             switch name.count {
             case 2 where ForwardedHeaders.matches(bytes: name, "te"): self = .te
@@ -76,7 +76,7 @@ enum ForwardedHeaders {
     private static func nominated(by value: String, into doomed: inout [String]) {
         // Read in place: the usual `Connection: keep-alive` names nothing and builds no string.
         _ = self.anyItem(of: value) { token in
-            guard !token.isEmpty, HopByHop(bytes: token) == nil, !self.matches(bytes: token, "close") else { return false }
+            guard HopByHop(bytes: token) == nil, !self.matches(bytes: token, "close") else { return false }
             let lowered = String(decoding: token.lazy.map { (0x41...0x5A).contains($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
             if !self.neverNominated.contains(lowered) { doomed.append(lowered) }
             return false
@@ -107,20 +107,12 @@ enum ForwardedHeaders {
         }
     }
 
-    /// Whether some comma-separated item of `value`, blanks around it trimmed, passes `test`:
-    /// `headers[canonicalForm:]`'s items, read in place rather than as an array of strings.
-    static func anyItem(of value: String, _ test: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
+    /// Whether some item of a comma-separated `value` (`FieldListItems`) passes `test`.
+    static func anyItem(of value: String, _ test: (UnsafeRawBufferPointer) -> Bool) -> Bool {
         self.withBytes(of: value) { bytes in
-            var start = 0
-            while start <= bytes.count {
-                var end = start
-                while end < bytes.count, bytes[end] != UInt8(ascii: ",") { end += 1 }
-                var first = start
-                var last = end
-                while first < last, bytes[first] == UInt8(ascii: " ") || bytes[first] == UInt8(ascii: "\t") { first += 1 }
-                while last > first, bytes[last - 1] == UInt8(ascii: " ") || bytes[last - 1] == UInt8(ascii: "\t") { last -= 1 }
-                if test(UnsafeBufferPointer(rebasing: bytes[first..<last])) { return true }
-                start = end + 1
+            var items = FieldListItems(UnsafeRawBufferPointer(bytes))
+            while let item = items.next() {
+                if test(item) { return true }
             }
             return false
         }
@@ -303,5 +295,34 @@ enum ForwardedHeaders {
             headers.add(name: "connection", value: "keep-alive")
         }
         return HTTPResponseHead(version: version, status: upstream.status, headers: headers)
+    }
+}
+
+/// The non-empty items of a comma-separated field value, without their surrounding blanks, read
+/// in place (`headers[canonicalForm:]`'s items, without an array of strings).
+struct FieldListItems {
+    let value: UnsafeRawBufferPointer
+    var start = 0
+    /// An item between commas was empty (or blank).
+    private(set) var skippedEmpty = false
+
+    init(_ value: UnsafeRawBufferPointer) {
+        self.value = value
+    }
+
+    mutating func next() -> UnsafeRawBufferPointer? {
+        let value = self.value
+        while self.start <= value.count {
+            var end = self.start
+            while end < value.count, value[end] != UInt8(ascii: ",") { end += 1 }
+            var first = self.start
+            var last = end
+            self.start = end + 1
+            while first < last, value[first] == UInt8(ascii: " ") || value[first] == UInt8(ascii: "\t") { first += 1 }
+            while last > first, value[last - 1] == UInt8(ascii: " ") || value[last - 1] == UInt8(ascii: "\t") { last -= 1 }
+            if last > first { return UnsafeRawBufferPointer(rebasing: value[first..<last]) }
+            self.skippedEmpty = true
+        }
+        return nil
     }
 }

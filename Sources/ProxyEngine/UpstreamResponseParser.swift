@@ -297,7 +297,7 @@ struct UpstreamResponseParser {
                 // Chunked only when it is the final coding (RFC 9112 §6.3), of the last field.
                 sawTransferEncoding = true
                 var final: UnsafeRawBufferPointer?
-                var codings = ListItems(value)
+                var codings = FieldListItems(value)
                 while let coding = codings.next() { final = coding }
                 // An empty coding ("chunked,") is read by llhttp as a final coding other than
                 // chunked: which coding is last is not agreed on, so the response is refused.
@@ -306,7 +306,7 @@ struct UpstreamResponseParser {
                 guard !codings.skippedEmpty, Self.trimmingTrailingSpaces(value).last != UInt8(ascii: "\t") else { throw .ambiguousFraming }
                 chunkedIsFinal = final.map { ForwardedHeaders.matches(bytes: $0, "chunked") } ?? false
             } else if ForwardedHeaders.matches(bytes: name, "connection") {
-                var options = ListItems(value)
+                var options = FieldListItems(value)
                 while let option = options.next() {
                     if ForwardedHeaders.matches(bytes: option, "close") { connectionClose = true }
                     if ForwardedHeaders.matches(bytes: option, "keep-alive") { connectionKeepAlive = true }
@@ -358,34 +358,6 @@ struct UpstreamResponseParser {
             guard bytes[index + 1] == UInt8(ascii: "\n") else { throw .malformedHeader }
             self.index = index + 2
             return (UnsafeRawBufferPointer(rebasing: bytes[nameStart..<nameEnd]), UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd]))
-        }
-    }
-
-    /// The non-empty items of a comma-separated field value, without their surrounding blanks.
-    private struct ListItems {
-        let value: UnsafeRawBufferPointer
-        var start = 0
-        /// An item between commas was empty (or blank).
-        private(set) var skippedEmpty = false
-
-        init(_ value: UnsafeRawBufferPointer) {
-            self.value = value
-        }
-
-        mutating func next() -> UnsafeRawBufferPointer? {
-            let value = self.value
-            while self.start <= value.count {
-                var end = self.start
-                while end < value.count, value[end] != UInt8(ascii: ",") { end += 1 }
-                var first = self.start
-                var last = end
-                self.start = end + 1
-                while first < last, value[first] == UInt8(ascii: " ") || value[first] == UInt8(ascii: "\t") { first += 1 }
-                while last > first, value[last - 1] == UInt8(ascii: " ") || value[last - 1] == UInt8(ascii: "\t") { last -= 1 }
-                if last > first { return UnsafeRawBufferPointer(rebasing: value[first..<last]) }
-                self.skippedEmpty = true
-            }
-            return nil
         }
     }
 
