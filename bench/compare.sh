@@ -265,7 +265,8 @@ echo "floors: CPU per request ÷ nginx's: NIO HTTP/1 codecs relaying $(ratio "${
     "$(ratio "${cpu[floor-bytes]}" "${cpu[nginx]}"); the gateway's proxy-only ÷ the codec floor $(ratio "${cpu[proxy-only]}" "${cpu[floor-http]}")"
 
 # Gateway-added latency at half the full pipeline's maximum: the same paced load against the
-# backend directly and through the full pipeline; wrk's delay() paces each connection. wrk
+# backend directly, through nginx, HAProxy and the gateway (proxy-only and the full pipeline);
+# wrk's delay() paces each connection. wrk
 # truncates delay()'s answer to whole milliseconds (a delay under 1 ms was no delay at all: the
 # "paced" runs went at full speed once half the maximum passed 8,000 req/s), so the delay is a
 # whole number of milliseconds, at least 1: 8 connections then ask at most 8,000 req/s, and
@@ -277,7 +278,7 @@ half=$(python3 -c "print(min($half, 1000 * $paced_connections // $delay_ms))")
 wrk_script "$work/reused.tokens" "$delay_ms" > "$work/paced.lua"
 declare -A paced_rps paced_p99
 for round in $(seq 1 "$rounds"); do
-    for target in direct:"$upstream_port" full:"$full_port"; do
+    for target in direct:"$upstream_port" nginx:"$nginx_port" haproxy:"$haproxy_port" proxy-only:"$proxy_port" full:"$full_port"; do
         name=${target%%:*}; port=${target##*:}
         line=$(taskset -c 1 wrk -t1 -c"$paced_connections" -d"${round_seconds}s" --timeout 5s -s "$work/paced.lua" "http://127.0.0.1:$port/v1/ledger" | grep RESULT || true)
         read -r _ round_rps_value non2xx socket_errors _ _ round_p99_value <<<"$line"
@@ -288,14 +289,19 @@ for round in $(seq 1 "$rounds"); do
 done
 # The added p99 is the median over the rounds of (gateway's p99 − direct p99 of the same round):
 # each pair ran back to back, so a spell of host load falls on both.
-added=$(python3 -c "
+# The peers and proxy-only go through the same pace, so what the host's scheduling adds to any
+# proxy on this shared core shows beside what the gateway adds.
+added_by() { python3 -c "
 import statistics
 d = [float(x) for x in '${paced_p99[direct]}'.split()]
-g = [float(x) for x in '${paced_p99[full]}'.split()]
-print('%.3f' % statistics.median(b - a for a, b in zip(d, g)))")
+g = [float(x) for x in '${paced_p99[$1]}'.split()]
+print('%.3f' % statistics.median(b - a for a, b in zip(d, g)))"; }
+added=$(added_by full)
 echo "at about half the full pipeline's maximum (target $half req/s; achieved direct $(mean ${paced_rps[direct]}), gateway $(mean ${paced_rps[full]})):" \
     "p99 direct $(median ${paced_p99[direct]}) ms, through the full pipeline $(median ${paced_p99[full]}) ms (medians of $rounds rounds: ${paced_p99[direct]# } /${paced_p99[full]}),"  \
     "gateway-added $added ms (median of the rounds' differences; target < 1 ms)"
+echo "added p99 at the same pace (median of the rounds' differences to direct): nginx $(added_by nginx) ms, HAProxy $(added_by haproxy) ms," \
+    "gateway proxy-only $(added_by proxy-only) ms, full pipeline $added ms (p99 medians: nginx $(median ${paced_p99[nginx]}), HAProxy $(median ${paced_p99[haproxy]}), proxy-only $(median ${paced_p99[proxy-only]}))"
 
 if [ "$soak" != 0 ]; then
     gateway_pid=${server_of[full]}

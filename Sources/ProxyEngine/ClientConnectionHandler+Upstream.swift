@@ -253,8 +253,7 @@ extension ClientConnectionHandler {
             ])
             // Nothing the client sent behind its handshake is read: RFC 6455 §4.1 has it wait
             // for the `101` before sending a frame.
-            client.removeHandler(context: try client.context(handlerType: RequestStartDetector.self), promise: nil)
-            client.removeHandler(context: try client.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
+            client.removeHandler(context: try client.context(handlerType: ClientRequestDecoder.self), promise: nil)
 
             let upstreamPipeline = upstreamChannel.pipeline.syncOperations
             try upstreamPipeline.addHandlers([

@@ -30,16 +30,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     /// What this handler serves.
     enum Carrier {
-        /// An HTTP/1.1 connection: its requests one after another; the detector in front of the
-        /// decoder tells when the next one starts.
-        case http1Connection(RequestStartDetector)
+        /// An HTTP/1.1 connection: its requests one after another; its decoder, in front of this
+        /// handler, tells when the next one starts.
+        case http1Connection(ClientRequestDecoder)
         /// One HTTP/2 stream of a connection: one request.
         case http2Stream(HTTP2Connection)
     }
 
     let environment: ProxyEnvironment
     let phases: RequestPhases
-    private let startDetector: RequestStartDetector?
+    private let startDetector: ClientRequestDecoder?
     /// The HTTP/2 connection of the stream this handler serves.
     private let http2Connection: HTTP2Connection?
     /// An HTTP/2 stream: one request, and closing means resetting the stream, not a connection.

@@ -199,10 +199,10 @@ public final class GatewayServer: Sendable {
         try? await checker.eventLoop.submit { checker.value.configure(configuration.settings.cells, tls: configuration.upstreamTLS) }.get()
     }
 
-    /// The handlers of one client connection, in order: the first-byte detector in front of
-    /// SwiftNIO's HTTP/1 request decoder (no pipelining assistance, no automatic error answers:
-    /// the connection handler does both), then the connection handler, which writes its responses
-    /// as bytes itself (`ClientResponseWriter`). With `listener.http2.cleartext` on a plain
+    /// The handlers of one client connection, in order: the request decoder
+    /// (`ClientRequestDecoder`, which also tells when a request's first byte arrives), then the
+    /// connection handler, which pipelines, answers errors and writes its responses as bytes
+    /// itself (`ClientResponseWriter`). With `listener.http2.cleartext` on a plain
     /// listener the h2c preface detector goes first; it turns the connection into HTTP/2 when the
     /// preface comes (over TLS, ALPN chooses instead).
     static func configureClientPipeline(
@@ -212,20 +212,9 @@ public final class GatewayServer: Sendable {
         if case .plain = transport, http2.enabled, http2.cleartext {
             try sync.addHandler(HTTP2PrefaceDetector(environment: environment))
         }
-        let detector = RequestStartDetector()
-        try sync.addHandler(detector)
-        try sync.addHandler(
-            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: Self.decoderLimits(environment.configuration.settings.limits)))
-        )
-        try sync.addHandler(ClientConnectionHandler(environment: environment, carrier: .http1Connection(detector), transport: transport))
-    }
-
-    static func decoderLimits(_ limits: GatewaySettings.RequestLimits) -> NIOHTTPDecoderLimitConfiguration {
-        var configuration = NIOHTTPDecoderLimitConfiguration()
-        let bound = RequestHeadValidation.decoderLimit(for: limits)
-        configuration.maxHeaderListSize = bound
-        configuration.maxHeaderFieldSize = bound
-        return configuration
+        let decoder = ClientRequestDecoder(maxHeadBytes: RequestHeadValidation.decoderLimit(for: environment.configuration.settings.limits))
+        try sync.addHandler(decoder)
+        try sync.addHandler(ClientConnectionHandler(environment: environment, carrier: .http1Connection(decoder), transport: transport))
     }
 
     /// Stops accepting, lets in-flight exchanges finish (idle keep-alive connections close at

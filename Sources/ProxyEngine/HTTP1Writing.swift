@@ -41,7 +41,7 @@ enum HTTP1Writing {
 
     /// Whether every byte is a token character (a field name).
     static func isToken(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        for byte in bytes where !UpstreamResponseParser.isTokenByte(byte) { return false }
+        for byte in bytes where !HTTP1Reading.isTokenByte(byte) { return false }
         return true
     }
 
@@ -66,7 +66,7 @@ enum HTTP1Writing {
             }
         }
         while index < bytes.count {
-            guard UpstreamResponseParser.isFieldValueByte(bytes[index]) else { return false }
+            guard HTTP1Reading.isFieldValueByte(bytes[index]) else { return false }
             index += 1
         }
         return true

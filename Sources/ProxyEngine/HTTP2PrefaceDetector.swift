@@ -31,8 +31,8 @@ final class HTTP2PrefaceDetector: ChannelInboundHandler, RemovableChannelHandler
     private enum State {
         /// The first bytes, while they are a prefix of the preface (at most its 24 bytes).
         case detecting(ByteBuffer?)
-        /// The preface came; the HTTP/1.1 decoder leaves the pipeline on the loop's next turn
-        /// (`ByteToMessageHandler` defers its removal) and what arrives meanwhile waits here.
+        /// The preface came; the HTTP/1.1 handlers are leaving the pipeline (HTTP/2's are added
+        /// once the decoder's removal completes) and what arrives meanwhile waits here.
         case switching(ByteBuffer)
         case done
     }
@@ -101,8 +101,7 @@ final class HTTP2PrefaceDetector: ChannelInboundHandler, RemovableChannelHandler
         let decoderRemoved = context.eventLoop.makePromise(of: Void.self)
         do {
             sync.removeHandler(context: try sync.context(handlerType: ClientConnectionHandler.self), promise: nil)
-            sync.removeHandler(context: try sync.context(handlerType: RequestStartDetector.self), promise: nil)
-            sync.removeHandler(context: try sync.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: decoderRemoved)
+            sync.removeHandler(context: try sync.context(handlerType: ClientRequestDecoder.self), promise: decoderRemoved)
         } catch {
             decoderRemoved.fail(error)
         }

@@ -269,7 +269,7 @@ struct UpstreamResponseParser {
         if bytes[index] == UInt8(ascii: " ") {
             index += 1
             while bytes[index] != UInt8(ascii: "\r") {
-                guard Self.isFieldValueByte(bytes[index]) else { throw .malformedStatusLine }
+                guard HTTP1Reading.isFieldValueByte(bytes[index]) else { throw .malformedStatusLine }
                 index += 1
             }
         }
@@ -291,7 +291,7 @@ struct UpstreamResponseParser {
         var fields = FieldLines(bytes, from: index)
         while let (name, value) = try fields.next() {
             if ForwardedHeaders.matches(bytes: name, "content-length") {
-                guard contentLength == nil, let length = Self.decimal(Self.trimmingTrailingSpaces(value)) else { throw .ambiguousFraming }
+                guard contentLength == nil, let length = HTTP1Reading.decimal(HTTP1Reading.trimmingTrailingSpaces(value)) else { throw .ambiguousFraming }
                 contentLength = length
             } else if ForwardedHeaders.matches(bytes: name, "transfer-encoding") {
                 // Chunked only when it is the final coding (RFC 9112 §6.3), of the last field.
@@ -303,7 +303,7 @@ struct UpstreamResponseParser {
                 // chunked: which coding is last is not agreed on, so the response is refused.
                 // So is a tab after the last coding ("chunked\t", which llhttp does not read as
                 // chunked).
-                guard !codings.skippedEmpty, Self.trimmingTrailingSpaces(value).last != UInt8(ascii: "\t") else { throw .ambiguousFraming }
+                guard !codings.skippedEmpty, HTTP1Reading.trimmingTrailingSpaces(value).last != UInt8(ascii: "\t") else { throw .ambiguousFraming }
                 chunkedIsFinal = final.map { ForwardedHeaders.matches(bytes: $0, "chunked") } ?? false
             } else if ForwardedHeaders.matches(bytes: name, "connection") {
                 var options = FieldListItems(value)
@@ -343,7 +343,7 @@ struct UpstreamResponseParser {
                 return nil
             }
             let nameStart = index
-            while UpstreamResponseParser.isTokenByte(bytes[index]) { index += 1 }
+            while HTTP1Reading.isTokenByte(bytes[index]) { index += 1 }
             // No blank before the colon, no empty name, no folded continuation line.
             guard index > nameStart, bytes[index] == UInt8(ascii: ":") else { throw .malformedHeader }
             let nameEnd = index
@@ -351,7 +351,7 @@ struct UpstreamResponseParser {
             while bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "\t") { index += 1 }
             let valueStart = index
             while bytes[index] != UInt8(ascii: "\r") {
-                guard UpstreamResponseParser.isFieldValueByte(bytes[index]) else { throw .malformedHeader }
+                guard HTTP1Reading.isFieldValueByte(bytes[index]) else { throw .malformedHeader }
                 index += 1
             }
             let valueEnd = index
@@ -365,68 +365,16 @@ struct UpstreamResponseParser {
 
     /// The size of the next chunk once its line (`HEX[;extensions]CRLF`) is whole.
     private mutating func readChunkSize(_ buffer: inout ByteBuffer) throws(Failure) -> Int? {
-        let line: Int? = buffer.withUnsafeReadableBytes { bytes in
-            guard let cr = bytes.firstIndex(of: UInt8(ascii: "\r")), cr + 1 < bytes.count else { return nil }
-            return cr
-        }
-        guard let lineLength = line else {
+        switch buffer.withUnsafeReadableBytes({ HTTP1Reading.chunkSizeLine($0) }) {
+        case .incomplete:
             if buffer.readableBytes > Self.maxHeadBytes { return try self.fail(.headTooLarge) }
             return nil
-        }
-        let size: Int? = buffer.withUnsafeReadableBytes { bytes in
-            guard bytes[lineLength + 1] == UInt8(ascii: "\n") else { return nil }
-            var size = 0
-            var index = 0
-            while index < lineLength, let digit = Self.hexDigit(bytes[index]) {
-                guard size <= (Int.max - 15) / 16 else { return nil }
-                size = size * 16 + digit
-                index += 1
-            }
-            guard index > 0 else { return nil }
-            // Extensions are skipped, but must be `;name[=value]` with token names and token or
-            // quoted values, and no blanks: as llhttp reads them.
-            guard Self.skipChunkExtensions(bytes, from: index, to: lineLength) else { return nil }
+        case .size(let size, let lineLength):
+            buffer.moveReaderIndex(forwardBy: lineLength)
             return size
+        case .invalidSize, .invalidLine:
+            return try self.fail(.malformedChunk)
         }
-        guard let size else { return try self.fail(.malformedChunk) }
-        buffer.moveReaderIndex(forwardBy: lineLength + 2)
-        return size
-    }
-
-    /// Whether `bytes[start..<end]` is a list of chunk extensions: `;name`, `;name=token` or
-    /// `;name="quoted"`, nothing between them.
-    private static func skipChunkExtensions(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Bool {
-        var index = start
-        while index < end {
-            guard bytes[index] == UInt8(ascii: ";") else { return false }
-            index += 1
-            let name = index
-            while index < end, Self.isTokenByte(bytes[index]) { index += 1 }
-            guard index > name else { return false }
-            guard index < end, bytes[index] == UInt8(ascii: "=") else { continue }
-            index += 1
-            if index < end, bytes[index] == UInt8(ascii: "\"") {
-                index += 1
-                while true {
-                    guard index < end else { return false }
-                    let byte = bytes[index]
-                    if byte == UInt8(ascii: "\"") { break }
-                    if byte == UInt8(ascii: "\\") {
-                        index += 1
-                        guard index < end, Self.isFieldValueByte(bytes[index]) else { return false }
-                    } else if !Self.isFieldValueByte(byte) {
-                        return false
-                    }
-                    index += 1
-                }
-                index += 1
-            } else {
-                let value = index
-                while index < end, Self.isTokenByte(bytes[index]) { index += 1 }
-                guard index > value else { return false }
-            }
-        }
-        return true
     }
 
     /// A trailer section, read whole.
@@ -469,51 +417,5 @@ struct UpstreamResponseParser {
     private mutating func fail<Value>(_ failure: Failure) throws(Failure) -> Value {
         self.state = .failed
         throw failure
-    }
-
-    /// `tchar` (RFC 9110 §5.6.2).
-    static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-             UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
-             UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
-             UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-            return true
-        default:
-            return false
-        }
-    }
-
-    /// A byte a field value may hold: anything but the control characters, HTAB excepted.
-    static func isFieldValueByte(_ byte: UInt8) -> Bool {
-        (byte >= 0x20 && byte != 0x7F) || byte == UInt8(ascii: "\t")
-    }
-
-    private static func hexDigit(_ byte: UInt8) -> Int? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(byte - UInt8(ascii: "0"))
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(byte - UInt8(ascii: "a") + 10)
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(byte - UInt8(ascii: "A") + 10)
-        default: nil
-        }
-    }
-
-    /// `1*DIGIT`, nothing else, within `Int`.
-    private static func decimal(_ bytes: UnsafeRawBufferPointer) -> Int? {
-        guard !bytes.isEmpty, bytes.count <= 18 else { return nil }
-        var value = 0
-        for byte in bytes {
-            let digit = byte &- UInt8(ascii: "0")
-            guard digit < 10 else { return nil }
-            value = value * 10 + Int(digit)
-        }
-        return value
-    }
-
-    /// Spaces only: llhttp refuses a length followed by a tab.
-    private static func trimmingTrailingSpaces(_ value: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
-        var end = value.count
-        while end > 0, value[end - 1] == UInt8(ascii: " ") { end -= 1 }
-        return UnsafeRawBufferPointer(rebasing: value[..<end])
     }
 }

@@ -157,7 +157,7 @@ final class ClientConnectionHandlerTests: XCTestCase {
     // The full path (answered mid-exchange) is SmugglingTests.testMalformedChunkSize.
 
     func testDecoderReportsAMalformedChunkSizeAsInvalidChunkSize() throws {
-        let decoder = EmbeddedChannel(handler: ByteToMessageHandler(HTTPRequestDecoder()))
+        let decoder = EmbeddedChannel(handler: ClientRequestDecoder(maxHeadBytes: 80 * 1024))
         defer { _ = try? decoder.finish(acceptAlreadyClosed: true) }
         let bytes = "POST / HTTP/1.1\r\nHost: shop.example\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"
         XCTAssertThrowsError(try decoder.writeInbound(ByteBuffer(string: bytes))) { error in

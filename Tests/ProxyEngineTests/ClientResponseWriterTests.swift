@@ -114,8 +114,8 @@ final class ClientResponseWriterTests: XCTestCase {
                     var value = [UInt8](repeating: UInt8(ascii: "a"), count: length)
                     value[place] = byte
                     let judged = value.withUnsafeBufferPointer(HTTP1Writing.isFieldValue)
-                    XCTAssertEqual(judged, UpstreamResponseParser.isFieldValueByte(byte), "byte \(byte) at \(place) of \(length)")
-                    if judged != UpstreamResponseParser.isFieldValueByte(byte) { return }
+                    XCTAssertEqual(judged, HTTP1Reading.isFieldValueByte(byte), "byte \(byte) at \(place) of \(length)")
+                    if judged != HTTP1Reading.isFieldValueByte(byte) { return }
                 }
             }
         }
