@@ -8,6 +8,8 @@
 # warms it up, then samples it at 4 kHz while wrk drives it on loopback (bounded by time), and
 # prints the share of samples per shared object and the functions that dominate, by their own
 # time and with their callees. `cold` sends a token never seen before on every request.
+# DELAY_MS: sample a paced load (8 connections, each pausing DELAY_MS between requests; CONNECTIONS
+# sets their number), as bench/compare.sh's latency run paces it.
 # EXTRA: YAML appended to the settings (e.g. the access log or tracing; UPSTREAM_PORT in it
 # stands for the upstream nginx's port, which answers 200 to any POST: a stand-in collector).
 # (valgrind 3.19 stops with an internal error on this binary, so callgrind is not used.)
@@ -34,6 +36,10 @@ printf '%s\n' "${EXTRA:-}" | sed "s/UPSTREAM_PORT/$upstream_port/g" >> "$work/ga
 echo "minting tokens..." >&2
 mint_tokens "$work/tokens" "$([ "$mode" = cold ] && echo 800 || echo 10)"
 wrk_script "$work/tokens" 0 > "$work/load.lua"
+# DELAY_MS (default 0): sample a paced load instead — CONNECTIONS (default 8 then) connections,
+# each pausing that long between requests, as bench/compare.sh's half-load latency run.
+wrk_script "$work/tokens" "${DELAY_MS:-0}" > "$work/sampled.lua"
+sampled_connections=${CONNECTIONS:-$([ "${DELAY_MS:-0}" = 0 ] && echo 32 || echo 8)}
 
 taskset -c 0 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
 pids+=($!)
@@ -46,7 +52,7 @@ wait_port "$redis_port"; wait_port "$upstream_port"; wait_port "$gateway_port"
 
 # Warm-up (pools, the token cache of a reused set), then sample while the load runs.
 taskset -c 1 wrk -t1 -c32 -d3s -s "$work/load.lua" "http://127.0.0.1:$gateway_port/v1/ledger" >/dev/null
-taskset -c 1 wrk -t1 -c32 -d"${duration}s" --timeout 5s -s "$work/load.lua" "http://127.0.0.1:$gateway_port/v1/ledger" > "$work/wrk.txt" &
+taskset -c 1 wrk -t1 -c"$sampled_connections" -d"${duration}s" --timeout 5s -s "$work/sampled.lua" "http://127.0.0.1:$gateway_port/v1/ledger" > "$work/wrk.txt" &
 load_pid=$!; pids+=($load_pid)
 sleep 1
 perf record -q -e cpu-clock -F ${PERF_FREQ:-4000} ${PERF_CALLGRAPH:--g} -p "$gateway_pid" -o "$work/perf.data" -- sleep $((duration - 2)) 2>/dev/null

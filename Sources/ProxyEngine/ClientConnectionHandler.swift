@@ -39,7 +39,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     let environment: ProxyEnvironment
     let phases: RequestPhases
-    private let startDetector: ClientRequestDecoder?
+    private let requestDecoder: ClientRequestDecoder?
     /// The HTTP/2 connection of the stream this handler serves.
     private let http2Connection: HTTP2Connection?
     /// An HTTP/2 stream: one request, and closing means resetting the stream, not a connection.
@@ -83,15 +83,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         self.transport = transport
         self.identifiers = identifiers
         switch carrier {
-        case .http1Connection(let detector):
-            self.startDetector = detector
+        case .http1Connection(let decoder):
+            self.requestDecoder = decoder
             self.http2Connection = nil
         case .http2Stream(let connection):
-            self.startDetector = nil
+            self.requestDecoder = nil
             self.http2Connection = connection
         }
         self.connection = ClientConnectionStateMachine(servesOneRequest: self.http2Connection != nil)
-        self.startDetector?.observer = self
+        self.requestDecoder?.observer = self
     }
 
     /// The settings in force now: for connection-level timers. An exchange uses its own copy.
@@ -119,7 +119,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// otherwise kept about 0.9 KiB alive for every connection ever accepted.
     func handlerRemoved(context: ChannelHandlerContext) {
         self.beginClosing()
-        self.startDetector?.armed = false
+        self.requestDecoder?.armed = false
         self.streamCloseBound?.cancel()
         self.streamCloseBound = nil
         self.context = nil
@@ -156,7 +156,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     func channelInactive(context: ChannelHandlerContext) {
         self.beginClosing()
-        self.startDetector?.armed = false
+        self.requestDecoder?.armed = false
         if let exchange = self.exchange {
             if exchange.machine.responseComplete {
                 // Closed as the answer's last bytes went out (an HTTP/2 stream closes when both
@@ -293,7 +293,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     private func startExchange(_ head: HTTPRequestHead) {
         self.cancelWaitTimer()
-        self.startDetector?.armed = false
+        self.requestDecoder?.armed = false
         let request: GatewayRequest
         switch self.phases.decode(head, clientAddress: self.clientAddress, identifiers: &self.identifiers) {
         case .proceed(let decoded):
@@ -562,8 +562,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         guard let wait = self.connection.awaitRequest(first: first) else { return }
         // The first request's header-read time runs from the accept: over TLS the handshake
         // has spent part of it already. (A stream's connection was accepted long before it.)
-        self.armWaitTimer(wait, from: first && self.startDetector != nil ? self.transport.acceptedAt : nil)
-        if wait == .idle { self.startDetector?.armed = true }
+        self.armWaitTimer(wait, from: first && self.requestDecoder != nil ? self.transport.acceptedAt : nil)
+        if wait == .idle { self.requestDecoder?.armed = true }
     }
 
     private func armWaitTimer(_ wait: ClientConnectionStateMachine.Wait, from start: NIODeadline? = nil) {
