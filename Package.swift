@@ -244,6 +244,14 @@ let package = Package(
         .executableTarget(name: "token-benchmark", dependencies: ["TokenAuth", "CJWT"]),
         // CPU per KiB of masking JSON responses, against Foundation's parser (bench/masking.sh).
         .executableTarget(name: "masking-benchmark", dependencies: ["JSONMasking"]),
+        // CPU per request of the client side's request decoder against SwiftNIO's
+        // (bench/request-decode.sh).
+        .executableTarget(name: "request-decode-benchmark", dependencies: [
+            "ProxyEngine",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         // SwiftNIO's HTTP/1 codecs relaying requests with none of the gateway's own work: the
         // floor under the gateway's proxy-only CPU per request (bench/compare.sh).
         .executableTarget(name: "nio-proxy-floor", dependencies: [

@@ -101,3 +101,9 @@ final class ClientRequestDecoder: ChannelInboundHandler, RemovableChannelHandler
         }
     }
 }
+
+/// The client connection's decoder as a handler of its own, outside a connection: for
+/// `request-decode-benchmark` (bench/request-decode.sh), which times it against SwiftNIO's.
+@_spi(Benchmarks) public func makeClientRequestDecoder(maxHeadBytes: Int) -> any ChannelHandler {
+    ClientRequestDecoder(maxHeadBytes: maxHeadBytes)
+}
