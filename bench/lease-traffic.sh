@@ -6,6 +6,9 @@
 #
 #   bench/lease-traffic.sh [SECONDS]          (default 10 s)
 #   LEASE_REFRESH=100ms bench/lease-traffic.sh 10
+#   DELAY_MS=1 bench/lease-traffic.sh 10      (paced: 8 connections — CONNECTIONS sets them — each
+#                                             pausing DELAY_MS between requests, as compare.sh's
+#                                             half-load latency run)
 #
 # Prints requests, lease scripts (EVALSHA) per request, the commands those scripts ran per
 # script, Redis's CPU per request (from /proc) and every command's count.
@@ -27,6 +30,8 @@ write_tenant_tree
 gateway_settings "$gateway_port" full "$upstream_port" "$redis_port" > "$work/gateway.yaml"
 mint_tokens "$work/tokens" 10
 wrk_script "$work/tokens" 0 > "$work/load.lua"
+wrk_script "$work/tokens" "${DELAY_MS:-0}" > "$work/measured.lua"
+measured_connections=${CONNECTIONS:-$([ "${DELAY_MS:-0}" = 0 ] && echo 32 || echo 8)}
 
 taskset -c 0 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
 redis_pid=$!
@@ -41,7 +46,7 @@ taskset -c 1 wrk -t1 -c32 -d3s -s "$work/load.lua" "http://127.0.0.1:$gateway_po
 redis-cli -p "$redis_port" CONFIG RESETSTAT >/dev/null
 before=$(cpu_ticks "$redis_pid")
 wakes_before=$(awk '/^voluntary_ctxt_switches/ { print $2 }' "/proc/$redis_pid/status")
-taskset -c 1 wrk -t1 -c32 -d"${duration}s" --timeout 5s -s "$work/load.lua" "http://127.0.0.1:$gateway_port/v1/ledger" > "$work/wrk.txt"
+taskset -c 1 wrk -t1 -c"$measured_connections" -d"${duration}s" --timeout 5s -s "$work/measured.lua" "http://127.0.0.1:$gateway_port/v1/ledger" > "$work/wrk.txt"
 after=$(cpu_ticks "$redis_pid")
 wakes_after=$(awk '/^voluntary_ctxt_switches/ { print $2 }' "/proc/$redis_pid/status")
 read -r _ rps non2xx errors requests _ _ <<<"$(grep RESULT "$work/wrk.txt")"
@@ -49,7 +54,7 @@ redis-cli -p "$redis_port" INFO commandstats | tr -d '\r' | grep '^cmdstat_' | g
 scripts=$(awk -F'[:=,]' '$1 == "cmdstat_evalsha" { print $3 }' "$work/stats.txt"); scripts=${scripts:-0}
 inner=$(awk -F'[:=,]' '$1 != "cmdstat_evalsha" { total += $3 } END { print total + 0 }' "$work/stats.txt")
 
-echo "refresh interval: ${LEASE_REFRESH:-default}; $rps req/s, $requests requests ($non2xx non-2xx, $errors socket errors)"
+echo "refresh interval: ${LEASE_REFRESH:-default}; $measured_connections connections, ${DELAY_MS:-0} ms between requests; $rps req/s, $requests requests ($non2xx non-2xx, $errors socket errors)"
 echo "lease scripts per request:      $(python3 -c "print('%.4f' % ($scripts / $requests))")  ($scripts scripts)"
 echo "commands per script:            $(python3 -c "print('%.1f' % ($inner / $scripts) if $scripts else 'n/a')")"
 # Redis sleeps in epoll_wait between reads: each voluntary context switch is one wake, which
