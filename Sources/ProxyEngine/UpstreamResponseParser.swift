@@ -9,8 +9,8 @@ import NIOHTTP1
 /// header validator): with those three handlers every part of every response crossed three
 /// more pipeline hops and llhttp's callbacks into Swift, and every request two more — 4.85 of
 /// the 81.7 µs per request a proxy-only profile sampled (`bench/profile.sh proxy`, dwarf call
-/// graphs), for parsing a peer the operator runs. The client side keeps SwiftNIO's llhttp
-/// decoder: that is where the untrusted bytes come from.
+/// graphs), for parsing a peer the operator runs. The client side reads its requests the same
+/// way (`ClientRequestParser`); both share the byte rules of `HTTP1Reading`.
 ///
 /// What it accepts is what RFC 9112 calls a response, strictly, and never more than llhttp
 /// accepts (`UpstreamHTTP1Tests` holds it to that with mutated responses): CRLF line ends, no
