@@ -267,22 +267,17 @@ final class ClientRequestParserTests: XCTestCase {
         return text
     }
 
-    static func mutate(_ text: String, _ random: inout SeededRandom) -> String {
-        var bytes = Array(text.utf8)
-        let specials: [UInt8] = [
+    /// The bytes a mutation puts in: line ends, blanks, separators, digits, controls, non-ASCII.
+    static let specials: [UInt8] = [
             0x0D, 0x0A, 0x00, 0x20, 0x09, 0x3A, 0x3B, 0x2C, 0x30, 0x61, 0x7F, 0xE9, 0x01, 0x2D, 0x2F, 0x3F, 0x23, 0x40, 0x2E, 0x22, 0x0C,
         ]
-        let index = random.next(below: bytes.count)
-        switch random.next(below: 3) {
-        case 0: bytes[index] = specials[random.next(below: specials.count)]
-        case 1: bytes.insert(specials[random.next(below: specials.count)], at: index)
-        default: bytes.remove(at: index)
-        }
-        return String(decoding: bytes, as: UTF8.self)
+
+    static func mutate(_ text: String, _ random: inout SeededRandom) -> String {
+        ByteMutations.mutate(text, specials: Self.specials, &random)
     }
 
     static func randomCuts(_ count: Int, _ random: inout SeededRandom) -> [Int] {
-        (0..<random.next(below: 4)).map { _ in random.next(below: count + 1) }.sorted()
+        ByteMutations.randomCuts(count, &random)
     }
 
     // MARK: - The decoder in a pipeline
@@ -416,11 +411,5 @@ final class ClientRequestParserTests: XCTestCase {
     private static func answer(_ error: any Error) -> String {
         guard let parserError = error as? HTTPParserError else { return "\(error)" }
         return ClientConnectionStateMachine.problem(for: parserError).slug
-    }
-}
-
-extension SeededRandom {
-    fileprivate mutating func next(below bound: Int) -> Int {
-        Int.random(in: 0..<max(bound, 1), using: &self)
     }
 }

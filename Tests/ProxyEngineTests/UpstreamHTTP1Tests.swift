@@ -146,20 +146,15 @@ final class UpstreamHTTP1Tests: XCTestCase {
         }
     }
 
+    /// The bytes a mutation puts in: line ends, blanks, separators, digits, controls, non-ASCII.
+    static let specials: [UInt8] = [0x0D, 0x0A, 0x00, 0x20, 0x09, 0x3A, 0x3B, 0x2C, 0x30, 0x61, 0x7F, 0xE9, 0x01, 0x2D]
+
     static func mutate(_ text: String, _ random: inout SeededRandom) -> String {
-        var bytes = Array(text.utf8)
-        let specials: [UInt8] = [0x0D, 0x0A, 0x00, 0x20, 0x09, 0x3A, 0x3B, 0x2C, 0x30, 0x61, 0x7F, 0xE9, 0x01, 0x2D]
-        let index = random.next(below: bytes.count)
-        switch random.next(below: 3) {
-        case 0: bytes[index] = specials[random.next(below: specials.count)]
-        case 1: bytes.insert(specials[random.next(below: specials.count)], at: index)
-        default: bytes.remove(at: index)
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        ByteMutations.mutate(text, specials: Self.specials, &random)
     }
 
     static func randomCuts(_ count: Int, _ random: inout SeededRandom) -> [Int] {
-        (0..<random.next(below: 4)).map { _ in random.next(below: count + 1) }.sorted()
+        ByteMutations.randomCuts(count, &random)
     }
 
     func testABodyTheConnectionEndsSaysSoInItsHead() throws {
@@ -453,11 +448,5 @@ final class UpstreamHTTP1Tests: XCTestCase {
         while let buffer = try channel.readOutbound(as: ByteBuffer.self) { bytes += buffer.readableBytesView }
         _ = try channel.finish()
         return bytes
-    }
-}
-
-extension SeededRandom {
-    fileprivate mutating func next(below bound: Int) -> Int {
-        Int.random(in: 0..<max(bound, 1), using: &self)
     }
 }
