@@ -109,11 +109,9 @@ struct ClientRequestParser {
                 guard let head = try self.readHead(&buffer) else { return nil }
                 return .head(head)
             case .fixedBody(let remaining):
-                guard buffer.readableBytes > 0 else { return nil }
-                let length = min(remaining, buffer.readableBytes)
-                let slice = buffer.readSlice(length: length)!
-                self.state = length == remaining ? .ending(then: self.after) : .fixedBody(remaining: remaining - length)
-                return .body(slice)
+                guard let (piece, left) = HTTP1Reading.bodyPiece(&buffer, remaining: remaining) else { return nil }
+                self.state = left == 0 ? .ending(then: self.after) : .fixedBody(remaining: left)
+                return .body(piece)
             case .chunkSize:
                 guard buffer.readableBytes > 0 else { return nil }
                 switch buffer.withUnsafeReadableBytes({ HTTP1Reading.chunkSizeLine($0) }) {
@@ -138,11 +136,9 @@ struct ClientRequestParser {
                     return try self.fail(.strictModeAssertion)
                 }
             case .chunkData(let remaining):
-                guard buffer.readableBytes > 0 else { return nil }
-                let length = min(remaining, buffer.readableBytes)
-                let slice = buffer.readSlice(length: length)!
-                self.state = length == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - length)
-                return .body(slice)
+                guard let (piece, left) = HTTP1Reading.bodyPiece(&buffer, remaining: remaining) else { return nil }
+                self.state = left == 0 ? .chunkDataEnd : .chunkData(remaining: left)
+                return .body(piece)
             case .chunkDataEnd:
                 let (first, second) = buffer.withUnsafeReadableBytes { bytes in (bytes.first, bytes.count > 1 ? bytes[1] : nil) }
                 guard let first else { return nil }

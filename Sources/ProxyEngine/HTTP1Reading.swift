@@ -51,6 +51,15 @@ enum HTTP1Reading {
         return UnsafeRawBufferPointer(rebasing: value[..<end])
     }
 
+    /// The next piece of a body (or chunk) with `remaining` bytes to come: what the buffer holds
+    /// of it, taken out as a slice (no copy), and how many bytes are left after it. Nil when the
+    /// buffer is empty.
+    static func bodyPiece(_ buffer: inout ByteBuffer, remaining: Int) -> (piece: ByteBuffer, left: Int)? {
+        guard buffer.readableBytes > 0 else { return nil }
+        let length = min(remaining, buffer.readableBytes)
+        return (buffer.readSlice(length: length)!, remaining - length)
+    }
+
     /// What a chunk-size line (`HEX[;extensions]CRLF`) says, read whole.
     enum ChunkSizeLine: Equatable {
         /// Not whole yet.

@@ -101,20 +101,16 @@ struct UpstreamResponseParser {
                 case .final(let head): return .head(head)
                 }
             case .fixedBody(let remaining):
-                guard buffer.readableBytes > 0 else { return nil }
-                let length = min(remaining, buffer.readableBytes)
-                let slice = buffer.readSlice(length: length)!
-                self.state = length == remaining ? .ending(upgrade: false) : .fixedBody(remaining: remaining - length)
-                return .body(slice)
+                guard let (piece, left) = HTTP1Reading.bodyPiece(&buffer, remaining: remaining) else { return nil }
+                self.state = left == 0 ? .ending(upgrade: false) : .fixedBody(remaining: left)
+                return .body(piece)
             case .chunkSize:
                 guard let size = try self.readChunkSize(&buffer) else { return nil }
                 self.state = size == 0 ? .trailers : .chunkData(remaining: size)
             case .chunkData(let remaining):
-                guard buffer.readableBytes > 0 else { return nil }
-                let length = min(remaining, buffer.readableBytes)
-                let slice = buffer.readSlice(length: length)!
-                self.state = length == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - length)
-                return .body(slice)
+                guard let (piece, left) = HTTP1Reading.bodyPiece(&buffer, remaining: remaining) else { return nil }
+                self.state = left == 0 ? .chunkDataEnd : .chunkData(remaining: left)
+                return .body(piece)
             case .chunkDataEnd:
                 guard buffer.readableBytes >= 2 else { return nil }
                 guard buffer.readInteger(as: UInt16.self) == Self.crlf else { return try self.fail(.malformedChunk) }
