@@ -15,6 +15,20 @@ enum ByteMutations {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// `body` as chunks of random sizes (hex in either case, some with an extension), the last
+    /// chunk, and sometimes a trailer field.
+    static func randomChunks(of body: String, _ random: inout SeededRandom) -> String {
+        var text = ""
+        var rest = Substring(body)
+        while !rest.isEmpty {
+            let size = 1 + random.next(below: rest.count)
+            let ext = random.next(below: 4) == 0 ? ";name=value" : ""
+            text += String(size, radix: 16, uppercase: random.next(below: 2) == 0) + ext + "\r\n" + rest.prefix(size) + "\r\n"
+            rest = rest.dropFirst(size)
+        }
+        return text + "0\r\n" + (random.next(below: 3) == 0 ? "X-Trailer: t\r\n" : "") + "\r\n"
+    }
+
     /// Up to three places, in order, where `count` bytes are cut into reads.
     static func randomCuts(_ count: Int, _ random: inout SeededRandom) -> [Int] {
         (0..<random.next(below: 4)).map { _ in random.next(below: count + 1) }.sorted()

@@ -250,15 +250,7 @@ final class ClientRequestParserTests: XCTestCase {
         case 0:
             text += "Content-Length: \(body.utf8.count)\r\n\r\n" + body
         case 1:
-            text += "Transfer-Encoding: chunked\r\n\r\n"
-            var rest = Substring(body)
-            while !rest.isEmpty {
-                let size = 1 + random.next(below: rest.count)
-                let ext = random.next(below: 4) == 0 ? ";name=value" : ""
-                text += String(size, radix: 16, uppercase: random.next(below: 2) == 0) + ext + "\r\n" + rest.prefix(size) + "\r\n"
-                rest = rest.dropFirst(size)
-            }
-            text += "0\r\n" + (random.next(below: 3) == 0 ? "X-Trailer: t\r\n" : "") + "\r\n"
+            text += "Transfer-Encoding: chunked\r\n\r\n" + ByteMutations.randomChunks(of: body, &random)
         default:
             text += "\r\n"
         }

@@ -130,15 +130,7 @@ final class UpstreamHTTP1Tests: XCTestCase {
             head += "Content-Length: \(bodiless && method != .HEAD ? 0 : body.utf8.count)\r\n\r\n"
             return Exchange(method: method, bytes: head + (bodiless ? "" : body))
         case 1 where !bodiless:
-            head += "Transfer-Encoding: chunked\r\n\r\n"
-            var rest = Substring(body)
-            while !rest.isEmpty {
-                let size = 1 + random.next(below: rest.count)
-                let ext = random.next(below: 4) == 0 ? ";name=value" : ""
-                head += String(size, radix: 16, uppercase: random.next(below: 2) == 0) + ext + "\r\n" + rest.prefix(size) + "\r\n"
-                rest = rest.dropFirst(size)
-            }
-            head += "0\r\n" + (random.next(below: 3) == 0 ? "X-Trailer: t\r\n" : "") + "\r\n"
+            head += "Transfer-Encoding: chunked\r\n\r\n" + ByteMutations.randomChunks(of: body, &random)
             return Exchange(method: method, bytes: head)
         default:
             head += "Content-Length: \(bodiless && method != .HEAD ? 0 : body.utf8.count)\r\n\r\n"
