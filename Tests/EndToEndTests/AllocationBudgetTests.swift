@@ -50,7 +50,10 @@ final class AllocationBudgetTests: GatewayTestCase {
     // by name build arrays), a request's first endpoint was kept inline, an upstream head's
     // fields made `HTTPHeaders` whole and the upstream head built without copying the client's:
     // 103.0 debug, 23.0 release.
-    static let proxyOnly = Budget(debug: 105, release: 25)
+    // The client side's requests read by the gateway's own parser rather than SwiftNIO's
+    // llhttp decoder: 104.0 debug (one allocation the unoptimized build makes), release
+    // unchanged at 23.0; the debug budget keeps its 2 over.
+    static let proxyOnly = Budget(debug: 106, release: 25)
     // The bearer token read in place, not split and lower-cased: full pipeline 377.7 and 57.0.
     // Raised when a node with Redis kept per-tenant health: the observer that makes every
     // request build its RequestRecord costs 2.7 (debug), the health figures nothing more once a
