@@ -48,7 +48,10 @@ final class ClientRequestDecoder: ChannelInboundHandler, RemovableChannelHandler
             self.armed = false
             self.observer?.firstByteArrived()
         }
-        guard !self.failed else { return }
+        // After an error nothing is read; after a `CONNECT` or an upgrade nothing is HTTP, and
+        // what follows would only pile up until the handler leaves (then it is dropped): it is
+        // dropped as it comes, so a client that sends on cannot grow the connection's memory.
+        guard !self.failed, !self.parser.isUpgraded else { return }
         var bytes = self.unwrapInboundIn(data)
         if self.unread.readableBytes == 0 {
             self.unread = bytes
@@ -72,6 +75,9 @@ final class ClientRequestDecoder: ChannelInboundHandler, RemovableChannelHandler
         }
         context.fireUserInboundEventTriggered(event)
     }
+
+    /// Bytes read and held, not parsed yet.
+    var heldBytes: Int { self.unread.readableBytes }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.unread = Self.nothing

@@ -333,6 +333,20 @@ final class ClientRequestParserTests: XCTestCase {
         XCTAssertNoThrow(try parser.endOfInput(unread: buffer.readableBytes))
     }
 
+    func testWhatFollowsAnUpgradeIsNotHeld() throws {
+        // Nothing after an upgrade request is HTTP, and it is dropped when the decoder leaves the
+        // pipeline: a client sending on before the answer must not grow what the decoder holds.
+        let decoder = ClientRequestDecoder(maxHeadBytes: Self.limit)
+        let channel = EmbeddedChannel(handler: decoder)
+        defer { _ = try? channel.finish(acceptAlreadyClosed: true) }
+        try channel.writeInbound(ByteBuffer(string: "GET /chat HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\nfirst"))
+        for _ in 0..<64 { try channel.writeInbound(ByteBuffer(repeating: 0x81, count: 16 * 1024)) }
+        XCTAssertLessThan(decoder.heldBytes, 1024, "what came after the upgrade was held")
+        guard case .head = try channel.readInbound(as: HTTPServerRequestPart.self) else { return XCTFail("the head") }
+        XCTAssertEqual(try channel.readInbound(as: HTTPServerRequestPart.self), .end(nil))
+        XCTAssertNil(try channel.readInbound(as: HTTPServerRequestPart.self))
+    }
+
     func testAHalfCloseInsideARequestIsAnError() throws {
         let channel = EmbeddedChannel(handler: ClientRequestDecoder(maxHeadBytes: Self.limit))
         defer { _ = try? channel.finish(acceptAlreadyClosed: true) }
