@@ -274,14 +274,11 @@ struct ClientRequestParser {
         var index = self.section.scanned
         while true {
             // The line's end: CRLF, or a CR or LF alone (an error once the line before it reads).
-            // Found with `memchr`, which reads many bytes at a time: byte by byte, this search was
-            // most of the parser's time on a request with a bearer token
-            // (bench/request-decode.sh).
             var contentEnd = -1
             var lineEnd = -1
             var wellEnded = true
-            let cr = Self.offset(of: UInt8(ascii: "\r"), in: bytes, from: index, to: bytes.count)
-            if let lf = Self.offset(of: UInt8(ascii: "\n"), in: bytes, from: index, to: cr ?? bytes.count) {
+            let cr = HTTP1Reading.offset(of: UInt8(ascii: "\r"), in: bytes, from: index, to: bytes.count)
+            if let lf = HTTP1Reading.offset(of: UInt8(ascii: "\n"), in: bytes, from: index, to: cr ?? bytes.count) {
                 contentEnd = lf
                 lineEnd = lf + 1
                 wellEnded = false
@@ -318,12 +315,6 @@ struct ClientRequestParser {
             index = lineEnd
             self.section.scanned = lineEnd
         }
-    }
-
-    /// Where `byte` first occurs in `bytes[start..<end]`.
-    private static func offset(of byte: UInt8, in bytes: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Int? {
-        guard start < end, let base = bytes.baseAddress, let found = memchr(base + start, Int32(byte), end - start) else { return nil }
-        return UnsafeRawPointer(found) - base
     }
 
     /// One `name: value` line of a head or trailer section. llhttp's errors come in its order:
@@ -389,7 +380,7 @@ struct ClientRequestParser {
     }
 
     private static func checkValue(_ value: UnsafeRawBufferPointer) throws(HTTPParserError) {
-        guard HTTP1Writing.isFieldValue(value.assumingMemoryBound(to: UInt8.self)) else { throw .invalidHeaderToken }
+        guard HTTP1Reading.isFieldValue(value.assumingMemoryBound(to: UInt8.self)) else { throw .invalidHeaderToken }
     }
 
     // MARK: - The request line

@@ -48,7 +48,7 @@ struct ClientResponseWriter {
         self.isChunked = framing.isChunked && !self.suppressesBody
 
         let reason = head.status.reasonPhrase
-        if case .custom = head.status, !ForwardedHeaders.withBytes(of: reason, HTTP1Writing.isFieldValue) {
+        if case .custom = head.status, !ForwardedHeaders.withBytes(of: reason, HTTP1Reading.isFieldValue) {
             throw Refused(name: ":status")
         }
         // "HTTP/1.1 200 OK\r\n" (the version and code as digits), the fields, the empty line.

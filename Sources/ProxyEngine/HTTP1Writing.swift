@@ -6,8 +6,8 @@ import NIOHTTP1
 /// one pass, then written into a buffer of that size, and chunked framing.
 ///
 /// The check is SwiftNIO's outbound header validation: a field name must be a token, a value may
-/// hold no control character but HTAB (CR and LF among them). Nothing the gateway writes is
-/// trusted to be free of them.
+/// hold no control character but HTAB (CR and LF among them), by the byte rules the readers use
+/// (`HTTP1Reading`). Nothing the gateway writes is trusted to be free of them.
 enum HTTP1Writing {
     struct InvalidField: Error, Equatable {
         let name: String
@@ -26,7 +26,7 @@ enum HTTP1Writing {
     static func measure(_ headers: HTTPHeaders) throws(InvalidField) -> Fields {
         var fields = Fields()
         for (name, value) in headers {
-            guard !name.isEmpty, ForwardedHeaders.withBytes(of: name, Self.isToken), ForwardedHeaders.withBytes(of: value, Self.isFieldValue)
+            guard !name.isEmpty, ForwardedHeaders.withBytes(of: name, HTTP1Reading.isToken), ForwardedHeaders.withBytes(of: value, HTTP1Reading.isFieldValue)
             else { throw InvalidField(name: name) }
             fields.bytes += name.utf8.count + value.utf8.count + 4
             if ForwardedHeaders.matches(name, "content-length") {
@@ -37,39 +37,6 @@ enum HTTP1Writing {
             }
         }
         return fields
-    }
-
-    /// Whether every byte is a token character (a field name).
-    static func isToken(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        for byte in bytes where !HTTP1Reading.isTokenByte(byte) { return false }
-        return true
-    }
-
-    /// Whether no byte is a control character but HTAB (a field value, a reason phrase). Eight
-    /// bytes at a time while none of them is below 0x20 or 0x7F (a bearer token alone is hundreds
-    /// of bytes; byte by byte, this check was most of the time the upstream request head took
-    /// in a proxy-only profile, `bench/profile.sh proxy`); a word that holds one is checked byte
-    /// by byte from there (HTAB is allowed).
-    static func isFieldValue(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        var index = 0
-        if let base = UnsafeRawPointer(bytes.baseAddress) {
-            let ones: UInt64 = 0x0101_0101_0101_0101
-            let highs: UInt64 = 0x8080_8080_8080_8080
-            while index + 8 <= bytes.count {
-                let word = base.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-                // A byte below 0x20, or a byte equal to 0x7F (exact tests for "any byte").
-                let below = (word &- ones &* 0x20) & ~word & highs
-                let delete = word ^ (ones &* 0x7F)
-                let equal = (delete &- ones) & ~delete & highs
-                if below | equal != 0 { break }
-                index += 8
-            }
-        }
-        while index < bytes.count {
-            guard HTTP1Reading.isFieldValueByte(bytes[index]) else { return false }
-            index += 1
-        }
-        return true
     }
 
     /// The fields as `measure` sized them, then the empty line that ends them: copied into the

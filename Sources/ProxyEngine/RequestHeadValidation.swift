@@ -118,10 +118,7 @@ enum RequestHeadValidation {
 
     /// Digits only: no sign, no whitespace, no list. Anything else is ambiguous framing.
     private static func contentLength(_ text: String) -> Int? {
-        guard !text.isEmpty, text.utf8.count <= 18, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
-            return nil
-        }
-        return Int(text)
+        ForwardedHeaders.withBytes(of: text) { HTTP1Reading.decimal(UnsafeRawBufferPointer($0)) }
     }
 
     /// The decoder's own limit on the head, in bytes. It counts the request target and all

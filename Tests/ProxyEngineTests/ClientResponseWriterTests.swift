@@ -113,14 +113,14 @@ final class ClientResponseWriterTests: XCTestCase {
                 for byte in UInt8.min...UInt8.max {
                     var value = [UInt8](repeating: UInt8(ascii: "a"), count: length)
                     value[place] = byte
-                    let judged = value.withUnsafeBufferPointer(HTTP1Writing.isFieldValue)
+                    let judged = value.withUnsafeBufferPointer(HTTP1Reading.isFieldValue)
                     XCTAssertEqual(judged, HTTP1Reading.isFieldValueByte(byte), "byte \(byte) at \(place) of \(length)")
                     if judged != HTTP1Reading.isFieldValueByte(byte) { return }
                 }
             }
         }
-        XCTAssertTrue([UInt8]().withUnsafeBufferPointer(HTTP1Writing.isFieldValue))
-        XCTAssertFalse(Array("0123456789\t\u{7f}".utf8).withUnsafeBufferPointer(HTTP1Writing.isFieldValue))
+        XCTAssertTrue([UInt8]().withUnsafeBufferPointer(HTTP1Reading.isFieldValue))
+        XCTAssertFalse(Array("0123456789\t\u{7f}".utf8).withUnsafeBufferPointer(HTTP1Reading.isFieldValue))
     }
 
     // MARK: - The two writers
