@@ -471,15 +471,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
                     promise?.succeed()
                     return
                 }
-                if let prefix = self.responseWriter.chunkPrefix(for: data.readableBytes, allocator: allocator) {
-                    context.write(NIOAny(prefix), promise: nil)
-                }
-                if let suffix = self.responseWriter.chunkSuffix(for: data.readableBytes) {
-                    context.write(NIOAny(data), promise: nil)
-                    context.write(NIOAny(suffix), promise: promise)
-                } else {
-                    context.write(NIOAny(data), promise: promise)
-                }
+                HTTP1Writing.writeBody(data, chunked: self.responseWriter.isChunked, on: context, promise: promise)
             case .end(let trailers):
                 if let last = try self.responseWriter.end(trailers, allocator: allocator) {
                     context.write(NIOAny(last), promise: promise)

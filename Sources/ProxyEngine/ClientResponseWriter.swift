@@ -84,16 +84,6 @@ struct ClientResponseWriter {
         return HTTP1Writing.Framing(isChunked: true, addChunked: true)
     }
 
-    /// What goes ahead of a body part (its chunk-size line), or nil when it goes as it is.
-    func chunkPrefix(for length: Int, allocator: ByteBufferAllocator) -> ByteBuffer? {
-        HTTP1Writing.chunkPrefix(for: length, chunked: self.isChunked, allocator: allocator)
-    }
-
-    /// What follows a body part: the chunk's CRLF.
-    func chunkSuffix(for length: Int) -> ByteBuffer? {
-        HTTP1Writing.chunkSuffix(for: length, chunked: self.isChunked)
-    }
-
     /// The response is over: its last chunk and trailers, or nil for a body that is not chunked.
     /// The next head answers the next request.
     mutating func end(_ trailers: HTTPHeaders?, allocator: ByteBufferAllocator) throws(Refused) -> ByteBuffer? {

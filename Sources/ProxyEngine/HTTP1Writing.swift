@@ -85,6 +85,20 @@ enum HTTP1Writing {
         }
     }
 
+    /// Writes one body part on `context`: as it is, or framed as a chunk. `promise` completes
+    /// with the part's last write.
+    static func writeBody(_ data: IOData, chunked: Bool, on context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        if let prefix = Self.chunkPrefix(for: data.readableBytes, chunked: chunked, allocator: context.channel.allocator) {
+            context.write(NIOAny(prefix), promise: nil)
+        }
+        if let suffix = Self.chunkSuffix(for: data.readableBytes, chunked: chunked) {
+            context.write(NIOAny(data), promise: nil)
+            context.write(NIOAny(suffix), promise: promise)
+        } else {
+            context.write(NIOAny(data), promise: promise)
+        }
+    }
+
     /// What goes ahead of a body part (its chunk-size line), or nil when it goes as it is.
     static func chunkPrefix(for length: Int, chunked: Bool, allocator: ByteBufferAllocator) -> ByteBuffer? {
         guard chunked, length > 0 else { return nil }

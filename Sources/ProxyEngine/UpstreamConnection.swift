@@ -74,11 +74,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
                 self.parser.requestSent(head.method)
                 context.write(self.wrapOutboundOut(try self.writer.head(head, allocator: allocator)), promise: nil)
             case .body(let data):
-                if let prefix = self.writer.chunkPrefix(for: data.readableBytes, allocator: allocator) {
-                    context.write(self.wrapOutboundOut(prefix), promise: nil)
-                }
-                context.write(NIOAny(data), promise: nil)
-                if let suffix = self.writer.chunkSuffix(for: data.readableBytes) { context.write(self.wrapOutboundOut(suffix), promise: nil) }
+                HTTP1Writing.writeBody(data, chunked: self.writer.isChunked, on: context, promise: nil)
             case .end(let trailers):
                 if let end = try self.writer.end(trailers, allocator: allocator) { context.write(self.wrapOutboundOut(end), promise: nil) }
             }

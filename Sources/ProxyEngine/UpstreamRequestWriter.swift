@@ -60,16 +60,6 @@ struct UpstreamRequestWriter {
         }
     }
 
-    /// What goes ahead of a body part (its chunk-size line), or nil when it goes as it is.
-    func chunkPrefix(for length: Int, allocator: ByteBufferAllocator) -> ByteBuffer? {
-        HTTP1Writing.chunkPrefix(for: length, chunked: self.isChunked, allocator: allocator)
-    }
-
-    /// What follows a body part: the chunk's CRLF.
-    func chunkSuffix(for length: Int) -> ByteBuffer? {
-        HTTP1Writing.chunkSuffix(for: length, chunked: self.isChunked)
-    }
-
     /// The last chunk and the trailers, or nil for a body that is not chunked.
     func end(_ trailers: HTTPHeaders?, allocator: ByteBufferAllocator) throws(InvalidHeader) -> ByteBuffer? {
         try HTTP1Writing.lastChunk(trailers, chunked: self.isChunked, allocator: allocator)

@@ -422,9 +422,9 @@ final class UpstreamHTTP1Tests: XCTestCase {
         var bytes = try writer.head(head, allocator: allocator)
         for part in body {
             let buffer = ByteBuffer(string: part)
-            if var prefix = writer.chunkPrefix(for: buffer.readableBytes, allocator: allocator) { bytes.writeBuffer(&prefix) }
+            if var prefix = HTTP1Writing.chunkPrefix(for: buffer.readableBytes, chunked: writer.isChunked, allocator: allocator) { bytes.writeBuffer(&prefix) }
             bytes.writeImmutableBuffer(buffer)
-            if let suffix = writer.chunkSuffix(for: buffer.readableBytes) { bytes.writeImmutableBuffer(suffix) }
+            if let suffix = HTTP1Writing.chunkSuffix(for: buffer.readableBytes, chunked: writer.isChunked) { bytes.writeImmutableBuffer(suffix) }
         }
         if let end = try writer.end(trailers, allocator: allocator) { bytes.writeImmutableBuffer(end) }
         return Array(bytes.readableBytesView)
