@@ -95,7 +95,7 @@ public struct QuotaLeases: Sendable {
         lease.noteDemand(cost: cost, now: now, refreshInterval: settings.refreshInterval, maxUnits: settings.maxUnits)
         if lease.asking, now - lease.askedAt >= settings.idleAfter { lease.asking = false }
         if lease.take(cost: cost, now: now) {
-            return (.admitted(plan: lease.plan, remaining: lease.remaining(at: now)), Self.wantsRefill(&lease, now: now))
+            return (.admitted(plan: lease.plan, remaining: lease.remaining(at: now)), Self.wantsRefill(&lease, now: now, settings: settings))
         }
         return (.ask(want: lease.asking ? cost : max(cost, lease.target)), false)
     }
@@ -122,7 +122,7 @@ public struct QuotaLeases: Sendable {
         }
         lease.asking = false
         lease.add(grant, plan: plan, consumed: request.need)
-        if Self.wantsRefill(&lease, now: plan.now) { self.refills.append(request.customer) }
+        if Self.wantsRefill(&lease, now: plan.now, settings: self.settings) { self.refills.append(request.customer) }
         self.leases[request.customer] = lease
         return lease.remaining(at: plan.now)
     }
@@ -158,7 +158,7 @@ public struct QuotaLeases: Sendable {
         for customer in self.refills {
             guard var lease = self.leases.removeValue(forKey: customer) else { continue }
             lease.refillQueued = false
-            if !lease.asking, now >= lease.refillNotBefore, now < lease.validUntil, lease.available(at: now) * 2 <= lease.target {
+            if !lease.asking, now >= lease.refillNotBefore, now < lease.validUntil, lease.runsLow(at: now, refreshInterval: self.settings.refreshInterval) {
                 let report = lease.takeReport()
                 let request = QuotaLeaseRequest(
                     customer: customer, want: lease.target, need: 0, share: self.settings.share, giveBack: report.expired, usage: report.usage,
@@ -218,10 +218,11 @@ public struct QuotaLeases: Sendable {
     /// another target's worth: a refill has half a refresh interval to arrive before the lease
     /// runs out at the observed rate, and what a lease holds (at most 1.5 targets) is used
     /// within 1.5 intervals, before the held rate units lapse (`QuotaLeaseSettings.hold`).
-    /// True when it is now queued for a refill.
-    private static func wantsRefill(_ lease: inout QuotaLease, now: Int64) -> Bool {
+    /// Units about to lapse do not count (`QuotaLease.runsLow`). True when it is now queued
+    /// for a refill.
+    private static func wantsRefill(_ lease: inout QuotaLease, now: Int64, settings: QuotaLeaseSettings) -> Bool {
         guard lease.target > 1, !lease.refillQueued, !lease.asking, now >= lease.refillNotBefore,
-              lease.available(at: now) * 2 <= lease.target
+              lease.runsLow(at: now, refreshInterval: settings.refreshInterval)
         else { return false }
         lease.refillQueued = true
         return true

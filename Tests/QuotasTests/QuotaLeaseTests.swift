@@ -183,7 +183,66 @@ final class QuotaLeaseTests: XCTestCase {
             gate.leaseAnswered(.success(.leased(grant(20, base: now))), plan: work[0], now: now)
             XCTAssertEqual(gate.leases.lease(of: contoso)?.available(at: now), held + 20)
         }
-        XCTAssertEqual(asks, 10, "one ask per request until 8 requests measured k = 20, then a lease of 20 at a time")
+        XCTAssertEqual(asks, 4, "one ask per request until 2 units after the first measured k = 20, then a lease of 20 at a time (refills are not sent here)")
+    }
+
+    /// A customer starting at 45 requests a second, with the default refresh interval: its
+    /// first three requests ask Redis, then leases admit it. (Sized only once 8 units had
+    /// come, it asked for its first 9.)
+    func testACustomerStartingAsksForItsFirstThreeRequestsOnly() throws {
+        var gate = QuotaGate(leases: QuotaLeaseSettings(refreshInterval: 500_000, maxUnits: 1_000, share: 4, idleAfter: 1_000_000, capacity: 2))
+        var asked: [Int] = []
+        for index in 0..<90 {
+            let now = start + Int64(index) * 22_222
+            for work in gate.leaseWork(now: now) {
+                let units = try XCTUnwrap(work.lease?.want)
+                gate.leaseAnswered(.success(.leased(grant(units, base: now + 500_000))), plan: work, now: now)
+            }
+            switch admit(&gate, now: now) {
+            case .askStore(let plan):
+                asked.append(index)
+                let units = try XCTUnwrap(plan.lease?.want)
+                guard case .admitted = gate.storeAnswered(.success(.leased(grant(units, base: now + 500_000))), plan: plan, failMode: .closed) else {
+                    return XCTFail("granted")
+                }
+            case .admitted: break
+            default: XCTFail("unexpected answer")
+            }
+        }
+        XCTAssertEqual(asked, [0, 1, 2], "2 s at 45 requests a second")
+        // 2 units in 44 ms: 45 a second × a third of the 1 s window.
+        XCTAssertEqual(gate.leases.lease(of: contoso)?.target ?? 0, 15, accuracy: 1)
+    }
+
+    /// A grant's held units lapse within a few ms of one another when the emission interval is
+    /// short. A customer that slowed after its grant has its refill asked before they lapse,
+    /// not by the first request after.
+    func testUnitsAboutToLapseAreRefilledBeforeTheyDo() throws {
+        // 10,000 a second: T = 100 µs, so 19 held units lapse within 2 ms.
+        let fast = [LevelLimits(node: contoso, kind: .customer, limits: Limits(ratePerSecond: 10_000, burst: 10_000, perDay: 1_000_000))]
+        var gate = QuotaGate(leases: self.settings)
+        func admit(at now: Int64) throws -> Bool {
+            for work in gate.leaseWork(now: now) {
+                let units = try XCTUnwrap(work.lease?.want)
+                gate.leaseAnswered(.success(.leased(grant(units, base: now + 150_000))), plan: work, now: now)
+            }
+            let answer = gate.admit(levels: fast, oem: acme, customer: contoso, cost: 1, now: now, store: .reachable, failMode: .closed) {
+                try QuotaPlan(levels: fast, oem: self.acme, cost: 1, now: now)
+            }
+            guard case .askStore(let plan) = answer else { return false }
+            let units = try XCTUnwrap(plan.lease?.want)
+            _ = gate.storeAnswered(.success(.leased(grant(units, base: now + 150_000))), plan: plan, failMode: .closed)
+            return true
+        }
+        // 200 a second for 10 ms: k = 20; the third request's grant holds 19 units, usable
+        // until 160 ms.
+        XCTAssertEqual(try [0, 5_000, 10_000].map { try admit(at: start + $0) }, [true, true, true])
+        XCTAssertEqual(gate.leases.lease(of: contoso)?.available(at: start + 10_000), 19)
+        // Then one request every 50 ms: at 160 ms the 17 units left lapse within 25 ms (a
+        // quarter of the interval), so that request queues a refill.
+        XCTAssertEqual(try [60_000, 110_000, 160_000].map { try admit(at: start + $0) }, [false, false, false])
+        XCTAssertFalse(try admit(at: start + 210_000), "the refill came before the units lapsed: admitted from the lease")
+        XCTAssertEqual(gate.leases.lease(of: contoso)?.expiredUnits, 16, "the lapsed units go back with the next grant or return")
     }
 
     func testAnIdleLeaseIsGivenBackAndForgotten() throws {
