@@ -16,7 +16,9 @@
 # directory with every configuration and log), LEASE_REFRESH (quotas.leases.refreshInterval of
 # the full pipeline, e.g. 500ms or 0ms; default: the gateway's default), OBSERVE (=1 gives the
 # full pipeline an ops listener, so every metric is kept, scraped once a second as Prometheus
-# would, and the access log of every request; compare its CPU µs/request with a run without).
+# would, and the access log of every request; compare its CPU µs/request with a run without),
+# BIN_DIR (a directory holding another build's `erp-gateway` and `nio-proxy-floor`, measured
+# instead of this checkout's release build).
 #
 # Starts, each pinned to core 0: Redis, an nginx upstream answering a small JSON body with
 # keep-alive, nginx as a plain reverse proxy, HAProxy with jwt_verify (RS256) and a per-tenant
@@ -57,10 +59,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 export PATH="$PATH:/usr/sbin"
 
-echo "building the gateway (release)..." >&2
-swift build -c release --product erp-gateway >/dev/null
-swift build -c release --product nio-proxy-floor >/dev/null
-bin="$(swift build -c release --show-bin-path)"
+# BIN_DIR: a directory holding another build's `erp-gateway` and `nio-proxy-floor` to measure
+# instead of building this checkout (e.g. the build before a change, copied aside).
+if [ -n "${BIN_DIR:-}" ]; then
+    bin="$BIN_DIR"
+else
+    echo "building the gateway (release)..." >&2
+    swift build -c release --product erp-gateway >/dev/null
+    swift build -c release --product nio-proxy-floor >/dev/null
+    bin="$(swift build -c release --show-bin-path)"
+fi
 
 source bench/lib.sh
 make_issuer_key
