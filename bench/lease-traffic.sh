@@ -24,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-10}"
 export PATH="$PATH:/usr/sbin"
-for tool in wrk nginx redis-server redis-cli; do command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }; done
+for tool in wrk nginx redis-server redis-cli curl; do command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }; done
 
 if [ -n "${BIN_DIR:-}" ]; then
     bin="$BIN_DIR"
