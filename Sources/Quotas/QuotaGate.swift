@@ -73,8 +73,8 @@ public struct QuotaGate: Sendable {
         guard !levels.isEmpty else { return .proceed }
         // Units held here were charged already: they are admitted whatever was refused since.
         let leased = self.leases.admit(levels: levels, customer: customer, cost: cost, now: now)
-        if case .admitted(let plan, let remaining) = leased {
-            return .admitted(plan, rateLimitHeaders: RateLimitHeaders.fields(for: .admitted(remaining), plan: plan))
+        if case .admitted(let plan, let remainingAtGrant, let held) = leased {
+            return .admitted(plan, rateLimitHeaders: RateLimitHeaders.fields(admitted: remainingAtGrant, held: held, plan: plan))
         }
         if let remembered = self.overLimit.remembered(levels: levels, cost: cost, now: now) {
             self.pendingRefusals.add(oem: oem, customer: customer, now: now)

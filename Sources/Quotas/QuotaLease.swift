@@ -45,8 +45,9 @@ public struct QuotaLease: Sendable {
     /// The UTC day of the grants ends: the lease is good until then.
     public private(set) var validUntil: Int64
     private(set) var blocks: [Block] = []
-    /// What the levels had left at the latest grant, for the RateLimit headers.
-    private var remainingAtGrant: [LevelRemaining]
+    /// What the levels had left at the latest grant, for the RateLimit headers (with the units
+    /// held here added: `remaining(at:)`, or `RateLimitHeaders.fields(admitted:held:plan:)`).
+    private(set) var remainingAtGrant: [LevelRemaining]
     /// Day and month units skipped because their rate deadline passed, to give back.
     public private(set) var expiredUnits = 0
     /// Admissions from the lease, not yet metered.

@@ -45,8 +45,10 @@ public struct QuotaLeaseSettings: Sendable, Hashable {
 public struct QuotaLeases: Sendable {
     /// What to do with one request.
     enum Admission {
-        /// Admitted from the lease: nothing to ask.
-        case admitted(plan: QuotaPlan, remaining: [LevelRemaining])
+        /// Admitted from the lease: nothing to ask. What the levels have left as this loop sees
+        /// it is `remainingAtGrant` plus the `held` units (`QuotaLease.remaining(at:)`), added by
+        /// the headers as they are written rather than in a list made per request.
+        case admitted(plan: QuotaPlan, remainingAtGrant: [LevelRemaining], held: Int)
         /// Ask Redis for a grant of `want` units, the request's cost among them (`beginAsk`).
         case ask(want: Int)
         /// No lease for this request (leases off, a concurrency limit, the book full): ask
@@ -95,7 +97,8 @@ public struct QuotaLeases: Sendable {
         lease.noteDemand(cost: cost, now: now, refreshInterval: settings.refreshInterval, maxUnits: settings.maxUnits)
         if lease.asking, now - lease.askedAt >= settings.idleAfter { lease.asking = false }
         if lease.take(cost: cost, now: now) {
-            return (.admitted(plan: lease.plan, remaining: lease.remaining(at: now)), Self.wantsRefill(&lease, now: now, settings: settings))
+            let admitted = Admission.admitted(plan: lease.plan, remainingAtGrant: lease.remainingAtGrant, held: lease.available(at: now))
+            return (admitted, Self.wantsRefill(&lease, now: now, settings: settings))
         }
         return (.ask(want: lease.asking ? cost : max(cost, lease.target)), false)
     }

@@ -38,29 +38,36 @@ public enum RateLimitHeaders {
             return self.fields(for: .admitted(grant.remaining), plan: plan)
 
         case .admitted(let remaining):
-            // Every admitted request answers these fields, most of them from a lease: the
-            // tightest limit is found without building a list of candidates or a policy name
-            // per level, and its name is a literal (this function made about 10 allocations per
-            // request before, `SITES=1 bench/allocations.sh`).
-            var tightest: Tightest?
-            for (level, left) in zip(plan.levels, remaining) {
-                if let rate = level.rate, let r = left.rate {
-                    Self.consider(&tightest, level, .rate, quota: rate.burst, remaining: r, reset: ((left.rateResetMilliseconds ?? 0) + 999) / 1000, period: plan.period)
-                }
-                if let quota = level.perDay, let r = left.day {
-                    Self.consider(&tightest, level, .day, quota: quota, remaining: r, reset: seconds(plan.period.untilDayEnd), period: plan.period)
-                }
-                if let quota = level.perMonth, let r = left.month {
-                    Self.consider(&tightest, level, .month, quota: quota, remaining: r, reset: seconds(plan.period.untilMonthEnd), period: plan.period)
-                }
-            }
-            guard let tightest else { return [] }
-            let name = policyName(tightest.level, tightest.kind)
-            return [
-                ("RateLimit-Policy", "\(name);q=\(tightest.quota);w=\(tightest.window)"),
-                ("RateLimit", "\(name);r=\(tightest.remaining);t=\(tightest.reset)"),
-            ]
+            return self.fields(admitted: remaining, held: 0, plan: plan)
         }
+    }
+
+    /// The fields of an admission, from what each level had left (`remaining`) plus `held`
+    /// units at every rate, day and month level (a lease's: `QuotaLease.remaining(at:)`).
+    /// Every admitted request answers these fields, most of them from a lease: the tightest
+    /// limit is found without building a list of candidates or a policy name per level, and its
+    /// name is a literal (this function made about 10 allocations per request before, `SITES=1
+    /// bench/allocations.sh`); a lease's remaining counts are added here rather than in a list
+    /// made per request (one allocation per admitted request).
+    public static func fields(admitted remaining: [LevelRemaining], held: Int, plan: QuotaPlan) -> [(name: String, value: String)] {
+        var tightest: Tightest?
+        for (level, left) in zip(plan.levels, remaining) {
+            if let rate = level.rate, let r = left.rate {
+                Self.consider(&tightest, level, .rate, quota: rate.burst, remaining: r + held, reset: ((left.rateResetMilliseconds ?? 0) + 999) / 1000, period: plan.period)
+            }
+            if let quota = level.perDay, let r = left.day {
+                Self.consider(&tightest, level, .day, quota: quota, remaining: r + held, reset: seconds(plan.period.untilDayEnd), period: plan.period)
+            }
+            if let quota = level.perMonth, let r = left.month {
+                Self.consider(&tightest, level, .month, quota: quota, remaining: r + held, reset: seconds(plan.period.untilMonthEnd), period: plan.period)
+            }
+        }
+        guard let tightest else { return [] }
+        let name = policyName(tightest.level, tightest.kind)
+        return [
+            ("RateLimit-Policy", "\(name);q=\(tightest.quota);w=\(tightest.window)"),
+            ("RateLimit", "\(name);r=\(tightest.remaining);t=\(tightest.reset)"),
+        ]
     }
 
     private struct Tightest {

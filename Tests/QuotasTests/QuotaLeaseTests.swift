@@ -155,6 +155,22 @@ final class QuotaLeaseTests: XCTestCase {
         guard case .askStore = admit(&gate, now: start + 5_000) else { return XCTFail("the lease is spent") }
     }
 
+    /// An admission from a lease answers what the levels had left at the grant plus the units
+    /// still held: the same fields as `QuotaLease.remaining(at:)` gives.
+    func testAnAdmissionFromALeaseAnswersTheUnitsHeldInItsRateLimitFields() throws {
+        var gate = QuotaGate(leases: self.settings)
+        guard case .askStore(let asked) = admit(&gate, now: start) else { return XCTFail("the first request asks the store") }
+        _ = gate.storeAnswered(.success(.leased(grant(5, base: start + 10_000))), plan: asked, failMode: .closed)
+        guard case .admitted(let plan, let headers) = admit(&gate, now: start + 1_000) else { return XCTFail("from the lease") }
+        let lease = try XCTUnwrap(gate.leases.lease(of: contoso))
+        XCTAssertEqual(lease.available(at: start + 1_000), 3)
+        let expected = RateLimitHeaders.fields(for: .admitted(lease.remaining(at: start + 1_000)), plan: plan)
+        XCTAssertEqual(headers.map(\.name), expected.map(\.name))
+        XCTAssertEqual(headers.map(\.value), expected.map(\.value))
+        // 95 left at the grant, 3 held: the customer's rate is the tightest limit (98 of 100).
+        XCTAssertEqual(headers.first { $0.name == "RateLimit" }?.value, "\"customer-rate\";r=98;t=0")
+    }
+
     func testALeaseRunningLowIsRefilledOffTheRequestPath() throws {
         var gate = QuotaGate(leases: self.settings)
         var now = start
