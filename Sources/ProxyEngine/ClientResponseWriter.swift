@@ -27,6 +27,8 @@ struct ClientResponseWriter {
     private(set) var isChunked = false
     /// The response answers `HEAD` or `CONNECT`: it has no body, whatever its head says.
     private(set) var suppressesBody = false
+    /// The last head's buffer, reused for the next head.
+    private var headBuffer = HTTP1Writing.HeadBuffer()
 
     /// The status line and fields, framed for the request answered, in one buffer.
     /// - Parameter method: the method of the request this head answers; nil when no request head
@@ -55,7 +57,7 @@ struct ClientResponseWriter {
         let version = head.version.major == 1 && head.version.minor <= 1 ? nil : "HTTP/\(head.version.major).\(head.version.minor) "
         let codeDigits = code < 1000 && code >= 100 ? 3 : String(code).utf8.count
         let size = (version?.utf8.count ?? 9) + codeDigits + 1 + reason.utf8.count + 2 + fields.bytes + 2
-        var buffer = allocator.buffer(capacity: size)
+        var buffer = self.headBuffer.take(capacity: size, allocator: allocator)
         if let version {
             buffer.writeString(version)
         } else if head.version.minor == 1 {
@@ -69,6 +71,7 @@ struct ClientResponseWriter {
         buffer.writeStaticString("\r\n")
         HTTP1Writing.write(headers, measured: fields, into: &buffer)
         assert(buffer.readableBytes == size, "a response head of \(buffer.readableBytes) bytes was sized as \(size)")
+        self.headBuffer.keep(buffer)
         return buffer
     }
 

@@ -18,6 +18,8 @@ struct UpstreamRequestWriter {
 
     /// The body of the request being written is sent in chunks.
     private(set) var isChunked = false
+    /// The last head's buffer, reused for the next head.
+    private var headBuffer = HTTP1Writing.HeadBuffer()
 
     /// The request line and fields, framed, in one buffer. Always HTTP/1.1: the version every
     /// upstream request is sent in (`ForwardedHeaders.upstreamRequestHead`).
@@ -35,13 +37,14 @@ struct UpstreamRequestWriter {
         let method = head.method.rawValue
         // "M U HTTP/1.1\r\n", the fields, the empty line: one buffer of the exact size.
         let size = method.utf8.count + 1 + head.uri.utf8.count + 11 + fields.bytes + 2
-        var buffer = allocator.buffer(capacity: size)
+        var buffer = self.headBuffer.take(capacity: size, allocator: allocator)
         buffer.writeString(method)
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeString(head.uri)
         buffer.writeStaticString(" HTTP/1.1\r\n")
         HTTP1Writing.write(headers, measured: fields, into: &buffer)
         assert(buffer.readableBytes == size, "a request head of \(buffer.readableBytes) bytes was sized as \(size)")
+        self.headBuffer.keep(buffer)
         return buffer
     }
 

@@ -350,6 +350,47 @@ final class UpstreamHTTP1Tests: XCTestCase {
         }
     }
 
+    /// A head is written into the buffer of the one before once the channel has let go of that
+    /// one, and never into a buffer the channel still holds.
+    func testTheNextHeadReusesTheLastOnesBufferOnlyOnceItIsWrittenOut() throws {
+        let allocator = ByteBufferAllocator()
+        let first = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/first", headers: ["host": "cell", "x-request-id": "1"])
+        let second = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/second", headers: ["host": "cell", "x-request-id": "2"])
+        var writer = UpstreamRequestWriter()
+        // The channel still holds the first head (a write waiting for the socket).
+        let held = try writer.head(first, allocator: allocator)
+        let heldBytes = Array(held.readableBytesView)
+        let next = try writer.head(second, allocator: allocator)
+        XCTAssertEqual(Array(held.readableBytesView), heldBytes, "a head the channel holds is never written over")
+        XCTAssertNotEqual(Self.address(of: held), Self.address(of: next))
+        XCTAssertEqual(String(buffer: next), "GET /second HTTP/1.1\r\nhost: cell\r\nx-request-id: 2\r\n\r\n")
+        // Written out: the channel let go of it, and the next head is written into its memory.
+        let address = Self.address(of: next)
+        let capacity = next.capacity
+        _ = consume next
+        // Memory freed here would go to the next allocation of its size: this one.
+        let other = allocator.buffer(capacity: capacity)
+        let reused = try writer.head(first, allocator: allocator)
+        XCTAssertNotEqual(Self.address(of: other), address)
+        XCTAssertEqual(Self.address(of: reused), address)
+        XCTAssertEqual(String(buffer: reused), "GET /first HTTP/1.1\r\nhost: cell\r\nx-request-id: 1\r\n\r\n")
+        _ = consume held
+        // The client side's writer keeps its buffer the same way.
+        var responses = ClientResponseWriter()
+        let ok = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["content-length": "0"])
+        let answered = try responses.head(ok, answering: .GET, allocator: allocator)
+        let answeredAt = Self.address(of: answered)
+        let answeredCapacity = answered.capacity
+        _ = consume answered
+        let another = allocator.buffer(capacity: answeredCapacity)
+        XCTAssertEqual(Self.address(of: try responses.head(ok, answering: .GET, allocator: allocator)), answeredAt)
+        XCTAssertNotEqual(Self.address(of: another), answeredAt)
+    }
+
+    private static func address(of buffer: ByteBuffer) -> UInt {
+        buffer.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+    }
+
     // MARK: - Readers
 
     static func read(_ exchange: Exchange, splitAt split: Int) throws -> [Read] {
