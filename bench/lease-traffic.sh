@@ -57,15 +57,13 @@ wait_port "$redis_port"; wait_port "$upstream_port"; wait_port "$gateway_port"
 
 taskset -c 1 wrk -t1 -c32 -d3s -s "$work/load.lua" "http://127.0.0.1:$gateway_port/v1/ledger" >/dev/null
 sleep "${PAUSE:-0}"
-# Admissions by source: `lease` (from a lease, no round trip) or `store` (the request waited for Redis).
-admissions() { curl -s "http://127.0.0.1:$ops_port/metrics" | awk -v source="source=\"$1\"" 'index($0, "erp_gateway_quota_decisions_total{") == 1 && index($0, source) { total += $NF } END { print total + 0 }'; }
-waited_before=$(admissions store); leased_before=$(admissions lease)
+waited_before=$(quota_admissions "$ops_port" store); leased_before=$(quota_admissions "$ops_port" lease)
 redis-cli -p "$redis_port" CONFIG RESETSTAT >/dev/null
 before=$(cpu_ticks "$redis_pid")
 wakes_before=$(awk '/^voluntary_ctxt_switches/ { print $2 }' "/proc/$redis_pid/status")
 taskset -c 1 wrk -t1 -c"$measured_connections" -d"${duration}s" --timeout 5s -s "$work/measured.lua" "http://127.0.0.1:$gateway_port/v1/ledger" > "$work/wrk.txt"
 after=$(cpu_ticks "$redis_pid")
-waited=$(( $(admissions store) - waited_before )); leased=$(( $(admissions lease) - leased_before ))
+waited=$(( $(quota_admissions "$ops_port" store) - waited_before )); leased=$(( $(quota_admissions "$ops_port" lease) - leased_before ))
 wakes_after=$(awk '/^voluntary_ctxt_switches/ { print $2 }' "/proc/$redis_pid/status")
 read -r _ rps non2xx errors requests _ _ <<<"$(grep RESULT "$work/wrk.txt")"
 redis-cli -p "$redis_port" INFO commandstats | tr -d '\r' | grep '^cmdstat_' | grep -v resetstat > "$work/stats.txt"

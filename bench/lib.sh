@@ -145,6 +145,14 @@ TREE
     } > "$work/tenants.yaml"
 }
 
+# quota_admissions OPS-PORT SOURCE: the requests a gateway's quotas admitted so far from SOURCE —
+# `lease` (from a lease, no round trip) or `store` (the request waited for Redis) — summed over
+# `erp_gateway_quota_decisions_total`'s series; 0 when nothing listens on OPS-PORT.
+quota_admissions() {
+    { curl -s "http://127.0.0.1:$1/metrics" 2>/dev/null || true; } |
+        awk -v source="source=\"$2\"" 'index($0, "erp_gateway_quota_decisions_total{") == 1 && index($0, source) { total += $NF } END { print total + 0 }'
+}
+
 # gateway_settings PORT full|proxy UPSTREAM-PORT REDIS-PORT: one event loop; `full` adds the
 # tenant tree, RS256 issuer, token cache and Redis quotas (leases as LEASE_REFRESH says, else
 # the default), and with OBSERVE=1 an ops listener on $ops_port (metrics on) and the access log.

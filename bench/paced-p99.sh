@@ -44,12 +44,6 @@ taskset -c 0 nginx -p "$work" -e "$work/upstream-error.log" -c "$work/upstream.c
 pids+=($!)
 wait_port "$redis_port"; wait_port "$far_redis_port"; wait_port "$upstream_port"
 
-# Requests admitted after waiting for Redis so far (0 without an ops listener).
-waited_for_redis() {
-    { curl -s "http://127.0.0.1:$ops_port/metrics" 2>/dev/null || true; } |
-        awk 'index($0, "erp_gateway_quota_decisions_total{") == 1 && index($0, "source=\"store\"") { total += $NF } END { print total + 0 }'
-}
-
 targets=(direct proxy-only full-no-redis full full-redis-core1)
 declare -A results
 for round in $(seq 1 "$rounds"); do
@@ -64,12 +58,12 @@ for round in $(seq 1 "$rounds"); do
         taskset -c 1 wrk -t1 -c32 -d2s -s "$work/warm.lua" "http://127.0.0.1:$port/v1/ledger" >/dev/null
         taskset -c 1 wrk -t1 -c"$connections" -d3s -s "$work/paced.lua" "http://127.0.0.1:$port/v1/ledger" >/dev/null
         cpu=0; waited=0
-        if [ -n "$gateway_pid" ]; then read -r user_before system_before <<<"$(user_system_ticks "$gateway_pid")"; waited=$(waited_for_redis); fi
+        if [ -n "$gateway_pid" ]; then read -r user_before system_before <<<"$(user_system_ticks "$gateway_pid")"; waited=$(quota_admissions "$ops_port" store); fi
         line=$(taskset -c 1 wrk -t1 -c"$connections" -d"${duration}s" --timeout 5s -s "$work/paced.lua" "http://127.0.0.1:$port/v1/ledger" | grep RESULT)
         read -r _ rps non2xx errors requests p50 p99 <<<"$line"
         if [ -n "$gateway_pid" ]; then
             read -r user_after system_after <<<"$(user_system_ticks "$gateway_pid")"
-            waited=$(( $(waited_for_redis) - waited ))
+            waited=$(( $(quota_admissions "$ops_port" store) - waited ))
             cpu=$(python3 -c "print('%.1f' % ((($user_after - $user_before) + ($system_after - $system_before)) * 1e6 / $ticks_per_second / max(1, $requests)))")
             kill -TERM "$gateway_pid"; wait "$gateway_pid" 2>/dev/null || true
         fi
