@@ -182,14 +182,14 @@ final class CellRouter {
     /// a fallback (the settings refuse it), so no other customer's request can reach one.
     func route(for cell: GatewaySettings.Cell, residency: Set<String>?) -> CellRoute? {
         guard let primary = self.cells[cell.id] else { return nil }
-        var chain = [primary]
+        var fallbacks: [CellState] = []
         for name in primary.cell.fallback {
             guard let fallback = self.cells[name], fallback.cell.kind == .pooled else { continue }
             if let residency, !residency.contains(fallback.cell.region) { continue }
-            chain.append(fallback)
+            fallbacks.append(fallback)
         }
         primary.budget.requestStarted()
-        return CellRoute(chain: chain)
+        return CellRoute(primary: primary, fallbacks: fallbacks)
     }
 
     /// Starts the request's next attempt: the first cell of its chain with an endpoint it may
@@ -202,7 +202,9 @@ final class CellRouter {
             // Never expected; ending the running attempt keeps the counts right in release builds.
             self.endAttempt(route, now: now)
         }
-        guard let state = route.chain.first(where: { self.hasCandidate($0, for: route, now: now) }) else {
+        guard let state = self.hasCandidate(route.primary, for: route, now: now)
+            ? route.primary : route.fallbacks.first(where: { self.hasCandidate($0, for: route, now: now) })
+        else {
             return .noEndpoint
         }
         switch state.load.admit() {
@@ -288,7 +290,7 @@ final class CellRouter {
         if !route.reported { endpoint.outlier.abandon() }
         endpoint.outstanding = max(0, endpoint.outstanding - 1)
         state.load.finished(.inFlight)
-        if route.isRetry { route.chain[0].budget.retryFinished() }
+        if route.isRetry { route.primary.budget.retryFinished() }
         route.end()
         self.grantWaiters(state, now: now)
     }
@@ -296,7 +298,7 @@ final class CellRouter {
     /// Whether the request may try again, as far as the retry budget of its own cell goes;
     /// counts the retry when it may.
     func startRetry(_ route: CellRoute) -> Bool {
-        guard route.chain[0].budget.retryStarted() else { return false }
+        guard route.primary.budget.retryStarted() else { return false }
         route.nextIsRetry = true
         return true
     }
@@ -307,10 +309,10 @@ final class CellRouter {
         self.endAttempt(route, now: now)
         if route.nextIsRetry {
             // A retry was granted but never started.
-            route.chain[0].budget.retryFinished()
+            route.primary.budget.retryFinished()
             route.nextIsRetry = false
         }
-        route.chain[0].budget.requestFinished()
+        route.primary.budget.requestFinished()
         route.finished = true
     }
 
@@ -339,7 +341,11 @@ protocol CellSlotWaiter: AnyObject {
 /// One request's way through its cells: the cells it may use, the endpoints it already tried
 /// and the attempt running now. Owned by the request's exchange, changed only by `CellRouter`.
 final class CellRoute {
-    let chain: [CellRouter.CellState]
+    /// The customer's own cell: its retry budget counts the request.
+    let primary: CellRouter.CellState
+    /// Then these, in order. Apart from `primary` so that a cell without fallbacks — nearly
+    /// every request's — builds no list (an allocation per request).
+    let fallbacks: [CellRouter.CellState]
     fileprivate(set) var current: (CellRouter.CellState, CellRouter.EndpointState)?
     fileprivate var pendingOn: CellRouter.CellState?
     fileprivate var waiterID: Int?
@@ -353,9 +359,13 @@ final class CellRoute {
     private var moreTried: [CellEndpoint] = []
     private(set) var attempts = 0
 
-    fileprivate init(chain: [CellRouter.CellState]) {
-        self.chain = chain
+    fileprivate init(primary: CellRouter.CellState, fallbacks: [CellRouter.CellState]) {
+        self.primary = primary
+        self.fallbacks = fallbacks
     }
+
+    /// The cells the request may use, in order.
+    var chain: [CellRouter.CellState] { [self.primary] + self.fallbacks }
 
     /// The cell of the attempt running now, for logs and the tenant context.
     var currentCell: GatewaySettings.Cell? { self.current?.0.cell }

@@ -68,7 +68,7 @@ extension ClientConnectionHandler {
             exchange.machine.retryGranted(after: failure)
             self.startAttempt(exchange)
         case .retryIfBudgetAllows(let problem):
-            self.environment.metrics?.retryRefusedByBudget(cell: route.chain[0].cell.id)
+            self.environment.metrics?.retryRefusedByBudget(cell: route.primary.cell.id)
             self.fail(exchange, with: problem)
         case .fail(let problem):
             self.fail(exchange, with: problem)
@@ -141,6 +141,8 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
 
     func upstreamReceived(_ part: HTTPClientResponsePart) {
         guard let exchange = self.exchange, let context = self.context else { return }
+        self.enterEvent()
+        defer { self.leaveEvent() }
         switch part {
         case .head(let head) where head.status == .switchingProtocols:
             // Only a WebSocket handshake may switch, and only to what the client asked for.

@@ -92,11 +92,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         }
         self.connection = ClientConnectionStateMachine(servesOneRequest: self.http2Connection != nil)
         self.requestDecoder?.observer = self
+        self.requestDecoder?.consumer = self
     }
 
-    /// The settings in force now: for connection-level timers. An exchange uses its own copy.
-    private var settings: GatewaySettings { self.environment.configuration.settings }
-    var now: NIODeadline { self.environment.eventLoop.now }
+    /// The timeouts in force now, in milliseconds: for connection-level timers. An exchange uses
+    /// those of its own configuration.
+    private var timeouts: TimeoutMilliseconds { self.environment.configuration.timeoutMilliseconds }
+    /// Read once per event this handler handles (`channelRead`, `upstreamReceived`).
+    private var clock = EventClock()
+    var now: NIODeadline { self.clock.now { self.environment.eventLoop.now } }
+    /// An event of the upstream connection starts (ends) being handled here: `now` reads once.
+    func enterEvent() { self.clock.enter() }
+    func leaveEvent() { self.clock.leave() }
     /// Elapsed-time readings (cell routing, outlier backoff) come from the loop's clock.
     var monotonicNow: UInt64 { self.now.uptimeNanoseconds }
 
@@ -120,6 +127,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     func handlerRemoved(context: ChannelHandlerContext) {
         self.beginClosing()
         self.requestDecoder?.armed = false
+        // The handler leaves (a WebSocket's tunnel takes over): what the decoder still reads
+        // goes down the pipeline, as it did before the handler was added.
+        self.requestDecoder?.consumer = nil
         self.streamCloseBound?.cancel()
         self.streamCloseBound = nil
         self.context = nil
@@ -130,8 +140,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         context.fireChannelActive()
     }
 
+    /// A part from NIOHTTP2's codec (an HTTP/2 stream); an HTTP/1.1 connection's decoder
+    /// hands its parts over directly (`requestPartDecoded`).
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = self.unwrapInboundIn(data)
+        self.requestPartDecoded(self.unwrapInboundIn(data))
+    }
+
+    func requestPartDecoded(_ part: HTTPServerRequestPart) {
+        self.enterEvent()
+        defer { self.leaveEvent() }
         if self.connection.partArrived(part, stage: self.stage) == .handle { self.handle(part) }
     }
 
@@ -446,7 +463,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             // The answer's last frames wait for the client's window; a client that never opens
             // it must not keep the stream. (A connection's bytes wait for TCP, as they always
             // did; a stream is one of many on a connection that stays up meanwhile.)
-            let bound = TimeAmount.milliseconds(self.settings.timeouts.responseBodyIdle.milliseconds)
+            let bound = TimeAmount.milliseconds(self.timeouts.responseBodyIdle)
             self.streamCloseBound = context.eventLoop.assumeIsolated().scheduleTask(in: bound) { [weak self] in self?.context?.close(promise: nil) }
         }
     }
@@ -461,11 +478,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        let allocator = context.channel.allocator
         do {
             switch part {
             case .head(let head):
-                context.write(NIOAny(try self.responseWriter.head(head, answering: method, allocator: allocator)), promise: promise)
+                context.write(NIOAny(try self.responseWriter.head(head, answering: method, allocator: context.channel.allocator)), promise: promise)
             case .body(let data):
                 guard !self.responseWriter.suppressesBody else {
                     promise?.succeed()
@@ -473,11 +489,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
                 }
                 HTTP1Writing.writeBody(data, chunked: self.responseWriter.isChunked, on: context, promise: promise)
             case .end(let trailers):
-                if let last = try self.responseWriter.end(trailers, allocator: allocator) {
+                if let last = try self.responseWriter.end(trailers, allocator: context.channel.allocator) {
                     context.write(NIOAny(last), promise: promise)
                 } else if let promise {
                     // Nothing to write, but the promise completes in order with what went before.
-                    context.write(NIOAny(allocator.buffer(capacity: 0)), promise: promise)
+                    context.write(NIOAny(context.channel.allocator.buffer(capacity: 0)), promise: promise)
                 }
             }
         } catch {
@@ -559,13 +575,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     private func armWaitTimer(_ wait: ClientConnectionStateMachine.Wait, from start: NIODeadline? = nil) {
-        let timeouts = self.settings.timeouts
+        let timeouts = self.timeouts
         let timeout = switch wait {
         case .idle: timeouts.keepAliveIdle
         case .streamEnd: timeouts.responseBodyIdle
         case .headerRead, .none: timeouts.headerRead
         }
-        let deadline = (start ?? self.now) + .milliseconds(timeout.milliseconds)
+        let deadline = (start ?? self.now) + .milliseconds(timeout)
         self.waitDeadline = deadline
         self.checkDeadlines(by: deadline)
     }
@@ -604,7 +620,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         if self.exchange == nil, let deadline = self.waitDeadline, now >= deadline {
             switch self.connection.waitTimerFired(hasExchange: false) {
             case .answer(let problem):
-                return self.respondWithoutExchange(problem, logMetadata: ["timeout-ms": "\(self.settings.timeouts.headerRead.milliseconds)"])
+                return self.respondWithoutExchange(problem, logMetadata: ["timeout-ms": "\(self.timeouts.headerRead)"])
             case .close:
                 return self.closeNow()
             case .ignore:
@@ -633,8 +649,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             }
         }
         guard !self.connection.closing else { return }
-        let timeouts = self.settings.timeouts
-        var next = now + .milliseconds(min(timeouts.headerRead, timeouts.keepAliveIdle).milliseconds)
+        let timeouts = self.timeouts
+        var next = now + .milliseconds(min(timeouts.headerRead, timeouts.keepAliveIdle))
         if self.exchange == nil, let deadline = self.waitDeadline { next = min(next, deadline) }
         if let deadline = self.pauseDeadline { next = min(next, deadline) }
         if let deadline = self.exchange?.machine.nextDeadline { next = min(next, deadline) }

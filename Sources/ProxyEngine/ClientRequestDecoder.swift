@@ -7,9 +7,10 @@ protocol RequestStartObserver: AnyObject {
 }
 
 /// The first handler of an HTTP/1.1 client connection: reads the client's requests with
-/// `ClientRequestParser` and hands their parts to the connection handler, one `channelRead`
-/// per part, as SwiftNIO's `HTTPRequestDecoder` under a `ByteToMessageHandler` did (one handler
-/// where those were two, and the first-byte detector in front of them a third).
+/// `ClientRequestParser` and hands their parts to the connection handler — one call per part,
+/// directly (`consumer`) — where SwiftNIO's `HTTPRequestDecoder` under a `ByteToMessageHandler`
+/// sent each down the pipeline (one handler where those were two, and the first-byte detector
+/// in front of them a third).
 ///
 /// It tells the connection handler when the first byte of a new request arrives, so the
 /// keep-alive idle timer can give way to the (shorter) header-read timer: complete heads come
@@ -26,6 +27,10 @@ final class ClientRequestDecoder: ChannelInboundHandler, RemovableChannelHandler
 
     /// The connection handler; weak, as the pipeline owns both.
     weak var observer: (any RequestStartObserver)?
+    /// The connection handler behind this decoder, handed each part directly rather than
+    /// through the pipeline; without one (a decoder alone), parts go down the pipeline. The
+    /// pipeline's hop boxed each part in an `NIOAny` and cast it back, twice per request.
+    weak var consumer: ClientConnectionHandler?
     /// Set by the connection handler while it waits for a request; fires once, then disarms.
     var armed = false
 
@@ -103,7 +108,11 @@ final class ClientRequestDecoder: ChannelInboundHandler, RemovableChannelHandler
                 if self.unread.readableBytes == 0 { self.unread = Self.nothing }
                 return
             }
-            context.fireChannelRead(self.wrapInboundOut(part))
+            if let consumer = self.consumer {
+                consumer.requestPartDecoded(part)
+            } else {
+                context.fireChannelRead(self.wrapInboundOut(part))
+            }
         }
     }
 }

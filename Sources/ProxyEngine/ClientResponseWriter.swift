@@ -33,7 +33,7 @@ struct ClientResponseWriter {
     /// The status line and fields, framed for the request answered, in one buffer.
     /// - Parameter method: the method of the request this head answers; nil when no request head
     ///   was read (an answer to bytes that never made one).
-    mutating func head(_ head: HTTPResponseHead, answering method: HTTPMethod?, allocator: ByteBufferAllocator) throws(Refused) -> ByteBuffer {
+    mutating func head(_ head: HTTPResponseHead, answering method: HTTPMethod?, allocator: @autoclosure () -> ByteBufferAllocator) throws(Refused) -> ByteBuffer {
         let code = head.status.code
         var connect = false
         if !((100..<200).contains(code) && code != 101), let method {
@@ -57,7 +57,7 @@ struct ClientResponseWriter {
         let version = head.version.major == 1 && head.version.minor <= 1 ? nil : "HTTP/\(head.version.major).\(head.version.minor) "
         let codeDigits = code < 1000 && code >= 100 ? 3 : String(code).utf8.count
         let size = (version?.utf8.count ?? 9) + codeDigits + 1 + reason.utf8.count + 2 + fields.bytes + 2
-        var buffer = self.headBuffer.take(capacity: size, allocator: allocator)
+        var buffer = self.headBuffer.take(capacity: size, allocator: allocator())
         if let version {
             buffer.writeString(version)
         } else if head.version.minor == 1 {
@@ -89,9 +89,9 @@ struct ClientResponseWriter {
 
     /// The response is over: its last chunk and trailers, or nil for a body that is not chunked.
     /// The next head answers the next request.
-    mutating func end(_ trailers: HTTPHeaders?, allocator: ByteBufferAllocator) throws(Refused) -> ByteBuffer? {
+    mutating func end(_ trailers: HTTPHeaders?, allocator: @autoclosure () -> ByteBufferAllocator) throws(Refused) -> ByteBuffer? {
         self.suppressesBody = false
         defer { self.isChunked = false }
-        return try HTTP1Writing.lastChunk(trailers, chunked: self.isChunked, allocator: allocator)
+        return try HTTP1Writing.lastChunk(trailers, chunked: self.isChunked, allocator: allocator())
     }
 }

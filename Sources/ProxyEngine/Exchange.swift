@@ -62,14 +62,14 @@ final class Exchange {
     init(request: GatewayRequest, logger: Logger) {
         self.request = request
         self.logger = logger
-        let settings = request.settings
+        let timeouts = request.configuration.timeoutMilliseconds
         self.machine = ExchangeStateMachine(
             method: request.head.method, hasBody: !request.framing.isEmpty,
             clientKeepsAlive: request.isOwnStream || (request.head.isKeepAlive && !request.asksForUpgrade),
-            maxRequestBodyBytes: settings.limits.maxRequestBodyBytes,
-            bodyIdle: .milliseconds(settings.timeouts.requestBodyIdle.milliseconds),
-            responseTimeout: .milliseconds(settings.timeouts.upstreamResponse.milliseconds),
-            responseBodyIdle: .milliseconds(settings.timeouts.responseBodyIdle.milliseconds),
+            maxRequestBodyBytes: request.configuration.settings.limits.maxRequestBodyBytes,
+            bodyIdle: .milliseconds(timeouts.requestBodyIdle),
+            responseTimeout: .milliseconds(timeouts.upstreamResponse),
+            responseBodyIdle: .milliseconds(timeouts.responseBodyIdle),
             started: request.started
         )
     }
@@ -129,7 +129,7 @@ final class Exchange {
         } else {
             outcome = .answered
         }
-        let cell = self.route?.currentCell ?? self.route?.chain.first?.cell
+        let cell = self.route?.currentCell ?? self.route?.primary.cell
         let trace = self.request.trace
         var record = RequestRecord(
             requestID: self.request.requestID, traceID: trace.outgoing.traceID, spanID: trace.outgoing.parentID,
@@ -186,7 +186,7 @@ final class Exchange {
             metadata["phase"] = "\(problem.phase.rawValue)"
         }
         if let endpoint = self.endpoint?.target.endpoint { metadata["upstream"] = "\(endpoint)" }
-        if let cell = self.route?.currentCell ?? self.route?.chain.first?.cell { metadata["cell"] = "\(cell.id)" }
+        if let cell = self.route?.currentCell ?? self.route?.primary.cell { metadata["cell"] = "\(cell.id)" }
         if let attempts = self.route?.attempts, attempts > 1 { metadata["attempts"] = "\(attempts)" }
         if let masked = self.maskedValues { metadata["masked-values"] = "\(masked)" }
         return metadata

@@ -88,7 +88,8 @@ enum HTTP1Writing {
     /// Writes one body part on `context`: as it is, or framed as a chunk. `promise` completes
     /// with the part's last write.
     static func writeBody(_ data: IOData, chunked: Bool, on context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
-        if let prefix = Self.chunkPrefix(for: data.readableBytes, chunked: chunked, allocator: context.channel.allocator) {
+        // The channel's allocator only for a chunk: reading it is two calls into the channel.
+        if chunked, let prefix = Self.chunkPrefix(for: data.readableBytes, chunked: chunked, allocator: context.channel.allocator) {
             context.write(NIOAny(prefix), promise: nil)
         }
         if let suffix = Self.chunkSuffix(for: data.readableBytes, chunked: chunked) {
@@ -116,11 +117,12 @@ enum HTTP1Writing {
     private static let crlf = ByteBuffer(string: "\r\n")
 
     /// The last chunk and the trailers of a chunked body; nil for a body that is not chunked.
-    static func lastChunk(_ trailers: HTTPHeaders?, chunked: Bool, allocator: ByteBufferAllocator) throws(InvalidField) -> ByteBuffer? {
+    /// `allocator` is asked for only when there are trailers to write.
+    static func lastChunk(_ trailers: HTTPHeaders?, chunked: Bool, allocator: @autoclosure () -> ByteBufferAllocator) throws(InvalidField) -> ByteBuffer? {
         guard chunked else { return nil }
         guard let trailers, !trailers.isEmpty else { return Self.emptyLastChunk }
         let fields = try Self.measure(trailers)
-        var buffer = allocator.buffer(capacity: 5 + fields.bytes)
+        var buffer = allocator().buffer(capacity: 5 + fields.bytes)
         buffer.writeStaticString("0\r\n")
         Self.write(trailers, measured: fields, into: &buffer)
         return buffer
@@ -142,9 +144,9 @@ extension HTTP1Writing {
         private var kept: ByteBuffer?
 
         /// An empty buffer of at least `capacity` bytes: the kept one when the channel let go of
-        /// it, else a new one.
-        mutating func take(capacity: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
-            guard var buffer = self.kept else { return allocator.buffer(capacity: capacity) }
+        /// it, else a new one from `allocator` (asked for only then).
+        mutating func take(capacity: Int, allocator: @autoclosure () -> ByteBufferAllocator) -> ByteBuffer {
+            guard var buffer = self.kept else { return allocator().buffer(capacity: capacity) }
             // Let go of this writer's reference first, so the buffer is unique if the channel's is gone.
             self.kept = nil
             buffer.clear(minimumCapacity: capacity)

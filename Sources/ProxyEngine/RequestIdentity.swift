@@ -35,8 +35,6 @@ struct IdentifierGenerator {
 }
 
 enum Hex {
-    private static let digits = Array("0123456789abcdef".utf8)
-
     static func encode(_ value: UInt64) -> String {
         String(unsafeUninitializedCapacity: 16) { buffer in
             self.write(value, into: buffer, at: 0)
@@ -54,9 +52,11 @@ enum Hex {
     }
 
     private static func write(_ value: UInt64, into buffer: UnsafeMutableBufferPointer<UInt8>, at offset: Int) {
+        // Digits computed, not looked up: the table was a global's lazy accessor and a bounds
+        // check per digit, 48 per request (a request id and a trace id).
         for index in 0..<16 {
-            let shift = UInt64(60 - index * 4)
-            buffer[offset + index] = self.digits[Int((value >> shift) & 0xF)]
+            let nibble = UInt8(truncatingIfNeeded: value >> UInt64(60 - index * 4)) & 0xF
+            buffer[offset + index] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") - 10 + nibble
         }
     }
 

@@ -302,13 +302,13 @@ struct RequestPhases {
     /// The customer's cell (the default cell without a tenant) and the fallbacks its residency
     /// allows; nil when the settings have none of them.
     func selectCell(_ request: AdmittedRequest) -> CellRoute? {
-        guard let cell = request.grant?.cell ?? request.request.settings.cell(named: request.request.settings.defaultCell) else { return nil }
+        guard let cell = request.grant?.cell ?? request.request.configuration.defaultCell else { return nil }
         return self.environment.router.route(for: cell, residency: request.grant?.policy.residency)
     }
 
     // MARK: upstream request
 
-    /// The head sent upstream. Client `X-ERP-*` headers are removed; an admitted tenant's signed
+    /// The head sent upstream. Client `X-ERP-*` headers are removed (`upstreamRequestHead`); an admitted tenant's signed
     /// context replaces them (naming the tier of `cell`, the cell serving this attempt), and the
     /// caller's credential stays here.
     func upstreamRequest(_ request: AdmittedRequest, servedBy cell: GatewaySettings.Cell?) -> HTTPRequestHead {
@@ -319,7 +319,6 @@ struct RequestPhases {
             from: gatewayRequest.head, target: gatewayRequest.path.target, facts: gatewayRequest.facts, requestID: gatewayRequest.requestID,
             trace: gatewayRequest.trace, framing: gatewayRequest.framing
         )
-        UpstreamContext.removeClientCopies(from: &head.headers)
         if let grant = request.grant, let catalog = gatewayRequest.configuration.tenants?.catalog, let key = gatewayRequest.settings.upstreamContext?.active {
             var context = UpstreamContext(
                 policy: grant.policy, catalog: catalog, cell: cell ?? grant.cell, method: gatewayRequest.head.method.rawValue,

@@ -67,16 +67,15 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     func write(_ part: HTTPClientRequestPart) {
         guard let context = self.context else { return }
-        let allocator = context.channel.allocator
         do {
             switch part {
             case .head(let head):
                 self.parser.requestSent(head.method)
-                context.write(self.wrapOutboundOut(try self.writer.head(head, allocator: allocator)), promise: nil)
+                context.write(self.wrapOutboundOut(try self.writer.head(head, allocator: context.channel.allocator)), promise: nil)
             case .body(let data):
                 HTTP1Writing.writeBody(data, chunked: self.writer.isChunked, on: context, promise: nil)
             case .end(let trailers):
-                if let end = try self.writer.end(trailers, allocator: allocator) { context.write(self.wrapOutboundOut(end), promise: nil) }
+                if let end = try self.writer.end(trailers, allocator: context.channel.allocator) { context.write(self.wrapOutboundOut(end), promise: nil) }
             }
         } catch {
             self.lastError = error

@@ -35,7 +35,7 @@ import TokenAuth
 /// Binding method and target stops a context captured from one request being replayed on
 /// another route; the time lets a backend refuse old contexts.
 struct UpstreamContext {
-    static let headerPrefix = "x-erp-"
+    static let headerPrefix: StaticString = "x-erp-"
 
     var method: String
     var target: String
@@ -114,9 +114,7 @@ struct UpstreamContext {
 
     /// Starts with `x-erp-`, ASCII case-insensitively.
     static func isContextName(_ name: String) -> Bool {
-        let prefix = Self.headerPrefix.utf8
-        guard name.utf8.count >= prefix.count else { return false }
-        return zip(name.utf8, prefix).allSatisfy { byte, wanted in ((0x41...0x5A).contains(byte) ? byte | 0x20 : byte) == wanted }
+        ForwardedHeaders.matches(name, Self.headerPrefix, prefixOnly: true)
     }
 
     static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {

@@ -36,6 +36,8 @@ final class UpstreamPool {
 
     let eventLoop: any EventLoop
     private let settings: GatewaySettings.UpstreamPool
+    /// `settings.idleTimeout`, converted once (a `Duration`'s parts take a 128-bit division).
+    private let idleTimeout: TimeAmount
     private let connector: any UpstreamConnector
     private var pools: [UpstreamTarget: EndpointPool] = [:]
     private var nextConnectionID = 0
@@ -86,6 +88,7 @@ final class UpstreamPool {
     init(eventLoop: any EventLoop, settings: GatewaySettings.UpstreamPool, connector: any UpstreamConnector = TCPUpstreamConnector()) {
         self.eventLoop = eventLoop
         self.settings = settings
+        self.idleTimeout = .milliseconds(settings.idleTimeout.milliseconds)
         self.connector = connector
     }
 
@@ -134,7 +137,7 @@ final class UpstreamPool {
         if keep { connection.completedExchanges += 1 }
         switch pool.state.release(connection.id, reusable: keep) {
         case .keepIdle:
-            let until = self.eventLoop.now + .milliseconds(self.settings.idleTimeout.milliseconds)
+            let until = self.eventLoop.now + self.idleTimeout
             connection.idleUntil = until
             self.sweepIdle(by: until)
         case .handOver(let id, let waiterID):

@@ -23,7 +23,7 @@ struct UpstreamRequestWriter {
 
     /// The request line and fields, framed, in one buffer. Always HTTP/1.1: the version every
     /// upstream request is sent in (`ForwardedHeaders.upstreamRequestHead`).
-    mutating func head(_ head: HTTPRequestHead, allocator: ByteBufferAllocator) throws(InvalidHeader) -> ByteBuffer {
+    mutating func head(_ head: HTTPRequestHead, allocator: @autoclosure () -> ByteBufferAllocator) throws(InvalidHeader) -> ByteBuffer {
         var headers = head.headers
         var fields = try HTTP1Writing.measure(headers)
         let framing = Self.framing(method: head.method, fields)
@@ -37,7 +37,7 @@ struct UpstreamRequestWriter {
         let method = head.method.rawValue
         // "M U HTTP/1.1\r\n", the fields, the empty line: one buffer of the exact size.
         let size = method.utf8.count + 1 + head.uri.utf8.count + 11 + fields.bytes + 2
-        var buffer = self.headBuffer.take(capacity: size, allocator: allocator)
+        var buffer = self.headBuffer.take(capacity: size, allocator: allocator())
         buffer.writeString(method)
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeString(head.uri)
@@ -64,7 +64,7 @@ struct UpstreamRequestWriter {
     }
 
     /// The last chunk and the trailers, or nil for a body that is not chunked.
-    func end(_ trailers: HTTPHeaders?, allocator: ByteBufferAllocator) throws(InvalidHeader) -> ByteBuffer? {
-        try HTTP1Writing.lastChunk(trailers, chunked: self.isChunked, allocator: allocator)
+    func end(_ trailers: HTTPHeaders?, allocator: @autoclosure () -> ByteBufferAllocator) throws(InvalidHeader) -> ByteBuffer? {
+        try HTTP1Writing.lastChunk(trailers, chunked: self.isChunked, allocator: allocator())
     }
 }

@@ -317,6 +317,32 @@ final class ForwardedHeadersTests: XCTestCase {
         }
     }
 
+    func testClientCopiesOfTheContextFieldsAreRemovedWithoutATenant() {
+        let head = Self.request(headers: [
+            ("Host", "h"), ("X-ERP-Tenant", "other-customer"), ("x-erp-features", "all"), ("X-Erp-Context-Signature", "v1;key=ctx;sig=forged"),
+            ("X-ERP-", "empty rest"), ("x-erpx", "kept"), ("x-er", "kept"), ("X-Custom", "kept"),
+        ])
+        let names = Self.forward(head).headers.map(\.name)
+        for copy in ["X-ERP-Tenant", "x-erp-features", "X-Erp-Context-Signature", "X-ERP-"] {
+            XCTAssertFalse(names.contains(copy), copy)
+        }
+        for kept in ["x-erpx", "x-er", "X-Custom"] {
+            XCTAssertTrue(names.contains(kept), kept)
+        }
+    }
+
+    func testNamesMatchWhateverTheCaseOfTheirLetters() {
+        XCTAssertTrue(ForwardedHeaders.matches("Content-Length", "content-length"))
+        XCTAssertTrue(ForwardedHeaders.matches("X-ERP-Tenant", "x-erp-", prefixOnly: true))
+        // Only A–Z fold: the bytes just outside them ('@', '[') and 'a'–'z' themselves stay.
+        XCTAssertFalse(ForwardedHeaders.matches("@", "`"))
+        XCTAssertFalse(ForwardedHeaders.matches("[", "{"))
+        XCTAssertFalse(ForwardedHeaders.matches("x-erp", "x-erp-", prefixOnly: true))
+        XCTAssertFalse(ForwardedHeaders.matches("content-lengthx", "content-length"))
+        XCTAssertTrue(ForwardedHeaders.matches(bytes: Array("TE".utf8), "te"))
+        XCTAssertFalse(ForwardedHeaders.matches(bytes: Array("TF".utf8), "te"))
+    }
+
     func testNamesWithoutUnderscoresAreNeverTwins() {
         for name in ["X-ERP-Tenant", "x-forwarded-for", "Content-Length", "x-custom"] {
             XCTAssertFalse(ForwardedHeaders.isUnderscoreTwin(name), name)

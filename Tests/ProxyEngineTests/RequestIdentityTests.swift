@@ -180,6 +180,7 @@ final class RequestIdentityTests: XCTestCase {
         XCTAssertEqual(Hex.encode(0xDEAD_BEEF), "00000000deadbeef")
         XCTAssertEqual(Hex.encode(.max), "ffffffffffffffff")
         XCTAssertEqual(Hex.encode(0x0123_4567_89AB_CDEF), "0123456789abcdef")
+        XCTAssertEqual(Hex.encode(0x0123_4567_89AB_CDEF, 0xFEDC_BA98_7654_3210), "0123456789abcdeffedcba9876543210")
     }
 
     // MARK: - Helpers

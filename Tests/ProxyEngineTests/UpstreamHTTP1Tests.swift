@@ -45,6 +45,13 @@ final class UpstreamHTTP1Tests: XCTestCase {
         Exchange(bytes: "HTTP/1.1 200 OK\r\nX-Obs: caf\u{e9}\r\nContent-Length: 0\r\n\r\n"),
     ]
 
+    func testTokenBytesAreExactlyRFC9110sTchar() {
+        let tchar = Set("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!#$%&'*+-.^_`|~".utf8)
+        for byte in UInt8.min...UInt8.max {
+            XCTAssertEqual(HTTP1Reading.isTokenByte(byte), tchar.contains(byte), "byte \(byte)")
+        }
+    }
+
     func testResponsesReadAsSwiftNIOReadThemSplitAnywhere() throws {
         for exchange in Self.valid {
             let expected = try Self.readWithSwiftNIO(exchange)
