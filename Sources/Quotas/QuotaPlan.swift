@@ -91,6 +91,23 @@ public struct QuotaPlan: Sendable, Hashable {
         self.usageRetentionDays = usage?.retentionDays
     }
 
+    /// `plan` at `now`, an instant of the same UTC day (`period`): its levels, keys and
+    /// metering stay.
+    private init(sameDayAs plan: QuotaPlan, now: Int64, period: UTCCalendarPeriod, cost: Int, lease: QuotaLeaseRequest?) {
+        self.levels = plan.levels
+        self.cost = cost
+        self.now = now
+        self.period = period
+        self.usageKey = plan.usageKey
+        self.lease = lease
+        self.levelLimits = plan.levelLimits
+        self.oem = plan.oem
+        self.prefix = plan.prefix
+        self.inflightTTL = plan.inflightTTL
+        self.usageCustomer = plan.usageCustomer
+        self.usageRetentionDays = plan.usageRetentionDays
+    }
+
     /// KEYS of the plan's script (layout in `QuotaScript`), as strings.
     public var keys: [String] {
         var list = RedisArgumentList()
@@ -177,6 +194,15 @@ public struct QuotaPlan: Sendable, Hashable {
             plan.lease = lease
             plan.cost = cost
             return plan
+        }
+        precondition(now >= 0 && now <= GCRA.maxInstant, "now is outside 0...GCRA.maxInstant")
+        let period = UTCCalendarPeriod(now: now)
+        if period.isSameDay(as: self.period) {
+            // Another instant of the same UTC day: the same keys and rates. Every refill and
+            // give-back of a lease is such a plan; making the levels again built five key
+            // strings and a rate per level each time.
+            precondition(cost >= 1 && (lease.rateGiveBack.isEmpty || lease.rateGiveBack.count == self.levels.count))
+            return QuotaPlan(sameDayAs: self, now: now, period: period, cost: cost, lease: lease)
         }
         let usage = self.usageCustomer.flatMap { customer in self.usageRetentionDays.map { (customer: customer, retentionDays: $0) } }
         do {

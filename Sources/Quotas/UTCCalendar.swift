@@ -23,6 +23,12 @@ public struct UTCCalendarPeriod: Sendable, Hashable {
 
     static let microsecondsPerDay: Int64 = 86_400_000_000
 
+    /// Both instants fall on the same UTC day (and so in the same month): the same day and
+    /// month keys.
+    public func isSameDay(as other: UTCCalendarPeriod) -> Bool {
+        self.day == other.day && self.month == other.month && self.year == other.year
+    }
+
     /// - Parameter now: microseconds since 1970-01-01T00:00:00Z, not negative.
     public init(now: Int64) {
         precondition(now >= 0, "instants before 1970 are not quota time")

@@ -64,6 +64,28 @@ final class QuotaPlanTests: XCTestCase {
         XCTAssertEqual(plans[0].slotKey.map(RedisKeySlot.slot(of:)), RedisKeySlot.slot(of: "erp:q:{acme}:acme:rate"))
     }
 
+    /// A lease's refills and give-backs are plans made from the last one at a later instant:
+    /// within the same UTC day they keep its levels and keys, and are the plan made afresh.
+    func testALeasingPlanLaterTheSameDayIsThePlanMadeAfresh() throws {
+        let acme = try NodeID("acme")
+        let contoso = try NodeID("contoso")
+        let first = try QuotaPlan(levels: threeLevels(), oem: acme, cost: 1, now: start, usage: (contoso, 30))
+        let request = QuotaLeaseRequest(customer: contoso, want: 12, need: 0, giveBack: 2, usage: QuotaUsage())
+        for later in [start + 1, start + 3_600_000_000, start + 8 * 3_600_000_000 - 1] {
+            let fresh = try QuotaPlan(levels: threeLevels(), oem: acme, cost: 2, now: later, usage: (contoso, 30), lease: request)
+            let leasing = first.leasing(request, cost: 2, now: later)
+            XCTAssertEqual(leasing, fresh)
+            XCTAssertEqual(leasing.keys, fresh.keys)
+            XCTAssertEqual(leasing.arguments, fresh.arguments)
+        }
+        // Past midnight (8 h after `start`) the day's keys and the usage key are the next day's.
+        let nextDay = start + 8 * 3_600_000_000
+        let leasing = first.leasing(request, cost: 1, now: nextDay)
+        XCTAssertEqual(leasing, try QuotaPlan(levels: threeLevels(), oem: acme, cost: 1, now: nextDay, usage: (contoso, 30), lease: request))
+        XCTAssertEqual(leasing.keys[1], "erp:q:{acme}:contoso:day:20251125")
+        XCTAssertNotEqual(leasing.usageKey, first.usageKey)
+    }
+
     func testUnusableRateIsRefusedAtPlanTime() throws {
         let level = LevelLimits(node: try NodeID("contoso"), kind: .customer, limits: Limits(ratePerSecond: 10, burst: 0))
         XCTAssertThrowsError(try QuotaPlan(levels: [level], oem: try NodeID("acme"), cost: 1, now: start)) {
