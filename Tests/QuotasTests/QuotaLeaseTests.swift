@@ -83,6 +83,29 @@ final class QuotaLeaseTests: XCTestCase {
         XCTAssertEqual(QuotaLease.sizingInterval(refreshInterval: 100_000, plan: try plan(now: start, want: 1)), 100_000, "shorter than a third of 1 s")
     }
 
+    /// The interval a lease is sized for follows the plan of its latest grant: limits changed
+    /// on the path (a shorter rate window) shorten it from that grant on.
+    func testTheSizingIntervalFollowsThePlanOfTheLatestGrant() throws {
+        var lease = QuotaLease(customer: contoso, plan: try plan(now: start, want: 1), now: start)
+        XCTAssertEqual(lease.sizingInterval(refreshInterval: 500_000), 333_333, "a third of the 1 s window of 100 a second, burst 100")
+        XCTAssertEqual(lease.sizingInterval(refreshInterval: 100_000), 100_000)
+        // 100 a second with a burst of 10: a 100 ms window.
+        let shorter = try QuotaPlan(
+            levels: [LevelLimits(node: contoso, kind: .customer, limits: Limits(ratePerSecond: 100, burst: 10, perDay: 1_000))], oem: acme, cost: 1,
+            now: start + 1, lease: QuotaLeaseRequest(customer: contoso, want: 5, need: 1)
+        )
+        lease.add(grant(5, base: start + 10_000), plan: shorter, consumed: 1)
+        XCTAssertEqual(lease.sizingInterval(refreshInterval: 500_000), 33_333)
+        XCTAssertEqual(lease.sizingInterval(refreshInterval: 500_000), QuotaLease.sizingInterval(refreshInterval: 500_000, plan: shorter))
+        // Without a rate limit on the path, the refresh interval alone.
+        let dayOnly = try QuotaPlan(
+            levels: [LevelLimits(node: contoso, kind: .customer, limits: Limits(perDay: 1_000))], oem: acme, cost: 1, now: start + 2,
+            lease: QuotaLeaseRequest(customer: contoso, want: 5, need: 1)
+        )
+        lease.add(QuotaLeaseGrant(units: 5, remaining: [], rateBases: [nil]), plan: dayOnly, consumed: 1)
+        XCTAssertEqual(lease.sizingInterval(refreshInterval: 500_000), 500_000)
+    }
+
     func testKFollowsTheObservedRateTimesTheRefreshIntervalWithinItsBounds() {
         var lease = QuotaLease(customer: contoso, plan: try! plan(now: start, want: 1), now: start)
         // 5 requests a second: fewer than one per interval, k stays 1 (one request, one ask).
