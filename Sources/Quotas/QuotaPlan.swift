@@ -29,8 +29,8 @@ public struct QuotaPlan: Sendable, Hashable {
     public let levels: [Level]
     public private(set) var cost: Int
     /// µs since the epoch.
-    public let now: Int64
-    public let period: UTCCalendarPeriod
+    public private(set) var now: Int64
+    public private(set) var period: UTCCalendarPeriod
     /// The customer's usage hash for the day, charged by the admission script itself; nil
     /// when the plan does not meter.
     public let usageKey: String?
@@ -89,23 +89,6 @@ public struct QuotaPlan: Sendable, Hashable {
         self.inflightTTL = inflightTTL
         self.usageCustomer = usage?.customer
         self.usageRetentionDays = usage?.retentionDays
-    }
-
-    /// `plan` at `now`, an instant of the same UTC day (`period`): its levels, keys and
-    /// metering stay.
-    private init(sameDayAs plan: QuotaPlan, now: Int64, period: UTCCalendarPeriod, cost: Int, lease: QuotaLeaseRequest?) {
-        self.levels = plan.levels
-        self.cost = cost
-        self.now = now
-        self.period = period
-        self.usageKey = plan.usageKey
-        self.lease = lease
-        self.levelLimits = plan.levelLimits
-        self.oem = plan.oem
-        self.prefix = plan.prefix
-        self.inflightTTL = plan.inflightTTL
-        self.usageCustomer = plan.usageCustomer
-        self.usageRetentionDays = plan.usageRetentionDays
     }
 
     /// KEYS of the plan's script (layout in `QuotaScript`), as strings.
@@ -187,22 +170,19 @@ public struct QuotaPlan: Sendable, Hashable {
 
     /// The same levels, keys and metering, asking `lease` of `QuotaScript.lease` at `now`.
     public func leasing(_ lease: QuotaLeaseRequest, cost: Int, now: Int64) -> QuotaPlan {
-        if now == self.now {
-            // The same instant, so the same period and keys: nothing to make again.
+        precondition(now >= 0 && now <= GCRA.maxInstant, "now is outside 0...GCRA.maxInstant")
+        let period = now == self.now ? self.period : UTCCalendarPeriod(now: now)
+        if period.isSameDay(as: self.period) {
+            // The same UTC day (the same instant, for a request's own lease): the same keys and
+            // rates. Every refill and give-back of a lease is such a plan; making the levels
+            // again built five key strings and a rate per level each time.
             precondition(cost >= 1 && (lease.rateGiveBack.isEmpty || lease.rateGiveBack.count == self.levels.count))
             var plan = self
+            plan.now = now
+            plan.period = period
             plan.lease = lease
             plan.cost = cost
             return plan
-        }
-        precondition(now >= 0 && now <= GCRA.maxInstant, "now is outside 0...GCRA.maxInstant")
-        let period = UTCCalendarPeriod(now: now)
-        if period.isSameDay(as: self.period) {
-            // Another instant of the same UTC day: the same keys and rates. Every refill and
-            // give-back of a lease is such a plan; making the levels again built five key
-            // strings and a rate per level each time.
-            precondition(cost >= 1 && (lease.rateGiveBack.isEmpty || lease.rateGiveBack.count == self.levels.count))
-            return QuotaPlan(sameDayAs: self, now: now, period: period, cost: cost, lease: lease)
         }
         let usage = self.usageCustomer.flatMap { customer in self.usageRetentionDays.map { (customer: customer, retentionDays: $0) } }
         do {
