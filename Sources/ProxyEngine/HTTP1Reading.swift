@@ -7,7 +7,7 @@ import NIOCore
 /// clients) and `UpstreamResponseParser` (responses from the cells): the byte classes of RFC 9110
 /// and 9112 as llhttp applies them, numbers, and the chunk-size line.
 enum HTTP1Reading {
-    /// `tchar` (RFC 9110 §5.6.2): digits, letters and `!#$%&'*+-.^_`|~`.
+    /// `tchar` (RFC 9110 §5.6.2): digits, letters and ! # $ % & ' * + - . ^ _ ` | ~.
     static func isTokenByte(_ byte: UInt8) -> Bool {
         // One bit per byte below 128, looked up with a shift: the same set as a `switch` of
         // ranges, which compiled to a `ClosedRange.contains` call per range and byte (0.4 % of
@@ -17,9 +17,9 @@ enum HTTP1Reading {
         return false
     }
 
-    /// Bit b: byte b is a `tchar` (`!#$%&'*+-.` and the digits).
+    /// Bit b: byte b is a `tchar` (! # $ % & ' * + - . and the digits).
     private static let tokenBytesBelow64: UInt64 = 0x03FF_6CFA_0000_0000
-    /// Bit b: byte 64 + b is a `tchar` (the letters and `^_`|~`).
+    /// Bit b: byte 64 + b is a `tchar` (the letters and ^ _ ` | ~).
     private static let tokenBytesFrom64: UInt64 = 0x57FF_FFFF_C7FF_FFFE
 
     /// A byte a field value may hold: anything but the control characters, HTAB excepted.

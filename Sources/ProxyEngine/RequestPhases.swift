@@ -308,9 +308,9 @@ struct RequestPhases {
 
     // MARK: upstream request
 
-    /// The head sent upstream. Client `X-ERP-*` headers are removed (`upstreamRequestHead`); an admitted tenant's signed
-    /// context replaces them (naming the tier of `cell`, the cell serving this attempt), and the
-    /// caller's credential stays here.
+    /// The head sent upstream. Client `X-ERP-*` headers are removed (`upstreamRequestHead`); an
+    /// admitted tenant's signed context replaces them (naming the tier of `cell`, the cell
+    /// serving this attempt), and the caller's credential stays here.
     func upstreamRequest(_ request: AdmittedRequest, servedBy cell: GatewaySettings.Cell?) -> HTTPRequestHead {
         let gatewayRequest = request.request
         // The normalized target, given apart: setting it on a copy of the client's head copied
