@@ -4,8 +4,8 @@ import NIOCore
 /// response part): every decision of that event — deadlines, the exchange's instants, cell
 /// routing — takes the same reading. Outside an event it reads the clock every time.
 ///
-/// Each reading is a `clock_gettime`; a proxied request read it 7 times on its way through one
-/// connection handler, 1.4 % of a proxy-only profile's samples (`PERF_FREQ=2000
+/// Each reading is a `clock_gettime`; a proxied request read it at seven places on its way
+/// through one connection handler, 1.4 % of a proxy-only profile's samples (`PERF_FREQ=2000
 /// PERF_CALLGRAPH="--call-graph dwarf,8192" bench/profile.sh proxy 10`). One event's work
 /// takes microseconds, so a reading shared by it is as good as a fresh one for timeouts of
 /// milliseconds and for the access log's microseconds.
