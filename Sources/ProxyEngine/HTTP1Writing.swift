@@ -88,8 +88,7 @@ enum HTTP1Writing {
     /// Writes one body part on `context`: as it is, or framed as a chunk. `promise` completes
     /// with the part's last write.
     static func writeBody(_ data: IOData, chunked: Bool, on context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
-        // The channel's allocator only for a chunk: reading it is two calls into the channel.
-        if chunked, let prefix = Self.chunkPrefix(for: data.readableBytes, chunked: chunked, allocator: context.channel.allocator) {
+        if let prefix = Self.chunkPrefix(for: data.readableBytes, chunked: chunked, allocator: context.channel.allocator) {
             context.write(NIOAny(prefix), promise: nil)
         }
         if let suffix = Self.chunkSuffix(for: data.readableBytes, chunked: chunked) {
@@ -101,9 +100,10 @@ enum HTTP1Writing {
     }
 
     /// What goes ahead of a body part (its chunk-size line), or nil when it goes as it is.
-    static func chunkPrefix(for length: Int, chunked: Bool, allocator: ByteBufferAllocator) -> ByteBuffer? {
+    /// `allocator` is asked for only for a chunk: reading a channel's is two calls into it.
+    static func chunkPrefix(for length: Int, chunked: Bool, allocator: @autoclosure () -> ByteBufferAllocator) -> ByteBuffer? {
         guard chunked, length > 0 else { return nil }
-        var prefix = allocator.buffer(capacity: 18)
+        var prefix = allocator().buffer(capacity: 18)
         prefix.writeString(String(length, radix: 16))
         prefix.writeStaticString("\r\n")
         return prefix

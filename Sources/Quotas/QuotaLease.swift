@@ -118,12 +118,12 @@ public struct QuotaLease: Sendable {
     /// sized for more than a third of the window would see its last units lapse unused and
     /// its requests ask Redis themselves.
     static func sizingInterval(refreshInterval: Int64, plan: QuotaPlan) -> Int64 {
-        self.rateWindowThird(of: plan).map { min(refreshInterval, $0) } ?? refreshInterval
+        min(refreshInterval, self.rateWindowThird(of: plan) ?? .max)
     }
 
     /// `sizingInterval` of this lease's plan.
     func sizingInterval(refreshInterval: Int64) -> Int64 {
-        self.rateWindowThird.map { min(refreshInterval, $0) } ?? refreshInterval
+        min(refreshInterval, self.rateWindowThird ?? .max)
     }
 
     private static func rateWindowThird(of plan: QuotaPlan) -> Int64? {
