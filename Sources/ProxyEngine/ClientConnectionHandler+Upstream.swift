@@ -139,14 +139,14 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
         !(self.context?.channel.isWritable ?? false)
     }
 
-    func upstreamReceived(_ part: HTTPClientResponsePart) {
+    func upstreamReceived(_ part: UpstreamResponsePart) {
         guard let exchange = self.exchange, let context = self.context else { return }
         self.enterEvent()
         defer { self.leaveEvent() }
         switch part {
         case .head(let head) where head.status == .switchingProtocols:
             // Only a WebSocket handshake may switch, and only to what the client asked for.
-            guard let admitted = exchange.admitted, let handshake = exchange.request.webSocket, handshake.accepts(head) else {
+            guard let admitted = exchange.admitted, let handshake = exchange.request.webSocket, handshake.accepts(head.nioHead) else {
                 exchange.log(.notice, "upstream switched protocols unasked or to something the client did not offer")
                 if let route = exchange.route { self.environment.router.report(route, failed: true, now: self.monotonicNow) }
                 return self.fail(exchange, with: .upstreamFailed)
@@ -154,16 +154,26 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
             exchange.upstreamHeadAt = self.now
             if let route = exchange.route { self.environment.router.report(route, failed: false, now: self.monotonicNow) }
             _ = exchange.machine.responseHeadReceived(status: 101, upstreamKeepsAlive: false, connectionClosing: true)
-            self.send(.head(self.phases.respondSwitchingProtocols(admitted, upstreamHead: head)), answering: exchange.request.head.method, context: context)
-        case .head(var head):
+            self.send(.head(self.phases.respondSwitchingProtocols(admitted, upstreamHead: head.nioHead)), answering: exchange.request.head.method, context: context)
+        case .head(let head) where exchange.masking != nil:
+            // A masked body's head may be held and rewritten: as strings.
             guard let admitted = exchange.admitted else { return }
+            var head = head.nioHead
             exchange.upstreamHeadAt = self.now
             if let route = exchange.route { self.environment.router.report(route, failed: head.status.code >= 500, now: self.monotonicNow) }
-            if exchange.masking != nil, self.maskedHeadReceived(exchange, &head) { return }
+            if self.maskedHeadReceived(exchange, &head) { return }
             let after = exchange.machine.responseHeadReceived(
                 status: head.status.code, upstreamKeepsAlive: ForwardedHeaders.keepsAlive(head), connectionClosing: self.connection.closesAfterAnswer
             )
             self.send(.head(self.phases.respond(admitted, upstreamHead: head, close: after == .close)), answering: exchange.request.head.method, context: context)
+        case .head(let head):
+            guard let admitted = exchange.admitted else { return }
+            exchange.upstreamHeadAt = self.now
+            if let route = exchange.route { self.environment.router.report(route, failed: head.status.code >= 500, now: self.monotonicNow) }
+            let after = exchange.machine.responseHeadReceived(
+                status: head.status.code, upstreamKeepsAlive: head.isKeepAlive, connectionClosing: self.connection.closesAfterAnswer
+            )
+            self.send(self.phases.respond(admitted, upstreamHead: head, close: after == .close), answering: exchange.request.head.method, context: context)
         case .body(let buffer):
             if exchange.masking != nil { return self.maskedBodyReceived(exchange, buffer) }
             exchange.machine.responseBodyReceived(bytes: buffer.readableBytes)

@@ -497,14 +497,30 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
                 }
             }
         } catch {
-            // A field or reason phrase HTTP/1.1 cannot carry (a control character, a name that is
-            // not a token). The client cannot be given a response it would misread: nothing more
-            // is written, and the connection closes once this handling is over.
-            promise?.fail(error)
-            self.environment.logger.error("response not sent: its head is not valid HTTP/1.1; closing the connection", metadata: ["field": "\(error.name)"])
-            self.responseRefused = true
-            self.beginClosing()
-            context.eventLoop.assumeIsolated().execute { context.close(promise: nil) }
+            self.refuseResponse(error, promise: promise, context: context)
+        }
+    }
+
+    /// A field or reason phrase HTTP/1.1 cannot carry (a control character, a name that is not
+    /// a token). The client cannot be given a response it would misread: nothing more is
+    /// written, and the connection closes once this handling is over.
+    private func refuseResponse(_ error: ClientResponseWriter.Refused, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
+        promise?.fail(error)
+        self.environment.logger.error("response not sent: its head is not valid HTTP/1.1; closing the connection", metadata: ["field": "\(error.name)"])
+        self.responseRefused = true
+        self.beginClosing()
+        context.eventLoop.assumeIsolated().execute { context.close(promise: nil) }
+    }
+
+    /// A relayed head: written from its fields' bytes on an HTTP/1.1 connection; an HTTP/2
+    /// stream's codec takes it as strings.
+    func send(_ head: RelayedResponseHead, answering method: HTTPMethod?, context: ChannelHandlerContext) {
+        guard !self.servesOneStream else { return self.send(.head(head.nioHead), context: context) }
+        guard !self.responseRefused else { return }
+        do {
+            context.write(NIOAny(try self.responseWriter.head(head, answering: method, allocator: context.channel.allocator)), promise: nil)
+        } catch {
+            self.refuseResponse(error, promise: nil, context: context)
         }
     }
 

@@ -34,18 +34,23 @@ struct ClientResponseWriter {
     /// - Parameter method: the method of the request this head answers; nil when no request head
     ///   was read (an answer to bytes that never made one).
     mutating func head(_ head: HTTPResponseHead, answering method: HTTPMethod?, allocator: @autoclosure () -> ByteBufferAllocator) throws(Refused) -> ByteBuffer {
+        try self.head(RelayedResponseHead(version: head.version, status: head.status, fields: FieldSection(head.headers)), answering: method, allocator: allocator())
+    }
+
+    /// `head` for a head whose fields are kept as an upstream sent them.
+    mutating func head(_ head: RelayedResponseHead, answering method: HTTPMethod?, allocator: @autoclosure () -> ByteBufferAllocator) throws(Refused) -> ByteBuffer {
         let code = head.status.code
         var connect = false
         if !((100..<200).contains(code) && code != 101), let method {
             self.suppressesBody = method == .HEAD || method == .CONNECT
             connect = method == .CONNECT
         }
-        var headers = head.headers
-        var fields = try HTTP1Writing.measure(headers)
+        var headers = head.fields
+        var fields = try headers.measure()
         let framing = Self.framing(fields, hasBody: !connect && head.status.mayHaveResponseBody, version: head.version)
         if framing.edits {
             framing.apply(to: &headers)
-            fields = try HTTP1Writing.measure(headers)
+            fields = try headers.measure()
         }
         self.isChunked = framing.isChunked && !self.suppressesBody
 
@@ -69,7 +74,7 @@ struct ClientResponseWriter {
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeString(reason)
         buffer.writeStaticString("\r\n")
-        HTTP1Writing.write(headers, measured: fields, into: &buffer)
+        headers.write(measured: fields, into: &buffer)
         assert(buffer.readableBytes == size, "a response head of \(buffer.readableBytes) bytes was sized as \(size)")
         self.headBuffer.keep(buffer)
         return buffer

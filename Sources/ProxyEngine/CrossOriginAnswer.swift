@@ -39,7 +39,7 @@ struct CrossOriginAnswer {
     /// Adds the fields to an answer's head. The route's list goes into a second
     /// `Access-Control-Expose-Headers` field rather than a third string joined per response:
     /// list-valued fields may be repeated (RFC 9110 §5.3), and browsers read them as one list.
-    func apply(to headers: inout HTTPHeaders) {
+    func apply<Fields: FieldEditing>(to headers: inout Fields) {
         headers.replaceOrAdd(name: "access-control-allow-origin", value: self.origin)
         headers.add(name: "access-control-expose-headers", value: self.exposedHeaders)
         if let route = self.routeExposedHeaders { headers.add(name: "access-control-expose-headers", value: route) }
@@ -49,9 +49,11 @@ struct CrossOriginAnswer {
     /// Removes the CORS fields a backend sent: the gateway alone decides which origin may read
     /// its routes, so a backend's `Access-Control-Allow-Origin: *` cannot widen that. Only for
     /// requests that came with an `Origin` (browsers): nothing else reads these fields.
-    static func removeUpstreamFields(from headers: inout HTTPHeaders) {
+    static func removeUpstreamFields<Fields: FieldEditing>(from headers: inout Fields) {
         var doomed: [String] = []
-        for (name, _) in headers where name.utf8.count > 15 && name.lowercased().hasPrefix("access-control-") { doomed.append(name) }
+        headers.forEachField { name, _ in
+            if name.count > 15, ForwardedHeaders.matches(bytes: name, "access-control-", prefixOnly: true) { doomed.append(String(decoding: name, as: UTF8.self)) }
+        }
         for name in doomed { headers.remove(name: name) }
     }
 }

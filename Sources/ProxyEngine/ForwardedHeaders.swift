@@ -16,14 +16,14 @@ enum ForwardedHeaders {
     /// from an upstream: the fixed names are removed by their literal and `Connection` is read
     /// token by token in place, so such a message costs no allocation; only a `Proxy-*` field or
     /// a `Connection` naming another field builds a list.
-    static func stripHopByHop(_ headers: inout HTTPHeaders) {
+    static func stripHopByHop<Fields: FieldEditing>(_ headers: inout Fields) {
         var present: HopByHop = []
         var doomed: [String] = []
-        for (name, value) in headers {
-            guard let field = HopByHop(name) else { continue }
+        headers.forEachField { name, value in
+            guard let field = HopByHop(bytes: name) else { return }
             present.insert(field)
             if field == .proxy {
-                doomed.append(name)
+                doomed.append(String(decoding: name, as: UTF8.self))
             } else if field == .connection {
                 self.nominated(by: value, into: &doomed)
             }
@@ -73,13 +73,13 @@ enum ForwardedHeaders {
 
     /// The fields a `Connection` value names for removal, beyond the hop-by-hop ones removed
     /// anyway (and `close`, which names none); never `neverNominated` ones.
-    private static func nominated(by value: String, into doomed: inout [String]) {
+    private static func nominated(by value: UnsafeRawBufferPointer, into doomed: inout [String]) {
         // Read in place: the usual `Connection: keep-alive` names nothing and builds no string.
-        _ = self.anyItem(of: value) { token in
-            guard HopByHop(bytes: token) == nil, !self.matches(bytes: token, "close") else { return false }
+        var tokens = FieldListItems(value)
+        while let token = tokens.next() {
+            guard HopByHop(bytes: token) == nil, !self.matches(bytes: token, "close") else { continue }
             let lowered = String(decoding: token.lazy.map { (0x41...0x5A).contains($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
             if !self.neverNominated.contains(lowered) { doomed.append(lowered) }
-            return false
         }
     }
 
@@ -88,16 +88,26 @@ enum ForwardedHeaders {
     /// response). The same verdict: a `close` token closes; one `keep-alive` keeps alive, a second
     /// recognized token closes; with neither, HTTP/1.1 keeps alive and HTTP/1.0 closes.
     static func keepsAlive(_ head: HTTPResponseHead) -> Bool {
+        self.keepsAlive(head.headers, version: head.version)
+    }
+
+    static func keepsAlive(_ fields: some FieldEditing, version: HTTPVersion) -> Bool {
         var keepAlives = 0
-        for (name, value) in head.headers where name.utf8.count == 10 && self.matches(name, "connection") {
-            let closes = self.anyItem(of: value) { token in
+        var closes = false
+        fields.forEachField { name, value in
+            guard !closes, name.count == 10, self.matches(bytes: name, "connection") else { return }
+            var tokens = FieldListItems(value)
+            while let token = tokens.next() {
                 if self.matches(bytes: token, "keep-alive") { keepAlives += 1 }
-                return self.matches(bytes: token, "close")
+                if self.matches(bytes: token, "close") {
+                    closes = true
+                    return
+                }
             }
-            if closes { return false }
         }
+        if closes { return false }
         if keepAlives > 0 { return keepAlives == 1 }
-        return head.version.major == 1 && head.version.minor >= 1
+        return version.major == 1 && version.minor >= 1
     }
 
     /// Whether the head asks for `100 Continue` (an `Expect` item `100-continue`, in any case).
@@ -175,6 +185,15 @@ enum ForwardedHeaders {
         // instead of `zip`, a debug build allocated 55 more times per request.)
         for (byte, wanted) in zip(bytes, expected) {
             if (byte &- 0x41 < 26 ? byte | 0x20 : byte) != wanted { return false }
+        }
+        return true
+    }
+
+    /// Whether two names are the same, ignoring ASCII case.
+    static func equalIgnoringCase(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> Bool {
+        guard first.count == second.count else { return false }
+        for (left, right) in zip(first, second) where left != right {
+            if (left &- 0x41 < 26 ? left | 0x20 : left) != (right &- 0x41 < 26 ? right | 0x20 : right) { return false }
         }
         return true
     }
@@ -295,14 +314,20 @@ enum ForwardedHeaders {
         var headers = upstream.headers
         // One copy, with room for the id, `Connection`, RateLimit and CORS fields added after.
         headers.reserveCapacity(headers.count + 8)
-        self.stripHopByHop(&headers)
-        headers.replaceOrAdd(name: "x-request-id", value: requestID)
-        if close {
-            headers.add(name: "connection", value: "close")
-        } else if version == .http1_0 {
-            headers.add(name: "connection", value: "keep-alive")
-        }
+        self.clientResponseFields(&headers, requestID: requestID, version: version, close: close)
         return HTTPResponseHead(version: version, status: upstream.status, headers: headers)
+    }
+
+    /// An upstream's response fields made the client's: hop-by-hop removed, request id attached,
+    /// and `Connection` saying what becomes of the client's connection.
+    static func clientResponseFields<Fields: FieldEditing>(_ fields: inout Fields, requestID: String, version: HTTPVersion, close: Bool) {
+        self.stripHopByHop(&fields)
+        fields.replaceOrAdd(name: "x-request-id", value: requestID)
+        if close {
+            fields.add(name: "connection", value: "close")
+        } else if version == .http1_0 {
+            fields.add(name: "connection", value: "keep-alive")
+        }
     }
 }
 

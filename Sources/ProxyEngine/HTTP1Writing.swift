@@ -75,7 +75,7 @@ enum HTTP1Writing {
         var addChunked = false
         var edits: Bool { self.removeContentLength || self.removeTransferEncoding || self.addChunked }
 
-        func apply(to headers: inout HTTPHeaders) {
+        func apply<Fields: FieldEditing>(to headers: inout Fields) {
             if self.removeContentLength { headers.remove(name: "content-length") }
             if self.addChunked {
                 headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")

@@ -85,7 +85,7 @@ struct UpstreamResponseParser {
 
     /// The next part that `buffer` completes, consuming its bytes; nil when more bytes are needed
     /// (what is left of `buffer` must be handed in again, followed by the next bytes read).
-    mutating func next(_ buffer: inout ByteBuffer) throws(Failure) -> HTTPClientResponsePart? {
+    mutating func next(_ buffer: inout ByteBuffer) throws(Failure) -> UpstreamResponsePart? {
         while true {
             switch self.state {
             case .failed, .upgraded:
@@ -128,7 +128,7 @@ struct UpstreamResponseParser {
 
     /// The connection ended, `unread` bytes left over: the end of a body that runs until then,
     /// nothing between responses, and a failure anywhere else.
-    mutating func endOfInput(unread: Int) throws(Failure) -> HTTPClientResponsePart? {
+    mutating func endOfInput(unread: Int) throws(Failure) -> UpstreamResponsePart? {
         switch self.state {
         case .untilClose:
             self.state = .head
@@ -151,7 +151,7 @@ struct UpstreamResponseParser {
         case incomplete
         /// A `1xx` other than `101`, skipped: the final response follows.
         case informational
-        case final(HTTPResponseHead)
+        case final(RelayedResponseHead)
     }
 
     private mutating func readHead(_ buffer: inout ByteBuffer) throws(Failure) -> HeadResult {
@@ -165,12 +165,15 @@ struct UpstreamResponseParser {
         } catch {
             return try self.fail(error)
         }
-        buffer.moveReaderIndex(forwardBy: headLength)
         self.scanned = 0
         let code = parsed.status
-        if code / 100 == 1 && code != 101 { return .informational }
+        if code / 100 == 1 && code != 101 {
+            buffer.moveReaderIndex(forwardBy: headLength)
+            return .informational
+        }
+        // The head's bytes stay where they were read: its fields are relayed from them.
+        var fields = FieldSection(received: buffer.readSlice(length: headLength)!, lines: parsed.lines)
         self.awaiting.removeFirst()
-        var headers = parsed.headers
         let framing: Framing =
             if code == 101 || method == .HEAD || method == .CONNECT || code == 204 || code == 304 { .none } else { parsed.framing }
         switch framing {
@@ -189,10 +192,10 @@ struct UpstreamResponseParser {
         // same; `204` and `304` are exempt). The head says so for whoever asks it: `Connection`
         // is hop-by-hop, never passed on to the client.
         if parsed.framing == .untilClose, code != 101, code != 204, code != 304, parsed.keepsAliveByHeader {
-            headers.add(name: "connection", value: "close")
+            fields.add(name: "connection", value: "close")
         }
         let version = HTTPVersion(major: 1, minor: parsed.minorVersion)
-        return .final(HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: code), headers: headers))
+        return .final(RelayedResponseHead(version: version, status: HTTPResponseStatus(statusCode: code), fields: fields))
     }
 
     /// The length of a head or trailer section (through its empty line) once the buffer holds
@@ -240,7 +243,8 @@ struct UpstreamResponseParser {
     private struct ParsedHead {
         var minorVersion: Int
         var status: Int
-        var headers: HTTPHeaders
+        /// Where each field lies in the head's bytes.
+        var lines: [FieldSection.Line]
         var framing: Framing
         /// No `Connection: close` and HTTP/1.1 (or `keep-alive` on 1.0).
         var keepsAliveByHeader: Bool
@@ -272,20 +276,21 @@ struct UpstreamResponseParser {
         guard bytes[index] == UInt8(ascii: "\r"), bytes[index + 1] == UInt8(ascii: "\n") else { throw .malformedStatusLine }
         index += 2
 
-        // The fields as a list, made `HTTPHeaders` whole: `HTTPHeaders.add` scans each name for
-        // non-ASCII bytes and compares it with `connection` again, and every name here is a
-        // token already.
-        var fieldList: [(String, String)] = []
-        var lines = 0
-        for byte in UnsafeRawBufferPointer(rebasing: bytes[index...]) where byte == UInt8(ascii: "\n") { lines += 1 }
-        fieldList.reserveCapacity(lines)
+        // Where each field lies, not strings: the fields are relayed from these bytes
+        // (`FieldSection`). Room for every line, so the list is made once.
+        var lines: [FieldSection.Line] = []
+        var count = 0
+        for byte in UnsafeRawBufferPointer(rebasing: bytes[index...]) where byte == UInt8(ascii: "\n") { count += 1 }
+        lines.reserveCapacity(count)
         var contentLength: Int?
         var sawTransferEncoding = false
         var chunkedIsFinal = false
         var connectionClose = false
         var connectionKeepAlive = false
         var fields = FieldLines(bytes, from: index)
-        while let (name, value) = try fields.next() {
+        while let (nameRange, valueRange) = try fields.nextRanges() {
+            let name = UnsafeRawBufferPointer(rebasing: bytes[nameRange])
+            let value = UnsafeRawBufferPointer(rebasing: bytes[valueRange])
             if ForwardedHeaders.matches(bytes: name, "content-length") {
                 guard contentLength == nil, let length = HTTP1Reading.decimal(HTTP1Reading.trimmingTrailingSpaces(value)) else { throw .ambiguousFraming }
                 contentLength = length
@@ -308,15 +313,19 @@ struct UpstreamResponseParser {
                     if ForwardedHeaders.matches(bytes: option, "keep-alive") { connectionKeepAlive = true }
                 }
             }
-            fieldList.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+            lines.append(
+                FieldSection.Line(
+                    nameStart: Int32(nameRange.lowerBound), nameEnd: Int32(nameRange.upperBound),
+                    valueStart: Int32(valueRange.lowerBound), valueEnd: Int32(valueRange.upperBound)
+                )
+            )
         }
-        let headers = HTTPHeaders(fieldList)
         if sawTransferEncoding, contentLength != nil { throw .ambiguousFraming }
         let framing: Framing =
             if sawTransferEncoding { chunkedIsFinal ? .chunked : .untilClose } else if let contentLength { .length(contentLength) } else { .untilClose }
         let minor = bytes[7] == UInt8(ascii: "1") ? 1 : 0
         let keepsAlive = !connectionClose && (minor == 1 || connectionKeepAlive)
-        return ParsedHead(minorVersion: minor, status: status, headers: headers, framing: framing, keepsAliveByHeader: keepsAlive)
+        return ParsedHead(minorVersion: minor, status: status, lines: lines, framing: framing, keepsAliveByHeader: keepsAlive)
     }
 
     /// The `name: value` lines of a field section, from `start` up to the empty line that ends it
@@ -332,6 +341,12 @@ struct UpstreamResponseParser {
         }
 
         mutating func next() throws(Failure) -> (name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)? {
+            guard let (name, value) = try self.nextRanges() else { return nil }
+            return (UnsafeRawBufferPointer(rebasing: self.bytes[name]), UnsafeRawBufferPointer(rebasing: self.bytes[value]))
+        }
+
+        /// `next`, as where the name and the value lie in the bytes.
+        mutating func nextRanges() throws(Failure) -> (name: Range<Int>, value: Range<Int>)? {
             let bytes = self.bytes
             var index = self.index
             if bytes[index] == UInt8(ascii: "\r") {
@@ -353,7 +368,7 @@ struct UpstreamResponseParser {
             let valueEnd = index
             guard bytes[index + 1] == UInt8(ascii: "\n") else { throw .malformedHeader }
             self.index = index + 2
-            return (UnsafeRawBufferPointer(rebasing: bytes[nameStart..<nameEnd]), UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd]))
+            return (nameStart..<nameEnd, valueStart..<valueEnd)
         }
     }
 

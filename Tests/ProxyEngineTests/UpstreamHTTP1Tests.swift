@@ -269,12 +269,12 @@ final class UpstreamHTTP1Tests: XCTestCase {
 
     /// Takes what the connection relays; may let go of it on the first head.
     final class Recorder: UpstreamExchangeDelegate {
-        var parts: [HTTPClientResponsePart] = []
+        var parts: [UpstreamResponsePart] = []
         var closed: (any Error)??
         var letGoOnHead = false
         weak var connection: UpstreamConnection?
         var upstreamShouldPauseReading: Bool { false }
-        func upstreamReceived(_ part: HTTPClientResponsePart) {
+        func upstreamReceived(_ part: UpstreamResponsePart) {
             self.parts.append(part)
             if case .head = part, self.letGoOnHead { self.connection?.delegate = nil }
         }
@@ -419,7 +419,7 @@ final class UpstreamHTTP1Tests: XCTestCase {
         return reads
     }
 
-    static func append(_ part: HTTPClientResponsePart, to reads: inout [Read]) {
+    static func append(_ part: UpstreamResponsePart, to reads: inout [Read]) {
         switch part {
         case .head(let head):
             reads.append(.head(version: head.version, status: head.status.code, fields: head.headers.map { "\($0.name.lowercased()): \($0.value)" }, keepAlive: head.isKeepAlive))
