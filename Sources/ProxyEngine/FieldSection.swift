@@ -91,6 +91,9 @@ struct FieldSection: FieldEditing, Equatable, Sendable {
     }
 
     mutating func add(name: String, value: String) {
+        // Room for what a relayed head usually gains (its id, `Connection`, RateLimit fields) in
+        // one allocation: growing one by one reallocated at the second.
+        if self.added.isEmpty { self.added.reserveCapacity(4) }
         self.added.add(name: name, value: value)
     }
 

@@ -183,6 +183,22 @@ final class RequestIdentityTests: XCTestCase {
         XCTAssertEqual(Hex.encode(0x0123_4567_89AB_CDEF, 0xFEDC_BA98_7654_3210), "0123456789abcdeffedcba9876543210")
     }
 
+    /// The ids are kept as bits and written out when asked: every value reads back as itself,
+    /// through its header and through its ids as text.
+    func testIdsKeptAsBitsReadBackAsTheHeaderSaysThem() throws {
+        var random = SeededRandom(seed: 0x7AC3)
+        for _ in 0..<1_000 {
+            let value = TraceParent(
+                traceIDHigh: random.next(), traceIDLow: random.next() | 1, parentID: random.next() | 1, flags: UInt8.random(in: 0...255, using: &random)
+            )
+            XCTAssertEqual(value.header, "00-\(value.traceID)-\(value.parentID)-\(value.flags)")
+            XCTAssertEqual(value.header.utf8.count, 55)
+            XCTAssertEqual(TraceParent(value.header), value)
+            XCTAssertEqual(TraceParent(traceID: value.traceID, parentID: value.parentID, flags: value.flags), value)
+        }
+        XCTAssertEqual(TraceParent(traceIDHigh: 0xA, traceIDLow: 0xB, parentID: 0xC, flags: 0xA3).header, "00-000000000000000a000000000000000b-000000000000000c-a3")
+    }
+
     // MARK: - Helpers
 
     private static func assertLowercaseHex(_ text: String, count: Int, file: StaticString = #filePath, line: UInt = #line) {
