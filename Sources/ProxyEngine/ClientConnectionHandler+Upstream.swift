@@ -155,25 +155,23 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
             if let route = exchange.route { self.environment.router.report(route, failed: false, now: self.monotonicNow) }
             _ = exchange.machine.responseHeadReceived(status: 101, upstreamKeepsAlive: false, connectionClosing: true)
             self.send(.head(self.phases.respondSwitchingProtocols(admitted, upstreamHead: head.nioHead)), answering: exchange.request.head.method, context: context)
-        case .head(let head) where exchange.masking != nil:
-            // A masked body's head may be held and rewritten: as strings.
-            guard let admitted = exchange.admitted else { return }
-            var head = head.nioHead
-            exchange.upstreamHeadAt = self.now
-            if let route = exchange.route { self.environment.router.report(route, failed: head.status.code >= 500, now: self.monotonicNow) }
-            if self.maskedHeadReceived(exchange, &head) { return }
-            let after = exchange.machine.responseHeadReceived(
-                status: head.status.code, upstreamKeepsAlive: ForwardedHeaders.keepsAlive(head), connectionClosing: self.connection.closesAfterAnswer
-            )
-            self.send(.head(self.phases.respond(admitted, upstreamHead: head, close: after == .close)), answering: exchange.request.head.method, context: context)
         case .head(let head):
             guard let admitted = exchange.admitted else { return }
             exchange.upstreamHeadAt = self.now
             if let route = exchange.route { self.environment.router.report(route, failed: head.status.code >= 500, now: self.monotonicNow) }
+            guard exchange.masking != nil else {
+                let after = exchange.machine.responseHeadReceived(
+                    status: head.status.code, upstreamKeepsAlive: head.isKeepAlive, connectionClosing: self.connection.closesAfterAnswer
+                )
+                return self.send(self.phases.respond(admitted, upstreamHead: head, close: after == .close), answering: exchange.request.head.method, context: context)
+            }
+            // A masked body's head may be held and rewritten: as strings.
+            var masked = head.nioHead
+            if self.maskedHeadReceived(exchange, &masked) { return }
             let after = exchange.machine.responseHeadReceived(
-                status: head.status.code, upstreamKeepsAlive: head.isKeepAlive, connectionClosing: self.connection.closesAfterAnswer
+                status: masked.status.code, upstreamKeepsAlive: ForwardedHeaders.keepsAlive(masked), connectionClosing: self.connection.closesAfterAnswer
             )
-            self.send(self.phases.respond(admitted, upstreamHead: head, close: after == .close), answering: exchange.request.head.method, context: context)
+            self.send(.head(self.phases.respond(admitted, upstreamHead: masked, close: after == .close)), answering: exchange.request.head.method, context: context)
         case .body(let buffer):
             if exchange.masking != nil { return self.maskedBodyReceived(exchange, buffer) }
             exchange.machine.responseBodyReceived(bytes: buffer.readableBytes)

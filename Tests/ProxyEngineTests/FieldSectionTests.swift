@@ -132,6 +132,34 @@ final class FieldSectionTests: XCTestCase {
         XCTAssertGreaterThan(written, 3_000)
     }
 
+    /// Heads of many fields, many of one name: removals and additions edit them as strings.
+    func testHeadsOfManyFieldsEditedAsTheirStrings() throws {
+        var random = SeededRandom(seed: 0x64_64)
+        for _ in 0..<50 {
+            var text = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
+            for index in 0..<Int.random(in: 60...140, using: &random) {
+                text += "X-F\(index % 9): \(index)\r\n"
+            }
+            let relayed = try Self.parse(text + "\r\n")
+            var fields = relayed.fields
+            var headers = relayed.headers
+            for _ in 0..<4 {
+                let edit: Edit = Bool.random(using: &random) ? .remove("x-f\(Int.random(in: 0..<9, using: &random))") : .add("X-F3", "added")
+                edit.apply(to: &fields)
+                edit.apply(to: &headers)
+                XCTAssertEqual(fields.headers, headers, "after \(edit)")
+            }
+            var bytesWriter = ClientResponseWriter()
+            var stringsWriter = ClientResponseWriter()
+            XCTAssertEqual(
+                try bytesWriter.head(RelayedResponseHead(version: relayed.version, status: relayed.status, fields: fields), answering: .GET, allocator: ByteBufferAllocator()),
+                try stringsWriter.head(HTTPResponseHead(version: relayed.version, status: relayed.status, headers: headers), answering: .GET, allocator: ByteBufferAllocator())
+            )
+            // The head as parsed is untouched by the edits of its copy.
+            XCTAssertEqual(relayed.headers, try Self.parse(text + "\r\n").headers)
+        }
+    }
+
     func testReceivedFieldsAreWrittenAsNameColonSpaceValue() throws {
         let relayed = try Self.parse("HTTP/1.1 200 OK\r\nServer:cell-7\r\nX-Pad: \t padded\t \r\nContent-Length: 2\r\nX-Empty:\r\n\r\n")
         var writer = ClientResponseWriter()
