@@ -206,3 +206,33 @@ done = function(summary, latency, requests)
 end
 LUA
 }
+
+# build_proxy_targets: the release binaries of the gateway and `nio-proxy-floor`; sets bin.
+build_proxy_targets() {
+    export PATH="$PATH:/usr/sbin"
+    require_tools perf wrk nginx taskset python3
+    echo "building (release)..." >&2
+    swift build -c release --product erp-gateway >/dev/null
+    swift build -c release --product nio-proxy-floor >/dev/null
+    bin="$(swift build -c release --show-bin-path)"
+}
+
+# start_proxy_targets: starts, each pinned to core 0, the nginx upstream and in front of it nginx
+# as a reverse proxy, the gateway proxy-only (one event loop), and `nio-proxy-floor` relaying
+# bytes and with SwiftNIO's HTTP/1 codecs; waits for every port. Sets upstream_port, nginx_port,
+# proxy_port, floor_http_port and floor_bytes_port. After `mint_tokens`, whose last `wait` would
+# wait for these servers too.
+start_proxy_targets() {
+    upstream_port=$(free_port); nginx_port=$(free_port); proxy_port=$(free_port); floor_http_port=$(free_port); floor_bytes_port=$(free_port)
+    upstream_config "$upstream_port"
+    nginx_config proxy "upstream erp { server 127.0.0.1:$upstream_port; keepalive 64; }
+    server { listen 127.0.0.1:$nginx_port; location / { proxy_pass http://erp; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host \$host; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } }"
+    gateway_settings "$proxy_port" proxy "$upstream_port" 0 > "$work/gateway-proxy.yaml"
+    start upstream nginx -p "$work" -e "$work/upstream-error.log" -c "$work/upstream.conf"
+    start nginx nginx -p "$work" -e "$work/proxy-error.log" -c "$work/proxy.conf"
+    start gateway-proxy "$bin/erp-gateway" serve --config "$work/gateway-proxy.yaml" --log-level error --watch-interval-ms 0
+    start floor-http "$bin/nio-proxy-floor" "$floor_http_port" "$upstream_port"
+    start floor-bytes "$bin/nio-proxy-floor" "$floor_bytes_port" "$upstream_port" --bytes
+    local port
+    for port in "$upstream_port" "$nginx_port" "$proxy_port" "$floor_http_port" "$floor_bytes_port"; do wait_port "$port"; done
+}

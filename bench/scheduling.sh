@@ -21,29 +21,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-4}"
 connections="${CONNECTIONS:-32}"
-for tool in perf wrk nginx taskset python3; do
-    command -v "$tool" >/dev/null || PATH="$PATH:/usr/sbin" command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }
-done
-export PATH="$PATH:/usr/sbin"
-
-echo "building (release)..." >&2
-swift build -c release --product erp-gateway >/dev/null
-swift build -c release --product nio-proxy-floor >/dev/null
-bin="$(swift build -c release --show-bin-path)"
 source bench/lib.sh
-
-upstream_port=$(free_port); nginx_port=$(free_port); proxy_port=$(free_port); floor_http_port=$(free_port); floor_bytes_port=$(free_port)
-upstream_config "$upstream_port"
-nginx_config proxy "upstream erp { server 127.0.0.1:$upstream_port; keepalive 64; }
-    server { listen 127.0.0.1:$nginx_port; location / { proxy_pass http://erp; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host \$host; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } }"
-gateway_settings "$proxy_port" proxy "$upstream_port" 0 > "$work/gateway-proxy.yaml"
-
-start upstream nginx -p "$work" -e "$work/upstream-error.log" -c "$work/upstream.conf"
-start nginx nginx -p "$work" -e "$work/proxy-error.log" -c "$work/proxy.conf"
-start gateway-proxy "$bin/erp-gateway" serve --config "$work/gateway-proxy.yaml" --log-level error --watch-interval-ms 0
-start floor-http "$bin/nio-proxy-floor" "$floor_http_port" "$upstream_port"
-start floor-bytes "$bin/nio-proxy-floor" "$floor_bytes_port" "$upstream_port" --bytes
-for port in "$upstream_port" "$nginx_port" "$proxy_port" "$floor_http_port" "$floor_bytes_port"; do wait_port "$port"; done
+build_proxy_targets
+start_proxy_targets
 upstream_pids=$(server_pids "$(master_of "$upstream_port")")
 
 involuntary_switches() {  # summed over every thread of the given pids
