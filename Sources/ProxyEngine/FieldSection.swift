@@ -135,6 +135,8 @@ struct FieldSection: FieldEditing, Equatable, Sendable {
         return headers
     }
 
+    /// The same fields in the same order, however each side keeps them (a relayed head is a
+    /// part of `HTTPPart`, whose heads are `Equatable`).
     static func == (lhs: FieldSection, rhs: FieldSection) -> Bool {
         lhs.headers == rhs.headers
     }
