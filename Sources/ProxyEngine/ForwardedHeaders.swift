@@ -52,11 +52,6 @@ enum ForwardedHeaders {
 
         init(rawValue: UInt8) { self.rawValue = rawValue }
 
-        init?(_ name: String) {
-            guard let field = ForwardedHeaders.withBytes(of: name, { HopByHop(bytes: UnsafeRawBufferPointer($0)) }) else { return nil }
-            self = field
-        }
-
         init?(bytes name: UnsafeRawBufferPointer) {
             if ForwardedHeaders.matches(bytes: name, "proxy-", prefixOnly: true) { self = .proxy; return }
             switch name.count {
@@ -78,7 +73,7 @@ enum ForwardedHeaders {
         var tokens = FieldListItems(value)
         while let token = tokens.next() {
             guard HopByHop(bytes: token) == nil, !self.matches(bytes: token, "close") else { continue }
-            let lowered = String(decoding: token.lazy.map { (0x41...0x5A).contains($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
+            let lowered = String(decoding: token.lazy.map(self.lowercased), as: UTF8.self)
             if !self.neverNominated.contains(lowered) { doomed.append(lowered) }
         }
     }
@@ -130,7 +125,7 @@ enum ForwardedHeaders {
 
     /// Hop-by-hop or `Proxy-*`, compared ASCII case-insensitively without building a string.
     static func isHopByHop(_ name: String) -> Bool {
-        HopByHop(name) != nil
+        self.withBytes(of: name) { HopByHop(bytes: UnsafeRawBufferPointer($0)) } != nil
     }
 
     /// Names the gateway sets, frames or strips on the way upstream. A client field spelled like
@@ -155,7 +150,7 @@ enum ForwardedHeaders {
         guard self.withBytes(of: name, { $0.contains(UInt8(ascii: "_")) }) else { return false }
         let folded = String(decoding: name.utf8.map { byte -> UInt8 in
             if byte == UInt8(ascii: "_") { return UInt8(ascii: "-") }
-            return (0x41...0x5A).contains(byte) ? byte | 0x20 : byte
+            return self.lowercased(byte)
         }, as: UTF8.self)
         return self.controlledNames.contains(folded) || folded.hasPrefix("x-erp-") || folded.hasPrefix("proxy-")
     }
@@ -180,11 +175,9 @@ enum ForwardedHeaders {
     static func matches(bytes: some Collection<UInt8>, _ lowercase: StaticString, prefixOnly: Bool = false) -> Bool {
         let expected = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
         guard prefixOnly ? bytes.count >= expected.count : bytes.count == expected.count else { return false }
-        // Folded with one comparison: a `ClosedRange` test per byte was a call of its own, 0.4 %
-        // of a proxy-only profile's samples (`bench/profile.sh proxy`). (Walked by index
-        // instead of `zip`, a debug build allocated 55 more times per request.)
+        // (Walked by index instead of `zip`, a debug build allocated 55 more times per request.)
         for (byte, wanted) in zip(bytes, expected) {
-            if (byte &- 0x41 < 26 ? byte | 0x20 : byte) != wanted { return false }
+            if self.lowercased(byte) != wanted { return false }
         }
         return true
     }
@@ -193,9 +186,17 @@ enum ForwardedHeaders {
     static func equalIgnoringCase(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> Bool {
         guard first.count == second.count else { return false }
         for (left, right) in zip(first, second) where left != right {
-            if (left &- 0x41 < 26 ? left | 0x20 : left) != (right &- 0x41 < 26 ? right | 0x20 : right) { return false }
+            if self.lowercased(left) != self.lowercased(right) { return false }
         }
         return true
+    }
+
+    /// An ASCII letter in lower case; any other byte as it is. One comparison: a `ClosedRange`
+    /// test per byte was a call of its own, 0.4 % of a proxy-only profile's samples
+    /// (`bench/profile.sh proxy`).
+    @inline(__always)
+    static func lowercased(_ byte: UInt8) -> UInt8 {
+        byte &- 0x41 < 26 ? byte | 0x20 : byte
     }
 
     struct ClientFacts {

@@ -19,22 +19,16 @@ struct IdentifierGenerator {
         Hex.encode(self.next(), self.next())
     }
 
-    /// A non-zero 64-bit span id as 16 lowercase hex digits.
-    mutating func spanID() -> String {
-        Hex.encode(self.spanBits())
-    }
-
     /// A non-zero 64-bit span id.
     mutating func spanBits() -> UInt64 {
         let value = self.next()
         return value == 0 ? 1 : value
     }
 
-    /// A non-zero 128-bit trace id as 32 lowercase hex digits.
-    mutating func traceID() -> String {
-        var high = self.next()
-        if high == 0 { high = 1 }
-        return Hex.encode(high, self.next())
+    /// A 128-bit trace id, high bits first; never all zero.
+    mutating func traceBits() -> (high: UInt64, low: UInt64) {
+        let high = self.next()
+        return (high == 0 ? 1 : high, self.next())
     }
 }
 
@@ -215,9 +209,7 @@ struct TraceDecision {
                 continuesClientTrace: true, clientParentID: parent.parentID, sampled: sampleRatio > 0 && parent.flagBits & 1 == 1
             )
         }
-        var high = generator.next()
-        if high == 0 { high = 1 }
-        let low = generator.next()
+        let (high, low) = generator.traceBits()
         let sampled = Self.samples(low, ratio: sampleRatio)
         return TraceDecision(
             outgoing: TraceParent(traceIDHigh: high, traceIDLow: low, parentID: generator.spanBits(), flags: sampled ? 1 : 0),

@@ -342,22 +342,23 @@ struct RequestPhases {
     /// RateLimit headers, and for a browser the one origin this tenant allows (never `*`) with
     /// the fields it may read — the gateway's, replacing any CORS fields of the backend's.
     func respond(_ request: AdmittedRequest, upstreamHead: HTTPResponseHead, close: Bool) -> HTTPResponseHead {
-        var headers = upstreamHead.headers
-        // One copy, with room for the id, `Connection`, RateLimit and CORS fields added after.
-        headers.reserveCapacity(headers.count + 8)
-        self.respond(request, fields: &headers, close: close)
-        return HTTPResponseHead(version: request.request.head.version, status: upstreamHead.status, headers: headers)
+        var head = ForwardedHeaders.clientResponseHead(
+            from: upstreamHead, requestID: request.request.requestID, version: request.request.head.version, close: close
+        )
+        self.addAnswerFields(request, to: &head.headers)
+        return head
     }
 
     /// `respond` for a head relayed with its fields as received.
     func respond(_ request: AdmittedRequest, upstreamHead: RelayedResponseHead, close: Bool) -> RelayedResponseHead {
         var fields = upstreamHead.fields
-        self.respond(request, fields: &fields, close: close)
+        ForwardedHeaders.clientResponseFields(&fields, requestID: request.request.requestID, version: request.request.head.version, close: close)
+        self.addAnswerFields(request, to: &fields)
         return RelayedResponseHead(version: request.request.head.version, status: upstreamHead.status, fields: fields)
     }
 
-    private func respond<Fields: FieldEditing>(_ request: AdmittedRequest, fields: inout Fields, close: Bool) {
-        ForwardedHeaders.clientResponseFields(&fields, requestID: request.request.requestID, version: request.request.head.version, close: close)
+    /// The RateLimit fields, and for a browser the CORS fields in place of the backend's.
+    private func addAnswerFields<Fields: FieldEditing>(_ request: AdmittedRequest, to fields: inout Fields) {
         for (name, value) in request.rateLimitHeaders { fields.replaceOrAdd(name: name, value: value) }
         if let grant = request.grant, let origin = grant.corsOrigin {
             CrossOriginAnswer.removeUpstreamFields(from: &fields)

@@ -166,8 +166,9 @@ final class RequestIdentityTests: XCTestCase {
     func testSpanAndTraceIDsAreNonZeroHex() {
         var generator = IdentifierGenerator(seed: 5)
         for _ in 0..<100 {
-            let span = generator.spanID()
-            let trace = generator.traceID()
+            let span = Hex.encode(generator.spanBits())
+            let (high, low) = generator.traceBits()
+            let trace = Hex.encode(high, low)
             Self.assertLowercaseHex(span, count: 16)
             Self.assertLowercaseHex(trace, count: 32)
             XCTAssertNotEqual(span, String(repeating: "0", count: 16))
