@@ -4,6 +4,8 @@
 # user/system split).
 #
 #   bench/syscalls.sh [SECONDS]      (default 5 s of load per target)
+#   DELAY_MS=1 CONNECTIONS=8 bench/syscalls.sh   (paced: each connection pauses DELAY_MS between
+#                                                 requests, as bench/compare.sh's latency rounds)
 #
 # Starts, pinned to core 0, the nginx upstream and in front of it: nginx as a reverse proxy,
 # `nio-proxy-floor` relaying bytes, `nio-proxy-floor` with SwiftNIO's HTTP/1 codecs, and the
@@ -21,14 +23,15 @@ source bench/lib.sh
 build_proxy_targets
 make_issuer_key
 mint_tokens "$work/tokens" 10
-wrk_script "$work/tokens" 0 > "$work/load.lua"
+wrk_script "$work/tokens" 0 > "$work/warm.lua"
+wrk_script "$work/tokens" "${DELAY_MS:-0}" > "$work/load.lua"
 start_proxy_targets
 upstream_pids=$(server_pids "$(master_of "$upstream_port")" | paste -sd,)
 
 measure() {  # $1 name, $2 port
     local name=$1 port=$2 server_pids_csv
     server_pids_csv=$(server_pids "$(master_of "$port")" | paste -sd,)
-    taskset -c 1 wrk -t1 -c"$connections" -d1s -s "$work/load.lua" "http://127.0.0.1:$port/v1/ledger" >/dev/null
+    taskset -c 1 wrk -t1 -c"$connections" -d1s -s "$work/warm.lua" "http://127.0.0.1:$port/v1/ledger" >/dev/null
     perf stat -x, -e 'syscalls:sys_enter_*' -p "$server_pids_csv" -o "$work/$name.stat" &
     local server_perf=$!
     perf stat -x, -e 'syscalls:sys_enter_*' -p "$upstream_pids" -o "$work/$name.upstream.stat" &

@@ -47,6 +47,10 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     /// over at the `101`'s end) waits until the read's parts are handed on.
     private var reading = false
     private var removal: ChannelHandlerContext.RemovalToken?
+    /// Bytes written since the last flush. A request without a body asks for a flush three
+    /// times (after its head, at its end, at the end of the client's read that brought both);
+    /// an empty flush still went down the pipeline to the socket's write path.
+    private var unflushed = false
 
     init(id: Int, target: UpstreamTarget) {
         self.id = id
@@ -72,10 +76,16 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
             case .head(let head):
                 self.parser.requestSent(head.method)
                 context.write(self.wrapOutboundOut(try self.writer.head(head, allocator: context.channel.allocator)), promise: nil)
+                self.unflushed = true
             case .body(let data):
                 HTTP1Writing.writeBody(data, chunked: self.writer.isChunked, on: context, promise: nil)
+                self.unflushed = true
             case .end(let trailers):
-                if let end = try self.writer.end(trailers, allocator: context.channel.allocator) { context.write(self.wrapOutboundOut(end), promise: nil) }
+                // A body framed by its length ends with nothing to write.
+                if let end = try self.writer.end(trailers, allocator: context.channel.allocator) {
+                    context.write(self.wrapOutboundOut(end), promise: nil)
+                    self.unflushed = true
+                }
             }
         } catch {
             self.lastError = error
@@ -84,6 +94,8 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func flush() {
+        guard self.unflushed else { return }
+        self.unflushed = false
         self.context?.flush()
     }
 

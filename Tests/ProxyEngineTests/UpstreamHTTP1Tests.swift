@@ -333,6 +333,46 @@ final class UpstreamHTTP1Tests: XCTestCase {
 
     // MARK: - Requests
 
+    /// Counts the flushes that reach the channel from the handlers behind it.
+    final class FlushCounter: ChannelOutboundHandler {
+        typealias OutboundIn = ByteBuffer
+        var flushes = 0
+        func flush(context: ChannelHandlerContext) {
+            self.flushes += 1
+            context.flush()
+        }
+    }
+
+    /// A request without a body is flushed after its head, at its end and at the end of the
+    /// client's read: only the flush with bytes behind it reaches the channel.
+    func testOnlyAFlushWithBytesToSendReachesTheChannel() throws {
+        let connection = UpstreamConnection(id: 1, target: UpstreamTarget(GatewaySettings.Endpoint(host: "127.0.0.1", port: 1)))
+        let counter = FlushCounter()
+        let channel = EmbeddedChannel(handlers: [counter, connection])
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        connection.flush()
+        XCTAssertEqual(counter.flushes, 0, "nothing written yet")
+        connection.write(.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Host": "cell"])))
+        connection.flush()
+        connection.write(.end(nil))
+        connection.flush()
+        connection.flush()
+        XCTAssertEqual(counter.flushes, 1)
+        XCTAssertEqual(try channel.readOutbound(as: ByteBuffer.self).map { String(buffer: $0) }, "GET / HTTP/1.1\r\nHost: cell\r\n\r\n")
+        // A body and a chunked end each have bytes to send.
+        connection.write(.head(HTTPRequestHead(version: .http1_1, method: .PUT, uri: "/x", headers: ["Host": "cell", "Transfer-Encoding": "chunked"])))
+        connection.flush()
+        connection.write(.body(.byteBuffer(ByteBuffer(string: "abc"))))
+        connection.flush()
+        connection.write(.end(nil))
+        connection.flush()
+        connection.flush()
+        XCTAssertEqual(counter.flushes, 4)
+        var written = ""
+        while let part = try channel.readOutbound(as: ByteBuffer.self) { written += String(buffer: part) }
+        XCTAssertEqual(written, "PUT /x HTTP/1.1\r\nHost: cell\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+    }
+
     func testRequestsAreWrittenAsSwiftNIOWroteThem() throws {
         let cases: [(HTTPRequestHead, [String], HTTPHeaders?)] = [
             (HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v1/ledger?x=1", headers: ["Host": "cell", "X-Request-ID": "abc"]), [], nil),
