@@ -92,12 +92,12 @@ extension ClientConnectionHandler {
     func writeEnd(_ context: ChannelHandlerContext, closing: Bool) -> EventLoopFuture<Void>? {
         guard closing else {
             self.send(.end(nil), context: context)
-            context.flush()
+            self.flushResponse(context: context)
             return nil
         }
         let written = context.eventLoop.makePromise(of: Void.self)
         self.send(.end(nil), context: context, promise: written)
-        context.flush()
+        self.flushResponse(context: context)
         return written.futureResult
     }
 

@@ -200,8 +200,11 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
         }
     }
 
+    /// The upstream's read ended inside a response: what it brought goes out now, a head held
+    /// for its body among it (the body comes with a later read).
     func upstreamReadComplete() {
-        self.context?.flush()
+        guard let context = self.context else { return }
+        self.flushResponse(context: context)
     }
 
     func upstreamWritabilityChanged() {
@@ -240,7 +243,7 @@ extension ClientConnectionHandler {
     /// connection leaves the pool for good.
     fileprivate func switchToWebSocket(_ exchange: Exchange, context: ChannelHandlerContext) {
         self.send(.end(nil), context: context)
-        context.flush()
+        self.flushResponse(context: context)
         guard let upstream = exchange.upstream, let upstreamChannel = upstream.channel else {
             // The `101` is out: all that is left to tell the client is the cut.
             return self.fail(exchange, with: .upstreamFailed)

@@ -56,6 +56,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var responseWriter = ClientResponseWriter()
     /// A head was refused by the writer: nothing more is written; the connection is closing.
     private var responseRefused = false
+    /// An HTTP/1.1 response head not handed to the channel yet. A small body part that follows
+    /// it in the same read is written behind it, and the two leave as one write: one pass down
+    /// the pipeline and one buffer for the socket where there were two. Handed on before
+    /// anything else is written and at every flush (`flushResponse`).
+    private var heldHead: ByteBuffer?
+    /// The largest body part written behind its head (a copy); a larger one is written as it
+    /// came.
+    static let bodyBehindHeadLimit = 2_048
     var identifiers: IdentifierGenerator
     private(set) var exchange: Exchange?
     private(set) var connection: ClientConnectionStateMachine
@@ -416,7 +424,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         if head.version == .http1_1 || head.version.major == 2, ForwardedHeaders.expectsContinue(head.headers) {
             if let context = self.context {
                 self.send(.head(HTTPResponseHead(version: head.version, status: .continue)), context: context)
-                context.flush()
+                self.flushResponse(context: context)
             }
         }
         guard let route = self.phases.selectCell(admitted) else {
@@ -481,14 +489,28 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         do {
             switch part {
             case .head(let head):
-                context.write(NIOAny(try self.responseWriter.head(head, answering: method, allocator: context.channel.allocator)), promise: promise)
+                let bytes = try self.responseWriter.head(head, answering: method, allocator: context.channel.allocator)
+                guard promise == nil else {
+                    self.releaseHeldHead(context: context)
+                    return context.write(NIOAny(bytes), promise: promise)
+                }
+                self.hold(bytes, context: context)
             case .body(let data):
                 guard !self.responseWriter.suppressesBody else {
                     promise?.succeed()
                     return
                 }
+                if promise == nil, !self.responseWriter.isChunked, self.heldHead != nil, case .byteBuffer(var bytes) = data,
+                    bytes.readableBytes <= Self.bodyBehindHeadLimit, var head = self.heldHead.take()
+                {
+                    self.responseWriter.append(&bytes, behind: &head)
+                    self.heldHead = head
+                    return
+                }
+                self.releaseHeldHead(context: context)
                 HTTP1Writing.writeBody(data, chunked: self.responseWriter.isChunked, on: context, promise: promise)
             case .end(let trailers):
+                self.releaseHeldHead(context: context)
                 if let last = try self.responseWriter.end(trailers, allocator: context.channel.allocator) {
                     context.write(NIOAny(last), promise: promise)
                 } else if let promise {
@@ -518,10 +540,29 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         guard !self.servesOneStream else { return self.send(.head(head.nioHead), context: context) }
         guard !self.responseRefused else { return }
         do {
-            context.write(NIOAny(try self.responseWriter.head(head, answering: method, allocator: context.channel.allocator)), promise: nil)
+            self.hold(try self.responseWriter.head(head, answering: method, allocator: context.channel.allocator), context: context)
         } catch {
             self.refuseResponse(error, promise: nil, context: context)
         }
+    }
+
+    /// Holds a head written by `responseWriter` until the next part shows whether its body can
+    /// go in the same buffer (`heldHead`).
+    private func hold(_ head: ByteBuffer, context: ChannelHandlerContext) {
+        self.releaseHeldHead(context: context)
+        self.heldHead = head
+    }
+
+    /// Hands a held head to the channel.
+    private func releaseHeldHead(context: ChannelHandlerContext) {
+        guard let head = self.heldHead.take() else { return }
+        context.write(NIOAny(head), promise: nil)
+    }
+
+    /// Flushes what the client's responses wrote, a held head among it.
+    func flushResponse(context: ChannelHandlerContext) {
+        self.releaseHeldHead(context: context)
+        context.flush()
     }
 
     func closeNow() {

@@ -92,6 +92,13 @@ struct ClientResponseWriter {
         return HTTP1Writing.Framing(isChunked: true, addChunked: true)
     }
 
+    /// Writes a body part into the buffer of the head `head` returned last, behind the head, for
+    /// the two to go out as one write. Only for a body that is not chunked and not suppressed.
+    mutating func append(_ body: inout ByteBuffer, behind head: inout ByteBuffer) {
+        assert(!self.isChunked && !self.suppressesBody, "a chunked or suppressed body is written by HTTP1Writing.writeBody")
+        self.headBuffer.append(&body, behind: &head)
+    }
+
     /// The response is over: its last chunk and trailers, or nil for a body that is not chunked.
     /// The next head answers the next request.
     mutating func end(_ trailers: HTTPHeaders?, allocator: @autoclosure () -> ByteBufferAllocator) throws(Refused) -> ByteBuffer? {

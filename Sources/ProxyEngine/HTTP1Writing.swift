@@ -157,5 +157,13 @@ extension HTTP1Writing {
         mutating func keep(_ buffer: ByteBuffer) {
             self.kept = buffer.capacity <= Self.keptCapacity ? buffer : nil
         }
+
+        /// Writes `bytes` behind `head`, the buffer this keeps: let go of first, so the write
+        /// does not copy the head into a new buffer; kept again after.
+        mutating func append(_ bytes: inout ByteBuffer, behind head: inout ByteBuffer) {
+            self.kept = nil
+            head.writeBuffer(&bytes)
+            self.keep(head)
+        }
     }
 }

@@ -90,6 +90,52 @@ final class ExchangeOnEmbeddedChannelTests: XCTestCase {
         XCTAssertTrue(try upstream.channel.text().hasPrefix("GET /next HTTP/1.1\r\n"))
     }
 
+    /// A response read whole goes to the client as one write; a large body goes as it came; a
+    /// head whose body comes with a later read is not held back for it.
+    func testASmallBodyLeavesWithItsHeadInOneWriteAndAHeadIsNeverHeldForALaterRead() throws {
+        try self.start()
+        func writes() throws -> [String] {
+            var writes: [String] = []
+            while let write = try self.client.readOutbound(as: ByteBuffer.self) { writes.append(String(buffer: write)) }
+            return writes
+        }
+        try self.client.writeInbound(ByteBuffer(string: "GET /small HTTP/1.1\r\nHost: erp.test\r\n\r\n"))
+        let upstream = try XCTUnwrap(self.upstreams.opened.first)
+        _ = try upstream.channel.text()
+        try upstream.channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+        var written = try writes()
+        XCTAssertEqual(written.count, 1, "head and body in one write: \(written)")
+        XCTAssertTrue(written.first?.hasPrefix("HTTP/1.1 200 OK\r\n") == true && written.first?.hasSuffix("\r\n\r\nok") == true, "\(written)")
+
+        // A body past the limit is not copied: the head, then the body as read.
+        let large = String(repeating: "x", count: ClientConnectionHandler.bodyBehindHeadLimit + 1)
+        try self.client.writeInbound(ByteBuffer(string: "GET /large HTTP/1.1\r\nHost: erp.test\r\n\r\n"))
+        _ = try upstream.channel.text()
+        try upstream.channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: \(large.utf8.count)\r\n\r\n\(large)"))
+        written = try writes()
+        XCTAssertEqual(written.count, 2, "\(written.map(\.count))")
+        XCTAssertEqual(written.last, large)
+
+        // The head's read ends before its body: the head goes out at the end of that read.
+        try self.client.writeInbound(ByteBuffer(string: "GET /later HTTP/1.1\r\nHost: erp.test\r\n\r\n"))
+        _ = try upstream.channel.text()
+        try upstream.channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"))
+        written = try writes()
+        XCTAssertEqual(written.count, 1, "\(written)")
+        XCTAssertTrue(written.first?.hasSuffix("\r\n\r\n") == true, "\(written)")
+        try upstream.channel.writeInbound(ByteBuffer(string: "hello"))
+        XCTAssertEqual(try writes(), ["hello"])
+
+        // A chunked body goes chunk by chunk behind its head, as before.
+        try self.client.writeInbound(ByteBuffer(string: "GET /chunked HTTP/1.1\r\nHost: erp.test\r\n\r\n"))
+        _ = try upstream.channel.text()
+        try upstream.channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"))
+        written = try writes()
+        XCTAssertEqual(written.joined().components(separatedBy: "\r\n\r\n").last, "", "\(written)")
+        XCTAssertTrue(written.joined().hasSuffix("\r\n\r\n2\r\nok\r\n0\r\n\r\n"), "\(written)")
+        XCTAssertTrue(self.client.isActive)
+    }
+
     func testAnUpstreamThatDoesNotAnswerIs504AfterTheResponseTimeout() throws {
         try self.start()
         try self.client.writeInbound(ByteBuffer(string: "GET /slow HTTP/1.1\r\nHost: erp.test\r\n\r\n"))
