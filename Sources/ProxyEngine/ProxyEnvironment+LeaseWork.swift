@@ -7,9 +7,18 @@ import Quotas
 /// loop 100 times a second and allocated on each wake (the scheduled task, its promise and
 /// callbacks: about 2,500 allocations a second in a debug build with nothing served).
 extension ProxyEnvironment {
-    /// How long queued refills wait for others to join them (µs): one batch of scripts
-    /// rather than one per request that found its lease running low.
-    static let leaseWorkBatchDelay: Int64 = 10_000
+    /// How long queued refills wait for others to join them (µs): one batch of scripts rather
+    /// than one per request that found its lease running low. Kept short because a batch is a
+    /// stretch of work on the loop (each script built, each answer read) and in the store, and
+    /// requests that arrive meanwhile wait behind it. Gathered for 10 ms, a batch held about four
+    /// scripts at bench/compare.sh's paced rate (about 310 scripts a second), and the full
+    /// pipeline's p99 at that pace was 1.24 ms against 0.99 ms at 3 ms (`DELAY_MS=1
+    /// CONNECTIONS=8 bench/ab.sh`, medians of 8 rounds, lower in each). The price is more,
+    /// smaller batches for the store: 0.54 of its wakes per script against 0.26, 9.1 µs of its
+    /// CPU per paced request against 7.0 (`DELAY_MS=1 bench/lease-traffic.sh 6`); 1 ms measured
+    /// no better p99 than 3 ms and 12.0 µs. A refill still goes out long before its lease runs
+    /// dry: it is asked a quarter of a sizing interval ahead (`QuotaLease.runsLow`).
+    static let leaseWorkBatchDelay: Int64 = 3_000
 
     /// Makes sure the loop wakes when the gate next has lease work; an earlier wake already
     /// set is kept. Call after anything that may queue work: an admission, a store's answer,

@@ -7,7 +7,7 @@ import NIOEmbedded
 import NIOHPACK
 import NIOHTTP1
 import NIOHTTP2
-import Quotas
+@testable import Quotas
 import TokenAuth
 import XCTest
 @testable import ProxyEngine
@@ -192,6 +192,43 @@ final class AdmissionOnEmbeddedChannelTests: XCTestCase {
         XCTAssertNil(self.environment.leaseWorkAt, "with no lease held the loop stops waking")
         self.loop.advanceTime(by: .seconds(5))
         XCTAssertEqual(self.store.leaseTraffic.count, 1)
+    }
+
+    /// A refill goes to the store 3 ms after the request that found its lease running low: each
+    /// batch of lease work is a stretch of work on the loop (and on the store) that requests
+    /// arriving meanwhile wait behind, so batches are kept small rather than gathered for 10 ms.
+    func testARefillLeavesThreeMillisecondsAfterTheRequestThatQueuedIt() throws {
+        try self.start()
+        try self.send(tenant: "dock")
+        let granted = Self.epoch * 1_000_000
+        self.store.answer(0, with: .success(.leased(QuotaLeaseGrant(
+            units: 20,
+            remaining: [LevelRemaining(node: try NodeID("dock"), kind: .customer, rate: 80, rateResetMilliseconds: 200, day: nil, month: nil, concurrency: nil)],
+            rateBases: [granted]
+        ))))
+        let upstream = try XCTUnwrap(self.upstreams.opened.first).channel
+        try self.answer(upstream)
+        XCTAssertEqual(try self.client.responses().map(\.status), [200])
+        // Requests 5 ms apart, from the lease, until one leaves it running low.
+        let dock = try NodeID("dock")
+        var requests = 1
+        while self.environment.quotaGate.leases.lease(of: dock)?.refillQueued != true {
+            XCTAssertLessThan(requests, 20, "the lease ran low before its units ran out")
+            guard requests < 20 else { return }
+            self.loop.advanceTime(by: .milliseconds(5))
+            try self.send(tenant: "dock")
+            _ = try upstream.text()
+            try self.answer(upstream)
+            XCTAssertEqual(try self.client.responses().map(\.status), [200])
+            requests += 1
+        }
+        let sentBefore = self.store.leaseTraffic.count
+        XCTAssertEqual(self.store.asked.count, 1, "every request after the first came from the lease")
+        self.loop.advanceTime(by: .microseconds(2_999))
+        XCTAssertEqual(self.store.leaseTraffic.count, sentBefore)
+        self.loop.advanceTime(by: .microseconds(1))
+        XCTAssertEqual(self.store.leaseTraffic.count, sentBefore + 1)
+        XCTAssertGreaterThan(self.store.leaseTraffic.last?.plan.lease?.want ?? 0, 0, "a refill, not a give-back")
     }
 
     func testATenantsOwnRefusalIsRecordedWithItsTenantAndRoute() throws {
