@@ -367,8 +367,12 @@ final class CellRoute {
     /// The cells the request may use, in order.
     var chain: [CellRouter.CellState] { [self.primary] + self.fallbacks }
 
-    /// The cell of the attempt running now, for logs and the tenant context.
+    /// The cell of the attempt running now, for logs.
     var currentCell: GatewaySettings.Cell? { self.current?.0.cell }
+    /// Its kind, for the tenant context: read without copying the cell's settings, which the
+    /// upstream head of every request did (its endpoints, fallbacks and TLS settings retained
+    /// and released).
+    var currentCellKind: GatewaySettings.Cell.Kind? { self.current?.0.cell.kind }
 
     fileprivate func hasTried(_ endpoint: CellRouter.EndpointState, in state: CellRouter.CellState) -> Bool {
         guard let first = self.firstTried else { return false }

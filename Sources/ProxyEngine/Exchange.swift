@@ -96,11 +96,11 @@ final class Exchange {
     }
 
     func upstreamHead(phases: RequestPhases, admitted: AdmittedRequest) -> HTTPRequestHead {
-        let cell = self.route?.currentCell
-        if let cached = self.cachedUpstreamHead, cached.kind == cell?.kind { return cached.head }
-        var head = phases.upstreamRequest(admitted, servedBy: cell)
+        let kind = self.route?.currentCellKind
+        if let cached = self.cachedUpstreamHead, cached.kind == kind { return cached.head }
+        var head = phases.upstreamRequest(admitted, servedBy: kind)
         if self.masking != nil { ResponseMasking.prepareUpstreamRequest(&head.headers) }
-        self.cachedUpstreamHead = (cell?.kind, head)
+        self.cachedUpstreamHead = (kind, head)
         return head
     }
 

@@ -311,7 +311,8 @@ struct RequestPhases {
     /// The head sent upstream. Client `X-ERP-*` headers are removed (`upstreamRequestHead`); an
     /// admitted tenant's signed context replaces them (naming the tier of `cell`, the cell
     /// serving this attempt), and the caller's credential stays here.
-    func upstreamRequest(_ request: AdmittedRequest, servedBy cell: GatewaySettings.Cell?) -> HTTPRequestHead {
+    /// - Parameter kind: the kind of the cell serving the attempt (the tenant context's tier).
+    func upstreamRequest(_ request: AdmittedRequest, servedBy kind: GatewaySettings.Cell.Kind?) -> HTTPRequestHead {
         let gatewayRequest = request.request
         // The normalized target, given apart: setting it on a copy of the client's head copied
         // that head's storage once more on every request.
@@ -321,7 +322,7 @@ struct RequestPhases {
         )
         if let grant = request.grant, let catalog = gatewayRequest.configuration.tenants?.catalog, let key = gatewayRequest.settings.upstreamContext?.active {
             var context = UpstreamContext(
-                policy: grant.policy, catalog: catalog, cell: cell ?? grant.cell, method: gatewayRequest.head.method.rawValue,
+                policy: grant.policy, catalog: catalog, tier: kind ?? grant.cell.kind, method: gatewayRequest.head.method.rawValue,
                 target: gatewayRequest.path.target, requestID: gatewayRequest.requestID, time: request.contextTime
             )
             context.support = grant.support

@@ -52,7 +52,7 @@ struct UpstreamContext {
     /// The grant, engineer and scope of a support engineer's request; nil otherwise.
     var support: SupportRequest?
 
-    init(policy: EffectivePolicy, catalog: Catalog, cell: GatewaySettings.Cell?, method: String, target: String, requestID: String, time: Int64) {
+    init(policy: EffectivePolicy, catalog: Catalog, tier: GatewaySettings.Cell.Kind?, method: String, target: String, requestID: String, time: Int64) {
         self.method = method
         self.target = target
         self.tenant = policy.id.rawValue
@@ -60,7 +60,7 @@ struct UpstreamContext {
         self.oem = policy.path.oem.rawValue
         self.tenantPath = policy.path.description
         self.features = catalog.joinedNames(policy.features)
-        self.tier = cell?.kind.rawValue ?? "pooled"
+        self.tier = tier?.rawValue ?? "pooled"
         self.requestID = requestID
         self.time = time
     }
@@ -100,8 +100,7 @@ struct UpstreamContext {
             headers.add(name: "x-erp-support-engineer", value: support.engineer)
             headers.add(name: "x-erp-support-scope", value: support.scope.claim)
         }
-        let signature = signer.signature(self.writeCanonicalLines)
-        headers.add(name: "x-erp-context-signature", value: "v1;key=\(signer.keyID);sig=\(Base64URL.encode(signature))")
+        headers.add(name: "x-erp-context-signature", value: signer.signatureField(self.writeCanonicalLines))
     }
 
     /// Removes every field named `X-ERP-…`, whatever its case. Nearly every request has none, and

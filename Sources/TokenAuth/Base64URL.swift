@@ -42,30 +42,40 @@ public enum Base64URL {
     }
 
     private static func encode(contiguous bytes: UnsafeBufferPointer<UInt8>) -> String {
-        let count = bytes.count
+        String(unsafeUninitializedCapacity: Self.encodedCount(bytes.count)) { output in Self.encode(bytes, into: output) }
+    }
+
+    /// Characters `encode` makes of `count` bytes (no padding).
+    public static func encodedCount(_ count: Int) -> Int {
         // A final group of one or two bytes takes two or three characters.
-        let encodedCount = count / 3 * 4 + (count % 3 == 0 ? 0 : count % 3 + 1)
-        return String(unsafeUninitializedCapacity: encodedCount) { output in
-            alphabet.withUnsafeBufferPointer { alphabet in
-                var written = 0
-                var index = 0
-                while index < count {
-                    let b0 = bytes[index]
-                    let b1: UInt8? = index + 1 < count ? bytes[index + 1] : nil
-                    let b2: UInt8? = index + 2 < count ? bytes[index + 2] : nil
-                    index += 3
-                    output[written] = alphabet[Int(b0 >> 2)]
-                    output[written + 1] = alphabet[Int((b0 & 0x03) << 4 | (b1 ?? 0) >> 4)]
-                    written += 2
-                    guard let b1 else { break }
-                    output[written] = alphabet[Int((b1 & 0x0F) << 2 | (b2 ?? 0) >> 6)]
-                    written += 1
-                    guard let b2 else { break }
-                    output[written] = alphabet[Int(b2 & 0x3F)]
-                    written += 1
-                }
-                return written
+        count / 3 * 4 + (count % 3 == 0 ? 0 : count % 3 + 1)
+    }
+
+    /// Encodes `bytes` into the start of `output`, which holds at least `encodedCount(bytes.count)`
+    /// bytes, and returns how many it wrote: for a caller building a larger text in one buffer.
+    @discardableResult
+    public static func encode(_ bytes: UnsafeBufferPointer<UInt8>, into output: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        let count = bytes.count
+        precondition(output.count >= Self.encodedCount(count), "no room for the encoding")
+        return alphabet.withUnsafeBufferPointer { alphabet in
+            var written = 0
+            var index = 0
+            while index < count {
+                let b0 = bytes[index]
+                let b1: UInt8? = index + 1 < count ? bytes[index + 1] : nil
+                let b2: UInt8? = index + 2 < count ? bytes[index + 2] : nil
+                index += 3
+                output[written] = alphabet[Int(b0 >> 2)]
+                output[written + 1] = alphabet[Int((b0 & 0x03) << 4 | (b1 ?? 0) >> 4)]
+                written += 2
+                guard let b1 else { break }
+                output[written] = alphabet[Int((b1 & 0x0F) << 2 | (b2 ?? 0) >> 6)]
+                written += 1
+                guard let b2 else { break }
+                output[written] = alphabet[Int(b2 & 0x3F)]
+                written += 1
             }
+            return written
         }
     }
 

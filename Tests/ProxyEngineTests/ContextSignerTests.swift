@@ -1,3 +1,4 @@
+import TokenAuth
 import XCTest
 @testable import GatewayConfig
 @testable import ProxyEngine
@@ -14,6 +15,19 @@ final class ContextSignerTests: XCTestCase {
             let expected = UpstreamContext.hmacSHA256(key: Self.key.secret, message: Array(text.utf8))
             XCTAssertEqual(signer.signature { line in message.forEach(line) }, expected, "\(message)")
             XCTAssertEqual(expected.count, 32)
+        }
+    }
+
+    /// The signature field's value is the documented `v1;key=<id>;sig=<base64url MAC>`, made in
+    /// one string.
+    func testTheSignatureFieldSaysTheKeyAndTheMACInBase64URL() throws {
+        let signer = ContextSigner(key: Self.key)
+        for message in [["v1", "GET", "/v1/ledger/7", "c1", "p1", "acme"], [""], ["é", String(repeating: "x", count: 300)], []] {
+            let text = message.map { $0 + "\n" }.joined()
+            let mac = UpstreamContext.hmacSHA256(key: Self.key.secret, message: Array(text.utf8))
+            let field = signer.signatureField { line in message.forEach(line) }
+            XCTAssertEqual(field, "v1;key=ctx-1;sig=" + Base64URL.encode(mac), "\(message)")
+            XCTAssertEqual(try Base64URL.decode(field.dropFirst("v1;key=ctx-1;sig=".count).utf8), mac)
         }
     }
 

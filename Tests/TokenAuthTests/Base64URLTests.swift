@@ -68,6 +68,13 @@ final class Base64URLTests: XCTestCase {
 
                 let encoded = Base64URL.encode(bytes)
                 XCTAssertEqual(encoded, urlUnpadded, "length \(length)")
+                // Into a caller's buffer, behind what it already holds, exactly as many bytes.
+                var buffer = [UInt8](repeating: UInt8(ascii: "#"), count: 3 + Base64URL.encodedCount(length) + 2)
+                let written = bytes.withUnsafeBufferPointer { bytes in
+                    buffer.withUnsafeMutableBufferPointer { Base64URL.encode(bytes, into: UnsafeMutableBufferPointer(rebasing: $0[3...])) }
+                }
+                XCTAssertEqual(written, Base64URL.encodedCount(length))
+                XCTAssertEqual(buffer, Array("###\(urlUnpadded)##".utf8), "length \(length)")
                 XCTAssertEqual(try Base64URL.decode(encoded.utf8), bytes, "length \(length)")
                 XCTAssertEqual(try Base64URL.decode(urlPadded.utf8), bytes, "length \(length)")
                 XCTAssertEqual(try Base64URL.validate(encoded.utf8), length)
