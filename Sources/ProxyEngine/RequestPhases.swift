@@ -309,9 +309,8 @@ struct RequestPhases {
     // MARK: upstream request
 
     /// The head sent upstream. Client `X-ERP-*` headers are removed (`upstreamRequestHead`); an
-    /// admitted tenant's signed context replaces them (naming the tier of `cell`, the cell
-    /// serving this attempt), and the caller's credential stays here.
-    /// - Parameter kind: the kind of the cell serving the attempt (the tenant context's tier).
+    /// admitted tenant's signed context replaces them (naming as its tier `kind`, that of the
+    /// cell serving this attempt), and the caller's credential stays here.
     func upstreamRequest(_ request: AdmittedRequest, servedBy kind: GatewaySettings.Cell.Kind?) -> HTTPRequestHead {
         let gatewayRequest = request.request
         // The normalized target, given apart: setting it on a copy of the client's head copied
