@@ -489,18 +489,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         do {
             switch part {
             case .head(let head):
-                let bytes = try self.responseWriter.head(head, answering: method, allocator: context.channel.allocator)
-                guard promise == nil else {
-                    self.releaseHeldHead(context: context)
-                    return context.write(NIOAny(bytes), promise: promise)
-                }
-                self.hold(bytes, context: context)
+                self.writeHead(try self.responseWriter.head(head, answering: method, allocator: context.channel.allocator), promise: promise, context: context)
             case .body(let data):
                 guard !self.responseWriter.suppressesBody else {
                     promise?.succeed()
                     return
                 }
-                if promise == nil, !self.responseWriter.isChunked, self.heldHead != nil, case .byteBuffer(var bytes) = data,
+                if promise == nil, !self.responseWriter.isChunked, case .byteBuffer(var bytes) = data,
                     bytes.readableBytes <= Self.bodyBehindHeadLimit, var head = self.heldHead.take()
                 {
                     self.responseWriter.append(&bytes, behind: &head)
@@ -540,17 +535,22 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         guard !self.servesOneStream else { return self.send(.head(head.nioHead), context: context) }
         guard !self.responseRefused else { return }
         do {
-            self.hold(try self.responseWriter.head(head, answering: method, allocator: context.channel.allocator), context: context)
+            self.writeHead(try self.responseWriter.head(head, answering: method, allocator: context.channel.allocator), promise: nil, context: context)
         } catch {
             self.refuseResponse(error, promise: nil, context: context)
         }
     }
 
-    /// Holds a head written by `responseWriter` until the next part shows whether its body can
-    /// go in the same buffer (`heldHead`).
-    private func hold(_ head: ByteBuffer, context: ChannelHandlerContext) {
+    /// Hands on a head written by `responseWriter`: held until the next part shows whether its
+    /// body can go in the same buffer (`heldHead`), or written at once when its write is
+    /// awaited (`promise`).
+    private func writeHead(_ head: ByteBuffer, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
         self.releaseHeldHead(context: context)
-        self.heldHead = head
+        guard let promise else {
+            self.heldHead = head
+            return
+        }
+        context.write(NIOAny(head), promise: promise)
     }
 
     /// Hands a held head to the channel.

@@ -57,13 +57,15 @@ final class ContextSigner {
     /// The MAC of the lines `write` passes to its argument, each followed by `\n`.
     func signature(_ write: (_ line: (String) -> Void) -> Void) -> [UInt8] {
         var output = [UInt8](repeating: 0, count: 32)
-        guard let length = output.withUnsafeMutableBufferPointer({ self.mac(write, into: $0) }) else {
-            // Without a usable MAC context (never seen): the one-shot HMAC over the whole text.
-            var text = ""
-            write { text += $0 + "\n" }
-            return UpstreamContext.hmacSHA256(key: self.key, message: Array(text.utf8))
-        }
+        guard let length = output.withUnsafeMutableBufferPointer({ self.mac(write, into: $0) }) else { return self.oneShot(write) }
         return length == 32 ? output : []
+    }
+
+    /// Without a usable MAC context (never seen): the one-shot HMAC over the whole text.
+    private func oneShot(_ write: (_ line: (String) -> Void) -> Void) -> [UInt8] {
+        var text = ""
+        write { text += $0 + "\n" }
+        return UpstreamContext.hmacSHA256(key: self.key, message: Array(text.utf8))
     }
 
     /// The `X-ERP-Context-Signature` value for those lines: `v1;key=<id>;sig=<base64url MAC>`,
@@ -72,7 +74,7 @@ final class ContextSigner {
     /// request, `SITES=1 bench/allocations.sh`).
     func signatureField(_ write: (_ line: (String) -> Void) -> Void) -> String {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { mac in
-            guard let length = self.mac(write, into: mac) else { return self.fieldPrefix + Base64URL.encode(self.signature(write)) }
+            guard let length = self.mac(write, into: mac) else { return self.fieldPrefix + Base64URL.encode(self.oneShot(write)) }
             let bytes = UnsafeBufferPointer(rebasing: mac[..<(length == 32 ? 32 : 0)])
             var prefix = self.fieldPrefix
             return prefix.withUTF8 { prefix in
