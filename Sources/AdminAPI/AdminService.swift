@@ -9,10 +9,6 @@ import RedisClient
 import TenantHealthStore
 import TokenAuth
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Carries out what `AdminEngine` decides: commits changes to the store, reads audit logs.
 /// A commit that loses the compare-and-set (another node or request committed first, or a
 /// failover lost the revision it was computed on) is judged again on the store's tree — its
@@ -49,7 +45,7 @@ public final class AdminService: Sendable {
 
     public init(
         latest: LatestTree, feed: TreeFeed, store: AdminStore, client: RedisClient, revoker: @escaping Revoker, usage: UsageMeter, health: TenantHealthStore? = nil,
-        logger: Logger, clock: @escaping @Sendable () -> Int64 = { Int64(time(nil)) }, fetchIssuerKeys: IssuerKeyFetching? = nil
+        logger: Logger, clock: @escaping @Sendable () -> Int64 = UnixTime.nowSeconds, fetchIssuerKeys: IssuerKeyFetching? = nil
     ) {
         self.fetchIssuerKeys = fetchIssuerKeys
         self.revoker = revoker

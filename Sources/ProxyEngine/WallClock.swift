@@ -1,8 +1,5 @@
 import NIOCore
-
-#if canImport(Glibc)
-import Glibc
-#endif
+import TokenAuth
 
 /// Wall-clock time as the data plane reads it — token lifetimes, quota windows, the context time
 /// stamped upstream — injected through the loop's `ProxyEnvironment`, so that a test drives it
@@ -16,11 +13,8 @@ struct WallClock: Sendable {
         self.read = microseconds
     }
 
-    static let system = WallClock {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000
-    }
+    /// The clock the admin API and the revocation feed read too (`UnixTime`).
+    static let system = WallClock(microseconds: UnixTime.nowMicroseconds)
 
     /// A clock that reads `epoch` (µs since the Unix epoch) now and then advances with `loop`'s
     /// own time: the virtual time of an `EmbeddedEventLoop` in tests.

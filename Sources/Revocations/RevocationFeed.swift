@@ -4,10 +4,6 @@ import NIOCore
 import RedisClient
 import TokenAuth
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Keeps every event loop's revocation list in step with the store: messages on the channel
 /// as they come, and a full read of the stored revocations whenever the subscription is
 /// (re-)established and every `resyncInterval`, so a message missed while disconnected is
@@ -78,7 +74,7 @@ public final class RevocationFeed: Sendable {
             switch result {
             case .success(let (list, count)):
                 let merge = self.merge
-                Task { await merge(list, Int64(time(nil))) }
+                Task { await merge(list, UnixTime.nowSeconds()) }
                 self.logger.debug("revocations resynchronized", metadata: ["reason": "\(reason)", "entries": "\(count)"])
             case .failure(let error):
                 self.logger.warning("cannot read revocations; will retry", metadata: ["reason": "\(reason)", "error": "\(error)", "pattern": "\(store.keyPattern)"])

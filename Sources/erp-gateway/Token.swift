@@ -44,7 +44,7 @@ struct Token: AsyncParsableCommand {
             guard let algorithm = SigningAlgorithm(rawValue: self.alg) else {
                 throw ValidationError("unknown algorithm '\(self.alg)'")
             }
-            let now = Int64(Date().timeIntervalSince1970)
+            let now = UnixTime.nowSeconds()
             var values: [String: ClaimValue] = [
                 "iss": .string(self.issuer), "sub": .string(self.subject), "aud": .string(self.audience),
                 "iat": .integer(now), "exp": .integer(now + self.ttl),
@@ -104,7 +104,7 @@ extension Token {
             guard let redisSettings = settings.redis else {
                 throw ValidationError("\(self.config) configures no redis: revocations live there")
             }
-            let now = Int64(Date().timeIntervalSince1970)
+            let now = UnixTime.nowSeconds()
             let message: RevocationMessage
             switch (self.jti, self.tenant) {
             case (let jti?, nil):
