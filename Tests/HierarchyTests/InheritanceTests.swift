@@ -58,6 +58,18 @@ final class InheritanceTests: XCTestCase {
 
     // MARK: - Limits
 
+    /// The data plane copies a customer's policy for every request: a copy is one reference to
+    /// the compiled values, which every copy shares, and copies still compare by those values.
+    func testAPolicyCopiesAsOneReferenceAndComparesByItsValues() throws {
+        XCTAssertEqual(MemoryLayout<EffectivePolicy>.size, MemoryLayout<AnyObject>.size)
+        let tree = Fixtures.chain(customer: { $0.limits = Limits(ratePerSecond: 50) })
+        let first = try XCTUnwrap(try compile(tree).policy(of: "contoso"))
+        let again = try XCTUnwrap(try compile(tree).policy(of: "contoso"))
+        XCTAssertEqual(first, again, "compiled twice: other storage, the same values")
+        let other = try XCTUnwrap(try compile(Fixtures.chain(customer: { $0.limits = Limits(ratePerSecond: 51) })).policy(of: "contoso"))
+        XCTAssertNotEqual(first, other)
+    }
+
     func testACustomersQuotaPathListsCustomerThenPartnerThenOEM() throws {
         let snapshot = try compile(Fixtures.chain(
             oem: { $0.limits = Limits(ratePerSecond: 1000, perMonth: 10_000_000) },
