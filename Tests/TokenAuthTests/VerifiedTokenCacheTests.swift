@@ -27,6 +27,27 @@ final class VerifiedTokenCacheTests: XCTestCase {
         XCTAssertNil(cache.lookup((token(1) + "A")[...], now: now))
     }
 
+    /// Only a token's length and last bytes (its signature's, in a compact JWS) are hashed:
+    /// tokens that end alike share a slot, and neither is ever answered with the other's claims.
+    func testTokensThatEndAlikeAreNeverTakenForEachOther() {
+        let signature = String(repeating: "s", count: VerifiedTokenCache.hashedBytes)
+        let first = "eyJhbGciOiJSUzI1NiJ9.eyJuIjoxfQ.\(signature)"
+        let second = "eyJhbGciOiJSUzI1NiJ9.eyJuIjoyfQ.\(signature)"
+        XCTAssertEqual(VerifiedTokenCache.hash(first[...]), VerifiedTokenCache.hash(second[...]))
+        XCTAssertNotEqual(VerifiedTokenCache.hash(first[...]), VerifiedTokenCache.hash((first.dropLast() + "t")[...]))
+        XCTAssertNotEqual(VerifiedTokenCache.hash(first[...]), VerifiedTokenCache.hash((first + "s")[...]), "the length is hashed too")
+
+        var cache = VerifiedTokenCache(capacity: 8)
+        let firstClaims = verified(jti: "first")
+        let secondClaims = verified(jti: "second")
+        cache.insert(first[...], firstClaims, now: now)
+        XCTAssertNil(cache.lookup(second[...], now: now), "another token, though it ends alike")
+        cache.insert(second[...], secondClaims, now: now)
+        XCTAssertEqual(cache.lookup(second[...], now: now), secondClaims)
+        XCTAssertNil(cache.lookup(first[...], now: now), "it gave way to the token that shares its slot")
+        XCTAssertEqual(cache.count, 1)
+    }
+
     func testComparesBytesNotCanonicalEquivalence() {
         var cache = VerifiedTokenCache(capacity: 8)
         let ascii = "aaaK.bbb.ccc"
