@@ -109,7 +109,9 @@ struct FieldSection: FieldEditing, Equatable, Sendable {
                 }
             }
         }
-        self.added.remove(name: name)
+        // SwiftNIO's `remove` walks even an empty list through a generic partition, and most
+        // relayed heads have added nothing yet when a field is removed.
+        if !self.added.isEmpty { self.added.remove(name: name) }
     }
 
     mutating func replaceOrAdd(name: String, value: String) {

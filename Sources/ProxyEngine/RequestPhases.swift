@@ -313,20 +313,22 @@ struct RequestPhases {
     /// cell serving this attempt), and the caller's credential stays here.
     func upstreamRequest(_ request: AdmittedRequest, servedBy kind: GatewaySettings.Cell.Kind?) -> HTTPRequestHead {
         let gatewayRequest = request.request
+        let grant = request.grant
+        let catalog = gatewayRequest.configuration.tenants?.catalog
+        let key = gatewayRequest.settings.upstreamContext?.active
         // The normalized target, given apart: setting it on a copy of the client's head copied
         // that head's storage once more on every request.
         var head = ForwardedHeaders.upstreamRequestHead(
             from: gatewayRequest.head, target: gatewayRequest.path.target, facts: gatewayRequest.facts, requestID: gatewayRequest.requestID,
-            trace: gatewayRequest.trace, framing: gatewayRequest.framing
+            trace: gatewayRequest.trace, framing: gatewayRequest.framing, removingAuthorization: grant != nil && catalog != nil && key != nil
         )
-        if let grant = request.grant, let catalog = gatewayRequest.configuration.tenants?.catalog, let key = gatewayRequest.settings.upstreamContext?.active {
+        if let grant, let catalog, let key {
             var context = UpstreamContext(
                 policy: grant.policy, catalog: catalog, tier: kind ?? grant.cell.kind, method: gatewayRequest.head.method.rawValue,
                 target: gatewayRequest.path.target, requestID: gatewayRequest.requestID, time: request.contextTime
             )
             context.support = grant.support
             context.apply(to: &head.headers, signer: self.environment.contextSigners.signer(for: key))
-            head.headers.remove(name: "authorization")
         }
         if gatewayRequest.webSocket != nil {
             // Hop-by-hop, so stripped above; the handshake asks the backend to switch again.

@@ -302,6 +302,18 @@ final class ForwardedHeadersTests: XCTestCase {
         )
     }
 
+    /// A tenant's signed context replaces the client's credentials: every `Authorization` field,
+    /// in any case, is removed with the client's other fields kept in their order.
+    func testAuthorizationIsRemovedWhenTheContextReplacesIt() {
+        let head = Self.request(headers: [("Host", "h"), ("Authorization", "Bearer a.b.c"), ("X-Kept", "1"), ("authorization", "Basic x")])
+        let facts = ForwardedHeaders.ClientFacts(clientAddress: "203.0.113.7", scheme: "http", trustClientForwardedHeaders: false)
+        let removed = ForwardedHeaders.upstreamRequestHead(from: head, facts: facts, requestID: "req-1", trace: Self.started, framing: .none, removingAuthorization: true)
+        XCTAssertFalse(removed.headers.contains(name: "authorization"))
+        XCTAssertEqual(removed.headers.map(\.name).prefix(2), ["Host", "X-Kept"])
+        let kept = ForwardedHeaders.upstreamRequestHead(from: head, facts: facts, requestID: "req-1", trace: Self.started, framing: .none)
+        XCTAssertEqual(kept.headers[canonicalForm: "authorization"], ["Bearer a.b.c", "Basic x"])
+    }
+
     func testUnderscoreTwinsOfControlledNamesAreRemoved() {
         let head = Self.request(headers: [
             ("Host", "h"), ("X_ERP_Tenant", "other-customer"), ("x_erp_features", "all"), ("X_Forwarded_For", "198.51.100.1"),
