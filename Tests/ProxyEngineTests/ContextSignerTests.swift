@@ -10,10 +10,17 @@ final class ContextSignerTests: XCTestCase {
     /// text gives (RFC 4231's construction, as docs/backend-contract.md tells backends to check).
     func testTheKeyedSignerAgreesWithTheOneShotHMAC() {
         let signer = ContextSigner(key: Self.key)
-        for message in [["v1", "GET", "/v1/ledger/7", "c1", "p1", "acme"], [""], ["é", String(repeating: "x", count: 300)], []] {
+        // Lines gathered on the stack, beyond its room too: a text that fills it exactly, one
+        // that ends a byte short of it (its newline fills it), lines longer than it.
+        let room = ContextSigner.textCapacity
+        let long: [[String]] = [
+            [String(repeating: "a", count: room - 1)], [String(repeating: "b", count: room - 2), "c"], [String(repeating: "d", count: room)],
+            [String(repeating: "e", count: room + 1), "f"], (0..<300).map { "line \($0)" }, ["g", String(repeating: "h", count: 3 * room), "i"],
+        ]
+        for message in [["v1", "GET", "/v1/ledger/7", "c1", "p1", "acme"], [""], ["é", String(repeating: "x", count: 300)], []] + long {
             let text = message.map { $0 + "\n" }.joined()
             let expected = UpstreamContext.hmacSHA256(key: Self.key.secret, message: Array(text.utf8))
-            XCTAssertEqual(signer.signature { line in message.forEach(line) }, expected, "\(message)")
+            XCTAssertEqual(signer.signature { line in message.forEach(line) }, expected, "\(message.map(\.count))")
             XCTAssertEqual(expected.count, 32)
         }
     }
