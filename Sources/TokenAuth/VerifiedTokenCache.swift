@@ -11,8 +11,9 @@ import Darwin
 ///
 /// One per event loop, owned by it: a plain value with no locks, not shared across threads.
 ///
-/// - Keyed by the exact token bytes: entries are found by a seeded hash of the bytes and the
-///   whole token is compared on every hit, so two tokens that hash alike never share an answer.
+/// - Keyed by the exact token bytes: entries are found by a seeded hash of the token's length
+///   and last bytes (`hash`) and the whole token is compared on every hit, so two tokens that
+///   hash alike never share an answer.
 ///   (Not by `String` equality, which is Unicode-canonical: "K" equals the Kelvin sign.)
 /// - Bounded: when full, the oldest-inserted entry is evicted (a ring); eviction costs O(1).
 /// - An entry is never returned at or after its token's `exp` (no clock skew is granted here;
@@ -133,8 +134,9 @@ public struct VerifiedTokenCache {
 
     /// SipHash, with the process's random seed so that collisions cannot be aimed at, of the
     /// token's length and its last `hashedBytes` bytes. A compact JWS ends with its signature,
-    /// so two tokens that end alike are the same token; and entries are told apart by all their
-    /// bytes anyway (`sameBytes`), so tokens that did would only share a slot. The whole token
+    /// so two valid tokens that end alike are in practice the same token; and entries are told
+    /// apart by all their bytes anyway (`sameBytes`), so tokens that did would only share a slot
+    /// (only a verified token is ever inserted). The whole token
     /// (hundreds of bytes) hashed on every lookup was 0.7 % of a full-pipeline request's samples,
     /// its last bytes are 0.2 % (`PERF_CALLGRAPH="--call-graph dwarf,16384" bench/profile.sh full`).
     static func hash(_ token: Substring) -> Int {
