@@ -162,7 +162,7 @@ let package = Package(
         // The access log: one JSON line per request from its `RequestRecord`, and the process's
         // log formats (text, JSON lines).
         .target(name: "AccessLog", dependencies: [
-            "ProxyEngine", "GatewayConfig", "Quotas", "JSONText",
+            "ProxyEngine", "GatewayConfig", "Quotas", "JSONText", "TokenAuth",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),

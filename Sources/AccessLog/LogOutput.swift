@@ -2,6 +2,7 @@ import Dispatch
 import JSONText
 import Logging
 import NIOConcurrencyHelpers
+import TokenAuth
 
 #if canImport(Glibc)
 import Glibc
@@ -123,7 +124,7 @@ struct JSONLogHandler: LogHandler {
     var metadata: Logger.Metadata = [:]
     let wallClock: @Sendable () -> Int64
 
-    init(label: String, level: Logger.Level, wallClock: @escaping @Sendable () -> Int64 = StandardError.wallMicroseconds) {
+    init(label: String, level: Logger.Level, wallClock: @escaping @Sendable () -> Int64 = UnixTime.nowMicroseconds) {
         self.label = label
         self.logLevel = level
         self.wallClock = wallClock
@@ -196,11 +197,5 @@ enum StandardError {
     static var isRegularFile: Bool {
         var status = stat()
         return fstat(2, &status) == 0 && (status.st_mode & S_IFMT) == S_IFREG
-    }
-
-    @Sendable static func wallMicroseconds() -> Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000
     }
 }

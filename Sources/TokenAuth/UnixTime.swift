@@ -23,8 +23,6 @@ public enum UnixTime {
 
     /// Whole seconds since the Unix epoch, on the same clock as `nowMicroseconds`.
     public static func nowSeconds() -> Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Int64(spec.tv_sec)
+        self.nowMicroseconds() / 1_000_000
     }
 }

@@ -6,6 +6,7 @@ import ProxyEngine
 import Quotas
 import TenantHealth
 import TenantHealthStore
+import TokenAuth
 
 #if canImport(Glibc)
 import Glibc
@@ -67,7 +68,7 @@ final class TenantHealthPublisher: Sendable {
         let interval = max(Int64(settings.publishInterval.milliseconds), 1)
         // The first tick falls on the next multiple of the interval (plus a little, so that
         // requests ending on the boundary are counted before it), then every interval.
-        let initialDelay = interval - (Self.nowMicroseconds() / 1000) % interval + 100
+        let initialDelay = interval - (UnixTime.nowMicroseconds() / 1000) % interval + 100
         tasks.append(publication.loop.scheduleRepeatedAsyncTask(initialDelay: .milliseconds(initialDelay), delay: .milliseconds(interval)) { _ in
             publication.publish(finishing: false).recover { _ in }
         })
@@ -97,12 +98,6 @@ final class TenantHealthPublisher: Sendable {
         return "\(host)-\(getpid())"
     }
 
-    static func nowMicroseconds() -> Int64 {
-        var time = timespec()
-        clock_gettime(CLOCK_REALTIME, &time)
-        return Int64(time.tv_sec) * 1_000_000 + Int64(time.tv_nsec) / 1000
-    }
-
     /// Taking, merging and writing: what a tick does.
     private struct Publication: Sendable {
         let observers: [ObjectIdentifier: NIOLoopBound<TenantHealthObserver>]
@@ -115,7 +110,7 @@ final class TenantHealthPublisher: Sendable {
 
         /// Takes every loop's figures (all of them when `finishing`), merges and writes them.
         func publish(finishing: Bool) -> EventLoopFuture<Void> {
-            let nowMinute = finishing ? Int64.max : MinuteFigures.minute(ofMicroseconds: TenantHealthPublisher.nowMicroseconds())
+            let nowMinute = finishing ? Int64.max : MinuteFigures.minute(ofMicroseconds: UnixTime.nowMicroseconds())
             let takes = self.observers.values.map { bound in
                 bound.eventLoop.submit { bound.value.recorder.take(nowMinute: nowMinute) }
             }
