@@ -22,11 +22,14 @@ public enum PowerOfTwoChoices {
 
     /// The index in `candidates` to send to, or nil when none is eligible (the caller answers
     /// 503 or tries a fallback cell). One eligible → that one, without drawing.
-    /// Draws two distinct eligible candidates uniformly; allocates nothing.
-    public static func pick(
-        _ candidates: [Candidate],
+    /// Draws two distinct eligible candidates uniformly; allocates nothing. Any collection of
+    /// candidates: the data plane passes a buffer on its stack, not an array. Inlinable so that
+    /// it is specialized there: called generic across the module, it allocated twice per choice.
+    @inlinable
+    public static func pick<Candidates: RandomAccessCollection<Candidate>>(
+        _ candidates: Candidates,
         using generator: inout some RandomNumberGenerator
-    ) -> Int? {
+    ) -> Candidates.Index? {
         var eligibleCount = 0
         for candidate in candidates where candidate.isEligible { eligibleCount += 1 }
         switch eligibleCount {
@@ -45,9 +48,10 @@ public enum PowerOfTwoChoices {
     }
 
     /// The index of the `rank`-th (0-based) eligible candidate.
-    private static func indexOfEligible(_ rank: Int, in candidates: [Candidate]) -> Int {
+    @usableFromInline
+    static func indexOfEligible<Candidates: RandomAccessCollection<Candidate>>(_ rank: Int, in candidates: Candidates) -> Candidates.Index {
         var seen = 0
-        for (index, candidate) in candidates.enumerated() where candidate.isEligible {
+        for index in candidates.indices where candidates[index].isEligible {
             if seen == rank { return index }
             seen += 1
         }

@@ -240,19 +240,28 @@ final class CellRouter {
     private func dispatch(_ route: CellRoute, on state: CellState, now: UInt64) -> AttemptStart {
         route.pendingOn = nil
         route.waiterID = nil
-        var candidates: [PowerOfTwoChoices.Candidate] = []
-        candidates.reserveCapacity(state.endpoints.count)
-        for endpoint in state.endpoints {
-            candidates.append(.init(isEligible: endpoint.isEligible(now: now) && !route.hasTried(endpoint, in: state), outstanding: endpoint.outstanding))
-        }
-        // An expired ejection lets exactly one probe through: a candidate whose probe was taken
-        // meanwhile is dropped and the choice made again.
-        while let index = PowerOfTwoChoices.pick(candidates, using: &self.generator) {
-            let endpoint = state.endpoints[index]
-            guard endpoint.outlier.admit(now: now) else {
-                candidates[index].isEligible = false
-                continue
+        let endpoints = state.endpoints
+        // The candidates live on the stack for the choice: an array of them was an allocation
+        // per request (`bench/allocations.sh`).
+        let picked = withUnsafeTemporaryAllocation(of: PowerOfTwoChoices.Candidate.self, capacity: endpoints.count) { candidates -> Int? in
+            for (index, endpoint) in endpoints.enumerated() {
+                candidates.initializeElement(
+                    at: index, to: .init(isEligible: endpoint.isEligible(now: now) && !route.hasTried(endpoint, in: state), outstanding: endpoint.outstanding)
+                )
             }
+            // An expired ejection lets exactly one probe through: a candidate whose probe was
+            // taken meanwhile is dropped and the choice made again.
+            while let index = PowerOfTwoChoices.pick(candidates, using: &self.generator) {
+                guard endpoints[index].outlier.admit(now: now) else {
+                    candidates[index].isEligible = false
+                    continue
+                }
+                return index
+            }
+            return nil
+        }
+        if let picked {
+            let endpoint = endpoints[picked]
             endpoint.outstanding += 1
             route.begin(on: state, endpoint: endpoint)
             return .go(

@@ -139,11 +139,11 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
         !(self.context?.channel.isWritable ?? false)
     }
 
-    func upstreamReceived(_ part: UpstreamResponsePart) {
+    func upstreamReceived(_ part: consuming UpstreamResponsePart) {
         guard let exchange = self.exchange, let context = self.context else { return }
         self.enterEvent()
         defer { self.leaveEvent() }
-        switch part {
+        switch consume part {
         case .head(let head) where head.status == .switchingProtocols:
             // Only a WebSocket handshake may switch, and only to what the client asked for.
             guard let admitted = exchange.admitted, let handshake = exchange.request.webSocket, handshake.accepts(head.nioHead) else {
@@ -163,7 +163,7 @@ extension ClientConnectionHandler: UpstreamExchangeDelegate {
                 let after = exchange.machine.responseHeadReceived(
                     status: head.status.code, upstreamKeepsAlive: head.isKeepAlive, connectionClosing: self.connection.closesAfterAnswer
                 )
-                return self.send(self.phases.respond(admitted, upstreamHead: head, close: after == .close), answering: exchange.request.head.method, context: context)
+                return self.send(self.phases.respond(admitted, upstreamHead: consume head, close: after == .close), answering: exchange.request.head.method, context: context)
             }
             // A masked body's head may be held and rewritten: as strings.
             var masked = head.nioHead

@@ -5,7 +5,8 @@ import NIOHTTP1
 /// What an upstream connection reports to the exchange currently using it. All calls happen on
 /// the connection's event loop, which is also the client connection's loop.
 protocol UpstreamExchangeDelegate: AnyObject {
-    func upstreamReceived(_ part: UpstreamResponsePart)
+    /// `consuming`: a head's field list is then edited in place, not copied (`RequestPhases.respond`).
+    func upstreamReceived(_ part: consuming UpstreamResponsePart)
     func upstreamReadComplete()
     func upstreamWritabilityChanged()
     func upstreamClosed(_ connection: UpstreamConnection, error: (any Error)?)

@@ -81,4 +81,23 @@ final class PowerOfTwoChoicesTests: XCTestCase {
             XCTAssertEqual(PowerOfTwoChoices.pick(cs, using: &a), PowerOfTwoChoices.pick(cs, using: &b))
         }
     }
+
+    /// The choice is made over any collection of candidates, and answers in its indices: a
+    /// slice's start at its own index, a stack buffer's from 0 (the router passes one).
+    func testAnyCollectionAnswersInItsOwnIndices() {
+        var generator = SeededGenerator(seed: 3)
+        let all = candidates([9, 0, 7, 5], ineligible: [1])
+        let slice = all[2...]
+        for _ in 0..<100 {
+            XCTAssertEqual(PowerOfTwoChoices.pick(slice, using: &generator), 3)
+        }
+        XCTAssertEqual(PowerOfTwoChoices.pick(all[1...1], using: &generator), nil)
+        XCTAssertEqual(PowerOfTwoChoices.pick(all[0...1], using: &generator), 0)
+        let picked = withUnsafeTemporaryAllocation(of: Candidate.self, capacity: 3) { buffer -> Int? in
+            _ = buffer.initialize(from: candidates([4, 2, 8], ineligible: [1]))
+            buffer[0].isEligible = false
+            return PowerOfTwoChoices.pick(buffer, using: &generator)
+        }
+        XCTAssertEqual(picked, 2)
+    }
 }

@@ -61,7 +61,9 @@ final class AllocationBudgetTests: GatewayTestCase {
     // made of them: 86.0 debug, 16.0 release. The trace context's ids kept as bits, made text
     // only for the forwarded `traceparent` (one string where there were three), and a relayed
     // head's added fields given room once: 84.0 debug, 14.0 release.
-    static let proxyOnly = Budget(debug: 86, release: 16)
+    // An endpoint chosen among candidates on the stack, and a relayed response head's fields
+    // edited in place rather than copied first: 83.0 debug, 12.0 release.
+    static let proxyOnly = Budget(debug: 86, release: 14)
     // The bearer token read in place, not split and lower-cased: full pipeline 377.7 and 57.0.
     // Raised when a node with Redis kept per-tenant health: the observer that makes every
     // request build its RequestRecord costs 2.7 (debug), the health figures nothing more once a
@@ -104,8 +106,10 @@ final class AllocationBudgetTests: GatewayTestCase {
     // policy held by reference, the bearer token found over the header's bytes, the token cache
     // hashing a token's tail, `Authorization` removed before the gateway's fields are added and
     // the context's lines given to the MAC in one update: 182.2 debug (the debug build's walks
-    // over characters and captured variables allocated), release unchanged at 27.1.
-    static let fullPipeline = Budget(debug: 188, release: 30)
+    // over characters and captured variables allocated), release unchanged at 27.1. With an
+    // endpoint chosen among candidates on the stack and a relayed response head's fields edited
+    // in place: 181.7 debug, 25.1 release.
+    static let fullPipeline = Budget(debug: 188, release: 28)
     // The full pipeline with an ops listener, so that every request leaves a `RequestRecord` and
     // is counted into its metric series (handles kept per loop: no label formatting, no
     // allocation per request). Set 2026-12-03 from 379.6 (debug) and 57.0 (release): in the
@@ -132,7 +136,9 @@ final class AllocationBudgetTests: GatewayTestCase {
     // received: 225.0 and 32.8; with the trace ids kept as bits: 221.9 and 30.8; with the
     // signature field in one string: 223.7 and 27.1; with the authenticated path's copies and
     // passes trimmed (as the full pipeline above): 184.4 and 27.1.
-    static let fullPipelineObserved = Budget(debug: 190, release: 30)
+    // With the endpoint's candidates on the stack and the response head edited in place: 184.1
+    // debug, 25.1 release.
+    static let fullPipelineObserved = Budget(debug: 190, release: 28)
     // The full pipeline with leases off: every request builds its quota plan, sends the
     // admission script and reads its reply — the path of every customer whose lease is a single
     // unit (a few requests a second or fewer), which most customers of a large tree are.
@@ -150,8 +156,9 @@ final class AllocationBudgetTests: GatewayTestCase {
     // and the decoder's hand-over as proxy-only's: 267.0 and 55.0; with the response fields
     // relayed as received: 258.0 and 55.0; with the trace ids kept as bits: 256.0 and 53.0;
     // with the signature field in one string: 253.0 and 49.0; with the authenticated path's
-    // copies and passes trimmed (as the full pipeline above): 214.0 and 49.0.
-    static let fullPipelineLeasesOff = Budget(debug: 220, release: 51)
+    // copies and passes trimmed (as the full pipeline above): 214.0 and 49.0; with the
+    // endpoint's candidates on the stack and the response head edited in place: 213.0 and 47.0.
+    static let fullPipelineLeasesOff = Budget(debug: 220, release: 49)
     static let margin = 2.0
     /// A count this far below the budget fails too, as in SwiftNIO's allocation tests: an
     /// improvement lands with its lower budget, so the budget keeps guarding what was won.

@@ -274,8 +274,8 @@ final class UpstreamHTTP1Tests: XCTestCase {
         var letGoOnHead = false
         weak var connection: UpstreamConnection?
         var upstreamShouldPauseReading: Bool { false }
-        func upstreamReceived(_ part: UpstreamResponsePart) {
-            self.parts.append(part)
+        func upstreamReceived(_ part: consuming UpstreamResponsePart) {
+            self.parts.append(copy part)
             if case .head = part, self.letGoOnHead { self.connection?.delegate = nil }
         }
         func upstreamReadComplete() {}
