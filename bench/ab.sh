@@ -5,7 +5,8 @@
 #   bench/ab.sh BIN_DIR_A BIN_DIR_B [ROUNDS] [SECONDS]     (default 3 rounds of 10 s)
 #
 # BIN_DIR_*: directories holding an `erp-gateway` binary, e.g. a release build of another
-# commit (`git worktree add /tmp/before HEAD~1 && (cd /tmp/before && swift build -c release)`).
+# commit (`git worktree add /tmp/before HEAD~1 && (cd /tmp/before && swift build -c release -Xswiftc -enforce-exclusivity=unchecked)`),
+# built as the scripts here build the release binary: a build without that flag is another binary.
 # MODE=proxy compares the proxy-only configuration instead (no tenant tree, tokens or Redis);
 # MODE=cold the full pipeline with a token never seen before on every request (80,000 tokens;
 # the warm-up sends the first 16,000, each measured run starts after them in a fresh process).

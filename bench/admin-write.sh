@@ -21,9 +21,9 @@ for tool in redis-server openssl python3; do
     command -v "$tool" >/dev/null || { echo "missing: $tool (apt-get install redis-server openssl python3)" >&2; exit 1; }
 done
 
-swift build -c release --product erp-gateway >/dev/null
-swift build -c release --product tree-benchmark >/dev/null
-swift build -c release --product demo-backend >/dev/null
+swift build -c release -Xswiftc -enforce-exclusivity=unchecked --product erp-gateway >/dev/null
+swift build -c release -Xswiftc -enforce-exclusivity=unchecked --product tree-benchmark >/dev/null
+swift build -c release -Xswiftc -enforce-exclusivity=unchecked --product demo-backend >/dev/null
 bin="$(swift build -c release --show-bin-path)"
 gateway=${GATEWAY:-$bin/erp-gateway}
 

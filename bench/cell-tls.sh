@@ -23,7 +23,7 @@ for tool in wrk nginx openssl taskset python3; do
 done
 
 echo "building the gateway (release)..." >&2
-swift build -c release --product erp-gateway >/dev/null
+swift build -c release -Xswiftc -enforce-exclusivity=unchecked --product erp-gateway >/dev/null
 bin="$(swift build -c release --show-bin-path)"
 source bench/lib.sh
 

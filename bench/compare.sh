@@ -65,8 +65,8 @@ if [ -n "${BIN_DIR:-}" ]; then
     bin="$BIN_DIR"
 else
     echo "building the gateway (release)..." >&2
-    swift build -c release --product erp-gateway >/dev/null
-    swift build -c release --product nio-proxy-floor >/dev/null
+    swift build -c release -Xswiftc -enforce-exclusivity=unchecked --product erp-gateway >/dev/null
+    swift build -c release -Xswiftc -enforce-exclusivity=unchecked --product nio-proxy-floor >/dev/null
     bin="$(swift build -c release --show-bin-path)"
 fi
 

@@ -31,7 +31,7 @@ for tool in h2load nginx taskset python3 ss; do
 done
 
 echo "building the gateway (release)..." >&2
-swift build -c release --product erp-gateway >/dev/null
+swift build -c release -Xswiftc -enforce-exclusivity=unchecked --product erp-gateway >/dev/null
 bin="$(swift build -c release --show-bin-path)"
 
 source bench/lib.sh

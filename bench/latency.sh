@@ -20,7 +20,7 @@ rate="${1:-2500}"; duration="${2:-10}"; rounds="${3:-3}"
 export PATH="$PATH:/usr/sbin"
 source bench/lib.sh
 require_tools wrk nginx redis-server taskset python3
-swift build -c release --product erp-gateway >/dev/null
+swift build -c release -Xswiftc -enforce-exclusivity=unchecked --product erp-gateway >/dev/null
 bin="$(swift build -c release --show-bin-path)"
 make_issuer_key
 mint_tokens "$work/reused.tokens" 10

@@ -30,7 +30,7 @@ if [ -n "${BIN_DIR:-}" ]; then
     bin="$BIN_DIR"
 else
     echo "building (release)..." >&2
-    swift build -c release --product erp-gateway >/dev/null
+    swift build -c release -Xswiftc -enforce-exclusivity=unchecked --product erp-gateway >/dev/null
     bin="$(swift build -c release --show-bin-path)"
 fi
 source bench/lib.sh

@@ -212,8 +212,8 @@ build_proxy_targets() {
     export PATH="$PATH:/usr/sbin"
     require_tools perf wrk nginx taskset python3
     echo "building (release)..." >&2
-    swift build -c release --product erp-gateway >/dev/null
-    swift build -c release --product nio-proxy-floor >/dev/null
+    swift build -c release -Xswiftc -enforce-exclusivity=unchecked --product erp-gateway >/dev/null
+    swift build -c release -Xswiftc -enforce-exclusivity=unchecked --product nio-proxy-floor >/dev/null
     bin="$(swift build -c release --show-bin-path)"
 }
 

@@ -5,5 +5,5 @@
 # Usage: bench/masking.sh [SECONDS_PER_CASE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release --product masking-benchmark >/dev/null
+swift build -c release -Xswiftc -enforce-exclusivity=unchecked --product masking-benchmark >/dev/null
 exec "$(swift build -c release --show-bin-path)/masking-benchmark" "${@:-1}"

@@ -18,7 +18,7 @@ rounds="${1:-4}"; duration="${2:-8}"
 export PATH="$PATH:/usr/sbin"
 for tool in wrk nginx redis-server curl taskset python3; do command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }; done
 echo "building (release)..." >&2
-swift build -c release --product erp-gateway >/dev/null
+swift build -c release -Xswiftc -enforce-exclusivity=unchecked --product erp-gateway >/dev/null
 bin="$(swift build -c release --show-bin-path)"
 source bench/lib.sh
 make_issuer_key

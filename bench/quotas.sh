@@ -14,8 +14,8 @@ cd "$(dirname "$0")/.."
 duration="${1:-10}"
 
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 1; }
-swift build -c release --product erp-gateway >/dev/null
-swift build -c release --product demo-backend >/dev/null
+swift build -c release -Xswiftc -enforce-exclusivity=unchecked --product erp-gateway >/dev/null
+swift build -c release -Xswiftc -enforce-exclusivity=unchecked --product demo-backend >/dev/null
 bin="$(swift build -c release --show-bin-path)"
 
 source bench/lib.sh

@@ -9,5 +9,5 @@
 #   bench/request-decode.sh [REQUESTS]      (default 200,000 per round)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release --product request-decode-benchmark >/dev/null
+swift build -c release -Xswiftc -enforce-exclusivity=unchecked --product request-decode-benchmark >/dev/null
 "$(swift build -c release --show-bin-path)/request-decode-benchmark" "${1:-200000}"

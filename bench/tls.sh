@@ -53,7 +53,7 @@ if [ "$idle" != 0 ] && [ "$(ulimit -n)" -lt $((idle + 1000)) ]; then
 fi
 
 echo "building the gateway (release)..." >&2
-swift build -c release --product erp-gateway >/dev/null
+swift build -c release -Xswiftc -enforce-exclusivity=unchecked --product erp-gateway >/dev/null
 bin="$(swift build -c release --show-bin-path)"
 
 source bench/lib.sh

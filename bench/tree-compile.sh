@@ -5,5 +5,5 @@
 # The catalog declares module dependencies (requires) unless --no-requires is given.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release --product tree-benchmark >/dev/null
+swift build -c release -Xswiftc -enforce-exclusivity=unchecked --product tree-benchmark >/dev/null
 exec "$(swift build -c release --show-bin-path)/tree-benchmark" "${@:-100 10 100}"
