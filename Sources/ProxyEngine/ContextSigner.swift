@@ -101,16 +101,12 @@ final class ContextSigner {
         guard let context = self.context, EVP_MAC_init(context, nil, 0, nil) == 1 else { return nil }
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Self.textCapacity) { text in
             var lines = GatheredText(context: context, text: text)
-            // Reached through a pointer, not captured as a variable: every access to a captured
-            // variable paid a dynamic exclusivity check, more than the updates saved.
-            withUnsafeMutablePointer(to: &lines) { lines in
-                write { line in
-                    var line = line
-                    line.withUTF8 { lines.pointee.add($0) }
-                    lines.pointee.addNewline()
-                }
-                lines.pointee.flush()
+            write { line in
+                var line = line
+                line.withUTF8 { lines.add($0) }
+                lines.addNewline()
             }
+            lines.flush()
         }
         var length = 0
         _ = EVP_MAC_final(context, output.baseAddress, &length, output.count)

@@ -136,9 +136,9 @@ public struct VerifiedTokenCache {
     /// token's length and its last `hashedBytes` bytes. A compact JWS ends with its signature,
     /// so two valid tokens that end alike are in practice the same token; and entries are told
     /// apart by all their bytes anyway (`sameBytes`), so tokens that did would only share a slot
-    /// (only a verified token is ever inserted). The whole token
-    /// (hundreds of bytes) hashed on every lookup was 0.7 % of a full-pipeline request's samples,
-    /// its last bytes are 0.2 % (`PERF_CALLGRAPH="--call-graph dwarf,16384" bench/profile.sh full`).
+    /// (only a verified token is ever inserted). The whole token (hundreds of bytes) hashed on
+    /// every lookup was 0.7 % of a full-pipeline request's samples, its last bytes are 0.2 %
+    /// (`PERF_CALLGRAPH="--call-graph dwarf,16384" bench/profile.sh full`).
     static func hash(_ token: Substring) -> Int {
         var hasher = Hasher()
         var token = token
