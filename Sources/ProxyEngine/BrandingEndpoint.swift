@@ -24,14 +24,14 @@ enum BrandingEndpoint {
         var body: String?
     }
 
-    static func response(for branding: EffectiveBranding, request: HTTPRequestHead) -> Response {
+    static func response(for branding: EffectiveBranding, request: RelayedRequestHead) -> Response {
         var headers = HTTPHeaders()
         headers.add(name: "etag", value: branding.etag)
         // A tenant's own branding depends on the token: shared caches must not keep it.
-        let personal = request.headers.contains(name: "authorization")
+        let personal = request.fields.contains(name: "authorization")
         headers.add(name: "cache-control", value: personal ? "private, max-age=\(self.maxAgeSeconds)" : "public, max-age=\(self.maxAgeSeconds)")
         headers.add(name: "vary", value: personal ? "Authorization" : "Host")
-        if self.matches(request.headers[canonicalForm: "if-none-match"], etag: branding.etag) {
+        if self.matches(request.fields.headers[canonicalForm: "if-none-match"], etag: branding.etag) {
             return Response(status: .notModified, headers: headers, body: nil)
         }
         headers.add(name: "content-type", value: "application/json")

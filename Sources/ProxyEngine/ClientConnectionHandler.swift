@@ -46,7 +46,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     var servesOneStream: Bool { self.http2Connection != nil }
     /// An HTTP/2 request head without framing, held until its stream shows whether a body
     /// follows (`handle(_:)`).
-    private var headAwaitingBody: HTTPRequestHead?
+    private var headAwaitingBody: RelayedRequestHead?
     /// An HTTP/2 stream closing after an answer whose last frames may wait for the client's
     /// window: reset after `timeouts.responseBodyIdle` at the latest.
     private var streamCloseBound: Scheduled<Void>?
@@ -151,10 +151,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// A part from NIOHTTP2's codec (an HTTP/2 stream); an HTTP/1.1 connection's decoder
     /// hands its parts over directly (`requestPartDecoded`).
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        self.requestPartDecoded(self.unwrapInboundIn(data))
+        switch self.unwrapInboundIn(data) {
+        case .head(let head): self.requestPartDecoded(.head(RelayedRequestHead(head)))
+        case .body(let body): self.requestPartDecoded(.body(body))
+        case .end(let trailers): self.requestPartDecoded(.end(trailers))
+        }
     }
 
-    func requestPartDecoded(_ part: HTTPServerRequestPart) {
+    func requestPartDecoded(_ part: ClientRequestPart) {
         self.enterEvent()
         defer { self.leaveEvent() }
         if self.connection.partArrived(part, stage: self.stage) == .handle { self.handle(part) }
@@ -263,10 +267,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         context.read()
     }
 
-    private func handle(_ part: HTTPServerRequestPart) {
+    private func handle(_ part: ClientRequestPart) {
         switch part {
         case .head(let head):
-            if self.servesOneStream, !head.headers.contains(name: "content-length"), !head.headers.contains(name: "transfer-encoding") {
+            if self.servesOneStream, !head.fields.contains(name: "content-length"), !head.fields.contains(name: "transfer-encoding") {
                 // NIOHTTP2's codec frames a body only for methods that usually carry one; a GET,
                 // HEAD or DELETE head comes without framing whether or not DATA follows. Sent on
                 // as it is, a body would reach the HTTP/1.1 upstream unframed — where it would be
@@ -308,15 +312,15 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     /// An HTTP/2 head whose stream carries a body without a declared length: framed as the
     /// codec frames one for POST (validation accepts `chunked` on HTTP/2 only as this mark).
-    private static func framedAsChunked(_ head: HTTPRequestHead) -> HTTPRequestHead {
+    private static func framedAsChunked(_ head: RelayedRequestHead) -> RelayedRequestHead {
         var head = head
-        head.headers.add(name: "transfer-encoding", value: "chunked")
+        head.fields.add(name: "transfer-encoding", value: "chunked")
         return head
     }
 
     // MARK: - The phases
 
-    private func startExchange(_ head: HTTPRequestHead) {
+    private func startExchange(_ head: RelayedRequestHead) {
         self.cancelWaitTimer()
         self.requestDecoder?.armed = false
         let request: GatewayRequest
@@ -326,7 +330,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         case .refuse(let refusal, let requestID):
             self.respondWithoutExchange(
                 refusal.problem, requestID: requestID, method: head.method, version: head.version, logMetadata: ["reason": "\(refusal.reason)"],
-                crossOrigin: CrossOriginAnswer(registered: head.headers.first(name: "origin"), configuration: self.environment.configuration)
+                crossOrigin: CrossOriginAnswer(registered: head.fields.first(name: "origin"), configuration: self.environment.configuration)
             )
             return
         }
@@ -421,7 +425,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         exchange.admittedAt = self.now
         exchange.masking = self.phases.responseMasking(admitted)
         let head = admitted.request.head
-        if head.version == .http1_1 || head.version.major == 2, ForwardedHeaders.expectsContinue(head.headers) {
+        if head.version == .http1_1 || head.version.major == 2, ForwardedHeaders.expectsContinue(head.fields) {
             if let context = self.context {
                 self.send(.head(HTTPResponseHead(version: head.version, status: .continue)), context: context)
                 self.flushResponse(context: context)

@@ -96,7 +96,7 @@ struct ClientConnectionStateMachine {
     /// A parse error in bytes after the request being answered.
     private var deferredError: HTTPParserError?
     /// Parts of requests that arrived while an earlier request was still being answered.
-    private var pipelined = CircularBuffer<HTTPServerRequestPart>()
+    private var pipelined = CircularBuffer<ClientRequestPart>()
 
     /// Whether the answer to the current exchange must close the connection whatever the
     /// request asked: the gateway is shutting down, or the client will send nothing more.
@@ -148,7 +148,7 @@ struct ClientConnectionStateMachine {
 
     // MARK: Reading
 
-    mutating func partArrived(_ part: HTTPServerRequestPart, stage: ExchangeStage) -> PartVerdict {
+    mutating func partArrived(_ part: ClientRequestPart, stage: ExchangeStage) -> PartVerdict {
         guard !self.closing else { return .drop }
         guard stage == .answering || self.pausedAfterRefusals else { return .handle }
         self.pipelined.append(part)
@@ -248,7 +248,7 @@ struct ClientConnectionStateMachine {
 
     /// The next part that arrived while the finished exchange was answered, to be handled in
     /// order until a pipelined request is in progress.
-    mutating func nextPipelinedPart() -> HTTPServerRequestPart? {
+    mutating func nextPipelinedPart() -> ClientRequestPart? {
         self.pipelined.popFirst()
     }
 

@@ -23,7 +23,7 @@ protocol RequestStartObserver: AnyObject {
 /// dropped: RFC 6455 §4.1 has the client wait for the `101` before it sends a frame.
 final class ClientRequestDecoder: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
-    typealias InboundOut = HTTPServerRequestPart
+    typealias InboundOut = ClientRequestPart
 
     /// The connection handler; weak, as the pipeline owns both.
     weak var observer: (any RequestStartObserver)?
@@ -95,7 +95,7 @@ final class ClientRequestDecoder: ChannelInboundHandler, RemovableChannelHandler
         // Asked until it has nothing: a part can be owed with no bytes left (the `.end` of a
         // request without a body).
         while !self.failed {
-            let part: HTTPServerRequestPart?
+            let part: ClientRequestPart?
             do {
                 part = try self.parser.next(&self.unread)
             } catch {

@@ -77,6 +77,9 @@ struct ClientRequestParser {
     private var requestLine: RequestLine?
     private var after = After.nextRequest
 
+    /// The largest read buffer a head is kept in, rather than copied out of.
+    static let heldReadCapacity = 4_096
+
     init(maxHeadBytes: Int) {
         self.maxHeadBytes = maxHeadBytes
     }
@@ -89,7 +92,7 @@ struct ClientRequestParser {
 
     /// The next part that `buffer` completes, consuming its bytes; nil when more bytes are needed
     /// (what is left of `buffer` must be handed in again, followed by the next bytes read).
-    mutating func next(_ buffer: inout ByteBuffer) throws(HTTPParserError) -> HTTPServerRequestPart? {
+    mutating func next(_ buffer: inout ByteBuffer) throws(HTTPParserError) -> ClientRequestPart? {
         while true {
             switch self.state {
             case .failed, .upgraded:
@@ -197,7 +200,8 @@ struct ClientRequestParser {
         var lineStart = 0
         /// How far the search for the line's end has looked.
         var scanned = 0
-        var fields: [(String, String)] = []
+        /// The fields read so far, where they lie from the section's start.
+        var lines: [FieldSection.Line] = []
         var contentLength: Int?
         var sawTransferEncoding = false
         var chunkedIsFinal = false
@@ -215,7 +219,7 @@ struct ClientRequestParser {
         case complete(Int)
     }
 
-    private mutating func readHead(_ buffer: inout ByteBuffer) throws(HTTPParserError) -> HTTPRequestHead? {
+    private mutating func readHead(_ buffer: inout ByteBuffer) throws(HTTPParserError) -> RelayedRequestHead? {
         let lines: Lines
         do {
             lines = try buffer.withUnsafeReadableBytes { bytes throws(HTTPParserError) in try self.readLines(bytes, startingWithRequestLine: true) }
@@ -223,19 +227,29 @@ struct ClientRequestParser {
             return try self.fail(error)
         }
         guard case .complete(let length) = lines, let line = self.requestLine else { return nil }
-        buffer.moveReaderIndex(forwardBy: length)
+        // The head's bytes stay with it for the whole exchange: its fields are read in place and
+        // forwarded as they came (`FieldSection`). A slice of the read, not a copy — unless the
+        // read's buffer is large (SwiftNIO's grow to 64 KiB on a connection that sends much):
+        // such a buffer is not held for a head's sake while its exchange lasts.
+        var received = buffer.readSlice(length: length)!
+        if buffer.capacity > Self.heldReadCapacity {
+            var copy = ByteBufferAllocator().buffer(capacity: length)
+            copy.writeBuffer(&received)
+            received = copy
+        }
         let section = self.section
         self.section = Section()
         self.requestLine = nil
-        var head = HTTPRequestHead(
-            version: HTTPVersion(major: 1, minor: line.minorVersion), method: line.method, uri: line.uri, headers: HTTPHeaders(section.fields)
+        var head = RelayedRequestHead(
+            version: HTTPVersion(major: 1, minor: line.minorVersion), method: line.method, uri: line.uri,
+            fields: FieldSection(received: received, lines: section.lines)
         )
         // llhttp's keep-alive verdict decides what may follow; the connection handler reads
         // SwiftNIO's (`isKeepAlive`, from the fields), which closes where llhttp would not for
         // a repeated or conflicting token. Where llhttp closes and SwiftNIO would not (a
         // `Proxy-Connection: close`), the head says so: `Connection` is never forwarded.
         let keepsAlive = line.minorVersion == 1 ? !section.connectionClose : section.connectionKeepAlive
-        if !keepsAlive, head.isKeepAlive { head.headers.add(name: "connection", value: "close") }
+        if !keepsAlive, head.isKeepAlive { head.fields.add(name: "connection", value: "close") }
         let upgrade = line.method == .CONNECT || (section.sawUpgrade && section.connectionUpgrade)
         self.after = upgrade ? .upgraded : keepsAlive ? .nextRequest : .closed
         if section.sawTransferEncoding, !section.chunkedIsFinal {
@@ -263,10 +277,11 @@ struct ClientRequestParser {
             return try self.fail(error)
         }
         guard case .complete(let length) = lines else { return nil }
-        buffer.moveReaderIndex(forwardBy: length)
-        let fields = self.section.fields
+        let received = buffer.readSlice(length: length)!
+        let fields = self.section.lines
         self.section = Section()
-        return .some(fields.isEmpty ? nil : HTTPHeaders(fields))
+        // Trailers are rare, and forwarded as `HTTPHeaders`.
+        return .some(fields.isEmpty ? nil : FieldSection(received: received, lines: fields).headers)
     }
 
     /// Reads the section's lines that are whole, from where the last call stopped.
@@ -309,7 +324,7 @@ struct ClientRequestParser {
                 self.section.lineStart = 0
                 return .complete(lineEnd)
             } else {
-                try self.readField(content, wellEnded: wellEnded)
+                try self.readField(content, at: self.section.lineStart, wellEnded: wellEnded)
             }
             self.section.lineStart = lineEnd
             index = lineEnd
@@ -320,7 +335,8 @@ struct ClientRequestParser {
     /// One `name: value` line of a head or trailer section. llhttp's errors come in its order:
     /// what the name alone rules out, then each byte of the value as it is read, then a line
     /// end other than CRLF, then what the whole value rules out (an empty length).
-    private mutating func readField(_ line: UnsafeRawBufferPointer, wellEnded: Bool) throws(HTTPParserError) {
+    /// `start`: where the line starts in the section.
+    private mutating func readField(_ line: UnsafeRawBufferPointer, at start: Int, wellEnded: Bool) throws(HTTPParserError) {
         var index = 0
         while index < line.count, HTTP1Reading.isTokenByte(line[index]) { index += 1 }
         // No blank before the colon, no empty name, no folded continuation line.
@@ -328,6 +344,7 @@ struct ClientRequestParser {
         let name = UnsafeRawBufferPointer(rebasing: line[..<index])
         index += 1
         while index < line.count, line[index] == UInt8(ascii: " ") || line[index] == UInt8(ascii: "\t") { index += 1 }
+        let valueStart = index
         let value = UnsafeRawBufferPointer(rebasing: line[index...])
         switch name.count {
         case 14 where ForwardedHeaders.matches(bytes: name, "content-length"):
@@ -375,8 +392,12 @@ struct ClientRequestParser {
             try Self.checkValue(value)
         }
         guard wellEnded else { throw .unknown }  // llhttp: "missing expected CR after header value"
-        if self.section.fields.isEmpty { self.section.fields.reserveCapacity(16) }
-        self.section.fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+        if self.section.lines.isEmpty { self.section.lines.reserveCapacity(16) }
+        self.section.lines.append(
+            FieldSection.Line(
+                nameStart: Int32(start), nameEnd: Int32(start + name.count), valueStart: Int32(start + valueStart), valueEnd: Int32(start + line.count)
+            )
+        )
     }
 
     private static func checkValue(_ value: UnsafeRawBufferPointer) throws(HTTPParserError) {

@@ -54,7 +54,7 @@ final class Exchange {
     /// The head sent upstream, built on first use — only requests that are forwarded pay for
     /// it — and again only if a retry lands on a cell of another kind (the context names the
     /// tier serving the request).
-    private var cachedUpstreamHead: (kind: GatewaySettings.Cell.Kind?, head: HTTPRequestHead)?
+    private var cachedUpstreamHead: (kind: GatewaySettings.Cell.Kind?, head: RelayedRequestHead)?
 
     /// Set by `end`: what the exchange held has been given back.
     private(set) var ended = false
@@ -95,11 +95,11 @@ final class Exchange {
         self.routing = (router, route)
     }
 
-    func upstreamHead(phases: RequestPhases, admitted: AdmittedRequest) -> HTTPRequestHead {
+    func upstreamHead(phases: RequestPhases, admitted: AdmittedRequest) -> RelayedRequestHead {
         let kind = self.route?.currentCellKind
         if let cached = self.cachedUpstreamHead, cached.kind == kind { return cached.head }
         var head = phases.upstreamRequest(admitted, servedBy: kind)
-        if self.masking != nil { ResponseMasking.prepareUpstreamRequest(&head.headers) }
+        if self.masking != nil { ResponseMasking.prepareUpstreamRequest(&head.fields) }
         self.cachedUpstreamHead = (kind, head)
         return head
     }

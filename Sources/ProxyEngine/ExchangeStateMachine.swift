@@ -162,7 +162,7 @@ struct ExchangeStateMachine {
     private var upstreamKeepsAlive = false
     private var closeClientAfterResponse = false
     /// Request parts waiting for the upstream connection.
-    private(set) var bufferedForUpstream: [HTTPClientRequestPart] = []
+    private(set) var bufferedForUpstream: [UpstreamRequestPart] = []
     /// When the response head must have arrived; nil while no request is with an upstream.
     private(set) var responseDeadline: NIODeadline?
     /// What the last failed attempt ran into, answered when no attempt is left.
@@ -292,7 +292,7 @@ struct ExchangeStateMachine {
 
     /// A connection was leased. Returns the held request parts to write after the head, and
     /// the response deadline when they complete the request.
-    mutating func connected(reused: Bool, now: NIODeadline) -> (parts: [HTTPClientRequestPart], responseDeadline: NIODeadline?) {
+    mutating func connected(reused: Bool, now: NIODeadline) -> (parts: [UpstreamRequestPart], responseDeadline: NIODeadline?) {
         self.upstream = .connected(reused: reused)
         let parts = self.bufferedForUpstream
         self.bufferedForUpstream.removeAll()

@@ -3,10 +3,14 @@ import NIOHTTP1
 
 /// What the header rules need of a field section, so that one rule serves both forms the
 /// gateway holds fields in: SwiftNIO's `HTTPHeaders` of strings, and a `FieldSection` kept as
-/// the bytes an upstream sent.
+/// the bytes a client or an upstream sent.
 protocol FieldEditing {
     /// Calls `body` with the bytes of every field's name and value, in order.
     func forEachField(_ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Void)
+    /// The value of the first field of that name, whatever the case of its letters.
+    func first(name: String) -> String?
+    /// Whether a field of that name is present, whatever the case of its letters.
+    func contains(name: String) -> Bool
     mutating func add(name: String, value: String)
     /// Removes every field of that name, whatever the case of its letters.
     mutating func remove(name: String)
@@ -23,19 +27,20 @@ extension HTTPHeaders: FieldEditing {
     }
 }
 
-/// The fields of an upstream's response head as it sent them — the bytes of its `name: value`
+/// The fields of a head as a client or an upstream sent them — the bytes of its `name: value`
 /// lines and where each name and value lies — with the lines the gateway removed and the fields
 /// it added after them.
 ///
-/// A response relayed to an HTTP/1.1 client is written from these bytes: no string is made of a
-/// field the gateway passes on, and none is checked a second time. With the fields made
-/// `HTTPHeaders` first (a string per name and value, copied, then each byte checked again as
-/// it was written) a proxied request cost 31.6 µs of CPU against 29.8 this way, user time 15.0
-/// against 13.8 (`MODE=proxy bench/ab.sh BEFORE AFTER 6 8`, medians of 6 rounds each), and two
-/// allocations more. Only `UpstreamResponseParser` makes received lines, and only of what
-/// HTTP/1.1 allows a field (a token, a colon, a value without control characters but HTAB), so
-/// they are written as they came; fields added here are checked as they are written, as every
-/// field of a head the gateway makes is.
+/// A head relayed over HTTP/1.1 is written from these bytes: no string is made of a field the
+/// gateway passes on, and none is checked a second time. With an upstream response's fields
+/// made `HTTPHeaders` first (a string per name and value, copied, then each byte checked again
+/// as it was written) a proxied request cost 31.6 µs of CPU against 29.8 this way, user time
+/// 15.0 against 13.8 (`MODE=proxy bench/ab.sh BEFORE AFTER 6 8`, medians of 6 rounds each), and
+/// two allocations more; the client's request fields are kept the same way (`RelayedRequestHead`).
+/// Only `UpstreamResponseParser` and `ClientRequestParser` make received lines, and only of
+/// what HTTP/1.1 allows a field (a token, a colon, a value without control characters but
+/// HTAB), so they are written as they came; fields added here are checked as they are written,
+/// as every field of a head the gateway makes is.
 struct FieldSection: FieldEditing, Equatable, Sendable {
     /// Where one received field lies in `received`, and whether it was removed.
     struct Line: Equatable, Sendable {
@@ -88,6 +93,58 @@ struct FieldSection: FieldEditing, Equatable, Sendable {
             }
         }
         self.added.forEachField(body)
+    }
+
+    func first(name: String) -> String? {
+        if !self.lines.isEmpty {
+            let found: String? = self.withReceivedBytes { bytes in
+                guard let index = self.firstLine(named: name, in: bytes) else { return nil }
+                return String(decoding: Self.value(of: self.lines[index], in: bytes), as: UTF8.self)
+            }
+            if let found { return found }
+        }
+        return self.added.isEmpty ? nil : self.added.first(name: name)
+    }
+
+    func contains(name: String) -> Bool {
+        if !self.lines.isEmpty, self.withReceivedBytes({ self.firstLine(named: name, in: $0) }) != nil { return true }
+        return !self.added.isEmpty && self.added.contains(name: name)
+    }
+
+    /// The index of the first received line of that name not removed.
+    private func firstLine(named name: String, in bytes: UnsafeRawBufferPointer) -> Int? {
+        ForwardedHeaders.withBytes(of: name) { wanted in
+            let wanted = UnsafeRawBufferPointer(wanted)
+            for index in self.lines.indices where !self.lines[index].isRemoved {
+                if ForwardedHeaders.equalIgnoringCase(Self.name(of: self.lines[index], in: bytes), wanted) { return index }
+            }
+            return nil
+        }
+    }
+
+    /// The values of every field of that name, in order (`HTTPHeaders`' subscript).
+    func values(name: String) -> [String] {
+        var values: [String] = []
+        ForwardedHeaders.withBytes(of: name) { wanted in
+            self.forEachField { fieldName, value in
+                if ForwardedHeaders.equalIgnoringCase(fieldName, UnsafeRawBufferPointer(wanted)) { values.append(String(decoding: value, as: UTF8.self)) }
+            }
+        }
+        return values
+    }
+
+    /// How many fields there are, removed ones not counted.
+    var count: Int {
+        var count = self.added.count
+        for line in self.lines where !line.isRemoved { count += 1 }
+        return count
+    }
+
+    var isEmpty: Bool { self.count == 0 }
+
+    /// Room for `count` more added fields in one allocation.
+    mutating func reserveAddedCapacity(_ count: Int) {
+        self.added.reserveCapacity(self.added.count + count)
     }
 
     mutating func add(name: String, value: String) {
@@ -224,3 +281,48 @@ struct RelayedResponseHead: Equatable, Sendable {
 
 /// A part of an upstream's response as `UpstreamResponseParser` reads it.
 typealias UpstreamResponsePart = HTTPPart<RelayedResponseHead, ByteBuffer>
+
+/// A request head passing through the gateway: read from a client (`ClientRequestParser` on
+/// HTTP/1.1; NIOHTTP2's codec's head, its fields made a `FieldSection` of added fields, on an
+/// HTTP/2 stream), then made the upstream's (`RequestPhases.upstreamRequest`), its fields kept as
+/// they were received.
+///
+/// The phases read the client's fields in place (`FieldSection.first(name:)` and the like); a
+/// field is made a string only where a phase needs one. With the fields made `HTTPHeaders` as
+/// they were read, and the upstream's head built from a copy of them, a proxy-only request cost
+/// more CPU and allocations (docs/benchmarks.md, "The client's request fields kept as received").
+struct RelayedRequestHead: Equatable, Sendable {
+    var version: HTTPVersion
+    var method: HTTPMethod
+    var uri: String
+    var fields: FieldSection
+
+    init(version: HTTPVersion, method: HTTPMethod, uri: String, fields: FieldSection) {
+        self.version = version
+        self.method = method
+        self.uri = uri
+        self.fields = fields
+    }
+
+    /// SwiftNIO's head (an HTTP/2 stream's, or one a test makes): its fields, all added.
+    init(_ head: HTTPRequestHead) {
+        self.init(version: head.version, method: head.method, uri: head.uri, fields: FieldSection(head.headers))
+    }
+
+    /// The head as SwiftNIO's type, its fields made strings.
+    var nioHead: HTTPRequestHead {
+        HTTPRequestHead(version: self.version, method: self.method, uri: self.uri, headers: self.fields.headers)
+    }
+
+    /// The fields made strings, in order.
+    var headers: HTTPHeaders { self.fields.headers }
+
+    /// `HTTPRequestHead.isKeepAlive`'s verdict (`ForwardedHeaders.keepsAlive`).
+    var isKeepAlive: Bool { ForwardedHeaders.keepsAlive(self.fields, version: self.version) }
+}
+
+/// A part of a client's request as the connection handler takes it.
+typealias ClientRequestPart = HTTPPart<RelayedRequestHead, ByteBuffer>
+
+/// A part of a request as an upstream connection writes it.
+typealias UpstreamRequestPart = HTTPPart<RelayedRequestHead, IOData>

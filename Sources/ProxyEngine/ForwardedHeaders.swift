@@ -106,21 +106,14 @@ enum ForwardedHeaders {
     }
 
     /// Whether the head asks for `100 Continue` (an `Expect` item `100-continue`, in any case).
-    static func expectsContinue(_ headers: HTTPHeaders) -> Bool {
-        headers.contains { name, value in
-            name.utf8.count == 6 && self.matches(name, "expect") && self.anyItem(of: value) { self.matches(bytes: $0, "100-continue") }
+    static func expectsContinue(_ fields: some FieldEditing) -> Bool {
+        var expects = false
+        fields.forEachField { name, value in
+            guard !expects, name.count == 6, self.matches(bytes: name, "expect") else { return }
+            var items = FieldListItems(value)
+            while !expects, let item = items.next() { expects = self.matches(bytes: item, "100-continue") }
         }
-    }
-
-    /// Whether some item of a comma-separated `value` (`FieldListItems`) passes `test`.
-    static func anyItem(of value: String, _ test: (UnsafeRawBufferPointer) -> Bool) -> Bool {
-        self.withBytes(of: value) { bytes in
-            var items = FieldListItems(UnsafeRawBufferPointer(bytes))
-            while let item = items.next() {
-                if test(item) { return true }
-            }
-            return false
-        }
+        return expects
     }
 
     /// Hop-by-hop or `Proxy-*`, compared ASCII case-insensitively without building a string.
@@ -140,15 +133,21 @@ enum ForwardedHeaders {
     /// Removes every field whose name contains `_` and, with `_` read as `-` and ignoring case,
     /// is a controlled name, an `X-ERP-*` context header or a `Proxy-*` header. Names without `_`
     /// (nearly all) cost one scan of their bytes; twins are removed in place, like hop-by-hop fields.
-    static func removeUnderscoreTwins(_ headers: inout HTTPHeaders) {
+    static func removeUnderscoreTwins<Fields: FieldEditing>(_ fields: inout Fields) {
         var doomed: [String] = []
-        for (name, _) in headers where self.isUnderscoreTwin(name) { doomed.append(name) }
-        for name in doomed { headers.remove(name: name) }
+        fields.forEachField { name, _ in
+            if self.isUnderscoreTwin(bytes: name) { doomed.append(String(decoding: name, as: UTF8.self)) }
+        }
+        for name in doomed { fields.remove(name: name) }
     }
 
     static func isUnderscoreTwin(_ name: String) -> Bool {
-        guard self.withBytes(of: name, { $0.contains(UInt8(ascii: "_")) }) else { return false }
-        let folded = String(decoding: name.utf8.map { byte -> UInt8 in
+        self.withBytes(of: name) { self.isUnderscoreTwin(bytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    static func isUnderscoreTwin(bytes name: UnsafeRawBufferPointer) -> Bool {
+        guard name.contains(UInt8(ascii: "_")) else { return false }
+        let folded = String(decoding: name.map { byte -> UInt8 in
             if byte == UInt8(ascii: "_") { return UInt8(ascii: "-") }
             return self.lowercased(byte)
         }, as: UTF8.self)
@@ -216,23 +215,26 @@ enum ForwardedHeaders {
     ///     removal is a pass over every field, and after them it was 0.7 % of a full-pipeline
     ///     request's samples (`bench/profile.sh full`).
     static func upstreamRequestHead(
-        from client: HTTPRequestHead,
+        from client: RelayedRequestHead,
         target: String? = nil,
         facts: ClientFacts,
         requestID: String,
         trace: TraceDecision,
         framing: RequestHeadValidation.BodyFraming,
         removingAuthorization: Bool = false
-    ) -> HTTPRequestHead {
-        var headers = client.headers
-        // One copy, with room for what is added below (forwarding, framing, id, trace, and the
-        // tenant context after this): the list is not regrown on the way.
-        headers.reserveCapacity(headers.count + 16)
+    ) -> RelayedRequestHead {
+        // The client's fields as received: the ones dropped below are marked removed, the
+        // gateway's are added after them, and the received ones are written upstream as they
+        // came (`FieldSection`).
+        var headers = client.fields
+        // Room for what is added below (forwarding, framing, id, trace, and the tenant context
+        // after this) in one allocation: the list is not regrown on the way.
+        headers.reserveAddedCapacity(16)
         let clientHost = headers.first(name: "host")
         // Each removal below is a pass over every field; most clients send none of these.
         let present = Replaced(in: headers)
         self.stripHopByHop(&headers)
-        self.removeUnderscoreTwins(&headers)
+        if present.contains(.underscoreName) { self.removeUnderscoreTwins(&headers) }
         if removingAuthorization { headers.remove(name: "authorization") }
         if present.contains(.expect) { headers.remove(name: "expect") }  // the gateway answers 100-continue itself
         // The upstream frames the body exactly as the gateway validated it, whatever else the
@@ -245,7 +247,7 @@ enum ForwardedHeaders {
         }
 
         let trusted = facts.trustClientForwardedHeaders
-        let priorFor = trusted && present.contains(.forwardedFor) ? headers[canonicalForm: "x-forwarded-for"].joined(separator: ", ") : ""
+        let priorFor = trusted && present.contains(.forwardedFor) ? self.joinedItems(of: headers, named: "x-forwarded-for") : ""
         let priorProto = trusted && present.contains(.forwardedProto) ? headers.first(name: "x-forwarded-proto") : nil
         let priorHost = trusted && present.contains(.forwardedHost) ? headers.first(name: "x-forwarded-host") : nil
         if present.contains(.forwardedFor) { headers.remove(name: "x-forwarded-for") }
@@ -273,7 +275,22 @@ enum ForwardedHeaders {
         // by the pass above, so a request without any (nearly every one) is not read again.
         if present.contains(.contextCopy) { UpstreamContext.removeClientCopies(from: &headers) }
 
-        return HTTPRequestHead(version: .http1_1, method: client.method, uri: target ?? client.uri, headers: headers)
+        return RelayedRequestHead(version: .http1_1, method: client.method, uri: target ?? client.uri, fields: headers)
+    }
+
+    /// The items of every field of that name, joined by ", " (`HTTPHeaders[canonicalForm:]`'s
+    /// items: empty ones dropped, blanks around each trimmed).
+    static func joinedItems(of fields: some FieldEditing, named wanted: StaticString) -> String {
+        var joined = ""
+        fields.forEachField { name, value in
+            guard self.matches(bytes: name, wanted) else { return }
+            var items = FieldListItems(value)
+            while let item = items.next() {
+                if !joined.isEmpty { joined += ", " }
+                joined += String(decoding: item, as: UTF8.self)
+            }
+        }
+        return joined
     }
 
     /// The fields of a client's head that `upstreamRequestHead` drops or replaces, found in one
@@ -292,25 +309,28 @@ enum ForwardedHeaders {
         static let traceParent = Replaced(rawValue: 1 << 8)
         /// A client's copy of a field of the gateway's signed context (`X-ERP-…`).
         static let contextCopy = Replaced(rawValue: 1 << 9)
+        /// A name with `_`, which may be a controlled name's twin (`removeUnderscoreTwins`).
+        static let underscoreName = Replaced(rawValue: 1 << 10)
 
         init(rawValue: UInt16) { self.rawValue = rawValue }
 
-        init(in headers: HTTPHeaders) {
+        init(in fields: some FieldEditing) {
             var present: Replaced = []
-            for (name, _) in headers {
-                switch name.utf8.count {
-                case 6 where ForwardedHeaders.matches(name, "expect"): present.insert(.expect)
-                case 9 where ForwardedHeaders.matches(name, "forwarded"): present.insert(.forwarded)
-                case 10 where ForwardedHeaders.matches(name, "tracestate"): present.insert(.traceState)
-                case 11 where ForwardedHeaders.matches(name, "traceparent"): present.insert(.traceParent)
-                case 12 where ForwardedHeaders.matches(name, "x-request-id"): present.insert(.requestID)
-                case 14 where ForwardedHeaders.matches(name, "content-length"): present.insert(.contentLength)
-                case 15 where ForwardedHeaders.matches(name, "x-forwarded-for"): present.insert(.forwardedFor)
-                case 16 where ForwardedHeaders.matches(name, "x-forwarded-host"): present.insert(.forwardedHost)
-                case 17 where ForwardedHeaders.matches(name, "x-forwarded-proto"): present.insert(.forwardedProto)
-                case 6... where UpstreamContext.isContextName(name): present.insert(.contextCopy)
+            fields.forEachField { name, _ in
+                switch name.count {
+                case 6 where ForwardedHeaders.matches(bytes: name, "expect"): present.insert(.expect)
+                case 9 where ForwardedHeaders.matches(bytes: name, "forwarded"): present.insert(.forwarded)
+                case 10 where ForwardedHeaders.matches(bytes: name, "tracestate"): present.insert(.traceState)
+                case 11 where ForwardedHeaders.matches(bytes: name, "traceparent"): present.insert(.traceParent)
+                case 12 where ForwardedHeaders.matches(bytes: name, "x-request-id"): present.insert(.requestID)
+                case 14 where ForwardedHeaders.matches(bytes: name, "content-length"): present.insert(.contentLength)
+                case 15 where ForwardedHeaders.matches(bytes: name, "x-forwarded-for"): present.insert(.forwardedFor)
+                case 16 where ForwardedHeaders.matches(bytes: name, "x-forwarded-host"): present.insert(.forwardedHost)
+                case 17 where ForwardedHeaders.matches(bytes: name, "x-forwarded-proto"): present.insert(.forwardedProto)
+                case 6... where ForwardedHeaders.matches(bytes: name, UpstreamContext.headerPrefix, prefixOnly: true): present.insert(.contextCopy)
                 default: break
                 }
+                if name.contains(UInt8(ascii: "_")) { present.insert(.underscoreName) }
             }
             self = present
         }

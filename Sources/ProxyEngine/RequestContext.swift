@@ -16,7 +16,7 @@ import Quotas
 /// it, and as a value each of those copies retained and released all of its fields.
 final class GatewayRequest {
     let requestID: String
-    let head: HTTPRequestHead
+    let head: RelayedRequestHead
     /// The normalized target: what is matched and authorized is what is forwarded.
     let path: RequestPath
     let framing: RequestHeadValidation.BodyFraming
@@ -32,7 +32,7 @@ final class GatewayRequest {
     let webSocket: WebSocketHandshake?
 
     init(
-        requestID: String, head: HTTPRequestHead, path: RequestPath, framing: RequestHeadValidation.BodyFraming, trace: TraceDecision,
+        requestID: String, head: RelayedRequestHead, path: RequestPath, framing: RequestHeadValidation.BodyFraming, trace: TraceDecision,
         facts: ForwardedHeaders.ClientFacts, configuration: GatewayConfiguration, started: NIODeadline, webSocket: WebSocketHandshake? = nil
     ) {
         self.requestID = requestID
@@ -51,7 +51,7 @@ final class GatewayRequest {
     /// The request asks to switch protocols (`Upgrade`). The HTTP decoder reads nothing after
     /// such a request — the bytes would belong to the new protocol — so whatever is pipelined
     /// behind it would never be answered: the connection closes after this exchange instead.
-    var asksForUpgrade: Bool { self.head.headers.contains(name: "upgrade") }
+    var asksForUpgrade: Bool { self.head.fields.contains(name: "upgrade") }
 
     /// An HTTP/2 request: its stream is its own, and answering it never closes the connection
     /// the stream shares with others (`Connection` means nothing in HTTP/2, where NIOHTTP2
@@ -62,7 +62,7 @@ final class GatewayRequest {
     /// nil without an `Origin` some node registered (`CrossOriginAnswer`). Looked up only when
     /// the gateway answers itself, never on the forwarding path.
     func crossOriginAnswer() -> CrossOriginAnswer? {
-        CrossOriginAnswer(registered: self.head.headers.first(name: "origin"), configuration: self.configuration)
+        CrossOriginAnswer(registered: self.head.fields.first(name: "origin"), configuration: self.configuration)
     }
 }
 

@@ -21,14 +21,14 @@ enum RequestHeadValidation {
 
     /// - Parameter catalogMethods: the methods the route catalog names (`RouteTable.namedMethods`).
     static func validate(
-        _ head: HTTPRequestHead, limits: GatewaySettings.RequestLimits, catalogMethods: Set<String> = []
+        _ head: RelayedRequestHead, limits: GatewaySettings.RequestLimits, catalogMethods: Set<String> = []
     ) -> Result<BodyFraming, GatewayProblem> {
         if head.uri.utf8.count > limits.maxURIBytes {
             return .failure(.uriTooLong)
         }
         // One pass over the fields for their size and the three that frame and address the
         // request (looked up by name, each lookup was a pass building an array of values).
-        let fields = Fields(head.headers)
+        let fields = Fields(head.fields)
         if fields.bytes > limits.maxHeaderBytes {
             return .failure(.headerFieldsTooLarge)
         }
@@ -40,7 +40,7 @@ enum RequestHeadValidation {
         // Exactly one Host field, whatever the version (RFC 9112 §3.2): the raw values, since the
         // canonical-form view drops empty elements and would let `Host:` beside a real one pass.
         // An HTTP/1.0 request without one would go upstream as HTTP/1.1 without one.
-        guard fields.hosts == 1, let host = fields.host, !host.utf8.contains(UInt8(ascii: ",")) else {
+        guard fields.hosts == 1, !fields.hostHasComma else {
             return .failure(.malformedRequest)
         }
 
@@ -71,12 +71,14 @@ enum RequestHeadValidation {
         return .success(.contentLength(length))
     }
 
-    /// What `validate` reads of the fields, in one pass.
+    /// What `validate` reads of the fields, in one pass, in place: only a length or a coding,
+    /// which few requests carry, is made a string.
     struct Fields {
         /// Bytes of the header section as sent.
         var bytes = 0
         var hosts = 0
-        var host: String?
+        /// The (last) `Host` value holds a comma.
+        var hostHasComma = false
         var lengths = 0
         /// The first `Content-Length` value, and whether every other one is the same text.
         var length: String?
@@ -84,19 +86,23 @@ enum RequestHeadValidation {
         var codings = 0
         var coding: String?
 
-        init(_ headers: HTTPHeaders) {
-            for (name, value) in headers {
-                self.bytes += name.utf8.count + value.utf8.count + 4
-                switch name.utf8.count {
-                case 4 where ForwardedHeaders.matches(name, "host"):
+        init(_ fields: some FieldEditing) {
+            fields.forEachField { name, value in
+                self.bytes += name.count + value.count + 4
+                switch name.count {
+                case 4 where ForwardedHeaders.matches(bytes: name, "host"):
                     self.hosts += 1
-                    self.host = value
-                case 14 where ForwardedHeaders.matches(name, "content-length"):
+                    self.hostHasComma = value.contains(UInt8(ascii: ","))
+                case 14 where ForwardedHeaders.matches(bytes: name, "content-length"):
                     self.lengths += 1
-                    if let length = self.length { self.lengthsAgree = self.lengthsAgree && length == value } else { self.length = value }
-                case 17 where ForwardedHeaders.matches(name, "transfer-encoding"):
+                    if let length = self.length {
+                        self.lengthsAgree = self.lengthsAgree && length.utf8.elementsEqual(value)
+                    } else {
+                        self.length = String(decoding: value, as: UTF8.self)
+                    }
+                case 17 where ForwardedHeaders.matches(bytes: name, "transfer-encoding"):
                     self.codings += 1
-                    if self.coding == nil { self.coding = value }
+                    if self.coding == nil { self.coding = String(decoding: value, as: UTF8.self) }
                 default:
                     break
                 }
@@ -112,8 +118,8 @@ enum RequestHeadValidation {
     }
 
     /// Bytes of the header section as sent: name, ": ", value and CRLF per field.
-    static func headerBytes(_ headers: HTTPHeaders) -> Int {
-        Fields(headers).bytes
+    static func headerBytes(_ fields: some FieldEditing) -> Int {
+        Fields(fields).bytes
     }
 
     /// Digits only: no sign, no whitespace, no list. Anything else is ambiguous framing.

@@ -71,9 +71,9 @@ struct RequestPhases {
 
     /// Limits, framing, method and one spelling of the path; the request id and trace context.
     func decode(
-        _ head: HTTPRequestHead, clientAddress: String?, identifiers: inout IdentifierGenerator
+        _ head: RelayedRequestHead, clientAddress: String?, identifiers: inout IdentifierGenerator
     ) -> Decoded {
-        let clientRequestID = head.headers.first(name: "x-request-id")
+        let clientRequestID = head.fields.first(name: "x-request-id")
         let requestID = clientRequestID.flatMap { RequestID.isAcceptable($0) ? $0 : nil } ?? identifiers.requestID()
         let configuration = self.environment.configuration
         let settings = configuration.settings
@@ -105,7 +105,7 @@ struct RequestPhases {
         return .proceed(GatewayRequest(
             requestID: requestID, head: head, path: path, framing: framing,
             trace: TraceDecision.decide(
-                incoming: head.headers.first(name: "traceparent"), sampleRatio: settings.tracing?.sampling ?? 0, generator: &identifiers
+                incoming: head.fields.first(name: "traceparent"), sampleRatio: settings.tracing?.sampling ?? 0, generator: &identifiers
             ),
             facts: .init(clientAddress: clientAddress, scheme: self.scheme, trustClientForwardedHeaders: settings.forwarding.trustClientForwardedHeaders),
             configuration: configuration, started: self.environment.eventLoop.now, webSocket: webSocket
@@ -172,8 +172,8 @@ struct RequestPhases {
     /// portal's, by `Host`.
     private func branding(_ request: GatewayRequest, tenants: TenantSnapshot) -> Authorized {
         let head = request.head
-        guard head.headers.contains(name: "authorization"), let authentication = request.configuration.authentication else {
-            guard let branding = BrandingEndpoint.branding(forHost: head.headers.first(name: "host"), in: tenants) else {
+        guard head.fields.contains(name: "authorization"), let authentication = request.configuration.authentication else {
+            guard let branding = BrandingEndpoint.branding(forHost: head.fields.first(name: "host"), in: tenants) else {
                 return .refuse(Refusal(problem: .portalNotFound, reason: "no portal on this host"))
             }
             var response = BrandingEndpoint.response(for: branding, request: head)
@@ -189,7 +189,7 @@ struct RequestPhases {
         ) {
         case .success(let (policy, _)):
             // Like a route: a page may read its tenant's branding from the tenant's own origins.
-            let origin = head.headers.first(name: "origin")
+            let origin = head.fields.first(name: "origin")
             if var refusal = TenantAccess.originRefusal(origin, policy: policy) {
                 refusal.tenant = policy.path
                 return .refuse(refusal)
@@ -311,7 +311,7 @@ struct RequestPhases {
     /// The head sent upstream. Client `X-ERP-*` headers are removed (`upstreamRequestHead`); an
     /// admitted tenant's signed context replaces them (naming as its tier `kind`, that of the
     /// cell serving this attempt), and the caller's credential stays here.
-    func upstreamRequest(_ request: AdmittedRequest, servedBy kind: GatewaySettings.Cell.Kind?) -> HTTPRequestHead {
+    func upstreamRequest(_ request: AdmittedRequest, servedBy kind: GatewaySettings.Cell.Kind?) -> RelayedRequestHead {
         let gatewayRequest = request.request
         let grant = request.grant
         let catalog = gatewayRequest.configuration.tenants?.catalog
@@ -328,12 +328,12 @@ struct RequestPhases {
                 target: gatewayRequest.path.target, requestID: gatewayRequest.requestID, time: request.contextTime
             )
             context.support = grant.support
-            context.apply(to: &head.headers, signer: self.environment.contextSigners.signer(for: key))
+            context.apply(to: &head.fields, signer: self.environment.contextSigners.signer(for: key))
         }
         if gatewayRequest.webSocket != nil {
             // Hop-by-hop, so stripped above; the handshake asks the backend to switch again.
-            head.headers.add(name: "connection", value: "Upgrade")
-            head.headers.add(name: "upgrade", value: "websocket")
+            head.fields.add(name: "connection", value: "Upgrade")
+            head.fields.add(name: "upgrade", value: "websocket")
         }
         return head
     }

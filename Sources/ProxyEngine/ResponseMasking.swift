@@ -49,7 +49,7 @@ struct ResponseMasking {
 
     /// The masked request asks for the representation whole and unencoded: a masked value
     /// must be found in the bytes as they are (no gzip to undo, no range of a document).
-    static func prepareUpstreamRequest(_ headers: inout HTTPHeaders) {
+    static func prepareUpstreamRequest<Fields: FieldEditing>(_ headers: inout Fields) {
         headers.replaceOrAdd(name: "accept-encoding", value: "identity")
         headers.remove(name: "range")
         headers.remove(name: "if-range")

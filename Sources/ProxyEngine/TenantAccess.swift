@@ -70,13 +70,13 @@ struct TenantAccess {
     static let preflightMaxAgeSeconds = 600
 
     func decide(
-        head: HTTPRequestHead, path: RequestPath, cache: inout VerifiedTokenCache?, revocations: RevocationList, now: Int64
+        head: RelayedRequestHead, path: RequestPath, cache: inout VerifiedTokenCache?, revocations: RevocationList, now: Int64
     ) -> Decision {
-        let origin = head.headers.first(name: "origin")
+        let origin = head.fields.first(name: "origin")
         let routes = self.tenants.catalog.routes
 
         // CORS preflight: no token (browsers never send one on a preflight).
-        if head.method == .OPTIONS, let origin, let requested = head.headers.first(name: "access-control-request-method") {
+        if head.method == .OPTIONS, let origin, let requested = head.fields.first(name: "access-control-request-method") {
             guard self.tenants.registeredOrigins.contains(origin) else {
                 return .refuse(Refusal(problem: .originNotAllowed, reason: "preflight from an origin no node registered"))
             }
@@ -88,7 +88,7 @@ struct TenantAccess {
             var headers = HTTPHeaders()
             headers.add(name: "access-control-allow-origin", value: origin)
             headers.add(name: "access-control-allow-methods", value: requested.uppercased())
-            if let asked = head.headers.first(name: "access-control-request-headers") {
+            if let asked = head.fields.first(name: "access-control-request-headers") {
                 let allowed = asked.split(separator: ",").map { String($0.filter { $0 != " " && $0 != "\t" }).lowercased() }
                     .filter { !$0.isEmpty && $0.utf8.allSatisfy(Self.isTokenCharacter) }
                 if !allowed.isEmpty { headers.add(name: "access-control-allow-headers", value: allowed.joined(separator: ", ")) }
@@ -157,13 +157,13 @@ struct TenantAccess {
     /// Authenticate and resolve: the bearer token, verified (or found in the loop's cache), not
     /// revoked, naming a customer inside its issuer's subtree.
     func authenticate(
-        head: HTTPRequestHead, path: RequestPath, cache: inout VerifiedTokenCache?, revocations: RevocationList, now: Int64
+        head: RelayedRequestHead, path: RequestPath, cache: inout VerifiedTokenCache?, revocations: RevocationList, now: Int64
     ) -> Result<(EffectivePolicy, VerifiedToken), Refusal> {
         if path.carriesToken {
             return .failure(Refusal(problem: .tokenInQuery, reason: "access_token in the query string"))
         }
         let token: Substring
-        switch Self.bearerToken(head.headers) {
+        switch Self.bearerToken(head.fields) {
         case .none:
             return .failure(Refusal(problem: .tokenMissing, headers: Self.challenge(error: nil), reason: "no bearer token"))
         case .malformed:
@@ -236,42 +236,44 @@ struct TenantAccess {
 
     /// RFC 6750 §2.1: exactly one `Authorization: Bearer <token>`; the scheme is
     /// case-insensitive, the token is base64url and dots.
-    static func bearerToken(_ headers: HTTPHeaders) -> BearerToken {
-        // Read in place, on every request: splitting and lower-casing the value allocated.
-        var found: String?
-        for (name, value) in headers where name.utf8.count == 13 && Self.isAuthorization(name) {
-            guard found == nil else { return .malformed }
-            found = value
+    static func bearerToken(_ fields: some FieldEditing) -> BearerToken {
+        // Read in place, on every request: splitting and lower-casing the value allocated. Only
+        // the token is made a string.
+        var fieldsFound = 0
+        var found: BearerToken = .none
+        fields.forEachField { name, value in
+            guard name.count == 13, ForwardedHeaders.matches(bytes: name, "authorization") else { return }
+            fieldsFound += 1
+            if fieldsFound == 1 { found = Self.bearerToken(value: value) }
         }
-        guard var value = found else { return .none }
-        // `Bearer`, spaces, the token: read over the value's bytes in one pass. Walked as
-        // characters (`drop(while:)`, `firstIndex(of:)` on a `Substring`), finding the scheme
-        // cost more than checking every byte of the token: this function was 1.6 % of a
-        // full-pipeline request's samples, and is 0.7 % (`bench/profile.sh full`).
-        let read: (start: Int, wellFormed: Bool)? = value.withUTF8 { bytes in
-            let space = UInt8(ascii: " ")
-            var index = 0
-            while index < bytes.count, bytes[index] == space { index += 1 }
-            let scheme = index
-            while index < bytes.count, bytes[index] != space { index += 1 }
-            guard index < bytes.count, index - scheme == 6,
-                  UnsafeBufferPointer(rebasing: bytes[scheme..<index]).elementsEqual("bearer".utf8, by: { ($0 | 0x20) == $1 })
-            else { return nil }
-            while index < bytes.count, bytes[index] == space { index += 1 }
-            guard index < bytes.count else { return nil }
-            // One table load per byte and no branch: the predicate's five range checks per byte
-            // were 1.4 % of a full-pipeline request's samples (`bench/profile.sh full`).
-            let wellFormed = Self.tokenByteIsInvalid.withUnsafeBufferPointer { invalid in
-                var any: UInt8 = 0
-                for byte in UnsafeBufferPointer(rebasing: bytes[index...]) { any |= invalid[Int(byte)] }
-                return any == 0
-            }
-            return (index, wellFormed)
+        return fieldsFound > 1 ? .malformed : found
+    }
+
+    /// `Bearer`, spaces, the token: read over the value's bytes in one pass. Walked as
+    /// characters (`drop(while:)`, `firstIndex(of:)` on a `Substring`), finding the scheme cost
+    /// more than checking every byte of the token: this function was 1.6 % of a full-pipeline
+    /// request's samples, and is 0.7 % (`bench/profile.sh full`).
+    private static func bearerToken(value bytes: UnsafeRawBufferPointer) -> BearerToken {
+        let space = UInt8(ascii: " ")
+        var index = 0
+        while index < bytes.count, bytes[index] == space { index += 1 }
+        let scheme = index
+        while index < bytes.count, bytes[index] != space { index += 1 }
+        guard index < bytes.count, index - scheme == 6,
+              UnsafeRawBufferPointer(rebasing: bytes[scheme..<index]).elementsEqual("bearer".utf8, by: { ($0 | 0x20) == $1 })
+        else { return .none }
+        while index < bytes.count, bytes[index] == space { index += 1 }
+        guard index < bytes.count else { return .none }
+        let token = UnsafeRawBufferPointer(rebasing: bytes[index...])
+        // One table load per byte and no branch: the predicate's five range checks per byte
+        // were 1.4 % of a full-pipeline request's samples (`bench/profile.sh full`).
+        let wellFormed = Self.tokenByteIsInvalid.withUnsafeBufferPointer { invalid in
+            var any: UInt8 = 0
+            for byte in token { any |= invalid[Int(byte)] }
+            return any == 0
         }
-        guard let read else { return .none }
-        guard read.wellFormed else { return .malformed }
-        // Every byte before the token is ASCII (spaces and the scheme): a character boundary.
-        return .token(value[value.utf8.index(value.utf8.startIndex, offsetBy: read.start)...])
+        guard wellFormed else { return .malformed }
+        return .token(Substring(String(decoding: token, as: UTF8.self)))
     }
 
     /// 0 for the bytes a compact JWS may hold (the base64url alphabet and `.`), 1 for the rest.
@@ -285,12 +287,6 @@ struct TenantAccess {
         if let error { value += ", error=\"\(error)\"" }
         headers.add(name: "www-authenticate", value: value)
         return headers
-    }
-
-    /// `name` is `Authorization` in any case, compared byte by byte: lower-casing the name
-    /// made a string per request.
-    private static func isAuthorization(_ name: String) -> Bool {
-        name.utf8.elementsEqual("authorization".utf8) { ($0 | 0x20) == $1 }
     }
 
     private static func isBase64URL(_ byte: UInt8) -> Bool {

@@ -70,7 +70,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         self.context = nil
     }
 
-    func write(_ part: HTTPClientRequestPart) {
+    func write(_ part: UpstreamRequestPart) {
         guard let context = self.context else { return }
         do {
             switch part {

@@ -87,7 +87,7 @@ struct UpstreamContext {
 
     /// Sets the context and its signature on `headers`, from which every client-sent `X-ERP-*`
     /// field has been removed (`removeClientCopies`, done once for every forwarded request).
-    func apply(to headers: inout HTTPHeaders, signer: ContextSigner) {
+    func apply<Fields: FieldEditing>(to headers: inout Fields, signer: ContextSigner) {
         headers.add(name: "x-erp-tenant", value: self.tenant)
         headers.add(name: "x-erp-partner", value: self.partner)
         headers.add(name: "x-erp-oem", value: self.oem)
@@ -105,15 +105,12 @@ struct UpstreamContext {
 
     /// Removes every field named `X-ERP-…`, whatever its case. Nearly every request has none, and
     /// finding that out compares bytes without building a lower-cased copy of each name.
-    static func removeClientCopies(from headers: inout HTTPHeaders) {
+    static func removeClientCopies<Fields: FieldEditing>(from headers: inout Fields) {
         var doomed: [String] = []
-        for (name, _) in headers where Self.isContextName(name) { doomed.append(name) }
+        headers.forEachField { name, _ in
+            if ForwardedHeaders.matches(bytes: name, Self.headerPrefix, prefixOnly: true) { doomed.append(String(decoding: name, as: UTF8.self)) }
+        }
         for name in doomed { headers.remove(name: name) }
-    }
-
-    /// Starts with `x-erp-`, ASCII case-insensitively.
-    static func isContextName(_ name: String) -> Bool {
-        ForwardedHeaders.matches(name, Self.headerPrefix, prefixOnly: true)
     }
 
     static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {

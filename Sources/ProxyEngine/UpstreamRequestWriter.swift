@@ -23,16 +23,18 @@ struct UpstreamRequestWriter {
 
     /// The request line and fields, framed, in one buffer. Always HTTP/1.1: the version every
     /// upstream request is sent in (`ForwardedHeaders.upstreamRequestHead`).
-    mutating func head(_ head: HTTPRequestHead, allocator: @autoclosure () -> ByteBufferAllocator) throws(InvalidHeader) -> ByteBuffer {
-        var headers = head.headers
-        var fields = try HTTP1Writing.measure(headers)
+    /// The client's fields it carries as received are written as they came; only the ones the
+    /// gateway added are checked (`FieldSection`).
+    mutating func head(_ head: RelayedRequestHead, allocator: @autoclosure () -> ByteBufferAllocator) throws(InvalidHeader) -> ByteBuffer {
+        var headers = head.fields
+        var fields = try headers.measure()
         let framing = Self.framing(method: head.method, fields)
         self.isChunked = framing.isChunked
         if framing.edits {
             // Rare (TRACE, a POST without a length, both lengths): the fields change, and are
             // measured again.
             framing.apply(to: &headers)
-            fields = try HTTP1Writing.measure(headers)
+            fields = try headers.measure()
         }
         let method = head.method.rawValue
         // "M U HTTP/1.1\r\n", the fields, the empty line: one buffer of the exact size.
@@ -42,7 +44,7 @@ struct UpstreamRequestWriter {
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeString(head.uri)
         buffer.writeStaticString(" HTTP/1.1\r\n")
-        HTTP1Writing.write(headers, measured: fields, into: &buffer)
+        headers.write(measured: fields, into: &buffer)
         assert(buffer.readableBytes == size, "a request head of \(buffer.readableBytes) bytes was sized as \(size)")
         self.headBuffer.keep(buffer)
         return buffer

@@ -32,22 +32,24 @@ struct WebSocketHandshake: Equatable {
     /// `Sec-WebSocket-Key`, version 13, at most one bearer entry.
     /// An `Upgrade` that `Connection` does not name is no request to switch (RFC 9110 §7.8): it
     /// is a stray hop-by-hop field, stripped like any other.
-    static func read(_ head: HTTPRequestHead) -> Reading {
+    static func read(_ head: RelayedRequestHead) -> Reading {
         // Every request passes here: one scan of the names, no allocation, for the many without.
-        guard head.headers.contains(name: "upgrade") else { return .notAHandshake }
-        guard Self.listContains(head.headers[canonicalForm: "upgrade"], "websocket"),
-            Self.listContains(head.headers[canonicalForm: "connection"], "upgrade")
+        guard head.fields.contains(name: "upgrade") else { return .notAHandshake }
+        // A request to switch: its fields read as strings.
+        let headers = head.fields.headers
+        guard Self.listContains(headers[canonicalForm: "upgrade"], "websocket"),
+            Self.listContains(headers[canonicalForm: "connection"], "upgrade")
         else { return .notAHandshake }
         guard head.method == .GET, head.version == .http1_1 else { return .malformed(reason: "a WebSocket handshake is a GET over HTTP/1.1") }
-        let keys = head.headers["sec-websocket-key"]
+        let keys = headers["sec-websocket-key"]
         // 16 random bytes in base64: 24 characters ending in "==".
         guard keys.count == 1, keys[0].utf8.count == 24, keys[0].hasSuffix("==") else {
             return .malformed(reason: "a WebSocket handshake needs one Sec-WebSocket-Key of 16 bytes")
         }
-        guard head.headers["sec-websocket-version"] == ["13"] else { return .malformed(reason: "WebSocket version other than 13") }
+        guard headers["sec-websocket-version"] == ["13"] else { return .malformed(reason: "WebSocket version other than 13") }
         var offered: [String] = []
         var token: String?
-        for entry in head.headers[canonicalForm: "sec-websocket-protocol"] where !entry.isEmpty {
+        for entry in headers[canonicalForm: "sec-websocket-protocol"] where !entry.isEmpty {
             let name = String(entry)
             if name.hasPrefix(Self.bearerProtocolPrefix) {
                 guard token == nil else { return .malformed(reason: "more than one bearer subprotocol") }
@@ -62,12 +64,12 @@ struct WebSocketHandshake: Equatable {
     /// The head the phases and the backend see: the bearer entry taken out of
     /// `Sec-WebSocket-Protocol` and turned into `Authorization` (a client that sent both sends
     /// two credentials, which `authenticate` refuses as malformed).
-    func headForPhases(_ head: HTTPRequestHead) -> HTTPRequestHead {
+    func headForPhases(_ head: RelayedRequestHead) -> RelayedRequestHead {
         guard let token = self.bearerToken else { return head }
         var head = head
-        head.headers.remove(name: "sec-websocket-protocol")
-        if !self.offeredProtocols.isEmpty { head.headers.add(name: "sec-websocket-protocol", value: self.offeredProtocols.joined(separator: ", ")) }
-        head.headers.add(name: "authorization", value: "Bearer \(token)")
+        head.fields.remove(name: "sec-websocket-protocol")
+        if !self.offeredProtocols.isEmpty { head.fields.add(name: "sec-websocket-protocol", value: self.offeredProtocols.joined(separator: ", ")) }
+        head.fields.add(name: "authorization", value: "Bearer \(token)")
         return head
     }
 

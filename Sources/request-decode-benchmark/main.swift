@@ -42,7 +42,7 @@ func measure(_ handler: any ChannelHandler, _ request: String, _ count: Int) thr
     let start = cpuMicroseconds()
     for _ in 0..<count {
         try channel.writeInbound(bytes)
-        while try channel.readInbound(as: HTTPServerRequestPart.self) != nil { parts += 1 }
+        while try channel.readInbound(as: Any.self) != nil { parts += 1 }  // each decoder's own part type
     }
     let elapsed = cpuMicroseconds() - start
     precondition(parts >= 2 * count, "every request read whole")

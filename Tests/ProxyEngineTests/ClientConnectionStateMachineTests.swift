@@ -6,7 +6,7 @@ import XCTest
 /// The connection's decisions as values: no channel, no clock.
 final class ClientConnectionStateMachineTests: XCTestCase {
     typealias Machine = ClientConnectionStateMachine
-    private static let head = HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/next"))
+    private static let head = ClientRequestPart.head(RelayedRequestHead(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/next")))
 
     // MARK: Timers between requests
 
@@ -171,7 +171,7 @@ final class ClientConnectionStateMachineTests: XCTestCase {
         XCTAssertEqual(machine.afterExchange(hasExchange: false), .awaitRequest)
     }
 
-    private static func describe(_ part: HTTPServerRequestPart) -> String {
+    private static func describe(_ part: ClientRequestPart) -> String {
         switch part {
         case .head(let head): "head \(head.uri)"
         case .body: "body"

@@ -292,7 +292,7 @@ final class ClientRequestParserTests: XCTestCase {
         try channel.writeInbound(ByteBuffer(string: "Host: h\r\n\r\n"))
         XCTAssertEqual(observer.count, 1, "once, then disarmed")
         XCTAssertFalse(decoder.armed)
-        XCTAssertNotNil(try channel.readInbound(as: HTTPServerRequestPart.self))
+        XCTAssertNotNil(try Self.readPart(channel))
     }
 
     func testAnErrorIsReportedOnceAndNothingAfterItIsRead() throws {
@@ -302,7 +302,7 @@ final class ClientRequestParserTests: XCTestCase {
             XCTAssertEqual(error as? HTTPParserError, .invalidHeaderToken)
         }
         XCTAssertNoThrow(try channel.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: h\r\n\r\n")))
-        XCTAssertNil(try channel.readInbound(as: HTTPServerRequestPart.self))
+        XCTAssertNil(try Self.readPart(channel))
     }
 
     func testAnErrorInACompleteLineIsReportedBeforeTheHeadEnds() throws {
@@ -342,9 +342,9 @@ final class ClientRequestParserTests: XCTestCase {
         try channel.writeInbound(ByteBuffer(string: "GET /chat HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\nfirst"))
         for _ in 0..<64 { try channel.writeInbound(ByteBuffer(repeating: 0x81, count: 16 * 1024)) }
         XCTAssertLessThan(decoder.heldBytes, 1024, "what came after the upgrade was held")
-        guard case .head = try channel.readInbound(as: HTTPServerRequestPart.self) else { return XCTFail("the head") }
-        XCTAssertEqual(try channel.readInbound(as: HTTPServerRequestPart.self), .end(nil))
-        XCTAssertNil(try channel.readInbound(as: HTTPServerRequestPart.self))
+        guard case .head = try Self.readPart(channel) else { return XCTFail("the head") }
+        XCTAssertEqual(try Self.readPart(channel), .end(nil))
+        XCTAssertNil(try Self.readPart(channel))
     }
 
     func testAHalfCloseInsideARequestIsAnError() throws {
@@ -393,7 +393,7 @@ final class ClientRequestParserTests: XCTestCase {
             do { try channel.throwIfErrorCaught() } catch { refusal = Self.answer(error) }
         }
         var reads: [Read] = []
-        while let part = try channel.readInbound(as: HTTPServerRequestPart.self) {
+        while let part = try Self.readPart(channel) {
             switch part {
             case .head(let head):
                 reads.append(.head(
@@ -412,6 +412,18 @@ final class ClientRequestParserTests: XCTestCase {
         }
         if let refusal { reads.append(.refused(refusal)) }
         return reads
+    }
+
+    /// The next part a decoder handed on, as SwiftNIO's type: this reader's heads keep their
+    /// fields as received, and are read as strings here.
+    static func readPart(_ channel: EmbeddedChannel) throws -> HTTPServerRequestPart? {
+        guard let part = try channel.readInbound(as: Any.self) else { return nil }
+        guard let ours = part as? ClientRequestPart else { return try XCTUnwrap(part as? HTTPServerRequestPart) }
+        switch ours {
+        case .head(let head): return .head(head.nioHead)
+        case .body(let body): return .body(body)
+        case .end(let trailers): return .end(trailers)
+        }
     }
 
     private static func answer(_ error: any Error) -> String {

@@ -24,7 +24,7 @@ final class ExchangeStateMachineTests: XCTestCase {
 
     private func body(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
 
-    private func isEnd(_ part: HTTPClientRequestPart?) -> Bool {
+    private func isEnd(_ part: UpstreamRequestPart?) -> Bool {
         if case .end = part { return true }
         return false
     }

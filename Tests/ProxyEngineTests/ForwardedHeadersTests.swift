@@ -291,15 +291,23 @@ final class ForwardedHeadersTests: XCTestCase {
         scheme: String = "http",
         requestID: String = "req-1",
         trace: TraceDecision = started,
-        framing: RequestHeadValidation.BodyFraming = .none
-    ) -> HTTPRequestHead {
-        ForwardedHeaders.upstreamRequestHead(
-            from: head,
-            facts: .init(clientAddress: clientAddress, scheme: scheme, trustClientForwardedHeaders: trusted),
-            requestID: requestID,
-            trace: trace,
-            framing: framing
-        )
+        framing: RequestHeadValidation.BodyFraming = .none,
+        file: StaticString = #filePath, line: UInt = #line
+    ) -> RelayedRequestHead {
+        func forward(_ client: RelayedRequestHead) -> RelayedRequestHead {
+            ForwardedHeaders.upstreamRequestHead(
+                from: client,
+                facts: .init(clientAddress: clientAddress, scheme: scheme, trustClientForwardedHeaders: trusted),
+                requestID: requestID,
+                trace: trace,
+                framing: framing
+            )
+        }
+        // An HTTP/1.1 client's fields, kept as received, and an HTTP/2 stream's, as strings:
+        // the same fields go upstream, in the same order.
+        let received = forward(.received(head))
+        XCTAssertEqual(received.headers, forward(RelayedRequestHead(head)).headers, file: file, line: line)
+        return received
     }
 
     /// A tenant's signed context replaces the client's credentials: every `Authorization` field,
@@ -307,10 +315,10 @@ final class ForwardedHeadersTests: XCTestCase {
     func testAuthorizationIsRemovedWhenTheContextReplacesIt() {
         let head = Self.request(headers: [("Host", "h"), ("Authorization", "Bearer a.b.c"), ("X-Kept", "1"), ("authorization", "Basic x")])
         let facts = ForwardedHeaders.ClientFacts(clientAddress: "203.0.113.7", scheme: "http", trustClientForwardedHeaders: false)
-        let removed = ForwardedHeaders.upstreamRequestHead(from: head, facts: facts, requestID: "req-1", trace: Self.started, framing: .none, removingAuthorization: true)
+        let removed = ForwardedHeaders.upstreamRequestHead(from: .received(head), facts: facts, requestID: "req-1", trace: Self.started, framing: .none, removingAuthorization: true)
         XCTAssertFalse(removed.headers.contains(name: "authorization"))
         XCTAssertEqual(removed.headers.map(\.name).prefix(2), ["Host", "X-Kept"])
-        let kept = ForwardedHeaders.upstreamRequestHead(from: head, facts: facts, requestID: "req-1", trace: Self.started, framing: .none)
+        let kept = ForwardedHeaders.upstreamRequestHead(from: .received(head), facts: facts, requestID: "req-1", trace: Self.started, framing: .none)
         XCTAssertEqual(kept.headers[canonicalForm: "authorization"], ["Bearer a.b.c", "Basic x"])
     }
 

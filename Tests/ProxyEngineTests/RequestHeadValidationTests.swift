@@ -192,6 +192,9 @@ final class RequestHeadValidationTests: XCTestCase {
         catalogMethods: Set<String> = []
     ) -> Result<RequestHeadValidation.BodyFraming, GatewayProblem> {
         let head = HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(headers))
-        return RequestHeadValidation.validate(head, limits: Self.limits, catalogMethods: catalogMethods)
+        let received = RequestHeadValidation.validate(.received(head), limits: Self.limits, catalogMethods: catalogMethods)
+        // The fields as received (an HTTP/1.1 client's) and as strings (an HTTP/2 stream's) are judged alike.
+        XCTAssertEqual(received, RequestHeadValidation.validate(RelayedRequestHead(head), limits: Self.limits, catalogMethods: catalogMethods))
+        return received
     }
 }

@@ -68,7 +68,7 @@ final class TenantAccessTests: XCTestCase {
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: uri)
         for (name, value) in headers { head.headers.add(name: name, value: value) }
         let access = TenantAccess(configuration: self.configuration, tenants: self.configuration.tenants!, authentication: self.configuration.authentication!)
-        return access.decide(head: head, path: try RequestPath.parse(uri), cache: &cache, revocations: revocations, now: Self.now)
+        return access.decide(head: .received(head), path: try RequestPath.parse(uri), cache: &cache, revocations: revocations, now: Self.now)
     }
 
     private func refusal(_ decision: TenantAccess.Decision, file: StaticString = #filePath, line: UInt = #line) -> GatewayProblem? {
@@ -171,8 +171,11 @@ final class TenantAccessTests: XCTestCase {
     }
 
     func testBearerTokenParsing() {
-        func parse(_ values: [String]) -> TenantAccess.BearerToken {
-            TenantAccess.bearerToken(HTTPHeaders(values.map { ("Authorization", $0) }))
+        func parse(_ values: [String], file: StaticString = #filePath, line: UInt = #line) -> TenantAccess.BearerToken {
+            let headers = HTTPHeaders(values.map { ("Authorization", $0) })
+            // The same reading of the fields as received and as strings.
+            XCTAssertEqual(TenantAccess.bearerToken(FieldSection.received(headers)), TenantAccess.bearerToken(headers), file: file, line: line)
+            return TenantAccess.bearerToken(FieldSection.received(headers))
         }
         XCTAssertEqual(parse([]), .none)
         XCTAssertEqual(parse(["Basic abc"]), .none)
@@ -185,6 +188,6 @@ final class TenantAccessTests: XCTestCase {
         XCTAssertEqual(parse([" Bearer a.b.c"]), .token("a.b.c"))
         XCTAssertEqual(parse(["Bearerx a.b.c"]), .none)
         XCTAssertEqual(parse(["Bearer"]), .none)
-        XCTAssertEqual(TenantAccess.bearerToken(HTTPHeaders([("authorization", "Bearer x"), ("AUTHORIZATION", "Bearer y")])), .malformed)
+        XCTAssertEqual(TenantAccess.bearerToken(FieldSection.received(HTTPHeaders([("authorization", "Bearer x"), ("AUTHORIZATION", "Bearer y")]))), .malformed)
     }
 }

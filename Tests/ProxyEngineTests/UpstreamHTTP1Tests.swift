@@ -290,7 +290,7 @@ final class UpstreamHTTP1Tests: XCTestCase {
         let recorder = Recorder()
         recorder.connection = connection
         connection.delegate = recorder
-        connection.write(.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Host": "cell"])))
+        connection.write(.head(RelayedRequestHead(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Host": "cell"]))))
         connection.write(.end(nil))
         connection.flush()
         XCTAssertEqual(try channel.readOutbound(as: ByteBuffer.self).map { String(buffer: $0) }, "GET / HTTP/1.1\r\nHost: cell\r\n\r\n")
@@ -352,7 +352,7 @@ final class UpstreamHTTP1Tests: XCTestCase {
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         connection.flush()
         XCTAssertEqual(counter.flushes, 0, "nothing written yet")
-        connection.write(.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Host": "cell"])))
+        connection.write(.head(RelayedRequestHead(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Host": "cell"]))))
         connection.flush()
         connection.write(.end(nil))
         connection.flush()
@@ -360,7 +360,7 @@ final class UpstreamHTTP1Tests: XCTestCase {
         XCTAssertEqual(counter.flushes, 1)
         XCTAssertEqual(try channel.readOutbound(as: ByteBuffer.self).map { String(buffer: $0) }, "GET / HTTP/1.1\r\nHost: cell\r\n\r\n")
         // A body and a chunked end each have bytes to send.
-        connection.write(.head(HTTPRequestHead(version: .http1_1, method: .PUT, uri: "/x", headers: ["Host": "cell", "Transfer-Encoding": "chunked"])))
+        connection.write(.head(RelayedRequestHead(HTTPRequestHead(version: .http1_1, method: .PUT, uri: "/x", headers: ["Host": "cell", "Transfer-Encoding": "chunked"]))))
         connection.flush()
         connection.write(.body(.byteBuffer(ByteBuffer(string: "abc"))))
         connection.flush()
@@ -393,7 +393,8 @@ final class UpstreamHTTP1Tests: XCTestCase {
         var writer = UpstreamRequestWriter()
         for (name, value) in [("X-Context", "a\r\nX-Injected: 1"), ("X-Context", "a\nb"), ("X-Context", "a\u{0}"), ("Bad Name", "v"), ("", "v")] {
             let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: HTTPHeaders([(name, value)]))
-            XCTAssertThrowsError(try writer.head(head, allocator: ByteBufferAllocator()), "\(name): \(value.debugDescription)")
+            // Fields the gateway made (all of an HTTP/2 stream's) are checked as they are written.
+            XCTAssertThrowsError(try writer.head(RelayedRequestHead(head), allocator: ByteBufferAllocator()), "\(name): \(value.debugDescription)")
         }
     }
 
@@ -401,8 +402,8 @@ final class UpstreamHTTP1Tests: XCTestCase {
     /// one, and never into a buffer the channel still holds.
     func testTheNextHeadReusesTheLastOnesBufferOnlyOnceItIsWrittenOut() throws {
         let allocator = ByteBufferAllocator()
-        let first = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/first", headers: ["host": "cell", "x-request-id": "1"])
-        let second = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/second", headers: ["host": "cell", "x-request-id": "2"])
+        let first = RelayedRequestHead.received(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/first", headers: ["host": "cell", "x-request-id": "1"]))
+        let second = RelayedRequestHead(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/second", headers: ["host": "cell", "x-request-id": "2"]))
         var writer = UpstreamRequestWriter()
         // The channel still holds the first head (a write waiting for the socket).
         let held = try writer.head(first, allocator: allocator)
@@ -504,7 +505,14 @@ final class UpstreamHTTP1Tests: XCTestCase {
         return reads
     }
 
+    /// The bytes the writer makes of `head`, its fields as received and as strings alike.
     static func writtenByUs(_ head: HTTPRequestHead, _ body: [String], _ trailers: HTTPHeaders?) throws -> [UInt8] {
+        let received = try self.writtenByUs(.received(head), body, trailers)
+        XCTAssertEqual(received, try self.writtenByUs(RelayedRequestHead(head), body, trailers), "\(head.headers)")
+        return received
+    }
+
+    static func writtenByUs(_ head: RelayedRequestHead, _ body: [String], _ trailers: HTTPHeaders?) throws -> [UInt8] {
         var writer = UpstreamRequestWriter()
         let allocator = ByteBufferAllocator()
         var bytes = try writer.head(head, allocator: allocator)

@@ -5,16 +5,16 @@ import XCTest
 
 /// Reading a WebSocket handshake, and the bearer subprotocol that keeps tokens out of URLs.
 final class WebSocketHandshakeTests: XCTestCase {
-    func head(method: HTTPMethod = .GET, version: HTTPVersion = .http1_1, _ extra: [(String, String)] = [], key: String = "dGhlIHNhbXBsZSBub25jZQ==") -> HTTPRequestHead {
+    func head(method: HTTPMethod = .GET, version: HTTPVersion = .http1_1, _ extra: [(String, String)] = [], key: String = "dGhlIHNhbXBsZSBub25jZQ==") -> RelayedRequestHead {
         var headers = HTTPHeaders([("Host", "gateway.test"), ("Connection", "keep-alive, Upgrade"), ("Upgrade", "WebSocket"), ("Sec-WebSocket-Key", key), ("Sec-WebSocket-Version", "13")])
         headers.add(contentsOf: extra)
-        return HTTPRequestHead(version: version, method: method, uri: "/v1/live", headers: headers)
+        return .received(HTTPRequestHead(version: version, method: method, uri: "/v1/live", headers: headers))
     }
 
     func testAnOrdinaryRequestIsNoHandshake() {
-        XCTAssertEqual(WebSocketHandshake.read(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Upgrade": "h2c"])), .notAHandshake)
-        XCTAssertEqual(WebSocketHandshake.read(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")), .notAHandshake)
-        let stray = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Upgrade": "websocket", "Connection": "keep-alive"])
+        XCTAssertEqual(WebSocketHandshake.read(.received(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Upgrade": "h2c"]))), .notAHandshake)
+        XCTAssertEqual(WebSocketHandshake.read(.received(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"))), .notAHandshake)
+        let stray = RelayedRequestHead.received(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Upgrade": "websocket", "Connection": "keep-alive"]))
         XCTAssertEqual(WebSocketHandshake.read(stray), .notAHandshake, "an Upgrade that Connection does not name is a stray field")
     }
 
@@ -27,7 +27,7 @@ final class WebSocketHandshakeTests: XCTestCase {
         let head = handshake.headForPhases(self.head([("Sec-WebSocket-Protocol", "chat, erp-gateway.bearer.aaa.bbb.ccc, v2")]))
         XCTAssertEqual(head.headers["sec-websocket-protocol"], ["chat, v2"])
         XCTAssertEqual(head.headers["authorization"], ["Bearer aaa.bbb.ccc"])
-        XCTAssertEqual(TenantAccess.bearerToken(head.headers), .token("aaa.bbb.ccc"))
+        XCTAssertEqual(TenantAccess.bearerToken(head.fields), .token("aaa.bbb.ccc"))
     }
 
     func testABearerEntryBesideAnAuthorizationHeaderIsTwoCredentials() throws {
@@ -35,14 +35,14 @@ final class WebSocketHandshakeTests: XCTestCase {
         guard case .handshake(let handshake) = WebSocketHandshake.read(raw) else { return XCTFail("a handshake") }
         let head = handshake.headForPhases(raw)
         XCTAssertNil(head.headers.first(name: "sec-websocket-protocol"), "only the bearer entry was offered")
-        XCTAssertEqual(TenantAccess.bearerToken(head.headers), .malformed)
+        XCTAssertEqual(TenantAccess.bearerToken(head.fields), .malformed)
     }
 
     func testMalformedHandshakes() {
         for head in [
             self.head(method: .POST), self.head(version: .http1_0), self.head(key: "short"),
             self.head([("Sec-WebSocket-Protocol", "erp-gateway.bearer.a, erp-gateway.bearer.b")]),
-            HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Upgrade": "websocket", "Connection": "upgrade", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "8"]),
+            .received(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Upgrade": "websocket", "Connection": "upgrade", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "8"])),
         ] {
             guard case .malformed = WebSocketHandshake.read(head) else { return XCTFail("\(head)") }
         }
