@@ -180,8 +180,8 @@ final class CellRouter {
     /// The cells a request of a customer placed in `cell` may use, in order: its own, then each
     /// configured fallback that lies inside the customer's residency. A dedicated cell is never
     /// a fallback (the settings refuse it), so no other customer's request can reach one.
-    func route(for cell: GatewaySettings.Cell, residency: Set<String>?) -> CellRoute? {
-        guard let primary = self.cells[cell.id] else { return nil }
+    func route(forCell id: String, residency: Set<String>?) -> CellRoute? {
+        guard let primary = self.cells[id] else { return nil }
         var fallbacks: [CellState] = []
         for name in primary.cell.fallback {
             guard let fallback = self.cells[name], fallback.cell.kind == .pooled else { continue }

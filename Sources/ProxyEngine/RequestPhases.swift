@@ -302,8 +302,10 @@ struct RequestPhases {
     /// The customer's cell (the default cell without a tenant) and the fallbacks its residency
     /// allows; nil when the settings have none of them.
     func selectCell(_ request: AdmittedRequest) -> CellRoute? {
-        guard let cell = request.grant?.cell ?? request.request.configuration.defaultCell else { return nil }
-        return self.environment.router.route(for: cell, residency: request.grant?.policy.residency)
+        // By id: the cell's settings copied out of the grant or the configuration retained and
+        // released each of their fields.
+        guard let id = request.grant?.cell.id ?? request.request.configuration.defaultCell?.id else { return nil }
+        return self.environment.router.route(forCell: id, residency: request.grant?.policy.residency)
     }
 
     // MARK: upstream request

@@ -49,21 +49,21 @@ final class CellRouterTests: XCTestCase {
             cell("eu-1", [1], fallback: ["us-1", "eu-2"]), cell("us-1", [2], region: "us"), cell("eu-2", [3]),
         ]
         let router = CellRouter(eventLoop: self.loop, settings: settings(cells: cells), loopCount: 1)
-        XCTAssertEqual(router.route(for: cells[0], residency: ["eu"])?.chain.map(\.cell.id), ["eu-1", "eu-2"])
-        XCTAssertEqual(router.route(for: cells[0], residency: nil)?.chain.map(\.cell.id), ["eu-1", "us-1", "eu-2"])
-        XCTAssertEqual(router.route(for: cells[0], residency: ["us"])?.chain.map(\.cell.id), ["eu-1", "us-1"])
+        XCTAssertEqual(router.route(forCell: cells[0].id, residency: ["eu"])?.chain.map(\.cell.id), ["eu-1", "eu-2"])
+        XCTAssertEqual(router.route(forCell: cells[0].id, residency: nil)?.chain.map(\.cell.id), ["eu-1", "us-1", "eu-2"])
+        XCTAssertEqual(router.route(forCell: cells[0].id, residency: ["us"])?.chain.map(\.cell.id), ["eu-1", "us-1"])
     }
 
     func testADedicatedCellIsNeverAFallbackEvenIfConfiguredAsOne() {
         // The settings loader refuses this; the router does not rely on it.
         let cells = [cell("eu-1", [1], fallback: ["acme"]), cell("acme", [2], kind: .dedicated)]
         let router = CellRouter(eventLoop: self.loop, settings: settings(cells: cells), loopCount: 1)
-        XCTAssertEqual(router.route(for: cells[0], residency: nil)?.chain.map(\.cell.id), ["eu-1"])
+        XCTAssertEqual(router.route(forCell: cells[0].id, residency: nil)?.chain.map(\.cell.id), ["eu-1"])
     }
 
     func testAnUnknownCellHasNoRoute() {
         let router = CellRouter(eventLoop: self.loop, settings: settings(cells: [cell("eu-1", [1])]), loopCount: 1)
-        XCTAssertNil(router.route(for: cell("gone", [9]), residency: nil))
+        XCTAssertNil(router.route(forCell: cell("gone", [9]).id, residency: nil))
     }
 
     // MARK: - Endpoint choice
@@ -72,10 +72,10 @@ final class CellRouterTests: XCTestCase {
         let cells = [cell("eu-1", [1, 2])]
         let router = CellRouter(eventLoop: self.loop, settings: settings(cells: cells), loopCount: 1)
         for _ in 0..<20 {
-            let first = router.route(for: cells[0], residency: nil)!
+            let first = router.route(forCell: cells[0].id, residency: nil)!
             let busy = port(start(router, first))!
             // With two endpoints both are drawn: the idle one always wins.
-            let second = router.route(for: cells[0], residency: nil)!
+            let second = router.route(forCell: cells[0].id, residency: nil)!
             XCTAssertEqual(port(start(router, second)), busy == 1 ? 2 : 1)
             router.finish(first, now: 0)
             router.finish(second, now: 0)
@@ -87,12 +87,12 @@ final class CellRouterTests: XCTestCase {
         let router = CellRouter(eventLoop: self.loop, settings: settings(cells: cells), loopCount: 1)
         router.setUnhealthy([CellEndpoint(cell: "eu-1", endpoint: endpoint(1))])
         for _ in 0..<10 {
-            let route = router.route(for: cells[0], residency: nil)!
+            let route = router.route(forCell: cells[0].id, residency: nil)!
             XCTAssertEqual(port(start(router, route)), 2)
             router.finish(route, now: 0)
         }
         router.setUnhealthy([CellEndpoint(cell: "eu-1", endpoint: endpoint(1)), CellEndpoint(cell: "eu-1", endpoint: endpoint(2))])
-        let route = router.route(for: cells[0], residency: nil)!
+        let route = router.route(forCell: cells[0].id, residency: nil)!
         guard case .noEndpoint = start(router, route) else { return XCTFail("every endpoint is unhealthy") }
         router.setUnhealthy([])
         XCTAssertNotNil(port(start(router, route)), "healthy again")
@@ -102,8 +102,8 @@ final class CellRouterTests: XCTestCase {
         let cells = [cell("eu-1", [1]), cell("eu-2", [1])]
         let router = CellRouter(eventLoop: self.loop, settings: settings(cells: cells), loopCount: 1)
         router.setUnhealthy([CellEndpoint(cell: "eu-1", endpoint: endpoint(1))])
-        guard case .noEndpoint = start(router, router.route(for: cells[0], residency: nil)!) else { return XCTFail() }
-        XCTAssertEqual(port(start(router, router.route(for: cells[1], residency: nil)!)), 1)
+        guard case .noEndpoint = start(router, router.route(forCell: cells[0].id, residency: nil)!) else { return XCTFail() }
+        XCTAssertEqual(port(start(router, router.route(forCell: cells[1].id, residency: nil)!)), 1)
     }
 
     func testFailuresEjectAnEndpointThenOneProbeBringsItBack() {
@@ -112,31 +112,31 @@ final class CellRouterTests: XCTestCase {
         // Two failures in a row on port 1 (consecutiveFailures: 2).
         var failures = 0
         while failures < 2 {
-            let route = router.route(for: cells[0], residency: nil)!
+            let route = router.route(forCell: cells[0].id, residency: nil)!
             let chosen = port(start(router, route))
             router.report(route, failed: chosen == 1, now: 0)
             if chosen == 1 { failures += 1 }
             router.finish(route, now: 0)
         }
         for _ in 0..<10 {
-            let route = router.route(for: cells[0], residency: nil)!
+            let route = router.route(forCell: cells[0].id, residency: nil)!
             XCTAssertEqual(port(start(router, route, now: 9 * second)), 2, "ejected for 10 s")
             router.finish(route, now: 9 * second)
         }
         // Once the ejection expired, the idle endpoint 1 is probed by exactly one request.
-        let probe = router.route(for: cells[0], residency: nil)!
-        let other = router.route(for: cells[0], residency: nil)!
+        let probe = router.route(forCell: cells[0].id, residency: nil)!
+        let other = router.route(forCell: cells[0].id, residency: nil)!
         let probePort = port(start(router, probe, now: 10 * second))
         let otherPort = port(start(router, other, now: 10 * second))
         XCTAssertEqual(Set([probePort, otherPort]), [1, 2])
         let prober = probePort == 1 ? probe : other
-        let third = router.route(for: cells[0], residency: nil)!
+        let third = router.route(forCell: cells[0].id, residency: nil)!
         XCTAssertEqual(port(start(router, third, now: 10 * second)), 2, "one probe at a time")
         router.report(prober, failed: false, now: 10 * second)
         for route in [probe, other, third] { router.finish(route, now: 10 * second) }
         var seen: Set<Int> = []
         for _ in 0..<40 {
-            let route = router.route(for: cells[0], residency: nil)!
+            let route = router.route(forCell: cells[0].id, residency: nil)!
             seen.insert(port(start(router, route, now: 11 * second))!)
             router.finish(route, now: 11 * second)
         }
@@ -147,15 +147,15 @@ final class CellRouterTests: XCTestCase {
         let cells = [cell("eu-1", [1])]
         let router = CellRouter(eventLoop: self.loop, settings: settings(cells: cells), loopCount: 1)
         for _ in 0..<2 {
-            let route = router.route(for: cells[0], residency: nil)!
+            let route = router.route(forCell: cells[0].id, residency: nil)!
             _ = start(router, route)
             router.report(route, failed: true, now: 0)
             router.finish(route, now: 0)
         }
-        let probe = router.route(for: cells[0], residency: nil)!
+        let probe = router.route(forCell: cells[0].id, residency: nil)!
         XCTAssertEqual(port(start(router, probe, now: 10 * second)), 1)
         router.finish(probe, now: 10 * second)  // the client left: nothing learned
-        let next = router.route(for: cells[0], residency: nil)!
+        let next = router.route(forCell: cells[0].id, residency: nil)!
         XCTAssertEqual(port(start(router, next, now: 10 * second)), 1)
     }
 
@@ -164,7 +164,7 @@ final class CellRouterTests: XCTestCase {
     func testARetryAvoidsTriedEndpointsThenMovesToTheFallbackCell() {
         let cells = [cell("eu-1", [1, 2], fallback: ["eu-2"]), cell("eu-2", [3])]
         let router = CellRouter(eventLoop: self.loop, settings: settings(cells: cells), loopCount: 1)
-        let route = router.route(for: cells[0], residency: nil)!
+        let route = router.route(forCell: cells[0].id, residency: nil)!
         var ports: [Int] = []
         for _ in 0..<3 {
             guard let chosen = port(start(router, route)) else { return XCTFail("expected an endpoint") }
@@ -187,8 +187,8 @@ final class CellRouterTests: XCTestCase {
         let router = CellRouter(
             eventLoop: self.loop, settings: settings(cells: cells, retries: .init(maxAttempts: 3, budgetPercent: 0, minRetriesInFlight: 1)), loopCount: 1
         )
-        let a = router.route(for: cells[0], residency: nil)!
-        let b = router.route(for: cells[0], residency: nil)!
+        let a = router.route(forCell: cells[0].id, residency: nil)!
+        let b = router.route(forCell: cells[0].id, residency: nil)!
         for route in [a, b] {
             _ = start(router, route)
             router.report(route, failed: true, now: 0)
@@ -208,16 +208,16 @@ final class CellRouterTests: XCTestCase {
         let limits = GatewaySettings.CellLimits(maxPending: 2, maxInFlight: 1, retryAfter: .seconds(7))
         let cells = [cell("eu-1", [1], limits: limits), cell("eu-2", [2])]
         let router = CellRouter(eventLoop: self.loop, settings: settings(cells: cells), loopCount: 1)
-        let first = router.route(for: cells[0], residency: nil)!
+        let first = router.route(forCell: cells[0].id, residency: nil)!
         XCTAssertEqual(port(start(router, first)), 1)
         var resumed: [String] = []
-        let second = router.route(for: cells[0], residency: nil)!
-        let third = router.route(for: cells[0], residency: nil)!
+        let second = router.route(forCell: cells[0].id, residency: nil)!
+        let third = router.route(forCell: cells[0].id, residency: nil)!
         guard case .wait = start(router, second, resumed: { resumed.append("second \(self.port($0) ?? 0)") }) else { return XCTFail() }
         guard case .wait = start(router, third, resumed: { resumed.append("third \(self.port($0) ?? 0)") }) else { return XCTFail() }
-        guard case .overloaded(7) = start(router, router.route(for: cells[0], residency: nil)!) else { return XCTFail("pending is full") }
+        guard case .overloaded(7) = start(router, router.route(forCell: cells[0].id, residency: nil)!) else { return XCTFail("pending is full") }
         // Another cell is not affected by this one being full.
-        XCTAssertEqual(port(start(router, router.route(for: cells[1], residency: nil)!)), 2)
+        XCTAssertEqual(port(start(router, router.route(forCell: cells[1].id, residency: nil)!)), 2)
 
         router.endAttempt(first, now: 0)
         XCTAssertEqual(resumed, ["second 1"])
@@ -232,10 +232,10 @@ final class CellRouterTests: XCTestCase {
         var full = cell("eu-1", [1], limits: .init(maxPending: 5, maxInFlight: 1, retryAfter: .seconds(3)))
         full.connectTimeout = .milliseconds(200)
         let router = CellRouter(eventLoop: self.loop, settings: settings(cells: [full]), loopCount: 1)
-        let holder = router.route(for: full, residency: nil)!
+        let holder = router.route(forCell: full.id, residency: nil)!
         _ = start(router, holder)
         var outcome: CellRouter.AttemptStart?
-        let waiter = router.route(for: full, residency: nil)!
+        let waiter = router.route(forCell: full.id, residency: nil)!
         _ = start(router, waiter, resumed: { outcome = $0 })
         self.loop.advanceTime(by: .milliseconds(199))
         XCTAssertNil(outcome)
@@ -250,12 +250,12 @@ final class CellRouterTests: XCTestCase {
     func testAClientLeavingWhileQueuedFreesItsPlace() {
         let full = cell("eu-1", [1], limits: .init(maxPending: 1, maxInFlight: 1, retryAfter: .seconds(1)))
         let router = CellRouter(eventLoop: self.loop, settings: settings(cells: [full]), loopCount: 1)
-        let holder = router.route(for: full, residency: nil)!
+        let holder = router.route(forCell: full.id, residency: nil)!
         _ = start(router, holder)
-        let leaving = router.route(for: full, residency: nil)!
+        let leaving = router.route(forCell: full.id, residency: nil)!
         guard case .wait = start(router, leaving, resumed: { _ in XCTFail("a request that left is never resumed") }) else { return XCTFail() }
         router.finish(leaving, now: 0)
-        let next = router.route(for: full, residency: nil)!
+        let next = router.route(forCell: full.id, residency: nil)!
         guard case .wait = start(router, next) else { return XCTFail("the place in the queue is free again") }
         router.finish(holder, now: 0)
         router.finish(next, now: 0)
@@ -273,11 +273,11 @@ final class CellRouterTests: XCTestCase {
     func testAReloadKeepsTheLoadOfACellThatStays() {
         let before = cell("eu-1", [1, 2], limits: .init(maxPending: 5, maxInFlight: 5, retryAfter: .seconds(1)))
         let router = CellRouter(eventLoop: self.loop, settings: settings(cells: [before]), loopCount: 1)
-        let running = router.route(for: before, residency: nil)!
+        let running = router.route(forCell: before.id, residency: nil)!
         _ = start(router, running)
         let after = cell("eu-1", [1, 2], limits: .init(maxPending: 1, maxInFlight: 1, retryAfter: .seconds(2)))
         router.reconfigure(settings(cells: [after]))
-        let next = router.route(for: after, residency: nil)!
+        let next = router.route(forCell: after.id, residency: nil)!
         guard case .wait = start(router, next) else { return XCTFail("the request in flight still counts under the new bound") }
         router.finish(running, now: 0)
         XCTAssertNotNil(next.currentCell, "granted when the old request finished")
