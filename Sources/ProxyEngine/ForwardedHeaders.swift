@@ -141,10 +141,6 @@ enum ForwardedHeaders {
         for name in doomed { fields.remove(name: name) }
     }
 
-    static func isUnderscoreTwin(_ name: String) -> Bool {
-        self.withBytes(of: name) { self.isUnderscoreTwin(bytes: UnsafeRawBufferPointer($0)) }
-    }
-
     static func isUnderscoreTwin(bytes name: UnsafeRawBufferPointer) -> Bool {
         guard name.contains(UInt8(ascii: "_")) else { return false }
         let folded = String(decoding: name.map { byte -> UInt8 in

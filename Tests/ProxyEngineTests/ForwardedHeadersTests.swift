@@ -365,7 +365,7 @@ final class ForwardedHeadersTests: XCTestCase {
 
     func testNamesWithoutUnderscoresAreNeverTwins() {
         for name in ["X-ERP-Tenant", "x-forwarded-for", "Content-Length", "x-custom"] {
-            XCTAssertFalse(ForwardedHeaders.isUnderscoreTwin(name), name)
+            XCTAssertFalse(Array(name.utf8).withUnsafeBytes { ForwardedHeaders.isUnderscoreTwin(bytes: $0) }, name)
         }
     }
 
