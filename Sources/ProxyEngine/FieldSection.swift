@@ -122,26 +122,6 @@ struct FieldSection: FieldEditing, Equatable, Sendable {
         }
     }
 
-    /// The values of every field of that name, in order (`HTTPHeaders`' subscript).
-    func values(name: String) -> [String] {
-        var values: [String] = []
-        ForwardedHeaders.withBytes(of: name) { wanted in
-            self.forEachField { fieldName, value in
-                if ForwardedHeaders.equalIgnoringCase(fieldName, UnsafeRawBufferPointer(wanted)) { values.append(String(decoding: value, as: UTF8.self)) }
-            }
-        }
-        return values
-    }
-
-    /// How many fields there are, removed ones not counted.
-    var count: Int {
-        var count = self.added.count
-        for line in self.lines where !line.isRemoved { count += 1 }
-        return count
-    }
-
-    var isEmpty: Bool { self.count == 0 }
-
     /// Room for `count` more added fields in one allocation.
     mutating func reserveAddedCapacity(_ count: Int) {
         self.added.reserveCapacity(self.added.count + count)
@@ -308,14 +288,6 @@ struct RelayedRequestHead: Equatable, Sendable {
     init(_ head: HTTPRequestHead) {
         self.init(version: head.version, method: head.method, uri: head.uri, fields: FieldSection(head.headers))
     }
-
-    /// The head as SwiftNIO's type, its fields made strings.
-    var nioHead: HTTPRequestHead {
-        HTTPRequestHead(version: self.version, method: self.method, uri: self.uri, headers: self.fields.headers)
-    }
-
-    /// The fields made strings, in order.
-    var headers: HTTPHeaders { self.fields.headers }
 
     /// `HTTPRequestHead.isKeepAlive`'s verdict (`ForwardedHeaders.keepsAlive`).
     var isKeepAlive: Bool { ForwardedHeaders.keepsAlive(self.fields, version: self.version) }

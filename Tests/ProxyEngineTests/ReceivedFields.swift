@@ -30,4 +30,12 @@ extension RelayedRequestHead {
     static func received(_ head: HTTPRequestHead) -> RelayedRequestHead {
         RelayedRequestHead(version: head.version, method: head.method, uri: head.uri, fields: .received(head.headers))
     }
+
+    /// The head as SwiftNIO's type, its fields made strings.
+    var nioHead: HTTPRequestHead {
+        HTTPRequestHead(version: self.version, method: self.method, uri: self.uri, headers: self.fields.headers)
+    }
+
+    /// The fields made strings, in order.
+    var headers: HTTPHeaders { self.fields.headers }
 }

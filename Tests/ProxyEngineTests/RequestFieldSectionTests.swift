@@ -71,12 +71,10 @@ final class RequestFieldSectionTests: XCTestCase {
         for _ in 0..<400 {
             let received = try Self.randomHead(&random)
             let strings = received.fields.headers
-            XCTAssertEqual(received.fields.count, strings.count)
             XCTAssertEqual(received.isKeepAlive, received.nioHead.isKeepAlive, "\(strings)")
             for name in Self.names + ["host", "AUTHORIZATION", "x-erp-tenant", "absent"] {
                 XCTAssertEqual(received.fields.first(name: name), strings.first(name: name), "\(name) in \(strings)")
                 XCTAssertEqual(received.fields.contains(name: name), strings.contains(name: name), "\(name) in \(strings)")
-                XCTAssertEqual(received.fields.values(name: name), strings[name], "\(name) in \(strings)")
             }
         }
     }
