@@ -23,7 +23,7 @@ enum HTTP1Writing {
     }
 
     /// Checks every field as it goes: a name must be a token, a value free of control characters.
-    static func measure(_ headers: HTTPHeaders) throws(InvalidField) -> Fields {
+    static func measure(_ headers: some Sequence<(name: String, value: String)>) throws(InvalidField) -> Fields {
         var fields = Fields()
         for (name, value) in headers {
             guard !name.isEmpty, ForwardedHeaders.withBytes(of: name, HTTP1Reading.isToken), ForwardedHeaders.withBytes(of: value, HTTP1Reading.isFieldValue)
@@ -42,7 +42,7 @@ enum HTTP1Writing {
     /// The fields as `measure` sized them, then the empty line that ends them: copied into the
     /// buffer's memory in one access (written piece by piece, each `writeString` checked the
     /// buffer's uniqueness and capacity again: a third of the time a head took to write).
-    static func write(_ headers: HTTPHeaders, measured fields: Fields, into buffer: inout ByteBuffer) {
+    static func write(_ headers: some Sequence<(name: String, value: String)>, measured fields: Fields, into buffer: inout ByteBuffer) {
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: fields.bytes + 2) { out in
             var at = 0
             func put(_ bytes: UnsafeBufferPointer<UInt8>) {
