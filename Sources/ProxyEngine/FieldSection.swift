@@ -57,7 +57,8 @@ struct FieldSection: FieldEditing, Equatable, Sendable {
     /// Fields the gateway added, written after the received ones. A list of its own, not
     /// `HTTPHeaders`: that type checked every name as it was added and was walked through a
     /// subscript the optimizer could not see into, 1.5 % of a proxy-only profile's samples
-    /// together (`bench/profile.sh proxy`), for fields checked anyway as they are written.
+    /// together (`bench/profile.sh proxy`), for fields checked anyway as they are written. As a
+    /// list a proxy-only request cost 24.1 µs against 24.8 (`MODE=proxy bench/ab.sh`, 12 rounds).
     private var added: [(name: String, value: String)]
 
     /// Fields the gateway made, none received.
@@ -67,7 +68,8 @@ struct FieldSection: FieldEditing, Equatable, Sendable {
         self.added = Array(headers)
     }
 
-    /// The lines `UpstreamResponseParser` read in `received`, each a valid field.
+    /// The lines a parser (`UpstreamResponseParser`, `ClientRequestParser`) read in `received`,
+    /// each a valid field.
     init(received: ByteBuffer, lines: [Line]) {
         self.received = received
         self.lines = lines
