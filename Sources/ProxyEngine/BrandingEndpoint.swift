@@ -31,7 +31,7 @@ enum BrandingEndpoint {
         let personal = request.fields.contains(name: "authorization")
         headers.add(name: "cache-control", value: personal ? "private, max-age=\(self.maxAgeSeconds)" : "public, max-age=\(self.maxAgeSeconds)")
         headers.add(name: "vary", value: personal ? "Authorization" : "Host")
-        if self.matches(request.fields.headers[canonicalForm: "if-none-match"], etag: branding.etag) {
+        if self.matches(request.fields, etag: branding.etag) {
             return Response(status: .notModified, headers: headers, body: nil)
         }
         headers.add(name: "content-type", value: "application/json")
@@ -40,10 +40,20 @@ enum BrandingEndpoint {
     }
 
     /// RFC 9110 §13.1.2: `*` or any listed tag, compared weakly (a `W/` prefix is ignored).
-    static func matches(_ candidates: [Substring], etag: String) -> Bool {
-        candidates.contains { candidate in
-            let tag = candidate.hasPrefix("W/") ? candidate.dropFirst(2) : candidate
-            return tag == "*" || tag == etag
+    /// The `If-None-Match` items are read in place, as the head's other fields are.
+    static func matches(_ fields: some FieldEditing, etag: String) -> Bool {
+        var matched = false
+        ForwardedHeaders.withBytes(of: etag) { etag in
+            fields.forEachField { name, value in
+                guard !matched, name.count == 13, ForwardedHeaders.matches(bytes: name, "if-none-match") else { return }
+                var items = FieldListItems(value)
+                while !matched, let item = items.next() {
+                    let weak = item.count >= 2 && item[0] == UInt8(ascii: "W") && item[1] == UInt8(ascii: "/")
+                    let tag = weak ? UnsafeRawBufferPointer(rebasing: item[2...]) : item
+                    matched = (tag.count == 1 && tag[0] == UInt8(ascii: "*")) || tag.elementsEqual(etag)
+                }
+            }
         }
+        return matched
     }
 }

@@ -51,7 +51,6 @@ final class Exchange {
     /// How many values masking replaced, for the log line.
     var maskedValues: Int?
 
-
     /// Set by `end`: what the exchange held has been given back.
     private(set) var ended = false
 

@@ -19,10 +19,17 @@ protocol FieldEditing {
 
 extension HTTPHeaders: FieldEditing {
     func forEachField(_ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Void) {
-        for (name, value) in self {
-            ForwardedHeaders.withBytes(of: name) { name in
-                ForwardedHeaders.withBytes(of: value) { value in body(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value)) }
-            }
+        forEachFieldsBytes(self, body)
+    }
+}
+
+/// `FieldEditing.forEachField` for fields held as strings (`HTTPHeaders`, a section's added ones).
+private func forEachFieldsBytes(
+    _ fields: some Sequence<(name: String, value: String)>, _ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Void
+) {
+    for (name, value) in fields {
+        ForwardedHeaders.withBytes(of: name) { name in
+            ForwardedHeaders.withBytes(of: value) { value in body(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value)) }
         }
     }
 }
@@ -97,11 +104,7 @@ struct FieldSection: FieldEditing, Equatable, Sendable {
                 }
             }
         }
-        for (name, value) in self.added {
-            ForwardedHeaders.withBytes(of: name) { name in
-                ForwardedHeaders.withBytes(of: value) { value in body(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value)) }
-            }
-        }
+        forEachFieldsBytes(self.added, body)
     }
 
     func first(name: String) -> String? {
@@ -120,7 +123,6 @@ struct FieldSection: FieldEditing, Equatable, Sendable {
         return self.added.contains { Self.sameName($0.name, name) }
     }
 
-    /// The index of the first received line of that name not removed.
     /// Whether two names are the same, ignoring ASCII case.
     private static func sameName(_ first: String, _ second: String) -> Bool {
         first.utf8.count == second.utf8.count
@@ -129,6 +131,7 @@ struct FieldSection: FieldEditing, Equatable, Sendable {
             }
     }
 
+    /// The index of the first received line of that name not removed.
     private func firstLine(named name: String, in bytes: UnsafeRawBufferPointer) -> Int? {
         ForwardedHeaders.withBytes(of: name) { wanted in
             let wanted = UnsafeRawBufferPointer(wanted)

@@ -318,8 +318,7 @@ struct RequestPhases {
         let grant = request.grant
         let catalog = gatewayRequest.configuration.tenants?.catalog
         let key = gatewayRequest.settings.upstreamContext?.active
-        // The normalized target, given apart: setting it on a copy of the client's head copied
-        // that head's storage once more on every request.
+        // The normalized target: what was matched and authorized is what is forwarded.
         var head = ForwardedHeaders.upstreamRequestHead(
             from: gatewayRequest.head, target: gatewayRequest.path.target, facts: gatewayRequest.facts, requestID: gatewayRequest.requestID,
             trace: gatewayRequest.trace, framing: gatewayRequest.framing, removingAuthorization: grant != nil && catalog != nil && key != nil
