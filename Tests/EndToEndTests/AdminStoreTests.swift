@@ -264,7 +264,7 @@ final class AdminStoreTests: AdminTestCase {
         _ = try self.redis.cli(["EVAL", promote, "0"])
 
         XCTAssertEqual(try self.servedPortalName(becoming: "Before"), "Before", "the node serves the store's tree again\n\(self.gateway.log)")
-        XCTAssertTrue(self.gateway.log.contains("admin store went back to revision 2"), self.gateway.log)
+        XCTAssertTrue(self.gateway.waitForLog("admin store went back to revision 2"), self.gateway.log)
         let next = try self.admin("PATCH", "/admin/v1/nodes/p1", token: token, ifMatch: try self.etag("p1"), body: #"{"branding":{"displayName":"Next"}}"#)
         XCTAssertEqual(next.status, 200, next.text)
         XCTAssertEqual(try self.servedPortalName(becoming: "Next"), "Next")

@@ -53,7 +53,7 @@ final class CellRoutingTests: GatewayTestCase {
             XCTAssertEqual(response.status, 200, "request \(index): \(response.text)")
             XCTAssertEqual(try SeenRequest(response).backend, "backend-1")
         }
-        XCTAssertTrue(self.gateway.log.contains("retrying on another endpoint"))
+        XCTAssertTrue(self.gateway.waitForLog("retrying on another endpoint"))
 
         try self.processes[0].start()
         // Ejections last 300 ms at first; then a probe request puts the endpoint back.
@@ -122,12 +122,12 @@ final class CellRoutingTests: GatewayTestCase {
         let answer = try request(port: self.port, "GET", "/")
         try self.assertProblem(answer, status: 503, slug: "no-healthy-upstream")
         XCTAssertEqual(answer.header("retry-after"), "1")
-        XCTAssertTrue(self.gateway.log.contains("endpoint unhealthy"))
+        XCTAssertTrue(self.gateway.waitForLog("endpoint unhealthy"))
 
         try self.processes[1].start()
         let recovered = try self.eventually(5) { try request(port: self.port, "GET", "/").status == 200 }
         XCTAssertTrue(recovered, "a passing health check brings the endpoint back")
-        XCTAssertTrue(self.gateway.log.contains("endpoint healthy again"))
+        XCTAssertTrue(self.gateway.waitForLog("endpoint healthy again"))
     }
 
     func testAnEndpointFailingItsHealthCheckGetsNoTraffic() async throws {

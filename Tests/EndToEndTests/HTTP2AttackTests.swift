@@ -83,7 +83,7 @@ final class HTTP2AttackTests: HTTP2TestCase {
             XCTAssertEqual(try bystander.readResponse(stream).status, 200, "request \(index) after the attack")
         }
         XCTAssertTrue(self.eventually(10) { self.backends[0].openConnections <= 1 }, "upstream connections of reset requests are closed: \(self.backends[0].openConnections) open")
-        XCTAssertTrue(self.gateway.log.contains("error=ExcessiveRSTFrames"), "the log names the cause")
+        XCTAssertTrue(self.gateway.waitForLog("error=ExcessiveRSTFrames"), "the log names the cause")
     }
 
     // MARK: - CONTINUATION flood

@@ -254,7 +254,7 @@ final class SupportAccessTests: AdminTestCase {
         XCTAssertEqual(second.status, 200, second.text)
         let token = try XCTUnwrap(try self.admin("POST", "/admin/v1/nodes/c1/support-grants/\(grant)/token", token: engineer).json()["token"] as? String)
         XCTAssertEqual(try self.data(first.port, token: token).status, 200)
-        XCTAssertTrue(first.log.contains("break-glass"), "the approval is logged as break-glass")
+        XCTAssertTrue(first.waitForLog("break-glass"), "the approval is logged as break-glass")
         let audit = try self.admin("GET", "/admin/v1/nodes/c1/audit", token: try self.token("customer-admin", "c1")).text
         XCTAssertTrue(audit.contains(#""breakGlass":true"#), audit)
     }

@@ -181,7 +181,7 @@ final class TenantTreeTests: GatewayTestCase {
             usleep(50_000)
         }
         XCTAssertEqual(seen, "Watched")
-        XCTAssertTrue(self.gateway.log.contains("reason=file changed"))
+        XCTAssertTrue(self.gateway.waitForLog("reason=file changed"))
     }
 
     func testCheckAndExplainOnTheTree() throws {
