@@ -13,7 +13,7 @@
 # loop, no tenant tree, `listener.http2.cleartext`). h2load runs on core 1, one thread, the same
 # connections, streams and duration for both, first over HTTP/2 and then over HTTP/1.1 (--h1,
 # the same tool, one request at a time per connection; nginx on a second, HTTP/1.1 listener).
-# Prints req/s, mean request time and
+# Prints req/s, mean and longest request time and
 # server CPU µs per request (/proc of every server process). Then IDLE connections that have
 # exchanged the preface and SETTINGS are opened to each server and held: resident memory added
 # per idle HTTP/2 connection is (RSS with them − RSS before) / IDLE. Exits non-zero if a run had
@@ -52,7 +52,7 @@ declare -A server_of=([nginx]=$(master_of "$nginx_port") [gateway]=$(master_of "
 declare -A port_of=([nginx]=$nginx_port [gateway]=$gateway_port)
 
 failed=0
-declare -A rps mean cpu
+declare -A rps mean longest cpu
 run() {  # $1 server, $2 h2|h1
     local name=$1 protocol=$2
     local options=(-c "$connections" -m "$streams")
@@ -73,9 +73,13 @@ run() {  # $1 server, $2 h2|h1
     local done_requests succeeded
     read -r done_requests succeeded <<<"$(sed -n 's/^requests: .* \([0-9]*\) done, \([0-9]*\) succeeded.*/\1 \2/p' <<<"$output")"
     rps[$name-$protocol]=$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' <<<"$output")
-    mean[$name-$protocol]=$(awk '/^time for request:/ { print $5 }' <<<"$output")
+    # h2load's line: "time for request: min max mean sd +/-sd".
+    mean[$name-$protocol]=$(awk '/^time for request:/ { print $6 }' <<<"$output")
+    longest[$name-$protocol]=$(awk '/^time for request:/ { print $5 }' <<<"$output")
     cpu[$name-$protocol]=$(python3 -c "print('%.1f' % (($after - $before) * 1e6 / $ticks_per_second / max(1, $done_requests)))")
-    if [ "$done_requests" != "$succeeded" ] || ! grep -q "status codes: $done_requests 2xx" <<<"$output"; then
+    # Every request done succeeded, and none was answered with another status than 2xx. (The
+    # 2xx count can exceed the done count by a response that came as the run ended.)
+    if [ "$done_requests" != "$succeeded" ] || ! grep -q "^status codes: [0-9]* 2xx, 0 3xx, 0 4xx, 0 5xx" <<<"$output"; then
         echo "run $name over $protocol: $succeeded of $done_requests succeeded" >&2
         grep -E "^(requests|status codes):" <<<"$output" >&2
         failed=1
@@ -88,7 +92,7 @@ for name in nginx gateway; do
     run "$name" h1
 done
 
-printf '\n%-32s %10s %12s %10s\n' "target" "req/s" "mean/request" "CPU µs/req"
+printf '\n%-32s %10s %12s %12s %10s\n' "target" "req/s" "mean/request" "max/request" "CPU µs/req"
 for key in nginx-h2 gateway-h2 nginx-h1 gateway-h1; do
     case $key in
         nginx-h2) label="nginx, h2c" ;;
@@ -96,7 +100,7 @@ for key in nginx-h2 gateway-h2 nginx-h1 gateway-h1; do
         nginx-h1) label="nginx, HTTP/1.1 (h2load --h1)" ;;
         gateway-h1) label="gateway proxy-only, HTTP/1.1" ;;
     esac
-    printf '%-32s %10s %12s %10s\n' "$label" "${rps[$key]}" "${mean[$key]}" "${cpu[$key]}"
+    printf '%-32s %10s %12s %12s %10s\n' "$label" "${rps[$key]}" "${mean[$key]}" "${longest[$key]}" "${cpu[$key]}"
 done
 echo
 echo "gateway/nginx over h2c: req/s $(ratio "${rps[gateway-h2]}" "${rps[nginx-h2]}"), CPU per request $(ratio "${cpu[gateway-h2]}" "${cpu[nginx-h2]}")"
