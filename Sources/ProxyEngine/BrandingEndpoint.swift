@@ -44,14 +44,11 @@ enum BrandingEndpoint {
     static func matches(_ fields: some FieldEditing, etag: String) -> Bool {
         var matched = false
         ForwardedHeaders.withBytes(of: etag) { etag in
-            fields.forEachField { name, value in
-                guard !matched, name.count == 13, ForwardedHeaders.matches(bytes: name, "if-none-match") else { return }
-                var items = FieldListItems(value)
-                while !matched, let item = items.next() {
-                    let weak = item.count >= 2 && item[0] == UInt8(ascii: "W") && item[1] == UInt8(ascii: "/")
-                    let tag = weak ? UnsafeRawBufferPointer(rebasing: item[2...]) : item
-                    matched = (tag.count == 1 && tag[0] == UInt8(ascii: "*")) || tag.elementsEqual(etag)
-                }
+            ForwardedHeaders.forEachItem(of: fields, named: "if-none-match") { item in
+                let weak = item.count >= 2 && item[0] == UInt8(ascii: "W") && item[1] == UInt8(ascii: "/")
+                let tag = weak ? UnsafeRawBufferPointer(rebasing: item[2...]) : item
+                matched = (tag.count == 1 && tag[0] == UInt8(ascii: "*")) || tag.elementsEqual(etag)
+                return !matched
             }
         }
         return matched

@@ -50,10 +50,6 @@ struct CrossOriginAnswer {
     /// its routes, so a backend's `Access-Control-Allow-Origin: *` cannot widen that. Only for
     /// requests that came with an `Origin` (browsers): nothing else reads these fields.
     static func removeUpstreamFields<Fields: FieldEditing>(from headers: inout Fields) {
-        var doomed: [String] = []
-        headers.forEachField { name, _ in
-            if name.count > 15, ForwardedHeaders.matches(bytes: name, "access-control-", prefixOnly: true) { doomed.append(String(decoding: name, as: UTF8.self)) }
-        }
-        for name in doomed { headers.remove(name: name) }
+        headers.removeAll(whereName: { $0.count > 15 && ForwardedHeaders.matches(bytes: $0, "access-control-", prefixOnly: true) })
     }
 }

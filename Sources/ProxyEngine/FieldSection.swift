@@ -17,6 +17,18 @@ protocol FieldEditing {
     mutating func replaceOrAdd(name: String, value: String)
 }
 
+extension FieldEditing {
+    /// Removes every field whose name passes `test`. Names are read in place: a string is made
+    /// only of those removed, which nearly every head has none of.
+    mutating func removeAll(whereName test: (_ name: UnsafeRawBufferPointer) -> Bool) {
+        var doomed: [String] = []
+        self.forEachField { name, _ in
+            if test(name) { doomed.append(String(decoding: name, as: UTF8.self)) }
+        }
+        for name in doomed { self.remove(name: name) }
+    }
+}
+
 extension HTTPHeaders: FieldEditing {
     func forEachField(_ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Void) {
         forEachFieldsBytes(self, body)

@@ -89,16 +89,10 @@ enum ForwardedHeaders {
     static func keepsAlive(_ fields: some FieldEditing, version: HTTPVersion) -> Bool {
         var keepAlives = 0
         var closes = false
-        fields.forEachField { name, value in
-            guard !closes, name.count == 10, self.matches(bytes: name, "connection") else { return }
-            var tokens = FieldListItems(value)
-            while let token = tokens.next() {
-                if self.matches(bytes: token, "keep-alive") { keepAlives += 1 }
-                if self.matches(bytes: token, "close") {
-                    closes = true
-                    return
-                }
-            }
+        self.forEachItem(of: fields, named: "connection") { token in
+            if self.matches(bytes: token, "keep-alive") { keepAlives += 1 }
+            closes = self.matches(bytes: token, "close")
+            return !closes
         }
         if closes { return false }
         if keepAlives > 0 { return keepAlives == 1 }
@@ -108,12 +102,22 @@ enum ForwardedHeaders {
     /// Whether the head asks for `100 Continue` (an `Expect` item `100-continue`, in any case).
     static func expectsContinue(_ fields: some FieldEditing) -> Bool {
         var expects = false
-        fields.forEachField { name, value in
-            guard !expects, name.count == 6, self.matches(bytes: name, "expect") else { return }
-            var items = FieldListItems(value)
-            while !expects, let item = items.next() { expects = self.matches(bytes: item, "100-continue") }
+        self.forEachItem(of: fields, named: "expect") { item in
+            expects = self.matches(bytes: item, "100-continue")
+            return !expects
         }
         return expects
+    }
+
+    /// Calls `body` with each item (`FieldListItems`) of every field of that name, in order,
+    /// read in place, until it returns false.
+    static func forEachItem(of fields: some FieldEditing, named wanted: StaticString, _ body: (UnsafeRawBufferPointer) -> Bool) {
+        var going = true
+        fields.forEachField { name, value in
+            guard going, self.matches(bytes: name, wanted) else { return }
+            var items = FieldListItems(value)
+            while going, let item = items.next() { going = body(item) }
+        }
     }
 
     /// Hop-by-hop or `Proxy-*`, compared ASCII case-insensitively without building a string.
@@ -134,11 +138,7 @@ enum ForwardedHeaders {
     /// is a controlled name, an `X-ERP-*` context header or a `Proxy-*` header. Names without `_`
     /// (nearly all) cost one scan of their bytes; twins are removed in place, like hop-by-hop fields.
     static func removeUnderscoreTwins<Fields: FieldEditing>(_ fields: inout Fields) {
-        var doomed: [String] = []
-        fields.forEachField { name, _ in
-            if self.isUnderscoreTwin(bytes: name) { doomed.append(String(decoding: name, as: UTF8.self)) }
-        }
-        for name in doomed { fields.remove(name: name) }
+        fields.removeAll(whereName: self.isUnderscoreTwin(bytes:))
     }
 
     static func isUnderscoreTwin(bytes name: UnsafeRawBufferPointer) -> Bool {
@@ -278,13 +278,10 @@ enum ForwardedHeaders {
     /// items: empty ones dropped, blanks around each trimmed).
     static func joinedItems(of fields: some FieldEditing, named wanted: StaticString) -> String {
         var joined = ""
-        fields.forEachField { name, value in
-            guard self.matches(bytes: name, wanted) else { return }
-            var items = FieldListItems(value)
-            while let item = items.next() {
-                if !joined.isEmpty { joined += ", " }
-                joined += String(decoding: item, as: UTF8.self)
-            }
+        self.forEachItem(of: fields, named: wanted) { item in
+            if !joined.isEmpty { joined += ", " }
+            joined += String(decoding: item, as: UTF8.self)
+            return true
         }
         return joined
     }

@@ -106,11 +106,7 @@ struct UpstreamContext {
     /// Removes every field named `X-ERP-…`, whatever its case. Nearly every request has none, and
     /// finding that out compares bytes without building a lower-cased copy of each name.
     static func removeClientCopies<Fields: FieldEditing>(from headers: inout Fields) {
-        var doomed: [String] = []
-        headers.forEachField { name, _ in
-            if ForwardedHeaders.matches(bytes: name, Self.headerPrefix, prefixOnly: true) { doomed.append(String(decoding: name, as: UTF8.self)) }
-        }
-        for name in doomed { headers.remove(name: name) }
+        headers.removeAll(whereName: { ForwardedHeaders.matches(bytes: $0, Self.headerPrefix, prefixOnly: true) })
     }
 
     static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
